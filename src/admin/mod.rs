@@ -1,0 +1,1 @@
+//! (module admin: being written)

@@ -1,0 +1,1 @@
+//! (module conn: being written)

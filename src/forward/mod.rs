@@ -1,0 +1,1 @@
+//! (module forward: being written)

@@ -1,0 +1,1 @@
+//! (module wire: being written)
