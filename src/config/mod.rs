@@ -1,1 +1,419 @@
-//! (module config: being written)
+//! lb.toml: schema, validation and conversion to service specs.
+//!
+//! Owns the user-facing configuration file described in interface.md §2.
+//! Key names are keepalived.conf's keywords and defaults are keepalived's
+//! (and IPVS's where keepalived defers to it), so a keepalived user can read
+//! an lb.toml without a manual.
+//!
+//! Loading is two-staged: serde reads the document into `raw` structs that
+//! keep the byte span of every value, then `validate` checks ranges,
+//! addresses and cross-field rules and produces the typed [`Config`]. Every
+//! error, syntactic or semantic, is reported as `PATH:LINE:COL: message`
+//! with the position of the offending value.
+//!
+//! Invariants of a [`Config`] (a value of this type has passed every check):
+//! - no two virtual servers share protocol + address + port, no service has
+//!   two real servers with the same address + port;
+//! - DR and TUN real servers carry the VIP's port (IPVS ignores it anyway);
+//! - address families agree wherever the forwarding method needs them to;
+//! - weights are within ipvsadm's 0..=65535 and thresholds are ordered.
+//!
+//! Deliberately not done here: resolving interfaces, MACs or next hops,
+//! running health checks or VRRP (their sections are parsed and typed for
+//! the engines that come later), and keepalived.conf import.
+#![forbid(unsafe_code)]
+
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::sched::{SchedFlags, SchedKind};
+use crate::service::{DestSpec, FwdMethod, MacAddr, Protocol, ServiceKey, ServiceSpec};
+
+/// A validated lb.toml.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub global: Global,
+    pub timeouts: TimeoutsCfg,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub virtual_servers: Vec<VirtualServer>,
+}
+
+/// XDP attach mode (`xdp_mode`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    Native,
+    Generic,
+    Auto,
+}
+
+/// AF_XDP zero-copy request (`zero_copy`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ZeroCopy {
+    On,
+    Off,
+    Auto,
+}
+
+/// `[global]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Global {
+    pub router_id: Option<String>,
+    /// The data-plane NIC; `None` only makes sense for offline use (replay).
+    pub interface: Option<String>,
+    /// RX queues to serve; `None` = every queue of the NIC.
+    pub queues: Option<Vec<u32>>,
+    /// Core of worker i is `cores[i]`; `None` = core i mod ncpu.
+    pub cores: Option<Vec<usize>>,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: ZeroCopy,
+    pub admin_socket: PathBuf,
+    /// Connection-table capacity, all workers together.
+    pub conn_max: usize,
+    /// IPVS sysctl `expire_nodest_conn`: drop connections whose real server
+    /// was removed at their next packet instead of letting them time out.
+    pub expire_nodest_conn: bool,
+    /// IPVS sysctl `expire_quiescent_template`: expire persistence templates
+    /// that point at a weight-0 server.
+    pub expire_quiescent_template: bool,
+}
+
+/// Default admin socket path (interface.md §2).
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/lvsfwd/admin.sock";
+/// Default connection-table capacity.
+pub const DEFAULT_CONN_MAX: usize = 1 << 20;
+
+impl Default for Global {
+    fn default() -> Global {
+        Global {
+            router_id: None,
+            interface: None,
+            queues: None,
+            cores: None,
+            xdp_mode: XdpMode::Auto,
+            zero_copy: ZeroCopy::Auto,
+            admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
+            conn_max: DEFAULT_CONN_MAX,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+        }
+    }
+}
+
+/// `[timeouts]`: IPVS's protocol timeouts (`ipvsadm --set tcp tcpfin udp`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TimeoutsCfg {
+    /// ESTABLISHED TCP connections (IPVS default 900 s).
+    pub tcp: Duration,
+    /// TCP FIN_WAIT (IPVS default 120 s).
+    pub tcp_fin: Duration,
+    /// UDP "connections" (IPVS default 300 s).
+    pub udp: Duration,
+}
+
+impl Default for TimeoutsCfg {
+    fn default() -> TimeoutsCfg {
+        TimeoutsCfg {
+            tcp: Duration::from_secs(900),
+            tcp_fin: Duration::from_secs(120),
+            udp: Duration::from_secs(300),
+        }
+    }
+}
+
+/// VRRP initial state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum VrrpState {
+    Master,
+    Backup,
+}
+
+/// VRRP protocol version.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum VrrpVersion {
+    /// RFC 3768.
+    V2,
+    /// RFC 5798.
+    V3,
+}
+
+/// VRRPv2 authentication (`auth_type` + `auth_pass`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VrrpAuth {
+    /// Simple text password, at most 8 bytes.
+    Pass(String),
+    /// IPSEC-AH, keyed with the password.
+    Ah(String),
+}
+
+/// An address with a prefix length (`virtual_ipaddress` entries).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IpPrefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+/// `[[vrrp_instance]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub state: VrrpState,
+    pub interface: String,
+    pub virtual_router_id: u8,
+    /// 1..=255; 255 = address owner.
+    pub priority: u8,
+    pub advert_int: Duration,
+    pub version: VrrpVersion,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    pub auth: Option<VrrpAuth>,
+    /// All of one address family.
+    pub virtual_ipaddress: Vec<IpPrefix>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<IpAddr>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify: Option<String>,
+}
+
+/// `[[virtual_server]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualServer {
+    pub protocol: Protocol,
+    pub address: SocketAddr,
+    pub lb_algo: SchedKind,
+    pub lb_kind: FwdMethod,
+    /// `Some` for a persistent service.
+    pub persistence_timeout: Option<Duration>,
+    /// Persistence granularity as a prefix length (32 / 128 = per client).
+    pub persistence_prefix: u8,
+    pub sched_flags: SchedFlags,
+    pub ops: bool,
+    /// Interval between two health checks of a real server.
+    pub delay_loop: Duration,
+    pub sorry_server: Option<SocketAddr>,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// FULLNAT source pool; empty for every other method.
+    pub local_address: Vec<IpAddr>,
+    /// In file order.
+    pub real_servers: Vec<RealServer>,
+}
+
+/// `[[virtual_server.real_server]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealServer {
+    pub address: SocketAddr,
+    pub weight: i32,
+    pub mac: Option<MacAddr>,
+    pub inhibit_on_failure: bool,
+    pub uthreshold: u32,
+    pub lthreshold: u32,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    /// Every configured checker; as in keepalived the server is up only
+    /// while all of them succeed, and always up when there is none.
+    pub checks: Vec<HealthCheck>,
+}
+
+/// One health checker of a real server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HealthCheck {
+    Tcp(TcpCheck),
+    Http(HttpGet),
+    Misc(MiscCheck),
+}
+
+/// `tcp_check` (keepalived TCP_CHECK).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcpCheck {
+    /// Address to connect to; the real server's by default.
+    pub connect_ip: IpAddr,
+    /// Port to connect to; the real server's by default.
+    pub connect_port: u16,
+    pub connect_timeout: Duration,
+    /// Failed attempts in a row before the server is declared down.
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+}
+
+/// One `url` entry of `http_get`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub path: String,
+    /// Expected status; `None` = any 2xx (keepalived's rule without one).
+    pub status_code: Option<u16>,
+    /// Expected MD5 of the body.
+    pub digest: Option<[u8; 16]>,
+}
+
+/// `http_get` (keepalived HTTP_GET).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpGet {
+    pub urls: Vec<HttpUrl>,
+    pub connect_ip: IpAddr,
+    pub connect_port: u16,
+    pub connect_timeout: Duration,
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+    pub virtualhost: Option<String>,
+}
+
+/// `misc_check` (keepalived MISC_CHECK).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MiscCheck {
+    pub misc_path: String,
+    /// `None` = the service's delay_loop, as in keepalived.
+    pub misc_timeout: Option<Duration>,
+    /// Exit status 2..=255 sets the weight to status - 2.
+    pub misc_dynamic: bool,
+}
+
+/// Why lb.toml was refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Syntax, schema or semantic error at a position (1-based line and
+    /// column; the column counts characters, not bytes).
+    Invalid {
+        path: String,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+}
+
+impl ConfigError {
+    /// `(line, col)` of an [`ConfigError::Invalid`].
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            ConfigError::Io { .. } => None,
+            ConfigError::Invalid { line, col, .. } => Some((*line, *col)),
+        }
+    }
+    /// The message without its location.
+    pub fn message(&self) -> String {
+        match self {
+            ConfigError::Io { source, .. } => format!("cannot read: {source}"),
+            ConfigError::Invalid { msg, .. } => msg.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, source } => write!(f, "{path}: cannot read: {source}"),
+            ConfigError::Invalid {
+                path,
+                line,
+                col,
+                msg,
+            } => write!(f, "{path}:{line}:{col}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { source, .. } => Some(source),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Reads and validates lb.toml; errors name `path` as given.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_str(&text, &shown)
+}
+
+/// Parses and validates lb.toml text; `path_for_errors` prefixes messages.
+pub fn parse_str(text: &str, path_for_errors: &str) -> Result<Config, ConfigError> {
+    let at = |offset: usize, msg: String| {
+        let (line, col) = line_col(text, offset);
+        ConfigError::Invalid {
+            path: path_for_errors.to_owned(),
+            line,
+            col,
+            msg,
+        }
+    };
+    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        at(offset, e.message().trim_end().to_owned())
+    })?;
+    validate::validate(raw).map_err(|e| at(e.offset, e.msg))
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+impl Config {
+    /// The virtual servers as service specs, in file order.
+    pub fn service_specs(&self) -> Vec<ServiceSpec> {
+        self.virtual_servers
+            .iter()
+            .map(VirtualServer::spec)
+            .collect()
+    }
+}
+
+impl VirtualServer {
+    /// This virtual server as a service spec (real servers in file order).
+    pub fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                proto: self.protocol,
+                addr: self.address.ip(),
+                port: self.address.port(),
+            },
+            sched: self.lb_algo,
+            sched_flags: self.sched_flags,
+            persistence: self.persistence_timeout,
+            persistence_prefix: self.persistence_prefix,
+            ops: self.ops,
+            local_addrs: self.local_address.clone(),
+            dests: self
+                .real_servers
+                .iter()
+                .map(|rs| DestSpec {
+                    addr: rs.address.ip(),
+                    port: rs.address.port(),
+                    fwd: self.lb_kind,
+                    weight: rs.weight,
+                    u_threshold: rs.uthreshold,
+                    l_threshold: rs.lthreshold,
+                    mac: rs.mac,
+                })
+                .collect(),
+        }
+    }
+}

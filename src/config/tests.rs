@@ -1,0 +1,1489 @@
+use super::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn ok(text: &str) -> Config {
+    match parse_str(text, "lb.toml") {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+/// The error's full Display text.
+fn err(text: &str) -> String {
+    match parse_str(text, "lb.toml") {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts an error at `line:col` whose message contains `needle`.
+#[track_caller]
+fn err_at(text: &str, line: usize, col: usize, needle: &str) {
+    let e = err(text);
+    let prefix = format!("lb.toml:{line}:{col}: ");
+    assert!(e.starts_with(&prefix), "want {prefix}…, got: {e}");
+    assert!(e.contains(needle), "want …{needle}…, got: {e}");
+}
+
+fn v4(s: &str) -> IpAddr {
+    IpAddr::V4(s.parse::<Ipv4Addr>().unwrap())
+}
+fn v6(s: &str) -> IpAddr {
+    IpAddr::V6(s.parse::<Ipv6Addr>().unwrap())
+}
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// interface.md §2's example with every commented key set to a valid value.
+const FULL: &str = r#"
+[global]
+router_id = "lb1"
+interface = "eth0"
+queues = [0, 1]
+cores = [2, 3]
+xdp_mode = "native"
+zero_copy = "on"
+admin_socket = "/run/lvsfwd/admin.sock"
+conn_max = 1048576
+expire_nodest_conn = true
+expire_quiescent_template = true
+
+[timeouts]
+tcp = 900
+tcp_fin = 120
+udp = 300
+
+[[vrrp_instance]]
+name = "VI_1"
+state = "BACKUP"
+interface = "eth0"
+virtual_router_id = 51
+priority = 50
+advert_int = 1
+version = 2
+nopreempt = false
+preempt_delay = 0
+auth_type = "PASS"
+auth_pass = "1111"
+virtual_ipaddress = ["198.18.0.250/32"]
+unicast_src_ip = "198.18.0.2"
+unicast_peer = ["198.18.0.3", "198.18.0.4"]
+notify_master = "/etc/lvsfwd/notify master"
+notify_backup = "/etc/lvsfwd/notify backup"
+notify_fault = "/etc/lvsfwd/notify fault"
+notify = "/etc/lvsfwd/notify"
+
+[[virtual_server]]
+address = "198.18.0.250:80"
+protocol = "TCP"
+lb_algo = "rr"
+lb_kind = "DR"
+persistence_timeout = 50
+persistence_granularity = "255.255.255.0"
+ops = false
+delay_loop = 6
+sorry_server = "198.18.0.20:80"
+quorum = 2
+hysteresis = 1
+
+  [[virtual_server.real_server]]
+  address = "198.18.0.11:80"
+  weight = 1
+  mac = "52:54:00:00:00:11"
+  inhibit_on_failure = true
+  uthreshold = 100
+  lthreshold = 50
+  notify_up = "/bin/up"
+  notify_down = "/bin/down"
+  [virtual_server.real_server.tcp_check]
+  connect_timeout = 3
+  retry = 3
+  delay_before_retry = 3
+  connect_port = 80
+
+  [[virtual_server.real_server]]
+  address = "198.18.0.12:80"
+  [virtual_server.real_server.http_get]
+  url = [{ path = "/index.html", status_code = 200 }, { path = "/x", digest = "9b3a0c85a887a256d6939da88aabd8cd" }]
+  virtualhost = "www.example"
+
+  [[virtual_server.real_server]]
+  address = "198.18.0.13:80"
+  [virtual_server.real_server.misc_check]
+  misc_path = "/usr/local/bin/check 198.18.0.13"
+  misc_timeout = 5
+  misc_dynamic = true
+
+[[virtual_server]]
+address = "198.18.0.250:53"
+protocol = "UDP"
+lb_algo = "sh"
+lb_kind = "FULLNAT"
+sched_flags = ["sh-port", "sh-fallback"]
+ops = true
+local_address = ["198.18.9.1", "198.18.9.2"]
+
+  [[virtual_server.real_server]]
+  address = "198.18.0.21:5353"
+"#;
+
+#[test]
+fn full_example_parses_into_typed_values() {
+    let c = ok(FULL);
+    let g = &c.global;
+    assert_eq!(g.router_id.as_deref(), Some("lb1"));
+    assert_eq!(g.interface.as_deref(), Some("eth0"));
+    assert_eq!(g.queues, Some(vec![0, 1]));
+    assert_eq!(g.cores, Some(vec![2, 3]));
+    assert_eq!(g.xdp_mode, XdpMode::Native);
+    assert_eq!(g.zero_copy, ZeroCopy::On);
+    assert_eq!(g.conn_max, 1 << 20);
+    assert!(g.expire_nodest_conn && g.expire_quiescent_template);
+
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.name, "VI_1");
+    assert_eq!(v.state, VrrpState::Backup);
+    assert_eq!(v.virtual_router_id, 51);
+    assert_eq!(v.priority, 50);
+    assert_eq!(v.advert_int, Duration::from_secs(1));
+    assert_eq!(v.auth, Some(VrrpAuth::Pass("1111".into())));
+    assert_eq!(
+        v.virtual_ipaddress,
+        vec![IpPrefix {
+            addr: v4("198.18.0.250"),
+            len: 32
+        }]
+    );
+    assert_eq!(v.unicast_src_ip, Some(v4("198.18.0.2")));
+    assert_eq!(v.unicast_peer, vec![v4("198.18.0.3"), v4("198.18.0.4")]);
+    assert_eq!(v.notify.as_deref(), Some("/etc/lvsfwd/notify"));
+
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.address, sa("198.18.0.250:80"));
+    assert_eq!(vs.lb_algo, SchedKind::Rr);
+    assert_eq!(vs.lb_kind, FwdMethod::Route);
+    assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(50)));
+    assert_eq!(vs.persistence_prefix, 24);
+    assert_eq!(vs.delay_loop, Duration::from_secs(6));
+    assert_eq!(vs.sorry_server, Some(sa("198.18.0.20:80")));
+    assert_eq!((vs.quorum, vs.hysteresis), (2, 1));
+    let r0 = &vs.real_servers[0];
+    assert_eq!(r0.mac, Some([0x52, 0x54, 0, 0, 0, 0x11]));
+    assert!(r0.inhibit_on_failure);
+    assert_eq!((r0.uthreshold, r0.lthreshold), (100, 50));
+    assert_eq!(
+        r0.checks,
+        vec![HealthCheck::Tcp(TcpCheck {
+            connect_ip: v4("198.18.0.11"),
+            connect_port: 80,
+            connect_timeout: Duration::from_secs(3),
+            retry: 3,
+            delay_before_retry: Duration::from_secs(3),
+        })]
+    );
+    match &vs.real_servers[1].checks[..] {
+        [HealthCheck::Http(h)] => {
+            assert_eq!(h.urls.len(), 2);
+            assert_eq!(h.urls[0].status_code, Some(200));
+            assert_eq!(h.urls[1].status_code, None);
+            let d = h.urls[1].digest.unwrap();
+            assert_eq!((d[0], d[15]), (0x9b, 0xcd));
+            assert_eq!(h.virtualhost.as_deref(), Some("www.example"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &vs.real_servers[2].checks[..] {
+        [HealthCheck::Misc(m)] => {
+            assert_eq!(m.misc_timeout, Some(Duration::from_secs(5)));
+            assert!(m.misc_dynamic);
+        }
+        other => panic!("{other:?}"),
+    }
+    let u = &c.virtual_servers[1];
+    assert_eq!(u.protocol, Protocol::Udp);
+    assert!(u.ops);
+    assert_eq!(
+        u.sched_flags,
+        SchedFlags {
+            fallback: true,
+            port: true,
+            flag3: false
+        }
+    );
+    assert_eq!(u.local_address, vec![v4("198.18.9.1"), v4("198.18.9.2")]);
+    assert_eq!(u.real_servers[0].address, sa("198.18.0.21:5353"));
+}
+
+const MIN_VS: &str = "[[virtual_server]]\naddress = \"198.18.0.1:80\"\n";
+
+#[test]
+fn defaults_are_keepalived_and_ipvs_ones() {
+    let c = ok(&format!(
+        "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n"
+    ));
+    assert_eq!(c.global, Global::default());
+    assert_eq!(
+        c.global.admin_socket,
+        PathBuf::from("/run/lvsfwd/admin.sock")
+    );
+    assert_eq!(c.global.conn_max, 1_048_576);
+    assert_eq!(
+        (c.global.xdp_mode, c.global.zero_copy),
+        (XdpMode::Auto, ZeroCopy::Auto)
+    );
+    assert!(!c.global.expire_nodest_conn && !c.global.expire_quiescent_template);
+    assert_eq!(
+        c.timeouts,
+        TimeoutsCfg {
+            tcp: Duration::from_secs(900),
+            tcp_fin: Duration::from_secs(120),
+            udp: Duration::from_secs(300)
+        }
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.protocol, Protocol::Tcp);
+    assert_eq!(vs.lb_algo, SchedKind::Wlc);
+    assert_eq!(vs.lb_kind, FwdMethod::Masq);
+    assert_eq!(vs.persistence_timeout, None);
+    assert_eq!(vs.persistence_prefix, 32);
+    assert_eq!(vs.delay_loop, Duration::from_secs(60));
+    assert_eq!((vs.quorum, vs.hysteresis), (1, 0));
+    assert!(!vs.ops);
+    let rs = &vs.real_servers[0];
+    // No port: the VIP's, as ipvsadm -r without a port.
+    assert_eq!(rs.address, sa("198.18.0.2:80"));
+    assert_eq!(rs.weight, 1);
+    assert_eq!((rs.uthreshold, rs.lthreshold, rs.mac), (0, 0, None));
+    assert!(rs.checks.is_empty());
+}
+
+#[test]
+fn checker_defaults_differ_only_in_delay_before_retry() {
+    let c = ok(&format!(
+        "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2:8080\"\n\
+         [virtual_server.real_server.tcp_check]\n\
+         [virtual_server.real_server.http_get]\n  url = [{{ path = \"/\" }}]\n\
+         [virtual_server.real_server.misc_check]\n  misc_path = \"/bin/true\"\n"
+    ));
+    let checks = &c.virtual_servers[0].real_servers[0].checks;
+    assert_eq!(
+        checks[0],
+        HealthCheck::Tcp(TcpCheck {
+            connect_ip: v4("198.18.0.2"),
+            connect_port: 8080,
+            connect_timeout: Duration::from_secs(5),
+            retry: 1,
+            delay_before_retry: Duration::from_secs(1),
+        })
+    );
+    match &checks[1] {
+        HealthCheck::Http(h) => {
+            assert_eq!(h.connect_port, 8080);
+            assert_eq!(h.connect_timeout, Duration::from_secs(5));
+            assert_eq!(h.retry, 1);
+            assert_eq!(h.delay_before_retry, Duration::from_secs(3));
+            assert_eq!(h.urls[0].status_code, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        checks[2],
+        HealthCheck::Misc(MiscCheck {
+            misc_path: "/bin/true".into(),
+            misc_timeout: None,
+            misc_dynamic: false
+        })
+    );
+}
+
+#[test]
+fn nb_get_retry_is_an_alias_of_retry() {
+    let c = ok(&format!(
+        "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+         [virtual_server.real_server.tcp_check]\n  nb_get_retry = 4\n"
+    ));
+    match &c.virtual_servers[0].real_servers[0].checks[0] {
+        HealthCheck::Tcp(t) => assert_eq!(t.retry, 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn persistence_true_means_360_seconds() {
+    let c = ok(&format!("{MIN_VS}persistence_timeout = true\n"));
+    assert_eq!(
+        c.virtual_servers[0].persistence_timeout,
+        Some(Duration::from_secs(360))
+    );
+    let c = ok(&format!("{MIN_VS}persistence_timeout = false\n"));
+    assert_eq!(c.virtual_servers[0].persistence_timeout, None);
+}
+
+#[test]
+fn vrrp_defaults() {
+    let c = ok("[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n");
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.state, VrrpState::Backup);
+    assert_eq!(v.priority, 100);
+    assert_eq!(v.advert_int, Duration::from_secs(1));
+    assert_eq!(v.version, VrrpVersion::V2);
+    assert!(!v.nopreempt);
+    assert_eq!(v.preempt_delay, Duration::ZERO);
+    assert_eq!(v.auth, None);
+    assert!(v.virtual_ipaddress.is_empty());
+}
+
+#[test]
+fn vrrp_v3_takes_centisecond_adverts_and_owner_priority() {
+    let c = ok(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 255\n\
+                priority = 255\nversion = 3\nadvert_int = 0.25\nstate = \"MASTER\"\n\
+                virtual_ipaddress = [\"2001:2::1\", \"2001:2::2/64\"]\n",
+    );
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.advert_int, Duration::from_millis(250));
+    assert_eq!((v.priority, v.virtual_router_id), (255, 255));
+    assert_eq!(v.state, VrrpState::Master);
+    assert_eq!(
+        v.virtual_ipaddress,
+        vec![
+            IpPrefix {
+                addr: v6("2001:2::1"),
+                len: 128
+            },
+            IpPrefix {
+                addr: v6("2001:2::2"),
+                len: 64
+            }
+        ]
+    );
+}
+
+#[test]
+fn ipv6_service_with_prefix_granularity() {
+    let c = ok(
+        "[[virtual_server]]\naddress = \"[2001:2::1]:443\"\nlb_kind = \"DR\"\n\
+                persistence_timeout = 30\npersistence_granularity = 64\n\
+                  [[virtual_server.real_server]]\n  address = \"[2001:2::10]\"\n\
+                  [[virtual_server.real_server]]\n  address = \"2001:2::11\"\n",
+    );
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.persistence_prefix, 64);
+    assert_eq!(vs.real_servers[0].address, sa("[2001:2::10]:443"));
+    assert_eq!(vs.real_servers[1].address, sa("[2001:2::11]:443"));
+}
+
+#[test]
+fn tun_may_cross_address_families() {
+    let c = ok(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
+                  [[virtual_server.real_server]]\n  address = \"[2001:2::10]:80\"\n",
+    );
+    assert_eq!(
+        c.virtual_servers[0].real_servers[0].address.ip(),
+        v6("2001:2::10")
+    );
+}
+
+#[test]
+fn flag_n_sched_flags_apply_to_any_scheduler() {
+    let c = ok(&format!(
+        "{MIN_VS}lb_algo = \"rr\"\nsched_flags = [\"flag-1\", \"flag-3\"]\n"
+    ));
+    assert_eq!(
+        c.virtual_servers[0].sched_flags,
+        SchedFlags {
+            fallback: true,
+            port: false,
+            flag3: true
+        }
+    );
+}
+
+// ---- errors: syntax and schema -------------------------------------------
+
+#[test]
+fn toml_syntax_error_has_position() {
+    err_at(
+        "[global]\nrouter_id = \"x\"\n[global\n",
+        3,
+        8,
+        "unclosed table",
+    );
+    err_at("[global]\nrouter_id = \n", 2, 13, "");
+}
+
+#[test]
+fn unknown_keys_are_refused_at_the_key() {
+    err_at("[global]\nfoo = 1\n", 2, 1, "unknown field `foo`");
+    err_at("[bogus]\n", 1, 2, "unknown field `bogus`");
+    err_at("[timeouts]\ntcpfin = 1\n", 2, 1, "unknown field `tcpfin`");
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\nauthentication = 1\n",
+        5,
+        1,
+        "unknown field `authentication`",
+    );
+    err_at(
+        &format!("{MIN_VS}nat_mask = \"x\"\n"),
+        3,
+        1,
+        "unknown field `nat_mask`",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n  bogus = 3\n"
+        ),
+        5,
+        3,
+        "unknown field `bogus`",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.tcp_check]\nconnect_port = 1\nurl = 2\n"
+        ),
+        7,
+        1,
+        "unknown field `url`",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.http_get]\nurl = [{{ path = \"/\", code = 200 }}]\n"
+        ),
+        6,
+        22,
+        "unknown field `code`",
+    );
+}
+
+#[test]
+fn wrong_types_are_refused_at_the_value() {
+    err_at(
+        "[global]\nconn_max = \"x\"\n",
+        2,
+        12,
+        "invalid type: string",
+    );
+    err_at(
+        "[global]\nexpire_nodest_conn = 1\n",
+        2,
+        22,
+        "invalid type: integer",
+    );
+    err_at(
+        &format!("{MIN_VS}persistence_timeout = \"x\"\n"),
+        3,
+        23,
+        "expected a number of seconds",
+    );
+    err_at(
+        &format!("{MIN_VS}persistence_granularity = true\n"),
+        3,
+        27,
+        "expected a netmask",
+    );
+    err_at(
+        &format!("{MIN_VS}sched_flags = \"sh-port\"\n"),
+        3,
+        15,
+        "invalid type",
+    );
+}
+
+#[test]
+fn missing_required_keys_point_at_their_table() {
+    err_at(
+        "\n[[virtual_server]]\nprotocol = \"TCP\"\n",
+        2,
+        1,
+        "missing field `address`",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\n",
+        1,
+        1,
+        "missing field `interface`",
+    );
+}
+
+#[test]
+fn retry_and_its_alias_together_are_a_duplicate() {
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.tcp_check]\nretry = 1\nnb_get_retry = 2\n"
+        ),
+        5,
+        1,
+        "duplicate field `retry`",
+    );
+}
+
+// ---- errors: semantics -----------------------------------------------------
+
+fn vs(body: &str) -> String {
+    format!("[[virtual_server]]\n{body}")
+}
+
+#[test]
+fn bad_addresses() {
+    err_at(
+        &vs("address = \"198.18.0.300:80\"\n"),
+        2,
+        11,
+        "is not an IP address",
+    );
+    err_at(
+        &vs("address = \"198.18.0.1\"\n"),
+        2,
+        11,
+        "expected `ADDR:PORT`",
+    );
+    err_at(&vs("address = \"2001:2::1:80\"\n"), 2, 11, "needs brackets");
+    err_at(
+        &vs("address = \"[198.18.0.1]:80\"\n"),
+        2,
+        11,
+        "is not an IP address",
+    );
+    err_at(
+        &vs("address = \"198.18.0.1:http\"\n"),
+        2,
+        11,
+        "`http` is not a port number",
+    );
+    err_at(
+        &vs(
+            "address = \"198.18.0.1:80\"\n  [[virtual_server.real_server]]\n  address = \"nope\"\n",
+        ),
+        4,
+        13,
+        "real_server address `nope`",
+    );
+    err_at(
+        &vs(
+            "address = \"198.18.0.1:80\"\nlb_kind = \"FULLNAT\"\nlocal_address = [\"198.18.9.1\", \"x\"]\n",
+        ),
+        4,
+        32,
+        "local_address `x` is not an IP address",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\nvirtual_ipaddress = [\"198.18.0.1/33\"]\n",
+        5,
+        22,
+        "prefix length must be 0..=32",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\nunicast_peer = [\"1.2.3\"]\n",
+        5,
+        17,
+        "unicast_peer `1.2.3` is not an IP address",
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    err_at(
+        &vs("address = \"198.18.0.1:65536\"\n"),
+        2,
+        11,
+        "port 65536 is out of range 0..=65535",
+    );
+    err_at(
+        &vs(
+            "address = \"198.18.0.1:80\"\n  [[virtual_server.real_server]]\n  address = \"198.18.0.2:70000\"\n",
+        ),
+        4,
+        13,
+        "port 70000 is out of range",
+    );
+    err_at(
+        &vs(
+            "address = \"198.18.0.1:80\"\n  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.tcp_check]\nconnect_port = 0\n",
+        ),
+        6,
+        16,
+        "connect_port 0 is out of range 1..=65535",
+    );
+}
+
+#[test]
+fn port_zero_needs_persistence() {
+    err_at(
+        &vs("address = \"198.18.0.1:0\"\n"),
+        2,
+        11,
+        "port 0 (all ports) needs persistence_timeout",
+    );
+    ok(&vs(
+        "address = \"198.18.0.1:0\"\npersistence_timeout = 60\nlb_kind = \"DR\"\n",
+    ));
+}
+
+#[test]
+fn unknown_enumerations() {
+    err_at(
+        &format!("{MIN_VS}lb_algo = \"wrrr\"\n"),
+        3,
+        11,
+        "unknown lb_algo `wrrr`",
+    );
+    err_at(
+        &format!("{MIN_VS}lb_kind = \"nat\"\n"),
+        3,
+        11,
+        "unknown lb_kind `nat`",
+    );
+    err_at(
+        &format!("{MIN_VS}protocol = \"SCTP\"\n"),
+        3,
+        12,
+        "unknown protocol `SCTP`",
+    );
+    err_at("[global]\nxdp_mode = \"fast\"\n", 2, 12, "unknown xdp_mode");
+    err_at(
+        "[global]\nzero_copy = \"yes\"\n",
+        2,
+        13,
+        "unknown zero_copy",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\nstate = \"FAULT\"\n",
+        5,
+        9,
+        "unknown state `FAULT`",
+    );
+}
+
+#[test]
+fn sched_flags_must_fit_the_scheduler() {
+    err_at(
+        &format!("{MIN_VS}lb_algo = \"rr\"\nsched_flags = [\"sh-port\"]\n"),
+        4,
+        16,
+        "sched_flags `sh-port` only applies to lb_algo sh, not rr",
+    );
+    err_at(
+        &format!("{MIN_VS}lb_algo = \"sh\"\nsched_flags = [\"sh-port\", \"mh-fallback\"]\n"),
+        4,
+        27,
+        "only applies to lb_algo mh, not sh",
+    );
+    err_at(
+        &format!("{MIN_VS}lb_algo = \"sh\"\nsched_flags = [\"sh-hash\"]\n"),
+        4,
+        16,
+        "unknown sched_flags `sh-hash`",
+    );
+    let c = ok(&format!(
+        "{MIN_VS}lb_algo = \"mh\"\nsched_flags = [\"mh-port\"]\n"
+    ));
+    assert!(c.virtual_servers[0].sched_flags.port);
+}
+
+#[test]
+fn duplicate_virtual_server_and_real_server() {
+    let dup_vs = format!("{MIN_VS}{MIN_VS}");
+    err_at(&dup_vs, 4, 11, "duplicate virtual_server TCP 198.18.0.1:80");
+    // Same address and port over another protocol is another service.
+    ok(&format!(
+        "{MIN_VS}[[virtual_server]]\naddress = \"198.18.0.1:80\"\nprotocol = \"UDP\"\n"
+    ));
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2:80\"\n\
+               [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n"
+        ),
+        6,
+        13,
+        "duplicate real_server 198.18.0.2:80",
+    );
+    // NAT: another port of the same host is another real server.
+    ok(&format!(
+        "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2:80\"\n\
+           [[virtual_server.real_server]]\n  address = \"198.18.0.2:81\"\n"
+    ));
+}
+
+#[test]
+fn weight_and_thresholds_ranges() {
+    let rs = |extra: &str| {
+        format!("{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n{extra}")
+    };
+    err_at(
+        &rs("weight = 65536\n"),
+        5,
+        10,
+        "weight 65536 is out of range 0..=65535",
+    );
+    err_at(&rs("weight = -1\n"), 5, 10, "weight -1 is out of range");
+    assert_eq!(
+        ok(&rs("weight = 65535\n")).virtual_servers[0].real_servers[0].weight,
+        65535
+    );
+    assert_eq!(
+        ok(&rs("weight = 0\n")).virtual_servers[0].real_servers[0].weight,
+        0
+    );
+    err_at(
+        &rs("uthreshold = 10\nlthreshold = 11\n"),
+        6,
+        14,
+        "lthreshold 11 is above uthreshold 10",
+    );
+    err_at(
+        &rs("lthreshold = 1\n"),
+        5,
+        14,
+        "lthreshold 1 is above uthreshold 0",
+    );
+    err_at(
+        &rs("uthreshold = -5\n"),
+        5,
+        14,
+        "uthreshold -5 is out of range",
+    );
+}
+
+#[test]
+fn fullnat_needs_local_address_and_others_refuse_it() {
+    err_at(
+        &format!("{MIN_VS}lb_kind = \"FULLNAT\"\n"),
+        3,
+        11,
+        "FULLNAT needs local_address",
+    );
+    err_at(
+        &format!("{MIN_VS}lb_kind = \"NAT\"\nlocal_address = [\"198.18.9.1\"]\n"),
+        4,
+        18,
+        "only used with lb_kind FULLNAT",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}lb_kind = \"FULLNAT\"\nlocal_address = [\"198.18.9.1\", \"198.18.9.1\"]\n"
+        ),
+        4,
+        32,
+        "listed twice",
+    );
+}
+
+#[test]
+fn address_family_mismatches() {
+    for kind in ["NAT", "DR", "FULLNAT"] {
+        let local = if kind == "FULLNAT" {
+            "local_address = [\"198.18.9.1\"]\n"
+        } else {
+            ""
+        };
+        err_at(
+            &format!(
+                "{MIN_VS}lb_kind = \"{kind}\"\n{local}  [[virtual_server.real_server]]\n  address = \"[2001:2::5]:80\"\n"
+            ),
+            if local.is_empty() { 5 } else { 6 },
+            13,
+            "only TUN forwards between families",
+        );
+    }
+    err_at(
+        &format!(
+            "{MIN_VS}lb_kind = \"FULLNAT\"\nlocal_address = [\"198.18.9.1\", \"2001:2::9\"]\n"
+        ),
+        4,
+        32,
+        "one family per pool",
+    );
+    err_at(
+        "[[virtual_server]]\naddress = \"[2001:2::1]:80\"\nlb_kind = \"FULLNAT\"\nlocal_address = [\"198.18.9.1\"]\n\
+           [[virtual_server.real_server]]\n  address = \"[2001:2::5]:80\"\n",
+        6,
+        13,
+        "but local_address is IPv4",
+    );
+    err_at(
+        &format!("{MIN_VS}sorry_server = \"[2001:2::5]:80\"\n"),
+        3,
+        16,
+        "sorry_server is IPv6",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\n\
+         virtual_ipaddress = [\"198.18.0.1\", \"2001:2::1\"]\n",
+        5,
+        36,
+        "one vrrp_instance serves one address family",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"e\"\nvirtual_router_id = 1\n\
+         virtual_ipaddress = [\"198.18.0.1\"]\nunicast_peer = [\"2001:2::1\"]\n",
+        6,
+        17,
+        "unicast_peer 2001:2::1 is IPv6",
+    );
+}
+
+#[test]
+fn dr_and_tun_refuse_port_mapping() {
+    for kind in ["DR", "TUN"] {
+        err_at(
+            &format!(
+                "{MIN_VS}lb_kind = \"{kind}\"\n  [[virtual_server.real_server]]\n  address = \"198.18.0.2:8080\"\n"
+            ),
+            5,
+            13,
+            &format!("{kind} cannot map ports"),
+        );
+    }
+    let c = ok(&format!(
+        "{MIN_VS}lb_kind = \"DR\"\n  [[virtual_server.real_server]]\n  address = \"198.18.0.2:80\"\n"
+    ));
+    assert_eq!(c.virtual_servers[0].real_servers[0].address.port(), 80);
+}
+
+#[test]
+fn persistence_granularity_must_be_a_netmask() {
+    let p = |g: &str| format!("{MIN_VS}persistence_timeout = 10\npersistence_granularity = {g}\n");
+    err_at(&p("\"255.0.255.0\""), 4, 27, "not a contiguous netmask");
+    err_at(&p("\"255.255.255\""), 4, 27, "is not a netmask");
+    err_at(
+        &p("33"),
+        4,
+        27,
+        "persistence_granularity 33 is out of range 0..=32",
+    );
+    assert_eq!(
+        ok(&p("\"255.255.0.0\"")).virtual_servers[0].persistence_prefix,
+        16
+    );
+    assert_eq!(
+        ok(&p("\"0.0.0.0\"")).virtual_servers[0].persistence_prefix,
+        0
+    );
+    assert_eq!(ok(&p("28")).virtual_servers[0].persistence_prefix, 28);
+    err_at(
+        "[[virtual_server]]\naddress = \"[2001:2::1]:80\"\npersistence_timeout = 10\npersistence_granularity = 0\n",
+        4,
+        27,
+        "out of range 1..=128",
+    );
+    err_at(
+        "[[virtual_server]]\naddress = \"[2001:2::1]:80\"\npersistence_timeout = 10\npersistence_granularity = \"ffff::\"\n",
+        4,
+        27,
+        "takes a prefix length",
+    );
+    err_at(
+        &format!("{MIN_VS}persistence_granularity = \"255.255.255.0\"\n"),
+        3,
+        27,
+        "without persistence_timeout",
+    );
+}
+
+#[test]
+fn persistence_timeout_range() {
+    err_at(
+        &format!("{MIN_VS}persistence_timeout = 0\n"),
+        3,
+        23,
+        "persistence_timeout 0 is out of range 1..=2678400",
+    );
+    err_at(
+        &format!("{MIN_VS}persistence_timeout = 2678401\n"),
+        3,
+        23,
+        "out of range",
+    );
+    ok(&format!("{MIN_VS}persistence_timeout = 2678400\n"));
+}
+
+#[test]
+fn ops_is_udp_only() {
+    err_at(&format!("{MIN_VS}ops = true\n"), 3, 7, "only for UDP");
+    ok(&format!("{MIN_VS}ops = false\n"));
+}
+
+#[test]
+fn quorum_and_hysteresis() {
+    err_at(
+        &format!("{MIN_VS}quorum = 0\n"),
+        3,
+        10,
+        "quorum 0 is out of range",
+    );
+    err_at(
+        &format!("{MIN_VS}quorum = 2\nhysteresis = 2\n"),
+        4,
+        14,
+        "hysteresis 2 must be below quorum 2",
+    );
+}
+
+#[test]
+fn durations_must_be_positive() {
+    err_at(
+        &format!("{MIN_VS}delay_loop = 0\n"),
+        3,
+        14,
+        "delay_loop 0 is out of range",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.tcp_check]\nconnect_timeout = -1\n"
+        ),
+        6,
+        19,
+        "connect_timeout -1 is out of range",
+    );
+    err_at(
+        "[timeouts]\ntcp = 0\n",
+        2,
+        7,
+        "tcp 0 is out of range 1..=2678400",
+    );
+    err_at(
+        "[timeouts]\nudp = 2678401\n",
+        2,
+        7,
+        "udp 2678401 is out of range",
+    );
+}
+
+fn vrrp(extra: &str) -> String {
+    format!("[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n{extra}")
+}
+
+#[test]
+fn vrrp_ranges() {
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 0\n",
+        4,
+        21,
+        "virtual_router_id 0 is out of range 1..=255",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 256\n",
+        4,
+        21,
+        "out of range 1..=255",
+    );
+    err_at(
+        &vrrp("priority = 0\n"),
+        5,
+        12,
+        "priority 0 is out of range 1..=255",
+    );
+    err_at(
+        &vrrp("priority = 256\n"),
+        5,
+        12,
+        "priority 256 is out of range",
+    );
+    err_at(
+        &vrrp("advert_int = 0\n"),
+        5,
+        14,
+        "advert_int 0 is out of range 1..=255",
+    );
+    err_at(&vrrp("advert_int = 256\n"), 5, 14, "out of range 1..=255");
+    err_at(
+        &vrrp("advert_int = 0.5\n"),
+        5,
+        14,
+        "fractions of a second need version = 3",
+    );
+    err_at(
+        &vrrp("version = 3\nadvert_int = 41\n"),
+        6,
+        14,
+        "out of range 0.01..=40.95",
+    );
+    err_at(&vrrp("version = 4\n"), 5, 11, "version 4 is not 2 or 3");
+    err_at(
+        &vrrp("preempt_delay = 1001\n"),
+        5,
+        17,
+        "preempt_delay 1001 is out of range",
+    );
+}
+
+#[test]
+fn vrrp_authentication() {
+    err_at(
+        &vrrp("auth_type = \"PASS\"\nauth_pass = \"123456789\"\n"),
+        6,
+        13,
+        "keepalived would use `12345678`",
+    );
+    let c = ok(&vrrp("auth_type = \"PASS\"\nauth_pass = \"12345678\"\n"));
+    assert_eq!(
+        c.vrrp_instances[0].auth,
+        Some(VrrpAuth::Pass("12345678".into()))
+    );
+    let c = ok(&vrrp("auth_type = \"AH\"\nauth_pass = \"k\"\n"));
+    assert_eq!(c.vrrp_instances[0].auth, Some(VrrpAuth::Ah("k".into())));
+    err_at(
+        &vrrp("auth_pass = \"1111\"\n"),
+        5,
+        13,
+        "auth_pass without auth_type",
+    );
+    err_at(
+        &vrrp("auth_type = \"PASS\"\n"),
+        5,
+        13,
+        "auth_type needs auth_pass",
+    );
+    err_at(
+        &vrrp("auth_type = \"MD5\"\nauth_pass = \"1\"\n"),
+        5,
+        13,
+        "unknown auth_type `MD5`",
+    );
+    err_at(
+        &vrrp("auth_type = \"PASS\"\nauth_pass = \"\"\n"),
+        6,
+        13,
+        "auth_pass is empty",
+    );
+    err_at(
+        &vrrp("version = 3\nauth_type = \"PASS\"\nauth_pass = \"1\"\n"),
+        6,
+        13,
+        "version 3 has no authentication",
+    );
+}
+
+#[test]
+fn vrrp_duplicates() {
+    let two = format!("{}{}", vrrp(""), vrrp(""));
+    err_at(&two, 6, 8, "duplicate vrrp_instance name `a`");
+    let same_vrid = format!(
+        "{}[[vrrp_instance]]\nname = \"b\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n",
+        vrrp("")
+    );
+    err_at(
+        &same_vrid,
+        8,
+        21,
+        "virtual_router_id 1 is already used on interface eth0",
+    );
+    // Same VRID on another interface is another router.
+    ok(&format!(
+        "{}[[vrrp_instance]]\nname = \"b\"\ninterface = \"eth1\"\nvirtual_router_id = 1\n",
+        vrrp("")
+    ));
+    err_at(
+        &vrrp("virtual_ipaddress = [\"198.18.0.1\", \"198.18.0.1/24\"]\n"),
+        5,
+        36,
+        "virtual_ipaddress 198.18.0.1 is listed twice",
+    );
+}
+
+#[test]
+fn global_checks() {
+    err_at("[global]\nqueues = []\n", 2, 10, "queues is empty");
+    err_at(
+        "[global]\nqueues = [0, 0]\n",
+        2,
+        14,
+        "queue 0 is listed twice",
+    );
+    err_at(
+        "[global]\nqueues = [0, 1]\ncores = [1]\n",
+        3,
+        9,
+        "cores has 1 entries but queues has 2",
+    );
+    err_at(
+        "[global]\nconn_max = 0\n",
+        2,
+        12,
+        "conn_max 0 is out of range",
+    );
+    err_at("[global]\ninterface = \"\"\n", 2, 13, "interface is empty");
+}
+
+#[test]
+fn mac_must_be_unicast_six_octets() {
+    let rs = |m: &str| {
+        format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n  mac = \"{m}\"\n"
+        )
+    };
+    err_at(&rs("52:54:00:00:00"), 5, 9, "is not a MAC address");
+    err_at(&rs("52:54:00:00:00:zz"), 5, 9, "is not a MAC address");
+    err_at(&rs("01:00:5e:00:00:01"), 5, 9, "not a unicast address");
+    err_at(&rs("00:00:00:00:00:00"), 5, 9, "not a unicast address");
+    let c = ok(&rs("52-54-00-AB-cd-01"));
+    assert_eq!(
+        c.virtual_servers[0].real_servers[0].mac,
+        Some([0x52, 0x54, 0, 0xab, 0xcd, 1])
+    );
+}
+
+#[test]
+fn http_get_checks() {
+    let h = |body: &str| {
+        format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.http_get]\n{body}"
+        )
+    };
+    err_at(&h("url = []\n"), 6, 7, "at least one url");
+    err_at(
+        &h("url = [{ path = \"index\" }]\n"),
+        6,
+        17,
+        "must start with /",
+    );
+    err_at(
+        &h("url = [{ path = \"/\", status_code = 999 }]\n"),
+        6,
+        36,
+        "status_code 999 is out of range",
+    );
+    err_at(
+        &h("url = [{ path = \"/\", digest = \"abc\" }]\n"),
+        6,
+        31,
+        "not an MD5 sum",
+    );
+    err_at(&h("connect_timeout = 3\n"), 5, 1, "missing field `url`");
+}
+
+#[test]
+fn misc_check_needs_a_path() {
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.misc_check]\nmisc_path = \" \"\n"
+        ),
+        6,
+        13,
+        "misc_path is empty",
+    );
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    // "é" is two bytes; the value after it is still column 23 in characters.
+    err_at(
+        "[global]\nrouter_id = \"é\"\nconn_max = -1\n",
+        3,
+        12,
+        "conn_max -1",
+    );
+    err_at(
+        "[[vrrp_instance]]\nname = \"é\"\ninterface = \"eth0\"\nvirtual_router_id = 1\nstate = \"x\" # é\n",
+        5,
+        9,
+        "",
+    );
+    assert_eq!(line_col("ab\néé x", 8), (2, 4));
+}
+
+#[test]
+fn load_file_names_the_path_as_given() {
+    let dir = std::env::temp_dir().join(format!("lvsfwd-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("lb.toml");
+    std::fs::write(&p, "[global]\nconn_max = 0\n").unwrap();
+    let e = load_file(&p).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2:12: conn_max 0 is out of range 1..=4294967295",
+            p.display()
+        )
+    );
+    assert_eq!(e.position(), Some((2, 12)));
+    let missing = dir.join("nope.toml");
+    let e = load_file(&missing).unwrap_err();
+    assert!(matches!(e, ConfigError::Io { .. }));
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{}: cannot read:", missing.display()))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- seed-equivalent configurations ---------------------------------------
+
+/// Seed 004's ipvsadm script (`-A -t VIP:10087 -s wrr -p 60`, three `-g`
+/// real servers weighted 2:1:1), addresses moved into 198.18.0.0/15.
+const SEED_004: &str = r#"
+[[virtual_server]]
+address = "198.18.144.120:10087"
+lb_algo = "wrr"
+lb_kind = "DR"
+persistence_timeout = 60
+  [[virtual_server.real_server]]
+  address = "198.18.144.102"
+  weight = 2
+  [[virtual_server.real_server]]
+  address = "198.18.144.103"
+  weight = 1
+  [[virtual_server.real_server]]
+  address = "198.18.144.104"
+  weight = 1
+"#;
+
+#[test]
+fn seed_004_dr_wrr_persistent_as_service_spec() {
+    let c = ok(SEED_004);
+    let specs = c.service_specs();
+    assert_eq!(specs.len(), 1);
+    let s = &specs[0];
+    assert_eq!(
+        s.key,
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: v4("198.18.144.120"),
+            port: 10087
+        }
+    );
+    assert_eq!(s.sched, SchedKind::Wrr);
+    assert_eq!(s.sched_flags, SchedFlags::default());
+    assert_eq!(s.persistence, Some(Duration::from_secs(60)));
+    assert_eq!(s.persistence_prefix, 32);
+    assert!(!s.ops);
+    assert!(s.local_addrs.is_empty());
+    let d: Vec<(IpAddr, u16, FwdMethod, i32)> = s
+        .dests
+        .iter()
+        .map(|d| (d.addr, d.port, d.fwd, d.weight))
+        .collect();
+    assert_eq!(
+        d,
+        vec![
+            (v4("198.18.144.102"), 10087, FwdMethod::Route, 2),
+            (v4("198.18.144.103"), 10087, FwdMethod::Route, 1),
+            (v4("198.18.144.104"), 10087, FwdMethod::Route, 1),
+        ]
+    );
+}
+
+/// Seed 000's keepalived.conf (BACKUP node, VRID 51, DR rr with
+/// persistence 50 and TCP_CHECKs), in lb.toml with moved addresses.
+const SEED_000: &str = r#"
+[global]
+router_id = "LVS-BACKUP"
+
+[[vrrp_instance]]
+name = "VI_1"
+state = "BACKUP"
+interface = "eth0"
+virtual_router_id = 51
+priority = 50
+advert_int = 1
+auth_type = "PASS"
+auth_pass = "1111"
+virtual_ipaddress = ["198.18.56.250"]
+
+[[virtual_server]]
+address = "198.18.56.250:80"
+delay_loop = 6
+lb_algo = "rr"
+lb_kind = "DR"
+persistence_timeout = 50
+protocol = "TCP"
+
+  [[virtual_server.real_server]]
+  address = "198.18.56.11:80"
+  weight = 1
+  [virtual_server.real_server.tcp_check]
+  connect_timeout = 3
+  nb_get_retry = 3
+  delay_before_retry = 3
+  connect_port = 80
+
+  [[virtual_server.real_server]]
+  address = "198.18.56.12:80"
+  weight = 1
+  [virtual_server.real_server.tcp_check]
+  connect_timeout = 3
+  nb_get_retry = 3
+  delay_before_retry = 3
+  connect_port = 80
+"#;
+
+#[test]
+fn seed_000_keepalived_setup() {
+    let c = ok(SEED_000);
+    let v = &c.vrrp_instances[0];
+    assert_eq!(
+        (v.state, v.virtual_router_id, v.priority),
+        (VrrpState::Backup, 51, 50)
+    );
+    assert_eq!(v.virtual_ipaddress[0].len, 32);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.delay_loop, Duration::from_secs(6));
+    assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(50)));
+    for rs in &vs.real_servers {
+        match &rs.checks[..] {
+            [HealthCheck::Tcp(t)] => {
+                assert_eq!((t.retry, t.connect_port), (3, 80));
+                assert_eq!(t.delay_before_retry, Duration::from_secs(3));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let spec = &c.service_specs()[0];
+    assert_eq!(spec.sched, SchedKind::Rr);
+    assert!(
+        spec.dests
+            .iter()
+            .all(|d| d.fwd == FwdMethod::Route && d.weight == 1)
+    );
+}
+
+/// Seed 001's keepalived.conf (MASTER, VRID 20, password 11112222, DR rr,
+/// sorry server, HTTP_GET on /index.html).
+const SEED_001: &str = r#"
+[global]
+router_id = "node2"
+
+[[vrrp_instance]]
+name = "VI_1"
+state = "MASTER"
+interface = "eth0"
+virtual_router_id = 20
+priority = 100
+advert_int = 1
+auth_type = "PASS"
+auth_pass = "11112222"
+virtual_ipaddress = ["198.18.0.144"]
+
+[[virtual_server]]
+address = "198.18.0.144:80"
+delay_loop = 6
+lb_algo = "rr"
+lb_kind = "DR"
+protocol = "TCP"
+sorry_server = "198.18.0.1:80"
+
+  [[virtual_server.real_server]]
+  address = "198.18.100.142:80"
+  weight = 1
+  [virtual_server.real_server.http_get]
+  url = [{ path = "/index.html", status_code = 200 }]
+  connect_timeout = 3
+  nb_get_retry = 3
+  delay_before_retry = 3
+
+  [[virtual_server.real_server]]
+  address = "198.18.100.143:80"
+  weight = 1
+  [virtual_server.real_server.http_get]
+  url = [{ path = "/index.html", status_code = 200 }]
+  connect_timeout = 3
+  nb_get_retry = 3
+  delay_before_retry = 3
+"#;
+
+#[test]
+fn seed_001_keepalived_setup() {
+    let c = ok(SEED_001);
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.state, VrrpState::Master);
+    assert_eq!(v.auth, Some(VrrpAuth::Pass("11112222".into())));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.persistence_timeout, None);
+    assert_eq!(vs.sorry_server, Some(sa("198.18.0.1:80")));
+    match &vs.real_servers[0].checks[..] {
+        [HealthCheck::Http(h)] => {
+            assert_eq!(h.urls[0].path, "/index.html");
+            assert_eq!(h.urls[0].status_code, Some(200));
+            assert_eq!((h.retry, h.connect_port), (3, 80));
+            assert_eq!(h.connect_timeout, Duration::from_secs(3));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn service_specs_carry_every_field() {
+    let c = ok(FULL);
+    let specs = c.service_specs();
+    assert_eq!(specs.len(), 2);
+    let s = &specs[0];
+    assert_eq!(s.persistence_prefix, 24);
+    assert_eq!(s.dests[0].mac, Some([0x52, 0x54, 0, 0, 0, 0x11]));
+    assert_eq!((s.dests[0].u_threshold, s.dests[0].l_threshold), (100, 50));
+    assert_eq!(s.dests.len(), 3);
+    let u = &specs[1];
+    assert_eq!(u.key.proto, Protocol::Udp);
+    assert_eq!(u.sched, SchedKind::Sh);
+    assert!(u.ops && u.sched_flags.fallback && u.sched_flags.port);
+    assert_eq!(u.local_addrs, vec![v4("198.18.9.1"), v4("198.18.9.2")]);
+    assert_eq!(u.dests[0].fwd, FwdMethod::FullNat);
+    assert_eq!(u.dests[0].port, 5353);
+}
+
+/// Every example in configs/ parses and uses only the benchmarking ranges.
+#[test]
+fn every_example_config_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let c = load_file(&p).unwrap_or_else(|e| panic!("{e}"));
+        let in_ranges = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => a.octets()[0] == 198 && (a.octets()[1] & 0xfe) == 18,
+            IpAddr::V6(a) => a.segments()[..3] == [0x2001, 2, 0],
+        };
+        for vs in &c.virtual_servers {
+            assert!(
+                in_ranges(vs.address.ip()),
+                "{}: {}",
+                p.display(),
+                vs.address
+            );
+            for rs in &vs.real_servers {
+                assert!(
+                    in_ranges(rs.address.ip()),
+                    "{}: {}",
+                    p.display(),
+                    rs.address
+                );
+            }
+            for l in &vs.local_address {
+                assert!(in_ranges(*l), "{}: {l}", p.display());
+            }
+        }
+        for v in &c.vrrp_instances {
+            for a in &v.virtual_ipaddress {
+                assert!(in_ranges(a.addr), "{}: {}", p.display(), a.addr);
+            }
+        }
+        n += 1;
+    }
+    for name in ["dr.toml", "nat.toml", "tun.toml", "fullnat.toml"] {
+        assert!(dir.join(name).exists(), "configs/{name} missing");
+    }
+    assert!(n >= 4);
+}
+
+#[test]
+fn example_dr_config_matches_seed_004() {
+    let c = load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dr.toml")).unwrap();
+    let s = &c.service_specs()[0];
+    assert_eq!(s.sched, SchedKind::Wrr);
+    assert_eq!(s.persistence, Some(Duration::from_secs(60)));
+    assert_eq!(
+        s.dests.iter().map(|d| d.weight).collect::<Vec<_>>(),
+        vec![2, 1, 1]
+    );
+}
