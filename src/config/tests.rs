@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
