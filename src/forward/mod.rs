@@ -1,1 +1,527 @@
-//! (module forward: being written)
+//! The forwarding rewrites: DR (MAC only), TUN (IPIP / IPv6-in-IPv6), NAT and
+//! FULLNAT (addresses and ports), ICMP errors about tracked connections, and
+//! the ICMP "too big" reply a tunnel sends when the packet does not fit.
+//!
+//! Every function works in place on a [`FrameBuf`] whose [`Packet`] came from
+//! [`crate::wire::parse`] of the same bytes, and allocates nothing.
+//! Checksums are updated incrementally (RFC 1624 eqn. 3) wherever fields
+//! change, so a packet that arrived with a bad TCP/UDP/ICMP checksum leaves
+//! with a bad one (the receiver still drops it), as IPVS's incremental
+//! `*_snat_handler` / `*_dnat_handler` paths do.
+//!
+//! Invariants:
+//! - Link headers keep their VLAN/QinQ tags byte for byte; only the two MAC
+//!   addresses change (and, for TUN / ICMP replies, the tags move with them).
+//! - An IPv4 UDP checksum of 0 ("none") stays 0; an updated UDP checksum that
+//!   comes out as 0 is stored as 0xFFFF.
+//! - Address families never change (config forbids it): debug-asserted.
+//!
+//! Not done here: TTL/hop-limit expiry ICMP generation, route and neighbour
+//! lookup, fragmentation (IPVS lets the kernel fragment non-DF tunnel
+//! packets; we report [`TunnelError::NeedsFragmentation`] instead), and
+//! SCTP CRC32c updates.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+
+use crate::service::MacAddr;
+use crate::wire::checksum;
+use crate::wire::{
+    FrameBuf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+    IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, Packet,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// Why a tunnel encapsulation was refused; the frame is left untouched.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TunnelError {
+    /// The packet may not be fragmented (IPv4 DF, or IPv6) and does not fit
+    /// once encapsulated: answer with [`icmp_too_big`] carrying `mtu`, the
+    /// path MTU left for the inner packet.
+    TooBig { mtu: u16 },
+    /// Does not fit and has no DF: IPVS would fragment the outer packet;
+    /// this data plane does not fragment and drops it.
+    NeedsFragmentation,
+    /// Not enough headroom in the buffer for the outer header.
+    NoRoom,
+}
+
+/// The TTL of the packet has run out; the caller drops it (and may answer
+/// with ICMP time exceeded, as IPVS's `decrement_ttl` does).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TtlExceeded;
+
+/// Addresses and ports to put into a NAT / FULLNAT packet; `None` keeps the
+/// field as it is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    pub src: Option<(IpAddr, u16)>,
+    pub dst: Option<(IpAddr, u16)>,
+}
+
+/// Addresses of an ICMP error and of the packet it quotes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub struct IcmpRewrite {
+    pub outer_src: Option<IpAddr>,
+    pub outer_dst: Option<IpAddr>,
+    pub inner_src: Option<(IpAddr, u16)>,
+    pub inner_dst: Option<(IpAddr, u16)>,
+}
+
+/// A checksum field that follows a rewritten field.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Slot {
+    /// TCP, ICMP, IPv4 header: store the RFC 1624 result as is.
+    Plain(usize),
+    /// UDP: a result of 0 is stored as 0xFFFF.
+    Udp(usize),
+}
+
+fn read_u16(f: &[u8], at: usize) -> Option<u16> {
+    f.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn write_u16(f: &mut [u8], at: usize, v: u16) {
+    if let Some(b) = f.get_mut(at..at + 2) {
+        b.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+fn update_slot(f: &mut [u8], slot: Slot, old: &[u8], new: &[u8]) {
+    let (at, udp) = match slot {
+        Slot::Plain(at) => (at, false),
+        Slot::Udp(at) => (at, true),
+    };
+    let Some(hc) = read_u16(f, at) else { return };
+    let mut c = checksum::update_addr(hc, old, new);
+    if udp {
+        c = checksum::udp_fixup(c);
+    }
+    write_u16(f, at, c);
+}
+
+/// Overwrites `f[at..at + new.len()]` (even length, at most 16 bytes) and
+/// carries the difference into every checksum in `slots`.
+fn set_field(f: &mut [u8], at: usize, new: &[u8], slots: &[Option<Slot>]) {
+    let n = new.len();
+    let mut old = [0u8; 16];
+    let Some(cur) = f.get(at..at + n) else {
+        debug_assert!(false, "field beyond frame");
+        return;
+    };
+    old[..n].copy_from_slice(cur);
+    if old[..n] == *new {
+        return;
+    }
+    f[at..at + n].copy_from_slice(new);
+    for s in slots.iter().flatten() {
+        update_slot(f, *s, &old[..n], new);
+    }
+}
+
+/// The octets of an address, on the stack.
+fn octets(a: &IpAddr, buf: &mut [u8; 16]) -> usize {
+    match a {
+        IpAddr::V4(a) => {
+            buf[..4].copy_from_slice(&a.octets());
+            4
+        }
+        IpAddr::V6(a) => {
+            buf.copy_from_slice(&a.octets());
+            16
+        }
+    }
+}
+
+fn set_addr(f: &mut [u8], at: usize, a: &IpAddr, slots: &[Option<Slot>]) {
+    let mut buf = [0u8; 16];
+    let n = octets(a, &mut buf);
+    set_field(f, at, &buf[..n], slots);
+}
+
+fn same_family(v: IpVersion, a: &IpAddr) -> bool {
+    matches!(
+        (v, a),
+        (IpVersion::V4, IpAddr::V4(_)) | (IpVersion::V6, IpAddr::V6(_))
+    )
+}
+
+/// Offsets of the source and destination address of the IP header at `l3`.
+fn addr_offsets(v: IpVersion, l3: usize) -> (usize, usize) {
+    match v {
+        IpVersion::V4 => (l3 + 12, l3 + 16),
+        IpVersion::V6 => (l3 + 8, l3 + 24),
+    }
+}
+
+fn set_macs(f: &mut [u8], src: MacAddr, dst: MacAddr) {
+    if let Some(h) = f.get_mut(..12) {
+        h[..6].copy_from_slice(&dst);
+        h[6..].copy_from_slice(&src);
+    }
+}
+
+/// The TCP/UDP checksum slot of a transport header at `l4` ending before
+/// `end`, if that header carries one that must follow address/port changes.
+fn l4_slot(f: &[u8], v: IpVersion, proto: u8, l4: usize, end: usize) -> Option<Slot> {
+    match proto {
+        IPPROTO_TCP if l4 + 18 <= end => Some(Slot::Plain(l4 + 16)),
+        IPPROTO_UDP if l4 + 8 <= end => {
+            let none = v == IpVersion::V4 && read_u16(f, l4 + 6) == Some(0);
+            (!none).then_some(Slot::Udp(l4 + 6))
+        }
+        _ => None,
+    }
+}
+
+/// DR: only the Ethernet addresses change (dst = next hop of the real
+/// server, src = our NIC), as in IPVS's `ip_vs_dr_xmit`.
+pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAddr) {
+    debug_assert!(p.l3_off >= 14 && p.l3_end() <= frame.len());
+    set_macs(frame.data_mut(), src_mac, dst_mac);
+}
+
+/// Decrements the TTL / hop limit before forwarding, as IPVS's
+/// `decrement_ttl` does for every non-local transmit; refuses (and changes
+/// nothing) when it is 1 or less.
+pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded> {
+    let f = frame.data_mut();
+    let at = match p.version {
+        IpVersion::V4 => p.l3_off + 8,
+        IpVersion::V6 => p.l3_off + 7,
+    };
+    let Some(&[ttl, next]) = f.get(at..at + 2) else {
+        return Err(TtlExceeded);
+    };
+    if ttl <= 1 {
+        return Err(TtlExceeded);
+    }
+    if p.version == IpVersion::V4 {
+        // TTL shares its 16-bit word with the protocol byte.
+        set_field(f, at, &[ttl - 1, next], &[Some(Slot::Plain(p.l3_off + 10))]);
+    } else {
+        f[at] = ttl - 1;
+    }
+    Ok(())
+}
+
+/// TUN: wraps the IP packet in IPIP (IPv4) or IPv6-in-IPv6 with outer
+/// src = `outer_src` (the director), dst = `outer_dst` (the RIP), as
+/// `ip_vs_tunnel_xmit(_v6)` does: TTL/hop limit and the whole DS field
+/// (DSCP + ECN) come from the inner header; an outer IPv4 header copies DF,
+/// takes `ip_id` and gets its checksum; an outer IPv6 header has flow label 0.
+/// The link header (with its tags) moves into the headroom; link padding
+/// after the inner packet is dropped.
+///
+/// `mtu` is the link MTU towards the real server. If inner + outer header
+/// exceeds it and the inner packet has DF (always for IPv6), returns
+/// `TooBig { mtu: mtu - outer header }` and leaves the frame untouched.
+#[allow(clippy::too_many_arguments)]
+pub fn tunnel(
+    frame: &mut FrameBuf,
+    p: &Packet,
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    mtu: u16,
+    ip_id: u16,
+) -> Result<(), TunnelError> {
+    debug_assert!(same_family(p.version, &outer_src) && same_family(p.version, &outer_dst));
+    let hdr = match p.version {
+        IpVersion::V4 => IPV4_HLEN,
+        IpVersion::V6 => IPV6_HLEN,
+    };
+    let inner_len = p.ip_len as usize;
+    let l2 = p.l3_off;
+    // Read TTL/DS/DF from the bytes, not `p`: decrement_ttl may have run.
+    let (ttl, tos, df) = {
+        let f = frame.data();
+        let Some(h) = f.get(l2..l2 + hdr) else {
+            debug_assert!(false, "packet does not match frame");
+            return Err(TunnelError::NoRoom);
+        };
+        match p.version {
+            IpVersion::V4 => (h[8], h[1], h[6] & 0x40 != 0),
+            IpVersion::V6 => (h[7], (h[0] << 4) | (h[1] >> 4), true),
+        }
+    };
+    if inner_len + hdr > mtu as usize {
+        return Err(if df {
+            TunnelError::TooBig {
+                mtu: mtu.saturating_sub(hdr as u16),
+            }
+        } else {
+            TunnelError::NeedsFragmentation
+        });
+    }
+    if frame.headroom() < hdr || p.l3_end() > frame.len() {
+        return Err(TunnelError::NoRoom);
+    }
+    frame.set_len(p.l3_end()).map_err(|_| TunnelError::NoRoom)?;
+    frame.push_front(hdr).map_err(|_| TunnelError::NoRoom)?;
+    let f = frame.data_mut();
+    f.copy_within(hdr..hdr + l2, 0);
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    let ns = octets(&outer_src, &mut s);
+    let nd = octets(&outer_dst, &mut d);
+    let h = &mut f[l2..l2 + hdr];
+    match p.version {
+        IpVersion::V4 => {
+            h[0] = 0x45;
+            h[1] = tos;
+            h[2..4].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
+            h[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
+            h[8] = ttl;
+            h[9] = IPPROTO_IPIP;
+            h[10..12].fill(0);
+            h[12..16].copy_from_slice(&s[..ns]);
+            h[16..20].copy_from_slice(&d[..nd]);
+            let c = checksum::checksum(h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        IpVersion::V6 => {
+            h[0] = 0x60 | (tos >> 4);
+            h[1] = tos << 4;
+            h[2..4].fill(0);
+            h[4..6].copy_from_slice(&(inner_len as u16).to_be_bytes());
+            h[6] = IPPROTO_IPV6;
+            h[7] = ttl;
+            h[8..24].copy_from_slice(&s[..ns]);
+            h[24..40].copy_from_slice(&d[..nd]);
+        }
+    }
+    set_macs(f, src_mac, dst_mac);
+    Ok(())
+}
+
+/// NAT / FULLNAT: rewrites any of source address/port and destination
+/// address/port, sets the MACs and fixes the IPv4 header checksum and the
+/// TCP/UDP (pseudo-header covered) checksum incrementally, as IPVS's
+/// `tcp_snat_handler` / `tcp_dnat_handler` (and the UDP ones) do. Ports are
+/// only written for TCP/UDP headers that are present (not for later
+/// fragments); for other protocols only addresses change (services are
+/// TCP/UDP only, so SCTP's CRC32c is never needed). ICMPv6's checksum
+/// covers the addresses and follows them too.
+pub fn rewrite(frame: &mut FrameBuf, p: &Packet, rw: &Rewrite, src_mac: MacAddr, dst_mac: MacAddr) {
+    let f = frame.data_mut();
+    let end = p.l3_end().min(f.len());
+    let ip_slot = (p.version == IpVersion::V4).then_some(Slot::Plain(p.l3_off + 10));
+    let has_ports = matches!(p.l4, L4::Tcp { .. } | L4::Udp { .. });
+    let l4 = match p.l4 {
+        L4::Tcp { .. } | L4::Udp { .. } => l4_slot(f, p.version, p.proto, p.l4_off, end),
+        L4::IcmpEcho { .. } | L4::IcmpOther { .. } | L4::IcmpError(_)
+            if p.version == IpVersion::V6 =>
+        {
+            Some(Slot::Plain(p.l4_off + 2))
+        }
+        _ => None,
+    };
+    let (src_at, dst_at) = addr_offsets(p.version, p.l3_off);
+    for (field, addr_at, port_at) in [(rw.src, src_at, p.l4_off), (rw.dst, dst_at, p.l4_off + 2)] {
+        let Some((addr, port)) = field else { continue };
+        debug_assert!(same_family(p.version, &addr), "address family change");
+        set_addr(f, addr_at, &addr, &[ip_slot, l4]);
+        if has_ports {
+            set_field(f, port_at, &port.to_be_bytes(), &[l4]);
+        }
+    }
+    set_macs(f, src_mac, dst_mac);
+}
+
+/// Turns the frame into an ICMPv4 "fragmentation needed" (type 3 code 4
+/// with the next-hop MTU) or ICMPv6 Packet Too Big addressed back to the
+/// sender of `p`: Ethernet dst = the frame's source MAC, src = `our_mac`
+/// (tags kept); IP src = `from` (the VIP the client talked to, so its PMTU
+/// cache accepts it), TTL 64. The quote is as much of the original IP packet
+/// as fits in 576 bytes (IPv4, RFC 1812 4.3.2.3, as Linux's `icmp_send`) or
+/// 1280 bytes (IPv6, RFC 4443 2.4(c)). The IPv4 header takes the original's
+/// TOS bits with internetwork-control precedence like `icmp_send`, and is
+/// sent with DF and ID 0 (an atomic datagram per RFC 6864).
+///
+/// Uses headroom when there is enough (the link header moves), else
+/// tailroom (the quote moves); `NoRoom` leaves the frame untouched. For
+/// IPv6 `mtu` should be at least 1280; callers must not answer ICMP errors
+/// or later fragments with this (RFC 1122 3.2.2, RFC 4443 2.4(e)).
+pub fn icmp_too_big(
+    frame: &mut FrameBuf,
+    p: &Packet,
+    from: IpAddr,
+    mtu: u16,
+    our_mac: MacAddr,
+) -> Result<(), NoRoom> {
+    debug_assert!(same_family(p.version, &from));
+    let (hdr, cap) = match p.version {
+        IpVersion::V4 => (IPV4_HLEN, 576),
+        IpVersion::V6 => (IPV6_HLEN, 1280),
+    };
+    let l2 = p.l3_off;
+    if p.l3_end() > frame.len() || l2 < 12 {
+        return Err(NoRoom);
+    }
+    let grow = hdr + 8;
+    let quote = (p.ip_len as usize).min(cap - grow);
+    let orig_tos = frame.data().get(l2 + 1).copied().unwrap_or(0);
+    if frame.headroom() >= grow {
+        frame.set_len(l2 + quote)?;
+        frame.push_front(grow)?;
+        frame.data_mut().copy_within(grow..grow + l2, 0);
+    } else if l2 + grow + quote <= frame.len() + frame.tailroom() {
+        frame.set_len(l2 + grow + quote)?;
+        frame.data_mut().copy_within(l2..l2 + quote, l2 + grow);
+    } else {
+        return Err(NoRoom);
+    }
+    let f = frame.data_mut();
+    // Back to the sender: its MAC becomes the destination.
+    f.copy_within(6..12, 0);
+    f[6..12].copy_from_slice(&our_mac);
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    let ns = octets(&from, &mut s);
+    let nd = octets(&p.src, &mut d);
+    let msg_len = 8 + quote;
+    let (iph, rest) = f[l2..].split_at_mut(hdr);
+    let msg = &mut rest[..msg_len];
+    match p.version {
+        IpVersion::V4 => {
+            iph[0] = 0x45;
+            iph[1] = (orig_tos & 0x1e) | 0xc0;
+            iph[2..4].copy_from_slice(&((hdr + msg_len) as u16).to_be_bytes());
+            iph[4..6].fill(0);
+            iph[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+            iph[8] = 64;
+            iph[9] = IPPROTO_ICMP;
+            iph[10..12].fill(0);
+            iph[12..16].copy_from_slice(&s[..ns]);
+            iph[16..20].copy_from_slice(&d[..nd]);
+            let c = checksum::checksum(iph);
+            iph[10..12].copy_from_slice(&c.to_be_bytes());
+            msg[..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
+            msg[6..8].copy_from_slice(&mtu.to_be_bytes());
+            let c = checksum::checksum(msg);
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        IpVersion::V6 => {
+            iph[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+            iph[4..6].copy_from_slice(&(msg_len as u16).to_be_bytes());
+            iph[6] = IPPROTO_ICMPV6;
+            iph[7] = 64;
+            iph[8..24].copy_from_slice(&s[..ns]);
+            iph[24..40].copy_from_slice(&d[..nd]);
+            msg[..4].copy_from_slice(&[2, 0, 0, 0]);
+            msg[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
+            let ph = checksum::pseudo_v6(s, d, IPPROTO_ICMPV6, msg_len as u32);
+            let c = checksum::finish(checksum::add(ph, checksum::sum(msg)));
+            msg[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites an ICMP error that quotes a tracked connection, as IPVS's
+/// `ip_vs_nat_icmp` / `ip_vs_nat_icmp_v6`: the outer source/destination, and
+/// the quoted header's addresses and ports. The outer IPv4 header checksum
+/// and the ICMP checksum (with ICMPv6's pseudo-header) are updated
+/// incrementally; the quoted IPv4 header checksum is recomputed.
+///
+/// Unlike IPVS, which leaves the quoted TCP/UDP checksum as it was, the
+/// quoted checksum gets the same incremental address/port delta when the
+/// quote contains it (UDP: always within the first 8 bytes; TCP: when at
+/// least 18 bytes are quoted), so the quote is byte for byte the packet the
+/// receiver sent. A quoted IPv4 UDP checksum of 0 stays 0.
+pub fn icmp_rewrite(
+    frame: &mut FrameBuf,
+    p: &Packet,
+    rw: &IcmpRewrite,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+) {
+    let L4::IcmpError(e) = p.l4 else {
+        debug_assert!(false, "icmp_rewrite on a non-ICMP-error packet");
+        return;
+    };
+    let f = frame.data_mut();
+    let end = p.l3_end().min(f.len());
+    let icmp = Some(Slot::Plain(p.l4_off + 2));
+    let ip_slot = (p.version == IpVersion::V4).then_some(Slot::Plain(p.l3_off + 10));
+    // ICMPv6's checksum covers the outer addresses through its pseudo-header.
+    let outer_icmp = if p.version == IpVersion::V6 {
+        icmp
+    } else {
+        None
+    };
+    let (src_at, dst_at) = addr_offsets(p.version, p.l3_off);
+    for (addr, at) in [(rw.outer_src, src_at), (rw.outer_dst, dst_at)] {
+        if let Some(a) = addr {
+            debug_assert!(same_family(p.version, &a), "address family change");
+            set_addr(f, at, &a, &[ip_slot, outer_icmp]);
+        }
+    }
+
+    let has_l4 = e.inner_frag != crate::wire::Fragment::Later;
+    let has_ports = has_l4 && matches!(e.inner_proto, IPPROTO_TCP | IPPROTO_UDP);
+    let inner_l4 = if has_l4 {
+        l4_slot(f, p.version, e.inner_proto, e.inner_l4_off, end)
+    } else {
+        None
+    };
+    let (isrc_at, idst_at) = addr_offsets(p.version, e.inner_l3_off);
+    for (field, addr_at, port_at) in [
+        (rw.inner_src, isrc_at, e.inner_l4_off),
+        (rw.inner_dst, idst_at, e.inner_l4_off + 2),
+    ] {
+        let Some((addr, port)) = field else { continue };
+        debug_assert!(same_family(p.version, &addr), "address family change");
+        // The inner L4 checksum is updated first so its own change can be
+        // carried into the ICMP checksum below.
+        let before = inner_l4.and_then(|s| read_u16(f, slot_at(s)));
+        set_addr(f, addr_at, &addr, &[icmp, inner_l4]);
+        if has_ports && port_at + 2 <= end {
+            set_field(f, port_at, &port.to_be_bytes(), &[icmp, inner_l4]);
+        }
+        carry_inner_csum(f, inner_l4, before, icmp);
+    }
+
+    if p.version == IpVersion::V4 && (rw.inner_src.is_some() || rw.inner_dst.is_some()) {
+        let ihl = e.inner_l4_off - e.inner_l3_off;
+        let at = e.inner_l3_off + 10;
+        if let (Some(old), Some(hdr)) = (read_u16(f, at), f.get_mut(e.inner_l3_off..e.inner_l4_off))
+        {
+            debug_assert_eq!(hdr.len(), ihl);
+            hdr[10..12].fill(0);
+            let new = checksum::checksum(hdr);
+            hdr[10..12].copy_from_slice(&new.to_be_bytes());
+            if let Some(Slot::Plain(c)) = icmp
+                && let Some(hc) = read_u16(f, c)
+            {
+                write_u16(f, c, checksum::update_u16(hc, old, new));
+            }
+        }
+    }
+    set_macs(f, src_mac, dst_mac);
+}
+
+fn slot_at(s: Slot) -> usize {
+    match s {
+        Slot::Plain(at) | Slot::Udp(at) => at,
+    }
+}
+
+/// The quoted L4 checksum lies inside the ICMP message: its change is part
+/// of the ICMP checksum's delta as well.
+fn carry_inner_csum(f: &mut [u8], inner: Option<Slot>, before: Option<u16>, icmp: Option<Slot>) {
+    let (Some(s), Some(old), Some(Slot::Plain(c))) = (inner, before, icmp) else {
+        return;
+    };
+    let Some(new) = read_u16(f, slot_at(s)) else {
+        return;
+    };
+    if let Some(hc) = read_u16(f, c) {
+        write_u16(f, c, checksum::update_u16(hc, old, new));
+    }
+}

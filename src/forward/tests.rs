@@ -1,0 +1,883 @@
+use std::net::IpAddr;
+
+use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, NetSlice, SlicedPacket, TransportSlice};
+
+use super::*;
+use crate::wire::fixtures::{self, bytes};
+use crate::wire::{self, Fragment, parse};
+
+const OUR_MAC: MacAddr = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
+const RS_MAC: MacAddr = [0x52, 0x54, 0x00, 0x00, 0x00, 0x0b];
+const ROUTER_MAC: MacAddr = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const HEADROOM: usize = 64;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A buffer with the fixture at `head` and `tail` spare bytes after it.
+fn buffer(hex: &str, head: usize, tail: usize) -> (Vec<u8>, usize) {
+    let f = bytes(hex);
+    let mut buf = vec![0xEE; head + f.len() + tail];
+    buf[head..head + f.len()].copy_from_slice(&f);
+    (buf, f.len())
+}
+
+/// Runs `op` on the fixture in a buffer with headroom and returns the result frame.
+fn with_frame(hex: &str, op: impl FnOnce(&mut FrameBuf, &Packet)) -> Vec<u8> {
+    let (mut buf, len) = buffer(hex, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    op(&mut fb, &p);
+    fb.data().to_vec()
+}
+
+/// Independent re-parse with etherparse and verification of every checksum
+/// by recomputation: IPv4 header, TCP/UDP with pseudo-header, ICMP/ICMPv6.
+fn verify(f: &[u8]) -> SlicedPacket<'_> {
+    let s = SlicedPacket::from_ethernet(f).expect("etherparse parses the result");
+    verify_ip(&s);
+    s
+}
+
+fn verify_ip(s: &SlicedPacket<'_>) {
+    match (&s.net, &s.transport) {
+        (Some(NetSlice::Ipv4(v4)), t) => {
+            let h = v4.header();
+            assert_eq!(
+                h.to_header().calc_header_checksum(),
+                h.header_checksum(),
+                "IPv4 header checksum"
+            );
+            let (src, dst) = (h.source(), h.destination());
+            match t {
+                Some(TransportSlice::Tcp(t)) => {
+                    assert_eq!(
+                        t.calc_checksum_ipv4(src, dst).unwrap(),
+                        t.checksum(),
+                        "TCP checksum"
+                    )
+                }
+                Some(TransportSlice::Udp(u)) if u.checksum() != 0 => assert_eq!(
+                    u.to_header()
+                        .calc_checksum_ipv4_raw(src, dst, u.payload())
+                        .unwrap(),
+                    u.checksum(),
+                    "UDP checksum"
+                ),
+                Some(TransportSlice::Icmpv4(i)) => {
+                    assert_eq!(
+                        i.header().icmp_type.calc_checksum(i.payload()),
+                        i.checksum(),
+                        "ICMP checksum"
+                    )
+                }
+                _ => {}
+            }
+        }
+        (Some(NetSlice::Ipv6(v6)), t) => {
+            let h = v6.header();
+            let (src, dst) = (h.source(), h.destination());
+            match t {
+                Some(TransportSlice::Tcp(t)) => {
+                    assert_eq!(
+                        t.calc_checksum_ipv6(src, dst).unwrap(),
+                        t.checksum(),
+                        "TCP checksum"
+                    )
+                }
+                Some(TransportSlice::Udp(u)) => assert_eq!(
+                    u.to_header()
+                        .calc_checksum_ipv6_raw(src, dst, u.payload())
+                        .unwrap(),
+                    u.checksum(),
+                    "UDP checksum"
+                ),
+                Some(TransportSlice::Icmpv6(i)) => assert_eq!(
+                    i.header()
+                        .icmp_type
+                        .calc_checksum(src, dst, i.payload())
+                        .unwrap(),
+                    i.checksum(),
+                    "ICMPv6 checksum"
+                ),
+                _ => {}
+            }
+        }
+        other => panic!("not IP: {other:?}"),
+    }
+}
+
+fn tcp_ports(s: &SlicedPacket<'_>) -> (u16, u16) {
+    match &s.transport {
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn addrs(s: &SlicedPacket<'_>) -> (IpAddr, IpAddr) {
+    match &s.net {
+        Some(NetSlice::Ipv4(v)) => (
+            v.header().source_addr().into(),
+            v.header().destination_addr().into(),
+        ),
+        Some(NetSlice::Ipv6(v)) => (
+            v.header().source_addr().into(),
+            v.header().destination_addr().into(),
+        ),
+        _ => panic!(),
+    }
+}
+
+#[test]
+fn route_changes_only_the_macs() {
+    for hex in [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::TCP_SYN_V6,
+    ] {
+        let orig = bytes(hex);
+        let out = with_frame(hex, |fb, p| route(fb, p, OUR_MAC, RS_MAC));
+        assert_eq!(&out[..6], &RS_MAC);
+        assert_eq!(&out[6..12], &OUR_MAC);
+        assert_eq!(&out[12..], &orig[12..]);
+    }
+}
+
+#[test]
+fn nat_dnat_ipv4_syn() {
+    let out = with_frame(fixtures::TCP_SYN_V4, |fb, p| {
+        let rw = Rewrite {
+            src: None,
+            dst: Some((ip("10.0.0.11"), 8080)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("192.0.2.10"), ip("10.0.0.11")));
+    assert_eq!(tcp_ports(&s), (51234, 8080));
+    assert_eq!(&out[..12], &[RS_MAC, OUR_MAC].concat()[..]);
+    // options, sequence numbers, TTL and ID are untouched
+    let orig = bytes(fixtures::TCP_SYN_V4);
+    assert_eq!(&out[14..24], &orig[14..24]);
+    assert_eq!(&out[38..50], &orig[38..50]);
+    assert_eq!(&out[52..], &orig[52..]);
+    let p = parse(&out).unwrap().unwrap();
+    assert!(wire::verify_l4_checksum(&out, &p));
+}
+
+#[test]
+fn nat_snat_reply_keeps_padding() {
+    // a reply from the real server leaves as VIP:80
+    let out = with_frame(fixtures::TCP_ACK_V4_PADDED, |fb, p| {
+        let rw = Rewrite {
+            src: Some((ip("203.0.113.9"), 443)),
+            dst: None,
+        };
+        rewrite(fb, p, &rw, OUR_MAC, ROUTER_MAC);
+    });
+    assert_eq!(out.len(), 60);
+    assert_eq!(&out[54..], &[0; 6]);
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("203.0.113.9"), ip("198.51.100.1")));
+    assert_eq!(tcp_ports(&s), (443, 80));
+}
+
+#[test]
+fn fullnat_vlan_keeps_tag() {
+    let orig = bytes(fixtures::TCP_V4_VLAN);
+    let out = with_frame(fixtures::TCP_V4_VLAN, |fb, p| {
+        let rw = Rewrite {
+            src: Some((ip("10.0.0.2"), 61000)),
+            dst: Some((ip("10.0.0.11"), 8080)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    assert_eq!(&out[12..18], &orig[12..18]);
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("10.0.0.2"), ip("10.0.0.11")));
+    assert_eq!(tcp_ports(&s), (61000, 8080));
+    assert_eq!(s.link_exts.len(), 1);
+}
+
+#[test]
+fn fullnat_qinq_udp_and_ipv6() {
+    let orig = bytes(fixtures::UDP_V4_QINQ);
+    let out = with_frame(fixtures::UDP_V4_QINQ, |fb, p| {
+        let rw = Rewrite {
+            src: Some((ip("10.0.0.2"), 1024)),
+            dst: Some((ip("10.0.0.12"), 5353)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    assert_eq!(&out[12..22], &orig[12..22]);
+    let s = verify(&out);
+    assert_eq!(tcp_ports(&s), (1024, 5353));
+
+    for hex in [fixtures::TCP_SYN_V6, fixtures::UDP_V6] {
+        let out = with_frame(hex, |fb, p| {
+            let rw = Rewrite {
+                src: Some((ip("2001:db8:2::2"), 40404)),
+                dst: Some((ip("2001:db8:2::11"), 8443)),
+            };
+            rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+        });
+        let s = verify(&out);
+        assert_eq!(addrs(&s), (ip("2001:db8:2::2"), ip("2001:db8:2::11")));
+        assert_eq!(tcp_ports(&s), (40404, 8443));
+    }
+}
+
+#[test]
+fn icmpv6_echo_checksum_follows_addresses() {
+    // ICMPv6's pseudo-header covers the addresses; build an echo from the
+    // UDP_V6 fixture's header (next header 58, 16-byte echo request)
+    let mut f = bytes(fixtures::UDP_V6);
+    f[14 + 6] = 58;
+    let l4 = 54;
+    f[l4..l4 + 16].copy_from_slice(&[128, 0, 0, 0, 0x12, 0x34, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let p = parse(&f).unwrap().unwrap();
+    let src: [u8; 16] = f[22..38].try_into().unwrap();
+    let dst: [u8; 16] = f[38..54].try_into().unwrap();
+    let c = checksum::finish(checksum::add(
+        checksum::pseudo_v6(src, dst, 58, 16),
+        checksum::sum(&f[l4..l4 + 16]),
+    ));
+    f[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+    let mut fb = FrameBuf::new(&mut f, 0, 70);
+    let rw = Rewrite {
+        src: None,
+        dst: Some((ip("2001:db8:2::11"), 0)),
+    };
+    rewrite(&mut fb, &p, &rw, OUR_MAC, RS_MAC);
+    let s = verify(fb.data());
+    assert!(matches!(s.transport, Some(TransportSlice::Icmpv6(_))));
+    assert_eq!(addrs(&s).1, ip("2001:db8:2::11"));
+}
+
+#[test]
+fn udp_zero_checksum_stays_zero() {
+    let out = with_frame(fixtures::UDP_V4_NO_CSUM, |fb, p| {
+        let rw = Rewrite {
+            src: Some((ip("10.0.0.2"), 2000)),
+            dst: Some((ip("10.0.0.11"), 1123)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let s = verify(&out);
+    let Some(TransportSlice::Udp(u)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(u.checksum(), 0);
+    assert_eq!((u.source_port(), u.destination_port()), (2000, 1123));
+}
+
+#[test]
+fn udp_checksum_that_computes_to_zero_is_sent_as_ffff() {
+    let f = bytes(fixtures::UDP_V4_QINQ);
+    let p = parse(&f).unwrap().unwrap();
+    let c = u16::from_be_bytes([f[p.l4_off + 6], f[p.l4_off + 7]]);
+    // pick the source port that makes RFC 1624 produce 0x0000
+    let x = checksum::add(!c, !40001u16);
+    let port = !x;
+    assert_eq!(checksum::update_u16(c, 40001, port), 0);
+    let out = with_frame(fixtures::UDP_V4_QINQ, |fb, p| {
+        let rw = Rewrite {
+            src: Some((ip("192.0.2.10"), port)),
+            dst: None,
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let s = verify(&out);
+    let Some(TransportSlice::Udp(u)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(u.checksum(), 0xFFFF);
+    assert_eq!(u.source_port(), port);
+}
+
+#[test]
+fn fragments_rewrite_addresses_and_only_first_ports() {
+    let orig = bytes(fixtures::UDP_V4_FRAG_LATER);
+    let out = with_frame(fixtures::UDP_V4_FRAG_LATER, |fb, p| {
+        let rw = Rewrite {
+            src: None,
+            dst: Some((ip("10.0.0.11"), 9999)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+    assert_eq!(h.destination_addr().to_string(), "10.0.0.11");
+    assert_eq!(&out[34..], &orig[34..], "later fragment payload untouched");
+
+    let orig = bytes(fixtures::UDP_V4_FRAG_FIRST);
+    let out = with_frame(fixtures::UDP_V4_FRAG_FIRST, |fb, p| {
+        let rw = Rewrite {
+            src: None,
+            dst: Some((ip("10.0.0.11"), 9999)),
+        };
+        rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let p = parse(&out).unwrap().unwrap();
+    assert_eq!(
+        p.l4,
+        L4::Udp {
+            sport: 7000,
+            dport: 9999
+        }
+    );
+    assert_eq!(p.frag, Fragment::First);
+    // the datagram checksum got the address and port delta
+    let old = u16::from_be_bytes([orig[40], orig[41]]);
+    let want = checksum::update_u16(
+        checksum::update_addr(old, &orig[30..34], &out[30..34]),
+        7001,
+        9999,
+    );
+    assert_eq!(u16::from_be_bytes([out[40], out[41]]), want);
+}
+
+#[test]
+fn tunnel_ipv4_carries_ttl_ds_df() {
+    let orig = bytes(fixtures::TCP_ACK_V4_PADDED);
+    let (mut buf, len) = buffer(fixtures::TCP_ACK_V4_PADDED, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0xbeef,
+    )
+    .unwrap();
+    assert_eq!(fb.headroom(), HEADROOM - 20);
+    let out = fb.data();
+    assert_eq!(out.len(), 14 + 20 + 40, "link padding dropped");
+    assert_eq!(&out[..12], &[RS_MAC, OUR_MAC].concat()[..]);
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+    assert_eq!(h.protocol(), etherparse::IpNumber::IPV4);
+    assert_eq!(
+        (
+            h.source_addr().to_string(),
+            h.destination_addr().to_string()
+        ),
+        ("198.51.100.2".into(), "10.0.0.11".into())
+    );
+    assert_eq!(
+        (h.ttl(), h.slice()[1], h.dont_fragment(), h.identification()),
+        (64, 0x2a, true, 0xbeef)
+    );
+    assert_eq!(h.total_len(), 60);
+    assert_eq!(&out[34..], &orig[14..54], "inner packet byte for byte");
+    let inner = SlicedPacket::from_ip(&out[34..]).unwrap();
+    verify_ip(&inner);
+}
+
+#[test]
+fn tunnel_ipv4_vlan_moves_tag_and_copies_no_df() {
+    let orig = bytes(fixtures::UDP_V4_IP_OPTIONS);
+    let out = with_frame(fixtures::UDP_V4_IP_OPTIONS, |fb, p| {
+        tunnel(
+            fb,
+            p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            7,
+        )
+        .unwrap();
+    });
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert!(!h.dont_fragment());
+    assert_eq!(h.ttl(), 1);
+    assert_eq!(&out[34..], &orig[14..]);
+
+    let orig = bytes(fixtures::TCP_V4_VLAN);
+    let out = with_frame(fixtures::TCP_V4_VLAN, |fb, p| {
+        tunnel(
+            fb,
+            p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            7,
+        )
+        .unwrap();
+    });
+    assert_eq!(&out[12..18], &orig[12..18], "tag and ethertype kept");
+    let h = Ipv4HeaderSlice::from_slice(&out[18..]).unwrap();
+    assert_eq!(h.ttl(), 61);
+    assert_eq!(&out[38..], &orig[18..]);
+}
+
+#[test]
+fn tunnel_ipv6_carries_hop_limit_and_traffic_class() {
+    let orig = bytes(fixtures::TCP_SYN_V6);
+    let out = with_frame(fixtures::TCP_SYN_V6, |fb, p| {
+        tunnel(
+            fb,
+            p,
+            ip("2001:db8:1::2"),
+            ip("2001:db8:2::11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            0,
+        )
+        .unwrap();
+    });
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    let h = Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.next_header(), etherparse::IpNumber::IPV6);
+    assert_eq!(
+        (h.traffic_class(), h.hop_limit(), h.flow_label().value()),
+        (0xb8, 57, 0)
+    );
+    assert_eq!(h.payload_length() as usize, orig.len() - 14);
+    assert_eq!(h.destination_addr().to_string(), "2001:db8:2::11");
+    assert_eq!(&out[54..], &orig[14..]);
+    verify_ip(&SlicedPacket::from_ip(&out[54..]).unwrap());
+}
+
+#[test]
+fn tunnel_refusals_leave_frame_untouched() {
+    // IPv4 DF: 1500 + 20 > 1500
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V4_1500, HEADROOM, 0);
+    let before = buf.clone();
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        1,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1480 }));
+    assert_eq!((fb.head(), fb.len()), (HEADROOM, len));
+    assert_eq!(buf, before);
+    // fits exactly at 1520
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    assert_eq!(
+        tunnel(
+            &mut fb,
+            &p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1520,
+            1
+        ),
+        Ok(())
+    );
+
+    // IPv6 always counts as DF
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V6_1500, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1460 }));
+
+    // no DF: IPVS would fragment, we refuse
+    let (mut buf, len) = buffer(fixtures::UDP_V4_IP_OPTIONS, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        70,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::NeedsFragmentation));
+
+    // no headroom
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, 10, 100);
+    let before = buf.clone();
+    let p = parse(&buf[10..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, 10, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::NoRoom));
+    assert_eq!(buf, before);
+}
+
+#[test]
+fn icmp_too_big_ipv4_quotes_up_to_576() {
+    let orig = bytes(fixtures::TCP_DATA_V4_1500);
+    for (head, tail) in [(HEADROOM, 0), (0, 0)] {
+        let (mut buf, len) = buffer(fixtures::TCP_DATA_V4_1500, head, tail);
+        let p = parse(&buf[head..]).unwrap().unwrap();
+        let mut fb = FrameBuf::new(&mut buf, head, len);
+        icmp_too_big(&mut fb, &p, ip("198.51.100.1"), 1480, OUR_MAC).unwrap();
+        let out = fb.data();
+        assert_eq!(out.len(), 14 + 576);
+        assert_eq!(&out[..6], &ROUTER_MAC, "back to the sender's MAC");
+        assert_eq!(&out[6..12], &OUR_MAC);
+        let s = verify(out);
+        assert_eq!(addrs(&s), (ip("198.51.100.1"), ip("192.0.2.10")));
+        let Some(NetSlice::Ipv4(v4)) = &s.net else {
+            panic!()
+        };
+        assert_eq!((v4.header().ttl(), v4.header().total_len()), (64, 576));
+        assert_eq!(v4.header().protocol(), etherparse::IpNumber::ICMP);
+        assert_eq!(v4.header().slice()[1], 0xc0 | (0x2a & 0x1e));
+        let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+            panic!()
+        };
+        assert_eq!(
+            i.header().icmp_type,
+            etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                    next_hop_mtu: 1480
+                }
+            )
+        );
+        assert_eq!(i.payload(), &orig[14..14 + 548]);
+        // our own parser sees a frag-needed quoting the original connection
+        let q = parse(out).unwrap().unwrap();
+        let L4::IcmpError(e) = q.l4 else { panic!() };
+        assert_eq!(
+            (e.mtu, e.inner_sport, e.inner_dport),
+            (Some(1480), 51234, 80)
+        );
+    }
+}
+
+#[test]
+fn icmp_too_big_small_packet_and_vlan() {
+    let orig = bytes(fixtures::TCP_V4_VLAN);
+    let out = with_frame(fixtures::TCP_V4_VLAN, |fb, p| {
+        icmp_too_big(fb, p, ip("198.51.100.1"), 1400, OUR_MAC).unwrap();
+    });
+    assert_eq!(&out[12..18], &orig[12..18]);
+    let ip_len = orig.len() - 18;
+    assert_eq!(
+        out.len(),
+        18 + 28 + ip_len,
+        "the whole small packet is quoted"
+    );
+    let s = verify(&out);
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(i.payload(), &orig[18..]);
+}
+
+#[test]
+fn icmp_too_big_ipv6_quotes_up_to_1280() {
+    let orig = bytes(fixtures::TCP_DATA_V6_1500);
+    for (head, tail) in [(HEADROOM, 0), (0, 0)] {
+        let (mut buf, len) = buffer(fixtures::TCP_DATA_V6_1500, head, tail);
+        let p = parse(&buf[head..]).unwrap().unwrap();
+        let mut fb = FrameBuf::new(&mut buf, head, len);
+        icmp_too_big(&mut fb, &p, ip("2001:db8:1::1"), 1280, OUR_MAC).unwrap();
+        let out = fb.data();
+        assert_eq!(out.len(), 14 + 1280);
+        let s = verify(out);
+        assert_eq!(addrs(&s), (ip("2001:db8:1::1"), ip("2001:db8::10")));
+        let Some(NetSlice::Ipv6(v6)) = &s.net else {
+            panic!()
+        };
+        assert_eq!(v6.header().hop_limit(), 64);
+        let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+            panic!()
+        };
+        assert_eq!(
+            i.header().icmp_type,
+            etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 }
+        );
+        assert_eq!(i.payload(), &orig[14..14 + 1232]);
+    }
+}
+
+#[test]
+fn icmp_too_big_without_room_is_refused() {
+    // 74-byte SYN in a buffer of exactly its size: 28 more bytes cannot fit
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, 0, 0);
+    let before = buf.clone();
+    let p = parse(&buf).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, 0, len);
+    assert_eq!(
+        icmp_too_big(&mut fb, &p, ip("198.51.100.1"), 1400, OUR_MAC),
+        Err(NoRoom)
+    );
+    assert_eq!(fb.len(), len);
+    assert_eq!(buf, before);
+    // tailroom alone is enough
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, 0, 28);
+    let mut fb = FrameBuf::new(&mut buf, 0, len);
+    icmp_too_big(&mut fb, &p, ip("198.51.100.1"), 1400, OUR_MAC).unwrap();
+    verify(fb.data());
+}
+
+/// Checks a quoted TCP header's checksum against the full segment it came
+/// from: the fixture's payload was `fill` repeated `n` times.
+fn quoted_tcp_checksum_ok(src: IpAddr, dst: IpAddr, tcp_hdr: &[u8], fill: u8, n: usize) -> bool {
+    let mut seg = tcp_hdr.to_vec();
+    seg.extend(std::iter::repeat_n(fill, n));
+    checksum::add(
+        checksum::pseudo(src, dst, 6, seg.len() as u32),
+        checksum::sum(&seg),
+    ) == 0xFFFF
+}
+
+#[test]
+fn icmp_rewrite_frag_needed_about_nat_reply() {
+    // router -> VIP about the reply VIP:80 -> client; goes to the real server
+    // as router -> RIP quoting RIP:8080 -> client
+    let orig = bytes(fixtures::ICMP_FRAG_NEEDED_V4);
+    let out = with_frame(fixtures::ICMP_FRAG_NEEDED_V4, |fb, p| {
+        let rw = IcmpRewrite {
+            outer_src: None,
+            outer_dst: Some(ip("10.0.0.11")),
+            inner_src: Some((ip("10.0.0.11"), 8080)),
+            inner_dst: None,
+        };
+        icmp_rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    assert_eq!(out.len(), orig.len());
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("203.0.113.1"), ip("10.0.0.11")));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    let q = i.payload();
+    let inner = Ipv4HeaderSlice::from_slice(q).unwrap();
+    assert_eq!(
+        inner.to_header().calc_header_checksum(),
+        inner.header_checksum(),
+        "quoted IP header checksum"
+    );
+    assert_eq!(inner.source_addr().to_string(), "10.0.0.11");
+    assert_eq!(inner.destination_addr().to_string(), "192.0.2.10");
+    assert_eq!(&q[20..24], &[0x1f, 0x90, 0xc8, 0x22]);
+    assert!(quoted_tcp_checksum_ok(
+        ip("10.0.0.11"),
+        ip("192.0.2.10"),
+        &q[20..52],
+        0x41,
+        1448
+    ));
+    // the original quote verified the same way before the rewrite
+    let oq = &orig[14 + 28..];
+    assert!(quoted_tcp_checksum_ok(
+        ip("198.51.100.1"),
+        ip("192.0.2.10"),
+        &oq[20..52],
+        0x41,
+        1448
+    ));
+    let p = parse(&out).unwrap().unwrap();
+    let L4::IcmpError(e) = p.l4 else { panic!() };
+    assert_eq!(
+        (e.inner_sport, e.inner_dport, e.mtu),
+        (8080, 51234, Some(1400))
+    );
+}
+
+#[test]
+fn icmp_rewrite_port_unreachable_from_real_server() {
+    // real server -> client about client -> RIP:5353; leaves as VIP -> client
+    // quoting client -> VIP:53
+    let out = with_frame(fixtures::ICMP_PORT_UNREACH_V4, |fb, p| {
+        let rw = IcmpRewrite {
+            outer_src: Some(ip("198.51.100.1")),
+            outer_dst: None,
+            inner_src: None,
+            inner_dst: Some((ip("198.51.100.1"), 53)),
+        };
+        icmp_rewrite(fb, p, &rw, OUR_MAC, ROUTER_MAC);
+    });
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("198.51.100.1"), ip("192.0.2.10")));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    // the whole datagram is quoted: etherparse verifies the quoted UDP checksum too
+    let inner = SlicedPacket::from_ip(i.payload()).unwrap();
+    verify_ip(&inner);
+    assert_eq!(addrs(&inner), (ip("192.0.2.10"), ip("198.51.100.1")));
+    assert_eq!(tcp_ports(&inner), (40000, 53));
+}
+
+#[test]
+fn icmp_rewrite_ipv6_packet_too_big() {
+    let out = with_frame(fixtures::ICMPV6_PTB, |fb, p| {
+        let rw = IcmpRewrite {
+            outer_src: None,
+            outer_dst: Some(ip("2001:db8:2::11")),
+            inner_src: Some((ip("2001:db8:2::11"), 8443)),
+            inner_dst: None,
+        };
+        icmp_rewrite(fb, p, &rw, OUR_MAC, RS_MAC);
+    });
+    let s = verify(&out);
+    assert_eq!(addrs(&s), (ip("2001:db8:ffff::1"), ip("2001:db8:2::11")));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    let q = i.payload();
+    let inner = Ipv6HeaderSlice::from_slice(q).unwrap();
+    assert_eq!(inner.source_addr().to_string(), "2001:db8:2::11");
+    assert_eq!(&q[40..44], &[0x20, 0xfb, 0xc3, 0x50]);
+    assert!(quoted_tcp_checksum_ok(
+        ip("2001:db8:2::11"),
+        ip("2001:db8::10"),
+        &q[40..72],
+        0x42,
+        1408
+    ));
+}
+
+#[test]
+fn decrement_ttl_fixes_checksum_and_refuses_at_one() {
+    let out = with_frame(fixtures::TCP_SYN_V4, |fb, p| decrement_ttl(fb, p).unwrap());
+    let s = verify(&out);
+    let Some(NetSlice::Ipv4(v4)) = &s.net else {
+        panic!()
+    };
+    assert_eq!(v4.header().ttl(), 63);
+
+    let out = with_frame(fixtures::TCP_SYN_V6, |fb, p| decrement_ttl(fb, p).unwrap());
+    assert_eq!(
+        Ipv6HeaderSlice::from_slice(&out[14..]).unwrap().hop_limit(),
+        56
+    );
+
+    let orig = bytes(fixtures::UDP_V4_IP_OPTIONS);
+    let out = with_frame(fixtures::UDP_V4_IP_OPTIONS, |fb, p| {
+        assert_eq!(decrement_ttl(fb, p), Err(TtlExceeded))
+    });
+    assert_eq!(out, orig);
+    // a tunnel after the decrement carries the new TTL
+    let out = with_frame(fixtures::TCP_SYN_V4, |fb, p| {
+        decrement_ttl(fb, p).unwrap();
+        tunnel(
+            fb,
+            p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            1,
+        )
+        .unwrap();
+    });
+    assert_eq!(out[14 + 8], 63);
+    verify_ip(&SlicedPacket::from_ip(&out[34..]).unwrap());
+}
+
+#[test]
+fn rewrites_of_damaged_frames_never_panic_and_stay_parseable() {
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    let seeds = [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::UDP_V4_NO_CSUM,
+        fixtures::TCP_SYN_V6,
+        fixtures::UDP_V6_EXT_FRAG_FIRST,
+        fixtures::UDP_V6_FRAG_LATER,
+        fixtures::ICMP_FRAG_NEEDED_V4,
+        fixtures::ICMP_PORT_UNREACH_V4,
+        fixtures::ICMPV6_PTB,
+    ];
+    let mut rng = SmallRng::seed_from_u64(0xf0f0);
+    let mut checked = 0;
+    for _ in 0..3000 {
+        let mut f = bytes(seeds[rng.random_range(0..seeds.len())]);
+        for _ in 0..rng.random_range(0..3) {
+            let at = rng.random_range(0..f.len());
+            f[at] ^= 1 << rng.random_range(0..8);
+        }
+        if rng.random_bool(0.2) {
+            f.truncate(rng.random_range(f.len() / 2..=f.len()));
+        }
+        let Ok(Some(p)) = parse(&f) else { continue };
+        let v6 = p.version == wire::IpVersion::V6;
+        let (a, b) = if v6 {
+            (ip("2001:db8:2::2"), ip("2001:db8:2::11"))
+        } else {
+            (ip("10.0.0.2"), ip("10.0.0.11"))
+        };
+        for op in 0..4 {
+            let mut buf = vec![0u8; HEADROOM + f.len() + 32];
+            buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(&f);
+            let mut fb = FrameBuf::new(&mut buf, HEADROOM, f.len());
+            match op {
+                0 => {
+                    let rw = Rewrite {
+                        src: Some((a, 1)),
+                        dst: Some((b, 2)),
+                    };
+                    rewrite(&mut fb, &p, &rw, OUR_MAC, RS_MAC);
+                }
+                1 => {
+                    let _ = tunnel(&mut fb, &p, a, b, OUR_MAC, RS_MAC, 1500, 3);
+                }
+                2 => {
+                    let _ = icmp_too_big(&mut fb, &p, a, 1280, OUR_MAC);
+                }
+                _ => {
+                    if !matches!(p.l4, L4::IcmpError(_)) {
+                        continue;
+                    }
+                    let rw = IcmpRewrite {
+                        outer_src: Some(a),
+                        outer_dst: Some(b),
+                        inner_src: Some((b, 3)),
+                        inner_dst: Some((a, 4)),
+                    };
+                    icmp_rewrite(&mut fb, &p, &rw, OUR_MAC, RS_MAC);
+                }
+            }
+            // every output is still a well-formed frame for our parser
+            assert!(
+                matches!(parse(fb.data()), Ok(Some(_))),
+                "op {op} on {f:02x?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 2000, "{checked}");
+}

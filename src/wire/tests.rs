@@ -1,0 +1,657 @@
+use std::net::IpAddr;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::fixtures::{self, bytes};
+use super::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn parsed(hex: &str) -> (Vec<u8>, Packet) {
+    let f = bytes(hex);
+    let p = parse(&f).expect("parses").expect("is IP");
+    (f, p)
+}
+
+#[test]
+fn fixtures_checksums_verify_independently() {
+    // etherparse computes the TCP/UDP checksums itself: guards the fixtures.
+    for hex in [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::TCP_SYN_V6,
+        fixtures::UDP_V6,
+    ] {
+        let f = bytes(hex);
+        let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let ok = match (&s.net, &s.transport) {
+            (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
+                t.calc_checksum_ipv4(v4.header().source(), v4.header().destination())
+                    .unwrap()
+                    == t.checksum()
+            }
+            (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Udp(u))) => {
+                u.to_header()
+                    .calc_checksum_ipv4_raw(
+                        v4.header().source(),
+                        v4.header().destination(),
+                        u.payload(),
+                    )
+                    .unwrap()
+                    == u.checksum()
+            }
+            (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Tcp(t))) => {
+                t.calc_checksum_ipv6(v6.header().source(), v6.header().destination())
+                    .unwrap()
+                    == t.checksum()
+            }
+            (Some(etherparse::NetSlice::Ipv6(v6)), Some(etherparse::TransportSlice::Udp(u))) => {
+                u.to_header()
+                    .calc_checksum_ipv6_raw(
+                        v6.header().source(),
+                        v6.header().destination(),
+                        u.payload(),
+                    )
+                    .unwrap()
+                    == u.checksum()
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(ok, "fixture checksum {hex}");
+        let p = parse(&f).unwrap().unwrap();
+        assert!(verify_l4_checksum(&f, &p));
+    }
+}
+
+#[test]
+fn tcp_syn_with_options() {
+    let (f, p) = parsed(fixtures::TCP_SYN_V4);
+    assert_eq!(p.vlan, None);
+    assert_eq!(p.svlan, None);
+    assert_eq!(p.l3_off, 14);
+    assert_eq!(p.l4_off, 34);
+    assert_eq!(p.ip_len, 60);
+    assert_eq!(p.version, IpVersion::V4);
+    assert_eq!(p.src, ip("192.0.2.10"));
+    assert_eq!(p.dst, ip("198.51.100.1"));
+    assert_eq!((p.proto, p.ttl, p.tos, p.df), (6, 64, 0, true));
+    assert_eq!(p.frag, Fragment::None);
+    let L4::Tcp {
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+    } = p.l4
+    else {
+        panic!("{:?}", p.l4)
+    };
+    assert_eq!((sport, dport, seq, ack), (51234, 80, 0x9a3b1c2d, 0));
+    assert!(flags.syn() && !flags.ack() && !flags.fin() && !flags.rst());
+    assert_eq!(flags, TcpFlags(TcpFlags::SYN));
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn padded_frame_uses_ip_length() {
+    let (f, p) = parsed(fixtures::TCP_ACK_V4_PADDED);
+    assert_eq!(f.len(), 60);
+    assert_eq!(p.ip_len, 40);
+    assert_eq!(p.l3_end(), 54);
+    assert_eq!(p.tos, 0x2a);
+    let L4::Tcp { flags, ack, .. } = p.l4 else {
+        panic!()
+    };
+    assert!(flags.ack() && !flags.syn());
+    assert_eq!(ack, 0x11223344);
+    // the padding is not part of the checksummed segment
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn ipv4_with_options() {
+    let (f, p) = parsed(fixtures::UDP_V4_IP_OPTIONS);
+    assert_eq!(p.l4_off, 14 + 24);
+    assert_eq!((p.ttl, p.df), (1, false));
+    assert_eq!(
+        p.l4,
+        L4::Udp {
+            sport: 5353,
+            dport: 53
+        }
+    );
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn vlan_tagged() {
+    let (f, p) = parsed(fixtures::TCP_V4_VLAN);
+    assert_eq!(p.vlan, Some(0x6064));
+    assert_eq!(p.svlan, None);
+    assert_eq!(p.l3_off, 18);
+    assert_eq!(p.l4_off, 38);
+    assert_eq!(p.ttl, 61);
+    let L4::Tcp {
+        sport,
+        dport,
+        flags,
+        ..
+    } = p.l4
+    else {
+        panic!()
+    };
+    assert_eq!((sport, dport), (40000, 80));
+    assert!(flags.has(TcpFlags::PSH | TcpFlags::ACK));
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn qinq_tagged() {
+    let (_, p) = parsed(fixtures::UDP_V4_QINQ);
+    assert_eq!(p.svlan, Some(200));
+    assert_eq!(p.vlan, Some(100));
+    assert_eq!(p.l3_off, 22);
+    assert_eq!(
+        p.l4,
+        L4::Udp {
+            sport: 40001,
+            dport: 53
+        }
+    );
+}
+
+#[test]
+fn three_tags_are_not_ip() {
+    // a third tag: the parser looks at two at most and hands the rest on
+    let mut f = bytes(fixtures::UDP_V4_QINQ);
+    f.splice(18..18, [0x81, 0x00, 0x00, 0x05]);
+    assert_eq!(parse(&f), Ok(None));
+}
+
+#[test]
+fn udp_zero_checksum_is_none_over_ipv4() {
+    let (f, p) = parsed(fixtures::UDP_V4_NO_CSUM);
+    assert_eq!(&f[p.l4_off + 6..p.l4_off + 8], &[0, 0]);
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn icmp_echo() {
+    let (f, p) = parsed(fixtures::ICMP_ECHO_V4);
+    assert_eq!(
+        p.l4,
+        L4::IcmpEcho {
+            ty: 8,
+            code: 0,
+            id: 0x1f2e
+        }
+    );
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn ipv4_fragments() {
+    let (f, p) = parsed(fixtures::UDP_V4_FRAG_LATER);
+    assert_eq!(p.frag, Fragment::Later);
+    assert_eq!(p.l4, L4::Other);
+    assert_eq!(p.proto, 17);
+    assert!(!verify_l4_checksum(&f, &p));
+    let (_, p) = parsed(fixtures::UDP_V4_FRAG_FIRST);
+    assert_eq!(p.frag, Fragment::First);
+    assert_eq!(
+        p.l4,
+        L4::Udp {
+            sport: 7000,
+            dport: 7001
+        }
+    );
+}
+
+#[test]
+fn ipv6_syn() {
+    let (f, p) = parsed(fixtures::TCP_SYN_V6);
+    assert_eq!(p.version, IpVersion::V6);
+    assert_eq!(p.src, ip("2001:db8::10"));
+    assert_eq!(p.dst, ip("2001:db8:1::1"));
+    assert_eq!((p.l4_off, p.ip_len), (54, 80));
+    assert_eq!((p.proto, p.ttl, p.tos, p.df), (6, 57, 0xb8, true));
+    let L4::Tcp {
+        sport,
+        dport,
+        flags,
+        ..
+    } = p.l4
+    else {
+        panic!()
+    };
+    assert_eq!((sport, dport), (50000, 443));
+    assert!(flags.syn());
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn ipv6_hop_by_hop_routing_fragment() {
+    let (_, p) = parsed(fixtures::UDP_V6_EXT_FRAG_FIRST);
+    // 40 + hop-by-hop 8 + SRH 24 + fragment 8
+    assert_eq!(p.l4_off, 14 + 40 + 8 + 24 + 8);
+    assert_eq!(p.proto, 17);
+    assert_eq!(p.frag, Fragment::First);
+    assert_eq!(
+        p.l4,
+        L4::Udp {
+            sport: 5353,
+            dport: 53
+        }
+    );
+}
+
+#[test]
+fn ipv6_later_fragment_stops_at_fragment_header() {
+    // the bytes after the fragment header (60 = "destination options") are
+    // payload and must not be walked as headers
+    let (_, p) = parsed(fixtures::UDP_V6_FRAG_LATER);
+    assert_eq!(p.frag, Fragment::Later);
+    assert_eq!(p.proto, 17);
+    assert_eq!(p.l4_off, 14 + 48);
+    assert_eq!(p.l4, L4::Other);
+}
+
+#[test]
+fn icmp_frag_needed_quoting_tcp() {
+    let (f, p) = parsed(fixtures::ICMP_FRAG_NEEDED_V4);
+    assert_eq!(p.src, ip("203.0.113.1"));
+    let L4::IcmpError(e) = p.l4 else {
+        panic!("{:?}", p.l4)
+    };
+    assert_eq!(e.kind, (3, 4));
+    assert_eq!(e.mtu, Some(1400));
+    assert_eq!(e.inner_l3_off, 14 + 20 + 8);
+    assert_eq!(e.inner_l4_off, 14 + 20 + 8 + 20);
+    assert_eq!(e.inner_src, ip("198.51.100.1"));
+    assert_eq!(e.inner_dst, ip("192.0.2.10"));
+    assert_eq!(
+        (e.inner_proto, e.inner_sport, e.inner_dport),
+        (6, 80, 51234)
+    );
+    assert_eq!(e.inner_frag, Fragment::None);
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn icmp_port_unreachable_quoting_udp() {
+    let (_, p) = parsed(fixtures::ICMP_PORT_UNREACH_V4);
+    let L4::IcmpError(e) = p.l4 else { panic!() };
+    assert_eq!((e.kind, e.mtu), ((3, 3), None));
+    assert_eq!(
+        (e.inner_src, e.inner_dst),
+        (ip("192.0.2.10"), ip("10.0.0.11"))
+    );
+    assert_eq!(
+        (e.inner_proto, e.inner_sport, e.inner_dport),
+        (17, 40000, 5353)
+    );
+}
+
+#[test]
+fn icmpv6_packet_too_big() {
+    let (f, p) = parsed(fixtures::ICMPV6_PTB);
+    assert_eq!(p.proto, 58);
+    let L4::IcmpError(e) = p.l4 else { panic!() };
+    assert_eq!((e.kind, e.mtu), ((2, 0), Some(1280)));
+    assert_eq!(e.inner_l3_off, 14 + 40 + 8);
+    assert_eq!(e.inner_l4_off, 14 + 40 + 8 + 40);
+    assert_eq!(
+        (e.inner_src, e.inner_dst),
+        (ip("2001:db8:1::1"), ip("2001:db8::10"))
+    );
+    assert_eq!(
+        (e.inner_proto, e.inner_sport, e.inner_dport),
+        (6, 443, 50000)
+    );
+    assert!(verify_l4_checksum(&f, &p));
+}
+
+#[test]
+fn arp_is_not_ours() {
+    assert_eq!(parse(&bytes(fixtures::ARP_REQUEST)), Ok(None));
+}
+
+#[test]
+fn icmp_other_types() {
+    // a redirect (type 5) is not a connection error here
+    let mut f = bytes(fixtures::ICMP_ECHO_V4);
+    f[34] = 5;
+    f[35] = 1;
+    assert_eq!(
+        parse(&f).unwrap().unwrap().l4,
+        L4::IcmpOther { ty: 5, code: 1 }
+    );
+}
+
+/// Re-computes the IPv4 header checksum after a test edits the header.
+fn fix_ip4(f: &mut [u8], l3: usize) {
+    let ihl = (f[l3] & 0xf) as usize * 4;
+    f[l3 + 10..l3 + 12].fill(0);
+    let c = checksum::checksum(&f[l3..l3 + ihl]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn malformed_frames_give_their_drop_reason() {
+    use ParseError::*;
+    let syn = bytes(fixtures::TCP_SYN_V4);
+    let v6 = bytes(fixtures::TCP_SYN_V6);
+    let cases: Vec<(&str, Vec<u8>, ParseError)> = vec![
+        ("short ethernet", syn[..13].to_vec(), TruncatedEthernet),
+        (
+            "short vlan",
+            bytes(fixtures::TCP_V4_VLAN)[..16].to_vec(),
+            TruncatedVlan,
+        ),
+        ("short ipv4", syn[..14 + 19].to_vec(), Ipv4Truncated),
+        (
+            "ipv4 ihl beyond frame",
+            {
+                let mut f = syn[..14 + 22].to_vec();
+                f[14] = 0x46;
+                f
+            },
+            Ipv4Truncated,
+        ),
+        (
+            "ipv4 version",
+            {
+                let mut f = syn.clone();
+                f[14] = 0x65;
+                f
+            },
+            Ipv4BadVersion,
+        ),
+        (
+            "ipv4 ihl",
+            {
+                let mut f = syn.clone();
+                f[14] = 0x44;
+                f
+            },
+            Ipv4BadIhl,
+        ),
+        (
+            "total length beyond frame",
+            {
+                let mut f = syn.clone();
+                f[17] = 61;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            Ipv4BadTotalLength,
+        ),
+        (
+            "total length below header",
+            {
+                let mut f = syn.clone();
+                f[16] = 0;
+                f[17] = 19;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            Ipv4BadTotalLength,
+        ),
+        (
+            "ipv4 checksum",
+            {
+                let mut f = syn.clone();
+                f[22] = 63; // TTL changed without fixing the checksum
+                f
+            },
+            Ipv4BadChecksum,
+        ),
+        ("short ipv6", v6[..14 + 39].to_vec(), Ipv6Truncated),
+        (
+            "ipv6 version",
+            {
+                let mut f = v6.clone();
+                f[14] = 0x4b;
+                f
+            },
+            Ipv6BadVersion,
+        ),
+        (
+            "ipv6 payload length",
+            {
+                let mut f = v6.clone();
+                f[19] += 1;
+                f
+            },
+            Ipv6BadPayloadLength,
+        ),
+        (
+            "hop-by-hop not first",
+            {
+                let mut f = bytes(fixtures::UDP_V6_EXT_FRAG_FIRST);
+                f[14 + 40] = 0; // hop-by-hop's next header -> hop-by-hop again
+                f
+            },
+            Ipv6BadExtHeaders,
+        ),
+        (
+            "ext chain beyond payload",
+            {
+                let mut f = bytes(fixtures::UDP_V6_EXT_FRAG_FIRST);
+                f[14 + 40 + 9] = 200; // SRH length far beyond the packet
+                f
+            },
+            Ipv6BadExtHeaders,
+        ),
+        (
+            "tcp truncated",
+            {
+                let mut f = syn[..14 + 20 + 19].to_vec();
+                f[17] = 39;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            TcpTruncated,
+        ),
+        (
+            "tcp options beyond packet",
+            {
+                let mut f = syn.clone();
+                f[46] = 0xb0; // data offset 11 = 44 bytes > 40 present
+                f
+            },
+            TcpTruncated,
+        ),
+        (
+            "tcp data offset",
+            {
+                let mut f = syn.clone();
+                f[46] = 0x40;
+                f
+            },
+            TcpBadDataOffset,
+        ),
+        (
+            "udp truncated",
+            {
+                let mut f = bytes(fixtures::UDP_V4_NO_CSUM)[..14 + 20 + 7].to_vec();
+                f[17] = 27;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            UdpTruncated,
+        ),
+        (
+            "icmp truncated",
+            {
+                let mut f = bytes(fixtures::ICMP_ECHO_V4)[..14 + 20 + 7].to_vec();
+                f[17] = 27;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            IcmpTruncated,
+        ),
+        (
+            "icmp quote shorter than an ip header",
+            {
+                let mut f = bytes(fixtures::ICMP_PORT_UNREACH_V4)[..14 + 20 + 8 + 19].to_vec();
+                f[17] = 47;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            IcmpInnerTruncated,
+        ),
+        (
+            "icmp quote without ports",
+            {
+                let mut f = bytes(fixtures::ICMP_PORT_UNREACH_V4)[..14 + 20 + 8 + 20 + 3].to_vec();
+                f[17] = 51;
+                fix_ip4(&mut f, 14);
+                f
+            },
+            IcmpInnerTruncated,
+        ),
+        (
+            "icmp quoting ipv6 in ipv4",
+            {
+                let mut f = bytes(fixtures::ICMP_PORT_UNREACH_V4);
+                f[14 + 28] = 0x65;
+                f
+            },
+            IcmpInnerBad,
+        ),
+        (
+            "icmpv6 quote truncated",
+            {
+                let mut f = bytes(fixtures::ICMPV6_PTB)[..14 + 40 + 8 + 39].to_vec();
+                f[19] = 47;
+                f
+            },
+            IcmpInnerTruncated,
+        ),
+        (
+            "icmpv6 quoting ipv4",
+            {
+                let mut f = bytes(fixtures::ICMPV6_PTB);
+                f[14 + 48] = 0x45;
+                f
+            },
+            IcmpInnerBad,
+        ),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (what, f, want) in cases {
+        assert_eq!(parse(&f), Err(want), "{what}");
+        seen.insert(want);
+    }
+    for e in ParseError::ALL {
+        assert!(seen.contains(e), "no test for {e:?}");
+    }
+}
+
+#[test]
+fn parse_error_names_are_unique_snake_case() {
+    let mut names = std::collections::HashSet::new();
+    for e in ParseError::ALL {
+        let n = e.name();
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()),
+            "{n}"
+        );
+        assert!(names.insert(n), "duplicate {n}");
+    }
+    assert_eq!(ParseError::Ipv4BadChecksum.name(), "ipv4_bad_checksum");
+}
+
+#[test]
+fn random_and_damaged_frames_never_panic() {
+    let seeds: Vec<Vec<u8>> = [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_ACK_V4_PADDED,
+        fixtures::UDP_V4_IP_OPTIONS,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::ICMP_ECHO_V4,
+        fixtures::TCP_SYN_V6,
+        fixtures::UDP_V6_EXT_FRAG_FIRST,
+        fixtures::UDP_V6_FRAG_LATER,
+        fixtures::ICMP_FRAG_NEEDED_V4,
+        fixtures::ICMP_PORT_UNREACH_V4,
+        fixtures::ICMPV6_PTB,
+        fixtures::ARP_REQUEST,
+    ]
+    .iter()
+    .map(|h| bytes(h))
+    .collect();
+    let mut rng = SmallRng::seed_from_u64(0x11f0);
+    let (mut ok, mut err) = (0, 0);
+    for i in 0..6000 {
+        let mut f = if i % 6 == 0 {
+            let mut f = vec![0u8; rng.random_range(0..200)];
+            rng.fill(&mut f[..]);
+            if f.len() > 14 && rng.random_bool(0.5) {
+                let et: u16 = [0x0800, 0x86dd, 0x8100, 0x88a8][rng.random_range(0..4)];
+                f[12..14].copy_from_slice(&et.to_be_bytes());
+            }
+            f
+        } else {
+            seeds[rng.random_range(0..seeds.len())].clone()
+        };
+        for _ in 0..rng.random_range(0..4) {
+            if !f.is_empty() {
+                let at = rng.random_range(0..f.len());
+                f[at] ^= 1 << rng.random_range(0..8);
+            }
+        }
+        if rng.random_bool(0.5) {
+            f.truncate(rng.random_range(0..=f.len()));
+        }
+        match parse(&f) {
+            Ok(Some(p)) => {
+                ok += 1;
+                assert!(p.l3_end() <= f.len());
+                assert!(p.l3_off <= p.l4_off && p.l4_off <= p.l3_end());
+                let _ = verify_l4_checksum(&f, &p);
+            }
+            Ok(None) => {}
+            Err(_) => err += 1,
+        }
+    }
+    // the mix exercises both outcomes
+    assert!(ok > 500 && err > 500, "ok {ok} err {err}");
+}
+
+#[test]
+fn framebuf_headroom_and_length() {
+    let mut buf = vec![0u8; 64];
+    buf[16..20].copy_from_slice(&[1, 2, 3, 4]);
+    let mut fb = FrameBuf::new(&mut buf, 16, 4);
+    assert_eq!(fb.data(), &[1, 2, 3, 4]);
+    assert_eq!(
+        (fb.head(), fb.headroom(), fb.tailroom(), fb.len()),
+        (16, 16, 44, 4)
+    );
+    fb.push_front(2).unwrap();
+    assert_eq!(fb.data(), &[0, 0, 1, 2, 3, 4]);
+    assert_eq!(fb.push_front(15), Err(NoRoom));
+    fb.pull_front(3);
+    assert_eq!(fb.data(), &[2, 3, 4]);
+    fb.data_mut()[0] = 9;
+    assert_eq!(fb.data(), &[9, 3, 4]);
+    fb.set_len(1).unwrap();
+    assert_eq!(fb.data(), &[9]);
+    assert_eq!(fb.set_len(64 - 17 + 1), Err(NoRoom));
+    fb.set_len(64 - 17).unwrap();
+    assert_eq!(fb.tailroom(), 0);
+    fb.pull_front(1000);
+    assert!(fb.is_empty());
+    // a descriptor beyond the buffer is clamped, not trusted
+    let mut small = [0u8; 8];
+    let fb = FrameBuf::new(&mut small, 6, 10);
+    assert_eq!((fb.head(), fb.len()), (6, 2));
+}
