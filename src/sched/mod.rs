@@ -16,6 +16,23 @@ use std::str::FromStr;
 use crate::service::Dest;
 use crate::time::Timestamp;
 
+mod common;
+pub mod dh;
+pub mod fo;
+pub mod lblc;
+pub mod lblcr;
+pub mod lc;
+mod locality;
+pub mod mh;
+pub mod nq;
+pub mod ovf;
+pub mod rr;
+pub mod sed;
+pub mod sh;
+pub mod twos;
+pub mod wlc;
+pub mod wrr;
+
 /// Every scheduler IPVS has, by its ipvsadm name.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum SchedKind {
@@ -133,6 +150,21 @@ pub trait Scheduler: Send + fmt::Debug {
 
 /// Creates the scheduler `kind` with `flags`.
 pub fn new_scheduler(kind: SchedKind, flags: SchedFlags) -> Box<dyn Scheduler> {
-    let _ = (kind, flags);
-    todo!("schedulers land with the sched module")
+    // Only sh and mh read flags (sh-/mh-fallback, sh-/mh-port), as in IPVS.
+    match kind {
+        SchedKind::Rr => Box::new(rr::RoundRobin::new()),
+        SchedKind::Wrr => Box::new(wrr::WeightedRoundRobin::new()),
+        SchedKind::Lc => Box::new(lc::LeastConn),
+        SchedKind::Wlc => Box::new(wlc::WeightedLeastConn),
+        SchedKind::Sed => Box::new(sed::ShortestExpectedDelay),
+        SchedKind::Nq => Box::new(nq::NeverQueue),
+        SchedKind::Lblc => Box::new(lblc::Lblc::new()),
+        SchedKind::Lblcr => Box::new(lblcr::Lblcr::new()),
+        SchedKind::Dh => Box::new(dh::DestHash::new()),
+        SchedKind::Sh => Box::new(sh::SourceHash::new(flags)),
+        SchedKind::Mh => Box::new(mh::Maglev::new(flags)),
+        SchedKind::Fo => Box::new(fo::Failover),
+        SchedKind::Ovf => Box::new(ovf::Overflow),
+        SchedKind::Twos => Box::new(twos::PowerOfTwo),
+    }
 }

@@ -1,0 +1,218 @@
+//! Pieces several schedulers share, each mirroring a kernel helper: the
+//! address folding and multiplicative hashes of the hashing schedulers, the
+//! weighted least-connection pass of wlc/lblc/lblcr, and lblc's notion of an
+//! "overloaded" cache server.
+//!
+//! Invariant kept by every user: a dest with `available == false` is not on
+//! the service's list (IPVS unlinks it), so every list walk here skips it.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+
+use crate::service::Dest;
+
+/// `GOLDEN_RATIO_32` of `include/linux/hash.h`.
+const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
+
+/// The kernel's `hash_32(val, bits)`: multiply by the 32-bit golden ratio and
+/// keep the top `bits` bits.
+#[inline]
+pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
+    debug_assert!((1..=32).contains(&bits));
+    val.wrapping_mul(GOLDEN_RATIO_32) >> (32 - bits)
+}
+
+/// The 32-bit host-order value the IPVS hashing schedulers hash an address
+/// by: an IPv4 address as is, an IPv6 address as the XOR of its four 32-bit
+/// words (`addr->ip6[0] ^ .. ^ addr->ip6[3]` followed by `ntohl`, and byte
+/// swapping distributes over XOR).
+#[inline]
+pub(crate) fn fold_addr(addr: &IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => u32::from(*a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            let w = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            w(0) ^ w(4) ^ w(8) ^ w(12)
+        }
+    }
+}
+
+/// The test most schedulers apply before handing a dest a new connection:
+/// linked, not `IP_VS_DEST_F_OVERLOAD`, weight above zero.
+#[inline]
+pub(crate) fn usable(d: &Dest) -> bool {
+    d.available && !d.overloaded && d.weight > 0
+}
+
+/// `ip_vs_dest_conn_overhead` widened so the cross products below cannot
+/// overflow.
+#[inline]
+pub(crate) fn overhead(d: &Dest) -> i128 {
+    d.overhead() as i128
+}
+
+/// The weighted least-connection pass shared by `ip_vs_wlc_schedule`,
+/// `__ip_vs_lblc_schedule` and `__ip_vs_lblcr_schedule`: the first usable
+/// dest seeds the search, then every later non-overloaded dest replaces it
+/// when `loh * dw > doh * lw` (ties keep the earlier dest). A weight-0 dest
+/// can never win that comparison, so it is not tested for again.
+pub(crate) fn weighted_least_conn(dests: &[Dest]) -> Option<usize> {
+    let first = dests.iter().position(usable)?;
+    let mut least = first;
+    let mut loh = overhead(&dests[first]);
+    for (i, d) in dests.iter().enumerate().skip(first + 1) {
+        if !d.available || d.overloaded {
+            continue;
+        }
+        let doh = overhead(d);
+        if loh * d.weight as i128 > doh * dests[least].weight as i128 {
+            least = i;
+            loh = doh;
+        }
+    }
+    Some(least)
+}
+
+/// lblc/lblcr's `is_overloaded`: the dest has more active connections than
+/// its weight while some dest of the service is below half of its own.
+pub(crate) fn locality_overloaded(dest: &Dest, dests: &[Dest]) -> bool {
+    if (dest.active_conns as i64) <= dest.weight as i64 {
+        return false;
+    }
+    dests
+        .iter()
+        .filter(|d| d.available)
+        .any(|d| (d.active_conns as i64) * 2 < d.weight as i64)
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Builders for scheduler unit tests: plain `Dest` values whose counters
+    //! the tests set by hand to replay a connection history.
+    use std::net::IpAddr;
+
+    use crate::sched::SchedInput;
+    use crate::service::{Dest, FwdMethod};
+    use crate::time::Timestamp;
+
+    /// Dests 10.0.0.1, 10.0.0.2, ... port 80 with the given weights.
+    pub fn dests(weights: &[i32]) -> Vec<Dest> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let addr: IpAddr = format!("10.0.0.{}", i + 1).parse().unwrap();
+                Dest::new(addr, 80, FwdMethod::Route, w)
+            })
+            .collect()
+    }
+
+    /// Dests 2001:db8::1, 2001:db8::2, ... port 80 with the given weights.
+    pub fn dests6(weights: &[i32]) -> Vec<Dest> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let addr: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+                Dest::new(addr, 80, FwdMethod::Route, w)
+            })
+            .collect()
+    }
+
+    pub fn input(src: &str, sport: u16, dst: &str) -> SchedInput {
+        SchedInput {
+            src: src.parse().unwrap(),
+            sport,
+            dst: dst.parse().unwrap(),
+            dport: 80,
+            now: Timestamp::ZERO,
+            rand: 0,
+        }
+    }
+
+    pub fn at(mut i: SchedInput, now: Timestamp) -> SchedInput {
+        i.now = now;
+        i
+    }
+
+    /// A client input for schedulers that look at nothing but the dests.
+    pub fn any() -> SchedInput {
+        input("192.0.2.1", 1024, "198.51.100.1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::dests;
+    use super::*;
+
+    #[test]
+    fn hash_32_matches_kernel_constant() {
+        assert_eq!(hash_32(1, 32), 0x61C8_8647);
+        assert_eq!(hash_32(1, 8), 0x61);
+        assert_eq!(hash_32(0, 10), 0);
+        // 0xC0000201 * 0x61C88647 mod 2^32 = 0x32D51447; top 10 bits 0xCB
+        assert_eq!(hash_32(0xC000_0201, 10), 0xCB);
+        assert_eq!(hash_32(0xC000_0201, 8), 0x32);
+    }
+
+    #[test]
+    fn fold_v4_is_host_order_and_v6_xors_words() {
+        assert_eq!(fold_addr(&"192.0.2.1".parse().unwrap()), 0xC000_0201);
+        let a: IpAddr = "2001:db8:0:1::5".parse().unwrap();
+        // words 2001:0db8, 0000:0001, 0000:0000, 0000:0005
+        assert_eq!(fold_addr(&a), 0x2001_0db8 ^ 0x0000_0001 ^ 0x0000_0005);
+        // a v4-mapped address does not fold like the v4 address
+        let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(fold_addr(&m), 0x0000_ffff ^ 0xC000_0201);
+    }
+
+    #[test]
+    fn weighted_least_conn_ties_keep_first_and_skips_unusable() {
+        let mut d = dests(&[1, 2, 2]);
+        assert_eq!(weighted_least_conn(&d), Some(0));
+        d[0].active_conns = 1; // 256/1 vs 0/2
+        assert_eq!(weighted_least_conn(&d), Some(1));
+        d[1].active_conns = 1; // 256/2 == 256/2 for 2: keep 1
+        d[2].active_conns = 1;
+        assert_eq!(weighted_least_conn(&d), Some(1));
+        d[2].inact_conns = 0;
+        d[1].inact_conns = 1;
+        assert_eq!(weighted_least_conn(&d), Some(2));
+        d[2].overloaded = true;
+        assert_eq!(weighted_least_conn(&d), Some(1));
+        d[1].available = false;
+        assert_eq!(weighted_least_conn(&d), Some(0));
+        d[0].weight = 0;
+        assert_eq!(weighted_least_conn(&d), None);
+    }
+
+    #[test]
+    fn new_scheduler_builds_every_kind() {
+        use crate::sched::{SchedFlags, SchedKind, new_scheduler};
+        for k in SchedKind::ALL {
+            let mut s = new_scheduler(k, SchedFlags::default());
+            assert_eq!(s.kind(), k);
+            let d = dests(&[1, 1]);
+            s.update(&d);
+            let got = s.schedule(&d, &super::testutil::any());
+            assert!(got.is_some_and(|i| i < 2), "{k}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn locality_overload_needs_an_underused_peer() {
+        let mut d = dests(&[2, 4]);
+        d[0].active_conns = 3;
+        d[1].active_conns = 2; // 4 < 4 false
+        assert!(!locality_overloaded(&d[0], &d));
+        d[1].active_conns = 1;
+        assert!(locality_overloaded(&d[0], &d));
+        d[1].available = false;
+        assert!(!locality_overloaded(&d[0], &d));
+        d[1].available = true;
+        d[0].active_conns = 2; // not above its weight
+        assert!(!locality_overloaded(&d[0], &d));
+    }
+}
