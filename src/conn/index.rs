@@ -1,0 +1,269 @@
+//! Hash indexes from a connection tuple to its slab entry.
+//!
+//! An [`Index`] is a fixed-size linear-probing table of `u64` slots, each
+//! holding the upper 32 bits of the key's hash (the tag) and the slab index
+//! plus one (0 = empty). The key itself is not stored: a tag match is
+//! confirmed by the caller against the slab entry, so a slot is 8 bytes.
+//! Deletion shifts followers back (no tombstones), so probe sequences never
+//! degrade over time.
+//!
+//! Invariants: the slot count is fixed at construction and always larger
+//! than the number of entries (the table holds at most `capacity` entries
+//! and has `capacity * 3 / 2 + 1` slots, load <= 2/3), so insertion never
+//! allocates and every probe ends at an empty slot. The home slot depends
+//! on the tag only, which is what lets deletion find an entry's home.
+//!
+//! Hashing is seeded ([`tuple_hash`]) so clients cannot precompute colliding
+//! tuples for a given seed; it is a fast mixer, not a keyed PRF.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+
+#[derive(Debug)]
+pub(crate) struct Index {
+    slots: Box<[u64]>,
+}
+
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+impl Index {
+    /// An index for up to `entries` keys.
+    pub(crate) fn with_capacity(entries: usize) -> Index {
+        let n = (entries + entries / 2 + 1).max(4);
+        Index {
+            slots: vec![0u64; n].into_boxed_slice(),
+        }
+    }
+
+    /// Bytes used by the slots.
+    pub(crate) fn bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<u64>()
+    }
+
+    fn home(&self, tag: u32) -> usize {
+        ((tag as u64 * self.slots.len() as u64) >> 32) as usize
+    }
+
+    fn next(&self, p: usize) -> usize {
+        if p + 1 == self.slots.len() { 0 } else { p + 1 }
+    }
+
+    /// The entry whose key `eq` confirms among those with `hash`'s tag.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = tag_of(hash);
+        let mut p = self.home(tag);
+        loop {
+            let v = self.slots[p];
+            if v == 0 {
+                return None;
+            }
+            if (v >> 32) as u32 == tag {
+                let i = (v as u32).wrapping_sub(1);
+                if eq(i) {
+                    return Some(i);
+                }
+            }
+            p = self.next(p);
+        }
+    }
+
+    /// Adds entry `i` under `hash`. An entry already there with an equal key
+    /// (as `eq` says) is replaced: the newest entry wins, as the kernel's
+    /// head insertion into its hash chain does.
+    pub(crate) fn insert(&mut self, hash: u64, i: u32, mut eq: impl FnMut(u32) -> bool) {
+        let tag = tag_of(hash);
+        let v_new = ((tag as u64) << 32) | (i as u64 + 1);
+        let mut p = self.home(tag);
+        loop {
+            let v = self.slots[p];
+            if v == 0 {
+                self.slots[p] = v_new;
+                return;
+            }
+            if (v >> 32) as u32 == tag && eq((v as u32).wrapping_sub(1)) {
+                self.slots[p] = v_new;
+                return;
+            }
+            p = self.next(p);
+        }
+    }
+
+    /// Removes entry `i` filed under `hash`; false if it is not there (it
+    /// was replaced by a newer entry with the same key).
+    pub(crate) fn remove(&mut self, hash: u64, i: u32) -> bool {
+        let tag = tag_of(hash);
+        let want = ((tag as u64) << 32) | (i as u64 + 1);
+        let mut p = self.home(tag);
+        loop {
+            let v = self.slots[p];
+            if v == 0 {
+                return false;
+            }
+            if v == want {
+                break;
+            }
+            p = self.next(p);
+        }
+        // Backward shift: pull each follower into the hole unless its home
+        // lies cyclically in (hole, its position].
+        let mut hole = p;
+        let mut j = self.next(p);
+        loop {
+            let v = self.slots[j];
+            if v == 0 {
+                break;
+            }
+            let h = self.home((v >> 32) as u32);
+            let stays = if hole <= j {
+                hole < h && h <= j
+            } else {
+                h > hole || h <= j
+            };
+            if !stays {
+                self.slots[hole] = v;
+                hole = j;
+            }
+            j = self.next(j);
+        }
+        self.slots[hole] = 0;
+        true
+    }
+}
+
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    let x = (h ^ w).wrapping_mul(K);
+    x ^ (x >> 29)
+}
+
+#[inline]
+fn finish(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn addr_words(a: IpAddr) -> (u64, u64) {
+    match a {
+        IpAddr::V4(v) => (u32::from(v) as u64, 4),
+        IpAddr::V6(v) => {
+            let x = u128::from(v);
+            ((x >> 64) as u64, x as u64 ^ 6)
+        }
+    }
+}
+
+/// Seeded hash of a `<kind, proto, a:ap, b:bp>` tuple. `kind` separates the
+/// key spaces sharing one index (connections vs. templates).
+#[inline]
+pub(crate) fn tuple_hash(
+    seed: u64,
+    kind: u8,
+    proto: u8,
+    a: IpAddr,
+    ap: u16,
+    b: IpAddr,
+    bp: u16,
+) -> u64 {
+    let (a0, a1) = addr_words(a);
+    let (b0, b1) = addr_words(b);
+    let mut h = seed;
+    h = mix(h, a0);
+    h = mix(h, a1);
+    h = mix(h, b0);
+    h = mix(h, b1);
+    h = mix(
+        h,
+        ((kind as u64) << 48) | ((proto as u64) << 32) | ((ap as u64) << 16) | bp as u64,
+    );
+    finish(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_find_remove_with_collisions() {
+        // Force every key into the same tag: the caller's eq decides.
+        let keys: Vec<u32> = (0..40).collect();
+        let mut ix = Index::with_capacity(keys.len());
+        let h = 0xdead_beef_0000_0000u64;
+        for &k in &keys {
+            ix.insert(h, k, |_| false);
+        }
+        for &k in &keys {
+            assert_eq!(ix.find(h, |i| i == k), Some(k));
+        }
+        for &k in keys.iter().step_by(3) {
+            assert!(ix.remove(h, k));
+            assert!(!ix.remove(h, k));
+        }
+        for &k in &keys {
+            assert_eq!(ix.find(h, |i| i == k).is_some(), k % 3 != 0, "key {k}");
+        }
+    }
+
+    #[test]
+    fn equal_key_is_replaced_newest_wins() {
+        let mut ix = Index::with_capacity(4);
+        ix.insert(1 << 40, 7, |_| false);
+        ix.insert(1 << 40, 9, |i| i == 7);
+        assert_eq!(ix.find(1 << 40, |_| true), Some(9));
+        assert!(!ix.remove(1 << 40, 7), "7 was replaced");
+        assert!(ix.remove(1 << 40, 9));
+        assert_eq!(ix.find(1 << 40, |_| true), None);
+    }
+
+    #[test]
+    fn random_churn_keeps_every_live_key_findable() {
+        use rand::{Rng, SeedableRng, rngs::SmallRng};
+        let mut rng = SmallRng::seed_from_u64(3);
+        const N: usize = 500;
+        let mut ix = Index::with_capacity(N);
+        let hashes: Vec<u64> = (0..N)
+            .map(|i| {
+                tuple_hash(
+                    11,
+                    0,
+                    6,
+                    [10, 0, (i >> 8) as u8, i as u8].into(),
+                    1000,
+                    [192, 0, 2, 1].into(),
+                    80,
+                )
+            })
+            .collect();
+        let mut live = vec![false; N];
+        for _ in 0..20_000 {
+            let k = rng.random_range(0..N);
+            if live[k] {
+                assert!(ix.remove(hashes[k], k as u32));
+            } else {
+                ix.insert(hashes[k], k as u32, |i| i as usize == k);
+            }
+            live[k] = !live[k];
+        }
+        for k in 0..N {
+            assert_eq!(ix.find(hashes[k], |i| i as usize == k).is_some(), live[k]);
+        }
+    }
+
+    #[test]
+    fn hash_depends_on_seed_kind_and_family() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let a6: IpAddr = "::a00:1".parse().unwrap();
+        let v: IpAddr = "192.0.2.1".parse().unwrap();
+        let base = tuple_hash(1, 0, 6, a, 1, v, 80);
+        assert_ne!(base, tuple_hash(2, 0, 6, a, 1, v, 80));
+        assert_ne!(base, tuple_hash(1, 1, 6, a, 1, v, 80));
+        assert_ne!(base, tuple_hash(1, 0, 6, a6, 1, v, 80));
+        assert_ne!(base, tuple_hash(1, 0, 17, a, 1, v, 80));
+    }
+}

@@ -1,0 +1,1206 @@
+//! Table-level tests on a simulated clock, with a deterministic test
+//! scheduler (round-robin over usable dests) standing in for the real ones.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};
+use crate::service::{Dest, FwdMethod, Protocol, Service, ServiceKey, ServiceTable, Stats};
+
+#[derive(Debug, Default)]
+struct TestRr {
+    next: usize,
+}
+
+impl Scheduler for TestRr {
+    fn kind(&self) -> SchedKind {
+        SchedKind::Rr
+    }
+    fn update(&mut self, _dests: &[Dest]) {}
+    fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
+        let n = dests.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let d = &dests[i];
+            if d.available && d.weight > 0 && !d.overloaded {
+                self.next = i + 1;
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const VIP: &str = "192.0.2.10";
+const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+struct Svc {
+    proto: Protocol,
+    port: u16,
+    dests: Vec<(&'static str, u16, FwdMethod)>,
+    persistence: Option<Duration>,
+    prefix: u8,
+    ops: bool,
+    local: Vec<&'static str>,
+}
+
+impl Svc {
+    fn new(proto: Protocol, fwd: FwdMethod) -> Svc {
+        Svc {
+            proto,
+            port: 80,
+            dests: vec![("198.18.0.1", 8080, fwd), ("198.18.0.2", 8080, fwd)],
+            persistence: None,
+            prefix: 32,
+            ops: false,
+            local: vec![],
+        }
+    }
+    fn build(self) -> ServiceTable {
+        let mut t = ServiceTable::default();
+        t.add(Service {
+            key: ServiceKey {
+                proto: self.proto,
+                addr: ip(VIP),
+                port: self.port,
+            },
+            sched_flags: SchedFlags::default(),
+            persistence: self.persistence,
+            persistence_prefix: self.prefix,
+            ops: self.ops,
+            local_addrs: self.local.iter().map(|a| ip(a)).collect(),
+            dests: self
+                .dests
+                .iter()
+                .map(|&(a, p, f)| Dest::new(ip(a), p, f, 1))
+                .collect(),
+            sched: Box::new(TestRr::default()),
+            stats: Stats::default(),
+        });
+        t
+    }
+}
+
+fn t0() -> Timestamp {
+    Timestamp::from_secs(1_000)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn flow(proto: Protocol, client: &str, cport: u16, tcp: Option<TcpFlags>) -> NewFlow {
+    NewFlow {
+        proto,
+        caddr: ip(client),
+        cport,
+        vaddr: ip(VIP),
+        vport: 80,
+        client_mac: MAC,
+        tcp,
+    }
+}
+
+fn syn(client: &str, cport: u16) -> NewFlow {
+    flow(Protocol::Tcp, client, cport, Some(TcpFlags::SYN))
+}
+
+fn udp(client: &str, cport: u16) -> NewFlow {
+    flow(Protocol::Udp, client, cport, None)
+}
+
+fn table() -> ConnTable {
+    ConnTable::new(64, Timeouts::default())
+}
+
+/// (ActiveConn, InActConn, PersistConn) of dest `d` of service 0.
+fn counters(s: &ServiceTable, d: usize) -> (u32, u32, u32) {
+    let d = &s.services[0].dests[d];
+    (d.active_conns, d.inact_conns, d.persist_conns)
+}
+
+fn state(t: &ConnTable, id: ConnId) -> ConnState {
+    t.get(id).state
+}
+
+#[test]
+fn slab_entry_is_compact() {
+    let conn = std::mem::size_of::<Conn>();
+    let t = ConnTable::new(100_000, Timeouts::default());
+    let per_conn = t.memory_bytes() as f64 / 100_000.0;
+    println!("Conn {conn} B, timer links 8 B, table total {per_conn:.1} B per entry");
+    assert!(conn <= 120, "Conn is {conn} bytes");
+    assert!(conn + 8 <= 128, "slab entry with links");
+    // entry + links + two indexes at 1.5 slots of 8 B each (+ wheel heads)
+    assert!(per_conn <= 128.0 + 8.0 + 24.0 + 1.0, "{per_conn}");
+}
+
+#[test]
+fn nat_tcp_lifecycle_states_counters_stats_and_timers() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, now, 0)
+        .unwrap();
+    let c = t.get(id).clone();
+    assert_eq!((c.daddr, c.dport), (ip("198.18.0.1"), 8080));
+    assert_eq!(
+        (c.laddr, c.lport),
+        (ip("10.0.0.1"), 40000),
+        "NAT: local side is the client"
+    );
+    assert_eq!(c.client_mac, MAC);
+    assert_eq!(c.state, ConnState::SynRecv);
+    assert_eq!(c.expires, now + secs(60));
+    assert!(!c.is_inactive());
+    assert_eq!(counters(&s, 0), (1, 0, 0), "SYN_RECV counts as active");
+    assert_eq!(
+        t.lookup_in(Protocol::Tcp, ip("10.0.0.1"), 40000, ip(VIP), 80),
+        Some(id)
+    );
+    let out = t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000);
+    assert_eq!(out, Some(id));
+
+    t.on_packet(id, Direction::Out, Some(TcpFlags::SYN_ACK), 60, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::SynRecv);
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::Established);
+    assert_eq!(t.get(id).expires, now + secs(900));
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 1052, now, &mut s);
+    t.on_packet(id, Direction::Out, Some(TcpFlags::ACK), 1500, now, &mut s);
+    assert_eq!(counters(&s, 0), (1, 0, 0));
+
+    t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::CloseWait);
+    assert_eq!(counters(&s, 0), (0, 1, 0), "leaving the active states");
+    assert_eq!(t.get(id).expires, now + secs(60));
+    t.on_packet(id, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::TimeWait);
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::TimeWait);
+    assert_eq!(t.get(id).expires, now + secs(120));
+
+    let d = &s.services[0].dests[0].stats;
+    assert_eq!(
+        (d.conns, d.inpkts, d.inbytes, d.outpkts, d.outbytes),
+        (1, 5, 60 + 52 + 1052 + 52 + 52, 3, 60 + 1500 + 52)
+    );
+    assert_eq!(
+        s.services[0].stats, *d,
+        "service stats mirror the only dest's"
+    );
+
+    assert_eq!(t.expire(Timestamp(now.0 + 120_000_000_000 - 1), &mut s), 0);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.expire(now + secs(120), &mut s), 1);
+    assert_eq!(t.len(), 0);
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+    assert_eq!(
+        t.lookup_in(Protocol::Tcp, ip("10.0.0.1"), 40000, ip(VIP), 80),
+        None
+    );
+    assert_eq!(
+        t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000),
+        None
+    );
+}
+
+#[test]
+fn dr_uses_the_input_only_table() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let now = t0();
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, now, 0)
+        .unwrap();
+    assert_eq!(state(&t, id), ConnState::SynRecv);
+    assert_eq!(
+        t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000),
+        None
+    );
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::Established);
+    // Client FIN: NAT would go to CLOSE_WAIT; input-only goes to FIN_WAIT.
+    t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::FinWait);
+    assert_eq!(t.get(id).expires, now + secs(120));
+    assert_eq!(counters(&s, 0), (0, 1, 0));
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::FinWait);
+    t.on_packet(id, Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
+    assert_eq!(state(&t, id), ConnState::Close);
+    assert_eq!(t.get(id).expires, now + secs(10));
+    assert_eq!(t.expire(now + secs(10), &mut s), 1);
+}
+
+#[test]
+fn table_quirks_rst_in_syn_recv_and_flagless_segments() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    // A client RST does not leave SYN_RECV (input rst column), a server
+    // RST closes it.
+    t.on_packet(a, Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::SynRecv);
+    t.on_packet(a, Direction::Out, Some(TcpFlags::RST), 40, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::Close);
+    // A segment with none of SYN/FIN/ACK/RST closes an ESTABLISHED conn.
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 2), 60, now, 0)
+        .unwrap();
+    t.on_packet(b, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    t.on_packet(b, Direction::In, Some(TcpFlags::default()), 52, now, &mut s);
+    assert_eq!(state(&t, b), ConnState::Close);
+    // No header at all (e.g. an ICMP error about the conn): no transition,
+    // timer re-armed for the current state.
+    let later = now + secs(5);
+    t.on_packet(b, Direction::In, None, 56, later, &mut s);
+    assert_eq!(state(&t, b), ConnState::Close);
+    assert_eq!(t.get(b).expires, later + secs(10));
+}
+
+#[test]
+fn syn_sent_and_listen_paths_of_the_output_table() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    // Server FIN first: FIN_WAIT; client's FIN then: TIME_WAIT.
+    t.on_packet(a, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::FinWait);
+    assert_eq!(counters(&s, 0), (0, 1, 0));
+    t.on_packet(a, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::TimeWait);
+    // TIME_WAIT + server SYN -> SYN_SENT, active again.
+    t.on_packet(a, Direction::Out, Some(TcpFlags::SYN), 60, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::SynSent);
+    assert_eq!(counters(&s, 0), (1, 0, 0));
+    assert_eq!(t.get(a).expires, now + secs(120));
+    // SYN_SENT + client SYN -> ESTABLISHED (simultaneous open).
+    t.on_packet(a, Direction::In, Some(TcpFlags::SYN), 60, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::Established);
+}
+
+#[test]
+fn out_packet_switches_a_dr_conn_off_input_only() {
+    // A DR conn that does see a reply (asymmetric setup) uses the normal
+    // tables from then on, as clearing IP_VS_CONN_F_NOOUTPUT does.
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::Out, Some(TcpFlags::SYN_ACK), 60, now, &mut s);
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    t.on_packet(a, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(state(&t, a), ConnState::CloseWait);
+}
+
+#[test]
+fn custom_timeouts_apply_from_the_next_packet() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = ConnTable::new(
+        8,
+        Timeouts {
+            tcp: secs(30),
+            tcp_fin: secs(7),
+            udp: secs(5),
+        },
+    );
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(t.get(a).expires, now + secs(30));
+    t.on_packet(a, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(t.get(a).expires, now + secs(7));
+    t.set_timeouts(Timeouts {
+        tcp_fin: secs(3),
+        ..t.timeouts()
+    });
+    assert_eq!(t.get(a).expires, now + secs(7), "not retroactive");
+    t.on_packet(a, Direction::Out, Some(TcpFlags::ACK), 52, now, &mut s);
+    assert_eq!(t.get(a).expires, now + secs(3));
+    assert_eq!(t.expire(now + secs(3), &mut s), 1);
+}
+
+#[test]
+fn udp_is_inactive_and_rearmed_per_datagram() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 5353), 100, now, 0)
+        .unwrap();
+    assert_eq!(state(&t, a), ConnState::Udp);
+    assert_eq!(state(&t, a).name(), "UDP");
+    assert_eq!(counters(&s, 0), (0, 1, 0));
+    assert_eq!(t.get(a).expires, now + secs(300));
+    let later = now + secs(200);
+    t.on_packet(a, Direction::Out, None, 300, later, &mut s);
+    assert_eq!(t.get(a).expires, later + secs(300));
+    assert_eq!(t.expire(now + secs(300), &mut s), 0);
+    assert_eq!(t.expire(later + secs(300), &mut s), 1);
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+}
+
+#[test]
+fn only_a_syn_without_rst_creates_a_tcp_conn() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let bad = [
+        Some(TcpFlags::ACK),
+        Some(TcpFlags::FIN_ACK),
+        Some(TcpFlags {
+            syn: true,
+            rst: true,
+            ..TcpFlags::default()
+        }),
+        None,
+    ];
+    for f in bad {
+        let r = t.schedule(
+            &mut s,
+            0,
+            &flow(Protocol::Tcp, "10.0.0.1", 1, f),
+            60,
+            now,
+            0,
+        );
+        assert_eq!(r, Err(ScheduleError::NotSyn), "{f:?}");
+    }
+    assert!(t.is_empty());
+    assert_eq!(s.services[0].stats.conns, 0);
+    // Like the kernel (active FTP), SYN+ACK may schedule.
+    assert!(
+        t.schedule(
+            &mut s,
+            0,
+            &flow(Protocol::Tcp, "10.0.0.1", 1, Some(TcpFlags::SYN_ACK)),
+            60,
+            now,
+            0
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn no_dest_creates_nothing() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    for d in &mut s.services[0].dests {
+        d.available = false;
+    }
+    let mut t = table();
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, t0(), 0),
+        Err(ScheduleError::NoDest)
+    );
+    assert_eq!(
+        t.schedule(&mut s, 7, &syn("10.0.0.1", 1), 60, t0(), 0),
+        Err(ScheduleError::NoDest)
+    );
+    assert!(t.is_empty());
+    assert_eq!(s.services[0].stats, Stats::default());
+}
+
+#[test]
+fn persistence_sticks_per_client_network_and_templates_are_listed() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    sv.prefix = 24;
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.200", 2000), 60, now, 0)
+        .unwrap();
+    let c = t
+        .schedule(&mut s, 0, &syn("10.0.1.1", 3000), 60, now, 0)
+        .unwrap();
+    assert_eq!(t.get(a).daddr, ip("198.18.0.1"));
+    assert_eq!(
+        t.get(b).daddr,
+        ip("198.18.0.1"),
+        "same /24 shares the template"
+    );
+    assert_eq!(
+        t.get(c).daddr,
+        ip("198.18.0.2"),
+        "other /24 goes through the scheduler"
+    );
+    assert_eq!(counters(&s, 0), (2, 0, 1));
+    assert_eq!(counters(&s, 1), (1, 0, 1));
+    let tpls: Vec<&Conn> = t
+        .iter()
+        .map(|(_, c)| c)
+        .filter(|c| c.is_template())
+        .collect();
+    assert_eq!(tpls.len(), 2);
+    let ta = tpls
+        .iter()
+        .find(|c| c.caddr == ip("10.0.0.0"))
+        .expect("template keyed by the /24");
+    assert_eq!(
+        (ta.cport, ta.vport, ta.daddr, ta.dport),
+        (0, 80, ip("198.18.0.1"), 8080)
+    );
+    assert_eq!(ta.state.name(), "NONE");
+    assert_eq!(ta.n_control(), 2);
+    assert_eq!(ta.expires, now + secs(300));
+    let tid = t.get(a).control().unwrap();
+    assert_eq!(t.get(b).control(), Some(tid));
+    assert!(t.get(tid).is_template());
+    // A template is never returned for a packet lookup.
+    assert_eq!(
+        t.lookup_in(Protocol::Tcp, ip("10.0.0.0"), 0, ip(VIP), 80),
+        None
+    );
+    assert_eq!(
+        s.services[0].stats.conns, 3,
+        "templates are not counted as conns"
+    );
+    assert_eq!(t.len(), 5);
+}
+
+#[test]
+fn template_outlives_its_conns_and_lingers_while_controlling() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Masq);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s); // ESTABLISHED, 900 s
+    let tpl = t.get(a).control().unwrap();
+    // At 300 s the template still controls the conn: re-armed for 60 s.
+    assert_eq!(t.expire(now + secs(300), &mut s), 0);
+    assert_eq!(t.get(tpl).expires, now + secs(360));
+    assert_eq!(counters(&s, 0), (1, 0, 1));
+    // A new conn from the same client now refreshes it with 60 s only.
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1001), 60, now + secs(330), 0)
+        .unwrap();
+    assert_eq!(t.get(b).daddr, t.get(a).daddr);
+    assert_eq!(t.get(tpl).expires, now + secs(390));
+    assert_eq!(t.get(tpl).n_control(), 2);
+    // b (SYN_RECV, 60 s) goes at 390 s, template lingers on for a.
+    assert_eq!(t.expire(now + secs(390), &mut s), 1);
+    assert_eq!(t.get(tpl).n_control(), 1);
+    assert_eq!(t.get(tpl).expires, now + secs(450));
+    // a expires at 900 s; the template is freed at its next firing after.
+    let mut freed = 0;
+    let mut at = now + secs(450);
+    while at <= now + secs(960) {
+        freed += t.expire(at, &mut s);
+        at = at + secs(60);
+    }
+    assert_eq!(freed, 2);
+    assert!(t.is_empty());
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+}
+
+#[test]
+fn template_without_conns_expires_at_the_persistence_timeout() {
+    let mut sv = Svc::new(Protocol::Udp, FwdMethod::Route);
+    sv.persistence = Some(secs(600));
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    assert_eq!(t.expire(now + secs(300), &mut s), 1, "the UDP conn");
+    assert_eq!(t.len(), 1);
+    assert_eq!(counters(&s, 0), (0, 0, 1));
+    // Still sticky while the template lives.
+    let b = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 54), 80, now + secs(400), 0)
+        .unwrap();
+    assert_eq!(t.get(b).daddr, ip("198.18.0.1"));
+    let _ = a;
+    assert_eq!(t.expire(now + secs(700), &mut s), 1, "conn b");
+    assert_eq!(
+        t.expire(Timestamp(now.0 + 1_000_000_000_000 - 1), &mut s),
+        0
+    );
+    assert_eq!(
+        t.expire(now + secs(1000), &mut s),
+        1,
+        "template, 600 s after b"
+    );
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+}
+
+#[test]
+fn template_to_a_removed_server_is_replaced() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
+    let old_tpl = t.get(a).control().unwrap();
+    s.services[0].dests[0].available = false;
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1001), 60, now, 0)
+        .unwrap();
+    assert_eq!(t.get(b).daddr, ip("198.18.0.2"));
+    let new_tpl = t.get(b).control().unwrap();
+    assert_ne!(old_tpl, new_tpl);
+    let old = t.get(old_tpl);
+    assert!(old.is_template());
+    assert_eq!(
+        (old.vport, old.dport),
+        (0xffff, 0xffff),
+        "unhashed like ip_vs_check_template"
+    );
+    assert_eq!(
+        counters(&s, 0),
+        (1, 0, 1),
+        "old template keeps its PersistConn until it dies"
+    );
+    assert_eq!(counters(&s, 1), (1, 0, 1));
+    // The next conn follows the new template.
+    let c = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1002), 60, now, 0)
+        .unwrap();
+    assert_eq!(t.get(c).control(), Some(new_tpl));
+}
+
+#[test]
+fn quiescent_template_is_kept_unless_the_sysctl_says_otherwise() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
+    s.services[0].dests[0].weight = 0;
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1001), 60, now, 0)
+        .unwrap();
+    assert_eq!(
+        t.get(b).daddr,
+        t.get(a).daddr,
+        "weight 0 keeps persistent clients"
+    );
+    t.set_sysctls(ConnSysctls {
+        expire_quiescent_template: true,
+        ..ConnSysctls::default()
+    });
+    let c = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1002), 60, now, 0)
+        .unwrap();
+    assert_eq!(t.get(c).daddr, ip("198.18.0.2"));
+}
+
+#[test]
+fn ftp_service_templates_are_portless() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.port = 21;
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = table();
+    let f = NewFlow {
+        vport: 21,
+        ..syn("10.0.0.1", 1000)
+    };
+    let a = t.schedule(&mut s, 0, &f, 60, t0(), 0).unwrap();
+    let tpl = t.get(t.get(a).control().unwrap());
+    assert_eq!((tpl.vport, tpl.dport), (0, 0));
+    assert_eq!(t.get(a).dport, 8080);
+}
+
+#[test]
+fn ops_conn_is_unhashed_and_freed_at_the_next_expire() {
+    let mut sv = Svc::new(Protocol::Udp, FwdMethod::Masq);
+    sv.ops = true;
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    assert!(t.get(a).is_one_packet());
+    assert_eq!(
+        t.lookup_in(Protocol::Udp, ip("10.0.0.1"), 53, ip(VIP), 80),
+        None
+    );
+    assert_eq!(
+        t.lookup_out(Protocol::Udp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 53),
+        None
+    );
+    assert_eq!(counters(&s, 0), (0, 1, 0));
+    // The next datagram of the "same" flow is scheduled on its own.
+    let b = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    assert_eq!(t.get(b).daddr, ip("198.18.0.2"));
+    assert_eq!(t.expire(now, &mut s), 2);
+    assert_eq!((counters(&s, 0), counters(&s, 1)), ((0, 0, 0), (0, 0, 0)));
+    assert_eq!(s.services[0].stats.conns, 2);
+    assert_eq!(s.services[0].stats.inpkts, 2);
+    // ops is UDP-only: a TCP service with ops schedules normally.
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Masq);
+    sv.ops = true;
+    let mut s = sv.build();
+    let c = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    assert!(!t.get(c).is_one_packet());
+}
+
+#[test]
+fn fullnat_local_ports_are_unique_per_real_server_and_run_out() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::FullNat);
+    sv.dests.truncate(1);
+    sv.local = vec!["203.0.113.1", "2001:db8::1", "203.0.113.2"];
+    let mut s = sv.build();
+    let mut t = table();
+    // Given reversed on purpose: the table orders the bounds.
+    t.set_fullnat_ports(std::ops::RangeInclusive::new(5004, 5000));
+    let now = t0();
+    let mut seen = std::collections::HashSet::new();
+    let mut ids = Vec::new();
+    for k in 0..10u16 {
+        let id = t
+            .schedule(
+                &mut s,
+                0,
+                &syn("10.0.0.1", 40000 + k),
+                60,
+                now,
+                u64::from(k) * 7919,
+            )
+            .unwrap();
+        let c = t.get(id);
+        assert!(c.laddr.is_ipv4(), "family of the real server");
+        assert!((5000..=5004).contains(&c.lport));
+        assert!(
+            seen.insert((c.laddr, c.lport)),
+            "duplicate {:?}",
+            (c.laddr, c.lport)
+        );
+        assert_eq!(
+            t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, c.laddr, c.lport),
+            Some(id)
+        );
+        ids.push(id);
+    }
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 41000), 60, now, 5),
+        Err(ScheduleError::NoLocalAddr)
+    );
+    assert_eq!(t.len(), 10);
+    // Freeing one frees its tuple.
+    let freed = t.get(ids[3]).clone();
+    t.on_packet(ids[3], Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
+    t.on_packet(ids[3], Direction::Out, Some(TcpFlags::RST), 40, now, &mut s);
+    assert_eq!(t.expire(now + secs(10), &mut s), 1);
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 41000), 60, now + secs(10), 5)
+        .unwrap();
+    assert_eq!(
+        (t.get(id).laddr, t.get(id).lport),
+        (freed.laddr, freed.lport)
+    );
+}
+
+#[test]
+fn fullnat_ports_are_reused_across_real_servers_and_need_a_family_match() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::FullNat);
+    sv.local = vec!["203.0.113.1"];
+    let mut s = sv.build();
+    let mut t = table();
+    t.set_fullnat_ports(6000..=6001);
+    // 2 servers x 2 ports: four conns, each server's pair unique.
+    for k in 0..4u16 {
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 100 + k), 60, t0(), 0)
+            .unwrap();
+    }
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 200), 60, t0(), 0),
+        Err(ScheduleError::NoLocalAddr)
+    );
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::FullNat);
+    sv.local = vec!["2001:db8::1"];
+    let mut s = sv.build();
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 300), 60, t0(), 0),
+        Err(ScheduleError::NoLocalAddr)
+    );
+}
+
+#[test]
+fn full_table_evicts_the_soonest_half_open_conn_never_established() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = ConnTable::new(4, Timeouts::default());
+    let now = t0();
+    let est: Vec<ConnId> = (0..2u16)
+        .map(|k| {
+            let id = t
+                .schedule(&mut s, 0, &syn("10.0.0.1", k), 60, now, 0)
+                .unwrap();
+            t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+            id
+        })
+        .collect();
+    let old = t
+        .schedule(&mut s, 0, &syn("10.6.6.6", 1), 60, now, 0)
+        .unwrap();
+    let _young = t
+        .schedule(&mut s, 0, &syn("10.6.6.6", 2), 60, now + secs(1), 0)
+        .unwrap();
+    assert_eq!(t.len(), 4);
+    let n = t
+        .schedule(&mut s, 0, &syn("10.6.6.6", 3), 60, now + secs(2), 0)
+        .unwrap();
+    assert_eq!(t.evictions(), 1);
+    assert_eq!(t.len(), 4);
+    assert_eq!(n, old, "slot of the evicted conn reused");
+    assert_eq!(
+        t.lookup_in(Protocol::Tcp, ip("10.6.6.6"), 1, ip(VIP), 80),
+        None
+    );
+    assert!(
+        t.lookup_in(Protocol::Tcp, ip("10.6.6.6"), 2, ip(VIP), 80)
+            .is_some()
+    );
+    for id in &est {
+        assert_eq!(t.get(*id).state, ConnState::Established);
+    }
+    // Counters follow the eviction (2 ESTABLISHED + 2 SYN_RECV active).
+    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
+    assert_eq!(total, 4);
+    // Only ESTABLISHED conns: nothing may be evicted.
+    for c in ["10.6.6.6:2", "10.6.6.6:3"] {
+        let (a, p) = c.split_once(':').unwrap();
+        let id = t
+            .lookup_in(Protocol::Tcp, ip(a), p.parse().unwrap(), ip(VIP), 80)
+            .unwrap();
+        t.on_packet(
+            id,
+            Direction::In,
+            Some(TcpFlags::ACK),
+            52,
+            now + secs(2),
+            &mut s,
+        );
+    }
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.6.6.6", 4), 60, now + secs(3), 0),
+        Err(ScheduleError::TableFull)
+    );
+    assert_eq!(t.evictions(), 1);
+}
+
+#[test]
+fn templates_are_never_evicted_and_a_failed_reclaim_evicts_nothing() {
+    let mut sv = Svc::new(Protocol::Udp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = ConnTable::new(2, Timeouts::default());
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 1), 80, now, 0)
+        .unwrap(); // template + conn
+    // A new client needs two entries but only the conn may go: refused,
+    // and the conn survives.
+    assert_eq!(
+        t.schedule(&mut s, 0, &udp("10.0.0.9", 1), 80, now, 0),
+        Err(ScheduleError::TableFull)
+    );
+    assert_eq!(t.evictions(), 0);
+    assert_eq!(
+        t.lookup_in(Protocol::Udp, ip("10.0.0.1"), 1, ip(VIP), 80),
+        Some(a)
+    );
+    // The same client needs only a conn entry: its older conn makes room.
+    t.schedule(&mut s, 0, &udp("10.0.0.1", 2), 80, now + secs(1), 0)
+        .unwrap();
+    assert_eq!(t.evictions(), 1);
+    assert_eq!(
+        t.lookup_in(Protocol::Udp, ip("10.0.0.1"), 1, ip(VIP), 80),
+        None
+    );
+    assert_eq!(t.iter().filter(|(_, c)| c.is_template()).count(), 1);
+    assert_eq!(counters(&s, 0), (0, 1, 1));
+}
+
+#[test]
+fn two_entries_can_be_reclaimed_for_a_new_template() {
+    let mut sv = Svc::new(Protocol::Udp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = ConnTable::new(3, Timeouts::default());
+    let now = t0();
+    t.schedule(&mut s, 0, &udp("10.0.0.1", 1), 80, now, 0)
+        .unwrap();
+    t.schedule(&mut s, 0, &udp("10.0.0.1", 2), 80, now, 0)
+        .unwrap();
+    t.schedule(&mut s, 0, &udp("10.0.0.9", 1), 80, now, 0)
+        .unwrap();
+    assert_eq!(t.evictions(), 2);
+    assert_eq!(t.iter().filter(|(_, c)| c.is_template()).count(), 2);
+}
+
+#[test]
+fn removed_server_without_expire_nodest_conn_drops_until_timeout() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    s.services[0].dests[0].available = false;
+    let d = t.resolve_in(Protocol::Udp, ip("10.0.0.1"), 53, ip(VIP), 80, None, &mut s);
+    assert_eq!(d, InDecision::DropNoDest);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t.get(a).expires,
+        now + secs(300),
+        "a dropped packet does not re-arm"
+    );
+    assert_eq!(t.expire(now + secs(300), &mut s), 1);
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+}
+
+#[test]
+fn removed_server_with_expire_nodest_conn_reschedules() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = table();
+    t.set_sysctls(ConnSysctls {
+        expire_nodest_conn: true,
+        ..ConnSysctls::default()
+    });
+    let now = t0();
+    t.schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    s.services[0].dests[0].available = false;
+    let d = t.resolve_in(Protocol::Udp, ip("10.0.0.1"), 53, ip(VIP), 80, None, &mut s);
+    assert_eq!(d, InDecision::Schedule);
+    assert!(t.is_empty());
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+    let b = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    assert_eq!(t.get(b).daddr, ip("198.18.0.2"));
+    // TCP: the conn goes, but a non-SYN segment cannot make a new one.
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 7), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    s.services[0].dests[0].available = false;
+    let d = t.resolve_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        7,
+        ip(VIP),
+        80,
+        Some(TcpFlags::ACK),
+        &mut s,
+    );
+    assert_eq!(d, InDecision::Schedule);
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+    let f = flow(Protocol::Tcp, "10.0.0.1", 7, Some(TcpFlags::ACK));
+    assert_eq!(
+        t.schedule(&mut s, 0, &f, 52, now, 0),
+        Err(ScheduleError::NotSyn)
+    );
+}
+
+#[test]
+fn syn_to_a_quiesced_server_reschedules_only_with_expire_nodest_conn() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 7), 60, now, 0)
+        .unwrap();
+    s.services[0].dests[0].weight = 0;
+    let resolve = |t: &mut ConnTable, s: &mut ServiceTable, f| {
+        t.resolve_in(Protocol::Tcp, ip("10.0.0.1"), 7, ip(VIP), 80, Some(f), s)
+    };
+    assert_eq!(
+        resolve(&mut t, &mut s, TcpFlags::SYN),
+        InDecision::Forward(a)
+    );
+    t.set_sysctls(ConnSysctls {
+        expire_nodest_conn: true,
+        ..ConnSysctls::default()
+    });
+    assert_eq!(
+        resolve(&mut t, &mut s, TcpFlags::ACK),
+        InDecision::Forward(a),
+        "only SYNs"
+    );
+    assert_eq!(resolve(&mut t, &mut s, TcpFlags::SYN), InDecision::Schedule);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn syn_reuses_or_reschedules_a_finished_conn_per_conn_reuse_mode() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let close = |t: &mut ConnTable, s: &mut ServiceTable, port| {
+        let id = t
+            .schedule(s, 0, &syn("10.0.0.1", port), 60, now, 0)
+            .unwrap();
+        t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, s);
+        t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, s);
+        t.on_packet(id, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, s);
+        assert_eq!(t.get(id).state, ConnState::TimeWait);
+        id
+    };
+    // Default mode 1: a SYN on TIME_WAIT starts afresh.
+    let a = close(&mut t, &mut s, 1);
+    let d = t.resolve_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        1,
+        ip(VIP),
+        80,
+        Some(TcpFlags::SYN),
+        &mut s,
+    );
+    assert_eq!(d, InDecision::Schedule);
+    assert!(t.is_empty(), "{a:?} released");
+    assert_eq!(counters(&s, 0), (0, 0, 0));
+    // Mode 0: the old conn takes the SYN (TIME_WAIT -> SYN_RECV, active).
+    t.set_sysctls(ConnSysctls {
+        conn_reuse_mode: 0,
+        ..ConnSysctls::default()
+    });
+    let b = close(&mut t, &mut s, 2);
+    let d = t.resolve_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        2,
+        ip(VIP),
+        80,
+        Some(TcpFlags::SYN),
+        &mut s,
+    );
+    assert_eq!(d, InDecision::Forward(b));
+    t.on_packet(b, Direction::In, Some(TcpFlags::SYN), 60, now, &mut s);
+    assert_eq!(t.get(b).state, ConnState::SynRecv);
+    let dest = if t.get(b).daddr == ip("198.18.0.1") {
+        0
+    } else {
+        1
+    };
+    assert_eq!(counters(&s, dest), (1, 0, 0));
+    // Non-SYN segments never reschedule.
+    t.set_sysctls(ConnSysctls::default());
+    let c = close(&mut t, &mut s, 3);
+    let d = t.resolve_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        3,
+        ip(VIP),
+        80,
+        Some(TcpFlags::ACK),
+        &mut s,
+    );
+    assert_eq!(d, InDecision::Forward(c));
+}
+
+#[test]
+fn conn_reuse_spares_persistent_conns_and_bit_1_covers_dr_fin_wait() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.persistence = Some(secs(300));
+    let mut s = sv.build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    t.on_packet(a, Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
+    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 40, now, &mut s);
+    t.on_packet(a, Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
+    assert_eq!(t.get(a).state, ConnState::Close);
+    let d = t.resolve_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        1,
+        ip(VIP),
+        80,
+        Some(TcpFlags::SYN),
+        &mut s,
+    );
+    assert_eq!(d, InDecision::Forward(a), "controlled by a template");
+
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let b = t
+        .schedule(&mut s, 0, &syn("10.0.0.2", 1), 60, now, 0)
+        .unwrap();
+    t.on_packet(b, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    t.on_packet(b, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
+    assert_eq!(t.get(b).state, ConnState::FinWait);
+    let resolve = |t: &mut ConnTable, s: &mut ServiceTable| {
+        t.resolve_in(
+            Protocol::Tcp,
+            ip("10.0.0.2"),
+            1,
+            ip(VIP),
+            80,
+            Some(TcpFlags::SYN),
+            s,
+        )
+    };
+    assert_eq!(resolve(&mut t, &mut s), InDecision::Forward(b));
+    t.set_sysctls(ConnSysctls {
+        conn_reuse_mode: 3,
+        ..ConnSysctls::default()
+    });
+    assert_eq!(resolve(&mut t, &mut s), InDecision::Schedule);
+}
+
+#[test]
+fn thresholds_mark_and_clear_overload() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    sv.dests.truncate(1);
+    let mut s = sv.build();
+    s.services[0].dests[0].u_threshold = 2;
+    let mut t = table();
+    let now = t0();
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
+        .unwrap();
+    assert!(!s.services[0].dests[0].overloaded);
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 2), 60, now, 0)
+        .unwrap();
+    assert!(s.services[0].dests[0].overloaded);
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 3), 60, now, 0),
+        Err(ScheduleError::NoDest)
+    );
+    assert_eq!(t.expire(now + secs(60), &mut s), 2);
+    assert!(!s.services[0].dests[0].overloaded);
+}
+
+#[test]
+fn stats_stop_when_the_server_is_removed() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = table();
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 53), 80, now, 0)
+        .unwrap();
+    s.services[0].dests[0].available = false;
+    t.on_packet(a, Direction::Out, None, 500, now, &mut s);
+    assert_eq!(s.services[0].dests[0].stats.outpkts, 0);
+    assert_eq!(s.services[0].stats.outpkts, 0);
+    assert_eq!(s.services[0].dests[0].stats.inpkts, 1);
+}
+
+#[test]
+fn ipv6_flows_and_prefix_64_persistence() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::Masq);
+    sv.dests = vec![
+        ("2001:db8:f::1", 80, FwdMethod::Masq),
+        ("2001:db8:f::2", 80, FwdMethod::Masq),
+    ];
+    sv.persistence = Some(secs(60));
+    sv.prefix = 64;
+    let mut s = sv.build();
+    s.services[0].key.addr = ip("2001:db8::80");
+    let mut t = table();
+    let f = |c: &str, p| NewFlow {
+        vaddr: ip("2001:db8::80"),
+        ..syn(c, p)
+    };
+    let a = t
+        .schedule(&mut s, 0, &f("2001:db8:1:2::5", 9), 80, t0(), 0)
+        .unwrap();
+    let b = t
+        .schedule(&mut s, 0, &f("2001:db8:1:2::6", 9), 80, t0(), 0)
+        .unwrap();
+    assert_eq!(t.get(a).daddr, t.get(b).daddr);
+    assert_eq!(
+        t.lookup_in(
+            Protocol::Tcp,
+            ip("2001:db8:1:2::5"),
+            9,
+            ip("2001:db8::80"),
+            80
+        ),
+        Some(a)
+    );
+    assert_eq!(
+        t.lookup_out(Protocol::Tcp, t.get(b).daddr, 80, ip("2001:db8:1:2::6"), 9),
+        Some(b)
+    );
+    let tpl = t.get(t.get(a).control().unwrap());
+    assert_eq!(tpl.caddr, ip("2001:db8:1:2::"));
+}
+
+#[test]
+fn many_conns_churn_keeps_indexes_and_counters_consistent() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = ConnTable::with_seed(
+        2000,
+        Timeouts {
+            udp: secs(30),
+            ..Timeouts::default()
+        },
+        99,
+    );
+    let mut now = t0();
+    for round in 0..20u64 {
+        for k in 0..150u16 {
+            let c = format!("10.{}.{}.{}", round % 7, k / 200, k % 200);
+            if let InDecision::Schedule =
+                t.resolve_in(Protocol::Udp, ip(&c), k, ip(VIP), 80, None, &mut s)
+            {
+                t.schedule(&mut s, 0, &udp(&c, k), 80, now, round).unwrap();
+            }
+        }
+        now = now + secs(7);
+        t.expire(now, &mut s);
+        let live = t.iter().count();
+        assert_eq!(live, t.len());
+        let inact: u32 = (0..2).map(|d| counters(&s, d).1).sum();
+        assert_eq!(inact as usize, live);
+        for (id, c) in t.iter() {
+            assert_eq!(
+                t.lookup_in(Protocol::Udp, c.caddr, c.cport, c.vaddr, c.vport),
+                Some(id)
+            );
+            assert_eq!(
+                t.lookup_out(Protocol::Udp, c.daddr, c.dport, c.laddr, c.lport),
+                Some(id)
+            );
+            assert!(c.expires > now);
+        }
+    }
+    t.expire(now + secs(30), &mut s);
+    assert!(t.is_empty());
+}
