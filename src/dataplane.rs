@@ -1,1 +1,624 @@
-//! (dataplane: being written)
+//! The per-frame pipeline: frames and `now` in, verdicts and rewritten
+//! frames out.
+//!
+//! [`Dataplane::process`] is the whole forwarding decision for one received
+//! frame, in IPVS's order (`ip_vs_in` / `ip_vs_out`):
+//!
+//! 1. parse; malformed frames are dropped and counted by reason, frames that
+//!    are not IP (ARP, LLDP, ...) are handed to the kernel;
+//! 2. a packet of a known connection, client side (`lookup_in`), is
+//!    forwarded to that connection's real server;
+//! 3. a reply of a NAT/FULLNAT connection (`lookup_out`) is rewritten back
+//!    and sent to the client;
+//! 4. a packet to a virtual service that may open a connection is scheduled;
+//! 5. ICMP errors quoting a tracked connection are rewritten for the other
+//!    side (`ip_vs_in_icmp` / `ip_vs_out_icmp`);
+//! 6. everything else is the kernel's.
+//!
+//! One frame in gives at most one frame out, written in place (TUN grows it
+//! into the headroom; a packet too big for the tunnel becomes an ICMP error
+//! back to the client). Nothing here allocates or locks per frame; the shell
+//! calls [`Dataplane::tick`] once per batch to run the connection timers.
+//!
+//! Deliberate choices, where IPVS hands a packet to the director's own stack
+//! and we cannot: a TCP segment to a virtual service that is neither a SYN nor
+//! part of a tracked connection is dropped and counted (`no_conn`) rather
+//! than answered with a RST; IP fragments to a virtual service are dropped
+//! and counted (`fragment`): IPVS reassembles them, which a per-packet data
+//! plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
+//! forwarded packet leaves with its TTL / hop limit one lower; one that would
+//! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
+//! send an ICMP time-exceeded.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::admin::listing::ConnView;
+use crate::config::Config;
+use crate::conn::{
+    ConnId, ConnSysctls, ConnTable, Direction, InDecision, NewFlow, ScheduleError, TcpFlags,
+    Timeouts,
+};
+use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
+use crate::service::{FwdMethod, MacAddr, Protocol, ServiceKey, ServiceTable};
+use crate::time::Timestamp;
+use crate::wire::{self, Fragment, FrameBuf, IcmpError, L4, Packet, ParseError};
+
+/// What to do with a frame after [`Dataplane::process`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on the same NIC.
+    Tx,
+    /// Not the balancer's: hand it to the kernel untouched.
+    Pass,
+    /// Drop it; the reason has been counted.
+    Drop(DropReason),
+}
+
+/// Why a frame was dropped. Each variant is a counter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The frame is malformed (see the parse error).
+    Malformed(ParseError),
+    /// Larger than any frame the NIC hands over.
+    Oversized,
+    /// An IP fragment addressed to a virtual service (not reassembled).
+    Fragment,
+    /// A TCP segment to a virtual service that is not a SYN and matches no
+    /// connection.
+    NoConn,
+    /// The scheduler found no real server that can take a new connection.
+    NoDest,
+    /// The connection table is full and nothing could be reclaimed.
+    TableFull,
+    /// The FULLNAT local address pool has no free address and port.
+    NoLocalAddr,
+    /// No next-hop MAC is known for the real server.
+    NoNextHop,
+    /// The connection's real server was removed (expire_nodest_conn rules).
+    DestUnavailable,
+    /// The NIC has no address of the family needed for a tunnel or ICMP.
+    NoSourceAddr,
+    /// The frame buffer has no room for the rewrite.
+    NoRoom,
+    /// TTL / hop limit would reach zero (IPVS decrements it on transmit).
+    TtlExceeded,
+    /// Too big for the tunnel and may be fragmented (IPv4 without DF): IPVS
+    /// would fragment the outer packet; this data plane does not.
+    NeedsFragmentation,
+    /// An ICMP error that quotes a packet without ports (a later fragment).
+    IcmpUntracked,
+}
+
+impl DropReason {
+    /// Counters kept besides the parse errors, in [`DropReason::index`] order.
+    const NAMES: [&'static str; 13] = [
+        "oversized",
+        "fragment",
+        "no_conn",
+        "no_dest",
+        "table_full",
+        "no_local_addr",
+        "no_next_hop",
+        "dest_unavailable",
+        "no_source_addr",
+        "no_room",
+        "ttl_exceeded",
+        "needs_fragmentation",
+        "icmp_untracked",
+    ];
+
+    fn index(self) -> Option<usize> {
+        Some(match self {
+            DropReason::Malformed(_) => return None,
+            DropReason::Oversized => 0,
+            DropReason::Fragment => 1,
+            DropReason::NoConn => 2,
+            DropReason::NoDest => 3,
+            DropReason::TableFull => 4,
+            DropReason::NoLocalAddr => 5,
+            DropReason::NoNextHop => 6,
+            DropReason::DestUnavailable => 7,
+            DropReason::NoSourceAddr => 8,
+            DropReason::NoRoom => 9,
+            DropReason::TtlExceeded => 10,
+            DropReason::NeedsFragmentation => 11,
+            DropReason::IcmpUntracked => 12,
+        })
+    }
+
+    /// The counter's name (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed(e) => e.name(),
+            other => Self::NAMES[other.index().unwrap_or(0)],
+        }
+    }
+}
+
+impl From<ScheduleError> for DropReason {
+    fn from(e: ScheduleError) -> DropReason {
+        match e {
+            ScheduleError::NoDest => DropReason::NoDest,
+            ScheduleError::TableFull => DropReason::TableFull,
+            ScheduleError::NoLocalAddr => DropReason::NoLocalAddr,
+            ScheduleError::NotSyn => DropReason::NoConn,
+        }
+    }
+}
+
+/// Frame counters of one data plane.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub rx: u64,
+    pub tx: u64,
+    pub pass: u64,
+    pub drop: u64,
+    /// ICMP "fragmentation needed" / "packet too big" sent for tunnels.
+    pub icmp_too_big: u64,
+    parse: [u64; ParseError::ALL.len()],
+    other: [u64; DropReason::NAMES.len()],
+}
+
+impl Counters {
+    fn count_drop(&mut self, r: DropReason) {
+        self.drop += 1;
+        match r {
+            DropReason::Malformed(e) => {
+                if let Some(i) = ParseError::ALL.iter().position(|x| *x == e) {
+                    self.parse[i] += 1;
+                }
+            }
+            other => {
+                if let Some(i) = other.index() {
+                    self.other[i] += 1;
+                }
+            }
+        }
+    }
+
+    /// How many drops were counted for `r`.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        match r {
+            DropReason::Malformed(e) => ParseError::ALL
+                .iter()
+                .position(|x| *x == e)
+                .map_or(0, |i| self.parse[i]),
+            other => other.index().map_or(0, |i| self.other[i]),
+        }
+    }
+
+    /// Every non-zero drop counter, by name.
+    pub fn drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        let parse = ParseError::ALL
+            .iter()
+            .zip(self.parse.iter())
+            .map(|(e, n)| (e.name(), *n));
+        let other = DropReason::NAMES
+            .iter()
+            .zip(self.other.iter())
+            .map(|(name, n)| (*name, *n));
+        parse.chain(other).filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+/// Settings of one data plane that do not come from the service table.
+#[derive(Clone, Debug)]
+pub struct DataplaneConfig {
+    /// The NIC's MAC: source of every frame the data plane sends.
+    pub own_mac: MacAddr,
+    /// The NIC's addresses: outer source of tunnels (first of the family).
+    pub own_addrs: Vec<IpAddr>,
+    pub mtu: u16,
+    pub conn_max: usize,
+    pub timeouts: Timeouts,
+    /// IPVS's sysctls: expire_nodest_conn, conn_reuse_mode,
+    /// expire_quiescent_template.
+    pub sysctls: ConnSysctls,
+    /// Seed of the randomness handed to schedulers (twos).
+    pub seed: u64,
+}
+
+impl DataplaneConfig {
+    /// Settings from lb.toml's [global] and [timeouts].
+    pub fn from_config(cfg: &Config) -> DataplaneConfig {
+        DataplaneConfig {
+            own_mac: [0x02, 0, 0, 0, 0, 1],
+            own_addrs: Vec::new(),
+            mtu: 1500,
+            conn_max: cfg.global.conn_max,
+            timeouts: Timeouts {
+                tcp: cfg.timeouts.tcp,
+                tcp_fin: cfg.timeouts.tcp_fin,
+                udp: cfg.timeouts.udp,
+            },
+            sysctls: ConnSysctls {
+                expire_nodest_conn: cfg.global.expire_nodest_conn,
+                expire_quiescent_template: cfg.global.expire_quiescent_template,
+                ..ConnSysctls::default()
+            },
+            seed: 0x6c76_7366_7764,
+        }
+    }
+}
+
+/// One data plane: services, connections, counters.
+#[derive(Debug)]
+pub struct Dataplane {
+    pub services: ServiceTable,
+    pub conns: ConnTable,
+    pub counters: Counters,
+    /// Next hops learnt from the kernel (the shell fills it); a real
+    /// server's static `mac` takes precedence.
+    pub neighbours: FxHashMap<IpAddr, MacAddr>,
+    cfg: DataplaneConfig,
+    vips: FxHashSet<IpAddr>,
+    has_port_zero: bool,
+    rng: SmallRng,
+    ip_id: u16,
+}
+
+impl Dataplane {
+    pub fn new(cfg: DataplaneConfig, services: ServiceTable) -> Dataplane {
+        let vips = services.services.iter().map(|s| s.key.addr).collect();
+        let has_port_zero = services.services.iter().any(|s| s.key.port == 0);
+        let mut conns = ConnTable::new(cfg.conn_max, cfg.timeouts);
+        conns.set_sysctls(cfg.sysctls);
+        Dataplane {
+            conns,
+            services,
+            counters: Counters::default(),
+            neighbours: FxHashMap::default(),
+            vips,
+            has_port_zero,
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            ip_id: 1,
+            cfg,
+        }
+    }
+
+    /// A data plane with lb.toml's services.
+    pub fn from_config(cfg: &Config, dp: DataplaneConfig) -> Dataplane {
+        Dataplane::new(dp, ServiceTable::from_specs(&cfg.service_specs()))
+    }
+
+    /// Runs the connection timers due at `now`. Call once per batch.
+    pub fn tick(&mut self, now: Timestamp) {
+        self.conns.expire(now, &mut self.services);
+    }
+
+    /// Counts a frame the shell could not even hand over.
+    pub fn count_oversized(&mut self) {
+        self.counters.rx += 1;
+        self.counters.count_drop(DropReason::Oversized);
+    }
+
+    /// The whole forwarding decision for one received frame.
+    pub fn process(&mut self, frame: &mut FrameBuf, now: Timestamp) -> Verdict {
+        self.counters.rx += 1;
+        let v = match wire::parse(frame.data()) {
+            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
+            Ok(None) => Verdict::Pass,
+            Ok(Some(p)) => self.ip(frame, &p, now),
+        };
+        match v {
+            Verdict::Tx => self.counters.tx += 1,
+            Verdict::Pass => self.counters.pass += 1,
+            Verdict::Drop(r) => self.counters.count_drop(r),
+        }
+        v
+    }
+
+    fn ip(&mut self, frame: &mut FrameBuf, p: &Packet, now: Timestamp) -> Verdict {
+        let (proto, sport, dport, tcp) = match p.l4 {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                ..
+            } => (
+                Protocol::Tcp,
+                sport,
+                dport,
+                Some(TcpFlags {
+                    syn: flags.syn(),
+                    ack: flags.ack(),
+                    fin: flags.fin(),
+                    rst: flags.rst(),
+                }),
+            ),
+            L4::Udp { sport, dport } => (Protocol::Udp, sport, dport, None),
+            L4::IcmpError(ref e) => return self.icmp_error(frame, p, e),
+            _ => {
+                return if p.frag == Fragment::Later && self.vips.contains(&p.dst) {
+                    Verdict::Drop(DropReason::Fragment)
+                } else {
+                    Verdict::Pass
+                };
+            }
+        };
+        if p.frag != Fragment::None && self.vips.contains(&p.dst) {
+            return Verdict::Drop(DropReason::Fragment);
+        }
+        let ip_len = p.ip_len as u32;
+
+        // Client side of a known connection (with IPVS's conn-reuse and
+        // expire_nodest_conn checks).
+        match self
+            .conns
+            .resolve_in(proto, p.src, sport, p.dst, dport, tcp, &mut self.services)
+        {
+            InDecision::Forward(id) => {
+                self.conns
+                    .on_packet(id, Direction::In, tcp, ip_len, now, &mut self.services);
+                return self.xmit_in(frame, p, id);
+            }
+            InDecision::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
+            InDecision::Schedule => {}
+        }
+        // Reply of a NAT/FULLNAT connection.
+        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
+            self.conns
+                .on_packet(id, Direction::Out, tcp, ip_len, now, &mut self.services);
+            return self.xmit_out(frame, p, id);
+        }
+        // A new connection to a virtual service?
+        let Some(svc) = self.find_service(proto, p.dst, dport) else {
+            return Verdict::Pass;
+        };
+        let flow = NewFlow {
+            proto,
+            caddr: p.src,
+            cport: sport,
+            vaddr: p.dst,
+            vport: dport,
+            client_mac: src_mac(frame.data()),
+            tcp,
+        };
+        let rand = self.rng.next_u64();
+        match self
+            .conns
+            .schedule(&mut self.services, svc, &flow, ip_len, now, rand)
+        {
+            Ok(id) => self.xmit_in(frame, p, id),
+            Err(e) => Verdict::Drop(e.into()),
+        }
+    }
+
+    fn find_service(&self, proto: Protocol, addr: IpAddr, port: u16) -> Option<u32> {
+        let key = ServiceKey { proto, addr, port };
+        self.services.lookup(&key).or_else(|| {
+            if self.has_port_zero {
+                self.services.lookup(&ServiceKey { port: 0, ..key })
+            } else {
+                None
+            }
+        })
+    }
+
+    fn next_hop(&self, id: ConnId) -> Option<MacAddr> {
+        let d = self.services.dest(self.conns.get(id).dest);
+        d.mac.or_else(|| self.neighbours.get(&d.addr).copied())
+    }
+
+    fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {
+        self.cfg
+            .own_addrs
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == like.is_ipv4())
+    }
+
+    /// Sends a client-side packet of connection `id` to its real server.
+    fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Packet, id: ConnId) -> Verdict {
+        let Some(dmac) = self.next_hop(id) else {
+            return Verdict::Drop(DropReason::NoNextHop);
+        };
+        if forward::decrement_ttl(frame, p).is_err() {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let smac = self.cfg.own_mac;
+        let c = self.conns.get(id);
+        match c.fwd {
+            FwdMethod::Route => forward::route(frame, p, smac, dmac),
+            FwdMethod::Masq => {
+                let rw = Rewrite {
+                    src: None,
+                    dst: Some((c.daddr, c.dport)),
+                };
+                forward::rewrite(frame, p, &rw, smac, dmac);
+            }
+            FwdMethod::FullNat => {
+                let rw = Rewrite {
+                    src: Some((c.laddr, c.lport)),
+                    dst: Some((c.daddr, c.dport)),
+                };
+                forward::rewrite(frame, p, &rw, smac, dmac);
+            }
+            FwdMethod::Tunnel => {
+                let daddr = c.daddr;
+                let Some(outer_src) = self.own_addr(daddr) else {
+                    return Verdict::Drop(DropReason::NoSourceAddr);
+                };
+                self.ip_id = self.ip_id.wrapping_add(1);
+                match forward::tunnel(
+                    frame,
+                    p,
+                    outer_src,
+                    daddr,
+                    smac,
+                    dmac,
+                    self.cfg.mtu,
+                    self.ip_id,
+                ) {
+                    Ok(()) => {}
+                    Err(TunnelError::TooBig { .. }) if matches!(p.l4, L4::IcmpError(_)) => {
+                        // Never an ICMP error about an ICMP error (RFC 1122).
+                        return Verdict::Drop(DropReason::NoRoom);
+                    }
+                    Err(TunnelError::TooBig { mtu }) => {
+                        // Tell the client, from the VIP it talked to.
+                        return match forward::icmp_too_big(frame, p, p.dst, mtu, smac) {
+                            Ok(()) => {
+                                self.counters.icmp_too_big += 1;
+                                Verdict::Tx
+                            }
+                            Err(_) => Verdict::Drop(DropReason::NoRoom),
+                        };
+                    }
+                    Err(TunnelError::NeedsFragmentation) => {
+                        return Verdict::Drop(DropReason::NeedsFragmentation);
+                    }
+                    Err(TunnelError::NoRoom) => return Verdict::Drop(DropReason::NoRoom),
+                }
+            }
+        }
+        Verdict::Tx
+    }
+
+    /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
+    fn xmit_out(&mut self, frame: &mut FrameBuf, p: &Packet, id: ConnId) -> Verdict {
+        let c = self.conns.get(id);
+        let rw = match c.fwd {
+            FwdMethod::Masq => Rewrite {
+                src: Some((c.vaddr, c.vport)),
+                dst: None,
+            },
+            FwdMethod::FullNat => Rewrite {
+                src: Some((c.vaddr, c.vport)),
+                dst: Some((c.caddr, c.cport)),
+            },
+            // lookup_out only finds connections whose replies come back.
+            FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+        };
+        let client_mac = c.client_mac;
+        if forward::decrement_ttl(frame, p).is_err() {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        forward::rewrite(frame, p, &rw, self.cfg.own_mac, client_mac);
+        Verdict::Tx
+    }
+
+    /// ICMP errors quoting a tracked connection (`ip_vs_in_icmp` and
+    /// `ip_vs_out_icmp`): the quoted packet identifies the connection, and
+    /// both the outer and the quoted headers are rewritten for the other
+    /// side.
+    fn icmp_error(&mut self, frame: &mut FrameBuf, p: &Packet, e: &IcmpError) -> Verdict {
+        let Some(proto) = Protocol::from_number(e.inner_proto) else {
+            return Verdict::Pass;
+        };
+        if e.inner_frag == Fragment::Later {
+            return if self.vips.contains(&p.dst) {
+                Verdict::Drop(DropReason::IcmpUntracked)
+            } else {
+                Verdict::Pass
+            };
+        }
+        // The quoted packet went from the director towards the client: the
+        // error comes from the client side, about our packet VIP -> client
+        // (NAT/FULLNAT replies; for DR/TUN the real server's reply, which
+        // carried the VIP). Forward it to the real server.
+        if let Some(id) = self.conns.lookup_in(
+            proto,
+            e.inner_dst,
+            e.inner_dport,
+            e.inner_src,
+            e.inner_sport,
+        ) {
+            let Some(dmac) = self.next_hop(id) else {
+                return Verdict::Drop(DropReason::NoNextHop);
+            };
+            let c = self.conns.get(id);
+            let rw = match c.fwd {
+                FwdMethod::Route | FwdMethod::Tunnel => None,
+                FwdMethod::Masq => Some(IcmpRewrite {
+                    outer_src: None,
+                    outer_dst: Some(c.daddr),
+                    inner_src: Some((c.daddr, c.dport)),
+                    inner_dst: None,
+                }),
+                FwdMethod::FullNat => Some(IcmpRewrite {
+                    outer_src: Some(c.laddr),
+                    outer_dst: Some(c.daddr),
+                    inner_src: Some((c.daddr, c.dport)),
+                    inner_dst: Some((c.laddr, c.lport)),
+                }),
+            };
+            return match rw {
+                Some(rw) => {
+                    if forward::decrement_ttl(frame, p).is_err() {
+                        return Verdict::Drop(DropReason::TtlExceeded);
+                    }
+                    forward::icmp_rewrite(frame, p, &rw, self.cfg.own_mac, dmac);
+                    Verdict::Tx
+                }
+                None => self.xmit_in(frame, p, id),
+            };
+        }
+        // The quoted packet went from the director to a real server: the
+        // error comes from the real server side. Send it to the client.
+        if let Some(id) = self.conns.lookup_out(
+            proto,
+            e.inner_dst,
+            e.inner_dport,
+            e.inner_src,
+            e.inner_sport,
+        ) {
+            let c = self.conns.get(id);
+            let rw = match c.fwd {
+                FwdMethod::Masq => IcmpRewrite {
+                    outer_src: Some(c.vaddr),
+                    outer_dst: None,
+                    inner_src: None,
+                    inner_dst: Some((c.vaddr, c.vport)),
+                },
+                FwdMethod::FullNat => IcmpRewrite {
+                    outer_src: Some(c.vaddr),
+                    outer_dst: Some(c.caddr),
+                    inner_src: Some((c.caddr, c.cport)),
+                    inner_dst: Some((c.vaddr, c.vport)),
+                },
+                FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+            };
+            let client_mac = c.client_mac;
+            if forward::decrement_ttl(frame, p).is_err() {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            }
+            forward::icmp_rewrite(frame, p, &rw, self.cfg.own_mac, client_mac);
+            return Verdict::Tx;
+        }
+        Verdict::Pass
+    }
+
+    /// The connection table as `lvsadm -L -c` lists it, expiry relative to
+    /// `now`.
+    pub fn conn_views(&self, now: Timestamp) -> Vec<ConnView> {
+        self.conns
+            .iter()
+            .map(|(_, c)| ConnView {
+                proto: c.proto,
+                caddr: c.caddr,
+                cport: c.cport,
+                vaddr: c.vaddr,
+                vport: c.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+                state: c.state.name(),
+                expires_in: c.expires.since(now),
+            })
+            .collect()
+    }
+}
+
+/// The source MAC of an Ethernet frame (parse has checked its length).
+fn src_mac(frame: &[u8]) -> MacAddr {
+    let mut m = [0u8; 6];
+    if let Some(s) = frame.get(6..12) {
+        m.copy_from_slice(s);
+    }
+    m
+}

@@ -156,9 +156,10 @@ impl Dest {
         (self.active_conns as u64) * 256 + self.inact_conns as u64
     }
 
-    /// `ip_vs_dest_totalconns`: what the thresholds are compared with.
+    /// `ip_vs_dest_totalconns`: what the thresholds are compared with
+    /// (active + inactive; persistence templates do not count).
     pub fn total_conns(&self) -> u32 {
-        self.active_conns + self.inact_conns + self.persist_conns
+        self.active_conns + self.inact_conns
     }
 
     /// Re-evaluates `overloaded` after a counter changed, as IPVS does in
@@ -247,8 +248,9 @@ pub struct Service {
     pub persistence_prefix: u8,
     pub ops: bool,
     pub local_addrs: Vec<IpAddr>,
-    /// Real servers in IPVS list order; removed ones stay with
-    /// `available == false` (see module invariants).
+    /// Real servers in IPVS list order (newest first, as the kernel links
+    /// them); removed ones stay with `available == false` (see module
+    /// invariants). Listings sort them by address as ipvsadm does.
     pub dests: Vec<Dest>,
     pub sched: Box<dyn Scheduler>,
     pub stats: Stats,
@@ -256,9 +258,13 @@ pub struct Service {
 
 impl Service {
     pub fn from_spec(spec: &ServiceSpec) -> Service {
+        // The kernel links a new dest at the head of the service's list, so
+        // after adding the configured servers in order its list (the order
+        // every scheduler walks) is the reverse of the configuration's.
         let dests: Vec<Dest> = spec
             .dests
             .iter()
+            .rev()
             .map(|d| {
                 let mut dest = Dest::new(d.addr, d.port, d.fwd, d.weight);
                 dest.u_threshold = d.u_threshold;
@@ -342,14 +348,17 @@ mod tests {
         d.inact_conns = 3;
         assert_eq!(d.overhead(), 515);
         d.u_threshold = 8;
-        d.persist_conns = 3;
+        d.persist_conns = 30;
+        d.update_overload();
+        assert!(!d.overloaded, "templates do not count against thresholds");
+        d.inact_conns = 6;
         d.update_overload();
         assert!(d.overloaded);
         // below u_threshold but not below 3/4 of it: still overloaded
-        d.inact_conns = 1;
+        d.inact_conns = 4;
         d.update_overload();
         assert!(d.overloaded, "total 6 is not below 6");
-        d.inact_conns = 0;
+        d.inact_conns = 3;
         d.update_overload();
         assert!(!d.overloaded);
     }

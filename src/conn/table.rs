@@ -527,16 +527,46 @@ impl ConnTable {
         self.wheel
             .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
         let mut freed = 0;
-        while let Some(i) = self.wheel.pop_due() {
-            let c = &mut self.slab[i as usize];
-            if c.is_template() && c.n_control > 0 {
-                c.flags |= F_TPL_LINGER;
-                c.expires = now + TEMPLATE_LINGER;
-                self.wheel.insert(i, tick_ceil(c.expires.0));
-                continue;
+        // Round 0 runs every due timer. A template that still controls conns
+        // is re-armed for TEMPLATE_LINGER after its own deadline, as the
+        // kernel's timer would have been; when `now` is already past that
+        // (a sparse clock: replay, an idle worker), it is deferred to round 1,
+        // after every conn due by `now` has been freed, so it sees what the
+        // kernel would see at that later deadline.
+        let mut deferred = false;
+        for round in 0..2 {
+            if round == 1 {
+                if !deferred {
+                    break;
+                }
+                let slab = &self.slab;
+                self.wheel
+                    .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
             }
-            self.release(i, services);
-            freed += 1;
+            while let Some(i) = self.wheel.pop_due() {
+                let c = &mut self.slab[i as usize];
+                if c.is_template() && c.n_control > 0 {
+                    c.flags |= F_TPL_LINGER;
+                    let mut next = c.expires + TEMPLATE_LINGER;
+                    if round == 0 && next <= now {
+                        c.expires = next;
+                        self.wheel.insert_immediate(i);
+                        deferred = true;
+                        continue;
+                    }
+                    if next <= now {
+                        // Still controlling live conns: the kernel re-armed
+                        // it every TEMPLATE_LINGER until now.
+                        let periods = now.since(next).as_nanos() / TEMPLATE_LINGER.as_nanos() + 1;
+                        next = next + TEMPLATE_LINGER * periods as u32;
+                    }
+                    c.expires = next;
+                    self.wheel.insert(i, tick_ceil(next.0));
+                    continue;
+                }
+                self.release(i, services);
+                freed += 1;
+            }
         }
         freed
     }

@@ -1,0 +1,206 @@
+//! `lvsfwd`: the command-line front of the load balancer.
+//!
+//! Thin by design: argument parsing, file I/O and exit codes. Every decision
+//! is made by the library (config validation, the data plane).
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use lvsfwd::admin::listing::{self, ListOptions};
+use lvsfwd::config;
+use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
+use lvsfwd::replay;
+use lvsfwd::service::MacAddr;
+
+#[derive(Parser)]
+#[command(
+    name = "lvsfwd",
+    version,
+    about = "Userspace Layer-4 load balancer with IPVS's behaviour"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate lb.toml and exit: 0 when valid, 1 with `FILE:LINE:COL: error`.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the data-plane pipeline offline over a capture.
+    Replay {
+        #[arg(long)]
+        config: PathBuf,
+        /// Frames as received on the data-plane NIC (pcap or pcapng).
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// Frames the data plane transmits.
+        #[arg(long)]
+        out: PathBuf,
+        /// Frames the data plane hands to the kernel.
+        #[arg(long)]
+        pass: Option<PathBuf>,
+        /// The NIC's own MAC address.
+        #[arg(long, default_value = "02:00:00:00:00:01", value_parser = parse_mac)]
+        mac: MacAddr,
+        /// The NIC's own addresses (TUN outer source; repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        /// The NIC's MTU.
+        #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
+        mtu: u16,
+        /// Print the connection table as `lvsadm -L -c -n` would.
+        #[arg(long)]
+        dump_conns: bool,
+        /// Print the services as `lvsadm -L -n --stats --exact` would.
+        #[arg(long)]
+        stats: bool,
+        /// Print every non-zero drop counter, by reason, on stderr.
+        #[arg(long)]
+        counters: bool,
+    },
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!(
+            "`{s}` is not a MAC address (want aa:bb:cc:dd:ee:ff)"
+        ));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        mac[i] = u8::from_str_radix(p, 16)
+            .ok()
+            .filter(|_| p.len() == 2)
+            .ok_or_else(|| format!("`{s}` is not a MAC address (want aa:bb:cc:dd:ee:ff)"))?;
+    }
+    Ok(mac)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check { config } => match config::load_file(&config) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Replay {
+            config,
+            input,
+            out,
+            pass,
+            mac,
+            ips,
+            mtu,
+            dump_conns,
+            stats,
+            counters,
+        } => {
+            let args = ReplayArgs {
+                config,
+                input,
+                out,
+                pass,
+                mac,
+                ips,
+                mtu,
+                dump_conns,
+                stats,
+                counters,
+            };
+            match run_replay(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lvsfwd replay: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+struct ReplayArgs {
+    config: PathBuf,
+    input: PathBuf,
+    out: PathBuf,
+    pass: Option<PathBuf>,
+    mac: MacAddr,
+    ips: Vec<IpAddr>,
+    mtu: u16,
+    dump_conns: bool,
+    stats: bool,
+    counters: bool,
+}
+
+fn run_replay(a: &ReplayArgs) -> Result<()> {
+    let cfg = match config::load_file(&a.config) {
+        Ok(c) => c,
+        Err(e) => bail!("{e}"),
+    };
+    let frames = replay::read_capture(&a.input)?;
+    let mut dp = Dataplane::from_config(
+        &cfg,
+        DataplaneConfig {
+            own_mac: a.mac,
+            own_addrs: a.ips.clone(),
+            mtu: a.mtu,
+            ..DataplaneConfig::from_config(&cfg)
+        },
+    );
+    let mut out = replay::CaptureWriter::create(&a.out)?;
+    let mut pass = a
+        .pass
+        .as_deref()
+        .map(replay::CaptureWriter::create)
+        .transpose()?;
+    let sum = replay::run(&mut dp, &frames, &mut out, pass.as_mut())?;
+    out.finish()?;
+    if let Some(p) = pass {
+        p.finish()?;
+    }
+    eprintln!("{sum}");
+    if a.counters {
+        for (name, n) in dp.counters.drop_reasons() {
+            eprintln!("drop {name} {n}");
+        }
+    }
+    let mut text = String::new();
+    if a.dump_conns {
+        let views = dp.conn_views(sum.last);
+        listing::list_conns(
+            &mut text,
+            &views,
+            &ListOptions {
+                numeric: true,
+                ..ListOptions::default()
+            },
+        )
+        .context("formatting connections")?;
+    }
+    if a.stats {
+        let opts = ListOptions {
+            stats: true,
+            exact: true,
+            ..ListOptions {
+                numeric: true,
+                ..ListOptions::default()
+            }
+        };
+        listing::list_services(&mut text, &dp.services, &opts, dp.conns.capacity(), None)
+            .context("formatting services")?;
+    }
+    print!("{text}");
+    Ok(())
+}
