@@ -13,6 +13,8 @@
 //! - [`config`]: lb.toml schema and validation.
 //! - [`admin`]: ipvsadm-format listings.
 //! - [`replay`]: the data plane over a pcap (`lvsfwd replay`).
+//! - [`control`]: the control plane and the snapshots it publishes to workers.
+//! - [`xsk`]: the AF_XDP shell: XDP program, sockets, pinned workers.
 //!
 //! Nothing in the core reads a clock, opens a socket or starts a thread:
 //! time comes in as [`time::Timestamp`].
@@ -20,6 +22,7 @@
 pub mod admin;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod dataplane;
 pub mod forward;
 pub mod replay;
@@ -27,3 +30,4 @@ pub mod sched;
 pub mod service;
 pub mod time;
 pub mod wire;
+pub mod xsk;

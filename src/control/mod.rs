@@ -1,0 +1,7 @@
+//! The control plane: everything that runs beside the workers.
+//!
+//! [`shared`] is the only meeting point between the control thread and the
+//! data-plane workers: the control thread publishes immutable snapshots,
+//! workers pick the newest at a batch boundary (lock-free read side).
+
+pub mod shared;

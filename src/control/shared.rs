@@ -1,0 +1,105 @@
+//! What the control thread hands to the data-plane workers.
+//!
+//! The control thread builds a new immutable [`Snapshot`] whenever something
+//! the workers need changes (next-hop MACs learnt from the kernel, the
+//! director's own addresses, the service table) and publishes it with one
+//! atomic pointer swap. Workers compare [`Snapshot::generation`] at each
+//! batch boundary and apply the newer one; reading never blocks the
+//! publisher or another reader ([`arc_swap::ArcSwap`]).
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
+
+use crate::service::{MacAddr, ServiceSpec};
+
+/// One consistent view of everything the workers take from the control
+/// plane.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases with every publication.
+    pub generation: u64,
+    /// The virtual services (lb.toml or lvsadm).
+    pub services: Arc<Vec<ServiceSpec>>,
+    /// Next-hop MACs learnt from the kernel's neighbour table, by address.
+    pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
+    /// The data-plane NIC's own MAC.
+    pub own_mac: MacAddr,
+    /// The data-plane NIC's own addresses (tunnel sources).
+    pub own_addrs: Arc<Vec<IpAddr>>,
+}
+
+/// Frame counters one worker publishes (relaxed atomics: monotonic
+/// counters read for display only).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub rx: AtomicU64,
+    pub tx: AtomicU64,
+    pub pass: AtomicU64,
+    pub drop: AtomicU64,
+}
+
+impl WorkerCounters {
+    pub fn load(&self) -> (u64, u64, u64, u64) {
+        (
+            self.rx.load(Ordering::Relaxed),
+            self.tx.load(Ordering::Relaxed),
+            self.pass.load(Ordering::Relaxed),
+            self.drop.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// State shared by the control thread and every worker.
+#[derive(Debug, Default)]
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    /// Set once to ask every worker to return.
+    pub stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(first: Snapshot) -> Arc<Shared> {
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(first),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The newest snapshot (lock-free).
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Publishes `next` with the following generation number.
+    pub fn publish(&self, mut next: Snapshot) {
+        next.generation = self.snapshot.load().generation + 1;
+        self.snapshot.store(Arc::new(next));
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_bumps_generation_and_readers_see_it() {
+        let s = Shared::new(Snapshot::default());
+        let before = s.load();
+        let mut n = Snapshot::default();
+        n.own_mac = [2, 0, 0, 0, 0, 9];
+        s.publish(n);
+        let after = s.load();
+        assert_eq!(after.generation, before.generation + 1);
+        assert_eq!(after.own_mac, [2, 0, 0, 0, 0, 9]);
+        assert_eq!(before.own_mac, [0; 6], "old readers keep their snapshot");
+    }
+}
