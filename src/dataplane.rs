@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
@@ -43,6 +44,7 @@ use crate::conn::{
     ConnId, ConnSysctls, ConnTable, Direction, InDecision, NewFlow, ScheduleError, TcpFlags,
     Timeouts,
 };
+use crate::control::shared::Snapshot;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{FwdMethod, MacAddr, Protocol, ServiceKey, ServiceTable};
 use crate::time::Timestamp;
@@ -253,8 +255,9 @@ pub struct Dataplane {
     pub conns: ConnTable,
     pub counters: Counters,
     /// Next hops learnt from the kernel (the shell fills it); a real
-    /// server's static `mac` takes precedence.
-    pub neighbours: FxHashMap<IpAddr, MacAddr>,
+    /// server's static `mac` takes precedence. Shared with the control
+    /// plane's snapshot, so applying one copies nothing.
+    pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
     cfg: DataplaneConfig,
     vips: FxHashSet<IpAddr>,
     has_port_zero: bool,
@@ -272,7 +275,7 @@ impl Dataplane {
             conns,
             services,
             counters: Counters::default(),
-            neighbours: FxHashMap::default(),
+            neighbours: Arc::default(),
             vips,
             has_port_zero,
             rng: SmallRng::seed_from_u64(cfg.seed),
@@ -284,6 +287,23 @@ impl Dataplane {
     /// A data plane with lb.toml's services.
     pub fn from_config(cfg: &Config, dp: DataplaneConfig) -> Dataplane {
         Dataplane::new(dp, ServiceTable::from_specs(&cfg.service_specs()))
+    }
+
+    /// Takes what the control plane learnt: the next-hop map, the NIC's MAC
+    /// and its addresses. An all-zero MAC (a snapshot published before the
+    /// NIC's MAC was known) keeps the one configured. Call at a batch
+    /// boundary; it allocates only to copy the address list.
+    pub fn apply_snapshot(&mut self, s: &Snapshot) {
+        self.neighbours = Arc::clone(&s.neighbours);
+        if s.own_mac != [0; 6] {
+            self.cfg.own_mac = s.own_mac;
+        }
+        self.cfg.own_addrs.clone_from(&s.own_addrs);
+    }
+
+    /// The NIC's MAC frames are sent from.
+    pub fn own_mac(&self) -> MacAddr {
+        self.cfg.own_mac
     }
 
     /// Runs the connection timers due at `now`. Call once per batch.

@@ -41,6 +41,14 @@ pub struct WorkerCounters {
     pub tx: AtomicU64,
     pub pass: AtomicU64,
     pub drop: AtomicU64,
+    /// Frames handed to the worker that owns their connection.
+    pub steered_out: AtomicU64,
+    /// Frames that should have been handed over but the owner had no free
+    /// buffer or inbox room (dropped).
+    pub steer_drop: AtomicU64,
+    /// Frames the data plane wanted to send but the TX ring was full
+    /// (dropped).
+    pub tx_ring_full: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -73,6 +81,12 @@ impl Shared {
     /// The newest snapshot (lock-free).
     pub fn load(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The newest snapshot's generation, without taking a reference to it
+    /// (what workers compare at every batch boundary).
+    pub fn generation(&self) -> u64 {
+        self.snapshot.load().generation
     }
 
     /// Publishes `next` with the following generation number.

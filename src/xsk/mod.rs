@@ -1,7 +1,11 @@
 //! The AF_XDP shell: lvsfwd's XDP program and its maps ([`prog`]), and the
 //! per-queue workers that move frames between AF_XDP rings and the pure
-//! data plane ([`engine`]). The only module of the crate allowed `unsafe`;
-//! every block carries a `// SAFETY:` comment.
+//! data plane ([`engine`], over the sockets in [`afxdp`], with multi-queue
+//! hand-over decided by [`steer`]). The only module of the crate allowed
+//! `unsafe`; every block carries a `// SAFETY:` comment.
 
+pub mod afxdp;
 pub mod engine;
+pub mod nic;
 pub mod prog;
+pub mod steer;

@@ -1,0 +1,100 @@
+//! Facts about the data-plane NIC the engine needs before it opens sockets,
+//! and the network-namespace switch the tests and the daemon use.
+//!
+//! Everything here acts on the calling thread's network namespace (ioctls
+//! and sockets resolve interface names there), which is why the engine must
+//! be started from a thread inside the NIC's namespace.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+/// How many RX queues `ifname` has: its RX-only plus combined channels
+/// (ethtool's `ETHTOOL_GCHANNELS`). A driver without channel reporting
+/// falls back to counting `/sys/class/net/IF/queues/rx-*`, and then to 1.
+pub fn rx_queue_count(ifname: &str) -> anyhow::Result<u32> {
+    match ethtool_channels(ifname) {
+        Ok(ch) => {
+            let n = ch.rx_count + ch.combined_count;
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => anyhow::bail!("{ifname}: reading its channels failed: {e}"),
+    }
+    let dir = Path::new("/sys/class/net").join(ifname).join("queues");
+    let n = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(0);
+    Ok(n.max(1))
+}
+
+fn ethtool_channels(ifname: &str) -> io::Result<EthtoolChannels> {
+    let name = ifname.as_bytes();
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    // SAFETY: plain socket creation; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..EthtoolChannels::default()
+    };
+    // SAFETY: all-zero is a valid ifreq (integers, arrays and a union of
+    // them and pointers).
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+    // SAFETY: SIOCETHTOOL reads the NUL-terminated name in `ifr` and writes
+    // one `ethtool_channels` through `ifru_data`, which points at `ch`, live
+    // for the call.
+    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ch)
+}
+
+/// Moves the calling thread into the network namespace at `path` (e.g.
+/// `/var/run/netns/NAME`). Threads it spawns afterwards start there too.
+pub fn enter_netns(path: &Path) -> io::Result<()> {
+    let f = File::open(path)?;
+    // SAFETY: setns on a valid namespace fd only changes this thread's
+    // namespace; the fd stays open for the call.
+    let ret = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

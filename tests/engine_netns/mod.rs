@@ -1,0 +1,329 @@
+//! Test rig of the engine tests: two network namespaces joined by a veth
+//! pair (the director's end served by the engine, the peer's end where a
+//! python3 AF_PACKET script plays clients and real servers), frame builders
+//! and a parser for what comes back.
+//!
+//! Rules kept: names start with `lf` and carry the process id and a counter;
+//! everything lives in namespaces created here and is deleted on Drop (also
+//! when a test fails); addresses are in 198.18.0.0/15; every wait is
+//! bounded.
+#![forbid(unsafe_code)]
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use etherparse::PacketBuilder;
+use lvsfwd::config::{XdpMode, ZeroCopy};
+use lvsfwd::control::shared::{Shared, Snapshot};
+use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
+use lvsfwd::wire::{self, L4};
+use lvsfwd::xsk::engine::{Attach, Engine, EngineConfig};
+use lvsfwd::xsk::nic;
+
+pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x1f, 0xd0, 0, 0, 0x01];
+pub const PEER_MAC: [u8; 6] = [0x02, 0x1f, 0xe0, 0, 0, 0x01];
+pub const RS_MAC: [u8; 6] = [0x02, 0x1f, 0xaa, 0, 0, 0x11];
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+pub const RS: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Fails (not skips) when not root: these tests need namespaces and XDP.
+pub fn require_root() {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "the engine tests need root (network namespaces, XDP)"
+    );
+}
+
+/// Two namespaces and the veth pair between them.
+pub struct Rig {
+    pub dns: String,
+    pub pns: String,
+    pub dev: String,
+    pub peer: String,
+}
+
+impl Rig {
+    /// A veth pair with `queues` RX and TX queues on each end.
+    pub fn new(queues: u32) -> Rig {
+        require_root();
+        let id = format!(
+            "{:x}{:x}",
+            std::process::id() & 0xfffff,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let rig = Rig {
+            dns: format!("lfd-{id}"),
+            pns: format!("lfp-{id}"),
+            dev: format!("lfd{id}"),
+            peer: format!("lfp{id}"),
+        };
+        assert!(rig.dev.len() <= 15 && rig.peer.len() <= 15);
+        // From here on Drop cleans up whatever was created.
+        rig.setup(queues)
+            .unwrap_or_else(|e| panic!("rig setup: {e}"));
+        rig
+    }
+
+    fn setup(&self, queues: u32) -> Result<(), String> {
+        let q = queues.to_string();
+        run(&["ip", "netns", "add", &self.dns])?;
+        run(&["ip", "netns", "add", &self.pns])?;
+        for ns in [&self.dns, &self.pns] {
+            // No IPv6 chatter (DAD, MLD) on the link: captures see only
+            // what the test and the engine send.
+            for k in ["all", "default"] {
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{k}.disable_ipv6=1"),
+                ])?;
+            }
+        }
+        run(&[
+            "ip",
+            "-n",
+            &self.dns,
+            "link",
+            "add",
+            &self.dev,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "address",
+            &mac_str(DIRECTOR_MAC),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.peer,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "address",
+            &mac_str(PEER_MAC),
+            "netns",
+            &self.pns,
+        ])?;
+        run(&["ip", "-n", &self.dns, "link", "set", &self.dev, "up"])?;
+        run(&["ip", "-n", &self.pns, "link", "set", &self.peer, "up"])?;
+        Ok(())
+    }
+
+    fn netns_path(&self) -> String {
+        format!("/var/run/netns/{}", self.dns)
+    }
+
+    /// Starts the engine on the director's end (from a thread inside the
+    /// director namespace, so the workers live there too) with libxdp's
+    /// redirect-all program.
+    pub fn start(&self, toml: &str, queues: Vec<u32>) -> (Engine, Arc<Shared>) {
+        let toml = toml.replace("IFNAME", &self.dev);
+        let cfg = lvsfwd::config::parse_str(&toml, "test.toml").expect("config");
+        let n = queues.len();
+        let dps: Vec<Dataplane> = (0..n)
+            .map(|_| Dataplane::from_config(&cfg, DataplaneConfig::from_config(&cfg)))
+            .collect();
+        let shared = Shared::new(Snapshot {
+            own_mac: DIRECTOR_MAC,
+            ..Snapshot::default()
+        });
+        let ecfg = EngineConfig {
+            ifname: self.dev.clone(),
+            cores: (0..n).collect(),
+            queues,
+            zero_copy: ZeroCopy::Auto,
+            frames_per_queue: 1024,
+            batch: 64,
+        };
+        let path = self.netns_path();
+        let sh = Arc::clone(&shared);
+        let engine = std::thread::spawn(move || {
+            nic::enter_netns(std::path::Path::new(&path)).expect("setns");
+            Engine::start_with(&ecfg, Attach::LibxdpDefault(XdpMode::Native), sh, dps)
+        })
+        .join()
+        .expect("starter thread")
+        .expect("engine start");
+        (engine, shared)
+    }
+
+    /// Sends `frames` from the peer's end (pinned to `cpu`, which picks the
+    /// veth queue they travel on) and returns up to `want` frames received
+    /// there within `timeout_s`, or fewer if they do not come.
+    pub fn exchange(
+        &self,
+        frames: &[Vec<u8>],
+        want: usize,
+        timeout_s: f64,
+        cpu: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.pns,
+                "taskset",
+                "-c",
+                &cpu.to_string(),
+            ])
+            .args(["python3", "-c", PEER_SCRIPT, &self.peer, &want.to_string()])
+            .arg(timeout_s.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            for f in frames {
+                let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+                writeln!(stdin, "{hex}").unwrap();
+            }
+        }
+        let out = child.wait_with_output().expect("python3 output");
+        assert!(
+            out.status.success(),
+            "peer script: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                (0..l.len() / 2)
+                    .map(|i| u8::from_str_radix(&l[2 * i..2 * i + 2], 16).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it (and with it
+        // the pair and any XDP program on it).
+        let _ = run(&["ip", "netns", "del", &self.dns]);
+        let _ = run(&["ip", "netns", "del", &self.pns]);
+    }
+}
+
+/// The peer: an AF_PACKET socket that sends the frames given on stdin (hex,
+/// one per line) and prints (hex) the frames it then receives, skipping its
+/// own, until it has `want` of them or the timeout passes.
+const PEER_SCRIPT: &str = r#"
+import select, socket, sys, time
+ifname, want, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+frames = [bytes.fromhex(l.strip()) for l in sys.stdin if l.strip()]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((ifname, 0))
+for f in frames:
+    s.send(f)
+got = []
+end = time.time() + timeout
+while len(got) < want:
+    left = end - time.time()
+    if left <= 0:
+        break
+    r, _, _ = select.select([s], [], [], left)
+    if not r:
+        break
+    data, addr = s.recvfrom(65535)
+    if addr[2] == socket.PACKET_OUTGOING:
+        continue
+    got.append(data)
+for g in got:
+    print(g.hex())
+"#;
+
+/// A TCP segment in an Ethernet frame.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp(
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    syn: bool,
+    ack: bool,
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sport, dport, 1000, 64240);
+    if syn {
+        b = b.syn();
+    }
+    if ack {
+        b = b.ack(2000);
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+/// What the tests check of a received frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub ttl: u8,
+    /// TCP checksum verified by recomputation.
+    pub csum_ok: bool,
+}
+
+/// Parses a captured TCP frame (None for anything else).
+pub fn seen(f: &[u8]) -> Option<Seen> {
+    let p = wire::parse(f).ok()??;
+    let L4::Tcp { sport, dport, .. } = p.l4 else {
+        return None;
+    };
+    Some(Seen {
+        dmac: f[0..6].try_into().unwrap(),
+        smac: f[6..12].try_into().unwrap(),
+        src: p.src,
+        sport,
+        dst: p.dst,
+        dport,
+        ttl: p.ttl,
+        csum_ok: wire::verify_l4_checksum(f, &p),
+    })
+}
