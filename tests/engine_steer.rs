@@ -1,0 +1,139 @@
+//! Two RX queues, two workers, one NAT service: the client side of every
+//! connection arrives on queue 0 and the real server's replies on queue 1
+//! (the peer sends each from a different CPU, and an AF_PACKET sender's
+//! veth queue follows its CPU, here for nearly every frame), so for most
+//! connections one direction lands on the worker that does not own it and
+//! must be handed over. Needs root.
+#![forbid(unsafe_code)]
+
+mod engine_netns;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+
+use engine_netns::*;
+
+fn nat_config() -> String {
+    format!(
+        r#"
+[global]
+interface = "IFNAME"
+
+[[virtual_server]]
+address = "{VIP}:80"
+protocol = "TCP"
+lb_algo = "rr"
+lb_kind = "NAT"
+
+  [[virtual_server.real_server]]
+  address = "{RS}:8080"
+  mac = "02:1f:aa:00:00:11"
+"#
+    )
+}
+
+fn client(i: u16) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
+}
+
+#[test]
+fn nat_connections_survive_replies_on_another_queue() {
+    let rig = Rig::new(2);
+    let (engine, _shared) = rig.start(&nat_config(), vec![0, 1]);
+    const FLOWS: u16 = 16;
+
+    let syns: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| {
+            tcp(
+                PEER_MAC,
+                DIRECTOR_MAC,
+                client(i),
+                42000 + i,
+                VIP,
+                80,
+                true,
+                false,
+            )
+        })
+        .collect();
+    let mut to_rs: Vec<Seen> = rig
+        .exchange(&syns, FLOWS as usize, 5.0, 0)
+        .iter()
+        .filter_map(|f| seen(f))
+        .collect();
+    to_rs.sort_by_key(|s| s.sport);
+    assert_eq!(to_rs.len(), FLOWS as usize, "{to_rs:?}");
+    for (i, s) in to_rs.iter().enumerate() {
+        assert_eq!((s.dst, s.dport), (IpAddr::V4(RS), 8080));
+        assert_eq!(
+            (s.src, s.sport),
+            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
+        );
+        assert_eq!(s.dmac, RS_MAC);
+        assert!(s.csum_ok);
+    }
+
+    let replies: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| {
+            tcp(
+                RS_MAC,
+                DIRECTOR_MAC,
+                RS,
+                8080,
+                client(i),
+                42000 + i,
+                true,
+                true,
+            )
+        })
+        .collect();
+    let mut to_clients: Vec<Seen> = rig
+        .exchange(&replies, FLOWS as usize, 5.0, 1)
+        .iter()
+        .filter_map(|f| seen(f))
+        .collect();
+    to_clients.sort_by_key(|s| s.dport);
+    assert_eq!(to_clients.len(), FLOWS as usize, "{to_clients:?}");
+    for (i, s) in to_clients.iter().enumerate() {
+        assert_eq!((s.src, s.sport), (IpAddr::V4(VIP), 80));
+        assert_eq!(
+            (s.dst, s.dport),
+            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
+        );
+        assert_eq!((s.dmac, s.smac), (PEER_MAC, DIRECTOR_MAC));
+        assert!(s.csum_ok);
+    }
+
+    let c = engine.counters();
+    let get = |i: usize, f: fn(&lvsfwd::control::shared::WorkerCounters) -> u64| f(&c[i]);
+    let steered: u64 = (0..2)
+        .map(|i| get(i, |w| w.steered_out.load(Ordering::Relaxed)))
+        .sum();
+    let steer_drop: u64 = (0..2)
+        .map(|i| get(i, |w| w.steer_drop.load(Ordering::Relaxed)))
+        .sum();
+    let tx: Vec<u64> = (0..2)
+        .map(|i| get(i, |w| w.tx.load(Ordering::Relaxed)))
+        .collect();
+    let so: Vec<u64> = (0..2)
+        .map(|i| get(i, |w| w.steered_out.load(Ordering::Relaxed)))
+        .collect();
+    // Both workers received frames of connections the other owns and
+    // handed them over (without that, the replies would have been lost).
+    assert!(so[0] > 0 && so[1] > 0, "steered out per worker {so:?}");
+    assert!(steered <= 2 * FLOWS as u64);
+    assert_eq!(steer_drop, 0);
+    assert_eq!(tx.iter().sum::<u64>(), 2 * FLOWS as u64);
+    assert!(
+        tx[0] > 0 && tx[1] > 0,
+        "both workers own connections: {tx:?}"
+    );
+
+    let dps = engine.stop();
+    assert_eq!(dps.len(), 2);
+    assert_eq!(
+        dps.iter().map(|d| d.conns.len()).sum::<usize>(),
+        FLOWS as usize,
+        "each connection lives on one worker only"
+    );
+}
