@@ -32,11 +32,11 @@ use std::collections::BTreeSet;
 use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, ProgramInput, Xdp, XdpFlags};
+use libbpf_rs::{MapCore, MapFlags, Object, ObjectBuilder, Xdp, XdpFlags};
 
 use crate::config::XdpMode;
 use crate::service::{FwdMethod, Protocol, ServiceSpec};
@@ -123,6 +123,19 @@ fn key(proto: u8, addr: IpAddr, port: u16) -> [u8; KEY_LEN] {
     k[16..18].copy_from_slice(&port.to_be_bytes());
     k[18] = proto;
     k
+}
+
+/// The keys of `existing` that `want` does not hold: the only ones an
+/// update deletes (a key in both is updated in place, never deleted).
+fn stale_keys(
+    existing: impl Iterator<Item = Vec<u8>>,
+    want: &BTreeMap<[u8; KEY_LEN], Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    existing
+        .filter(|k| {
+            <[u8; KEY_LEN]>::try_from(k.as_slice()).map_or(true, |k| !want.contains_key(&k))
+        })
+        .collect()
 }
 
 /// Per-decision frame counts of the XDP program, summed over CPUs.
@@ -267,12 +280,7 @@ impl XdpObject {
         let map = self.map(name)?;
         // Collected first: deleting while iterating makes the kernel's
         // next-key walk restart or skip.
-        let stale: Vec<Vec<u8>> = map
-            .keys()
-            .filter(|k| {
-                <[u8; KEY_LEN]>::try_from(k.as_slice()).is_ok_and(|k| !want.contains_key(&k))
-            })
-            .collect();
+        let stale = stale_keys(map.keys(), want);
         for k in stale {
             match map.delete(&k) {
                 Ok(()) => {}
@@ -325,24 +333,21 @@ impl XdpObject {
         })
     }
 
-    /// Runs the program once over `frame` with `BPF_PROG_TEST_RUN` (rx
-    /// queue 0, no interface) and returns its XDP action. The counters
-    /// count the run like a received frame. The kernel refuses frames
-    /// shorter than an Ethernet header.
+    /// Runs the program once over `frame` with `BPF_PROG_TEST_RUN`; see
+    /// [`ProgRunner::run`].
     pub fn test_run(&self, frame: &[u8]) -> Result<u32> {
-        let input = ProgramInput {
-            data_in: Some(frame),
-            ..Default::default()
-        };
-        let prog = self
-            .obj
-            .progs_mut()
-            .find(|p| p.name() == OsStr::new(PROG_NAME))
-            .ok_or_else(|| anyhow!("the XDP object has no program `{PROG_NAME}`"))?;
-        let out = prog
-            .test_run(input)
-            .context("BPF_PROG_TEST_RUN of the XDP program")?;
-        Ok(out.return_value)
+        self.runner()?.run(frame)
+    }
+
+    /// A handle that runs this program with `BPF_PROG_TEST_RUN` from any
+    /// thread, while the maps are being updated through `self`.
+    pub fn runner(&self) -> Result<ProgRunner> {
+        let fd = self
+            .prog()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the XDP program fd")?;
+        Ok(ProgRunner { fd })
     }
 
     /// Attaches in `mode`, replacing whatever program is already on the
@@ -406,6 +411,42 @@ impl XdpObject {
             return Err(err).with_context(|| format!("detaching XDP from ifindex {ifindex}"));
         }
         Ok(())
+    }
+}
+
+/// Runs the loaded program over frames with `BPF_PROG_TEST_RUN`, for tests
+/// and self-checks; it holds its own reference to the program.
+#[derive(Debug)]
+pub struct ProgRunner {
+    fd: OwnedFd,
+}
+
+impl ProgRunner {
+    /// Runs the program once over `frame` (rx queue 0, no interface) and
+    /// returns its XDP action. The counters count the run like a received
+    /// frame. The kernel refuses frames shorter than an Ethernet header or
+    /// longer than a page minus XDP's headroom.
+    pub fn run(&self, frame: &[u8]) -> Result<u32> {
+        let mut opts = libbpf_rs::libbpf_sys::bpf_test_run_opts {
+            sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: u32::try_from(frame.len()).context("frame too long")?,
+            repeat: 1,
+            ..Default::default()
+        };
+        // SAFETY: `opts` is a fully initialised bpf_test_run_opts whose `sz`
+        // is its own size; `data_in` points at `frame`, which outlives the
+        // call and is only read (no data_out/ctx buffers are given, so the
+        // kernel writes nothing through pointers of ours); `self.fd` is an
+        // open BPF program fd.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_prog_test_run_opts(self.fd.as_raw_fd(), &mut opts)
+        };
+        if rc < 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc))
+                .context("BPF_PROG_TEST_RUN of the XDP program");
+        }
+        Ok(opts.retval)
     }
 }
 
@@ -642,6 +683,26 @@ mod tests {
 
         let addr_only = key(0, ip("198.18.0.2"), 0);
         assert_eq!(&addr_only[16..], &[0, 0, 0, 4]);
+    }
+
+    #[test]
+    fn an_update_deletes_only_keys_the_new_filter_lacks() {
+        let a = key(6, ip("198.18.0.10"), 80);
+        let b = key(17, ip("198.18.0.10"), 53);
+        let c = key(0, ip("198.18.0.2"), 0);
+        let d = key(6, ip("2001:2::10"), 443);
+        let want: BTreeMap<_, _> = [(b, vec![1u8]), (c, vec![4u8]), (d, vec![1u8])]
+            .into_iter()
+            .collect();
+        // `c` changes value and `b` stays: neither is deleted.
+        let existing = [a.to_vec(), b.to_vec(), c.to_vec()];
+        assert_eq!(stale_keys(existing.into_iter(), &want), vec![a.to_vec()]);
+        assert!(stale_keys(std::iter::empty(), &want).is_empty());
+        // A key of a foreign size cannot be one of ours.
+        assert_eq!(
+            stale_keys([vec![1u8, 2]].into_iter(), &want),
+            vec![vec![1u8, 2]]
+        );
     }
 
     fn ip6_octets(s: &str) -> [u8; 16] {
