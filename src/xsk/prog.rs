@@ -351,8 +351,10 @@ impl XdpObject {
     }
 
     /// Attaches in `mode`, replacing whatever program is already on the
-    /// interface (in the same mode atomically; in the other mode after
-    /// detaching it, since the kernel refuses native and generic together).
+    /// interface: in the same mode in one step; in the other mode by
+    /// detaching it first (the kernel refuses native and generic together)
+    /// and putting it back if this attach then fails, so a failed attach
+    /// leaves the interface as it was.
     fn attach_in(&self, ifindex: u32, ifname: &str, mode: AttachMode) -> Result<()> {
         let prog = self.prog();
         let xdp = Xdp::new(prog.as_fd());
@@ -364,26 +366,35 @@ impl XdpObject {
             AttachMode::Native => (q.drv_prog_id, q.skb_prog_id, AttachMode::Generic),
             AttachMode::Generic => (q.skb_prog_id, q.drv_prog_id, AttachMode::Native),
         };
-        if other != 0 {
-            log::warn!(
-                "{ifname}: detaching XDP program id {other} found in {} mode before attaching in {} mode",
-                other_mode.name(),
-                mode.name()
-            );
-            xdp.detach(idx, other_mode.flags()).with_context(|| {
-                format!("detaching the stale XDP program id {other} from {ifname}")
-            })?;
-        }
+        let what = || format!("attaching XDP in {} mode to {ifname}", mode.name());
         if same != 0 {
             log::warn!(
                 "{ifname}: replacing XDP program id {same} already attached in {} mode",
                 mode.name()
             );
         }
-        // Without XDP_FLAGS_UPDATE_IF_NOEXIST the kernel swaps programs of
-        // the same mode in one step.
-        xdp.attach(idx, mode.flags())
-            .with_context(|| format!("attaching XDP in {} mode to {ifname}", mode.name()))
+        if other == 0 {
+            // Without XDP_FLAGS_UPDATE_IF_NOEXIST the kernel swaps programs
+            // of the same mode in one step.
+            return xdp.attach(idx, mode.flags()).with_context(what);
+        }
+        log::warn!(
+            "{ifname}: detaching XDP program id {other} found in {} mode to attach in {} mode",
+            other_mode.name(),
+            mode.name()
+        );
+        xdp.detach(idx, other_mode.flags())
+            .with_context(|| format!("detaching XDP program id {other} from {ifname}"))?;
+        let Err(e) = xdp.attach(idx, mode.flags()) else {
+            return Ok(());
+        };
+        let restored = libbpf_rs::Program::fd_from_id(other).and_then(|fd| {
+            Xdp::new(fd.as_fd()).attach(idx, other_mode.flags() | XdpFlags::UPDATE_IF_NOEXIST)
+        });
+        if let Err(r) = restored {
+            log::warn!("{ifname}: could not put XDP program id {other} back: {r}");
+        }
+        Err(e).with_context(what)
     }
 
     /// Detaches this program from `ifindex` if it is still the one attached
