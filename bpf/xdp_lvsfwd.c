@@ -19,6 +19,12 @@
  *    is not the director's own (replies of NAT connections; health-check
  *    replies go to an own address and stay with the kernel). -> REDIR_REPLY
  * Everything else, including frames too short to classify, is passed.
+ * Later fragments carry no ports, so only the VIP / local-address rule
+ * applies to them (the data plane hands other ones to the kernel too).
+ * Bounds: at most 2 VLAN tags (802.1Q / 802.1ad) and 4 IPv6 extension
+ * headers (hop-by-hop, routing, destination options, fragment; AH and ESP
+ * are not skipped); a frame beyond them is passed. An address that is both
+ * a local address and an own one counts as local.
  *
  * Map keys (struct lf_key, 20 bytes, no padding): the address in `addr`
  * (IPv4 in the first 4 bytes, the other 12 zero), `port` in NETWORK byte

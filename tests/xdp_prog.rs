@@ -620,7 +620,7 @@ fn ipv4_fragments_to_a_vip_or_local_address_are_redirected() {
     // pieces (no ports to recognise them by), are the kernel's.
     let own_frag = set_frag4(udp4(CLIENT, 40000, OWN, 53), false, 185, false);
     assert_eq!(decide(&obj, &own_frag), Decision::Pass);
-    let rs_later = set_frag4(udp4(NAT_RS, 8080, CLIENT, 40000), false, 185, false);
+    let rs_later = set_frag4(synack4(NAT_RS, 8080, CLIENT, 40000), false, 185, false);
     assert_eq!(decide(&obj, &rs_later), Decision::Pass);
     // DF alone is not a fragment.
     let df = set_frag4(tcp4(CLIENT, 40000, VIP, 80), false, 0, true);
