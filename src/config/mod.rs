@@ -377,6 +377,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Config {
+    /// The configuration `lvsfwd --interface IF` runs with: every default,
+    /// that data-plane interface, no service (they come from lvsadm).
+    pub fn with_interface(ifname: &str) -> Config {
+        Config {
+            global: Global {
+                interface: Some(ifname.to_string()),
+                ..Global::default()
+            },
+            timeouts: TimeoutsCfg::default(),
+            vrrp_instances: Vec::new(),
+            virtual_servers: Vec::new(),
+        }
+    }
+
     /// The virtual servers as service specs, in file order.
     pub fn service_specs(&self) -> Vec<ServiceSpec> {
         self.virtual_servers

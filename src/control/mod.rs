@@ -4,4 +4,6 @@
 //! data-plane workers: the control thread publishes immutable snapshots,
 //! workers pick the newest at a batch boundary (lock-free read side).
 
+pub mod neigh;
+pub mod netlink;
 pub mod shared;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::service::{MacAddr, ServiceSpec};
+use crate::service::MacAddr;
 
 /// One consistent view of everything the workers take from the control
 /// plane.
@@ -23,8 +23,6 @@ use crate::service::{MacAddr, ServiceSpec};
 pub struct Snapshot {
     /// Increases with every publication.
     pub generation: u64,
-    /// The virtual services (lb.toml or lvsadm).
-    pub services: Arc<Vec<ServiceSpec>>,
     /// Next-hop MACs learnt from the kernel's neighbour table, by address.
     pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
     /// The data-plane NIC's own MAC.

@@ -1,0 +1,136 @@
+//! Next hops for the real servers: which MAC a frame for a real server goes
+//! to, learnt from the kernel's routing and neighbour tables.
+//!
+//! For each real server without a static `mac` the kernel's route decides the
+//! next hop (the real server itself when on-link, else the gateway), and the
+//! neighbour table gives its MAC. A next hop the kernel does not know yet is
+//! resolved by sending it one empty UDP datagram (port 9, discard): the
+//! kernel then runs ARP / neighbour discovery itself, and a later refresh
+//! picks the answer up. Nothing here runs on a worker: workers only ever see
+//! the finished map in a snapshot, so a missing neighbour never stalls them
+//! (the frame is dropped and counted as `no_next_hop` meanwhile).
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use anyhow::Result;
+use rustc_hash::FxHashMap;
+
+use super::netlink::Netlink;
+use crate::service::{MacAddr, ServiceSpec};
+
+/// The real servers whose next hop must be learnt.
+#[derive(Clone, Debug, Default)]
+pub struct NextHops {
+    targets: Vec<IpAddr>,
+}
+
+impl NextHops {
+    /// Every real server address of `specs` that has no static MAC.
+    pub fn for_specs(specs: &[ServiceSpec]) -> NextHops {
+        let mut targets: Vec<IpAddr> = specs
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| d.mac.is_none())
+            .map(|d| d.addr)
+            .collect();
+        targets.sort();
+        targets.dedup();
+        NextHops { targets }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// One pass: the MAC of each target's next hop, keyed by the target.
+    /// Returns the map and how many targets are still unresolved (each of
+    /// which has been poked to make the kernel resolve it).
+    pub fn refresh(
+        &self,
+        nl: &mut Netlink,
+        ifindex: u32,
+    ) -> Result<(FxHashMap<IpAddr, MacAddr>, usize)> {
+        let neigh = nl.neighbours(ifindex)?;
+        let mut map = FxHashMap::default();
+        let mut missing = 0;
+        for &rs in &self.targets {
+            let hop = match nl.route_get(rs) {
+                Ok(r) if r.oif == ifindex => r.gateway.unwrap_or(rs),
+                Ok(r) => {
+                    log::warn!(
+                        "real server {rs} is routed through interface {} , not the data-plane NIC",
+                        r.oif
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!("no route to real server {rs}: {e:#}");
+                    continue;
+                }
+            };
+            match neigh.get(&hop) {
+                Some(mac) => {
+                    map.insert(rs, *mac);
+                }
+                None => {
+                    missing += 1;
+                    poke(hop);
+                }
+            }
+        }
+        Ok((map, missing))
+    }
+}
+
+/// Makes the kernel resolve `addr` by sending it an empty datagram.
+fn poke(addr: IpAddr) {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    if let Ok(s) = UdpSocket::bind(bind) {
+        let _ = s.send_to(&[], SocketAddr::new(addr, 9));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey};
+    use crate::sched::{SchedFlags, SchedKind};
+
+    #[test]
+    fn only_real_servers_without_a_static_mac_are_targets() {
+        let d = |a: &str, mac: Option<MacAddr>| DestSpec {
+            addr: a.parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+            mac,
+        };
+        let spec = ServiceSpec {
+            key: ServiceKey {
+                proto: Protocol::Tcp,
+                addr: "198.18.0.250".parse().unwrap(),
+                port: 80,
+            },
+            sched: SchedKind::Rr,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            persistence_prefix: 32,
+            ops: false,
+            local_addrs: vec![],
+            dests: vec![
+                d("198.18.0.12", None),
+                d("198.18.0.11", Some([2, 0, 0, 0, 0, 1])),
+                d("198.18.0.12", None),
+            ],
+        };
+        let n = NextHops::for_specs(&[spec.clone(), spec]);
+        assert_eq!(n.targets, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
+    }
+}

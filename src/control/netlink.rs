@@ -1,0 +1,276 @@
+//! The kernel's view of the data-plane NIC, read over rtnetlink: its index,
+//! MAC and MTU, its addresses, the neighbour table and route look-ups.
+//!
+//! Control-plane only (allocates freely, blocks on the socket); the workers
+//! never call it. Requests are plain dumps or single gets, answered in full
+//! before the function returns.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result, bail};
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use rustc_hash::FxHashMap;
+
+use crate::service::MacAddr;
+
+/// What the daemon needs to know about its NIC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub ifindex: u32,
+    pub mac: MacAddr,
+    pub mtu: u32,
+}
+
+/// Where the kernel would send a packet to some address.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The gateway, or `None` when the destination is on-link.
+    pub gateway: Option<IpAddr>,
+    pub oif: u32,
+}
+
+/// An rtnetlink socket.
+pub struct Netlink {
+    sock: Socket,
+    seq: u32,
+}
+
+impl Netlink {
+    pub fn open() -> Result<Netlink> {
+        let mut sock = Socket::new(NETLINK_ROUTE).context("opening an rtnetlink socket")?;
+        sock.bind_auto().context("binding the rtnetlink socket")?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .context("connecting the rtnetlink socket")?;
+        Ok(Netlink { sock, seq: 0 })
+    }
+
+    /// Sends `msg` and collects every reply up to NLMSG_DONE (dumps) or the
+    /// first answer (gets).
+    fn request(&mut self, msg: RouteNetlinkMessage, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+        req.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.header.length as usize];
+        req.serialize(&mut buf);
+        self.sock.send(&buf, 0).context("sending an rtnetlink request")?;
+
+        let mut out = Vec::new();
+        let mut rx: Vec<u8> = Vec::with_capacity(1 << 16);
+        loop {
+            rx.clear();
+            self.sock.recv(&mut rx, 0).context("reading an rtnetlink reply")?;
+            let mut off = 0;
+            while off < rx.len() {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..])
+                    .context("decoding an rtnetlink reply")?;
+                let len = m.header.length as usize;
+                if m.header.sequence_number == self.seq {
+                    match m.payload {
+                        NetlinkPayload::Done(_) => return Ok(out),
+                        NetlinkPayload::Error(e) => {
+                            if e.code.is_none() {
+                                return Ok(out);
+                            }
+                            bail!("rtnetlink: {}", e.to_io());
+                        }
+                        NetlinkPayload::InnerMessage(inner) => {
+                            out.push(inner);
+                            if !dump {
+                                return Ok(out);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                off += len;
+            }
+        }
+    }
+
+    /// Index, MAC and MTU of interface `ifname`.
+    pub fn link(&mut self, ifname: &str) -> Result<LinkInfo> {
+        let replies = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?;
+        for r in replies {
+            let RouteNetlinkMessage::NewLink(l) = r else { continue };
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.as_str()),
+                _ => None,
+            });
+            if name != Some(ifname) {
+                continue;
+            }
+            let mut mac = [0u8; 6];
+            let mut mtu = 1500;
+            for a in &l.attributes {
+                match a {
+                    LinkAttribute::Address(b) if b.len() == 6 => mac.copy_from_slice(b),
+                    LinkAttribute::Mtu(m) => mtu = *m,
+                    _ => {}
+                }
+            }
+            return Ok(LinkInfo {
+                ifindex: l.header.index,
+                mac,
+                mtu,
+            });
+        }
+        bail!("no interface named {ifname}")
+    }
+
+    /// The addresses on interface `ifindex`: IPv4 first, then global IPv6,
+    /// then link-local IPv6 (the order tunnel sources are picked in).
+    pub fn addresses(&mut self, ifindex: u32) -> Result<Vec<IpAddr>> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            true,
+        )?;
+        let mut addrs = Vec::new();
+        for r in replies {
+            let RouteNetlinkMessage::NewAddress(a) = r else { continue };
+            if a.header.index != ifindex {
+                continue;
+            }
+            let local = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = local.or_else(|| {
+                a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(ip) = addr {
+                addrs.push(ip);
+            }
+        }
+        addrs.sort_by_key(|a| match a {
+            IpAddr::V4(_) => 0,
+            IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 2,
+            IpAddr::V6(_) => 1,
+        });
+        Ok(addrs)
+    }
+
+    /// Usable neighbour entries (reachable, stale, delay, probe, permanent)
+    /// on interface `ifindex`, IPv4 and IPv6.
+    pub fn neighbours(&mut self, ifindex: u32) -> Result<FxHashMap<IpAddr, MacAddr>> {
+        let mut map = FxHashMap::default();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = NeighbourMessage::default();
+            m.header.family = family;
+            for r in self.request(RouteNetlinkMessage::GetNeighbour(m), true)? {
+                let RouteNetlinkMessage::NewNeighbour(n) = r else { continue };
+                if n.header.ifindex != ifindex
+                    || !matches!(
+                        n.header.state,
+                        NeighbourState::Reachable
+                            | NeighbourState::Stale
+                            | NeighbourState::Delay
+                            | NeighbourState::Probe
+                            | NeighbourState::Permanent
+                    )
+                {
+                    continue;
+                }
+                let mut ip = None;
+                let mut mac = None;
+                for a in &n.attributes {
+                    match a {
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                            ip = Some(IpAddr::V4(*v4))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                            ip = Some(IpAddr::V6(*v6))
+                        }
+                        NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => {
+                            let mut m = [0u8; 6];
+                            m.copy_from_slice(b);
+                            mac = Some(m);
+                        }
+                        _ => {}
+                    }
+                }
+                if let (Some(ip), Some(mac)) = (ip, mac) {
+                    map.insert(ip, mac);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// `ip route get DST`.
+    pub fn route_get(&mut self, dst: IpAddr) -> Result<Route> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if dst.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        let replies = self.request(RouteNetlinkMessage::GetRoute(m), false)?;
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(rt) = r else { continue };
+            let mut route = Route {
+                gateway: None,
+                oif: 0,
+            };
+            for a in &rt.attributes {
+                match a {
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                        route.gateway = Some(IpAddr::V4(*g))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                        route.gateway = Some(IpAddr::V6(*g))
+                    }
+                    RouteAttribute::Oif(o) => route.oif = *o,
+                    _ => {}
+                }
+            }
+            return Ok(route);
+        }
+        bail!("no route to {dst}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the loopback interface of whatever namespace the test runs in:
+    /// every namespace has one, with index 1 and 127.0.0.1 or ::1.
+    #[test]
+    fn reads_loopback() {
+        let mut nl = Netlink::open().unwrap();
+        let lo = nl.link("lo").unwrap();
+        assert_eq!(lo.ifindex, 1);
+        assert_eq!(lo.mac, [0; 6]);
+        let addrs = nl.addresses(lo.ifindex).unwrap();
+        assert!(
+            addrs.iter().any(|a| a.is_loopback()),
+            "loopback addresses: {addrs:?}"
+        );
+        let r = nl.route_get("127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(r.gateway, None);
+        assert_eq!(r.oif, 1);
+        assert!(nl.link("lf-no-such-if").is_err());
+    }
+}
