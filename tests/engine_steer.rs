@@ -39,7 +39,7 @@ fn client(i: u16) -> Ipv4Addr {
 #[test]
 fn nat_connections_survive_replies_on_another_queue() {
     let rig = Rig::new(2);
-    let (engine, _shared) = rig.start(&nat_config(), vec![0, 1]);
+    let engine = rig.start(&nat_config(), vec![0, 1]);
     const FLOWS: u16 = 16;
 
     let syns: Vec<Vec<u8>> = (0..FLOWS)
@@ -104,7 +104,7 @@ fn nat_connections_survive_replies_on_another_queue() {
         assert!(s.csum_ok);
     }
 
-    let c = engine.counters();
+    let c = engine.counters.clone();
     let get = |i: usize, f: fn(&lvsfwd::control::shared::WorkerCounters) -> u64| f(&c[i]);
     let steered: u64 = (0..2)
         .map(|i| get(i, |w| w.steered_out.load(Ordering::Relaxed)))

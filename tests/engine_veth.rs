@@ -53,7 +53,7 @@ lb_kind = "NAT"
 #[test]
 fn dr_syns_leave_for_the_real_server_mac() {
     let rig = Rig::new(1);
-    let (engine, _shared) = rig.start(&dr_config(), vec![0]);
+    let engine = rig.start(&dr_config(), vec![0]);
     let syns: Vec<Vec<u8>> = (0..8)
         .map(|i| {
             tcp(
@@ -69,7 +69,7 @@ fn dr_syns_leave_for_the_real_server_mac() {
         })
         .collect();
     let got = rig.exchange(&syns, syns.len(), 5.0, 0);
-    let counters = engine.counters();
+    let counters = engine.counters.clone();
     let dps = engine.stop();
 
     let mut seen: Vec<Seen> = got.iter().filter_map(|f| seen(f)).collect();
@@ -95,7 +95,7 @@ fn dr_syns_leave_for_the_real_server_mac() {
 #[test]
 fn nat_round_trip_through_the_director() {
     let rig = Rig::new(1);
-    let (engine, _shared) = rig.start(&nat_config(), vec![0]);
+    let engine = rig.start(&nat_config(), vec![0]);
     let ports: Vec<u16> = (0..4).map(|i| 41000 + i).collect();
 
     // Client -> VIP: rewritten to the real server.
@@ -136,9 +136,36 @@ fn nat_round_trip_through_the_director() {
         assert_eq!((s.dst, s.dport), (IpAddr::V4(CLIENT), p));
         assert!(s.csum_ok);
     }
-    let c = &engine.counters()[0];
+    let c = &engine.counters.clone()[0];
     assert_eq!(c.tx.load(Ordering::Relaxed), 2 * ports.len() as u64);
     assert_eq!(c.tx_ring_full.load(Ordering::Relaxed), 0);
     let dps = engine.stop();
     assert_eq!(dps[0].conns.len(), ports.len());
+}
+
+#[test]
+fn the_kernel_keeps_its_own_traffic() {
+    let rig = Rig::new(1);
+    rig.director_addr("198.18.0.1/24");
+    let engine = rig.start(&dr_config(), vec![0]);
+    // ARP who-has 198.18.0.1 tell 198.18.0.2: not the balancer's, so the
+    // XDP program passes it to the director's kernel, which answers.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&PEER_MAC);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&PEER_MAC);
+    arp.extend_from_slice(&[198, 18, 0, 2]);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[198, 18, 0, 1]);
+    let got = rig.exchange(&[arp], 1, 5.0, 0);
+    let reply = got
+        .iter()
+        .find(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06])
+        .unwrap_or_else(|| panic!("no ARP reply in {got:?}"));
+    assert_eq!(&reply[20..22], &[0, 2], "an ARP reply");
+    assert_eq!(&reply[22..28], &DIRECTOR_MAC);
+    assert_eq!(&reply[28..32], &[198, 18, 0, 1]);
+    let (rx, _, _, _) = engine.counters[0].load();
+    assert_eq!(rx, 0, "the socket never saw it");
+    engine.stop();
 }

@@ -41,10 +41,6 @@ pub const FRAME_SIZE: u32 = 4096;
 /// (zero-copy drivers use the same XDP headroom).
 pub const RX_OFFSET: u32 = sys::XDP_PACKET_HEADROOM;
 
-// From linux/if_link.h (not in libxdp-sys's bindings).
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-
 /// The base address of the chunk holding `addr`.
 #[inline]
 pub fn chunk_base(addr: u64) -> u64 {
@@ -173,27 +169,6 @@ impl Rings {
     }
 }
 
-/// Who steers traffic into the socket.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ProgLoad {
-    /// An XDP program managed elsewhere (lvsfwd's); libxdp must not load one.
-    Inhibit,
-    /// libxdp attaches its built-in program (redirect every frame of the
-    /// queue to the socket) with these `XDP_FLAGS_*`.
-    LibxdpDefault { xdp_flags: u32 },
-}
-
-impl ProgLoad {
-    /// `XDP_FLAGS_*` for lb.toml's `xdp_mode`.
-    pub fn xdp_flags(mode: crate::config::XdpMode) -> u32 {
-        match mode {
-            crate::config::XdpMode::Native => XDP_FLAGS_DRV_MODE,
-            crate::config::XdpMode::Generic => XDP_FLAGS_SKB_MODE,
-            crate::config::XdpMode::Auto => 0,
-        }
-    }
-}
-
 /// What [`Xsk::open`] needs.
 #[derive(Clone, Debug)]
 pub struct XskOptions<'a> {
@@ -202,7 +177,6 @@ pub struct XskOptions<'a> {
     /// UMEM chunks; a power of two (also the size of every ring).
     pub frames: u32,
     pub zero_copy: ZeroCopy,
-    pub prog: ProgLoad,
 }
 
 /// An open, bound AF_XDP socket with its own UMEM.
@@ -309,15 +283,15 @@ impl Xsk {
             return Err(errno(ret));
         }
         let umem = NonNull::new(umem).ok_or_else(|| io::Error::other("libxdp gave a null UMEM"))?;
-        let (libxdp_flags, xdp_flags) = match o.prog {
-            ProgLoad::Inhibit => (sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD, 0),
-            ProgLoad::LibxdpDefault { xdp_flags } => (0, xdp_flags),
-        };
+        // lvsfwd's own XDP program (prog.rs) steers frames to the socket:
+        // libxdp must not load its default one.
         let scfg = sys::xsk_socket_config {
             rx_size: o.frames,
             tx_size: o.frames,
-            __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 { libxdp_flags },
-            xdp_flags,
+            __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 {
+                libxdp_flags: sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+            },
+            xdp_flags: 0,
             bind_flags: bind_flags as u16,
         };
         let mut xsk: *mut sys::xsk_socket = ptr::null_mut();
@@ -739,7 +713,6 @@ mod tests {
             queue: 0,
             frames: 64,
             zero_copy: ZeroCopy::Off,
-            prog: ProgLoad::Inhibit,
         })
         .unwrap_err();
         assert!(e.to_string().contains("lfnosuchif0"), "{e}");
@@ -748,7 +721,6 @@ mod tests {
             queue: 0,
             frames: 100,
             zero_copy: ZeroCopy::Off,
-            prog: ProgLoad::Inhibit,
         })
         .unwrap_err();
         assert!(e.to_string().contains("power of two"), "{e}");

@@ -58,14 +58,15 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use crossbeam::queue::ArrayQueue;
 
-use crate::config::{XdpMode, ZeroCopy};
+use crate::config::ZeroCopy;
 use crate::control::shared::{Shared, WorkerCounters};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::time::Timestamp;
 use crate::wire::{self, FrameBuf};
 
-use super::afxdp::{Doorbell, ProgLoad, UmemArea, Xsk, XskOptions, chunk_base};
+use super::afxdp::{Doorbell, UmemArea, Xsk, XskOptions, chunk_base};
 pub use super::nic::rx_queue_count;
+use super::prog::XdpProgram;
 use super::steer::{self, SteerMap};
 
 /// Frames per queue when lb.toml says nothing.
@@ -95,29 +96,6 @@ pub struct EngineConfig {
     pub frames_per_queue: u32,
     /// Frames per RX batch (e.g. 64).
     pub batch: usize,
-}
-
-/// How frames reach the sockets.
-pub enum Attach<'a> {
-    /// lvsfwd's XDP program steers frames: sockets are created with
-    /// libxdp's program loading inhibited and each is registered through
-    /// this callback with its queue and socket fd (what
-    /// `XdpProgram::register_socket` does).
-    Program(&'a mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>),
-    /// libxdp attaches its built-in program, which redirects *every* frame
-    /// of a served queue to its socket: nothing on those queues reaches the
-    /// kernel's stack. For a NIC dedicated to the balancer, and for tests
-    /// and benchmarks on links that carry nothing else.
-    LibxdpDefault(XdpMode),
-}
-
-impl std::fmt::Debug for Attach<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Attach::Program(_) => f.write_str("Program"),
-            Attach::LibxdpDefault(m) => write!(f, "LibxdpDefault({m:?})"),
-        }
-    }
 }
 
 /// One worker as the engine sees it from outside.
@@ -175,22 +153,30 @@ pub fn monotonic_now() -> Timestamp {
 }
 
 impl Engine {
-    /// Opens one socket per queue (registering each in the XDP program
-    /// through `register_socket`), spawns one pinned worker per queue
-    /// running `dataplanes[i]` and returns once every worker polls.
-    pub fn start_with_program(
+    /// Opens one socket per queue (registering each in the XDP program),
+    /// spawns one pinned worker per queue running `dataplanes[i]` and
+    /// returns once every worker polls. Call it from a thread in the NIC's
+    /// network namespace: the sockets and the workers live there.
+    pub fn start(
         cfg: &EngineConfig,
-        register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
+        prog: &mut XdpProgram,
         shared: Arc<Shared>,
         dataplanes: Vec<Dataplane>,
     ) -> anyhow::Result<Engine> {
-        Engine::start_with(cfg, Attach::Program(register_socket), shared, dataplanes)
+        Engine::start_with(
+            cfg,
+            &mut |q, fd| prog.register_socket(q, fd),
+            shared,
+            dataplanes,
+        )
     }
 
-    /// [`Engine::start_with_program`] for any way of attaching.
+    /// [`Engine::start`] for a caller that points the XDP program's XSKMAP
+    /// at the sockets itself: `register_socket(queue, fd)` is called for
+    /// each socket before its worker starts.
     pub fn start_with(
         cfg: &EngineConfig,
-        attach: Attach<'_>,
+        register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
         shared: Arc<Shared>,
         mut dataplanes: Vec<Dataplane>,
     ) -> anyhow::Result<Engine> {
@@ -215,16 +201,6 @@ impl Engine {
         seen.dedup();
         ensure!(seen.len() == n, "queue listed twice in {:?}", cfg.queues);
 
-        let prog = match attach {
-            Attach::Program(_) => ProgLoad::Inhibit,
-            Attach::LibxdpDefault(m) => ProgLoad::LibxdpDefault {
-                xdp_flags: ProgLoad::xdp_flags(m),
-            },
-        };
-        let mut register = match attach {
-            Attach::Program(f) => Some(f),
-            Attach::LibxdpDefault(_) => None,
-        };
         let mut socks = Vec::with_capacity(n);
         for &q in &cfg.queues {
             let x = Xsk::open(&XskOptions {
@@ -232,12 +208,9 @@ impl Engine {
                 queue: q,
                 frames: cfg.frames_per_queue,
                 zero_copy: cfg.zero_copy,
-                prog,
             })?;
-            if let Some(f) = register.as_mut() {
-                f(q, x.fd())
-                    .with_context(|| format!("{} queue {q}: registering the socket", cfg.ifname))?;
-            }
+            register_socket(q, x.fd())
+                .with_context(|| format!("{} queue {q}: registering the socket", cfg.ifname))?;
             log::info!(
                 "{} queue {q}: AF_XDP socket bound ({} mode)",
                 cfg.ifname,
@@ -770,7 +743,7 @@ mod tests {
     fn start_err(c: &EngineConfig, planes: usize) -> String {
         let dps = (0..planes).map(|_| dr_plane()).collect();
         let shared = Shared::new(Snapshot::default());
-        Engine::start_with(c, Attach::LibxdpDefault(XdpMode::Auto), shared, dps)
+        Engine::start_with(c, &mut |_, _| Ok(()), shared, dps)
             .unwrap_err()
             .to_string()
     }

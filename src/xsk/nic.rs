@@ -1,11 +1,8 @@
-//! Facts about the data-plane NIC the engine needs before it opens sockets,
-//! and the network-namespace switch the tests and the daemon use.
+//! Facts about the data-plane NIC the engine needs before it opens sockets.
 //!
 //! Everything here acts on the calling thread's network namespace (ioctls
-//! and sockets resolve interface names there), which is why the engine must
-//! be started from a thread inside the NIC's namespace.
+//! resolve interface names there), like the engine's sockets.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -84,17 +81,4 @@ fn ethtool_channels(ifname: &str) -> io::Result<EthtoolChannels> {
         return Err(io::Error::last_os_error());
     }
     Ok(ch)
-}
-
-/// Moves the calling thread into the network namespace at `path` (e.g.
-/// `/var/run/netns/NAME`). Threads it spawns afterwards start there too.
-pub fn enter_netns(path: &Path) -> io::Result<()> {
-    let f = File::open(path)?;
-    // SAFETY: setns on a valid namespace fd only changes this thread's
-    // namespace; the fd stays open for the call.
-    let ret = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -12,17 +12,20 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use lvsfwd::config::{XdpMode, ZeroCopy};
-use lvsfwd::control::shared::{Shared, Snapshot};
+use lvsfwd::control::shared::{Shared, Snapshot, WorkerCounters};
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
 use lvsfwd::wire::{self, L4};
-use lvsfwd::xsk::engine::{Attach, Engine, EngineConfig};
-use lvsfwd::xsk::nic;
+use lvsfwd::xsk::engine::{Engine, EngineConfig, WorkerInfo};
+use lvsfwd::xsk::prog::{self, Filter, XdpProgram};
 
 pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x1f, 0xd0, 0, 0, 0x01];
 pub const PEER_MAC: [u8; 6] = [0x02, 0x1f, 0xe0, 0, 0, 0x01];
@@ -148,10 +151,11 @@ impl Rig {
         format!("/var/run/netns/{}", self.dns)
     }
 
-    /// Starts the engine on the director's end (from a thread inside the
-    /// director namespace, so the workers live there too) with libxdp's
-    /// redirect-all program.
-    pub fn start(&self, toml: &str, queues: Vec<u32>) -> (Engine, Arc<Shared>) {
+    /// Starts the engine on the director's end with lvsfwd's XDP program,
+    /// from a thread inside the director namespace that owns both until
+    /// [`Director::stop`] (so the workers, the sockets and the program's
+    /// detach all happen in that namespace).
+    pub fn start(&self, toml: &str, queues: Vec<u32>) -> Director {
         let toml = toml.replace("IFNAME", &self.dev);
         let cfg = lvsfwd::config::parse_str(&toml, "test.toml").expect("config");
         let n = queues.len();
@@ -171,15 +175,48 @@ impl Rig {
             batch: 64,
         };
         let path = self.netns_path();
+        let dev = self.dev.clone();
         let sh = Arc::clone(&shared);
-        let engine = std::thread::spawn(move || {
-            nic::enter_netns(std::path::Path::new(&path)).expect("setns");
-            Engine::start_with(&ecfg, Attach::LibxdpDefault(XdpMode::Native), sh, dps)
-        })
-        .join()
-        .expect("starter thread")
-        .expect("engine start");
-        (engine, shared)
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || -> Vec<Dataplane> {
+            let up = (|| -> anyhow::Result<(XdpProgram, Engine)> {
+                prog::enter_netns(Path::new(&path))?;
+                let mut p = XdpProgram::attach(&dev, XdpMode::Native)?;
+                p.set_filter(&Filter::from_specs(&cfg.service_specs(), &[]))?;
+                let e = Engine::start(&ecfg, &mut p, sh, dps)?;
+                Ok((p, e))
+            })();
+            let (p, engine) = match up {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{e:#}")));
+                    return Vec::new();
+                }
+            };
+            let _ = ready_tx.send(Ok((engine.counters(), engine.workers())));
+            // Until the test stops us (or drops the sender on failure).
+            let _ = stop_rx.recv();
+            let dps = engine.stop();
+            p.detach().expect("detach in the director namespace");
+            dps
+        });
+        let (counters, workers) = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("director thread")
+            .unwrap_or_else(|e| panic!("starting the director: {e}"));
+        Director {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            counters,
+            workers,
+            shared,
+        }
+    }
+
+    /// Gives the director's end an address (so its kernel answers ARP).
+    pub fn director_addr(&self, cidr: &str) {
+        run(&["ip", "-n", &self.dns, "addr", "add", cidr, "dev", &self.dev]).unwrap();
     }
 
     /// Sends `frames` from the peer's end (pinned to `cpu`, which picks the
@@ -239,6 +276,35 @@ impl Drop for Rig {
         // the pair and any XDP program on it).
         let _ = run(&["ip", "netns", "del", &self.dns]);
         let _ = run(&["ip", "netns", "del", &self.pns]);
+    }
+}
+
+/// The engine and lvsfwd's XDP program, running in the director namespace.
+pub struct Director {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<Vec<Dataplane>>>,
+    pub counters: Vec<Arc<WorkerCounters>>,
+    pub workers: Vec<WorkerInfo>,
+    pub shared: Arc<Shared>,
+}
+
+impl Director {
+    /// Stops the workers, detaches the program, returns the data planes.
+    pub fn stop(mut self) -> Vec<Dataplane> {
+        self.stop.take();
+        self.thread
+            .take()
+            .map(|t| t.join().expect("director thread"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Director {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
