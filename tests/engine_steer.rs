@@ -130,10 +130,31 @@ fn nat_connections_survive_replies_on_another_queue() {
     );
 
     let dps = engine.stop();
+    for w in &c {
+        assert_eq!(w.kernel_invalid_descs.load(Ordering::Relaxed), 0);
+    }
     assert_eq!(dps.len(), 2);
     assert_eq!(
         dps.iter().map(|d| d.conns.len()).sum::<usize>(),
         FLOWS as usize,
         "each connection lives on one worker only"
     );
+}
+
+#[test]
+fn rx_queue_count_reads_the_nics_channels() {
+    let rig = Rig::new(2);
+    let path = format!("/var/run/netns/{}", rig.dns);
+    let dev = rig.dev.clone();
+    let (n, missing) = std::thread::spawn(move || {
+        lvsfwd::xsk::prog::enter_netns(std::path::Path::new(&path)).unwrap();
+        (
+            lvsfwd::xsk::engine::rx_queue_count(&dev).unwrap(),
+            lvsfwd::xsk::engine::rx_queue_count("lfnosuch0").is_err(),
+        )
+    })
+    .join()
+    .unwrap();
+    assert_eq!(n, 2);
+    assert!(missing, "an interface that does not exist is an error");
 }

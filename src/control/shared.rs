@@ -47,6 +47,12 @@ pub struct WorkerCounters {
     /// Frames the data plane wanted to send but the TX ring was full
     /// (dropped).
     pub tx_ring_full: AtomicU64,
+    /// Frames the kernel dropped on the way to the socket (no fill buffer,
+    /// or the RX ring full): the socket's `rx_dropped + rx_ring_full`,
+    /// refreshed about once a second and when the worker stops.
+    pub kernel_rx_dropped: AtomicU64,
+    /// Descriptors the kernel rejected as invalid (RX and TX), same source.
+    pub kernel_invalid_descs: AtomicU64,
 }
 
 impl WorkerCounters {

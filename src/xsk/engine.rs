@@ -78,6 +78,8 @@ const SPIN_ROUNDS: u32 = 64;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
+/// How often a worker copies the socket's kernel statistics.
+const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// How long `start` waits for the workers to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -377,6 +379,7 @@ struct Worker {
     steer_drop: u64,
     tx_ring_full: u64,
     idle_rounds: u32,
+    last_kernel_stats: Timestamp,
 }
 
 impl Worker {
@@ -414,6 +417,7 @@ impl Worker {
             steer_drop: 0,
             tx_ring_full: 0,
             idle_rounds: 0,
+            last_kernel_stats: Timestamp::ZERO,
         }
     }
 
@@ -429,6 +433,7 @@ impl Worker {
             self.round();
         }
         self.publish();
+        self.kernel_stats();
         self.dp
     }
 
@@ -471,6 +476,10 @@ impl Worker {
         }
         self.ring_peers();
         self.publish();
+        if now.since(self.last_kernel_stats) >= KERNEL_STATS_EVERY {
+            self.last_kernel_stats = now;
+            self.kernel_stats();
+        }
 
         if got + handed == 0 {
             self.idle_rounds += 1;
@@ -635,6 +644,20 @@ impl Worker {
             b.woke();
         }
         self.wakeup_error(r);
+    }
+
+    /// Copies the socket's drop statistics (a getsockopt: not per batch).
+    fn kernel_stats(&self) {
+        match self.xsk.statistics() {
+            Ok(st) => {
+                let w = &self.counters;
+                w.kernel_rx_dropped
+                    .store(st.rx_dropped + st.rx_ring_full, Ordering::Relaxed);
+                w.kernel_invalid_descs
+                    .store(st.rx_invalid_descs + st.tx_invalid_descs, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("queue {}: socket statistics: {e}", self.xsk.queue()),
+        }
     }
 
     fn publish(&self) {

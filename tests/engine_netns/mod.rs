@@ -30,6 +30,8 @@ use lvsfwd::xsk::prog::{self, Filter, XdpProgram};
 pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x1f, 0xd0, 0, 0, 0x01];
 pub const PEER_MAC: [u8; 6] = [0x02, 0x1f, 0xe0, 0, 0, 0x01];
 pub const RS_MAC: [u8; 6] = [0x02, 0x1f, 0xaa, 0, 0, 0x11];
+/// The director's own address (tunnel source), published in the snapshot.
+pub const DIRECTOR_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 pub const RS: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
 
@@ -164,6 +166,7 @@ impl Rig {
             .collect();
         let shared = Shared::new(Snapshot {
             own_mac: DIRECTOR_MAC,
+            own_addrs: Arc::new(vec![IpAddr::V4(DIRECTOR_IP)]),
             ..Snapshot::default()
         });
         let ecfg = EngineConfig {
