@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use engine_netns::*;
+use lvsfwd::config::ZeroCopy;
 
 const CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 5, 1);
 
@@ -218,4 +219,23 @@ fn tunnel_frames_grow_into_the_headroom() {
     // The grown frames were sent from before where they were received in
     // their chunks; the kernel accepted every descriptor.
     assert_eq!(c.kernel_invalid_descs.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn zero_copy_is_requested_as_configured() {
+    let rig = Rig::new(1);
+    // veth has no zero-copy AF_XDP: On is an error naming the cause...
+    let err = rig
+        .try_start(&dr_config(), vec![0], ZeroCopy::On)
+        .err()
+        .expect("zero-copy on veth must fail");
+    assert!(err.contains("zero-copy bind failed"), "{err}");
+    // ...while Auto falls back to copy mode and Off asks for it.
+    for zc in [ZeroCopy::Auto, ZeroCopy::Off] {
+        let d = rig.try_start(&dr_config(), vec![0], zc).unwrap();
+        assert_eq!(d.workers.len(), 1);
+        assert_eq!(d.workers[0].queue, 0);
+        assert!(!d.workers[0].zero_copy, "{zc:?}");
+        d.stop();
+    }
 }

@@ -69,9 +69,9 @@ pub use super::nic::rx_queue_count;
 use super::prog::XdpProgram;
 use super::steer::{self, SteerMap};
 
-/// Frames per queue when lb.toml says nothing.
+/// A good `frames_per_queue` (16 MiB of UMEM per queue).
 pub const DEFAULT_FRAMES_PER_QUEUE: u32 = 4096;
-/// Frames per batch when lb.toml says nothing.
+/// A good `batch`.
 pub const DEFAULT_BATCH: usize = 64;
 /// Empty rounds before a worker sleeps in `poll`.
 const SPIN_ROUNDS: u32 = 64;
@@ -254,7 +254,7 @@ impl Engine {
         }
 
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<usize>();
         let mut engine = Engine {
             shared: Arc::clone(&shared),
             workers: Vec::with_capacity(n),
@@ -298,10 +298,9 @@ impl Engine {
         }
         drop(ready_tx);
         for _ in 0..n {
-            match ready_rx.recv_timeout(START_TIMEOUT) {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => bail!("a worker failed to start: {e}"),
-                Err(_) => bail!("the workers did not come up"),
+            if ready_rx.recv_timeout(START_TIMEOUT).is_err() {
+                // Dropping `engine` stops and joins the ones that did.
+                bail!("the workers did not come up");
             }
         }
         Ok(engine)
@@ -421,13 +420,13 @@ impl Worker {
         }
     }
 
-    fn run(mut self, ready: mpsc::Sender<Result<usize, String>>) -> Dataplane {
+    fn run(mut self, ready: mpsc::Sender<usize>) -> Dataplane {
         self.sync_snapshot();
         self.lend();
         self.xsk.refill(&mut self.free, 0);
         // The receiver may have given up (start failed elsewhere); the stop
         // flag then ends this loop.
-        let _ = ready.send(Ok(self.me));
+        let _ = ready.send(self.me);
         drop(ready);
         while !self.shared.should_stop() {
             self.round();

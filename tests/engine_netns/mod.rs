@@ -158,6 +158,18 @@ impl Rig {
     /// [`Director::stop`] (so the workers, the sockets and the program's
     /// detach all happen in that namespace).
     pub fn start(&self, toml: &str, queues: Vec<u32>) -> Director {
+        self.try_start(toml, queues, ZeroCopy::Auto)
+            .unwrap_or_else(|e| panic!("starting the director: {e}"))
+    }
+
+    /// [`Rig::start`] with a zero-copy request, failing with the engine's
+    /// error.
+    pub fn try_start(
+        &self,
+        toml: &str,
+        queues: Vec<u32>,
+        zero_copy: ZeroCopy,
+    ) -> Result<Director, String> {
         let toml = toml.replace("IFNAME", &self.dev);
         let cfg = lvsfwd::config::parse_str(&toml, "test.toml").expect("config");
         let n = queues.len();
@@ -173,7 +185,7 @@ impl Rig {
             ifname: self.dev.clone(),
             cores: (0..n).collect(),
             queues,
-            zero_copy: ZeroCopy::Auto,
+            zero_copy,
             frames_per_queue: 1024,
             batch: 64,
         };
@@ -204,17 +216,22 @@ impl Rig {
             p.detach().expect("detach in the director namespace");
             dps
         });
-        let (counters, workers) = ready_rx
+        let started = ready_rx
             .recv_timeout(Duration::from_secs(30))
-            .expect("director thread")
-            .unwrap_or_else(|e| panic!("starting the director: {e}"));
-        Director {
+            .map_err(|e| format!("director thread: {e}"))
+            .and_then(|r| r);
+        let mut d = Director {
             stop: Some(stop_tx),
             thread: Some(thread),
-            counters,
-            workers,
+            counters: Vec::new(),
+            workers: Vec::new(),
             shared,
-        }
+        };
+        // On an error the thread has ended; dropping `d` joins it.
+        let (counters, workers) = started?;
+        d.counters = counters;
+        d.workers = workers;
+        Ok(d)
     }
 
     /// Gives the director's end an address (so its kernel answers ARP).
