@@ -139,74 +139,119 @@ fn dr_rig_serves_directly_and_only_the_director_answers_arp_for_the_vip() {
     }
 }
 
-#[test]
-fn tun_rig_decapsulates_a_hand_built_ipip_packet() {
-    let rig = Rig::tun();
-    let (c, d) = (rig.client(), rig.director());
-    serves_directly(&rig, c, None, Fam::V4, rig.client_ip(Fam::V4));
+/// Sends one IPIP frame from the director to real server `n` carrying a SYN
+/// client -> VIP:80 from `sport`; returns (SYN-ACK seen by the client, ICMP
+/// unreachable seen by the director).
+fn ipip_syn(rig: &Rig, n: usize, sport: u16) -> (bool, bool) {
+    let (c, d, h) = (rig.client(), rig.director(), rig.rs(n));
     let cip = rig.client_ip(Fam::V4).to_string();
     let vip = rig.vip(Fam::V4).to_string();
     let dip = rig.dip(Fam::V4).to_string();
-    for (i, h) in rig.real_servers().iter().enumerate() {
-        let sport = (41000 + i).to_string();
-        let rip = rig.rip(i + 1, Fam::V4).to_string();
-        let sniffer = rig.spawn_ready(
-            c,
+    let rip = rig.rip(n, Fam::V4).to_string();
+    let sport = sport.to_string();
+    let py = python();
+    let cl = script("client.py");
+    let synack = rig.spawn_ready(
+        c,
+        "sniff",
+        &[
+            py,
+            &cl,
             "sniff",
-            &[
-                python(),
-                &script("client.py"),
-                "sniff",
-                "--iface",
-                IFACE,
-                "--src",
-                &vip,
-                "--dst",
-                &cip,
-                "--sport",
-                "80",
-                "--dport",
-                &sport,
-                "--flags",
-                "SA",
-                "--timeout",
-                "8",
-            ],
-            Duration::from_secs(10),
-        );
-        d.exec_ok(&[
-            python(),
-            &script("client.py"),
-            "ipip",
             "--iface",
             IFACE,
-            "--dst-mac",
-            &h.mac,
-            "--outer-src",
-            &dip,
-            "--outer-dst",
-            &rip,
-            "--inner-src",
-            &cip,
-            "--inner-dst",
+            "--src",
             &vip,
+            "--dst",
+            &cip,
             "--sport",
-            &sport,
-            "--dport",
             "80",
-        ]);
-        let done = rig::wait_until(Duration::from_secs(10), || {
-            let (out, _) = rig.proc_logs(sniffer);
+            "--dport",
+            &sport,
+            "--flags",
+            "SA",
+            "--timeout",
+            "4",
+        ],
+        Duration::from_secs(10),
+    );
+    let icmp = rig.spawn_ready(
+        d,
+        "sniff",
+        &[
+            py,
+            &cl,
+            "sniff",
+            "--iface",
+            IFACE,
+            "--src",
+            &rip,
+            "--dst",
+            &dip,
+            "--icmp-unreach",
+            "--timeout",
+            "1.5",
+        ],
+        Duration::from_secs(10),
+    );
+    d.exec_ok(&[
+        py,
+        &cl,
+        "ipip",
+        "--iface",
+        IFACE,
+        "--dst-mac",
+        &h.mac,
+        "--outer-src",
+        &dip,
+        "--outer-dst",
+        &rip,
+        "--inner-src",
+        &cip,
+        "--inner-dst",
+        &vip,
+        "--sport",
+        &sport,
+        "--dport",
+        "80",
+    ]);
+    let finished = |pid| {
+        rig::wait_until(Duration::from_secs(8), || {
+            let (out, _) = rig.proc_logs(pid);
             out.contains("seen") || out.contains("timeout")
-        });
-        let (out, err) = rig.proc_logs(sniffer);
+        })
+    };
+    let got_synack = finished(synack) && rig.proc_logs(synack).0.contains("seen");
+    let got_icmp = finished(icmp) && rig.proc_logs(icmp).0.contains("seen");
+    (got_synack, got_icmp)
+}
+
+#[test]
+fn tun_rig_decapsulates_a_hand_built_ipip_packet() {
+    let rig = Rig::tun();
+    serves_directly(&rig, rig.client(), None, Fam::V4, rig.client_ip(Fam::V4));
+    for (i, h) in rig.real_servers().iter().enumerate() {
+        let (synack, icmp) = ipip_syn(&rig, i + 1, 41000 + i as u16);
         assert!(
-            done && out.contains("seen"),
-            "no SYN-ACK {vip}:80 -> {cip}:{sport} from {} after an IPIP SYN: {out} {err}\ndecap: {:?}",
+            synack,
+            "no SYN-ACK VIP:80 -> client from {} after an IPIP SYN; {}",
             h.name(),
             h.ip(&["-s", "link", "show", rig::TUN_IFACE])
         );
+        // Like the ipip module, the helper consumes the packet: the kernel
+        // must not tell the director "protocol unreachable".
+        assert!(
+            !icmp,
+            "{} answered the IPIP packet with ICMP unreachable",
+            h.name()
+        );
     }
+    // Control: without the helper the same packet gets no SYN-ACK, and the
+    // kernel's ICMP is there, so both probes above can fail.
+    for pid in rig.pids_named(rig.rs(1), "decap") {
+        rig.kill(pid);
+    }
+    assert_eq!(ipip_syn(&rig, 1, 42000), (false, true));
 }
 
 #[test]
@@ -321,4 +366,88 @@ fn lb_toml_of_every_mode_passes_lvsfwd_check() {
         assert!(!text.contains("mac ="), "{text}");
         assert_eq!(text.matches("[[virtual_server.real_server]]").count(), 12);
     }
+}
+
+const FAKE_DAEMON: &str = "import signal, sys, time\n\
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n\
+print('fake lvsfwd args', sys.argv[1:], file=sys.stderr, flush=True)\n\
+print('lvsfwd: ready (fake)', file=sys.stderr, flush=True)\n\
+time.sleep(30)\n\
+sys.exit(7)\n";
+
+const FAKE_BROKEN_DAEMON: &str = "import sys\n\
+print('lb.toml:1:1: fake failure', file=sys.stderr, flush=True)\n\
+sys.exit(3)\n";
+
+/// The daemon harness passes `--config FILE`, waits for the ready line,
+/// keeps stderr, and stops the process with SIGTERM.
+#[test]
+fn daemon_harness_waits_for_ready_and_stops_with_sigterm() {
+    let rig = Rig::builder(Mode::Bare).real_servers(1).build();
+    let mut lb = rig::daemon::Lvsfwd::start_program(&rig, &[python(), "-c", FAKE_DAEMON], "# x\n");
+    lb.assert_running();
+    let err = lb.stderr();
+    assert!(err.contains("--config"), "{err}");
+    assert!(err.contains(&*lb.config.to_string_lossy()), "{err}");
+    assert_eq!(std::fs::read_to_string(&lb.config).unwrap(), "# x\n");
+    let st = lb.terminate();
+    assert_eq!(st.code(), Some(0), "{st}");
+}
+
+#[test]
+fn daemon_harness_fails_fast_when_the_daemon_exits_before_ready() {
+    let rig = Rig::builder(Mode::Bare).real_servers(1).build();
+    let started = std::time::Instant::now();
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        rig::daemon::Lvsfwd::start_program(&rig, &[python(), "-c", FAKE_BROKEN_DAEMON], "");
+    }));
+    let msg = r.expect_err("start must fail");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("exited before `lvsfwd: ready`"), "{msg}");
+    assert!(msg.contains("exit status: 3"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+fn tally(counts: &[(&str, usize)], seen: &str) -> rig::Tally {
+    let mut t = rig::Tally::default();
+    for (s, n) in counts {
+        for _ in 0..*n {
+            t.ok.push((s.to_string(), seen.to_string()));
+        }
+    }
+    t
+}
+
+fn panics(f: impl FnOnce()) -> bool {
+    catch_unwind(AssertUnwindSafe(f)).is_err()
+}
+
+/// The round-robin and client-address checks accept what they should and
+/// reject what they should.
+#[test]
+fn tally_checks_accept_round_robin_and_reject_the_rest() {
+    let rs: Vec<String> = ["rs1", "rs2", "rs3"].map(String::from).into();
+    let ip: IpAddr = "198.18.0.100".parse().unwrap();
+    tally(&[("rs1", 20), ("rs2", 20), ("rs3", 20)], "198.18.0.100").assert_even_split(&rs, "t");
+    tally(&[("rs1", 19), ("rs2", 20), ("rs3", 21)], "198.18.0.100").assert_even_split(&rs, "t");
+    assert!(panics(|| {
+        tally(&[("rs1", 18), ("rs2", 21), ("rs3", 21)], "x").assert_even_split(&rs, "t")
+    }));
+    assert!(panics(
+        || tally(&[("rs1", 30), ("rs2", 30)], "x").assert_even_split(&rs, "t")
+    ));
+    assert!(panics(|| {
+        tally(&[("rs1", 20), ("rs2", 20), ("rs3", 19), ("rs4", 1)], "x").assert_even_split(&rs, "t")
+    }));
+    tally(&[("rs1", 2)], "198.18.0.100").assert_client_seen(ip, "t");
+    assert!(panics(
+        || tally(&[("rs1", 2)], "198.18.0.9").assert_client_seen(ip, "t")
+    ));
+    let mut mixed = tally(&[("rs1", 2)], "198.18.0.100");
+    mixed.ok.push(("rs2".into(), "198.18.0.2".into()));
+    assert!(panics(|| mixed.assert_client_seen(ip, "t")));
+    let mut failed = tally(&[("rs1", 2)], "198.18.0.100");
+    failed.assert_all_ok("t");
+    failed.failures.push("err timeout".into());
+    assert!(panics(|| failed.assert_all_ok("t")));
 }

@@ -18,6 +18,7 @@ failed without being tried. Output is line-oriented for the Rust side:
                                        prints "ready", then "seen" when a TCP
                                        segment with exactly these flags (and
                                        addresses/ports) arrives, else "timeout"
+        (or --icmp-unreach: an IPv4 ICMP destination unreachable SRC -> DST)
   ipip  --iface IF --dst-mac MAC --outer-src IP --outer-dst IP
         --inner-src IP --inner-dst IP --sport P --dport P
                                        sends one IPIP frame carrying a TCP SYN
@@ -223,10 +224,18 @@ def sniff(a):
             out("timeout")
             return
         f, addr = s.recvfrom(4096)
-        if addr[2] == socket.PACKET_OUTGOING or len(f) < 34 or f[23] != 6:
+        if addr[2] == socket.PACKET_OUTGOING or len(f) < 34:
             continue
         ip = f[14:]
         ihl = (ip[0] & 0xF) * 4
+        if a.icmp_unreach:
+            if (f[23] == 1 and ip[12:16] == socket.inet_aton(a.src)
+                    and ip[16:20] == socket.inet_aton(a.dst) and ip[ihl:ihl + 1] == b"\x03"):
+                out("seen")
+                return
+            continue
+        if f[23] != 6:
+            continue
         tcp = ip[ihl:]
         if len(tcp) < 14:
             continue
@@ -253,10 +262,13 @@ def main():
     p.add_argument("--target", required=True)
     p.add_argument("--timeout", type=float, default=1.0)
     p = sub.add_parser("sniff")
-    for k in ("--iface", "--src", "--dst", "--flags"):
+    for k in ("--iface", "--src", "--dst"):
         p.add_argument(k, required=True)
-    p.add_argument("--sport", type=int, required=True)
-    p.add_argument("--dport", type=int, required=True)
+    p.add_argument("--flags", default="")
+    p.add_argument("--sport", type=int, default=0)
+    p.add_argument("--dport", type=int, default=0)
+    p.add_argument("--icmp-unreach", action="store_true",
+                   help="look for ICMP destination-unreachable from SRC to DST instead")
     p.add_argument("--timeout", type=float, default=5.0)
     p = sub.add_parser("ipip")
     for k in ("--iface", "--dst-mac", "--outer-src", "--outer-dst", "--inner-src", "--inner-dst"):

@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{CMD_TIMEOUT, Rig, run, wait_bounded};
 
@@ -49,10 +49,18 @@ impl Lvsfwd {
     /// the daemon's stderr) if it exits first or stays silent for
     /// [`READY_TIMEOUT`].
     pub fn start(rig: &Rig, config: &str) -> Lvsfwd {
+        Lvsfwd::start_program(rig, &[binary()], config)
+    }
+
+    /// [`Lvsfwd::start`] with another program in the daemon's place (`argv`
+    /// then `--config FILE`), for testing this harness itself.
+    pub fn start_program(rig: &Rig, argv: &[&str], config: &str) -> Lvsfwd {
         let path = rig.dir().join("lb.toml");
         std::fs::write(&path, config).expect("write lb.toml");
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &rig.director().ns, binary(), "--config"])
+            .args(["netns", "exec", &rig.director().ns])
+            .args(argv)
+            .arg("--config")
             .arg(&path)
             .env(
                 "RUST_LOG",
@@ -63,7 +71,7 @@ impl Lvsfwd {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary()));
+            .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
         let pipe = child.stderr.take().expect("piped stderr");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, events) = mpsc::channel();
@@ -101,24 +109,22 @@ impl Lvsfwd {
     }
 
     fn wait_ready(&mut self, config: &str) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(Event::Ready) => return,
-                Ok(Event::Eof) | Err(RecvTimeoutError::Disconnected) => {
-                    let st = wait_bounded(&mut self.child, Duration::from_secs(5));
-                    self.exited = st;
-                    panic!(
-                        "lvsfwd exited before `lvsfwd: ready` ({}); config:\n{config}",
-                        st.map(|s| s.to_string()).unwrap_or("closed stderr".into())
-                    );
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "lvsfwd printed no `lvsfwd: ready` within {READY_TIMEOUT:?}; config:\n{config}"
-                    );
-                }
+        // The reader thread sends Ready at most once, and Eof after it only
+        // when the daemon closes stderr, so one event decides.
+        match self.events.recv_timeout(READY_TIMEOUT) {
+            Ok(Event::Ready) => {}
+            Ok(Event::Eof) | Err(RecvTimeoutError::Disconnected) => {
+                let st = wait_bounded(&mut self.child, Duration::from_secs(5));
+                self.exited = st;
+                panic!(
+                    "lvsfwd exited before `lvsfwd: ready` ({}); config:\n{config}",
+                    st.map(|s| s.to_string()).unwrap_or("closed stderr".into())
+                );
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "lvsfwd printed no `lvsfwd: ready` within {READY_TIMEOUT:?}; config:\n{config}"
+                );
             }
         }
     }

@@ -936,6 +936,28 @@ impl Rig {
         pid
     }
 
+    /// Pids of the background processes started as `name` on `host`.
+    pub fn pids_named(&self, host: &Host, name: &str) -> Vec<u32> {
+        let full = format!("{}/{name}", host.name());
+        let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        procs
+            .iter()
+            .filter(|b| b.name == full && b.ns == host.ns)
+            .map(|b| b.child.id())
+            .collect()
+    }
+
+    /// Kills one background process of the rig (SIGKILL) and reaps it.
+    pub fn kill(&self, pid: u32) {
+        let mut procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
+        let bg = procs
+            .iter_mut()
+            .find(|b| b.child.id() == pid)
+            .expect("no such background process");
+        let _ = bg.child.kill();
+        let _ = bg.child.wait();
+    }
+
     /// stdout and stderr of the background process with `pid`.
     pub fn proc_logs(&self, pid: u32) -> (String, String) {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
