@@ -1,10 +1,110 @@
 #!/usr/bin/env bash
-# The demo: client connections through lvsfwd's real data plane, replayed
-# from a capture, showing which real server took each connection.
-# Usage: scripts/demo.sh [CONFIG]   (default configs/demo.toml)
+# The demo: a veth rig with a client, lvsfwd as a DR director and three real
+# servers running HTTP servers that answer with their own name; requests go
+# through the VIP and the answers show which real server took each.
+# Everything lives in network namespaces named lf*<pid>, removed on exit.
+# Usage: scripts/demo.sh [REQUESTS]   (run as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl
-config=${1:-configs/demo.toml}
-cargo build --release -q --bin lvsfwd --example replay_demo
-target/release/examples/replay_demo target/release/lvsfwd "$config"
+requests=${1:-12}
+scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping
+cargo build --release -q --bin lvsfwd
+bin=$PWD/target/release/lvsfwd
+
+sfx=$(( $$ % 100000 ))
+sw=lfsw$sfx; cl=lfcl$sfx; dir=lfdir$sfx
+rs=(lfrs1$sfx lfrs2$sfx lfrs3$sfx)
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for n in "$cl" "$dir" "${rs[@]}" "$sw"; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+vip=198.18.0.250
+ip netns add "$sw"
+ip -n "$sw" link add lfbr type bridge
+ip -n "$sw" link set lfbr up
+plug() { # plug NS NAME: veth lfeth0 in NS, its peer on the bridge
+  ip netns add "$1"
+  ip link add lfeth0 netns "$1" type veth peer name "$2" netns "$sw"
+  ip -n "$sw" link set "$2" master lfbr up
+  ip -n "$1" link set lfeth0 up
+  ip -n "$1" link set lo up
+  # veth leaves checksums to "hardware" that never computes them; a frame
+  # that crosses AF_XDP must carry a real one, as it would on a wire.
+  ip netns exec "$1" ethtool -K lfeth0 tx off >/dev/null
+}
+plug "$cl" lfc$sfx
+ip -n "$cl" addr add 198.18.0.100/24 dev lfeth0
+plug "$dir" lfd$sfx
+ip -n "$dir" addr add 198.18.0.2/24 dev lfeth0
+ip -n "$dir" addr add $vip/32 dev lfeth0
+for i in 1 2 3; do
+  n=${rs[$((i-1))]}
+  plug "$n" lfr$i$sfx
+  ip -n "$n" addr add 198.18.0.1$i/24 dev lfeth0
+  # The DR real-server script of the seeds: VIP on lo, no ARP for it.
+  ip -n "$n" addr add $vip/32 dev lo
+  for k in all lo lfeth0; do
+    ip netns exec "$n" sysctl -qw net.ipv4.conf.$k.arp_ignore=1 net.ipv4.conf.$k.arp_announce=2
+  done
+  ip netns exec "$n" python3 -c '
+import http.server, sys
+name = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} saw client {self.client_address[0]}\n".encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
+' "rs$i" &
+  pids+=($!)
+done
+
+cat > "$tmp/lb.toml" <<TOML
+[global]
+router_id = "demo"
+interface = "lfeth0"
+
+[[virtual_server]]
+address = "$vip:80"
+protocol = "TCP"
+lb_algo = "wrr"
+lb_kind = "DR"
+  [[virtual_server.real_server]]
+  address = "198.18.0.11:80"
+  weight = 2
+  [[virtual_server.real_server]]
+  address = "198.18.0.12:80"
+  weight = 1
+  [[virtual_server.real_server]]
+  address = "198.18.0.13:80"
+  weight = 1
+TOML
+echo "lb.toml:"; sed 's/^/  /' "$tmp/lb.toml"
+
+ip netns exec "$dir" "$bin" --config "$tmp/lb.toml" 2> "$tmp/lvsfwd.log" &
+lvs=$!
+pids+=($lvs)
+for _ in $(seq 100); do
+  grep -q "lvsfwd: ready" "$tmp/lvsfwd.log" && break
+  kill -0 $lvs 2>/dev/null || { cat "$tmp/lvsfwd.log"; exit 1; }
+  sleep 0.1
+done
+grep "lvsfwd: ready" "$tmp/lvsfwd.log" || { cat "$tmp/lvsfwd.log"; exit 1; }
+
+echo; echo "client 198.18.0.100 -> http://$vip/ ($requests requests, each a new connection):"
+for i in $(seq "$requests"); do
+  printf '  request %2d: ' "$i"
+  ip netns exec "$cl" curl -s --max-time 3 "http://$vip/" || echo "FAILED"
+done
+echo; echo "the director still answers ping on its own address:"
+ip netns exec "$cl" ping -c 1 -W 1 198.18.0.2 | grep -E "bytes from|loss"
+
+kill -TERM $lvs; rc=0; wait $lvs || rc=$?; echo "lvsfwd exited $rc"
+echo "lvsfwd's log:"; sed 's/^/  /' "$tmp/lvsfwd.log"

@@ -13,6 +13,7 @@
 //! - [`config`]: lb.toml schema and validation.
 //! - [`admin`]: ipvsadm-format listings.
 //! - [`replay`]: the data plane over a pcap (`lvsfwd replay`).
+//! - [`daemon`]: `lvsfwd --config`: start-up, the control loop, clean stop.
 //! - [`control`]: the control plane and the snapshots it publishes to workers.
 //! - [`xsk`]: the AF_XDP shell: XDP program, sockets, pinned workers.
 //!
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod forward;
 pub mod replay;

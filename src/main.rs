@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 
 use lvsfwd::admin::listing::{self, ListOptions};
 use lvsfwd::config;
+use lvsfwd::daemon;
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
 use lvsfwd::replay;
 use lvsfwd::service::MacAddr;
@@ -21,11 +22,18 @@ use lvsfwd::service::MacAddr;
 #[command(
     name = "lvsfwd",
     version,
-    about = "Userspace Layer-4 load balancer with IPVS's behaviour"
+    about = "Userspace Layer-4 load balancer with IPVS's behaviour",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Run the load balancer in the foreground with this lb.toml.
+    #[arg(long, conflicts_with = "interface")]
+    config: Option<PathBuf>,
+    /// Run on this NIC with an empty service table (services from lvsadm).
+    #[arg(long)]
+    interface: Option<String>,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -87,8 +95,30 @@ fn parse_mac(s: &str) -> Result<MacAddr, String> {
 }
 
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
-    match cli.cmd {
+    let Some(cmd) = cli.cmd else {
+        let source = match (cli.config, cli.interface) {
+            (Some(c), None) => daemon::Source::Config(c),
+            (None, Some(i)) => daemon::Source::Interface(i),
+            _ => {
+                eprintln!(
+                    "lvsfwd: give --config lb.toml or --interface IFNAME (or a subcommand; see --help)"
+                );
+                return ExitCode::from(2);
+            }
+        };
+        return match daemon::run(source) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lvsfwd: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    };
+    match cmd {
         Cmd::Check { config } => match config::load_file(&config) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,0 +1,212 @@
+//! `lvsfwd --config lb.toml` / `lvsfwd --interface IF`: the load balancer in
+//! the foreground.
+//!
+//! Start-up order: read and validate the configuration (nothing is touched
+//! when it is wrong), learn the NIC from the kernel, attach lvsfwd's XDP
+//! program (replacing a stale one), open one AF_XDP socket and one pinned
+//! worker per RX queue, then print `lvsfwd: ready ...` on stderr. The main
+//! thread then becomes the control thread: it refreshes next hops from the
+//! kernel's tables, publishes them to the workers as snapshots, and handles
+//! signals. SIGTERM / SIGINT stop cleanly: workers joined, XDP program
+//! detached, exit 0.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::{self, Config};
+use crate::control::neigh::NextHops;
+use crate::control::netlink::Netlink;
+use crate::control::shared::{Shared, Snapshot};
+use crate::dataplane::{Dataplane, DataplaneConfig};
+use crate::service::{MacAddr, ServiceSpec};
+use crate::xsk::engine::{self, Engine, EngineConfig};
+use crate::xsk::prog::{Filter, XdpProgram};
+
+/// Where the services come from.
+pub enum Source {
+    /// `--config lb.toml`.
+    Config(PathBuf),
+    /// `--interface IF`: an empty table (services come from lvsadm).
+    Interface(String),
+}
+
+/// How often next hops are re-read from the kernel, and how often while one
+/// is still unresolved.
+const NEIGH_REFRESH: Duration = Duration::from_secs(1);
+const NEIGH_RETRY: Duration = Duration::from_millis(100);
+/// How long start-up waits for next hops before serving anyway.
+const NEIGH_STARTUP_WAIT: Duration = Duration::from_secs(3);
+
+/// Runs the daemon until SIGTERM / SIGINT.
+pub fn run(source: Source) -> Result<()> {
+    let cfg = match &source {
+        Source::Config(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Source::Interface(ifname) => Config::with_interface(ifname),
+    };
+    let Some(ifname) = cfg.global.interface.clone() else {
+        bail!("no data-plane interface: set [global] interface in lb.toml");
+    };
+    let specs = cfg.service_specs();
+
+    let mut nl = Netlink::open()?;
+    let link = nl
+        .link(&ifname)
+        .with_context(|| format!("data-plane interface {ifname}"))?;
+    let own_addrs = nl.addresses(link.ifindex)?;
+
+    // Signals first, so that a stop during start-up is not lost.
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+
+    let mut prog = XdpProgram::attach(&ifname, cfg.global.xdp_mode)?;
+    prog.set_filter(&Filter::from_specs(&specs, &own_addrs))?;
+
+    // Learn the real servers' next hops before serving, so that the first
+    // packets are not dropped for want of a MAC; bounded, because a real
+    // server that is down must not keep the director from starting.
+    let next_hops = NextHops::for_specs(&specs);
+    let (mut neighbours, mut unresolved) = next_hops.refresh(&mut nl, link.ifindex)?;
+    let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
+    while unresolved > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        (neighbours, unresolved) = next_hops.refresh(&mut nl, link.ifindex)?;
+    }
+    if unresolved > 0 {
+        log::warn!(
+            "{unresolved} real server next hops not resolved yet; retrying in the background"
+        );
+    }
+    let shared = Shared::new(Snapshot {
+        generation: 0,
+        neighbours: Arc::new(neighbours),
+        own_mac: link.mac,
+        own_addrs: Arc::new(own_addrs.clone()),
+    });
+
+    let queues: Vec<u32> = match &cfg.global.queues {
+        Some(q) => q.clone(),
+        None => (0..engine::rx_queue_count(&ifname)?).collect(),
+    };
+    if queues.is_empty() {
+        bail!("{ifname}: no RX queue to serve");
+    }
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores: Vec<usize> = match &cfg.global.cores {
+        Some(c) => c.clone(),
+        None => (0..queues.len()).map(|i| i % ncpu).collect(),
+    };
+    let dataplanes = (0..queues.len())
+        .map(|_| worker_dataplane(&cfg, &specs, link.mac, &own_addrs, link.mtu, queues.len()))
+        .collect();
+    let ecfg = EngineConfig {
+        ifname: ifname.clone(),
+        queues: queues.clone(),
+        cores,
+        zero_copy: cfg.global.zero_copy,
+        frames_per_queue: engine::DEFAULT_FRAMES_PER_QUEUE,
+        batch: engine::DEFAULT_BATCH,
+    };
+    let engine = match Engine::start(&ecfg, &mut prog, shared.clone(), dataplanes) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = prog.detach();
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "lvsfwd: ready: {} virtual services on {ifname} ({} queues, {:?} XDP)",
+        specs.len(),
+        queues.len(),
+        prog.mode()
+    );
+
+    // The control loop.
+    let mut last_refresh = Instant::now();
+    let mut published = shared.load();
+    'control: loop {
+        for sig in signals.pending() {
+            match sig {
+                SIGTERM | SIGINT => break 'control,
+                SIGHUP => {
+                    log::warn!("SIGHUP: configuration reload is not supported yet; nothing changed")
+                }
+                _ => {}
+            }
+        }
+        let wait = if unresolved > 0 {
+            NEIGH_RETRY
+        } else {
+            NEIGH_REFRESH
+        };
+        if !next_hops.is_empty() && last_refresh.elapsed() >= wait {
+            last_refresh = Instant::now();
+            match next_hops.refresh(&mut nl, link.ifindex) {
+                Ok((map, missing)) => {
+                    unresolved = missing;
+                    if *published.neighbours != map {
+                        let mut next = (*published).clone();
+                        next.neighbours = Arc::new(map);
+                        shared.publish(next);
+                        published = shared.load();
+                    }
+                }
+                Err(e) => log::warn!("refreshing next hops: {e:#}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    eprintln!("lvsfwd: stopping");
+    let dps = engine.stop();
+    let (rx, tx, drop) = dps.iter().fold((0, 0, 0), |a, d| {
+        (
+            a.0 + d.counters.rx,
+            a.1 + d.counters.tx,
+            a.2 + d.counters.drop,
+        )
+    });
+    let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
+    for d in &dps {
+        for (name, n) in d.counters.drop_reasons() {
+            *reasons.entry(name).or_default() += n;
+        }
+    }
+    prog.detach().context("detaching the XDP program")?;
+    let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    eprintln!(
+        "lvsfwd: stopped (rx {rx} tx {tx} drop {drop}{}{})",
+        if reasons.is_empty() { "" } else { ": " },
+        reasons.join(", ")
+    );
+    Ok(())
+}
+
+/// The data plane of one worker: the whole service table, its share of the
+/// connection-table capacity.
+fn worker_dataplane(
+    cfg: &Config,
+    specs: &[ServiceSpec],
+    mac: MacAddr,
+    own_addrs: &[IpAddr],
+    mtu: u32,
+    workers: usize,
+) -> Dataplane {
+    let base = DataplaneConfig::from_config(cfg);
+    Dataplane::new(
+        DataplaneConfig {
+            own_mac: mac,
+            own_addrs: own_addrs.to_vec(),
+            mtu: mtu.clamp(576, u16::MAX as u32) as u16,
+            conn_max: (base.conn_max / workers).max(1024),
+            ..base
+        },
+        crate::service::ServiceTable::from_specs(specs),
+    )
+}
