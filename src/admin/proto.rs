@@ -352,13 +352,23 @@ pub fn serve_stream(
     Ok(resp)
 }
 
-/// Client side: sends `req` to the daemon at `path`, returns its answer.
-pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
-    let mut s = UnixStream::connect(path)?;
+/// Client side: connects to the daemon's socket.
+pub fn connect(path: &Path) -> io::Result<UnixStream> {
+    let s = UnixStream::connect(path)?;
     // A wedged daemon must not hang scripts forever.
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write_message(&mut s, req)?;
-    read_message(&mut s)
+    Ok(s)
+}
+
+/// Client side: sends `req` on a connected stream, returns the answer.
+pub fn exchange(stream: &mut UnixStream, req: &Request) -> io::Result<Response> {
+    write_message(stream, req)?;
+    read_message(stream)
+}
+
+/// Client side: [`connect`] then [`exchange`].
+pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
+    exchange(&mut connect(path)?, req)
 }
 
 #[cfg(test)]

@@ -79,11 +79,22 @@ fn main() -> ExitCode {
         _ => None,
     };
     let path = proto::socket_path(socket.as_deref());
-    let resp = match proto::call(&path, &Request::new(argv, stdin)) {
-        Ok(r) => r,
+    let mut stream = match proto::connect(&path) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!(
                 "{}: cannot connect to lvsfwd at {}: {e}",
+                cmd::PROGRAM,
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let resp = match proto::exchange(&mut stream, &Request::new(argv, stdin)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "{}: lost the connection to lvsfwd at {}: {e}",
                 cmd::PROGRAM,
                 path.display()
             );

@@ -302,7 +302,10 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                             None => out.warn(c, "needs a value, dropped"),
                         },
                         "vrrp_version" => match c.arg(0) {
-                            Some(v) => vrrp_version = Some(v.to_string()),
+                            Some(v) if v.parse::<i64>().is_ok() => {
+                                vrrp_version = Some(v.to_string())
+                            }
+                            Some(v) => out.warn(c, format!("`{v}` is not a number, dropped")),
                             None => out.warn(c, "needs a value, dropped"),
                         },
                         _ => out.unsupported(c),
@@ -421,9 +424,7 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
         }
     }
     if !has_version && let Some(v) = global_version {
-        if v.parse::<i64>().is_ok() {
-            out.line("", "version", v);
-        }
+        out.line("", "version", v);
     }
     for (k, v) in &auth {
         out.line("", k, &s(v));

@@ -98,8 +98,8 @@ fn poke(addr: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey};
     use crate::sched::{SchedFlags, SchedKind};
+    use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey};
 
     #[test]
     fn only_real_servers_without_a_static_mac_are_targets() {

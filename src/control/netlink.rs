@@ -57,7 +57,11 @@ impl Netlink {
 
     /// Sends `msg` and collects every reply up to NLMSG_DONE (dumps) or the
     /// first answer (gets).
-    fn request(&mut self, msg: RouteNetlinkMessage, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        dump: bool,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
         req.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
@@ -65,13 +69,17 @@ impl Netlink {
         req.finalize();
         let mut buf = vec![0u8; req.header.length as usize];
         req.serialize(&mut buf);
-        self.sock.send(&buf, 0).context("sending an rtnetlink request")?;
+        self.sock
+            .send(&buf, 0)
+            .context("sending an rtnetlink request")?;
 
         let mut out = Vec::new();
         let mut rx: Vec<u8> = Vec::with_capacity(1 << 16);
         loop {
             rx.clear();
-            self.sock.recv(&mut rx, 0).context("reading an rtnetlink reply")?;
+            self.sock
+                .recv(&mut rx, 0)
+                .context("reading an rtnetlink reply")?;
             let mut off = 0;
             while off < rx.len() {
                 let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..])
@@ -107,7 +115,9 @@ impl Netlink {
     pub fn link(&mut self, ifname: &str) -> Result<LinkInfo> {
         let replies = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?;
         for r in replies {
-            let RouteNetlinkMessage::NewLink(l) = r else { continue };
+            let RouteNetlinkMessage::NewLink(l) = r else {
+                continue;
+            };
             let name = l.attributes.iter().find_map(|a| match a {
                 LinkAttribute::IfName(n) => Some(n.as_str()),
                 _ => None,
@@ -142,7 +152,9 @@ impl Netlink {
         )?;
         let mut addrs = Vec::new();
         for r in replies {
-            let RouteNetlinkMessage::NewAddress(a) = r else { continue };
+            let RouteNetlinkMessage::NewAddress(a) = r else {
+                continue;
+            };
             if a.header.index != ifindex {
                 continue;
             }
@@ -176,7 +188,9 @@ impl Netlink {
             let mut m = NeighbourMessage::default();
             m.header.family = family;
             for r in self.request(RouteNetlinkMessage::GetNeighbour(m), true)? {
-                let RouteNetlinkMessage::NewNeighbour(n) = r else { continue };
+                let RouteNetlinkMessage::NewNeighbour(n) = r else {
+                    continue;
+                };
                 if n.header.ifindex != ifindex
                     || !matches!(
                         n.header.state,
@@ -228,7 +242,9 @@ impl Netlink {
             .push(RouteAttribute::Destination(RouteAddress::from(dst)));
         let replies = self.request(RouteNetlinkMessage::GetRoute(m), false)?;
         for r in replies {
-            let RouteNetlinkMessage::NewRoute(rt) = r else { continue };
+            let RouteNetlinkMessage::NewRoute(rt) = r else {
+                continue;
+            };
             let mut route = Route {
                 gateway: None,
                 oif: 0,
