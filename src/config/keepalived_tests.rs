@@ -1,0 +1,82 @@
+//! keepalived.conf syntax and the keyword mapping.
+#![forbid(unsafe_code)]
+use super::*;
+
+fn words(n: &Node) -> Vec<&str> {
+    n.words.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn tokens_comments_quotes_and_braces() {
+    assert_eq!(
+        tokenize(r#"  notify "/bin/x a b" {   # comment } "#),
+        vec![
+            Tok::Word("notify".into()),
+            Tok::Word("/bin/x a b".into()),
+            Tok::Open
+        ]
+    );
+    assert_eq!(tokenize("! all comment"), vec![]);
+    assert_eq!(
+        tokenize("url{path /a}"),
+        vec![
+            Tok::Word("url".into()),
+            Tok::Open,
+            Tok::Word("path".into()),
+            Tok::Word("/a".into()),
+            Tok::Close
+        ]
+    );
+    // A `#` inside a word is part of it.
+    assert_eq!(
+        tokenize("auth_pass a#b"),
+        vec![Tok::Word("auth_pass".into()), Tok::Word("a#b".into())]
+    );
+}
+
+#[test]
+fn tree_with_brace_on_next_line_and_unbalanced_braces() {
+    let mut w = Vec::new();
+    let t = parse_tree("a 1\n{\n  b 2\n}\nc {\n d\n", &mut w);
+    assert_eq!(words(&t[0]), ["a", "1"]);
+    assert_eq!(words(&t[0].children()[0]), ["b", "2"]);
+    assert_eq!(t[0].children()[0].line, 3);
+    assert_eq!(words(&t[1]), ["c"]);
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].line, w[0].keyword.as_str()), (5, "c"));
+    let mut w = Vec::new();
+    parse_tree("}\n", &mut w);
+    assert_eq!(w[0].message, "closes no block, ignored");
+}
+
+#[test]
+fn words_after_an_opening_brace_are_a_statement_of_the_block() {
+    let (toml, w) = import("virtual_server 198.18.0.250 80 { stray\n lb_algo rr\n}\n");
+    assert!(toml.contains("lb_algo = \"rr\""));
+    assert_eq!(w.len(), 1);
+    assert_eq!((w[0].line, w[0].keyword.as_str()), (1, "stray"));
+}
+
+#[test]
+fn dr_real_server_port_follows_the_virtual_server() {
+    let (toml, w) = import(
+        "virtual_server 198.18.0.250 80 {\n lb_kind DR\n real_server 198.18.0.11 8080 {\n }\n}\n",
+    );
+    assert!(toml.contains("address = \"198.18.0.11:80\""), "{toml}");
+    assert_eq!(w.len(), 1);
+    assert!(w[0].message.contains("port 8080"));
+    let (toml, w) = import(
+        "virtual_server 2001:2::1 80 {\n lb_kind NAT\n real_server 2001:2::11 8080 {\n }\n}\n",
+    );
+    assert!(toml.contains("address = \"[2001:2::1]:80\""));
+    assert!(toml.contains("address = \"[2001:2::11]:8080\""));
+    assert!(w.is_empty());
+}
+
+#[test]
+fn bad_numbers_are_reported_not_written() {
+    let (toml, w) = import("vrrp_instance V {\n interface eth0\n priority high\n}\n");
+    assert!(!toml.contains("priority"));
+    assert_eq!(w[0].line, 3);
+    assert_eq!(w[0].message, "`high` is not a number, dropped");
+}
