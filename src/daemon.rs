@@ -11,6 +11,7 @@
 //! detached, exit 0.
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,11 +21,18 @@ use anyhow::{Context, Result, bail};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::admin::apply::AdminState;
+use crate::admin::listing::ConnView;
+use crate::admin::proto::{self, ListingSource, LiveService};
 use crate::config::{self, Config};
+use crate::control::admin_socket::AdminSocket;
+use crate::control::estimator::{self, Estimator};
 use crate::control::neigh::NextHops;
 use crate::control::netlink::Netlink;
+use crate::control::query::{self, Query};
 use crate::control::shared::{Shared, Snapshot};
 use crate::dataplane::{Dataplane, DataplaneConfig};
+use crate::service::ServiceKey;
 use crate::service::{MacAddr, ServiceSpec};
 use crate::xsk::engine::{self, Engine, EngineConfig};
 use crate::xsk::prog::{Filter, XdpProgram};
@@ -88,6 +96,8 @@ pub fn run(source: Source) -> Result<()> {
         neighbours: Arc::new(neighbours),
         own_mac: link.mac,
         own_addrs: Arc::new(own_addrs.clone()),
+        services: Arc::new(specs.clone()),
+        timeouts: cfg.timeouts,
     });
 
     let queues: Vec<u32> = match &cfg.global.queues {
@@ -120,41 +130,74 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e);
         }
     };
+    let admin = match AdminSocket::bind(&cfg.global.admin_socket) {
+        Ok(a) => a,
+        Err(e) => {
+            engine.stop();
+            let _ = prog.detach();
+            return Err(e);
+        }
+    };
     eprintln!(
-        "lvsfwd: ready: {} virtual services on {ifname} ({} queues, {:?} XDP)",
+        "lvsfwd: ready: {} virtual services on {ifname} ({} queues, {:?} XDP), admin socket {}",
         specs.len(),
         queues.len(),
-        prog.mode()
+        prog.mode(),
+        admin.path().display()
     );
 
-    // The control loop.
+    let mut ctl = Control {
+        state: AdminState {
+            services: specs,
+            timeouts: cfg.timeouts,
+        },
+        shared: shared.clone(),
+        prog: &mut prog,
+        engine: &engine,
+        own_addrs,
+        next_hops,
+        rates: RateTable::default(),
+        conn_tab_size: cfg.global.conn_max,
+    };
     let mut last_refresh = Instant::now();
-    let mut published = shared.load();
+    let mut last_estimate = Instant::now();
     'control: loop {
         for sig in signals.pending() {
             match sig {
                 SIGTERM | SIGINT => break 'control,
-                SIGHUP => {
-                    log::warn!("SIGHUP: configuration reload is not supported yet; nothing changed")
-                }
+                SIGHUP => ctl.reload(&source),
                 _ => {}
             }
+        }
+        loop {
+            match admin.accept() {
+                Ok(Some(mut stream)) => ctl.serve_admin(&mut stream),
+                Ok(None) => break,
+                Err(e) => {
+                    log::warn!("admin socket: {e}");
+                    break;
+                }
+            }
+        }
+        if last_estimate.elapsed() >= Duration::from_secs(estimator::PERIOD_SECS) {
+            last_estimate = Instant::now();
+            ctl.sample_rates();
         }
         let wait = if unresolved > 0 {
             NEIGH_RETRY
         } else {
             NEIGH_REFRESH
         };
-        if !next_hops.is_empty() && last_refresh.elapsed() >= wait {
+        if !ctl.next_hops.is_empty() && last_refresh.elapsed() >= wait {
             last_refresh = Instant::now();
-            match next_hops.refresh(&mut nl, link.ifindex) {
+            match ctl.next_hops.refresh(&mut nl, link.ifindex) {
                 Ok((map, missing)) => {
                     unresolved = missing;
+                    let published = shared.load();
                     if *published.neighbours != map {
                         let mut next = (*published).clone();
                         next.neighbours = Arc::new(map);
                         shared.publish(next);
-                        published = shared.load();
                     }
                 }
                 Err(e) => log::warn!("refreshing next hops: {e:#}"),
@@ -162,6 +205,7 @@ pub fn run(source: Source) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop(admin);
 
     eprintln!("lvsfwd: stopping");
     let dps = engine.stop();
@@ -209,4 +253,160 @@ fn worker_dataplane(
         },
         crate::service::ServiceTable::from_specs(specs),
     )
+}
+
+/// How long the control thread waits for the workers' answers.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The control thread's state: the canonical service table (what lb.toml or
+/// lvsadm last said), and what it publishes to.
+struct Control<'a> {
+    state: AdminState,
+    shared: Arc<Shared>,
+    prog: &'a mut XdpProgram,
+    engine: &'a Engine,
+    own_addrs: Vec<IpAddr>,
+    next_hops: NextHops,
+    rates: RateTable,
+    conn_tab_size: usize,
+}
+
+/// The rate estimators, per service and per real server.
+#[derive(Default)]
+struct RateTable {
+    services: HashMap<ServiceKey, Estimator>,
+    dests: HashMap<(ServiceKey, IpAddr, u16), Estimator>,
+}
+
+impl Control<'_> {
+    /// Makes the workers and the XDP program follow `self.state`. New
+    /// services reach the workers before the XDP program sends them their
+    /// traffic; removed ones leave the XDP program first.
+    fn publish(&mut self) {
+        let filter = Filter::from_specs(&self.state.services, &self.own_addrs);
+        let mut next = (*self.shared.load()).clone();
+        next.services = Arc::new(self.state.services.clone());
+        next.timeouts = self.state.timeouts;
+        self.shared.publish(next);
+        // Workers pick the snapshot up at their next batch (an idle one
+        // within its poll timeout).
+        std::thread::sleep(Duration::from_millis(60));
+        if let Err(e) = self.prog.set_filter(&filter) {
+            log::error!("updating the XDP program's filter: {e:#}");
+        }
+        self.next_hops = NextHops::for_specs(&self.state.services);
+    }
+
+    /// SIGHUP: re-read lb.toml; a bad file is refused and nothing changes.
+    fn reload(&mut self, source: &Source) {
+        let Source::Config(path) = source else {
+            log::warn!("SIGHUP: running with --interface, there is no lb.toml to reload");
+            return;
+        };
+        match config::load_file(path) {
+            Ok(cfg) => {
+                self.state = AdminState {
+                    services: cfg.service_specs(),
+                    timeouts: cfg.timeouts,
+                };
+                self.publish();
+                log::info!(
+                    "reloaded {}: {} virtual services",
+                    path.display(),
+                    self.state.services.len()
+                );
+            }
+            Err(e) => log::error!("reload refused, configuration unchanged: {e}"),
+        }
+    }
+
+    /// One lvsadm request.
+    fn serve_admin(&mut self, stream: &mut std::os::unix::net::UnixStream) {
+        let live = match self.engine.query(&Query::Live, QUERY_TIMEOUT) {
+            Ok(r) => query::merge(&r),
+            Err(e) => {
+                log::warn!("admin: {e:#}");
+                Default::default()
+            }
+        };
+        let view = View {
+            ctl_rates: &self.rates,
+            engine: self.engine,
+            live,
+            conn_tab_size: self.conn_tab_size,
+        };
+        let mut state = self.state.clone();
+        match proto::serve_stream(stream, &mut state, &view) {
+            Ok(resp) if resp.changed => {
+                self.state = state;
+                self.publish();
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("admin connection: {e}"),
+        }
+    }
+
+    /// One 2-second sample for `--rate`.
+    fn sample_rates(&mut self) {
+        let Ok(replies) = self.engine.query(&Query::Live, QUERY_TIMEOUT) else {
+            return;
+        };
+        for (key, live) in query::merge(&replies) {
+            self.rates
+                .services
+                .entry(key)
+                .or_default()
+                .sample(&live.stats);
+            for d in &live.dests {
+                self.rates
+                    .dests
+                    .entry((key, d.addr, d.port))
+                    .or_default()
+                    .sample(&d.stats);
+            }
+        }
+    }
+}
+
+/// What a listing sees of the running data plane.
+struct View<'a> {
+    ctl_rates: &'a RateTable,
+    engine: &'a Engine,
+    live: rustc_hash::FxHashMap<ServiceKey, LiveService>,
+    conn_tab_size: usize,
+}
+
+impl ListingSource for View<'_> {
+    fn conn_tab_size(&self) -> usize {
+        self.conn_tab_size
+    }
+
+    fn live(&self, key: &ServiceKey) -> Option<LiveService> {
+        let mut l = self.live.get(key)?.clone();
+        if let Some(e) = self.ctl_rates.services.get(key) {
+            l.rates = e.rates();
+        }
+        for d in l.dests.iter_mut() {
+            if let Some(e) = self.ctl_rates.dests.get(&(*key, d.addr, d.port)) {
+                d.rates = e.rates();
+            }
+        }
+        Some(l)
+    }
+
+    fn connections(&self) -> Vec<ConnView> {
+        match self.engine.query(&Query::Conns, QUERY_TIMEOUT) {
+            Ok(r) => query::merge_conns(r),
+            Err(e) => {
+                log::warn!("listing connections: {e:#}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn zero_counters(&self, svc: Option<&ServiceKey>) {
+        if let Err(e) = self.engine.query(&Query::Zero(svc.copied()), QUERY_TIMEOUT) {
+            log::warn!("zeroing counters: {e:#}");
+        }
+    }
 }

@@ -43,6 +43,12 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the lb.toml equivalent of a keepalived.conf on stdout; every
+    /// keyword that cannot be mapped is named on stderr with its line.
+    ImportKeepalived {
+        /// The keepalived.conf to convert.
+        file: PathBuf,
+    },
     /// Run the data-plane pipeline offline over a capture.
     Replay {
         #[arg(long)]
@@ -119,6 +125,26 @@ fn main() -> ExitCode {
         };
     };
     match cmd {
+        Cmd::ImportKeepalived { file } => match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (toml, warnings) = config::keepalived::import(&text);
+                print!("{toml}");
+                for w in warnings {
+                    eprintln!(
+                        "{}:{}: {}: {}",
+                        file.display(),
+                        w.line,
+                        w.keyword,
+                        w.message
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lvsfwd import-keepalived: {}: {e}", file.display());
+                ExitCode::from(1)
+            }
+        },
         Cmd::Check { config } => match config::load_file(&config) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {

@@ -4,6 +4,9 @@
 //! data-plane workers: the control thread publishes immutable snapshots,
 //! workers pick the newest at a batch boundary (lock-free read side).
 
+pub mod admin_socket;
+pub mod estimator;
 pub mod neigh;
 pub mod netlink;
+pub mod query;
 pub mod shared;

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::service::MacAddr;
+use crate::config::TimeoutsCfg;
+use crate::service::{MacAddr, ServiceSpec};
 
 /// One consistent view of everything the workers take from the control
 /// plane.
@@ -29,6 +30,11 @@ pub struct Snapshot {
     pub own_mac: MacAddr,
     /// The data-plane NIC's own addresses (tunnel sources).
     pub own_addrs: Arc<Vec<IpAddr>>,
+    /// The virtual services (lb.toml, reloads, lvsadm), applied by each
+    /// worker as a diff when the pointer changes.
+    pub services: Arc<Vec<ServiceSpec>>,
+    /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`).
+    pub timeouts: TimeoutsCfg,
 }
 
 /// Frame counters one worker publishes (relaxed atomics: monotonic

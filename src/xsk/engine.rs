@@ -56,9 +56,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use crossbeam::channel;
 use crossbeam::queue::ArrayQueue;
 
 use crate::config::ZeroCopy;
+use crate::control::query::{self, Query, Reply};
 use crate::control::shared::{Shared, WorkerCounters};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::time::Timestamp;
@@ -119,6 +121,10 @@ struct Handle {
 pub struct Engine {
     shared: Arc<Shared>,
     workers: Vec<Handle>,
+    /// Per worker: where the control thread's questions go.
+    queries: Vec<channel::Sender<Query>>,
+    /// Every worker's answers, tagged with its index.
+    replies: channel::Receiver<(usize, Reply)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -255,9 +261,12 @@ impl Engine {
 
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = mpsc::channel::<usize>();
+        let (reply_tx, replies) = channel::bounded(n);
         let mut engine = Engine {
             shared: Arc::clone(&shared),
             workers: Vec::with_capacity(n),
+            queries: Vec::with_capacity(n),
+            replies,
         };
         for (i, (xsk, dp)) in socks.into_iter().zip(dataplanes).enumerate() {
             let core = cfg
@@ -271,7 +280,9 @@ impl Engine {
                 core,
                 zero_copy: xsk.is_zero_copy(),
             };
-            let w = Worker::new(
+            let (query_tx, query_rx) = channel::bounded(1);
+            engine.queries.push(query_tx);
+            let mut w = Worker::new(
                 i,
                 xsk,
                 dp,
@@ -280,6 +291,7 @@ impl Engine {
                 mesh.clone(),
                 cfg.batch,
             );
+            w.queries = Some((query_rx, reply_tx.clone()));
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("lvsfwd-q{}", info.queue))
@@ -304,6 +316,29 @@ impl Engine {
             }
         }
         Ok(engine)
+    }
+
+    /// Asks every worker `q` and returns their answers in worker order.
+    /// Workers answer at their next batch boundary (an idle one within its
+    /// poll timeout); fails when one does not answer within `timeout`.
+    pub fn query(&self, q: &Query, timeout: Duration) -> anyhow::Result<Vec<Reply>> {
+        // Drop answers to an earlier question that timed out.
+        while self.replies.try_recv().is_ok() {}
+        for tx in &self.queries {
+            tx.send_timeout(q.clone(), timeout)
+                .map_err(|_| anyhow::anyhow!("a worker is not taking questions"))?;
+        }
+        let mut out: Vec<Option<Reply>> = vec![None; self.queries.len()];
+        let deadline = std::time::Instant::now() + timeout;
+        for _ in 0..self.queries.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (i, r) = self
+                .replies
+                .recv_timeout(left)
+                .map_err(|_| anyhow::anyhow!("a worker did not answer within {timeout:?}"))?;
+            out[i] = Some(r);
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Each worker's counters, in queue order.
@@ -379,6 +414,8 @@ struct Worker {
     tx_ring_full: u64,
     idle_rounds: u32,
     last_kernel_stats: Timestamp,
+    /// The control thread's questions and where answers go.
+    queries: Option<(channel::Receiver<Query>, channel::Sender<(usize, Reply)>)>,
 }
 
 impl Worker {
@@ -417,6 +454,17 @@ impl Worker {
             tx_ring_full: 0,
             idle_rounds: 0,
             last_kernel_stats: Timestamp::ZERO,
+            queries: None,
+        }
+    }
+
+    /// Answers the control thread's pending question, if any (batch
+    /// boundary only: answering may allocate).
+    fn serve_queries(&mut self, now: Timestamp) {
+        if let Some((rx, tx)) = &self.queries
+            && let Ok(q) = rx.try_recv()
+        {
+            let _ = tx.send((self.me, query::answer(&mut self.dp, &q, now)));
         }
     }
 
@@ -452,6 +500,7 @@ impl Worker {
         let now = monotonic_now();
         self.sync_snapshot();
         self.dp.tick(now);
+        self.serve_queries(now);
 
         let done = self.xsk.reap_completions(&mut self.free);
         self.in_flight = self.in_flight.saturating_sub(done);
