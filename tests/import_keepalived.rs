@@ -120,7 +120,7 @@ fn seed001_lvs_dr_with_http_get_and_sorry_server() {
             [HealthCheck::Http(h)] => {
                 assert_eq!(h.urls.len(), 1);
                 assert_eq!(h.urls[0].path, "/index.html");
-                assert_eq!(h.urls[0].status_code, Some(200));
+                assert_eq!(h.urls[0].status_code, vec![200..=200]);
                 assert_eq!(h.connect_timeout, Duration::from_secs(3));
                 assert_eq!(h.retry, 3);
                 assert_eq!(h.delay_before_retry, Duration::from_secs(3));
