@@ -216,6 +216,7 @@ fn every_supported_keyword() {
     match r2.checks.as_slice() {
         [HealthCheck::Tcp(t), HealthCheck::Misc(m)] => {
             assert_eq!((t.retry, t.connect_port), (3, 8080));
+            assert_eq!(t.bindto, Some(ip("198.18.0.2")), "bindto");
             assert_eq!(
                 t.connect_timeout,
                 Duration::from_secs(3),
@@ -252,7 +253,6 @@ fn every_supported_keyword() {
             (71, "virtualhost"),
             (95, "warmup"),
             (109, "SSL_GET"),
-            (119, "bindto"),
             (121, "TCP_CHECK"),
             (132, "real_server"),
             (137, "virtual_server"),
