@@ -20,6 +20,13 @@
 //! back to the client). Nothing here allocates or locks per frame; the shell
 //! calls [`Dataplane::tick`] once per batch to run the connection timers.
 //!
+//! Configuration changes arrive between batches: [`Dataplane::apply_services`]
+//! applies a new service configuration as a diff (connections keep their real
+//! servers, counters survive; see `ServiceTable::apply_specs`) and refreshes
+//! what the per-packet path derives from the table (VIP set, port-0 flag);
+//! [`Dataplane::set_timeouts`] and [`Dataplane::set_sysctls`] are `--set` and
+//! the reloadable sysctls.
+//!
 //! Deliberate choices, where IPVS hands a packet to the director's own stack
 //! and we cannot: a TCP segment to a virtual service that is neither a SYN nor
 //! part of a tracked connection is dropped and counted (`no_conn`) rather
