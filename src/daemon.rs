@@ -57,7 +57,13 @@ const NEIGH_STARTUP_WAIT: Duration = Duration::from_secs(3);
 pub fn run(source: Source) -> Result<()> {
     let cfg = match &source {
         Source::Config(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        Source::Interface(ifname) => Config::with_interface(ifname),
+        Source::Interface(ifname) => {
+            // No lb.toml to name the admin socket: lvsadm's own lookup
+            // ($LVSFWD_SOCKET, else the default) decides, so both agree.
+            let mut c = Config::with_interface(ifname);
+            c.global.admin_socket = proto::socket_path(None);
+            c
+        }
     };
     let Some(ifname) = cfg.global.interface.clone() else {
         bail!("no data-plane interface: set [global] interface in lb.toml");
@@ -102,8 +108,8 @@ pub fn run(source: Source) -> Result<()> {
         neighbours: Arc::new(neighbours),
         own_mac: link.mac,
         own_addrs: Arc::new(own_addrs.clone()),
-        services: Arc::new(specs.clone()),
-        timeouts: cfg.timeouts,
+        services: Some(Arc::new(specs.clone())),
+        timeouts: Some(cfg.timeouts),
     });
 
     let queues: Vec<u32> = match &cfg.global.queues {
@@ -300,8 +306,8 @@ impl Control<'_> {
         let services = self.services();
         let filter = Filter::from_specs(&services, &self.own_addrs);
         let mut next = (*self.shared.load()).clone();
-        next.services = Arc::new(services);
-        next.timeouts = self.state.timeouts;
+        next.services = Some(Arc::new(services));
+        next.timeouts = Some(self.state.timeouts);
         self.shared.publish(next);
         // Workers pick the snapshot up at their next batch (an idle one
         // within its poll timeout).

@@ -20,6 +20,13 @@
 //! back to the client). Nothing here allocates or locks per frame; the shell
 //! calls [`Dataplane::tick`] once per batch to run the connection timers.
 //!
+//! Configuration changes arrive between batches: [`Dataplane::apply_services`]
+//! applies a new service configuration as a diff (connections keep their real
+//! servers, counters survive; see `ServiceTable::apply_specs`) and refreshes
+//! what the per-packet path derives from the table (VIP set, port-0 flag);
+//! [`Dataplane::set_timeouts`] and [`Dataplane::set_sysctls`] are `--set` and
+//! the reloadable sysctls.
+//!
 //! Deliberate choices, where IPVS hands a packet to the director's own stack
 //! and we cannot: a TCP segment to a virtual service that is neither a SYN nor
 //! part of a tracked connection is dropped and counted (`no_conn`) rather
@@ -46,7 +53,9 @@ use crate::conn::{
 };
 use crate::control::shared::Snapshot;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
-use crate::service::{FwdMethod, MacAddr, Protocol, ServiceKey, ServiceTable};
+use crate::service::{
+    ApplySummary, FwdMethod, MacAddr, Protocol, ServiceKey, ServiceSpec, ServiceTable,
+};
 use crate::time::Timestamp;
 use crate::wire::{self, Fragment, FrameBuf, IcmpError, L4, Packet, ParseError};
 
@@ -267,21 +276,96 @@ pub struct Dataplane {
 
 impl Dataplane {
     pub fn new(cfg: DataplaneConfig, services: ServiceTable) -> Dataplane {
-        let vips = services.services.iter().map(|s| s.key.addr).collect();
-        let has_port_zero = services.services.iter().any(|s| s.key.port == 0);
         let mut conns = ConnTable::new(cfg.conn_max, cfg.timeouts);
         conns.set_sysctls(cfg.sysctls);
-        Dataplane {
+        let mut dp = Dataplane {
             conns,
             services,
             counters: Counters::default(),
             neighbours: Arc::default(),
-            vips,
-            has_port_zero,
+            vips: FxHashSet::default(),
+            has_port_zero: false,
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
             cfg,
+        };
+        dp.refresh_derived();
+        dp
+    }
+
+    /// Recomputes what the per-packet path derives from the service table:
+    /// the VIPs (fragments and untracked ICMP errors to them are dropped
+    /// rather than passed) and whether a port-0 service needs the second
+    /// lookup. Removed services (kept for their connections) do not count.
+    fn refresh_derived(&mut self) {
+        self.vips.clear();
+        self.vips
+            .extend(self.services.live().map(|(_, s)| s.key.addr));
+        self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
+    }
+
+    /// Applies a new complete service configuration (lb.toml reload, an
+    /// lvsadm edit) as a diff, see [`ServiceTable::apply_specs`]: connections
+    /// keep their real servers, counters survive, removed servers' and
+    /// services' connections follow `expire_nodest_conn` on their next
+    /// packet. Call at a batch boundary: it allocates, in O(services +
+    /// dests), and leaves the connection table alone.
+    pub fn apply_services(&mut self, specs: &[ServiceSpec]) -> ApplySummary {
+        let sum = self.services.apply_specs(specs);
+        self.refresh_derived();
+        sum
+    }
+
+    /// `ipvsadm --set tcp tcpfin udp`: like IPVS, each connection takes the
+    /// new timeout at its next state change or packet; timers already armed
+    /// keep their expiry.
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.cfg.timeouts = t;
+        self.conns.set_timeouts(t);
+    }
+
+    /// The connection-handling sysctls (a reload of lb.toml's [global]).
+    pub fn set_sysctls(&mut self, s: ConnSysctls) {
+        self.cfg.sysctls = s;
+        self.conns.set_sysctls(s);
+    }
+
+    /// With `expire_nodest_conn` on, expires every connection whose real
+    /// server is no longer available, as kernels since 5.9 do from a delayed
+    /// work after a real server or service is deleted
+    /// (`ip_vs_expire_nodest_conn_flush`); older kernels, and this data
+    /// plane without the call, expire them at their next packet. Walks the
+    /// whole connection table (O(capacity)): call it after an
+    /// [`Dataplane::apply_services`] that removed servers, when a pause of
+    /// one table walk is acceptable. Persistence templates are left to
+    /// their timers (they can no longer be used, IPVS's
+    /// `ip_vs_check_template` invalidates them). Returns how many
+    /// connections were expired; does nothing with the sysctl off.
+    pub fn flush_nodest_conns(&mut self) -> usize {
+        if !self.conns.sysctls().expire_nodest_conn {
+            return 0;
         }
+        let services = &self.services;
+        let gone: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_template())
+            .filter(|(_, c)| {
+                services
+                    .services
+                    .get(c.dest.svc as usize)
+                    .and_then(|s| s.dests.get(c.dest.dest as usize))
+                    .is_none_or(|d| !d.available)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &gone {
+            // With the sysctl on and the server unavailable, check_in
+            // releases the conn (the packet-less form of ip_vs_in's check).
+            let d = self.conns.check_in(id, None, &mut self.services);
+            debug_assert_eq!(d, InDecision::Schedule);
+        }
+        gone.len()
     }
 
     /// A data plane with lb.toml's services.

@@ -486,7 +486,11 @@ fn cmp_addr_port(a: (IpAddr, u16), b: (IpAddr, u16)) -> Ordering {
 
 /// ipvsadm's `ipvs_cmp_services`: family, protocol number, address, port.
 fn sorted_services(table: &ServiceTable) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..table.services.len()).collect();
+    // Removed services keep their slot for the connections that refer to
+    // them; they are not listed.
+    let mut idx: Vec<usize> = (0..table.services.len())
+        .filter(|&i| table.is_live(i as u32))
+        .collect();
     idx.sort_by(|&i, &j| {
         let (a, b) = (&table.services[i].key, &table.services[j].key);
         let fam = |ip: &IpAddr| ip.is_ipv6();

@@ -570,3 +570,27 @@ const GOLD_CONNS_PC: &str = concat!(
 );
 
 const GOLD_TIMEOUT: &str = "Timeout (tcp tcpfin udp): 900 120 300\n";
+
+#[test]
+fn removed_services_are_not_listed() {
+    let cfg = |body: &str| {
+        crate::config::parse_str(&format!("[global]\ninterface = \"lf0\"\n{body}"), "t.toml")
+            .unwrap()
+            .service_specs()
+    };
+    let vs = |port: u16| {
+        format!(
+            "[[virtual_server]]\naddress = \"198.18.0.250:{port}\"\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n  [[virtual_server.real_server]]\n  address = \"198.18.0.11:{port}\"\n"
+        )
+    };
+    let mut table =
+        crate::service::ServiceTable::from_specs(&cfg(&format!("{}{}", vs(80), vs(81))));
+    table.apply_specs(&cfg(&vs(81)));
+    let mut out = String::new();
+    list_services(&mut out, &table, &ListOptions::default(), 4096, None).unwrap();
+    assert!(!out.contains(":80 "), "{out}");
+    assert!(out.contains("198.18.0.250:81"), "{out}");
+    let mut saved = String::new();
+    save_rules(&mut saved, &table).unwrap();
+    assert!(!saved.contains(":80 "), "{saved}");
+}

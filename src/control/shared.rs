@@ -31,10 +31,12 @@ pub struct Snapshot {
     /// The data-plane NIC's own addresses (tunnel sources).
     pub own_addrs: Arc<Vec<IpAddr>>,
     /// The virtual services (lb.toml, reloads, lvsadm), applied by each
-    /// worker as a diff when the pointer changes.
-    pub services: Arc<Vec<ServiceSpec>>,
-    /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`).
-    pub timeouts: TimeoutsCfg,
+    /// worker as a diff when the pointer changes; `None` keeps the table
+    /// the workers' data planes were built with.
+    pub services: Option<Arc<Vec<ServiceSpec>>>,
+    /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`); `None`
+    /// keeps the data planes' own.
+    pub timeouts: Option<TimeoutsCfg>,
 }
 
 /// Frame counters one worker publishes (relaxed atomics: monotonic

@@ -5,8 +5,10 @@
 //!
 //! # A worker's round (the hot path)
 //! 1. control plane: if the snapshot generation changed, apply it to the
-//!    data plane (next hops, own MAC and addresses); run the connection
-//!    timers (`Dataplane::tick`) with `now` from `CLOCK_MONOTONIC`;
+//!    data plane (next hops, own MAC and addresses, the service table as a
+//!    hitless diff, timeouts); run the connection timers (`Dataplane::tick`)
+//!    with `now` from `CLOCK_MONOTONIC`; answer a pending control-thread
+//!    query (`control::query`);
 //! 2. recycle: completed TX chunks go back to the free list, the free list
 //!    goes onto the fill ring (kept full), and when the kernel sets the fill
 //!    ring's need-wakeup flag it gets a `poll`;
@@ -416,6 +418,8 @@ struct Worker {
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
     queries: Option<(channel::Receiver<Query>, channel::Sender<(usize, Reply)>)>,
+    /// The service table last applied (pointer identity tells a new one).
+    applied_services: Option<Arc<Vec<crate::service::ServiceSpec>>>,
 }
 
 impl Worker {
@@ -455,6 +459,7 @@ impl Worker {
             idle_rounds: 0,
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
+            applied_services: None,
         }
     }
 
@@ -489,6 +494,27 @@ impl Worker {
         if self.seen_generation != Some(g) {
             let s = self.shared.load();
             self.dp.apply_snapshot(&s);
+            // A new service table (reload, lvsadm, health checks) is applied
+            // as a diff: established connections keep their real servers.
+            if let Some(services) = &s.services
+                && self
+                    .applied_services
+                    .as_ref()
+                    .is_none_or(|a| !Arc::ptr_eq(a, services))
+            {
+                let sum = self.dp.apply_services(services);
+                if !sum.is_noop() {
+                    log::info!("worker {}: service table applied: {sum:?}", self.me);
+                }
+                self.applied_services = Some(Arc::clone(services));
+            }
+            if let Some(t) = s.timeouts {
+                self.dp.set_timeouts(crate::conn::Timeouts {
+                    tcp: t.tcp,
+                    tcp_fin: t.tcp_fin,
+                    udp: t.udp,
+                });
+            }
             if let Some(m) = &self.mesh {
                 self.steer = SteerMap::new(&self.dp.services, m.n as u32);
             }

@@ -57,11 +57,26 @@ impl Lvsfwd {
     pub fn start_program(rig: &Rig, argv: &[&str], config: &str) -> Lvsfwd {
         let path = rig.dir().join("lb.toml");
         std::fs::write(&path, config).expect("write lb.toml");
+        let mut full: Vec<&str> = argv.to_vec();
+        let p = path.to_str().expect("utf-8 temp path");
+        full.extend(["--config", p]);
+        Lvsfwd::spawn(rig, &full, &[], path.clone(), config)
+    }
+
+    /// `lvsfwd ARGS...` (no lb.toml: e.g. `--interface lfeth0`) in the
+    /// director's namespace with extra environment, waiting for ready.
+    pub fn start_args(rig: &Rig, args: &[&str], env: &[(&str, &str)]) -> Lvsfwd {
+        let mut full = vec![binary()];
+        full.extend_from_slice(args);
+        Lvsfwd::spawn(rig, &full, env, PathBuf::new(), &args.join(" "))
+    }
+
+    fn spawn(rig: &Rig, argv: &[&str], env: &[(&str, &str)], path: PathBuf, what: &str) -> Lvsfwd {
+        let config = what;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &rig.director().ns])
             .args(argv)
-            .arg("--config")
-            .arg(&path)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("info".into()),
