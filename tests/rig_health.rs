@@ -588,3 +588,37 @@ fn inhibit_on_failure_keeps_the_server_at_weight_zero() {
     wait_listing(&sock, "rs1 at weight 1 again", |l| l.get(&rs1) == Some(&1));
     assert!(lb.terminate().success());
 }
+
+#[test]
+fn sighup_keeps_a_down_server_out() {
+    let rig = Rig::builder(Mode::Dr).build();
+    let sock = rig.dir().join("admin.sock");
+    let config = lb_toml(&rig, 3, "", &tcp_check);
+    let mut lb = Lvsfwd::start(&rig, &config);
+    let rs1 = rs_addr(&rig, 1);
+    wait_listing(&sock, "three servers", |l| l.len() == 3);
+    rig.kill(services_pid(&rig, 1));
+    wait_listing(&sock, "rs1 out", |l| !l.contains_key(&rs1));
+    // Reload with another delay_loop (same checks): the checker's verdict
+    // survives, rs1 never reappears, not even for a moment.
+    std::fs::write(
+        &lb.config,
+        config.replace("delay_loop = 1\n", "delay_loop = 2\n"),
+    )
+    .unwrap();
+    let pid = lb.pid().to_string();
+    rig::run(&["kill", "-HUP", &pid], rig::CMD_TIMEOUT).expect_ok();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let l = listed(&sock);
+        assert!(!l.contains_key(&rs1), "rs1 came back on reload: {l:?}");
+        assert_eq!(l.len(), 2, "{l:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(lb.stderr().contains("reloaded"), "{}", lb.stderr());
+    restart_services(&rig, 1);
+    wait_listing(&sock, "rs1 back after the reload", |l| {
+        l.get(&rs1) == Some(&1)
+    });
+    assert!(lb.terminate().success());
+}

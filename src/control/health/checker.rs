@@ -144,13 +144,14 @@ impl Checker {
     }
 
     /// Carries the verdict and timers of `old` (same check, previous
-    /// configuration) over a reload, as keepalived's migrate_checkers: a
-    /// checker that was down stays down, and retries already spent count
-    /// against a smaller `retry`.
-    pub fn migrate_from(&mut self, old: &Checker) {
+    /// configuration) over a reload at `now`, as keepalived's
+    /// migrate_checkers: a checker that was down stays down, retries already
+    /// spent count against a smaller `retry`, and the next probe keeps its
+    /// time unless the new delay_loop brings it closer.
+    pub fn migrate_from(&mut self, old: &Checker, now: Timestamp) {
         self.is_up = old.is_up;
         self.has_run = old.has_run;
         self.retry_it = old.retry_it.min(self.params.retry);
-        self.due = old.due;
+        self.due = old.due.min(now + self.params.delay_loop);
     }
 }

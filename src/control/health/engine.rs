@@ -433,14 +433,13 @@ impl Engine {
                     .filter(|&s| self.slots[s].pool == pi && self.slots[s].rs == ri)
                     .collect();
                 for &s in &mine {
-                    let old = old_slots.iter().find(|o| {
-                        o.pool == opi
-                            && o.rs == ori
-                            && o.config == self.slots[s].config
-                            && o.checker.params() == self.slots[s].checker.params()
-                    });
+                    // Same check = same checker keys (keepalived compares
+                    // the checker's own options, not delay_loop).
+                    let old = old_slots
+                        .iter()
+                        .find(|o| o.pool == opi && o.rs == ori && o.config == self.slots[s].config);
                     if let Some(o) = old {
-                        self.slots[s].checker.migrate_from(&o.checker);
+                        self.slots[s].checker.migrate_from(&o.checker, now);
                     }
                 }
                 // A checker that has not run yet on a server that is known

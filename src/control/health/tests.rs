@@ -119,11 +119,20 @@ fn migration_keeps_the_verdict_and_clamps_spent_retries() {
     old.on_result(secs(10), false);
     old.on_result(secs(12), false);
     let mut new = Checker::new(params(1, false), secs(13), 0.9);
-    new.migrate_from(&old);
+    new.migrate_from(&old, secs(13));
     assert_eq!(new.next_due(), old.next_due());
     assert!(new.is_up() && new.has_run());
     // Two retries spent, the new retry is 1: the next failure is the last.
     assert_eq!(new.on_result(secs(14), false), Transition::Down);
+    // A shorter delay_loop brings a far probe closer.
+    let mut far = Checker::new(params(1, false), secs(0), 0.0);
+    far.on_result(secs(0), true);
+    assert_eq!(far.next_due(), secs(10));
+    let mut p = params(1, false);
+    p.delay_loop = Duration::from_secs(3);
+    let mut near = Checker::new(p, secs(1), 1.0);
+    near.migrate_from(&far, secs(1));
+    assert_eq!(near.next_due(), secs(4));
 }
 
 // ----------------------------------------------------------------- engine
@@ -509,11 +518,20 @@ fn reload_keeps_the_state_of_what_stays() {
         "a changed checker starts up: the server rejoins"
     );
     assert_eq!(notifies(&acts), ["/bin/up 1", "/bin/down 4"]);
+    // Another delay_loop is not another check: rs1 (down again) stays down.
+    probe(&mut e, CheckerId(0), 8, false);
+    assert!(!alive(&e, 1));
+    let v4 = v3.replace("delay_loop = 10", "delay_loop = 5");
+    let acts = e.reload(&vss(&v4), secs(9));
+    assert!(acts.is_empty(), "{acts:?}");
+    assert!(!alive(&e, 1));
+    assert_eq!(e.checker(CheckerId(0)).unwrap().next_due(), secs(14));
     // A removed virtual server: its alive servers and its quorum go down.
-    let acts = e.reload(&[], secs(7));
+    let acts = e.reload(&[], secs(10));
     assert_eq!(
         notifies(&acts),
-        ["/bin/down 1", "/bin/down 2", "/bin/qdown"]
+        ["/bin/down 2", "/bin/qdown"],
+        "rs1 is down"
     );
     assert!(e.view().pools.is_empty());
 }
