@@ -10,3 +10,4 @@ pub mod neigh;
 pub mod netlink;
 pub mod query;
 pub mod shared;
+pub mod vrrp;
