@@ -11,3 +11,4 @@ pub mod netlink;
 pub mod query;
 pub mod shared;
 pub mod vrrp;
+pub mod vrrp_thread;
