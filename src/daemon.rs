@@ -358,7 +358,15 @@ impl Control<'_> {
             acks.extend(ev.ack);
         }
         if changed {
-            self.publish();
+            // Workers hold every service whatever VRRP says; only what the
+            // XDP program sends them changes, so no snapshot and no wait.
+            let filter = Filter::from_specs(
+                &vrrp_thread::active_specs(&self.state.services, &self.vrrp_gate.inactive()),
+                &self.own_addrs,
+            );
+            if let Err(e) = self.prog.set_filter(&filter) {
+                log::error!("updating the XDP program's filter: {e:#}");
+            }
         }
         for a in acks {
             let _ = a.send(());

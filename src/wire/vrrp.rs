@@ -334,7 +334,7 @@ impl VrrpRepr {
                     return Err(VrrpError::V2OverIpv6);
                 }
                 let secs = self.interval_cs / 100;
-                if self.interval_cs % 100 != 0 || !(1..=255).contains(&secs) {
+                if !self.interval_cs.is_multiple_of(100) || !(1..=255).contains(&secs) {
                     return Err(VrrpError::BadInterval);
                 }
                 [self.auth_type, secs as u8]
