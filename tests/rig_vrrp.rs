@@ -433,7 +433,18 @@ fn send_advert(rig: &Rig, extra: &[&str]) {
 #[test]
 fn bad_adverts_are_ignored_and_counted() {
     let rig = vrrp_rig();
-    let mut lb = Lvsfwd::start(&rig, &lvsfwd_toml(&rig, "MASTER", 100));
+    // Notify scripts too: keepalived's arguments, run without a shell of
+    // ours (this one asks for sh explicitly).
+    let log = rig.dir().join("notify.log");
+    let flag = rig.dir().join("master-ran");
+    let mut toml = lvsfwd_toml(&rig, "MASTER", 100);
+    toml += &format!(
+        "notify_master = 'touch {}'
+notify = '/bin/sh -c \"echo $* >> {}\" notify'\n",
+        flag.display(),
+        log.display()
+    );
+    let mut lb = Lvsfwd::start(&rig, &toml);
     assert!(
         time_until(mdi(100) + Duration::from_secs(2), || has_vip(
             rig.director()
@@ -463,6 +474,8 @@ fn bad_adverts_are_ignored_and_counted() {
         time_until(Duration::from_secs(1), || !has_vip(rig.director())).is_some(),
         "a valid priority-254 advert did not make lvsfwd backup"
     );
+    // Lets the BACKUP notify script finish before STOP's starts.
+    std::thread::sleep(Duration::from_millis(300));
     let st = lb.terminate();
     assert!(st.success(), "lvsfwd exited with {st}");
     let s = stats(&lb.stderr());
@@ -471,6 +484,19 @@ fn bad_adverts_are_ignored_and_counted() {
     }
     assert_eq!(s["rx"], 1, "{s:?}");
     assert_eq!(s["released_master"], 1, "{s:?}");
+    assert!(flag.exists(), "notify_master did not run");
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "INSTANCE VI_1 BACKUP 100",
+            "INSTANCE VI_1 MASTER 100",
+            "INSTANCE VI_1 BACKUP 100",
+            "INSTANCE VI_1 STOP 100"
+        ],
+        "notify calls"
+    );
 }
 
 const VIP6: &str = "2001:2::250";

@@ -10,7 +10,8 @@
 //! addresses over rtnetlink and announces them (gratuitous ARP / unsolicited
 //! NA over a packet socket, 5 times like keepalived's default
 //! `vrrp_garp_master_repeat`); becoming backup removes them. Notify scripts
-//! run as argument vectors (never through a shell) and are not waited for.
+//! run as argument vectors (never through a shell) and are not waited for,
+//! except STOP ones at shutdown (up to 1 s, as keepalived allows them).
 //!
 //! The daemon hears of every change through a channel ([`VrrpEvent`]).
 //! Order matters for the data plane: on becoming master the thread reports
@@ -58,6 +59,8 @@ const GARP_REPEAT: usize = 5;
 const MAX_WAIT: Duration = Duration::from_millis(50);
 /// How long a new master waits for the daemon to open the data plane.
 const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stopping instance waits for its STOP notify scripts.
+const STOP_SCRIPT_WAIT: Duration = Duration::from_secs(1);
 /// IP type of service of adverts: internetwork control (keepalived's).
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
 
@@ -140,24 +143,26 @@ pub fn pick_primary(addrs: &[IpAddr], family: Family, vips: &[IpAddr]) -> Option
     })
 }
 
-/// Splits what a raw IPv4 socket returns into the header's facts and the
-/// VRRP message (bounded by the header's total length). `None` for bytes
-/// that are not a well-formed IPv4 header of protocol 112.
-pub fn split_ipv4(datagram: &[u8]) -> Option<(RxMeta, &[u8])> {
+/// Splits what a raw IPv4 socket returns into the header's facts and where
+/// the VRRP message lies (bounded by the header's total length). `None` for
+/// bytes that are not a well-formed IPv4 header of protocol 112.
+pub fn split_ipv4(datagram: &[u8]) -> Option<(RxMeta, std::ops::Range<usize>)> {
     let h = etherparse::Ipv4HeaderSlice::from_slice(datagram).ok()?;
     if h.protocol().0 != IPPROTO_VRRP {
         return None;
     }
     let start = h.slice().len();
     let end = (h.total_len() as usize).min(datagram.len());
-    let payload = datagram.get(start..end)?;
+    if end < start {
+        return None;
+    }
     Some((
         RxMeta {
             src: IpAddr::V4(h.source_addr()),
             dst: IpAddr::V4(h.destination_addr()),
             ttl: Some(h.ttl()),
         },
-        payload,
+        start..end,
     ))
 }
 
@@ -399,12 +404,7 @@ fn receive(
     match r.m.family() {
         Family::V4 => {
             let n = (&r.sock).read(buf)?;
-            let data = buf.get(..n).unwrap_or(&[]);
-            Ok(split_ipv4(data).map(|(rx, payload)| {
-                // The payload is a sub-slice of `data`: find its offset.
-                let start = payload.as_ptr() as usize - data.as_ptr() as usize;
-                (rx, start..start + payload.len())
-            }))
+            Ok(split_ipv4(buf.get(..n).unwrap_or(&[])))
         }
         Family::V6 => {
             let mut cmsg = nix::cmsg_space!(libc::c_int, libc::in6_pktinfo);
@@ -485,7 +485,6 @@ fn execute(
                 }
             }
             Action::Notify(state) => {
-                log::info!("vrrp {}: {} ", r.m.name(), state.as_str());
                 if state != NotifyState::Master {
                     let _ = events.send(VrrpEvent {
                         instance: r.m.name().to_string(),
@@ -494,7 +493,16 @@ fn execute(
                     });
                 }
                 for argv in r.m.notify_commands(state) {
-                    run_script(r.m.name(), &argv);
+                    let reaper = run_script(r.m.name(), &argv);
+                    // keepalived gives STOP scripts a second before it exits.
+                    if state == NotifyState::Stop
+                        && let Some(h) = reaper
+                    {
+                        let t0 = Instant::now();
+                        while !h.is_finished() && t0.elapsed() < STOP_SCRIPT_WAIT {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
                 }
             }
         }
@@ -576,20 +584,21 @@ fn announce(r: &Running) {
     }
 }
 
-/// Starts a notify script; a thread reaps it so no zombie is left.
-fn run_script(instance: &str, argv: &[String]) {
-    let Some((prog, args)) = argv.split_first() else {
-        return;
-    };
+/// Starts a notify script; a thread reaps it so no zombie is left. Returns
+/// that thread, which ends with the script.
+fn run_script(instance: &str, argv: &[String]) -> Option<JoinHandle<()>> {
+    let (prog, args) = argv.split_first()?;
     match Command::new(prog).args(args).stdin(Stdio::null()).spawn() {
-        Ok(mut child) => {
-            let _ = std::thread::Builder::new()
-                .name("lvsfwd-notify".into())
-                .spawn(move || {
-                    let _ = child.wait();
-                });
+        Ok(mut child) => std::thread::Builder::new()
+            .name("lvsfwd-notify".into())
+            .spawn(move || {
+                let _ = child.wait();
+            })
+            .ok(),
+        Err(e) => {
+            log::error!("vrrp {instance}: cannot run {argv:?}: {e}");
+            None
         }
-        Err(e) => log::error!("vrrp {instance}: cannot run {argv:?}: {e}"),
     }
 }
 
@@ -718,11 +727,18 @@ mod tests {
         assert_eq!(rx.src, ip("198.18.0.3"));
         assert_eq!(rx.dst, ip("224.0.0.18"));
         assert_eq!(rx.ttl, Some(255));
-        assert_eq!(payload, &d[20..]);
+        assert_eq!(payload, 20..40);
         // Link padding after tot_len is cut off.
         let mut padded = d.to_vec();
         padded.extend_from_slice(&[0; 6]);
-        assert_eq!(split_ipv4(&padded).unwrap().1, &d[20..]);
+        assert_eq!(split_ipv4(&padded).unwrap().1, 20..40);
+        // Options: the message starts after them (IHL 6, tot_len 44).
+        let mut opt = d[..20].to_vec();
+        opt[0] = 0x46;
+        opt[3] = 44;
+        opt.extend_from_slice(&[1, 1, 1, 0]);
+        opt.extend_from_slice(&d[20..]);
+        assert_eq!(split_ipv4(&opt).unwrap().1, 24..44);
         // Not VRRP, or not IPv4 at all.
         let mut tcp = d;
         tcp[9] = 6;
