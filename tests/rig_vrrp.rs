@@ -8,7 +8,8 @@
 //!   VIP within Master_Down_Interval (measured from the kill to the VIP on
 //!   lvsfwd's NIC) and HTTP through the VIP is balanced by lvsfwd; a
 //!   keepalived started again with a higher priority takes the VIP back and
-//!   lvsfwd removes it.
+//!   lvsfwd removes it, and (as backup) does not balance traffic that still
+//!   reaches it for the VIP.
 //! - lvsfwd MASTER, keepalived BACKUP: SIGTERM makes lvsfwd send priority 0
 //!   and keepalived takes over after its Skew_Time, far sooner than
 //!   Master_Down_Interval; lvsfwd leaves no VIP behind. tshark, capturing on
@@ -265,6 +266,26 @@ fn lvsfwd_backup_takes_over_from_a_dead_keepalived_and_yields_to_a_better_one() 
         Duration::from_millis(2500),
         "lvsfwd took the VIP again from a higher-priority keepalived",
         || has_vip(rig.director()),
+    );
+    // A backup does not serve the VIP even when traffic reaches it (a
+    // client with a stale neighbour entry): the XDP program passes it to
+    // the kernel, which has no such address.
+    rig.client().ip(&[
+        "neigh",
+        "replace",
+        VIP,
+        "lladdr",
+        &rig.director().mac,
+        "dev",
+        IFACE,
+        "nud",
+        "permanent",
+    ]);
+    let t = rig.http(rig.client(), e2e::tcp(Fam::V4).vaddr(), 2);
+    assert!(
+        t.ok.is_empty(),
+        "lvsfwd served the VIP as backup: {:?}",
+        t.per_server()
     );
 
     let st = lb.terminate();
