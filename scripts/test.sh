@@ -3,6 +3,6 @@
 # the benches compiled and run once in test mode, and formatting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping
+scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping keepalived tshark tcpdump
 cargo fmt --all -- --check
 cargo test --all-targets 2>&1

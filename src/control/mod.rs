@@ -11,3 +11,5 @@ pub mod neigh;
 pub mod netlink;
 pub mod query;
 pub mod shared;
+pub mod vrrp;
+pub mod vrrp_thread;
