@@ -359,7 +359,29 @@ fn lvsfwd_master_hands_over_to_keepalived_with_priority_zero() {
     let s = stats(&lb.stderr());
     assert_eq!(s["pri0_tx"], 1, "{s:?}");
 
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait (bounded) until the capture holds the priority-0 advert: on a
+    // busy machine tcpdump can take a moment to write it out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let o = run(
+            &[
+                "tshark",
+                "-r",
+                &pcap_s,
+                "-Y",
+                "vrrp && ip.src == 198.18.0.2 && vrrp.prio == 0",
+                "-T",
+                "fields",
+                "-e",
+                "vrrp.prio",
+            ],
+            CMD_TIMEOUT,
+        );
+        if o.stdout.lines().count() >= 1 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     rig.kill(tcpdump);
     let fields = run(
         &[
