@@ -374,41 +374,12 @@ impl Orchestrator {
     }
 
     fn lb_toml(&self, spec: &Spec) -> String {
-        let kind = if spec.dut == Dut::LvsfwdNat {
-            "NAT"
-        } else {
-            "DR"
-        };
-        let q: Vec<String> = (0..spec.queues).map(|i| i.to_string()).collect();
-        let c: Vec<String> = self
-            .dut_cores(spec.queues)
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
-        // Brand-new connections pile up (SYN_RECV lasts a minute): room for
-        // a few seconds of them at several Mpps.
-        let conn_max = match spec.mix {
-            Mix::Syn | Mix::Tcp { new_pct: 1.. } => 1 << 24,
-            _ => 1 << 21,
-        };
-        let mut s = format!(
-            "# lvsperf: {kind} to three real servers on the tester\n[global]\ninterface = \"{}\"\nqueues = [{}]\ncores = [{}]\nadmin_socket = \"{}\"\nconn_max = {conn_max}\n",
-            self.rig.dut_if,
-            q.join(", "),
-            c.join(", "),
-            self.dir.path().join("admin.sock").display()
-        );
-        for proto in ["TCP", "UDP"] {
-            s += &format!(
-                "\n[[virtual_server]]\naddress = \"{VIP}:{PORT}\"\nprotocol = \"{proto}\"\nlb_algo = \"rr\"\nlb_kind = \"{kind}\"\n"
-            );
-            for rs in REAL_SERVERS {
-                s += &format!(
-                    "  [[virtual_server.real_server]]\n  address = \"{rs}:{PORT}\"\n  weight = 1\n"
-                );
-            }
-        }
-        s
+        lb_toml(
+            spec,
+            &self.rig.dut_if,
+            &self.dut_cores(spec.queues),
+            &self.dir.path().join("admin.sock"),
+        )
     }
 
     fn nft_ruleset() -> String {
@@ -712,6 +683,7 @@ impl Orchestrator {
                 "--no-children",
                 "-g",
                 "none",
+                "-n",
             ];
             argv.extend_from_slice(extra);
             let out = cmd(&argv, Duration::from_secs(180))?;
@@ -769,6 +741,43 @@ impl Orchestrator {
         );
         Ok(())
     }
+}
+
+/// lvsfwd's lb.toml for a point: one TCP and one UDP service on the VIP,
+/// rr over the three real servers, DR or NAT per the DUT, one queue and
+/// core per worker.
+fn lb_toml(spec: &Spec, ifname: &str, cores: &[usize], admin: &Path) -> String {
+    let kind = if spec.dut == Dut::LvsfwdNat {
+        "NAT"
+    } else {
+        "DR"
+    };
+    let q: Vec<String> = (0..spec.queues).map(|i| i.to_string()).collect();
+    let c: Vec<String> = cores.iter().map(|i| i.to_string()).collect();
+    // Brand-new connections pile up (SYN_RECV lasts a minute): room for a
+    // few seconds of them at a couple of Mpps. Otherwise the default (2^20,
+    // enough for the 1M-flow points).
+    let conn_max = match spec.mix {
+        Mix::Syn | Mix::Tcp { new_pct: 1.. } => format!("conn_max = {}\n", 1 << 23),
+        _ => String::new(),
+    };
+    let mut s = format!(
+        "# lvsperf: {kind} to three real servers on the tester\n[global]\ninterface = \"{ifname}\"\nqueues = [{}]\ncores = [{}]\nadmin_socket = \"{}\"\n{conn_max}",
+        q.join(", "),
+        c.join(", "),
+        admin.display()
+    );
+    for proto in ["TCP", "UDP"] {
+        s += &format!(
+            "\n[[virtual_server]]\naddress = \"{VIP}:{PORT}\"\nprotocol = \"{proto}\"\nlb_algo = \"rr\"\nlb_kind = \"{kind}\"\n"
+        );
+        for rs in REAL_SERVERS {
+            s += &format!(
+                "  [[virtual_server.real_server]]\n  address = \"{rs}:{PORT}\"\n  weight = 1\n"
+            );
+        }
+    }
+    s
 }
 
 fn facts(args: &RunArgs, window_s: f64, rig: &Rig) -> Facts {
@@ -940,6 +949,46 @@ mod tests {
         let only = plan(false, &["dr".into()]);
         assert!(only.iter().all(|s| s.dut == Dut::LvsfwdDr));
         assert_eq!(only.len(), 4 + 2 + 3 + 1 + 1);
+    }
+
+    #[test]
+    fn lvsfwd_configs_are_valid_and_match_the_point() {
+        let spec = Spec {
+            queues: 2,
+            ..Spec::reference(Dut::LvsfwdNat, Group::Queues)
+        };
+        let text = lb_toml(&spec, "lfpd1", &[1, 0], Path::new("/tmp/a.sock"));
+        let cfg = lvsfwd::config::parse_str(&text, "lb.toml").expect("valid lb.toml");
+        assert_eq!(cfg.global.interface.as_deref(), Some("lfpd1"));
+        assert_eq!(cfg.global.queues, Some(vec![0, 1]));
+        assert_eq!(cfg.global.cores, Some(vec![1, 0]));
+        let specs = cfg.service_specs();
+        assert_eq!(specs.len(), 2);
+        for s in &specs {
+            assert_eq!(s.dests.len(), 3);
+            assert!(
+                s.dests
+                    .iter()
+                    .all(|d| d.fwd == lvsfwd::service::FwdMethod::Masq)
+            );
+        }
+        let dr = lb_toml(
+            &Spec {
+                mix: Mix::Syn,
+                ..Spec::reference(Dut::LvsfwdDr, Group::Mix)
+            },
+            "lfpd1",
+            &[1],
+            Path::new("/tmp/a.sock"),
+        );
+        let cfg = lvsfwd::config::parse_str(&dr, "lb.toml").expect("valid lb.toml");
+        assert_eq!(cfg.global.conn_max, 1 << 23, "room for new connections");
+        assert!(
+            cfg.service_specs()[0]
+                .dests
+                .iter()
+                .all(|d| d.fwd == lvsfwd::service::FwdMethod::Route)
+        );
     }
 
     #[test]
