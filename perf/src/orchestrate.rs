@@ -698,7 +698,9 @@ impl Orchestrator {
             "# perf record -a -g -e cpu-clock -F 999 during the measured window of {} (reference point)\n\n",
             dut.label()
         );
-        text += "## Whole machine, by command and DSO\n\n";
+        text += "## Whole machine, by CPU and command\n\n";
+        text += &report(&["--percent-limit", "0.5", "--sort", "cpu,comm"])?;
+        text += "\n\n## Whole machine, by command and DSO\n\n";
         text += &report(&["--percent-limit", "0.5", "--sort", "comm,dso"])?;
         text += &format!("\n\n## The DUT worker ({worker}), by symbol, share of its samples\n\n");
         text += &report(&[

@@ -386,6 +386,7 @@ fn line_chart(
     x_desc: &str,
     y_desc: &str,
     log_x: bool,
+    y_max: Option<f64>,
     data: &Series,
 ) -> anyhow::Result<()> {
     use plotters::prelude::*;
@@ -393,12 +394,13 @@ fn line_chart(
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
     let xs = data.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let (xmin, xmax) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let ymax = data
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|p| p.1))
-        .fold(0.0f64, f64::max)
-        * 1.15
-        + 1e-9;
+    let ymax = y_max.unwrap_or_else(|| {
+        data.iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max)
+            * 1.15
+            + 1e-9
+    });
     let mut b = ChartBuilder::on(&root);
     b.caption(title, ("sans-serif", 22))
         .margin(12)
@@ -475,6 +477,7 @@ pub fn plots(run: &Run, dir: &Path) -> anyhow::Result<Vec<String>> {
                 "flows",
                 "Mpps",
                 true,
+                None,
                 &by_flows,
             )
         })?;
@@ -500,6 +503,7 @@ pub fn plots(run: &Run, dir: &Path) -> anyhow::Result<Vec<String>> {
                 "frame size (bytes, FCS included)",
                 "Mpps",
                 false,
+                None,
                 &by_size,
             )
         })?;
@@ -529,6 +533,7 @@ pub fn plots(run: &Run, dir: &Path) -> anyhow::Result<Vec<String>> {
                 "latency (µs, log scale)",
                 "fraction of frames",
                 true,
+                Some(1.0),
                 &cdf,
             )
         })?;
