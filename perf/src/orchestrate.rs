@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// reference points of the raw forwarder and lvsfwd DR.
     #[arg(long)]
     pub profile: bool,
+    /// Length of each point's measured window (default 3000, --quick 1000).
+    #[arg(long)]
+    pub window_ms: Option<u64>,
     /// The command line to record in the README.
     #[arg(long, default_value = "perf/run.sh")]
     pub command: String,
@@ -860,6 +863,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         (3000, 1000)
     };
+    let window_ms = args.window_ms.unwrap_or(window_ms).max(100);
     let rig = Rig::build(2, &[args.dut_core])?;
     let facts = facts(&args, window_ms as f64 / 1e3, &rig);
     let mut o = Orchestrator {
