@@ -89,7 +89,8 @@ fn write_u16(f: &mut [u8], at: usize, v: u16) {
     }
 }
 
-fn update_slot(f: &mut [u8], slot: Slot, old: &[u8], new: &[u8]) {
+#[inline]
+fn update_slot<const N: usize>(f: &mut [u8], slot: Slot, old: &[u8; N], new: &[u8; N]) {
     let (at, udp) = match slot {
         Slot::Plain(at) => (at, false),
         Slot::Udp(at) => (at, true),
@@ -102,22 +103,24 @@ fn update_slot(f: &mut [u8], slot: Slot, old: &[u8], new: &[u8]) {
     write_u16(f, at, c);
 }
 
-/// Overwrites `f[at..at + new.len()]` (even length, at most 16 bytes) and
-/// carries the difference into every checksum in `slots`.
-fn set_field(f: &mut [u8], at: usize, new: &[u8], slots: &[Option<Slot>]) {
-    let n = new.len();
-    let mut old = [0u8; 16];
-    let Some(cur) = f.get(at..at + n) else {
+/// Overwrites `f[at..at + N]` (`N` even: a port, TTL word or address) and
+/// carries the difference into every checksum in `slots`. The size is a
+/// constant so the copies and the checksum update compile to straight-line
+/// code (this runs several times per forwarded packet).
+#[inline]
+fn set_field<const N: usize>(f: &mut [u8], at: usize, new: &[u8; N], slots: &[Option<Slot>]) {
+    let Some(cur) = f.get_mut(at..at + N) else {
         debug_assert!(false, "field beyond frame");
         return;
     };
-    old[..n].copy_from_slice(cur);
-    if old[..n] == *new {
+    let mut old = [0u8; N];
+    old.copy_from_slice(cur);
+    if old == *new {
         return;
     }
-    f[at..at + n].copy_from_slice(new);
+    cur.copy_from_slice(new);
     for s in slots.iter().flatten() {
-        update_slot(f, *s, &old[..n], new);
+        update_slot(f, *s, &old, new);
     }
 }
 
@@ -135,10 +138,12 @@ fn octets(a: &IpAddr, buf: &mut [u8; 16]) -> usize {
     }
 }
 
+#[inline]
 fn set_addr(f: &mut [u8], at: usize, a: &IpAddr, slots: &[Option<Slot>]) {
-    let mut buf = [0u8; 16];
-    let n = octets(a, &mut buf);
-    set_field(f, at, &buf[..n], slots);
+    match a {
+        IpAddr::V4(a) => set_field(f, at, &a.octets(), slots),
+        IpAddr::V6(a) => set_field(f, at, &a.octets(), slots),
+    }
 }
 
 fn same_family(v: IpVersion, a: &IpAddr) -> bool {
@@ -199,8 +204,14 @@ pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded
         return Err(TtlExceeded);
     }
     if p.version == IpVersion::V4 {
-        // TTL shares its 16-bit word with the protocol byte.
-        set_field(f, at, &[ttl - 1, next], &[Some(Slot::Plain(p.l3_off + 10))]);
+        // TTL shares its 16-bit word with the protocol byte: one word of
+        // the header checksum changes (RFC 1624 eqn. 3, as for any field).
+        let old = u16::from_be_bytes([ttl, next]);
+        let new = u16::from_be_bytes([ttl - 1, next]);
+        f[at] = ttl - 1;
+        if let Some(hc) = read_u16(f, p.l3_off + 10) {
+            write_u16(f, p.l3_off + 10, checksum::update_u16(hc, old, new));
+        }
     } else {
         f[at] = ttl - 1;
     }
