@@ -507,6 +507,7 @@ impl Dataplane {
         })
     }
 
+    #[inline]
     fn next_hop(&self, id: ConnId) -> Option<MacAddr> {
         let d = self.services.dest(self.conns.get(id).dest);
         d.mac.or_else(|| self.neighbours.get(&d.addr).copied())
@@ -521,6 +522,7 @@ impl Dataplane {
     }
 
     /// Sends a client-side packet of connection `id` to its real server.
+    #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Packet, id: ConnId) -> Verdict {
         let Some(dmac) = self.next_hop(id) else {
             return Verdict::Drop(DropReason::NoNextHop);

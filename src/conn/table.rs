@@ -347,6 +347,7 @@ impl ConnTable {
 
     /// [`ConnTable::lookup_in`] followed by [`ConnTable::check_in`].
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn resolve_in(
         &mut self,
         proto: Protocol,
@@ -381,6 +382,7 @@ impl ConnTable {
     /// Where the kernel expires the old conn "now" (next jiffy) this frees it
     /// immediately, so the new conn never shares a tuple with it; a template
     /// it was controlled by stays.
+    #[inline]
     pub fn check_in(
         &mut self,
         id: ConnId,
@@ -422,6 +424,7 @@ impl ConnTable {
     /// for the (new) state. `tcp` = `None` on a TCP conn (e.g. an ICMP error
     /// about it) re-arms without a transition; flags with none of
     /// SYN/FIN/ACK/RST move it to CLOSE, as the kernel does.
+    #[inline]
     pub fn on_packet(
         &mut self,
         id: ConnId,
@@ -444,6 +447,7 @@ impl ConnTable {
         self.rearm(i, now);
     }
 
+    #[inline]
     fn account(&mut self, i: usize, dir: Direction, bytes: u32, services: &mut ServiceTable) {
         let r = self.slab[i].dest;
         let Some(Service { dests, stats, .. }) = services.services.get_mut(r.svc as usize) else {
@@ -473,6 +477,7 @@ impl ConnTable {
     }
 
     /// `set_tcp_state`.
+    #[inline]
     fn transition(
         &mut self,
         i: usize,
@@ -514,6 +519,7 @@ impl ConnTable {
         c.state = new;
     }
 
+    #[inline]
     fn rearm(&mut self, i: usize, now: Timestamp) {
         let c = &mut self.slab[i];
         if c.is_one_packet() {

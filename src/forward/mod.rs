@@ -183,6 +183,7 @@ fn l4_slot(f: &[u8], v: IpVersion, proto: u8, l4: usize, end: usize) -> Option<S
 
 /// DR: only the Ethernet addresses change (dst = next hop of the real
 /// server, src = our NIC), as in IPVS's `ip_vs_dr_xmit`.
+#[inline]
 pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAddr) {
     debug_assert!(p.l3_off >= 14 && p.l3_end() <= frame.len());
     set_macs(frame.data_mut(), src_mac, dst_mac);
@@ -191,29 +192,36 @@ pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAdd
 /// Decrements the TTL / hop limit before forwarding, as IPVS's
 /// `decrement_ttl` does for every non-local transmit; refuses (and changes
 /// nothing) when it is 1 or less.
+#[inline]
 pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded> {
     let f = frame.data_mut();
-    let at = match p.version {
-        IpVersion::V4 => p.l3_off + 8,
-        IpVersion::V6 => p.l3_off + 7,
-    };
-    let Some(&[ttl, next]) = f.get(at..at + 2) else {
-        return Err(TtlExceeded);
-    };
-    if ttl <= 1 {
-        return Err(TtlExceeded);
-    }
-    if p.version == IpVersion::V4 {
-        // TTL shares its 16-bit word with the protocol byte: one word of
-        // the header checksum changes (RFC 1624 eqn. 3, as for any field).
-        let old = u16::from_be_bytes([ttl, next]);
-        let new = u16::from_be_bytes([ttl - 1, next]);
-        f[at] = ttl - 1;
-        if let Some(hc) = read_u16(f, p.l3_off + 10) {
-            write_u16(f, p.l3_off + 10, checksum::update_u16(hc, old, new));
+    match p.version {
+        IpVersion::V4 => {
+            // One bounds check for TTL, protocol and the header checksum.
+            let Some(h) = f.get_mut(p.l3_off + 8..p.l3_off + 12) else {
+                return Err(TtlExceeded);
+            };
+            let ttl = h[0];
+            if ttl <= 1 {
+                return Err(TtlExceeded);
+            }
+            h[0] = ttl - 1;
+            // TTL shares its 16-bit word with the protocol byte: one word
+            // of the header checksum changes (RFC 1624 eqn. 3).
+            let old = u16::from_be_bytes([ttl, h[1]]);
+            let hc = u16::from_be_bytes([h[2], h[3]]);
+            let c = checksum::update_u16(hc, old, old - 0x0100);
+            h[2..4].copy_from_slice(&c.to_be_bytes());
         }
-    } else {
-        f[at] = ttl - 1;
+        IpVersion::V6 => {
+            let Some(hop) = f.get_mut(p.l3_off + 7) else {
+                return Err(TtlExceeded);
+            };
+            if *hop <= 1 {
+                return Err(TtlExceeded);
+            }
+            *hop -= 1;
+        }
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ pub fn verify(data: &[u8]) -> bool {
 
 /// [`verify`] for an option-less IPv4 header: the same result, as five
 /// 32-bit words with no length-dependent loop (the per-packet fast path).
-#[inline]
+#[inline(always)]
 pub fn verify_ipv4_header(h: &[u8; 20]) -> bool {
     let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
     fold(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xFFFF
@@ -129,7 +129,12 @@ fn to_v6(a: IpAddr) -> [u8; 16] {
 /// RFC 1624 eqn. 3 for one 16-bit word: `HC' = ~(~HC + ~m + m')`.
 #[inline]
 pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
-    !add(add(!hc, !old), new)
+    // Three 16-bit terms stay below 0x3_0000: two folds bring any such
+    // sum into 16 bits (see `fold` for why the result is the same).
+    let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    !(acc as u16)
 }
 
 /// RFC 1624 eqn. 3 for a 32-bit field (two words).
@@ -221,6 +226,25 @@ mod tests {
             acc = (acc & 0xFFFF) + (acc >> 16);
         }
         acc as u16
+    }
+
+    #[test]
+    fn update_u16_equals_the_two_step_one_complement_form() {
+        let mut rng = SmallRng::seed_from_u64(1624);
+        let mut cases: Vec<(u16, u16, u16)> = vec![
+            (0, 0, 0),
+            (0xFFFF, 0xFFFF, 0xFFFF),
+            (0, 0xFFFF, 0),
+            (0xFFFF, 0, 0xFFFF),
+        ];
+        cases.extend((0..200_000).map(|_| (rng.random(), rng.random(), rng.random())));
+        for (hc, old, new) in cases {
+            assert_eq!(
+                update_u16(hc, old, new),
+                !add(add(!hc, !old), new),
+                "{hc:#x} {old:#x} {new:#x}"
+            );
+        }
     }
 
     #[test]
