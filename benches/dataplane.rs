@@ -5,16 +5,29 @@
 //! Each iteration copies a 64-byte-class frame into a buffer with headroom
 //! (as a UMEM frame would hold it) and runs it through the real pipeline; the
 //! copy is part of the figure and costs a few ns.
+//!
+//! `conn_table/*`: the connection table alone at 1M and 10M established
+//! connections: insert (a new conn scheduled by rr), lookup of a random
+//! existing conn, expiry of a timed-out conn; the setup prints the measured
+//! memory per connection (resident set growth while filling the table, and
+//! the table's own account). Select with e.g. `cargo bench -- conn_table`;
+//! the 10M table needs about 1.5 GB.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use etherparse::PacketBuilder;
 
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use criterion::SamplingMode;
 use lvsfwd::config;
+use lvsfwd::conn::{ConnTable, Direction, NewFlow, TcpFlags, Timeouts};
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig, Verdict};
 use lvsfwd::forward::{self, Rewrite};
 use lvsfwd::sched::SchedKind;
+use lvsfwd::service::{Protocol, ServiceTable};
 use lvsfwd::time::Timestamp;
 use lvsfwd::wire::{self, FrameBuf};
 
@@ -179,5 +192,169 @@ fn rewrites(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, established, new_connection, rewrites);
+/// Resident set size of this process, from /proc/self/statm.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("statm resident field");
+    pages * 4096
+}
+
+fn services(algo: &str) -> ServiceTable {
+    let mut text = format!(
+        "[global]\ninterface = \"bench\"\n\n[[virtual_server]]\naddress = \"198.18.0.250:80\"\nprotocol = \"TCP\"\nlb_algo = \"{algo}\"\nlb_kind = \"DR\"\n"
+    );
+    for n in 11..=14 {
+        text += &format!("  [[virtual_server.real_server]]\n  address = \"198.18.1.{n}:80\"\n");
+    }
+    let cfg = config::parse_str(&text, "bench.toml").expect("bench config is valid");
+    ServiceTable::from_specs(&cfg.service_specs())
+}
+
+/// Client `i` of the table's steady population (distinct for every i < 2^30).
+fn client(i: u32) -> (IpAddr, u16) {
+    (
+        IpAddr::V4((0x0a00_0000 | (i >> 6)).into()),
+        10_000 + (i & 63) as u16,
+    )
+}
+
+const VIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 250));
+
+fn syn(caddr: IpAddr, cport: u16) -> NewFlow {
+    NewFlow {
+        proto: Protocol::Tcp,
+        caddr,
+        cport,
+        vaddr: VIP,
+        vport: 80,
+        client_mac: [2, 0, 0, 0, 0, 1],
+        tcp: Some(TcpFlags::SYN),
+    }
+}
+
+/// A table of `n` ESTABLISHED conns (timeout 10 days, so the SYN_RECV
+/// conns the insert/expiry benches add can be timed out by moving the
+/// clock 61 s without touching them), with room for `extra` more.
+fn filled_table(svcs: &mut ServiceTable, n: u32, extra: u32) -> (ConnTable, u64) {
+    let rss0 = rss_bytes();
+    let mut t = ConnTable::new((n + extra) as usize, Timeouts::default());
+    t.set_timeouts(Timeouts {
+        tcp: Duration::from_secs(864_000),
+        ..Timeouts::default()
+    });
+    let now = Timestamp::from_secs(1);
+    for i in 0..n {
+        let (c, p) = client(i);
+        let id = t
+            .schedule(svcs, 0, &syn(c, p), 60, now, u64::from(i))
+            .expect("room");
+        t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, svcs);
+    }
+    let grown = rss_bytes().saturating_sub(rss0);
+    (t, grown)
+}
+
+fn conn_table(c: &mut Criterion) {
+    let mut g = c.benchmark_group("conn_table");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    // Room for the conns one insert/expiry chunk adds above the population.
+    const CHUNK: u32 = 1 << 20;
+    for (label, n) in [("1M", 1_000_000u32), ("10M", 10_000_000)] {
+        // Filled on first use, so a filter that skips these benches also
+        // skips building a 1.5 GB table.
+        let mut state: Option<(ServiceTable, ConnTable)> = None;
+        let ready = |state: &mut Option<(ServiceTable, ConnTable)>| {
+            if state.is_none() {
+                let mut svcs = services("rr");
+                let (t, grown) = filled_table(&mut svcs, n, CHUNK);
+                println!(
+                    "conn_table/{label}: {} conns, resident set grew {} bytes = {:.1} bytes/conn \
+                     (table's own account {:.1} bytes/conn at capacity {})",
+                    t.len(),
+                    grown,
+                    grown as f64 / f64::from(n),
+                    t.memory_bytes() as f64 / f64::from(n),
+                    t.capacity()
+                );
+                *state = Some((svcs, t));
+            }
+        };
+        let mut now = Timestamp::from_secs(1);
+        let mut next: u32 = 0;
+        // Adds `k` new SYN_RECV conns (timeout 60 s) at `now`.
+        let mut add = |t: &mut ConnTable, svcs: &mut ServiceTable, now: Timestamp, k: u32| {
+            for _ in 0..k {
+                next = next.wrapping_add(1);
+                let c = IpAddr::V4((0x0b00_0000 | (next >> 6)).into());
+                let f = syn(c, 20_000 + (next & 63) as u16);
+                black_box(t.schedule(svcs, 0, &f, 60, now, u64::from(next)).ok());
+            }
+        };
+        g.bench_function(format!("insert/{label}"), |b| {
+            ready(&mut state);
+            let (svcs, t) = state.as_mut().expect("filled");
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let k = left.min(u64::from(CHUNK)) as u32;
+                    let t0 = Instant::now();
+                    add(t, svcs, now, k);
+                    spent += t0.elapsed();
+                    left -= u64::from(k);
+                    // Untimed: time the chunk out again.
+                    now = now + Duration::from_secs(61);
+                    t.expire(now, svcs);
+                    assert_eq!(t.len(), n as usize);
+                }
+                spent
+            })
+        });
+        g.bench_function(format!("expire/{label}"), |b| {
+            ready(&mut state);
+            let (svcs, t) = state.as_mut().expect("filled");
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let k = left.min(u64::from(CHUNK)) as u32;
+                    add(t, svcs, now, k);
+                    now = now + Duration::from_secs(61);
+                    let t0 = Instant::now();
+                    let freed = t.expire(now, svcs);
+                    spent += t0.elapsed();
+                    assert_eq!(freed, k as usize);
+                    left -= u64::from(k);
+                }
+                spent
+            })
+        });
+        let mut x: u32 = 1;
+        g.bench_function(format!("lookup/{label}"), |b| {
+            ready(&mut state);
+            let (_, t) = state.as_mut().expect("filled");
+            b.iter(|| {
+                // xorshift: a random member of the population, so the index
+                // and slab accesses miss the cache as real traffic does.
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let (c, p) = client(x % n);
+                black_box(t.lookup_in(Protocol::Tcp, c, p, VIP, 80))
+            })
+        });
+        drop(state);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, established, new_connection, rewrites, conn_table);
 criterion_main!(benches);

@@ -34,6 +34,24 @@ pub enum ConnState {
 }
 
 impl ConnState {
+    /// How many states there are.
+    pub const COUNT: usize = 12;
+    /// Every state, in discriminant order (`ALL[s as usize] == s`).
+    pub const ALL: [ConnState; Self::COUNT] = [
+        ConnState::None,
+        ConnState::Established,
+        ConnState::SynSent,
+        ConnState::SynRecv,
+        ConnState::FinWait,
+        ConnState::TimeWait,
+        ConnState::Close,
+        ConnState::CloseWait,
+        ConnState::LastAck,
+        ConnState::Listen,
+        ConnState::SynAck,
+        ConnState::Udp,
+    ];
+
     /// The state column of `/proc/net/ip_vs_conn` and `ipvsadm -L -c`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -211,6 +229,15 @@ pub(crate) fn tcp_fixed_timeout(s: ConnState) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_state_at_its_discriminant() {
+        for (i, s) in ConnState::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
+        // The last discriminant closes the range, so none is left out.
+        assert_eq!(S::Udp as usize + 1, ConnState::COUNT);
+    }
     const NO: S = S::None;
     const SA: S = S::SynAck;
 

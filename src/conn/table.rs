@@ -42,6 +42,10 @@ pub struct ConnTable {
     out_idx: Index,
     seed: u64,
     timeouts: Timeouts,
+    /// `timeouts.for_state(s)` in nanoseconds, indexed by `s as usize`:
+    /// the per-packet re-arm reads one word instead of matching and
+    /// converting a `Duration`.
+    timeout_ns: [u64; ConnState::COUNT],
     sysctls: ConnSysctls,
     lports: RangeInclusive<u16>,
     evictions: u64,
@@ -137,6 +141,11 @@ fn matches_out(
         && c.laddr == laddr
 }
 
+/// Each state's timeout in nanoseconds (saturated to `u64`).
+fn timeout_table(t: Timeouts) -> [u64; ConnState::COUNT] {
+    ConnState::ALL.map(|s| u64::try_from(t.for_state(s).as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// `is_new_conn_expected`: a SYN on this conn starts a new connection.
 fn new_conn_expected(c: &Conn, reuse_mode: u8) -> bool {
     if c.control != NO_LINK || c.proto != Protocol::Tcp {
@@ -170,6 +179,7 @@ impl ConnTable {
             out_idx: Index::with_capacity(cap),
             seed,
             timeouts,
+            timeout_ns: timeout_table(timeouts),
             sysctls: ConnSysctls::default(),
             lports: 1024..=65535,
             evictions: 0,
@@ -209,6 +219,7 @@ impl ConnTable {
     /// `ipvsadm --set`: applies from each conn's next packet on, as in IPVS.
     pub fn set_timeouts(&mut self, t: Timeouts) {
         self.timeouts = t;
+        self.timeout_ns = timeout_table(t);
     }
 
     pub fn sysctls(&self) -> ConnSysctls {
@@ -336,6 +347,7 @@ impl ConnTable {
 
     /// [`ConnTable::lookup_in`] followed by [`ConnTable::check_in`].
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub fn resolve_in(
         &mut self,
         proto: Protocol,
@@ -370,6 +382,7 @@ impl ConnTable {
     /// Where the kernel expires the old conn "now" (next jiffy) this frees it
     /// immediately, so the new conn never shares a tuple with it; a template
     /// it was controlled by stays.
+    #[inline]
     pub fn check_in(
         &mut self,
         id: ConnId,
@@ -411,6 +424,7 @@ impl ConnTable {
     /// for the (new) state. `tcp` = `None` on a TCP conn (e.g. an ICMP error
     /// about it) re-arms without a transition; flags with none of
     /// SYN/FIN/ACK/RST move it to CLOSE, as the kernel does.
+    #[inline]
     pub fn on_packet(
         &mut self,
         id: ConnId,
@@ -433,6 +447,7 @@ impl ConnTable {
         self.rearm(i, now);
     }
 
+    #[inline]
     fn account(&mut self, i: usize, dir: Direction, bytes: u32, services: &mut ServiceTable) {
         let r = self.slab[i].dest;
         let Some(Service { dests, stats, .. }) = services.services.get_mut(r.svc as usize) else {
@@ -462,6 +477,7 @@ impl ConnTable {
     }
 
     /// `set_tcp_state`.
+    #[inline]
     fn transition(
         &mut self,
         i: usize,
@@ -503,13 +519,15 @@ impl ConnTable {
         c.state = new;
     }
 
+    #[inline]
     fn rearm(&mut self, i: usize, now: Timestamp) {
         let c = &mut self.slab[i];
         if c.is_one_packet() {
             c.expires = now;
             self.wheel.insert_immediate(i as u32);
         } else {
-            c.expires = now + self.timeouts.for_state(c.state);
+            // Saturating, as `Timestamp + Duration` is.
+            c.expires = Timestamp(now.0.saturating_add(self.timeout_ns[c.state as usize]));
             self.wheel.insert(i as u32, tick_ceil(c.expires.0));
         }
     }

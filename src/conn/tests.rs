@@ -1204,3 +1204,21 @@ fn many_conns_churn_keeps_indexes_and_counters_consistent() {
     t.expire(now + secs(30), &mut s);
     assert!(t.is_empty());
 }
+
+#[test]
+fn huge_timeouts_saturate_the_deadline() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = table();
+    t.set_timeouts(Timeouts {
+        udp: Duration::MAX,
+        ..Timeouts::default()
+    });
+    let now = t0();
+    let a = t
+        .schedule(&mut s, 0, &udp("10.0.0.1", 5353), 100, now, 0)
+        .unwrap();
+    assert_eq!(t.get(a).expires, crate::time::Timestamp(u64::MAX));
+    assert_eq!(t.get(a).expires, now + Duration::MAX);
+    assert_eq!(t.expire(now + secs(86_400 * 365), &mut s), 0);
+    assert_eq!(t.len(), 1);
+}

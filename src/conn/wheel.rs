@@ -21,6 +21,15 @@
 //!   so idle time is skipped 256 ticks at a time and an idle wheel costs one
 //!   comparison per call.
 //! - Nothing here allocates after [`Wheel::new`].
+//! - Each linked entry records the list it is on (`Link::list`), except
+//!   that entries moved onto `DUE` by a splice keep the list they came
+//!   from; [`Wheel::insert`] only trusts the record while `DUE` is empty.
+//!   Re-arming an entry into the list it is already on leaves it where it
+//!   is: a connection's timer is pushed forward on every packet, and its
+//!   slot (at level 2 a slot spans 16 s) rarely changes, so the common
+//!   re-arm touches no other entry's links. The order of entries within one
+//!   list carries no meaning: every entry of a level-0 slot is due at the
+//!   same tick, and higher slots are re-placed by each entry's own tick.
 //!
 //! Deliberately not here: what an expiry means (the table decides), clocks.
 #![forbid(unsafe_code)]
@@ -53,7 +62,16 @@ pub(crate) fn tick_floor(ns: u64) -> u64 {
 pub(crate) struct Link {
     next: u32,
     prev: u32,
+    /// The list the entry is on (see the module invariants); meaningless
+    /// while `next == NIL`.
+    list: u16,
 }
+
+const UNLINKED: Link = Link {
+    next: NIL,
+    prev: NIL,
+    list: 0,
+};
 
 #[derive(Debug)]
 pub(crate) struct Wheel {
@@ -67,17 +85,14 @@ pub(crate) struct Wheel {
 impl Wheel {
     /// A wheel for entries `0..n`.
     pub(crate) fn new(n: u32) -> Wheel {
-        let mut links = vec![
-            Link {
-                next: NIL,
-                prev: NIL
-            };
-            n as usize + LISTS
-        ]
-        .into_boxed_slice();
+        let mut links = vec![UNLINKED; n as usize + LISTS].into_boxed_slice();
         for l in 0..LISTS {
             let s = n + l as u32;
-            links[s as usize] = Link { next: s, prev: s };
+            links[s as usize] = Link {
+                next: s,
+                prev: s,
+                list: l as u16,
+            };
         }
         Wheel {
             links,
@@ -128,6 +143,7 @@ impl Wheel {
         self.links[i as usize] = Link {
             next: h,
             prev: last,
+            list: list as u16,
         };
         self.links[last as usize].next = i;
         self.links[h as usize].prev = i;
@@ -142,26 +158,29 @@ impl Wheel {
 
     /// Takes `i` off whatever list it is on (no-op when on none).
     pub(crate) fn remove(&mut self, i: u32) {
-        let Link { next, prev } = self.links[i as usize];
+        let Link { next, prev, .. } = self.links[i as usize];
         if next == NIL {
             return;
         }
         self.links[prev as usize].next = next;
         self.links[next as usize].prev = prev;
-        self.links[i as usize] = Link {
-            next: NIL,
-            prev: NIL,
-        };
+        self.links[i as usize] = UNLINKED;
         // The list became empty iff both neighbours are its sentinel.
         if prev == next && prev >= self.n {
             self.clear_bit((prev - self.n) as usize);
         }
     }
 
-    /// Arms entry `i` for `tick` (re-arming it if it was armed).
+    /// Arms entry `i` for `tick` (re-arming it if it was armed). An entry
+    /// already on the list `tick` maps to stays where it is.
+    #[inline]
     pub(crate) fn insert(&mut self, i: u32, tick: u64) {
-        self.remove(i);
         let list = self.slot_for(tick);
+        let l = self.links[i as usize];
+        if l.next != NIL && usize::from(l.list) == list && self.is_empty_list(DUE) {
+            return;
+        }
+        self.remove(i);
         self.push_back(list, i);
     }
 
@@ -178,10 +197,10 @@ impl Wheel {
         if delta < L0_SLOTS as u64 {
             return L0_BASE + (t as usize & (L0_SLOTS - 1));
         }
-        let mut level = 0;
-        while level < HI_LEVELS - 1 && delta >= 1u64 << (8 + 6 * (level + 1)) {
-            level += 1;
-        }
+        // Level k holds deltas below 2^(14 + 6k): from the bit length
+        // (9..=32 here) without a loop; the last level takes the rest.
+        let bits = (u64::BITS - delta.leading_zeros()) as usize;
+        let level = ((bits - 9) / 6).min(HI_LEVELS - 1);
         let shift = 8 + 6 * level;
         HI_BASE + level * HI_SLOTS + ((t >> shift) as usize & (HI_SLOTS - 1))
     }
@@ -200,7 +219,11 @@ impl Wheel {
         self.links[first as usize].prev = tail;
         self.links[last as usize].next = th;
         self.links[th as usize].prev = last;
-        self.links[fh as usize] = Link { next: fh, prev: fh };
+        self.links[fh as usize] = Link {
+            next: fh,
+            prev: fh,
+            list: from as u16,
+        };
         self.clear_bit(from);
         self.set_bit(to);
     }
@@ -240,7 +263,11 @@ impl Wheel {
             return;
         }
         let last = self.links[h as usize].prev;
-        self.links[h as usize] = Link { next: h, prev: h };
+        self.links[h as usize] = Link {
+            next: h,
+            prev: h,
+            list: list as u16,
+        };
         self.clear_bit(list);
         loop {
             let next = self.links[i as usize].next;
@@ -449,6 +476,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn level_from_bit_length_matches_the_level_ranges() {
+        let mut w = Wheel::new(1);
+        w.cur = 12_345;
+        let mut deltas: Vec<u64> = (0..=32)
+            .flat_map(|b| {
+                let p = 1u64 << b;
+                [p.saturating_sub(1), p, p + 1]
+            })
+            .collect();
+        deltas.extend([MAX_DELTA, MAX_DELTA + 1, u64::MAX - w.cur]);
+        for d in deltas {
+            let delta = d.min(MAX_DELTA);
+            let t = w.cur + delta;
+            let want = if delta < L0_SLOTS as u64 {
+                L0_BASE + (t as usize & (L0_SLOTS - 1))
+            } else {
+                // Level k: delta below 2^(14 + 6k), the last one unbounded.
+                let mut level = 0;
+                while level < HI_LEVELS - 1 && delta >= 1u64 << (14 + 6 * level) {
+                    level += 1;
+                }
+                HI_BASE + level * HI_SLOTS + ((t >> (8 + 6 * level)) as usize & (HI_SLOTS - 1))
+            };
+            assert_eq!(w.slot_for(w.cur + d), want, "delta {d}");
+        }
+    }
+
+    fn order(w: &Wheel) -> Vec<u32> {
+        let mut seen = Vec::new();
+        w.scan(usize::MAX, |i| seen.push(i));
+        seen
+    }
+
+    #[test]
+    fn rearm_within_the_same_slot_leaves_the_entry_in_place() {
+        let mut w = Wheel::new(3);
+        // Level 2 slot (16 s wide in 1 ms ticks): all three share it.
+        for i in 0..3 {
+            w.insert(i, 900_000);
+        }
+        assert_eq!(order(&w), vec![0, 1, 2]);
+        w.insert(0, 900_500);
+        assert_eq!(order(&w), vec![0, 1, 2], "same slot: not moved");
+        w.insert(0, 2_000_000);
+        w.insert(0, 900_001);
+        assert_eq!(order(&w), vec![1, 2, 0], "other slot and back: moved");
+        let tick_of = |i: u32| if i == 0 { 900_001 } else { 900_000 };
+        w.collect_due(900_000, tick_of);
+        assert_eq!(drain(&mut w), vec![1, 2]);
+        w.collect_due(900_001, tick_of);
+        assert_eq!(drain(&mut w), vec![0]);
+    }
+
+    #[test]
+    fn rearm_of_a_collected_entry_takes_it_off_the_due_list() {
+        let mut w = Wheel::new(2);
+        w.insert(0, 10);
+        w.insert(1, 10);
+        w.collect_due(10, |_| 10);
+        // Entry 1 is on DUE but still records level-0 slot 10 (the splice
+        // does not visit entries): re-arming it for tick 10 + 256 (the same
+        // level-0 slot) must still move it.
+        w.insert(1, 10 + 256);
+        assert_eq!(w.pop_due(), Some(0));
+        assert_eq!(w.pop_due(), None);
+        w.collect_due(10 + 255, |_| 10 + 256);
+        assert_eq!(w.pop_due(), None);
+        w.collect_due(10 + 256, |_| 10 + 256);
+        assert_eq!(w.pop_due(), Some(1));
     }
 
     #[test]

@@ -89,7 +89,8 @@ fn write_u16(f: &mut [u8], at: usize, v: u16) {
     }
 }
 
-fn update_slot(f: &mut [u8], slot: Slot, old: &[u8], new: &[u8]) {
+#[inline]
+fn update_slot<const N: usize>(f: &mut [u8], slot: Slot, old: &[u8; N], new: &[u8; N]) {
     let (at, udp) = match slot {
         Slot::Plain(at) => (at, false),
         Slot::Udp(at) => (at, true),
@@ -102,22 +103,24 @@ fn update_slot(f: &mut [u8], slot: Slot, old: &[u8], new: &[u8]) {
     write_u16(f, at, c);
 }
 
-/// Overwrites `f[at..at + new.len()]` (even length, at most 16 bytes) and
-/// carries the difference into every checksum in `slots`.
-fn set_field(f: &mut [u8], at: usize, new: &[u8], slots: &[Option<Slot>]) {
-    let n = new.len();
-    let mut old = [0u8; 16];
-    let Some(cur) = f.get(at..at + n) else {
+/// Overwrites `f[at..at + N]` (`N` even: a port, TTL word or address) and
+/// carries the difference into every checksum in `slots`. The size is a
+/// constant so the copies and the checksum update compile to straight-line
+/// code (this runs several times per forwarded packet).
+#[inline]
+fn set_field<const N: usize>(f: &mut [u8], at: usize, new: &[u8; N], slots: &[Option<Slot>]) {
+    let Some(cur) = f.get_mut(at..at + N) else {
         debug_assert!(false, "field beyond frame");
         return;
     };
-    old[..n].copy_from_slice(cur);
-    if old[..n] == *new {
+    let mut old = [0u8; N];
+    old.copy_from_slice(cur);
+    if old == *new {
         return;
     }
-    f[at..at + n].copy_from_slice(new);
+    cur.copy_from_slice(new);
     for s in slots.iter().flatten() {
-        update_slot(f, *s, &old[..n], new);
+        update_slot(f, *s, &old, new);
     }
 }
 
@@ -135,10 +138,12 @@ fn octets(a: &IpAddr, buf: &mut [u8; 16]) -> usize {
     }
 }
 
+#[inline]
 fn set_addr(f: &mut [u8], at: usize, a: &IpAddr, slots: &[Option<Slot>]) {
-    let mut buf = [0u8; 16];
-    let n = octets(a, &mut buf);
-    set_field(f, at, &buf[..n], slots);
+    match a {
+        IpAddr::V4(a) => set_field(f, at, &a.octets(), slots),
+        IpAddr::V6(a) => set_field(f, at, &a.octets(), slots),
+    }
 }
 
 fn same_family(v: IpVersion, a: &IpAddr) -> bool {
@@ -178,6 +183,7 @@ fn l4_slot(f: &[u8], v: IpVersion, proto: u8, l4: usize, end: usize) -> Option<S
 
 /// DR: only the Ethernet addresses change (dst = next hop of the real
 /// server, src = our NIC), as in IPVS's `ip_vs_dr_xmit`.
+#[inline]
 pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAddr) {
     debug_assert!(p.l3_off >= 14 && p.l3_end() <= frame.len());
     set_macs(frame.data_mut(), src_mac, dst_mac);
@@ -186,23 +192,36 @@ pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAdd
 /// Decrements the TTL / hop limit before forwarding, as IPVS's
 /// `decrement_ttl` does for every non-local transmit; refuses (and changes
 /// nothing) when it is 1 or less.
+#[inline]
 pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded> {
     let f = frame.data_mut();
-    let at = match p.version {
-        IpVersion::V4 => p.l3_off + 8,
-        IpVersion::V6 => p.l3_off + 7,
-    };
-    let Some(&[ttl, next]) = f.get(at..at + 2) else {
-        return Err(TtlExceeded);
-    };
-    if ttl <= 1 {
-        return Err(TtlExceeded);
-    }
-    if p.version == IpVersion::V4 {
-        // TTL shares its 16-bit word with the protocol byte.
-        set_field(f, at, &[ttl - 1, next], &[Some(Slot::Plain(p.l3_off + 10))]);
-    } else {
-        f[at] = ttl - 1;
+    match p.version {
+        IpVersion::V4 => {
+            // One bounds check for TTL, protocol and the header checksum.
+            let Some(h) = f.get_mut(p.l3_off + 8..p.l3_off + 12) else {
+                return Err(TtlExceeded);
+            };
+            let ttl = h[0];
+            if ttl <= 1 {
+                return Err(TtlExceeded);
+            }
+            h[0] = ttl - 1;
+            // TTL shares its 16-bit word with the protocol byte: one word
+            // of the header checksum changes (RFC 1624 eqn. 3).
+            let old = u16::from_be_bytes([ttl, h[1]]);
+            let hc = u16::from_be_bytes([h[2], h[3]]);
+            let c = checksum::update_u16(hc, old, old - 0x0100);
+            h[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        IpVersion::V6 => {
+            let Some(hop) = f.get_mut(p.l3_off + 7) else {
+                return Err(TtlExceeded);
+            };
+            if *hop <= 1 {
+                return Err(TtlExceeded);
+            }
+            *hop -= 1;
+        }
     }
     Ok(())
 }

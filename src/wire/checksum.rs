@@ -20,11 +20,16 @@
 use std::net::IpAddr;
 
 /// Folds a wide accumulator into 16 bits with end-around carry.
+///
+/// A fixed sequence of four folds, no loop: 64 -> 33 -> 18 -> 17 -> 16
+/// bits. Each fold keeps the value modulo 0xFFFF and keeps it non-zero
+/// unless it was zero, so the result is the same as folding until it fits.
 #[inline]
-pub fn fold(mut acc: u64) -> u16 {
-    while acc > 0xFFFF {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
+pub fn fold(acc: u64) -> u16 {
+    let acc = (acc & 0xFFFF_FFFF) + (acc >> 32);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
     acc as u16
 }
 
@@ -79,6 +84,14 @@ pub fn verify(data: &[u8]) -> bool {
     sum(data) == 0xFFFF
 }
 
+/// [`verify`] for an option-less IPv4 header: the same result, as five
+/// 32-bit words with no length-dependent loop (the per-packet fast path).
+#[inline(always)]
+pub fn verify_ipv4_header(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+    fold(w(0) + w(4) + w(8) + w(12) + w(16)) == 0xFFFF
+}
+
 /// Sum of the IPv4 pseudo-header (RFC 793 / 768).
 #[inline]
 pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u16 {
@@ -116,7 +129,12 @@ fn to_v6(a: IpAddr) -> [u8; 16] {
 /// RFC 1624 eqn. 3 for one 16-bit word: `HC' = ~(~HC + ~m + m')`.
 #[inline]
 pub fn update_u16(hc: u16, old: u16, new: u16) -> u16 {
-    !add(add(!hc, !old), new)
+    // Three 16-bit terms stay below 0x3_0000: two folds bring any such
+    // sum into 16 bits (see `fold` for why the result is the same).
+    let acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    let acc = (acc & 0xFFFF) + (acc >> 16);
+    !(acc as u16)
 }
 
 /// RFC 1624 eqn. 3 for a 32-bit field (two words).
@@ -200,6 +218,82 @@ mod tests {
             }
             assert_eq!(sum(&d), naive_sum(&d), "len {len}");
         }
+    }
+
+    /// The loop the fixed fold replaces.
+    fn fold_loop(mut acc: u64) -> u16 {
+        while acc > 0xFFFF {
+            acc = (acc & 0xFFFF) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn update_u16_equals_the_two_step_one_complement_form() {
+        let mut rng = SmallRng::seed_from_u64(1624);
+        let mut cases: Vec<(u16, u16, u16)> = vec![
+            (0, 0, 0),
+            (0xFFFF, 0xFFFF, 0xFFFF),
+            (0, 0xFFFF, 0),
+            (0xFFFF, 0, 0xFFFF),
+        ];
+        cases.extend((0..200_000).map(|_| (rng.random(), rng.random(), rng.random())));
+        for (hc, old, new) in cases {
+            assert_eq!(
+                update_u16(hc, old, new),
+                !add(add(!hc, !old), new),
+                "{hc:#x} {old:#x} {new:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_fold_equals_folding_until_it_fits() {
+        let mut rng = SmallRng::seed_from_u64(0xf01d);
+        let edges = [
+            0,
+            1,
+            0xFFFF,
+            0x1_0000,
+            0x1_FFFE,
+            0xFFFF_FFFF,
+            0x1_0000_0000,
+            0xFFFF_FFFF_FFFF,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        for &x in &edges {
+            assert_eq!(fold(x), fold_loop(x), "{x:#x}");
+        }
+        for _ in 0..200_000 {
+            let x: u64 = rng.random::<u64>() >> rng.random_range(0..64);
+            assert_eq!(fold(x), fold_loop(x), "{x:#x}");
+        }
+    }
+
+    #[test]
+    fn ipv4_header_verify_agrees_with_generic_verify() {
+        let mut rng = SmallRng::seed_from_u64(20);
+        let mut agreed_true = 0;
+        for n in 0..20_000 {
+            let mut h = [0u8; 20];
+            match n % 4 {
+                // All-zero and all-ones words are the folding corner cases.
+                0 => h = [0xff; 20],
+                1 => {}
+                _ => rng.fill(&mut h[..]),
+            }
+            if n % 2 == 0 {
+                // Store a valid checksum on half of them.
+                h[10] = 0;
+                h[11] = 0;
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            assert_eq!(verify_ipv4_header(&h), verify(&h), "{h:02x?}");
+            agreed_true += usize::from(verify(&h));
+        }
+        assert!(agreed_true > 5_000);
     }
 
     #[test]

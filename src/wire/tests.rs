@@ -655,3 +655,199 @@ fn framebuf_headroom_and_length() {
     let fb = FrameBuf::new(&mut small, 6, 10);
     assert_eq!((fb.head(), fb.len()), (6, 2));
 }
+
+/// Every fixture frame of `fixtures`.
+const ALL_FIXTURES: &[&str] = &[
+    fixtures::TCP_SYN_V4,
+    fixtures::TCP_ACK_V4_PADDED,
+    fixtures::UDP_V4_IP_OPTIONS,
+    fixtures::TCP_V4_VLAN,
+    fixtures::UDP_V4_QINQ,
+    fixtures::UDP_V4_NO_CSUM,
+    fixtures::ICMP_ECHO_V4,
+    fixtures::UDP_V4_FRAG_LATER,
+    fixtures::UDP_V4_FRAG_FIRST,
+    fixtures::TCP_SYN_V6,
+    fixtures::UDP_V6_EXT_FRAG_FIRST,
+    fixtures::UDP_V6_FRAG_LATER,
+    fixtures::UDP_V6,
+    fixtures::ICMP_FRAG_NEEDED_V4,
+    fixtures::ICMP_PORT_UNREACH_V4,
+    fixtures::ICMPV6_PTB,
+    fixtures::TCP_DATA_V4_1500,
+    fixtures::TCP_DATA_V6_1500,
+    fixtures::ARP_REQUEST,
+];
+
+/// Asserts that the fast path, when it takes `f`, gives exactly what the
+/// general parser gives, and that `parse` always equals the general parser.
+/// Returns whether the fast path took the frame.
+fn fast_agrees(f: &[u8]) -> bool {
+    let full = parse_full(f);
+    assert_eq!(parse(f), full, "parse vs parse_full on {f:02x?}");
+    match parse_fast(f) {
+        Some(p) => {
+            assert_eq!(full, Ok(Some(p)), "fast path differs on {f:02x?}");
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn fast_path_equals_full_parser_on_every_fixture() {
+    let mut taken = Vec::new();
+    for hex in ALL_FIXTURES {
+        if fast_agrees(&bytes(hex)) {
+            taken.push(*hex);
+        }
+    }
+    // The plain TCP/UDP frames, tagged or not, padded or not, must take the
+    // fast path; options, fragments, extension headers, ICMP and ARP not.
+    let want = [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_ACK_V4_PADDED,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::UDP_V4_NO_CSUM,
+        fixtures::TCP_SYN_V6,
+        fixtures::UDP_V6,
+        fixtures::TCP_DATA_V4_1500,
+        fixtures::TCP_DATA_V6_1500,
+    ];
+    assert_eq!(taken, want);
+}
+
+/// A random frame of the shapes the parsers know, mostly well formed:
+/// 0-3 VLAN tags, IPv4 (with or without options, fragments, good or bad
+/// checksum) or IPv6 (with or without an extension header), TCP (with
+/// options), UDP, ICMP or another protocol, link padding.
+fn random_frame(rng: &mut SmallRng) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    rng.fill(&mut f[..]);
+    let ntags = [0, 0, 0, 1, 1, 2, 3][rng.random_range(0..7)];
+    for _ in 0..ntags {
+        let tpid: u16 = [ETH_P_8021Q, ETH_P_8021AD, ETH_P_QINQ_OLD][rng.random_range(0..3)];
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&rng.random::<u16>().to_be_bytes());
+    }
+    let r = rng.random_range(0..20);
+    let v6 = r >= 9;
+    let ethertype = match r {
+        0 => 0x0806,
+        1..=8 => ETH_P_IPV4,
+        _ => ETH_P_IPV6,
+    };
+    f.extend_from_slice(&u16::to_be_bytes(ethertype));
+
+    let proto: u8 = [6, 6, 6, 17, 17, 1, 58, 47][rng.random_range(0..8)];
+    let mut l4 = Vec::new();
+    match proto {
+        6 => {
+            let opts = 4 * rng.random_range(0..=10usize);
+            l4 = vec![0u8; 20 + opts];
+            rng.fill(&mut l4[..]);
+            let doff = if rng.random_bool(0.9) {
+                (20 + opts) / 4
+            } else {
+                rng.random_range(0..16)
+            };
+            l4[12] = (doff as u8) << 4 | (l4[12] & 0x0f);
+        }
+        17 | 1 | 58 => {
+            l4 = vec![0u8; 8];
+            rng.fill(&mut l4[..]);
+        }
+        _ => {}
+    }
+    let mut payload = vec![0u8; rng.random_range(0..40)];
+    rng.fill(&mut payload[..]);
+    l4.extend_from_slice(&payload);
+
+    if v6 {
+        let mut h = [0u8; 40];
+        rng.fill(&mut h[..]);
+        h[0] = 0x60 | (h[0] & 0x0f);
+        let mut ext = Vec::new();
+        match rng.random_range(0..6) {
+            // Hop-by-hop or fragment header in front of the upper layer.
+            0 => {
+                h[6] = 0;
+                ext = vec![proto, 0, 1, 4, 0, 0, 0, 0];
+            }
+            1 => {
+                h[6] = 44;
+                let fo: u16 = if rng.random_bool(0.5) { 0 } else { 8 << 3 };
+                let m = u16::from(rng.random_bool(0.5));
+                ext = vec![proto, 0, 0, 0, 1, 2, 3, 4];
+                ext[2..4].copy_from_slice(&(fo | m).to_be_bytes());
+            }
+            _ => h[6] = proto,
+        }
+        let plen = (ext.len() + l4.len()) as u16;
+        h[4..6].copy_from_slice(&plen.to_be_bytes());
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&ext);
+    } else {
+        let opts = if rng.random_bool(0.8) {
+            0
+        } else {
+            4 * rng.random_range(1..=3usize)
+        };
+        let mut h = vec![0u8; 20 + opts];
+        rng.fill(&mut h[..]);
+        h[0] = 0x40 | (5 + opts / 4) as u8;
+        let total = (h.len() + l4.len()) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        let df = if rng.random_bool(0.5) { 0x4000 } else { 0 };
+        let frag = match rng.random_range(0..8) {
+            0 => 0x2000,
+            1 => rng.random_range(1..0x2000u16),
+            _ => 0,
+        };
+        h[6..8].copy_from_slice(&u16::to_be_bytes(df | frag));
+        h[9] = proto;
+        h[10] = 0;
+        h[11] = 0;
+        if rng.random_bool(0.95) {
+            let c = checksum::checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        f.extend_from_slice(&h);
+    }
+    f.extend_from_slice(&l4);
+    let pad = if rng.random_bool(0.3) {
+        rng.random_range(1..20)
+    } else {
+        0
+    };
+    f.extend(std::iter::repeat_n(0u8, pad));
+    f
+}
+
+#[test]
+fn fast_path_equals_full_parser_on_random_frames() {
+    let mut rng = SmallRng::seed_from_u64(0xfa57);
+    let (mut fast, mut total) = (0, 0);
+    for i in 0..200_000 {
+        let mut f = random_frame(&mut rng);
+        match i % 10 {
+            // Damage: flipped bits in the headers, or a cut anywhere.
+            0..=2 => {
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..f.len().min(100));
+                    f[at] ^= 1 << rng.random_range(0..8);
+                }
+            }
+            3 => f.truncate(rng.random_range(0..=f.len())),
+            _ => {}
+        }
+        total += 1;
+        fast += usize::from(fast_agrees(&f));
+    }
+    // Most well-formed frames are the fast path's; many are not.
+    assert!(
+        fast > total / 5 && fast < total * 4 / 5,
+        "{fast} of {total}"
+    );
+}
