@@ -2,11 +2,12 @@
 //! process grows by what the connection table really touches while it is
 //! filled with established connections (slab, both indexes, timer links).
 //!
-//! The 10M case is the issue #6 target (10 million connections in 2 GiB or
-//! less). It needs about 1.5 GB and is slow without optimisation, so it is
-//! ignored by default: `cargo test --release --test conn_memory -- --ignored
-//! --nocapture`. Both cases are in one test so nothing else allocates in
-//! the process while it measures.
+//! The target of issue #6 is 10 million connections in 2 GiB or less. The
+//! test measures 1M connections (fast enough for every CI run) and asserts
+//! the per-connection figure keeps 10M under 2 GiB; the full 10M
+//! measurement (about 1.5 GB, best in a release build) is the same test
+//! with `LVSFWD_CONN_MEMORY_N=10000000 cargo test --release --test
+//! conn_memory -- --nocapture`.
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -73,12 +74,16 @@ fn bytes_per_conn(n: u32) -> f64 {
 }
 
 #[test]
-#[ignore = "needs ~1.5 GB and a release build; run with --ignored"]
 fn ten_million_connections_fit_in_two_gib() {
-    let per = bytes_per_conn(1_000_000);
-    assert!(per * 10e6 <= 2.0 * 1024.0 * 1024.0 * 1024.0, "1M: {per}");
-    let per = bytes_per_conn(10_000_000);
+    let n: u32 = std::env::var("LVSFWD_CONN_MEMORY_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let per = bytes_per_conn(n);
     let total = per * 10e6;
-    println!("10M conns: {:.2} GiB", total / (1024.0 * 1024.0 * 1024.0));
-    assert!(total <= 2.0 * 1024.0 * 1024.0 * 1024.0);
+    println!(
+        "measured on {n} conns: 10M conns would take {:.2} GiB",
+        total / (1024.0 * 1024.0 * 1024.0)
+    );
+    assert!(total <= 2.0 * 1024.0 * 1024.0 * 1024.0, "{per} bytes/conn");
 }
