@@ -1,0 +1,131 @@
+//! Security properties of the running daemon, on a DR rig:
+//!
+//! - the admin socket is a socket file of mode 0600 owned by root, in a
+//!   directory lvsfwd creates 0700; an unprivileged user is refused by the
+//!   kernel (connect: permission denied) even when the directory is
+//!   reachable;
+//! - lvsfwd opens no TCP, UDP or raw IP socket at all in its namespace
+//!   (nothing listens on a network port unless configured: the data plane
+//!   is AF_XDP, the control plane netlink and a Unix socket).
+//!
+//! Needs root (network namespaces, XDP).
+#![forbid(unsafe_code)]
+
+mod rig;
+mod robust;
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use rig::daemon::Lvsfwd;
+use rig::{CMD_TIMEOUT, Fam, Rig, e2e, run};
+
+#[test]
+fn admin_socket_is_root_only() {
+    let rig = Rig::dr();
+    // A world-traversable parent, so that only the socket's own mode and
+    // the directory lvsfwd creates stand between a user and the daemon.
+    let open = tempfile::Builder::new()
+        .prefix("lfsec-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod 0755");
+    let dir = open.path().join("run");
+    let sock = dir.join("admin.sock");
+    let sock_s = sock.to_string_lossy().into_owned();
+    let config = rig.lb_toml(&[e2e::tcp(Fam::V4)]).replace(
+        &rig.dir().join("admin.sock").to_string_lossy().into_owned(),
+        &sock_s,
+    );
+    assert!(config.contains(&sock_s), "admin_socket not redirected");
+    let mut lb = Lvsfwd::start(&rig, &config);
+
+    let meta = std::fs::metadata(&sock).expect("admin socket exists");
+    assert!(meta.file_type().is_socket(), "not a socket file");
+    assert_eq!(meta.mode() & 0o7777, 0o600, "socket mode {:o}", meta.mode());
+    assert_eq!((meta.uid(), meta.gid()), (0, 0), "socket owner");
+    let dmeta = std::fs::metadata(&dir).expect("socket directory");
+    assert_eq!(
+        dmeta.mode() & 0o7777,
+        0o700,
+        "directory lvsfwd created for the socket has mode {:o}",
+        dmeta.mode()
+    );
+    assert_eq!(dmeta.uid(), 0);
+
+    // Root is served.
+    let root = robust::lvsadm(&sock_s, &["-L", "-n"]);
+    assert!(root.ok(), "root refused: {root}");
+    // An unprivileged user is not, even with the directory opened up to
+    // it: the socket's own mode refuses the connect.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let lvsadm = env!("CARGO_BIN_EXE_lvsadm");
+    // The binary must be reachable by the user too: copy it somewhere
+    // world-readable (the target directory may not be).
+    let bin = open.path().join("lvsadm");
+    std::fs::copy(lvsadm, &bin).expect("copy lvsadm");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin_s = bin.to_string_lossy().into_owned();
+    let user = run(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            &bin_s,
+            "-L",
+            "-n",
+            "--socket",
+            &sock_s,
+        ],
+        CMD_TIMEOUT,
+    );
+    assert!(!user.ok(), "an unprivileged user was served: {user}");
+    assert!(
+        user.stderr.to_lowercase().contains("permission denied"),
+        "refused for another reason than permissions: {user}"
+    );
+    e2e::clean_stop(&rig, &mut lb);
+    assert!(!sock.exists(), "socket file left after a clean stop");
+}
+
+#[test]
+fn lvsfwd_opens_no_network_socket() {
+    let rig = Rig::dr();
+    let config = rig.lb_toml(&[e2e::tcp(Fam::V4), e2e::udp(Fam::V4)]);
+    let mut lb = Lvsfwd::start(&rig, &config);
+    // Some traffic first, so that anything opened lazily is open.
+    rig.http(
+        rig.client(),
+        std::net::SocketAddr::new(rig.vip(Fam::V4), rig::HTTP_PORT),
+        3,
+    )
+    .assert_all_ok("warm-up");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = lb.pid();
+    // Every TCP, UDP and raw socket in the namespace, any state, with
+    // owning processes.
+    let all = rig
+        .director()
+        .exec_ok(&["ss", "-H", "-a", "-n", "-p", "-t", "-u", "-w"]);
+    let mine = format!("pid={pid},");
+    let owned: Vec<&str> = all.lines().filter(|l| l.contains(&mine)).collect();
+    assert!(
+        owned.is_empty(),
+        "lvsfwd (pid {pid}) has network sockets:\n{}",
+        owned.join("\n")
+    );
+    // The check sees sockets at all: the director's banner service is
+    // listed (and is not lvsfwd's).
+    assert!(
+        all.lines()
+            .any(|l| l.contains(&format!(":{}", rig::BANNER_PORT))),
+        "ss shows nothing; the check would be vacuous:\n{all}"
+    );
+    let listening = rig
+        .director()
+        .exec_ok(&["ss", "-H", "-l", "-n", "-p", "-t", "-u", "-w"]);
+    assert!(!listening.contains(&mine), "lvsfwd listens:\n{listening}");
+    e2e::clean_stop(&rig, &mut lb);
+}
