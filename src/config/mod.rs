@@ -84,6 +84,10 @@ pub struct Global {
     /// IPVS sysctl `expire_quiescent_template`: expire persistence templates
     /// that point at a weight-0 server.
     pub expire_quiescent_template: bool,
+    /// IPVS sysctl `drop_entry`: with the connection table full, reclaim
+    /// ESTABLISHED connections that carried only a few client packets
+    /// (spoofed handshakes). Default on (see `conn`'s capacity policy).
+    pub drop_entry: bool,
 }
 
 /// Default admin socket path (interface.md §2).
@@ -104,6 +108,7 @@ impl Default for Global {
             conn_max: DEFAULT_CONN_MAX,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            drop_entry: true,
         }
     }
 }

@@ -44,6 +44,7 @@ pub(crate) struct RawGlobal {
     pub conn_max: Option<S<i64>>,
     pub expire_nodest_conn: Option<bool>,
     pub expire_quiescent_template: Option<bool>,
+    pub drop_entry: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -7,7 +7,10 @@ deadline, whichever comes first, and prints one summary line:
        --flows N --count N --deadline S
         SYNs from N random spoofed (source address, port) pairs in NET
         (pre-built, then sent round robin as fast as the socket takes
-        them); prints "sent <frames> <seconds> <pps>"
+        them); prints "sent <frames> <seconds> <pps>". With --ack, each
+        SYN is followed by the ACK that would complete the handshake (a
+        director that sees only the client side takes the flow as
+        ESTABLISHED).
   malformed --iface IF --dst-mac MAC --dst VIP --dport P --src IP --each K
         K frames of every kind in KINDS, interleaved; prints
         "sent <kind> <K>" per kind, then "done"
@@ -101,6 +104,9 @@ def syn_flood(a):
         sport = rnd.randrange(1024, 65536)
         seg = tcp(src, dst, sport, a.dport, 0x02)
         frames.append(eth + ipv4(src, dst, 6, seg, ident=rnd.randrange(65536)))
+        if a.ack:
+            seg = tcp(src, dst, sport, a.dport, 0x10)
+            frames.append(eth + ipv4(src, dst, 6, seg, ident=rnd.randrange(65536)))
     s = sock(a.iface)
     start = time.monotonic()
     end = start + a.deadline
@@ -181,6 +187,7 @@ def main():
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--deadline", type=float, required=True)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--ack", action="store_true")
     p = sub.add_parser("malformed")
     for k in ("--iface", "--dst-mac", "--dst", "--src"):
         p.add_argument(k, required=True)
