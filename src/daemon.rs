@@ -27,6 +27,7 @@ use crate::admin::proto::{self, ListingSource, LiveService};
 use crate::config::{self, Config};
 use crate::control::admin_socket::AdminSocket;
 use crate::control::estimator::{self, Estimator};
+use crate::control::health::{self, Health, HealthView};
 use crate::control::neigh::NextHops;
 use crate::control::netlink::Netlink;
 use crate::control::query::{self, Query};
@@ -67,7 +68,12 @@ pub fn run(source: Source) -> Result<()> {
     let Some(ifname) = cfg.global.interface.clone() else {
         bail!("no data-plane interface: set [global] interface in lb.toml");
     };
-    let specs = cfg.service_specs();
+    let configured = cfg.service_specs();
+    // Health checks: real servers start as keepalived starts them (up, or
+    // down in alpha mode); what the data plane gets is the configuration
+    // as health checking adjusts it.
+    let (health, health_view) = Health::start(&cfg.virtual_servers)?;
+    let specs = health::effective_services(&configured, &health_view);
 
     let mut nl = Netlink::open()?;
     let link = nl
@@ -85,7 +91,7 @@ pub fn run(source: Source) -> Result<()> {
     // Learn the real servers' next hops before serving, so that the first
     // packets are not dropped for want of a MAC; bounded, because a real
     // server that is down must not keep the director from starting.
-    let next_hops = NextHops::for_specs(&specs);
+    let next_hops = NextHops::for_specs(&health::with_sorry_servers(&configured, &health_view));
     let (mut neighbours, mut unresolved) = next_hops.refresh(&mut nl, link.ifindex)?;
     let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
     while unresolved > 0 && Instant::now() < deadline {
@@ -154,9 +160,11 @@ pub fn run(source: Source) -> Result<()> {
 
     let mut ctl = Control {
         state: AdminState {
-            services: specs,
+            services: configured,
             timeouts: cfg.timeouts,
         },
+        health,
+        health_view,
         shared: shared.clone(),
         prog: &mut prog,
         engine: &engine,
@@ -175,6 +183,7 @@ pub fn run(source: Source) -> Result<()> {
                 _ => {}
             }
         }
+        ctl.follow_health();
         loop {
             match admin.accept() {
                 Ok(Some(mut stream)) => ctl.serve_admin(&mut stream),
@@ -214,6 +223,7 @@ pub fn run(source: Source) -> Result<()> {
     drop(admin);
 
     eprintln!("lvsfwd: stopping");
+    ctl.health.stop();
     let dps = engine.stop();
     let (rx, tx, drop) = dps.iter().fold((0, 0, 0), |a, d| {
         (
@@ -267,7 +277,11 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The control thread's state: the canonical service table (what lb.toml or
 /// lvsadm last said), and what it publishes to.
 struct Control<'a> {
+    /// What lb.toml and lvsadm say; the data plane gets it as health
+    /// checking adjusts it ([`Control::services`]).
     state: AdminState,
+    health: Health,
+    health_view: HealthView,
     shared: Arc<Shared>,
     prog: &'a mut XdpProgram,
     engine: &'a Engine,
@@ -289,9 +303,10 @@ impl Control<'_> {
     /// services reach the workers before the XDP program sends them their
     /// traffic; removed ones leave the XDP program first.
     fn publish(&mut self) {
-        let filter = Filter::from_specs(&self.state.services, &self.own_addrs);
+        let services = self.services();
+        let filter = Filter::from_specs(&services, &self.own_addrs);
         let mut next = (*self.shared.load()).clone();
-        next.services = Some(Arc::new(self.state.services.clone()));
+        next.services = Some(Arc::new(services));
         next.timeouts = Some(self.state.timeouts);
         self.shared.publish(next);
         // Workers pick the snapshot up at their next batch (an idle one
@@ -300,7 +315,32 @@ impl Control<'_> {
         if let Err(e) = self.prog.set_filter(&filter) {
             log::error!("updating the XDP program's filter: {e:#}");
         }
-        self.next_hops = NextHops::for_specs(&self.state.services);
+        self.next_hops = NextHops::for_specs(&health::with_sorry_servers(
+            &self.state.services,
+            &self.health_view,
+        ));
+    }
+
+    /// The services as the data plane must run them: the canonical state
+    /// adjusted by health checking (down servers out or at weight 0, sorry
+    /// servers in, misc_dynamic weights).
+    fn services(&self) -> Vec<ServiceSpec> {
+        health::effective_services(&self.state.services, &self.health_view)
+    }
+
+    /// Takes the health thread's events; publishes when they change what
+    /// the data plane runs.
+    fn follow_health(&mut self) {
+        let before = self.services();
+        let mut any = false;
+        for ev in self.health.events().try_iter() {
+            log::info!("health: {}", describe(&ev));
+            self.health_view.apply(&ev);
+            any = true;
+        }
+        if any && self.services() != before {
+            self.publish();
+        }
     }
 
     /// SIGHUP: re-read lb.toml; a bad file is refused and nothing changes.
@@ -315,6 +355,10 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
+                match self.health.reload(&cfg.virtual_servers) {
+                    Some(v) => self.health_view = v,
+                    None => log::error!("reload: the health-check thread did not answer"),
+                }
                 self.publish();
                 log::info!(
                     "reloaded {}: {} virtual services",
@@ -341,14 +385,42 @@ impl Control<'_> {
             live,
             conn_tab_size: self.conn_tab_size,
         };
-        let mut state = self.state.clone();
-        match proto::serve_stream(stream, &mut state, &view) {
-            Ok(resp) if resp.changed => {
-                self.state = state;
-                self.publish();
+        // Listings show what runs (health-adjusted, as ipvsadm shows the
+        // kernel's table under keepalived); edits apply to the canonical
+        // state, which health checking then adjusts again.
+        let req = match proto::read_message::<proto::Request>(&mut *stream) {
+            Ok(r) => r,
+            Err(e) => {
+                let resp = proto::Response {
+                    version: proto::PROTOCOL_VERSION,
+                    stderr: format!("lvsfwd: malformed admin request: {e}\n"),
+                    exit_code: 1,
+                    ..Default::default()
+                };
+                let _ = proto::write_message(stream, &resp);
+                return;
             }
-            Ok(_) => {}
-            Err(e) => log::warn!("admin connection: {e}"),
+        };
+        let listing = matches!(
+            crate::admin::cmd::parse_args(&req.argv),
+            Ok(crate::admin::cmd::AdminCommand::List { .. }
+                | crate::admin::cmd::AdminCommand::Save { .. })
+        );
+        let mut state = if listing {
+            AdminState {
+                services: self.services(),
+                timeouts: self.state.timeouts,
+            }
+        } else {
+            self.state.clone()
+        };
+        let resp = proto::serve_one(&mut state, &req, &view);
+        if let Err(e) = proto::write_message(stream, &resp) {
+            log::warn!("admin connection: {e}");
+        }
+        if resp.changed && !listing {
+            self.state = state;
+            self.publish();
         }
     }
 
@@ -371,6 +443,36 @@ impl Control<'_> {
                     .sample(&d.stats);
             }
         }
+    }
+}
+
+/// One health event as a log line.
+fn describe(ev: &health::HealthEvent) -> String {
+    match ev {
+        health::HealthEvent::Server {
+            service,
+            server,
+            health,
+        } => format!(
+            "real server {server} of {service} is {}{}",
+            if health.alive { "up" } else { "down" },
+            health
+                .weight
+                .map(|w| format!(", weight {w}"))
+                .unwrap_or_default()
+        ),
+        health::HealthEvent::Pool {
+            service,
+            sorry_active,
+        } => format!(
+            "{service}: sorry server {}",
+            if *sorry_active {
+                "in (quorum lost)"
+            } else {
+                "out (quorum gained)"
+            }
+        ),
+        health::HealthEvent::Reset(v) => format!("checking {} virtual servers", v.pools.len()),
     }
 }
 

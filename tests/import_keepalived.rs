@@ -120,7 +120,7 @@ fn seed001_lvs_dr_with_http_get_and_sorry_server() {
             [HealthCheck::Http(h)] => {
                 assert_eq!(h.urls.len(), 1);
                 assert_eq!(h.urls[0].path, "/index.html");
-                assert_eq!(h.urls[0].status_code, Some(200));
+                assert_eq!(h.urls[0].status_code, vec![200..=200]);
                 assert_eq!(h.connect_timeout, Duration::from_secs(3));
                 assert_eq!(h.retry, 3);
                 assert_eq!(h.delay_before_retry, Duration::from_secs(3));
@@ -216,6 +216,7 @@ fn every_supported_keyword() {
     match r2.checks.as_slice() {
         [HealthCheck::Tcp(t), HealthCheck::Misc(m)] => {
             assert_eq!((t.retry, t.connect_port), (3, 8080));
+            assert_eq!(t.bindto, Some(ip("198.18.0.2")), "bindto");
             assert_eq!(
                 t.connect_timeout,
                 Duration::from_secs(3),
@@ -252,7 +253,6 @@ fn every_supported_keyword() {
             (71, "virtualhost"),
             (95, "warmup"),
             (109, "SSL_GET"),
-            (119, "bindto"),
             (121, "TCP_CHECK"),
             (132, "real_server"),
             (137, "virtual_server"),

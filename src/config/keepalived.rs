@@ -472,6 +472,8 @@ fn virtual_server(out: &mut Out, n: &Node) {
             "protocol" => out.string("", c, "protocol"),
             "delay_loop" => out.number("", c, "delay_loop", true),
             "quorum" | "hysteresis" => out.number("", c, c.keyword(), false),
+            "quorum_up" | "quorum_down" => out.script("", c, c.keyword()),
+            "alpha" => out.flag("", c, "alpha"),
             "persistence_timeout" => match c.arg(0) {
                 None => out.line("", "persistence_timeout", "true"),
                 Some(_) => out.number("", c, "persistence_timeout", false),
@@ -577,6 +579,7 @@ fn connect_key(out: &mut Out, k: &Node) -> bool {
         "connect_port" => out.number(I, k, "connect_port", false),
         "retry" | "nb_get_retry" => out.number(I, k, "retry", false),
         "connect_ip" => out.string(I, k, "connect_ip"),
+        "bindto" => out.string(I, k, "bindto"),
         _ => return false,
     }
     true
@@ -599,8 +602,15 @@ fn http_get(out: &mut Out, c: &Node) {
                         ("path" | "digest", Some(v)) => {
                             fields.push(format!("{} = {}", u.keyword(), s(v)))
                         }
-                        ("status_code", Some(v)) if v.parse::<i64>().is_ok() => {
+                        ("status_code", Some(v))
+                            if u.args().len() == 1 && v.parse::<i64>().is_ok() =>
+                        {
                             fields.push(format!("status_code = {v}"))
+                        }
+                        // Several codes or min-max ranges: keepalived's own
+                        // syntax, kept as one string.
+                        ("status_code", Some(_)) => {
+                            fields.push(format!("status_code = {}", s(&u.args().join(" "))))
                         }
                         ("path" | "digest" | "status_code", _) => {
                             scratch.warn(u, "needs a valid value, dropped")

@@ -80,3 +80,19 @@ fn bad_numbers_are_reported_not_written() {
     assert_eq!(w[0].line, 3);
     assert_eq!(w[0].message, "`high` is not a number, dropped");
 }
+
+#[test]
+fn health_keywords_quorum_scripts_alpha_bindto_and_status_ranges() {
+    let (toml, w) = import(
+        "virtual_server 198.18.0.250 80 {\n lb_kind DR\n alpha\n quorum_up /bin/up x\n quorum_down /bin/down\n\
+          real_server 198.18.0.11 80 {\n  HTTP_GET {\n   url {\n    path /\n    status_code 200-299 302\n   }\n   bindto 198.18.0.2\n  }\n }\n}\n",
+    );
+    assert!(w.is_empty(), "{w:?}");
+    assert!(toml.contains("alpha = true"), "{toml}");
+    assert!(toml.contains("quorum_up = \"/bin/up x\""), "{toml}");
+    assert!(toml.contains("quorum_down = \"/bin/down\""), "{toml}");
+    assert!(toml.contains("status_code = \"200-299 302\""), "{toml}");
+    assert!(toml.contains("bindto = \"198.18.0.2\""), "{toml}");
+    let c = crate::config::parse_str(&toml, "out.toml").expect("the import parses");
+    assert!(c.virtual_servers[0].alpha);
+}

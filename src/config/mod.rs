@@ -32,6 +32,7 @@ mod tests;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -208,6 +209,14 @@ pub struct VirtualServer {
     pub sorry_server: Option<SocketAddr>,
     pub quorum: u32,
     pub hysteresis: u32,
+    /// Run when the pool gains quorum (command line, split into an
+    /// argument vector; never given to a shell).
+    pub quorum_up: Option<String>,
+    /// Run when the pool loses quorum.
+    pub quorum_down: Option<String>,
+    /// keepalived's alpha mode: real servers with a checker start down and
+    /// join the pool at their first successful check.
+    pub alpha: bool,
     /// FULLNAT source pool; empty for every other method.
     pub local_address: Vec<IpAddr>,
     /// In file order.
@@ -243,6 +252,9 @@ pub enum HealthCheck {
 pub struct TcpCheck {
     /// Address to connect to; the real server's by default.
     pub connect_ip: IpAddr,
+    /// Source address of the check's connection (`bindto`); the kernel's
+    /// choice by default.
+    pub bindto: Option<IpAddr>,
     /// Port to connect to; the real server's by default.
     pub connect_port: u16,
     pub connect_timeout: Duration,
@@ -255,8 +267,9 @@ pub struct TcpCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpUrl {
     pub path: String,
-    /// Expected status; `None` = any 2xx (keepalived's rule without one).
-    pub status_code: Option<u16>,
+    /// Accepted status codes as inclusive ranges (a single code is `c..=c`);
+    /// empty = 200..=299, keepalived's rule without `status_code`.
+    pub status_code: Vec<RangeInclusive<u16>>,
     /// Expected MD5 of the body.
     pub digest: Option<[u8; 16]>,
 }
@@ -266,6 +279,7 @@ pub struct HttpUrl {
 pub struct HttpGet {
     pub urls: Vec<HttpUrl>,
     pub connect_ip: IpAddr,
+    pub bindto: Option<IpAddr>,
     pub connect_port: u16,
     pub connect_timeout: Duration,
     pub retry: u32,

@@ -95,6 +95,9 @@ pub(crate) struct RawVirtualServer {
     pub sorry_server: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    pub alpha: Option<bool>,
     #[serde(default)]
     pub local_address: Vec<S<String>>,
     #[serde(default)]
@@ -121,6 +124,7 @@ pub(crate) struct RawRealServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTcpCheck {
     pub connect_ip: Option<S<String>>,
+    pub bindto: Option<S<String>>,
     pub connect_port: Option<S<i64>>,
     pub connect_timeout: Option<S<f64>>,
     #[serde(alias = "nb_get_retry")]
@@ -133,6 +137,7 @@ pub(crate) struct RawTcpCheck {
 pub(crate) struct RawHttpGet {
     pub url: S<Vec<S<RawUrl>>>,
     pub connect_ip: Option<S<String>>,
+    pub bindto: Option<S<String>>,
     pub connect_port: Option<S<i64>>,
     pub connect_timeout: Option<S<f64>>,
     #[serde(alias = "nb_get_retry")]
@@ -145,7 +150,7 @@ pub(crate) struct RawHttpGet {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUrl {
     pub path: S<String>,
-    pub status_code: Option<S<i64>>,
+    pub status_code: Option<S<StatusCodes>>,
     pub digest: Option<S<String>>,
 }
 
@@ -182,6 +187,45 @@ impl<'de> Deserialize<'de> for Persistence {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Persistence, E> {
                 Ok(Persistence::Secs(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `status_code`: keepalived takes a list of codes and `min-max` ranges
+/// (`status_code 200-299 302`); here a number, a string in keepalived's
+/// syntax, or an array of either.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StatusCodes {
+    One(i64),
+    Text(String),
+    List(Vec<StatusCodes>),
+}
+
+impl<'de> Deserialize<'de> for StatusCodes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusCodes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a status code, a string such as \"200-299 302\", or an array of them")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusCodes, E> {
+                Ok(StatusCodes::One(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusCodes, E> {
+                Ok(StatusCodes::One(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusCodes, E> {
+                Ok(StatusCodes::Text(v.to_owned()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<StatusCodes, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = a.next_element::<StatusCodes>()? {
+                    v.push(x);
+                }
+                Ok(StatusCodes::List(v))
             }
         }
         d.deserialize_any(V)

@@ -179,6 +179,7 @@ fn full_example_parses_into_typed_values() {
         r0.checks,
         vec![HealthCheck::Tcp(TcpCheck {
             connect_ip: v4("198.18.0.11"),
+            bindto: None,
             connect_port: 80,
             connect_timeout: Duration::from_secs(3),
             retry: 3,
@@ -188,8 +189,8 @@ fn full_example_parses_into_typed_values() {
     match &vs.real_servers[1].checks[..] {
         [HealthCheck::Http(h)] => {
             assert_eq!(h.urls.len(), 2);
-            assert_eq!(h.urls[0].status_code, Some(200));
-            assert_eq!(h.urls[1].status_code, None);
+            assert_eq!(h.urls[0].status_code, vec![200..=200]);
+            assert!(h.urls[1].status_code.is_empty());
             let d = h.urls[1].digest.unwrap();
             assert_eq!((d[0], d[15]), (0x9b, 0xcd));
             assert_eq!(h.virtualhost.as_deref(), Some("www.example"));
@@ -253,6 +254,11 @@ fn defaults_are_keepalived_and_ipvs_ones() {
     assert_eq!(vs.persistence_prefix, 32);
     assert_eq!(vs.delay_loop, Duration::from_secs(60));
     assert_eq!((vs.quorum, vs.hysteresis), (1, 0));
+    assert_eq!(
+        (vs.quorum_up.as_ref(), vs.quorum_down.as_ref()),
+        (None, None)
+    );
+    assert!(!vs.alpha);
     assert!(!vs.ops);
     let rs = &vs.real_servers[0];
     // No port: the VIP's, as ipvsadm -r without a port.
@@ -275,6 +281,7 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
         checks[0],
         HealthCheck::Tcp(TcpCheck {
             connect_ip: v4("198.18.0.2"),
+            bindto: None,
             connect_port: 8080,
             connect_timeout: Duration::from_secs(5),
             retry: 1,
@@ -287,7 +294,7 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
             assert_eq!(h.connect_timeout, Duration::from_secs(5));
             assert_eq!(h.retry, 1);
             assert_eq!(h.delay_before_retry, Duration::from_secs(3));
-            assert_eq!(h.urls[0].status_code, None);
+            assert!(h.urls[0].status_code.is_empty());
         }
         other => panic!("{other:?}"),
     }
@@ -1153,7 +1160,7 @@ fn http_get_checks() {
         &h("url = [{ path = \"/\", status_code = 999 }]\n"),
         6,
         36,
-        "status_code 999 is out of range",
+        "status_code 999 is out of range 100..=599",
     );
     err_at(
         &h("url = [{ path = \"/\", digest = \"abc\" }]\n"),
@@ -1162,6 +1169,70 @@ fn http_get_checks() {
         "not an MD5 sum",
     );
     err_at(&h("connect_timeout = 3\n"), 5, 1, "missing field `url`");
+    err_at(
+        &h("url = [{ path = \"/\", status_code = \"200-x\" }]\n"),
+        6,
+        36,
+        "status_code `200-x` is neither a code nor a range min-max",
+    );
+    err_at(
+        &h("url = [{ path = \"/\", status_code = \"300-200\" }]\n"),
+        6,
+        36,
+        "neither a code nor a range",
+    );
+    err_at(
+        &h("url = [{ path = \"/\", status_code = [200, \"500-600\"] }]\n"),
+        6,
+        36,
+        "status_code 500-600 is out of range",
+    );
+    err_at(
+        &h("url = [{ path = \"/\", status_code = [] }]\n"),
+        6,
+        36,
+        "status_code is empty",
+    );
+    err_at(
+        &h("url = [{ path = \"/\" }]\nbindto = \"2001:2::1\"\n"),
+        7,
+        10,
+        "different families",
+    );
+}
+
+#[test]
+fn status_code_lists_and_ranges_as_keepalived_writes_them() {
+    let h = |codes: &str| {
+        let c = ok(&format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.http_get]\nurl = [{{ path = \"/\", status_code = {codes} }}]\n"
+        ));
+        match &c.virtual_servers[0].real_servers[0].checks[0] {
+            HealthCheck::Http(h) => h.urls[0].status_code.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(h("204"), vec![204..=204]);
+    assert_eq!(h("\"200-299 302\""), vec![200..=299, 302..=302]);
+    assert_eq!(h("[200, \"301-302\"]"), vec![200..=200, 301..=302]);
+}
+
+#[test]
+fn quorum_scripts_alpha_and_bindto() {
+    let c = ok(&format!(
+        "{MIN_VS}quorum_up = \"/bin/up a\"\nquorum_down = \"/bin/down\"\nalpha = true\n\
+         [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+         [virtual_server.real_server.tcp_check]\nbindto = \"198.18.0.9\"\n"
+    ));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.quorum_up.as_deref(), Some("/bin/up a"));
+    assert_eq!(vs.quorum_down.as_deref(), Some("/bin/down"));
+    assert!(vs.alpha);
+    match &vs.real_servers[0].checks[0] {
+        HealthCheck::Tcp(t) => assert_eq!(t.bindto, Some(v4("198.18.0.9"))),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -1406,7 +1477,7 @@ fn seed_001_keepalived_setup() {
     match &vs.real_servers[0].checks[..] {
         [HealthCheck::Http(h)] => {
             assert_eq!(h.urls[0].path, "/index.html");
-            assert_eq!(h.urls[0].status_code, Some(200));
+            assert_eq!(h.urls[0].status_code, vec![200..=200]);
             assert_eq!((h.retry, h.connect_port), (3, 80));
             assert_eq!(h.connect_timeout, Duration::from_secs(3));
         }

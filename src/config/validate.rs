@@ -10,13 +10,13 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{
     Granularity, Persistence, RawConfig, RawGlobal, RawHttpGet, RawMiscCheck, RawRealServer,
-    RawTcpCheck, RawTimeouts, RawVirtualServer, RawVrrp, S,
+    RawTcpCheck, RawTimeouts, RawVirtualServer, RawVrrp, S, StatusCodes,
 };
 use super::*;
 
@@ -796,6 +796,9 @@ fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         sorry_server,
         quorum,
         hysteresis,
+        quorum_up: v.quorum_up.clone(),
+        quorum_down: v.quorum_down.clone(),
+        alpha: v.alpha.unwrap_or(false),
         local_address,
         real_servers,
     })
@@ -908,15 +911,18 @@ fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -> R<RealSer
 /// connect_timeout 5 s and retry 1 for both, delay_before_retry differs.
 struct Connect {
     ip: IpAddr,
+    bindto: Option<IpAddr>,
     port: u16,
     timeout: Duration,
     retry: u32,
     delay_before_retry: Duration,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn connect(
     rs: SocketAddr,
     ip: &Option<S<String>>,
+    bindto: &Option<S<String>>,
     port: &Option<S<i64>>,
     timeout: &Option<S<f64>>,
     retry: &Option<S<i64>>,
@@ -927,8 +933,22 @@ fn connect(
         None => rs.ip(),
         Some(s) => parse_ip(s, "connect_ip")?,
     };
+    let bindto = match bindto {
+        None => None,
+        Some(b) => {
+            let a = parse_ip(b, "bindto")?;
+            if a.is_ipv4() != ip.is_ipv4() {
+                return fail(
+                    b.span(),
+                    format!("bindto {a} and the checked address {ip} are of different families"),
+                );
+            }
+            Some(a)
+        }
+    };
     Ok(Connect {
         ip,
+        bindto,
         port: match port {
             None => rs.port(),
             Some(p) => int_in(p, "connect_port", 1, 65535)? as u16,
@@ -952,6 +972,7 @@ fn tcp_check(t: RawTcpCheck, rs: SocketAddr) -> R<TcpCheck> {
     let c = connect(
         rs,
         &t.connect_ip,
+        &t.bindto,
         &t.connect_port,
         &t.connect_timeout,
         &t.retry,
@@ -960,6 +981,7 @@ fn tcp_check(t: RawTcpCheck, rs: SocketAddr) -> R<TcpCheck> {
     )?;
     Ok(TcpCheck {
         connect_ip: c.ip,
+        bindto: c.bindto,
         connect_port: c.port,
         connect_timeout: c.timeout,
         retry: c.retry,
@@ -971,6 +993,7 @@ fn http_get(h: RawHttpGet, rs: SocketAddr) -> R<HttpGet> {
     let c = connect(
         rs,
         &h.connect_ip,
+        &h.bindto,
         &h.connect_port,
         &h.connect_timeout,
         &h.retry,
@@ -990,8 +1013,8 @@ fn http_get(h: RawHttpGet, rs: SocketAddr) -> R<HttpGet> {
             );
         }
         let status_code = match &u.status_code {
-            None => None,
-            Some(s) => Some(int_in(s, "status_code", 100, 599)? as u16),
+            None => Vec::new(),
+            Some(s) => status_codes(s)?,
         };
         let digest = match &u.digest {
             None => None,
@@ -1023,12 +1046,70 @@ fn http_get(h: RawHttpGet, rs: SocketAddr) -> R<HttpGet> {
     Ok(HttpGet {
         urls,
         connect_ip: c.ip,
+        bindto: c.bindto,
         connect_port: c.port,
         connect_timeout: c.timeout,
         retry: c.retry,
         delay_before_retry: c.delay_before_retry,
         virtualhost: h.virtualhost,
     })
+}
+
+/// keepalived's status_code_handler: codes and `min-max` ranges, each
+/// within 100..=599.
+fn status_codes(v: &S<StatusCodes>) -> R<Vec<RangeInclusive<u16>>> {
+    fn code(v: &S<StatusCodes>, n: i64, shown: &str) -> R<u16> {
+        if (100..=599).contains(&n) {
+            Ok(n as u16)
+        } else {
+            fail(
+                v.span(),
+                format!("status_code {shown} is out of range 100..=599"),
+            )
+        }
+    }
+    fn walk(v: &S<StatusCodes>, c: &StatusCodes, out: &mut Vec<RangeInclusive<u16>>) -> R<()> {
+        match c {
+            StatusCodes::One(n) => {
+                let n = code(v, *n, &n.to_string())?;
+                out.push(n..=n);
+            }
+            StatusCodes::List(l) => {
+                for x in l {
+                    walk(v, x, out)?;
+                }
+            }
+            StatusCodes::Text(t) => {
+                for word in t.split_whitespace() {
+                    let bad = || {
+                        fail(
+                            v.span(),
+                            format!("status_code `{word}` is neither a code nor a range min-max"),
+                        )
+                    };
+                    let (lo, hi) = match word.split_once('-') {
+                        Some((a, b)) => (a, b),
+                        None => (word, word),
+                    };
+                    let (Ok(lo), Ok(hi)) = (lo.parse::<i64>(), hi.parse::<i64>()) else {
+                        return bad();
+                    };
+                    let (lo, hi) = (code(v, lo, word)?, code(v, hi, word)?);
+                    if lo > hi {
+                        return bad();
+                    }
+                    out.push(lo..=hi);
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(v, v.get_ref(), &mut out)?;
+    if out.is_empty() {
+        return fail(v.span(), "status_code is empty");
+    }
+    Ok(out)
 }
 
 fn misc_check(m: RawMiscCheck) -> R<MiscCheck> {

@@ -6,6 +6,7 @@
 
 pub mod admin_socket;
 pub mod estimator;
+pub mod health;
 pub mod neigh;
 pub mod netlink;
 pub mod query;

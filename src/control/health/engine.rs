@@ -1,0 +1,607 @@
+//! The health-check engine: every checker of every real server, the real
+//! servers' up/down state and every virtual server's quorum and sorry
+//! server, as keepalived's ipwrapper.c keeps them. Pure: results and `now`
+//! in, [`Action`]s out; the probes themselves run elsewhere.
+//!
+//! Rules mirrored (keepalived function in brackets):
+//! - a real server is alive while none of its checkers is down; it goes
+//!   down when its first checker fails and up when its last failing checker
+//!   succeeds [update_svr_checker_state]; one with no checker is always up;
+//! - every change of a real server runs its notify_up / notify_down and
+//!   re-evaluates the quorum [perform_svr_state];
+//! - the quorum is the sum of the weights of the alive real servers
+//!   (negative weights count 0) [weigh_live_realservers]; it is gained at
+//!   `quorum + hysteresis` and lost below `quorum - hysteresis` or at 0
+//!   [update_quorum_state]; gaining it runs quorum_up and takes the sorry
+//!   server out, losing it runs quorum_down and, when a sorry server is
+//!   configured, the sorry server replaces every real server; at start-up
+//!   the quorum is evaluated from "down", so quorum_up runs when it is met;
+//! - MISC_CHECK with misc_dynamic: exit 0 restores the configured weight,
+//!   exit 2..=255 sets the weight to status - 2 (whatever the server's
+//!   state), exit 1 or any other failure is a failed check; when the check
+//!   finally fails the dynamic weight is forgotten [misc_check_child_thread];
+//! - a reload keeps the state of every real server that stays and of every
+//!   checker whose configuration did not change [clear_diff_services,
+//!   migrate_checkers]; new real servers start as at start-up; a removed
+//!   alive real server runs its notify_down.
+//!
+//! Deliberately not done: SMTP alerts, notify FIFOs, SNMP traps, virtual
+//! server groups, and keepalived's `rs_init_notifies` (no notify at
+//! start-up, keepalived's default).
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::argv;
+use super::checker::{Checker, CheckerParams, Transition};
+use super::http::UrlCheck;
+use super::{HealthEvent, HealthView, PoolView, ServerHealth};
+use crate::config::{HealthCheck, VirtualServer};
+use crate::service::{FwdMethod, ServiceKey};
+use crate::time::Timestamp;
+
+/// keepalived's default delay_before_retry for checkers that have no key for
+/// it (MISC_CHECK here); irrelevant while their retry is 0.
+const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+
+/// What one probe does; built once per checker, shared with the prober.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeSpec {
+    /// TCP_CHECK: a connection is opened within `timeout`, then closed.
+    Tcp {
+        dst: SocketAddr,
+        bind: Option<std::net::IpAddr>,
+        timeout: Duration,
+    },
+    /// HTTP_GET: every url in order, each on its own connection; each
+    /// connect and each read has `timeout`.
+    Http {
+        dst: SocketAddr,
+        bind: Option<std::net::IpAddr>,
+        timeout: Duration,
+        virtualhost: Option<String>,
+        urls: Vec<UrlCheck>,
+    },
+    /// MISC_CHECK: runs `argv` (no shell), killed after `timeout`.
+    Misc {
+        argv: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+/// The result of one probe.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// TCP/HTTP: the check passed.
+    Success,
+    /// Any failure: refused, timed out, wrong answer, script killed by a
+    /// signal or by its timeout.
+    Failure,
+    /// MISC_CHECK: the script exited with this status.
+    Exited(i32),
+}
+
+/// What the shell must do after an engine call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run this command (argument vector, no shell) and do not wait for it.
+    Notify(Vec<String>),
+    /// Tell the control loop.
+    Event(HealthEvent),
+}
+
+/// Index of a checker in the engine (valid until the next reload).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckerId(pub usize);
+
+struct Slot {
+    pool: usize,
+    rs: usize,
+    config: HealthCheck,
+    probe: Arc<ProbeSpec>,
+    dynamic: bool,
+    checker: Checker,
+    in_flight: bool,
+}
+
+struct Rs {
+    addr: SocketAddr,
+    /// The configured weight.
+    iweight: i32,
+    inhibit: bool,
+    notify_up: Option<Vec<String>>,
+    notify_down: Option<Vec<String>>,
+    alive: bool,
+    /// Checkers currently down.
+    failed: u32,
+    /// misc_dynamic's offset from the configured weight.
+    cur_weight: i64,
+    /// misc_dynamic's last exit status.
+    last_exit: Option<i32>,
+}
+
+impl Rs {
+    fn effective(&self) -> i64 {
+        (self.iweight as i64 + self.cur_weight).max(0)
+    }
+
+    fn health(&self) -> ServerHealth {
+        ServerHealth {
+            alive: self.alive,
+            inhibit: self.inhibit,
+            weight: (self.cur_weight != 0).then(|| self.effective().min(i32::MAX as i64) as i32),
+        }
+    }
+}
+
+struct Pool {
+    key: ServiceKey,
+    fwd: FwdMethod,
+    sorry: Option<SocketAddr>,
+    quorum: u32,
+    hysteresis: u32,
+    quorum_up_cmd: Option<Vec<String>>,
+    quorum_down_cmd: Option<Vec<String>>,
+    quorum_up: bool,
+    sorry_active: bool,
+    rs: Vec<Rs>,
+}
+
+impl Pool {
+    fn weigh_live(&self) -> i64 {
+        self.rs.iter().filter(|r| r.alive).map(Rs::effective).sum()
+    }
+
+    /// keepalived's update_quorum_state.
+    fn update_quorum(&mut self, init: bool, acts: &mut Vec<Action>) {
+        let sum = self.weigh_live();
+        let (q, h) = (self.quorum as i64, self.hysteresis as i64);
+        let threshold = if self.quorum_up { q - h } else { q + h };
+        if !self.quorum_up && sum >= threshold {
+            self.quorum_up = true;
+            self.sorry_active = false;
+            if let Some(c) = &self.quorum_up_cmd {
+                acts.push(Action::Notify(c.clone()));
+            }
+        } else if (self.quorum_up && (sum == 0 || sum < threshold))
+            || (init && !self.quorum_up && self.sorry.is_some() && !self.sorry_active)
+        {
+            self.quorum_up = false;
+            self.sorry_active = self.sorry.is_some();
+            if let Some(c) = &self.quorum_down_cmd {
+                acts.push(Action::Notify(c.clone()));
+            }
+        }
+    }
+
+    fn notify(&self, rs: usize, acts: &mut Vec<Action>) {
+        let r = &self.rs[rs];
+        let cmd = if r.alive {
+            &r.notify_up
+        } else {
+            &r.notify_down
+        };
+        if let Some(c) = cmd {
+            acts.push(Action::Notify(c.clone()));
+        }
+    }
+
+    /// keepalived's perform_svr_state.
+    fn set_alive(&mut self, rs: usize, alive: bool, acts: &mut Vec<Action>) {
+        if self.rs[rs].alive == alive {
+            return;
+        }
+        self.rs[rs].alive = alive;
+        self.notify(rs, acts);
+        self.update_quorum(false, acts);
+    }
+
+    fn view(&self) -> PoolView {
+        PoolView {
+            fwd: self.fwd,
+            sorry_server: self.sorry,
+            sorry_active: self.sorry_active,
+            servers: self.rs.iter().map(|r| (r.addr, r.health())).collect(),
+        }
+    }
+}
+
+/// The engine; see the module documentation.
+pub struct Engine {
+    pools: Vec<Pool>,
+    slots: Vec<Slot>,
+    rng: SmallRng,
+    warnings: Vec<String>,
+}
+
+/// A command line from lb.toml as an argument vector; a line that cannot be
+/// split is reported and treated as absent.
+fn command(line: &Option<String>, what: &str, warnings: &mut Vec<String>) -> Option<Vec<String>> {
+    let line = line.as_ref()?;
+    match argv::split(line) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            warnings.push(format!("{what} `{line}`: {e}; ignored"));
+            None
+        }
+    }
+}
+
+fn params(vs: &VirtualServer, check: &HealthCheck) -> CheckerParams {
+    let (retry, dbr, down) = match check {
+        HealthCheck::Tcp(t) => (t.retry, t.delay_before_retry, vs.delay_loop),
+        HealthCheck::Http(h) => (
+            h.retry,
+            h.delay_before_retry,
+            h.delay_before_retry.max(vs.delay_loop),
+        ),
+        // keepalived's MISC_CHECK default is no retry.
+        HealthCheck::Misc(_) => (0, DEFAULT_DELAY_BEFORE_RETRY, vs.delay_loop),
+    };
+    CheckerParams {
+        delay_loop: vs.delay_loop,
+        delay_before_retry: dbr,
+        retry,
+        down_interval: down,
+        alpha: vs.alpha,
+        warmup: vs.delay_loop,
+    }
+}
+
+fn probe(vs: &VirtualServer, check: &HealthCheck) -> Result<ProbeSpec, argv::ArgvError> {
+    Ok(match check {
+        HealthCheck::Tcp(t) => ProbeSpec::Tcp {
+            dst: SocketAddr::new(t.connect_ip, t.connect_port),
+            bind: t.bindto,
+            timeout: t.connect_timeout,
+        },
+        HealthCheck::Http(h) => ProbeSpec::Http {
+            dst: SocketAddr::new(h.connect_ip, h.connect_port),
+            bind: h.bindto,
+            timeout: h.connect_timeout,
+            virtualhost: h.virtualhost.clone(),
+            urls: h
+                .urls
+                .iter()
+                .map(|u| UrlCheck {
+                    path: u.path.clone(),
+                    status_code: u.status_code.clone(),
+                    digest: u.digest,
+                })
+                .collect(),
+        },
+        HealthCheck::Misc(m) => ProbeSpec::Misc {
+            argv: argv::split(&m.misc_path)?,
+            timeout: m.misc_timeout.unwrap_or(vs.delay_loop),
+        },
+    })
+}
+
+impl Engine {
+    /// The engine for `vss` started at `now`; `seed` drives the warmup
+    /// draws. Returns the notifies of start-up (quorum_up / quorum_down).
+    pub fn new(vss: &[VirtualServer], now: Timestamp, seed: u64) -> (Engine, Vec<Action>) {
+        let mut e = Engine {
+            pools: Vec::new(),
+            slots: Vec::new(),
+            rng: SmallRng::seed_from_u64(seed),
+            warnings: Vec::new(),
+        };
+        e.build(vss, now);
+        let mut acts = Vec::new();
+        for p in e.pools.iter_mut() {
+            for r in p.rs.iter_mut() {
+                r.alive = r.failed == 0;
+            }
+            p.update_quorum(true, &mut acts);
+        }
+        (e, acts)
+    }
+
+    /// Configuration problems found while building (command lines that
+    /// cannot be split); each is also why a checker or script is skipped.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    fn build(&mut self, vss: &[VirtualServer], now: Timestamp) {
+        for vs in vss {
+            let pi = self.pools.len();
+            let mut pool = Pool {
+                key: vs.spec().key,
+                fwd: vs.lb_kind,
+                sorry: vs.sorry_server,
+                quorum: vs.quorum,
+                hysteresis: vs.hysteresis,
+                quorum_up_cmd: command(&vs.quorum_up, "quorum_up", &mut self.warnings),
+                quorum_down_cmd: command(&vs.quorum_down, "quorum_down", &mut self.warnings),
+                quorum_up: false,
+                sorry_active: false,
+                rs: Vec::new(),
+            };
+            for rsc in &vs.real_servers {
+                let ri = pool.rs.len();
+                let mut failed = 0;
+                for check in &rsc.checks {
+                    let spec = match probe(vs, check) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // keepalived drops a checker whose script it
+                            // cannot run.
+                            self.warnings.push(format!(
+                                "real server {} of {}: misc_path: {e}; checker dropped",
+                                rsc.address, pool.key
+                            ));
+                            continue;
+                        }
+                    };
+                    let draw = self.rng.random::<f64>();
+                    let checker = Checker::new(params(vs, check), now, draw);
+                    if !checker.is_up() {
+                        failed += 1;
+                    }
+                    self.slots.push(Slot {
+                        pool: pi,
+                        rs: ri,
+                        config: check.clone(),
+                        probe: Arc::new(spec),
+                        dynamic: matches!(check, HealthCheck::Misc(m) if m.misc_dynamic),
+                        checker,
+                        in_flight: false,
+                    });
+                }
+                let what = format!("real server {}", rsc.address);
+                pool.rs.push(Rs {
+                    addr: rsc.address,
+                    iweight: rsc.weight,
+                    inhibit: rsc.inhibit_on_failure,
+                    notify_up: command(
+                        &rsc.notify_up,
+                        &format!("{what} notify_up"),
+                        &mut self.warnings,
+                    ),
+                    notify_down: command(
+                        &rsc.notify_down,
+                        &format!("{what} notify_down"),
+                        &mut self.warnings,
+                    ),
+                    alive: false,
+                    failed,
+                    cur_weight: 0,
+                    last_exit: None,
+                });
+            }
+            self.pools.push(pool);
+        }
+    }
+
+    /// A new configuration: state carries over as described in the module
+    /// documentation. Returns the notifies it causes; the whole new state is
+    /// [`Engine::view`]. Checker ids change: results of probes started
+    /// before must be dropped.
+    pub fn reload(&mut self, vss: &[VirtualServer], now: Timestamp) -> Vec<Action> {
+        let old_pools = std::mem::take(&mut self.pools);
+        let old_slots = std::mem::take(&mut self.slots);
+        self.warnings.clear();
+        self.build(vss, now);
+        let mut acts = Vec::new();
+        let old_index: HashMap<ServiceKey, usize> = old_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key, i))
+            .collect();
+        let mut kept_pools = vec![false; old_pools.len()];
+        for pi in 0..self.pools.len() {
+            let Some(&opi) = old_index.get(&self.pools[pi].key) else {
+                let p = &mut self.pools[pi];
+                for r in p.rs.iter_mut() {
+                    r.alive = r.failed == 0;
+                }
+                p.update_quorum(true, &mut acts);
+                continue;
+            };
+            kept_pools[opi] = true;
+            let op = &old_pools[opi];
+            let p = &mut self.pools[pi];
+            p.quorum_up = op.quorum_up;
+            p.sorry_active = op.sorry_active && op.sorry == p.sorry;
+            let mut kept_rs = vec![false; op.rs.len()];
+            for ri in 0..p.rs.len() {
+                let Some(ori) = op.rs.iter().position(|o| o.addr == p.rs[ri].addr) else {
+                    p.rs[ri].alive = p.rs[ri].failed == 0;
+                    continue;
+                };
+                kept_rs[ori] = true;
+                let or = &op.rs[ori];
+                p.rs[ri].alive = or.alive;
+                p.rs[ri].last_exit = or.last_exit;
+                // The dynamic weight is the script's, whatever the new
+                // configured weight (keepalived's migrate_misc_check).
+                p.rs[ri].cur_weight = match or.last_exit {
+                    Some(s) if (2..=255).contains(&s) && or.cur_weight != 0 => {
+                        (s - 2) as i64 - p.rs[ri].iweight as i64
+                    }
+                    _ => 0,
+                };
+                let mine: Vec<usize> = (0..self.slots.len())
+                    .filter(|&s| self.slots[s].pool == pi && self.slots[s].rs == ri)
+                    .collect();
+                for &s in &mine {
+                    // Same check = same checker keys (keepalived compares
+                    // the checker's own options, not delay_loop).
+                    let old = old_slots
+                        .iter()
+                        .find(|o| o.pool == opi && o.rs == ori && o.config == self.slots[s].config);
+                    if let Some(o) = old {
+                        self.slots[s].checker.migrate_from(&o.checker, now);
+                    }
+                }
+                // A checker that has not run yet on a server that is known
+                // down counts as down until it has run (alpha) and needs
+                // only one failure.
+                let failed_now = mine
+                    .iter()
+                    .filter(|&&s| !self.slots[s].checker.is_up())
+                    .count() as u32;
+                p.rs[ri].failed = failed_now;
+                if failed_now == 0 && !p.rs[ri].alive {
+                    p.set_alive(ri, true, &mut acts);
+                } else if failed_now > 0 && p.rs[ri].alive {
+                    // keepalived takes it out without a notify.
+                    p.rs[ri].alive = false;
+                }
+            }
+            for (ori, kept) in kept_rs.iter().enumerate() {
+                if !kept
+                    && op.rs[ori].alive
+                    && let Some(c) = &op.rs[ori].notify_down
+                {
+                    acts.push(Action::Notify(c.clone()));
+                }
+            }
+            p.update_quorum(true, &mut acts);
+        }
+        for (opi, kept) in kept_pools.iter().enumerate() {
+            if *kept {
+                continue;
+            }
+            let op = &old_pools[opi];
+            for r in op.rs.iter().filter(|r| r.alive) {
+                if let Some(c) = &r.notify_down {
+                    acts.push(Action::Notify(c.clone()));
+                }
+            }
+            if op.quorum_up
+                && let Some(c) = &op.quorum_down_cmd
+            {
+                acts.push(Action::Notify(c.clone()));
+            }
+        }
+        acts
+    }
+
+    /// Everything the control loop needs to compute the services.
+    pub fn view(&self) -> HealthView {
+        HealthView {
+            pools: self.pools.iter().map(|p| (p.key, p.view())).collect(),
+        }
+    }
+
+    /// Number of checkers.
+    pub fn checkers(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The checkers due at `now` that have no probe running.
+    pub fn due(&self, now: Timestamp) -> Vec<CheckerId> {
+        (0..self.slots.len())
+            .filter(|&i| !self.slots[i].in_flight && self.slots[i].checker.next_due() <= now)
+            .map(CheckerId)
+            .collect()
+    }
+
+    /// The earliest time a checker without a running probe is due.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.slots
+            .iter()
+            .filter(|s| !s.in_flight)
+            .map(|s| s.checker.next_due())
+            .min()
+    }
+
+    /// Marks `id`'s probe as running and returns what to probe.
+    pub fn begin(&mut self, id: CheckerId) -> Option<Arc<ProbeSpec>> {
+        let s = self.slots.get_mut(id.0)?;
+        s.in_flight = true;
+        Some(Arc::clone(&s.probe))
+    }
+
+    /// The checker `id` itself (tests, diagnostics).
+    pub fn checker(&self, id: CheckerId) -> Option<&Checker> {
+        self.slots.get(id.0).map(|s| &s.checker)
+    }
+
+    /// Takes the result of `id`'s probe, finished at `now`.
+    pub fn on_result(
+        &mut self,
+        id: CheckerId,
+        now: Timestamp,
+        outcome: ProbeOutcome,
+    ) -> Vec<Action> {
+        let mut acts = Vec::new();
+        let Some(slot) = self.slots.get_mut(id.0) else {
+            return acts;
+        };
+        slot.in_flight = false;
+        let (pi, ri, dynamic) = (slot.pool, slot.rs, slot.dynamic);
+        let before = self.pools[pi].view();
+        let (ok, status) = match outcome {
+            ProbeOutcome::Success => (true, None),
+            ProbeOutcome::Failure => (false, None),
+            ProbeOutcome::Exited(0) => (true, Some(0)),
+            ProbeOutcome::Exited(s) if dynamic && (2..=255).contains(&s) => (true, Some(s)),
+            ProbeOutcome::Exited(s) => (false, Some(s)),
+        };
+        let pool = &mut self.pools[pi];
+        if ok && dynamic && status != pool.rs[ri].last_exit {
+            // keepalived's update_svr_wgt: the new weight holds whether or
+            // not the server is up, and may move the quorum.
+            let r = &mut pool.rs[ri];
+            let old = r.effective();
+            r.cur_weight = match status {
+                Some(s) if s >= 2 => (s - 2) as i64 - r.iweight as i64,
+                _ => 0,
+            };
+            r.last_exit = status;
+            if r.effective() != old {
+                pool.update_quorum(false, &mut acts);
+            }
+        }
+        let tr = self.slots[id.0].checker.on_result(now, ok);
+        let pool = &mut self.pools[pi];
+        if !ok && matches!(tr, Transition::Down | Transition::StaysDown) && dynamic {
+            pool.rs[ri].cur_weight = 0;
+            pool.rs[ri].last_exit = status;
+        }
+        match tr {
+            Transition::None => {}
+            Transition::Up => {
+                if pool.rs[ri].failed <= 1 {
+                    pool.set_alive(ri, true, &mut acts);
+                }
+                pool.rs[ri].failed = pool.rs[ri].failed.saturating_sub(1);
+            }
+            Transition::Down => {
+                if pool.rs[ri].failed == 0 {
+                    pool.set_alive(ri, false, &mut acts);
+                }
+                pool.rs[ri].failed += 1;
+            }
+            Transition::StaysDown => pool.notify(ri, &mut acts),
+        }
+        let after = pool.view();
+        let key = pool.key;
+        for (addr, h) in &after.servers {
+            if before.servers.get(addr) != Some(h) {
+                acts.push(Action::Event(HealthEvent::Server {
+                    service: key,
+                    server: *addr,
+                    health: *h,
+                }));
+            }
+        }
+        if before.sorry_active != after.sorry_active {
+            acts.push(Action::Event(HealthEvent::Pool {
+                service: key,
+                sorry_active: after.sorry_active,
+            }));
+        }
+        acts
+    }
+}

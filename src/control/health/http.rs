@@ -1,0 +1,166 @@
+//! HTTP_GET's protocol rules, without any socket: the request keepalived
+//! sends, and the verdict on the response it gets back.
+//!
+//! Request (keepalived's template, HTTP/1.0): `GET <path> HTTP/1.0`,
+//! `User-Agent: KeepAliveClient`, and `Host:` the `virtualhost` when given,
+//! else the checked address and port (`[v6]:port` for IPv6).
+//!
+//! Verdict (keepalived's http_handle_response): no bytes at all fails; the
+//! status code must be in the accepted set (200..=299 when none is
+//! configured); then, when a digest is configured, the MD5 of the body
+//! (everything after the blank line that ends the headers) must match.
+//!
+//! [`ResponseReader`] takes the response in pieces as they arrive, keeps only
+//! the header bytes, and hashes the body as it streams, so a large body costs
+//! no memory.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+
+use md5::{Digest, Md5};
+
+/// Headers larger than this fail the check (no real health page has them).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// One `url` to fetch and judge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlCheck {
+    pub path: String,
+    /// Accepted codes; empty = 200..=299.
+    pub status_code: Vec<RangeInclusive<u16>>,
+    pub digest: Option<[u8; 16]>,
+}
+
+/// Why a response failed the check.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum HttpFailure {
+    /// The server closed without sending anything.
+    Empty,
+    /// The headers exceed [`MAX_HEADER_BYTES`] or never end.
+    BadHeaders,
+    /// No parsable `HTTP/x.y NNN` status line.
+    BadStatusLine,
+    /// The status code is not accepted.
+    Status(u16),
+    /// The body's MD5 differs from the configured digest.
+    Digest,
+}
+
+/// The request bytes for `url` against `dst`.
+pub fn request(path: &str, dst: SocketAddr, virtualhost: Option<&str>) -> Vec<u8> {
+    let host = match virtualhost {
+        Some(v) => v.to_string(),
+        None => dst.to_string(),
+    };
+    format!("GET {path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {host}\r\n\r\n")
+        .into_bytes()
+}
+
+/// Whether `code` is accepted by `accepted` (empty = any 2xx).
+pub fn status_accepted(code: u16, accepted: &[RangeInclusive<u16>]) -> bool {
+    if accepted.is_empty() {
+        (200..=299).contains(&code)
+    } else {
+        accepted.iter().any(|r| r.contains(&code))
+    }
+}
+
+/// `HTTP/1.1 404 Not Found` -> 404.
+fn status_of(line: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut it = line.split_ascii_whitespace();
+    let proto = it.next()?;
+    if !proto.starts_with("HTTP/") {
+        return None;
+    }
+    let code = it.next()?;
+    if code.len() != 3 {
+        return None;
+    }
+    code.parse().ok()
+}
+
+/// Streams one response: feed it what the socket returns, then [`finish`].
+///
+/// [`finish`]: ResponseReader::finish
+pub struct ResponseReader {
+    head: Vec<u8>,
+    /// Set once the blank line that ends the headers was seen.
+    status: Option<Option<u16>>,
+    body: Md5,
+    any: bool,
+    overflow: bool,
+}
+
+impl Default for ResponseReader {
+    fn default() -> Self {
+        ResponseReader::new()
+    }
+}
+
+impl ResponseReader {
+    pub fn new() -> ResponseReader {
+        ResponseReader {
+            head: Vec::new(),
+            status: None,
+            body: Md5::new(),
+            any: false,
+            overflow: false,
+        }
+    }
+
+    /// Takes the next bytes of the response.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.any = true;
+        if self.status.is_some() {
+            self.body.update(bytes);
+            return;
+        }
+        if self.overflow {
+            return;
+        }
+        // Only the last 3 bytes already held can start the terminator.
+        let from = self.head.len().saturating_sub(3);
+        self.head.extend_from_slice(bytes);
+        if let Some(pos) = find(&self.head[from..], b"\r\n\r\n").map(|p| p + from) {
+            let line_end = find(&self.head, b"\r\n").unwrap_or(pos);
+            self.status = Some(status_of(&self.head[..line_end]));
+            let rest = self.head.split_off(pos + 4);
+            self.body.update(&rest);
+            self.head.clear();
+        } else if self.head.len() > MAX_HEADER_BYTES {
+            self.overflow = true;
+            self.head = Vec::new();
+        }
+    }
+
+    /// The verdict on the whole response against `url`.
+    pub fn finish(self, url: &UrlCheck) -> Result<(), HttpFailure> {
+        if !self.any {
+            return Err(HttpFailure::Empty);
+        }
+        let status = match self.status {
+            None => return Err(HttpFailure::BadHeaders),
+            Some(None) => return Err(HttpFailure::BadStatusLine),
+            Some(Some(s)) => s,
+        };
+        if !status_accepted(status, &url.status_code) {
+            return Err(HttpFailure::Status(status));
+        }
+        if let Some(want) = url.digest {
+            let got: [u8; 16] = self.body.finalize().into();
+            if got != want {
+                return Err(HttpFailure::Digest);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,288 @@
+//! The health thread: drives the [`Engine`] with the real clock, runs due
+//! probes on a pool of probe threads (each probe blocks at most its own
+//! timeouts, so slow servers never delay the others' timers), runs the
+//! notify scripts, and sends [`HealthEvent`]s to the control loop.
+//!
+//! Invariants: the engine lives on the health thread only; a result that
+//! comes back after a reload (old checker ids) is dropped; every script
+//! started is reaped; [`Health::stop`] joins every thread it started (a probe
+//! still running is waited for, bounded by its timeouts).
+#![forbid(unsafe_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam::channel::{self, Receiver, Sender};
+
+use super::engine::{Action, CheckerId, Engine, ProbeOutcome, ProbeSpec};
+use super::{HealthEvent, HealthView, probe};
+use crate::config::VirtualServer;
+use crate::time::Timestamp;
+
+/// Upper bound on probe threads (the pool grows with the checkers).
+pub const MAX_PROBE_THREADS: usize = 32;
+/// The health thread wakes at least this often (reaping scripts).
+const MAX_SLEEP: Duration = Duration::from_millis(200);
+/// How long [`Health::reload`] waits for the new state.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+enum Ctl {
+    Reload(Vec<VirtualServer>, Sender<HealthView>),
+    Stop,
+}
+
+struct Job {
+    generation: u64,
+    id: CheckerId,
+    spec: Arc<ProbeSpec>,
+}
+
+struct Done {
+    generation: u64,
+    id: CheckerId,
+    outcome: ProbeOutcome,
+}
+
+/// Handle of the running health thread.
+pub struct Health {
+    ctl: Sender<Ctl>,
+    events: Receiver<HealthEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The monotonic clock as the engine's [`Timestamp`].
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_nanos(self.0.elapsed().as_nanos().min(u64::MAX as u128) as u64)
+    }
+}
+
+impl Health {
+    /// Starts checking `vss`. Returns the handle and the state at start
+    /// (real servers with checkers are up, or down in alpha mode).
+    pub fn start(vss: &[VirtualServer]) -> Result<(Health, HealthView)> {
+        let clock = Clock(Instant::now());
+        // The warmup draws need no more than an OS-seeded value.
+        let seed = {
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0u64)
+        };
+        let (engine, acts) = Engine::new(vss, clock.now(), seed);
+        for w in engine.warnings() {
+            log::warn!("health checks: {w}");
+        }
+        let view = engine.view();
+        let (ctl_tx, ctl_rx) = channel::unbounded();
+        let (ev_tx, ev_rx) = channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("lvsfwd-health".into())
+            .spawn(move || {
+                let mut t = Thread::new(engine, clock, ev_tx);
+                t.act(acts);
+                t.run(ctl_rx);
+            })
+            .context("starting the health-check thread")?;
+        Ok((
+            Health {
+                ctl: ctl_tx,
+                events: ev_rx,
+                thread: Some(thread),
+            },
+            view,
+        ))
+    }
+
+    /// Events since the last call (never blocks).
+    pub fn events(&self) -> &Receiver<HealthEvent> {
+        &self.events
+    }
+
+    /// Restarts the checkers from a new configuration, keeping the state of
+    /// what stays; returns the new state (`None` if the thread is gone).
+    pub fn reload(&self, vss: &[VirtualServer]) -> Option<HealthView> {
+        let (tx, rx) = channel::bounded(1);
+        self.ctl.send(Ctl::Reload(vss.to_vec(), tx)).ok()?;
+        rx.recv_timeout(RELOAD_TIMEOUT).ok()
+    }
+
+    /// Stops the thread and its probe threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.ctl.send(Ctl::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Thread {
+    engine: Engine,
+    clock: Clock,
+    events: Sender<HealthEvent>,
+    generation: u64,
+    jobs: Option<Sender<Job>>,
+    job_rx: Receiver<Job>,
+    done_tx: Sender<Done>,
+    done: Receiver<Done>,
+    probers: Vec<JoinHandle<()>>,
+    scripts: Vec<Child>,
+}
+
+impl Thread {
+    fn new(engine: Engine, clock: Clock, events: Sender<HealthEvent>) -> Thread {
+        let (jobs, job_rx) = channel::unbounded();
+        let (done_tx, done) = channel::unbounded();
+        let mut t = Thread {
+            engine,
+            clock,
+            events,
+            generation: 0,
+            jobs: Some(jobs),
+            job_rx,
+            done_tx,
+            done,
+            probers: Vec::new(),
+            scripts: Vec::new(),
+        };
+        t.grow_pool();
+        t
+    }
+
+    /// One probe thread per checker, up to [`MAX_PROBE_THREADS`].
+    fn grow_pool(&mut self) {
+        let want = self.engine.checkers().clamp(1, MAX_PROBE_THREADS);
+        while self.probers.len() < want {
+            let rx = self.job_rx.clone();
+            let tx = self.done_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("lvsfwd-probe".into())
+                .spawn(move || {
+                    for job in rx.iter() {
+                        let outcome = probe::run(&job.spec);
+                        let done = Done {
+                            generation: job.generation,
+                            id: job.id,
+                            outcome,
+                        };
+                        if tx.send(done).is_err() {
+                            return;
+                        }
+                    }
+                });
+            match spawned {
+                Ok(h) => self.probers.push(h),
+                Err(e) => {
+                    log::error!("starting a probe thread: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, acts: Vec<Action>) {
+        for a in acts {
+            match a {
+                Action::Event(ev) => {
+                    let _ = self.events.send(ev);
+                }
+                Action::Notify(argv) => self.notify(&argv),
+            }
+        }
+    }
+
+    fn notify(&mut self, argv: &[String]) {
+        let Some((prog, args)) = argv.split_first() else {
+            return;
+        };
+        match Command::new(prog)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => self.scripts.push(c),
+            Err(e) => log::warn!("notify script {prog}: {e}"),
+        }
+    }
+
+    fn reap(&mut self) {
+        self.scripts
+            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
+    }
+
+    fn dispatch(&mut self) {
+        let now = self.clock.now();
+        for id in self.engine.due(now) {
+            if let (Some(spec), Some(jobs)) = (self.engine.begin(id), &self.jobs) {
+                let _ = jobs.send(Job {
+                    generation: self.generation,
+                    id,
+                    spec,
+                });
+            }
+        }
+    }
+
+    fn run(&mut self, ctl: Receiver<Ctl>) {
+        loop {
+            self.dispatch();
+            self.reap();
+            let now = self.clock.now();
+            let wait = self
+                .engine
+                .next_due()
+                .map_or(MAX_SLEEP, |t| t.since(now).min(MAX_SLEEP));
+            channel::select! {
+                recv(self.done) -> d => {
+                    let Ok(d) = d else { break };
+                    if d.generation == self.generation {
+                        let acts = self.engine.on_result(d.id, self.clock.now(), d.outcome);
+                        self.act(acts);
+                    }
+                }
+                recv(ctl) -> c => match c {
+                    Ok(Ctl::Reload(vss, reply)) => {
+                        self.generation += 1;
+                        let acts = self.engine.reload(&vss, self.clock.now());
+                        for w in self.engine.warnings() {
+                            log::warn!("health checks: {w}");
+                        }
+                        self.grow_pool();
+                        let view = self.engine.view();
+                        let _ = reply.send(view);
+                        self.act(acts);
+                    }
+                    Ok(Ctl::Stop) | Err(_) => break,
+                },
+                default(wait) => {}
+            }
+        }
+        // Closing the job channel ends the probe threads once their current
+        // probe is done.
+        self.jobs = None;
+        let (_, dummy) = channel::unbounded::<Job>();
+        self.job_rx = dummy;
+        for h in self.probers.drain(..) {
+            let _ = h.join();
+        }
+        for mut c in self.scripts.drain(..) {
+            // Notify scripts are not ours to kill; only reap those done.
+            let _ = c.try_wait();
+        }
+    }
+}
