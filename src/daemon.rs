@@ -72,7 +72,20 @@ pub fn run(source: Source) -> Result<()> {
     // Health checks: real servers start as keepalived starts them (up, or
     // down in alpha mode); what the data plane gets is the configuration
     // as health checking adjusts it.
-    let (health, health_view) = Health::start(&cfg.virtual_servers)?;
+    // Scripts (MISC_CHECK, notify) run as keepalived's script_user; a user
+    // that does not exist stops the start-up rather than running as root.
+    let run_as = crate::control::script::run_as(
+        cfg.global.script_user.as_deref(),
+        cfg.global.script_group.as_deref(),
+    )?;
+    match run_as {
+        Some(r) => log::info!("scripts run as uid {} gid {}", r.uid, r.gid),
+        None => log::warn!(
+            "no script_user and no {} account: scripts run as root",
+            crate::control::script::DEFAULT_SCRIPT_USER
+        ),
+    }
+    let (health, health_view) = Health::start(&cfg.virtual_servers, run_as)?;
     let specs = health::effective_services(&configured, &health_view);
 
     let mut nl = Netlink::open()?;

@@ -6,7 +6,11 @@
 //!   reachable;
 //! - lvsfwd opens no TCP, UDP or raw IP socket at all in its namespace
 //!   (nothing listens on a network port unless configured: the data plane
-//!   is AF_XDP, the control plane netlink and a Unix socket).
+//!   is AF_XDP, the control plane netlink and a Unix socket);
+//! - MISC_CHECK and notify scripts run as the configured `script_user`
+//!   (uid and gid of `nobody`), with their arguments passed as an argument
+//!   vector: shell syntax in lb.toml reaches the script as plain text and
+//!   runs nothing.
 //!
 //! Needs root (network namespaces, XDP).
 #![forbid(unsafe_code)]
@@ -127,5 +131,116 @@ fn lvsfwd_opens_no_network_socket() {
         .director()
         .exec_ok(&["ss", "-H", "-l", "-n", "-p", "-t", "-u", "-w"]);
     assert!(!listening.contains(&mine), "lvsfwd listens:\n{listening}");
+    e2e::clean_stop(&rig, &mut lb);
+}
+
+#[test]
+fn scripts_run_as_the_script_user_and_never_through_a_shell() {
+    let rig = Rig::dr();
+    // Scripts must be reachable by `nobody`: a world-traversable directory,
+    // a world-writable one for what they record.
+    let open = tempfile::Builder::new()
+        .prefix("lfsec-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = open.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = dir.join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let state = dir.join("state");
+    std::fs::write(&state, "0\n").expect("state");
+    let record = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        p.display().to_string()
+    };
+    let log = out.join("log");
+    let check = record(
+        "check.sh",
+        &format!(
+            "printf 'check %s:%s [%s] [%s]\\n' \"$(id -u)\" \"$(id -g)\" \"$1\" \"$2\" >> '{}'\n\
+             read code < '{}'\nexit \"$code\"",
+            log.display(),
+            state.display()
+        ),
+    );
+    let notify = record(
+        "notify.sh",
+        &format!(
+            "printf 'notify %s:%s [%s]\\n' \"$(id -u)\" \"$(id -g)\" \"$1\" >> '{}'",
+            log.display()
+        ),
+    );
+    let pwned = out.join("pwned");
+    let pwned_s = pwned.display().to_string();
+    // Shell syntax in the command lines: must arrive as text.
+    let misc_path = format!("{check} 'a;b' '$(touch {pwned_s})'");
+    let notify_down = format!("{notify} \\\"down;touch {pwned_s}\\\"");
+    let rip1 = std::net::SocketAddr::new(rig.rip(1, Fam::V4), rig::HTTP_PORT).to_string();
+    let config = rig
+        .lb_toml(&[e2e::tcp(Fam::V4)])
+        .replacen(
+            "[global]\n",
+            "[global]\nscript_user = \"nobody\"\nscript_group = \"nogroup\"\n",
+            1,
+        )
+        .replacen(
+            "lb_kind = \"DR\"\n",
+            "lb_kind = \"DR\"\ndelay_loop = 1\n",
+            1,
+        )
+        .replacen(
+            &format!("address = \"{rip1}\"\n  weight = 1\n"),
+            &format!(
+                "address = \"{rip1}\"\n  weight = 1\n  notify_down = \"{notify_down}\"\n  \
+                 [virtual_server.real_server.misc_check]\n  misc_path = \"{misc_path}\"\n  \
+                 misc_timeout = 2\n"
+            ),
+            1,
+        );
+    assert!(
+        config.contains("misc_check"),
+        "rs1 block not found:\n{config}"
+    );
+    let mut lb = Lvsfwd::start(&rig, &config);
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        rig::wait_until(Duration::from_secs(10), || text().contains("check ")),
+        "the MISC_CHECK script never ran; daemon log:\n{}",
+        lb.stderr()
+    );
+    std::fs::write(&state, "1\n").expect("state");
+    assert!(
+        rig::wait_until(Duration::from_secs(10), || text().contains("notify ")),
+        "notify_down never ran; log:\n{}\ndaemon:\n{}",
+        text(),
+        lb.stderr()
+    );
+    let t = text();
+    eprintln!("scripts recorded:\n{t}");
+    for line in t.lines() {
+        assert!(
+            line.split_whitespace().nth(1) == Some("65534:65534"),
+            "a script ran as someone else than nobody:nogroup: {line}"
+        );
+    }
+    let first_check = t.lines().find(|l| l.starts_with("check ")).unwrap();
+    assert_eq!(
+        first_check,
+        format!("check 65534:65534 [a;b] [$(touch {pwned_s})]"),
+        "MISC_CHECK arguments"
+    );
+    let first_notify = t.lines().find(|l| l.starts_with("notify ")).unwrap();
+    assert_eq!(
+        first_notify,
+        format!("notify 65534:65534 [down;touch {pwned_s}]"),
+        "notify arguments"
+    );
+    assert!(
+        !pwned.exists(),
+        "shell syntax in a script line was executed"
+    );
     e2e::clean_stop(&rig, &mut lb);
 }

@@ -292,6 +292,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
 
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
+    let mut script_user: Option<(String, Option<String>)> = None;
     for n in &tree {
         match n.keyword() {
             "global_defs" => {
@@ -300,6 +301,12 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                         "router_id" => match c.arg(0) {
                             Some(v) => router_id = Some(v.to_string()),
                             None => out.warn(c, "needs a value, dropped"),
+                        },
+                        "script_user" => match c.arg(0) {
+                            Some(u) => {
+                                script_user = Some((u.to_string(), c.arg(1).map(str::to_string)))
+                            }
+                            None => out.warn(c, "needs a user, dropped"),
                         },
                         "vrrp_version" => match c.arg(0) {
                             Some(v) if v.parse::<i64>().is_ok() => {
@@ -326,10 +333,16 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
         .flat_map(|n| n.children())
         .find(|c| c.keyword() == "interface")
         .and_then(|c| c.arg(0).map(str::to_string));
-    if router_id.is_some() || first_if.is_some() {
+    if router_id.is_some() || first_if.is_some() || script_user.is_some() {
         out.toml.push_str("\n[global]\n");
         if let Some(r) = &router_id {
             out.line("", "router_id", &s(r));
+        }
+        if let Some((u, g)) = &script_user {
+            out.line("", "script_user", &s(u));
+            if let Some(g) = g {
+                out.line("", "script_group", &s(g));
+            }
         }
         if let Some(i) = &first_if {
             let _ = writeln!(

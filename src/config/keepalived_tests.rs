@@ -96,3 +96,17 @@ fn health_keywords_quorum_scripts_alpha_bindto_and_status_ranges() {
     let c = crate::config::parse_str(&toml, "out.toml").expect("the import parses");
     assert!(c.virtual_servers[0].alpha);
 }
+
+#[test]
+fn script_user_and_group_are_mapped() {
+    let (toml, w) = import("global_defs {\n  script_user nobody nogroup\n}\n");
+    assert!(w.is_empty(), "{w:?}");
+    let cfg = crate::config::parse_str(&toml, "x").unwrap();
+    assert_eq!(cfg.global.script_user.as_deref(), Some("nobody"));
+    assert_eq!(cfg.global.script_group.as_deref(), Some("nogroup"));
+    let (toml, _) = import("global_defs {\n  script_user keepalived_script\n}\n");
+    let cfg = crate::config::parse_str(&toml, "x").unwrap();
+    assert_eq!(cfg.global.script_group, None);
+    let (_, w) = import("global_defs {\n  script_user\n}\n");
+    assert_eq!(w.len(), 1);
+}

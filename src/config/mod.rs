@@ -89,6 +89,11 @@ pub struct Global {
     /// ESTABLISHED connections that carried only a few client packets
     /// (spoofed handshakes). Default on (see `conn`'s capacity policy).
     pub drop_entry: bool,
+    /// keepalived's `script_user USER [GROUP]`: whom MISC_CHECK and notify
+    /// scripts run as (`None`: `keepalived_script` if that user exists,
+    /// else root; see `control::script`).
+    pub script_user: Option<String>,
+    pub script_group: Option<String>,
 }
 
 /// Default admin socket path (interface.md §2).
@@ -110,6 +115,8 @@ impl Default for Global {
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             drop_entry: true,
+            script_user: None,
+            script_group: None,
         }
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct RawGlobal {
     pub expire_nodest_conn: Option<bool>,
     pub expire_quiescent_template: Option<bool>,
     pub drop_entry: Option<bool>,
+    pub script_user: Option<S<String>>,
+    pub script_group: Option<S<String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -50,6 +50,8 @@ conn_max = 1048576
 expire_nodest_conn = true
 expire_quiescent_template = true
 drop_entry = false
+script_user = "nobody"
+script_group = "nogroup"
 
 [timeouts]
 tcp = 900
@@ -143,6 +145,10 @@ fn full_example_parses_into_typed_values() {
     assert_eq!(g.conn_max, 1 << 20);
     assert!(g.expire_nodest_conn && g.expire_quiescent_template);
     assert!(!g.drop_entry);
+    assert_eq!(
+        (g.script_user.as_deref(), g.script_group.as_deref()),
+        (Some("nobody"), Some("nogroup"))
+    );
 
     let v = &c.vrrp_instances[0];
     assert_eq!(v.name, "VI_1");
@@ -238,6 +244,7 @@ fn defaults_are_keepalived_and_ipvs_ones() {
     );
     assert!(!c.global.expire_nodest_conn && !c.global.expire_quiescent_template);
     assert!(c.global.drop_entry, "drop_entry defaults to on");
+    assert_eq!(c.global.script_user, None);
     assert_eq!(
         c.timeouts,
         TimeoutsCfg {

@@ -10,4 +10,5 @@ pub mod health;
 pub mod neigh;
 pub mod netlink;
 pub mod query;
+pub mod script;
 pub mod shared;
