@@ -31,17 +31,20 @@ seeds_target="${CARGO_TARGET_DIR:-$repo/target}"
 CARGO_TARGET_DIR="$seeds_target" cargo run -q --bin seeds
 CARGO_TARGET_DIR="$seeds_target" cargo run -q --bin seeds -- --check 2>&1 | grep -v '^check '
 
+# The instrumented build always lives in fuzz/target, whatever target
+# directory the tests use.
+fuzz() { env -u CARGO_TARGET_DIR cargo fuzz "$@"; }
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
-  mapfile -t targets < <(cargo fuzz list)
+  mapfile -t targets < <(fuzz list)
 fi
-cargo fuzz build
+fuzz build
 summary=()
 for t in "${targets[@]}"; do
   log="$(mktemp)"
   echo "fuzz: $t for ${secs}s" >&2
-  if ! cargo fuzz run "$t" "corpus/$t" -- \
+  if ! fuzz run "$t" "corpus/$t" -- \
       -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
       >"$log" 2>&1; then
     tail -n 60 "$log" >&2

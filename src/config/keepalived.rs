@@ -232,14 +232,28 @@ impl Out {
     fn unsupported(&mut self, n: &Node) {
         self.warn(n, "not supported by lvsfwd, dropped");
     }
+    /// Writes `key = value` in the current table. A key the table already
+    /// has is replaced, as keepalived keeps the last of a repeated keyword
+    /// (and TOML refuses a key twice); returns whether one was.
     fn line(&mut self, indent: &str, key: &str, value: &str) {
+        self.put(indent, key, value);
+    }
+    fn put(&mut self, indent: &str, key: &str, value: &str) -> bool {
+        let replaced = remove_key(&mut self.toml, key);
         let _ = writeln!(self.toml, "{indent}{key} = {value}");
+        replaced
+    }
+    /// [`Out::line`] for keyword `n`, warning when it repeats.
+    fn keyword_line(&mut self, n: &Node, indent: &str, key: &str, value: &str) {
+        if self.put(indent, key, value) {
+            self.warn(n, "given more than once; the last one is kept");
+        }
     }
     /// `key = N` for a numeric keyword, a warning otherwise.
     fn number(&mut self, indent: &str, n: &Node, key: &str, float: bool) {
         match n.arg(0) {
             Some(v) if v.parse::<i64>().is_ok() || (float && is_float(v)) => {
-                self.line(indent, key, v)
+                self.keyword_line(n, indent, key, v)
             }
             Some(v) => self.warn(n, format!("`{v}` is not a number, dropped")),
             None => self.warn(n, "needs a value, dropped"),
@@ -247,7 +261,7 @@ impl Out {
     }
     fn string(&mut self, indent: &str, n: &Node, key: &str) {
         match n.arg(0) {
-            Some(v) => self.line(indent, key, &s(v)),
+            Some(v) => self.keyword_line(n, indent, key, &s(v)),
             None => self.warn(n, "needs a value, dropped"),
         }
     }
@@ -256,7 +270,7 @@ impl Out {
         if n.args().is_empty() {
             self.warn(n, "needs a script, dropped");
         } else {
-            self.line(indent, key, &s(&n.args().join(" ")));
+            self.keyword_line(n, indent, key, &s(&n.args().join(" ")));
         }
     }
     fn flag(&mut self, indent: &str, n: &Node, key: &str) {
@@ -264,8 +278,32 @@ impl Out {
         if !n.args().is_empty() {
             self.warn(n, "takes no value; the value is ignored");
         }
-        self.line(indent, key, "true");
+        self.keyword_line(n, indent, key, "true");
     }
+}
+
+/// Removes the `key = ...` line of the current (last) table of `toml`, if
+/// it has one; returns whether it did.
+fn remove_key(toml: &mut String, key: &str) -> bool {
+    let table = toml
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .filter(|&i| toml[i..].trim_start_matches(' ').starts_with('['))
+        .last()
+        .unwrap_or(0);
+    let want = format!("{key} = ");
+    let mut start = table;
+    while start < toml.len() {
+        let end = toml[start..]
+            .find('\n')
+            .map_or(toml.len(), |e| start + e + 1);
+        if toml[start..end].trim_start_matches(' ').starts_with(&want) {
+            toml.replace_range(start..end, "");
+            return true;
+        }
+        start = end;
+    }
+    false
 }
 
 fn is_float(v: &str) -> bool {

@@ -110,3 +110,26 @@ fn script_user_and_group_are_mapped() {
     let (_, w) = import("global_defs {\n  script_user\n}\n");
     assert_eq!(w.len(), 1);
 }
+
+/// A keyword given twice in one block: keepalived keeps the last; the
+/// import must too, and still write valid TOML (found by fuzzing).
+#[test]
+fn repeated_keywords_keep_the_last_and_stay_valid_toml() {
+    let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                priority 100\n  priority 150\n  notify_master \"/a x\"\n  \
+                notify_master \"/b y\"\n}\n\
+                virtual_server 198.18.0.1 80 {\n  lb_algo rr\n  lb_algo wrr\n  \
+                real_server 198.18.0.11 80 {\n    weight 1\n    weight 3\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let v = &cfg.vrrp_instances[0];
+    assert_eq!(v.priority, 150);
+    assert_eq!(v.notify_master.as_deref(), Some("/b y"));
+    assert_eq!(cfg.virtual_servers[0].real_servers[0].weight, 3);
+    let repeated: Vec<usize> = w
+        .iter()
+        .filter(|w| w.message.contains("more than once"))
+        .map(|w| w.line)
+        .collect();
+    assert_eq!(repeated, vec![5, 7, 11, 14], "{w:?}");
+}
