@@ -252,8 +252,9 @@ impl Out {
     /// `key = N` for a numeric keyword, a warning otherwise.
     fn number(&mut self, indent: &str, n: &Node, key: &str, float: bool) {
         match n.arg(0) {
-            Some(v) if v.parse::<i64>().is_ok() || (float && is_float(v)) => {
-                self.keyword_line(n, indent, key, v)
+            Some(v) if toml_number(v, float).is_some() => {
+                let t = toml_number(v, float).unwrap_or_default();
+                self.keyword_line(n, indent, key, &t)
             }
             Some(v) => self.warn(n, format!("`{v}` is not a number, dropped")),
             None => self.warn(n, "needs a value, dropped"),
@@ -306,6 +307,22 @@ fn remove_key(toml: &mut String, key: &str) -> bool {
     false
 }
 
+/// keepalived's number `v` as TOML writes it (`+05` is 5 to keepalived,
+/// and no TOML number); `None` when it is not one (a float only if
+/// `float`).
+fn toml_number(v: &str, float: bool) -> Option<String> {
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(i.to_string());
+    }
+    if float && is_float(v) {
+        return v
+            .parse::<f64>()
+            .ok()
+            .map(|x| toml::Value::Float(x).to_string());
+    }
+    None
+}
+
 fn is_float(v: &str) -> bool {
     v.parse::<f64>().is_ok_and(|x| x.is_finite()) && !v.contains(['e', 'E', 'i', 'n', 'N'])
 }
@@ -347,8 +364,8 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                             None => out.warn(c, "needs a user, dropped"),
                         },
                         "vrrp_version" => match c.arg(0) {
-                            Some(v) if v.parse::<i64>().is_ok() => {
-                                vrrp_version = Some(v.to_string())
+                            Some(v) if toml_number(v, false).is_some() => {
+                                vrrp_version = toml_number(v, false)
                             }
                             Some(v) => out.warn(c, format!("`{v}` is not a number, dropped")),
                             None => out.warn(c, "needs a value, dropped"),
@@ -530,7 +547,11 @@ fn virtual_server(out: &mut Out, n: &Node) {
                 Some(_) => out.number("", c, "persistence_timeout", false),
             },
             "persistence_granularity" => match c.arg(0) {
-                Some(v) if v.parse::<i64>().is_ok() => out.line("", "persistence_granularity", v),
+                Some(v) if toml_number(v, false).is_some() => out.line(
+                    "",
+                    "persistence_granularity",
+                    &toml_number(v, false).unwrap_or_default(),
+                ),
                 Some(v) => out.line("", "persistence_granularity", &s(v)),
                 None => out.warn(c, "needs a value, dropped"),
             },
@@ -654,9 +675,10 @@ fn http_get(out: &mut Out, c: &Node) {
                             fields.push(format!("{} = {}", u.keyword(), s(v)))
                         }
                         ("status_code", Some(v))
-                            if u.args().len() == 1 && v.parse::<i64>().is_ok() =>
+                            if u.args().len() == 1 && toml_number(v, false).is_some() =>
                         {
-                            fields.push(format!("status_code = {v}"))
+                            let n = toml_number(v, false).unwrap_or_default();
+                            fields.push(format!("status_code = {n}"))
                         }
                         // Several codes or min-max ranges: keepalived's own
                         // syntax, kept as one string.

@@ -133,3 +133,21 @@ fn repeated_keywords_keep_the_last_and_stay_valid_toml() {
         .collect();
     assert_eq!(repeated, vec![5, 7, 11, 14], "{w:?}");
 }
+
+/// keepalived reads `+05`, `007` and `1.` as numbers; TOML does not: the
+/// import writes them canonically (found by fuzzing).
+#[test]
+fn numbers_are_written_as_toml_numbers() {
+    let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 051\n  \
+                priority +00150\n  advert_int 1.\n}\n\
+                virtual_server 198.18.0.1 80 {\n  persistence_timeout 0300\n  \
+                persistence_granularity +24\n  \
+                real_server 198.18.0.11 80 {\n    weight 007\n    uthreshold +00\n  }\n}\n";
+    let (toml, _) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let v = &cfg.vrrp_instances[0];
+    assert_eq!((v.virtual_router_id, v.priority), (51, 150));
+    assert_eq!(cfg.virtual_servers[0].real_servers[0].weight, 7);
+    assert!(toml.contains("advert_int = 1.0\n"), "{toml}");
+    assert!(toml.contains("uthreshold = 0\n"), "{toml}");
+}
