@@ -9,6 +9,12 @@
 //! kernel's tables, publishes them to the workers as snapshots, and handles
 //! signals. SIGTERM / SIGINT stop cleanly: workers joined, XDP program
 //! detached, exit 0.
+//!
+//! VRRP (`control::vrrp_thread`) starts after the engine and stops before
+//! it (a master sends priority 0 and removes its VIPs). The XDP program
+//! redirects a virtual service only while this director is master of the
+//! VRRP instance holding its address ([`VipGate`]); services on other
+//! addresses are always served.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -32,6 +38,7 @@ use crate::control::neigh::NextHops;
 use crate::control::netlink::Netlink;
 use crate::control::query::{self, Query};
 use crate::control::shared::{Shared, Snapshot};
+use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::{Dataplane, DataplaneConfig};
 use crate::service::ServiceKey;
 use crate::service::{MacAddr, ServiceSpec};
@@ -99,7 +106,12 @@ pub fn run(source: Source) -> Result<()> {
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
 
     let mut prog = XdpProgram::attach(&ifname, cfg.global.xdp_mode)?;
-    prog.set_filter(&Filter::from_specs(&specs, &own_addrs))?;
+    // VRRP: no VIP is served before its instance is master.
+    let vrrp_gate = VipGate::new(&cfg.vrrp_instances);
+    prog.set_filter(&Filter::from_specs(
+        &vrrp_thread::active_specs(&specs, &vrrp_gate.inactive()),
+        &own_addrs,
+    ))?;
 
     // Learn the real servers' next hops before serving, so that the first
     // packets are not dropped for want of a MAC; bounded, because a real
@@ -163,6 +175,18 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e);
         }
     };
+    // ---- VRRP: after the engine, so that a new master is served at once.
+    let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
+    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx) {
+        Ok(v) => v,
+        Err(e) => {
+            drop(admin);
+            engine.stop();
+            let _ = prog.detach();
+            return Err(e);
+        }
+    };
+    // ---- end VRRP
     eprintln!(
         "lvsfwd: ready: {} virtual services on {ifname} ({} queues, {:?} XDP), admin socket {}",
         specs.len(),
@@ -185,6 +209,7 @@ pub fn run(source: Source) -> Result<()> {
         next_hops,
         rates: RateTable::default(),
         conn_tab_size: cfg.global.conn_max,
+        vrrp_gate,
     };
     let mut last_refresh = Instant::now();
     let mut last_estimate = Instant::now();
@@ -231,7 +256,12 @@ pub fn run(source: Source) -> Result<()> {
                 Err(e) => log::warn!("refreshing next hops: {e:#}"),
             }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Also the loop's pace: returns at once when VRRP has news.
+        ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
+    }
+    // VRRP before the engine: priority 0 goes out while we still serve.
+    if let Some(v) = vrrp {
+        v.stop();
     }
     drop(admin);
 
@@ -302,6 +332,8 @@ struct Control<'a> {
     next_hops: NextHops,
     rates: RateTable,
     conn_tab_size: usize,
+    /// Which VRRP VIPs this director is master for.
+    vrrp_gate: VipGate,
 }
 
 /// The rate estimators, per service and per real server.
@@ -317,7 +349,10 @@ impl Control<'_> {
     /// traffic; removed ones leave the XDP program first.
     fn publish(&mut self) {
         let services = self.services();
-        let filter = Filter::from_specs(&services, &self.own_addrs);
+        let filter = Filter::from_specs(
+            &vrrp_thread::active_specs(&services, &self.vrrp_gate.inactive()),
+            &self.own_addrs,
+        );
         let mut next = (*self.shared.load()).clone();
         next.services = Some(Arc::new(services));
         next.timeouts = Some(self.state.timeouts);
@@ -353,6 +388,47 @@ impl Control<'_> {
         }
         if any && self.services() != before {
             self.publish();
+        }
+    }
+
+    /// Waits up to `wait` for VRRP state changes, then makes the XDP filter
+    /// follow them; a new master's acknowledgement is sent only once the
+    /// filter serves its VIPs (it adds and announces them after that).
+    fn vrrp_events(&mut self, rx: &std::sync::mpsc::Receiver<VrrpEvent>, wait: Duration) {
+        let first = match rx.recv_timeout(wait) {
+            Ok(ev) => ev,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // No VRRP instance (or its thread is gone): keep the pace.
+                std::thread::sleep(wait);
+                return;
+            }
+        };
+        let mut changed = false;
+        let mut acks = Vec::new();
+        for ev in std::iter::once(first).chain(rx.try_iter()) {
+            changed |= self.vrrp_gate.set(&ev.instance, ev.master);
+            log::info!(
+                "vrrp {}: {}; inactive VIPs now {:?}",
+                ev.instance,
+                if ev.master { "master" } else { "not master" },
+                self.vrrp_gate.inactive()
+            );
+            acks.extend(ev.ack);
+        }
+        if changed {
+            // Workers hold every service whatever VRRP says; only what the
+            // XDP program sends them changes, so no snapshot and no wait.
+            let filter = Filter::from_specs(
+                &vrrp_thread::active_specs(&self.state.services, &self.vrrp_gate.inactive()),
+                &self.own_addrs,
+            );
+            if let Err(e) = self.prog.set_filter(&filter) {
+                log::error!("updating the XDP program's filter: {e:#}");
+            }
+        }
+        for a in acks {
+            let _ = a.send(());
         }
     }
 

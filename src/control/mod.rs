@@ -12,3 +12,5 @@ pub mod netlink;
 pub mod query;
 pub mod script;
 pub mod shared;
+pub mod vrrp;
+pub mod vrrp_thread;

@@ -1,5 +1,6 @@
 //! The kernel's view of the data-plane NIC, read over rtnetlink: its index,
-//! MAC and MTU, its addresses, the neighbour table and route look-ups.
+//! MAC and MTU, its addresses, the neighbour table and route look-ups; and
+//! the one change lvsfwd makes: adding and removing VRRP's virtual addresses.
 //!
 //! Control-plane only (allocates freely, blocks on the socket); the workers
 //! never call it. Requests are plain dumps or single gets, answered in full
@@ -10,9 +11,12 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result, bail};
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
@@ -108,6 +112,104 @@ impl Netlink {
                 }
                 off += len;
             }
+        }
+    }
+
+    /// Sends a change request and waits for the kernel's acknowledgement.
+    /// The outer error is a transport failure; the inner one the errno the
+    /// kernel refused the change with, for the caller to judge.
+    fn change(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<std::result::Result<(), i32>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.header.length as usize];
+        req.serialize(&mut buf);
+        self.sock
+            .send(&buf, 0)
+            .context("sending an rtnetlink request")?;
+        let mut rx: Vec<u8> = Vec::with_capacity(1 << 16);
+        loop {
+            rx.clear();
+            self.sock
+                .recv(&mut rx, 0)
+                .context("reading an rtnetlink reply")?;
+            let mut off = 0;
+            while off < rx.len() {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..])
+                    .context("decoding an rtnetlink reply")?;
+                let len = m.header.length as usize;
+                if m.header.sequence_number == self.seq
+                    && let NetlinkPayload::Error(e) = m.payload
+                {
+                    return Ok(match e.code {
+                        None => Ok(()),
+                        Some(c) => Err(-c.get()),
+                    });
+                }
+                if len == 0 {
+                    break;
+                }
+                off += len;
+            }
+        }
+    }
+
+    fn address_message(ifindex: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.header.prefix_len = prefix_len;
+        m.header.index = ifindex;
+        m.header.scope = AddressScope::Universe;
+        m.attributes.push(AddressAttribute::Local(addr));
+        m.attributes.push(AddressAttribute::Address(addr));
+        if addr.is_ipv6() {
+            // Usable at once: duplicate address detection would hold a
+            // failover for a second or more (keepalived also skips it).
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        m
+    }
+
+    /// `ip addr add ADDR/LEN dev IFINDEX` (IPv6 without DAD). Returns false
+    /// when the address was already there.
+    pub fn add_address(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<bool> {
+        let m = Netlink::address_message(ifindex, addr, prefix_len);
+        match self.change(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )? {
+            Ok(()) => Ok(true),
+            Err(libc::EEXIST) => Ok(false),
+            Err(e) => bail!(
+                "adding {addr}/{prefix_len} to interface {ifindex}: {}",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        }
+    }
+
+    /// `ip addr del ADDR/LEN dev IFINDEX`. Returns false when the address
+    /// was not there.
+    pub fn del_address(&mut self, ifindex: u32, addr: IpAddr, prefix_len: u8) -> Result<bool> {
+        let m = Netlink::address_message(ifindex, addr, prefix_len);
+        match self.change(RouteNetlinkMessage::DelAddress(m), 0)? {
+            Ok(()) => Ok(true),
+            Err(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ESRCH) => Ok(false),
+            Err(e) => bail!(
+                "removing {addr}/{prefix_len} from interface {ifindex}: {}",
+                std::io::Error::from_raw_os_error(e)
+            ),
         }
     }
 

@@ -19,11 +19,13 @@
 //! for tests and replay), reassembly, and anything that allocates.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod checksum;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
+pub mod vrrp;
 
 use std::net::IpAddr;
 

@@ -7,5 +7,6 @@
 pub mod afxdp;
 pub mod engine;
 pub mod nic;
+pub mod packet;
 pub mod prog;
 pub mod steer;

@@ -83,6 +83,8 @@ impl Mode {
 pub enum Role {
     Client,
     Director,
+    /// A second director on the segment (a VRRP peer, e.g. keepalived).
+    Peer,
     /// Real server number n (1-based).
     Real(u8),
 }
@@ -92,6 +94,7 @@ impl Role {
         match self {
             Role::Client => "client".into(),
             Role::Director => "director".into(),
+            Role::Peer => "peer".into(),
             Role::Real(n) => format!("rs{n}"),
         }
     }
@@ -99,6 +102,7 @@ impl Role {
         match self {
             Role::Client => "cl".into(),
             Role::Director => "dir".into(),
+            Role::Peer => "pr".into(),
             Role::Real(n) => format!("rs{n}"),
         }
     }
@@ -493,6 +497,7 @@ pub struct RigBuilder {
     mode: Mode,
     real_servers: u8,
     services: bool,
+    peer: bool,
 }
 
 impl RigBuilder {
@@ -500,6 +505,14 @@ impl RigBuilder {
     pub fn real_servers(mut self, n: u8) -> Self {
         assert!((1..=20).contains(&n), "1..=20 real servers, not {n}");
         self.real_servers = n;
+        self
+    }
+
+    /// Whether to add a second director, [`Rig::peer`], on the segment with
+    /// its own address (198.18.0.3, 2001:2::3) and nothing else (default
+    /// false): the other side of VRRP tests.
+    pub fn peer_director(mut self, on: bool) -> Self {
+        self.peer = on;
         self
     }
 
@@ -525,12 +538,13 @@ impl RigBuilder {
             switch_ns: String::new(),
             bridge: String::new(),
             hosts: Vec::new(),
+            peer: None,
             namespaces: Vec::new(),
             procs: Mutex::new(Vec::new()),
             dir,
         };
         // From here on a panic drops `rig`, which removes what exists so far.
-        rig.build_topology(self.real_servers);
+        rig.build_topology(self.real_servers, self.peer);
         match self.mode {
             Mode::Bare => {}
             Mode::Dr => rig.wire_dr(false),
@@ -554,6 +568,8 @@ pub struct Rig {
     bridge: String,
     /// client, director, rs1..rsN in that order.
     hosts: Vec<Host>,
+    /// The optional second director.
+    peer: Option<Host>,
     /// Every namespace created, in creation order.
     namespaces: Vec<String>,
     procs: Mutex<Vec<Bg>>,
@@ -566,6 +582,7 @@ impl Rig {
             mode,
             real_servers: 3,
             services: true,
+            peer: false,
         }
     }
     pub fn dr() -> Rig {
@@ -586,6 +603,13 @@ impl Rig {
     }
     pub fn director(&self) -> &Host {
         &self.hosts[1]
+    }
+    /// The second director; panics unless the rig was built with
+    /// [`RigBuilder::peer_director`].
+    pub fn peer(&self) -> &Host {
+        self.peer
+            .as_ref()
+            .expect("rig built without a peer director")
     }
     /// Real server `n`, 1-based.
     pub fn rs(&self, n: usize) -> &Host {
@@ -658,7 +682,7 @@ impl Rig {
         ns
     }
 
-    fn build_topology(&mut self, real_servers: u8) {
+    fn build_topology(&mut self, real_servers: u8, peer: bool) {
         self.switch_ns = self.add_ns("sw");
         self.bridge = format!("lfbr{}", self.tag);
         let sw = Host {
@@ -684,6 +708,9 @@ impl Rig {
         sw.ip(&["link", "set", &self.bridge, "up"]);
         let mut roles = vec![Role::Client, Role::Director];
         roles.extend((1..=real_servers).map(Role::Real));
+        if peer {
+            roles.push(Role::Peer);
+        }
         for role in roles {
             let ns = self.add_ns(&role.short());
             let mac = plan::mac(role);
@@ -718,7 +745,13 @@ impl Rig {
                 host.exec_ok(&["ethtool", "-K", IFACE, "tx", "off"]);
             }
             host.ip(&["link", "set", IFACE, "up"]);
-            self.hosts.push(host);
+            if role == Role::Peer {
+                host.add_addr(IFACE, &plan::cidr(plan::peer_ip(Fam::V4), 24));
+                host.add_addr(IFACE, &plan::cidr(plan::peer_ip(Fam::V6), 64));
+                self.peer = Some(host);
+            } else {
+                self.hosts.push(host);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! | host       | DR / TUN                      | NAT / FULLNAT                          |
 //! |------------|-------------------------------|----------------------------------------|
 //! | client     | 198.18.0.100, 2001:2::100     | 198.18.100.2, 2001:2:0:100::2 (own subnet, default via the director) |
+//! | peer       | (optional second director, for VRRP) 198.18.0.3, 2001:2::3 | not wired |
 //! | director   | DIP 198.18.0.2, 2001:2::2; VIP 198.18.0.250/32, 2001:2::250/128 on its NIC | same, plus 198.18.100.1, 2001:2:0:100::1 (the client's gateway); FULLNAT also LIP 198.18.0.9, 2001:2::9 |
 //! | rs n       | 198.18.0.(10+n), 2001:2::(10+n); VIP on lo, arp_ignore=1/arp_announce=2 | same RIPs; NAT: default via the DIP; FULLNAT: no route to the client |
 //!
@@ -39,6 +40,14 @@ pub fn dip(f: Fam) -> IpAddr {
     match f {
         Fam::V4 => a("198.18.0.2"),
         Fam::V6 => a("2001:2::2"),
+    }
+}
+
+/// The second director's own address (VRRP peer rigs).
+pub fn peer_ip(f: Fam) -> IpAddr {
+    match f {
+        Fam::V4 => a("198.18.0.3"),
+        Fam::V6 => a("2001:2::3"),
     }
 }
 
@@ -93,6 +102,7 @@ pub fn mac(role: Role) -> String {
     match role {
         Role::Client => "02:1f:00:00:00:64".into(),
         Role::Director => "02:1f:00:00:00:02".into(),
+        Role::Peer => "02:1f:00:00:00:03".into(),
         Role::Real(n) => format!("02:1f:00:00:01:{n:02x}"),
     }
 }

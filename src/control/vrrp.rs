@@ -1,0 +1,782 @@
+//! The VRRP state machine of one `[[vrrp_instance]]` (RFC 3768 for v2,
+//! RFC 5798 for v3), with keepalived's choices where the RFCs leave room.
+//!
+//! Pure: time comes in as [`Timestamp`], received advertisements as bytes
+//! plus what the IP header said ([`RxMeta`]), and every entry point returns
+//! the [`Actions`] the runtime must carry out, in order (send an advert, add
+//! or remove the virtual addresses, announce them, run notify scripts). No
+//! socket, clock or thread here; `control::vrrp_thread` is the I/O shell.
+//!
+//! Rules (every one has a unit test on a simulated clock):
+//! - Start: priority 255 (address owner) becomes Master at once; anything
+//!   else starts as Backup with Master_Down_Timer = Master_Down_Interval.
+//!   `state = MASTER` in the configuration does not skip the wait: keepalived
+//!   2.x also listens for Master_Down_Interval first, so two directors both
+//!   configured MASTER never both claim the VIP at boot.
+//! - Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time. v2:
+//!   Skew_Time = (256 - Priority) / 256 s and Master_Adver_Interval is our
+//!   own interval (v2 adverts with another interval are dropped, as RFC 3768
+//!   says and keepalived does). v3: Skew_Time = (256 - Priority) x
+//!   Master_Adver_Interval / 256, and a Backup takes Master_Adver_Interval
+//!   from the adverts it accepts (RFC 5798 section 6.4.2).
+//! - Backup: an advert with priority 0 sets the timer to Skew_Time. One with
+//!   priority >= ours, or any when preemption is off, resets it to
+//!   Master_Down_Interval; a lower one is discarded (the timer runs out and we
+//!   preempt). With `preempt_delay`, lower adverts are still accepted until
+//!   the delay, started by the first of them, has passed (keepalived).
+//! - Master: sends an advert every Advertisement_Interval. Priority 0
+//!   received: advertise at once. A higher priority, or an equal one from a
+//!   higher primary address, makes us Backup (VIPs removed). A lower one is
+//!   answered with an advert at once, keepalived's default, so that a
+//!   lower-priority router that thinks it is master backs off quickly.
+//! - Shutdown: a Master sends priority 0 and removes its VIPs.
+//! - Received adverts are checked in keepalived's order (`vrrp_check_packet`),
+//!   each failure a [`Reject`] counter: VRID, own source address, length,
+//!   TTL / hop limit 255 (multicast only), version, type, auth type and
+//!   password (v2), advert interval (v2 drops; v3 only logs), checksum,
+//!   multicast vs unicast destination, unicast source not a configured
+//!   peer. An address list that differs from ours is logged and counted but
+//!   the advert still counts (RFC: "MAY verify").
+//!
+//! Deliberately not done: IPsec AH authentication (refused at
+//! construction), interface and script tracking (so no FAULT state), sync
+//! groups, and keepalived's "rogue address owner" back-off.
+#![forbid(unsafe_code)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::{IpPrefix, VrrpAuth, VrrpInstance, VrrpVersion};
+use crate::time::Timestamp;
+use crate::wire::vrrp::{
+    self as wire, AUTH_NONE, AUTH_PASS, Family, TYPE_ADVERTISEMENT, VRRP_TTL, Version, VrrpPacket,
+    VrrpRepr,
+};
+
+/// Priority of the address owner.
+pub const PRIO_OWNER: u8 = 255;
+/// Priority a leaving master advertises.
+pub const PRIO_STOP: u8 = 0;
+/// Delay of the second round of gratuitous ARPs after becoming master
+/// (keepalived's `vrrp_garp_master_delay` default).
+pub const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
+
+/// RFC state of the instance.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+}
+
+/// What a notify script is told (keepalived's state words).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotifyState {
+    Master,
+    Backup,
+    /// The instance stopped (daemon shutdown).
+    Stop,
+}
+
+impl NotifyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyState::Master => "MASTER",
+            NotifyState::Backup => "BACKUP",
+            NotifyState::Stop => "STOP",
+        }
+    }
+}
+
+/// One thing the runtime must do, in the order given.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advertisement with this priority (0: we are leaving).
+    Advertise { priority: u8 },
+    /// Add the virtual addresses to the interface.
+    AddVips,
+    /// Gratuitous ARP / unsolicited NA for every virtual address.
+    Announce,
+    /// Remove the virtual addresses from the interface.
+    RemoveVips,
+    /// The instance entered a state: run the notify scripts, tell the daemon.
+    Notify(NotifyState),
+}
+
+/// What an entry point asks of the runtime.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    pub steps: Vec<Action>,
+    /// Messages worth logging; rate-limited like keepalived's (each reason
+    /// once until the next state change).
+    pub log: Vec<String>,
+}
+
+/// Why a received advertisement was dropped. Each variant is a counter.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// Another virtual router's advert (its VRID is not ours).
+    Vrid,
+    /// Our own primary address as source: our advert looped back.
+    Loop,
+    /// Not a complete message (length vs. address count, unknown version
+    /// field, v2 over IPv6).
+    Length,
+    /// IPv4 TTL / IPv6 hop limit not 255 on a multicast advert: it crossed
+    /// a router.
+    Ttl,
+    /// A VRRP version other than the instance's.
+    Version,
+    /// Type is not Advertisement.
+    Type,
+    /// v2 auth type differs from ours.
+    AuthType,
+    /// v2 simple password differs from ours.
+    AuthFailure,
+    /// v2 advertisement interval differs from ours (dropped so that two
+    /// configurations cannot both be master of one VRID).
+    Interval,
+    /// Checksum does not verify.
+    Checksum,
+    /// Multicast advert to a unicast instance, or unicast to a multicast one.
+    Destination,
+    /// Unicast advert from an address that is not one of `unicast_peer`.
+    UnknownPeer,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 12] = [
+        Reject::Vrid,
+        Reject::Loop,
+        Reject::Length,
+        Reject::Ttl,
+        Reject::Version,
+        Reject::Type,
+        Reject::AuthType,
+        Reject::AuthFailure,
+        Reject::Interval,
+        Reject::Checksum,
+        Reject::Destination,
+        Reject::UnknownPeer,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Counter name (snake_case, unique).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reject::Vrid => "vrid",
+            Reject::Loop => "loop",
+            Reject::Length => "length",
+            Reject::Ttl => "ttl",
+            Reject::Version => "version",
+            Reject::Type => "type",
+            Reject::AuthType => "auth_type",
+            Reject::AuthFailure => "auth_failure",
+            Reject::Interval => "interval",
+            Reject::Checksum => "checksum",
+            Reject::Destination => "destination",
+            Reject::UnknownPeer => "unknown_peer",
+        }
+    }
+}
+
+/// Counters of one instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VrrpStats {
+    /// Adverts that passed every check.
+    pub adverts_rx: u64,
+    pub adverts_tx: u64,
+    pub priority_zero_rx: u64,
+    pub priority_zero_tx: u64,
+    pub became_master: u64,
+    pub released_master: u64,
+    /// Dropped adverts, indexed by [`Reject::index`].
+    pub rejected: [u64; Reject::ALL.len()],
+    /// Accepted v3 adverts whose interval differs from ours.
+    pub interval_mismatch: u64,
+    /// Accepted adverts whose address list differs from ours.
+    pub address_list_mismatch: u64,
+}
+
+impl VrrpStats {
+    pub fn rejected(&self, r: Reject) -> u64 {
+        self.rejected[r.index()]
+    }
+
+    /// One line, `name value` pairs, for logs and tests.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "rx {} tx {} pri0_rx {} pri0_tx {} became_master {} released_master {} \
+             interval_mismatch {} address_list_mismatch {}",
+            self.adverts_rx,
+            self.adverts_tx,
+            self.priority_zero_rx,
+            self.priority_zero_tx,
+            self.became_master,
+            self.released_master,
+            self.interval_mismatch,
+            self.address_list_mismatch
+        );
+        for r in Reject::ALL {
+            s += &format!(" bad_{} {}", r.name(), self.rejected(r));
+        }
+        s
+    }
+}
+
+/// What the IP header of a received advertisement said.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RxMeta {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL / hop limit, when the socket reported it.
+    pub ttl: Option<u8>,
+}
+
+/// An instance the machine cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    #[error("vrrp_instance {0}: auth_type AH (IPsec-AH) is not supported; use PASS or none")]
+    AhUnsupported(String),
+    #[error("vrrp_instance {name}: primary address {primary} is not of the instance's family")]
+    Family { name: String, primary: IpAddr },
+}
+
+/// The state machine of one VRRP instance.
+#[derive(Clone, Debug)]
+pub struct VrrpMachine {
+    name: String,
+    vrid: u8,
+    priority: u8,
+    version: Version,
+    family: Family,
+    adver_int: Duration,
+    preempt: bool,
+    preempt_delay: Duration,
+    auth_type: u8,
+    auth_data: [u8; wire::AUTH_DATA_LEN],
+    vips: Vec<IpPrefix>,
+    primary: IpAddr,
+    unicast_peers: Vec<IpAddr>,
+    notify_master: Option<String>,
+    notify_backup: Option<String>,
+    notify: Option<String>,
+
+    state: State,
+    master_adver_int: Duration,
+    /// Backup: when the master is declared down.
+    down_at: Option<Timestamp>,
+    /// Master: next advertisement.
+    advert_at: Option<Timestamp>,
+    /// Master: second round of announcements.
+    garp_at: Option<Timestamp>,
+    /// Backup with preempt_delay: lower-priority adverts are accepted until then.
+    preempt_until: Option<Timestamp>,
+    master_addr: Option<IpAddr>,
+    master_priority: u8,
+    /// Reasons already logged since the last state change (bit per reason;
+    /// bits 12 and 13 for the two accepted mismatches).
+    logged: u32,
+    stats: VrrpStats,
+}
+
+const LOG_INTERVAL_MISMATCH: u32 = 1 << 12;
+const LOG_ADDR_MISMATCH: u32 = 1 << 13;
+
+impl VrrpMachine {
+    /// A machine for `inst`, electing with `primary` (the interface's primary
+    /// address, `unicast_src_ip` when set; link-local for IPv6). IPv6
+    /// instances always run v3: RFC 3768 is IPv4-only, and keepalived also
+    /// defaults IPv6 instances to v3.
+    pub fn new(inst: &VrrpInstance, primary: IpAddr) -> Result<VrrpMachine, MachineError> {
+        let family = inst
+            .virtual_ipaddress
+            .first()
+            .map(|p| Family::of(&p.addr))
+            .or(inst.unicast_src_ip.map(|a| Family::of(&a)))
+            .unwrap_or(Family::of(&primary));
+        if Family::of(&primary) != family {
+            return Err(MachineError::Family {
+                name: inst.name.clone(),
+                primary,
+            });
+        }
+        let version = match (inst.version, family) {
+            (VrrpVersion::V2, Family::V4) => Version::V2,
+            _ => Version::V3,
+        };
+        let (auth_type, auth_data) = match &inst.auth {
+            None => (AUTH_NONE, [0; wire::AUTH_DATA_LEN]),
+            Some(VrrpAuth::Pass(p)) => (AUTH_PASS, wire::pass_auth_data(p)),
+            Some(VrrpAuth::Ah(_)) => return Err(MachineError::AhUnsupported(inst.name.clone())),
+        };
+        Ok(VrrpMachine {
+            name: inst.name.clone(),
+            vrid: inst.virtual_router_id,
+            priority: inst.priority,
+            version,
+            family,
+            adver_int: inst.advert_int,
+            preempt: !inst.nopreempt,
+            preempt_delay: inst.preempt_delay,
+            auth_type,
+            auth_data,
+            vips: inst.virtual_ipaddress.clone(),
+            primary,
+            unicast_peers: inst.unicast_peer.clone(),
+            notify_master: inst.notify_master.clone(),
+            notify_backup: inst.notify_backup.clone(),
+            notify: inst.notify.clone(),
+            state: State::Initialize,
+            master_adver_int: inst.advert_int,
+            down_at: None,
+            advert_at: None,
+            garp_at: None,
+            preempt_until: None,
+            master_addr: None,
+            master_priority: 0,
+            logged: 0,
+            stats: VrrpStats::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    pub fn family(&self) -> Family {
+        self.family
+    }
+    pub fn vrid(&self) -> u8 {
+        self.vrid
+    }
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+    pub fn primary(&self) -> IpAddr {
+        self.primary
+    }
+    pub fn vips(&self) -> &[IpPrefix] {
+        &self.vips
+    }
+    pub fn unicast_peers(&self) -> &[IpAddr] {
+        &self.unicast_peers
+    }
+    pub fn stats(&self) -> &VrrpStats {
+        &self.stats
+    }
+    /// The master we last heard from (Backup) and its priority.
+    pub fn master(&self) -> Option<(IpAddr, u8)> {
+        self.master_addr.map(|a| (a, self.master_priority))
+    }
+    /// The interval the master advertises (v3 Backups learn it).
+    pub fn master_adver_int(&self) -> Duration {
+        self.master_adver_int
+    }
+
+    /// Skew_Time for our priority (the owner uses 255).
+    pub fn skew_time(&self) -> Duration {
+        let weight = 256 - self.priority as u64;
+        match self.version {
+            Version::V2 => Duration::from_nanos(weight * 1_000_000_000 / 256),
+            Version::V3 => {
+                Duration::from_nanos(weight * self.master_adver_int.as_nanos() as u64 / 256)
+            }
+        }
+    }
+
+    /// Master_Down_Interval = 3 x Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        3 * self.master_adver_int + self.skew_time()
+    }
+
+    /// The advertisement we send, with `priority`.
+    pub fn advert(&self, priority: u8) -> VrrpRepr {
+        VrrpRepr {
+            version: self.version,
+            vrid: self.vrid,
+            priority,
+            interval_cs: (self.adver_int.as_millis() / 10).min(u16::MAX as u128) as u16,
+            auth_type: self.auth_type,
+            auth_data: self.auth_data,
+            addrs: self.vips.iter().map(|p| p.addr).collect(),
+        }
+    }
+
+    /// The earliest time [`VrrpMachine::on_timer`] has something to do.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        [self.down_at, self.advert_at, self.garp_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Initialize -> Master (address owner) or Backup.
+    pub fn start(&mut self, now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        if self.state != State::Initialize {
+            return a;
+        }
+        self.master_adver_int = self.adver_int;
+        if self.priority == PRIO_OWNER {
+            self.become_master(now, &mut a);
+        } else {
+            // Whatever a previous run left on the interface goes (keepalived
+            // restores the interface the same way when it starts as backup).
+            a.steps.push(Action::RemoveVips);
+            self.enter_backup(now, &mut a);
+        }
+        a
+    }
+
+    /// Timers: the master-down timer (Backup), the advert timer and the
+    /// delayed announcements (Master).
+    pub fn on_timer(&mut self, now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        match self.state {
+            State::Backup => {
+                if self.down_at.is_some_and(|t| now >= t) {
+                    self.become_master(now, &mut a);
+                }
+            }
+            State::Master => {
+                if self.advert_at.is_some_and(|t| now >= t) {
+                    self.advertise(now, self.priority, &mut a);
+                }
+                if self.garp_at.is_some_and(|t| now >= t) {
+                    self.garp_at = None;
+                    a.steps.push(Action::Announce);
+                }
+            }
+            State::Initialize => {}
+        }
+        a
+    }
+
+    /// Daemon stop: a Master says priority 0 and gives its VIPs up.
+    pub fn shutdown(&mut self, _now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        match self.state {
+            State::Initialize => return a,
+            State::Master => {
+                self.stats.adverts_tx += 1;
+                self.stats.priority_zero_tx += 1;
+                self.stats.released_master += 1;
+                a.steps.push(Action::Advertise {
+                    priority: PRIO_STOP,
+                });
+                a.steps.push(Action::RemoveVips);
+            }
+            State::Backup => {}
+        }
+        a.steps.push(Action::Notify(NotifyState::Stop));
+        self.state = State::Initialize;
+        self.down_at = None;
+        self.advert_at = None;
+        self.garp_at = None;
+        self.preempt_until = None;
+        a
+    }
+
+    /// One received advertisement: `payload` is the VRRP message (the IP
+    /// payload), `rx` what its IP header said.
+    pub fn on_advert(&mut self, now: Timestamp, rx: RxMeta, payload: &[u8]) -> Actions {
+        let mut a = Actions::default();
+        if self.state == State::Initialize {
+            return a;
+        }
+        let p = match self.check(rx, payload, &mut a) {
+            Ok(p) => p,
+            Err(r) => {
+                self.stats.rejected[r.index()] += 1;
+                // Other routers' adverts are normal on a shared link.
+                if r != Reject::Vrid && r != Reject::Loop {
+                    self.log_once(1 << r.index(), &mut a, || {
+                        format!("rejected advert from {}: {}", rx.src, r.name())
+                    });
+                }
+                return a;
+            }
+        };
+        self.stats.adverts_rx += 1;
+        let prio = p.priority();
+        if prio == PRIO_STOP {
+            self.stats.priority_zero_rx += 1;
+        }
+        let their_int = Duration::from_millis(p.interval_cs() as u64 * 10);
+        match self.state {
+            State::Backup => self.backup_rx(now, rx.src, prio, their_int, &mut a),
+            State::Master => self.master_rx(now, rx.src, prio, their_int, &mut a),
+            State::Initialize => {}
+        }
+        a
+    }
+
+    /// keepalived's `vrrp_check_packet`, in its order.
+    fn check<'p>(
+        &mut self,
+        rx: RxMeta,
+        payload: &'p [u8],
+        a: &mut Actions,
+    ) -> Result<VrrpPacket<&'p [u8]>, Reject> {
+        if wire::peek_vrid(payload) != Some(self.vrid) {
+            return Err(if payload.is_empty() {
+                Reject::Length
+            } else {
+                Reject::Vrid
+            });
+        }
+        if rx.src == self.primary {
+            return Err(Reject::Loop);
+        }
+        let p = VrrpPacket::new_checked(payload, self.family).map_err(|_| Reject::Length)?;
+        let unicast = !self.unicast_peers.is_empty();
+        if !unicast && rx.ttl.is_some_and(|t| t != VRRP_TTL) {
+            return Err(Reject::Ttl);
+        }
+        if p.version() != self.version {
+            return Err(Reject::Version);
+        }
+        if p.kind() != TYPE_ADVERTISEMENT {
+            return Err(Reject::Type);
+        }
+        if self.version == Version::V2 {
+            if p.auth_type() != self.auth_type {
+                return Err(Reject::AuthType);
+            }
+            if self.auth_type == AUTH_PASS && p.auth_data() != self.auth_data {
+                return Err(Reject::AuthFailure);
+            }
+            if u128::from(p.interval_cs()) * 10 != self.adver_int.as_millis() {
+                return Err(Reject::Interval);
+            }
+        } else if u128::from(p.interval_cs()) * 10 != self.adver_int.as_millis() {
+            self.stats.interval_mismatch += 1;
+            let (theirs, ours) = (p.interval_cs(), self.adver_int.as_millis() / 10);
+            self.log_once(LOG_INTERVAL_MISMATCH, a, || {
+                format!(
+                    "advertisement interval mismatch with {}: ours {ours} cs, theirs {theirs} cs",
+                    rx.src
+                )
+            });
+        }
+        if !p.verify_checksum(rx.src, rx.dst) {
+            return Err(Reject::Checksum);
+        }
+        if rx.dst.is_multicast() == unicast {
+            return Err(Reject::Destination);
+        }
+        if unicast && !self.unicast_peers.contains(&rx.src) {
+            return Err(Reject::UnknownPeer);
+        }
+        let same = p.addr_count() as usize == self.vips.len()
+            && self.vips.iter().all(|v| p.addresses().any(|x| x == v.addr));
+        if !same {
+            self.stats.address_list_mismatch += 1;
+            self.log_once(LOG_ADDR_MISMATCH, a, || {
+                format!(
+                    "address list of {}'s advert differs from ours: {:?}",
+                    rx.src,
+                    p.addresses().collect::<Vec<_>>()
+                )
+            });
+        }
+        Ok(p)
+    }
+
+    fn backup_rx(
+        &mut self,
+        now: Timestamp,
+        src: IpAddr,
+        prio: u8,
+        their_int: Duration,
+        _a: &mut Actions,
+    ) {
+        if prio == PRIO_STOP {
+            self.down_at = Some(now + self.skew_time());
+            return;
+        }
+        let delaying = !self.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
+        if !self.preempt || prio >= self.priority || delaying {
+            if self.version == Version::V3 {
+                self.master_adver_int = their_int;
+            }
+            self.down_at = Some(now + self.master_down_interval());
+            self.master_addr = Some(src);
+            self.master_priority = prio;
+            if !self.preempt_delay.is_zero() {
+                if prio >= self.priority {
+                    self.preempt_until = None;
+                } else if self.preempt_until.is_none() {
+                    self.preempt_until = Some(now + self.preempt_delay);
+                }
+            }
+        }
+        // Else: a lower priority and we preempt. The advert is discarded and
+        // the master-down timer keeps running.
+    }
+
+    fn master_rx(
+        &mut self,
+        now: Timestamp,
+        src: IpAddr,
+        prio: u8,
+        their_int: Duration,
+        a: &mut Actions,
+    ) {
+        if prio == PRIO_STOP {
+            self.advertise(now, self.priority, a);
+            return;
+        }
+        if prio > self.priority || (prio == self.priority && src > self.primary) {
+            if self.version == Version::V3 {
+                self.master_adver_int = their_int;
+            }
+            self.master_addr = Some(src);
+            self.master_priority = prio;
+            self.stats.released_master += 1;
+            a.steps.push(Action::RemoveVips);
+            self.enter_backup(now, a);
+        } else {
+            // A lower-priority router thinks it is master: tell it now.
+            self.advertise(now, self.priority, a);
+        }
+    }
+
+    fn advertise(&mut self, now: Timestamp, priority: u8, a: &mut Actions) {
+        self.stats.adverts_tx += 1;
+        a.steps.push(Action::Advertise { priority });
+        self.advert_at = Some(now + self.adver_int);
+    }
+
+    fn become_master(&mut self, now: Timestamp, a: &mut Actions) {
+        // The advert goes first so that the old master (if any is left)
+        // drops the VIPs before our announcements arrive (keepalived's order).
+        self.advertise(now, self.priority, a);
+        a.steps.push(Action::AddVips);
+        a.steps.push(Action::Announce);
+        a.steps.push(Action::Notify(NotifyState::Master));
+        self.state = State::Master;
+        self.stats.became_master += 1;
+        self.down_at = None;
+        self.preempt_until = None;
+        self.master_addr = Some(self.primary);
+        self.master_priority = self.priority;
+        self.garp_at = Some(now + GARP_MASTER_DELAY);
+        self.logged = 0;
+        a.log.push(format!(
+            "entering MASTER state (priority {})",
+            self.priority
+        ));
+    }
+
+    fn enter_backup(&mut self, now: Timestamp, a: &mut Actions) {
+        a.steps.push(Action::Notify(NotifyState::Backup));
+        self.state = State::Backup;
+        self.advert_at = None;
+        self.garp_at = None;
+        self.preempt_until = None;
+        if self.master_addr.is_none() {
+            self.master_adver_int = self.adver_int;
+        }
+        self.down_at = Some(now + self.master_down_interval());
+        self.logged = 0;
+        a.log.push(format!(
+            "entering BACKUP state (priority {})",
+            self.priority
+        ));
+    }
+
+    fn log_once(&mut self, bit: u32, a: &mut Actions, msg: impl FnOnce() -> String) {
+        if self.logged & bit == 0 {
+            self.logged |= bit;
+            a.log.push(msg());
+        }
+    }
+
+    /// The commands to run for `state`, each an argument vector: the
+    /// state's own script (`notify_master` / `notify_backup`) as written,
+    /// then the generic `notify` with keepalived's four extra arguments
+    /// `INSTANCE NAME STATE PRIORITY`.
+    pub fn notify_commands(&self, state: NotifyState) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let own = match state {
+            NotifyState::Master => self.notify_master.as_deref(),
+            NotifyState::Backup => self.notify_backup.as_deref(),
+            NotifyState::Stop => None,
+        };
+        if let Some(argv) = own.map(split_command).filter(|v| !v.is_empty()) {
+            out.push(argv);
+        }
+        if let Some(mut argv) = self
+            .notify
+            .as_deref()
+            .map(split_command)
+            .filter(|v| !v.is_empty())
+        {
+            argv.extend([
+                "INSTANCE".to_string(),
+                self.name.clone(),
+                state.as_str().to_string(),
+                self.priority.to_string(),
+            ]);
+            out.push(argv);
+        }
+        out
+    }
+}
+
+/// Splits a script line into words the way keepalived reads a notify
+/// script: whitespace separates words, `'...'` and `"..."` group (quotes
+/// removed), a backslash outside single quotes takes the next character
+/// literally. Never a shell: no globbing, variables or pipes.
+pub fn split_command(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('\''), c) => cur.push(c),
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "vrrp_tests.rs"]
+mod tests;
