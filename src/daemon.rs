@@ -177,7 +177,7 @@ pub fn run(source: Source) -> Result<()> {
     };
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
-    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx) {
+    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx, run_as) {
         Ok(v) => v,
         Err(e) => {
             drop(admin);

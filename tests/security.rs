@@ -7,10 +7,10 @@
 //! - lvsfwd opens no TCP, UDP or raw IP socket at all in its namespace
 //!   (nothing listens on a network port unless configured: the data plane
 //!   is AF_XDP, the control plane netlink and a Unix socket);
-//! - MISC_CHECK and notify scripts run as the configured `script_user`
-//!   (uid and gid of `nobody`), with their arguments passed as an argument
-//!   vector: shell syntax in lb.toml reaches the script as plain text and
-//!   runs nothing.
+//! - MISC_CHECK, notify_down and VRRP notify_master scripts run as the
+//!   configured `script_user` (uid and gid of `nobody`), with their
+//!   arguments passed as an argument vector: shell syntax in lb.toml
+//!   reaches the script as plain text and runs nothing.
 //!
 //! Needs root (network namespaces, XDP).
 #![forbid(unsafe_code)]
@@ -204,6 +204,15 @@ fn scripts_run_as_the_script_user_and_never_through_a_shell() {
         config.contains("misc_check"),
         "rs1 block not found:\n{config}"
     );
+    // A VRRP instance alone on its segment: master after its down timer,
+    // then notify_master runs.
+    let config = format!(
+        "{config}\n[[vrrp_instance]]\nname = \"VI_SEC\"\nstate = \"BACKUP\"\n\
+         interface = \"{}\"\nvirtual_router_id = 77\npriority = 100\nadvert_int = 1\n\
+         virtual_ipaddress = [\"198.18.0.240/32\"]\n\
+         notify_master = \"{notify} 'vrrp;master' '`touch {pwned_s}`'\"\n",
+        rig::IFACE
+    );
     let mut lb = Lvsfwd::start(&rig, &config);
     let text = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -232,11 +241,23 @@ fn scripts_run_as_the_script_user_and_never_through_a_shell() {
         format!("check 65534:65534 [a;b] [$(touch {pwned_s})]"),
         "MISC_CHECK arguments"
     );
-    let first_notify = t.lines().find(|l| l.starts_with("notify ")).unwrap();
+    let down = t.lines().find(|l| l.contains("[down")).unwrap();
     assert_eq!(
-        first_notify,
+        down,
         format!("notify 65534:65534 [down;touch {pwned_s}]"),
-        "notify arguments"
+        "notify_down arguments"
+    );
+    assert!(
+        rig::wait_until(Duration::from_secs(15), || text().contains("[vrrp;master]")),
+        "VRRP notify_master never ran; log:\n{}\ndaemon:\n{}",
+        text(),
+        lb.stderr()
+    );
+    let t = text();
+    let master = t.lines().find(|l| l.contains("[vrrp;master]")).unwrap();
+    assert_eq!(
+        master, "notify 65534:65534 [vrrp;master]",
+        "notify_master arguments (the script prints its first argument)"
     );
     assert!(
         !pwned.exists(),
