@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lvsfwd_fuzz::{LB_TOML_A, LB_TOML_B, admin_input, ctl, record};
+use lvsfwd_fuzz::{LB_TOML_A, LB_TOML_B, admin_input, ctl, record, vrrp_ctl, vrrp_record};
 
 fn write(dir: &Path, name: &str, data: &[u8]) {
     std::fs::create_dir_all(dir).expect("corpus directory");
@@ -81,6 +81,116 @@ fn frames(root: &Path, out: &Path) -> usize {
     n
 }
 
+// Adverts captured from keepalived 2.2.7 (the vrrp helper's fixtures in
+// src/wire/vrrp.rs): v2 VRID 51 "1111"; v3 IPv4 VRID 52 and its priority-0
+// stop; v3 IPv6 VRID 53. Sources 198.18.0.3 / fe80::1f:ff:fe00:3.
+const KA_V2: [u8; 20] = [
+    0x21, 0x33, 0x64, 0x01, 0x01, 0x01, 0x50, 0x5b, 0xc6, 0x12, 0x00, 0xfa, 0x31, 0x31, 0x31, 0x31,
+    0x00, 0x00, 0x00, 0x00,
+];
+const KA_V3_V4: [u8; 16] = [
+    0x31, 0x34, 0x96, 0x02, 0x00, 0x96, 0x03, 0x6e, 0xc6, 0x12, 0x00, 0xfb, 0xc6, 0x12, 0x00, 0xfc,
+];
+const KA_V3_V4_STOP: [u8; 16] = [
+    0x31, 0x34, 0x00, 0x02, 0x00, 0x96, 0x99, 0x6e, 0xc6, 0x12, 0x00, 0xfb, 0xc6, 0x12, 0x00, 0xfc,
+];
+const KA_V3_V6: [u8; 24] = [
+    0x31, 0x35, 0xc8, 0x01, 0x00, 0x64, 0xe6, 0xd1, 0x20, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x50,
+];
+
+/// `msg` with `edit` applied to its parsed form, checksum recomputed for
+/// `src` -> `dst`.
+fn edited(
+    msg: &[u8],
+    v6: bool,
+    src: &str,
+    dst: &str,
+    edit: impl Fn(&mut lvsfwd::wire::vrrp::VrrpRepr),
+) -> Vec<u8> {
+    use lvsfwd::wire::vrrp::{Family, VrrpPacket, VrrpRepr};
+    let fam = if v6 { Family::V6 } else { Family::V4 };
+    let p = VrrpPacket::new_checked(msg, fam).expect("fixture advert");
+    let mut r = VrrpRepr::parse(&p);
+    edit(&mut r);
+    r.to_bytes(src.parse().unwrap(), dst.parse().unwrap())
+        .expect("edited advert")
+}
+
+fn vrrp(out: &Path) -> usize {
+    let mut n = 0;
+    let mut put = |name: &str, data: Vec<u8>| {
+        write(out, name, &data);
+        n += 1;
+    };
+    let cases: [(u8, &[u8], bool, &str, &str); 4] = [
+        (0, &KA_V2, false, "198.18.0.3", "224.0.0.18"),
+        (1, &KA_V3_V4, false, "198.18.0.3", "224.0.0.18"),
+        (2, &KA_V3_V6, true, "fe80::1f:ff:fe00:3", "ff02::12"),
+        (3, &KA_V3_V4, false, "198.18.0.3", "198.18.0.2"),
+    ];
+    for (pick, msg, v6, src, dst) in cases {
+        let uni = if pick == 3 { vrrp_ctl::UNICAST } else { 0 };
+        // As captured, repeated, then a timer run: the peer is master.
+        let mut v = vec![pick];
+        for _ in 0..3 {
+            v.extend(vrrp_record(uni, 100, 255, 0, msg));
+        }
+        v.extend(vrrp_record(vrrp_ctl::TIMER, 255, 0, 0, &[]));
+        put(&format!("ka-{pick}"), v);
+        // The bad adverts keepalived's checks drop: TTL, VRID, version,
+        // password, interval, priority 0, a looped-back own advert.
+        let mut v = vec![pick];
+        v.extend(vrrp_record(uni, 10, 64, 0, msg));
+        v.extend(vrrp_record(
+            uni,
+            10,
+            255,
+            0,
+            &edited(msg, v6, src, dst, |r| r.vrid ^= 1),
+        ));
+        v.extend(vrrp_record(uni, 10, 255, 1, msg));
+        v.extend(vrrp_record(
+            uni,
+            10,
+            255,
+            0,
+            &edited(msg, v6, src, dst, |r| r.priority = 0),
+        ));
+        v.extend(vrrp_record(
+            uni,
+            10,
+            255,
+            0,
+            &edited(msg, v6, src, dst, |r| r.priority = 254),
+        ));
+        if !v6 && pick == 0 {
+            v.extend(vrrp_record(
+                0,
+                10,
+                255,
+                0,
+                &edited(msg, v6, src, dst, |r| r.auth_data[0] ^= 1),
+            ));
+            v.extend(vrrp_record(
+                0,
+                10,
+                255,
+                0,
+                &edited(msg, v6, src, dst, |r| r.interval_cs = 300),
+            ));
+        }
+        v.extend(vrrp_record(vrrp_ctl::NO_TTL | uni, 10, 0, 2, msg));
+        v.extend(vrrp_record(vrrp_ctl::TIMER, 255, 0, 0, &[]));
+        put(&format!("bad-{pick}"), v);
+    }
+    let mut v = vec![1u8];
+    v.extend(vrrp_record(0, 5, 255, 0, &KA_V3_V4_STOP));
+    v.extend(vrrp_record(vrrp_ctl::TIMER, 200, 0, 0, &[]));
+    put("ka-stop", v);
+    n
+}
+
 fn text_files(dir: &Path, ext: &str, prefix: &str) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -137,6 +247,7 @@ fn main() {
     let corpus = root.join("corpus");
 
     let nf = frames(&root, &corpus.join("frames"));
+    let nv = vrrp(&corpus.join("vrrp"));
 
     let lb = corpus.join("lb_toml");
     let mut tomls = text_files(&repo.join("configs"), "toml", "");
@@ -257,7 +368,7 @@ fn main() {
         b"\x00{\"version\":1,\"argv\":[\"-R\"],\"stdin\":\"-A -t 198.18.0.1:80 -s wlc\\n\"}\n",
     );
     eprintln!(
-        "seeds: {nf} frame inputs, {} lb.toml, {} keepalived.conf, 5 admin into {}",
+        "seeds: {nf} frame inputs, {nv} vrrp, {} lb.toml, {} keepalived.conf, 5 admin into {}",
         tomls.len(),
         kas.len(),
         corpus.display()
