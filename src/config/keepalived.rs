@@ -668,22 +668,31 @@ fn http_get(out: &mut Out, c: &Node) {
     for k in c.children() {
         match k.keyword() {
             "url" => {
-                let mut fields: Vec<String> = Vec::new();
+                // (key, value) in order; a repeated keyword keeps its last
+                // value, as keepalived does.
+                let mut fields: Vec<(&str, String)> = Vec::new();
+                let mut set = |scratch: &mut Out, u: &Node, key: &'static str, value: String| {
+                    if let Some(f) = fields.iter_mut().find(|(k, _)| *k == key) {
+                        f.1 = value;
+                        scratch.warn(u, "given more than once; the last one is kept");
+                    } else {
+                        fields.push((key, value));
+                    }
+                };
                 for u in k.children() {
                     match (u.keyword(), u.arg(0)) {
-                        ("path" | "digest", Some(v)) => {
-                            fields.push(format!("{} = {}", u.keyword(), s(v)))
-                        }
+                        ("path", Some(v)) => set(&mut scratch, u, "path", s(v)),
+                        ("digest", Some(v)) => set(&mut scratch, u, "digest", s(v)),
                         ("status_code", Some(v))
                             if u.args().len() == 1 && toml_number(v, false).is_some() =>
                         {
                             let n = toml_number(v, false).unwrap_or_default();
-                            fields.push(format!("status_code = {n}"))
+                            set(&mut scratch, u, "status_code", n)
                         }
                         // Several codes or min-max ranges: keepalived's own
                         // syntax, kept as one string.
                         ("status_code", Some(_)) => {
-                            fields.push(format!("status_code = {}", s(&u.args().join(" "))))
+                            set(&mut scratch, u, "status_code", s(&u.args().join(" ")))
                         }
                         ("path" | "digest" | "status_code", _) => {
                             scratch.warn(u, "needs a valid value, dropped")
@@ -691,6 +700,8 @@ fn http_get(out: &mut Out, c: &Node) {
                         _ => scratch.unsupported(u),
                     }
                 }
+                let fields: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 urls.push(format!("{{ {} }}", fields.join(", ")));
             }
             "virtualhost" => scratch.string(I, k, "virtualhost"),

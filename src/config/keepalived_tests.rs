@@ -151,3 +151,26 @@ fn numbers_are_written_as_toml_numbers() {
     assert!(toml.contains("advert_int = 1.0\n"), "{toml}");
     assert!(toml.contains("uthreshold = 0\n"), "{toml}");
 }
+
+/// Repeated keywords inside an HTTP_GET url block keep the last value
+/// (found by fuzzing), and repeated checkers of one kind stay valid TOML.
+#[test]
+fn repeated_url_fields_and_checkers_stay_valid_toml() {
+    let conf = "virtual_server 198.18.0.1 80 {\n  lb_algo rr\n  \
+                real_server 198.18.0.11 80 {\n    HTTP_GET {\n      url {\n        \
+                path /a\n        status_code 200\n        status_code 204\n      }\n    }\n    \
+                TCP_CHECK {\n      connect_timeout 3\n    }\n    \
+                TCP_CHECK {\n      connect_port 81\n    }\n    \
+                HTTP_GET {\n      url {\n        path /b\n      }\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    if let Err(e) = toml.parse::<toml::Table>() {
+        panic!("invalid TOML: {e}\n{toml}");
+    }
+    assert!(toml.contains("status_code = 204"), "{toml}");
+    assert!(!toml.contains("status_code = 200"), "{toml}");
+    assert!(
+        w.iter()
+            .any(|w| w.line == 8 && w.message.contains("more than once")),
+        "{w:?}"
+    );
+}
