@@ -37,7 +37,7 @@ fuzz() { env -u CARGO_TARGET_DIR cargo fuzz "$@"; }
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
-  mapfile -t targets < <(fuzz list)
+  mapfile -t targets < <(fuzz list | grep -vx seeds)
 fi
 fuzz build
 summary=()
