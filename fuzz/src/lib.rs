@@ -252,7 +252,11 @@ pub struct FrameRun {
 
 impl FrameRun {
     pub fn new(knobs: Knobs) -> FrameRun {
-        let configs = [specs(LB_TOML_A), specs(LB_TOML_B)];
+        // Parsed once per process: the loader has its own target.
+        static CONFIGS: std::sync::OnceLock<[Vec<ServiceSpec>; 2]> = std::sync::OnceLock::new();
+        let configs = CONFIGS
+            .get_or_init(|| [specs(LB_TOML_A), specs(LB_TOML_B)])
+            .clone();
         let dcfg = DataplaneConfig {
             own_mac: OWN_MAC,
             own_addrs: vec!["198.18.0.2".parse().unwrap(), "2001:2::2".parse().unwrap()],
@@ -1076,7 +1080,9 @@ pub fn check_admin(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let cfg = config::parse_str(LB_TOML_A, "fuzz.toml").expect("harness config");
+    static CFG: std::sync::OnceLock<config::Config> = std::sync::OnceLock::new();
+    let cfg =
+        CFG.get_or_init(|| config::parse_str(LB_TOML_A, "fuzz.toml").expect("harness config"));
     let mut state = AdminState {
         services: cfg.service_specs(),
         timeouts: cfg.timeouts,
