@@ -926,8 +926,11 @@ pub fn check_vrrp(data: &[u8]) {
     }
 }
 
+/// One fuzz target's checks on one input.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, for replaying a corpus without libFuzzer.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("frames", FrameRun::run),
     ("lb_toml", |d| {
         if let Ok(t) = std::str::from_utf8(d) {

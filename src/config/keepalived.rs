@@ -289,8 +289,7 @@ fn remove_key(toml: &mut String, key: &str) -> bool {
     let table = toml
         .match_indices('\n')
         .map(|(i, _)| i + 1)
-        .filter(|&i| toml[i..].trim_start_matches(' ').starts_with('['))
-        .last()
+        .rfind(|&i| toml[i..].trim_start_matches(' ').starts_with('['))
         .unwrap_or(0);
     let want = format!("{key} = ");
     let mut start = table;
