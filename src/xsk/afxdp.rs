@@ -37,6 +37,9 @@ use crate::config::ZeroCopy;
 /// Size of one UMEM chunk (a page: the aligned-mode chunk size must be a
 /// power of two, and a page holds any Ethernet frame plus headroom).
 pub const FRAME_SIZE: u32 = 4096;
+/// Most `sendto` kicks of one [`Xsk::drain_tx`] (a full default ring's
+/// worth of 32-frame copy-mode batches).
+pub const MAX_TX_KICKS: u32 = 128;
 /// Where the kernel puts a received packet inside its chunk in copy mode
 /// (zero-copy drivers use the same XDP headroom).
 pub const RX_OFFSET: u32 = sys::XDP_PACKET_HEADROOM;
@@ -494,6 +497,40 @@ impl Xsk {
         // SAFETY: submits exactly the `got` slots reserved and written above.
         unsafe { sys::xsk_ring_prod__submit(t, got) };
         got as usize
+    }
+
+    /// Descriptors on the TX ring the kernel has not consumed yet. In copy
+    /// mode one `sendto` consumes at most 32 of them (the kernel's TX batch),
+    /// so a caller that queued more must kick again until this is 0.
+    pub fn tx_pending(&mut self) -> u32 {
+        let t = &mut self.rings.tx;
+        // SAFETY: the TX ring of this live socket, used only by this thread;
+        // asking for the whole ring refreshes the cached consumer index.
+        let free = unsafe { sys::xsk_prod_nb_free(t, t.size) };
+        t.size.saturating_sub(free)
+    }
+
+    /// Kicks TX processing until the kernel has consumed every queued
+    /// descriptor: in copy mode one `sendto` moves at most 32 frames (the
+    /// kernel's TX batch), so a single kick after a larger batch would leave
+    /// the rest queued until the next round and let the TX ring (and the
+    /// UMEM chunks on it) fill up. Stops early when a kick makes no
+    /// progress (the peer is busy; the next round retries) and after
+    /// [`MAX_TX_KICKS`]. Returns the number of kicks.
+    pub fn drain_tx(&mut self) -> io::Result<u32> {
+        let mut kicks = 0;
+        while kicks < MAX_TX_KICKS && self.tx_needs_wakeup() {
+            let before = self.tx_pending();
+            if before == 0 {
+                break;
+            }
+            self.kick_tx()?;
+            kicks += 1;
+            if self.tx_pending() >= before {
+                break;
+            }
+        }
+        Ok(kicks)
     }
 
     /// The kernel asks to be woken up to process the TX ring.

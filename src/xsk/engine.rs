@@ -20,7 +20,8 @@
 //!    cannot be given back to the kernel from an AF_XDP socket, so it is
 //!    counted and recycled like `Drop` (keeping the kernel's own traffic
 //!    away from the sockets is the XDP program's job);
-//! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup;
+//! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup,
+//!    as often as it takes to drain it (copy mode sends 32 frames a call);
 //! 5. publish counters. A worker that found nothing to do for a while
 //!    sleeps in `poll` (bounded, so timers still run) instead of spinning.
 //!
@@ -544,8 +545,8 @@ impl Worker {
         let handed = self.drain_inbox(now);
 
         self.flush_tx();
-        if self.in_flight > 0 && self.xsk.tx_needs_wakeup() {
-            let r = self.xsk.kick_tx();
+        if self.in_flight > 0 {
+            let r = self.xsk.drain_tx().map(|_| ());
             self.wakeup_error(r);
         }
         self.ring_peers();

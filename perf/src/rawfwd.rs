@@ -1,0 +1,155 @@
+//! `lvsperf rawfwd`: the ceiling of lvsfwd's I/O path. The same XDP program
+//! with the same filter, the same sockets, rings, batch size, recycling and
+//! idle policy as lvsfwd's engine (one pinned worker per queue, spinning
+//! [`SPIN_ROUNDS`] empty rounds before sleeping in `poll`), but the
+//! per-frame work is only "swap the MACs and send it back out".
+//!
+//! Prints `ready` on stderr once every worker serves; stops on SIGTERM or
+//! SIGINT and then prints `counters {json}` on stdout.
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use lvsfwd::config::{XdpMode, ZeroCopy};
+use lvsfwd::service::Protocol;
+use lvsfwd::xsk::engine::{DEFAULT_BATCH, DEFAULT_FRAMES_PER_QUEUE};
+use lvsfwd::xsk::port::{Port, PortOptions};
+use lvsfwd::xsk::prog::{Filter, XdpProgram};
+
+/// Same as the engine's: empty rounds before sleeping, and the sleep bound.
+const SPIN_ROUNDS: u32 = 64;
+const IDLE_POLL_MS: i32 = 50;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RawArgs {
+    #[arg(long)]
+    pub iface: String,
+    /// RX queues to serve, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub queues: Vec<u32>,
+    /// Core of worker i, comma-separated (default: 1, 0, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// The virtual service's address (the XDP filter redirects its TCP
+    /// and UDP traffic on `port`, as it would for lvsfwd).
+    #[arg(long)]
+    pub vip: Ipv4Addr,
+    #[arg(long, default_value_t = 80)]
+    pub port: u16,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    pub batch: usize,
+    #[arg(long, default_value_t = DEFAULT_FRAMES_PER_QUEUE)]
+    pub frames: u32,
+}
+
+/// Swaps destination and source MAC: the whole per-frame work.
+pub fn swap_macs(f: &mut [u8]) -> bool {
+    if f.len() < 14 {
+        return false;
+    }
+    let mut dst = [0u8; 6];
+    dst.copy_from_slice(&f[0..6]);
+    f.copy_within(6..12, 0);
+    f[6..12].copy_from_slice(&dst);
+    true
+}
+
+#[derive(Default)]
+struct Counts {
+    rx: AtomicU64,
+    tx: AtomicU64,
+    tx_ring_full: AtomicU64,
+    kernel_rx_dropped: AtomicU64,
+}
+
+fn worker(mut p: Port, c: Arc<Counts>, stop: Arc<AtomicBool>) -> Result<()> {
+    let (mut rx, mut tx, mut idle) = (0u64, 0u64, 0u32);
+    while !stop.load(Ordering::Relaxed) {
+        p.service()?;
+        let got = p.receive(swap_macs);
+        rx += got as u64;
+        tx += p.flush()? as u64;
+        if got == 0 {
+            idle += 1;
+            if idle >= SPIN_ROUNDS {
+                idle = 0;
+                p.wait(IDLE_POLL_MS)?;
+            }
+        } else {
+            idle = 0;
+        }
+    }
+    c.rx.fetch_add(rx, Ordering::Relaxed);
+    c.tx.fetch_add(tx, Ordering::Relaxed);
+    c.tx_ring_full
+        .fetch_add(p.tx_ring_full(), Ordering::Relaxed);
+    if let Ok(st) = p.statistics() {
+        c.kernel_rx_dropped
+            .fetch_add(st.rx_dropped + st.rx_ring_full, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+pub fn run(a: &RawArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
+    }
+    let mut prog = XdpProgram::attach(&a.iface, XdpMode::Auto)?;
+    let vip = IpAddr::V4(a.vip);
+    prog.set_filter(&Filter {
+        services: vec![(Protocol::Tcp, vip, a.port), (Protocol::Udp, vip, a.port)],
+        vips: vec![vip],
+        ..Filter::default()
+    })?;
+    let counts = Arc::new(Counts::default());
+    let mut threads = Vec::new();
+    for (i, &q) in a.queues.iter().enumerate() {
+        let p = Port::open(&PortOptions {
+            ifname: &a.iface,
+            queue: q,
+            frames: a.frames,
+            zero_copy: ZeroCopy::Auto,
+            batch: a.batch,
+            tx_reserve: 0,
+        })?;
+        prog.register_socket(q, p.fd())?;
+        let core = a.cores.get(i).copied().unwrap_or((i + 1) % 2);
+        let (c, s) = (Arc::clone(&counts), Arc::clone(&stop));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("rawfwd-q{q}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        log::warn!("rawfwd: could not pin queue {q} to core {core}");
+                    }
+                    worker(p, c, s)
+                })?,
+        );
+    }
+    eprintln!("ready");
+    let mut first_err = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(anyhow::anyhow!("a worker panicked"));
+            }
+        }
+    }
+    println!(
+        "counters {{\"rx\":{},\"tx\":{},\"tx_ring_full\":{},\"kernel_rx_dropped\":{}}}",
+        counts.rx.load(Ordering::Relaxed),
+        counts.tx.load(Ordering::Relaxed),
+        counts.tx_ring_full.load(Ordering::Relaxed),
+        counts.kernel_rx_dropped.load(Ordering::Relaxed)
+    );
+    prog.detach()?;
+    first_err.map_or(Ok(()), Err)
+}

@@ -1,0 +1,297 @@
+//! A bare AF_XDP port for tools: one [`Xsk`] with its free list, behind safe
+//! batch methods (receive and decide per frame, write new frames, transmit).
+//! The perf harness builds its raw MAC-swapping forwarder (the ceiling of
+//! the I/O path) and its traffic tester (generator and sink) on it, so that
+//! they move frames exactly as lvsfwd's engine does (same rings, same
+//! recycling, same wakeup rules) minus the data plane.
+//!
+//! Frame ownership follows the rule in [`super::afxdp`]: a chunk is either
+//! the kernel's (fill or TX ring) or this port's (free list, the batch being
+//! received, the frames queued for transmission). A closure passed to
+//! [`Port::receive`] or [`Port::send_new`] sees a slice over one chunk the
+//! port owns, for the duration of the call only.
+//!
+//! Invariants: nothing allocates after [`Port::open`] (every buffer is sized
+//! for the whole UMEM); chunks never leak: every chunk taken off a ring ends
+//! up either on the TX ring or back in its pool. Two pools: chunks below
+//! `tx_reserve` only ever carry generated frames, the others only received
+//! ones (the fill ring's), so a generator's sending and receiving never
+//! starve each other.
+//!
+//! Deliberately not here: XDP programs (the caller attaches one and points
+//! its XSKMAP at [`Port::fd`]), threads, pacing and statistics beyond the
+//! kernel's own.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::config::ZeroCopy;
+
+use super::afxdp::{FRAME_SIZE, UmemArea, Xsk, XskOptions, chunk_base};
+
+/// What [`Port::open`] needs.
+#[derive(Clone, Debug)]
+pub struct PortOptions<'a> {
+    pub ifname: &'a str,
+    pub queue: u32,
+    /// UMEM chunks (a power of two >= 64; also every ring's size).
+    pub frames: u32,
+    pub zero_copy: ZeroCopy,
+    /// Most frames received per [`Port::receive`] call.
+    pub batch: usize,
+    /// Chunks set aside for [`Port::send_new`]: they never go on the fill
+    /// ring, so a generator that also receives can neither starve its own
+    /// receive side nor be starved by it (0 for a pure forwarder).
+    pub tx_reserve: usize,
+}
+
+/// One AF_XDP socket and the frames it owns.
+pub struct Port {
+    xsk: Xsk,
+    area: Arc<UmemArea>,
+    /// Receive pool: chunks at or above `split`, fed to the fill ring.
+    free: Vec<u64>,
+    /// Generator pool: chunks below `split`, for [`Port::send_new`].
+    tx_free: Vec<u64>,
+    split: u64,
+    completed: Vec<u64>,
+    rx: Vec<(u64, u32)>,
+    tx: Vec<(u64, u32)>,
+    in_flight: u32,
+    /// Frames that found the TX ring full and were recycled unsent.
+    tx_ring_full: u64,
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Port")
+            .field("xsk", &self.xsk)
+            .field("free", &self.free.len())
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
+impl Port {
+    /// Opens and binds the socket; every chunk starts on the free list
+    /// except those [`Port::service`] then puts on the fill ring.
+    pub fn open(o: &PortOptions<'_>) -> anyhow::Result<Port> {
+        anyhow::ensure!(o.batch > 0, "batch must be at least 1");
+        anyhow::ensure!(
+            o.tx_reserve + o.batch <= o.frames as usize,
+            "a reserve of {} frames plus a batch of {} exceed {} frames",
+            o.tx_reserve,
+            o.batch,
+            o.frames
+        );
+        let xsk = Xsk::open(&XskOptions {
+            ifname: o.ifname,
+            queue: o.queue,
+            frames: o.frames,
+            zero_copy: o.zero_copy,
+        })?;
+        let area = Arc::clone(xsk.area());
+        let split = o.tx_reserve as u64 * u64::from(FRAME_SIZE);
+        let n = o.frames as usize;
+        let (mut free, mut tx_free) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for c in xsk.all_chunks() {
+            if c < split {
+                tx_free.push(c);
+            } else {
+                free.push(c);
+            }
+        }
+        let mut p = Port {
+            xsk,
+            area,
+            free,
+            tx_free,
+            split,
+            completed: Vec::with_capacity(n),
+            rx: Vec::with_capacity(o.batch),
+            tx: Vec::with_capacity(n),
+            in_flight: 0,
+            tx_ring_full: 0,
+        };
+        p.service()?;
+        Ok(p)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.xsk.fd()
+    }
+    pub fn queue(&self) -> u32 {
+        self.xsk.queue()
+    }
+    pub fn is_zero_copy(&self) -> bool {
+        self.xsk.is_zero_copy()
+    }
+    /// The kernel's drop counters for the socket.
+    pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+        self.xsk.statistics()
+    }
+    /// Frames on the TX ring not yet completed.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+    /// TX descriptors the kernel has not consumed yet (0 after a
+    /// [`Port::flush`] that the kernel kept up with).
+    pub fn tx_pending(&mut self) -> u32 {
+        self.xsk.tx_pending()
+    }
+    /// Frames recycled unsent because the TX ring stayed full.
+    pub fn tx_ring_full(&self) -> u64 {
+        self.tx_ring_full
+    }
+    /// Largest frame [`Port::send_new`] can write.
+    pub fn max_frame(&self) -> usize {
+        FRAME_SIZE as usize
+    }
+
+    /// Returns a chunk this port owns to the pool it belongs to.
+    #[inline]
+    fn recycle(&mut self, base: u64) {
+        if base < self.split {
+            self.tx_free.push(base);
+        } else {
+            self.free.push(base);
+        }
+    }
+
+    fn reap(&mut self) {
+        let done = self.xsk.reap_completions(&mut self.completed);
+        self.in_flight = self.in_flight.saturating_sub(done);
+        while let Some(b) = self.completed.pop() {
+            self.recycle(b);
+        }
+    }
+
+    /// Ring housekeeping, once per round: completed TX chunks back to their
+    /// pool, the fill ring topped up from the receive pool, and the `poll`
+    /// the fill ring asks for when it ran dry.
+    pub fn service(&mut self) -> io::Result<()> {
+        self.reap();
+        self.xsk.refill(&mut self.free, 0);
+        if self.xsk.fill_needs_wakeup() {
+            self.xsk.poll(None, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Takes up to one batch of received frames and calls `f` on each
+    /// frame's bytes; `f` returns true to transmit the frame (as it left
+    /// it, same length) at the next [`Port::flush`], false to recycle it.
+    /// Returns how many frames were received.
+    pub fn receive(&mut self, mut f: impl FnMut(&mut [u8]) -> bool) -> usize {
+        let got = self.xsk.receive(&mut self.rx);
+        for i in 0..got {
+            let (addr, len) = self.rx[i];
+            let base = chunk_base(addr);
+            let head = (addr - base) as usize;
+            if !self.area.is_chunk(base) || head + len as usize > FRAME_SIZE as usize {
+                // Only the kernel writes RX descriptors; never index memory
+                // on a bad one (and never recycle a chunk that is not ours).
+                debug_assert!(false, "bad RX descriptor {addr:#x}+{len}");
+                continue;
+            }
+            // SAFETY: the chunk came off this port's RX ring, so the port
+            // owns it (afxdp module doc) until it is queued for TX or put
+            // back on the free list below; the slice dies with this call.
+            let chunk = unsafe { self.area.chunk_mut(base) };
+            if f(&mut chunk[head..head + len as usize]) {
+                self.tx.push((addr, len));
+            } else {
+                self.recycle(base);
+            }
+        }
+        got
+    }
+
+    /// Writes up to `n` new frames, each into a chunk of the generator pool
+    /// through `f` (given the whole chunk, it returns the frame's length; 0
+    /// = none), and queues them for the next [`Port::flush`]. Returns how
+    /// many were queued (fewer than `n` when the pool runs out).
+    pub fn send_new(&mut self, n: usize, mut f: impl FnMut(&mut [u8]) -> usize) -> usize {
+        let mut queued = 0;
+        while queued < n {
+            let Some(base) = self.tx_free.pop() else {
+                break;
+            };
+            // SAFETY: the chunk was in this port's generator pool, so the
+            // port owns it; the slice dies before the chunk is queued or
+            // freed.
+            let chunk = unsafe { self.area.chunk_mut(base) };
+            let len = f(chunk).min(FRAME_SIZE as usize);
+            if len == 0 {
+                self.tx_free.push(base);
+                break;
+            }
+            self.tx.push((base, len as u32));
+            queued += 1;
+        }
+        queued
+    }
+
+    /// Puts the queued frames on the TX ring (letting the kernel drain a
+    /// full ring once), recycles the ones that still do not fit, and kicks
+    /// the kernel when the ring asks for it. Returns how many were put on
+    /// the ring.
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut res = Ok(());
+        if !self.tx.is_empty() {
+            sent = self.xsk.transmit(&self.tx);
+            if sent < self.tx.len() {
+                res = self.xsk.kick_tx();
+                self.reap();
+                sent += self.xsk.transmit(&self.tx[sent..]);
+            }
+            for i in sent..self.tx.len() {
+                let base = chunk_base(self.tx[i].0);
+                self.recycle(base);
+                self.tx_ring_full += 1;
+            }
+            self.in_flight += sent as u32;
+            self.tx.clear();
+        }
+        if res.is_ok() && self.in_flight > 0 {
+            res = self.xsk.drain_tx().map(|_| ());
+        }
+        res.map(|()| sent)
+    }
+
+    /// Sleeps until a frame arrives or `timeout_ms` passes.
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<()> {
+        self.xsk.poll(None, timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_rejects_a_reserve_that_leaves_no_room() {
+        let e = Port::open(&PortOptions {
+            ifname: "lo",
+            queue: 0,
+            frames: 64,
+            zero_copy: ZeroCopy::Off,
+            batch: 16,
+            tx_reserve: 60,
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("exceed 64 frames"), "{e}");
+        let e = Port::open(&PortOptions {
+            ifname: "lfnosuchif0",
+            queue: 0,
+            frames: 64,
+            zero_copy: ZeroCopy::Off,
+            batch: 16,
+            tx_reserve: 0,
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("lfnosuchif0"), "{e}");
+    }
+}
