@@ -79,7 +79,20 @@ pub fn run(source: Source) -> Result<()> {
     // Health checks: real servers start as keepalived starts them (up, or
     // down in alpha mode); what the data plane gets is the configuration
     // as health checking adjusts it.
-    let (health, health_view) = Health::start(&cfg.virtual_servers)?;
+    // Scripts (MISC_CHECK, notify) run as keepalived's script_user; a user
+    // that does not exist stops the start-up rather than running as root.
+    let run_as = crate::control::script::run_as(
+        cfg.global.script_user.as_deref(),
+        cfg.global.script_group.as_deref(),
+    )?;
+    match run_as {
+        Some(r) => log::info!("scripts run as uid {} gid {}", r.uid, r.gid),
+        None => log::warn!(
+            "no script_user and no {} account: scripts run as root",
+            crate::control::script::DEFAULT_SCRIPT_USER
+        ),
+    }
+    let (health, health_view) = Health::start(&cfg.virtual_servers, run_as)?;
     let specs = health::effective_services(&configured, &health_view);
 
     let mut nl = Netlink::open()?;
@@ -164,7 +177,7 @@ pub fn run(source: Source) -> Result<()> {
     };
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
-    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx) {
+    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx, run_as) {
         Ok(v) => v,
         Err(e) => {
             drop(admin);

@@ -228,7 +228,7 @@ pub struct DataplaneConfig {
     pub conn_max: usize,
     pub timeouts: Timeouts,
     /// IPVS's sysctls: expire_nodest_conn, conn_reuse_mode,
-    /// expire_quiescent_template.
+    /// expire_quiescent_template, drop_entry.
     pub sysctls: ConnSysctls,
     /// Seed of the randomness handed to schedulers (twos).
     pub seed: u64,
@@ -250,6 +250,7 @@ impl DataplaneConfig {
             sysctls: ConnSysctls {
                 expire_nodest_conn: cfg.global.expire_nodest_conn,
                 expire_quiescent_template: cfg.global.expire_quiescent_template,
+                drop_entry: cfg.global.drop_entry,
                 ..ConnSysctls::default()
             },
             seed: 0x6c76_7366_7764,

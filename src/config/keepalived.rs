@@ -232,14 +232,29 @@ impl Out {
     fn unsupported(&mut self, n: &Node) {
         self.warn(n, "not supported by lvsfwd, dropped");
     }
+    /// Writes `key = value` in the current table. A key the table already
+    /// has is replaced, as keepalived keeps the last of a repeated keyword
+    /// (and TOML refuses a key twice); returns whether one was.
     fn line(&mut self, indent: &str, key: &str, value: &str) {
+        self.put(indent, key, value);
+    }
+    fn put(&mut self, indent: &str, key: &str, value: &str) -> bool {
+        let replaced = remove_key(&mut self.toml, key);
         let _ = writeln!(self.toml, "{indent}{key} = {value}");
+        replaced
+    }
+    /// [`Out::line`] for keyword `n`, warning when it repeats.
+    fn keyword_line(&mut self, n: &Node, indent: &str, key: &str, value: &str) {
+        if self.put(indent, key, value) {
+            self.warn(n, "given more than once; the last one is kept");
+        }
     }
     /// `key = N` for a numeric keyword, a warning otherwise.
     fn number(&mut self, indent: &str, n: &Node, key: &str, float: bool) {
         match n.arg(0) {
-            Some(v) if v.parse::<i64>().is_ok() || (float && is_float(v)) => {
-                self.line(indent, key, v)
+            Some(v) if toml_number(v, float).is_some() => {
+                let t = toml_number(v, float).unwrap_or_default();
+                self.keyword_line(n, indent, key, &t)
             }
             Some(v) => self.warn(n, format!("`{v}` is not a number, dropped")),
             None => self.warn(n, "needs a value, dropped"),
@@ -247,7 +262,7 @@ impl Out {
     }
     fn string(&mut self, indent: &str, n: &Node, key: &str) {
         match n.arg(0) {
-            Some(v) => self.line(indent, key, &s(v)),
+            Some(v) => self.keyword_line(n, indent, key, &s(v)),
             None => self.warn(n, "needs a value, dropped"),
         }
     }
@@ -256,7 +271,7 @@ impl Out {
         if n.args().is_empty() {
             self.warn(n, "needs a script, dropped");
         } else {
-            self.line(indent, key, &s(&n.args().join(" ")));
+            self.keyword_line(n, indent, key, &s(&n.args().join(" ")));
         }
     }
     fn flag(&mut self, indent: &str, n: &Node, key: &str) {
@@ -264,8 +279,47 @@ impl Out {
         if !n.args().is_empty() {
             self.warn(n, "takes no value; the value is ignored");
         }
-        self.line(indent, key, "true");
+        self.keyword_line(n, indent, key, "true");
     }
+}
+
+/// Removes the `key = ...` line of the current (last) table of `toml`, if
+/// it has one; returns whether it did.
+fn remove_key(toml: &mut String, key: &str) -> bool {
+    let table = toml
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .rfind(|&i| toml[i..].trim_start_matches(' ').starts_with('['))
+        .unwrap_or(0);
+    let want = format!("{key} = ");
+    let mut start = table;
+    while start < toml.len() {
+        let end = toml[start..]
+            .find('\n')
+            .map_or(toml.len(), |e| start + e + 1);
+        if toml[start..end].trim_start_matches(' ').starts_with(&want) {
+            toml.replace_range(start..end, "");
+            return true;
+        }
+        start = end;
+    }
+    false
+}
+
+/// keepalived's number `v` as TOML writes it (`+05` is 5 to keepalived,
+/// and no TOML number); `None` when it is not one (a float only if
+/// `float`).
+fn toml_number(v: &str, float: bool) -> Option<String> {
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(i.to_string());
+    }
+    if float && is_float(v) {
+        return v
+            .parse::<f64>()
+            .ok()
+            .map(|x| toml::Value::Float(x).to_string());
+    }
+    None
 }
 
 fn is_float(v: &str) -> bool {
@@ -292,6 +346,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
 
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
+    let mut script_user: Option<(String, Option<String>)> = None;
     for n in &tree {
         match n.keyword() {
             "global_defs" => {
@@ -301,9 +356,15 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                             Some(v) => router_id = Some(v.to_string()),
                             None => out.warn(c, "needs a value, dropped"),
                         },
+                        "script_user" => match c.arg(0) {
+                            Some(u) => {
+                                script_user = Some((u.to_string(), c.arg(1).map(str::to_string)))
+                            }
+                            None => out.warn(c, "needs a user, dropped"),
+                        },
                         "vrrp_version" => match c.arg(0) {
-                            Some(v) if v.parse::<i64>().is_ok() => {
-                                vrrp_version = Some(v.to_string())
+                            Some(v) if toml_number(v, false).is_some() => {
+                                vrrp_version = toml_number(v, false)
                             }
                             Some(v) => out.warn(c, format!("`{v}` is not a number, dropped")),
                             None => out.warn(c, "needs a value, dropped"),
@@ -326,10 +387,16 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
         .flat_map(|n| n.children())
         .find(|c| c.keyword() == "interface")
         .and_then(|c| c.arg(0).map(str::to_string));
-    if router_id.is_some() || first_if.is_some() {
+    if router_id.is_some() || first_if.is_some() || script_user.is_some() {
         out.toml.push_str("\n[global]\n");
         if let Some(r) = &router_id {
             out.line("", "router_id", &s(r));
+        }
+        if let Some((u, g)) = &script_user {
+            out.line("", "script_user", &s(u));
+            if let Some(g) = g {
+                out.line("", "script_group", &s(g));
+            }
         }
         if let Some(i) = &first_if {
             let _ = writeln!(
@@ -479,7 +546,11 @@ fn virtual_server(out: &mut Out, n: &Node) {
                 Some(_) => out.number("", c, "persistence_timeout", false),
             },
             "persistence_granularity" => match c.arg(0) {
-                Some(v) if v.parse::<i64>().is_ok() => out.line("", "persistence_granularity", v),
+                Some(v) if toml_number(v, false).is_some() => out.line(
+                    "",
+                    "persistence_granularity",
+                    &toml_number(v, false).unwrap_or_default(),
+                ),
                 Some(v) => out.line("", "persistence_granularity", &s(v)),
                 None => out.warn(c, "needs a value, dropped"),
             },
@@ -596,21 +667,31 @@ fn http_get(out: &mut Out, c: &Node) {
     for k in c.children() {
         match k.keyword() {
             "url" => {
-                let mut fields: Vec<String> = Vec::new();
+                // (key, value) in order; a repeated keyword keeps its last
+                // value, as keepalived does.
+                let mut fields: Vec<(&str, String)> = Vec::new();
+                let mut set = |scratch: &mut Out, u: &Node, key: &'static str, value: String| {
+                    if let Some(f) = fields.iter_mut().find(|(k, _)| *k == key) {
+                        f.1 = value;
+                        scratch.warn(u, "given more than once; the last one is kept");
+                    } else {
+                        fields.push((key, value));
+                    }
+                };
                 for u in k.children() {
                     match (u.keyword(), u.arg(0)) {
-                        ("path" | "digest", Some(v)) => {
-                            fields.push(format!("{} = {}", u.keyword(), s(v)))
-                        }
+                        ("path", Some(v)) => set(&mut scratch, u, "path", s(v)),
+                        ("digest", Some(v)) => set(&mut scratch, u, "digest", s(v)),
                         ("status_code", Some(v))
-                            if u.args().len() == 1 && v.parse::<i64>().is_ok() =>
+                            if u.args().len() == 1 && toml_number(v, false).is_some() =>
                         {
-                            fields.push(format!("status_code = {v}"))
+                            let n = toml_number(v, false).unwrap_or_default();
+                            set(&mut scratch, u, "status_code", n)
                         }
                         // Several codes or min-max ranges: keepalived's own
                         // syntax, kept as one string.
                         ("status_code", Some(_)) => {
-                            fields.push(format!("status_code = {}", s(&u.args().join(" "))))
+                            set(&mut scratch, u, "status_code", s(&u.args().join(" ")))
                         }
                         ("path" | "digest" | "status_code", _) => {
                             scratch.warn(u, "needs a valid value, dropped")
@@ -618,6 +699,8 @@ fn http_get(out: &mut Out, c: &Node) {
                         _ => scratch.unsupported(u),
                     }
                 }
+                let fields: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 urls.push(format!("{{ {} }}", fields.join(", ")));
             }
             "virtualhost" => scratch.string(I, k, "virtualhost"),

@@ -96,3 +96,81 @@ fn health_keywords_quorum_scripts_alpha_bindto_and_status_ranges() {
     let c = crate::config::parse_str(&toml, "out.toml").expect("the import parses");
     assert!(c.virtual_servers[0].alpha);
 }
+
+#[test]
+fn script_user_and_group_are_mapped() {
+    let (toml, w) = import("global_defs {\n  script_user nobody nogroup\n}\n");
+    assert!(w.is_empty(), "{w:?}");
+    let cfg = crate::config::parse_str(&toml, "x").unwrap();
+    assert_eq!(cfg.global.script_user.as_deref(), Some("nobody"));
+    assert_eq!(cfg.global.script_group.as_deref(), Some("nogroup"));
+    let (toml, _) = import("global_defs {\n  script_user keepalived_script\n}\n");
+    let cfg = crate::config::parse_str(&toml, "x").unwrap();
+    assert_eq!(cfg.global.script_group, None);
+    let (_, w) = import("global_defs {\n  script_user\n}\n");
+    assert_eq!(w.len(), 1);
+}
+
+/// A keyword given twice in one block: keepalived keeps the last; the
+/// import must too, and still write valid TOML (found by fuzzing).
+#[test]
+fn repeated_keywords_keep_the_last_and_stay_valid_toml() {
+    let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                priority 100\n  priority 150\n  notify_master \"/a x\"\n  \
+                notify_master \"/b y\"\n}\n\
+                virtual_server 198.18.0.1 80 {\n  lb_algo rr\n  lb_algo wrr\n  \
+                real_server 198.18.0.11 80 {\n    weight 1\n    weight 3\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let v = &cfg.vrrp_instances[0];
+    assert_eq!(v.priority, 150);
+    assert_eq!(v.notify_master.as_deref(), Some("/b y"));
+    assert_eq!(cfg.virtual_servers[0].real_servers[0].weight, 3);
+    let repeated: Vec<usize> = w
+        .iter()
+        .filter(|w| w.message.contains("more than once"))
+        .map(|w| w.line)
+        .collect();
+    assert_eq!(repeated, vec![5, 7, 11, 14], "{w:?}");
+}
+
+/// keepalived reads `+05`, `007` and `1.` as numbers; TOML does not: the
+/// import writes them canonically (found by fuzzing).
+#[test]
+fn numbers_are_written_as_toml_numbers() {
+    let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 051\n  \
+                priority +00150\n  advert_int 1.\n}\n\
+                virtual_server 198.18.0.1 80 {\n  persistence_timeout 0300\n  \
+                persistence_granularity +24\n  \
+                real_server 198.18.0.11 80 {\n    weight 007\n    uthreshold +00\n  }\n}\n";
+    let (toml, _) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let v = &cfg.vrrp_instances[0];
+    assert_eq!((v.virtual_router_id, v.priority), (51, 150));
+    assert_eq!(cfg.virtual_servers[0].real_servers[0].weight, 7);
+    assert!(toml.contains("advert_int = 1.0\n"), "{toml}");
+    assert!(toml.contains("uthreshold = 0\n"), "{toml}");
+}
+
+/// Repeated keywords inside an HTTP_GET url block keep the last value
+/// (found by fuzzing), and repeated checkers of one kind stay valid TOML.
+#[test]
+fn repeated_url_fields_and_checkers_stay_valid_toml() {
+    let conf = "virtual_server 198.18.0.1 80 {\n  lb_algo rr\n  \
+                real_server 198.18.0.11 80 {\n    HTTP_GET {\n      url {\n        \
+                path /a\n        status_code 200\n        status_code 204\n      }\n    }\n    \
+                TCP_CHECK {\n      connect_timeout 3\n    }\n    \
+                TCP_CHECK {\n      connect_port 81\n    }\n    \
+                HTTP_GET {\n      url {\n        path /b\n      }\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    if let Err(e) = toml.parse::<toml::Table>() {
+        panic!("invalid TOML: {e}\n{toml}");
+    }
+    assert!(toml.contains("status_code = 204"), "{toml}");
+    assert!(!toml.contains("status_code = 200"), "{toml}");
+    assert!(
+        w.iter()
+            .any(|w| w.line == 8 && w.message.contains("more than once")),
+        "{w:?}"
+    );
+}

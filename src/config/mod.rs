@@ -85,6 +85,15 @@ pub struct Global {
     /// IPVS sysctl `expire_quiescent_template`: expire persistence templates
     /// that point at a weight-0 server.
     pub expire_quiescent_template: bool,
+    /// IPVS sysctl `drop_entry`: with the connection table full, reclaim
+    /// ESTABLISHED connections that carried only a few client packets
+    /// (spoofed handshakes). Default on (see `conn`'s capacity policy).
+    pub drop_entry: bool,
+    /// keepalived's `script_user USER [GROUP]`: whom MISC_CHECK and notify
+    /// scripts run as (`None`: `keepalived_script` if that user exists,
+    /// else root; see `control::script`).
+    pub script_user: Option<String>,
+    pub script_group: Option<String>,
 }
 
 /// Default admin socket path (interface.md §2).
@@ -105,6 +114,9 @@ impl Default for Global {
             conn_max: DEFAULT_CONN_MAX,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
+            drop_entry: true,
+            script_user: None,
+            script_group: None,
         }
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct RawGlobal {
     pub conn_max: Option<S<i64>>,
     pub expire_nodest_conn: Option<bool>,
     pub expire_quiescent_template: Option<bool>,
+    pub drop_entry: Option<bool>,
+    pub script_user: Option<S<String>>,
+    pub script_group: Option<S<String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -49,6 +49,9 @@ admin_socket = "/run/lvsfwd/admin.sock"
 conn_max = 1048576
 expire_nodest_conn = true
 expire_quiescent_template = true
+drop_entry = false
+script_user = "nobody"
+script_group = "nogroup"
 
 [timeouts]
 tcp = 900
@@ -141,6 +144,11 @@ fn full_example_parses_into_typed_values() {
     assert_eq!(g.zero_copy, ZeroCopy::On);
     assert_eq!(g.conn_max, 1 << 20);
     assert!(g.expire_nodest_conn && g.expire_quiescent_template);
+    assert!(!g.drop_entry);
+    assert_eq!(
+        (g.script_user.as_deref(), g.script_group.as_deref()),
+        (Some("nobody"), Some("nogroup"))
+    );
 
     let v = &c.vrrp_instances[0];
     assert_eq!(v.name, "VI_1");
@@ -235,6 +243,8 @@ fn defaults_are_keepalived_and_ipvs_ones() {
         (XdpMode::Auto, ZeroCopy::Auto)
     );
     assert!(!c.global.expire_nodest_conn && !c.global.expire_quiescent_template);
+    assert!(c.global.drop_entry, "drop_entry defaults to on");
+    assert_eq!(c.global.script_user, None);
     assert_eq!(
         c.timeouts,
         TimeoutsCfg {

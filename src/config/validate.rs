@@ -311,6 +311,9 @@ fn global(g: RawGlobal) -> R<Global> {
         conn_max,
         expire_nodest_conn: g.expire_nodest_conn.unwrap_or(false),
         expire_quiescent_template: g.expire_quiescent_template.unwrap_or(false),
+        drop_entry: g.drop_entry.unwrap_or(true),
+        script_user: nonempty(g.script_user, "script_user")?,
+        script_group: nonempty(g.script_group, "script_group")?,
     })
 }
 

@@ -45,6 +45,18 @@
 //! flood of spoofed SYNs recycles its own SYN_RECV entries and never pushes
 //! out established flows or persistence.
 //!
+//! With `drop_entry` on (see [`ConnSysctls::drop_entry`]), a scan that finds
+//! no such candidate may also take an ESTABLISHED conn that has carried at
+//! most [`DROP_ENTRY_MAX_PKTS`] client packets, nearest to expiry first:
+//! IPVS's `ip_vs_random_dropentry` / `todrop_entry` rule (drop established
+//! entries with few incoming packets when memory runs low), made
+//! deterministic and bounded like the rest of the scan. It matters where
+//! the director sees only the client side (DR, TUN): a spoofed SYN followed
+//! by a spoofed ACK is ESTABLISHED there, for the 900 s timeout, and
+//! without this rule a flood of such pairs fills the table for good. Unlike
+//! IPVS, which only drops entries idle for 60 s, the rule applies at once:
+//! this table has a hard size where IPVS's grows until memory runs low.
+//!
 //! FULLNAT: the local side (`laddr:lport`) is taken from
 //! `Service::local_addrs` (addresses of the real server's family) and a port
 //! range (1024-65535 unless [`ConnTable::set_fullnat_ports`]), such that the
@@ -78,6 +90,9 @@ pub use table::ConnTable;
 
 /// Most entries the eviction scan looks at when the table is full.
 pub const EVICT_SCAN: usize = 64;
+/// An ESTABLISHED conn with at most this many client packets may be
+/// reclaimed by `drop_entry` (the in_pkts range of IPVS's `todrop_entry`).
+pub const DROP_ENTRY_MAX_PKTS: u8 = 8;
 /// Most FULLNAT `(laddr, lport)` candidates tried for one new conn.
 pub const LPORT_TRIES: usize = 4096;
 /// How long a template that still controls conns lingers after its timer
@@ -137,6 +152,12 @@ pub struct ConnSysctls {
     /// `expire_quiescent_template` (default off): a template whose real
     /// server has weight 0 is dropped instead of reused.
     pub expire_quiescent_template: bool,
+    /// `drop_entry` (default on here; see the module's capacity policy):
+    /// when the table is full and no half-open or closing conn can be
+    /// reclaimed, reclaim an ESTABLISHED one that carried at most
+    /// [`DROP_ENTRY_MAX_PKTS`] client packets. IPVS's sysctl defaults to
+    /// off, but its table has no hard size.
+    pub drop_entry: bool,
 }
 
 impl Default for ConnSysctls {
@@ -145,6 +166,7 @@ impl Default for ConnSysctls {
             expire_nodest_conn: false,
             conn_reuse_mode: 1,
             expire_quiescent_template: false,
+            drop_entry: true,
         }
     }
 }
@@ -198,6 +220,8 @@ pub struct Conn {
     /// When the timer fires.
     pub expires: Timestamp,
     flags: u8,
+    /// Client packets seen, saturating (`in_pkts`, for `drop_entry`).
+    in_pkts: u8,
     /// Conn: its template (`NO_LINK` if none). Free entry: next free.
     control: u32,
     /// Template: how many conns it controls.
@@ -221,6 +245,7 @@ impl Conn {
         client_mac: [0; 6],
         expires: Timestamp::ZERO,
         flags: 0,
+        in_pkts: 0,
         control: NO_LINK,
         n_control: 0,
     };
@@ -229,6 +254,10 @@ impl Conn {
         self.flags & f != 0
     }
 
+    /// Client packets seen (saturating at 255).
+    pub fn in_pkts(&self) -> u8 {
+        self.in_pkts
+    }
     /// A persistence template (`IP_VS_CONN_F_TEMPLATE`).
     pub fn is_template(&self) -> bool {
         self.has(F_TEMPLATE)

@@ -11,9 +11,9 @@ use super::index::{Index, tuple_hash};
 use super::state::{TcpTable, tcp_next};
 use super::wheel::{Wheel, tick_ceil, tick_floor};
 use super::{
-    Conn, ConnId, ConnState, ConnSysctls, Direction, EVICT_SCAN, F_INACTIVE, F_NO_OUTPUT,
-    F_ONE_PACKET, F_TEMPLATE, F_TPL_INVALID, F_TPL_LINGER, F_USED, InDecision, LPORT_TRIES,
-    NO_LINK, NewFlow, ScheduleError, TEMPLATE_LINGER, TcpFlags, Timeouts,
+    Conn, ConnId, ConnState, ConnSysctls, DROP_ENTRY_MAX_PKTS, Direction, EVICT_SCAN, F_INACTIVE,
+    F_NO_OUTPUT, F_ONE_PACKET, F_TEMPLATE, F_TPL_INVALID, F_TPL_LINGER, F_USED, InDecision,
+    LPORT_TRIES, NO_LINK, NewFlow, ScheduleError, TEMPLATE_LINGER, TcpFlags, Timeouts,
 };
 use crate::sched::SchedInput;
 use crate::service::{Dest, DestRef, FwdMethod, Protocol, Service, ServiceTable};
@@ -449,6 +449,10 @@ impl ConnTable {
 
     #[inline]
     fn account(&mut self, i: usize, dir: Direction, bytes: u32, services: &mut ServiceTable) {
+        if dir == Direction::In {
+            let c = &mut self.slab[i];
+            c.in_pkts = c.in_pkts.saturating_add(1);
+        }
         let r = self.slab[i].dest;
         let Some(Service { dests, stats, .. }) = services.services.get_mut(r.svc as usize) else {
             return;
@@ -645,27 +649,39 @@ impl ConnTable {
             return true;
         }
         debug_assert!(missing <= 2);
-        // The `missing` candidates nearest to expiry, soonest first.
-        let mut best: [Option<(u32, Timestamp)>; 2] = [None; 2];
+        // The `missing` candidates nearest to expiry, soonest first: first
+        // among the half-open and closing conns, then (drop_entry) among
+        // the established ones with few client packets.
+        let mut best: [[Option<(u32, Timestamp)>; 2]; 2] = [[None; 2]; 2];
         let slab = &self.slab;
+        let drop_entry = self.sysctls.drop_entry;
         self.wheel.scan(EVICT_SCAN, |i| {
             let c = &slab[i as usize];
-            if c.is_template() || c.state == ConnState::Established {
+            let tier = if c.is_template() {
                 return;
-            }
+            } else if c.state != ConnState::Established {
+                0
+            } else if drop_entry && c.in_pkts <= DROP_ENTRY_MAX_PKTS {
+                1
+            } else {
+                return;
+            };
             let cand = (i, c.expires);
-            match best {
+            let best = &mut best[tier];
+            match *best {
                 [None, _] => best[0] = Some(cand),
-                [Some(a), _] if cand.1 < a.1 => best = [Some(cand), best[0]],
+                [Some(a), _] if cand.1 < a.1 => *best = [Some(cand), best[0]],
                 [Some(_), None] => best[1] = Some(cand),
                 [Some(_), Some(b)] if cand.1 < b.1 => best[1] = Some(cand),
                 _ => {}
             }
         });
-        if best.iter().take(missing).any(Option::is_none) {
+        let mut ranked = best.into_iter().flatten().flatten();
+        let chosen = [ranked.next(), ranked.next()];
+        if chosen.iter().take(missing).any(Option::is_none) {
             return false;
         }
-        for (i, _) in best.into_iter().take(missing).flatten() {
+        for (i, _) in chosen.into_iter().take(missing).flatten() {
             self.release(i, services);
             self.evictions += 1;
         }
@@ -895,6 +911,7 @@ impl ConnTable {
                 client_mac: flow.client_mac,
                 expires: now,
                 flags: F_USED | F_TEMPLATE | F_INACTIVE,
+                in_pkts: 0,
                 control: NO_LINK,
                 n_control: 0,
             };
@@ -928,6 +945,7 @@ impl ConnTable {
             client_mac: flow.client_mac,
             expires: now,
             flags,
+            in_pkts: 0,
             control: tpl.unwrap_or(NO_LINK),
             n_control: 0,
         };

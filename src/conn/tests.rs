@@ -758,9 +758,13 @@ fn fullnat_ports_are_reused_across_real_servers_and_need_a_family_match() {
 }
 
 #[test]
-fn full_table_evicts_the_soonest_half_open_conn_never_established() {
+fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_established() {
     let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
     let mut t = ConnTable::new(4, Timeouts::default());
+    t.set_sysctls(ConnSysctls {
+        drop_entry: false,
+        ..ConnSysctls::default()
+    });
     let now = t0();
     let est: Vec<ConnId> = (0..2u16)
         .map(|k| {
@@ -818,6 +822,89 @@ fn full_table_evicts_the_soonest_half_open_conn_never_established() {
         Err(ScheduleError::TableFull)
     );
     assert_eq!(t.evictions(), 1);
+}
+
+/// drop_entry (on by default): with no half-open or closing conn left, an
+/// ESTABLISHED conn that carried few client packets (a spoofed SYN + ACK
+/// in DR) is reclaimed, the one nearest to expiry first; conns with more
+/// than `DROP_ENTRY_MAX_PKTS` client packets and half-open ones keep their
+/// precedence rules.
+#[test]
+fn drop_entry_reclaims_established_conns_with_few_client_packets() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = ConnTable::new(3, Timeouts::default());
+    assert!(t.sysctls().drop_entry, "on by default");
+    let now = t0();
+    // Three ESTABLISHED conns (SYN + ACK: 2 client packets), armed 1 s
+    // apart; the first then carries a long transfer (> 8 packets).
+    let ids: Vec<ConnId> = (0..3u16)
+        .map(|k| {
+            let at = now + secs(u64::from(k));
+            let id = t
+                .schedule(&mut s, 0, &syn("10.9.9.9", k), 60, at, 0)
+                .unwrap();
+            t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, at, &mut s);
+            assert_eq!(t.get(id).in_pkts(), 2);
+            id
+        })
+        .collect();
+    for _ in 0..DROP_ENTRY_MAX_PKTS {
+        t.on_packet(
+            ids[0],
+            Direction::In,
+            Some(TcpFlags::ACK),
+            1500,
+            now,
+            &mut s,
+        );
+    }
+    assert_eq!(t.get(ids[0]).in_pkts(), 2 + DROP_ENTRY_MAX_PKTS);
+    // No half-open conn: the few-packet ESTABLISHED conn nearest to expiry
+    // goes (port 1; port 0 expires sooner but is busy).
+    let n = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 7), 60, now + secs(3), 0)
+        .unwrap();
+    assert_eq!(t.evictions(), 1);
+    assert_eq!(n, ids[1], "slot of the evicted conn reused");
+    assert_eq!(
+        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 1, ip(VIP), 80),
+        None
+    );
+    assert!(
+        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 0, ip(VIP), 80)
+            .is_some()
+    );
+    // Now a SYN_RECV conn (the one just made) exists: it goes before the
+    // remaining few-packet ESTABLISHED conn.
+    let m = t
+        .schedule(&mut s, 0, &syn("10.0.0.2", 8), 60, now + secs(4), 0)
+        .unwrap();
+    assert_eq!(m, n, "the half-open conn was taken first");
+    assert!(
+        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 2, ip(VIP), 80)
+            .is_some()
+    );
+    // Counters stay consistent: three conns, all counted once.
+    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
+    assert_eq!(total, 3);
+    // Make every conn busy: nothing may be evicted any more.
+    for id in t.iter().map(|(id, _)| id).collect::<Vec<_>>() {
+        for _ in 0..=DROP_ENTRY_MAX_PKTS {
+            t.on_packet(
+                id,
+                Direction::In,
+                Some(TcpFlags::ACK),
+                52,
+                now + secs(5),
+                &mut s,
+            );
+        }
+    }
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.3", 9), 60, now + secs(6), 0),
+        Err(ScheduleError::TableFull)
+    );
+    assert_eq!(t.evictions(), 2);
 }
 
 #[test]

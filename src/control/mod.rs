@@ -10,6 +10,7 @@ pub mod health;
 pub mod neigh;
 pub mod netlink;
 pub mod query;
+pub mod script;
 pub mod shared;
 pub mod vrrp;
 pub mod vrrp_thread;

@@ -31,7 +31,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -45,6 +44,7 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::netlink::Netlink;
+use super::script::{self, RunAs};
 use super::vrrp::{Action, NotifyState, RxMeta, VrrpMachine};
 use crate::config::VrrpInstance;
 use crate::service::{MacAddr, ServiceSpec};
@@ -175,6 +175,8 @@ struct Running {
     packet: PacketSender,
     /// Where adverts go: the group, or every unicast peer.
     dsts: Vec<IpAddr>,
+    /// Whom notify scripts run as (`script_user`; `None`: root).
+    run_as: Option<RunAs>,
 }
 
 /// The running VRRP thread.
@@ -185,10 +187,12 @@ pub struct VrrpThread {
 
 impl VrrpThread {
     /// Opens every instance's sockets (errors come back here, before any
-    /// thread runs) and starts the thread. `None` when there is no instance.
+    /// thread runs) and starts the thread; notify scripts run as `run_as`
+    /// (see [`crate::control::script`]). `None` when there is no instance.
     pub fn start(
         instances: &[VrrpInstance],
         events: mpsc::Sender<VrrpEvent>,
+        run_as: Option<RunAs>,
     ) -> Result<Option<VrrpThread>> {
         if instances.is_empty() {
             return Ok(None);
@@ -196,7 +200,9 @@ impl VrrpThread {
         let mut nl = Netlink::open()?;
         let mut running = Vec::new();
         for inst in instances {
-            running.push(open_instance(&mut nl, inst)?);
+            let mut r = open_instance(&mut nl, inst)?;
+            r.run_as = run_as;
+            running.push(r);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -319,6 +325,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         sock,
         packet,
         dsts,
+        run_as: None,
     })
 }
 
@@ -493,7 +500,7 @@ fn execute(
                     });
                 }
                 for argv in r.m.notify_commands(state) {
-                    let reaper = run_script(r.m.name(), &argv);
+                    let reaper = run_script(r.m.name(), &argv, r.run_as);
                     // keepalived gives STOP scripts a second before it exits.
                     if state == NotifyState::Stop
                         && let Some(h) = reaper
@@ -586,9 +593,8 @@ fn announce(r: &Running) {
 
 /// Starts a notify script; a thread reaps it so no zombie is left. Returns
 /// that thread, which ends with the script.
-fn run_script(instance: &str, argv: &[String]) -> Option<JoinHandle<()>> {
-    let (prog, args) = argv.split_first()?;
-    match Command::new(prog).args(args).stdin(Stdio::null()).spawn() {
+fn run_script(instance: &str, argv: &[String], run_as: Option<RunAs>) -> Option<JoinHandle<()>> {
+    match script::command(argv, run_as)?.spawn() {
         Ok(mut child) => std::thread::Builder::new()
             .name("lvsfwd-notify".into())
             .spawn(move || {

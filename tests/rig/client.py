@@ -9,6 +9,10 @@ failed without being tried. Output is line-oriented for the Rust side:
                                        one line per request, each a new TCP
                                        connection: "ok <body>" or "err <why>"
   udp   --target ADDR:PORT --count N   same, each from a new socket (port)
+  download --target ADDR:PORT --kib K --count N
+                                       N concurrent GET /slow/K: per transfer
+                                       "ok <server> <bytes>" when all K KiB
+                                       arrived, else "err <server> <bytes> <why>"
   tcp   --target ADDR:PORT             reads one banner line: "ok <line>"
   ping  --target ADDR --count N        ICMP/ICMPv6 echo: "ok" or "err <why>"
   arp   --iface IF --src IP --target IP
@@ -140,6 +144,48 @@ def one_ping(host, seq, timeout):
         s.close()
 
 
+def one_download(host, port, kib, timeout, results, i):
+    s = socket.socket(family(host), socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    data = b""
+    try:
+        s.connect((host, port))
+        s.sendall(f"GET /slow/{kib} HTTP/1.0\r\nHost: rig\r\n\r\n".encode())
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        why = None
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+    finally:
+        s.close()
+    _, _, body = data.partition(b"\r\n\r\n")
+    server = body.split(b" ", 1)[0].decode(errors="replace") if body else "-"
+    if why is None and len(body) == kib * 1024:
+        results[i] = f"ok {server} {len(body)}"
+    else:
+        results[i] = f"err {server} {len(body)} {why or 'short body'}"
+
+
+def download(a):
+    import threading
+    host, port = split_target(a.target)
+    results = [None] * a.count
+    threads = [threading.Thread(target=one_download, args=(host, port, a.kib, a.timeout, results, i))
+               for i in range(a.count)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    out("started")
+    deadline = time.monotonic() + a.deadline
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    for r in results:
+        out(r or "err - 0 deadline")
+
+
 def run_requests(a, fn):
     host, port = split_target(a.target)
     deadline = time.monotonic() + a.deadline
@@ -256,6 +302,12 @@ def main():
         p.add_argument("--timeout", type=float, default=2.0)
         p.add_argument("--deadline", type=float, default=20.0)
         p.add_argument("--bind", help="source address")
+    p = sub.add_parser("download")
+    p.add_argument("--target", required=True)
+    p.add_argument("--kib", type=int, required=True)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--deadline", type=float, default=30.0)
     p = sub.add_parser("arp")
     p.add_argument("--iface", required=True)
     p.add_argument("--src", required=True)
@@ -293,6 +345,8 @@ def main():
                 out(one_ping(host, i + 1, a.timeout))
             except Exception as e:
                 out(f"err {type(e).__name__}: {e}")
+    elif a.cmd == "download":
+        download(a)
     elif a.cmd == "arp":
         arp(a)
     elif a.cmd == "sniff":

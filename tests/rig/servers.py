@@ -6,6 +6,8 @@ can tell which real server took a connection and whether the client's
 address survived the trip through the load balancer:
 
   HTTP GET /        -> "<name> <client-ip>\n"
+  HTTP GET /slow/N  -> N KiB, one KiB every 50 ms, the first line
+                       "<name> <client-ip>" (a transfer that lasts)
   UDP datagram      -> "<name> <client-ip>\n"
   TCP banner        -> "<name> <client-ip>\n", then close
 
@@ -22,6 +24,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 
 def peer(addr):
@@ -55,6 +58,8 @@ def http_handler(name):
         protocol_version = "HTTP/1.0"
 
         def do_GET(self):
+            if self.path.startswith("/slow/"):
+                return self.slow(int(self.path[len("/slow/"):] or 0))
             body = f"{name} {peer(self.client_address)}\n".encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -62,6 +67,19 @@ def http_handler(name):
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
+
+        def slow(self, kib):
+            first = f"{name} {peer(self.client_address)}\n".encode()
+            first += b"." * (1024 - len(first))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(kib * 1024))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(kib):
+                self.wfile.write(first if i == 0 else b"." * 1024)
+                self.wfile.flush()
+                time.sleep(0.05)
 
         def log_message(self, fmt, *args):
             pass

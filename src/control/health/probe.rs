@@ -21,6 +21,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::engine::{ProbeOutcome, ProbeSpec};
 use super::http::{self, ResponseReader, UrlCheck};
+use crate::control::script::{self, RunAs};
 
 /// Bodies larger than this fail HTTP_GET (a bound on a misbehaving server).
 pub const MAX_BODY_BYTES: u64 = 64 << 20;
@@ -31,6 +32,12 @@ const MISC_POLL: Duration = Duration::from_millis(10);
 
 /// Runs one probe to completion.
 pub fn run(spec: &ProbeSpec) -> ProbeOutcome {
+    run_as(spec, None)
+}
+
+/// [`run`], with MISC_CHECK scripts run as `user` (see
+/// [`crate::control::script`]).
+pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
     match spec {
         ProbeSpec::Tcp { dst, bind, timeout } => match connect(*dst, *bind, *timeout) {
             Ok(_) => ProbeOutcome::Success,
@@ -54,7 +61,7 @@ pub fn run(spec: &ProbeSpec) -> ProbeOutcome {
             }
             ProbeOutcome::Success
         }
-        ProbeSpec::Misc { argv, timeout } => misc(argv, *timeout),
+        ProbeSpec::Misc { argv, timeout } => misc(argv, *timeout, user),
     }
 }
 
@@ -136,19 +143,13 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<std::process::Exit
 
 /// MISC_CHECK: the script's exit status, or a failure when it could not
 /// start, was killed by a signal or ran past `timeout`.
-fn misc(argv: &[String], timeout: Duration) -> ProbeOutcome {
+fn misc(argv: &[String], timeout: Duration, user: Option<RunAs>) -> ProbeOutcome {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let Some((prog, args)) = argv.split_first() else {
+    let Some(mut cmd) = script::command(argv, user) else {
         return ProbeOutcome::Failure;
     };
-    let mut child = match Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-    {
+    let prog = &argv[0];
+    let mut child = match cmd.process_group(0).spawn() {
         Ok(c) => c,
         Err(e) => {
             log::warn!("MISC_CHECK {prog}: cannot run: {e}");

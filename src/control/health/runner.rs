@@ -9,7 +9,7 @@
 //! still running is waited for, bounded by its timeouts).
 #![forbid(unsafe_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use crossbeam::channel::{self, Receiver, Sender};
 use super::engine::{Action, CheckerId, Engine, ProbeOutcome, ProbeSpec};
 use super::{HealthEvent, HealthView, probe};
 use crate::config::VirtualServer;
+use crate::control::script::{self, RunAs};
 use crate::time::Timestamp;
 
 /// Upper bound on probe threads (the pool grows with the checkers).
@@ -63,9 +64,11 @@ impl Clock {
 }
 
 impl Health {
-    /// Starts checking `vss`. Returns the handle and the state at start
-    /// (real servers with checkers are up, or down in alpha mode).
-    pub fn start(vss: &[VirtualServer]) -> Result<(Health, HealthView)> {
+    /// Starts checking `vss`; MISC_CHECK and notify scripts run as
+    /// `run_as` (`None`: as the daemon, root; see [`script`]). Returns the
+    /// handle and the state at start (real servers with checkers are up,
+    /// or down in alpha mode).
+    pub fn start(vss: &[VirtualServer], run_as: Option<RunAs>) -> Result<(Health, HealthView)> {
         let clock = Clock(Instant::now());
         // The warmup draws need no more than an OS-seeded value.
         let seed = {
@@ -82,7 +85,7 @@ impl Health {
         let thread = std::thread::Builder::new()
             .name("lvsfwd-health".into())
             .spawn(move || {
-                let mut t = Thread::new(engine, clock, ev_tx);
+                let mut t = Thread::new(engine, clock, ev_tx, run_as);
                 t.act(acts);
                 t.run(ctl_rx);
             })
@@ -140,10 +143,16 @@ struct Thread {
     done: Receiver<Done>,
     probers: Vec<JoinHandle<()>>,
     scripts: Vec<Child>,
+    run_as: Option<RunAs>,
 }
 
 impl Thread {
-    fn new(engine: Engine, clock: Clock, events: Sender<HealthEvent>) -> Thread {
+    fn new(
+        engine: Engine,
+        clock: Clock,
+        events: Sender<HealthEvent>,
+        run_as: Option<RunAs>,
+    ) -> Thread {
         let (jobs, job_rx) = channel::unbounded();
         let (done_tx, done) = channel::unbounded();
         let mut t = Thread {
@@ -157,6 +166,7 @@ impl Thread {
             done,
             probers: Vec::new(),
             scripts: Vec::new(),
+            run_as,
         };
         t.grow_pool();
         t
@@ -168,11 +178,12 @@ impl Thread {
         while self.probers.len() < want {
             let rx = self.job_rx.clone();
             let tx = self.done_tx.clone();
+            let run_as = self.run_as;
             let spawned = std::thread::Builder::new()
                 .name("lvsfwd-probe".into())
                 .spawn(move || {
                     for job in rx.iter() {
-                        let outcome = probe::run(&job.spec);
+                        let outcome = probe::run_as(&job.spec, run_as);
                         let done = Done {
                             generation: job.generation,
                             id: job.id,
@@ -205,18 +216,12 @@ impl Thread {
     }
 
     fn notify(&mut self, argv: &[String]) {
-        let Some((prog, args)) = argv.split_first() else {
+        let Some(mut cmd) = script::command(argv, self.run_as) else {
             return;
         };
-        match Command::new(prog)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+        match cmd.spawn() {
             Ok(c) => self.scripts.push(c),
-            Err(e) => log::warn!("notify script {prog}: {e}"),
+            Err(e) => log::warn!("notify script {}: {e}", argv[0]),
         }
     }
 

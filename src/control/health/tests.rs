@@ -875,3 +875,23 @@ fn misc_probe_kills_the_script_group_at_its_timeout() {
     std::thread::sleep(Duration::from_millis(1300));
     assert!(!mark.exists(), "the script's own children were killed too");
 }
+
+/// MISC_CHECK runs as the script user (the tests run as root): the script
+/// sees uid 65534, and the same script as root sees 0.
+#[test]
+fn misc_probe_runs_as_the_script_user() {
+    let spec = ProbeSpec::Misc {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "test \"$(id -u):$(id -g)\" = 65534:65534".into(),
+        ],
+        timeout: Duration::from_secs(5),
+    };
+    let nobody = crate::control::script::RunAs {
+        uid: 65534,
+        gid: 65534,
+    };
+    assert_eq!(probe::run_as(&spec, Some(nobody)), ProbeOutcome::Exited(0));
+    assert_eq!(probe::run(&spec), ProbeOutcome::Exited(1));
+}
