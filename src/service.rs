@@ -272,6 +272,22 @@ pub struct DestSpec {
     pub mac: Option<MacAddr>,
 }
 
+impl DestSpec {
+    /// A real server with ipvsadm's defaults: weight 1, no thresholds, next
+    /// hop from the neighbour table.
+    pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod) -> DestSpec {
+        DestSpec {
+            addr,
+            port,
+            fwd,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+            mac: None,
+        }
+    }
+}
+
 /// A virtual service as configured (no runtime state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSpec {
@@ -288,6 +304,23 @@ pub struct ServiceSpec {
     /// FULLNAT source pool (local_address).
     pub local_addrs: Vec<IpAddr>,
     pub dests: Vec<DestSpec>,
+}
+
+impl ServiceSpec {
+    /// A service with ipvsadm's defaults apart from the scheduler: not
+    /// persistent (host granularity), no ops, no FULLNAT pool.
+    pub fn new(key: ServiceKey, sched: SchedKind, dests: Vec<DestSpec>) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            sched,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            persistence_prefix: if key.addr.is_ipv4() { 32 } else { 128 },
+            ops: false,
+            local_addrs: Vec::new(),
+            dests,
+        }
+    }
 }
 
 /// A runtime virtual service.

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use etherparse::{IpNumber, PacketBuilder, VlanId};
-use lvsfwd::sched::{SchedFlags, SchedKind};
+use lvsfwd::sched::SchedKind;
 use lvsfwd::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use lvsfwd::xsk::prog::{Filter, ProgCounters, XdpObject};
 
@@ -60,32 +60,16 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn dest(addr: &str, port: u16, fwd: FwdMethod) -> DestSpec {
-    DestSpec {
-        addr: ip(addr),
-        port,
-        fwd,
-        weight: 1,
-        u_threshold: 0,
-        l_threshold: 0,
-        mac: None,
-    }
+    DestSpec::new(ip(addr), port, fwd)
 }
 
 fn spec(proto: Protocol, vip: &str, port: u16, dests: Vec<DestSpec>) -> ServiceSpec {
-    ServiceSpec {
-        key: ServiceKey {
-            proto,
-            addr: ip(vip),
-            port,
-        },
-        sched: SchedKind::Rr,
-        sched_flags: SchedFlags::default(),
-        persistence: None,
-        persistence_prefix: 32,
-        ops: false,
-        local_addrs: vec![],
-        dests,
-    }
+    let key = ServiceKey {
+        proto,
+        addr: ip(vip),
+        port,
+    };
+    ServiceSpec::new(key, SchedKind::Rr, dests)
 }
 
 /// The configuration every test starts from.

@@ -98,38 +98,29 @@ fn poke(addr: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::{SchedFlags, SchedKind};
+    use crate::sched::SchedKind;
     use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey};
 
     #[test]
     fn only_real_servers_without_a_static_mac_are_targets() {
         let d = |a: &str, mac: Option<MacAddr>| DestSpec {
-            addr: a.parse().unwrap(),
-            port: 80,
-            fwd: FwdMethod::Route,
-            weight: 1,
-            u_threshold: 0,
-            l_threshold: 0,
             mac,
+            ..DestSpec::new(a.parse().unwrap(), 80, FwdMethod::Route)
         };
-        let spec = ServiceSpec {
-            key: ServiceKey {
-                proto: Protocol::Tcp,
-                addr: "198.18.0.250".parse().unwrap(),
-                port: 80,
-            },
-            sched: SchedKind::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            persistence_prefix: 32,
-            ops: false,
-            local_addrs: vec![],
-            dests: vec![
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "198.18.0.250".parse().unwrap(),
+            port: 80,
+        };
+        let spec = ServiceSpec::new(
+            key,
+            SchedKind::Rr,
+            vec![
                 d("198.18.0.12", None),
                 d("198.18.0.11", Some([2, 0, 0, 0, 0, 1])),
                 d("198.18.0.12", None),
             ],
-        };
+        );
         let n = NextHops::for_specs(&[spec.clone(), spec]);
         assert_eq!(n.targets, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
     }

@@ -589,7 +589,7 @@ pub fn enter_netns(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::{SchedFlags, SchedKind};
+    use crate::sched::SchedKind;
     use crate::service::{DestSpec, ServiceKey};
 
     fn ip(s: &str) -> IpAddr {
@@ -597,32 +597,16 @@ mod tests {
     }
 
     fn dest(addr: &str, port: u16, fwd: FwdMethod) -> DestSpec {
-        DestSpec {
-            addr: ip(addr),
-            port,
-            fwd,
-            weight: 1,
-            u_threshold: 0,
-            l_threshold: 0,
-            mac: None,
-        }
+        DestSpec::new(ip(addr), port, fwd)
     }
 
     fn spec(proto: Protocol, vip: &str, port: u16, dests: Vec<DestSpec>) -> ServiceSpec {
-        ServiceSpec {
-            key: ServiceKey {
-                proto,
-                addr: ip(vip),
-                port,
-            },
-            sched: SchedKind::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            persistence_prefix: 32,
-            ops: false,
-            local_addrs: vec![],
-            dests,
-        }
+        let key = ServiceKey {
+            proto,
+            addr: ip(vip),
+            port,
+        };
+        ServiceSpec::new(key, SchedKind::Rr, dests)
     }
 
     #[test]
