@@ -4,7 +4,7 @@
 # run of every fuzz target (scripts/fuzz.sh; FUZZ_SECONDS per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping keepalived tshark tcpdump
+scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping keepalived tshark tcpdump nftables
 cargo fmt --all -- --check
 cargo test --all-targets 2>&1
 (cd fuzz && cargo fmt --all -- --check)

@@ -117,11 +117,12 @@ pub fn run(source: Source) -> Result<()> {
     // packets are not dropped for want of a MAC; bounded, because a real
     // server that is down must not keep the director from starting.
     let next_hops = NextHops::for_specs(&health::with_sorry_servers(&configured, &health_view));
-    let (mut neighbours, mut unresolved) = next_hops.refresh(&mut nl, link.ifindex)?;
+    let (mut neighbours, mut unresolved) =
+        next_hops.refresh(&mut nl, link.ifindex, &Default::default())?;
     let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
     while unresolved > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        (neighbours, unresolved) = next_hops.refresh(&mut nl, link.ifindex)?;
+        (neighbours, unresolved) = next_hops.refresh(&mut nl, link.ifindex, &neighbours)?;
     }
     if unresolved > 0 {
         log::warn!(
@@ -243,10 +244,13 @@ pub fn run(source: Source) -> Result<()> {
         };
         if !ctl.next_hops.is_empty() && last_refresh.elapsed() >= wait {
             last_refresh = Instant::now();
-            match ctl.next_hops.refresh(&mut nl, link.ifindex) {
+            let published = shared.load();
+            match ctl
+                .next_hops
+                .refresh(&mut nl, link.ifindex, &published.neighbours)
+            {
                 Ok((map, missing)) => {
                     unresolved = missing;
-                    let published = shared.load();
                     if *published.neighbours != map {
                         let mut next = (*published).clone();
                         next.neighbours = Arc::new(map);

@@ -12,6 +12,10 @@
 //! - A reload (SIGHUP) with an invalid lb.toml: refused with an error that
 //!   names the file, line and column; the old configuration keeps serving;
 //!   a valid reload afterwards applies.
+//! - The director's kernel loses a real server's neighbour entry (garbage
+//!   collection, a failed probe: here deleted while the server ignores ARP
+//!   requests): lvsfwd keeps the MAC it learnt and the server keeps its
+//!   share.
 //!
 //! Needs root (network namespaces).
 #![forbid(unsafe_code)]
@@ -302,5 +306,66 @@ fn invalid_reload_is_refused_with_its_line_and_the_old_config_keeps_serving() {
         &["rs1".to_string(), "rs2".to_string()],
         "after the valid reload",
     );
+    e2e::clean_stop(&rig, &mut lb);
+}
+
+#[test]
+fn a_lapsed_neighbour_entry_keeps_the_real_server_reachable() {
+    let rig = Rig::dr();
+    let config = rig.lb_toml(&[e2e::tcp(Fam::V4)]);
+    let vip = SocketAddr::new(rig.vip(Fam::V4), HTTP_PORT);
+    let mut lb = Lvsfwd::start(&rig, &config);
+    let t = rig.http(rig.client(), vip, 6);
+    t.assert_all_ok("before the neighbour entry lapses");
+    // rs1 stops sending ARP at all (the neighbours it learnt while serving,
+    // the client's next hop among them, are pinned first; an ARP request of
+    // its own would let the director re-learn it), and the director's
+    // kernel forgets it.
+    let rs1 = rig.rs(1);
+    let dev = rig::IFACE;
+    for line in rs1
+        .exec_ok(&["ip", "-4", "neigh", "show", "dev", dev])
+        .lines()
+    {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = w.iter().position(|x| *x == "lladdr") {
+            rs1.exec_ok(&[
+                "ip",
+                "neigh",
+                "replace",
+                w[0],
+                "lladdr",
+                w[i + 1],
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ]);
+        }
+    }
+    for cmd in [
+        "add table arp lfarp",
+        "add chain arp lfarp out { type filter hook output priority 0 ; }",
+        "add rule arp lfarp out drop",
+    ] {
+        let mut argv = vec!["nft"];
+        argv.extend(cmd.split(' '));
+        rs1.exec_ok(&argv);
+    }
+    let rip1 = rig.rip(1, Fam::V4).to_string();
+    rig.director()
+        .exec_ok(&["ip", "neigh", "flush", "to", &rip1, "dev", dev]);
+    // Several refreshes pass; the kernel's re-resolution fails.
+    std::thread::sleep(Duration::from_millis(2500));
+    let neigh = rig
+        .director()
+        .exec_ok(&["ip", "neigh", "show", "to", &rip1, "dev", dev]);
+    assert!(
+        !neigh.contains("REACHABLE") && !neigh.contains("STALE"),
+        "the kernel re-learnt rs1 although it ignores ARP: {neigh}"
+    );
+    let t = rig.http(rig.client(), vip, 9);
+    t.assert_all_ok("after the director's kernel forgot rs1");
+    t.assert_even_split(&rig.rs_names(), "after the director's kernel forgot rs1");
     e2e::clean_stop(&rig, &mut lb);
 }

@@ -46,10 +46,19 @@ impl NextHops {
     /// One pass: the MAC of each target's next hop, keyed by the target.
     /// Returns the map and how many targets are still unresolved (each of
     /// which has been poked to make the kernel resolve it).
+    ///
+    /// A target whose neighbour entry the kernel has dropped (garbage
+    /// collection of unused entries, a FAILED probe) keeps its MAC from
+    /// `known`, the map in use: the director itself rarely talks to a real
+    /// server, so the kernel's entry can lapse while traffic for the server
+    /// flows, and forgetting the MAC would drop that traffic until the
+    /// entry is learnt again. It is poked and counted as unresolved, so the
+    /// kernel re-learns it (and a new MAC replaces the old one).
     pub fn refresh(
         &self,
         nl: &mut Netlink,
         ifindex: u32,
+        known: &FxHashMap<IpAddr, MacAddr>,
     ) -> Result<(FxHashMap<IpAddr, MacAddr>, usize)> {
         let neigh = nl.neighbours(ifindex)?;
         let mut map = FxHashMap::default();
@@ -76,6 +85,9 @@ impl NextHops {
                 None => {
                     missing += 1;
                     poke(hop);
+                    if let Some(mac) = known.get(&rs) {
+                        map.insert(rs, *mac);
+                    }
                 }
             }
         }

@@ -185,8 +185,19 @@ impl Lvsfwd {
 impl Drop for Lvsfwd {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            if thread::panicking() {
+                // A clean stop prints the drop counters by reason: what a
+                // failed test most needs to be diagnosed.
+                let pid = self.child.id().to_string();
+                run(&["kill", "-TERM", &pid], CMD_TIMEOUT);
+                if wait_bounded(&mut self.child, STOP_TIMEOUT).is_none() {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                }
+            } else {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
         }
         if thread::panicking() {
             // Give the reader thread a moment to collect the last lines.

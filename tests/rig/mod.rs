@@ -1026,9 +1026,12 @@ impl Rig {
         let t = target.to_string();
         let c = count.to_string();
         let b = bind.map(|b| b.to_string());
-        // Each request has 2 s; the whole run at most 25 s even if all fail.
-        let deadline = Duration::from_secs((2 * count as u64).clamp(5, 25));
-        let mut args = vec![kind, "--target", &t, "--count", &c, "--timeout", "2"];
+        // Each request has 5 s: a lost SYN (retransmitted after 1 s, then
+        // 3 s) or a stalled VM must not read as a failure; what the rig
+        // tests catch (frames sent to the wrong or a dead server) fails
+        // every time, not once. The whole run at most 60 s even if all fail.
+        let deadline = Duration::from_secs((5 * count as u64).clamp(10, 60));
+        let mut args = vec![kind, "--target", &t, "--count", &c, "--timeout", "5"];
         if let Some(b) = &b {
             args.extend_from_slice(&["--bind", b]);
         }
