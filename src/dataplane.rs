@@ -267,7 +267,7 @@ pub struct Dataplane {
     /// Next hops learnt from the kernel (the shell fills it); a real
     /// server's static `mac` takes precedence. Shared with the control
     /// plane's snapshot, so applying one copies nothing.
-    pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
+    neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
     cfg: DataplaneConfig,
     vips: FxHashSet<IpAddr>,
     has_port_zero: bool,
@@ -303,6 +303,18 @@ impl Dataplane {
         self.vips
             .extend(self.services.live().map(|(_, s)| s.key.addr));
         self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
+        self.refresh_next_hops();
+    }
+
+    /// Every dest's `next_mac` from its static MAC or the neighbour map
+    /// (removed dests too: their connections may still be forwarded).
+    fn refresh_next_hops(&mut self) {
+        let neighbours = &self.neighbours;
+        for s in self.services.services.iter_mut() {
+            for d in s.dests.iter_mut() {
+                d.next_mac = d.mac.or_else(|| neighbours.get(&d.addr).copied());
+            }
+        }
     }
 
     /// Applies a new complete service configuration (lb.toml reload, an
@@ -379,7 +391,10 @@ impl Dataplane {
     /// NIC's MAC was known) keeps the one configured. Call at a batch
     /// boundary; it allocates only to copy the address list.
     pub fn apply_snapshot(&mut self, s: &Snapshot) {
-        self.neighbours = Arc::clone(&s.neighbours);
+        if !Arc::ptr_eq(&self.neighbours, &s.neighbours) {
+            self.neighbours = Arc::clone(&s.neighbours);
+            self.refresh_next_hops();
+        }
         if s.own_mac != [0; 6] {
             self.cfg.own_mac = s.own_mac;
         }
@@ -419,6 +434,35 @@ impl Dataplane {
             Verdict::Drop(r) => self.counters.count_drop(r),
         }
         v
+    }
+
+    /// First prefetch stage for a frame a few places ahead in the batch
+    /// (its headers already prefetched): the connection index slots its
+    /// lookup will read. See [`crate::hint`].
+    #[inline]
+    pub fn prefetch_slots(&self, frame: &[u8]) {
+        if let Some((proto, src, sport, dst, dport)) = wire::peek_tuple(frame) {
+            let proto = if proto == wire::IPPROTO_TCP {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            self.conns.prefetch_slots(proto, src, sport, dst, dport);
+        }
+    }
+
+    /// Second prefetch stage, for the next frame (its slots prefetched):
+    /// the connection entry its lookup will most likely land on.
+    #[inline]
+    pub fn prefetch_entry(&self, frame: &[u8]) {
+        if let Some((proto, src, sport, dst, dport)) = wire::peek_tuple(frame) {
+            let proto = if proto == wire::IPPROTO_TCP {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            self.conns.prefetch_entry(proto, src, sport, dst, dport);
+        }
     }
 
     fn ip(&mut self, frame: &mut FrameBuf, p: &Packet, now: Timestamp) -> Verdict {
@@ -510,8 +554,7 @@ impl Dataplane {
 
     #[inline]
     fn next_hop(&self, id: ConnId) -> Option<MacAddr> {
-        let d = self.services.dest(self.conns.get(id).dest);
-        d.mac.or_else(|| self.neighbours.get(&d.addr).copied())
+        self.services.dest(self.conns.get(id).dest).next_mac
     }
 
     fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {

@@ -27,6 +27,7 @@ pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod forward;
+pub mod hint;
 pub mod replay;
 pub mod sched;
 pub mod service;

@@ -139,6 +139,12 @@ pub struct Dest {
     pub l_threshold: u32,
     /// Static next-hop MAC; `None` = resolve through the neighbour table.
     pub mac: Option<MacAddr>,
+    /// Where frames for this server go: `mac`, else the neighbour table's
+    /// entry for `addr`. Kept by the data plane whenever either changes
+    /// (`Dataplane::apply_snapshot`, `Dataplane::apply_services`), so the
+    /// per-packet path reads it with the dest instead of hashing the
+    /// address into the neighbour map.
+    pub next_mac: Option<MacAddr>,
     pub active_conns: u32,
     pub inact_conns: u32,
     pub persist_conns: u32,
@@ -159,6 +165,7 @@ impl Dest {
             u_threshold: 0,
             l_threshold: 0,
             mac: None,
+            next_mac: None,
             active_conns: 0,
             inact_conns: 0,
             persist_conns: 0,

@@ -50,6 +50,19 @@ impl Index {
         if p + 1 == self.slots.len() { 0 } else { p + 1 }
     }
 
+    /// Prefetches the slot a lookup of `hash` starts at.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        crate::hint::prefetch(&self.slots[self.home(tag_of(hash))]);
+    }
+
+    /// The first entry filed under `hash`'s tag, unconfirmed: what a lookup
+    /// of `hash` will most likely compare against (for prefetching it).
+    #[inline]
+    pub(crate) fn first_with_tag(&self, hash: u64) -> Option<u32> {
+        self.find(hash, |_| true)
+    }
+
     /// The entry whose key `eq` confirms among those with `hash`'s tag.
     #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {

@@ -40,6 +40,8 @@ pub struct ConnTable {
     in_idx: Index,
     /// Reply tuples of NAT and FULLNAT conns.
     out_idx: Index,
+    /// Conns filed in `out_idx` (only gates prefetching it).
+    out_len: usize,
     seed: u64,
     timeouts: Timeouts,
     /// `timeouts.for_state(s)` in nanoseconds, indexed by `s as usize`:
@@ -177,6 +179,7 @@ impl ConnTable {
             len: 0,
             in_idx: Index::with_capacity(cap),
             out_idx: Index::with_capacity(cap),
+            out_len: 0,
             seed,
             timeouts,
             timeout_ns: timeout_table(timeouts),
@@ -312,6 +315,51 @@ impl ConnTable {
             .map(ConnId)
     }
 
+    /// Prefetch, first stage, for a packet `src:sport -> dst:dport` to come:
+    /// the index slots its lookups start at (the client side, and the reply
+    /// side while NAT or FULLNAT conns exist).
+    #[inline]
+    pub fn prefetch_slots(
+        &self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) {
+        self.in_idx
+            .prefetch(self.in_hash(proto, src, sport, dst, dport));
+        if self.out_len > 0 {
+            self.out_idx
+                .prefetch(self.out_hash(proto, src, sport, dst, dport));
+        }
+    }
+
+    /// Prefetch, second stage (once the slots are cached): the entry the
+    /// client-side lookup will most likely land on, and its timer link.
+    #[inline]
+    pub fn prefetch_entry(
+        &self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) {
+        let h = self.in_hash(proto, src, sport, dst, dport);
+        let i = match self.in_idx.first_with_tag(h) {
+            Some(i) => Some(i),
+            None if self.out_len > 0 => self
+                .out_idx
+                .first_with_tag(self.out_hash(proto, src, sport, dst, dport)),
+            None => None,
+        };
+        if let Some(c) = i.and_then(|i| self.slab.get(i as usize)) {
+            crate::hint::prefetch(c);
+            self.wheel.prefetch(i.unwrap_or_default());
+        }
+    }
+
     /// The conn of a reply: `RIP:rport -> client` (NAT) or
     /// `RIP:rport -> laddr:lport` (FULLNAT). Only conns whose forwarding
     /// method routes replies through the director.
@@ -443,8 +491,10 @@ impl ConnTable {
             return;
         }
         self.account(i, dir, ip_len, services);
+        let before = self.slab[i].state;
         self.transition(i, dir, tcp, services);
-        self.rearm(i, now);
+        let same_state = self.slab[i].state == before;
+        self.rearm(i, now, same_state);
     }
 
     #[inline]
@@ -523,16 +573,30 @@ impl ConnTable {
         c.state = new;
     }
 
+    /// Sets entry `i`'s deadline for its state from `now`. `same_state`:
+    /// the packet left the state as it was (see the lazy case below).
     #[inline]
-    fn rearm(&mut self, i: usize, now: Timestamp) {
+    fn rearm(&mut self, i: usize, now: Timestamp, same_state: bool) {
         let c = &mut self.slab[i];
         if c.is_one_packet() {
             c.expires = now;
             self.wheel.insert_immediate(i as u32);
         } else {
             // Saturating, as `Timestamp + Duration` is.
-            c.expires = Timestamp(now.0.saturating_add(self.timeout_ns[c.state as usize]));
-            self.wheel.insert(i as u32, tick_ceil(c.expires.0));
+            let next = Timestamp(now.0.saturating_add(self.timeout_ns[c.state as usize]));
+            // Lazy re-arm: a packet that keeps the state (the common case,
+            // every packet of an established flow) pushes the deadline out
+            // and leaves the armed timer where it is, earlier; when it
+            // fires, `expire` sees the real deadline and re-places the
+            // entry. A state change (or a new, unarmed entry) moves the
+            // timer at once, so the wheel's order, which the eviction scan
+            // walks, stays close to the real deadlines. Invariant: an armed
+            // entry's timer tick is never later than `tick_ceil(expires)`.
+            let lazy = same_state && next >= c.expires && self.wheel.is_armed(i as u32);
+            c.expires = next;
+            if !lazy {
+                self.wheel.insert(i as u32, tick_ceil(next.0));
+            }
         }
     }
 
@@ -567,6 +631,13 @@ impl ConnTable {
             }
             while let Some(i) = self.wheel.pop_due() {
                 let c = &mut self.slab[i as usize];
+                // Re-armed lazily (`rearm`): not due yet, file it by its
+                // real deadline.
+                let due = tick_ceil(c.expires.0);
+                if due > now_tick {
+                    self.wheel.insert(i, due);
+                    continue;
+                }
                 if c.is_template() && c.n_control > 0 {
                     c.flags |= F_TPL_LINGER;
                     let mut next = c.expires + TEMPLATE_LINGER;
@@ -613,6 +684,7 @@ impl ConnTable {
             self.in_idx.remove(h, i);
             if fwd.sees_replies() {
                 self.out_idx.remove(ho, i);
+                self.out_len = self.out_len.saturating_sub(1);
             }
         }
         self.wheel.remove(i);
@@ -721,6 +793,7 @@ impl ConnTable {
                 j != i && matches_in(&slab[j as usize], proto, caddr, cport, vaddr, vport)
             });
             if fwd.sees_replies() {
+                self.out_len += 1;
                 let h = self.out_hash(proto, daddr, dport, laddr, lport);
                 self.out_idx.insert(h, i, |j| {
                     j != i && matches_out(&slab[j as usize], proto, daddr, dport, laddr, lport)
@@ -971,7 +1044,7 @@ impl ConnTable {
         }
         self.account(i as usize, Direction::In, ip_len, services);
         self.transition(i as usize, Direction::In, flow.tcp, services);
-        self.rearm(i as usize, now);
+        self.rearm(i as usize, now, false);
         Ok(ConnId(i))
     }
 }

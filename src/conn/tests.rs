@@ -1309,3 +1309,49 @@ fn huge_timeouts_saturate_the_deadline() {
     assert_eq!(t.expire(now + secs(86_400 * 365), &mut s), 0);
     assert_eq!(t.len(), 1);
 }
+
+#[test]
+fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet() {
+    // Packets that keep the state push the deadline without touching the
+    // wheel (lazy re-arm); the timer armed earlier fires, finds the real
+    // deadline later and re-files the entry. Nothing may expire early or
+    // late for it, and a state change with a shorter timeout applies at
+    // once.
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let start = t0();
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, start, 0)
+        .unwrap();
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, start, &mut s);
+    assert_eq!(state(&t, id), ConnState::Established);
+    let mut now = start;
+    // One packet every 97 s for an hour, the clock ticking every second.
+    for step in 1..=(3600 / 97) {
+        let next = start + secs(97 * step);
+        while now < next {
+            now = now + secs(1);
+            assert_eq!(t.expire(now, &mut s), 0, "expired at {now:?}");
+        }
+        t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    }
+    let last = now;
+    assert_eq!(t.get(id).expires, last + secs(900));
+    assert_eq!(t.expire(last + secs(899), &mut s), 0);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.expire(last + secs(900), &mut s), 1);
+    assert_eq!(t.len(), 0);
+
+    // ESTABLISHED (900 s) then FIN (input-only FIN_WAIT, 120 s): the
+    // shorter deadline holds although the earlier timer was far out.
+    let now = last + secs(900);
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.2", 40000), 60, now, 0)
+        .unwrap();
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    let fin = now + secs(10);
+    t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, fin, &mut s);
+    assert_eq!(state(&t, id), ConnState::FinWait);
+    assert_eq!(t.expire(fin + secs(119), &mut s), 0);
+    assert_eq!(t.expire(fin + secs(120), &mut s), 1);
+}

@@ -171,6 +171,20 @@ impl Wheel {
         }
     }
 
+    /// Whether entry `i` is on a list (armed, or collected as due).
+    #[inline]
+    pub(crate) fn is_armed(&self, i: u32) -> bool {
+        self.links.get(i as usize).is_some_and(|l| l.next != NIL)
+    }
+
+    /// Prefetches entry `i`'s link, which re-arming it reads.
+    #[inline]
+    pub(crate) fn prefetch(&self, i: u32) {
+        if let Some(l) = self.links.get(i as usize) {
+            crate::hint::prefetch(l);
+        }
+    }
+
     /// Arms entry `i` for `tick` (re-arming it if it was armed). An entry
     /// already on the list `tick` maps to stays where it is.
     #[inline]

@@ -487,6 +487,49 @@ fn parse_fast(frame: &[u8]) -> Option<Packet> {
     })
 }
 
+/// The 5-tuple of a TCP or UDP frame, as far as a quick look can tell:
+/// `(proto, src, sport, dst, dport)`.
+pub type Tuple = (u8, IpAddr, u16, IpAddr, u16);
+
+/// A guess at a frame's 5-tuple for prefetching ([`crate::hint`]): the
+/// shapes [`parse_fast`] takes, without validating anything (checksums,
+/// lengths, fragments). A wrong guess costs one useless prefetch, never a
+/// wrong decision: the frame is parsed properly before anything uses it.
+#[inline]
+pub fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
+    let mut ethertype = be16(frame, 12)?;
+    let mut off = ETH_HLEN;
+    while is_vlan_type(ethertype) && off < 22 {
+        ethertype = be16(frame, off + 2)?;
+        off += 4;
+    }
+    let ip = frame.get(off..)?;
+    let (hlen, proto, src, dst) = match ethertype {
+        ETH_P_IPV4 => {
+            let h: &[u8; IPV4_HLEN] = ip.get(..IPV4_HLEN)?.try_into().ok()?;
+            (
+                usize::from(h[0] & 0x0f) * 4,
+                h[9],
+                IpAddr::V4([h[12], h[13], h[14], h[15]].into()),
+                IpAddr::V4([h[16], h[17], h[18], h[19]].into()),
+            )
+        }
+        ETH_P_IPV6 => {
+            let h: &[u8; IPV6_HLEN] = ip.get(..IPV6_HLEN)?.try_into().ok()?;
+            let s: [u8; 16] = h[8..24].try_into().ok()?;
+            let d: [u8; 16] = h[24..40].try_into().ok()?;
+            (IPV6_HLEN, h[6], IpAddr::V6(s.into()), IpAddr::V6(d.into()))
+        }
+        _ => return None,
+    };
+    if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+        return None;
+    }
+    let sport = be16(ip, hlen)?;
+    let dport = be16(ip, hlen + 2)?;
+    Some((proto, src, sport, dst, dport))
+}
+
 /// The general parser behind [`parse`]: every header shape it supports and
 /// every drop reason.
 fn parse_full(frame: &[u8]) -> Result<Option<Packet>, ParseError> {

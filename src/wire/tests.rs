@@ -851,3 +851,52 @@ fn fast_path_equals_full_parser_on_random_frames() {
         "{fast} of {total}"
     );
 }
+
+#[test]
+fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
+    for hex in [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_ACK_V4_PADDED,
+        fixtures::UDP_V4_IP_OPTIONS,
+        fixtures::TCP_V4_VLAN,
+        fixtures::UDP_V4_QINQ,
+        fixtures::UDP_V4_NO_CSUM,
+        fixtures::TCP_SYN_V6,
+        fixtures::UDP_V6,
+        fixtures::TCP_DATA_V4_1500,
+        fixtures::TCP_DATA_V6_1500,
+    ] {
+        let (f, p) = parsed(hex);
+        let (sport, dport) = match p.l4 {
+            L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+            ref other => panic!("fixture is not TCP/UDP: {other:?}"),
+        };
+        assert_eq!(
+            peek_tuple(&f),
+            Some((p.proto, p.src, sport, p.dst, dport)),
+            "{hex}"
+        );
+    }
+}
+
+#[test]
+fn peek_tuple_declines_what_has_no_ports_and_never_panics() {
+    for hex in [
+        fixtures::ICMP_ECHO_V4,
+        fixtures::ARP_REQUEST,
+        fixtures::ICMP_FRAG_NEEDED_V4,
+        fixtures::ICMPV6_PTB,
+    ] {
+        assert_eq!(peek_tuple(&bytes(hex)), None, "{hex}");
+    }
+    let f = bytes(fixtures::TCP_SYN_V4);
+    for n in 0..f.len() {
+        let _ = peek_tuple(&f[..n]);
+    }
+    let mut rng = SmallRng::seed_from_u64(7);
+    for _ in 0..10_000 {
+        let n = rng.random_range(0..80);
+        let v: Vec<u8> = (0..n).map(|_| rng.random()).collect();
+        let _ = peek_tuple(&v);
+    }
+}

@@ -97,6 +97,13 @@ impl UmemArea {
         base.is_multiple_of(u64::from(FRAME_SIZE)) && base < self.len as u64
     }
 
+    /// Prefetches the cache line at UMEM address `addr` (a hint: any
+    /// address is harmless).
+    #[inline(always)]
+    pub fn prefetch(&self, addr: u64) {
+        crate::hint::prefetch_ptr(self.ptr.as_ptr().wrapping_add(addr as usize));
+    }
+
     /// The whole chunk whose base address is `base`.
     ///
     /// # Safety

@@ -78,6 +78,11 @@ use super::steer::{self, SteerMap};
 pub const DEFAULT_FRAMES_PER_QUEUE: u32 = 4096;
 /// A good `batch`.
 pub const DEFAULT_BATCH: usize = 64;
+/// How far ahead in a batch the connection index slots of a frame are
+/// prefetched, and its connection entry (see `round`).
+const SLOTS_AHEAD: usize = 2;
+const ENTRY_AHEAD: usize = 1;
+
 /// Empty rounds before a worker sleeps in `poll`.
 const SPIN_ROUNDS: u32 = 64;
 /// Longest sleep of an idle worker: bounds how late timers run and how
@@ -538,7 +543,24 @@ impl Worker {
         }
 
         let got = self.xsk.receive(&mut self.rx);
+        // Software pipelining over the batch (crate::hint): every frame's
+        // headers first, then, while frame i is processed, the connection
+        // entry of frame i+1 and the index slots of frame i+2, so their
+        // cache misses overlap instead of following one another.
+        for &(addr, _) in &self.rx[..got] {
+            self.area.prefetch(addr);
+        }
         for i in 0..got {
+            if let Some(&(a, l)) = self.rx[..got].get(i + SLOTS_AHEAD) {
+                if let Some(f) = self.peek(a, l) {
+                    self.dp.prefetch_slots(f);
+                }
+            }
+            if let Some(&(a, l)) = self.rx[..got].get(i + ENTRY_AHEAD) {
+                if let Some(f) = self.peek(a, l) {
+                    self.dp.prefetch_entry(f);
+                }
+            }
             let (addr, len) = self.rx[i];
             self.frame(addr, len, true, now);
         }
@@ -571,6 +593,22 @@ impl Worker {
         if let Err(e) = r {
             log::warn!("queue {}: waking the kernel failed: {e}", self.xsk.queue());
         }
+    }
+
+    /// The bytes of a received frame not yet processed, read only to
+    /// prefetch for it; `None` for a descriptor outside the UMEM.
+    #[inline]
+    fn peek(&self, addr: u64, len: u32) -> Option<&[u8]> {
+        let base = chunk_base(addr);
+        if !self.area.is_chunk(base) {
+            return None;
+        }
+        let head = (addr - base) as usize;
+        // SAFETY: the chunk came off this worker's RX ring and is not yet
+        // processed: this worker owns it and holds no mutable slice over
+        // it while the returned one lives (it dies before `frame` runs).
+        let chunk: &[u8] = unsafe { self.area.chunk_mut(base) };
+        chunk.get(head..head + len as usize)
     }
 
     /// One frame at `addr` (inside a chunk this worker owns), from its RX
@@ -815,6 +853,54 @@ mod tests {
         assert_eq!(&out[0..6], &RS_MAC);
         assert_eq!(&out[6..12], &OWN);
         assert_eq!(shared.generation(), 1);
+    }
+
+    #[test]
+    fn next_hops_follow_both_new_servers_and_new_neighbour_macs() {
+        let mut dp = dr_plane();
+        let snap = |mac: [u8; 6]| {
+            let mut nb = FxHashMap::default();
+            nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), RS_MAC);
+            nb.insert("198.18.1.12".parse::<IpAddr>().unwrap(), mac);
+            Snapshot {
+                neighbours: Arc::new(nb),
+                own_mac: OWN,
+                ..Snapshot::default()
+            }
+        };
+        dp.apply_snapshot(&snap([2, 0, 0, 0, 0, 0x12]));
+        // A second server added afterwards (lvsadm -a) finds its MAC in the
+        // neighbours already known.
+        use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "198.18.0.100".parse().unwrap(),
+            port: 80,
+        };
+        let d = |a: &str| DestSpec::new(a.parse().unwrap(), 80, FwdMethod::Route);
+        let spec = ServiceSpec::new(
+            key,
+            crate::sched::SchedKind::Rr,
+            vec![d("198.18.1.11"), d("198.18.1.12")],
+        );
+        dp.apply_services(&[spec]);
+        let mut macs = std::collections::BTreeSet::new();
+        for sport in 2000..2004 {
+            let (v, out) = process(&mut dp, &syn(sport));
+            assert_eq!(v, Verdict::Tx);
+            macs.insert(out[0..6].to_vec());
+        }
+        assert_eq!(macs.len(), 2, "rr over both servers: {macs:?}");
+        // The server's MAC changes (ARP): the established connections follow.
+        dp.apply_snapshot(&snap([2, 0, 0, 0, 0, 0x99]));
+        let mut macs = std::collections::BTreeSet::new();
+        for sport in 2000..2004 {
+            let (v, out) = process(&mut dp, &syn(sport));
+            assert_eq!(v, Verdict::Tx);
+            macs.insert(out[0..6].to_vec());
+        }
+        assert!(macs.contains(&vec![2, 0, 0, 0, 0, 0x99]), "{macs:?}");
+        assert!(!macs.contains(&vec![2, 0, 0, 0, 0, 0x12]), "{macs:?}");
     }
 
     #[test]
