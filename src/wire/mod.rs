@@ -365,7 +365,7 @@ fn is_vlan_type(ethertype: u16) -> bool {
 /// headers, then a complete TCP or UDP header. `None` means "not this
 /// shape": anything else, valid or not, is left to [`parse_full`], so the
 /// fast path never has to produce an error itself.
-#[inline]
+#[inline(always)]
 fn parse_fast(frame: &[u8]) -> Option<Packet> {
     let mut ethertype = be16(frame, 12)?;
     let mut off = ETH_HLEN;
@@ -531,7 +531,8 @@ pub fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
 }
 
 /// The general parser behind [`parse`]: every header shape it supports and
-/// every drop reason.
+/// every drop reason. Kept out of line: the fast path is what inlines.
+#[inline(never)]
 fn parse_full(frame: &[u8]) -> Result<Option<Packet>, ParseError> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| ParseError::TruncatedEthernet)?;
     let mut ethertype = eth.ether_type().0;
