@@ -160,6 +160,7 @@ pub fn run(source: Source) -> Result<()> {
         zero_copy: cfg.global.zero_copy,
         frames_per_queue: engine::DEFAULT_FRAMES_PER_QUEUE,
         batch: engine::DEFAULT_BATCH,
+        idle_spin: cfg.global.idle_spin,
     };
     let engine = match Engine::start(&ecfg, &mut prog, shared.clone(), dataplanes) {
         Ok(e) => e,

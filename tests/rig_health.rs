@@ -124,6 +124,20 @@ impl<'a> Stream<'a> {
         }
     }
 
+    /// Waits (at least 3 s, at most 30 s) until the batches that started
+    /// after `from` and have finished hold `requests` requests.
+    fn wait_for(&self, from: Instant, requests: usize) {
+        std::thread::sleep(Duration::from_secs(3));
+        let deadline = Instant::now() + Duration::from_secs(27);
+        while Instant::now() < deadline {
+            let t = self.within(from, Instant::now());
+            if t.ok.len() + t.failures.len() >= requests {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Every batch entirely within `[from, to]`.
     fn within(&self, from: Instant, to: Instant) -> Tally {
         let mut t = Tally::default();
@@ -263,14 +277,16 @@ fn out_and_back(
             !l.contains_key(&rs1)
         });
         let detect = t_out - t_break;
-        std::thread::sleep(Duration::from_secs(3));
+        // Long enough for several whole batches to run while it is out,
+        // however slowly a loaded machine runs them.
+        stream.wait_for(t_out + SETTLE, 9);
         let t_repair = Instant::now();
         repair();
         let t_back = wait_listing(sock, &format!("{what}: {rs1} back"), |l| {
             l.get(&rs1) == Some(&1)
         });
         let recover = t_back - t_repair;
-        std::thread::sleep(Duration::from_secs(3));
+        stream.wait_for(t_back + SETTLE, 9);
         stream.stop.store(true, Ordering::Relaxed);
         // Checks on the windows.
         let out = stream.within(t_out + SETTLE, t_repair);

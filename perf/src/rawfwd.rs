@@ -1,7 +1,8 @@
 //! `lvsperf rawfwd`: the ceiling of lvsfwd's I/O path. The same XDP program
 //! with the same filter, the same sockets, rings, batch size, recycling and
-//! idle policy as lvsfwd's engine (one pinned worker per queue, spinning
-//! [`SPIN_ROUNDS`] empty rounds before sleeping in `poll`), but the
+//! idle policy as lvsfwd's engine (one pinned worker per queue, polling
+//! empty rings for `idle_spin_us` after the last frame before sleeping in
+//! `poll`), but the
 //! per-frame work is only "swap the MACs and send it back out".
 //!
 //! Prints `ready` on stderr once every worker serves; stops on SIGTERM or
@@ -11,16 +12,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lvsfwd::config::{XdpMode, ZeroCopy};
 use lvsfwd::service::Protocol;
-use lvsfwd::xsk::engine::{DEFAULT_BATCH, DEFAULT_FRAMES_PER_QUEUE};
+use lvsfwd::xsk::engine::{DEFAULT_BATCH, DEFAULT_FRAMES_PER_QUEUE, DEFAULT_IDLE_SPIN};
 use lvsfwd::xsk::port::{Port, PortOptions};
 use lvsfwd::xsk::prog::{Filter, XdpProgram};
 
 /// Same as the engine's: empty rounds before sleeping, and the sleep bound.
-const SPIN_ROUNDS: u32 = 64;
 const IDLE_POLL_MS: i32 = 50;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -43,6 +44,10 @@ pub struct RawArgs {
     pub batch: usize,
     #[arg(long, default_value_t = DEFAULT_FRAMES_PER_QUEUE)]
     pub frames: u32,
+    /// Microseconds of polling empty rings before sleeping (lvsfwd's
+    /// `idle_spin_us`, same default).
+    #[arg(long, default_value_t = DEFAULT_IDLE_SPIN.as_micros() as u64)]
+    pub idle_spin_us: u64,
 }
 
 /// Swaps destination and source MAC: the whole per-frame work.
@@ -65,21 +70,22 @@ struct Counts {
     kernel_rx_dropped: AtomicU64,
 }
 
-fn worker(mut p: Port, c: Arc<Counts>, stop: Arc<AtomicBool>) -> Result<()> {
-    let (mut rx, mut tx, mut idle) = (0u64, 0u64, 0u32);
+fn worker(mut p: Port, c: Arc<Counts>, stop: Arc<AtomicBool>, spin: Duration) -> Result<()> {
+    let (mut rx, mut tx) = (0u64, 0u64);
+    let mut last_busy = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         p.service()?;
         let got = p.receive(swap_macs);
         rx += got as u64;
         tx += p.flush()? as u64;
-        if got == 0 {
-            idle += 1;
-            if idle >= SPIN_ROUNDS {
-                idle = 0;
-                p.wait(IDLE_POLL_MS)?;
-            }
-        } else {
-            idle = 0;
+        // lvsfwd's idle policy: poll for `spin` after the last frame, then
+        // sleep in `poll` (one clock read per round, as its worker).
+        let now = Instant::now();
+        if got > 0 {
+            last_busy = now;
+        } else if now - last_busy >= spin {
+            p.wait(IDLE_POLL_MS)?;
+            last_busy = Instant::now();
         }
     }
     c.rx.fetch_add(rx, Ordering::Relaxed);
@@ -119,6 +125,7 @@ pub fn run(a: &RawArgs) -> Result<()> {
         prog.register_socket(q, p.fd())?;
         let core = a.cores.get(i).copied().unwrap_or((i + 1) % 2);
         let (c, s) = (Arc::clone(&counts), Arc::clone(&stop));
+        let spin = Duration::from_micros(a.idle_spin_us);
         threads.push(
             std::thread::Builder::new()
                 .name(format!("rawfwd-q{q}"))
@@ -126,7 +133,7 @@ pub fn run(a: &RawArgs) -> Result<()> {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                         log::warn!("rawfwd: could not pin queue {q} to core {core}");
                     }
-                    worker(p, c, s)
+                    worker(p, c, s, spin)
                 })?,
         );
     }

@@ -79,6 +79,10 @@ pub struct Global {
     pub admin_socket: PathBuf,
     /// Connection-table capacity, all workers together.
     pub conn_max: usize,
+    /// How long a worker keeps polling its rings after the last frame
+    /// before it sleeps (`idle_spin_us`; 0 = sleep at once). Longer trades
+    /// CPU time for latency at moderate load (see the engine).
+    pub idle_spin: Duration,
     /// IPVS sysctl `expire_nodest_conn`: drop connections whose real server
     /// was removed at their next packet instead of letting them time out.
     pub expire_nodest_conn: bool,
@@ -112,6 +116,7 @@ impl Default for Global {
             zero_copy: ZeroCopy::Auto,
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             conn_max: DEFAULT_CONN_MAX,
+            idle_spin: crate::xsk::engine::DEFAULT_IDLE_SPIN,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             drop_entry: true,

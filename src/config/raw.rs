@@ -42,6 +42,7 @@ pub(crate) struct RawGlobal {
     pub zero_copy: Option<S<String>>,
     pub admin_socket: Option<S<String>>,
     pub conn_max: Option<S<i64>>,
+    pub idle_spin_us: Option<S<i64>>,
     pub expire_nodest_conn: Option<bool>,
     pub expire_quiescent_template: Option<bool>,
     pub drop_entry: Option<bool>,

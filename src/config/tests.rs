@@ -1128,6 +1128,28 @@ fn global_checks() {
         "conn_max 0 is out of range",
     );
     err_at("[global]\ninterface = \"\"\n", 2, 13, "interface is empty");
+    err_at(
+        "[global]\nidle_spin_us = 1000001\n",
+        2,
+        16,
+        "idle_spin_us 1000001 is out of range",
+    );
+    err_at(
+        "[global]\nidle_spin_us = -1\n",
+        2,
+        16,
+        "idle_spin_us -1 is out of range",
+    );
+}
+
+#[test]
+fn idle_spin_defaults_to_200_us_and_0_means_sleep_at_once() {
+    let vs = format!("{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n");
+    assert_eq!(ok(&vs).global.idle_spin, Duration::from_micros(200));
+    let c = ok(&format!("[global]\nidle_spin_us = 0\n{vs}"));
+    assert_eq!(c.global.idle_spin, Duration::ZERO);
+    let c = ok(&format!("[global]\nidle_spin_us = 5000\n{vs}"));
+    assert_eq!(c.global.idle_spin, Duration::from_millis(5));
 }
 
 #[test]

@@ -300,6 +300,11 @@ fn global(g: RawGlobal) -> R<Global> {
         Some(v) => int_in(&v, "conn_max", 1, u32::MAX as i64)? as usize,
         None => d.conn_max,
     };
+    let idle_spin = match g.idle_spin_us {
+        // At most a second: a worker must still sleep when idle.
+        Some(v) => Duration::from_micros(int_in(&v, "idle_spin_us", 0, 1_000_000)? as u64),
+        None => d.idle_spin,
+    };
     Ok(Global {
         router_id: nonempty(g.router_id, "router_id")?,
         interface: nonempty(g.interface, "interface")?,
@@ -309,6 +314,7 @@ fn global(g: RawGlobal) -> R<Global> {
         zero_copy,
         admin_socket,
         conn_max,
+        idle_spin,
         expire_nodest_conn: g.expire_nodest_conn.unwrap_or(false),
         expire_quiescent_template: g.expire_quiescent_template.unwrap_or(false),
         drop_entry: g.drop_entry.unwrap_or(true),

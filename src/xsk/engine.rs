@@ -83,8 +83,14 @@ pub const DEFAULT_BATCH: usize = 64;
 const SLOTS_AHEAD: usize = 2;
 const ENTRY_AHEAD: usize = 1;
 
-/// Empty rounds before a worker sleeps in `poll`.
-const SPIN_ROUNDS: u32 = 64;
+/// Default of lb.toml's `idle_spin_us`: how long a worker keeps polling
+/// its rings after the last frame before it sleeps in `poll`. A sleeping
+/// worker needs the kernel to wake it (an interrupt, a reschedule: tens of
+/// microseconds to milliseconds on a VM) and the frames wait meanwhile;
+/// spinning through the gaps between bursts keeps that out of the latency
+/// at moderate load, at the price of a busy core for that long after each
+/// burst.
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(200);
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
@@ -108,6 +114,8 @@ pub struct EngineConfig {
     pub frames_per_queue: u32,
     /// Frames per RX batch (e.g. 64).
     pub batch: usize,
+    /// How long a worker polls empty rings before sleeping (0: at once).
+    pub idle_spin: Duration,
 }
 
 /// One worker as the engine sees it from outside.
@@ -299,6 +307,7 @@ impl Engine {
                 mesh.clone(),
                 cfg.batch,
             );
+            w.idle_spin_ns = u64::try_from(cfg.idle_spin.as_nanos()).unwrap_or(u64::MAX);
             w.queries = Some((query_rx, reply_tx.clone()));
             let ready = ready_tx.clone();
             let thread = std::thread::Builder::new()
@@ -420,7 +429,9 @@ struct Worker {
     steered_out: u64,
     steer_drop: u64,
     tx_ring_full: u64,
-    idle_rounds: u32,
+    /// When this worker last had work (`idle_spin` counts from here).
+    last_busy: Timestamp,
+    idle_spin_ns: u64,
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
     queries: Option<(channel::Receiver<Query>, channel::Sender<(usize, Reply)>)>,
@@ -462,7 +473,8 @@ impl Worker {
             steered_out: 0,
             steer_drop: 0,
             tx_ring_full: 0,
-            idle_rounds: 0,
+            last_busy: Timestamp::ZERO,
+            idle_spin_ns: 0,
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
             applied_services: None,
@@ -578,14 +590,13 @@ impl Worker {
             self.kernel_stats();
         }
 
-        if got + handed == 0 {
-            self.idle_rounds += 1;
-            if self.idle_rounds >= SPIN_ROUNDS {
-                self.idle_rounds = 0;
-                self.sleep();
-            }
-        } else {
-            self.idle_rounds = 0;
+        if got + handed > 0 {
+            self.last_busy = now;
+        } else if now.0.saturating_sub(self.last_busy.0) >= self.idle_spin_ns {
+            self.sleep();
+            // Whatever woke it (frames, a peer, the timeout) starts a new
+            // spin.
+            self.last_busy = monotonic_now();
         }
     }
 
@@ -921,6 +932,7 @@ mod tests {
             zero_copy: ZeroCopy::Off,
             frames_per_queue: frames,
             batch,
+            idle_spin: DEFAULT_IDLE_SPIN,
         }
     }
 

@@ -188,6 +188,7 @@ impl Rig {
             zero_copy,
             frames_per_queue: 1024,
             batch: 64,
+            idle_spin: lvsfwd::xsk::engine::DEFAULT_IDLE_SPIN,
         };
         let path = self.netns_path();
         let dev = self.dev.clone();
