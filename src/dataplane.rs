@@ -275,6 +275,18 @@ pub struct Dataplane {
     ip_id: u16,
 }
 
+/// [`wire::peek_tuple`] with the protocol as the connection table keys it.
+#[inline]
+fn peek(frame: &[u8]) -> Option<(Protocol, IpAddr, u16, IpAddr, u16)> {
+    let (proto, src, sport, dst, dport) = wire::peek_tuple(frame)?;
+    let proto = if proto == wire::IPPROTO_TCP {
+        Protocol::Tcp
+    } else {
+        Protocol::Udp
+    };
+    Some((proto, src, sport, dst, dport))
+}
+
 impl Dataplane {
     pub fn new(cfg: DataplaneConfig, services: ServiceTable) -> Dataplane {
         let mut conns = ConnTable::new(cfg.conn_max, cfg.timeouts);
@@ -441,12 +453,7 @@ impl Dataplane {
     /// lookup will read. See [`crate::hint`].
     #[inline]
     pub fn prefetch_slots(&self, frame: &[u8]) {
-        if let Some((proto, src, sport, dst, dport)) = wire::peek_tuple(frame) {
-            let proto = if proto == wire::IPPROTO_TCP {
-                Protocol::Tcp
-            } else {
-                Protocol::Udp
-            };
+        if let Some((proto, src, sport, dst, dport)) = peek(frame) {
             self.conns.prefetch_slots(proto, src, sport, dst, dport);
         }
     }
@@ -455,12 +462,7 @@ impl Dataplane {
     /// the connection entry its lookup will most likely land on.
     #[inline]
     pub fn prefetch_entry(&self, frame: &[u8]) {
-        if let Some((proto, src, sport, dst, dport)) = wire::peek_tuple(frame) {
-            let proto = if proto == wire::IPPROTO_TCP {
-                Protocol::Tcp
-            } else {
-                Protocol::Udp
-            };
+        if let Some((proto, src, sport, dst, dport)) = peek(frame) {
             self.conns.prefetch_entry(proto, src, sport, dst, dport);
         }
     }

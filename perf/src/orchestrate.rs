@@ -120,22 +120,28 @@ fn plan(quick: bool, only: &[String]) -> Vec<Spec> {
             v.push(Spec::reference(d, Group::Flows));
         }
     } else {
-        for d in main {
-            for flows in FULL_FLOWS {
+        // Shape by shape, the DUTs one after the other: the ratios compare
+        // points measured a few seconds apart. (DUT by DUT, a machine whose
+        // speed drifts over the run, as a VM under sustained load does,
+        // shows up as a difference between DUTs.)
+        for flows in FULL_FLOWS {
+            for d in main {
                 v.push(Spec {
                     flows,
                     ..Spec::reference(d, Group::Flows)
                 });
             }
-            for size in FULL_SIZES {
+        }
+        for size in FULL_SIZES {
+            for d in main {
                 v.push(Spec {
                     size,
                     ..Spec::reference(d, Group::Size)
                 });
             }
         }
-        for d in [Dut::LvsfwdDr, Dut::NftDnat] {
-            for mix in [Mix::Tcp { new_pct: 10 }, Mix::Syn, Mix::Udp] {
+        for mix in [Mix::Tcp { new_pct: 10 }, Mix::Syn, Mix::Udp] {
+            for d in [Dut::LvsfwdDr, Dut::NftDnat] {
                 v.push(Spec {
                     mix,
                     ..Spec::reference(d, Group::Mix)
@@ -935,6 +941,10 @@ pub fn write_outputs(out: &Path, template: &str, run: &Run) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn main_duts() -> [Dut; 3] {
+        [Dut::Raw, Dut::LvsfwdDr, Dut::NftDnat]
+    }
+
     #[test]
     fn the_full_plan_covers_every_question_and_quick_is_small() {
         let full = plan(false, &[]);
@@ -950,6 +960,14 @@ mod tests {
                 assert!(full[..i].iter().any(|r| r.dut == s.dut && r.is_reference()));
             }
         }
+        // Neighbouring points compare DUTs on one shape.
+        assert_eq!(
+            full[..3]
+                .iter()
+                .map(|s| (s.dut, s.flows))
+                .collect::<Vec<_>>(),
+            main_duts().map(|d| (d, FULL_FLOWS[0])).to_vec()
+        );
         let quick = plan(true, &[]);
         assert_eq!(quick.len(), 6);
         let only = plan(false, &["dr".into()]);
