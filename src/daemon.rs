@@ -56,6 +56,9 @@ pub enum Source {
 /// How often next hops are re-read from the kernel, and how often while one
 /// is still unresolved.
 const NEIGH_REFRESH: Duration = Duration::from_secs(1);
+/// How long a service-table change waits for the workers to apply it before
+/// the XDP filter follows anyway (an idle worker wakes within 50 ms).
+const APPLY_TIMEOUT: Duration = Duration::from_millis(500);
 const NEIGH_RETRY: Duration = Duration::from_millis(100);
 /// How long start-up waits for next hops before serving anyway.
 const NEIGH_STARTUP_WAIT: Duration = Duration::from_secs(3);
@@ -361,10 +364,12 @@ impl Control<'_> {
         let mut next = (*self.shared.load()).clone();
         next.services = Some(Arc::new(services));
         next.timeouts = Some(self.state.timeouts);
-        self.shared.publish(next);
-        // Workers pick the snapshot up at their next batch (an idle one
-        // within its poll timeout).
-        std::thread::sleep(Duration::from_millis(60));
+        let g = self.shared.publish(next);
+        // The XDP program may only send a new service's traffic once every
+        // worker runs the table that has it.
+        if !self.engine.wait_applied(g, APPLY_TIMEOUT) {
+            log::warn!("a worker has not applied the new service table within {APPLY_TIMEOUT:?}");
+        }
         if let Err(e) = self.prog.set_filter(&filter) {
             log::error!("updating the XDP program's filter: {e:#}");
         }

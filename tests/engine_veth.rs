@@ -239,3 +239,25 @@ fn zero_copy_is_requested_as_configured() {
         d.stop();
     }
 }
+
+#[test]
+fn workers_report_the_snapshot_generation_they_applied() {
+    // What the daemon waits on before the XDP filter follows a new
+    // service table (Engine::wait_applied).
+    let rig = Rig::new(1);
+    let engine = rig.start(&dr_config(), vec![0]);
+    let next = (*engine.shared.load()).clone();
+    let g = engine.shared.publish(next);
+    let applied = || {
+        engine.counters[0]
+            .applied_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    let t0 = std::time::Instant::now();
+    // An idle worker applies it when its poll returns (at most 50 ms).
+    while applied() < g && t0.elapsed() < std::time::Duration::from_secs(2) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(applied(), g, "after {:?}", t0.elapsed());
+    engine.stop();
+}

@@ -61,6 +61,9 @@ pub struct WorkerCounters {
     pub kernel_rx_dropped: AtomicU64,
     /// Descriptors the kernel rejected as invalid (RX and TX), same source.
     pub kernel_invalid_descs: AtomicU64,
+    /// The generation of the last snapshot the worker applied (stored after
+    /// applying it, at a batch boundary).
+    pub applied_generation: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -101,10 +104,13 @@ impl Shared {
         self.snapshot.load().generation
     }
 
-    /// Publishes `next` with the following generation number.
-    pub fn publish(&self, mut next: Snapshot) {
-        next.generation = self.snapshot.load().generation + 1;
+    /// Publishes `next` with the following generation number, which it
+    /// returns.
+    pub fn publish(&self, mut next: Snapshot) -> u64 {
+        let g = self.snapshot.load().generation + 1;
+        next.generation = g;
         self.snapshot.store(Arc::new(next));
+        g
     }
 
     pub fn should_stop(&self) -> bool {

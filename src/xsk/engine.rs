@@ -358,6 +358,27 @@ impl Engine {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// Waits until every worker has applied snapshot generation `g` (or a
+    /// later one); false if one has not within `timeout`. A busy worker
+    /// applies it at its next batch, an idle one when its `poll` returns
+    /// (at most its timeout).
+    pub fn wait_applied(&self, g: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let done = self.workers.iter().all(|w| {
+                w.counters.applied_generation.load(Ordering::Acquire) >= g
+                    || w.thread.as_ref().is_none_or(|t| t.is_finished())
+            });
+            if done {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+
     /// Each worker's counters, in queue order.
     pub fn counters(&self) -> Vec<Arc<WorkerCounters>> {
         self.workers
@@ -537,6 +558,9 @@ impl Worker {
                 self.steer = SteerMap::new(&self.dp.services, m.n as u32);
             }
             self.seen_generation = Some(s.generation);
+            self.counters
+                .applied_generation
+                .store(s.generation, Ordering::Release);
         }
     }
 
