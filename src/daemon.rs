@@ -31,6 +31,7 @@ use crate::admin::apply::AdminState;
 use crate::admin::listing::ConnView;
 use crate::admin::proto::{self, ListingSource, LiveService};
 use crate::config::{self, Config};
+use crate::conn::ConnSysctls;
 use crate::control::admin_socket::AdminSocket;
 use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
@@ -139,6 +140,7 @@ pub fn run(source: Source) -> Result<()> {
         own_addrs: Arc::new(own_addrs.clone()),
         services: Some(Arc::new(specs.clone())),
         timeouts: Some(cfg.timeouts),
+        sysctls: Some(DataplaneConfig::from_config(&cfg).sysctls),
     });
 
     let queues: Vec<u32> = match &cfg.global.queues {
@@ -214,6 +216,7 @@ pub fn run(source: Source) -> Result<()> {
         next_hops,
         rates: RateTable::default(),
         conn_tab_size: cfg.global.conn_max,
+        sysctls: DataplaneConfig::from_config(&cfg).sysctls,
         vrrp_gate,
     };
     let mut last_refresh = Instant::now();
@@ -340,6 +343,8 @@ struct Control<'a> {
     next_hops: NextHops,
     rates: RateTable,
     conn_tab_size: usize,
+    /// lb.toml [global]'s connection sysctls (follow SIGHUP).
+    sysctls: ConnSysctls,
     /// Which VRRP VIPs this director is master for.
     vrrp_gate: VipGate,
 }
@@ -364,6 +369,7 @@ impl Control<'_> {
         let mut next = (*self.shared.load()).clone();
         next.services = Some(Arc::new(services));
         next.timeouts = Some(self.state.timeouts);
+        next.sysctls = Some(self.sysctls);
         let g = self.shared.publish(next);
         // The XDP program may only send a new service's traffic once every
         // worker runs the table that has it.
@@ -454,6 +460,11 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
+                let sysctls = DataplaneConfig::from_config(&cfg).sysctls;
+                if sysctls != self.sysctls {
+                    log::info!("reload: connection sysctls now {sysctls:?}");
+                    self.sysctls = sysctls;
+                }
                 match self.health.reload(&cfg.virtual_servers) {
                     Some(v) => self.health_view = v,
                     None => log::error!("reload: the health-check thread did not answer"),

@@ -180,8 +180,8 @@ impl Counters {
         self.drop += 1;
         match r {
             DropReason::Malformed(e) => {
-                if let Some(i) = ParseError::ALL.iter().position(|x| *x == e) {
-                    self.parse[i] += 1;
+                if let Some(n) = self.parse.get_mut(e.index()) {
+                    *n += 1;
                 }
             }
             other => {
@@ -195,10 +195,7 @@ impl Counters {
     /// How many drops were counted for `r`.
     pub fn drops(&self, r: DropReason) -> u64 {
         match r {
-            DropReason::Malformed(e) => ParseError::ALL
-                .iter()
-                .position(|x| *x == e)
-                .map_or(0, |i| self.parse[i]),
+            DropReason::Malformed(e) => self.parse.get(e.index()).copied().unwrap_or(0),
             other => other.index().map_or(0, |i| self.other[i]),
         }
     }

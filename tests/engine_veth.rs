@@ -261,3 +261,30 @@ fn workers_report_the_snapshot_generation_they_applied() {
     assert_eq!(applied(), g, "after {:?}", t0.elapsed());
     engine.stop();
 }
+
+#[test]
+fn a_snapshot_s_sysctls_reach_the_workers() {
+    // lb.toml [global]'s connection sysctls follow a reload this way.
+    let rig = Rig::new(1);
+    let engine = rig.start(&dr_config(), vec![0]);
+    let before = lvsfwd::conn::ConnSysctls::default();
+    let wanted = lvsfwd::conn::ConnSysctls {
+        expire_nodest_conn: !before.expire_nodest_conn,
+        drop_entry: !before.drop_entry,
+        ..before
+    };
+    let mut next = (*engine.shared.load()).clone();
+    next.sysctls = Some(wanted);
+    let g = engine.shared.publish(next);
+    let t0 = std::time::Instant::now();
+    while engine.counters[0]
+        .applied_generation
+        .load(std::sync::atomic::Ordering::Acquire)
+        < g
+        && t0.elapsed() < std::time::Duration::from_secs(2)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let dps = engine.stop();
+    assert_eq!(dps[0].conns.sysctls(), wanted);
+}

@@ -292,11 +292,22 @@ fn invalid_reload_is_refused_with_its_line_and_the_old_config_keeps_serving() {
         out
     };
     assert!(!good.contains(&rip3), "rs3 still in:\n{good}");
+    // ... and a [global] sysctl changed, which a reload applies too.
+    assert!(good.contains("[global]\n"), "{good}");
+    let good = good.replacen("[global]\n", "[global]\nexpire_nodest_conn = true\n", 1);
     std::fs::write(&lb.config, &good).expect("write lb.toml");
     signal(lb.pid(), "HUP");
     assert!(
         wait_until(Duration::from_secs(10), || lb.stderr().contains("reloaded")),
         "valid reload not applied:\n{}",
+        lb.stderr()
+    );
+    assert!(
+        lb.stderr()
+            .lines()
+            .any(|l| l.contains("reload: connection sysctls now")
+                && l.contains("expire_nodest_conn: true")),
+        "the reload did not take [global] expire_nodest_conn:\n{}",
         lb.stderr()
     );
     std::thread::sleep(Duration::from_millis(200));

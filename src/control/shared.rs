@@ -37,6 +37,9 @@ pub struct Snapshot {
     /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`); `None`
     /// keeps the data planes' own.
     pub timeouts: Option<TimeoutsCfg>,
+    /// IPVS's connection sysctls (lb.toml [global], reloadable); `None`
+    /// keeps the data planes' own.
+    pub sysctls: Option<crate::conn::ConnSysctls>,
 }
 
 /// Frame counters one worker publishes (relaxed atomics: monotonic

@@ -141,6 +141,10 @@ macro_rules! parse_errors {
         impl ParseError {
             /// Every variant, in counter order.
             pub const ALL: &'static [ParseError] = &[$(ParseError::$v,)*];
+            /// This variant's place in [`ParseError::ALL`] (its counter).
+            pub const fn index(self) -> usize {
+                self as usize
+            }
             /// The snake_case counter name.
             pub const fn name(self) -> &'static str {
                 match self { $(ParseError::$v => $name,)* }

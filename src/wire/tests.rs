@@ -900,3 +900,10 @@ fn peek_tuple_declines_what_has_no_ports_and_never_panics() {
         let _ = peek_tuple(&v);
     }
 }
+
+#[test]
+fn parse_error_index_is_its_place_in_all() {
+    for (i, e) in ParseError::ALL.iter().enumerate() {
+        assert_eq!(e.index(), i, "{e:?}");
+    }
+}

@@ -547,6 +547,9 @@ impl Worker {
                 }
                 self.applied_services = Some(Arc::clone(services));
             }
+            if let Some(sc) = s.sysctls {
+                self.dp.set_sysctls(sc);
+            }
             if let Some(t) = s.timeouts {
                 self.dp.set_timeouts(crate::conn::Timeouts {
                     tcp: t.tcp,
