@@ -360,6 +360,15 @@ impl ConnTable {
         }
     }
 
+    /// Whether any conn routes its replies through the director (NAT,
+    /// FULLNAT): without one, [`ConnTable::lookup_out`] cannot match and
+    /// need not be asked (a cold index slot saved on every new DR/TUN
+    /// connection).
+    #[inline]
+    pub fn has_reply_conns(&self) -> bool {
+        self.out_len > 0
+    }
+
     /// The conn of a reply: `RIP:rport -> client` (NAT) or
     /// `RIP:rport -> laddr:lport` (FULLNAT). Only conns whose forwarding
     /// method routes replies through the director.

@@ -1355,3 +1355,23 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
     assert_eq!(t.expire(fin + secs(119), &mut s), 0);
     assert_eq!(t.expire(fin + secs(120), &mut s), 1);
 }
+
+#[test]
+fn reply_conns_are_counted_in_and_out_of_the_table() {
+    // Gates the reply lookup of every new connection (dataplane).
+    let now = t0();
+    let mut dr = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    t.schedule(&mut dr, 0, &syn("10.0.0.1", 40000), 60, now, 0)
+        .unwrap();
+    assert!(!t.has_reply_conns(), "a DR conn sees no replies");
+    let mut nat = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+    let mut t = table();
+    let id = t
+        .schedule(&mut nat, 0, &syn("10.0.0.2", 40000), 60, now, 0)
+        .unwrap();
+    assert!(t.has_reply_conns());
+    t.on_packet(id, Direction::In, Some(TcpFlags::RST), 40, now, &mut nat);
+    assert_eq!(t.expire(now + secs(10), &mut nat), 1);
+    assert!(!t.has_reply_conns());
+}
