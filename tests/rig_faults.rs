@@ -195,8 +195,10 @@ fn real_server_killed_mid_transfer_others_keep_serving() {
         rig.client(),
         vip,
         30,
-        Duration::from_secs(2),
-        Duration::from_secs(40),
+        // 5 s: a lost SYN is retried at 1 s and 3 s; the dead server's
+        // share is refused at once (RST).
+        Duration::from_secs(5),
+        Duration::from_secs(60),
     );
     assert!(
         !r.per_server.contains_key("rs2"),

@@ -85,8 +85,10 @@ fn flood_while_serving(rig: &Rig, lb: &mut Lvsfwd, ack: bool, rss_before: u64) -
         rig.client(),
         vip,
         15,
-        Duration::from_secs(2),
-        Duration::from_secs(20),
+        // 5 s: a lost SYN is retried at 1 s and 3 s; only a broken
+        // service fails every time.
+        Duration::from_secs(5),
+        Duration::from_secs(40),
     );
     assert_eq!(before.ok, 15, "before the flood: {:?}", before.failed);
 
@@ -208,8 +210,10 @@ fn flood_while_serving(rig: &Rig, lb: &mut Lvsfwd, ack: bool, rss_before: u64) -
         rig.client(),
         vip,
         15,
-        Duration::from_secs(2),
-        Duration::from_secs(20),
+        // 5 s: a lost SYN is retried at 1 s and 3 s; only a broken
+        // service fails every time.
+        Duration::from_secs(5),
+        Duration::from_secs(40),
     );
     assert_eq!(after.ok, 15, "after the flood: {:?}", after.failed);
     rounds.iter().map(|r| r.sent).sum()

@@ -298,6 +298,7 @@ impl FrameRun {
             ]),
             services: None,
             timeouts: None,
+            sysctls: None,
         });
         FrameRun {
             dp,
