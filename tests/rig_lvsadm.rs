@@ -158,24 +158,36 @@ fn ten_sighup_reloads_under_traffic_lose_nothing() {
         config(&rig, &[(1, 1), (2, 1), (3, 1)], "lc", false),
         config(&rig, &[(1, 1), (2, 1), (3, 1)], "rr", false),
     ];
-    // The client keeps sending, in batches, until the ten reloads are done.
-    let done = std::sync::atomic::AtomicBool::new(false);
+    // The client keeps sending, in batches, until the ten reloads are done;
+    // each reload waits for a batch to finish after it, so every one of them
+    // lands under traffic however slowly the machine runs the batches.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let done = AtomicBool::new(false);
+    let batches = AtomicUsize::new(0);
     let tallies = std::thread::scope(|s| {
         let load = s.spawn(|| {
             let mut v = Vec::new();
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                v.push(rig.http(rig.client(), SocketAddr::new(vip, 80), 40));
+            while !done.load(Ordering::Relaxed) {
+                v.push(rig.http(rig.client(), SocketAddr::new(vip, 80), 20));
+                batches.fetch_add(1, Ordering::Relaxed);
             }
             v
         });
+        let next_batch = || {
+            let b0 = batches.load(Ordering::Relaxed);
+            let end = std::time::Instant::now() + Duration::from_secs(60);
+            while batches.load(Ordering::Relaxed) <= b0 && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        next_batch();
         for step in &steps {
-            std::thread::sleep(Duration::from_millis(300));
             std::fs::write(&cfg_path, step).unwrap();
             let st = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
             assert!(st.success());
+            next_batch();
         }
-        std::thread::sleep(Duration::from_millis(300));
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
         load.join().unwrap()
     });
     let requests: usize = tallies.iter().map(|t| t.ok.len() + t.failures.len()).sum();
@@ -183,8 +195,9 @@ fn ten_sighup_reloads_under_traffic_lose_nothing() {
         t.assert_all_ok("requests across ten reloads");
     }
     assert!(
-        requests >= 200,
-        "the load overlapped the reloads: {requests} requests"
+        tallies.len() >= 11,
+        "the load overlapped every reload: {} batches, {requests} requests",
+        tallies.len()
     );
     lb.assert_running();
     let log = lb.stderr();
@@ -200,5 +213,67 @@ fn ten_sighup_reloads_under_traffic_lose_nothing() {
     rig.http(rig.client(), SocketAddr::new(vip, 80), 10)
         .assert_all_ok("after a refused reload");
     assert!(lb.stderr().contains(":2:1:"), "{}", lb.stderr());
+    assert!(lb.terminate().success());
+}
+
+#[test]
+fn rates_show_through_lvsadm_while_traffic_flows() {
+    // `-L -n --rate` against the daemon's estimators (sampled every 2 s,
+    // IPVS's averaging): non-zero while requests flow; zero counters on an
+    // idle service before.
+    let rig = Rig::builder(Mode::Dr).build();
+    let sock = rig.dir().join("admin.sock");
+    let sock = sock.to_str().unwrap();
+    let mut lb = Lvsfwd::start_args(&rig, &["--interface", "lfeth0"], &[("LVSFWD_SOCKET", sock)]);
+    let vip = rig.vip(Fam::V4);
+    let svc = format!("{vip}:80");
+    ok(sock, &["-A", "-t", &svc, "-s", "rr"]);
+    for n in 1..=3 {
+        let r = rig.rip(n, Fam::V4).to_string();
+        ok(sock, &["-a", "-t", &svc, "-r", &r, "-g", "-w", "1"]);
+    }
+    // (CPS, InPPS) of the service line.
+    let rates = || -> (u64, u64) {
+        let out = ok(sock, &["-L", "-n", "--rate"]);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("TCP  {svc}")))
+            .unwrap_or_else(|| panic!("no service line:\n{out}"));
+        let f: Vec<u64> = line
+            .split_whitespace()
+            .skip(2)
+            .map(|x| x.parse().unwrap_or_else(|_| panic!("{line}")))
+            .collect();
+        (f[0], f[1])
+    };
+    assert_eq!(rates(), (0, 0), "no traffic yet");
+    let t0 = std::time::Instant::now();
+    let mut seen = (0, 0);
+    while t0.elapsed() < Duration::from_secs(30) {
+        rig.http(rig.client(), SocketAddr::new(vip, 80), 10)
+            .assert_all_ok("traffic for the rate estimator");
+        seen = rates();
+        if seen.0 > 0 && seen.1 > 0 {
+            break;
+        }
+    }
+    assert!(
+        seen.0 > 0 && seen.1 > 0,
+        "CPS and InPPS still {seen:?} after {:?} of traffic",
+        t0.elapsed()
+    );
+    // The real servers' lines carry rates too.
+    let out = ok(sock, &["-L", "-n", "--rate"]);
+    let rs_with_rate = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress"))
+        .filter(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .next()
+                .is_some_and(|cps| cps != "0")
+        })
+        .count();
+    assert!(rs_with_rate >= 1, "{out}");
     assert!(lb.terminate().success());
 }
