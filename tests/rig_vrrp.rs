@@ -641,3 +641,78 @@ fn ipv6_vrrpv3_with_keepalived() {
         "{s:?}"
     );
 }
+
+#[test]
+fn interface_down_is_fault_keepalived_takes_over_and_lvsfwd_comes_back() {
+    let rig = vrrp_rig();
+    // The generic notify records every state change with its arguments.
+    let log = rig.dir().join("notify.log");
+    let sh = rig.dir().join("notify.sh");
+    std::fs::write(
+        &sh,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display()),
+    )
+    .expect("write notify.sh");
+    run(&["chmod", "755", &sh.to_string_lossy()], CMD_TIMEOUT);
+    let toml = lvsfwd_toml(&rig, "MASTER", 150) + &format!("notify = \"{}\"\n", sh.display());
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    assert!(
+        time_until(mdi(150) + Duration::from_secs(2), || has_vip(
+            rig.director()
+        ))
+        .is_some(),
+        "lvsfwd never became master"
+    );
+    let _ka = start_keepalived(&rig, "a", "BACKUP", 100);
+    stays_false(
+        Duration::from_millis(2500),
+        "keepalived took the VIP from a higher-priority lvsfwd",
+        || has_vip(rig.peer()),
+    );
+
+    // The director's interface goes down: FAULT. lvsfwd gives the VIP up
+    // and says so; keepalived, hearing nothing, takes over.
+    let down = Instant::now();
+    rig.director().ip(&["link", "set", IFACE, "down"]);
+    assert!(
+        time_until(Duration::from_secs(2), || !has_vip(rig.director())).is_some(),
+        "lvsfwd kept the VIP on a dead interface"
+    );
+    let over = time_until(mdi(100) + Duration::from_secs(2), || has_vip(rig.peer()))
+        .map(|_| down.elapsed())
+        .unwrap_or_else(|| panic!("keepalived never took over"));
+    println!("interface down: keepalived master {over:?} later");
+    let notes = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        notes.lines().any(|l| l == "INSTANCE VI_1 FAULT 150"),
+        "no FAULT notification: {notes:?}"
+    );
+    assert!(
+        lb.stderr().contains("entering FAULT state"),
+        "{}",
+        lb.stderr()
+    );
+
+    // Up again: lvsfwd starts over as Backup, then preempts the
+    // lower-priority keepalived; traffic flows through it again.
+    let up = Instant::now();
+    rig.director().ip(&["link", "set", IFACE, "up"]);
+    let back = time_until(mdi(150) + Duration::from_secs(3), || {
+        has_vip(rig.director()) && !has_vip(rig.peer())
+    })
+    .map(|_| up.elapsed())
+    .unwrap_or_else(|| panic!("lvsfwd never took the VIP back:\n{}", lb.stderr()));
+    println!("interface up: lvsfwd master again {back:?} later");
+    let notes = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        notes
+            .lines()
+            .skip_while(|l| !l.contains("FAULT"))
+            .any(|l| l == "INSTANCE VI_1 BACKUP 150"),
+        "no BACKUP after the FAULT: {notes:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    http_through_vip_works(&rig, "DR through the VIP after the interface came back");
+    lb.assert_running();
+    assert!(lb.terminate().success());
+}

@@ -17,7 +17,7 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -34,6 +34,8 @@ pub struct LinkInfo {
     pub ifindex: u32,
     pub mac: MacAddr,
     pub mtu: u32,
+    /// Administratively up and with carrier (IFF_UP and IFF_RUNNING).
+    pub up: bool,
 }
 
 /// Where the kernel would send a packet to some address.
@@ -237,12 +239,27 @@ impl Netlink {
                 }
             }
             return Ok(LinkInfo {
+                up: l.header.flags.contains(LinkFlags::Up | LinkFlags::Running),
                 ifindex: l.header.index,
                 mac,
                 mtu,
             });
         }
         bail!("no interface named {ifname}")
+    }
+
+    /// Whether interface `ifindex` is up with carrier (VRRP's FAULT
+    /// tracking polls it).
+    pub fn link_up(&mut self, ifindex: u32) -> Result<bool> {
+        let replies = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?;
+        for r in replies {
+            if let RouteNetlinkMessage::NewLink(l) = r
+                && l.header.index == ifindex
+            {
+                return Ok(l.header.flags.contains(LinkFlags::Up | LinkFlags::Running));
+            }
+        }
+        bail!("no interface with index {ifindex}")
     }
 
     /// The addresses on interface `ifindex`: IPv4 first, then global IPv6,

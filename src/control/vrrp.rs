@@ -67,6 +67,9 @@ pub enum State {
     Initialize,
     Backup,
     Master,
+    /// The instance's interface is down (keepalived's FAULT): no adverts,
+    /// no VIPs, adverts ignored until the link comes back.
+    Fault,
 }
 
 /// What a notify script is told (keepalived's state words).
@@ -74,6 +77,8 @@ pub enum State {
 pub enum NotifyState {
     Master,
     Backup,
+    /// The interface went down.
+    Fault,
     /// The instance stopped (daemon shutdown).
     Stop,
 }
@@ -83,6 +88,7 @@ impl NotifyState {
         match self {
             NotifyState::Master => "MASTER",
             NotifyState::Backup => "BACKUP",
+            NotifyState::Fault => "FAULT",
             NotifyState::Stop => "STOP",
         }
     }
@@ -263,6 +269,7 @@ pub struct VrrpMachine {
     unicast_peers: Vec<IpAddr>,
     notify_master: Option<String>,
     notify_backup: Option<String>,
+    notify_fault: Option<String>,
     notify: Option<String>,
 
     state: State,
@@ -329,6 +336,7 @@ impl VrrpMachine {
             unicast_peers: inst.unicast_peer.clone(),
             notify_master: inst.notify_master.clone(),
             notify_backup: inst.notify_backup.clone(),
+            notify_fault: inst.notify_fault.clone(),
             notify: inst.notify.clone(),
             state: State::Initialize,
             master_adver_int: inst.advert_int,
@@ -456,8 +464,44 @@ impl VrrpMachine {
                     a.steps.push(Action::Announce);
                 }
             }
-            State::Initialize => {}
+            State::Initialize | State::Fault => {}
         }
+        a
+    }
+
+    /// The instance's interface went down (keepalived tracks its own
+    /// interface): a Master gives its VIPs up (it cannot advertise priority
+    /// 0 on a dead link: the peers' down timers take over), every state
+    /// goes to FAULT and runs `notify_fault`.
+    pub fn link_down(&mut self, _now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        if matches!(self.state, State::Initialize | State::Fault) {
+            return a;
+        }
+        if self.state == State::Master {
+            self.stats.released_master += 1;
+            a.steps.push(Action::RemoveVips);
+        }
+        self.state = State::Fault;
+        self.down_at = None;
+        self.advert_at = None;
+        self.garp_at = None;
+        self.preempt_until = None;
+        self.master_addr = None;
+        a.log.push("interface down: entering FAULT state".into());
+        a.steps.push(Action::Notify(NotifyState::Fault));
+        a
+    }
+
+    /// The interface is back: FAULT starts over as at start-up (Backup with
+    /// a fresh down timer, or Master for the address owner).
+    pub fn link_up(&mut self, now: Timestamp) -> Actions {
+        if self.state != State::Fault {
+            return Actions::default();
+        }
+        self.state = State::Initialize;
+        let mut a = self.start(now);
+        a.log.insert(0, "interface up: leaving FAULT state".into());
         a
     }
 
@@ -475,7 +519,7 @@ impl VrrpMachine {
                 });
                 a.steps.push(Action::RemoveVips);
             }
-            State::Backup => {}
+            State::Backup | State::Fault => {}
         }
         a.steps.push(Action::Notify(NotifyState::Stop));
         self.state = State::Initialize;
@@ -490,7 +534,7 @@ impl VrrpMachine {
     /// payload), `rx` what its IP header said.
     pub fn on_advert(&mut self, now: Timestamp, rx: RxMeta, payload: &[u8]) -> Actions {
         let mut a = Actions::default();
-        if self.state == State::Initialize {
+        if matches!(self.state, State::Initialize | State::Fault) {
             return a;
         }
         let p = match self.check(rx, payload, &mut a) {
@@ -515,7 +559,7 @@ impl VrrpMachine {
         match self.state {
             State::Backup => self.backup_rx(now, rx.src, prio, their_int, &mut a),
             State::Master => self.master_rx(now, rx.src, prio, their_int, &mut a),
-            State::Initialize => {}
+            State::Initialize | State::Fault => {}
         }
         a
     }
@@ -711,6 +755,7 @@ impl VrrpMachine {
         let own = match state {
             NotifyState::Master => self.notify_master.as_deref(),
             NotifyState::Backup => self.notify_backup.as_deref(),
+            NotifyState::Fault => self.notify_fault.as_deref(),
             NotifyState::Stop => None,
         };
         if let Some(argv) = own.map(split_command).filter(|v| !v.is_empty()) {

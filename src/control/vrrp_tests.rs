@@ -716,3 +716,53 @@ fn reject_names_are_unique() {
         "{s}"
     );
 }
+
+#[test]
+fn interface_down_is_fault_and_up_starts_over() {
+    let (mut i, mut m, t) = master_v2(100);
+    // Master: the VIPs go, notify_fault runs, nothing more is sent.
+    let a = m.link_down(t + Duration::from_millis(10));
+    assert_eq!(
+        steps(&a),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Fault)]
+    );
+    assert_eq!(m.state(), State::Fault);
+    assert_eq!(m.next_deadline(), None, "no timers in FAULT");
+    assert!(steps(&m.on_timer(t + Duration::from_secs(10))).is_empty());
+    // Adverts are ignored: a lower priority would otherwise be answered.
+    let (rx, bytes) = advert_from(&i, PEER, 50);
+    assert!(steps(&m.on_advert(t + Duration::from_secs(11), rx, &bytes)).is_empty());
+    assert!(steps(&m.link_down(t + Duration::from_secs(12))).is_empty());
+    // Up again: Backup with a fresh down timer, as at start.
+    let up = t + Duration::from_secs(20);
+    let a = m.link_up(up);
+    assert_eq!(
+        steps(&a),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Backup)]
+    );
+    assert_eq!(m.state(), State::Backup);
+    assert_eq!(m.next_deadline(), Some(up + m.master_down_interval()));
+    assert!(steps(&m.link_up(up)).is_empty(), "only FAULT reacts to up");
+    // A Backup goes to FAULT too, without touching addresses.
+    assert_eq!(
+        steps(&m.link_down(up + Duration::from_secs(1))),
+        vec![Action::Notify(NotifyState::Fault)]
+    );
+    // notify_fault, then the generic notify with FAULT.
+    i.notify_fault = Some("/usr/local/bin/fault one".into());
+    i.notify = Some("/usr/local/bin/all".into());
+    let m = machine(&i);
+    assert_eq!(
+        m.notify_commands(NotifyState::Fault),
+        vec![
+            vec!["/usr/local/bin/fault".to_string(), "one".into()],
+            vec![
+                "/usr/local/bin/all".to_string(),
+                "INSTANCE".into(),
+                i.name.clone(),
+                "FAULT".into(),
+                "100".into()
+            ],
+        ]
+    );
+}

@@ -57,6 +57,8 @@ use crate::xsk::packet::PacketSender;
 const GARP_REPEAT: usize = 5;
 /// Longest sleep of the thread: how quickly it notices a stop request.
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// How often each instance's interface state is read (FAULT tracking).
+const LINK_CHECK: Duration = Duration::from_millis(200);
 /// How long a new master waits for the daemon to open the data plane.
 const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stopping instance waits for its STOP notify scripts.
@@ -177,6 +179,8 @@ struct Running {
     dsts: Vec<IpAddr>,
     /// Whom notify scripts run as (`script_user`; `None`: root).
     run_as: Option<RunAs>,
+    /// The interface's state at the last check (FAULT tracking).
+    link_up: bool,
 }
 
 /// The running VRRP thread.
@@ -326,6 +330,8 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         packet,
         dsts,
         run_as: None,
+        // Checked at once by the thread: a link down at start is FAULT.
+        link_up: true,
     })
 }
 
@@ -343,7 +349,31 @@ fn run(
         execute(r, &mut nl, &events, a);
     }
     let mut buf = vec![0u8; 65536];
+    let mut last_link_check: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
+        // keepalived tracks each instance's own interface: down (or without
+        // carrier) is FAULT, up again starts the instance over.
+        if last_link_check.is_none_or(|t| t.elapsed() >= LINK_CHECK) {
+            last_link_check = Some(Instant::now());
+            for r in running.iter_mut() {
+                let up = match nl.link_up(r.ifindex) {
+                    Ok(up) => up,
+                    Err(e) => {
+                        log::warn!("vrrp {}: interface state: {e:#}", r.m.name());
+                        false
+                    }
+                };
+                if up != r.link_up {
+                    r.link_up = up;
+                    let a = if up {
+                        r.m.link_up(now())
+                    } else {
+                        r.m.link_down(now())
+                    };
+                    execute(r, &mut nl, &events, a);
+                }
+            }
+        }
         let t = now();
         let wait = running
             .iter()
