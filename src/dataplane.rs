@@ -512,9 +512,7 @@ impl Dataplane {
             InDecision::Schedule => {}
         }
         // Reply of a NAT/FULLNAT connection.
-        if self.conns.has_reply_conns()
-            && let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport)
-        {
+        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
             self.conns
                 .on_packet(id, Direction::Out, tcp, ip_len, now, &mut self.services);
             return self.xmit_out(frame, p, id);

@@ -329,7 +329,7 @@ impl ConnTable {
     ) {
         self.in_idx
             .prefetch(self.in_hash(proto, src, sport, dst, dport));
-        if self.out_len > 0 {
+        if self.has_reply_conns() {
             self.out_idx
                 .prefetch(self.out_hash(proto, src, sport, dst, dport));
         }
@@ -349,7 +349,7 @@ impl ConnTable {
         let h = self.in_hash(proto, src, sport, dst, dport);
         let i = match self.in_idx.first_with_tag(h) {
             Some(i) => Some(i),
-            None if self.out_len > 0 => self
+            None if self.has_reply_conns() => self
                 .out_idx
                 .first_with_tag(self.out_hash(proto, src, sport, dst, dport)),
             None => None,
@@ -361,9 +361,7 @@ impl ConnTable {
     }
 
     /// Whether any conn routes its replies through the director (NAT,
-    /// FULLNAT): without one, [`ConnTable::lookup_out`] cannot match and
-    /// need not be asked (a cold index slot saved on every new DR/TUN
-    /// connection).
+    /// FULLNAT).
     #[inline]
     pub fn has_reply_conns(&self) -> bool {
         self.out_len > 0
@@ -372,7 +370,7 @@ impl ConnTable {
     /// The conn of a reply: `RIP:rport -> client` (NAT) or
     /// `RIP:rport -> laddr:lport` (FULLNAT). Only conns whose forwarding
     /// method routes replies through the director.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_out(
         &self,
         proto: Protocol,
@@ -381,6 +379,11 @@ impl ConnTable {
         dst: IpAddr,
         dport: u16,
     ) -> Option<ConnId> {
+        // Without reply conns nothing can match: no cold index slot read
+        // (every new DR/TUN connection asks).
+        if self.out_len == 0 {
+            return None;
+        }
         let h = self.out_hash(proto, src, sport, dst, dport);
         self.out_idx
             .find(h, |i| {

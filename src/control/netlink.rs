@@ -61,16 +61,11 @@ impl Netlink {
         Ok(Netlink { sock, seq: 0 })
     }
 
-    /// Sends `msg` and collects every reply up to NLMSG_DONE (dumps) or the
-    /// first answer (gets).
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        dump: bool,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    /// Sends `msg` as a new request with `flags` besides NLM_F_REQUEST.
+    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
-        req.header.flags = NLM_F_REQUEST | if dump { NLM_F_DUMP } else { 0 };
+        req.header.flags = NLM_F_REQUEST | flags;
         req.header.sequence_number = self.seq;
         req.finalize();
         let mut buf = vec![0u8; req.header.length as usize];
@@ -78,63 +73,15 @@ impl Netlink {
         self.sock
             .send(&buf, 0)
             .context("sending an rtnetlink request")?;
-
-        let mut out = Vec::new();
-        let mut rx: Vec<u8> = Vec::with_capacity(1 << 16);
-        loop {
-            rx.clear();
-            self.sock
-                .recv(&mut rx, 0)
-                .context("reading an rtnetlink reply")?;
-            let mut off = 0;
-            while off < rx.len() {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..])
-                    .context("decoding an rtnetlink reply")?;
-                let len = m.header.length as usize;
-                if m.header.sequence_number == self.seq {
-                    match m.payload {
-                        NetlinkPayload::Done(_) => return Ok(out),
-                        NetlinkPayload::Error(e) => {
-                            if e.code.is_none() {
-                                return Ok(out);
-                            }
-                            bail!("rtnetlink: {}", e.to_io());
-                        }
-                        NetlinkPayload::InnerMessage(inner) => {
-                            out.push(inner);
-                            if !dump {
-                                return Ok(out);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if len == 0 {
-                    break;
-                }
-                off += len;
-            }
-        }
+        Ok(())
     }
 
-    /// Sends a change request and waits for the kernel's acknowledgement.
-    /// The outer error is a transport failure; the inner one the errno the
-    /// kernel refused the change with, for the caller to judge.
-    fn change(
+    /// Hands each reply to the last request, in order, to `f` until it
+    /// returns a value.
+    fn read_until<T>(
         &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<std::result::Result<(), i32>> {
-        self.seq = self.seq.wrapping_add(1);
-        let mut req = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        req.header.sequence_number = self.seq;
-        req.finalize();
-        let mut buf = vec![0u8; req.header.length as usize];
-        req.serialize(&mut buf);
-        self.sock
-            .send(&buf, 0)
-            .context("sending an rtnetlink request")?;
+        mut f: impl FnMut(NetlinkPayload<RouteNetlinkMessage>) -> Result<Option<T>>,
+    ) -> Result<T> {
         let mut rx: Vec<u8> = Vec::with_capacity(1 << 16);
         loop {
             rx.clear();
@@ -147,12 +94,9 @@ impl Netlink {
                     .context("decoding an rtnetlink reply")?;
                 let len = m.header.length as usize;
                 if m.header.sequence_number == self.seq
-                    && let NetlinkPayload::Error(e) = m.payload
+                    && let Some(t) = f(m.payload)?
                 {
-                    return Ok(match e.code {
-                        None => Ok(()),
-                        Some(c) => Err(-c.get()),
-                    });
+                    return Ok(t);
                 }
                 if len == 0 {
                     break;
@@ -160,6 +104,46 @@ impl Netlink {
                 off += len;
             }
         }
+    }
+
+    /// Sends `msg` and collects every reply up to NLMSG_DONE (dumps) or the
+    /// first answer (gets).
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        dump: bool,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.send(msg, if dump { NLM_F_DUMP } else { 0 })?;
+        let mut out = Vec::new();
+        self.read_until(|p| match p {
+            NetlinkPayload::Done(_) => Ok(Some(())),
+            NetlinkPayload::Error(e) if e.code.is_none() => Ok(Some(())),
+            NetlinkPayload::Error(e) => bail!("rtnetlink: {}", e.to_io()),
+            NetlinkPayload::InnerMessage(inner) => {
+                out.push(inner);
+                Ok((!dump).then_some(()))
+            }
+            _ => Ok(None),
+        })?;
+        Ok(out)
+    }
+
+    /// Sends a change request and waits for the kernel's acknowledgement.
+    /// The outer error is a transport failure; the inner one the errno the
+    /// kernel refused the change with, for the caller to judge.
+    fn change(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<std::result::Result<(), i32>> {
+        self.send(msg, NLM_F_ACK | flags)?;
+        self.read_until(|p| match p {
+            NetlinkPayload::Error(e) => Ok(Some(match e.code {
+                None => Ok(()),
+                Some(c) => Err(-c.get()),
+            })),
+            _ => Ok(None),
+        })
     }
 
     fn address_message(ifindex: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
@@ -217,16 +201,31 @@ impl Netlink {
 
     /// Index, MAC and MTU of interface `ifname`.
     pub fn link(&mut self, ifname: &str) -> Result<LinkInfo> {
+        self.find_link(|l| {
+            l.attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n == ifname))
+        })?
+        .with_context(|| format!("no interface named {ifname}"))
+    }
+
+    /// Whether interface `ifindex` is up with carrier (VRRP's FAULT
+    /// tracking polls it).
+    pub fn link_up(&mut self, ifindex: u32) -> Result<bool> {
+        Ok(self
+            .find_link(|l| l.header.index == ifindex)?
+            .with_context(|| format!("no interface with index {ifindex}"))?
+            .up)
+    }
+
+    /// The first link `pick` accepts.
+    fn find_link(&mut self, pick: impl Fn(&LinkMessage) -> bool) -> Result<Option<LinkInfo>> {
         let replies = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?;
         for r in replies {
             let RouteNetlinkMessage::NewLink(l) = r else {
                 continue;
             };
-            let name = l.attributes.iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n.as_str()),
-                _ => None,
-            });
-            if name != Some(ifname) {
+            if !pick(&l) {
                 continue;
             }
             let mut mac = [0u8; 6];
@@ -238,28 +237,14 @@ impl Netlink {
                     _ => {}
                 }
             }
-            return Ok(LinkInfo {
+            return Ok(Some(LinkInfo {
                 up: l.header.flags.contains(LinkFlags::Up | LinkFlags::Running),
                 ifindex: l.header.index,
                 mac,
                 mtu,
-            });
+            }));
         }
-        bail!("no interface named {ifname}")
-    }
-
-    /// Whether interface `ifindex` is up with carrier (VRRP's FAULT
-    /// tracking polls it).
-    pub fn link_up(&mut self, ifindex: u32) -> Result<bool> {
-        let replies = self.request(RouteNetlinkMessage::GetLink(LinkMessage::default()), true)?;
-        for r in replies {
-            if let RouteNetlinkMessage::NewLink(l) = r
-                && l.header.index == ifindex
-            {
-                return Ok(l.header.flags.contains(LinkFlags::Up | LinkFlags::Running));
-            }
-        }
-        bail!("no interface with index {ifindex}")
+        Ok(None)
     }
 
     /// The addresses on interface `ifindex`: IPv4 first, then global IPv6,
