@@ -42,7 +42,8 @@ use crate::control::shared::{Shared, Snapshot};
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::{Dataplane, DataplaneConfig};
 use crate::service::ServiceKey;
-use crate::service::{MacAddr, ServiceSpec};
+use crate::service::ServiceSpec;
+use crate::wire::MacAddr;
 use crate::xsk::engine::{self, Engine, EngineConfig};
 use crate::xsk::prog::{Filter, XdpProgram};
 

@@ -52,11 +52,11 @@ use crate::conn::{
     Timeouts,
 };
 use crate::control::shared::Snapshot;
+use crate::counter::counter_enum;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
-use crate::service::{
-    ApplySummary, FwdMethod, MacAddr, Protocol, ServiceKey, ServiceSpec, ServiceTable,
-};
+use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
+use crate::wire::MacAddr;
 use crate::wire::{self, Fragment, FrameBuf, IcmpError, L4, Packet, ParseError};
 
 /// What to do with a frame after [`Dataplane::process`].
@@ -70,84 +70,39 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// Why a frame was dropped. Each variant is a counter.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum DropReason {
-    /// The frame is malformed (see the parse error).
-    Malformed(ParseError),
-    /// Larger than any frame the NIC hands over.
-    Oversized,
-    /// An IP fragment addressed to a virtual service (not reassembled).
-    Fragment,
-    /// A TCP segment to a virtual service that is not a SYN and matches no
-    /// connection.
-    NoConn,
-    /// The scheduler found no real server that can take a new connection.
-    NoDest,
-    /// The connection table is full and nothing could be reclaimed.
-    TableFull,
-    /// The FULLNAT local address pool has no free address and port.
-    NoLocalAddr,
-    /// No next-hop MAC is known for the real server.
-    NoNextHop,
-    /// The connection's real server was removed (expire_nodest_conn rules).
-    DestUnavailable,
-    /// The NIC has no address of the family needed for a tunnel or ICMP.
-    NoSourceAddr,
-    /// The frame buffer has no room for the rewrite.
-    NoRoom,
-    /// TTL / hop limit would reach zero (IPVS decrements it on transmit).
-    TtlExceeded,
-    /// Too big for the tunnel and may be fragmented (IPv4 without DF): IPVS
-    /// would fragment the outer packet; this data plane does not.
-    NeedsFragmentation,
-    /// An ICMP error that quotes a packet without ports (a later fragment).
-    IcmpUntracked,
-}
-
-impl DropReason {
-    /// Counters kept besides the parse errors, in [`DropReason::index`] order.
-    const NAMES: [&'static str; 13] = [
-        "oversized",
-        "fragment",
-        "no_conn",
-        "no_dest",
-        "table_full",
-        "no_local_addr",
-        "no_next_hop",
-        "dest_unavailable",
-        "no_source_addr",
-        "no_room",
-        "ttl_exceeded",
-        "needs_fragmentation",
-        "icmp_untracked",
-    ];
-
-    fn index(self) -> Option<usize> {
-        Some(match self {
-            DropReason::Malformed(_) => return None,
-            DropReason::Oversized => 0,
-            DropReason::Fragment => 1,
-            DropReason::NoConn => 2,
-            DropReason::NoDest => 3,
-            DropReason::TableFull => 4,
-            DropReason::NoLocalAddr => 5,
-            DropReason::NoNextHop => 6,
-            DropReason::DestUnavailable => 7,
-            DropReason::NoSourceAddr => 8,
-            DropReason::NoRoom => 9,
-            DropReason::TtlExceeded => 10,
-            DropReason::NeedsFragmentation => 11,
-            DropReason::IcmpUntracked => 12,
-        })
-    }
-
-    /// The counter's name (snake_case).
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Malformed(e) => e.name(),
-            other => Self::NAMES[other.index().unwrap_or(0)],
-        }
+counter_enum! {
+    /// Why a frame was dropped. Each variant is a counter.
+    pub enum DropReason {
+        /// The frame is malformed (see the parse error).
+        Malformed(ParseError),
+        /// Larger than any frame the NIC hands over.
+        Oversized => "oversized",
+        /// An IP fragment addressed to a virtual service (not reassembled).
+        Fragment => "fragment",
+        /// A TCP segment to a virtual service that is not a SYN and matches no
+        /// connection.
+        NoConn => "no_conn",
+        /// The scheduler found no real server that can take a new connection.
+        NoDest => "no_dest",
+        /// The connection table is full and nothing could be reclaimed.
+        TableFull => "table_full",
+        /// The FULLNAT local address pool has no free address and port.
+        NoLocalAddr => "no_local_addr",
+        /// No next-hop MAC is known for the real server.
+        NoNextHop => "no_next_hop",
+        /// The connection's real server was removed (expire_nodest_conn rules).
+        DestUnavailable => "dest_unavailable",
+        /// The NIC has no address of the family needed for a tunnel or ICMP.
+        NoSourceAddr => "no_source_addr",
+        /// The frame buffer has no room for the rewrite.
+        NoRoom => "no_room",
+        /// TTL / hop limit would reach zero (IPVS decrements it on transmit).
+        TtlExceeded => "ttl_exceeded",
+        /// Too big for the tunnel and may be fragmented (IPv4 without DF): IPVS
+        /// would fragment the outer packet; this data plane does not.
+        NeedsFragmentation => "needs_fragmentation",
+        /// An ICMP error that quotes a packet without ports (a later fragment).
+        IcmpUntracked => "icmp_untracked",
     }
 }
 
@@ -171,8 +126,8 @@ pub struct Counters {
     pub drop: u64,
     /// ICMP "fragmentation needed" / "packet too big" sent for tunnels.
     pub icmp_too_big: u64,
-    parse: [u64; ParseError::ALL.len()],
-    other: [u64; DropReason::NAMES.len()],
+    parse: [u64; ParseError::COUNT],
+    other: [u64; DropReason::COUNT],
 }
 
 impl Counters {
@@ -239,11 +194,7 @@ impl DataplaneConfig {
             own_addrs: Vec::new(),
             mtu: 1500,
             conn_max: cfg.global.conn_max,
-            timeouts: Timeouts {
-                tcp: cfg.timeouts.tcp,
-                tcp_fin: cfg.timeouts.tcp_fin,
-                udp: cfg.timeouts.udp,
-            },
+            timeouts: cfg.timeouts,
             sysctls: ConnSysctls {
                 expire_nodest_conn: cfg.global.expire_nodest_conn,
                 expire_quiescent_template: cfg.global.expire_quiescent_template,

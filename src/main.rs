@@ -16,7 +16,7 @@ use lvsfwd::config;
 use lvsfwd::daemon;
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
 use lvsfwd::replay;
-use lvsfwd::service::MacAddr;
+use lvsfwd::wire::MacAddr;
 
 #[derive(Parser)]
 #[command(

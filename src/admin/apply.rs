@@ -26,14 +26,14 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::admin::cmd::AdminCommand;
-use crate::config::TimeoutsCfg;
+use crate::conn::Timeouts;
 use crate::service::{DestSpec, FwdMethod, ServiceKey, ServiceSpec};
 
 /// The canonical, configured state that lvsadm changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AdminState {
     pub services: Vec<ServiceSpec>,
-    pub timeouts: TimeoutsCfg,
+    pub timeouts: Timeouts,
 }
 
 impl AdminState {

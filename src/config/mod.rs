@@ -36,14 +36,20 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::conn::Timeouts;
 use crate::sched::{SchedFlags, SchedKind};
-use crate::service::{DestSpec, FwdMethod, MacAddr, Protocol, ServiceKey, ServiceSpec};
+use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+use crate::wire::MacAddr;
+
+/// `[global] idle_spin_us`'s default: how long a worker keeps polling
+/// after its last frame before it sleeps.
+pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(200);
 
 /// A validated lb.toml.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub global: Global,
-    pub timeouts: TimeoutsCfg,
+    pub timeouts: Timeouts,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub virtual_servers: Vec<VirtualServer>,
 }
@@ -116,33 +122,12 @@ impl Default for Global {
             zero_copy: ZeroCopy::Auto,
             admin_socket: PathBuf::from(DEFAULT_ADMIN_SOCKET),
             conn_max: DEFAULT_CONN_MAX,
-            idle_spin: crate::xsk::engine::DEFAULT_IDLE_SPIN,
+            idle_spin: DEFAULT_IDLE_SPIN,
             expire_nodest_conn: false,
             expire_quiescent_template: false,
             drop_entry: true,
             script_user: None,
             script_group: None,
-        }
-    }
-}
-
-/// `[timeouts]`: IPVS's protocol timeouts (`ipvsadm --set tcp tcpfin udp`).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TimeoutsCfg {
-    /// ESTABLISHED TCP connections (IPVS default 900 s).
-    pub tcp: Duration,
-    /// TCP FIN_WAIT (IPVS default 120 s).
-    pub tcp_fin: Duration,
-    /// UDP "connections" (IPVS default 300 s).
-    pub udp: Duration,
-}
-
-impl Default for TimeoutsCfg {
-    fn default() -> TimeoutsCfg {
-        TimeoutsCfg {
-            tcp: Duration::from_secs(900),
-            tcp_fin: Duration::from_secs(120),
-            udp: Duration::from_secs(300),
         }
     }
 }
@@ -417,7 +402,7 @@ impl Config {
                 interface: Some(ifname.to_string()),
                 ..Global::default()
             },
-            timeouts: TimeoutsCfg::default(),
+            timeouts: Timeouts::default(),
             vrrp_instances: Vec::new(),
             virtual_servers: Vec::new(),
         }

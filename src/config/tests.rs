@@ -247,7 +247,7 @@ fn defaults_are_keepalived_and_ipvs_ones() {
     assert_eq!(c.global.script_user, None);
     assert_eq!(
         c.timeouts,
-        TimeoutsCfg {
+        Timeouts {
             tcp: Duration::from_secs(900),
             tcp_fin: Duration::from_secs(120),
             udp: Duration::from_secs(300)

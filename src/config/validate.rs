@@ -323,8 +323,8 @@ fn global(g: RawGlobal) -> R<Global> {
     })
 }
 
-fn timeouts(t: RawTimeouts) -> R<TimeoutsCfg> {
-    let d = TimeoutsCfg::default();
+fn timeouts(t: RawTimeouts) -> R<Timeouts> {
+    let d = Timeouts::default();
     // ipvsadm --set takes 0 as "leave unchanged"; in a file that describes
     // the whole state, leaving the key out says that, so 0 is refused.
     let one = |v: Option<S<i64>>, key: &str, def: Duration| -> R<Duration> {
@@ -335,7 +335,7 @@ fn timeouts(t: RawTimeouts) -> R<TimeoutsCfg> {
             )),
         }
     };
-    Ok(TimeoutsCfg {
+    Ok(Timeouts {
         tcp: one(t.tcp, "tcp", d.tcp)?,
         tcp_fin: one(t.tcp_fin, "tcp_fin", d.tcp_fin)?,
         udp: one(t.udp, "udp", d.udp)?,

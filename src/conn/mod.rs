@@ -82,8 +82,9 @@ mod tests;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::service::{DestRef, FwdMethod, MacAddr, Protocol};
+use crate::service::{DestRef, FwdMethod, Protocol};
 use crate::time::Timestamp;
+use crate::wire::MacAddr;
 
 pub use state::{ConnState, TcpFlags};
 pub use table::ConnTable;

@@ -17,7 +17,8 @@ use anyhow::Result;
 use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
-use crate::service::{MacAddr, ServiceSpec};
+use crate::service::ServiceSpec;
+use crate::wire::MacAddr;
 
 /// The real servers whose next hop must be learnt.
 #[derive(Clone, Debug, Default)]

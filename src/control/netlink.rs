@@ -26,7 +26,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rustc_hash::FxHashMap;
 
-use crate::service::MacAddr;
+use crate::wire::MacAddr;
 
 /// What the daemon needs to know about its NIC.
 #[derive(Clone, Debug, PartialEq, Eq)]

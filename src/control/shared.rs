@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::config::TimeoutsCfg;
-use crate::service::{MacAddr, ServiceSpec};
+use crate::conn::Timeouts;
+use crate::service::ServiceSpec;
+use crate::wire::MacAddr;
 
 /// One consistent view of everything the workers take from the control
 /// plane.
@@ -36,7 +37,7 @@ pub struct Snapshot {
     pub services: Option<Arc<Vec<ServiceSpec>>>,
     /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`); `None`
     /// keeps the data planes' own.
-    pub timeouts: Option<TimeoutsCfg>,
+    pub timeouts: Option<Timeouts>,
     /// IPVS's connection sysctls (lb.toml [global], reloadable); `None`
     /// keeps the data planes' own.
     pub sysctls: Option<crate::conn::ConnSysctls>,

@@ -24,7 +24,7 @@
 
 use std::net::IpAddr;
 
-use crate::service::MacAddr;
+use crate::wire::MacAddr;
 use crate::wire::checksum;
 use crate::wire::{
     FrameBuf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use crate::service::Dest;
+use crate::dest::Dest;
 
 /// `GOLDEN_RATIO_32` of `include/linux/hash.h`.
 const GOLDEN_RATIO_32: u32 = 0x61C8_8647;
@@ -92,8 +92,8 @@ pub(crate) mod testutil {
     //! the tests set by hand to replay a connection history.
     use std::net::IpAddr;
 
+    use crate::dest::{Dest, FwdMethod};
     use crate::sched::SchedInput;
-    use crate::service::{Dest, FwdMethod};
     use crate::time::Timestamp;
 
     /// Dests 10.0.0.1, 10.0.0.2, ... port 80 with the given weights.

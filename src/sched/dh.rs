@@ -9,8 +9,8 @@
 //! leaves the filling unchanged anyway).
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::{fold_addr, hash_32, usable};
 

@@ -5,8 +5,8 @@
 //! counts play no part. Stateless.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 /// IPVS `fo`.
 #[derive(Debug, Default)]

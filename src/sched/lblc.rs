@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::{locality_overloaded, weighted_least_conn};
 use super::locality::{DEFAULT_EXPIRATION, LocalityTable};

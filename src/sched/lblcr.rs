@@ -18,8 +18,8 @@
 
 use std::time::Duration;
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 use crate::time::Timestamp;
 
 use super::common::{locality_overloaded, overhead, weighted_least_conn};

@@ -5,8 +5,8 @@
 //! order. Weights other than zero are ignored. Stateless.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::usable;
 

@@ -28,8 +28,8 @@
 //! Rebuilt on every [`Scheduler::update`] (`ip_vs_mh_dest_changed`).
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::{fold_addr, usable};
 
@@ -249,8 +249,8 @@ impl Scheduler for Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dest::FwdMethod;
     use crate::sched::common::testutil::{dests, dests6, input};
-    use crate::service::FwdMethod;
 
     const PLAIN: SchedFlags = SchedFlags {
         fallback: false,

@@ -13,7 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::service::Dest;
+use crate::dest::Dest;
 use crate::time::Timestamp;
 
 mod common;

@@ -5,8 +5,8 @@
 //! expected delay rule of sed. Stateless.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::usable;
 use super::sed::expected_overhead;

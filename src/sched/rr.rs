@@ -12,8 +12,8 @@
 //! kernel has no hook for them.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::usable;
 

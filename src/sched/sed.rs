@@ -6,8 +6,8 @@
 //! Stateless.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::usable;
 

@@ -13,8 +13,8 @@
 //! Rebuilt on every [`Scheduler::update`].
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::{fold_addr, hash_32, usable};
 

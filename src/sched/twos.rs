@@ -12,8 +12,8 @@
 //! one extra chance out of `sum + 1`. Stateless.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::{overhead, usable};
 

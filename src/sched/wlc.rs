@@ -5,8 +5,8 @@
 //! ties. Stateless: everything it reads lives on the [`Dest`] counters.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 use super::common::weighted_least_conn;
 

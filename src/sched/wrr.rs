@@ -14,8 +14,8 @@
 //! one change.
 #![forbid(unsafe_code)]
 
+use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
-use crate::service::Dest;
 
 /// IPVS `wrr`.
 #[derive(Debug, Default)]

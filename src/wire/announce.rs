@@ -14,8 +14,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::MacAddr;
 use super::checksum;
-use crate::service::MacAddr;
 
 /// Length of a gratuitous ARP frame (Ethernet + ARP, no padding).
 pub const GARP_LEN: usize = 42;

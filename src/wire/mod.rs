@@ -29,6 +29,8 @@ pub mod vrrp;
 
 use std::net::IpAddr;
 
+use crate::counter::counter_enum;
+
 use etherparse::err::{ipv4, ipv6, tcp};
 use etherparse::{
     Ethernet2HeaderSlice, IpAuthHeaderSlice, IpNumber, Ipv4HeaderSlice, Ipv6FragmentHeaderSlice,
@@ -43,6 +45,9 @@ pub const ETH_P_8021AD: u16 = 0x88a8;
 /// Pre-standard QinQ outer tag still seen on some switches.
 pub const ETH_P_QINQ_OLD: u16 = 0x9100;
 pub const ETH_HLEN: usize = 14;
+
+/// An Ethernet MAC address.
+pub type MacAddr = [u8; 6];
 
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_IPIP: u8 = 4;
@@ -131,65 +136,46 @@ impl<'a> FrameBuf<'a> {
     }
 }
 
-macro_rules! parse_errors {
-    ($($(#[$doc:meta])* $v:ident => $name:literal,)*) => {
-        /// Why a frame was dropped as malformed: one variant per drop counter.
-        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-        pub enum ParseError {
-            $($(#[$doc])* $v,)*
-        }
-        impl ParseError {
-            /// Every variant, in counter order.
-            pub const ALL: &'static [ParseError] = &[$(ParseError::$v,)*];
-            /// This variant's place in [`ParseError::ALL`] (its counter).
-            pub const fn index(self) -> usize {
-                self as usize
-            }
-            /// The snake_case counter name.
-            pub const fn name(self) -> &'static str {
-                match self { $(ParseError::$v => $name,)* }
-            }
-        }
-    };
-}
-
-parse_errors! {
-    /// Shorter than an Ethernet header.
-    TruncatedEthernet => "truncated_ethernet",
-    /// A VLAN ethertype with fewer than 4 tag bytes after it.
-    TruncatedVlan => "truncated_vlan",
-    /// IPv4 ethertype but fewer than 20 bytes, or fewer than IHL*4.
-    Ipv4Truncated => "ipv4_truncated",
-    /// IPv4 ethertype but the version nibble is not 4.
-    Ipv4BadVersion => "ipv4_bad_version",
-    /// IHL below 5.
-    Ipv4BadIhl => "ipv4_bad_ihl",
-    /// Total length below the header length or beyond the frame.
-    Ipv4BadTotalLength => "ipv4_bad_total_length",
-    /// The IPv4 header checksum does not verify.
-    Ipv4BadChecksum => "ipv4_bad_checksum",
-    /// IPv6 ethertype but fewer than 40 bytes.
-    Ipv6Truncated => "ipv6_truncated",
-    /// IPv6 ethertype but the version nibble is not 6.
-    Ipv6BadVersion => "ipv6_bad_version",
-    /// Payload length reaches beyond the frame.
-    Ipv6BadPayloadLength => "ipv6_bad_payload_length",
-    /// Extension header chain truncated, hop-by-hop not first, or a bad
-    /// authentication header.
-    Ipv6BadExtHeaders => "ipv6_bad_ext_headers",
-    /// Fewer than 20 bytes of TCP header, or fewer than its data offset says.
-    TcpTruncated => "tcp_truncated",
-    /// TCP data offset below 5.
-    TcpBadDataOffset => "tcp_bad_data_offset",
-    /// Fewer than 8 bytes of UDP header.
-    UdpTruncated => "udp_truncated",
-    /// Fewer than 8 bytes of ICMP/ICMPv6 header.
-    IcmpTruncated => "icmp_truncated",
-    /// An ICMP error whose quote lacks a complete IP header or the ports.
-    IcmpInnerTruncated => "icmp_inner_truncated",
-    /// An ICMP error quoting something that is not an IP header of the
-    /// same family (wrong version, IHL below 5, hop-by-hop misplaced).
-    IcmpInnerBad => "icmp_inner_bad",
+counter_enum! {
+    /// Why a frame was dropped as malformed: one variant per drop counter.
+    pub enum ParseError {
+        /// Shorter than an Ethernet header.
+        TruncatedEthernet => "truncated_ethernet",
+        /// A VLAN ethertype with fewer than 4 tag bytes after it.
+        TruncatedVlan => "truncated_vlan",
+        /// IPv4 ethertype but fewer than 20 bytes, or fewer than IHL*4.
+        Ipv4Truncated => "ipv4_truncated",
+        /// IPv4 ethertype but the version nibble is not 4.
+        Ipv4BadVersion => "ipv4_bad_version",
+        /// IHL below 5.
+        Ipv4BadIhl => "ipv4_bad_ihl",
+        /// Total length below the header length or beyond the frame.
+        Ipv4BadTotalLength => "ipv4_bad_total_length",
+        /// The IPv4 header checksum does not verify.
+        Ipv4BadChecksum => "ipv4_bad_checksum",
+        /// IPv6 ethertype but fewer than 40 bytes.
+        Ipv6Truncated => "ipv6_truncated",
+        /// IPv6 ethertype but the version nibble is not 6.
+        Ipv6BadVersion => "ipv6_bad_version",
+        /// Payload length reaches beyond the frame.
+        Ipv6BadPayloadLength => "ipv6_bad_payload_length",
+        /// Extension header chain truncated, hop-by-hop not first, or a bad
+        /// authentication header.
+        Ipv6BadExtHeaders => "ipv6_bad_ext_headers",
+        /// Fewer than 20 bytes of TCP header, or fewer than its data offset says.
+        TcpTruncated => "tcp_truncated",
+        /// TCP data offset below 5.
+        TcpBadDataOffset => "tcp_bad_data_offset",
+        /// Fewer than 8 bytes of UDP header.
+        UdpTruncated => "udp_truncated",
+        /// Fewer than 8 bytes of ICMP/ICMPv6 header.
+        IcmpTruncated => "icmp_truncated",
+        /// An ICMP error whose quote lacks a complete IP header or the ports.
+        IcmpInnerTruncated => "icmp_inner_truncated",
+        /// An ICMP error quoting something that is not an IP header of the
+        /// same family (wrong version, IHL below 5, hop-by-hop misplaced).
+        IcmpInnerBad => "icmp_inner_bad",
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

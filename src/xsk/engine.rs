@@ -90,7 +90,7 @@ const ENTRY_AHEAD: usize = 1;
 /// spinning through the gaps between bursts keeps that out of the latency
 /// at moderate load, at the price of a busy core for that long after each
 /// burst.
-pub const DEFAULT_IDLE_SPIN: Duration = Duration::from_micros(200);
+pub use crate::config::DEFAULT_IDLE_SPIN;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
@@ -551,11 +551,7 @@ impl Worker {
                 self.dp.set_sysctls(sc);
             }
             if let Some(t) = s.timeouts {
-                self.dp.set_timeouts(crate::conn::Timeouts {
-                    tcp: t.tcp,
-                    tcp_fin: t.tcp_fin,
-                    udp: t.udp,
-                });
+                self.dp.set_timeouts(t);
             }
             if let Some(m) = &self.mesh {
                 self.steer = SteerMap::new(&self.dp.services, m.n as u32);

@@ -1,0 +1,207 @@
+//! A real server ("destination" in IPVS): its forwarding method, weight,
+//! thresholds and live counters, and the spec it is built from.
+//!
+//! Below the schedulers (which pick among [`Dest`]s) and the service table
+//! (which owns them); see [`crate::service`] for the invariants the table
+//! keeps about them.
+
+use std::net::IpAddr;
+
+use crate::wire::MacAddr;
+
+/// How packets reach a real server (ipvsadm `-m`, `-i`, `-g`, `--fullnat`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FwdMethod {
+    /// NAT ("Masq"): destination rewritten to RIP:rport, replies come back.
+    Masq,
+    /// IP-in-IP tunnel ("Tunnel"); replies go straight to the client.
+    Tunnel,
+    /// Direct routing ("Route"): only the destination MAC changes.
+    Route,
+    /// Both addresses rewritten; the client side maps to a local address.
+    FullNat,
+}
+
+impl FwdMethod {
+    /// The name ipvsadm prints in its Forward column.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FwdMethod::Masq => "Masq",
+            FwdMethod::Tunnel => "Tunnel",
+            FwdMethod::Route => "Route",
+            FwdMethod::FullNat => "FullNat",
+        }
+    }
+    /// True when replies from the real server come back through the director.
+    pub const fn sees_replies(self) -> bool {
+        matches!(self, FwdMethod::Masq | FwdMethod::FullNat)
+    }
+}
+
+/// IPVS's per-service and per-dest traffic counters.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, other: &Stats) {
+        self.conns += other.conns;
+        self.inpkts += other.inpkts;
+        self.outpkts += other.outpkts;
+        self.inbytes += other.inbytes;
+        self.outbytes += other.outbytes;
+    }
+}
+
+/// A real server of one virtual service, with IPVS's connection counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dest {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub fwd: FwdMethod,
+    /// Scheduling weight; 0 quiesces the server (no new connections).
+    pub weight: i32,
+    /// Upper connection threshold (0 = none): at or above it the server is
+    /// marked overloaded.
+    pub u_threshold: u32,
+    /// Lower threshold: below it an overloaded server is usable again
+    /// (0 = use 3/4 of `u_threshold`, as IPVS does).
+    pub l_threshold: u32,
+    /// Static next-hop MAC; `None` = resolve through the neighbour table.
+    pub mac: Option<MacAddr>,
+    /// Where frames for this server go: `mac`, else the neighbour table's
+    /// entry for `addr`. Kept by the data plane whenever either changes
+    /// (`Dataplane::apply_snapshot`, `Dataplane::apply_services`), so the
+    /// per-packet path reads it with the dest instead of hashing the
+    /// address into the neighbour map.
+    pub next_mac: Option<MacAddr>,
+    pub active_conns: u32,
+    pub inact_conns: u32,
+    pub persist_conns: u32,
+    /// `IP_VS_DEST_F_OVERLOAD`.
+    pub overloaded: bool,
+    /// `IP_VS_DEST_F_AVAILABLE`: false once removed from its service.
+    pub available: bool,
+    pub stats: Stats,
+}
+
+impl Dest {
+    pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod, weight: i32) -> Dest {
+        Dest {
+            addr,
+            port,
+            fwd,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+            mac: None,
+            next_mac: None,
+            active_conns: 0,
+            inact_conns: 0,
+            persist_conns: 0,
+            overloaded: false,
+            available: true,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A fresh dest as configured (no connections, no traffic).
+    pub fn from_spec(s: &DestSpec) -> Dest {
+        let mut d = Dest::new(s.addr, s.port, s.fwd, s.weight);
+        d.u_threshold = s.u_threshold;
+        d.l_threshold = s.l_threshold;
+        d.mac = s.mac;
+        d
+    }
+
+    /// Takes the configured settings of `s` (same address and port) and
+    /// keeps every runtime counter, as `__ip_vs_update_dest` does for an
+    /// edited or revived dest. Returns whether a setting changed.
+    ///
+    /// The overload flag is cleared only when the upper threshold is removed
+    /// or raised, like the kernel; a lowered threshold takes effect at the
+    /// next connection bound to or unbound from the dest.
+    pub fn apply_spec(&mut self, s: &DestSpec) -> bool {
+        let changed = self.fwd != s.fwd
+            || self.weight != s.weight
+            || self.u_threshold != s.u_threshold
+            || self.l_threshold != s.l_threshold
+            || self.mac != s.mac;
+        if s.u_threshold == 0 || s.u_threshold > self.u_threshold {
+            self.overloaded = false;
+        }
+        self.fwd = s.fwd;
+        self.weight = s.weight;
+        self.u_threshold = s.u_threshold;
+        self.l_threshold = s.l_threshold;
+        self.mac = s.mac;
+        changed
+    }
+
+    /// IPVS's `ip_vs_dest_conn_overhead`: active connections weigh 256 times
+    /// more than inactive ones.
+    pub fn overhead(&self) -> u64 {
+        (self.active_conns as u64) * 256 + self.inact_conns as u64
+    }
+
+    /// `ip_vs_dest_totalconns`: what the thresholds are compared with
+    /// (active + inactive; persistence templates do not count).
+    pub fn total_conns(&self) -> u32 {
+        self.active_conns + self.inact_conns
+    }
+
+    /// Re-evaluates `overloaded` after a counter changed, as IPVS does in
+    /// `ip_vs_bind_dest` (upper threshold) and `ip_vs_unbind_dest` (lower).
+    pub fn update_overload(&mut self) {
+        if self.u_threshold == 0 {
+            self.overloaded = false;
+            return;
+        }
+        let total = self.total_conns();
+        if total >= self.u_threshold {
+            self.overloaded = true;
+        } else if self.overloaded {
+            let below = if self.l_threshold != 0 {
+                total < self.l_threshold
+            } else {
+                (total as u64) * 4 < (self.u_threshold as u64) * 3
+            };
+            if below {
+                self.overloaded = false;
+            }
+        }
+    }
+}
+
+/// A real server as configured (no runtime state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestSpec {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub fwd: FwdMethod,
+    pub weight: i32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub mac: Option<MacAddr>,
+}
+
+impl DestSpec {
+    /// A real server with ipvsadm's defaults: weight 1, no thresholds, next
+    /// hop from the neighbour table.
+    pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod) -> DestSpec {
+        DestSpec {
+            addr,
+            port,
+            fwd,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+            mac: None,
+        }
+    }
+}
