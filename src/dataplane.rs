@@ -57,7 +57,7 @@ use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
-use crate::wire::{self, Fragment, FrameBuf, IcmpError, L4, Packet, ParseError};
+use crate::wire::{self, Fragment, FrameBuf, Headers, IcmpError, L4, ParseError};
 
 /// What to do with a frame after [`Dataplane::process`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -380,7 +380,7 @@ impl Dataplane {
     /// The whole forwarding decision for one received frame.
     pub fn process(&mut self, frame: &mut FrameBuf, now: Timestamp) -> Verdict {
         self.counters.rx += 1;
-        // Matched by reference: the `Packet` is used where parse left it
+        // Matched by reference: the `Headers` is used where parse left it
         // rather than moved out of the `Result` (a copy of ~150 bytes).
         let parsed = wire::parse(frame.data());
         let v = match &parsed {
@@ -415,7 +415,7 @@ impl Dataplane {
         }
     }
 
-    fn ip(&mut self, frame: &mut FrameBuf, p: &Packet, now: Timestamp) -> Verdict {
+    fn ip(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
         let (proto, sport, dport, tcp) = match p.l4 {
             L4::Tcp {
                 sport,
@@ -517,7 +517,7 @@ impl Dataplane {
 
     /// Sends a client-side packet of connection `id` to its real server.
     #[inline]
-    fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Packet, id: ConnId) -> Verdict {
+    fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
         let Some(dmac) = self.next_hop(id) else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
@@ -584,7 +584,7 @@ impl Dataplane {
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
-    fn xmit_out(&mut self, frame: &mut FrameBuf, p: &Packet, id: ConnId) -> Verdict {
+    fn xmit_out(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
         let c = self.conns.get(id);
         let rw = match c.fwd {
             FwdMethod::Masq => Rewrite {
@@ -610,7 +610,7 @@ impl Dataplane {
     /// `ip_vs_out_icmp`): the quoted packet identifies the connection, and
     /// both the outer and the quoted headers are rewritten for the other
     /// side.
-    fn icmp_error(&mut self, frame: &mut FrameBuf, p: &Packet, e: &IcmpError) -> Verdict {
+    fn icmp_error(&mut self, frame: &mut FrameBuf, p: &Headers, e: &IcmpError) -> Verdict {
         let Some(proto) = Protocol::from_number(e.inner_proto) else {
             return Verdict::Pass;
         };

@@ -2,7 +2,7 @@
 //! FULLNAT (addresses and ports), ICMP errors about tracked connections, and
 //! the ICMP "too big" reply a tunnel sends when the packet does not fit.
 //!
-//! Every function works in place on a [`FrameBuf`] whose [`Packet`] came from
+//! Every function works in place on a [`FrameBuf`] whose [`Headers`] came from
 //! [`crate::wire::parse`] of the same bytes, and allocates nothing.
 //! Checksums are updated incrementally (RFC 1624 eqn. 3) wherever fields
 //! change, so a packet that arrived with a bad TCP/UDP/ICMP checksum leaves
@@ -27,8 +27,8 @@ use std::net::IpAddr;
 use crate::wire::MacAddr;
 use crate::wire::checksum;
 use crate::wire::{
-    FrameBuf, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-    IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, Packet,
+    FrameBuf, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP,
+    IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom,
 };
 
 #[cfg(test)]
@@ -184,7 +184,7 @@ fn l4_slot(f: &[u8], v: IpVersion, proto: u8, l4: usize, end: usize) -> Option<S
 /// DR: only the Ethernet addresses change (dst = next hop of the real
 /// server, src = our NIC), as in IPVS's `ip_vs_dr_xmit`.
 #[inline]
-pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAddr) {
+pub fn route(frame: &mut FrameBuf, p: &Headers, src_mac: MacAddr, dst_mac: MacAddr) {
     debug_assert!(p.l3_off >= 14 && p.l3_end() <= frame.len());
     set_macs(frame.data_mut(), src_mac, dst_mac);
 }
@@ -193,7 +193,7 @@ pub fn route(frame: &mut FrameBuf, p: &Packet, src_mac: MacAddr, dst_mac: MacAdd
 /// `decrement_ttl` does for every non-local transmit; refuses (and changes
 /// nothing) when it is 1 or less.
 #[inline]
-pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded> {
+pub fn decrement_ttl(frame: &mut FrameBuf, p: &Headers) -> Result<(), TtlExceeded> {
     let f = frame.data_mut();
     match p.version {
         IpVersion::V4 => {
@@ -240,7 +240,7 @@ pub fn decrement_ttl(frame: &mut FrameBuf, p: &Packet) -> Result<(), TtlExceeded
 #[allow(clippy::too_many_arguments)]
 pub fn tunnel(
     frame: &mut FrameBuf,
-    p: &Packet,
+    p: &Headers,
     outer_src: IpAddr,
     outer_dst: IpAddr,
     src_mac: MacAddr,
@@ -326,7 +326,13 @@ pub fn tunnel(
 /// fragments); for other protocols only addresses change (services are
 /// TCP/UDP only, so SCTP's CRC32c is never needed). ICMPv6's checksum
 /// covers the addresses and follows them too.
-pub fn rewrite(frame: &mut FrameBuf, p: &Packet, rw: &Rewrite, src_mac: MacAddr, dst_mac: MacAddr) {
+pub fn rewrite(
+    frame: &mut FrameBuf,
+    p: &Headers,
+    rw: &Rewrite,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+) {
     let f = frame.data_mut();
     let end = p.l3_end().min(f.len());
     let ip_slot = (p.version == IpVersion::V4).then_some(Slot::Plain(p.l3_off + 10));
@@ -353,7 +359,7 @@ pub fn rewrite(frame: &mut FrameBuf, p: &Packet, rw: &Rewrite, src_mac: MacAddr,
 }
 
 /// Turns the frame into an ICMPv4 "fragmentation needed" (type 3 code 4
-/// with the next-hop MTU) or ICMPv6 Packet Too Big addressed back to the
+/// with the next-hop MTU) or ICMPv6 Headers Too Big addressed back to the
 /// sender of `p`: Ethernet dst = the frame's source MAC, src = `our_mac`
 /// (tags kept); IP src = `from` (the VIP the client talked to, so its PMTU
 /// cache accepts it), TTL 64. The quote is as much of the original IP packet
@@ -368,7 +374,7 @@ pub fn rewrite(frame: &mut FrameBuf, p: &Packet, rw: &Rewrite, src_mac: MacAddr,
 /// or later fragments with this (RFC 1122 3.2.2, RFC 4443 2.4(e)).
 pub fn icmp_too_big(
     frame: &mut FrameBuf,
-    p: &Packet,
+    p: &Headers,
     from: IpAddr,
     mtu: u16,
     our_mac: MacAddr,
@@ -455,7 +461,7 @@ pub fn icmp_too_big(
 /// receiver sent. A quoted IPv4 UDP checksum of 0 stays 0.
 pub fn icmp_rewrite(
     frame: &mut FrameBuf,
-    p: &Packet,
+    p: &Headers,
     rw: &IcmpRewrite,
     src_mac: MacAddr,
     dst_mac: MacAddr,

@@ -24,7 +24,7 @@ fn buffer(hex: &str, head: usize, tail: usize) -> (Vec<u8>, usize) {
 }
 
 /// Runs `op` on the fixture in a buffer with headroom and returns the result frame.
-fn with_frame(hex: &str, op: impl FnOnce(&mut FrameBuf, &Packet)) -> Vec<u8> {
+fn with_frame(hex: &str, op: impl FnOnce(&mut FrameBuf, &Headers)) -> Vec<u8> {
     let (mut buf, len) = buffer(hex, HEADROOM, 0);
     let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
     let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);

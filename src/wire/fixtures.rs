@@ -1,4 +1,4 @@
-//! Packet fixtures: frames as a capture shows them (hex), built to the
+//! Headers fixtures: frames as a capture shows them (hex), built to the
 //! layout Linux hosts and routers emit, with every checksum valid. Shared by
 //! the `wire` and `forward` tests.
 //!
@@ -92,7 +92,7 @@ pub const ICMP_PORT_UNREACH_V4: &str = "\
     525400abcdef52540000000b080045c0004444440000400169a00a00000bc000020a0303c93700000000450000282222\
     00003f118d8ec000020a0a00000b9c4014e90014777b0a0b01000001000000000000";
 
-/// Router 2001:db8:ffff::1 -> 2001:db8:1::1: Packet Too Big, MTU 1280, quoting the first 88 bytes of a 1480-byte reply [2001:db8:1::1]:443 -> [2001:db8::10]:50000 (payload 1408 bytes of 0x42).
+/// Router 2001:db8:ffff::1 -> 2001:db8:1::1: Headers Too Big, MTU 1280, quoting the first 88 bytes of a 1480-byte reply [2001:db8:1::1]:443 -> [2001:db8::10]:50000 (payload 1408 bytes of 0x42).
 pub const ICMPV6_PTB: &str = "\
     525400abcdef52540012345686dd6000000000603aff20010db8ffff0000000000000000000120010db8000100000000\
     00000000000102005adb000005006000000005a0063f20010db800010000000000000000000120010db8000000000000\

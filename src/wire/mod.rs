@@ -1,12 +1,12 @@
 //! Frame layouts: Ethernet (with 802.1Q / QinQ tags), IPv4, IPv6 (with its
 //! extension header chain), TCP, UDP, ICMP and ICMPv6, plus checksums.
 //!
-//! [`parse`] turns a frame into a [`Packet`]: a small `Copy` summary of
+//! [`parse`] turns a frame into a [`Headers`]: a small `Copy` summary of
 //! offsets and header fields that the rest of the data plane reads, so no
 //! borrow of the frame outlives the parse. [`FrameBuf`] is the mutable frame
 //! with headroom that `forward` rewrites in place.
 //!
-//! Invariants of a `Packet` returned by [`parse`] for frame `f`:
+//! Invariants of a `Headers` returned by [`parse`] for frame `f`:
 //! - `l3_off + ip_len <= f.len()`; everything after that is link padding.
 //! - `l3_off <= l4_off <= l3_off + ip_len`, and for TCP/UDP/ICMP the whole
 //!   fixed L4 header (TCP: including options) lies before `l3_off + ip_len`.
@@ -236,7 +236,7 @@ pub struct IcmpError {
     /// (type, code).
     pub kind: (u8, u8),
     /// Next-hop MTU of an ICMPv4 "fragmentation needed" (0 from pre-RFC 1191
-    /// routers is kept as `Some(0)`) or the MTU of an ICMPv6 Packet Too Big.
+    /// routers is kept as `Some(0)`) or the MTU of an ICMPv6 Headers Too Big.
     pub mtu: Option<u32>,
     pub inner_l3_off: usize,
     pub inner_l4_off: usize,
@@ -283,7 +283,7 @@ pub enum L4 {
 
 /// Everything the data plane needs from one frame, as offsets into it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Packet {
+pub struct Headers {
     /// Outer (service) tag TCI of a QinQ frame.
     pub svlan: Option<u16>,
     /// The 802.1Q (customer) tag TCI; for a single tag of any VLAN ethertype,
@@ -311,7 +311,7 @@ pub struct Packet {
     pub l4: L4,
 }
 
-impl Packet {
+impl Headers {
     /// End of the IP packet in the frame (start of any link padding).
     #[inline]
     pub fn l3_end(&self) -> usize {
@@ -328,10 +328,10 @@ impl Packet {
 /// The common shape of data traffic is recognised by a fast path of fixed-
 /// offset reads ([`parse_fast`]); everything else, malformed frames
 /// included, goes through the general parser, which gives the same
-/// `Packet` for the frames the fast path takes (tested over the fixtures
+/// `Headers` for the frames the fast path takes (tested over the fixtures
 /// and random frames).
 #[inline]
-pub fn parse(frame: &[u8]) -> Result<Option<Packet>, ParseError> {
+pub fn parse(frame: &[u8]) -> Result<Option<Headers>, ParseError> {
     match parse_fast(frame) {
         Some(p) => Ok(Some(p)),
         None => parse_full(frame),
@@ -356,7 +356,7 @@ fn is_vlan_type(ethertype: u16) -> bool {
 /// shape": anything else, valid or not, is left to [`parse_full`], so the
 /// fast path never has to produce an error itself.
 #[inline(always)]
-fn parse_fast(frame: &[u8]) -> Option<Packet> {
+fn parse_fast(frame: &[u8]) -> Option<Headers> {
     let mut ethertype = be16(frame, 12)?;
     let mut off = ETH_HLEN;
     let (mut svlan, mut vlan) = (None, None);
@@ -459,7 +459,7 @@ fn parse_fast(frame: &[u8]) -> Option<Packet> {
         }
         _ => return None,
     };
-    Some(Packet {
+    Some(Headers {
         svlan,
         vlan,
         l3_off: off,
@@ -523,7 +523,7 @@ pub fn peek_tuple(frame: &[u8]) -> Option<Tuple> {
 /// The general parser behind [`parse`]: every header shape it supports and
 /// every drop reason. Kept out of line: the fast path is what inlines.
 #[inline(never)]
-fn parse_full(frame: &[u8]) -> Result<Option<Packet>, ParseError> {
+fn parse_full(frame: &[u8]) -> Result<Option<Headers>, ParseError> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| ParseError::TruncatedEthernet)?;
     let mut ethertype = eth.ether_type().0;
     let mut off = ETH_HLEN;
@@ -549,7 +549,7 @@ fn parse_full(frame: &[u8]) -> Result<Option<Packet>, ParseError> {
         ETH_P_IPV6 => parse_ipv6(l3, off)?,
         _ => return Ok(None),
     };
-    Ok(Some(Packet { svlan, vlan, ..p }))
+    Ok(Some(Headers { svlan, vlan, ..p }))
 }
 
 /// IP layer fields shared by the outer and the quoted (ICMP) header.
@@ -591,7 +591,7 @@ fn v4_header(ip: &[u8]) -> Result<IpInfo, ipv4::HeaderSliceError> {
     })
 }
 
-fn parse_ipv4(ip: &[u8], l3_off: usize) -> Result<Packet, ParseError> {
+fn parse_ipv4(ip: &[u8], l3_off: usize) -> Result<Headers, ParseError> {
     use ipv4::HeaderError as HE;
     use ipv4::HeaderSliceError as E;
     let info = v4_header(ip).map_err(|e| match e {
@@ -608,7 +608,7 @@ fn parse_ipv4(ip: &[u8], l3_off: usize) -> Result<Packet, ParseError> {
     finish_ip(ip, l3_off, IpVersion::V4, info)
 }
 
-fn parse_ipv6(ip: &[u8], l3_off: usize) -> Result<Packet, ParseError> {
+fn parse_ipv6(ip: &[u8], l3_off: usize) -> Result<Headers, ParseError> {
     let h = Ipv6HeaderSlice::from_slice(ip).map_err(|e| match e {
         ipv6::HeaderSliceError::Len(_) => ParseError::Ipv6Truncated,
         ipv6::HeaderSliceError::Content(_) => ParseError::Ipv6BadVersion,
@@ -640,7 +640,7 @@ fn finish_ip(
     l3_off: usize,
     version: IpVersion,
     info: IpInfo,
-) -> Result<Packet, ParseError> {
+) -> Result<Headers, ParseError> {
     let l4_off = l3_off + info.hlen;
     let l4data = ip.get(info.hlen..info.total).unwrap_or_default();
     let l4 = if info.frag == Fragment::Later {
@@ -648,7 +648,7 @@ fn finish_ip(
     } else {
         parse_l4(l4data, l4_off, version, info.proto)?
     };
-    Ok(Packet {
+    Ok(Headers {
         svlan: None,
         vlan: None,
         l3_off,
@@ -863,7 +863,7 @@ fn walk_v6_exts(first: u8, data: &[u8]) -> Result<V6Exts, ExtError> {
 /// the pseudo-header where the protocol has one). Fragments cannot be
 /// verified without reassembly and give `false`; IPv4 UDP with checksum 0
 /// ("none") gives `true`. Not used on the hot path.
-pub fn verify_l4_checksum(frame: &[u8], p: &Packet) -> bool {
+pub fn verify_l4_checksum(frame: &[u8], p: &Headers) -> bool {
     if p.frag != Fragment::None {
         return false;
     }

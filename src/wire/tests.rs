@@ -10,7 +10,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn parsed(hex: &str) -> (Vec<u8>, Packet) {
+fn parsed(hex: &str) -> (Vec<u8>, Headers) {
     let f = bytes(hex);
     let p = parse(&f).expect("parses").expect("is IP");
     (f, p)

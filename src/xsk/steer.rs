@@ -37,7 +37,7 @@ use std::ops::RangeInclusive;
 use rustc_hash::FxHashSet;
 
 use crate::service::{FwdMethod, ServiceTable};
-use crate::wire::{Fragment, L4, Packet};
+use crate::wire::{Fragment, Headers, L4};
 
 /// The FULLNAT local ports any worker may use (IPVS-style: above the
 /// privileged range).
@@ -123,7 +123,7 @@ impl SteerMap {
 
     /// The worker that owns frame `p`, or `None` when any worker may take
     /// it.
-    pub fn owner(&self, p: &Packet) -> Option<u32> {
+    pub fn owner(&self, p: &Headers) -> Option<u32> {
         if self.workers == 1 {
             return None;
         }
