@@ -49,13 +49,10 @@ fn dataplane(kind: &str, algo: &str) -> Dataplane {
         );
     }
     let cfg = config::parse_str(&text, "bench.toml").expect("bench config is valid");
-    Dataplane::from_config(
-        &cfg,
-        DataplaneConfig {
-            own_addrs: vec!["198.18.0.2".parse().unwrap()],
-            ..DataplaneConfig::from_config(&cfg)
-        },
-    )
+    cfg.dataplane(DataplaneConfig {
+        own_addrs: vec!["198.18.0.2".parse().unwrap()],
+        ..cfg.dataplane_config()
+    })
 }
 
 fn segment(src: [u8; 4], sport: u16, syn: bool) -> Vec<u8> {

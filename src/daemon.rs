@@ -28,8 +28,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::admin::apply::AdminState;
-use crate::admin::listing::ConnView;
-use crate::admin::proto::{self, ListingSource, LiveService};
+use crate::admin::proto::{self, ListingSource};
 use crate::config::{self, Config};
 use crate::conn::ConnSysctls;
 use crate::control::admin_socket::AdminSocket;
@@ -37,15 +36,17 @@ use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
 use crate::control::neigh::NextHops;
 use crate::control::netlink::Netlink;
-use crate::control::query::{self, Query};
-use crate::control::shared::{Shared, Snapshot};
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
+use crate::dataplane::Snapshot;
+use crate::dataplane::query::{self, Query};
 use crate::dataplane::{Dataplane, DataplaneConfig};
 use crate::service::ServiceKey;
 use crate::service::ServiceSpec;
+use crate::view::{ConnView, LiveService};
 use crate::wire::MacAddr;
 use crate::xsk::engine::{self, Engine, EngineConfig};
 use crate::xsk::prog::{Filter, XdpProgram};
+use crate::xsk::shared::Shared;
 
 /// Where the services come from.
 pub enum Source {
@@ -141,7 +142,7 @@ pub fn run(source: Source) -> Result<()> {
         own_addrs: Arc::new(own_addrs.clone()),
         services: Some(Arc::new(specs.clone())),
         timeouts: Some(cfg.timeouts),
-        sysctls: Some(DataplaneConfig::from_config(&cfg).sysctls),
+        sysctls: Some(cfg.dataplane_config().sysctls),
     });
 
     let queues: Vec<u32> = match &cfg.global.queues {
@@ -217,7 +218,7 @@ pub fn run(source: Source) -> Result<()> {
         next_hops,
         rates: RateTable::default(),
         conn_tab_size: cfg.global.conn_max,
-        sysctls: DataplaneConfig::from_config(&cfg).sysctls,
+        sysctls: cfg.dataplane_config().sysctls,
         vrrp_gate,
     };
     let mut last_refresh = Instant::now();
@@ -313,7 +314,7 @@ fn worker_dataplane(
     mtu: u32,
     workers: usize,
 ) -> Dataplane {
-    let base = DataplaneConfig::from_config(cfg);
+    let base = cfg.dataplane_config();
     Dataplane::new(
         DataplaneConfig {
             own_mac: mac,
@@ -461,7 +462,7 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
-                let sysctls = DataplaneConfig::from_config(&cfg).sysctls;
+                let sysctls = cfg.dataplane_config().sysctls;
                 if sysctls != self.sysctls {
                     log::info!("reload: connection sysctls now {sysctls:?}");
                     self.sysctls = sysctls;

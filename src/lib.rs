@@ -34,5 +34,6 @@ pub mod replay;
 pub mod sched;
 pub mod service;
 pub mod time;
+pub mod view;
 pub mod wire;
 pub mod xsk;

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use lvsfwd::admin::listing::{self, ListOptions};
 use lvsfwd::config;
 use lvsfwd::daemon;
-use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
+use lvsfwd::dataplane::DataplaneConfig;
 use lvsfwd::replay;
 use lvsfwd::wire::MacAddr;
 
@@ -206,15 +206,12 @@ fn run_replay(a: &ReplayArgs) -> Result<()> {
         Err(e) => bail!("{e}"),
     };
     let frames = replay::read_capture(&a.input)?;
-    let mut dp = Dataplane::from_config(
-        &cfg,
-        DataplaneConfig {
-            own_mac: a.mac,
-            own_addrs: a.ips.clone(),
-            mtu: a.mtu,
-            ..DataplaneConfig::from_config(&cfg)
-        },
-    );
+    let mut dp = cfg.dataplane(DataplaneConfig {
+        own_mac: a.mac,
+        own_addrs: a.ips.clone(),
+        mtu: a.mtu,
+        ..cfg.dataplane_config()
+    });
     let mut out = replay::CaptureWriter::create(&a.out)?;
     let mut pass = a
         .pass

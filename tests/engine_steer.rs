@@ -105,7 +105,7 @@ fn nat_connections_survive_replies_on_another_queue() {
     }
 
     let c = engine.counters.clone();
-    let get = |i: usize, f: fn(&lvsfwd::control::shared::WorkerCounters) -> u64| f(&c[i]);
+    let get = |i: usize, f: fn(&lvsfwd::xsk::shared::WorkerCounters) -> u64| f(&c[i]);
     let steered: u64 = (0..2)
         .map(|i| get(i, |w| w.steered_out.load(Ordering::Relaxed)))
         .sum();

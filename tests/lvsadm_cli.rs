@@ -7,9 +7,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use lvsfwd::admin::apply::AdminState;
-use lvsfwd::admin::listing::ConnView;
-use lvsfwd::admin::proto::{ListingSource, LiveService, serve_stream};
+use lvsfwd::admin::proto::{ListingSource, serve_stream};
 use lvsfwd::service::ServiceKey;
+use lvsfwd::view::{ConnView, LiveService};
 
 struct NoTraffic;
 

@@ -43,14 +43,11 @@ fn specs(body: &str) -> Vec<ServiceSpec> {
 
 fn dataplane(expire_nodest: bool, body: &str) -> Dataplane {
     let cfg = config::parse_str(&text(expire_nodest, body), "lb.toml").unwrap();
-    Dataplane::from_config(
-        &cfg,
-        DataplaneConfig {
-            own_mac: DIRECTOR_MAC,
-            own_addrs: vec![ip("198.18.0.1")],
-            ..DataplaneConfig::from_config(&cfg)
-        },
-    )
+    cfg.dataplane(DataplaneConfig {
+        own_mac: DIRECTOR_MAC,
+        own_addrs: vec![ip("198.18.0.1")],
+        ..cfg.dataplane_config()
+    })
 }
 
 /// What became of one frame: the verdict, and for a transmitted frame the

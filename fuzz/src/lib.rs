@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use lvsfwd::config;
 use lvsfwd::conn::ConnSysctls;
-use lvsfwd::control::shared::Snapshot;
+use lvsfwd::dataplane::Snapshot;
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig, Verdict};
 use lvsfwd::service::ServiceSpec;
 use lvsfwd::time::Timestamp;
@@ -985,9 +985,9 @@ pub fn check_lb_toml(text: &str) {
                 }
             }
             // Whatever validates must run: a small data plane with it.
-            let mut dcfg = DataplaneConfig::from_config(&cfg);
+            let mut dcfg = cfg.dataplane_config();
             dcfg.conn_max = dcfg.conn_max.min(256);
-            let mut dp = Dataplane::from_config(&cfg, dcfg);
+            let mut dp = cfg.dataplane(dcfg);
             dp.apply_services(&specs);
             dp.apply_services(&[]);
             dp.apply_services(&specs);
@@ -1021,10 +1021,10 @@ impl lvsfwd::admin::proto::ListingSource for NoLive {
     fn conn_tab_size(&self) -> usize {
         4096
     }
-    fn live(&self, _: &lvsfwd::service::ServiceKey) -> Option<lvsfwd::admin::proto::LiveService> {
+    fn live(&self, _: &lvsfwd::service::ServiceKey) -> Option<lvsfwd::view::LiveService> {
         None
     }
-    fn connections(&self) -> Vec<lvsfwd::admin::listing::ConnView> {
+    fn connections(&self) -> Vec<lvsfwd::view::ConnView> {
         Vec::new()
     }
     fn zero_counters(&self, _: Option<&lvsfwd::service::ServiceKey>) {}

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use crate::sched::SchedKind;
 use crate::service::{Dest, FwdMethod, Protocol, Service, ServiceTable};
+use crate::view::{ConnView, Rates, ServiceRates};
 
 /// ipvsadm's list options (`-n --stats --rate --exact --thresholds
 /// --persistent-conn`).
@@ -42,23 +43,6 @@ pub struct ListOptions {
     pub exact: bool,
     pub thresholds: bool,
     pub persistent_conn: bool,
-}
-
-/// The estimator's rates of one service or real server (`--rate`).
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rates {
-    pub cps: u64,
-    pub inpps: u64,
-    pub outpps: u64,
-    pub inbps: u64,
-    pub outbps: u64,
-}
-
-/// Rates of one service and of its dests, indexed like `Service::dests`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServiceRates {
-    pub service: Rates,
-    pub dests: Vec<Rates>,
 }
 
 /// Rates of a whole table, indexed like `ServiceTable::services`; missing
@@ -210,23 +194,6 @@ pub fn list_timeouts(
         tcp_fin.as_secs(),
         udp.as_secs()
     )
-}
-
-/// One connection (or persistence template) as `ipvsadm -L -c` shows it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ConnView {
-    pub proto: Protocol,
-    pub caddr: IpAddr,
-    pub cport: u16,
-    pub vaddr: IpAddr,
-    pub vport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    /// IPVS's state name ("ESTABLISHED", "FIN_WAIT", "NONE" for templates,
-    /// "UDP", ...).
-    pub state: &'static str,
-    /// Time left on the connection's timer.
-    pub expires_in: Duration,
 }
 
 /// `ipvsadm -L -c -n`: connection entries in the order given.

@@ -20,7 +20,6 @@ pub mod proto;
 pub use apply::{AdminState, ApplyError, apply};
 pub use cmd::{AdminCommand, CmdError, ListWhat, parse_args, parse_restore};
 pub use listing::{
-    ConnView, ListOptions, RateSnapshot, Rates, ServiceRates, list_conns, list_service,
-    list_services, list_timeouts, save_rules,
+    ListOptions, RateSnapshot, list_conns, list_service, list_services, list_timeouts, save_rules,
 };
-pub use proto::{ListingSource, LiveDest, LiveService, Request, Response, serve_one};
+pub use proto::{ListingSource, Request, Response, serve_one};

@@ -24,7 +24,6 @@
 #![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,9 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin::apply::{AdminState, ApplyError, apply};
 use crate::admin::cmd::{self, AdminCommand, ListWhat};
-use crate::admin::listing::{self, ConnView, ListOptions, RateSnapshot, Rates, ServiceRates};
+use crate::admin::listing::{self, ListOptions, RateSnapshot};
 use crate::config::DEFAULT_ADMIN_SOCKET;
-use crate::service::{Service, ServiceKey, ServiceTable, Stats};
+use crate::service::{ServiceKey, ServiceTable};
+use crate::view::{ConnView, LiveService, ServiceRates};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -77,54 +77,6 @@ pub struct Response {
     /// Daemon side only: the state changed and must be published.
     #[serde(skip)]
     pub changed: bool,
-}
-
-/// Live counters of one real server.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct LiveDest {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub active_conns: u32,
-    pub inact_conns: u32,
-    pub persist_conns: u32,
-    pub stats: Stats,
-    pub rates: Rates,
-}
-
-/// Live counters of one service and its real servers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LiveService {
-    pub stats: Stats,
-    pub rates: Rates,
-    pub dests: Vec<LiveDest>,
-}
-
-impl LiveService {
-    /// The counters of a running service (rates indexed like its dests).
-    pub fn of(svc: &Service, rates: Option<&ServiceRates>) -> LiveService {
-        LiveService {
-            stats: svc.stats,
-            rates: rates.map(|r| r.service).unwrap_or_default(),
-            dests: svc
-                .dests
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.available)
-                .map(|(i, d)| LiveDest {
-                    addr: d.addr,
-                    port: d.port,
-                    active_conns: d.active_conns,
-                    inact_conns: d.inact_conns,
-                    persist_conns: d.persist_conns,
-                    stats: d.stats,
-                    rates: rates
-                        .and_then(|r| r.dests.get(i))
-                        .copied()
-                        .unwrap_or_default(),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// What only the running data plane knows; the daemon implements it.

@@ -10,8 +10,8 @@
 //! caller decides when a sample is taken.
 #![forbid(unsafe_code)]
 
-use crate::admin::listing::Rates;
 use crate::service::Stats;
+use crate::view::Rates;
 
 /// The estimator's sampling period.
 pub const PERIOD_SECS: u64 = 2;

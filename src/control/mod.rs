@@ -9,8 +9,6 @@ pub mod estimator;
 pub mod health;
 pub mod neigh;
 pub mod netlink;
-pub mod query;
 pub mod script;
-pub mod shared;
 pub mod vrrp;
 pub mod vrrp_thread;

@@ -8,7 +8,7 @@
 //!    data plane (next hops, own MAC and addresses, the service table as a
 //!    hitless diff, timeouts); run the connection timers (`Dataplane::tick`)
 //!    with `now` from `CLOCK_MONOTONIC`; answer a pending control-thread
-//!    query (`control::query`);
+//!    query (`dataplane::query`);
 //! 2. recycle: completed TX chunks go back to the free list, the free list
 //!    goes onto the fill ring (kept full), and when the kernel sets the fill
 //!    ring's need-wakeup flag it gets a `poll`;
@@ -63,11 +63,11 @@ use crossbeam::channel;
 use crossbeam::queue::ArrayQueue;
 
 use crate::config::ZeroCopy;
-use crate::control::query::{self, Query, Reply};
-use crate::control::shared::{Shared, WorkerCounters};
+use crate::dataplane::query::{self, Query, Reply};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::time::Timestamp;
 use crate::wire::{self, FrameBuf};
+use crate::xsk::shared::{Shared, WorkerCounters};
 
 use super::afxdp::{Doorbell, UmemArea, Xsk, XskOptions, chunk_base};
 pub use super::nic::rx_queue_count;
@@ -456,8 +456,6 @@ struct Worker {
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
     queries: Option<(channel::Receiver<Query>, channel::Sender<(usize, Reply)>)>,
-    /// The service table last applied (pointer identity tells a new one).
-    applied_services: Option<Arc<Vec<crate::service::ServiceSpec>>>,
 }
 
 impl Worker {
@@ -498,7 +496,6 @@ impl Worker {
             idle_spin_ns: 0,
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
-            applied_services: None,
         }
     }
 
@@ -532,29 +529,15 @@ impl Worker {
         let g = self.shared.generation();
         if self.seen_generation != Some(g) {
             let s = self.shared.load();
-            self.dp.apply_snapshot(&s);
             // A new service table (reload, lvsadm, health checks) is applied
             // as a diff: established connections keep their real servers.
-            if let Some(services) = &s.services
-                && self
-                    .applied_services
-                    .as_ref()
-                    .is_none_or(|a| !Arc::ptr_eq(a, services))
-            {
-                let sum = self.dp.apply_services(services);
+            if let Some(sum) = self.dp.apply_snapshot(&s) {
                 if !sum.is_noop() {
                     log::info!("worker {}: service table applied: {sum:?}", self.me);
                 }
-                self.applied_services = Some(Arc::clone(services));
-            }
-            if let Some(sc) = s.sysctls {
-                self.dp.set_sysctls(sc);
-            }
-            if let Some(t) = s.timeouts {
-                self.dp.set_timeouts(t);
-            }
-            if let Some(m) = &self.mesh {
-                self.steer = SteerMap::new(&self.dp.services, m.n as u32);
+                if let Some(m) = &self.mesh {
+                    self.steer = SteerMap::new(&self.dp.services, m.n as u32);
+                }
             }
             self.seen_generation = Some(s.generation);
             self.counters
@@ -828,8 +811,8 @@ mod tests {
     use rustc_hash::FxHashMap;
 
     use super::*;
-    use crate::control::shared::Snapshot;
-    use crate::dataplane::{DataplaneConfig, DropReason};
+    use crate::dataplane::DropReason;
+    use crate::dataplane::Snapshot;
 
     const OWN: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
     const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
@@ -842,7 +825,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        Dataplane::from_config(&cfg, DataplaneConfig::from_config(&cfg))
+        cfg.dataplane(cfg.dataplane_config())
     }
 
     fn syn(sport: u16) -> Vec<u8> {

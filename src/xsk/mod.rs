@@ -11,4 +11,5 @@ pub mod nic;
 pub mod packet;
 pub mod port;
 pub mod prog;
+pub mod shared;
 pub mod steer;

@@ -210,7 +210,7 @@ mod tests {
 
     use super::*;
     use crate::config::parse_str;
-    use crate::dataplane::{Dataplane, DataplaneConfig, Verdict};
+    use crate::dataplane::{Dataplane, Verdict};
     use crate::time::Timestamp;
     use crate::wire::{self, FrameBuf};
 
@@ -278,7 +278,7 @@ mod tests {
     fn planes(cfg: &crate::config::Config, n: u32) -> Vec<Dataplane> {
         (0..n)
             .map(|i| {
-                let mut dp = Dataplane::from_config(cfg, DataplaneConfig::from_config(cfg));
+                let mut dp = cfg.dataplane(cfg.dataplane_config());
                 dp.conns.set_fullnat_ports(fullnat_ports(i, n));
                 dp
             })

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use etherparse::PacketBuilder;
 use lvsfwd::config::{XdpMode, ZeroCopy};
-use lvsfwd::control::shared::{Shared, Snapshot, WorkerCounters};
-use lvsfwd::dataplane::{Dataplane, DataplaneConfig};
+use lvsfwd::dataplane::{Dataplane, Snapshot};
 use lvsfwd::wire::{self, L4};
 use lvsfwd::xsk::engine::{Engine, EngineConfig, WorkerInfo};
 use lvsfwd::xsk::prog::{self, Filter, XdpProgram};
+use lvsfwd::xsk::shared::{Shared, WorkerCounters};
 
 pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x1f, 0xd0, 0, 0, 0x01];
 pub const PEER_MAC: [u8; 6] = [0x02, 0x1f, 0xe0, 0, 0, 0x01];
@@ -174,7 +174,7 @@ impl Rig {
         let cfg = lvsfwd::config::parse_str(&toml, "test.toml").expect("config");
         let n = queues.len();
         let dps: Vec<Dataplane> = (0..n)
-            .map(|_| Dataplane::from_config(&cfg, DataplaneConfig::from_config(&cfg)))
+            .map(|_| cfg.dataplane(cfg.dataplane_config()))
             .collect();
         let shared = Shared::new(Snapshot {
             own_mac: DIRECTOR_MAC,

@@ -1,4 +1,6 @@
-//! What the control thread hands to the data-plane workers.
+//! What the control thread and the workers share: the published
+//! [`Snapshot`] (the data plane's input, see [`crate::dataplane::snapshot`])
+//! and each worker's counters.
 //!
 //! The control thread builds a new immutable [`Snapshot`] whenever something
 //! the workers need changes (next-hop MACs learnt from the kernel, the
@@ -8,40 +10,12 @@
 //! publisher or another reader ([`arc_swap::ArcSwap`]).
 #![forbid(unsafe_code)]
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use rustc_hash::FxHashMap;
 
-use crate::conn::Timeouts;
-use crate::service::ServiceSpec;
-use crate::wire::MacAddr;
-
-/// One consistent view of everything the workers take from the control
-/// plane.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// Increases with every publication.
-    pub generation: u64,
-    /// Next-hop MACs learnt from the kernel's neighbour table, by address.
-    pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
-    /// The data-plane NIC's own MAC.
-    pub own_mac: MacAddr,
-    /// The data-plane NIC's own addresses (tunnel sources).
-    pub own_addrs: Arc<Vec<IpAddr>>,
-    /// The virtual services (lb.toml, reloads, lvsadm), applied by each
-    /// worker as a diff when the pointer changes; `None` keeps the table
-    /// the workers' data planes were built with.
-    pub services: Option<Arc<Vec<ServiceSpec>>>,
-    /// Connection timeouts (lb.toml [timeouts], `lvsadm --set`); `None`
-    /// keeps the data planes' own.
-    pub timeouts: Option<Timeouts>,
-    /// IPVS's connection sysctls (lb.toml [global], reloadable); `None`
-    /// keeps the data planes' own.
-    pub sysctls: Option<crate::conn::ConnSysctls>,
-}
+use crate::dataplane::Snapshot;
 
 /// Frame counters one worker publishes (relaxed atomics: monotonic
 /// counters read for display only).

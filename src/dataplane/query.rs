@@ -12,11 +12,10 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::admin::listing::ConnView;
-use crate::admin::proto::{LiveDest, LiveService};
 use crate::dataplane::Dataplane;
 use crate::service::{ServiceKey, Stats};
 use crate::time::Timestamp;
+use crate::view::{ConnView, LiveDest, LiveService};
 
 /// What the control thread asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +113,7 @@ pub fn dest_of(live: &LiveService, addr: IpAddr, port: u16) -> Option<&LiveDest>
 mod tests {
     use super::*;
     use crate::config;
-    use crate::dataplane::{DataplaneConfig, Verdict};
+    use crate::dataplane::Verdict;
     use crate::wire::FrameBuf;
 
     fn dp() -> Dataplane {
@@ -133,7 +132,7 @@ lb_kind = "DR"
             "t.toml",
         )
         .unwrap();
-        Dataplane::from_config(&cfg, DataplaneConfig::from_config(&cfg))
+        cfg.dataplane(cfg.dataplane_config())
     }
 
     fn syn(dp: &mut Dataplane, sport: u16) {

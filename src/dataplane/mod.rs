@@ -38,6 +38,9 @@
 //! send an ICMP time-exceeded.
 #![forbid(unsafe_code)]
 
+pub mod query;
+pub mod snapshot;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -45,19 +48,18 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::admin::listing::ConnView;
-use crate::config::Config;
 use crate::conn::{
     ConnId, ConnSysctls, ConnTable, Direction, InDecision, NewFlow, ScheduleError, TcpFlags,
     Timeouts,
 };
-use crate::control::shared::Snapshot;
 use crate::counter::counter_enum;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
+use crate::view::ConnView;
 use crate::wire::MacAddr;
 use crate::wire::{self, Fragment, FrameBuf, Headers, IcmpError, L4, ParseError};
+pub use snapshot::Snapshot;
 
 /// What to do with a frame after [`Dataplane::process`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -186,26 +188,6 @@ pub struct DataplaneConfig {
     pub seed: u64,
 }
 
-impl DataplaneConfig {
-    /// Settings from lb.toml's [global] and [timeouts].
-    pub fn from_config(cfg: &Config) -> DataplaneConfig {
-        DataplaneConfig {
-            own_mac: [0x02, 0, 0, 0, 0, 1],
-            own_addrs: Vec::new(),
-            mtu: 1500,
-            conn_max: cfg.global.conn_max,
-            timeouts: cfg.timeouts,
-            sysctls: ConnSysctls {
-                expire_nodest_conn: cfg.global.expire_nodest_conn,
-                expire_quiescent_template: cfg.global.expire_quiescent_template,
-                drop_entry: cfg.global.drop_entry,
-                ..ConnSysctls::default()
-            },
-            seed: 0x6c76_7366_7764,
-        }
-    }
-}
-
 /// One data plane: services, connections, counters.
 #[derive(Debug)]
 pub struct Dataplane {
@@ -221,6 +203,9 @@ pub struct Dataplane {
     has_port_zero: bool,
     rng: SmallRng,
     ip_id: u16,
+    /// The service specs of the last snapshot applied (pointer identity
+    /// says whether a snapshot brings a new table).
+    applied_specs: Option<Arc<Vec<ServiceSpec>>>,
 }
 
 /// [`wire::peek_tuple`] with the protocol as the connection table keys it.
@@ -248,6 +233,7 @@ impl Dataplane {
             has_port_zero: false,
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
+            applied_specs: None,
             cfg,
         };
         dp.refresh_derived();
@@ -339,26 +325,6 @@ impl Dataplane {
             debug_assert_eq!(d, InDecision::Schedule);
         }
         gone.len()
-    }
-
-    /// A data plane with lb.toml's services.
-    pub fn from_config(cfg: &Config, dp: DataplaneConfig) -> Dataplane {
-        Dataplane::new(dp, ServiceTable::from_specs(&cfg.service_specs()))
-    }
-
-    /// Takes what the control plane learnt: the next-hop map, the NIC's MAC
-    /// and its addresses. An all-zero MAC (a snapshot published before the
-    /// NIC's MAC was known) keeps the one configured. Call at a batch
-    /// boundary; it allocates only to copy the address list.
-    pub fn apply_snapshot(&mut self, s: &Snapshot) {
-        if !Arc::ptr_eq(&self.neighbours, &s.neighbours) {
-            self.neighbours = Arc::clone(&s.neighbours);
-            self.refresh_next_hops();
-        }
-        if s.own_mac != [0; 6] {
-            self.cfg.own_mac = s.own_mac;
-        }
-        self.cfg.own_addrs.clone_from(&s.own_addrs);
     }
 
     /// The NIC's MAC frames are sent from.
