@@ -20,6 +20,8 @@
 //! Nothing in the core reads a clock, opens a socket or starts a thread:
 //! time comes in as [`time::Timestamp`].
 
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod config;
 pub mod conn;
@@ -29,6 +31,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod dest;
 pub mod forward;
+#[allow(unsafe_code)]
 pub mod hint;
 pub mod replay;
 pub mod sched;
@@ -36,4 +39,5 @@ pub mod service;
 pub mod time;
 pub mod view;
 pub mod wire;
+#[allow(unsafe_code)]
 pub mod xsk;

@@ -78,7 +78,7 @@ pub fn merge(replies: &[Reply]) -> FxHashMap<ServiceKey, LiveService> {
                     .find(|a| a.addr == d.addr && a.port == d.port)
                 {
                     Some(a) => add_dest(a, d),
-                    None => acc.dests.push(d.clone()),
+                    None => acc.dests.push(*d),
                 }
             }
         }

@@ -118,12 +118,9 @@ impl UmemArea {
         // SAFETY: `base` is a chunk base inside the mapping (contract), so
         // the range [base, base + FRAME_SIZE) is inside it; exclusivity is
         // the caller's contract.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.ptr.as_ptr().add(base as usize),
-                FRAME_SIZE as usize,
-            )
-        }
+        let start = self.ptr.as_ptr().wrapping_add(base as usize);
+        // SAFETY: as above: `start` is `base` bytes into the mapping.
+        unsafe { std::slice::from_raw_parts_mut(start, FRAME_SIZE as usize) }
     }
 }
 
@@ -396,11 +393,12 @@ impl Xsk {
             // SAFETY: entries idx..idx+n were just made available by peek
             // and are read before release; the mask keeps the index in the
             // ring.
-            let addr = unsafe {
-                *c.ring
-                    .cast::<u64>()
-                    .add((idx.wrapping_add(i) & c.mask) as usize)
-            };
+            let slot = c
+                .ring
+                .cast::<u64>()
+                .wrapping_add((idx.wrapping_add(i) & c.mask) as usize);
+            // SAFETY: as above; `slot` is an entry of the mapped ring.
+            let addr = unsafe { *slot };
             free.push(chunk_base(addr));
         }
         if n > 0 {
@@ -431,11 +429,12 @@ impl Xsk {
             // SAFETY: slots idx..idx+got were reserved above and are written
             // before submit; the mask keeps the index in the ring. The chunk
             // is ours (free list) and passes to the kernel here.
-            unsafe {
-                *f.ring
-                    .cast::<u64>()
-                    .add((idx.wrapping_add(i) & f.mask) as usize) = base
-            };
+            let slot = f
+                .ring
+                .cast::<u64>()
+                .wrapping_add((idx.wrapping_add(i) & f.mask) as usize);
+            // SAFETY: as above; `slot` is an entry of the mapped ring.
+            unsafe { *slot = base };
         }
         // SAFETY: submits exactly the `got` slots reserved and written above
         // (`free` had at least `want >= got` entries, so none was skipped).
@@ -456,11 +455,12 @@ impl Xsk {
         for i in 0..n {
             // SAFETY: entries idx..idx+n were made available by peek and are
             // read before release; the mask keeps the index in the ring.
-            let d = unsafe {
-                *r.ring
-                    .cast::<sys::xdp_desc>()
-                    .add((idx.wrapping_add(i) & r.mask) as usize)
-            };
+            let slot = r
+                .ring
+                .cast::<sys::xdp_desc>()
+                .wrapping_add((idx.wrapping_add(i) & r.mask) as usize);
+            // SAFETY: as above; `slot` is an entry of the mapped ring.
+            let d = unsafe { *slot };
             out.push((d.addr, d.len));
         }
         if n > 0 {
@@ -491,10 +491,13 @@ impl Xsk {
         for (i, &(addr, len)) in descs.iter().take(got as usize).enumerate() {
             // SAFETY: slots idx..idx+got were reserved above and are written
             // before submit; the mask keeps the index in the ring.
+            let slot = t
+                .ring
+                .cast::<sys::xdp_desc>()
+                .wrapping_add((idx.wrapping_add(i as u32) & t.mask) as usize);
+            // SAFETY: as above; `slot` is an entry of the mapped ring.
             unsafe {
-                *t.ring
-                    .cast::<sys::xdp_desc>()
-                    .add((idx.wrapping_add(i as u32) & t.mask) as usize) = sys::xdp_desc {
+                *slot = sys::xdp_desc {
                     addr,
                     len,
                     options: 0,
@@ -627,16 +630,15 @@ impl Drop for Xsk {
         // SAFETY: the socket and UMEM were created in `bind` and are deleted
         // exactly once, socket first (it references the UMEM); the boxed
         // rings they point at are still alive (fields drop after this).
-        unsafe {
-            sys::xsk_socket__delete(self.xsk.as_ptr());
-            let ret = sys::xsk_umem__delete(self.umem.as_ptr());
-            if ret != 0 {
-                log::error!(
-                    "queue {}: deleting the UMEM failed: {}",
-                    self.queue,
-                    errno(ret)
-                );
-            }
+        unsafe { sys::xsk_socket__delete(self.xsk.as_ptr()) };
+        // SAFETY: as above; the socket that referenced the UMEM is gone.
+        let ret = unsafe { sys::xsk_umem__delete(self.umem.as_ptr()) };
+        if ret != 0 {
+            log::error!(
+                "queue {}: deleting the UMEM failed: {}",
+                self.queue,
+                errno(ret)
+            );
         }
     }
 }

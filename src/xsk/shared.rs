@@ -104,9 +104,10 @@ mod tests {
     fn publish_bumps_generation_and_readers_see_it() {
         let s = Shared::new(Snapshot::default());
         let before = s.load();
-        let mut n = Snapshot::default();
-        n.own_mac = [2, 0, 0, 0, 0, 9];
-        s.publish(n);
+        s.publish(Snapshot {
+            own_mac: [2, 0, 0, 0, 0, 9],
+            ..Snapshot::default()
+        });
         let after = s.load();
         assert_eq!(after.generation, before.generation + 1);
         assert_eq!(after.own_mac, [2, 0, 0, 0, 0, 9]);
