@@ -230,5 +230,4 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
 }
 
 #[cfg(test)]
-#[path = "apply_tests.rs"]
 mod tests;

@@ -484,5 +484,4 @@ fn sorted_dests(s: &Service) -> Vec<usize> {
 }
 
 #[cfg(test)]
-#[path = "listing_tests.rs"]
 mod tests;

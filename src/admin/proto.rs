@@ -324,5 +324,4 @@ pub fn call(path: &Path, req: &Request) -> io::Result<Response> {
 }
 
 #[cfg(test)]
-#[path = "proto_tests.rs"]
 mod tests;
