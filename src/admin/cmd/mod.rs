@@ -1437,5 +1437,4 @@ Options:
 }
 
 #[cfg(test)]
-#[path = "cmd_tests.rs"]
 mod tests;
