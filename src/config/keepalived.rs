@@ -723,5 +723,4 @@ fn http_get(out: &mut Out, c: &Node) {
 }
 
 #[cfg(test)]
-#[path = "keepalived_tests.rs"]
 mod tests;

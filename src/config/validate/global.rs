@@ -1,0 +1,124 @@
+//! `[global]` and `[timeouts]`: the daemon's own settings and IPVS's
+//! connection timeouts (`ipvsadm --set`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::super::raw::{RawGlobal, RawTimeouts, S};
+use super::super::{Global, Timeouts, XdpMode, ZeroCopy};
+use super::common::{MAX_TIMEOUT_SECS, R, fail, int_in, keyword, nonempty, once};
+
+pub(super) fn global(g: RawGlobal) -> R<Global> {
+    let d = Global::default();
+    let queues = match g.queues {
+        None => None,
+        Some(q) => {
+            if q.get_ref().is_empty() {
+                return fail(q.span(), "queues is empty; omit it to use every RX queue");
+            }
+            let mut out: Vec<u32> = Vec::new();
+            for v in q.get_ref() {
+                let n = int_in(v, "queue", 0, u32::MAX as i64)? as u32;
+                out.push(once(out.iter().copied(), n, v.span(), "queue")?);
+            }
+            Some(out)
+        }
+    };
+    let cores = match g.cores {
+        None => None,
+        Some(c) => {
+            if c.get_ref().is_empty() {
+                return fail(c.span(), "cores is empty; omit it for the default pinning");
+            }
+            if let Some(q) = &queues
+                && q.len() != c.get_ref().len()
+            {
+                return fail(
+                    c.span(),
+                    format!(
+                        "cores has {} entries but queues has {}: one core per worker",
+                        c.get_ref().len(),
+                        q.len()
+                    ),
+                );
+            }
+            let mut out = Vec::new();
+            for v in c.get_ref() {
+                out.push(int_in(v, "core", 0, 65535)? as usize);
+            }
+            Some(out)
+        }
+    };
+    let xdp_mode = match &g.xdp_mode {
+        None => d.xdp_mode,
+        Some(s) => keyword(
+            s,
+            "xdp_mode",
+            &[
+                ("native", XdpMode::Native),
+                ("generic", XdpMode::Generic),
+                ("auto", XdpMode::Auto),
+            ],
+        )?,
+    };
+    let zero_copy = match &g.zero_copy {
+        None => d.zero_copy,
+        Some(s) => keyword(
+            s,
+            "zero_copy",
+            &[
+                ("on", ZeroCopy::On),
+                ("off", ZeroCopy::Off),
+                ("auto", ZeroCopy::Auto),
+            ],
+        )?,
+    };
+    let admin_socket = match nonempty(g.admin_socket, "admin_socket")? {
+        Some(p) => PathBuf::from(p),
+        None => d.admin_socket,
+    };
+    let conn_max = match g.conn_max {
+        Some(v) => int_in(&v, "conn_max", 1, u32::MAX as i64)? as usize,
+        None => d.conn_max,
+    };
+    let idle_spin = match g.idle_spin_us {
+        // At most a second: a worker must still sleep when idle.
+        Some(v) => Duration::from_micros(int_in(&v, "idle_spin_us", 0, 1_000_000)? as u64),
+        None => d.idle_spin,
+    };
+    Ok(Global {
+        router_id: nonempty(g.router_id, "router_id")?,
+        interface: nonempty(g.interface, "interface")?,
+        queues,
+        cores,
+        xdp_mode,
+        zero_copy,
+        admin_socket,
+        conn_max,
+        idle_spin,
+        expire_nodest_conn: g.expire_nodest_conn.unwrap_or(false),
+        expire_quiescent_template: g.expire_quiescent_template.unwrap_or(false),
+        drop_entry: g.drop_entry.unwrap_or(true),
+        script_user: nonempty(g.script_user, "script_user")?,
+        script_group: nonempty(g.script_group, "script_group")?,
+    })
+}
+
+pub(super) fn timeouts(t: RawTimeouts) -> R<Timeouts> {
+    let d = Timeouts::default();
+    // ipvsadm --set takes 0 as "leave unchanged"; in a file that describes
+    // the whole state, leaving the key out says that, so 0 is refused.
+    let one = |v: Option<S<i64>>, key: &str, def: Duration| -> R<Duration> {
+        match v {
+            None => Ok(def),
+            Some(v) => Ok(Duration::from_secs(
+                int_in(&v, key, 1, MAX_TIMEOUT_SECS)? as u64
+            )),
+        }
+    };
+    Ok(Timeouts {
+        tcp: one(t.tcp, "tcp", d.tcp)?,
+        tcp_fin: one(t.tcp_fin, "tcp_fin", d.tcp_fin)?,
+        udp: one(t.udp, "udp", d.udp)?,
+    })
+}

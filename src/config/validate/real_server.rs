@@ -1,0 +1,108 @@
+//! `[[virtual_server.real_server]]`: a destination (ipvsadm `-a`), its
+//! next hop and thresholds, and the health checks that watch it.
+
+use std::net::SocketAddr;
+
+use super::super::raw::{RawRealServer, S};
+use super::super::{FwdMethod, HealthCheck, MacAddr, RealServer};
+use super::checkers::{http_get, misc_check, tcp_check};
+use super::common::{R, fail, int_in, parse_sockaddr};
+
+/// ipvsadm's `-w` bound (the kernel only refuses negative weights).
+const MAX_WEIGHT: i64 = 65535;
+
+pub(super) fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -> R<RealServer> {
+    let address = parse_sockaddr(&rs.address, "real_server address", Some(vip.port()))?;
+    // IPVS keeps the packet's destination port for DR and TUN (ipvsadm
+    // overwrites the real server's port with the VIP's). A different port
+    // here would be silently ignored, so it is refused: port mapping needs
+    // NAT or FULLNAT.
+    if matches!(kind, FwdMethod::Route | FwdMethod::Tunnel) && address.port() != vip.port() {
+        let k = if kind == FwdMethod::Route {
+            "DR"
+        } else {
+            "TUN"
+        };
+        return fail(
+            rs.address.span(),
+            format!(
+                "real_server port {} differs from the virtual server's {}: {k} cannot map ports \
+                 (IPVS would ignore it); use NAT or FULLNAT, or the same port",
+                address.port(),
+                vip.port()
+            ),
+        );
+    }
+    let weight = match &rs.weight {
+        None => 1,
+        Some(w) => int_in(w, "weight", 0, MAX_WEIGHT)? as i32,
+    };
+    let mac = rs.mac.as_ref().map(parse_mac).transpose()?;
+    let uthreshold = match &rs.uthreshold {
+        None => 0,
+        Some(u) => int_in(u, "uthreshold", 0, i32::MAX as i64)? as u32,
+    };
+    let lthreshold = match &rs.lthreshold {
+        None => 0,
+        Some(l) => {
+            let n = int_in(l, "lthreshold", 0, i32::MAX as i64)? as u32;
+            // The kernel refuses l_threshold > u_threshold (ERANGE), even
+            // when u_threshold is 0 (no limit).
+            if n > uthreshold {
+                return fail(
+                    l.span(),
+                    format!("lthreshold {n} is above uthreshold {uthreshold}"),
+                );
+            }
+            n
+        }
+    };
+    let mut checks = Vec::new();
+    if let Some(t) = rs.tcp_check {
+        checks.push(HealthCheck::Tcp(tcp_check(t, address)?));
+    }
+    if let Some(h) = rs.http_get {
+        checks.push(HealthCheck::Http(http_get(h, address)?));
+    }
+    if let Some(m) = rs.misc_check {
+        checks.push(HealthCheck::Misc(misc_check(m)?));
+    }
+    Ok(RealServer {
+        address,
+        weight,
+        mac,
+        inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(false),
+        uthreshold,
+        lthreshold,
+        notify_up: rs.notify_up,
+        notify_down: rs.notify_down,
+        checks,
+    })
+}
+
+/// `52:54:00:00:00:11` (or with `-`); a next hop must be a unicast station.
+fn parse_mac(v: &S<String>) -> R<MacAddr> {
+    let s = v.get_ref();
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let mut mac = [0u8; 6];
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .zip(mac.iter_mut())
+            .all(|(p, b)| p.len() == 2 && u8::from_str_radix(p, 16).map(|x| *b = x).is_ok());
+    if !ok {
+        return fail(
+            v.span(),
+            format!(
+                "mac `{s}` is not a MAC address (expected six hex pairs like 52:54:00:00:00:11)"
+            ),
+        );
+    }
+    if mac == [0; 6] || mac[0] & 1 == 1 {
+        return fail(
+            v.span(),
+            format!("mac `{s}` is not a unicast address and cannot be a next hop"),
+        );
+    }
+    Ok(mac)
+}

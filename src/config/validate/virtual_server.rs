@@ -1,0 +1,297 @@
+//! `[[virtual_server]]`: the IPVS service (ipvsadm `-A`), its persistence
+//! and scheduler flags, its FULLNAT source pool and its real servers.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::super::raw::{Granularity, Persistence, RawVirtualServer, S};
+use super::super::{FwdMethod, Protocol, RealServer, SchedFlags, SchedKind, VirtualServer};
+use super::common::{
+    MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
+    timeout_secs,
+};
+use super::real_server::real_server;
+
+/// IPVS_SVC_PERSISTENT_TIMEOUT: `-p` / `persistence_timeout` without a value.
+const DEFAULT_PERSISTENCE_SECS: u64 = 360;
+
+fn lb_kind(s: &S<String>) -> R<FwdMethod> {
+    keyword(
+        s,
+        "lb_kind",
+        &[
+            ("DR", FwdMethod::Route),
+            ("TUN", FwdMethod::Tunnel),
+            ("NAT", FwdMethod::Masq),
+            ("FULLNAT", FwdMethod::FullNat),
+        ],
+    )
+}
+
+pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
+    let address = parse_sockaddr(&v.address, "virtual_server address", None)?;
+    let vip = address.ip();
+    let protocol = match &v.protocol {
+        None => Protocol::Tcp,
+        Some(s) => keyword(
+            s,
+            "protocol",
+            &[("TCP", Protocol::Tcp), ("UDP", Protocol::Udp)],
+        )?,
+    };
+    let lb_algo = match &v.lb_algo {
+        None => SchedKind::Wlc,
+        Some(s) => s.get_ref().parse().or_else(|_| {
+            fail(
+                s.span(),
+                format!(
+                    "unknown lb_algo `{}`, expected one of: {}",
+                    s.get_ref(),
+                    SchedKind::ALL.map(|k| k.name()).join(" ")
+                ),
+            )
+        })?,
+    };
+    let kind = match &v.lb_kind {
+        None => FwdMethod::Masq,
+        Some(s) => lb_kind(s)?,
+    };
+    let persistence_timeout = match &v.persistence_timeout {
+        None => None,
+        Some(p) => match *p.get_ref() {
+            Persistence::Flag(false) => None,
+            Persistence::Flag(true) => Some(Duration::from_secs(DEFAULT_PERSISTENCE_SECS)),
+            Persistence::Secs(n) => Some(Duration::from_secs(int_in(
+                &S::new(p.span(), n),
+                "persistence_timeout",
+                1,
+                MAX_TIMEOUT_SECS,
+            )? as u64)),
+        },
+    };
+    let host_prefix = if vip.is_ipv4() { 32 } else { 128 };
+    let persistence_prefix = match &v.persistence_granularity {
+        None => host_prefix,
+        Some(g) => {
+            if persistence_timeout.is_none() {
+                return fail(
+                    g.span(),
+                    "persistence_granularity without persistence_timeout has no effect",
+                );
+            }
+            granularity(g, vip)?
+        }
+    };
+    if address.port() == 0 && persistence_timeout.is_none() {
+        // ipvsadm: a port-0 service matches every port, which only makes
+        // sense when a client sticks to one server for all of them.
+        return fail(
+            v.address.span(),
+            "port 0 (all ports) needs persistence_timeout, as in ipvsadm",
+        );
+    }
+    let sched_flags = sched_flags(v.sched_flags.iter().flatten(), lb_algo)?;
+    let ops = match &v.ops {
+        Some(o) if *o.get_ref() && protocol != Protocol::Udp => {
+            return fail(
+                o.span(),
+                "ops (one-packet scheduling) is only for UDP services",
+            );
+        }
+        o => o.as_ref().is_some_and(|o| *o.get_ref()),
+    };
+    let delay_loop = match &v.delay_loop {
+        None => Duration::from_secs(60),
+        Some(d) => timeout_secs(d, "delay_loop")?,
+    };
+    // The kernel forwards to another family only through a tunnel.
+    let family = (kind != FwdMethod::Tunnel).then_some(vip);
+    let sorry_server = match &v.sorry_server {
+        None => None,
+        Some(s) => {
+            let a = parse_sockaddr(s, "sorry_server", Some(address.port()))?;
+            same_family(a.ip(), family, s.span(), |this, vs, _| {
+                format!("sorry_server is {this} but the virtual server is {vs}")
+            })?;
+            Some(a)
+        }
+    };
+    let quorum = match &v.quorum {
+        None => 1,
+        Some(q) => int_in(q, "quorum", 1, u32::MAX as i64)? as u32,
+    };
+    let hysteresis = match &v.hysteresis {
+        None => 0,
+        Some(h) => {
+            let n = int_in(h, "hysteresis", 0, u32::MAX as i64)? as u32;
+            // The pool goes down below quorum - hysteresis; at or beyond
+            // quorum it could never go down (keepalived refuses this too).
+            if n >= quorum {
+                return fail(
+                    h.span(),
+                    format!("hysteresis {n} must be below quorum {quorum}"),
+                );
+            }
+            n
+        }
+    };
+    let local_address = local_address(&v, kind)?;
+    let pool = local_address.first().copied();
+    let mut real_servers: Vec<RealServer> = Vec::with_capacity(v.real_server.len());
+    let mut seen: HashSet<SocketAddr> = HashSet::new();
+    for rs in v.real_server {
+        let addr_span = rs.get_ref().address.span();
+        let r = real_server(rs.into_inner(), address, kind)?;
+        let rip = r.address.ip();
+        same_family(rip, family, addr_span.clone(), |this, vs, _| {
+            format!(
+                "real_server {rip} is {this} but the virtual server is {vs}; \
+                 only TUN forwards between families"
+            )
+        })?;
+        same_family(rip, pool, addr_span.clone(), |this, pool, _| {
+            format!("real_server {rip} is {this} but local_address is {pool}")
+        })?;
+        if !seen.insert(r.address) {
+            return fail(
+                addr_span,
+                format!("duplicate real_server {} in this virtual_server", r.address),
+            );
+        }
+        real_servers.push(r);
+    }
+    Ok(VirtualServer {
+        protocol,
+        address,
+        lb_algo,
+        lb_kind: kind,
+        persistence_timeout,
+        persistence_prefix,
+        sched_flags,
+        ops,
+        delay_loop,
+        sorry_server,
+        quorum,
+        hysteresis,
+        quorum_up: v.quorum_up,
+        quorum_down: v.quorum_down,
+        alpha: v.alpha.unwrap_or(false),
+        local_address,
+        real_servers,
+    })
+}
+
+/// The scheduler flags ipvsadm's `-b` takes: by the scheduler's own names,
+/// which must then be the service's, or by number.
+fn sched_flags<'a>(
+    flags: impl Iterator<Item = &'a S<String>>,
+    lb_algo: SchedKind,
+) -> R<SchedFlags> {
+    #[derive(Clone, Copy)]
+    enum Flag {
+        Fallback,
+        Port,
+        Three,
+    }
+    let mut out = SchedFlags::default();
+    for f in flags {
+        let (only, flag) = keyword(
+            f,
+            "sched_flags",
+            &[
+                ("sh-fallback", (Some(SchedKind::Sh), Flag::Fallback)),
+                ("sh-port", (Some(SchedKind::Sh), Flag::Port)),
+                ("mh-fallback", (Some(SchedKind::Mh), Flag::Fallback)),
+                ("mh-port", (Some(SchedKind::Mh), Flag::Port)),
+                ("flag-1", (None, Flag::Fallback)),
+                ("flag-2", (None, Flag::Port)),
+                ("flag-3", (None, Flag::Three)),
+            ],
+        )?;
+        if let Some(k) = only
+            && k != lb_algo
+        {
+            return fail(
+                f.span(),
+                format!(
+                    "sched_flags `{}` only applies to lb_algo {k}, not {lb_algo}",
+                    f.get_ref()
+                ),
+            );
+        }
+        match flag {
+            Flag::Fallback => out.fallback = true,
+            Flag::Port => out.port = true,
+            Flag::Three => out.flag3 = true,
+        }
+    }
+    Ok(out)
+}
+
+/// FULLNAT's source addresses toward the real servers: required there, one
+/// family, none twice; refused with any other lb_kind.
+fn local_address(v: &RawVirtualServer, kind: FwdMethod) -> R<Vec<IpAddr>> {
+    if kind != FwdMethod::FullNat {
+        return match v.local_address.first() {
+            Some(s) => fail(s.span(), "local_address is only used with lb_kind FULLNAT"),
+            None => Ok(Vec::new()),
+        };
+    }
+    if v.local_address.is_empty() {
+        return fail(
+            v.lb_kind.as_ref().map_or(v.address.span(), S::span),
+            "lb_kind FULLNAT needs local_address (the source addresses toward the real servers)",
+        );
+    }
+    let mut pool: Vec<IpAddr> = Vec::new();
+    for s in &v.local_address {
+        let ip = parse_ip(s, "local_address")?;
+        same_family(
+            ip,
+            pool.first().copied(),
+            s.span(),
+            |this, first_f, first| {
+                format!(
+                    "local_address {ip} is {this} but {first} is {first_f}: one family per pool"
+                )
+            },
+        )?;
+        pool.push(once(pool.iter().copied(), ip, s.span(), "local_address")?);
+    }
+    Ok(pool)
+}
+
+fn granularity(g: &S<Granularity>, vip: IpAddr) -> R<u8> {
+    match (g.get_ref(), vip) {
+        (Granularity::Mask(m), IpAddr::V4(_)) => {
+            let mask: std::net::Ipv4Addr = m.parse().or_else(|_| {
+                fail(
+                    g.span(),
+                    format!("persistence_granularity `{m}` is not a netmask"),
+                )
+            })?;
+            let bits = u32::from(mask);
+            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                return fail(
+                    g.span(),
+                    format!("persistence_granularity `{m}` is not a contiguous netmask"),
+                );
+            }
+            Ok(bits.leading_ones() as u8)
+        }
+        (Granularity::Prefix(n), IpAddr::V4(_)) => {
+            Ok(int_in(&S::new(g.span(), *n), "persistence_granularity", 0, 32)? as u8)
+        }
+        // ipvsadm's -M for IPv6 accepts a prefix length 1..=128.
+        (Granularity::Prefix(n), IpAddr::V6(_)) => {
+            Ok(int_in(&S::new(g.span(), *n), "persistence_granularity", 1, 128)? as u8)
+        }
+        (Granularity::Mask(m), IpAddr::V6(_)) => fail(
+            g.span(),
+            format!(
+                "persistence_granularity `{m}`: an IPv6 virtual server takes a prefix length (1..=128)"
+            ),
+        ),
+    }
+}
