@@ -1,6 +1,7 @@
 //! The engine's unit tests: start's validation, the clock, and the data
 //! plane fed snapshots the way a worker applies them.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,17 @@ fn process(dp: &mut Dataplane, f: &[u8]) -> (Verdict, Vec<u8>) {
     let mut fb = FrameBuf::new(&mut buf, 0, f.len());
     let v = dp.process(&mut fb, Timestamp::from_secs(1));
     (v, fb.data().to_vec())
+}
+
+/// The destination MACs of SYNs from client ports 2000..2004.
+fn dest_macs(dp: &mut Dataplane) -> BTreeSet<Vec<u8>> {
+    (2000..2004)
+        .map(|sport| {
+            let (v, out) = process(dp, &syn(sport));
+            assert_eq!(v, Verdict::Tx);
+            out[0..6].to_vec()
+        })
+        .collect()
 }
 
 #[test]
@@ -102,21 +114,11 @@ fn next_hops_follow_both_new_servers_and_new_neighbour_macs() {
         vec![d("198.18.1.11"), d("198.18.1.12")],
     );
     dp.apply_services(&[spec]);
-    let mut macs = std::collections::BTreeSet::new();
-    for sport in 2000..2004 {
-        let (v, out) = process(&mut dp, &syn(sport));
-        assert_eq!(v, Verdict::Tx);
-        macs.insert(out[0..6].to_vec());
-    }
+    let macs = dest_macs(&mut dp);
     assert_eq!(macs.len(), 2, "rr over both servers: {macs:?}");
     // The server's MAC changes (ARP): the established connections follow.
     dp.apply_snapshot(&snap([2, 0, 0, 0, 0, 0x99]));
-    let mut macs = std::collections::BTreeSet::new();
-    for sport in 2000..2004 {
-        let (v, out) = process(&mut dp, &syn(sport));
-        assert_eq!(v, Verdict::Tx);
-        macs.insert(out[0..6].to_vec());
-    }
+    let macs = dest_macs(&mut dp);
     assert!(macs.contains(&vec![2, 0, 0, 0, 0, 0x99]), "{macs:?}");
     assert!(!macs.contains(&vec![2, 0, 0, 0, 0, 0x12]), "{macs:?}");
 }

@@ -30,6 +30,10 @@ const IDLE_POLL_MS: i32 = 50;
 /// How often a worker copies the socket's kernel statistics.
 const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 
+/// Where a worker's questions come from and its answers (tagged with its
+/// index) go.
+pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
+
 /// One queue's worker: everything it touches per frame is its own.
 pub(super) struct Worker {
     pub(super) me: usize,
@@ -61,7 +65,7 @@ pub(super) struct Worker {
     pub(super) idle_spin_ns: u64,
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
-    pub(super) queries: Option<(channel::Receiver<Query>, channel::Sender<(usize, Reply)>)>,
+    pub(super) queries: Option<Questions>,
 }
 
 impl Worker {
@@ -158,8 +162,7 @@ impl Worker {
         self.dp.tick(now);
         self.serve_queries(now);
 
-        let done = self.xsk.reap_completions(&mut self.free);
-        self.in_flight = self.in_flight.saturating_sub(done);
+        self.reap();
         self.lend();
         self.xsk.refill(&mut self.free, 0);
         if self.xsk.fill_needs_wakeup() {
@@ -175,15 +178,15 @@ impl Worker {
             self.area.prefetch(addr);
         }
         for i in 0..got {
-            if let Some(&(a, l)) = self.rx[..got].get(i + SLOTS_AHEAD) {
-                if let Some(f) = self.peek(a, l) {
-                    self.dp.prefetch_slots(f);
-                }
+            if let Some(&(a, l)) = self.rx[..got].get(i + SLOTS_AHEAD)
+                && let Some(f) = self.peek(a, l)
+            {
+                self.dp.prefetch_slots(f);
             }
-            if let Some(&(a, l)) = self.rx[..got].get(i + ENTRY_AHEAD) {
-                if let Some(f) = self.peek(a, l) {
-                    self.dp.prefetch_entry(f);
-                }
+            if let Some(&(a, l)) = self.rx[..got].get(i + ENTRY_AHEAD)
+                && let Some(f) = self.peek(a, l)
+            {
+                self.dp.prefetch_entry(f);
             }
             let (addr, len) = self.rx[i];
             self.frame(addr, len, true, now);
@@ -269,6 +272,13 @@ impl Worker {
         }
     }
 
+    /// Takes completed TX chunks back onto the free list.
+    #[inline]
+    fn reap(&mut self) {
+        let done = self.xsk.reap_completions(&mut self.free);
+        self.in_flight = self.in_flight.saturating_sub(done);
+    }
+
     fn flush_tx(&mut self) {
         if self.tx.is_empty() {
             return;
@@ -278,8 +288,7 @@ impl Worker {
             // Ring full: let the kernel drain it once, then try again.
             let r = self.xsk.kick_tx();
             self.wakeup_error(r);
-            let done = self.xsk.reap_completions(&mut self.free);
-            self.in_flight = self.in_flight.saturating_sub(done);
+            self.reap();
             sent += self.xsk.transmit(&self.tx[sent..]);
         }
         for &(addr, _) in &self.tx[sent..] {
