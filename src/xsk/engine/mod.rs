@@ -13,9 +13,9 @@
 //!    goes onto the fill ring (kept full), and when the kernel sets the fill
 //!    ring's need-wakeup flag it gets a `poll`;
 //! 3. receive up to `batch` frames; each is wrapped as a
-//!    [`FrameBuf`] over its whole chunk with `head` where the kernel put it
-//!    (so tunnels can grow it into the headroom) and handed to
-//!    `Dataplane::process`. `Tx` queues the frame (possibly starting
+//!    [`FrameBuf`](crate::wire::FrameBuf) over its whole chunk with `head`
+//!    where the kernel put it (so tunnels can grow it into the headroom)
+//!    and handed to `Dataplane::process`. `Tx` queues the frame (possibly starting
 //!    earlier in its chunk than it was received) for transmission; `Pass`
 //!    cannot be given back to the kernel from an AF_XDP socket, so it is
 //!    counted and recycled like `Drop` (keeping the kernel's own traffic
@@ -33,9 +33,10 @@
 //! The NIC's RSS hash puts the client side of a NAT connection and the real
 //! server's replies on queues of its choosing, but each worker has its own
 //! connection table. Every worker therefore computes, for each received
-//! frame, the owner worker of its connection ([`SteerMap`]: a hash of the
-//! client side, the same from both directions; FULLNAT local ports are
-//! partitioned per worker, so a reply's destination port names its owner).
+//! frame, the owner worker of its connection
+//! ([`SteerMap`](super::steer::SteerMap): a hash of the client side, the
+//! same from both directions; FULLNAT local ports are partitioned per
+//! worker, so a reply's destination port names its owner).
 //! A frame owned elsewhere is copied, once, into a chunk of the owner's
 //! UMEM that the owner lent to this worker beforehand, and its descriptor
 //! is pushed onto the owner's inbox; the owner processes it like its own
@@ -50,10 +51,9 @@
 //! Per-worker scheduler state is not shared (rr/wrr/lc run per worker, as
 //! per-CPU state would); services added while running are steered from the
 //! next snapshot on; multi-buffer frames are not enabled.
-
 //!
 //! # Layout
-//! [`lifecycle`] starts the workers, waits for them to come up, asks them
+//! `lifecycle` starts the workers, waits for them to come up, asks them
 //! questions and stops them; `worker` is one worker's round; `mesh` is
 //! what the workers of a multi-queue engine share and how a frame moves to
 //! its owner.
