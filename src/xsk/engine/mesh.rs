@@ -1,0 +1,143 @@
+//! The cross-worker mesh of a multi-queue engine: per worker an inbox of
+//! frames handed to it, per ordered worker pair a queue of chunks lent for
+//! the hand-over, and per worker a doorbell to wake it (module doc of
+//! [`super`], "Several queues").
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use crossbeam::queue::ArrayQueue;
+
+use super::worker::Worker;
+use crate::time::Timestamp;
+use crate::wire;
+use crate::xsk::afxdp::{Doorbell, UmemArea, Xsk};
+use crate::xsk::steer::SteerMap;
+
+/// What the workers of a multi-queue engine share.
+pub(super) struct Mesh {
+    pub(super) n: usize,
+    /// Per worker: descriptors (in its own UMEM) of frames handed to it.
+    pub(super) inbox: Vec<ArrayQueue<(u64, u32)>>,
+    /// `lend[owner * n + borrower]`: empty chunks of `owner`'s UMEM that
+    /// `borrower` may fill.
+    lend: Vec<ArrayQueue<u64>>,
+    lend_depth: usize,
+    areas: Vec<Arc<UmemArea>>,
+    pub(super) bells: Vec<Doorbell>,
+}
+
+impl Mesh {
+    /// The mesh between the workers of `socks`, one per socket.
+    pub(super) fn new(batch: usize, frames_per_queue: u32, socks: &[Xsk]) -> anyhow::Result<Mesh> {
+        let n = socks.len();
+        let lend_depth = (2 * batch).min(frames_per_queue as usize / (2 * n));
+        let mut bells = Vec::with_capacity(n);
+        for _ in 0..n {
+            bells.push(Doorbell::new().context("eventfd")?);
+        }
+        Ok(Mesh {
+            n,
+            inbox: (0..n)
+                .map(|_| ArrayQueue::new((4 * batch).max(256)))
+                .collect(),
+            lend: (0..n * n)
+                .map(|_| ArrayQueue::new(lend_depth.max(1)))
+                .collect(),
+            lend_depth,
+            areas: socks.iter().map(|x| Arc::clone(x.area())).collect(),
+            bells,
+        })
+    }
+
+    /// The worker other than `me` that owns the connection of the frame
+    /// `data`, if it is another one.
+    #[inline]
+    pub(super) fn elsewhere(&self, steer: &SteerMap, me: usize, data: &[u8]) -> Option<usize> {
+        let owner = match wire::parse(data) {
+            Ok(Some(p)) => steer.owner(&p),
+            _ => None,
+        };
+        owner.map(|o| o as usize).filter(|&o| o != me && o < self.n)
+    }
+
+    /// Hands the frame `data` (at offset `head` of its chunk) over from
+    /// worker `me` to worker `o`: copies it into a chunk `o` lent to `me`
+    /// (`held`, the one kept from a failed hand-over, first) and pushes it
+    /// onto `o`'s inbox. False when there is no lent chunk, the frame does
+    /// not fit or the inbox is full; a lent chunk then stays in `held`.
+    #[inline]
+    pub(super) fn hand_over(
+        &self,
+        me: usize,
+        o: usize,
+        held: &mut Option<u64>,
+        head: usize,
+        data: &[u8],
+    ) -> bool {
+        let lent = held.take().or_else(|| self.lend[o * self.n + me].pop());
+        let Some(l) = lent.filter(|&l| self.areas[o].is_chunk(l)) else {
+            return false;
+        };
+        // SAFETY: worker `o` lent chunk `l` of its UMEM to this worker,
+        // which owns it until the push below succeeds; nobody else touches
+        // it meanwhile.
+        let dst = unsafe { self.areas[o].chunk_mut(l) };
+        let pushed = match dst.get_mut(head..head + data.len()) {
+            Some(d) => {
+                d.copy_from_slice(data);
+                self.inbox[o]
+                    .push((l + head as u64, data.len() as u32))
+                    .is_ok()
+            }
+            None => false,
+        };
+        if !pushed {
+            *held = Some(l);
+        }
+        pushed
+    }
+}
+
+impl Worker {
+    /// Processes frames peers handed over (up to one batch).
+    pub(super) fn drain_inbox(&mut self, now: Timestamp) -> usize {
+        let Some(mesh) = self.mesh.clone() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < self.batch {
+            let Some((addr, len)) = mesh.inbox[self.me].pop() else {
+                break;
+            };
+            self.frame(addr, len, false, now);
+            n += 1;
+        }
+        n
+    }
+
+    /// Keeps each peer stocked with chunks it may hand frames over in.
+    pub(super) fn lend(&mut self) {
+        let Some(mesh) = &self.mesh else { return };
+        for p in (0..mesh.n).filter(|&p| p != self.me) {
+            let q = &mesh.lend[self.me * mesh.n + p];
+            while q.len() < mesh.lend_depth {
+                let Some(b) = self.free.pop() else { return };
+                if let Err(b) = q.push(b) {
+                    self.free.push(b);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Wakes the peers this round handed frames to.
+    pub(super) fn ring_peers(&mut self) {
+        let Some(mesh) = &self.mesh else { return };
+        for (p, rang) in self.rang.iter_mut().enumerate() {
+            if std::mem::take(rang) {
+                mesh.bells[p].ring();
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The AF_XDP engine: one pinned worker thread per RX queue, each owning an
+//! AF_XDP socket and its UMEM, running the pure data plane over batches of
+//! frames and sending the results back out of the same NIC (a one-armed
+//! director).
+//!
+//! # A worker's round (the hot path)
+//! 1. control plane: if the snapshot generation changed, apply it to the
+//!    data plane (next hops, own MAC and addresses, the service table as a
+//!    hitless diff, timeouts); run the connection timers (`Dataplane::tick`)
+//!    with `now` from `CLOCK_MONOTONIC`; answer a pending control-thread
+//!    query (`dataplane::query`);
+//! 2. recycle: completed TX chunks go back to the free list, the free list
+//!    goes onto the fill ring (kept full), and when the kernel sets the fill
+//!    ring's need-wakeup flag it gets a `poll`;
+//! 3. receive up to `batch` frames; each is wrapped as a
+//!    [`FrameBuf`](crate::wire::FrameBuf) over its whole chunk with `head`
+//!    where the kernel put it (so tunnels can grow it into the headroom)
+//!    and handed to `Dataplane::process`. `Tx` queues the frame (possibly starting
+//!    earlier in its chunk than it was received) for transmission; `Pass`
+//!    cannot be given back to the kernel from an AF_XDP socket, so it is
+//!    counted and recycled like `Drop` (keeping the kernel's own traffic
+//!    away from the sockets is the XDP program's job);
+//! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup,
+//!    as often as it takes to drain it (copy mode sends 32 frames a call);
+//! 5. publish counters. A worker that found nothing to do for a while
+//!    sleeps in `poll` (bounded, so timers still run) instead of spinning.
+//!
+//! Per frame nothing allocates (all buffers are sized at start) and nothing
+//! locks (rings are single-producer/single-consumer, the snapshot is read
+//! through `arc_swap`, hand-over queues are lock-free).
+//!
+//! # Several queues: software steering
+//! The NIC's RSS hash puts the client side of a NAT connection and the real
+//! server's replies on queues of its choosing, but each worker has its own
+//! connection table. Every worker therefore computes, for each received
+//! frame, the owner worker of its connection
+//! ([`SteerMap`](super::steer::SteerMap): a hash of the client side, the
+//! same from both directions; FULLNAT local ports are partitioned per
+//! worker, so a reply's destination port names its owner).
+//! A frame owned elsewhere is copied, once, into a chunk of the owner's
+//! UMEM that the owner lent to this worker beforehand, and its descriptor
+//! is pushed onto the owner's inbox; the owner processes it like its own
+//! RX and transmits it from its own socket. Per ordered worker pair there
+//! is a lock-free queue of lent chunks (`crossbeam::queue::ArrayQueue`,
+//! refilled by the lender from its free list), and per worker one inbox;
+//! a sleeping owner is woken through an eventfd only when it is asleep.
+//! A frame that finds no lent chunk or a full inbox is dropped and counted
+//! (`steer_drop`). With one queue none of this exists.
+//!
+//! # Deliberately not done
+//! Per-worker scheduler state is not shared (rr/wrr/lc run per worker, as
+//! per-CPU state would); services added while running are steered from the
+//! next snapshot on; multi-buffer frames are not enabled.
+//!
+//! # Layout
+//! `lifecycle` starts the workers, waits for them to come up, asks them
+//! questions and stops them; `worker` is one worker's round; `mesh` is
+//! what the workers of a multi-queue engine share and how a frame moves to
+//! its owner.
+
+use crate::time::Timestamp;
+
+mod lifecycle;
+mod mesh;
+mod worker;
+
+pub use lifecycle::{Engine, EngineConfig, WorkerInfo};
+
+pub use super::nic::rx_queue_count;
+
+/// A good `frames_per_queue` (16 MiB of UMEM per queue).
+pub const DEFAULT_FRAMES_PER_QUEUE: u32 = 4096;
+/// A good `batch`.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// Default of lb.toml's `idle_spin_us`: how long a worker keeps polling
+/// its rings after the last frame before it sleeps in `poll`. A sleeping
+/// worker needs the kernel to wake it (an interrupt, a reschedule: tens of
+/// microseconds to milliseconds on a VM) and the frames wait meanwhile;
+/// spinning through the gaps between bursts keeps that out of the latency
+/// at moderate load, at the price of a busy core for that long after each
+/// burst.
+pub use crate::config::DEFAULT_IDLE_SPIN;
+
+/// `CLOCK_MONOTONIC` as a data-plane timestamp (the clock every worker and
+/// the control plane share).
+pub fn monotonic_now() -> Timestamp {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid for writes; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Timestamp::from_nanos((ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
+}
+
+#[cfg(test)]
+mod tests;

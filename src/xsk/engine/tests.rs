@@ -1,0 +1,171 @@
+//! The engine's unit tests: start's validation, the clock, and the data
+//! plane fed snapshots the way a worker applies them.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use rustc_hash::FxHashMap;
+
+use super::{DEFAULT_IDLE_SPIN, Engine, EngineConfig, monotonic_now};
+use crate::config::ZeroCopy;
+use crate::dataplane::{Dataplane, DropReason, Snapshot, Verdict};
+use crate::time::Timestamp;
+use crate::wire::FrameBuf;
+use crate::xsk::shared::Shared;
+
+const OWN: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
+const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+
+fn dr_plane() -> Dataplane {
+    let cfg = crate::config::parse_str(
+        "[[virtual_server]]\naddress = \"198.18.0.100:80\"\nprotocol = \"TCP\"\n\
+         lb_algo = \"rr\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\naddress = \"198.18.1.11:80\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    cfg.dataplane(cfg.dataplane_config())
+}
+
+fn syn(sport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xc1], OWN)
+        .ipv4([198, 18, 5, 1], [198, 18, 0, 100], 64)
+        .tcp(sport, 80, 1, 1000)
+        .syn()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+fn process(dp: &mut Dataplane, f: &[u8]) -> (Verdict, Vec<u8>) {
+    let mut buf = f.to_vec();
+    let mut fb = FrameBuf::new(&mut buf, 0, f.len());
+    let v = dp.process(&mut fb, Timestamp::from_secs(1));
+    (v, fb.data().to_vec())
+}
+
+/// The destination MACs of SYNs from client ports 2000..2004.
+fn dest_macs(dp: &mut Dataplane) -> BTreeSet<Vec<u8>> {
+    (2000..2004)
+        .map(|sport| {
+            let (v, out) = process(dp, &syn(sport));
+            assert_eq!(v, Verdict::Tx);
+            out[0..6].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn a_snapshot_supplies_next_hops_and_the_source_mac() {
+    let mut dp = dr_plane();
+    assert_eq!(
+        process(&mut dp, &syn(1000)).0,
+        Verdict::Drop(DropReason::NoNextHop),
+        "no MAC known for the real server yet"
+    );
+    let mut nb = FxHashMap::default();
+    nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), RS_MAC);
+    let shared = Shared::new(Snapshot::default());
+    shared.publish(Snapshot {
+        neighbours: Arc::new(nb),
+        own_mac: OWN,
+        own_addrs: Arc::new(vec!["198.18.0.1".parse().unwrap()]),
+        ..Snapshot::default()
+    });
+    dp.apply_snapshot(&shared.load());
+    assert_eq!(dp.own_mac(), OWN);
+    let (v, out) = process(&mut dp, &syn(1001));
+    assert_eq!(v, Verdict::Tx);
+    assert_eq!(&out[0..6], &RS_MAC);
+    assert_eq!(&out[6..12], &OWN);
+    assert_eq!(shared.generation(), 1);
+}
+
+#[test]
+fn next_hops_follow_both_new_servers_and_new_neighbour_macs() {
+    let mut dp = dr_plane();
+    let snap = |mac: [u8; 6]| {
+        let mut nb = FxHashMap::default();
+        nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), RS_MAC);
+        nb.insert("198.18.1.12".parse::<IpAddr>().unwrap(), mac);
+        Snapshot {
+            neighbours: Arc::new(nb),
+            own_mac: OWN,
+            ..Snapshot::default()
+        }
+    };
+    dp.apply_snapshot(&snap([2, 0, 0, 0, 0, 0x12]));
+    // A second server added afterwards (lvsadm -a) finds its MAC in the
+    // neighbours already known.
+    use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+    let key = ServiceKey {
+        proto: Protocol::Tcp,
+        addr: "198.18.0.100".parse().unwrap(),
+        port: 80,
+    };
+    let d = |a: &str| DestSpec::new(a.parse().unwrap(), 80, FwdMethod::Route);
+    let spec = ServiceSpec::new(
+        key,
+        crate::sched::SchedKind::Rr,
+        vec![d("198.18.1.11"), d("198.18.1.12")],
+    );
+    dp.apply_services(&[spec]);
+    let macs = dest_macs(&mut dp);
+    assert_eq!(macs.len(), 2, "rr over both servers: {macs:?}");
+    // The server's MAC changes (ARP): the established connections follow.
+    dp.apply_snapshot(&snap([2, 0, 0, 0, 0, 0x99]));
+    let macs = dest_macs(&mut dp);
+    assert!(macs.contains(&vec![2, 0, 0, 0, 0, 0x99]), "{macs:?}");
+    assert!(!macs.contains(&vec![2, 0, 0, 0, 0, 0x12]), "{macs:?}");
+}
+
+#[test]
+fn an_all_zero_mac_keeps_the_configured_one() {
+    let mut dp = dr_plane();
+    let before = dp.own_mac();
+    dp.apply_snapshot(&Snapshot::default());
+    assert_eq!(dp.own_mac(), before);
+    assert_ne!(before, [0; 6]);
+}
+
+fn cfg(queues: Vec<u32>, frames: u32, batch: usize) -> EngineConfig {
+    EngineConfig {
+        // Never reached: every case fails validation first.
+        ifname: "lfnone0".into(),
+        queues,
+        cores: vec![],
+        zero_copy: ZeroCopy::Off,
+        frames_per_queue: frames,
+        batch,
+        idle_spin: DEFAULT_IDLE_SPIN,
+    }
+}
+
+fn start_err(c: &EngineConfig, planes: usize) -> String {
+    let dps = (0..planes).map(|_| dr_plane()).collect();
+    let shared = Shared::new(Snapshot::default());
+    Engine::start_with(c, &mut |_, _| Ok(()), shared, dps)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn start_rejects_inconsistent_settings() {
+    assert!(start_err(&cfg(vec![], 4096, 64), 0).contains("no RX queue"));
+    assert!(start_err(&cfg(vec![0, 1], 4096, 64), 1).contains("1 data planes for 2 queues"));
+    assert!(start_err(&cfg(vec![0, 0], 4096, 64), 2).contains("twice"));
+    assert!(start_err(&cfg(vec![0], 4096, 0), 1).contains("batch"));
+    assert!(start_err(&cfg(vec![0, 1], 256, 64), 2).contains("too few"));
+}
+
+#[test]
+fn monotonic_clock_moves_forward() {
+    let a = monotonic_now();
+    std::thread::sleep(Duration::from_millis(2));
+    let b = monotonic_now();
+    assert!(b.since(a) >= Duration::from_millis(2), "{a:?} {b:?}");
+}

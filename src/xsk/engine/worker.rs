@@ -1,0 +1,346 @@
+//! One worker's round: snapshot sync, timers and queries at the batch
+//! boundary; completions, lending and refill; RX through the data plane
+//! (or over to the owner worker) to TX; counters; the idle policy (module
+//! doc of [`super`], "A worker's round").
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crossbeam::channel;
+
+use super::mesh::Mesh;
+use super::monotonic_now;
+use crate::dataplane::query::{self, Query, Reply};
+use crate::dataplane::{Dataplane, Verdict};
+use crate::time::Timestamp;
+use crate::wire::FrameBuf;
+use crate::xsk::afxdp::{UmemArea, Xsk, chunk_base};
+use crate::xsk::shared::{Shared, WorkerCounters};
+use crate::xsk::steer::SteerMap;
+
+/// How far ahead in a batch the connection index slots of a frame are
+/// prefetched, and its connection entry (see `round`).
+const SLOTS_AHEAD: usize = 2;
+const ENTRY_AHEAD: usize = 1;
+/// Longest sleep of an idle worker: bounds how late timers run and how
+/// long `stop` waits.
+const IDLE_POLL_MS: i32 = 50;
+/// How often a worker copies the socket's kernel statistics.
+const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a worker's questions come from and its answers (tagged with its
+/// index) go.
+pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
+
+/// One queue's worker: everything it touches per frame is its own.
+pub(super) struct Worker {
+    pub(super) me: usize,
+    xsk: Xsk,
+    area: Arc<UmemArea>,
+    dp: Dataplane,
+    shared: Arc<Shared>,
+    counters: Arc<WorkerCounters>,
+    pub(super) batch: usize,
+    /// Chunks this worker owns and is not using (capacity: every chunk).
+    pub(super) free: Vec<u64>,
+    rx: Vec<(u64, u32)>,
+    tx: Vec<(u64, u32)>,
+    /// Frames on the TX ring not yet completed.
+    in_flight: u32,
+    seen_generation: Option<u64>,
+    pub(super) mesh: Option<Arc<Mesh>>,
+    steer: SteerMap,
+    /// Per peer: a chunk it lent that this worker took but could not hand
+    /// over (full inbox); used first next time.
+    held: Vec<Option<u64>>,
+    /// Per peer: frames were pushed to its inbox this round.
+    pub(super) rang: Vec<bool>,
+    steered_out: u64,
+    steer_drop: u64,
+    tx_ring_full: u64,
+    /// When this worker last had work (`idle_spin` counts from here).
+    last_busy: Timestamp,
+    pub(super) idle_spin_ns: u64,
+    last_kernel_stats: Timestamp,
+    /// The control thread's questions and where answers go.
+    pub(super) queries: Option<Questions>,
+}
+
+impl Worker {
+    pub(super) fn new(
+        me: usize,
+        xsk: Xsk,
+        dp: Dataplane,
+        shared: Arc<Shared>,
+        counters: Arc<WorkerCounters>,
+        mesh: Option<Arc<Mesh>>,
+        batch: usize,
+    ) -> Worker {
+        let frames = xsk.area().frames() as usize;
+        let mut free = Vec::with_capacity(frames);
+        free.extend(xsk.all_chunks());
+        let peers = mesh.as_ref().map_or(1, |m| m.n);
+        Worker {
+            me,
+            area: Arc::clone(xsk.area()),
+            xsk,
+            steer: SteerMap::new(&dp.services, peers as u32),
+            dp,
+            shared,
+            counters,
+            batch,
+            free,
+            rx: Vec::with_capacity(batch),
+            tx: Vec::with_capacity(2 * batch),
+            in_flight: 0,
+            seen_generation: None,
+            mesh,
+            held: vec![None; peers],
+            rang: vec![false; peers],
+            steered_out: 0,
+            steer_drop: 0,
+            tx_ring_full: 0,
+            last_busy: Timestamp::ZERO,
+            idle_spin_ns: 0,
+            last_kernel_stats: Timestamp::ZERO,
+            queries: None,
+        }
+    }
+
+    /// Answers the control thread's pending question, if any (batch
+    /// boundary only: answering may allocate).
+    fn serve_queries(&mut self, now: Timestamp) {
+        if let Some((rx, tx)) = &self.queries
+            && let Ok(q) = rx.try_recv()
+        {
+            let _ = tx.send((self.me, query::answer(&mut self.dp, &q, now)));
+        }
+    }
+
+    pub(super) fn run(mut self, ready: mpsc::Sender<usize>) -> Dataplane {
+        self.sync_snapshot();
+        self.lend();
+        self.xsk.refill(&mut self.free, 0);
+        // The receiver may have given up (start failed elsewhere); the stop
+        // flag then ends this loop.
+        let _ = ready.send(self.me);
+        drop(ready);
+        while !self.shared.should_stop() {
+            self.round();
+        }
+        self.publish();
+        self.kernel_stats();
+        self.dp
+    }
+
+    fn sync_snapshot(&mut self) {
+        let g = self.shared.generation();
+        if self.seen_generation != Some(g) {
+            let s = self.shared.load();
+            // A new service table (reload, lvsadm, health checks) is applied
+            // as a diff: established connections keep their real servers.
+            if let Some(sum) = self.dp.apply_snapshot(&s) {
+                if !sum.is_noop() {
+                    log::info!("worker {}: service table applied: {sum:?}", self.me);
+                }
+                if let Some(m) = &self.mesh {
+                    self.steer = SteerMap::new(&self.dp.services, m.n as u32);
+                }
+            }
+            self.seen_generation = Some(s.generation);
+            self.counters
+                .applied_generation
+                .store(s.generation, Ordering::Release);
+        }
+    }
+
+    fn round(&mut self) {
+        let now = monotonic_now();
+        self.sync_snapshot();
+        self.dp.tick(now);
+        self.serve_queries(now);
+
+        self.reap();
+        self.lend();
+        self.xsk.refill(&mut self.free, 0);
+        if self.xsk.fill_needs_wakeup() {
+            self.wakeup_error(self.xsk.poll(None, 0));
+        }
+
+        let got = self.xsk.receive(&mut self.rx);
+        // Software pipelining over the batch (crate::hint): every frame's
+        // headers first, then, while frame i is processed, the connection
+        // entry of frame i+1 and the index slots of frame i+2, so their
+        // cache misses overlap instead of following one another.
+        for &(addr, _) in &self.rx[..got] {
+            self.area.prefetch(addr);
+        }
+        for i in 0..got {
+            if let Some(&(a, l)) = self.rx[..got].get(i + SLOTS_AHEAD)
+                && let Some(f) = self.peek(a, l)
+            {
+                self.dp.prefetch_slots(f);
+            }
+            if let Some(&(a, l)) = self.rx[..got].get(i + ENTRY_AHEAD)
+                && let Some(f) = self.peek(a, l)
+            {
+                self.dp.prefetch_entry(f);
+            }
+            let (addr, len) = self.rx[i];
+            self.frame(addr, len, true, now);
+        }
+        let handed = self.drain_inbox(now);
+
+        self.flush_tx();
+        if self.in_flight > 0 {
+            let r = self.xsk.drain_tx().map(|_| ());
+            self.wakeup_error(r);
+        }
+        self.ring_peers();
+        self.publish();
+        if now.since(self.last_kernel_stats) >= KERNEL_STATS_EVERY {
+            self.last_kernel_stats = now;
+            self.kernel_stats();
+        }
+
+        if got + handed > 0 {
+            self.last_busy = now;
+        } else if now.0.saturating_sub(self.last_busy.0) >= self.idle_spin_ns {
+            self.sleep();
+            // Whatever woke it (frames, a peer, the timeout) starts a new
+            // spin.
+            self.last_busy = monotonic_now();
+        }
+    }
+
+    fn wakeup_error(&self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            log::warn!("queue {}: waking the kernel failed: {e}", self.xsk.queue());
+        }
+    }
+
+    /// The bytes of a received frame not yet processed, read only to
+    /// prefetch for it; `None` for a descriptor outside the UMEM.
+    #[inline]
+    fn peek(&self, addr: u64, len: u32) -> Option<&[u8]> {
+        let base = chunk_base(addr);
+        if !self.area.is_chunk(base) {
+            return None;
+        }
+        let head = (addr - base) as usize;
+        // SAFETY: the chunk came off this worker's RX ring and is not yet
+        // processed: this worker owns it and holds no mutable slice over
+        // it while the returned one lives (it dies before `frame` runs).
+        let chunk: &[u8] = unsafe { self.area.chunk_mut(base) };
+        chunk.get(head..head + len as usize)
+    }
+
+    /// One frame at `addr` (inside a chunk this worker owns), from its RX
+    /// ring or its inbox.
+    pub(super) fn frame(&mut self, addr: u64, len: u32, from_rx: bool, now: Timestamp) {
+        let base = chunk_base(addr);
+        if !self.area.is_chunk(base) {
+            // Only the kernel and peers write descriptors, both with our
+            // addresses; never index memory on a bad one.
+            debug_assert!(false, "descriptor outside the UMEM: {addr:#x}");
+            return;
+        }
+        let head = (addr - base) as usize;
+        // SAFETY: the chunk came off this worker's RX ring or inbox, so it
+        // owns it (afxdp module doc) until it is queued for TX or recycled
+        // below; no other slice over it exists.
+        let chunk = unsafe { self.area.chunk_mut(base) };
+        let mut fb = FrameBuf::new(chunk, head, len as usize);
+        if from_rx
+            && let Some(mesh) = &self.mesh
+            && let Some(o) = mesh.elsewhere(&self.steer, self.me, fb.data())
+        {
+            if mesh.hand_over(self.me, o, &mut self.held[o], head, fb.data()) {
+                self.steered_out += 1;
+                self.rang[o] = true;
+            } else {
+                self.steer_drop += 1;
+            }
+            self.free.push(base);
+            return;
+        }
+        match self.dp.process(&mut fb, now) {
+            Verdict::Tx => self.tx.push((base + fb.head() as u64, fb.len() as u32)),
+            Verdict::Pass | Verdict::Drop(_) => self.free.push(base),
+        }
+    }
+
+    /// Takes completed TX chunks back onto the free list.
+    #[inline]
+    fn reap(&mut self) {
+        let done = self.xsk.reap_completions(&mut self.free);
+        self.in_flight = self.in_flight.saturating_sub(done);
+    }
+
+    fn flush_tx(&mut self) {
+        if self.tx.is_empty() {
+            return;
+        }
+        let mut sent = self.xsk.transmit(&self.tx);
+        if sent < self.tx.len() {
+            // Ring full: let the kernel drain it once, then try again.
+            let r = self.xsk.kick_tx();
+            self.wakeup_error(r);
+            self.reap();
+            sent += self.xsk.transmit(&self.tx[sent..]);
+        }
+        for &(addr, _) in &self.tx[sent..] {
+            self.free.push(chunk_base(addr));
+            self.tx_ring_full += 1;
+        }
+        self.in_flight += sent as u32;
+        self.tx.clear();
+    }
+
+    fn sleep(&mut self) {
+        let bell = self
+            .mesh
+            .as_ref()
+            .map(|m| (&m.bells[self.me], &m.inbox[self.me]));
+        if let Some((b, inbox)) = bell {
+            b.going_to_sleep();
+            if !inbox.is_empty() {
+                b.woke();
+                return;
+            }
+        }
+        let r = self.xsk.poll(bell.map(|(b, _)| b.fd()), IDLE_POLL_MS);
+        if let Some((b, _)) = bell {
+            b.woke();
+        }
+        self.wakeup_error(r);
+    }
+
+    /// Copies the socket's drop statistics (a getsockopt: not per batch).
+    fn kernel_stats(&self) {
+        match self.xsk.statistics() {
+            Ok(st) => {
+                let w = &self.counters;
+                w.kernel_rx_dropped
+                    .store(st.rx_dropped + st.rx_ring_full, Ordering::Relaxed);
+                w.kernel_invalid_descs
+                    .store(st.rx_invalid_descs + st.tx_invalid_descs, Ordering::Relaxed);
+            }
+            Err(e) => log::warn!("queue {}: socket statistics: {e}", self.xsk.queue()),
+        }
+    }
+
+    fn publish(&self) {
+        let c = &self.dp.counters;
+        let w = &self.counters;
+        w.rx.store(c.rx, Ordering::Relaxed);
+        w.tx.store(c.tx, Ordering::Relaxed);
+        w.pass.store(c.pass, Ordering::Relaxed);
+        w.drop.store(c.drop, Ordering::Relaxed);
+        w.steered_out.store(self.steered_out, Ordering::Relaxed);
+        w.steer_drop.store(self.steer_drop, Ordering::Relaxed);
+        w.tx_ring_full.store(self.tx_ring_full, Ordering::Relaxed);
+    }
+}
