@@ -84,7 +84,7 @@ impl Collector<'_> {
             Some("super") | Some("self") => self.module.clone(),
             _ => return,
         };
-        let mut rest = &segs[..];
+        let mut rest = segs;
         if rest[0] == "crate" {
             rest = &rest[1..];
         }

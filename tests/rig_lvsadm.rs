@@ -267,12 +267,7 @@ fn rates_show_through_lvsadm_while_traffic_flows() {
     let rs_with_rate = out
         .lines()
         .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress"))
-        .filter(|l| {
-            l.split_whitespace()
-                .skip(2)
-                .next()
-                .is_some_and(|cps| cps != "0")
-        })
+        .filter(|l| l.split_whitespace().nth(2).is_some_and(|cps| cps != "0"))
         .count();
     assert!(rs_with_rate >= 1, "{out}");
     assert!(lb.terminate().success());

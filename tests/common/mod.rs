@@ -100,10 +100,8 @@ fn v6(a: IpAddr) -> [u8; 16] {
 pub fn tcp_frame(
     smac: [u8; 6],
     dmac: [u8; 6],
-    src: IpAddr,
-    sport: u16,
-    dst: IpAddr,
-    dport: u16,
+    (src, sport): (IpAddr, u16),
+    (dst, dport): (IpAddr, u16),
     f: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
@@ -148,10 +146,8 @@ pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, f: Flags) -> Vec<u8> {
     tcp_frame(
         CLIENT_MAC,
         DIRECTOR_MAC,
-        ip(src),
-        sport,
-        ip(dst),
-        dport,
+        (ip(src), sport),
+        (ip(dst), dport),
         f,
         payload,
     )
