@@ -1,24 +1,43 @@
 //! lvsfwd: a userspace Layer-4 load balancer with IPVS's behaviour.
 //!
-//! The crate is a pure core with a thin I/O shell:
+//! The crate is a pure core with a thin I/O shell, in layers: a module
+//! imports only the modules listed above it (tests/layering.rs checks this
+//! on the source and fails on an upward import).
 //!
-//! - [`wire`]: zero-copy frame parsing (Ethernet, VLAN, ARP, IPv4, IPv6, TCP,
-//!   UDP, ICMP/ICMPv6) and checksums; owns nothing but byte layouts.
-//! - [`service`]: runtime virtual services and real servers.
+//! The core: frames and `now` in, verdicts and rewritten frames out. Nothing
+//! in it reads a clock, opens a socket or starts a thread (time comes in as
+//! [`time::Timestamp`]), and nothing in it imports the shell.
+//!
+//! - [`time`]: the data plane's clock value. [`hint`]: prefetch hints (one
+//!   of the two places with `unsafe`). [`counter`]: the macro behind every
+//!   counter enum (parse errors, drop reasons, VRRP rejects, admin options).
+//! - [`wire`]: frame layouts, one file per protocol with its `field` byte
+//!   ranges (smoltcp-style), the one-pass `Copy` summary [`wire::Headers`],
+//!   checksums, VRRP and ARP/NA announcements; owns nothing but byte layouts.
+//! - [`dest`]: a real server and its spec.
 //! - [`sched`]: IPVS's schedulers behind one trait.
+//! - [`service`]: the service table (virtual services, their real servers
+//!   and schedulers), changed as IPVS changes a live table.
 //! - [`conn`]: the connection table, IPVS's TCP state machine, timers and
 //!   persistence templates.
 //! - [`forward`]: DR, TUN, NAT and FULLNAT rewrites, ICMP handling.
-//! - [`dataplane`]: the per-batch pipeline: frames and `now` in, verdicts out.
-//! - [`config`]: lb.toml schema and validation.
-//! - [`admin`]: ipvsadm-format listings.
+//! - [`view`]: what the shell reads: connection views, live counters, rates.
+//! - [`dataplane`]: the per-batch pipeline, its input [`dataplane::Snapshot`]
+//!   (applied in one place) and the queries workers answer.
+//!
+//! The shell:
+//!
+//! - [`config`]: lb.toml schema and validation, keepalived.conf import, and
+//!   the core's input types built from a config.
+//! - [`admin`]: lvsadm's command line, the admin protocol, ipvsadm-format
+//!   listings.
+//! - [`xsk`]: the AF_XDP shell: XDP program, sockets, pinned workers, the
+//!   snapshot they share with the control thread (the other place with
+//!   `unsafe`).
+//! - [`control`]: the control plane: rtnetlink, next hops, VRRP, health
+//!   checks, scripts, rate estimator, admin socket.
 //! - [`replay`]: the data plane over a pcap (`lvsfwd replay`).
 //! - [`daemon`]: `lvsfwd --config`: start-up, the control loop, clean stop.
-//! - [`control`]: the control plane and the snapshots it publishes to workers.
-//! - [`xsk`]: the AF_XDP shell: XDP program, sockets, pinned workers.
-//!
-//! Nothing in the core reads a clock, opens a socket or starts a thread:
-//! time comes in as [`time::Timestamp`].
 
 #![deny(unsafe_code)]
 

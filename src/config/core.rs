@@ -7,7 +7,7 @@ use crate::dataplane::{Dataplane, DataplaneConfig};
 use crate::service::ServiceTable;
 
 impl Config {
-    /// The data plane's settings from [global] and [timeouts]; the NIC's
+    /// The data plane's settings from `[global]` and `[timeouts]`; the NIC's
     /// MAC, addresses and MTU are placeholders the shell fills in.
     pub fn dataplane_config(&self) -> DataplaneConfig {
         DataplaneConfig {
@@ -21,7 +21,7 @@ impl Config {
         }
     }
 
-    /// IPVS's connection sysctls from [global].
+    /// IPVS's connection sysctls from `[global]`.
     pub fn sysctls(&self) -> ConnSysctls {
         ConnSysctls {
             expire_nodest_conn: self.global.expire_nodest_conn,

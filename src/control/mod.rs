@@ -1,8 +1,10 @@
 //! The control plane: everything that runs beside the workers.
 //!
-//! [`shared`] is the only meeting point between the control thread and the
-//! data-plane workers: the control thread publishes immutable snapshots,
-//! workers pick the newest at a batch boundary (lock-free read side).
+//! [`crate::xsk::shared`] is the only meeting point between the control
+//! thread and the data-plane workers: the control thread publishes immutable
+//! [`crate::dataplane::Snapshot`]s, workers pick the newest at a batch
+//! boundary (lock-free read side) and apply it in one place
+//! ([`crate::dataplane::Dataplane::apply_snapshot`]).
 
 pub mod admin_socket;
 pub mod estimator;
