@@ -47,6 +47,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::{IpPrefix, VrrpAuth, VrrpInstance, VrrpVersion};
+use crate::control::script::argv::{self, ArgvError};
 use crate::time::Timestamp;
 use crate::wire::vrrp::{
     self as wire, AUTH_NONE, AUTH_PASS, Family, TYPE_ADVERTISEMENT, VRRP_TTL, Version, VrrpPacket,
@@ -249,6 +250,36 @@ pub enum MachineError {
     AhUnsupported(String),
     #[error("vrrp_instance {name}: primary address {primary} is not of the instance's family")]
     Family { name: String, primary: IpAddr },
+    #[error("vrrp_instance {name}: {key} `{line}`: {error}")]
+    Script {
+        name: String,
+        key: &'static str,
+        line: String,
+        error: ArgvError,
+    },
+}
+
+/// A notify script line of `inst` as an argument vector (see
+/// [`crate::control::script::argv`]); a line without a word is no script,
+/// as before, and one that cannot be split is refused.
+fn script_argv(
+    inst: &VrrpInstance,
+    key: &'static str,
+    line: &Option<String>,
+) -> Result<Option<Vec<String>>, MachineError> {
+    let Some(line) = line else {
+        return Ok(None);
+    };
+    match argv::split(line) {
+        Ok(v) => Ok(Some(v)),
+        Err(ArgvError::Empty) => Ok(None),
+        Err(error) => Err(MachineError::Script {
+            name: inst.name.clone(),
+            key,
+            line: line.clone(),
+            error,
+        }),
+    }
 }
 
 /// The state machine of one VRRP instance.
@@ -267,10 +298,11 @@ pub struct VrrpMachine {
     vips: Vec<IpPrefix>,
     primary: IpAddr,
     unicast_peers: Vec<IpAddr>,
-    notify_master: Option<String>,
-    notify_backup: Option<String>,
-    notify_fault: Option<String>,
-    notify: Option<String>,
+    /// The notify scripts, split once at construction.
+    notify_master: Option<Vec<String>>,
+    notify_backup: Option<Vec<String>>,
+    notify_fault: Option<Vec<String>>,
+    notify: Option<Vec<String>>,
 
     state: State,
     master_adver_int: Duration,
@@ -334,10 +366,10 @@ impl VrrpMachine {
             vips: inst.virtual_ipaddress.clone(),
             primary,
             unicast_peers: inst.unicast_peer.clone(),
-            notify_master: inst.notify_master.clone(),
-            notify_backup: inst.notify_backup.clone(),
-            notify_fault: inst.notify_fault.clone(),
-            notify: inst.notify.clone(),
+            notify_master: script_argv(inst, "notify_master", &inst.notify_master)?,
+            notify_backup: script_argv(inst, "notify_backup", &inst.notify_backup)?,
+            notify_fault: script_argv(inst, "notify_fault", &inst.notify_fault)?,
+            notify: script_argv(inst, "notify", &inst.notify)?,
             state: State::Initialize,
             master_adver_int: inst.advert_int,
             down_at: None,
@@ -753,20 +785,16 @@ impl VrrpMachine {
     pub fn notify_commands(&self, state: NotifyState) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         let own = match state {
-            NotifyState::Master => self.notify_master.as_deref(),
-            NotifyState::Backup => self.notify_backup.as_deref(),
-            NotifyState::Fault => self.notify_fault.as_deref(),
+            NotifyState::Master => self.notify_master.as_ref(),
+            NotifyState::Backup => self.notify_backup.as_ref(),
+            NotifyState::Fault => self.notify_fault.as_ref(),
             NotifyState::Stop => None,
         };
-        if let Some(argv) = own.map(split_command).filter(|v| !v.is_empty()) {
-            out.push(argv);
+        if let Some(argv) = own {
+            out.push(argv.clone());
         }
-        if let Some(mut argv) = self
-            .notify
-            .as_deref()
-            .map(split_command)
-            .filter(|v| !v.is_empty())
-        {
+        if let Some(generic) = &self.notify {
+            let mut argv = generic.clone();
             argv.extend([
                 "INSTANCE".to_string(),
                 self.name.clone(),
@@ -777,49 +805,6 @@ impl VrrpMachine {
         }
         out
     }
-}
-
-/// Splits a script line into words the way keepalived reads a notify
-/// script: whitespace separates words, `'...'` and `"..."` group (quotes
-/// removed), a backslash outside single quotes takes the next character
-/// literally. Never a shell: no globbing, variables or pipes.
-pub fn split_command(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('\''), c) => cur.push(c),
-            (_, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
 }
 
 #[cfg(test)]
