@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use crate::config::{IpPrefix, VrrpAuth, VrrpInstance, VrrpVersion};
 use crate::control::script::argv::{self, ArgvError};
+use crate::counter::counter_enum;
 use crate::time::Timestamp;
 use crate::wire::vrrp::{
     self as wire, AUTH_NONE, AUTH_PASS, Family, TYPE_ADVERTISEMENT, VRRP_TTL, Version, VrrpPacket,
@@ -119,74 +120,37 @@ pub struct Actions {
     pub log: Vec<String>,
 }
 
-/// Why a received advertisement was dropped. Each variant is a counter.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Reject {
-    /// Another virtual router's advert (its VRID is not ours).
-    Vrid,
-    /// Our own primary address as source: our advert looped back.
-    Loop,
-    /// Not a complete message (length vs. address count, unknown version
-    /// field, v2 over IPv6).
-    Length,
-    /// IPv4 TTL / IPv6 hop limit not 255 on a multicast advert: it crossed
-    /// a router.
-    Ttl,
-    /// A VRRP version other than the instance's.
-    Version,
-    /// Type is not Advertisement.
-    Type,
-    /// v2 auth type differs from ours.
-    AuthType,
-    /// v2 simple password differs from ours.
-    AuthFailure,
-    /// v2 advertisement interval differs from ours (dropped so that two
-    /// configurations cannot both be master of one VRID).
-    Interval,
-    /// Checksum does not verify.
-    Checksum,
-    /// Multicast advert to a unicast instance, or unicast to a multicast one.
-    Destination,
-    /// Unicast advert from an address that is not one of `unicast_peer`.
-    UnknownPeer,
-}
-
-impl Reject {
-    pub const ALL: [Reject; 12] = [
-        Reject::Vrid,
-        Reject::Loop,
-        Reject::Length,
-        Reject::Ttl,
-        Reject::Version,
-        Reject::Type,
-        Reject::AuthType,
-        Reject::AuthFailure,
-        Reject::Interval,
-        Reject::Checksum,
-        Reject::Destination,
-        Reject::UnknownPeer,
-    ];
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Counter name (snake_case, unique).
-    pub fn name(self) -> &'static str {
-        match self {
-            Reject::Vrid => "vrid",
-            Reject::Loop => "loop",
-            Reject::Length => "length",
-            Reject::Ttl => "ttl",
-            Reject::Version => "version",
-            Reject::Type => "type",
-            Reject::AuthType => "auth_type",
-            Reject::AuthFailure => "auth_failure",
-            Reject::Interval => "interval",
-            Reject::Checksum => "checksum",
-            Reject::Destination => "destination",
-            Reject::UnknownPeer => "unknown_peer",
-        }
+counter_enum! {
+    /// Why a received advertisement was dropped. Each variant is a counter,
+    /// printed as `bad_NAME` in [`VrrpStats::summary`].
+    pub enum Reject {
+        /// Another virtual router's advert (its VRID is not ours).
+        Vrid => "vrid",
+        /// Our own primary address as source: our advert looped back.
+        Loop => "loop",
+        /// Not a complete message (length vs. address count, unknown version
+        /// field, v2 over IPv6).
+        Length => "length",
+        /// IPv4 TTL / IPv6 hop limit not 255 on a multicast advert: it crossed
+        /// a router.
+        Ttl => "ttl",
+        /// A VRRP version other than the instance's.
+        Version => "version",
+        /// Type is not Advertisement.
+        Type => "type",
+        /// v2 auth type differs from ours.
+        AuthType => "auth_type",
+        /// v2 simple password differs from ours.
+        AuthFailure => "auth_failure",
+        /// v2 advertisement interval differs from ours (dropped so that two
+        /// configurations cannot both be master of one VRID).
+        Interval => "interval",
+        /// Checksum does not verify.
+        Checksum => "checksum",
+        /// Multicast advert to a unicast instance, or unicast to a multicast one.
+        Destination => "destination",
+        /// Unicast advert from an address that is not one of `unicast_peer`.
+        UnknownPeer => "unknown_peer",
     }
 }
 
@@ -201,7 +165,7 @@ pub struct VrrpStats {
     pub became_master: u64,
     pub released_master: u64,
     /// Dropped adverts, indexed by [`Reject::index`].
-    pub rejected: [u64; Reject::ALL.len()],
+    pub rejected: [u64; Reject::COUNT],
     /// Accepted v3 adverts whose interval differs from ours.
     pub interval_mismatch: u64,
     /// Accepted adverts whose address list differs from ours.
@@ -227,7 +191,7 @@ impl VrrpStats {
             self.interval_mismatch,
             self.address_list_mismatch
         );
-        for r in Reject::ALL {
+        for &r in Reject::ALL {
             s += &format!(" bad_{} {}", r.name(), self.rejected(r));
         }
         s
@@ -316,14 +280,16 @@ pub struct VrrpMachine {
     preempt_until: Option<Timestamp>,
     master_addr: Option<IpAddr>,
     master_priority: u8,
-    /// Reasons already logged since the last state change (bit per reason;
-    /// bits 12 and 13 for the two accepted mismatches).
+    /// Reasons already logged since the last state change (bit
+    /// [`Reject::index`] per reason, the next two for the two accepted
+    /// mismatches).
     logged: u32,
     stats: VrrpStats,
 }
 
-const LOG_INTERVAL_MISMATCH: u32 = 1 << 12;
-const LOG_ADDR_MISMATCH: u32 = 1 << 13;
+const LOG_INTERVAL_MISMATCH: u32 = 1 << Reject::COUNT;
+const LOG_ADDR_MISMATCH: u32 = 1 << (Reject::COUNT + 1);
+const _: () = assert!(Reject::COUNT + 2 <= u32::BITS as usize);
 
 impl VrrpMachine {
     /// A machine for `inst`, electing with `primary` (the interface's primary
