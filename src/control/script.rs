@@ -3,7 +3,7 @@
 //! unprivileged user, and never through a shell.
 //!
 //! keepalived's rules, which this follows: scripts run as `script_user`
-//! (global_defs `script_user USER [GROUP]`; here lb.toml's [global]
+//! (global_defs `script_user USER [GROUP]`; here lb.toml's `[global]`
 //! `script_user` / `script_group`), and when none is configured as the user
 //! `keepalived_script` if that user exists, else as root. A configured user
 //! or group that does not exist is an error at start-up, not a silent

@@ -38,9 +38,13 @@
 //!   peer. An address list that differs from ours is logged and counted but
 //!   the advert still counts (RFC: "MAY verify").
 //!
+//! - Fault: the instance's interface down (or without carrier) is FAULT: a
+//!   Master gives its VIPs up, `notify_fault` runs, adverts are ignored;
+//!   the link back up starts the instance over as at start-up.
+//!
 //! Deliberately not done: IPsec AH authentication (refused at
-//! construction), interface and script tracking (so no FAULT state), sync
-//! groups, and keepalived's "rogue address owner" back-off.
+//! construction), script tracking, sync groups, and keepalived's "rogue
+//! address owner" back-off.
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
@@ -774,5 +778,4 @@ impl VrrpMachine {
 }
 
 #[cfg(test)]
-#[path = "vrrp_tests.rs"]
 mod tests;
