@@ -3,13 +3,13 @@
 //! unprivileged user, and never through a shell.
 //!
 //! keepalived's rules, which this follows: scripts run as `script_user`
-//! (global_defs `script_user USER [GROUP]`; here lb.toml's [global]
+//! (global_defs `script_user USER [GROUP]`; here lb.toml's `[global]`
 //! `script_user` / `script_group`), and when none is configured as the user
 //! `keepalived_script` if that user exists, else as root. A configured user
 //! or group that does not exist is an error at start-up, not a silent
 //! fallback to root.
 //!
-//! A script is an argument vector (see `health::argv`): the program is
+//! A script is an argument vector (split by [`argv`]): the program is
 //! executed directly, so nothing of a command line or of the data a script
 //! is given ever reaches a shell. The child gets the user's uid and gid and
 //! no supplementary groups (std drops them when root changes uid), stdin,
@@ -19,6 +19,8 @@
 //! accounts, no NSS): the daemon cannot call getpwnam without unsafe code,
 //! and a script user is a local system account.
 #![forbid(unsafe_code)]
+
+pub mod argv;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};

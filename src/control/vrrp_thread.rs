@@ -17,17 +17,23 @@
 //! Order matters for the data plane: on becoming master the thread reports
 //! first and waits (bounded) for the daemon to open the XDP filter for the
 //! VIPs, then adds and announces them; on becoming backup it removes them
-//! first. [`VipGate`] is the daemon's side: which VIPs are served.
+//! first. [`VipGate`] (in `control::vrrp::helpers`, re-exported here) is
+//! the daemon's side: which VIPs are served.
+//!
+//! This is the I/O shell only: the state machine and every decision that
+//! needs no socket, thread, clock or netlink live in `control::vrrp`.
 //!
 //! Stop ([`VrrpThread::stop`]): a master sends priority 0 and removes its
 //! VIPs, `notify` scripts get STOP, and each instance's counters are printed
 //! on stderr (`lvsfwd: vrrp NAME: stopped: rx N tx N ... bad_ttl N ...`).
 //!
-//! Deliberately not done: interface tracking (no FAULT state), reloading
-//! VRRP instances on SIGHUP (they run as started), IPsec AH.
+//! Each instance's interface is read every 200 ms: down or without carrier
+//! is FAULT (see the machine), up again starts the instance over.
+//!
+//! Deliberately not done: reloading VRRP instances on SIGHUP (they run as
+//! started), IPsec AH.
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
@@ -45,13 +51,16 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::netlink::Netlink;
 use super::script::{self, RunAs};
-use super::vrrp::{Action, NotifyState, RxMeta, VrrpMachine};
+use super::vrrp::{
+    Action, Actions, NotifyState, RxMeta, VrrpMachine, advert_destinations, announcements,
+    instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
+};
 use crate::config::VrrpInstance;
-use crate::service::ServiceSpec;
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
-use crate::wire::announce;
-use crate::wire::vrrp::{Family, IPPROTO_VRRP, MCAST_V4, MCAST_V6, VRRP_TTL};
+use crate::wire::vrrp::{Family, MCAST_V4, MCAST_V6, VRRP_TTL};
+
+pub use super::vrrp::{VipGate, active_specs};
 use crate::xsk::packet::PacketSender;
 
 /// Announcements per VIP on becoming master (keepalived's default).
@@ -75,98 +84,6 @@ pub struct VrrpEvent {
     pub master: bool,
     /// Answer once the data plane follows the change.
     pub ack: Option<mpsc::Sender<()>>,
-}
-
-/// Which virtual addresses the data plane may serve: those of instances
-/// that are master; a VIP no running instance is master of is inactive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VipGate {
-    instances: BTreeMap<String, (Vec<IpAddr>, bool)>,
-}
-
-impl VipGate {
-    /// Every instance starts as not master.
-    pub fn new(instances: &[VrrpInstance]) -> VipGate {
-        VipGate {
-            instances: instances
-                .iter()
-                .map(|i| {
-                    (
-                        i.name.clone(),
-                        (i.virtual_ipaddress.iter().map(|p| p.addr).collect(), false),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// Records `instance`'s state; true when that changes what is served.
-    pub fn set(&mut self, instance: &str, master: bool) -> bool {
-        let before = self.inactive();
-        if let Some(e) = self.instances.get_mut(instance) {
-            e.1 = master;
-        }
-        self.inactive() != before
-    }
-
-    /// VIPs of VRRP instances that no master instance covers.
-    pub fn inactive(&self) -> BTreeSet<IpAddr> {
-        let active: BTreeSet<IpAddr> = self
-            .instances
-            .values()
-            .filter(|(_, m)| *m)
-            .flat_map(|(v, _)| v.iter().copied())
-            .collect();
-        self.instances
-            .values()
-            .flat_map(|(v, _)| v.iter().copied())
-            .filter(|a| !active.contains(a))
-            .collect()
-    }
-}
-
-/// The services the XDP program may redirect: those whose address is not
-/// an inactive VIP.
-pub fn active_specs(specs: &[ServiceSpec], inactive: &BTreeSet<IpAddr>) -> Vec<ServiceSpec> {
-    specs
-        .iter()
-        .filter(|s| !inactive.contains(&s.key.addr))
-        .cloned()
-        .collect()
-}
-
-/// The election address of an instance on an interface with `addrs`: its
-/// first IPv4 address that is not one of the instance's VIPs, or for IPv6
-/// its first link-local address (RFC 5798 section 5.1.2.2).
-pub fn pick_primary(addrs: &[IpAddr], family: Family, vips: &[IpAddr]) -> Option<IpAddr> {
-    addrs.iter().copied().find(|a| match (family, a) {
-        (Family::V4, IpAddr::V4(_)) => !vips.contains(a),
-        (Family::V6, IpAddr::V6(v6)) => v6.segments()[0] & 0xffc0 == 0xfe80,
-        _ => false,
-    })
-}
-
-/// Splits what a raw IPv4 socket returns into the header's facts and where
-/// the VRRP message lies (bounded by the header's total length). `None` for
-/// bytes that are not a well-formed IPv4 header of protocol 112.
-pub fn split_ipv4(datagram: &[u8]) -> Option<(RxMeta, std::ops::Range<usize>)> {
-    let h = etherparse::Ipv4HeaderSlice::from_slice(datagram).ok()?;
-    if h.protocol().0 != IPPROTO_VRRP {
-        return None;
-    }
-    let start = h.slice().len();
-    let end = (h.total_len() as usize).min(datagram.len());
-    if end < start {
-        return None;
-    }
-    Some((
-        RxMeta {
-            src: IpAddr::V4(h.source_addr()),
-            dst: IpAddr::V4(h.destination_addr()),
-            ttl: Some(h.ttl()),
-        },
-        start..end,
-    ))
 }
 
 /// One instance and its sockets.
@@ -233,10 +150,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         .link(&inst.interface)
         .with_context(|| format!("vrrp_instance {}: interface", inst.name))?;
     let vips: Vec<IpAddr> = inst.virtual_ipaddress.iter().map(|p| p.addr).collect();
-    let family = vips
-        .first()
-        .or(inst.unicast_src_ip.as_ref())
-        .map_or(Family::V4, Family::of);
+    let family = instance_family(inst);
     let primary = match inst.unicast_src_ip {
         Some(a) => a,
         None => pick_primary(&nl.addresses(link.ifindex)?, family, &vips).ok_or_else(|| {
@@ -306,14 +220,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
     }
     let packet = PacketSender::open(link.ifindex)
         .with_context(|| format!("vrrp_instance {}: packet socket", inst.name))?;
-    let dsts = if unicast {
-        inst.unicast_peer.clone()
-    } else {
-        vec![match family {
-            Family::V4 => IpAddr::V4(MCAST_V4),
-            Family::V6 => IpAddr::V6(MCAST_V6),
-        }]
-    };
+    let dsts = advert_destinations(inst, family);
     log::info!(
         "vrrp {}: VRID {} priority {} v{} on {} from {primary}, {}",
         inst.name,
@@ -375,13 +282,8 @@ fn run(
                 }
             }
         }
-        let t = now();
-        let wait = running
-            .iter()
-            .filter_map(|r| r.m.next_deadline())
-            .min()
-            .map_or(MAX_WAIT, |d| d.since(t).min(MAX_WAIT));
-        let ms = wait.as_millis().clamp(1, MAX_WAIT.as_millis()) as u16;
+        let next = running.iter().filter_map(|r| r.m.next_deadline()).min();
+        let ms = poll_wait_ms(next, now(), MAX_WAIT);
         let readable: Vec<bool> = {
             let mut fds: Vec<nix::poll::PollFd> = running
                 .iter()
@@ -482,12 +384,7 @@ fn receive(
 }
 
 /// Carries out a machine's actions, in order.
-fn execute(
-    r: &mut Running,
-    nl: &mut Netlink,
-    events: &mpsc::Sender<VrrpEvent>,
-    a: super::vrrp::Actions,
-) {
+fn execute(r: &mut Running, nl: &mut Netlink, events: &mpsc::Sender<VrrpEvent>, a: Actions) {
     for line in &a.log {
         log::info!("vrrp {}: {line}", r.m.name());
     }
@@ -585,12 +482,7 @@ fn send_advert(r: &Running, priority: u8) {
                     },
                     ipi6_ifindex: r.ifindex,
                 };
-                let scope = if d.is_unicast_link_local() || d.is_multicast() {
-                    r.ifindex
-                } else {
-                    0
-                };
-                let to = SockaddrIn6::from(SocketAddrV6::new(d, 0, 0, scope));
+                let to = SockaddrIn6::from(SocketAddrV6::new(d, 0, 0, v6_scope(d, r.ifindex)));
                 nsock::sendmsg(
                     fd,
                     &iov,
@@ -608,14 +500,10 @@ fn send_advert(r: &Running, priority: u8) {
 }
 
 fn announce(r: &Running) {
-    for p in r.m.vips() {
-        let frame: Vec<u8> = match p.addr {
-            IpAddr::V4(a) => announce::garp(r.mac, a).to_vec(),
-            IpAddr::V6(a) => announce::unsolicited_na(r.mac, a).to_vec(),
-        };
+    for (vip, frame) in announcements(r.mac, r.m.vips()) {
         for _ in 0..GARP_REPEAT {
             if let Err(e) = r.packet.send(&frame) {
-                log::warn!("vrrp {}: announcing {}: {e}", r.m.name(), p.addr);
+                log::warn!("vrrp {}: announcing {vip}: {e}", r.m.name());
                 break;
             }
         }
@@ -636,150 +524,5 @@ fn run_script(instance: &str, argv: &[String], run_as: Option<RunAs>) -> Option<
             log::error!("vrrp {instance}: cannot run {argv:?}: {e}");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{IpPrefix, VrrpAuth, VrrpState, VrrpVersion};
-    use crate::sched::{SchedFlags, SchedKind};
-    use crate::service::{Protocol as L4, ServiceKey};
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn inst(name: &str, vips: &[&str]) -> VrrpInstance {
-        VrrpInstance {
-            name: name.into(),
-            state: VrrpState::Backup,
-            interface: "lfeth0".into(),
-            virtual_router_id: 51,
-            priority: 100,
-            advert_int: Duration::from_secs(1),
-            version: VrrpVersion::V2,
-            nopreempt: false,
-            preempt_delay: Duration::ZERO,
-            auth: Some(VrrpAuth::Pass("x".into())),
-            virtual_ipaddress: vips
-                .iter()
-                .map(|v| IpPrefix {
-                    addr: ip(v),
-                    len: 32,
-                })
-                .collect(),
-            unicast_src_ip: None,
-            unicast_peer: vec![],
-            notify_master: None,
-            notify_backup: None,
-            notify_fault: None,
-            notify: None,
-        }
-    }
-
-    #[test]
-    fn gate_serves_only_vips_of_master_instances() {
-        let mut g = VipGate::new(&[
-            inst("A", &["198.18.0.250", "198.18.0.251"]),
-            inst("B", &["198.18.0.251", "198.18.0.252"]),
-        ]);
-        let set = |v: &[&str]| v.iter().map(|s| ip(s)).collect::<BTreeSet<_>>();
-        assert_eq!(
-            g.inactive(),
-            set(&["198.18.0.250", "198.18.0.251", "198.18.0.252"])
-        );
-        assert!(g.set("A", true));
-        assert_eq!(g.inactive(), set(&["198.18.0.252"]));
-        // B master too: .251 is served by both; nothing changes for A's.
-        assert!(g.set("B", true));
-        assert!(g.inactive().is_empty());
-        assert!(!g.set("B", true));
-        assert!(g.set("A", false));
-        assert_eq!(g.inactive(), set(&["198.18.0.250"]));
-        // Unknown names change nothing.
-        assert!(!g.set("C", true));
-    }
-
-    fn spec(addr: &str, port: u16) -> ServiceSpec {
-        ServiceSpec {
-            key: ServiceKey {
-                proto: L4::Tcp,
-                addr: ip(addr),
-                port,
-            },
-            sched: SchedKind::Rr,
-            sched_flags: SchedFlags::default(),
-            persistence: None,
-            persistence_prefix: 32,
-            ops: false,
-            local_addrs: vec![],
-            dests: vec![],
-        }
-    }
-
-    #[test]
-    fn active_specs_drop_services_on_inactive_vips() {
-        let specs = vec![
-            spec("198.18.0.250", 80),
-            spec("198.18.0.250", 443),
-            spec("198.18.0.9", 80),
-        ];
-        let inactive: BTreeSet<IpAddr> = [ip("198.18.0.250")].into();
-        let got = active_specs(&specs, &inactive);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].key.addr, ip("198.18.0.9"));
-        assert_eq!(active_specs(&specs, &BTreeSet::new()), specs);
-    }
-
-    #[test]
-    fn primary_is_the_first_non_vip_ipv4_or_the_link_local() {
-        let addrs = [
-            ip("198.18.0.250"),
-            ip("198.18.0.2"),
-            ip("2001:2::2"),
-            ip("fe80::1"),
-        ];
-        let vips = [ip("198.18.0.250")];
-        assert_eq!(
-            pick_primary(&addrs, Family::V4, &vips),
-            Some(ip("198.18.0.2"))
-        );
-        assert_eq!(pick_primary(&addrs, Family::V6, &[]), Some(ip("fe80::1")));
-        assert_eq!(pick_primary(&addrs[..3], Family::V6, &[]), None);
-        assert_eq!(pick_primary(&addrs[..1], Family::V4, &vips), None);
-    }
-
-    #[test]
-    fn splits_a_raw_ipv4_datagram() {
-        // keepalived's advert as a raw socket returns it (IP header
-        // included), TTL 255, tot_len 40.
-        let d: [u8; 40] = [
-            0x45, 0xc0, 0x00, 0x28, 0x00, 0x01, 0x00, 0x00, 0xff, 0x70, 0x14, 0x7d, 0xc6, 0x12,
-            0x00, 0x03, 0xe0, 0x00, 0x00, 0x12, // IPv4
-            0x21, 0x33, 0x64, 0x01, 0x01, 0x01, 0x50, 0x5b, 0xc6, 0x12, 0x00, 0xfa, 0x31, 0x31,
-            0x31, 0x31, 0x00, 0x00, 0x00, 0x00,
-        ];
-        let (rx, payload) = split_ipv4(&d).unwrap();
-        assert_eq!(rx.src, ip("198.18.0.3"));
-        assert_eq!(rx.dst, ip("224.0.0.18"));
-        assert_eq!(rx.ttl, Some(255));
-        assert_eq!(payload, 20..40);
-        // Link padding after tot_len is cut off.
-        let mut padded = d.to_vec();
-        padded.extend_from_slice(&[0; 6]);
-        assert_eq!(split_ipv4(&padded).unwrap().1, 20..40);
-        // Options: the message starts after them (IHL 6, tot_len 44).
-        let mut opt = d[..20].to_vec();
-        opt[0] = 0x46;
-        opt[3] = 44;
-        opt.extend_from_slice(&[1, 1, 1, 0]);
-        opt.extend_from_slice(&d[20..]);
-        assert_eq!(split_ipv4(&opt).unwrap().1, 24..44);
-        // Not VRRP, or not IPv4 at all.
-        let mut tcp = d;
-        tcp[9] = 6;
-        assert!(split_ipv4(&tcp).is_none());
-        assert!(split_ipv4(&d[..19]).is_none());
     }
 }

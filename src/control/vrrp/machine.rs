@@ -38,15 +38,21 @@
 //!   peer. An address list that differs from ours is logged and counted but
 //!   the advert still counts (RFC: "MAY verify").
 //!
+//! - Fault: the instance's interface down (or without carrier) is FAULT: a
+//!   Master gives its VIPs up, `notify_fault` runs, adverts are ignored;
+//!   the link back up starts the instance over as at start-up.
+//!
 //! Deliberately not done: IPsec AH authentication (refused at
-//! construction), interface and script tracking (so no FAULT state), sync
-//! groups, and keepalived's "rogue address owner" back-off.
+//! construction), script tracking, sync groups, and keepalived's "rogue
+//! address owner" back-off.
 #![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::{IpPrefix, VrrpAuth, VrrpInstance, VrrpVersion};
+use crate::control::script::argv::{self, ArgvError};
+use crate::counter::counter_enum;
 use crate::time::Timestamp;
 use crate::wire::vrrp::{
     self as wire, AUTH_NONE, AUTH_PASS, Family, TYPE_ADVERTISEMENT, VRRP_TTL, Version, VrrpPacket,
@@ -118,74 +124,37 @@ pub struct Actions {
     pub log: Vec<String>,
 }
 
-/// Why a received advertisement was dropped. Each variant is a counter.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Reject {
-    /// Another virtual router's advert (its VRID is not ours).
-    Vrid,
-    /// Our own primary address as source: our advert looped back.
-    Loop,
-    /// Not a complete message (length vs. address count, unknown version
-    /// field, v2 over IPv6).
-    Length,
-    /// IPv4 TTL / IPv6 hop limit not 255 on a multicast advert: it crossed
-    /// a router.
-    Ttl,
-    /// A VRRP version other than the instance's.
-    Version,
-    /// Type is not Advertisement.
-    Type,
-    /// v2 auth type differs from ours.
-    AuthType,
-    /// v2 simple password differs from ours.
-    AuthFailure,
-    /// v2 advertisement interval differs from ours (dropped so that two
-    /// configurations cannot both be master of one VRID).
-    Interval,
-    /// Checksum does not verify.
-    Checksum,
-    /// Multicast advert to a unicast instance, or unicast to a multicast one.
-    Destination,
-    /// Unicast advert from an address that is not one of `unicast_peer`.
-    UnknownPeer,
-}
-
-impl Reject {
-    pub const ALL: [Reject; 12] = [
-        Reject::Vrid,
-        Reject::Loop,
-        Reject::Length,
-        Reject::Ttl,
-        Reject::Version,
-        Reject::Type,
-        Reject::AuthType,
-        Reject::AuthFailure,
-        Reject::Interval,
-        Reject::Checksum,
-        Reject::Destination,
-        Reject::UnknownPeer,
-    ];
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Counter name (snake_case, unique).
-    pub fn name(self) -> &'static str {
-        match self {
-            Reject::Vrid => "vrid",
-            Reject::Loop => "loop",
-            Reject::Length => "length",
-            Reject::Ttl => "ttl",
-            Reject::Version => "version",
-            Reject::Type => "type",
-            Reject::AuthType => "auth_type",
-            Reject::AuthFailure => "auth_failure",
-            Reject::Interval => "interval",
-            Reject::Checksum => "checksum",
-            Reject::Destination => "destination",
-            Reject::UnknownPeer => "unknown_peer",
-        }
+counter_enum! {
+    /// Why a received advertisement was dropped. Each variant is a counter,
+    /// printed as `bad_NAME` in [`VrrpStats::summary`].
+    pub enum Reject {
+        /// Another virtual router's advert (its VRID is not ours).
+        Vrid => "vrid",
+        /// Our own primary address as source: our advert looped back.
+        Loop => "loop",
+        /// Not a complete message (length vs. address count, unknown version
+        /// field, v2 over IPv6).
+        Length => "length",
+        /// IPv4 TTL / IPv6 hop limit not 255 on a multicast advert: it crossed
+        /// a router.
+        Ttl => "ttl",
+        /// A VRRP version other than the instance's.
+        Version => "version",
+        /// Type is not Advertisement.
+        Type => "type",
+        /// v2 auth type differs from ours.
+        AuthType => "auth_type",
+        /// v2 simple password differs from ours.
+        AuthFailure => "auth_failure",
+        /// v2 advertisement interval differs from ours (dropped so that two
+        /// configurations cannot both be master of one VRID).
+        Interval => "interval",
+        /// Checksum does not verify.
+        Checksum => "checksum",
+        /// Multicast advert to a unicast instance, or unicast to a multicast one.
+        Destination => "destination",
+        /// Unicast advert from an address that is not one of `unicast_peer`.
+        UnknownPeer => "unknown_peer",
     }
 }
 
@@ -200,7 +169,7 @@ pub struct VrrpStats {
     pub became_master: u64,
     pub released_master: u64,
     /// Dropped adverts, indexed by [`Reject::index`].
-    pub rejected: [u64; Reject::ALL.len()],
+    pub rejected: [u64; Reject::COUNT],
     /// Accepted v3 adverts whose interval differs from ours.
     pub interval_mismatch: u64,
     /// Accepted adverts whose address list differs from ours.
@@ -226,7 +195,7 @@ impl VrrpStats {
             self.interval_mismatch,
             self.address_list_mismatch
         );
-        for r in Reject::ALL {
+        for &r in Reject::ALL {
             s += &format!(" bad_{} {}", r.name(), self.rejected(r));
         }
         s
@@ -249,6 +218,36 @@ pub enum MachineError {
     AhUnsupported(String),
     #[error("vrrp_instance {name}: primary address {primary} is not of the instance's family")]
     Family { name: String, primary: IpAddr },
+    #[error("vrrp_instance {name}: {key} `{line}`: {error}")]
+    Script {
+        name: String,
+        key: &'static str,
+        line: String,
+        error: ArgvError,
+    },
+}
+
+/// A notify script line of `inst` as an argument vector (see
+/// [`crate::control::script::argv`]); a line without a word is no script,
+/// as before, and one that cannot be split is refused.
+fn script_argv(
+    inst: &VrrpInstance,
+    key: &'static str,
+    line: &Option<String>,
+) -> Result<Option<Vec<String>>, MachineError> {
+    let Some(line) = line else {
+        return Ok(None);
+    };
+    match argv::split(line) {
+        Ok(v) => Ok(Some(v)),
+        Err(ArgvError::Empty) => Ok(None),
+        Err(error) => Err(MachineError::Script {
+            name: inst.name.clone(),
+            key,
+            line: line.clone(),
+            error,
+        }),
+    }
 }
 
 /// The state machine of one VRRP instance.
@@ -267,10 +266,11 @@ pub struct VrrpMachine {
     vips: Vec<IpPrefix>,
     primary: IpAddr,
     unicast_peers: Vec<IpAddr>,
-    notify_master: Option<String>,
-    notify_backup: Option<String>,
-    notify_fault: Option<String>,
-    notify: Option<String>,
+    /// The notify scripts, split once at construction.
+    notify_master: Option<Vec<String>>,
+    notify_backup: Option<Vec<String>>,
+    notify_fault: Option<Vec<String>>,
+    notify: Option<Vec<String>>,
 
     state: State,
     master_adver_int: Duration,
@@ -284,14 +284,16 @@ pub struct VrrpMachine {
     preempt_until: Option<Timestamp>,
     master_addr: Option<IpAddr>,
     master_priority: u8,
-    /// Reasons already logged since the last state change (bit per reason;
-    /// bits 12 and 13 for the two accepted mismatches).
+    /// Reasons already logged since the last state change (bit
+    /// [`Reject::index`] per reason, the next two for the two accepted
+    /// mismatches).
     logged: u32,
     stats: VrrpStats,
 }
 
-const LOG_INTERVAL_MISMATCH: u32 = 1 << 12;
-const LOG_ADDR_MISMATCH: u32 = 1 << 13;
+const LOG_INTERVAL_MISMATCH: u32 = 1 << Reject::COUNT;
+const LOG_ADDR_MISMATCH: u32 = 1 << (Reject::COUNT + 1);
+const _: () = assert!(Reject::COUNT + 2 <= u32::BITS as usize);
 
 impl VrrpMachine {
     /// A machine for `inst`, electing with `primary` (the interface's primary
@@ -334,10 +336,10 @@ impl VrrpMachine {
             vips: inst.virtual_ipaddress.clone(),
             primary,
             unicast_peers: inst.unicast_peer.clone(),
-            notify_master: inst.notify_master.clone(),
-            notify_backup: inst.notify_backup.clone(),
-            notify_fault: inst.notify_fault.clone(),
-            notify: inst.notify.clone(),
+            notify_master: script_argv(inst, "notify_master", &inst.notify_master)?,
+            notify_backup: script_argv(inst, "notify_backup", &inst.notify_backup)?,
+            notify_fault: script_argv(inst, "notify_fault", &inst.notify_fault)?,
+            notify: script_argv(inst, "notify", &inst.notify)?,
             state: State::Initialize,
             master_adver_int: inst.advert_int,
             down_at: None,
@@ -753,20 +755,16 @@ impl VrrpMachine {
     pub fn notify_commands(&self, state: NotifyState) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         let own = match state {
-            NotifyState::Master => self.notify_master.as_deref(),
-            NotifyState::Backup => self.notify_backup.as_deref(),
-            NotifyState::Fault => self.notify_fault.as_deref(),
+            NotifyState::Master => self.notify_master.as_ref(),
+            NotifyState::Backup => self.notify_backup.as_ref(),
+            NotifyState::Fault => self.notify_fault.as_ref(),
             NotifyState::Stop => None,
         };
-        if let Some(argv) = own.map(split_command).filter(|v| !v.is_empty()) {
-            out.push(argv);
+        if let Some(argv) = own {
+            out.push(argv.clone());
         }
-        if let Some(mut argv) = self
-            .notify
-            .as_deref()
-            .map(split_command)
-            .filter(|v| !v.is_empty())
-        {
+        if let Some(generic) = &self.notify {
+            let mut argv = generic.clone();
             argv.extend([
                 "INSTANCE".to_string(),
                 self.name.clone(),
@@ -779,49 +777,5 @@ impl VrrpMachine {
     }
 }
 
-/// Splits a script line into words the way keepalived reads a notify
-/// script: whitespace separates words, `'...'` and `"..."` group (quotes
-/// removed), a backslash outside single quotes takes the next character
-/// literally. Never a shell: no globbing, variables or pipes.
-pub fn split_command(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('\''), c) => cur.push(c),
-            (_, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
 #[cfg(test)]
-#[path = "vrrp_tests.rs"]
 mod tests;

@@ -683,22 +683,51 @@ fn notify_commands_follow_keepalived() {
 }
 
 #[test]
-fn split_command_handles_quotes_and_escapes() {
-    let cases: [(&str, &[&str]); 7] = [
-        ("", &[]),
-        ("   ", &[]),
-        ("/bin/x a  b", &["/bin/x", "a", "b"]),
-        ("x 'a b' \"c d\"", &["x", "a b", "c d"]),
-        ("x a\\ b", &["x", "a b"]),
-        ("x '' \"\"", &["x", "", ""]),
-        (
-            "x 'it\\s' \"q\\\"q\" $HOME;|",
-            &["x", "it\\s", "q\"q", "$HOME;|"],
-        ),
-    ];
-    for (line, want) in cases {
-        assert_eq!(split_command(line), want, "{line:?}");
+fn notify_scripts_split_once_and_unclosed_quotes_are_refused() {
+    // Quotes and escapes as for every script line (control::script::argv).
+    let mut i = inst(100);
+    i.notify_backup = Some("x 'it\\s' \"q\\\"q\" a\\ b $HOME;|".into());
+    assert_eq!(
+        machine(&i).notify_commands(NotifyState::Backup),
+        vec![vec!["x", "it\\s", "q\"q", "a b", "$HOME;|"]]
+    );
+    // A line without a word is no script, as when none is configured.
+    i.notify_backup = Some("   ".into());
+    assert!(machine(&i).notify_commands(NotifyState::Backup).is_empty());
+    // A line that cannot be split is refused at construction, never run.
+    for (key, line, error) in [
+        ("notify_master", "/bin/x 'a b", ArgvError::UnclosedQuote),
+        ("notify", "/bin/x \"a", ArgvError::UnclosedQuote),
+        ("notify_fault", "/bin/x a\\", ArgvError::TrailingBackslash),
+    ] {
+        let mut i = inst(100);
+        match key {
+            "notify_master" => i.notify_master = Some(line.into()),
+            "notify" => i.notify = Some(line.into()),
+            _ => i.notify_fault = Some(line.into()),
+        }
+        let err = VrrpMachine::new(&i, ip(ME)).unwrap_err();
+        assert_eq!(
+            err,
+            MachineError::Script {
+                name: "VI_1".into(),
+                key,
+                line: line.into(),
+                error,
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("vrrp_instance VI_1: {key} `{line}`: ")),
+            "{err}"
+        );
     }
+    let mut i = inst(100);
+    i.notify_backup = Some("/bin/x 'unclosed".into());
+    assert_eq!(
+        VrrpMachine::new(&i, ip(ME)).unwrap_err().to_string(),
+        "vrrp_instance VI_1: notify_backup `/bin/x 'unclosed`: unclosed quote"
+    );
 }
 
 #[test]
