@@ -23,6 +23,7 @@
 //! the engines that come later), and keepalived.conf import.
 #![forbid(unsafe_code)]
 
+pub mod argv;
 mod core;
 pub mod keepalived;
 mod raw;

@@ -77,10 +77,10 @@ pub(crate) struct RawVrrp {
     pub unicast_src_ip: Option<S<String>>,
     #[serde(default)]
     pub unicast_peer: Vec<S<String>>,
-    pub notify_master: Option<String>,
-    pub notify_backup: Option<String>,
-    pub notify_fault: Option<String>,
-    pub notify: Option<String>,
+    pub notify_master: Option<S<String>>,
+    pub notify_backup: Option<S<String>>,
+    pub notify_fault: Option<S<String>>,
+    pub notify: Option<S<String>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -98,8 +98,8 @@ pub(crate) struct RawVirtualServer {
     pub sorry_server: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,
-    pub quorum_up: Option<String>,
-    pub quorum_down: Option<String>,
+    pub quorum_up: Option<S<String>>,
+    pub quorum_down: Option<S<String>>,
     pub alpha: Option<bool>,
     #[serde(default)]
     pub local_address: Vec<S<String>>,
@@ -116,8 +116,8 @@ pub(crate) struct RawRealServer {
     pub inhibit_on_failure: Option<bool>,
     pub uthreshold: Option<S<i64>>,
     pub lthreshold: Option<S<i64>>,
-    pub notify_up: Option<String>,
-    pub notify_down: Option<String>,
+    pub notify_up: Option<S<String>>,
+    pub notify_down: Option<S<String>>,
     pub tcp_check: Option<RawTcpCheck>,
     pub http_get: Option<RawHttpGet>,
     pub misc_check: Option<RawMiscCheck>,

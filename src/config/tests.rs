@@ -1591,3 +1591,44 @@ fn example_dr_config_matches_seed_004() {
         vec![2, 1, 1]
     );
 }
+
+#[test]
+fn script_lines_that_cannot_be_split_are_refused_with_their_position() {
+    // VRRP notify lines: refused by `check`, not first at start-up.
+    err_at(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+         notify_master = \"/bin/x 'unclosed\"\n",
+        5,
+        17,
+        "notify_master: unclosed quote",
+    );
+    // Real-server notify, quorum scripts and MISC_CHECK alike.
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             notify_down = \"/bin/down \\\\\"\n"
+        ),
+        5,
+        15,
+        "notify_down: trailing backslash",
+    );
+    err_at(
+        &format!("{MIN_VS}quorum_up = '/bin/up \"a'\n"),
+        3,
+        13,
+        "quorum_up: unclosed quote",
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
+             [virtual_server.real_server.misc_check]\nmisc_path = \"/bin/c 'x\"\n"
+        ),
+        6,
+        13,
+        "misc_path: unclosed quote",
+    );
+    // A blank notify line means no script, as keepalived reads it.
+    let c = ok("[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+                notify = \"  \"\n");
+    assert_eq!(c.vrrp_instances[0].notify, None);
+}

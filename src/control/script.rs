@@ -20,8 +20,6 @@
 //! and a script user is a local system account.
 #![forbid(unsafe_code)]
 
-pub mod argv;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 

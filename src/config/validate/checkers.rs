@@ -196,6 +196,9 @@ pub(super) fn misc_check(m: RawMiscCheck) -> R<MiscCheck> {
     if m.misc_path.get_ref().trim().is_empty() {
         return fail(m.misc_path.span(), "misc_path is empty");
     }
+    if let Err(e) = crate::config::argv::split(m.misc_path.get_ref()) {
+        return fail(m.misc_path.span(), format!("misc_path: {e}"));
+    }
     let misc_timeout = match &m.misc_timeout {
         None => None,
         Some(t) => Some(timeout_secs(t, "misc_timeout")?),

@@ -84,6 +84,19 @@ pub(super) fn nonempty(s: Option<S<String>>, key: &str) -> R<Option<String>> {
     }
 }
 
+/// A script line (notify, quorum_up...): blank means no script; otherwise
+/// it must split into an argument vector as the script runner splits it.
+pub(super) fn script_line(s: Option<S<String>>, key: &str) -> R<Option<String>> {
+    match s {
+        Some(v) if v.get_ref().trim().is_empty() => Ok(None),
+        Some(v) => match crate::config::argv::split(v.get_ref()) {
+            Ok(_) => Ok(Some(v.into_inner())),
+            Err(e) => fail(v.span(), format!("{key}: {e}")),
+        },
+        None => Ok(None),
+    }
+}
+
 /// `x` unless `before` already holds it: "KEY x is listed twice".
 pub(super) fn once<T: PartialEq + Display>(
     mut before: impl Iterator<Item = T>,

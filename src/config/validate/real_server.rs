@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use super::super::raw::{RawRealServer, S};
 use super::super::{FwdMethod, HealthCheck, MacAddr, RealServer};
 use super::checkers::{http_get, misc_check, tcp_check};
-use super::common::{R, fail, int_in, parse_sockaddr};
+use super::common::{R, fail, int_in, parse_sockaddr, script_line};
 
 /// ipvsadm's `-w` bound (the kernel only refuses negative weights).
 const MAX_WEIGHT: i64 = 65535;
@@ -74,8 +74,8 @@ pub(super) fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -
         inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(false),
         uthreshold,
         lthreshold,
-        notify_up: rs.notify_up,
-        notify_down: rs.notify_down,
+        notify_up: script_line(rs.notify_up, "notify_up")?,
+        notify_down: script_line(rs.notify_down, "notify_down")?,
         checks,
     })
 }

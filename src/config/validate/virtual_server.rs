@@ -9,7 +9,7 @@ use super::super::raw::{Granularity, Persistence, RawVirtualServer, S};
 use super::super::{FwdMethod, Protocol, RealServer, SchedFlags, SchedKind, VirtualServer};
 use super::common::{
     MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
-    timeout_secs,
+    script_line, timeout_secs,
 };
 use super::real_server::real_server;
 
@@ -174,8 +174,8 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         sorry_server,
         quorum,
         hysteresis,
-        quorum_up: v.quorum_up,
-        quorum_down: v.quorum_down,
+        quorum_up: script_line(v.quorum_up, "quorum_up")?,
+        quorum_down: script_line(v.quorum_down, "quorum_down")?,
         alpha: v.alpha.unwrap_or(false),
         local_address,
         real_servers,

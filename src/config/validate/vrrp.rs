@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::super::raw::{RawVrrp, S};
 use super::super::{IpPrefix, VrrpAuth, VrrpInstance, VrrpState, VrrpVersion};
-use super::common::{R, fail, int_in, keyword, once, parse_ip, same_family, secs_in};
+use super::common::{R, fail, int_in, keyword, once, parse_ip, same_family, script_line, secs_in};
 
 pub(super) fn vrrp(v: RawVrrp) -> R<VrrpInstance> {
     if v.name.get_ref().is_empty() {
@@ -87,10 +87,10 @@ pub(super) fn vrrp(v: RawVrrp) -> R<VrrpInstance> {
         virtual_ipaddress: vips,
         unicast_src_ip,
         unicast_peer,
-        notify_master: v.notify_master,
-        notify_backup: v.notify_backup,
-        notify_fault: v.notify_fault,
-        notify: v.notify,
+        notify_master: script_line(v.notify_master, "notify_master")?,
+        notify_backup: script_line(v.notify_backup, "notify_backup")?,
+        notify_fault: script_line(v.notify_fault, "notify_fault")?,
+        notify: script_line(v.notify, "notify")?,
     })
 }
 

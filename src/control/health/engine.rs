@@ -38,10 +38,10 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::argv;
 use super::checker::{Checker, CheckerParams, Transition};
 use super::http::UrlCheck;
 use super::{HealthEvent, HealthView, PoolView, ServerHealth};
+use crate::config::argv;
 use crate::config::{HealthCheck, VirtualServer};
 use crate::service::{FwdMethod, ServiceKey};
 use crate::time::Timestamp;

@@ -20,7 +20,6 @@
 //! checker is always up.
 #![forbid(unsafe_code)]
 
-pub mod argv;
 pub mod checker;
 pub mod engine;
 pub mod http;

@@ -817,7 +817,7 @@ fn responses_are_judged_on_status_then_digest() {
 
 #[test]
 fn command_lines_split_like_keepalived_without_a_shell() {
-    use super::argv::{ArgvError, split};
+    use crate::config::argv::{ArgvError, split};
     assert_eq!(split("/bin/x  a\tb").unwrap(), ["/bin/x", "a", "b"]);
     assert_eq!(
         split("/bin/x 'a b' \"c \\\"d\\\"\" e\\ f").unwrap(),

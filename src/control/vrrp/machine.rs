@@ -50,8 +50,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::config::argv::{self, ArgvError};
 use crate::config::{IpPrefix, VrrpAuth, VrrpInstance, VrrpVersion};
-use crate::control::script::argv::{self, ArgvError};
 use crate::counter::counter_enum;
 use crate::time::Timestamp;
 use crate::wire::vrrp::{

@@ -1,5 +1,6 @@
 //! Script lines from lb.toml split into an argument vector: the crate's
-//! one splitter, for health checking's (`misc_path`, `notify_up`,
+//! one splitter, for `check` (which refuses a line it cannot split, with its
+//! position), health checking's (`misc_path`, `notify_up`,
 //! `quorum_up`...) and VRRP's (`notify_master`, `notify`...) alike.
 //!
 //! keepalived runs these scripts itself, without a shell: the line is cut
