@@ -113,6 +113,64 @@ pub(crate) fn least<R: Rank>(dests: &[Dest]) -> Option<usize> {
     least_by::<R>(dests.iter().enumerate())
 }
 
+/// An empty slot of a hashing scheduler's table: the service had no linked
+/// dest (or, for mh, no weight) when the table was built.
+pub(crate) const NO_DEST: u32 = u32::MAX;
+
+/// Fills a dh/sh table in slot order with the linked dests in list order,
+/// each taking `turns(dest)` consecutive slots (at least one) per round
+/// (`ip_vs_dh_reassign`, `ip_vs_sh_reassign`); every slot is [`NO_DEST`]
+/// when no dest is linked.
+pub(crate) fn fill_round_robin(table: &mut [u32], dests: &[Dest], turns: impl Fn(&Dest) -> i32) {
+    let linked: Vec<usize> = (0..dests.len()).filter(|&i| dests[i].available).collect();
+    if linked.is_empty() {
+        table.fill(NO_DEST);
+        return;
+    }
+    let mut p = 0;
+    let mut count = 0;
+    for slot in table.iter_mut() {
+        let i = linked[p];
+        *slot = i as u32;
+        count += 1;
+        if count >= turns(&dests[i]) {
+            p = (p + 1) % linked.len();
+            count = 0;
+        }
+    }
+}
+
+/// The lookup of the hashing schedulers with their `*-fallback` walk
+/// (`ip_vs_sh_get_fallback`, `ip_vs_mh_get_fallback`): `first` is the table
+/// entry the connection hashes to and `probe(k)`, `k < probes`, the entry of
+/// the k-th fallback slot (`probes` is 0 without the fallback flag). The walk
+/// takes the first usable dest and ends with none at an empty slot, or after
+/// the last probe.
+#[inline]
+pub(crate) fn hashed_dest(
+    dests: &[Dest],
+    first: u32,
+    probes: usize,
+    probe: impl Fn(usize) -> u32,
+) -> Option<usize> {
+    let mut entry = first;
+    let mut k = 0;
+    loop {
+        if entry == NO_DEST {
+            return None;
+        }
+        let i = entry as usize;
+        if dests.get(i).is_some_and(usable) {
+            return Some(i);
+        }
+        if k == probes {
+            return None;
+        }
+        entry = probe(k);
+        k += 1;
+    }
+}
+
 /// lblc/lblcr's `is_overloaded`: the dest has more active connections than
 /// its weight while some dest of the service is below half of its own.
 pub(crate) fn locality_overloaded(dest: &Dest, dests: &[Dest]) -> bool {
