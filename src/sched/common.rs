@@ -1,7 +1,7 @@
 //! Pieces several schedulers share, each mirroring a kernel helper: the
 //! address folding and multiplicative hashes of the hashing schedulers, the
-//! weighted least-connection pass of wlc/lblc/lblcr, and lblc's notion of an
-//! "overloaded" cache server.
+//! least-load walk of the connection-counting schedulers ([`Rank`],
+//! [`least`]), and lblc's notion of an "overloaded" cache server.
 //!
 //! Invariant kept by every user: a dest with `available == false` is not on
 //! the service's list (IPVS unlinks it), so every list walk here skips it.
@@ -45,33 +45,130 @@ pub(crate) fn usable(d: &Dest) -> bool {
     d.available && !d.overloaded && d.weight > 0
 }
 
-/// `ip_vs_dest_conn_overhead` widened so the cross products below cannot
-/// overflow.
-#[inline]
-pub(crate) fn overhead(d: &Dest) -> i128 {
-    d.overhead() as i128
+/// How a least-load pass ranks dests: by `cost / weight`, compared as the
+/// kernel compares them, by cross products (`loh * dw > doh * lw`), here in
+/// `i128` so that no product overflows. Implemented by the scheduler types
+/// themselves (wlc, sed, nq, lc, fo, ovf) and used by lblc, lblcr and twos
+/// through [`crate::sched::wlc::WeightedLeastConn`].
+pub(crate) trait Rank {
+    /// Whether `d` may be picked at all. The default is [`usable`]: the
+    /// kernel's loops test weight only while seeding, but a dest of weight 0
+    /// or less can never win the comparison, so skipping it throughout picks
+    /// the same dest.
+    #[inline]
+    fn eligible(d: &Dest) -> bool {
+        usable(d)
+    }
+
+    /// Whether an eligible `d` is taken at once, ending the walk (nq's idle
+    /// server).
+    #[inline]
+    fn takes_at_once(_d: &Dest) -> bool {
+        false
+    }
+
+    /// The dest's load (`ip_vs_dest_conn_overhead` and its variants).
+    fn cost(d: &Dest) -> i128;
+
+    /// What the load is divided by.
+    #[inline]
+    fn weight(d: &Dest) -> i128 {
+        d.weight as i128
+    }
 }
 
-/// The weighted least-connection pass shared by `ip_vs_wlc_schedule`,
-/// `__ip_vs_lblc_schedule` and `__ip_vs_lblcr_schedule`: the first usable
-/// dest seeds the search, then every later non-overloaded dest replaces it
-/// when `loh * dw > doh * lw` (ties keep the earlier dest). A weight-0 dest
-/// can never win that comparison, so it is not tested for again.
-pub(crate) fn weighted_least_conn(dests: &[Dest]) -> Option<usize> {
-    let first = dests.iter().position(usable)?;
-    let mut least = first;
-    let mut loh = overhead(&dests[first]);
-    for (i, d) in dests.iter().enumerate().skip(first + 1) {
-        if !d.available || d.overloaded {
+/// The least-load walk of `ip_vs_{wlc,sed,nq,lc,fo,ovf}_schedule`, lblc/lblcr's
+/// weighted least-connection and `ip_vs_dest_set_min`/`_max`: over
+/// `candidates` in their order, the first eligible one seeds the search and a
+/// later one replaces the current pick only when strictly better,
+/// `cost(least) * weight(d) > cost(d) * weight(least)`; ties keep the
+/// earlier candidate.
+#[inline]
+pub(crate) fn least_by<'a, R: Rank>(
+    candidates: impl IntoIterator<Item = (usize, &'a Dest)>,
+) -> Option<usize> {
+    let mut least: Option<(usize, &Dest, i128)> = None;
+    for (i, d) in candidates {
+        if !R::eligible(d) {
             continue;
         }
-        let doh = overhead(d);
-        if loh * d.weight as i128 > doh * dests[least].weight as i128 {
-            least = i;
-            loh = doh;
+        if R::takes_at_once(d) {
+            return Some(i);
+        }
+        let doh = R::cost(d);
+        let better = match least {
+            None => true,
+            Some((_, l, loh)) => loh * R::weight(d) > doh * R::weight(l),
+        };
+        if better {
+            least = Some((i, d, doh));
         }
     }
-    Some(least)
+    least.map(|(i, ..)| i)
+}
+
+/// [`least_by`] over the whole dest list.
+#[inline]
+pub(crate) fn least<R: Rank>(dests: &[Dest]) -> Option<usize> {
+    least_by::<R>(dests.iter().enumerate())
+}
+
+/// An empty slot of a hashing scheduler's table: the service had no linked
+/// dest (or, for mh, no weight) when the table was built.
+pub(crate) const NO_DEST: u32 = u32::MAX;
+
+/// Fills a dh/sh table in slot order with the linked dests in list order,
+/// each taking `turns(dest)` consecutive slots (at least one) per round
+/// (`ip_vs_dh_reassign`, `ip_vs_sh_reassign`); every slot is [`NO_DEST`]
+/// when no dest is linked.
+pub(crate) fn fill_round_robin(table: &mut [u32], dests: &[Dest], turns: impl Fn(&Dest) -> i32) {
+    let linked: Vec<usize> = (0..dests.len()).filter(|&i| dests[i].available).collect();
+    if linked.is_empty() {
+        table.fill(NO_DEST);
+        return;
+    }
+    let mut p = 0;
+    let mut count = 0;
+    for slot in table.iter_mut() {
+        let i = linked[p];
+        *slot = i as u32;
+        count += 1;
+        if count >= turns(&dests[i]) {
+            p = (p + 1) % linked.len();
+            count = 0;
+        }
+    }
+}
+
+/// The lookup of the hashing schedulers with their `*-fallback` walk
+/// (`ip_vs_sh_get_fallback`, `ip_vs_mh_get_fallback`): `first` is the table
+/// entry the connection hashes to and `probe(k)`, `k < probes`, the entry of
+/// the k-th fallback slot (`probes` is 0 without the fallback flag). The walk
+/// takes the first usable dest and ends with none at an empty slot, or after
+/// the last probe.
+#[inline]
+pub(crate) fn hashed_dest(
+    dests: &[Dest],
+    first: u32,
+    probes: usize,
+    probe: impl Fn(usize) -> u32,
+) -> Option<usize> {
+    let mut entry = first;
+    let mut k = 0;
+    loop {
+        if entry == NO_DEST {
+            return None;
+        }
+        let i = entry as usize;
+        if dests.get(i).is_some_and(usable) {
+            return Some(i);
+        }
+        if k == probes {
+            return None;
+        }
+        entry = probe(k);
+        k += 1;
+    }
 }
 
 /// lblc/lblcr's `is_overloaded`: the dest has more active connections than
@@ -146,6 +243,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::dests;
     use super::*;
+    use crate::sched::wlc::WeightedLeastConn;
 
     #[test]
     fn hash_32_matches_kernel_constant() {
@@ -171,21 +269,74 @@ mod tests {
     #[test]
     fn weighted_least_conn_ties_keep_first_and_skips_unusable() {
         let mut d = dests(&[1, 2, 2]);
-        assert_eq!(weighted_least_conn(&d), Some(0));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(0));
         d[0].active_conns = 1; // 256/1 vs 0/2
-        assert_eq!(weighted_least_conn(&d), Some(1));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(1));
         d[1].active_conns = 1; // 256/2 == 256/2 for 2: keep 1
         d[2].active_conns = 1;
-        assert_eq!(weighted_least_conn(&d), Some(1));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(1));
         d[2].inact_conns = 0;
         d[1].inact_conns = 1;
-        assert_eq!(weighted_least_conn(&d), Some(2));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(2));
         d[2].overloaded = true;
-        assert_eq!(weighted_least_conn(&d), Some(1));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(1));
         d[1].available = false;
-        assert_eq!(weighted_least_conn(&d), Some(0));
+        assert_eq!(least::<WeightedLeastConn>(&d), Some(0));
         d[0].weight = 0;
-        assert_eq!(weighted_least_conn(&d), None);
+        assert_eq!(least::<WeightedLeastConn>(&d), None);
+    }
+
+    /// One dest of weight `w` with `active` and `inact` connections.
+    fn load(w: i32, active: u32, inact: u32) -> Dest {
+        let mut d = dests(&[w]).remove(0);
+        (d.active_conns, d.inact_conns) = (active, inact);
+        d
+    }
+
+    /// `a` and `b` rank equal (with different costs and weights), `c`
+    /// ranks strictly better: whatever their order, equals keep the earlier
+    /// candidate and the better one wins.
+    fn ranks_like_the_kernel<R: Rank>(name: &str, a: Dest, b: Dest, c: Dest) {
+        assert_eq!(least_by::<R>([(0, &a), (1, &b)]), Some(0), "{name}: a b");
+        assert_eq!(least_by::<R>([(1, &b), (0, &a)]), Some(1), "{name}: b a");
+        assert_eq!(least_by::<R>([(2, &c), (0, &a)]), Some(2), "{name}: c a");
+        assert_eq!(
+            least_by::<R>([(0, &a), (1, &b), (2, &c)]),
+            Some(2),
+            "{name}"
+        );
+        assert_eq!(
+            least_by::<R>([(2, &c), (0, &a), (1, &b)]),
+            Some(2),
+            "{name}"
+        );
+        // the candidates' order decides, not their index (lblcr's sets)
+        assert_eq!(least_by::<R>([(7, &b), (3, &a)]), Some(7), "{name}: 7 3");
+    }
+
+    #[test]
+    fn every_rank_keeps_the_first_of_equals() {
+        use crate::sched::{fo, lc, nq, ovf, sed, wlc};
+        // 256/1 == 512/2; 256/2 is less
+        ranks_like_the_kernel::<wlc::WeightedLeastConn>(
+            "wlc",
+            load(1, 1, 0),
+            load(2, 2, 0),
+            load(2, 1, 0),
+        );
+        // (1+1)/1 == (5+1)/3; (4+1)/3 is less; inactive ignored
+        ranks_like_the_kernel::<sed::ShortestExpectedDelay>(
+            "sed",
+            load(1, 1, 0),
+            load(3, 5, 9),
+            load(3, 4, 0),
+        );
+        ranks_like_the_kernel::<nq::NeverQueue>("nq", load(1, 1, 0), load(3, 5, 9), load(3, 4, 0));
+        // weights play no part: 257 == 257; 256 is less
+        ranks_like_the_kernel::<lc::LeastConn>("lc", load(1, 1, 1), load(5, 1, 1), load(1, 1, 0));
+        // the heaviest wins, load aside
+        ranks_like_the_kernel::<fo::Failover>("fo", load(3, 9, 0), load(3, 0, 0), load(4, 9, 9));
+        ranks_like_the_kernel::<ovf::Overflow>("ovf", load(3, 3, 0), load(3, 0, 0), load(4, 4, 9));
     }
 
     #[test]

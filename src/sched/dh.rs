@@ -12,12 +12,11 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::{fold_addr, hash_32, usable};
+use super::common::{NO_DEST, fill_round_robin, fold_addr, hash_32, hashed_dest};
 
 /// `IP_VS_DH_TAB_BITS`.
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;
-const NONE: u32 = u32::MAX;
 
 /// IPVS `dh`.
 #[derive(Debug)]
@@ -34,7 +33,7 @@ impl Default for DestHash {
 impl DestHash {
     pub fn new() -> DestHash {
         DestHash {
-            buckets: [NONE; TAB_SIZE],
+            buckets: [NO_DEST; TAB_SIZE],
         }
     }
 }
@@ -45,21 +44,12 @@ impl Scheduler for DestHash {
     }
 
     fn update(&mut self, dests: &[Dest]) {
-        let mut linked = dests
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.available)
-            .map(|(i, _)| i as u32)
-            .cycle();
-        for b in self.buckets.iter_mut() {
-            *b = linked.next().unwrap_or(NONE);
-        }
+        fill_round_robin(&mut self.buckets, dests, |_| 1);
     }
 
     fn schedule(&mut self, dests: &[Dest], input: &SchedInput) -> Option<usize> {
         let b = hash_32(fold_addr(&input.dst), TAB_BITS) as usize;
-        let i = self.buckets[b] as usize;
-        dests.get(i).filter(|d| usable(d)).map(|_| i)
+        hashed_dest(dests, self.buckets[b], 0, |_| NO_DEST)
     }
 }
 
@@ -102,7 +92,7 @@ mod tests {
         }
         let mut none = DestHash::new();
         none.update(&[]);
-        assert!(none.buckets.iter().all(|&x| x == NONE));
+        assert!(none.buckets.iter().all(|&x| x == NO_DEST));
         assert_eq!(none.schedule(&[], &to("192.0.2.1")), None);
     }
 

@@ -8,6 +8,8 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
+use super::common::{Rank, least};
+
 /// IPVS `fo`.
 #[derive(Debug, Default)]
 pub struct Failover;
@@ -20,15 +22,15 @@ impl Scheduler for Failover {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        let mut hw = 0;
-        for (i, d) in dests.iter().enumerate() {
-            if d.available && !d.overloaded && d.weight > hw {
-                best = Some(i);
-                hw = d.weight;
-            }
-        }
-        best
+        least::<Self>(dests)
+    }
+}
+
+/// The heaviest dest is the least by `1 / weight`.
+impl Rank for Failover {
+    #[inline]
+    fn cost(_d: &Dest) -> i128 {
+        1
     }
 }
 

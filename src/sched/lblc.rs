@@ -20,8 +20,9 @@ use std::time::Duration;
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::{locality_overloaded, weighted_least_conn};
+use super::common::{least, locality_overloaded};
 use super::locality::{DEFAULT_EXPIRATION, LocalityTable};
+use super::wlc::WeightedLeastConn;
 
 /// IPVS `lblc`.
 #[derive(Debug)]
@@ -76,7 +77,7 @@ impl Scheduler for Lblc {
                 return Some(i);
             }
         }
-        let pick = weighted_least_conn(dests)?;
+        let pick = least::<WeightedLeastConn>(dests)?;
         match cached {
             Some(e) => {
                 let en = self.table.entry_mut(e);

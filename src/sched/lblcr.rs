@@ -22,8 +22,9 @@ use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 use crate::time::Timestamp;
 
-use super::common::{locality_overloaded, overhead, weighted_least_conn};
+use super::common::{Rank, least, least_by, locality_overloaded};
 use super::locality::{CAPACITY, DEFAULT_EXPIRATION, LocalityTable, NIL};
+use super::wlc::WeightedLeastConn;
 
 /// Set members reserved per table.
 const ELEM_CAPACITY: usize = CAPACITY * 2;
@@ -133,55 +134,41 @@ impl Elems {
         set.size = 0;
     }
 
+    /// The members with their dests, in set order.
+    fn members<'a>(
+        &'a self,
+        set: &DestSet,
+        dests: &'a [Dest],
+    ) -> impl Iterator<Item = (usize, &'a Dest)> + 'a {
+        self.iter(set).filter_map(|i| dests.get(i).map(|d| (i, d)))
+    }
+
     /// `ip_vs_dest_set_min`: weighted least-connection among the linked,
-    /// non-overloaded members, the first with positive weight seeding it.
+    /// non-overloaded members of positive weight, the first on ties.
     fn min(&self, set: &DestSet, dests: &[Dest]) -> Option<usize> {
-        let mut members = self.iter(set);
-        let mut least = loop {
-            let i = members.next()?;
-            if let Some(d) = dests.get(i)
-                && !d.overloaded
-                && d.weight > 0
-                && d.available
-            {
-                break i;
-            }
-        };
-        let mut loh = overhead(&dests[least]);
-        for i in members {
-            let Some(d) = dests.get(i) else { continue };
-            if d.overloaded {
-                continue;
-            }
-            let doh = overhead(d);
-            if loh * d.weight as i128 > doh * dests[least].weight as i128 && d.available {
-                least = i;
-                loh = doh;
-            }
-        }
-        Some(least)
+        least_by::<WeightedLeastConn>(self.members(set, dests))
     }
 
     /// `ip_vs_dest_set_max`: the most loaded member of positive weight,
-    /// whatever its state.
+    /// whatever its state, the first on ties.
     fn max(&self, set: &DestSet, dests: &[Dest]) -> Option<usize> {
-        let mut members = self.iter(set);
-        let mut most = loop {
-            let i = members.next()?;
-            if dests.get(i).is_some_and(|d| d.weight > 0) {
-                break i;
-            }
-        };
-        let mut moh = overhead(&dests[most]);
-        for i in members {
-            let Some(d) = dests.get(i) else { continue };
-            let doh = overhead(d);
-            if moh * (d.weight as i128) < doh * dests[most].weight as i128 && d.weight > 0 {
-                most = i;
-                moh = doh;
-            }
-        }
-        Some(most)
+        least_by::<MostLoaded>(self.members(set, dests))
+    }
+}
+
+/// `ip_vs_dest_set_max`'s order: the most loaded is the least by negated
+/// overhead (`moh * dw < doh * mw` is `-moh * dw > -doh * mw`).
+struct MostLoaded;
+
+impl Rank for MostLoaded {
+    #[inline]
+    fn eligible(d: &Dest) -> bool {
+        d.weight > 0
+    }
+
+    #[inline]
+    fn cost(d: &Dest) -> i128 {
+        -WeightedLeastConn::cost(d)
     }
 }
 
@@ -261,12 +248,12 @@ impl Scheduler for Lblcr {
             {
                 return Some(i);
             }
-            let pick = weighted_least_conn(dests)?;
+            let pick = least::<WeightedLeastConn>(dests)?;
             self.elems.insert(set, pick, true, now);
             return Some(pick);
         }
 
-        let pick = weighted_least_conn(dests)?;
+        let pick = least::<WeightedLeastConn>(dests)?;
         let empty = DestSet {
             head: NIL,
             size: 0,

@@ -8,7 +8,7 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::usable;
+use super::common::{Rank, least};
 
 /// IPVS `lc`.
 #[derive(Debug, Default)]
@@ -22,17 +22,20 @@ impl Scheduler for LeastConn {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let mut least: Option<(usize, u64)> = None;
-        for (i, d) in dests.iter().enumerate() {
-            if !usable(d) {
-                continue;
-            }
-            let doh = d.overhead();
-            if least.is_none_or(|(_, loh)| doh < loh) {
-                least = Some((i, doh));
-            }
-        }
-        least.map(|(i, _)| i)
+        least::<Self>(dests)
+    }
+}
+
+/// `ip_vs_dest_conn_overhead`, weights left out: every dest divides by 1.
+impl Rank for LeastConn {
+    #[inline]
+    fn cost(d: &Dest) -> i128 {
+        d.overhead() as i128
+    }
+
+    #[inline]
+    fn weight(_d: &Dest) -> i128 {
+        1
     }
 }
 

@@ -31,13 +31,12 @@
 use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};
 
-use super::common::{fold_addr, usable};
+use super::common::{NO_DEST, fold_addr, hashed_dest};
 
 /// `IP_VS_MH_TAB_SIZE` for the default `CONFIG_IP_VS_MH_TAB_INDEX` of 12.
 pub const TAB_SIZE: usize = 4093;
 /// `IP_VS_MH_TAB_BITS`: `CONFIG_IP_VS_MH_TAB_INDEX / 2`.
 const TAB_BITS: u32 = 6;
-const NONE: u32 = u32::MAX;
 /// `generate_hash_secret`: hash1 and hash2 keys (both words equal).
 const KEY1: u64 = 2_654_435_761;
 const KEY2: u64 = 2_654_446_892;
@@ -118,7 +117,7 @@ impl Maglev {
     pub fn new(flags: SchedFlags) -> Maglev {
         Maglev {
             flags,
-            lookup: vec![NONE; TAB_SIZE],
+            lookup: vec![NO_DEST; TAB_SIZE],
             last_weight: Vec::new(),
             linked: Vec::new(),
         }
@@ -148,7 +147,7 @@ impl Maglev {
             .filter(|&w| w > 0)
             .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
         if g < 1 {
-            self.lookup.fill(NONE);
+            self.lookup.fill(NO_DEST);
             return;
         }
         let mw = linked.iter().map(|&i| lw(i)).fold(0, i32::max) / g;
@@ -202,17 +201,6 @@ impl Maglev {
             }
         }
     }
-
-    /// The dest in slot `h` if any: `Some(None)` when it is there but not
-    /// usable.
-    fn at(&self, dests: &[Dest], h: usize) -> Option<Option<usize>> {
-        let i = self.lookup[h];
-        if i == NONE {
-            return None;
-        }
-        let i = i as usize;
-        Some(dests.get(i).filter(|d| usable(d)).map(|_| i))
-    }
 }
 
 impl Scheduler for Maglev {
@@ -229,20 +217,11 @@ impl Scheduler for Maglev {
         let fold = fold_addr(&input.src);
         let port = if self.flags.port { input.sport } else { 0 };
         let ihash = hashkey(fold, port, KEY1, 0) as usize % TAB_SIZE;
-        let first = self.at(dests, ihash)?;
-        if first.is_some() || !self.flags.fallback {
-            return first;
-        }
-        for offset in 0..TAB_SIZE {
+        let probes = if self.flags.fallback { TAB_SIZE } else { 0 };
+        hashed_dest(dests, self.lookup[ihash], probes, |offset| {
             let roffset = ((offset + ihash) % TAB_SIZE) as u32;
-            let h = hashkey(fold, port, KEY1, roffset) as usize % TAB_SIZE;
-            match self.at(dests, h) {
-                None => return None,
-                Some(Some(i)) => return Some(i),
-                Some(None) => {}
-            }
-        }
-        None
+            self.lookup[hashkey(fold, port, KEY1, roffset) as usize % TAB_SIZE]
+        })
     }
 }
 
@@ -317,7 +296,7 @@ mod tests {
     fn every_slot_filled_in_weight_proportion() {
         let d = dests(&[1, 2, 3]);
         let s = built(&d, PLAIN);
-        assert!(s.lookup.iter().all(|&x| x != NONE));
+        assert!(s.lookup.iter().all(|&x| x != NO_DEST));
         // rounds of 1 + 2 + 3 slots: 682 rounds and one spare slot
         assert_eq!(counts(&s, 3), [683, 1364, 2046]);
         let d = dests(&[100, 200]);
@@ -339,7 +318,7 @@ mod tests {
         let before = s.lookup.clone();
         d[3].available = false;
         s.update(&d);
-        assert!(s.lookup.iter().all(|&x| x != NONE && x != 3));
+        assert!(s.lookup.iter().all(|&x| x != NO_DEST && x != 3));
         let moved = before
             .iter()
             .zip(&s.lookup)
@@ -426,7 +405,7 @@ mod tests {
                 ..PLAIN
             },
         );
-        assert!(s.lookup.iter().all(|&x| x == NONE));
+        assert!(s.lookup.iter().all(|&x| x == NO_DEST));
         assert_eq!(s.schedule(&d, &from("192.0.2.1", 1)), None);
         let mut e = built(&[], PLAIN);
         assert_eq!(e.schedule(&[], &from("192.0.2.1", 1)), None);

@@ -8,8 +8,8 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::usable;
-use super::sed::expected_overhead;
+use super::common::{Rank, least};
+use super::sed::ShortestExpectedDelay;
 
 /// IPVS `nq`.
 #[derive(Debug, Default)]
@@ -23,24 +23,20 @@ impl Scheduler for NeverQueue {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let mut least: Option<(usize, i128)> = None;
-        for (i, d) in dests.iter().enumerate() {
-            if !usable(d) {
-                continue;
-            }
-            if d.active_conns == 0 {
-                return Some(i);
-            }
-            let doh = expected_overhead(d);
-            let better = match least {
-                None => true,
-                Some((l, loh)) => loh * d.weight as i128 > doh * dests[l].weight as i128,
-            };
-            if better {
-                least = Some((i, doh));
-            }
-        }
-        least.map(|(i, _)| i)
+        least::<Self>(dests)
+    }
+}
+
+/// sed's cost (`ip_vs_nq_dest_overhead`), but an idle dest wins at once.
+impl Rank for NeverQueue {
+    #[inline]
+    fn takes_at_once(d: &Dest) -> bool {
+        d.active_conns == 0
+    }
+
+    #[inline]
+    fn cost(d: &Dest) -> i128 {
+        ShortestExpectedDelay::cost(d)
     }
 }
 

@@ -9,6 +9,8 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
+use super::common::{Rank, least, usable};
+
 /// IPVS `ovf`.
 #[derive(Debug, Default)]
 pub struct Overflow;
@@ -21,17 +23,21 @@ impl Scheduler for Overflow {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let mut best: Option<(usize, i32)> = None;
-        for (i, d) in dests.iter().enumerate() {
-            let w = d.weight;
-            if !d.available || d.overloaded || w <= 0 || d.active_conns as i64 > w as i64 {
-                continue;
-            }
-            if best.is_none_or(|(_, hw)| w > hw) {
-                best = Some((i, w));
-            }
-        }
-        best.map(|(i, _)| i)
+        least::<Self>(dests)
+    }
+}
+
+/// The heaviest dest is the least by `1 / weight`; one whose active
+/// connections exceed its weight is not a candidate.
+impl Rank for Overflow {
+    #[inline]
+    fn eligible(d: &Dest) -> bool {
+        usable(d) && d.active_conns as i64 <= d.weight as i64
+    }
+
+    #[inline]
+    fn cost(_d: &Dest) -> i128 {
+        1
     }
 }
 

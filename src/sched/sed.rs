@@ -9,12 +9,7 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::usable;
-
-/// `ip_vs_sed_dest_overhead`, shared with nq.
-pub(crate) fn expected_overhead(d: &Dest) -> i128 {
-    d.active_conns as i128 + 1
-}
+use super::common::{Rank, least};
 
 /// IPVS `sed`.
 #[derive(Debug, Default)]
@@ -28,20 +23,15 @@ impl Scheduler for ShortestExpectedDelay {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let first = dests.iter().position(usable)?;
-        let mut least = first;
-        let mut loh = expected_overhead(&dests[first]);
-        for (i, d) in dests.iter().enumerate().skip(first + 1) {
-            if !d.available || d.overloaded {
-                continue;
-            }
-            let doh = expected_overhead(d);
-            if loh * d.weight as i128 > doh * dests[least].weight as i128 {
-                least = i;
-                loh = doh;
-            }
-        }
-        Some(least)
+        least::<Self>(dests)
+    }
+}
+
+/// `ip_vs_sed_dest_overhead`, shared with nq.
+impl Rank for ShortestExpectedDelay {
+    #[inline]
+    fn cost(d: &Dest) -> i128 {
+        d.active_conns as i128 + 1
     }
 }
 

@@ -16,13 +16,12 @@
 use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};
 
-use super::common::{fold_addr, hash_32, usable};
+use super::common::{NO_DEST, fill_round_robin, fold_addr, hash_32, hashed_dest};
 
 /// `IP_VS_SH_TAB_BITS`.
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;
 const TAB_MASK: u32 = TAB_SIZE as u32 - 1;
-const NONE: u32 = u32::MAX;
 
 /// IPVS `sh`.
 #[derive(Debug)]
@@ -40,17 +39,8 @@ impl SourceHash {
     pub fn new(flags: SchedFlags) -> SourceHash {
         SourceHash {
             flags,
-            buckets: [NONE; TAB_SIZE],
+            buckets: [NO_DEST; TAB_SIZE],
         }
-    }
-
-    fn usable_at(&self, dests: &[Dest], b: usize) -> Option<Option<usize>> {
-        let i = self.buckets[b];
-        if i == NONE {
-            return None;
-        }
-        let i = i as usize;
-        Some(dests.get(i).filter(|d| usable(d)).map(|_| i))
     }
 }
 
@@ -60,41 +50,18 @@ impl Scheduler for SourceHash {
     }
 
     fn update(&mut self, dests: &[Dest]) {
-        let linked: Vec<usize> = (0..dests.len()).filter(|&i| dests[i].available).collect();
-        if linked.is_empty() {
-            self.buckets = [NONE; TAB_SIZE];
-            return;
-        }
-        let mut p = 0;
-        let mut count = 0;
-        for b in self.buckets.iter_mut() {
-            let i = linked[p];
-            *b = i as u32;
-            count += 1;
-            if count >= dests[i].weight {
-                p = (p + 1) % linked.len();
-                count = 0;
-            }
-        }
+        fill_round_robin(&mut self.buckets, dests, |d| d.weight);
     }
 
     fn schedule(&mut self, dests: &[Dest], input: &SchedInput) -> Option<usize> {
         let fold = fold_addr(&input.src);
         let port = if self.flags.port { input.sport } else { 0 };
         let ihash = hashkey(fold, port, 0);
-        let first = self.usable_at(dests, ihash)?;
-        if first.is_some() || !self.flags.fallback {
-            return first;
-        }
-        for offset in 0..TAB_SIZE {
+        let probes = if self.flags.fallback { TAB_SIZE } else { 0 };
+        hashed_dest(dests, self.buckets[ihash], probes, |offset| {
             let roffset = ((offset + ihash) % TAB_SIZE) as u32;
-            match self.usable_at(dests, hashkey(fold, port, roffset)) {
-                None => return None,
-                Some(Some(i)) => return Some(i),
-                Some(None) => {}
-            }
-        }
-        None
+            self.buckets[hashkey(fold, port, roffset)]
+        })
     }
 }
 

@@ -15,7 +15,8 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::{overhead, usable};
+use super::common::{least_by, usable};
+use super::wlc::WeightedLeastConn;
 
 /// IPVS `twos`.
 #[derive(Debug, Default)]
@@ -59,13 +60,9 @@ impl Scheduler for PowerOfTwo {
             }
         }
         // The remainders start at most at `total`, so both draws land.
+        // The lower overhead / weight wins, the first draw on ties.
         let (a, b) = (c1?, c2?);
-        let (da, db) = (&dests[a], &dests[b]);
-        if db.weight as i128 * overhead(da) > da.weight as i128 * overhead(db) {
-            Some(b)
-        } else {
-            Some(a)
-        }
+        least_by::<WeightedLeastConn>([(a, &dests[a]), (b, &dests[b])])
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};
 
-use super::common::weighted_least_conn;
+use super::common::{Rank, least};
 
 /// IPVS `wlc`.
 #[derive(Debug, Default)]
@@ -22,7 +22,15 @@ impl Scheduler for WeightedLeastConn {
     fn update(&mut self, _dests: &[Dest]) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        weighted_least_conn(dests)
+        least::<Self>(dests)
+    }
+}
+
+/// `ip_vs_dest_conn_overhead`; also the rank of lblc, lblcr and twos.
+impl Rank for WeightedLeastConn {
+    #[inline]
+    fn cost(d: &Dest) -> i128 {
+        d.overhead() as i128
     }
 }
 
