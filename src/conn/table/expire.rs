@@ -17,9 +17,7 @@ impl ConnTable {
         if self.wheel.idle(now_tick) {
             return 0;
         }
-        let slab = &self.slab;
-        self.wheel
-            .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
+        self.collect_due(now_tick);
         let mut freed = 0;
         // Round 0 runs every due timer. A template that still controls conns
         // is re-armed for TEMPLATE_LINGER after its own deadline, as the
@@ -33,9 +31,7 @@ impl ConnTable {
                 if !deferred {
                     break;
                 }
-                let slab = &self.slab;
-                self.wheel
-                    .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
+                self.collect_due(now_tick);
             }
             while let Some(i) = self.wheel.pop_due() {
                 let c = &mut self.slab[i as usize];
@@ -70,6 +66,15 @@ impl ConnTable {
             }
         }
         freed
+    }
+
+    /// Moves every entry armed for `now_tick` or earlier onto the wheel's
+    /// due list (placed by its deadline, which a lazy re-arm may have
+    /// pushed out).
+    fn collect_due(&mut self, now_tick: u64) {
+        let slab = &self.slab;
+        self.wheel
+            .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
     }
 
     /// Makes `n` (at most 2) entries free, evicting the best candidates of

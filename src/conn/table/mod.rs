@@ -26,6 +26,7 @@ use super::wheel::Wheel;
 use super::{Conn, ConnState, ConnSysctls, F_TPL_INVALID, Timeouts};
 use crate::service::{Dest, DestRef, Protocol, ServiceTable};
 
+/// The key spaces of the indexes (see [`Tuple`]).
 const KIND_CONN: u8 = 0;
 const KIND_TPL: u8 = 1;
 const KIND_OUT: u8 = 2;
@@ -47,7 +48,7 @@ pub struct ConnTable {
     in_idx: Index,
     /// Reply tuples of NAT and FULLNAT conns.
     out_idx: Index,
-    /// Conns filed in `out_idx` (only gates prefetching it).
+    /// Conns filed in `out_idx` (gates `lookup_out` and prefetching it).
     out_len: usize,
     seed: u64,
     timeouts: Timeouts,
@@ -88,92 +89,134 @@ fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
         .get(r.dest as usize)
 }
 
-fn matches_in(
-    c: &Conn,
+/// A `(proto, a:ap, b:bp)` tuple as the indexes file it, in one of three
+/// key spaces (the `K` of the functions below, which is also the `kind` of
+/// [`tuple_hash`]):
+/// - [`KIND_CONN`], in `in_idx`: a conn's client tuple
+///   `caddr:cport -> vaddr:vport`;
+/// - [`KIND_TPL`], in `in_idx`: a template's key `snet:0 -> vaddr:vport`
+///   (`ap` is always 0 and not compared);
+/// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
+///   `daddr:dport -> laddr:lport`.
+#[derive(Copy, Clone)]
+struct Tuple {
     proto: Protocol,
-    caddr: IpAddr,
-    cport: u16,
-    vaddr: IpAddr,
-    vport: u16,
-) -> bool {
-    c.used()
-        && !c.is_template()
-        && c.proto == proto
-        && c.cport == cport
-        && c.vport == vport
-        && c.caddr == caddr
-        && c.vaddr == vaddr
+    a: IpAddr,
+    ap: u16,
+    b: IpAddr,
+    bp: u16,
 }
 
-fn matches_tpl(c: &Conn, proto: Protocol, snet: IpAddr, vaddr: IpAddr, vport: u16) -> bool {
-    c.used()
-        && c.is_template()
-        && !c.has(F_TPL_INVALID)
-        && c.proto == proto
-        && c.vport == vport
-        && c.caddr == snet
-        && c.vaddr == vaddr
-}
+impl Tuple {
+    #[inline(always)]
+    fn new(proto: Protocol, a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> Tuple {
+        Tuple {
+            proto,
+            a,
+            ap,
+            b,
+            bp,
+        }
+    }
 
-fn matches_out(
-    c: &Conn,
-    proto: Protocol,
-    daddr: IpAddr,
-    dport: u16,
-    laddr: IpAddr,
-    lport: u16,
-) -> bool {
-    c.used()
-        && !c.is_template()
-        && !c.is_one_packet()
-        && c.fwd.sees_replies()
-        && c.proto == proto
-        && c.dport == dport
-        && c.lport == lport
-        && c.daddr == daddr
-        && c.laddr == laddr
+    /// The key entry `c` is filed under in space `K`.
+    #[inline(always)]
+    fn of<const K: u8>(c: &Conn) -> Tuple {
+        match K {
+            KIND_CONN => Tuple::new(c.proto, c.caddr, c.cport, c.vaddr, c.vport),
+            KIND_TPL => Tuple::new(c.proto, c.caddr, 0, c.vaddr, c.vport),
+            _ => Tuple::new(c.proto, c.daddr, c.dport, c.laddr, c.lport),
+        }
+    }
+
+    /// Whether `c` is a live entry of space `K` with this key.
+    #[inline(always)]
+    fn matches<const K: u8>(&self, c: &Conn) -> bool {
+        match K {
+            KIND_CONN => {
+                c.used()
+                    && !c.is_template()
+                    && c.proto == self.proto
+                    && c.cport == self.ap
+                    && c.vport == self.bp
+                    && c.caddr == self.a
+                    && c.vaddr == self.b
+            }
+            KIND_TPL => {
+                c.used()
+                    && c.is_template()
+                    && !c.has(F_TPL_INVALID)
+                    && c.proto == self.proto
+                    && c.vport == self.bp
+                    && c.caddr == self.a
+                    && c.vaddr == self.b
+            }
+            _ => {
+                c.used()
+                    && !c.is_template()
+                    && !c.is_one_packet()
+                    && c.fwd.sees_replies()
+                    && c.proto == self.proto
+                    && c.dport == self.ap
+                    && c.lport == self.bp
+                    && c.daddr == self.a
+                    && c.laddr == self.b
+            }
+        }
+    }
 }
 
 impl ConnTable {
-    fn in_hash(
-        &self,
-        proto: Protocol,
-        caddr: IpAddr,
-        cport: u16,
-        vaddr: IpAddr,
-        vport: u16,
-    ) -> u64 {
-        tuple_hash(
-            self.seed,
-            KIND_CONN,
-            proto.number(),
-            caddr,
-            cport,
-            vaddr,
-            vport,
-        )
+    /// `t`'s hash in space `K`.
+    #[inline(always)]
+    fn hash<const K: u8>(&self, t: &Tuple) -> u64 {
+        tuple_hash(self.seed, K, t.proto.number(), t.a, t.ap, t.b, t.bp)
     }
 
-    fn tpl_hash(&self, proto: Protocol, snet: IpAddr, vaddr: IpAddr, vport: u16) -> u64 {
-        tuple_hash(self.seed, KIND_TPL, proto.number(), snet, 0, vaddr, vport)
+    /// The index of space `K`.
+    #[inline(always)]
+    fn index<const K: u8>(&self) -> &Index {
+        if K == KIND_OUT {
+            &self.out_idx
+        } else {
+            &self.in_idx
+        }
     }
 
-    fn out_hash(
-        &self,
-        proto: Protocol,
-        daddr: IpAddr,
-        dport: u16,
-        laddr: IpAddr,
-        lport: u16,
-    ) -> u64 {
-        tuple_hash(
-            self.seed,
-            KIND_OUT,
-            proto.number(),
-            daddr,
-            dport,
-            laddr,
-            lport,
-        )
+    /// The slab, and the index of space `K` to change.
+    #[inline(always)]
+    fn slab_and_index<const K: u8>(&mut self) -> (&[Conn], &mut Index) {
+        let index = if K == KIND_OUT {
+            &mut self.out_idx
+        } else {
+            &mut self.in_idx
+        };
+        (&self.slab, index)
+    }
+
+    /// The live entry filed under `t` in space `K`.
+    #[inline(always)]
+    fn find<const K: u8>(&self, t: Tuple) -> Option<u32> {
+        let h = self.hash::<K>(&t);
+        self.index::<K>()
+            .find(h, |i| t.matches::<K>(&self.slab[i as usize]))
+    }
+
+    /// Files entry `i` under its key in space `K`, replacing an older entry
+    /// with the same key.
+    #[inline]
+    fn file<const K: u8>(&mut self, i: u32) {
+        let t = Tuple::of::<K>(&self.slab[i as usize]);
+        let h = self.hash::<K>(&t);
+        let (slab, index) = self.slab_and_index::<K>();
+        index.insert(h, i, |j| j != i && t.matches::<K>(&slab[j as usize]));
+    }
+
+    /// Takes entry `i` out of space `K` (filed under its current key).
+    #[inline]
+    fn unfile<const K: u8>(&mut self, i: u32) {
+        let h = self.hash::<K>(&Tuple::of::<K>(&self.slab[i as usize]));
+        let (_, index) = self.slab_and_index::<K>();
+        index.remove(h, i);
     }
 }

@@ -4,13 +4,13 @@
 
 use std::net::IpAddr;
 
-use super::{ConnTable, dest_mut, dest_ref, matches_in, matches_out};
+use super::{ConnTable, KIND_CONN, KIND_OUT, Tuple, dest_mut, dest_ref};
 use crate::conn::state::{TcpTable, tcp_next};
 use crate::conn::wheel::tick_ceil;
 use crate::conn::{
     Conn, ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, InDecision, NO_LINK, TcpFlags,
 };
-use crate::service::{Protocol, Service, ServiceTable};
+use crate::service::{Protocol, Service, ServiceTable, Stats};
 use crate::time::Timestamp;
 
 /// `is_new_conn_expected`: a SYN on this conn starts a new connection.
@@ -20,6 +20,21 @@ fn new_conn_expected(c: &Conn, reuse_mode: u8) -> bool {
     }
     matches!(c.state, ConnState::TimeWait | ConnState::Close)
         || (reuse_mode & 2 != 0 && c.state == ConnState::FinWait && c.has(F_NO_OUTPUT))
+}
+
+/// One packet of `bytes` going `dir` in `s`.
+#[inline(always)]
+fn add_traffic(s: &mut Stats, dir: Direction, bytes: u64) {
+    match dir {
+        Direction::In => {
+            s.inpkts += 1;
+            s.inbytes += bytes;
+        }
+        Direction::Out => {
+            s.outpkts += 1;
+            s.outbytes += bytes;
+        }
+    }
 }
 
 impl ConnTable {
@@ -34,11 +49,7 @@ impl ConnTable {
         dst: IpAddr,
         dport: u16,
     ) -> Option<ConnId> {
-        let h = self.in_hash(proto, src, sport, dst, dport);
-        self.in_idx
-            .find(h, |i| {
-                matches_in(&self.slab[i as usize], proto, src, sport, dst, dport)
-            })
+        self.find::<KIND_CONN>(Tuple::new(proto, src, sport, dst, dport))
             .map(ConnId)
     }
 
@@ -54,11 +65,10 @@ impl ConnTable {
         dst: IpAddr,
         dport: u16,
     ) {
-        self.in_idx
-            .prefetch(self.in_hash(proto, src, sport, dst, dport));
+        let t = Tuple::new(proto, src, sport, dst, dport);
+        self.in_idx.prefetch(self.hash::<KIND_CONN>(&t));
         if self.has_reply_conns() {
-            self.out_idx
-                .prefetch(self.out_hash(proto, src, sport, dst, dport));
+            self.out_idx.prefetch(self.hash::<KIND_OUT>(&t));
         }
     }
 
@@ -73,12 +83,12 @@ impl ConnTable {
         dst: IpAddr,
         dport: u16,
     ) {
-        let h = self.in_hash(proto, src, sport, dst, dport);
-        let i = match self.in_idx.first_with_tag(h) {
+        let t = Tuple::new(proto, src, sport, dst, dport);
+        let i = match self.in_idx.first_with_tag(self.hash::<KIND_CONN>(&t)) {
             Some(i) => Some(i),
-            None if self.has_reply_conns() => self
-                .out_idx
-                .first_with_tag(self.out_hash(proto, src, sport, dst, dport)),
+            None if self.has_reply_conns() => {
+                self.out_idx.first_with_tag(self.hash::<KIND_OUT>(&t))
+            }
             None => None,
         };
         if let Some(c) = i.and_then(|i| self.slab.get(i as usize)) {
@@ -111,11 +121,7 @@ impl ConnTable {
         if self.out_len == 0 {
             return None;
         }
-        let h = self.out_hash(proto, src, sport, dst, dport);
-        self.out_idx
-            .find(h, |i| {
-                matches_out(&self.slab[i as usize], proto, src, sport, dst, dport)
-            })
+        self.find::<KIND_OUT>(Tuple::new(proto, src, sport, dst, dport))
             .map(ConnId)
     }
 
@@ -164,11 +170,7 @@ impl ConnTable {
         services: &mut ServiceTable,
     ) -> InDecision {
         let i = id.0;
-        let Some(c) = self
-            .slab
-            .get(i as usize)
-            .filter(|c| c.used() && !c.is_template())
-        else {
+        let Some(c) = self.live_conn(i as usize) else {
             return InDecision::Schedule;
         };
         let dest = dest_ref(services, c.dest);
@@ -192,6 +194,12 @@ impl ConnTable {
         InDecision::Forward(id)
     }
 
+    /// Entry `i` if it is a live conn (not a template).
+    #[inline(always)]
+    fn live_conn(&self, i: usize) -> Option<&Conn> {
+        self.slab.get(i).filter(|c| c.used() && !c.is_template())
+    }
+
     /// One packet of an existing conn: traffic stats (only while the server
     /// is available, as `ip_vs_in_stats` / `ip_vs_out_stats`), the TCP state
     /// transition with its ActiveConn/InActConn move, and the timer re-armed
@@ -209,11 +217,7 @@ impl ConnTable {
         services: &mut ServiceTable,
     ) {
         let i = id.0 as usize;
-        if !self
-            .slab
-            .get(i)
-            .is_some_and(|c| c.used() && !c.is_template())
-        {
+        if self.live_conn(i).is_none() {
             return;
         }
         self.account(i, dir, ip_len, services);
@@ -246,20 +250,8 @@ impl ConnTable {
             return;
         }
         let b = u64::from(bytes);
-        match dir {
-            Direction::In => {
-                d.stats.inpkts += 1;
-                d.stats.inbytes += b;
-                stats.inpkts += 1;
-                stats.inbytes += b;
-            }
-            Direction::Out => {
-                d.stats.outpkts += 1;
-                d.stats.outbytes += b;
-                stats.outpkts += 1;
-                stats.outbytes += b;
-            }
-        }
+        add_traffic(&mut d.stats, dir, b);
+        add_traffic(stats, dir, b);
     }
 
     /// `set_tcp_state`.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{ConnTable, FTP_PORT, matches_tpl};
+use super::{ConnTable, FTP_PORT, KIND_TPL, Tuple};
 use crate::conn::wheel::tick_ceil;
 use crate::conn::{
     Conn, ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, F_ONE_PACKET, F_TEMPLATE,
@@ -32,26 +32,11 @@ fn mask_addr(a: IpAddr, prefix: u8) -> IpAddr {
 }
 
 impl ConnTable {
-    fn find_template(
-        &self,
-        proto: Protocol,
-        snet: IpAddr,
-        vaddr: IpAddr,
-        vport: u16,
-    ) -> Option<u32> {
-        let h = self.tpl_hash(proto, snet, vaddr, vport);
-        self.in_idx.find(h, |i| {
-            matches_tpl(&self.slab[i as usize], proto, snet, vaddr, vport)
-        })
-    }
-
     /// `ip_vs_check_template` failing: unhash the template so it is never
     /// found again and let it die on its own timer (it keeps its
     /// PersistConn until then). Listed with ports 65535 like the kernel's.
     fn invalidate_template(&mut self, t: u32) {
-        let c = &self.slab[t as usize];
-        let h = self.tpl_hash(c.proto, c.caddr, c.vaddr, c.vport);
-        self.in_idx.remove(h, t);
+        self.unfile::<KIND_TPL>(t);
         let c = &mut self.slab[t as usize];
         c.flags |= F_TPL_INVALID;
         c.vport = 0xffff;
@@ -145,7 +130,9 @@ impl ConnTable {
             let snet = mask_addr(flow.caddr, service.persistence_prefix);
             let tvport = if svc_port == FTP_PORT { 0 } else { flow.vport };
             tpl_key = Some((snet, tvport));
-            if let Some(t) = self.find_template(flow.proto, snet, flow.vaddr, tvport) {
+            if let Some(t) =
+                self.find::<KIND_TPL>(Tuple::new(flow.proto, snet, 0, flow.vaddr, tvport))
+            {
                 let usable = service
                     .dests
                     .get(self.slab[t as usize].dest.dest as usize)

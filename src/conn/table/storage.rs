@@ -3,20 +3,31 @@
 
 use std::ops::RangeInclusive;
 
-use super::{
-    ConnTable, DEFAULT_SEED, MAX_CAPACITY, dest_mut, matches_in, matches_out, matches_tpl,
-};
+use super::{ConnTable, DEFAULT_SEED, KIND_CONN, KIND_OUT, KIND_TPL, MAX_CAPACITY, dest_mut};
 use crate::conn::index::Index;
 use crate::conn::wheel::Wheel;
 use crate::conn::{
     Conn, ConnId, ConnState, ConnSysctls, F_INACTIVE, F_ONE_PACKET, F_TEMPLATE, F_TPL_INVALID,
     NO_LINK, Timeouts,
 };
-use crate::service::ServiceTable;
+use crate::service::{Dest, ServiceTable};
 
 /// Each state's timeout in nanoseconds (saturated to `u64`).
 fn timeout_table(t: Timeouts) -> [u64; ConnState::COUNT] {
     ConnState::ALL.map(|s| u64::try_from(t.for_state(s).as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The counter of `d` an entry with `flags` is bound to: PersistConn for a
+/// template, else InActConn or ActiveConn.
+#[inline(always)]
+fn conn_counter(d: &mut Dest, flags: u8) -> &mut u32 {
+    if flags & F_TEMPLATE != 0 {
+        &mut d.persist_conns
+    } else if flags & F_INACTIVE != 0 {
+        &mut d.inact_conns
+    } else {
+        &mut d.active_conns
+    }
 }
 
 impl ConnTable {
@@ -123,37 +134,20 @@ impl ConnTable {
         debug_assert!(i != NO_LINK, "ensure_room first");
         self.free_head = self.slab[i as usize].control;
         self.len += 1;
-        let (proto, template, one_packet) = (c.proto, c.is_template(), c.is_one_packet());
+        let (template, one_packet, replies) =
+            (c.is_template(), c.is_one_packet(), c.fwd.sees_replies());
         if let Some(d) = dest_mut(services, c.dest) {
-            if template {
-                d.persist_conns += 1;
-            } else if c.is_inactive() {
-                d.inact_conns += 1;
-            } else {
-                d.active_conns += 1;
-            }
+            *conn_counter(d, c.flags) += 1;
             d.update_overload();
         }
-        let (caddr, cport, vaddr, vport) = (c.caddr, c.cport, c.vaddr, c.vport);
-        let (daddr, dport, laddr, lport, fwd) = (c.daddr, c.dport, c.laddr, c.lport, c.fwd);
         self.slab[i as usize] = c;
-        let slab = &self.slab;
         if template {
-            let h = self.tpl_hash(proto, caddr, vaddr, vport);
-            self.in_idx.insert(h, i, |j| {
-                j != i && matches_tpl(&slab[j as usize], proto, caddr, vaddr, vport)
-            });
+            self.file::<KIND_TPL>(i);
         } else if !one_packet {
-            let h = self.in_hash(proto, caddr, cport, vaddr, vport);
-            self.in_idx.insert(h, i, |j| {
-                j != i && matches_in(&slab[j as usize], proto, caddr, cport, vaddr, vport)
-            });
-            if fwd.sees_replies() {
+            self.file::<KIND_CONN>(i);
+            if replies {
                 self.out_len += 1;
-                let h = self.out_hash(proto, daddr, dport, laddr, lport);
-                self.out_idx.insert(h, i, |j| {
-                    j != i && matches_out(&slab[j as usize], proto, daddr, dport, laddr, lport)
-                });
+                self.file::<KIND_OUT>(i);
             }
         }
         i
@@ -166,19 +160,16 @@ impl ConnTable {
         if !c.used() {
             return;
         }
-        let (proto, flags, control, dest, fwd) = (c.proto, c.flags, c.control, c.dest, c.fwd);
+        let (flags, control, dest, fwd) = (c.flags, c.control, c.dest, c.fwd);
         let template = flags & F_TEMPLATE != 0;
         if template {
             if flags & F_TPL_INVALID == 0 {
-                let h = self.tpl_hash(proto, c.caddr, c.vaddr, c.vport);
-                self.in_idx.remove(h, i);
+                self.unfile::<KIND_TPL>(i);
             }
         } else if flags & F_ONE_PACKET == 0 {
-            let h = self.in_hash(proto, c.caddr, c.cport, c.vaddr, c.vport);
-            let ho = self.out_hash(proto, c.daddr, c.dport, c.laddr, c.lport);
-            self.in_idx.remove(h, i);
+            self.unfile::<KIND_CONN>(i);
             if fwd.sees_replies() {
-                self.out_idx.remove(ho, i);
+                self.unfile::<KIND_OUT>(i);
                 self.out_len = self.out_len.saturating_sub(1);
             }
         }
@@ -190,13 +181,8 @@ impl ConnTable {
             t.n_control = t.n_control.saturating_sub(1);
         }
         if let Some(d) = dest_mut(services, dest) {
-            if template {
-                d.persist_conns = d.persist_conns.saturating_sub(1);
-            } else if flags & F_INACTIVE != 0 {
-                d.inact_conns = d.inact_conns.saturating_sub(1);
-            } else {
-                d.active_conns = d.active_conns.saturating_sub(1);
-            }
+            let n = conn_counter(d, flags);
+            *n = n.saturating_sub(1);
             d.update_overload();
         }
         let e = &mut self.slab[i as usize];
