@@ -196,30 +196,6 @@ impl ConnTable {
             dest: d as u32,
         };
 
-        if let (Some((snet, tvport)), None) = (tpl_key, tpl) {
-            let t = Conn {
-                proto: flow.proto,
-                caddr: snet,
-                cport: 0,
-                vaddr: flow.vaddr,
-                vport: tvport,
-                daddr,
-                dport: tpl_dport,
-                laddr: snet,
-                lport: 0,
-                dest: dref,
-                fwd,
-                state: ConnState::None,
-                client_mac: flow.client_mac,
-                expires: now,
-                flags: F_USED | F_TEMPLATE | F_INACTIVE,
-                in_pkts: 0,
-                control: NO_LINK,
-                n_control: 0,
-            };
-            tpl = Some(self.insert_entry(t, services));
-        }
-
         let mut flags = F_USED | F_INACTIVE;
         if !fwd.sees_replies() {
             flags |= F_NO_OUTPUT;
@@ -227,7 +203,7 @@ impl ConnTable {
         if one_packet {
             flags |= F_ONE_PACKET;
         }
-        let c = Conn {
+        let mut c = Conn {
             proto: flow.proto,
             caddr: flow.caddr,
             cport: flow.cport,
@@ -248,9 +224,24 @@ impl ConnTable {
             expires: now,
             flags,
             in_pkts: 0,
-            control: tpl.unwrap_or(NO_LINK),
+            control: NO_LINK,
             n_control: 0,
         };
+        if let (Some((snet, tvport)), None) = (tpl_key, tpl) {
+            let t = Conn {
+                caddr: snet,
+                cport: 0,
+                vport: tvport,
+                dport: tpl_dport,
+                laddr: snet,
+                lport: 0,
+                state: ConnState::None,
+                flags: F_USED | F_TEMPLATE | F_INACTIVE,
+                ..c
+            };
+            tpl = Some(self.insert_entry(t, services));
+        }
+        c.control = tpl.unwrap_or(NO_LINK);
         let i = self.insert_entry(c, services);
 
         if let (Some(t), Some(p)) = (tpl, persistence) {
