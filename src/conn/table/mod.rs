@@ -95,16 +95,19 @@ fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
 /// - [`KIND_CONN`], in `in_idx`: a conn's client tuple
 ///   `caddr:cport -> vaddr:vport`;
 /// - [`KIND_TPL`], in `in_idx`: a template's key `snet:0 -> vaddr:vport`
-///   (`ap` is always 0 and not compared);
+///   (`ap` is always 0);
 /// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
 ///   `daddr:dport -> laddr:lport`.
-#[derive(Copy, Clone)]
+///
+/// The fields are in the order `==` compares them: the ports before the
+/// addresses.
+#[derive(Copy, Clone, PartialEq)]
 struct Tuple {
     proto: Protocol,
-    a: IpAddr,
     ap: u16,
-    b: IpAddr,
     bp: u16,
+    a: IpAddr,
+    b: IpAddr,
 }
 
 impl Tuple {
@@ -132,37 +135,12 @@ impl Tuple {
     /// Whether `c` is a live entry of space `K` with this key.
     #[inline(always)]
     fn matches<const K: u8>(&self, c: &Conn) -> bool {
-        match K {
-            KIND_CONN => {
-                c.used()
-                    && !c.is_template()
-                    && c.proto == self.proto
-                    && c.cport == self.ap
-                    && c.vport == self.bp
-                    && c.caddr == self.a
-                    && c.vaddr == self.b
-            }
-            KIND_TPL => {
-                c.used()
-                    && c.is_template()
-                    && !c.has(F_TPL_INVALID)
-                    && c.proto == self.proto
-                    && c.vport == self.bp
-                    && c.caddr == self.a
-                    && c.vaddr == self.b
-            }
-            _ => {
-                c.used()
-                    && !c.is_template()
-                    && !c.is_one_packet()
-                    && c.fwd.sees_replies()
-                    && c.proto == self.proto
-                    && c.dport == self.ap
-                    && c.lport == self.bp
-                    && c.daddr == self.a
-                    && c.laddr == self.b
-            }
-        }
+        let filed = match K {
+            KIND_CONN => c.used() && !c.is_template(),
+            KIND_TPL => c.used() && c.is_template() && !c.has(F_TPL_INVALID),
+            _ => c.used() && !c.is_template() && !c.is_one_packet() && c.fwd.sees_replies(),
+        };
+        filed && Tuple::of::<K>(c) == *self
     }
 }
 
