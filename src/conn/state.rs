@@ -91,36 +91,11 @@ pub struct TcpFlags {
 }
 
 impl TcpFlags {
-    pub const SYN: TcpFlags = TcpFlags {
-        syn: true,
-        ack: false,
-        fin: false,
-        rst: false,
-    };
-    pub const SYN_ACK: TcpFlags = TcpFlags {
-        syn: true,
-        ack: true,
-        fin: false,
-        rst: false,
-    };
-    pub const ACK: TcpFlags = TcpFlags {
-        syn: false,
-        ack: true,
-        fin: false,
-        rst: false,
-    };
-    pub const FIN_ACK: TcpFlags = TcpFlags {
-        syn: false,
-        ack: true,
-        fin: true,
-        rst: false,
-    };
-    pub const RST: TcpFlags = TcpFlags {
-        syn: false,
-        ack: false,
-        fin: false,
-        rst: true,
-    };
+    pub const SYN: TcpFlags = TcpFlags::from_byte(0x02);
+    pub const SYN_ACK: TcpFlags = TcpFlags::from_byte(0x12);
+    pub const ACK: TcpFlags = TcpFlags::from_byte(0x10);
+    pub const FIN_ACK: TcpFlags = TcpFlags::from_byte(0x11);
+    pub const RST: TcpFlags = TcpFlags::from_byte(0x04);
 
     /// From the flags byte of a TCP header (byte 13).
     pub const fn from_byte(b: u8) -> TcpFlags {
@@ -283,10 +258,12 @@ mod tests {
 
     #[test]
     fn from_byte_reads_the_four_flags() {
-        assert_eq!(TcpFlags::from_byte(0x02), TcpFlags::SYN);
-        assert_eq!(TcpFlags::from_byte(0x12), TcpFlags::SYN_ACK);
-        assert_eq!(TcpFlags::from_byte(0x11), TcpFlags::FIN_ACK);
-        assert_eq!(TcpFlags::from_byte(0x04), TcpFlags::RST);
+        let f = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        assert_eq!(TcpFlags::SYN, f(true, false, false, false));
+        assert_eq!(TcpFlags::SYN_ACK, f(true, true, false, false));
+        assert_eq!(TcpFlags::ACK, f(false, true, false, false));
+        assert_eq!(TcpFlags::FIN_ACK, f(false, true, true, false));
+        assert_eq!(TcpFlags::RST, f(false, false, false, true));
         assert_eq!(TcpFlags::from_byte(0x18), TcpFlags::ACK); // PSH+ACK
     }
 

@@ -125,6 +125,16 @@ fn counters(s: &ServiceTable, d: usize) -> (u32, u32, u32) {
     (d.active_conns, d.inact_conns, d.persist_conns)
 }
 
+/// The TCP conn of `client:cport -> VIP:80`.
+fn tcp_in(t: &ConnTable, client: &str, cport: u16) -> Option<ConnId> {
+    t.lookup_in(Protocol::Tcp, ip(client), cport, ip(VIP), 80)
+}
+
+/// A 52-byte ACK from the client on conn `id` at `at`.
+fn ack_in(t: &mut ConnTable, id: ConnId, at: Timestamp, s: &mut ServiceTable) {
+    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, at, s);
+}
+
 fn state(t: &ConnTable, id: ConnId) -> ConnState {
     t.get(id).state
 }
@@ -161,16 +171,13 @@ fn nat_tcp_lifecycle_states_counters_stats_and_timers() {
     assert_eq!(c.expires, now + secs(60));
     assert!(!c.is_inactive());
     assert_eq!(counters(&s, 0), (1, 0, 0), "SYN_RECV counts as active");
-    assert_eq!(
-        t.lookup_in(Protocol::Tcp, ip("10.0.0.1"), 40000, ip(VIP), 80),
-        Some(id)
-    );
+    assert_eq!(tcp_in(&t, "10.0.0.1", 40000), Some(id));
     let out = t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000);
     assert_eq!(out, Some(id));
 
     t.on_packet(id, Direction::Out, Some(TcpFlags::SYN_ACK), 60, now, &mut s);
     assert_eq!(state(&t, id), ConnState::SynRecv);
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, id, now, &mut s);
     assert_eq!(state(&t, id), ConnState::Established);
     assert_eq!(t.get(id).expires, now + secs(900));
     t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 1052, now, &mut s);
@@ -183,7 +190,7 @@ fn nat_tcp_lifecycle_states_counters_stats_and_timers() {
     assert_eq!(t.get(id).expires, now + secs(60));
     t.on_packet(id, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(state(&t, id), ConnState::TimeWait);
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, id, now, &mut s);
     assert_eq!(state(&t, id), ConnState::TimeWait);
     assert_eq!(t.get(id).expires, now + secs(120));
 
@@ -202,10 +209,7 @@ fn nat_tcp_lifecycle_states_counters_stats_and_timers() {
     assert_eq!(t.expire(now + secs(120), &mut s), 1);
     assert_eq!(t.len(), 0);
     assert_eq!(counters(&s, 0), (0, 0, 0));
-    assert_eq!(
-        t.lookup_in(Protocol::Tcp, ip("10.0.0.1"), 40000, ip(VIP), 80),
-        None
-    );
+    assert_eq!(tcp_in(&t, "10.0.0.1", 40000), None);
     assert_eq!(
         t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000),
         None
@@ -225,14 +229,14 @@ fn dr_uses_the_input_only_table() {
         t.lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("10.0.0.1"), 40000),
         None
     );
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, id, now, &mut s);
     assert_eq!(state(&t, id), ConnState::Established);
     // Client FIN: NAT would go to CLOSE_WAIT; input-only goes to FIN_WAIT.
     t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(state(&t, id), ConnState::FinWait);
     assert_eq!(t.get(id).expires, now + secs(120));
     assert_eq!(counters(&s, 0), (0, 1, 0));
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, id, now, &mut s);
     assert_eq!(state(&t, id), ConnState::FinWait);
     t.on_packet(id, Direction::In, Some(TcpFlags::RST), 40, now, &mut s);
     assert_eq!(state(&t, id), ConnState::Close);
@@ -258,7 +262,7 @@ fn table_quirks_rst_in_syn_recv_and_flagless_segments() {
     let b = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 2), 60, now, 0)
         .unwrap();
-    t.on_packet(b, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, b, now, &mut s);
     t.on_packet(b, Direction::In, Some(TcpFlags::default()), 52, now, &mut s);
     assert_eq!(state(&t, b), ConnState::Close);
     // No header at all (e.g. an ICMP error about the conn): no transition,
@@ -277,7 +281,7 @@ fn syn_sent_and_listen_paths_of_the_output_table() {
     let a = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
         .unwrap();
-    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, a, now, &mut s);
     // Server FIN first: FIN_WAIT; client's FIN then: TIME_WAIT.
     t.on_packet(a, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(state(&t, a), ConnState::FinWait);
@@ -305,7 +309,7 @@ fn out_packet_switches_a_dr_conn_off_input_only() {
         .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
         .unwrap();
     t.on_packet(a, Direction::Out, Some(TcpFlags::SYN_ACK), 60, now, &mut s);
-    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, a, now, &mut s);
     t.on_packet(a, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(state(&t, a), ConnState::CloseWait);
 }
@@ -325,7 +329,7 @@ fn custom_timeouts_apply_from_the_next_packet() {
     let a = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 1), 60, now, 0)
         .unwrap();
-    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, a, now, &mut s);
     assert_eq!(t.get(a).expires, now + secs(30));
     t.on_packet(a, Direction::Out, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(t.get(a).expires, now + secs(7));
@@ -471,10 +475,7 @@ fn persistence_sticks_per_client_network_and_templates_are_listed() {
     assert_eq!(t.get(b).control(), Some(tid));
     assert!(t.get(tid).is_template());
     // A template is never returned for a packet lookup.
-    assert_eq!(
-        t.lookup_in(Protocol::Tcp, ip("10.0.0.0"), 0, ip(VIP), 80),
-        None
-    );
+    assert_eq!(tcp_in(&t, "10.0.0.0", 0), None);
     assert_eq!(
         s.services[0].stats.conns, 3,
         "templates are not counted as conns"
@@ -492,7 +493,7 @@ fn template_outlives_its_conns_and_lingers_while_controlling() {
     let a = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
         .unwrap();
-    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s); // ESTABLISHED, 900 s
+    ack_in(&mut t, a, now, &mut s); // ESTABLISHED, 900 s
     let tpl = t.get(a).control().unwrap();
     // At 300 s the template still controls the conn: re-armed for 60 s.
     assert_eq!(t.expire(now + secs(300), &mut s), 0);
@@ -771,7 +772,7 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
             let id = t
                 .schedule(&mut s, 0, &syn("10.0.0.1", k), 60, now, 0)
                 .unwrap();
-            t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+            ack_in(&mut t, id, now, &mut s);
             id
         })
         .collect();
@@ -788,14 +789,8 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
     assert_eq!(t.evictions(), 1);
     assert_eq!(t.len(), 4);
     assert_eq!(n, old, "slot of the evicted conn reused");
-    assert_eq!(
-        t.lookup_in(Protocol::Tcp, ip("10.6.6.6"), 1, ip(VIP), 80),
-        None
-    );
-    assert!(
-        t.lookup_in(Protocol::Tcp, ip("10.6.6.6"), 2, ip(VIP), 80)
-            .is_some()
-    );
+    assert_eq!(tcp_in(&t, "10.6.6.6", 1), None);
+    assert!(tcp_in(&t, "10.6.6.6", 2).is_some());
     for id in &est {
         assert_eq!(t.get(*id).state, ConnState::Established);
     }
@@ -805,17 +800,8 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
     // Only ESTABLISHED conns: nothing may be evicted.
     for c in ["10.6.6.6:2", "10.6.6.6:3"] {
         let (a, p) = c.split_once(':').unwrap();
-        let id = t
-            .lookup_in(Protocol::Tcp, ip(a), p.parse().unwrap(), ip(VIP), 80)
-            .unwrap();
-        t.on_packet(
-            id,
-            Direction::In,
-            Some(TcpFlags::ACK),
-            52,
-            now + secs(2),
-            &mut s,
-        );
+        let id = tcp_in(&t, a, p.parse().unwrap()).unwrap();
+        ack_in(&mut t, id, now + secs(2), &mut s);
     }
     assert_eq!(
         t.schedule(&mut s, 0, &syn("10.6.6.6", 4), 60, now + secs(3), 0),
@@ -843,7 +829,7 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
             let id = t
                 .schedule(&mut s, 0, &syn("10.9.9.9", k), 60, at, 0)
                 .unwrap();
-            t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, at, &mut s);
+            ack_in(&mut t, id, at, &mut s);
             assert_eq!(t.get(id).in_pkts(), 2);
             id
         })
@@ -866,38 +852,22 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
         .unwrap();
     assert_eq!(t.evictions(), 1);
     assert_eq!(n, ids[1], "slot of the evicted conn reused");
-    assert_eq!(
-        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 1, ip(VIP), 80),
-        None
-    );
-    assert!(
-        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 0, ip(VIP), 80)
-            .is_some()
-    );
+    assert_eq!(tcp_in(&t, "10.9.9.9", 1), None);
+    assert!(tcp_in(&t, "10.9.9.9", 0).is_some());
     // Now a SYN_RECV conn (the one just made) exists: it goes before the
     // remaining few-packet ESTABLISHED conn.
     let m = t
         .schedule(&mut s, 0, &syn("10.0.0.2", 8), 60, now + secs(4), 0)
         .unwrap();
     assert_eq!(m, n, "the half-open conn was taken first");
-    assert!(
-        t.lookup_in(Protocol::Tcp, ip("10.9.9.9"), 2, ip(VIP), 80)
-            .is_some()
-    );
+    assert!(tcp_in(&t, "10.9.9.9", 2).is_some());
     // Counters stay consistent: three conns, all counted once.
     let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
     assert_eq!(total, 3);
     // Make every conn busy: nothing may be evicted any more.
     for id in t.iter().map(|(id, _)| id).collect::<Vec<_>>() {
         for _ in 0..=DROP_ENTRY_MAX_PKTS {
-            t.on_packet(
-                id,
-                Direction::In,
-                Some(TcpFlags::ACK),
-                52,
-                now + secs(5),
-                &mut s,
-            );
+            ack_in(&mut t, id, now + secs(5), &mut s);
         }
     }
     assert_eq!(
@@ -1003,7 +973,7 @@ fn removed_server_with_expire_nodest_conn_reschedules() {
     let a = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 7), 60, now, 0)
         .unwrap();
-    t.on_packet(a, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, a, now, &mut s);
     s.services[0].dests[0].available = false;
     let d = t.resolve_in(
         Protocol::Tcp,
@@ -1149,7 +1119,7 @@ fn conn_reuse_spares_persistent_conns_and_bit_1_covers_dr_fin_wait() {
     let b = t
         .schedule(&mut s, 0, &syn("10.0.0.2", 1), 60, now, 0)
         .unwrap();
-    t.on_packet(b, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, b, now, &mut s);
     t.on_packet(b, Direction::In, Some(TcpFlags::FIN_ACK), 52, now, &mut s);
     assert_eq!(t.get(b).state, ConnState::FinWait);
     let resolve = |t: &mut ConnTable, s: &mut ServiceTable| {
@@ -1323,7 +1293,7 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
     let id = t
         .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, start, 0)
         .unwrap();
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, start, &mut s);
+    ack_in(&mut t, id, start, &mut s);
     assert_eq!(state(&t, id), ConnState::Established);
     let mut now = start;
     // One packet every 97 s for an hour, the clock ticking every second.
@@ -1333,7 +1303,7 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
             now = now + secs(1);
             assert_eq!(t.expire(now, &mut s), 0, "expired at {now:?}");
         }
-        t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+        ack_in(&mut t, id, now, &mut s);
     }
     let last = now;
     assert_eq!(t.get(id).expires, last + secs(900));
@@ -1348,7 +1318,7 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
     let id = t
         .schedule(&mut s, 0, &syn("10.0.0.2", 40000), 60, now, 0)
         .unwrap();
-    t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, now, &mut s);
+    ack_in(&mut t, id, now, &mut s);
     let fin = now + secs(10);
     t.on_packet(id, Direction::In, Some(TcpFlags::FIN_ACK), 52, fin, &mut s);
     assert_eq!(state(&t, id), ConnState::FinWait);

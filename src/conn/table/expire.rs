@@ -1,0 +1,127 @@
+//! Expiry and eviction: the timers, and reclaiming entries when the slab
+//! is full (the capacity policy and `drop_entry` of the `conn` module doc).
+
+use super::ConnTable;
+use crate::conn::wheel::{tick_ceil, tick_floor};
+use crate::conn::{ConnState, DROP_ENTRY_MAX_PKTS, EVICT_SCAN, F_TPL_LINGER, TEMPLATE_LINGER};
+use crate::service::ServiceTable;
+use crate::time::Timestamp;
+
+impl ConnTable {
+    /// Runs every timer due at `now`: frees expired conns and templates
+    /// (unbinding them from their dest) and re-arms templates that still
+    /// control conns for [`TEMPLATE_LINGER`]. Returns how many entries were
+    /// freed. O(1) when nothing is due.
+    pub fn expire(&mut self, now: Timestamp, services: &mut ServiceTable) -> usize {
+        let now_tick = tick_floor(now.0);
+        if self.wheel.idle(now_tick) {
+            return 0;
+        }
+        self.collect_due(now_tick);
+        let mut freed = 0;
+        // Round 0 runs every due timer. A template that still controls conns
+        // is re-armed for TEMPLATE_LINGER after its own deadline, as the
+        // kernel's timer would have been; when `now` is already past that
+        // (a sparse clock: replay, an idle worker), it is deferred to round 1,
+        // after every conn due by `now` has been freed, so it sees what the
+        // kernel would see at that later deadline.
+        let mut deferred = false;
+        for round in 0..2 {
+            if round == 1 {
+                if !deferred {
+                    break;
+                }
+                self.collect_due(now_tick);
+            }
+            while let Some(i) = self.wheel.pop_due() {
+                let c = &mut self.slab[i as usize];
+                // Re-armed lazily (`rearm`): not due yet, file it by its
+                // real deadline.
+                let due = tick_ceil(c.expires.0);
+                if due > now_tick {
+                    self.wheel.insert(i, due);
+                    continue;
+                }
+                if c.is_template() && c.n_control > 0 {
+                    c.flags |= F_TPL_LINGER;
+                    let mut next = c.expires + TEMPLATE_LINGER;
+                    if round == 0 && next <= now {
+                        c.expires = next;
+                        self.wheel.insert_immediate(i);
+                        deferred = true;
+                        continue;
+                    }
+                    if next <= now {
+                        // Still controlling live conns: the kernel re-armed
+                        // it every TEMPLATE_LINGER until now.
+                        let periods = now.since(next).as_nanos() / TEMPLATE_LINGER.as_nanos() + 1;
+                        next = next + TEMPLATE_LINGER * periods as u32;
+                    }
+                    c.expires = next;
+                    self.wheel.insert(i, tick_ceil(next.0));
+                    continue;
+                }
+                self.release(i, services);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Moves every entry armed for `now_tick` or earlier onto the wheel's
+    /// due list (placed by its deadline, which a lazy re-arm may have
+    /// pushed out).
+    fn collect_due(&mut self, now_tick: u64) {
+        let slab = &self.slab;
+        self.wheel
+            .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
+    }
+
+    /// Makes `n` (at most 2) entries free, evicting the best candidates of
+    /// one bounded scan (see the module doc). Evicts nothing and returns
+    /// false when the scan cannot supply enough candidates.
+    pub(super) fn ensure_room(&mut self, n: usize, services: &mut ServiceTable) -> bool {
+        let missing = n.saturating_sub(self.slab.len() - self.len);
+        if missing == 0 {
+            return true;
+        }
+        debug_assert!(missing <= 2);
+        // The `missing` candidates nearest to expiry, soonest first: first
+        // among the half-open and closing conns, then (drop_entry) among
+        // the established ones with few client packets.
+        let mut best: [[Option<(u32, Timestamp)>; 2]; 2] = [[None; 2]; 2];
+        let slab = &self.slab;
+        let drop_entry = self.sysctls.drop_entry;
+        self.wheel.scan(EVICT_SCAN, |i| {
+            let c = &slab[i as usize];
+            let tier = if c.is_template() {
+                return;
+            } else if c.state != ConnState::Established {
+                0
+            } else if drop_entry && c.in_pkts <= DROP_ENTRY_MAX_PKTS {
+                1
+            } else {
+                return;
+            };
+            let cand = (i, c.expires);
+            let best = &mut best[tier];
+            match *best {
+                [None, _] => best[0] = Some(cand),
+                [Some(a), _] if cand.1 < a.1 => *best = [Some(cand), best[0]],
+                [Some(_), None] => best[1] = Some(cand),
+                [Some(_), Some(b)] if cand.1 < b.1 => best[1] = Some(cand),
+                _ => {}
+            }
+        });
+        let mut ranked = best.into_iter().flatten().flatten();
+        let chosen = [ranked.next(), ranked.next()];
+        if chosen.iter().take(missing).any(Option::is_none) {
+            return false;
+        }
+        for (i, _) in chosen.into_iter().take(missing).flatten() {
+            self.release(i, services);
+            self.evictions += 1;
+        }
+        true
+    }
+}

@@ -1,0 +1,200 @@
+//! [`ConnTable`]: the slab, its indexes and timers, and the IPVS operations
+//! on them (see the module doc of `conn` for the rules and invariants).
+//!
+//! This file holds the table's fields and the keys its indexes file
+//! entries under; each child adds one part of `impl ConnTable`:
+//! - `storage`: construction, settings, iteration, memory; taking and
+//!   freeing slab entries (free list, indexes, dest counters);
+//! - `packet`: the per-packet path (lookups, prefetching, IPVS's checks on
+//!   a matched conn, stats, TCP state and timer updates);
+//! - `expire`: the timers and eviction when the slab is full;
+//! - `schedule`: a new conn (scheduler, persistence templates, FULLNAT
+//!   local side).
+#![forbid(unsafe_code)]
+
+mod expire;
+mod packet;
+mod schedule;
+mod storage;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+
+use super::index::{Index, tuple_hash};
+use super::wheel::Wheel;
+use super::{Conn, ConnState, ConnSysctls, F_TPL_INVALID, Timeouts};
+use crate::service::{Dest, DestRef, Protocol, ServiceTable};
+
+/// The key spaces of the indexes (see [`Tuple`]).
+const KIND_CONN: u8 = 0;
+const KIND_TPL: u8 = 1;
+const KIND_OUT: u8 = 2;
+/// Used by [`ConnTable::new`]; pass a random seed with
+/// [`ConnTable::with_seed`] in production.
+const DEFAULT_SEED: u64 = 0x6c76_7366_7764_636e;
+/// The kernel gives FTP control services port-less templates.
+const FTP_PORT: u16 = 21;
+/// Slab indexes must leave room for the wheel's sentinels and `NO_LINK`.
+const MAX_CAPACITY: usize = (u32::MAX - 1024) as usize;
+
+/// The connection table. See the `conn` module doc.
+pub struct ConnTable {
+    slab: Box<[Conn]>,
+    wheel: Wheel,
+    free_head: u32,
+    len: usize,
+    /// Client tuples of conns (not one-packet ones) and template keys.
+    in_idx: Index,
+    /// Reply tuples of NAT and FULLNAT conns.
+    out_idx: Index,
+    /// Conns filed in `out_idx` (gates `lookup_out` and prefetching it).
+    out_len: usize,
+    seed: u64,
+    timeouts: Timeouts,
+    /// `timeouts.for_state(s)` in nanoseconds, indexed by `s as usize`:
+    /// the per-packet re-arm reads one word instead of matching and
+    /// converting a `Duration`.
+    timeout_ns: [u64; ConnState::COUNT],
+    sysctls: ConnSysctls,
+    lports: RangeInclusive<u16>,
+    evictions: u64,
+}
+
+impl fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("len", &self.len)
+            .field("capacity", &self.slab.len())
+            .field("timeouts", &self.timeouts)
+            .field("sysctls", &self.sysctls)
+            .field("evictions", &self.evictions)
+            .finish()
+    }
+}
+
+fn dest_mut(services: &mut ServiceTable, r: DestRef) -> Option<&mut Dest> {
+    services
+        .services
+        .get_mut(r.svc as usize)?
+        .dests
+        .get_mut(r.dest as usize)
+}
+
+fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
+    services
+        .services
+        .get(r.svc as usize)?
+        .dests
+        .get(r.dest as usize)
+}
+
+/// A `(proto, a:ap, b:bp)` tuple as the indexes file it, in one of three
+/// key spaces (the `K` of the functions below, which is also the `kind` of
+/// [`tuple_hash`]):
+/// - [`KIND_CONN`], in `in_idx`: a conn's client tuple
+///   `caddr:cport -> vaddr:vport`;
+/// - [`KIND_TPL`], in `in_idx`: a template's key `snet:0 -> vaddr:vport`
+///   (`ap` is always 0);
+/// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
+///   `daddr:dport -> laddr:lport`.
+///
+/// The fields are in the order `==` compares them: the ports before the
+/// addresses.
+#[derive(Copy, Clone, PartialEq)]
+struct Tuple {
+    proto: Protocol,
+    ap: u16,
+    bp: u16,
+    a: IpAddr,
+    b: IpAddr,
+}
+
+impl Tuple {
+    #[inline(always)]
+    fn new(proto: Protocol, a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> Tuple {
+        Tuple {
+            proto,
+            a,
+            ap,
+            b,
+            bp,
+        }
+    }
+
+    /// The key entry `c` is filed under in space `K`.
+    #[inline(always)]
+    fn of<const K: u8>(c: &Conn) -> Tuple {
+        match K {
+            KIND_CONN => Tuple::new(c.proto, c.caddr, c.cport, c.vaddr, c.vport),
+            KIND_TPL => Tuple::new(c.proto, c.caddr, 0, c.vaddr, c.vport),
+            _ => Tuple::new(c.proto, c.daddr, c.dport, c.laddr, c.lport),
+        }
+    }
+
+    /// Whether `c` is a live entry of space `K` with this key.
+    #[inline(always)]
+    fn matches<const K: u8>(&self, c: &Conn) -> bool {
+        let filed = match K {
+            KIND_CONN => c.used() && !c.is_template(),
+            KIND_TPL => c.used() && c.is_template() && !c.has(F_TPL_INVALID),
+            _ => c.used() && !c.is_template() && !c.is_one_packet() && c.fwd.sees_replies(),
+        };
+        filed && Tuple::of::<K>(c) == *self
+    }
+}
+
+impl ConnTable {
+    /// `t`'s hash in space `K`.
+    #[inline(always)]
+    fn hash<const K: u8>(&self, t: &Tuple) -> u64 {
+        tuple_hash(self.seed, K, t.proto.number(), t.a, t.ap, t.b, t.bp)
+    }
+
+    /// The index of space `K`.
+    #[inline(always)]
+    fn index<const K: u8>(&self) -> &Index {
+        if K == KIND_OUT {
+            &self.out_idx
+        } else {
+            &self.in_idx
+        }
+    }
+
+    /// The slab, and the index of space `K` to change.
+    #[inline(always)]
+    fn slab_and_index<const K: u8>(&mut self) -> (&[Conn], &mut Index) {
+        let index = if K == KIND_OUT {
+            &mut self.out_idx
+        } else {
+            &mut self.in_idx
+        };
+        (&self.slab, index)
+    }
+
+    /// The live entry filed under `t` in space `K`.
+    #[inline(always)]
+    fn find<const K: u8>(&self, t: Tuple) -> Option<u32> {
+        let h = self.hash::<K>(&t);
+        self.index::<K>()
+            .find(h, |i| t.matches::<K>(&self.slab[i as usize]))
+    }
+
+    /// Files entry `i` under its key in space `K`, replacing an older entry
+    /// with the same key.
+    #[inline]
+    fn file<const K: u8>(&mut self, i: u32) {
+        let t = Tuple::of::<K>(&self.slab[i as usize]);
+        let h = self.hash::<K>(&t);
+        let (slab, index) = self.slab_and_index::<K>();
+        index.insert(h, i, |j| j != i && t.matches::<K>(&slab[j as usize]));
+    }
+
+    /// Takes entry `i` out of space `K` (filed under its current key).
+    #[inline]
+    fn unfile<const K: u8>(&mut self, i: u32) {
+        let h = self.hash::<K>(&Tuple::of::<K>(&self.slab[i as usize]));
+        let (_, index) = self.slab_and_index::<K>();
+        index.remove(h, i);
+    }
+}
