@@ -15,7 +15,6 @@
 //! redirects a virtual service only while this director is master of the
 //! VRRP instance holding its address ([`VipGate`]); services on other
 //! addresses are always served.
-#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::net::IpAddr;

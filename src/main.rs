@@ -2,7 +2,8 @@
 //!
 //! Thin by design: argument parsing, file I/O and exit codes. Every decision
 //! is made by the library (config validation, the data plane).
-#![forbid(unsafe_code)]
+
+#![deny(unsafe_code)]
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -7,7 +7,6 @@
 //! frame that caused them; frames it hands to the kernel go to the optional
 //! pass capture, unchanged. This module is only file I/O around
 //! [`crate::dataplane::Dataplane`]: it makes no forwarding decision itself.
-#![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};

@@ -32,7 +32,6 @@
 //! connections are the `conn` module's business, through `available`), and
 //! freeing memory of removed entries: the table only grows, bounded by the
 //! distinct service keys and real-server addresses ever configured.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::IpAddr;

@@ -4,7 +4,6 @@
 //! (nanoseconds on an arbitrary monotonic epoch). The AF_XDP shell feeds it
 //! from `CLOCK_MONOTONIC`, `lvsfwd replay` from capture timestamps and unit
 //! tests from a simulated clock, so every timer in the core is reproducible.
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -20,7 +20,6 @@
 //!
 //! Nothing here reads counters from the data plane or estimates rates: the
 //! caller passes the table and, for `--rate`, a [`RateSnapshot`].
-#![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
 use std::fmt::{self, Write};

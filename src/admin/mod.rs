@@ -10,7 +10,6 @@
 //!
 //! Everything here is pure except [`proto::call`] and
 //! [`proto::serve_stream`], which only move bytes over a socket.
-#![forbid(unsafe_code)]
 
 pub mod apply;
 pub mod cmd;

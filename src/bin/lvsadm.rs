@@ -4,7 +4,8 @@
 //! before any connection; `-h` and `-v` are answered locally. Everything
 //! else goes to the daemon as raw arguments (see `lvsfwd::admin::proto`)
 //! and its answer is printed verbatim. No daemon: a message and exit 2.
-#![forbid(unsafe_code)]
+
+#![deny(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::process::ExitCode;

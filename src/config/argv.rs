@@ -9,7 +9,6 @@
 //! more: no variables, globbing, redirections or pipes, so that no data ever
 //! reaches a shell. A line it cannot split (an unclosed quote, a trailing
 //! backslash, no word at all) is refused, never run as a guess.
-#![forbid(unsafe_code)]
 
 /// Why a command line was refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -30,7 +30,6 @@
 //!
 //! Not done: fwmark and group virtual servers, vrrp_script/track_*, sync
 //! groups, SSL_GET/SMTP_CHECK/DNS_CHECK, notification e-mail: all reported.
-#![forbid(unsafe_code)]
 
 use std::fmt::{self, Write};
 

@@ -21,7 +21,6 @@
 //! Deliberately not done here: resolving interfaces, MACs or next hops,
 //! running health checks or VRRP (their sections are parsed and typed for
 //! the engines that come later), and keepalived.conf import.
-#![forbid(unsafe_code)]
 
 pub mod argv;
 mod core;

@@ -8,7 +8,6 @@
 //! typed [`super::Config`]. Numbers are read as the widest TOML type (`i64`,
 //! `f64`) so that an out-of-range value gets our message and position rather
 //! than serde's.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 use super::*;
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -69,7 +69,6 @@
 //! Deliberately not here: packet parsing and rewriting (`forward`), service
 //! lookup, the schedulers themselves, connection sync, FTP/SIP helpers,
 //! fwmark services, `sloppy_tcp` and `secure_tcp`.
-#![forbid(unsafe_code)]
 
 mod index;
 mod state;

@@ -7,7 +7,6 @@
 //! `IP_VS_TCP_S_*` numbering so a state indexes the table columns directly.
 //!
 //! Deliberately not here: the `secure_tcp` ("dos") tables and SCTP.
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

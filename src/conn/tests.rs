@@ -1,6 +1,5 @@
 //! Table-level tests on a simulated clock, with a deterministic test
 //! scheduler (round-robin over usable dests) standing in for the real ones.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -32,7 +32,6 @@
 //!   same tick, and higher slots are re-placed by each entry's own tick.
 //!
 //! Deliberately not here: what an expiry means (the table decides), clocks.
-#![forbid(unsafe_code)]
 
 /// Length of one wheel tick in nanoseconds.
 pub(crate) const TICK_NS: u64 = 1_000_000;

@@ -8,7 +8,6 @@
 //! value shown is rounded from the fixed point the same way (adding just
 //! under one half). Pure: the
 //! caller decides when a sample is taken.
-#![forbid(unsafe_code)]
 
 use crate::service::Stats;
 use crate::view::Rates;

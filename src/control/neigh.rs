@@ -9,7 +9,6 @@
 //! picks the answer up. Nothing here runs on a worker: workers only ever see
 //! the finished map in a snapshot, so a missing neighbour never stalls them
 //! (the frame is dropped and counted as `no_next_hop` meanwhile).
-#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 

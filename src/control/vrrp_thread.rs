@@ -32,7 +32,6 @@
 //!
 //! Deliberately not done: reloading VRRP instances on SIGHUP (they run as
 //! started), IPsec AH.
-#![forbid(unsafe_code)]
 
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};

@@ -36,7 +36,6 @@
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
 //! send an ICMP time-exceeded.
-#![forbid(unsafe_code)]
 
 pub mod query;
 pub mod snapshot;

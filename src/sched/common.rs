@@ -5,7 +5,6 @@
 //!
 //! Invariant kept by every user: a dest with `available == false` is not on
 //! the service's list (IPVS unlinks it), so every list walk here skips it.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 

@@ -7,7 +7,6 @@
 //! the kernel, so `flags.fallback` is ignored. The table is rebuilt on every
 //! [`Scheduler::update`] (the kernel rebuilds on add and delete; a weight edit
 //! leaves the filling unchanged anyway).
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

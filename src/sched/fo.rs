@@ -3,7 +3,6 @@
 //! Every new connection goes to the linked, non-overloaded dest with the
 //! highest weight; the first such dest in list order wins ties. Connection
 //! counts play no part. Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

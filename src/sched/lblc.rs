@@ -13,7 +13,6 @@
 //! [`super::locality`]. Dest changes need no work: like the kernel, which
 //! has no dest hooks for lblc, entries keep pointing at their dest and the
 //! checks above reject it while it is removed.
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -14,7 +14,6 @@
 //! with the table (two per cached address on average); when it runs out a
 //! dest is not added, as when the kernel's `kmalloc` fails. The address
 //! table and its expiry are [`super::locality`]'s.
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! Picks the linked, non-overloaded, non-quiesced dest with the smallest
 //! overhead (`active * 256 + inactive`); ties go to the earliest in list
 //! order. Weights other than zero are ignored. Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

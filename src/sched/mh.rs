@@ -26,7 +26,6 @@
 //!   refuses the change with `-EINVAL`).
 //!
 //! Rebuilt on every [`Scheduler::update`] (`ip_vs_mh_dest_changed`).
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};

@@ -7,7 +7,6 @@
 //! are pure: the packet's addresses, the time and any randomness come in
 //! through [`SchedInput`]; the connection counters they read are kept by the
 //! connection table.
-#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::IpAddr;

@@ -3,7 +3,6 @@
 //! The first usable dest (in list order) with no active connection gets the
 //! connection at once; when none is idle it falls back to the shortest
 //! expected delay rule of sed. Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

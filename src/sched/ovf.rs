@@ -4,7 +4,6 @@
 //! active connections exceed its weight is passed over, so load "overflows"
 //! to the next weight down. The first dest in list order wins ties.
 //! Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

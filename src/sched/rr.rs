@@ -10,7 +10,6 @@
 //! so the rotation carries on with the removed dest's successor instead of
 //! starting over. Added dests and weight edits leave the cursor alone, as the
 //! kernel has no hook for them.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

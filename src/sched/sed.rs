@@ -4,7 +4,6 @@
 //! connections are ignored and the incoming connection is counted, which
 //! favours heavy servers when all are idle. First usable dest wins ties.
 //! Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

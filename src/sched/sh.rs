@@ -11,7 +11,6 @@
 //! further buckets, `(offset + h) & 255` for `offset = h + k`, k = 0..255 —
 //! the kernel adds the original bucket twice, so probing starts at `2h`.
 //! Rebuilt on every [`Scheduler::update`].
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedFlags, SchedInput, SchedKind, Scheduler};

@@ -10,7 +10,6 @@
 //! subtract each usable weight in list order and take the first dest that
 //! brings the remainder to zero or below, which gives the first usable dest
 //! one extra chance out of `sum + 1`. Stateless.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

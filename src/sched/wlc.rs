@@ -3,7 +3,6 @@
 //! Picks the dest with the smallest overhead / weight, compared as cross
 //! products so no division happens; the first usable dest in list order wins
 //! ties. Stateless: everything it reads lives on the [`Dest`] counters.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

@@ -12,7 +12,6 @@
 //! `cw` is clamped to `mw` or, with `di > 1`, moved onto the new grid
 //! (`cw / di * di + 1`). Several edits folded into one update are applied as
 //! one change.
-#![forbid(unsafe_code)]
 
 use crate::dest::Dest;
 use crate::sched::{SchedInput, SchedKind, Scheduler};

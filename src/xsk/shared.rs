@@ -8,7 +8,6 @@
 //! atomic pointer swap. Workers compare [`Snapshot::generation`] at each
 //! batch boundary and apply the newer one; reading never blocks the
 //! publisher or another reader ([`arc_swap::ArcSwap`]).
-#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

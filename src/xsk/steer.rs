@@ -29,7 +29,6 @@
 //! the worker count, so all workers agree; it allocates nothing.
 //! Not done: per-service masks (one coarsest mask per family), and steering
 //! of services added while running unless the worker rebuilds the map.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;

@@ -1,5 +1,4 @@
 //! IPVS's answers to table changes, with ipvsadm's texts.
-#![forbid(unsafe_code)]
 use super::*;
 use crate::admin::cmd::parse_args;
 use std::time::Duration;

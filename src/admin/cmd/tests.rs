@@ -1,6 +1,5 @@
 //! ipvsadm 1.31's behaviour for the same command lines: the expected
 //! values and messages come from reading its parse_options/process_options.
-#![forbid(unsafe_code)]
 use super::*;
 
 fn args(s: &str) -> Vec<String> {

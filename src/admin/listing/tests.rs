@@ -1,7 +1,6 @@
 //! Golden tests: the expected texts were produced from ipvsadm 1.31's printf
 //! formats (print_title, print_service_entry, print_largenum, print_conn,
 //! list_timeout) applied to the same data, trailing spaces included.
-#![forbid(unsafe_code)]
 use super::*;
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::{Dest, ServiceKey, Stats};

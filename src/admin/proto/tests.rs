@@ -1,5 +1,4 @@
 //! The daemon side of requests, over a fake data plane, and the wire.
-#![forbid(unsafe_code)]
 use super::*;
 use crate::service::Stats;
 use crate::view::{LiveDest, Rates};

@@ -1,5 +1,4 @@
 //! keepalived.conf syntax and the keyword mapping.
-#![forbid(unsafe_code)]
 use super::*;
 
 fn words(n: &Node) -> Vec<&str> {

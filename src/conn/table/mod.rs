@@ -10,7 +10,6 @@
 //! - `expire`: the timers and eviction when the slab is full;
 //! - `schedule`: a new conn (scheduler, persistence templates, FULLNAT
 //!   local side).
-#![forbid(unsafe_code)]
 
 mod expire;
 mod packet;

@@ -20,7 +20,6 @@
 //!
 //! Invariant: `retry_it <= retry`; the next probe is never before the time of
 //! the result that scheduled it.
-#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -28,7 +28,6 @@
 //! Deliberately not done: SMTP alerts, notify FIFOs, SNMP traps, virtual
 //! server groups, and keepalived's `rs_init_notifies` (no notify at
 //! start-up, keepalived's default).
-#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -18,7 +18,6 @@
 //! server in); real servers not in lb.toml (added with lvsadm) and services
 //! unknown to the engine pass through untouched; a real server without a
 //! checker is always up.
-#![forbid(unsafe_code)]
 
 pub mod checker;
 pub mod engine;

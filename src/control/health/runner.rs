@@ -7,7 +7,6 @@
 //! comes back after a reload (old checker ids) is dropped; every script
 //! started is reaped; [`Health::stop`] joins every thread it started (a probe
 //! still running is waited for, bounded by its timeouts).
-#![forbid(unsafe_code)]
 
 use std::process::Child;
 use std::sync::Arc;

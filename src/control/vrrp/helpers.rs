@@ -4,7 +4,6 @@
 //! an instance's family, election address and advert destinations, what a
 //! raw IPv4 socket's datagram says ([`split_ipv4`]), the announcement
 //! frames of the VIPs, and how long the thread may sleep.
-#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};

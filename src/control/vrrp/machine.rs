@@ -45,7 +45,6 @@
 //! Deliberately not done: IPsec AH authentication (refused at
 //! construction), script tracking, sync groups, and keepalived's "rogue
 //! address owner" back-off.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 use std::time::Duration;

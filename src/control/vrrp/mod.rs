@@ -8,7 +8,6 @@
 //!   announcement frames, poll timeouts).
 //!
 //! `control::vrrp_thread` is the I/O shell that runs them.
-#![forbid(unsafe_code)]
 
 pub mod helpers;
 pub mod machine;
