@@ -192,6 +192,18 @@ pub(crate) mod testutil {
     use crate::sched::SchedInput;
     use crate::time::Timestamp;
 
+    /// No scheduler flags (sh/mh tests).
+    pub const PLAIN: crate::sched::SchedFlags = crate::sched::SchedFlags {
+        fallback: false,
+        port: false,
+        flag3: false,
+    };
+
+    /// A client `src:sport` to the hash schedulers' test VIP.
+    pub fn from(src: &str, sport: u16) -> SchedInput {
+        input(src, sport, "198.51.100.1")
+    }
+
     /// Dests 10.0.0.1, 10.0.0.2, ... port 80 with the given weights.
     pub fn dests(weights: &[i32]) -> Vec<Dest> {
         weights

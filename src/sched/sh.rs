@@ -67,17 +67,7 @@ impl Scheduler for SourceHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sched::common::testutil::{dests, dests6, input};
-
-    const PLAIN: SchedFlags = SchedFlags {
-        fallback: false,
-        port: false,
-        flag3: false,
-    };
-
-    fn from(src: &str, sport: u16) -> SchedInput {
-        input(src, sport, "198.51.100.1")
-    }
+    use crate::sched::common::testutil::{PLAIN, dests, dests6, from, input};
 
     fn built(d: &[Dest], flags: SchedFlags) -> SourceHash {
         let mut s = SourceHash::new(flags);
