@@ -51,11 +51,11 @@ pub fn traffic_class(h: &[u8]) -> u8 {
     (h[0] << 4) | (h[1] >> 4)
 }
 
-/// The first two header bytes for version 6 and traffic class `tc` (flow
-/// label bits left zero).
+/// The first four header bytes ([`field::VER_TC_FLOW`]) for version 6,
+/// traffic class `tc` and flow label `flow` (its low 20 bits).
 #[inline]
-pub fn ver_tc(tc: u8) -> [u8; 2] {
-    [0x60 | (tc >> 4), tc << 4]
+pub fn ver_tc_flow(tc: u8, flow: u32) -> [u8; 4] {
+    ((6u32 << 28) | (u32::from(tc) << 20) | (flow & 0xf_ffff)).to_be_bytes()
 }
 
 #[inline(always)]
