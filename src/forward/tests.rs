@@ -16,16 +16,16 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// A buffer with the fixture at `head` and `tail` spare bytes after it.
-fn buffer(hex: &str, head: usize, tail: usize) -> (Vec<u8>, usize) {
-    let f = bytes(hex);
+fn buffer(frame: &[u8], head: usize, tail: usize) -> (Vec<u8>, usize) {
+    let f = bytes(frame);
     let mut buf = vec![0xEE; head + f.len() + tail];
     buf[head..head + f.len()].copy_from_slice(&f);
     (buf, f.len())
 }
 
 /// Runs `op` on the fixture in a buffer with headroom and returns the result frame.
-fn with_frame(hex: &str, op: impl FnOnce(&mut FrameBuf, &Headers)) -> Vec<u8> {
-    let (mut buf, len) = buffer(hex, HEADROOM, 0);
+fn with_frame(frame: &[u8], op: impl FnOnce(&mut FrameBuf, &Headers)) -> Vec<u8> {
+    let (mut buf, len) = buffer(frame, HEADROOM, 0);
     let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
     let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
     op(&mut fb, &p);
@@ -132,14 +132,14 @@ fn addrs(s: &SlicedPacket<'_>) -> (IpAddr, IpAddr) {
 
 #[test]
 fn route_changes_only_the_macs() {
-    for hex in [
+    for fixture in [
         fixtures::TCP_SYN_V4,
         fixtures::TCP_V4_VLAN,
         fixtures::UDP_V4_QINQ,
         fixtures::TCP_SYN_V6,
     ] {
-        let orig = bytes(hex);
-        let out = with_frame(hex, |fb, p| route(fb, p, OUR_MAC, RS_MAC));
+        let orig = bytes(fixture);
+        let out = with_frame(fixture, |fb, p| route(fb, p, OUR_MAC, RS_MAC));
         assert_eq!(&out[..6], &RS_MAC);
         assert_eq!(&out[6..12], &OUR_MAC);
         assert_eq!(&out[12..], &orig[12..]);
@@ -216,8 +216,8 @@ fn fullnat_qinq_udp_and_ipv6() {
     let s = verify(&out);
     assert_eq!(tcp_ports(&s), (1024, 5353));
 
-    for hex in [fixtures::TCP_SYN_V6, fixtures::UDP_V6] {
-        let out = with_frame(hex, |fb, p| {
+    for fixture in [fixtures::TCP_SYN_V6, fixtures::UDP_V6] {
+        let out = with_frame(fixture, |fb, p| {
             let rw = Rewrite {
                 src: Some((ip("2001:db8:2::2"), 40404)),
                 dst: Some((ip("2001:db8:2::11"), 8443)),

@@ -10,8 +10,8 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn parsed(hex: &str) -> (Vec<u8>, Headers) {
-    let f = bytes(hex);
+fn parsed(frame: &[u8]) -> (Vec<u8>, Headers) {
+    let f = bytes(frame);
     let p = parse(&f).expect("parses").expect("is IP");
     (f, p)
 }
@@ -19,14 +19,14 @@ fn parsed(hex: &str) -> (Vec<u8>, Headers) {
 #[test]
 fn fixtures_checksums_verify_independently() {
     // etherparse computes the TCP/UDP checksums itself: guards the fixtures.
-    for hex in [
+    for fixture in [
         fixtures::TCP_SYN_V4,
         fixtures::TCP_V4_VLAN,
         fixtures::UDP_V4_QINQ,
         fixtures::TCP_SYN_V6,
         fixtures::UDP_V6,
     ] {
-        let f = bytes(hex);
+        let f = bytes(fixture);
         let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
         let ok = match (&s.net, &s.transport) {
             (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
@@ -61,7 +61,7 @@ fn fixtures_checksums_verify_independently() {
             }
             other => panic!("unexpected {other:?}"),
         };
-        assert!(ok, "fixture checksum {hex}");
+        assert!(ok, "fixture checksum {fixture:02x?}");
         let p = parse(&f).unwrap().unwrap();
         assert!(verify_l4_checksum(&f, &p));
     }
@@ -657,7 +657,7 @@ fn framebuf_headroom_and_length() {
 }
 
 /// Every fixture frame of `fixtures`.
-const ALL_FIXTURES: &[&str] = &[
+static ALL_FIXTURES: &[&[u8]] = &[
     fixtures::TCP_SYN_V4,
     fixtures::TCP_ACK_V4_PADDED,
     fixtures::UDP_V4_IP_OPTIONS,
@@ -697,9 +697,9 @@ fn fast_agrees(f: &[u8]) -> bool {
 #[test]
 fn fast_path_equals_full_parser_on_every_fixture() {
     let mut taken = Vec::new();
-    for hex in ALL_FIXTURES {
-        if fast_agrees(&bytes(hex)) {
-            taken.push(*hex);
+    for fixture in ALL_FIXTURES {
+        if fast_agrees(&bytes(fixture)) {
+            taken.push(*fixture);
         }
     }
     // The plain TCP/UDP frames, tagged or not, padded or not, must take the
@@ -854,7 +854,7 @@ fn fast_path_equals_full_parser_on_random_frames() {
 
 #[test]
 fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
-    for hex in [
+    for fixture in [
         fixtures::TCP_SYN_V4,
         fixtures::TCP_ACK_V4_PADDED,
         fixtures::UDP_V4_IP_OPTIONS,
@@ -866,7 +866,7 @@ fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
         fixtures::TCP_DATA_V4_1500,
         fixtures::TCP_DATA_V6_1500,
     ] {
-        let (f, p) = parsed(hex);
+        let (f, p) = parsed(fixture);
         let (sport, dport) = match p.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
             ref other => panic!("fixture is not TCP/UDP: {other:?}"),
@@ -874,20 +874,20 @@ fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
         assert_eq!(
             peek_tuple(&f),
             Some((p.proto, p.src, sport, p.dst, dport)),
-            "{hex}"
+            "{fixture:02x?}"
         );
     }
 }
 
 #[test]
 fn peek_tuple_declines_what_has_no_ports_and_never_panics() {
-    for hex in [
+    for fixture in [
         fixtures::ICMP_ECHO_V4,
         fixtures::ARP_REQUEST,
         fixtures::ICMP_FRAG_NEEDED_V4,
         fixtures::ICMPV6_PTB,
     ] {
-        assert_eq!(peek_tuple(&bytes(hex)), None, "{hex}");
+        assert_eq!(peek_tuple(&bytes(fixture)), None, "{fixture:02x?}");
     }
     let f = bytes(fixtures::TCP_SYN_V4);
     for n in 0..f.len() {
