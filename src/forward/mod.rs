@@ -28,7 +28,8 @@ use crate::wire::MacAddr;
 use crate::wire::checksum;
 use crate::wire::{
     FrameBuf, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP,
-    IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom,
+    IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, at, ethernet, icmp, icmpv6, ipv4,
+    ipv6, tcp, udp,
 };
 
 #[cfg(test)]
@@ -156,15 +157,15 @@ fn same_family(v: IpVersion, a: &IpAddr) -> bool {
 /// Offsets of the source and destination address of the IP header at `l3`.
 fn addr_offsets(v: IpVersion, l3: usize) -> (usize, usize) {
     match v {
-        IpVersion::V4 => (l3 + 12, l3 + 16),
-        IpVersion::V6 => (l3 + 8, l3 + 24),
+        IpVersion::V4 => (l3 + ipv4::field::SRC.start, l3 + ipv4::field::DST.start),
+        IpVersion::V6 => (l3 + ipv6::field::SRC.start, l3 + ipv6::field::DST.start),
     }
 }
 
 fn set_macs(f: &mut [u8], src: MacAddr, dst: MacAddr) {
-    if let Some(h) = f.get_mut(..12) {
-        h[..6].copy_from_slice(&dst);
-        h[6..].copy_from_slice(&src);
+    if let Some(h) = f.get_mut(ethernet::field::ADDRS) {
+        h[ethernet::field::DESTINATION].copy_from_slice(&dst);
+        h[ethernet::field::SOURCE].copy_from_slice(&src);
     }
 }
 
@@ -172,20 +173,39 @@ fn set_macs(f: &mut [u8], src: MacAddr, dst: MacAddr) {
 /// `end`, if that header carries one that must follow address/port changes.
 fn l4_slot(f: &[u8], v: IpVersion, proto: u8, l4: usize, end: usize) -> Option<Slot> {
     match proto {
-        IPPROTO_TCP if l4 + 18 <= end => Some(Slot::Plain(l4 + 16)),
-        IPPROTO_UDP if l4 + 8 <= end => {
-            let none = v == IpVersion::V4 && read_u16(f, l4 + 6) == Some(0);
-            (!none).then_some(Slot::Udp(l4 + 6))
+        IPPROTO_TCP if l4 + tcp::field::CHECKSUM.end <= end => {
+            Some(Slot::Plain(l4 + tcp::field::CHECKSUM.start))
+        }
+        IPPROTO_UDP if l4 + udp::HEADER_LEN <= end => {
+            let at = l4 + udp::field::CHECKSUM.start;
+            let none = v == IpVersion::V4 && read_u16(f, at) == Some(0);
+            (!none).then_some(Slot::Udp(at))
         }
         _ => None,
     }
+}
+
+/// Offsets of the source and destination port of the TCP or UDP header at
+/// `l4` (the same in both).
+fn port_offsets(l4: usize) -> (usize, usize) {
+    debug_assert_eq!(tcp::field::SRC_PORT, udp::field::SRC_PORT);
+    debug_assert_eq!(tcp::field::DST_PORT, udp::field::DST_PORT);
+    (
+        l4 + tcp::field::SRC_PORT.start,
+        l4 + tcp::field::DST_PORT.start,
+    )
+}
+
+/// The header checksum slot of an IPv4 header at `l3`; IPv6 has none.
+fn ipv4_csum_slot(v: IpVersion, l3: usize) -> Option<Slot> {
+    (v == IpVersion::V4).then_some(Slot::Plain(l3 + ipv4::field::CHECKSUM.start))
 }
 
 /// DR: only the Ethernet addresses change (dst = next hop of the real
 /// server, src = our NIC), as in IPVS's `ip_vs_dr_xmit`.
 #[inline]
 pub fn route(frame: &mut FrameBuf, p: &Headers, src_mac: MacAddr, dst_mac: MacAddr) {
-    debug_assert!(p.l3_off >= 14 && p.l3_end() <= frame.len());
+    debug_assert!(p.l3_off >= ethernet::ETH_HLEN && p.l3_end() <= frame.len());
     set_macs(frame.data_mut(), src_mac, dst_mac);
 }
 
@@ -198,23 +218,28 @@ pub fn decrement_ttl(frame: &mut FrameBuf, p: &Headers) -> Result<(), TtlExceede
     match p.version {
         IpVersion::V4 => {
             // One bounds check for TTL, protocol and the header checksum.
-            let Some(h) = f.get_mut(p.l3_off + 8..p.l3_off + 12) else {
+            const WORDS: core::ops::Range<usize> =
+                ipv4::field::TTL_PROTOCOL.start..ipv4::field::CHECKSUM.end;
+            const TTL: usize = ipv4::field::TTL - WORDS.start;
+            const PROTO: usize = ipv4::field::PROTOCOL - WORDS.start;
+            const CSUM: usize = ipv4::field::CHECKSUM.start - WORDS.start;
+            let Some(h) = f.get_mut(at(p.l3_off, WORDS)) else {
                 return Err(TtlExceeded);
             };
-            let ttl = h[0];
+            let ttl = h[TTL];
             if ttl <= 1 {
                 return Err(TtlExceeded);
             }
-            h[0] = ttl - 1;
+            h[TTL] = ttl - 1;
             // TTL shares its 16-bit word with the protocol byte: one word
             // of the header checksum changes (RFC 1624 eqn. 3).
-            let old = u16::from_be_bytes([ttl, h[1]]);
-            let hc = u16::from_be_bytes([h[2], h[3]]);
+            let old = u16::from_be_bytes([ttl, h[PROTO]]);
+            let hc = u16::from_be_bytes([h[CSUM], h[CSUM + 1]]);
             let c = checksum::update_u16(hc, old, old - 0x0100);
-            h[2..4].copy_from_slice(&c.to_be_bytes());
+            h[CSUM..CSUM + 2].copy_from_slice(&c.to_be_bytes());
         }
         IpVersion::V6 => {
-            let Some(hop) = f.get_mut(p.l3_off + 7) else {
+            let Some(hop) = f.get_mut(p.l3_off + ipv6::field::HOP_LIMIT) else {
                 return Err(TtlExceeded);
             };
             if *hop <= 1 {
@@ -263,8 +288,12 @@ pub fn tunnel(
             return Err(TunnelError::NoRoom);
         };
         match p.version {
-            IpVersion::V4 => (h[8], h[1], h[6] & 0x40 != 0),
-            IpVersion::V6 => (h[7], (h[0] << 4) | (h[1] >> 4), true),
+            IpVersion::V4 => (
+                h[ipv4::field::TTL],
+                h[ipv4::field::DSCP_ECN],
+                h[ipv4::field::FLG_OFF.start] & ipv4::DF_BYTE != 0,
+            ),
+            IpVersion::V6 => (h[ipv6::field::HOP_LIMIT], ipv6::traffic_class(h), true),
         }
     };
     if inner_len + hdr > mtu as usize {
@@ -290,28 +319,28 @@ pub fn tunnel(
     let h = &mut f[l2..l2 + hdr];
     match p.version {
         IpVersion::V4 => {
-            h[0] = 0x45;
-            h[1] = tos;
-            h[2..4].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
-            h[4..6].copy_from_slice(&ip_id.to_be_bytes());
-            h[6..8].copy_from_slice(&(if df { 0x4000u16 } else { 0 }).to_be_bytes());
-            h[8] = ttl;
-            h[9] = IPPROTO_IPIP;
-            h[10..12].fill(0);
-            h[12..16].copy_from_slice(&s[..ns]);
-            h[16..20].copy_from_slice(&d[..nd]);
+            use ipv4::field as F;
+            h[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
+            h[F::DSCP_ECN] = tos;
+            h[F::LENGTH].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
+            h[F::IDENT].copy_from_slice(&ip_id.to_be_bytes());
+            h[F::FLG_OFF].copy_from_slice(&(if df { ipv4::DF } else { 0 }).to_be_bytes());
+            h[F::TTL] = ttl;
+            h[F::PROTOCOL] = IPPROTO_IPIP;
+            h[F::CHECKSUM].fill(0);
+            h[F::SRC].copy_from_slice(&s[..ns]);
+            h[F::DST].copy_from_slice(&d[..nd]);
             let c = checksum::checksum(h);
-            h[10..12].copy_from_slice(&c.to_be_bytes());
+            h[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
         IpVersion::V6 => {
-            h[0] = 0x60 | (tos >> 4);
-            h[1] = tos << 4;
-            h[2..4].fill(0);
-            h[4..6].copy_from_slice(&(inner_len as u16).to_be_bytes());
-            h[6] = IPPROTO_IPV6;
-            h[7] = ttl;
-            h[8..24].copy_from_slice(&s[..ns]);
-            h[24..40].copy_from_slice(&d[..nd]);
+            use ipv6::field as F;
+            h[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(tos, 0));
+            h[F::LENGTH].copy_from_slice(&(inner_len as u16).to_be_bytes());
+            h[F::NXT_HDR] = IPPROTO_IPV6;
+            h[F::HOP_LIMIT] = ttl;
+            h[F::SRC].copy_from_slice(&s[..ns]);
+            h[F::DST].copy_from_slice(&d[..nd]);
         }
     }
     set_macs(f, src_mac, dst_mac);
@@ -335,19 +364,20 @@ pub fn rewrite(
 ) {
     let f = frame.data_mut();
     let end = p.l3_end().min(f.len());
-    let ip_slot = (p.version == IpVersion::V4).then_some(Slot::Plain(p.l3_off + 10));
+    let ip_slot = ipv4_csum_slot(p.version, p.l3_off);
     let has_ports = matches!(p.l4, L4::Tcp { .. } | L4::Udp { .. });
     let l4 = match p.l4 {
         L4::Tcp { .. } | L4::Udp { .. } => l4_slot(f, p.version, p.proto, p.l4_off, end),
         L4::IcmpEcho { .. } | L4::IcmpOther { .. } | L4::IcmpError(_)
             if p.version == IpVersion::V6 =>
         {
-            Some(Slot::Plain(p.l4_off + 2))
+            Some(Slot::Plain(p.l4_off + icmpv6::field::CHECKSUM.start))
         }
         _ => None,
     };
     let (src_at, dst_at) = addr_offsets(p.version, p.l3_off);
-    for (field, addr_at, port_at) in [(rw.src, src_at, p.l4_off), (rw.dst, dst_at, p.l4_off + 2)] {
+    let (sport_at, dport_at) = port_offsets(p.l4_off);
+    for (field, addr_at, port_at) in [(rw.src, src_at, sport_at), (rw.dst, dst_at, dport_at)] {
         let Some((addr, port)) = field else { continue };
         debug_assert!(same_family(p.version, &addr), "address family change");
         set_addr(f, addr_at, &addr, &[ip_slot, l4]);
@@ -385,12 +415,18 @@ pub fn icmp_too_big(
         IpVersion::V6 => (IPV6_HLEN, 1280),
     };
     let l2 = p.l3_off;
-    if p.l3_end() > frame.len() || l2 < 12 {
+    if p.l3_end() > frame.len() || l2 < ethernet::field::ADDRS.end {
         return Err(NoRoom);
     }
-    let grow = hdr + 8;
+    // ICMP and ICMPv6 quote after the same 8-byte header.
+    let grow = hdr + icmp::HEADER_LEN;
     let quote = (p.ip_len as usize).min(cap - grow);
-    let orig_tos = frame.data().get(l2 + 1).copied().unwrap_or(0);
+    // IPv4's DS field (the IPv6 reply does not use it).
+    let orig_tos = frame
+        .data()
+        .get(l2 + ipv4::field::DSCP_ECN)
+        .copied()
+        .unwrap_or(0);
     if frame.headroom() >= grow {
         frame.set_len(l2 + quote)?;
         frame.push_front(grow)?;
@@ -403,46 +439,51 @@ pub fn icmp_too_big(
     }
     let f = frame.data_mut();
     // Back to the sender: its MAC becomes the destination.
-    f.copy_within(6..12, 0);
-    f[6..12].copy_from_slice(&our_mac);
+    f.copy_within(ethernet::field::SOURCE, ethernet::field::DESTINATION.start);
+    f[ethernet::field::SOURCE].copy_from_slice(&our_mac);
     let mut s = [0u8; 16];
     let mut d = [0u8; 16];
     let ns = octets(&from, &mut s);
     let nd = octets(&p.src, &mut d);
-    let msg_len = 8 + quote;
+    let msg_len = icmp::HEADER_LEN + quote;
     let (iph, rest) = f[l2..].split_at_mut(hdr);
     let msg = &mut rest[..msg_len];
     match p.version {
         IpVersion::V4 => {
-            iph[0] = 0x45;
-            iph[1] = (orig_tos & 0x1e) | 0xc0;
-            iph[2..4].copy_from_slice(&((hdr + msg_len) as u16).to_be_bytes());
-            iph[4..6].fill(0);
-            iph[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-            iph[8] = 64;
-            iph[9] = IPPROTO_ICMP;
-            iph[10..12].fill(0);
-            iph[12..16].copy_from_slice(&s[..ns]);
-            iph[16..20].copy_from_slice(&d[..nd]);
+            use ipv4::field as F;
+            iph[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
+            iph[F::DSCP_ECN] = (orig_tos & 0x1e) | 0xc0;
+            iph[F::LENGTH].copy_from_slice(&((hdr + msg_len) as u16).to_be_bytes());
+            iph[F::IDENT].fill(0);
+            iph[F::FLG_OFF].copy_from_slice(&ipv4::DF.to_be_bytes());
+            iph[F::TTL] = 64;
+            iph[F::PROTOCOL] = IPPROTO_ICMP;
+            iph[F::CHECKSUM].fill(0);
+            iph[F::SRC].copy_from_slice(&s[..ns]);
+            iph[F::DST].copy_from_slice(&d[..nd]);
             let c = checksum::checksum(iph);
-            iph[10..12].copy_from_slice(&c.to_be_bytes());
-            msg[..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]);
-            msg[6..8].copy_from_slice(&mtu.to_be_bytes());
+            iph[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+            msg[..icmp::HEADER_LEN].fill(0);
+            msg[icmp::field::TYPE] = icmp::DEST_UNREACH;
+            msg[icmp::field::CODE] = icmp::CODE_FRAG_NEEDED;
+            msg[icmp::field::NEXT_HOP_MTU].copy_from_slice(&mtu.to_be_bytes());
             let c = checksum::checksum(msg);
-            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            msg[icmp::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
         IpVersion::V6 => {
-            iph[..4].copy_from_slice(&[0x60, 0, 0, 0]);
-            iph[4..6].copy_from_slice(&(msg_len as u16).to_be_bytes());
-            iph[6] = IPPROTO_ICMPV6;
-            iph[7] = 64;
-            iph[8..24].copy_from_slice(&s[..ns]);
-            iph[24..40].copy_from_slice(&d[..nd]);
-            msg[..4].copy_from_slice(&[2, 0, 0, 0]);
-            msg[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
+            use ipv6::field as F;
+            iph[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(0, 0));
+            iph[F::LENGTH].copy_from_slice(&(msg_len as u16).to_be_bytes());
+            iph[F::NXT_HDR] = IPPROTO_ICMPV6;
+            iph[F::HOP_LIMIT] = 64;
+            iph[F::SRC].copy_from_slice(&s[..ns]);
+            iph[F::DST].copy_from_slice(&d[..nd]);
+            msg[..icmpv6::HEADER_LEN].fill(0);
+            msg[icmpv6::field::TYPE] = icmpv6::PKT_TOO_BIG;
+            msg[icmpv6::field::MTU].copy_from_slice(&(mtu as u32).to_be_bytes());
             let ph = checksum::pseudo_v6(s, d, IPPROTO_ICMPV6, msg_len as u32);
             let c = checksum::finish(checksum::add(ph, checksum::sum(msg)));
-            msg[2..4].copy_from_slice(&c.to_be_bytes());
+            msg[icmpv6::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         }
     }
     Ok(())
@@ -472,8 +513,9 @@ pub fn icmp_rewrite(
     };
     let f = frame.data_mut();
     let end = p.l3_end().min(f.len());
-    let icmp = Some(Slot::Plain(p.l4_off + 2));
-    let ip_slot = (p.version == IpVersion::V4).then_some(Slot::Plain(p.l3_off + 10));
+    // ICMP and ICMPv6 keep their checksum at the same place.
+    let icmp = Some(Slot::Plain(p.l4_off + icmp::field::CHECKSUM.start));
+    let ip_slot = ipv4_csum_slot(p.version, p.l3_off);
     // ICMPv6's checksum covers the outer addresses through its pseudo-header.
     let outer_icmp = if p.version == IpVersion::V6 {
         icmp
@@ -496,9 +538,10 @@ pub fn icmp_rewrite(
         None
     };
     let (isrc_at, idst_at) = addr_offsets(p.version, e.inner_l3_off);
+    let (isport_at, idport_at) = port_offsets(e.inner_l4_off);
     for (field, addr_at, port_at) in [
-        (rw.inner_src, isrc_at, e.inner_l4_off),
-        (rw.inner_dst, idst_at, e.inner_l4_off + 2),
+        (rw.inner_src, isrc_at, isport_at),
+        (rw.inner_dst, idst_at, idport_at),
     ] {
         let Some((addr, port)) = field else { continue };
         debug_assert!(same_family(p.version, &addr), "address family change");
@@ -514,13 +557,15 @@ pub fn icmp_rewrite(
 
     if p.version == IpVersion::V4 && (rw.inner_src.is_some() || rw.inner_dst.is_some()) {
         let ihl = e.inner_l4_off - e.inner_l3_off;
-        let at = e.inner_l3_off + 10;
-        if let (Some(old), Some(hdr)) = (read_u16(f, at), f.get_mut(e.inner_l3_off..e.inner_l4_off))
-        {
+        let csum_at = e.inner_l3_off + ipv4::field::CHECKSUM.start;
+        if let (Some(old), Some(hdr)) = (
+            read_u16(f, csum_at),
+            f.get_mut(e.inner_l3_off..e.inner_l4_off),
+        ) {
             debug_assert_eq!(hdr.len(), ihl);
-            hdr[10..12].fill(0);
+            hdr[ipv4::field::CHECKSUM].fill(0);
             let new = checksum::checksum(hdr);
-            hdr[10..12].copy_from_slice(&new.to_be_bytes());
+            hdr[ipv4::field::CHECKSUM].copy_from_slice(&new.to_be_bytes());
             if let Some(Slot::Plain(c)) = icmp
                 && let Some(hc) = read_u16(f, c)
             {

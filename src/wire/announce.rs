@@ -14,63 +14,74 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::MacAddr;
-use super::checksum;
+use super::ethernet::{self, BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, MacAddr};
+use super::{arp, at, checksum, icmpv6, ipv6};
 
 /// Length of a gratuitous ARP frame (Ethernet + ARP, no padding).
-pub const GARP_LEN: usize = 42;
+pub const GARP_LEN: usize = ETH_HLEN + arp::HEADER_LEN;
 /// Length of an unsolicited NA frame (Ethernet + IPv6 + 32 bytes of ICMPv6).
-pub const UNSOLICITED_NA_LEN: usize = 86;
-
-const BROADCAST: MacAddr = [0xff; 6];
+pub const UNSOLICITED_NA_LEN: usize = ETH_HLEN + ipv6::HEADER_LEN + NA_ICMP_LEN;
+/// The NA message: 24 bytes of header and target, one 8-byte TLLA option.
+const NA_ICMP_LEN: usize = icmpv6::field::NA_OPTIONS + 8;
 
 /// Gratuitous ARP for `vip`, from `mac`.
 pub fn garp(mac: MacAddr, vip: Ipv4Addr) -> [u8; GARP_LEN] {
+    use arp::field as A;
     let mut f = [0u8; GARP_LEN];
-    f[0..6].copy_from_slice(&BROADCAST);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    f[ethernet::field::DESTINATION].copy_from_slice(&BROADCAST);
+    f[ethernet::field::SOURCE].copy_from_slice(&mac);
+    f[ethernet::field::ETHERTYPE].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+    let a = &mut f[ETH_HLEN..];
     // Ethernet, IPv4, 6-byte and 4-byte addresses, request.
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&vip.octets());
-    f[32..38].copy_from_slice(&BROADCAST);
-    f[38..42].copy_from_slice(&vip.octets());
+    a[A::HTYPE].copy_from_slice(&arp::HTYPE_ETHERNET.to_be_bytes());
+    a[A::PTYPE].copy_from_slice(&super::ETH_P_IPV4.to_be_bytes());
+    a[A::HLEN] = 6;
+    a[A::PLEN] = 4;
+    a[A::OPER].copy_from_slice(&arp::OPER_REQUEST.to_be_bytes());
+    a[A::SHA].copy_from_slice(&mac);
+    a[A::SPA].copy_from_slice(&vip.octets());
+    a[A::THA].copy_from_slice(&BROADCAST);
+    a[A::TPA].copy_from_slice(&vip.octets());
     f
 }
 
 /// Unsolicited neighbour advertisement for `vip`, from `mac`.
 pub fn unsolicited_na(mac: MacAddr, vip: Ipv6Addr) -> [u8; UNSOLICITED_NA_LEN] {
     const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    const ICMP_LEN: usize = 32;
+    const L3: usize = ETH_HLEN;
+    const L4: usize = L3 + ipv6::HEADER_LEN;
+    const OPT: usize = L4 + icmpv6::field::NA_OPTIONS;
+    use icmpv6::field as N;
+    use ipv6::field as I;
     let mut f = [0u8; UNSOLICITED_NA_LEN];
-    f[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    // The all-nodes multicast MAC 33:33:00:00:00:01 (RFC 2464 section 7).
+    f[ethernet::field::DESTINATION].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    f[ethernet::field::SOURCE].copy_from_slice(&mac);
+    f[ethernet::field::ETHERTYPE].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
     // IPv6: version 6, payload 32, next header ICMPv6, hop limit 255.
-    f[14] = 0x60;
-    f[18..20].copy_from_slice(&(ICMP_LEN as u16).to_be_bytes());
-    f[20] = super::IPPROTO_ICMPV6;
-    f[21] = 255;
-    f[22..38].copy_from_slice(&vip.octets());
-    f[38..54].copy_from_slice(&ALL_NODES.octets());
+    f[at(L3, I::VER_TC_FLOW)].copy_from_slice(&ipv6::ver_tc_flow(0, 0));
+    f[at(L3, I::LENGTH)].copy_from_slice(&(NA_ICMP_LEN as u16).to_be_bytes());
+    f[L3 + I::NXT_HDR] = super::IPPROTO_ICMPV6;
+    f[L3 + I::HOP_LIMIT] = 255;
+    f[at(L3, I::SRC)].copy_from_slice(&vip.octets());
+    f[at(L3, I::DST)].copy_from_slice(&ALL_NODES.octets());
     // ICMPv6 NA: type 136, code 0, Override flag, target, TLLA option.
-    f[54] = 136;
-    f[58] = 0x20;
-    f[62..78].copy_from_slice(&vip.octets());
-    f[78] = 2;
-    f[79] = 1;
-    f[80..86].copy_from_slice(&mac);
+    f[L4 + N::TYPE] = icmpv6::NEIGHBOR_ADVERT;
+    f[L4 + N::NA_FLAGS] = icmpv6::NA_FLAG_OVERRIDE;
+    f[at(L4, N::NA_TARGET)].copy_from_slice(&vip.octets());
+    f[OPT + icmpv6::opt_field::TYPE] = icmpv6::NDP_OPT_TARGET_LL_ADDR;
+    f[OPT + icmpv6::opt_field::LENGTH] = 1;
+    f[at(OPT, icmpv6::opt_field::LL_ADDR)].copy_from_slice(&mac);
     let sum = checksum::add(
         checksum::pseudo_v6(
             vip.octets(),
             ALL_NODES.octets(),
             super::IPPROTO_ICMPV6,
-            ICMP_LEN as u32,
+            NA_ICMP_LEN as u32,
         ),
-        checksum::sum(&f[54..]),
+        checksum::sum(&f[L4..]),
     );
-    f[56..58].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    f[at(L4, N::CHECKSUM)].copy_from_slice(&checksum::finish(sum).to_be_bytes());
     f
 }
 
@@ -119,9 +130,11 @@ mod tests {
         let f = unsolicited_na([2, 0, 0, 0, 0, 9], vip);
         // Independent RFC 1071 sum over pseudo-header + ICMPv6 message.
         let mut bytes = Vec::new();
-        bytes.extend_from_slice(&f[22..54]);
+        let addrs = ipv6::field::SRC.start..ipv6::field::DST.end;
+        let l4 = ETH_HLEN + ipv6::HEADER_LEN;
+        bytes.extend_from_slice(&f[at(ETH_HLEN, addrs)]);
         bytes.extend_from_slice(&[0, 0, 0, 32, 0, 0, 0, 58]);
-        bytes.extend_from_slice(&f[54..]);
+        bytes.extend_from_slice(&f[l4..]);
         let mut acc: u32 = 0;
         for w in bytes.chunks(2) {
             acc += u16::from_be_bytes([w[0], w[1]]) as u32;

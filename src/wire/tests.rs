@@ -10,8 +10,8 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn parsed(hex: &str) -> (Vec<u8>, Headers) {
-    let f = bytes(hex);
+fn parsed(frame: &[u8]) -> (Vec<u8>, Headers) {
+    let f = bytes(frame);
     let p = parse(&f).expect("parses").expect("is IP");
     (f, p)
 }
@@ -19,14 +19,14 @@ fn parsed(hex: &str) -> (Vec<u8>, Headers) {
 #[test]
 fn fixtures_checksums_verify_independently() {
     // etherparse computes the TCP/UDP checksums itself: guards the fixtures.
-    for hex in [
+    for fixture in [
         fixtures::TCP_SYN_V4,
         fixtures::TCP_V4_VLAN,
         fixtures::UDP_V4_QINQ,
         fixtures::TCP_SYN_V6,
         fixtures::UDP_V6,
     ] {
-        let f = bytes(hex);
+        let f = bytes(fixture);
         let s = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
         let ok = match (&s.net, &s.transport) {
             (Some(etherparse::NetSlice::Ipv4(v4)), Some(etherparse::TransportSlice::Tcp(t))) => {
@@ -61,7 +61,7 @@ fn fixtures_checksums_verify_independently() {
             }
             other => panic!("unexpected {other:?}"),
         };
-        assert!(ok, "fixture checksum {hex}");
+        assert!(ok, "fixture checksum {fixture:02x?}");
         let p = parse(&f).unwrap().unwrap();
         assert!(verify_l4_checksum(&f, &p));
     }
@@ -657,7 +657,7 @@ fn framebuf_headroom_and_length() {
 }
 
 /// Every fixture frame of `fixtures`.
-const ALL_FIXTURES: &[&str] = &[
+static ALL_FIXTURES: &[&[u8]] = &[
     fixtures::TCP_SYN_V4,
     fixtures::TCP_ACK_V4_PADDED,
     fixtures::UDP_V4_IP_OPTIONS,
@@ -685,6 +685,9 @@ const ALL_FIXTURES: &[&str] = &[
 fn fast_agrees(f: &[u8]) -> bool {
     let full = parse_full(f);
     assert_eq!(parse(f), full, "parse vs parse_full on {f:02x?}");
+    if let Ok(Some(p)) = full {
+        check_invariants(f, &p);
+    }
     match parse_fast(f) {
         Some(p) => {
             assert_eq!(full, Ok(Some(p)), "fast path differs on {f:02x?}");
@@ -697,9 +700,9 @@ fn fast_agrees(f: &[u8]) -> bool {
 #[test]
 fn fast_path_equals_full_parser_on_every_fixture() {
     let mut taken = Vec::new();
-    for hex in ALL_FIXTURES {
-        if fast_agrees(&bytes(hex)) {
-            taken.push(*hex);
+    for fixture in ALL_FIXTURES {
+        if fast_agrees(&bytes(fixture)) {
+            taken.push(*fixture);
         }
     }
     // The plain TCP/UDP frames, tagged or not, padded or not, must take the
@@ -854,7 +857,7 @@ fn fast_path_equals_full_parser_on_random_frames() {
 
 #[test]
 fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
-    for hex in [
+    for fixture in [
         fixtures::TCP_SYN_V4,
         fixtures::TCP_ACK_V4_PADDED,
         fixtures::UDP_V4_IP_OPTIONS,
@@ -866,7 +869,7 @@ fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
         fixtures::TCP_DATA_V4_1500,
         fixtures::TCP_DATA_V6_1500,
     ] {
-        let (f, p) = parsed(hex);
+        let (f, p) = parsed(fixture);
         let (sport, dport) = match p.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
             ref other => panic!("fixture is not TCP/UDP: {other:?}"),
@@ -874,20 +877,20 @@ fn peek_tuple_agrees_with_parse_on_plain_tcp_and_udp() {
         assert_eq!(
             peek_tuple(&f),
             Some((p.proto, p.src, sport, p.dst, dport)),
-            "{hex}"
+            "{fixture:02x?}"
         );
     }
 }
 
 #[test]
 fn peek_tuple_declines_what_has_no_ports_and_never_panics() {
-    for hex in [
+    for fixture in [
         fixtures::ICMP_ECHO_V4,
         fixtures::ARP_REQUEST,
         fixtures::ICMP_FRAG_NEEDED_V4,
         fixtures::ICMPV6_PTB,
     ] {
-        assert_eq!(peek_tuple(&bytes(hex)), None, "{hex}");
+        assert_eq!(peek_tuple(&bytes(fixture)), None, "{fixture:02x?}");
     }
     let f = bytes(fixtures::TCP_SYN_V4);
     for n in 0..f.len() {
@@ -905,5 +908,159 @@ fn peek_tuple_declines_what_has_no_ports_and_never_panics() {
 fn parse_error_index_is_its_place_in_all() {
     for (i, e) in ParseError::ALL.iter().enumerate() {
         assert_eq!(e.index(), i, "{e:?}");
+    }
+}
+
+/// Asserts the invariants documented at the top of this module (and a few
+/// more that follow from the parse) for an `Ok(Some(p))` of frame `f`.
+fn check_invariants(f: &[u8], p: &Headers) {
+    let end = p.l3_end();
+    assert!(end <= f.len(), "ip_len beyond frame");
+    assert!(p.l3_off <= p.l4_off && p.l4_off <= end, "l4_off outside");
+    // Link header: 14 bytes and one 4-byte tag per VLAN; S-tag only with C-tag.
+    let tags = usize::from(p.vlan.is_some()) + usize::from(p.svlan.is_some());
+    assert!(p.svlan.is_none() || p.vlan.is_some());
+    assert_eq!(p.l3_off, ETH_HLEN + tags * vlan::HEADER_LEN);
+    let ethertype = u16::from_be_bytes([f[p.l3_off - 2], f[p.l3_off - 1]]);
+    let h = &f[p.l3_off..p.l4_off];
+    match p.version {
+        IpVersion::V4 => {
+            assert_eq!(ethertype, ETH_P_IPV4);
+            assert!(p.src.is_ipv4() && p.dst.is_ipv4());
+            assert_eq!(h.len(), usize::from(h[ipv4::field::VER_IHL] & 0xf) * 4);
+            assert!(checksum::verify(h), "IPv4 header checksum not verified");
+            assert_eq!(p.proto, h[ipv4::field::PROTOCOL]);
+            assert_eq!(p.ttl, h[ipv4::field::TTL]);
+        }
+        IpVersion::V6 => {
+            assert_eq!(ethertype, ETH_P_IPV6);
+            assert!(p.src.is_ipv6() && p.dst.is_ipv6() && p.df);
+            assert!(h.len() >= IPV6_HLEN);
+            assert_eq!(p.ttl, h[ipv6::field::HOP_LIMIT]);
+        }
+    }
+    let l4 = &f[p.l4_off..end];
+    match p.l4 {
+        L4::Tcp { sport, dport, .. } => {
+            assert!(l4.len() >= tcp::HEADER_LEN);
+            let doff = usize::from(l4[tcp::field::DATA_OFF] >> 4) * 4;
+            assert!(
+                doff >= tcp::HEADER_LEN && doff <= l4.len(),
+                "TCP options cut"
+            );
+            assert_eq!(sport, u16::from_be_bytes([l4[0], l4[1]]));
+            assert_eq!(dport, u16::from_be_bytes([l4[2], l4[3]]));
+        }
+        L4::Udp { .. } => assert!(l4.len() >= udp::HEADER_LEN),
+        L4::IcmpEcho { .. } | L4::IcmpOther { .. } => assert!(l4.len() >= icmp::HEADER_LEN),
+        L4::IcmpError(e) => {
+            assert!(l4.len() >= icmp::HEADER_LEN);
+            assert_eq!(e.inner_l3_off, p.l4_off + icmp::field::QUOTE);
+            assert!(e.inner_l3_off <= e.inner_l4_off && e.inner_l4_off <= end);
+            let inner_hlen = e.inner_l4_off - e.inner_l3_off;
+            match p.version {
+                IpVersion::V4 => {
+                    assert!(e.inner_src.is_ipv4() && inner_hlen >= IPV4_HLEN);
+                    assert_eq!(f[e.inner_l3_off] >> 4, 4);
+                }
+                IpVersion::V6 => {
+                    assert!(e.inner_src.is_ipv6() && inner_hlen >= IPV6_HLEN);
+                    assert_eq!(f[e.inner_l3_off] >> 4, 6);
+                }
+            }
+            if e.inner_frag != Fragment::Later
+                && matches!(e.inner_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
+            {
+                assert!(e.inner_l4_off + 4 <= end, "quoted ports cut");
+                let q = &f[e.inner_l4_off..];
+                assert_eq!(e.inner_sport, u16::from_be_bytes([q[0], q[1]]));
+                assert_eq!(e.inner_dport, u16::from_be_bytes([q[2], q[3]]));
+            } else {
+                assert_eq!((e.inner_sport, e.inner_dport), (0, 0));
+            }
+        }
+        L4::Other => {}
+    }
+    if p.frag == Fragment::Later {
+        assert_eq!(p.l4, L4::Other, "a later fragment has no L4 header");
+    }
+    // Never panics either.
+    let _ = verify_l4_checksum(f, p);
+}
+
+/// One random edit of a frame: flipped bits, a byte set to an edge value,
+/// bytes inserted or removed, or a cut.
+fn mutate(rng: &mut SmallRng, f: &mut Vec<u8>) {
+    if f.is_empty() {
+        f.push(rng.random());
+        return;
+    }
+    let at = rng.random_range(0..f.len());
+    match rng.random_range(0..6) {
+        0 | 1 => f[at] ^= 1 << rng.random_range(0..8),
+        2 => f[at] = [0, 1, 0x40, 0x45, 0x60, 0x7f, 0x80, 0xff][rng.random_range(0..8)],
+        3 => f.insert(at, rng.random()),
+        4 => {
+            let n = rng.random_range(1..=8).min(f.len() - at);
+            f.drain(at..at + n);
+        }
+        _ => f.truncate(at),
+    }
+}
+
+#[test]
+fn property_parse_never_panics_and_ok_headers_keep_the_invariants() {
+    const CASES: usize = 120_000;
+    let mut rng = SmallRng::seed_from_u64(0x9a25e);
+    let (mut ok, mut err, mut not_ip) = (0, 0, 0);
+    for i in 0..CASES {
+        let mut f = match i % 4 {
+            // Arbitrary bytes, half of them behind an IP or VLAN ethertype.
+            0 => {
+                let mut f = vec![0u8; rng.random_range(0..160)];
+                rng.fill(&mut f[..]);
+                if f.len() >= ETH_HLEN && rng.random_bool(0.5) {
+                    let et = [ETH_P_IPV4, ETH_P_IPV6, ETH_P_8021Q, ETH_P_8021AD];
+                    f[12..14].copy_from_slice(&et[rng.random_range(0..4)].to_be_bytes());
+                }
+                f
+            }
+            // Valid frames of the known shapes, then damaged.
+            1 | 2 => random_frame(&mut rng),
+            _ => bytes(ALL_FIXTURES[rng.random_range(0..ALL_FIXTURES.len())]),
+        };
+        if i % 4 != 0 {
+            for _ in 0..rng.random_range(0..4) {
+                mutate(&mut rng, &mut f);
+            }
+        }
+        match parse(&f) {
+            Ok(Some(p)) => {
+                ok += 1;
+                check_invariants(&f, &p);
+            }
+            Ok(None) => not_ip += 1,
+            Err(_) => err += 1,
+        }
+    }
+    assert!(
+        ok > CASES / 5 && err > CASES / 10 && not_ip > CASES / 50,
+        "ok {ok} err {err} not ip {not_ip}"
+    );
+}
+
+#[test]
+fn every_fixture_keeps_the_invariants() {
+    for fixture in ALL_FIXTURES {
+        let f = bytes(fixture);
+        if let Ok(Some(p)) = parse(&f) {
+            check_invariants(&f, &p);
+        }
+        // and every truncation of it
+        for n in 0..f.len() {
+            if let Ok(Some(p)) = parse(&f[..n]) {
+                check_invariants(&f[..n], &p);
+            }
+        }
     }
 }
