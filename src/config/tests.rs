@@ -1627,7 +1627,9 @@ fn script_lines_that_cannot_be_split_are_refused_with_their_position() {
         "misc_path: unclosed quote",
     );
     // A blank notify line means no script, as keepalived reads it.
-    let c = ok("[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
-                notify = \"  \"\n");
+    let c = ok(
+        "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+                notify = \"  \"\n",
+    );
     assert_eq!(c.vrrp_instances[0].notify, None);
 }

@@ -20,7 +20,6 @@
 //! lookup, fragmentation (IPVS lets the kernel fragment non-DF tunnel
 //! packets; we report [`TunnelError::NeedsFragmentation`] instead), and
 //! SCTP CRC32c updates.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 

@@ -10,7 +10,6 @@
 //!
 //! Deliberately not here: sending them (the VRRP runtime does, over a packet
 //! socket) and the Router flag (lvsfwd never forwards for the kernel).
-#![forbid(unsafe_code)]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -15,7 +15,6 @@
 //! Deliberately not here: the UDP "zero means none" rule and the
 //! 0 -> 0xFFFF substitution belong to the callers that know the protocol
 //! (see [`udp_fixup`]), because TCP and ICMP never substitute.
-#![forbid(unsafe_code)]
 
 use std::net::IpAddr;
 

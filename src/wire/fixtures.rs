@@ -5,7 +5,6 @@
 //! Addresses: client 192.0.2.10 / 2001:db8::10, VIP 198.51.100.1 /
 //! 2001:db8:1::1, real server 10.0.0.11; router MAC 52:54:00:12:34:56,
 //! director MAC 52:54:00:ab:cd:ef, real server MAC 52:54:00:00:00:0b.
-#![forbid(unsafe_code)]
 
 /// A copy of a fixture to edit.
 pub fn bytes(frame: &[u8]) -> Vec<u8> {

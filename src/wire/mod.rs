@@ -17,7 +17,6 @@
 //! Deliberately not done here: TCP/UDP/ICMP checksum verification on the
 //! hot path (IPVS trusts forwarded traffic; [`verify_l4_checksum`] exists
 //! for tests and replay), reassembly, and anything that allocates.
-#![forbid(unsafe_code)]
 
 pub mod announce;
 pub mod arp;

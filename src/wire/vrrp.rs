@@ -30,7 +30,6 @@
 //!
 //! Deliberately not here: semantic checks (TTL, VRID, password, interval),
 //! which belong to the state machine in `control::vrrp`, and IPsec AH.
-#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
