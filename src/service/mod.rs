@@ -1,0 +1,181 @@
+//! Runtime virtual services and real servers ("destinations" in IPVS).
+//!
+//! This is the validated, in-memory form of the service table that the data
+//! plane consults: [`ServiceTable`] maps protocol + VIP + port to a
+//! [`Service`], each holding its real servers ([`Dest`]) in IPVS's list order
+//! and its scheduler. Configuration (lb.toml, lvsadm) is turned into
+//! [`ServiceSpec`]s first and only then into a table, so nothing here parses
+//! user input.
+//!
+//! Invariants:
+//! - A [`Dest`] is never moved or removed from `Service::dests` while the table
+//!   lives, and a [`Service`] never leaves `ServiceTable::services`:
+//!   connections refer to them by [`DestRef`] (service index, dest index).
+//!   Removing a real server clears [`Dest::available`] instead, exactly as IPVS
+//!   clears `IP_VS_DEST_F_AVAILABLE`; schedulers skip unavailable dests.
+//!   Removing a service takes its key out of the lookup index (see
+//!   [`ServiceTable::is_live`]) and makes all its dests unavailable.
+//! - Within one service, at most one dest per real-server address + port, and
+//!   within the table at most one slot per [`ServiceKey`], once the table is
+//!   built by [`ServiceTable::from_specs`] / [`ServiceTable::apply_specs`]:
+//!   a server or service that comes back reuses its old entry.
+//! - Counters (`active_conns`, `inact_conns`, `persist_conns`) are maintained
+//!   by the connection table (see `conn`), never by schedulers nor here.
+//!
+//! Live changes ([`ServiceTable::apply_specs`]) follow what IPVS does when
+//! ipvsadm or keepalived edit a running table (`ip_vs_edit_service`,
+//! `ip_vs_add_dest` / `ip_vs_edit_dest` / `ip_vs_del_dest`, the dest trash):
+//! see that method for the rules and the one deliberate deviation (where a
+//! runtime-added server sits in the scheduling order).
+//!
+//! Deliberately not here: connection handling (a removed server's
+//! connections are the `conn` module's business, through `available`), and
+//! freeing memory of removed entries: the table only grows, bounded by the
+//! distinct service keys and real-server addresses ever configured.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::sched::{self, SchedFlags, SchedKind, Scheduler};
+
+pub use crate::dest::{Dest, DestSpec, FwdMethod, Stats};
+pub use table::{ApplySummary, ServiceTable};
+
+mod table;
+#[cfg(test)]
+mod tests;
+
+/// Transport protocol of a virtual service.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Protocol {
+    Tcp = 6,
+    Udp = 17,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub const fn number(self) -> u8 {
+        self as u8
+    }
+    pub const fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            _ => None,
+        }
+    }
+    /// The name ipvsadm prints ("TCP", "UDP").
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+}
+
+/// Where a connection's real server lives in a [`ServiceTable`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DestRef {
+    pub svc: u32,
+    pub dest: u32,
+}
+
+/// Protocol + virtual address + port: what a virtual service is keyed by.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub proto: Protocol,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{} {}:{}", self.proto.name(), a, self.port),
+            IpAddr::V6(a) => write!(f, "{} [{}]:{}", self.proto.name(), a, self.port),
+        }
+    }
+}
+
+/// A virtual service as configured (no runtime state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub sched: SchedKind,
+    pub sched_flags: SchedFlags,
+    /// `Some(timeout)` for a persistent service (`-p`, persistence_timeout).
+    pub persistence: Option<Duration>,
+    /// Persistence granularity as a prefix length (IPv4 netmask
+    /// 255.255.255.0 = 24; IPv6 `-M 64` = 64). Default: a host (32 / 128).
+    pub persistence_prefix: u8,
+    /// One-packet scheduling (`-o`, ops): every UDP datagram is scheduled.
+    pub ops: bool,
+    /// FULLNAT source pool (local_address).
+    pub local_addrs: Vec<IpAddr>,
+    pub dests: Vec<DestSpec>,
+}
+
+impl ServiceSpec {
+    /// A service with ipvsadm's defaults apart from the scheduler: not
+    /// persistent (host granularity), no ops, no FULLNAT pool.
+    pub fn new(key: ServiceKey, sched: SchedKind, dests: Vec<DestSpec>) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            sched,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            persistence_prefix: if key.addr.is_ipv4() { 32 } else { 128 },
+            ops: false,
+            local_addrs: Vec::new(),
+            dests,
+        }
+    }
+}
+
+/// A runtime virtual service.
+#[derive(Debug)]
+pub struct Service {
+    pub key: ServiceKey,
+    pub sched_flags: SchedFlags,
+    pub persistence: Option<Duration>,
+    pub persistence_prefix: u8,
+    pub ops: bool,
+    pub local_addrs: Vec<IpAddr>,
+    /// Real servers in IPVS list order (newest first, as the kernel links
+    /// them); removed ones stay with `available == false` (see module
+    /// invariants). Listings sort them by address as ipvsadm does.
+    pub dests: Vec<Dest>,
+    pub sched: Box<dyn Scheduler>,
+    pub stats: Stats,
+}
+
+impl Service {
+    pub fn from_spec(spec: &ServiceSpec) -> Service {
+        // The kernel links a new dest at the head of the service's list, so
+        // after adding the configured servers in order its list (the order
+        // every scheduler walks) is the reverse of the configuration's.
+        let dests: Vec<Dest> = spec.dests.iter().rev().map(Dest::from_spec).collect();
+        let mut sched = sched::new_scheduler(spec.sched, spec.sched_flags);
+        sched.update(&dests);
+        Service {
+            key: spec.key,
+            sched_flags: spec.sched_flags,
+            persistence: spec.persistence,
+            persistence_prefix: spec.persistence_prefix,
+            ops: spec.ops,
+            local_addrs: spec.local_addrs.clone(),
+            dests,
+            sched,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Index of the available dest with this address and port.
+    pub fn find_dest(&self, addr: IpAddr, port: u16) -> Option<usize> {
+        self.dests
+            .iter()
+            .position(|d| d.available && d.addr == addr && d.port == port)
+    }
+}
