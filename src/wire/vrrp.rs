@@ -42,8 +42,31 @@ pub const VRRP_TTL: u8 = 255;
 /// The VRRP multicast groups.
 pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// Byte positions in the VRRP header (RFC 3768 §5.1 for v2, RFC 9568 §5.1
+/// for v3), from the start of the VRRP message.
+pub mod field {
+    use core::ops::Range;
+
+    /// Version (high nibble) and Type (low nibble).
+    pub const VER_TYPE: usize = 0;
+    pub const VRID: usize = 1;
+    pub const PRIORITY: usize = 2;
+    /// Count IPvX Addr.
+    pub const COUNT: usize = 3;
+    /// v2 only: Auth Type.
+    pub const AUTH_TYPE: usize = 4;
+    /// v2 only: Adver Int, in seconds.
+    pub const ADVER_INT: usize = 5;
+    /// v3: 4 reserved bits and the 12-bit Max Adver Int (centiseconds);
+    /// v2: Auth Type and Adver Int.
+    pub const MAX_ADVER_INT: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+    /// The first address.
+    pub const ADDRS: usize = 8;
+}
+
 /// Fixed header length, both versions.
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = field::ADDRS;
 /// VRRPv2 authentication data length.
 pub const AUTH_DATA_LEN: usize = 8;
 /// The only packet type either RFC defines.
@@ -178,7 +201,7 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
     }
     /// The 4-bit version field as received.
     pub fn version_raw(&self) -> u8 {
-        self.byte(0) >> 4
+        self.byte(field::VER_TYPE) >> 4
     }
     /// The version (a checked view's is always 2 or 3; an unchecked view
     /// reports anything but 2 as V3).
@@ -191,21 +214,21 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
     }
     /// The 4-bit type field (1 = advertisement).
     pub fn kind(&self) -> u8 {
-        self.byte(0) & 0x0f
+        self.byte(field::VER_TYPE) & 0x0f
     }
     pub fn vrid(&self) -> u8 {
-        self.byte(1)
+        self.byte(field::VRID)
     }
     pub fn priority(&self) -> u8 {
-        self.byte(2)
+        self.byte(field::PRIORITY)
     }
     pub fn addr_count(&self) -> u8 {
-        self.byte(3)
+        self.byte(field::COUNT)
     }
     /// v2 Auth Type; 0 for v3 (whose byte 4 is part of the interval).
     pub fn auth_type(&self) -> u8 {
         match self.version() {
-            Version::V2 => self.byte(4),
+            Version::V2 => self.byte(field::AUTH_TYPE),
             Version::V3 => 0,
         }
     }
@@ -213,12 +236,12 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
     /// field (v2: seconds x 100; v3: the 12-bit Max Adver Int).
     pub fn interval_cs(&self) -> u16 {
         match self.version() {
-            Version::V2 => self.byte(5) as u16 * 100,
-            Version::V3 => self.u16_at(4) & MAX_ADVER_INT_CS,
+            Version::V2 => self.byte(field::ADVER_INT) as u16 * 100,
+            Version::V3 => self.u16_at(field::MAX_ADVER_INT.start) & MAX_ADVER_INT_CS,
         }
     }
     pub fn checksum(&self) -> u16 {
-        self.u16_at(6)
+        self.u16_at(field::CHECKSUM.start)
     }
     /// The addresses, in order. Empty past the end of the buffer.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
@@ -349,12 +372,12 @@ impl VrrpRepr {
         let out = buf.get_mut(..len).ok_or(VrrpError::BufferTooSmall)?;
         out.fill(0);
         let mut head = [0u8; HEADER_LEN];
-        head[0] = (self.version.number() << 4) | TYPE_ADVERTISEMENT;
-        head[1] = self.vrid;
-        head[2] = self.priority;
-        head[3] = count;
-        head[4] = word[0];
-        head[5] = word[1];
+        head[field::VER_TYPE] = (self.version.number() << 4) | TYPE_ADVERTISEMENT;
+        head[field::VRID] = self.vrid;
+        head[field::PRIORITY] = self.priority;
+        head[field::COUNT] = count;
+        // v2: Auth Type and Adver Int; v3: rsvd and Max Adver Int.
+        head[field::MAX_ADVER_INT].copy_from_slice(&word);
         let mut off = HEADER_LEN;
         for a in &self.addrs {
             let bytes: &[u8] = match a {
@@ -386,7 +409,7 @@ impl VrrpRepr {
                 )
             }
         };
-        if let Some(c) = out.get_mut(6..8) {
+        if let Some(c) = out.get_mut(field::CHECKSUM) {
             c.copy_from_slice(&checksum::finish(sum).to_be_bytes());
         }
         Ok(len)
