@@ -119,7 +119,7 @@ pub(super) fn guarded(
 struct Handle {
     info: WorkerInfo,
     counters: Arc<WorkerCounters>,
-    /// `None` from a worker that panicked.
+    /// Taken when joined; a worker that panicked yields no data plane.
     thread: Option<JoinHandle<Option<Dataplane>>>,
     /// Set by the worker's thread when it dies (before it ends).
     death: Arc<OnceLock<String>>,
