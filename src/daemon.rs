@@ -10,6 +10,12 @@
 //! signals. SIGTERM / SIGINT stop cleanly: workers joined, XDP program
 //! detached, exit 0.
 //!
+//! No half-alive daemon: a worker that dies (a panic, or its socket failed
+//! for good) leaves its queue unserved, so the control loop checks the
+//! engine on every turn (every 20 ms at most) and stops the same clean way,
+//! then fails with `worker N (queue Q) died: CAUSE` (exit 1; systemd's
+//! `Restart=` brings a new one up, nothing restarts in process).
+//!
 //! VRRP (`control::vrrp_thread`) starts after the engine and stops before
 //! it (a master sends priority 0 and removes its VIPs). The XDP program
 //! redirects a virtual service only while this director is master of the
@@ -222,7 +228,13 @@ pub fn run(source: Source) -> Result<()> {
     };
     let mut last_refresh = Instant::now();
     let mut last_estimate = Instant::now();
+    let mut died = None;
     'control: loop {
+        if let Some(d) = engine.dead_worker() {
+            log::error!("{d}; stopping");
+            died = Some(d);
+            break 'control;
+        }
         for sig in signals.pending() {
             match sig {
                 SIGTERM | SIGINT => break 'control,
@@ -293,7 +305,16 @@ pub fn run(source: Source) -> Result<()> {
             *reasons.entry(name).or_default() += n;
         }
     }
-    prog.detach().context("detaching the XDP program")?;
+    let detached = prog.detach().context("detaching the XDP program");
+    if let Some(d) = died {
+        // The death is the error to report; a failed detach (the interface
+        // may be what went away) only adds to the log.
+        if let Err(e) = detached {
+            log::error!("{e:#}");
+        }
+        bail!("{d}");
+    }
+    detached?;
     let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
         "lvsfwd: stopped (rx {rx} tx {tx} drop {drop}{}{})",

@@ -288,3 +288,38 @@ fn a_snapshot_s_sysctls_reach_the_workers() {
     let dps = engine.stop();
     assert_eq!(dps[0].conns.sysctls(), wanted);
 }
+
+#[test]
+fn a_worker_whose_link_goes_away_is_reported_dead() {
+    // The engine reports a worker that ended while it runs, whatever the
+    // reason (a panic, or as here its socket failing for good), so that
+    // the daemon stops instead of living on with a queue nobody serves.
+    let rig = Rig::new(1);
+    let engine = rig.start(&dr_config(), vec![0]);
+    assert_eq!(
+        engine.wait_death(std::time::Duration::from_millis(300)),
+        None,
+        "a serving worker is not dead"
+    );
+    let t0 = std::time::Instant::now();
+    rig.delete_director_link();
+    let d = engine
+        .wait_death(std::time::Duration::from_secs(5))
+        .expect("the worker of the deleted link reported dead");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!((d.worker, d.queue), (0, 0));
+    assert!(
+        d.cause.contains("AF_XDP socket failed") && d.cause.contains("Network is down"),
+        "{d}"
+    );
+    assert_eq!(
+        d.to_string(),
+        format!("worker 0 (queue 0) died: {}", d.cause)
+    );
+    // Stopping still joins it and hands its data plane back.
+    assert_eq!(engine.stop().len(), 1);
+}

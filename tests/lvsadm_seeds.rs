@@ -138,7 +138,7 @@ ipvsadm -A -u 198.18.0.250:53 -s rr -o
 ipvsadm -a -u 198.18.0.250:53 -r 198.18.0.11:5353 -m -w 2
 ipvsadm -A -t [2001:2::1]:443 -s mh -b mh-port -p -M 64
 ipvsadm -a -t [2001:2::1]:443 -r [2001:2::11]:8443 -m
-ipvsadm -a -t [2001:2::1]:443 -r 198.18.0.13 -i
+ipvsadm -a -t [2001:2::1]:443 -r [2001:2::13]:443 -i
 ipvsadm -A -t 198.18.0.251 -s wlc -p 30
 ipvsadm -a -t 198.18.0.251 -r 198.18.0.14 -g
 ";
@@ -154,8 +154,8 @@ ipvsadm -a -t 198.18.0.251 -r 198.18.0.14 -g
          -A -u 198.18.0.250:53 -s rr -o\n\
          -a -u 198.18.0.250:53 -r 198.18.0.11:5353 -m -w 2\n\
          -A -t [2001:2::1]:443 -s mh -p 360 -M 64 -b mh-port\n\
-         -a -t [2001:2::1]:443 -r 198.18.0.13:443 -i -w 1 --tun-type ipip\n\
-         -a -t [2001:2::1]:443 -r [2001:2::11]:8443 -m -w 1\n"
+         -a -t [2001:2::1]:443 -r [2001:2::11]:8443 -m -w 1\n\
+         -a -t [2001:2::1]:443 -r [2001:2::13]:443 -i -w 1 --tun-type ipip\n"
     );
     let back = restore(&saved);
     // Real servers come back in listing order; compare as sets per service.

@@ -16,6 +16,10 @@
 //!   collection, a failed probe: here deleted while the server ignores ARP
 //!   requests): lvsfwd keeps the MAC it learnt and the server keeps its
 //!   share.
+//! - A worker dies under the running daemon (here: the director's NIC is
+//!   deleted, so the kernel unbinds its AF_XDP socket): the daemon does not
+//!   live on half-served; it stops on its own and exits 1 naming the
+//!   worker, its queue and the cause.
 //!
 //! Needs root (network namespaces).
 #![forbid(unsafe_code)]
@@ -381,4 +385,34 @@ fn a_lapsed_neighbour_entry_keeps_the_real_server_reachable() {
     t.assert_all_ok("after the director's kernel forgot rs1");
     t.assert_even_split(&rig.rs_names(), "after the director's kernel forgot rs1");
     e2e::clean_stop(&rig, &mut lb);
+}
+
+#[test]
+fn a_dead_worker_stops_the_daemon_with_its_cause() {
+    let rig = Rig::dr();
+    let config = rig.lb_toml(&[e2e::tcp(Fam::V4)]);
+    let vip = SocketAddr::new(rig.vip(Fam::V4), HTTP_PORT);
+    let mut lb = Lvsfwd::start(&rig, &config);
+    rig.http(rig.client(), vip, 3).assert_all_ok("before");
+    lb.assert_running();
+
+    let t0 = Instant::now();
+    rig.director().ip(&["link", "del", rig::IFACE]);
+    let st = lb
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("lvsfwd still runs with a dead worker:\n{}", lb.stderr()));
+    let took = t0.elapsed();
+    let err = lb.stderr();
+    assert_eq!(st.code(), Some(1), "{st}; stderr:\n{err}");
+    assert!(
+        err.contains("lvsfwd: worker 0 (queue 0) died: queue 0: the AF_XDP socket failed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("lvsfwd: stopped"),
+        "a dead worker is not a clean stop:\n{err}"
+    );
+    // The worker notices within its 1 s socket check; the daemon follows
+    // within one turn of its control loop, then stops the rest.
+    assert!(took < Duration::from_secs(4), "took {took:?}:\n{err}");
 }

@@ -67,6 +67,9 @@ pub enum ApplyError {
     FullNatWithoutLocalAddress,
     /// lvsfwd: a FULLNAT real server of another family than the pool.
     FullNatFamily,
+    /// lvsfwd: a TUN real server of another family than the service (IPVS
+    /// takes it; lvsfwd's tunnels do not cross families yet).
+    TunnelFamily,
 }
 
 impl fmt::Display for ApplyError {
@@ -86,6 +89,10 @@ impl fmt::Display for ApplyError {
             }
             ApplyError::FullNatFamily => {
                 "FULLNAT real server and local_address must be of the same address family"
+            }
+            ApplyError::TunnelFamily => {
+                "TUN to a real server of another address family than the virtual service \
+                 is not supported yet"
             }
         })
     }
@@ -110,10 +117,16 @@ fn unicast(a: IpAddr) -> bool {
     }
 }
 
-/// The checks `ip_vs_add_dest`/`ip_vs_edit_dest` share, in their order.
+/// The checks `ip_vs_add_dest`/`ip_vs_edit_dest` share, in their order,
+/// and lvsfwd's refusal of a tunnel between families where IPVS would
+/// build one (lb.toml's rule too).
 fn check_dest(svc: &ServiceSpec, d: &DestSpec) -> Result<(), ApplyError> {
-    if d.addr.is_ipv4() != svc.key.addr.is_ipv4() && d.fwd != FwdMethod::Tunnel {
-        return Err(ApplyError::Invalid);
+    if d.addr.is_ipv4() != svc.key.addr.is_ipv4() {
+        return Err(if d.fwd == FwdMethod::Tunnel {
+            ApplyError::TunnelFamily
+        } else {
+            ApplyError::Invalid
+        });
     }
     if d.l_threshold > d.u_threshold {
         return Err(ApplyError::ThresholdRange);

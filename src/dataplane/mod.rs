@@ -104,6 +104,9 @@ counter_enum! {
         NeedsFragmentation => "needs_fragmentation",
         /// An ICMP error that quotes a packet without ports (a later fragment).
         IcmpUntracked => "icmp_untracked",
+        /// TUN to a real server of another address family than the packet:
+        /// not implemented yet (lb.toml and lvsadm refuse such a table).
+        TunnelFamily => "tunnel_family",
     }
 }
 
@@ -542,6 +545,9 @@ impl Dataplane {
                         return Verdict::Drop(DropReason::NeedsFragmentation);
                     }
                     Err(TunnelError::NoRoom) => return Verdict::Drop(DropReason::NoRoom),
+                    Err(TunnelError::CrossFamily) => {
+                        return Verdict::Drop(DropReason::TunnelFamily);
+                    }
                 }
             }
         }

@@ -14,7 +14,9 @@
 //!   addresses change (and, for TUN / ICMP replies, the tags move with them).
 //! - An IPv4 UDP checksum of 0 ("none") stays 0; an updated UDP checksum that
 //!   comes out as 0 is stored as 0xFFFF.
-//! - Address families never change (config forbids it): debug-asserted.
+//! - Address families never change (config forbids it): debug-asserted,
+//!   except by [`tunnel`], which refuses outer addresses of another family
+//!   ([`TunnelError::CrossFamily`]).
 //!
 //! Not done here: TTL/hop-limit expiry ICMP generation, route and neighbour
 //! lookup, fragmentation (IPVS lets the kernel fragment non-DF tunnel
@@ -46,6 +48,9 @@ pub enum TunnelError {
     NeedsFragmentation,
     /// Not enough headroom in the buffer for the outer header.
     NoRoom,
+    /// An outer address of another family than the packet: tunnels between
+    /// families are not implemented (lb.toml and lvsadm refuse them).
+    CrossFamily,
 }
 
 /// The TTL of the packet has run out; the caller drops it (and may answer
@@ -272,7 +277,9 @@ pub fn tunnel(
     mtu: u16,
     ip_id: u16,
 ) -> Result<(), TunnelError> {
-    debug_assert!(same_family(p.version, &outer_src) && same_family(p.version, &outer_dst));
+    if !(same_family(p.version, &outer_src) && same_family(p.version, &outer_dst)) {
+        return Err(TunnelError::CrossFamily);
+    }
     let hdr = match p.version {
         IpVersion::V4 => IPV4_HLEN,
         IpVersion::V6 => IPV6_HLEN,

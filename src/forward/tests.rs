@@ -540,6 +540,30 @@ fn tunnel_refusals_leave_frame_untouched() {
 }
 
 #[test]
+fn tunnel_refuses_outer_addresses_of_another_family() {
+    // Mixed-family tunnels are not implemented: an IPv4 packet towards an
+    // IPv6 real server (or the reverse, or a source of the other family)
+    // is refused and the frame left as it was, never a slice panic.
+    let cases = [
+        (fixtures::TCP_SYN_V4, "2001:db8::1", "2001:db8::11"),
+        (fixtures::TCP_SYN_V4, "198.51.100.2", "2001:db8::11"),
+        (fixtures::TCP_SYN_V4, "2001:db8::1", "10.0.0.11"),
+        (fixtures::TCP_SYN_V6, "198.51.100.2", "10.0.0.11"),
+        (fixtures::TCP_SYN_V6, "2001:db8::1", "10.0.0.11"),
+    ];
+    for (frame, src, dst) in cases {
+        let (mut buf, len) = buffer(frame, HEADROOM, 0);
+        let before = buf.clone();
+        let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+        let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+        let r = tunnel(&mut fb, &p, ip(src), ip(dst), OUR_MAC, RS_MAC, 1500, 0);
+        assert_eq!(r, Err(TunnelError::CrossFamily), "{src} -> {dst}");
+        assert_eq!((fb.head(), fb.len()), (HEADROOM, len));
+        assert_eq!(buf, before, "{src} -> {dst}: frame untouched");
+    }
+}
+
+#[test]
 fn icmp_too_big_ipv4_quotes_up_to_576() {
     let orig = bytes(fixtures::TCP_DATA_V4_1500);
     for (head, tail) in [(HEADROOM, 0), (0, 0)] {

@@ -623,6 +623,28 @@ impl Xsk {
         }
         Ok(st)
     }
+
+    /// The socket's pending error (`SO_ERROR`, cleared by reading it), if
+    /// any: `ENETDOWN` once the interface it is bound to is gone (the
+    /// kernel unbinds it then and it never receives again).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes and `len` is its size.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+    }
 }
 
 impl Drop for Xsk {

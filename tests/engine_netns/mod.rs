@@ -23,7 +23,7 @@ use etherparse::PacketBuilder;
 use lvsfwd::config::{XdpMode, ZeroCopy};
 use lvsfwd::dataplane::{Dataplane, Snapshot};
 use lvsfwd::wire::{self, L4};
-use lvsfwd::xsk::engine::{Engine, EngineConfig, WorkerInfo};
+use lvsfwd::xsk::engine::{Engine, EngineConfig, WorkerDeath, WorkerInfo};
 use lvsfwd::xsk::prog::{self, Filter, XdpProgram};
 use lvsfwd::xsk::shared::{Shared, WorkerCounters};
 
@@ -195,6 +195,7 @@ impl Rig {
         let sh = Arc::clone(&shared);
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (death_tx, death_rx) = mpsc::channel::<WorkerDeath>();
         let thread = std::thread::spawn(move || -> Vec<Dataplane> {
             let up = (|| -> anyhow::Result<(XdpProgram, Engine)> {
                 prog::enter_netns(Path::new(&path))?;
@@ -211,10 +212,24 @@ impl Rig {
                 }
             };
             let _ = ready_tx.send(Ok((engine.counters(), engine.workers())));
-            // Until the test stops us (or drops the sender on failure).
-            let _ = stop_rx.recv();
+            // Until the test stops us (or drops the sender on failure),
+            // watching for a dead worker as the daemon's control loop does.
+            let mut died = false;
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stop_rx.recv_timeout(Duration::from_millis(10))
+            {
+                if !died && let Some(d) = engine.dead_worker() {
+                    died = true;
+                    let _ = death_tx.send(d);
+                }
+            }
             let dps = engine.stop();
-            p.detach().expect("detach in the director namespace");
+            if died {
+                // The link may be what went away, and its program with it.
+                let _ = p.detach();
+            } else {
+                p.detach().expect("detach in the director namespace");
+            }
             dps
         });
         let started = ready_rx
@@ -223,6 +238,7 @@ impl Rig {
             .and_then(|r| r);
         let mut d = Director {
             stop: Some(stop_tx),
+            deaths: death_rx,
             thread: Some(thread),
             counters: Vec::new(),
             workers: Vec::new(),
@@ -233,6 +249,12 @@ impl Rig {
         d.counters = counters;
         d.workers = workers;
         Ok(d)
+    }
+
+    /// Deletes the director's end of the veth pair (and so the pair) under
+    /// a running engine: the kernel unbinds its sockets.
+    pub fn delete_director_link(&self) {
+        run(&["ip", "-n", &self.dns, "link", "del", &self.dev]).unwrap();
     }
 
     /// Gives the director's end an address (so its kernel answers ARP).
@@ -303,6 +325,9 @@ impl Drop for Rig {
 /// The engine and lvsfwd's XDP program, running in the director namespace.
 pub struct Director {
     stop: Option<mpsc::Sender<()>>,
+    /// The first dead worker the director thread saw
+    /// (`Engine::dead_worker`, polled every 10 ms).
+    deaths: mpsc::Receiver<WorkerDeath>,
     thread: Option<JoinHandle<Vec<Dataplane>>>,
     pub counters: Vec<Arc<WorkerCounters>>,
     pub workers: Vec<WorkerInfo>,
@@ -310,6 +335,11 @@ pub struct Director {
 }
 
 impl Director {
+    /// The dead worker the engine reports within `timeout`, if any.
+    pub fn wait_death(&self, timeout: Duration) -> Option<WorkerDeath> {
+        self.deaths.recv_timeout(timeout).ok()
+    }
+
     /// Stops the workers, detaches the program, returns the data planes.
     pub fn stop(mut self) -> Vec<Dataplane> {
         self.stop.take();

@@ -164,6 +164,15 @@ impl Lvsfwd {
         }
     }
 
+    /// Waits up to `timeout` for the daemon to exit on its own (no signal
+    /// sent); its exit status, or None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = wait_bounded(&mut self.child, timeout);
+        }
+        self.exited
+    }
+
     /// Sends SIGTERM and waits up to [`STOP_TIMEOUT`]; returns the exit
     /// status. Panics if it does not exit in time.
     pub fn terminate(&mut self) -> ExitStatus {

@@ -105,14 +105,25 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         None => Duration::from_secs(60),
         Some(d) => timeout_secs(d, "delay_loop")?,
     };
-    // The kernel forwards to another family only through a tunnel.
-    let family = (kind != FwdMethod::Tunnel).then_some(vip);
+    // The kernel forwards to another family only through a tunnel, and
+    // lvsfwd's tunnels do not cross families yet: every real server (and
+    // the sorry server, which takes lb_kind) is of the VIP's family.
+    let family = Some(vip);
+    let why = if kind == FwdMethod::Tunnel {
+        "TUN to a real server of another address family than the virtual service \
+         is not supported yet"
+    } else {
+        "only TUN forwards between families"
+    };
     let sorry_server = match &v.sorry_server {
         None => None,
         Some(s) => {
             let a = parse_sockaddr(s, "sorry_server", Some(address.port()))?;
             same_family(a.ip(), family, s.span(), |this, vs, _| {
-                format!("sorry_server is {this} but the virtual server is {vs}")
+                format!(
+                    "sorry_server is {this} but the virtual server is {vs}; {}",
+                    why
+                )
             })?;
             Some(a)
         }
@@ -146,8 +157,8 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         let rip = r.address.ip();
         same_family(rip, family, addr_span.clone(), |this, vs, _| {
             format!(
-                "real_server {rip} is {this} but the virtual server is {vs}; \
-                 only TUN forwards between families"
+                "real_server {rip} is {this} but the virtual server is {vs}; {}",
+                why
             )
         })?;
         same_family(rip, pool, addr_span.clone(), |this, pool, _| {

@@ -1,11 +1,19 @@
 //! Starting the workers (sockets, mesh, pinned threads and the ready
 //! handshake), talking to them (queries, waiting for a snapshot to be
-//! applied) and stopping them.
+//! applied), noticing one that died, and stopping them.
+//!
+//! A worker dies when its thread panics (the panic is caught at the top of
+//! the thread, its message kept) or when its socket fails for good; either
+//! way its queue is no longer served, and [`Engine::dead_worker`] says so
+//! at once, so that the daemon does not live on half-served.
 
+use std::any::Any;
+use std::fmt;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,10 +61,68 @@ pub struct WorkerInfo {
     pub zero_copy: bool,
 }
 
+/// A worker that ended while the engine was running: its queue's traffic
+/// is no longer served. `Display`: `worker N (queue Q) died: CAUSE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerDeath {
+    /// The worker's index (queue order).
+    pub worker: usize,
+    pub queue: u32,
+    /// The panic message, or why its socket failed.
+    pub cause: String,
+}
+
+impl fmt::Display for WorkerDeath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "worker {} (queue {}) died: {}",
+            self.worker, self.queue, self.cause
+        )
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal gives a
+/// `&str`, with a format a `String`; anything else has no text).
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked with a non-string payload".to_string()
+    }
+}
+
+/// Runs a worker's body (`Worker::run`) on its thread: its data plane
+/// back, and `death` set with the cause when it failed (its data plane
+/// still back) or panicked (the panic caught: no data plane).
+pub(super) fn guarded(
+    death: &OnceLock<String>,
+    body: impl FnOnce() -> (Dataplane, Option<String>),
+) -> Option<Dataplane> {
+    // Nothing of the worker is used after a panic: its state unwinds away
+    // with it.
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok((dp, None)) => Some(dp),
+        Ok((dp, Some(failure))) => {
+            let _ = death.set(failure);
+            Some(dp)
+        }
+        Err(payload) => {
+            let _ = death.set(panic_message(payload.as_ref()));
+            None
+        }
+    }
+}
+
 struct Handle {
     info: WorkerInfo,
     counters: Arc<WorkerCounters>,
-    thread: Option<JoinHandle<Dataplane>>,
+    /// Taken when joined; a worker that panicked yields no data plane.
+    thread: Option<JoinHandle<Option<Dataplane>>>,
+    /// Set by the worker's thread when it dies (before it ends).
+    death: Arc<OnceLock<String>>,
 }
 
 /// The running workers.
@@ -208,19 +274,22 @@ impl Engine {
             w.idle_spin_ns = u64::try_from(cfg.idle_spin.as_nanos()).unwrap_or(u64::MAX);
             w.queries = Some((query_rx, reply_tx.clone()));
             let ready = ready_tx.clone();
+            let death = Arc::new(OnceLock::new());
+            let dies = Arc::clone(&death);
             let thread = std::thread::Builder::new()
                 .name(format!("lvsfwd-q{}", info.queue))
                 .spawn(move || {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                         log::warn!("worker {i}: could not pin to core {core}");
                     }
-                    w.run(ready)
+                    guarded(&dies, move || w.run(ready))
                 })
                 .context("spawning a worker")?;
             engine.workers.push(Handle {
                 info,
                 counters,
                 thread: Some(thread),
+                death,
             });
         }
         drop(ready_tx);
@@ -277,6 +346,29 @@ impl Engine {
         }
     }
 
+    /// The first worker that died while the engine runs (not stopping):
+    /// one whose thread panicked or whose socket failed, or whose thread
+    /// ended for any other reason. Its queue is not served any more; the
+    /// caller is expected to stop the engine. Cheap: a few atomic loads.
+    pub fn dead_worker(&self) -> Option<WorkerDeath> {
+        if self.shared.should_stop() {
+            return None;
+        }
+        self.workers.iter().enumerate().find_map(|(i, w)| {
+            let ended = w.thread.as_ref().is_some_and(|t| t.is_finished());
+            let cause = match w.death.get() {
+                Some(c) => c.clone(),
+                None if ended => "its thread ended".to_string(),
+                None => return None,
+            };
+            Some(WorkerDeath {
+                worker: i,
+                queue: w.info.queue,
+                cause,
+            })
+        })
+    }
+
     /// Each worker's counters, in queue order.
     pub fn counters(&self) -> Vec<Arc<WorkerCounters>> {
         self.workers
@@ -300,11 +392,14 @@ impl Engine {
     fn join(&mut self) -> Vec<Dataplane> {
         self.shared.stop.store(true, Ordering::Relaxed);
         let mut out = Vec::with_capacity(self.workers.len());
-        for w in &mut self.workers {
+        for (i, w) in self.workers.iter_mut().enumerate() {
             if let Some(t) = w.thread.take() {
                 match t.join() {
-                    Ok(dp) => out.push(dp),
-                    Err(_) => log::error!("worker of queue {} panicked", w.info.queue),
+                    Ok(Some(dp)) => out.push(dp),
+                    Ok(None) | Err(_) => {
+                        let cause = w.death.get().map_or("panicked", |c| c.as_str());
+                        log::error!("worker {i} (queue {}) died: {cause}", w.info.queue);
+                    }
                 }
             }
         }

@@ -54,7 +54,8 @@
 //!
 //! # Layout
 //! `lifecycle` starts the workers, waits for them to come up, asks them
-//! questions and stops them; `worker` is one worker's round; `mesh` is
+//! questions, notices one that died (a caught panic, or a socket the
+//! kernel gave up on: [`Engine::dead_worker`]) and stops them; `worker` is one worker's round; `mesh` is
 //! what the workers of a multi-queue engine share and how a frame moves to
 //! its owner.
 
@@ -64,7 +65,7 @@ mod lifecycle;
 mod mesh;
 mod worker;
 
-pub use lifecycle::{Engine, EngineConfig, WorkerInfo};
+pub use lifecycle::{Engine, EngineConfig, WorkerDeath, WorkerInfo};
 
 pub use super::nic::rx_queue_count;
 

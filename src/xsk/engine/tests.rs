@@ -169,3 +169,72 @@ fn monotonic_clock_moves_forward() {
     let b = monotonic_now();
     assert!(b.since(a) >= Duration::from_millis(2), "{a:?} {b:?}");
 }
+
+#[test]
+fn a_panic_s_message_is_kept_from_either_payload() {
+    // What a worker's thread catches: `panic!("literal")` carries a &str,
+    // a formatted panic (and slice index failures) a String.
+    let caught = |f: fn()| {
+        let payload = std::thread::spawn(f).join().unwrap_err();
+        super::lifecycle::panic_message(payload.as_ref())
+    };
+    assert_eq!(caught(|| panic!("plain")), "plain");
+    assert_eq!(caught(|| panic!("worker {} of {}", 1, 2)), "worker 1 of 2");
+    let slice = caught(|| {
+        let mut four = [0u8; 4];
+        let sixteen = [0u8; 16];
+        four.copy_from_slice(std::hint::black_box(&sixteen[..]));
+    });
+    assert!(
+        slice.contains("source slice length (16) does not match destination slice length (4)"),
+        "{slice}"
+    );
+    assert_eq!(
+        caught(|| std::panic::panic_any(7u32)),
+        "panicked with a non-string payload"
+    );
+}
+
+#[test]
+fn a_worker_death_names_worker_queue_and_cause() {
+    let d = super::WorkerDeath {
+        worker: 1,
+        queue: 3,
+        cause: "boom".to_string(),
+    };
+    assert_eq!(d.to_string(), "worker 1 (queue 3) died: boom");
+}
+
+#[test]
+fn a_worker_s_guard_keeps_why_it_died() {
+    use super::lifecycle::guarded;
+    use std::sync::OnceLock;
+    // Served until stopped: the data plane back, no death.
+    let death = OnceLock::new();
+    assert!(guarded(&death, || (dr_plane(), None)).is_some());
+    assert_eq!(death.get(), None);
+    // Its socket failed: the data plane still back, the cause kept.
+    let death = OnceLock::new();
+    let dp = guarded(&death, || (dr_plane(), Some("socket gone".to_string())));
+    assert!(dp.is_some());
+    assert_eq!(death.get().map(String::as_str), Some("socket gone"));
+    // A panic on the worker's thread is caught there (not at join), its
+    // message kept for the engine to report at once.
+    let death = OnceLock::new();
+    let dp = std::thread::spawn(move || {
+        let r = guarded(&death, || {
+            let mut four = [0u8; 4];
+            four.copy_from_slice(std::hint::black_box(&[0u8; 16][..]));
+            (dr_plane(), None)
+        });
+        (r.is_none(), death.get().cloned())
+    })
+    .join()
+    .expect("the guard catches the panic");
+    assert!(dp.0, "no data plane from a panicked worker");
+    let cause = dp.1.expect("a cause");
+    assert!(
+        cause.contains("does not match destination slice length (4)"),
+        "{cause}"
+    );
+}

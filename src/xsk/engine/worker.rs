@@ -66,6 +66,8 @@ pub(super) struct Worker {
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
     pub(super) queries: Option<Questions>,
+    /// Why this worker cannot go on (its socket failed); ends `run`.
+    failure: Option<String>,
 }
 
 impl Worker {
@@ -106,6 +108,7 @@ impl Worker {
             idle_spin_ns: 0,
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
+            failure: None,
         }
     }
 
@@ -119,7 +122,10 @@ impl Worker {
         }
     }
 
-    pub(super) fn run(mut self, ready: mpsc::Sender<usize>) -> Dataplane {
+    /// Serves the queue until the stop flag is set, or until its socket
+    /// fails (returned as the second value: the engine reports the worker
+    /// dead, [`super::Engine::dead_worker`]).
+    pub(super) fn run(mut self, ready: mpsc::Sender<usize>) -> (Dataplane, Option<String>) {
         self.sync_snapshot();
         self.lend();
         self.xsk.refill(&mut self.free, 0);
@@ -127,12 +133,12 @@ impl Worker {
         // flag then ends this loop.
         let _ = ready.send(self.me);
         drop(ready);
-        while !self.shared.should_stop() {
+        while !self.shared.should_stop() && self.failure.is_none() {
             self.round();
         }
         self.publish();
         self.kernel_stats();
-        self.dp
+        (self.dp, self.failure)
     }
 
     fn sync_snapshot(&mut self) {
@@ -203,6 +209,7 @@ impl Worker {
         if now.since(self.last_kernel_stats) >= KERNEL_STATS_EVERY {
             self.last_kernel_stats = now;
             self.kernel_stats();
+            self.check_socket();
         }
 
         if got + handed > 0 {
@@ -329,6 +336,22 @@ impl Worker {
                     .store(st.rx_invalid_descs + st.tx_invalid_descs, Ordering::Relaxed);
             }
             Err(e) => log::warn!("queue {}: socket statistics: {e}", self.xsk.queue()),
+        }
+    }
+
+    /// A socket with a pending error is one the kernel gave up on (its
+    /// interface was unregistered: `ENETDOWN`, and it is unbound for good);
+    /// serving on would keep a worker that never receives again.
+    fn check_socket(&mut self) {
+        match self.xsk.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) => {
+                self.failure = Some(format!(
+                    "queue {}: the AF_XDP socket failed: {e}",
+                    self.xsk.queue()
+                ));
+            }
+            Err(e) => log::warn!("queue {}: socket error state: {e}", self.xsk.queue()),
         }
     }
 
