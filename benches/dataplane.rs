@@ -12,6 +12,14 @@
 //! memory per connection (resident set growth while filling the table, and
 //! the table's own account). Select with e.g. `cargo bench -- conn_table`;
 //! the 10M table needs about 1.5 GB.
+//!
+//! `collision_flood/*`: lookups of client tuples built to collide under the
+//! public fixed hash seed (their hashes' top 12 bits clear, so their home
+//! slots are the first 1/4096 of the index whatever its size), in a table
+//! keyed with that seed (`fixed`, what every table used before the daemon
+//! drew its seeds) and in one keyed with a seed from
+//! `config::os_hash_seeds` (`os`, the daemon's). The setup prints the mean
+//! probe distance of each table.
 
 use std::hint::black_box;
 
@@ -23,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use criterion::SamplingMode;
 use lvsfwd::config;
-use lvsfwd::conn::{ConnTable, Direction, NewFlow, TcpFlags, Timeouts};
+use lvsfwd::conn::{ConnTable, Direction, FIXED_HASH_SEED, NewFlow, TcpFlags, Timeouts};
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig, Verdict};
 use lvsfwd::forward::{self, Rewrite};
 use lvsfwd::sched::SchedKind;
@@ -375,11 +383,68 @@ fn conn_table(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` tuples whose hash under [`FIXED_HASH_SEED`] has its top 12 bits
+/// clear: what a client who read the source can precompute (about
+/// `n * 4096` hashes of brute force).
+fn fixed_seed_flood(n: usize) -> Vec<(IpAddr, u16)> {
+    let probe = ConnTable::with_seed(1, Timeouts::default(), FIXED_HASH_SEED);
+    (0u32..)
+        .map(client)
+        .filter(|&(c, p)| probe.hash_in(Protocol::Tcp, c, p, VIP, 80) >> 52 == 0)
+        .take(n)
+        .collect()
+}
+
+fn collision_flood(c: &mut Criterion) {
+    let mut g = c.benchmark_group("collision_flood");
+    g.throughput(Throughput::Elements(1));
+    const CAP: usize = 65_536;
+    let os = config::os_hash_seeds().expect("OS random seed").conn;
+    for n in [512usize, 4096] {
+        // Built on first use, so a filter that skips the group skips the
+        // brute force too.
+        let mut flood: Option<Vec<(IpAddr, u16)>> = None;
+        for (label, seed) in [("fixed", FIXED_HASH_SEED), ("os", os)] {
+            let mut state: Option<ConnTable> = None;
+            let mut x: u32 = 1;
+            g.bench_function(format!("{label}/{n}"), |b| {
+                let flood = flood.get_or_insert_with(|| fixed_seed_flood(n));
+                let t = state.get_or_insert_with(|| {
+                    let mut svcs = services("rr");
+                    let mut t = ConnTable::with_seed(CAP, Timeouts::default(), seed);
+                    let now = Timestamp::from_secs(1);
+                    for (i, &(c, p)) in flood.iter().enumerate() {
+                        t.schedule(&mut svcs, 0, &syn(c, p), 60, now, i as u64)
+                            .expect("room");
+                    }
+                    let probes: usize = flood
+                        .iter()
+                        .map(|&(c, p)| t.probes_in(Protocol::Tcp, c, p, VIP, 80))
+                        .sum();
+                    println!(
+                        "collision_flood/{label}/{n}: mean probe distance {:.2} slots",
+                        probes as f64 / n as f64
+                    );
+                    t
+                });
+                b.iter(|| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let (c, p) = flood[x as usize % n];
+                    black_box(t.lookup_in(Protocol::Tcp, c, p, VIP, 80))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Numbers only: criterion's plots need system fonts, and a missing font
     // would end the run after the first benchmark.
     config = Criterion::default().without_plots();
-    targets = established, new_connection, rewrites, conn_table
+    targets = established, new_connection, rewrites, conn_table, collision_flood
 }
 criterion_main!(benches);

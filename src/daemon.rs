@@ -44,7 +44,7 @@ use crate::control::netlink::Netlink;
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
 use crate::dataplane::query::{self, Query};
-use crate::dataplane::{Dataplane, DataplaneConfig};
+use crate::dataplane::{Dataplane, DataplaneConfig, HashSeeds};
 use crate::service::ServiceKey;
 use crate::service::ServiceSpec;
 use crate::view::{ConnView, LiveService};
@@ -112,6 +112,12 @@ pub fn run(source: Source) -> Result<()> {
         .with_context(|| format!("data-plane interface {ifname}"))?;
     let own_addrs = nl.addresses(link.ifindex)?;
 
+    // One draw for the whole engine: every worker's connection index and
+    // steering map is keyed with it (workers must agree on who owns a
+    // flow). Drawn before the XDP program is attached, so a failure leaves
+    // nothing behind; never a constant here, see `config::os_hash_seeds`.
+    let seeds = config::os_hash_seeds().context("drawing the hash seeds from the OS")?;
+
     // Signals first, so that a stop during start-up is not lost.
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
@@ -163,7 +169,10 @@ pub fn run(source: Source) -> Result<()> {
         None => (0..queues.len()).map(|i| i % ncpu).collect(),
     };
     let dataplanes = (0..queues.len())
-        .map(|_| worker_dataplane(&cfg, &specs, link.mac, &own_addrs, link.mtu, queues.len()))
+        .map(|_| {
+            let (mac, mtu, n) = (link.mac, link.mtu, queues.len());
+            worker_dataplane(&cfg, &specs, mac, &own_addrs, mtu, n, seeds)
+        })
         .collect();
     let ecfg = EngineConfig {
         ifname: ifname.clone(),
@@ -325,7 +334,7 @@ pub fn run(source: Source) -> Result<()> {
 }
 
 /// The data plane of one worker: the whole service table, its share of the
-/// connection-table capacity.
+/// connection-table capacity, the engine's hash seeds.
 fn worker_dataplane(
     cfg: &Config,
     specs: &[ServiceSpec],
@@ -333,6 +342,7 @@ fn worker_dataplane(
     own_addrs: &[IpAddr],
     mtu: u32,
     workers: usize,
+    hash_seeds: HashSeeds,
 ) -> Dataplane {
     let base = cfg.dataplane_config();
     Dataplane::new(
@@ -341,6 +351,7 @@ fn worker_dataplane(
             own_addrs: own_addrs.to_vec(),
             mtu: mtu.clamp(576, u16::MAX as u32) as u16,
             conn_max: (base.conn_max / workers).max(1024),
+            hash_seeds,
             ..base
         },
         crate::service::ServiceTable::from_specs(specs),

@@ -269,6 +269,7 @@ impl FrameRun {
                 ..ConnSysctls::default()
             },
             seed: 7,
+            hash_seeds: lvsfwd::dataplane::HashSeeds::FIXED,
         };
         let mut dp = Dataplane::new(dcfg, lvsfwd::service::ServiceTable::from_specs(&configs[0]));
         // Every real server has a next hop except 198.18.0.13 (NoNextHop).

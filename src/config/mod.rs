@@ -28,6 +28,8 @@ pub mod keepalived;
 mod raw;
 mod validate;
 
+pub use core::os_hash_seeds;
+
 #[cfg(test)]
 mod tests;
 

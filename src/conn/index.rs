@@ -14,7 +14,13 @@
 //! on the tag only, which is what lets deletion find an entry's home.
 //!
 //! Hashing is seeded ([`tuple_hash`]) so clients cannot precompute colliding
-//! tuples for a given seed; it is a fast mixer, not a keyed PRF.
+//! tuples for a given seed; it is a fast mixer, not a keyed PRF. The seed
+//! only protects if clients cannot know it: the daemon draws it from the OS
+//! at start (`config::os_hash_seeds`), `lvsfwd replay` and tests use
+//! [`crate::dataplane::HashSeeds::FIXED`]. Every multiplicand an address
+//! word enters is keyed with the seed too: against a constant, a client
+//! word equal to it (or to its complement) makes the product constant, and
+//! every such tuple would share a hash whatever the seed.
 
 use std::net::IpAddr;
 
@@ -79,6 +85,24 @@ impl Index {
                 }
             }
             p = self.next(p);
+        }
+    }
+
+    /// How many slots a lookup of `hash` examines before `eq` confirms an
+    /// entry or an empty slot ends it (1: found, or absent, at its home).
+    /// For tests and benches measuring collisions; the per-packet path uses
+    /// [`Index::find`].
+    pub(crate) fn probes(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> usize {
+        let tag = tag_of(hash);
+        let mut p = self.home(tag);
+        let mut n = 1;
+        loop {
+            let v = self.slots[p];
+            if v == 0 || ((v >> 32) as u32 == tag && eq((v as u32).wrapping_sub(1))) {
+                return n;
+            }
+            p = self.next(p);
+            n += 1;
         }
     }
 
@@ -193,7 +217,9 @@ pub(crate) fn tuple_hash(
         _ => {
             let (a0, a1) = v6_words(a);
             let (b0, b1) = v6_words(b);
-            let h = fold_mul(a0 ^ seed, a1 ^ K0);
+            // `a1` is keyed too: against `a1 ^ K0` an address whose low
+            // word is K0 zeroed `h` for every `a0` and every seed.
+            let h = fold_mul(a0 ^ seed, a1 ^ seed.rotate_left(32) ^ K0);
             let h = fold_mul(h ^ b0, b1 ^ K1);
             let h = fold_mul(h ^ tail ^ (1 << 56), K2);
             fold_mul(h ^ K0, seed ^ K2)
@@ -284,6 +310,48 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         let v_mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_ne!(base, tuple_hash(1, 0, 6, mapped, 1, v_mapped, 80));
+    }
+
+    /// IPv6 clients sharing a low word (an interface ID) must not share a
+    /// hash: with the low word multiplied against a constant, the interface
+    /// IDs equal to it or to its complement made the first product constant,
+    /// so every prefix hashed alike under every seed (a seed-independent
+    /// collision flood).
+    #[test]
+    fn no_v6_interface_id_collides_every_prefix() {
+        let v: IpAddr = "2001:db8::250".parse().unwrap();
+        // A product against a word of zero, or of all ones, is constant:
+        // keyed, the words that give one depend on the seed (unknown to
+        // clients); against K0, `K0` and `!K0` gave one under every seed.
+        for seed in [1u64, 0x1234_5678_9abc_def0, 0xfedc_ba98_7654_3210] {
+            for iid in [K0, !K0, K1, !K1, K2, 0, u64::MAX] {
+                let mut tags = std::collections::HashSet::new();
+                for prefix in 0..256u128 {
+                    let c =
+                        std::net::Ipv6Addr::from((0x2001_0db8_0000 + prefix) << 64 | iid as u128);
+                    tags.insert(tuple_hash(seed, 0, 6, c.into(), 4242, v, 80) >> 32);
+                }
+                assert!(
+                    tags.len() >= 255,
+                    "seed {seed:#x} iid {iid:#x}: {} tags",
+                    tags.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn probes_count_the_slots_a_lookup_examines() {
+        let mut ix = Index::with_capacity(8);
+        let h = 0x4000_0000_0000_0000u64;
+        assert_eq!(ix.probes(h, |_| true), 1, "absent at an empty home");
+        for k in 0..5 {
+            ix.insert(h, k, |_| false);
+        }
+        for k in 0..5 {
+            assert_eq!(ix.probes(h, |i| i == k), k as usize + 1);
+        }
+        assert_eq!(ix.probes(h, |_| false), 6, "absent: the run and its end");
     }
 
     /// The tag (upper 32 bits) picks the home slot: over realistic tuples

@@ -86,7 +86,7 @@ use crate::time::Timestamp;
 use crate::wire::MacAddr;
 
 pub use state::{ConnState, TcpFlags};
-pub use table::ConnTable;
+pub use table::{ConnTable, FIXED_HASH_SEED};
 
 /// Most entries the eviction scan looks at when the table is full.
 pub const EVICT_SCAN: usize = 64;

@@ -1343,3 +1343,86 @@ fn reply_conns_are_counted_in_and_out_of_the_table() {
     assert_eq!(t.expire(now + secs(60), &mut nat), 1);
     assert!(!t.has_reply_conns());
 }
+
+// ---- collision floods (issue 15) -------------------------------------------
+
+/// `n` client tuples `caddr:cport -> VIP:80` whose hash under `t`'s seed has
+/// its top `bits` bits clear: their home slots all lie in the first
+/// `2^-bits` of the client index, whatever its size. A client that knows the
+/// seed finds them by brute force, as here (about `n * 2^bits` hashes).
+fn collision_flood(t: &ConnTable, n: usize, bits: u32) -> Vec<(IpAddr, u16)> {
+    (0u32..)
+        .map(|i| {
+            (
+                IpAddr::from((0x0a00_0000 | (i >> 6)).to_be_bytes()),
+                1024 + (i & 63) as u16,
+            )
+        })
+        .filter(|&(c, p)| t.hash_in(Protocol::Tcp, c, p, ip(VIP), 80) >> (64 - bits) == 0)
+        .take(n)
+        .collect()
+}
+
+/// Opens a TCP conn for each tuple of `clients` (rr over the service's
+/// dests); after every power of two from 64 on, the mean probe distance of
+/// a lookup of the conns opened so far.
+fn fill_and_probe(t: &mut ConnTable, s: &mut ServiceTable, clients: &[(IpAddr, u16)]) -> Vec<f64> {
+    let mut means = Vec::new();
+    for (k, &(caddr, cport)) in clients.iter().enumerate() {
+        let f = NewFlow {
+            caddr,
+            cport,
+            ..syn(VIP, 0)
+        };
+        t.schedule(s, 0, &f, 60, t0(), k as u64).expect("room");
+        let n = k + 1;
+        if n >= 64 && n.is_power_of_two() {
+            let sum: usize = clients[..n]
+                .iter()
+                .map(|&(c, p)| t.probes_in(Protocol::Tcp, c, p, ip(VIP), 80))
+                .sum();
+            means.push(sum as f64 / n as f64);
+        }
+    }
+    means
+}
+
+/// Tuples built to collide under the fixed seed make every lookup walk a
+/// probe run as long as the flood (the mean distance doubles with it); in a
+/// table with another seed the same tuples probe like ordinary clients.
+#[test]
+fn a_flood_colliding_under_the_fixed_seed_is_flat_under_another() {
+    const CAP: usize = 4096; // 6145 slots: 12 bits pin the home to slot 0 or 1
+    let fixed = ConnTable::new(CAP, Timeouts::default());
+    let flood = collision_flood(&fixed, 512, 12);
+    let ordinary: Vec<(IpAddr, u16)> = (0..512u32)
+        .map(|i| {
+            (
+                IpAddr::from((0x0b00_0000 | (i >> 6)).to_be_bytes()),
+                1024 + (i & 63) as u16,
+            )
+        })
+        .collect();
+    let run = |seed: u64, clients: &[(IpAddr, u16)]| {
+        let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+        let mut t = ConnTable::with_seed(CAP, Timeouts::default(), seed);
+        fill_and_probe(&mut t, &mut s, clients)
+    };
+    let under_fixed = run(FIXED_HASH_SEED, &flood);
+    let under_other = run(0x0123_4567_89ab_cdef, &flood);
+    let baseline = run(FIXED_HASH_SEED, &ordinary);
+    // Flood sizes 64, 128, 256, 512: a run of n keys from one home slot
+    // probes (n + 1) / 2 on average.
+    for (i, m) in under_fixed.iter().enumerate() {
+        let n = 64 << i;
+        assert!(*m >= n as f64 / 4.0, "fixed seed, flood {n}: mean {m}");
+    }
+    for (i, (o, b)) in under_other.iter().zip(&baseline).enumerate() {
+        assert!(*b < 1.5, "ordinary clients, {}: mean {b}", 64 << i);
+        assert!(
+            *o < b + 0.5,
+            "other seed, flood {}: mean {o} vs {b}",
+            64 << i
+        );
+    }
+}

@@ -48,8 +48,8 @@ use rand::{RngCore, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{
-    ConnId, ConnSysctls, ConnTable, Direction, InDecision, NewFlow, ScheduleError, TcpFlags,
-    Timeouts,
+    ConnId, ConnSysctls, ConnTable, Direction, FIXED_HASH_SEED, InDecision, NewFlow, ScheduleError,
+    TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
@@ -188,6 +188,30 @@ pub struct DataplaneConfig {
     pub sysctls: ConnSysctls,
     /// Seed of the randomness handed to schedulers (twos).
     pub seed: u64,
+    /// Seeds of the connection index and of the steering hash.
+    pub hash_seeds: HashSeeds,
+}
+
+/// The seeds of the data plane's hashes. The core reads no randomness: the
+/// daemon draws these from the OS at start (`config::os_hash_seeds`), so
+/// clients cannot precompute tuples that collide in the connection index
+/// or all land on one worker; `lvsfwd replay` and tests use
+/// [`HashSeeds::FIXED`], so their runs repeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashSeeds {
+    /// The connection table's indexes ([`ConnTable::with_seed`]).
+    pub conn: u64,
+    /// Which worker owns a flow (the shell's steering map, built from
+    /// [`Dataplane::hash_seeds`]). The workers of one engine must share it.
+    pub steer: u64,
+}
+
+impl HashSeeds {
+    /// Known to everyone: for replay and tests only.
+    pub const FIXED: HashSeeds = HashSeeds {
+        conn: FIXED_HASH_SEED,
+        steer: 0x6c76_7366_7374_6572,
+    };
 }
 
 /// One data plane: services, connections, counters.
@@ -224,7 +248,7 @@ fn peek(frame: &[u8]) -> Option<(Protocol, IpAddr, u16, IpAddr, u16)> {
 
 impl Dataplane {
     pub fn new(cfg: DataplaneConfig, services: ServiceTable) -> Dataplane {
-        let mut conns = ConnTable::new(cfg.conn_max, cfg.timeouts);
+        let mut conns = ConnTable::with_seed(cfg.conn_max, cfg.timeouts, cfg.hash_seeds.conn);
         conns.set_sysctls(cfg.sysctls);
         let mut dp = Dataplane {
             conns,
@@ -240,6 +264,12 @@ impl Dataplane {
         };
         dp.refresh_derived();
         dp
+    }
+
+    /// The seeds this data plane was built with (the shell builds its
+    /// steering map from `steer`).
+    pub fn hash_seeds(&self) -> HashSeeds {
+        self.cfg.hash_seeds
     }
 
     /// Recomputes what the per-packet path derives from the service table:

@@ -25,8 +25,14 @@
 //! Everything else (the director's own traffic, ARP, frames no service
 //! could want) has no owner and is processed where it arrived.
 //!
-//! Invariants: the answer depends only on the frame, the service table and
-//! the worker count, so all workers agree; it allocates nothing.
+//! The hash is keyed with a seed (the engine's `HashSeeds::steer`, drawn
+//! from the OS by the daemon, fixed in tests) so that clients cannot pick
+//! addresses and ports that all land on one worker.
+//!
+//! Invariants: the answer depends only on the frame, the service table, the
+//! worker count and the seed, and every worker of an engine is built with
+//! the same seed (the daemon draws it once and gives every worker's data
+//! plane the same `HashSeeds`), so all workers agree; it allocates nothing.
 //! Not done: per-service masks (one coarsest mask per family), and steering
 //! of services added while running unless the worker rebuilds the map.
 
@@ -82,12 +88,16 @@ pub struct SteerMap {
     /// Shortest persistence prefix of an IPv4 / IPv6 service, if any.
     persist_v4: Option<u8>,
     persist_v6: Option<u8>,
+    /// Keys the owner hash; the same in every worker of an engine.
+    seed: u64,
 }
 
 impl SteerMap {
-    /// The map for `workers` workers serving `services`.
-    pub fn new(services: &ServiceTable, workers: u32) -> SteerMap {
+    /// The map for `workers` workers serving `services`, hashing with
+    /// `seed` (a worker passes its data plane's `hash_seeds().steer`).
+    pub fn new(services: &ServiceTable, workers: u32, seed: u64) -> SteerMap {
         let mut m = SteerMap {
+            seed,
             workers: workers.max(1),
             vips: FxHashSet::default(),
             nat_servers: FxHashSet::default(),
@@ -172,7 +182,7 @@ impl SteerMap {
                 } else {
                     u32::MAX << (32 - u32::from(mask.min(32)))
                 };
-                mix(u64::from(u32::from(a) & m), 0, port)
+                mix(self.seed, u64::from(u32::from(a) & m), 0, port)
             }
             IpAddr::V6(a) => {
                 let m = if mask == 0 {
@@ -181,7 +191,7 @@ impl SteerMap {
                     u128::MAX << (128 - u32::from(mask.min(128)))
                 };
                 let x = u128::from(a) & m;
-                mix((x >> 64) as u64, x as u64, port)
+                mix(self.seed, (x >> 64) as u64, x as u64, port)
             }
         };
         // Multiply-shift range reduction: fair for any worker count.
@@ -189,17 +199,23 @@ impl SteerMap {
     }
 }
 
-/// A 64-bit mix of an address and a port (fixed constants: every worker,
-/// and every run, must agree).
-fn mix(a: u64, b: u64, port: u16) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h =
-        a.wrapping_mul(K) ^ b.rotate_left(31) ^ u64::from(port).wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^= h >> 29;
-    h = h.wrapping_mul(K);
-    h ^ (h >> 32)
+/// 64x64 -> 128-bit multiply folded back to 64 bits.
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// A seeded 64-bit hash of an address (two words) and a port: two folded
+/// multiplies, as the connection index hashes. Both address words are keyed
+/// with the seed: against a constant, a word equal to it (or to its
+/// complement) would make the product constant and every address with that
+/// word would land on one worker whatever the seed. The last multiplicand is odd, never zero.
+fn mix(seed: u64, a: u64, b: u64, port: u16) -> u64 {
+    const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K1: u64 = 0xc4ce_b9fe_1a85_ec53;
+    let h = fold_mul(a ^ seed, b ^ seed.rotate_left(32) ^ K0);
+    fold_mul(h ^ u64::from(port) ^ K1, (seed ^ K1) | 1)
 }
 
 #[cfg(test)]
@@ -213,6 +229,7 @@ mod tests {
     use crate::time::Timestamp;
     use crate::wire::{self, FrameBuf};
 
+    const SEED: u64 = crate::dataplane::HashSeeds::FIXED.steer;
     const VIP: [u8; 4] = [198, 18, 0, 100];
     const RS: [u8; 4] = [198, 18, 1, 11];
     const LADDR: [u8; 4] = [198, 18, 9, 1];
@@ -315,7 +332,7 @@ mod tests {
     fn nat_replies_meet_their_connection_on_the_owner() {
         let cfg = config("NAT", "");
         let mut dps = planes(&cfg, 2);
-        let map = SteerMap::new(&dps[0].services, 2);
+        let map = SteerMap::new(&dps[0].services, 2, SEED);
         let mut used = [0u32; 2];
         for i in 0..64u16 {
             let c = client(i);
@@ -341,7 +358,7 @@ mod tests {
         let cfg = config("FULLNAT", "");
         let n = 3;
         let mut dps = planes(&cfg, n);
-        let map = SteerMap::new(&dps[0].services, n);
+        let map = SteerMap::new(&dps[0].services, n, SEED);
         for i in 0..48u16 {
             let syn = tcp(client(i), 31000 + i, VIP, 80, true, false);
             let o = owner(&map, &syn).unwrap();
@@ -362,7 +379,7 @@ mod tests {
     #[test]
     fn icmp_errors_are_owned_like_the_flow_they_quote() {
         let cfg = config("NAT", "");
-        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4);
+        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4, SEED);
         for i in 0..32u16 {
             let c = client(i);
             let syn = tcp(c, 32000 + i, VIP, 80, true, false);
@@ -384,7 +401,7 @@ mod tests {
             "DR",
             "persistence_timeout = 300\npersistence_granularity = \"255.255.255.0\"\n",
         );
-        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4);
+        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4, SEED);
         let mut owners = std::collections::BTreeSet::new();
         for net in 0..16u8 {
             let o = owner(&map, &tcp([198, 18, 200 + net, 1], 1, VIP, 80, true, false));
@@ -406,7 +423,7 @@ mod tests {
     #[test]
     fn without_persistence_one_client_spreads_over_ports() {
         let cfg = config("DR", "");
-        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4);
+        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4, SEED);
         let owners: std::collections::BTreeSet<_> = (0..64u16)
             .map(|p| owner(&map, &tcp([198, 18, 7, 7], 20000 + p, VIP, 80, true, false)))
             .collect();
@@ -417,17 +434,77 @@ mod tests {
     fn traffic_no_service_wants_has_no_owner() {
         let cfg = config("NAT", "");
         let specs = ServiceTable::from_specs(&cfg.service_specs());
-        let map = SteerMap::new(&specs, 2);
+        let map = SteerMap::new(&specs, 2, SEED);
         let other: [u8; 4] = [198, 18, 50, 1];
         assert_eq!(
             owner(&map, &tcp(other, 22, client(1), 5555, false, true)),
             None
         );
         // One worker: nothing is ever handed over.
-        let single = SteerMap::new(&specs, 1);
+        let single = SteerMap::new(&specs, 1, SEED);
         assert_eq!(
             owner(&single, &tcp(client(1), 1, VIP, 80, true, false)),
             None
         );
+    }
+
+    /// Workers built with one seed agree on every owner; clients picked to
+    /// land on one worker under the public fixed seed spread evenly under
+    /// other seeds (what the daemon's OS-drawn seed buys).
+    #[test]
+    fn the_seed_keys_ownership_and_shared_seeds_agree() {
+        let cfg = config("NAT", "");
+        let specs = ServiceTable::from_specs(&cfg.service_specs());
+        let fixed = SteerMap::new(&specs, 4, SEED);
+        let flood: Vec<(IpAddr, u16)> = (0..u32::MAX)
+            .map(|i| {
+                (
+                    IpAddr::from([198, 19, (i >> 8) as u8, i as u8]),
+                    40000 + (i % 7) as u16,
+                )
+            })
+            .filter(|&(a, p)| fixed.client_owner(a, p) == 0)
+            .take(400)
+            .collect();
+        for seed in [1u64, 0x0123_4567_89ab_cdef, u64::MAX, SEED ^ 1] {
+            let a = SteerMap::new(&specs, 4, seed);
+            let b = SteerMap::new(&specs, 4, seed);
+            let mut per = [0u32; 4];
+            for &(addr, port) in &flood {
+                let o = a.client_owner(addr, port);
+                assert_eq!(o, b.client_owner(addr, port), "same seed, same owner");
+                per[o as usize] += 1;
+            }
+            // 100 expected per worker; binomial sd ~8.7.
+            assert!(
+                per.iter().all(|&n| (60..=140).contains(&n)),
+                "seed {seed:#x}: {per:?}"
+            );
+        }
+    }
+
+    /// IPv6 clients sharing an interface ID and differing in the prefix
+    /// spread over the workers for any interface ID a client could pick
+    /// without the seed.
+    #[test]
+    fn no_v6_interface_id_pins_every_prefix_to_one_worker() {
+        let cfg = config("NAT", "");
+        let specs = ServiceTable::from_specs(&cfg.service_specs());
+        let map = SteerMap::new(&specs, 4, 0x5eed);
+        for iid in [
+            0u64,
+            0x9e37_79b9_7f4a_7c15,
+            !0x9e37_79b9_7f4a_7c15,
+            0xc4ce_b9fe_1a85_ec53,
+            u64::MAX,
+        ] {
+            let owners: std::collections::BTreeSet<u32> = (0..64u128)
+                .map(|p| {
+                    let a = std::net::Ipv6Addr::from((0x2001_0db8_0000 + p) << 64 | iid as u128);
+                    map.client_owner(a.into(), 5555)
+                })
+                .collect();
+            assert_eq!(owners.len(), 4, "iid {iid:#x}: {owners:?}");
+        }
     }
 }

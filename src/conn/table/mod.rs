@@ -29,9 +29,10 @@ use crate::service::{Dest, DestRef, Protocol, ServiceTable};
 const KIND_CONN: u8 = 0;
 const KIND_TPL: u8 = 1;
 const KIND_OUT: u8 = 2;
-/// Used by [`ConnTable::new`]; pass a random seed with
-/// [`ConnTable::with_seed`] in production.
-const DEFAULT_SEED: u64 = 0x6c76_7366_7764_636e;
+/// The hash seed of [`ConnTable::new`], `lvsfwd replay` and tests: public
+/// (the code is), so anyone can precompute tuples that collide under it.
+/// The daemon passes a seed drawn from the OS to [`ConnTable::with_seed`].
+pub const FIXED_HASH_SEED: u64 = 0x6c76_7366_7764_636e;
 /// The kernel gives FTP control services port-less templates.
 const FTP_PORT: u16 = 21;
 /// Slab indexes must leave room for the wheel's sentinels and `NO_LINK`.

@@ -53,6 +53,38 @@ impl ConnTable {
             .map(ConnId)
     }
 
+    /// The hash the client-side index files `src:sport -> dst:dport` under
+    /// with this table's seed (its upper 32 bits pick the home slot). For
+    /// tests and benches that build colliding tuples; not the packet path.
+    pub fn hash_in(
+        &self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) -> u64 {
+        self.hash::<KIND_CONN>(&Tuple::new(proto, src, sport, dst, dport))
+    }
+
+    /// How many index slots [`ConnTable::lookup_in`] of this tuple examines
+    /// (1: at its home slot): the probe distance that collisions lengthen.
+    /// For tests and benches; not the packet path.
+    pub fn probes_in(
+        &self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) -> usize {
+        let t = Tuple::new(proto, src, sport, dst, dport);
+        let slab = &self.slab;
+        self.in_idx.probes(self.hash::<KIND_CONN>(&t), move |i| {
+            t.matches::<KIND_CONN>(&slab[i as usize])
+        })
+    }
+
     /// Prefetch, first stage, for a packet `src:sport -> dst:dport` to come:
     /// the index slots its lookups start at (the client side, and the reply
     /// side while NAT or FULLNAT conns exist).

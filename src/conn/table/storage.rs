@@ -3,7 +3,7 @@
 
 use std::ops::RangeInclusive;
 
-use super::{ConnTable, DEFAULT_SEED, KIND_CONN, KIND_OUT, KIND_TPL, MAX_CAPACITY, dest_mut};
+use super::{ConnTable, FIXED_HASH_SEED, KIND_CONN, KIND_OUT, KIND_TPL, MAX_CAPACITY, dest_mut};
 use crate::conn::index::Index;
 use crate::conn::wheel::Wheel;
 use crate::conn::{
@@ -34,11 +34,12 @@ impl ConnTable {
     /// A table for `capacity` entries (conns and templates) with a fixed
     /// hash seed; everything is allocated here.
     pub fn new(capacity: usize, timeouts: Timeouts) -> ConnTable {
-        ConnTable::with_seed(capacity, timeouts, DEFAULT_SEED)
+        ConnTable::with_seed(capacity, timeouts, FIXED_HASH_SEED)
     }
 
     /// Like [`ConnTable::new`] with a hash seed (take it from a random
-    /// source so tuple hashes cannot be predicted).
+    /// source so tuple hashes cannot be predicted; the shell does, the core
+    /// reads no randomness itself).
     pub fn with_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> ConnTable {
         let cap = capacity.min(MAX_CAPACITY);
         let mut slab = vec![Conn::EMPTY; cap].into_boxed_slice();

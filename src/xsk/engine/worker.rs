@@ -88,7 +88,7 @@ impl Worker {
             me,
             area: Arc::clone(xsk.area()),
             xsk,
-            steer: SteerMap::new(&dp.services, peers as u32),
+            steer: SteerMap::new(&dp.services, peers as u32, dp.hash_seeds().steer),
             dp,
             shared,
             counters,
@@ -152,7 +152,8 @@ impl Worker {
                     log::info!("worker {}: service table applied: {sum:?}", self.me);
                 }
                 if let Some(m) = &self.mesh {
-                    self.steer = SteerMap::new(&self.dp.services, m.n as u32);
+                    self.steer =
+                        SteerMap::new(&self.dp.services, m.n as u32, self.dp.hash_seeds().steer);
                 }
             }
             self.seen_generation = Some(s.generation);
