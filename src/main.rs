@@ -78,7 +78,8 @@ enum Cmd {
         /// Print the services as `lvsadm -L -n --stats --exact` would.
         #[arg(long)]
         stats: bool,
-        /// Print every non-zero drop counter, by reason, on stderr.
+        /// Print every non-zero drop counter, by reason, and the count of
+        /// partial checksums completed, on stderr.
         #[arg(long)]
         counters: bool,
     },
@@ -228,6 +229,9 @@ fn run_replay(a: &ReplayArgs) -> Result<()> {
     if a.counters {
         for (name, n) in dp.counters.drop_reasons() {
             eprintln!("drop {name} {n}");
+        }
+        if dp.counters.partial_csum > 0 {
+            eprintln!("partial_csum {}", dp.counters.partial_csum);
         }
     }
     let mut text = String::new();

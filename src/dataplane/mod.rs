@@ -35,10 +35,15 @@
 //! plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
-//! send an ICMP time-exceeded.
+//! send an ICMP time-exceeded. A forwarded TCP/UDP packet whose checksum
+//! the sender left partial (checksum offload on veth or virtio, which an
+//! AF_XDP socket receives unfinished) is completed before any rewrite and
+//! counted (`partial_csum`), as the kernel would before forwarding it.
 
 pub mod query;
 pub mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -130,6 +135,10 @@ pub struct Counters {
     pub drop: u64,
     /// ICMP "fragmentation needed" / "packet too big" sent for tunnels.
     pub icmp_too_big: u64,
+    /// Forwarded TCP/UDP frames that arrived with a partial checksum (the
+    /// sender's checksum offload, unfinished: veth, virtio) and left with
+    /// it completed. Not a drop.
+    pub partial_csum: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
 }
@@ -522,6 +531,7 @@ impl Dataplane {
         if forward::decrement_ttl(frame, p).is_err() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        self.complete_partial_csum(frame, p);
         let smac = self.cfg.own_mac;
         let c = self.conns.get(id);
         match c.fwd {
@@ -603,8 +613,18 @@ impl Dataplane {
         if forward::decrement_ttl(frame, p).is_err() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        self.complete_partial_csum(frame, p);
         forward::rewrite(frame, p, &rw, self.cfg.own_mac, client_mac);
         Verdict::Tx
+    }
+
+    /// Completes a partial TCP/UDP checksum before the frame is rewritten
+    /// and sent, and counts it (see [`forward::complete_partial_csum`]).
+    #[inline]
+    fn complete_partial_csum(&mut self, frame: &mut FrameBuf, p: &Headers) {
+        if forward::complete_partial_csum(frame, p) {
+            self.counters.partial_csum += 1;
+        }
     }
 
     /// ICMP errors quoting a tracked connection (`ip_vs_in_icmp` and

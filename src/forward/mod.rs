@@ -7,7 +7,9 @@
 //! Checksums are updated incrementally (RFC 1624 eqn. 3) wherever fields
 //! change, so a packet that arrived with a bad TCP/UDP/ICMP checksum leaves
 //! with a bad one (the receiver still drops it), as IPVS's incremental
-//! `*_snat_handler` / `*_dnat_handler` paths do.
+//! `*_snat_handler` / `*_dnat_handler` paths do. A partial checksum (the
+//! sender's checksum offload, unfinished) is completed first by
+//! [`complete_partial_csum`], as the kernel's `skb_checksum_help` would.
 //!
 //! Invariants:
 //! - Link headers keep their VLAN/QinQ tags byte for byte; only the two MAC
@@ -28,9 +30,9 @@ use std::net::IpAddr;
 use crate::wire::MacAddr;
 use crate::wire::checksum;
 use crate::wire::{
-    FrameBuf, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_TCP,
-    IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, at, ethernet, icmp, icmpv6, ipv4,
-    ipv6, tcp, udp,
+    Fragment, FrameBuf, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6,
+    IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, at, ethernet, icmp,
+    icmpv6, ipv4, ipv6, tcp, udp,
 };
 
 #[cfg(test)]
@@ -203,6 +205,46 @@ fn port_offsets(l4: usize) -> (usize, usize) {
 /// The header checksum slot of an IPv4 header at `l3`; IPv6 has none.
 fn ipv4_csum_slot(v: IpVersion, l3: usize) -> Option<Slot> {
     (v == IpVersion::V4).then_some(Slot::Plain(l3 + ipv4::field::CHECKSUM.start))
+}
+
+/// Completes a partial TCP/UDP checksum, as the NIC the sender counted on
+/// would have: with checksum offload on (veth's default, so containers and
+/// pods), Linux leaves the pseudo-header sum in the checksum field for the
+/// device to finish, and an AF_XDP socket gets the frame as it is. Run it
+/// before any rewrite: the incremental updates assume a complete checksum.
+///
+/// Recognised by the field equalling this packet's pseudo-header sum
+/// (addresses, protocol, L4 length; [`checksum::maybe_partial`]), which
+/// costs a few additions per frame; only then is the segment summed
+/// ([`checksum::complete_partial`]), and a field that already verifies is
+/// left alone. Fragments, ICMP (never offloaded) and UDP's checksum 0 are
+/// not looked at. Returns whether the checksum was completed.
+#[inline]
+pub fn complete_partial_csum(frame: &mut FrameBuf, p: &Headers) -> bool {
+    let (at, udp) = match p.l4 {
+        L4::Tcp { .. } => (tcp::field::CHECKSUM.start, false),
+        L4::Udp { .. } => (udp::field::CHECKSUM.start, true),
+        _ => return false,
+    };
+    if p.frag != Fragment::None {
+        return false;
+    }
+    let Some(l4) = frame.data_mut().get_mut(p.l4_off..p.l3_end()) else {
+        return false;
+    };
+    let Some(field) = read_u16(l4, at) else {
+        return false;
+    };
+    let pseudo = match (p.src, p.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            checksum::pseudo_v4(s.octets(), d.octets(), p.proto, l4.len() as u16)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            checksum::pseudo_v6(s.octets(), d.octets(), p.proto, l4.len() as u32)
+        }
+        _ => return false,
+    };
+    checksum::maybe_partial(field, pseudo, udp) && checksum::complete_partial(l4, at, udp)
 }
 
 /// DR: only the Ethernet addresses change (dst = next hop of the real

@@ -15,6 +15,10 @@
 //! Deliberately not here: the UDP "zero means none" rule and the
 //! 0 -> 0xFFFF substitution belong to the callers that know the protocol
 //! (see [`udp_fixup`]), because TCP and ICMP never substitute.
+//!
+//! Partial checksums (a sender's checksum offload that nothing finished:
+//! veth, virtio) are recognised by [`maybe_partial`] and finished by
+//! [`complete_partial`].
 
 use std::net::IpAddr;
 
@@ -160,6 +164,59 @@ pub fn update_addr(hc: u16, old: &[u8], new: &[u8]) -> u16 {
         acc += u16::from_be_bytes([n[0], n[1]]) as u64;
     }
     !fold(acc)
+}
+
+/// True when two stored checksums are the same one's-complement value
+/// (`0x0000` and `0xFFFF` are both zero).
+#[inline]
+pub fn same(a: u16, b: u16) -> bool {
+    a == b || (a | b == 0xFFFF && (a == 0 || b == 0))
+}
+
+/// Whether a stored TCP/UDP checksum field may be a partial checksum
+/// (Linux's `CHECKSUM_PARTIAL`, left for a NIC to finish): such a field
+/// holds the folded pseudo-header sum `pseudo` itself, not complemented
+/// (`~tcp_v4_check(len, saddr, daddr, 0)` and its UDP/IPv6 twins). The
+/// comparison is one's-complement ([`same`]: Linux stores the sum as
+/// `1..=0xFFFF`, another sender might write a zero sum as 0). A UDP field
+/// of 0 is never partial: over IPv4 it means "no checksum", over IPv6 it is
+/// invalid, and no sender stores a pseudo-header sum that way.
+///
+/// Cheap (one compare once `pseudo` is known) and not conclusive: a valid
+/// full checksum equals `pseudo` when the segment's other words sum to
+/// `-2 * pseudo`; [`complete_partial`] tells the two apart.
+#[inline(always)]
+pub fn maybe_partial(field: u16, pseudo: u16, udp: bool) -> bool {
+    same(field, pseudo) && !(udp && field == 0)
+}
+
+/// Finishes a partial checksum as the NIC would: `l4` is the whole TCP or
+/// UDP segment whose checksum field (at `csum_at`) holds the pseudo-header
+/// sum ([`maybe_partial`] said so), the pseudo-header is thereby already in
+/// the sum of `l4`, and the complete checksum is the complement of that sum
+/// (UDP: a 0 result is stored as 0xFFFF).
+///
+/// Returns whether the field changed. A field that already is the valid
+/// full checksum is left alone (`false`): when the field equals the
+/// pseudo-header sum, the completed checksum equals the field exactly when
+/// the segment already verifies, so completing is always right and a valid
+/// checksum is never touched. Costs one pass over the segment.
+#[cold]
+#[inline(never)]
+pub fn complete_partial(l4: &mut [u8], csum_at: usize, udp: bool) -> bool {
+    let Some(&[hi, lo]) = l4.get(csum_at..csum_at + 2) else {
+        return false;
+    };
+    let field = u16::from_be_bytes([hi, lo]);
+    let mut c = checksum(l4);
+    if udp {
+        c = udp_fixup(c);
+    }
+    if same(c, field) {
+        return false;
+    }
+    l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    true
 }
 
 /// How a UDP checksum is stored after an update: over IPv4, 0 means "no
@@ -382,6 +439,84 @@ mod tests {
         ph.extend_from_slice(&0x0001_0010u32.to_be_bytes());
         ph.extend_from_slice(&[0, 0, 0, 17]);
         assert_eq!(pseudo_v6(s6, d6, 17, 0x0001_0010), naive_sum(&ph));
+    }
+
+    /// A TCP-like segment of `len` random bytes whose checksum field (at
+    /// 16) holds the pseudo-header sum `pseudo`, as a sender with checksum
+    /// offload leaves it.
+    fn partial_segment(rng: &mut SmallRng, len: usize, pseudo: u16) -> Vec<u8> {
+        let mut l4 = vec![0u8; len];
+        rng.fill(&mut l4[..]);
+        l4[16..18].copy_from_slice(&pseudo.to_be_bytes());
+        l4
+    }
+
+    #[test]
+    fn completing_a_partial_checksum_gives_the_full_one() {
+        let mut rng = SmallRng::seed_from_u64(0xc5);
+        for n in 0..5000 {
+            let pseudo: u16 = rng.random_range(1..=0xFFFF);
+            let len = rng.random_range(20..300);
+            let udp = n % 2 == 1;
+            let mut l4 = partial_segment(&mut rng, len, pseudo);
+            assert!(maybe_partial(pseudo, pseudo, udp));
+            // The reference: zero the field, sum with the pseudo-header.
+            let mut zeroed = l4.clone();
+            zeroed[16..18].fill(0);
+            let mut want = finish(add(sum(&zeroed), pseudo));
+            if udp {
+                want = udp_fixup(want);
+            }
+            let changed = complete_partial(&mut l4, 16, udp);
+            let got = u16::from_be_bytes([l4[16], l4[17]]);
+            assert!(same(got, want), "{got:#x} {want:#x}");
+            assert_eq!(add(sum(&l4), pseudo), 0xFFFF, "verifies");
+            assert_eq!(changed, !same(want, pseudo));
+            assert_eq!(&l4[..16], &zeroed[..16]);
+            assert_eq!(&l4[18..], &zeroed[18..]);
+        }
+    }
+
+    #[test]
+    fn a_valid_checksum_that_equals_the_pseudo_sum_is_left_alone() {
+        // The one ambiguity: a full checksum can equal the pseudo-header sum
+        // when the segment's words make it so. Then the field already is
+        // what completion would write: nothing changes, nothing is counted.
+        let mut rng = SmallRng::seed_from_u64(0xa11);
+        for _ in 0..2000 {
+            let pseudo: u16 = rng.random_range(1..=0xFFFF);
+            let len = 2 * rng.random_range(12..150);
+            let mut l4 = partial_segment(&mut rng, len, pseudo);
+            // Choose the last word so that the checksum verifies as stored.
+            l4[len - 2..].fill(0);
+            let w = !add(sum(&l4), pseudo);
+            l4[len - 2..].copy_from_slice(&w.to_be_bytes());
+            assert_eq!(add(sum(&l4), pseudo), 0xFFFF);
+            let before = l4.clone();
+            assert!(maybe_partial(
+                u16::from_be_bytes([l4[16], l4[17]]),
+                pseudo,
+                false
+            ));
+            assert!(!complete_partial(&mut l4, 16, false));
+            assert_eq!(l4, before);
+        }
+    }
+
+    #[test]
+    fn partial_recognition_is_one_complement_and_skips_udp_zero() {
+        assert!(maybe_partial(0x1234, 0x1234, false));
+        assert!(!maybe_partial(0x1235, 0x1234, false));
+        // 0 and 0xFFFF are the same one's-complement value.
+        assert!(maybe_partial(0x0000, 0xFFFF, false));
+        assert!(maybe_partial(0xFFFF, 0xFFFF, true));
+        // UDP's 0 is "no checksum" (IPv4) or invalid (IPv6), never partial.
+        assert!(!maybe_partial(0x0000, 0xFFFF, true));
+        assert!(same(0, 0xFFFF) && same(0xFFFF, 0) && same(7, 7));
+        assert!(!same(0, 1) && !same(0xFFFE, 0xFFFF));
+        // A field too short to hold a checksum changes nothing.
+        let mut short = [0u8; 17];
+        assert!(!complete_partial(&mut short, 16, false));
     }
 
     #[test]

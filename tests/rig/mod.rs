@@ -498,9 +498,21 @@ pub struct RigBuilder {
     real_servers: u8,
     services: bool,
     peer: bool,
+    veth_offloads: bool,
 }
 
 impl RigBuilder {
+    /// Whether the client's and real servers' veths keep their default TX
+    /// checksum offload, as containers and pods do (default false: they
+    /// compute checksums in software, as a host on a real wire delivers
+    /// them). With it on, the director receives TCP/UDP frames whose
+    /// checksum is partial (the pseudo-header sum the sender left for a NIC
+    /// to finish), which lvsfwd must complete before forwarding them.
+    pub fn veth_offloads(mut self, on: bool) -> Self {
+        self.veth_offloads = on;
+        self
+    }
+
     /// Number of real servers (1..=20, default 3).
     pub fn real_servers(mut self, n: u8) -> Self {
         assert!((1..=20).contains(&n), "1..=20 real servers, not {n}");
@@ -544,7 +556,7 @@ impl RigBuilder {
             dir,
         };
         // From here on a panic drops `rig`, which removes what exists so far.
-        rig.build_topology(self.real_servers, self.peer);
+        rig.build_topology(self.real_servers, self.peer, self.veth_offloads);
         match self.mode {
             Mode::Bare => {}
             Mode::Dr => rig.wire_dr(false),
@@ -583,6 +595,7 @@ impl Rig {
             real_servers: 3,
             services: true,
             peer: false,
+            veth_offloads: false,
         }
     }
     pub fn dr() -> Rig {
@@ -682,7 +695,7 @@ impl Rig {
         ns
     }
 
-    fn build_topology(&mut self, real_servers: u8, peer: bool) {
+    fn build_topology(&mut self, real_servers: u8, peer: bool, veth_offloads: bool) {
         self.switch_ns = self.add_ns("sw");
         self.bridge = format!("lfbr{}", self.tag);
         let sw = Host {
@@ -738,11 +751,18 @@ impl Rig {
                 // veth delivers such frames only to a peer running NAPI, which
                 // GRO turns on. A switch port accepts whatever it is sent.
                 sw.exec_ok(&["ethtool", "-K", &port, "gro", "on"]);
-            } else {
-                // A real wire carries complete checksums; veth would
-                // otherwise hand the director partial ones (checksum offload
-                // that nothing downstream completes once XDP rewrites them).
+            } else if !veth_offloads {
+                // A real wire carries complete checksums; with veth's
+                // default offload the director gets partial ones instead
+                // (see `RigBuilder::veth_offloads`).
                 host.exec_ok(&["ethtool", "-K", IFACE, "tx", "off"]);
+            } else {
+                // The kernel's default is what the scenario is about.
+                let k = host.exec_ok(&["ethtool", "-k", IFACE]);
+                assert!(
+                    k.lines().any(|l| l.starts_with("tx-checksumming: on")),
+                    "veth TX checksum offload is not on by default:\n{k}"
+                );
             }
             host.ip(&["link", "set", IFACE, "up"]);
             if role == Role::Peer {

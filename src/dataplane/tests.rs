@@ -1,0 +1,266 @@
+//! The per-frame pipeline with partial checksums (a sender's checksum
+//! offload, unfinished): every forwarding method completes them before its
+//! rewrite and counts them; complete checksums pass untouched and uncounted.
+
+use std::net::IpAddr;
+
+use etherparse::PacketBuilder;
+
+use super::*;
+use crate::config;
+use crate::wire::checksum;
+
+const HEADROOM: usize = 256;
+const CLIENT_MAC: MacAddr = [2, 0xc1, 0, 0, 0, 1];
+const PAYLOAD: &[u8] = b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n";
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Proto {
+    Tcp,
+    Udp,
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn vip(v6: bool) -> IpAddr {
+    ip(if v6 { "2001:2::250" } else { "198.18.0.250" })
+}
+
+fn client(v6: bool) -> IpAddr {
+    ip(if v6 {
+        "2001:2:0:1::100"
+    } else {
+        "198.18.1.100"
+    })
+}
+
+/// One TCP and one UDP service per family, `kind` forwarding, one real
+/// server each (on another port, so NAT rewrites ports too).
+fn dp(kind: &str) -> Dataplane {
+    let mut text = String::from("[global]\ninterface = \"lf0\"\nconn_max = 4096\n");
+    for (v6, vaddr, rip, local) in [
+        (false, "198.18.0.250", "198.18.2.11", "198.18.9.1"),
+        (true, "[2001:2::250]", "[2001:2:0:2::11]", "2001:2:0:9::1"),
+    ] {
+        for proto in ["TCP", "UDP"] {
+            text += &format!(
+                "[[virtual_server]]\naddress = \"{vaddr}:80\"\nprotocol = \"{proto}\"\n\
+                 lb_algo = \"rr\"\nlb_kind = \"{kind}\"\n"
+            );
+            if kind == "FULLNAT" {
+                text += &format!("local_address = [\"{local}\"]\n");
+            }
+            let port = if matches!(kind, "DR" | "TUN") {
+                80
+            } else {
+                8080
+            };
+            let mac = if v6 {
+                "02:00:00:00:00:16"
+            } else {
+                "02:00:00:00:00:0b"
+            };
+            text += &format!(
+                "  [[virtual_server.real_server]]\n  address = \"{rip}:{port}\"\n  mac = \"{mac}\"\n"
+            );
+        }
+    }
+    let cfg = config::parse_str(&text, "t.toml").expect("test config is valid");
+    cfg.dataplane(cfg.dataplane_config())
+}
+
+/// A frame with a complete checksum (etherparse computes it). TCP: `syn`
+/// and `ack` pick the flags; UDP ignores them.
+fn frame(proto: Proto, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool) -> Vec<u8> {
+    let eth = PacketBuilder::ethernet2(CLIENT_MAC, [2, 0, 0, 0, 0, 1]);
+    let ipb = match (src.0, dst.0) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed families"),
+    };
+    let mut v = Vec::new();
+    match proto {
+        Proto::Udp => ipb.udp(src.1, dst.1).write(&mut v, PAYLOAD).unwrap(),
+        Proto::Tcp => {
+            let b = ipb.tcp(src.1, dst.1, 1000, 64240);
+            let b = if syn { b.syn() } else { b };
+            let b = if ack { b.ack(1) } else { b };
+            let payload = if syn { &[][..] } else { PAYLOAD };
+            b.write(&mut v, payload).unwrap()
+        }
+    }
+    v
+}
+
+/// The checksum field's offset in `f`.
+fn csum_at(f: &[u8]) -> usize {
+    let p = wire::parse(f).unwrap().unwrap();
+    p.l4_off
+        + match p.l4 {
+            L4::Tcp { .. } => wire::tcp::field::CHECKSUM.start,
+            L4::Udp { .. } => wire::udp::field::CHECKSUM.start,
+            other => panic!("{other:?}"),
+        }
+}
+
+/// `f` as a sender with checksum offload hands it over: the checksum field
+/// holds the pseudo-header sum, not complemented.
+fn partial(mut f: Vec<u8>) -> Vec<u8> {
+    let p = wire::parse(&f).unwrap().unwrap();
+    let len = (p.l3_end() - p.l4_off) as u32;
+    let ph = checksum::pseudo(p.src, p.dst, p.proto, len);
+    let at = csum_at(&f);
+    f[at..at + 2].copy_from_slice(&ph.to_be_bytes());
+    let p = wire::parse(&f).unwrap().unwrap();
+    assert!(!wire::verify_l4_checksum(&f, &p), "partial is not valid");
+    f
+}
+
+/// Runs `f` through the pipeline; wants `Tx` and returns the frame sent.
+fn run(dp: &mut Dataplane, f: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; HEADROOM + f.len() + 64];
+    buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, f.len());
+    let v = dp.process(&mut fb, Timestamp::from_secs(1));
+    assert_eq!(v, Verdict::Tx, "{:?}", dp.counters.drop_reasons());
+    fb.data().to_vec()
+}
+
+/// Parses a sent frame and checks its TCP/UDP checksum.
+fn valid(f: &[u8], what: &str) -> Headers {
+    let p = wire::parse(f).unwrap().unwrap();
+    assert!(
+        wire::verify_l4_checksum(f, &p),
+        "{what}: the checksum of the frame sent does not verify"
+    );
+    p
+}
+
+fn ports(p: &Headers) -> (u16, u16) {
+    match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Both directions of one flow of `kind`: partial checksums leave valid and
+/// are counted once each; complete ones leave valid, uncounted, and (DR)
+/// with the L4 segment byte for byte as it came.
+fn flow(kind: &str, proto: Proto, v6: bool) {
+    let what = format!("{kind} {proto:?} v{}", if v6 { 6 } else { 4 });
+    let mut dp = dp(kind);
+    let c = (client(v6), 40000);
+    let v = (vip(v6), 80);
+
+    // Client to VIP, partial: the packet that opens the connection.
+    let first = frame(proto, c, v, true, false);
+    let out = run(&mut dp, &partial(first));
+    let p = valid(&out, &what);
+    assert_eq!(dp.counters.partial_csum, 1, "{what}: counted");
+
+    // Client to VIP, complete: untouched, not counted.
+    let second = frame(proto, c, v, false, true);
+    let out2 = run(&mut dp, &second);
+    valid(&out2, &what);
+    assert_eq!(
+        dp.counters.partial_csum, 1,
+        "{what}: a valid one is not counted"
+    );
+    if kind == "DR" {
+        let l4 = wire::parse(&second).unwrap().unwrap().l4_off;
+        assert_eq!(out2[l4..], second[l4..], "{what}: DR leaves L4 alone");
+    }
+
+    if kind == "DR" {
+        return;
+    }
+    // The real server's replies to whatever the director sent it.
+    let (sport, dport) = ports(&p);
+    let rs = (p.dst, dport);
+    let to = (p.src, sport);
+    let reply = frame(proto, rs, to, true, true);
+    let back = run(&mut dp, &partial(reply));
+    let b = valid(&back, &what);
+    assert_eq!((b.src, b.dst), (vip(v6), client(v6)), "{what}: reply");
+    assert_eq!(dp.counters.partial_csum, 2, "{what}: reply counted");
+    let reply2 = frame(proto, rs, to, false, true);
+    let back2 = run(&mut dp, &reply2);
+    valid(&back2, &what);
+    assert_eq!(
+        dp.counters.partial_csum, 2,
+        "{what}: valid reply not counted"
+    );
+}
+
+fn every_flow(kind: &str) {
+    for proto in [Proto::Tcp, Proto::Udp] {
+        for v6 in [false, true] {
+            flow(kind, proto, v6);
+        }
+    }
+}
+
+#[test]
+fn dr_completes_partial_checksums() {
+    every_flow("DR");
+}
+
+#[test]
+fn nat_completes_partial_checksums_both_ways() {
+    every_flow("NAT");
+}
+
+#[test]
+fn fullnat_completes_partial_checksums_both_ways() {
+    every_flow("FULLNAT");
+}
+
+#[test]
+fn tun_completes_the_inner_partial_checksum() {
+    let mut dp = dp("TUN");
+    dp.cfg.own_addrs = vec![ip("198.18.0.2"), ip("2001:2::2")];
+    for (n, (proto, v6)) in [
+        (Proto::Tcp, false),
+        (Proto::Udp, false),
+        (Proto::Tcp, true),
+        (Proto::Udp, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = partial(frame(
+            proto,
+            (client(v6), 40000),
+            (vip(v6), 80),
+            true,
+            false,
+        ));
+        let out = run(&mut dp, &f);
+        // The inner packet, behind the Ethernet header it would have.
+        let hdr = if v6 { wire::IPV6_HLEN } else { wire::IPV4_HLEN };
+        let mut inner_frame = out[..wire::ETH_HLEN].to_vec();
+        inner_frame.extend_from_slice(&out[wire::ETH_HLEN + hdr..]);
+        valid(&inner_frame, "TUN inner");
+        assert_eq!(dp.counters.partial_csum, n as u64 + 1);
+    }
+}
+
+#[test]
+fn udp_without_checksum_stays_without_and_is_not_counted() {
+    let mut dp = dp("NAT");
+    let mut f = frame(
+        Proto::Udp,
+        (client(false), 40000),
+        (vip(false), 80),
+        false,
+        false,
+    );
+    let at = csum_at(&f);
+    f[at..at + 2].fill(0);
+    let out = run(&mut dp, &f);
+    let at = csum_at(&out);
+    assert_eq!(out[at..at + 2], [0, 0]);
+    assert_eq!(dp.counters.partial_csum, 0);
+}
