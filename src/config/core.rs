@@ -13,14 +13,9 @@ impl Config {
     /// them with [`os_hash_seeds`].
     pub fn dataplane_config(&self) -> DataplaneConfig {
         DataplaneConfig {
-            own_mac: [0x02, 0, 0, 0, 0, 1],
-            own_addrs: Vec::new(),
-            mtu: 1500,
-            conn_max: self.global.conn_max,
             timeouts: self.timeouts,
             sysctls: self.sysctls(),
-            seed: 0x6c76_7366_7764,
-            hash_seeds: HashSeeds::FIXED,
+            ..DataplaneConfig::new(self.global.conn_max)
         }
     }
 

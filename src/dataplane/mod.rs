@@ -201,6 +201,24 @@ pub struct DataplaneConfig {
     pub hash_seeds: HashSeeds,
 }
 
+impl DataplaneConfig {
+    /// IPVS's defaults for a table of `conn_max` connections: default
+    /// timeouts and sysctls, the fixed hash seeds (replay, tests), a
+    /// placeholder MAC and MTU 1500 that the shell replaces.
+    pub fn new(conn_max: usize) -> DataplaneConfig {
+        DataplaneConfig {
+            own_mac: [0x02, 0, 0, 0, 0, 1],
+            own_addrs: Vec::new(),
+            mtu: 1500,
+            conn_max,
+            timeouts: Timeouts::default(),
+            sysctls: ConnSysctls::default(),
+            seed: 0x6c76_7366_7764,
+            hash_seeds: HashSeeds::FIXED,
+        }
+    }
+}
+
 /// The seeds of the data plane's hashes. The core reads no randomness: the
 /// daemon draws these from the OS at start (`config::os_hash_seeds`), so
 /// clients cannot precompute tuples that collide in the connection index

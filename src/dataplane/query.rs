@@ -111,27 +111,24 @@ pub fn dest_of(live: &LiveService, addr: IpAddr, port: u16) -> Option<&LiveDest>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
     use crate::dataplane::Verdict;
+    use crate::sched::SchedKind;
+    use crate::service::{DestSpec, FwdMethod, Protocol, ServiceSpec, ServiceTable};
     use crate::wire::FrameBuf;
 
     fn dp() -> Dataplane {
-        let cfg = config::parse_str(
-            r#"[global]
-interface = "lf0"
-conn_max = 4096
-[[virtual_server]]
-address = "198.18.0.250:80"
-lb_algo = "rr"
-lb_kind = "DR"
-  [[virtual_server.real_server]]
-  address = "198.18.0.11:80"
-  mac = "02:00:00:00:00:0b"
-"#,
-            "t.toml",
+        let mut d = DestSpec::new("198.18.0.11".parse().unwrap(), 80, FwdMethod::Route);
+        d.mac = Some([2, 0, 0, 0, 0, 0x0b]);
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "198.18.0.250".parse().unwrap(),
+            port: 80,
+        };
+        let specs = [ServiceSpec::new(key, SchedKind::Rr, vec![d])];
+        Dataplane::new(
+            crate::dataplane::DataplaneConfig::new(4096),
+            ServiceTable::from_specs(&specs),
         )
-        .unwrap();
-        cfg.dataplane(cfg.dataplane_config())
     }
 
     fn syn(dp: &mut Dataplane, sport: u16) {

@@ -76,3 +76,69 @@ impl Dataplane {
         Some(sum)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dataplane::DataplaneConfig;
+    use crate::dest::{DestSpec, FwdMethod};
+    use crate::sched::SchedKind;
+    use crate::service::{Protocol, ServiceKey, ServiceTable};
+
+    fn spec(port: u16) -> ServiceSpec {
+        let key = ServiceKey {
+            proto: Protocol::Tcp,
+            addr: "198.18.0.250".parse().unwrap(),
+            port,
+        };
+        let d = DestSpec::new("198.18.0.11".parse().unwrap(), port, FwdMethod::Route);
+        ServiceSpec::new(key, SchedKind::Rr, vec![d])
+    }
+
+    #[test]
+    fn a_snapshot_applies_its_service_table_once_and_its_settings_every_time() {
+        let mut dp = Dataplane::new(
+            DataplaneConfig::new(64),
+            ServiceTable::from_specs(&[spec(80)]),
+        );
+        let table = Arc::new(vec![spec(80), spec(443)]);
+        let timeouts = Timeouts {
+            tcp: Duration::from_secs(7),
+            ..Timeouts::default()
+        };
+        let snap = Snapshot {
+            services: Some(Arc::clone(&table)),
+            timeouts: Some(timeouts),
+            sysctls: Some(ConnSysctls {
+                expire_nodest_conn: true,
+                ..ConnSysctls::default()
+            }),
+            ..Snapshot::default()
+        };
+        let sum = dp.apply_snapshot(&snap).expect("a new table is applied");
+        assert_eq!(sum.services_added, 1);
+        assert_eq!(dp.services.live().count(), 2);
+        assert_eq!(dp.conns.timeouts(), timeouts);
+        assert!(dp.conns.sysctls().expire_nodest_conn);
+
+        // The same table again (a snapshot that changed only next hops):
+        // no diff is computed.
+        assert_eq!(dp.apply_snapshot(&snap), None);
+        // No table at all keeps the one applied.
+        assert_eq!(dp.apply_snapshot(&Snapshot::default()), None);
+        assert_eq!(dp.services.live().count(), 2);
+
+        // A new table is a diff: the removed service leaves the index.
+        let next = Snapshot {
+            services: Some(Arc::new(vec![spec(443)])),
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            dp.apply_snapshot(&next).map(|s| s.services_removed),
+            Some(1)
+        );
+        assert_eq!(dp.services.live().count(), 1);
+    }
+}

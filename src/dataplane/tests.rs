@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use etherparse::PacketBuilder;
 
 use super::*;
-use crate::config;
+use crate::sched::SchedKind;
+use crate::service::DestSpec;
 use crate::wire::checksum;
 
 const HEADROOM: usize = 256;
@@ -36,39 +37,40 @@ fn client(v6: bool) -> IpAddr {
     })
 }
 
-/// One TCP and one UDP service per family, `kind` forwarding, one real
+/// One TCP and one UDP service per family, `fwd` forwarding, one real
 /// server each (on another port, so NAT rewrites ports too).
-fn dp(kind: &str) -> Dataplane {
-    let mut text = String::from("[global]\ninterface = \"lf0\"\nconn_max = 4096\n");
-    for (v6, vaddr, rip, local) in [
-        (false, "198.18.0.250", "198.18.2.11", "198.18.9.1"),
-        (true, "[2001:2::250]", "[2001:2:0:2::11]", "2001:2:0:9::1"),
+fn dp(fwd: FwdMethod) -> Dataplane {
+    let mut specs = Vec::new();
+    for (v6, rip, local, mac) in [
+        (false, "198.18.2.11", "198.18.9.1", [2, 0, 0, 0, 0, 0x0b]),
+        (
+            true,
+            "2001:2:0:2::11",
+            "2001:2:0:9::1",
+            [2, 0, 0, 0, 0, 0x16],
+        ),
     ] {
-        for proto in ["TCP", "UDP"] {
-            text += &format!(
-                "[[virtual_server]]\naddress = \"{vaddr}:80\"\nprotocol = \"{proto}\"\n\
-                 lb_algo = \"rr\"\nlb_kind = \"{kind}\"\n"
-            );
-            if kind == "FULLNAT" {
-                text += &format!("local_address = [\"{local}\"]\n");
-            }
-            let port = if matches!(kind, "DR" | "TUN") {
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            let port = if matches!(fwd, FwdMethod::Route | FwdMethod::Tunnel) {
                 80
             } else {
                 8080
             };
-            let mac = if v6 {
-                "02:00:00:00:00:16"
-            } else {
-                "02:00:00:00:00:0b"
+            let mut d = DestSpec::new(ip(rip), port, fwd);
+            d.mac = Some(mac);
+            let key = ServiceKey {
+                proto,
+                addr: vip(v6),
+                port: 80,
             };
-            text += &format!(
-                "  [[virtual_server.real_server]]\n  address = \"{rip}:{port}\"\n  mac = \"{mac}\"\n"
-            );
+            let mut spec = ServiceSpec::new(key, SchedKind::Rr, vec![d]);
+            if fwd == FwdMethod::FullNat {
+                spec.local_addrs = vec![ip(local)];
+            }
+            specs.push(spec);
         }
     }
-    let cfg = config::parse_str(&text, "t.toml").expect("test config is valid");
-    cfg.dataplane(cfg.dataplane_config())
+    Dataplane::new(DataplaneConfig::new(4096), ServiceTable::from_specs(&specs))
 }
 
 /// A frame with a complete checksum (etherparse computes it). TCP: `syn`
@@ -148,8 +150,8 @@ fn ports(p: &Headers) -> (u16, u16) {
 /// Both directions of one flow of `kind`: partial checksums leave valid and
 /// are counted once each; complete ones leave valid, uncounted, and (DR)
 /// with the L4 segment byte for byte as it came.
-fn flow(kind: &str, proto: Proto, v6: bool) {
-    let what = format!("{kind} {proto:?} v{}", if v6 { 6 } else { 4 });
+fn flow(kind: FwdMethod, proto: Proto, v6: bool) {
+    let what = format!("{} {proto:?} v{}", kind.name(), if v6 { 6 } else { 4 });
     let mut dp = dp(kind);
     let c = (client(v6), 40000);
     let v = (vip(v6), 80);
@@ -168,12 +170,12 @@ fn flow(kind: &str, proto: Proto, v6: bool) {
         dp.counters.partial_csum, 1,
         "{what}: a valid one is not counted"
     );
-    if kind == "DR" {
+    if kind == FwdMethod::Route {
         let l4 = wire::parse(&second).unwrap().unwrap().l4_off;
         assert_eq!(out2[l4..], second[l4..], "{what}: DR leaves L4 alone");
     }
 
-    if kind == "DR" {
+    if kind == FwdMethod::Route {
         return;
     }
     // The real server's replies to whatever the director sent it.
@@ -194,7 +196,7 @@ fn flow(kind: &str, proto: Proto, v6: bool) {
     );
 }
 
-fn every_flow(kind: &str) {
+fn every_flow(kind: FwdMethod) {
     for proto in [Proto::Tcp, Proto::Udp] {
         for v6 in [false, true] {
             flow(kind, proto, v6);
@@ -204,22 +206,22 @@ fn every_flow(kind: &str) {
 
 #[test]
 fn dr_completes_partial_checksums() {
-    every_flow("DR");
+    every_flow(FwdMethod::Route);
 }
 
 #[test]
 fn nat_completes_partial_checksums_both_ways() {
-    every_flow("NAT");
+    every_flow(FwdMethod::Masq);
 }
 
 #[test]
 fn fullnat_completes_partial_checksums_both_ways() {
-    every_flow("FULLNAT");
+    every_flow(FwdMethod::FullNat);
 }
 
 #[test]
 fn tun_completes_the_inner_partial_checksum() {
-    let mut dp = dp("TUN");
+    let mut dp = dp(FwdMethod::Tunnel);
     dp.cfg.own_addrs = vec![ip("198.18.0.2"), ip("2001:2::2")];
     for (n, (proto, v6)) in [
         (Proto::Tcp, false),
@@ -249,7 +251,7 @@ fn tun_completes_the_inner_partial_checksum() {
 
 #[test]
 fn udp_without_checksum_stays_without_and_is_not_counted() {
-    let mut dp = dp("NAT");
+    let mut dp = dp(FwdMethod::Masq);
     let mut f = frame(
         Proto::Udp,
         (client(false), 40000),
