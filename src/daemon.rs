@@ -57,8 +57,9 @@ use crate::xsk::shared::Shared;
 pub enum Source {
     /// `--config lb.toml`.
     Config(PathBuf),
-    /// `--interface IF`: an empty table (services come from lvsadm).
-    Interface(String),
+    /// `--interface IF [--interface IF2 ...]`: an empty table (services
+    /// come from lvsadm).
+    Interfaces(Vec<String>),
 }
 
 /// How often next hops are re-read from the kernel, and how often while one
@@ -75,16 +76,22 @@ const NEIGH_STARTUP_WAIT: Duration = Duration::from_secs(3);
 pub fn run(source: Source) -> Result<()> {
     let cfg = match &source {
         Source::Config(p) => config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        Source::Interface(ifname) => {
+        Source::Interfaces(ifnames) => {
             // No lb.toml to name the admin socket: lvsadm's own lookup
             // ($LVSFWD_SOCKET, else the default) decides, so both agree.
-            let mut c = Config::with_interface(ifname);
+            let mut c = Config::with_interfaces(ifnames);
             c.global.admin_socket = proto::socket_path(None);
             c
         }
     };
-    let Some(ifname) = cfg.global.interface.clone() else {
-        bail!("no data-plane interface: set [global] interface in lb.toml");
+    let ifname = match cfg.global.interfaces.as_slice() {
+        [] => bail!("no data-plane interface: set [global] interface in lb.toml"),
+        [one] => one.clone(),
+        [_, more @ ..] => bail!(
+            "this build serves one NIC; {} given ({})",
+            more.len() + 1,
+            cfg.global.interfaces.join(", ")
+        ),
     };
     let configured = cfg.service_specs();
     // Health checks: real servers start as keepalived starts them (up, or

@@ -30,9 +30,10 @@ struct Cli {
     /// Run the load balancer in the foreground with this lb.toml.
     #[arg(long, conflicts_with = "interface")]
     config: Option<PathBuf>,
-    /// Run on this NIC with an empty service table (services from lvsadm).
+    /// Run on this NIC with an empty service table (services from lvsadm);
+    /// repeatable: a two-armed director serves every NIC it is given.
     #[arg(long)]
-    interface: Option<String>,
+    interface: Vec<String>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -109,8 +110,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(cmd) = cli.cmd else {
         let source = match (cli.config, cli.interface) {
-            (Some(c), None) => daemon::Source::Config(c),
-            (None, Some(i)) => daemon::Source::Interface(i),
+            (Some(c), i) if i.is_empty() => daemon::Source::Config(c),
+            (None, i) if !i.is_empty() => daemon::Source::Interfaces(i),
             _ => {
                 eprintln!(
                     "lvsfwd: give --config lb.toml or --interface IFNAME (or a subcommand; see --help)"

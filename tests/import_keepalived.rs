@@ -46,7 +46,7 @@ fn warned(w: &[Warning]) -> Vec<(usize, &str)> {
 fn seed000_lvs_dr_with_tcp_checks() {
     let (cfg, _, w) = convert("keepalived_seed000.conf");
     assert_eq!(cfg.global.router_id.as_deref(), Some("LVS-BACKUP"));
-    assert_eq!(cfg.global.interface.as_deref(), Some("eth0"));
+    assert_eq!(cfg.global.interfaces, ["eth0"]);
     let v = &cfg.vrrp_instances[0];
     assert_eq!(v.name, "VI_1");
     assert_eq!(v.state, VrrpState::Backup);

@@ -77,8 +77,10 @@ pub enum ZeroCopy {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Global {
     pub router_id: Option<String>,
-    /// The data-plane NIC; `None` only makes sense for offline use (replay).
-    pub interface: Option<String>,
+    /// The data-plane NICs (`interface`, a name or a list: a two-armed
+    /// director serves several); empty only makes sense for offline use
+    /// (replay, check).
+    pub interfaces: Vec<String>,
     /// RX queues to serve; `None` = every queue of the NIC.
     pub queues: Option<Vec<u32>>,
     /// Core of worker i is `cores[i]`; `None` = core i mod ncpu.
@@ -109,6 +111,10 @@ pub struct Global {
     pub script_group: Option<String>,
 }
 
+/// Most NICs one director serves (`interface` lists): a NIC index is one
+/// byte in the data plane, and every worker holds a socket per NIC.
+pub const MAX_INTERFACES: usize = 8;
+
 /// Default admin socket path (interface.md §2).
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/lvsfwd/admin.sock";
 /// Default connection-table capacity.
@@ -118,7 +124,7 @@ impl Default for Global {
     fn default() -> Global {
         Global {
             router_id: None,
-            interface: None,
+            interfaces: Vec::new(),
             queues: None,
             cores: None,
             xdp_mode: XdpMode::Auto,
@@ -397,12 +403,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Config {
-    /// The configuration `lvsfwd --interface IF` runs with: every default,
-    /// that data-plane interface, no service (they come from lvsadm).
-    pub fn with_interface(ifname: &str) -> Config {
+    /// The configuration `lvsfwd --interface IF [--interface IF2 ...]` runs
+    /// with: every default, those data-plane interfaces, no service (they
+    /// come from lvsadm).
+    pub fn with_interfaces(ifnames: &[String]) -> Config {
         Config {
             global: Global {
-                interface: Some(ifname.to_string()),
+                interfaces: ifnames.to_vec(),
                 ..Global::default()
             },
             timeouts: Timeouts::default(),

@@ -34,7 +34,7 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGlobal {
     pub router_id: Option<S<String>>,
-    pub interface: Option<S<String>>,
+    pub interface: Option<S<OneOrMany>>,
     pub queues: Option<S<Vec<S<i64>>>>,
     pub cores: Option<S<Vec<S<i64>>>>,
     pub xdp_mode: Option<S<String>>,
@@ -47,6 +47,24 @@ pub(crate) struct RawGlobal {
     pub drop_entry: Option<bool>,
     pub script_user: Option<S<String>>,
     pub script_group: Option<S<String>>,
+}
+
+/// A string or a list of strings (`interface = "eth0"` or
+/// `interface = ["eth0", "eth1"]`).
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]

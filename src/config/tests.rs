@@ -136,7 +136,7 @@ fn full_example_parses_into_typed_values() {
     let c = ok(FULL);
     let g = &c.global;
     assert_eq!(g.router_id.as_deref(), Some("lb1"));
-    assert_eq!(g.interface.as_deref(), Some("eth0"));
+    assert_eq!(g.interfaces, ["eth0"]);
     assert_eq!(g.queues, Some(vec![0, 1]));
     assert_eq!(g.cores, Some(vec![2, 3]));
     assert_eq!(g.xdp_mode, XdpMode::Native);
@@ -1155,7 +1155,7 @@ fn global_checks() {
         12,
         "conn_max 0 is out of range",
     );
-    err_at("[global]\ninterface = \"\"\n", 2, 13, "interface is empty");
+    err_at("[global]\ninterface = \"\"\n", 2, 13, "interface: an empty name");
     err_at(
         "[global]\nidle_spin_us = 1000001\n",
         2,
@@ -1661,4 +1661,34 @@ fn script_lines_that_cannot_be_split_are_refused_with_their_position() {
                 notify = \"  \"\n",
     );
     assert_eq!(c.vrrp_instances[0].notify, None);
+}
+
+#[test]
+fn interface_is_a_name_or_a_list_of_names() {
+    let c = ok("[global]\ninterface = \"eth0\"\n");
+    assert_eq!(c.global.interfaces, ["eth0"]);
+    let c = ok("[global]\ninterface = [\"eth0\", \"eth1\"]\n");
+    assert_eq!(c.global.interfaces, ["eth0", "eth1"]);
+    assert!(ok("").global.interfaces.is_empty());
+    err_at("[global]\ninterface = []\n", 2, 13, "empty list");
+    err_at(
+        "[global]\ninterface = [\"eth0\", \"eth0\"]\n",
+        2,
+        13,
+        "eth0 is listed twice",
+    );
+    err_at("[global]\ninterface = [\"eth0\", \"\"]\n", 2, 13, "an empty name");
+    err_at(
+        "[global]\ninterface = \"a-name-longer-than-ifnamsiz\"\n",
+        2,
+        13,
+        "not a valid interface name",
+    );
+    let nine: Vec<String> = (0..9).map(|i| format!("\"e{i}\"")).collect();
+    err_at(
+        &format!("[global]\ninterface = [{}]\n", nine.join(", ")),
+        2,
+        13,
+        "at most 8",
+    );
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::raw::{RawGlobal, RawTimeouts, S};
+use super::super::raw::{OneOrMany, RawGlobal, RawTimeouts, S};
 use super::super::{Global, Timeouts, XdpMode, ZeroCopy};
 use super::common::{MAX_TIMEOUT_SECS, R, fail, int_in, keyword, nonempty, once};
 
@@ -88,7 +88,7 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
     };
     Ok(Global {
         router_id: nonempty(g.router_id, "router_id")?,
-        interface: nonempty(g.interface, "interface")?,
+        interfaces: interfaces(g.interface)?,
         queues,
         cores,
         xdp_mode,
@@ -102,6 +102,39 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
         script_user: nonempty(g.script_user, "script_user")?,
         script_group: nonempty(g.script_group, "script_group")?,
     })
+}
+
+/// `interface`: one NIC or a list of them (a two-armed director), each
+/// named once and none empty. IFNAMSIZ bounds a Linux interface name.
+fn interfaces(v: Option<S<OneOrMany>>) -> R<Vec<String>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let span = v.span();
+    let names = v.into_inner().into_vec();
+    if names.is_empty() {
+        return fail(span, "interface is an empty list");
+    }
+    if names.len() > crate::config::MAX_INTERFACES {
+        return fail(
+            span,
+            format!(
+                "interface lists {} NICs; lvsfwd serves at most {}",
+                names.len(),
+                crate::config::MAX_INTERFACES
+            ),
+        );
+    }
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() {
+            return fail(span, "interface: an empty name");
+        }
+        if n.len() >= libc::IFNAMSIZ || n.contains('/') || n.chars().any(char::is_whitespace) {
+            return fail(span, format!("interface: `{n}` is not a valid interface name"));
+        }
+        if names[..i].contains(n) {
+            return fail(span, format!("interface: {n} is listed twice"));
+        }
+    }
+    Ok(names)
 }
 
 pub(super) fn timeouts(t: RawTimeouts) -> R<Timeouts> {
