@@ -129,11 +129,11 @@ fn established(c: &mut Criterion) {
             let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
             assert_eq!(
                 buf.run(&mut dp, &segment(src, 40000, true), now),
-                Verdict::Tx
+                Verdict::Tx(0)
             );
             assert_eq!(
                 buf.run(&mut dp, &segment(src, 40000, false), now),
-                Verdict::Tx
+                Verdict::Tx(0)
             );
         }
         let hit = segment([198, 18, 110, 7], 40000, false);
@@ -162,7 +162,7 @@ fn established(c: &mut Criterion) {
             ];
             for (name, frame) in frames {
                 let before = dp.counters.partial_csum;
-                assert_eq!(buf.run(&mut dp, &frame, now), Verdict::Tx);
+                assert_eq!(buf.run(&mut dp, &frame, now), Verdict::Tx(0));
                 let completed = dp.counters.partial_csum - before;
                 assert_eq!(completed, u64::from(name.ends_with("partial_csum")));
                 g.bench_function(name, |b| {
@@ -301,6 +301,7 @@ fn syn(caddr: IpAddr, cport: u16) -> NewFlow {
         vaddr: VIP,
         vport: 80,
         client_mac: [2, 0, 0, 0, 0, 1],
+        client_nic: 0,
         tcp: Some(TcpFlags::SYN),
     }
 }

@@ -39,7 +39,7 @@ use crate::conn::ConnSysctls;
 use crate::control::admin_socket::AdminSocket;
 use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
-use crate::control::neigh::NextHops;
+use crate::control::neigh::{self, NextHops, Nics};
 use crate::control::netlink::Netlink;
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
@@ -84,15 +84,17 @@ pub fn run(source: Source) -> Result<()> {
             c
         }
     };
-    let ifname = match cfg.global.interfaces.as_slice() {
-        [] => bail!("no data-plane interface: set [global] interface in lb.toml"),
-        [one] => one.clone(),
-        [_, more @ ..] => bail!(
-            "this build serves one NIC; {} given ({})",
-            more.len() + 1,
-            cfg.global.interfaces.join(", ")
-        ),
+    let ifnames = cfg.global.interfaces.clone();
+    let Some(ifname) = ifnames.first().cloned() else {
+        bail!("no data-plane interface: set [global] interface in lb.toml");
     };
+    if ifnames.len() > 1 {
+        bail!(
+            "this build serves one NIC; {} given ({})",
+            ifnames.len(),
+            ifnames.join(", ")
+        );
+    }
     let configured = cfg.service_specs();
     // Health checks: real servers start as keepalived starts them (up, or
     // down in alpha mode); what the data plane gets is the configuration
@@ -114,10 +116,24 @@ pub fn run(source: Source) -> Result<()> {
     let specs = health::effective_services(&configured, &health_view);
 
     let mut nl = Netlink::open()?;
-    let link = nl
-        .link(&ifname)
-        .with_context(|| format!("data-plane interface {ifname}"))?;
-    let own_addrs = nl.addresses(link.ifindex)?;
+    let mut links = Vec::with_capacity(ifnames.len());
+    let mut own_addrs = Vec::new();
+    for n in &ifnames {
+        let link = nl
+            .link(n)
+            .with_context(|| format!("data-plane interface {n}"))?;
+        own_addrs.extend(nl.addresses(link.ifindex)?);
+        links.push(link);
+    }
+    let nics = Nics(links.iter().map(|l| (l.ifindex, l.name.clone())).collect());
+    // Every real server must be reachable through a NIC lvsfwd serves (or
+    // be the director itself): refused here, naming the NIC, rather than
+    // dropped at every packet.
+    neigh::check_reachable(
+        &mut nl,
+        &nics,
+        &health::with_sorry_servers(&configured, &health_view),
+    )?;
 
     // One draw for the whole engine: every worker's connection index and
     // steering map is keyed with it (workers must agree on who owns a
@@ -142,11 +158,11 @@ pub fn run(source: Source) -> Result<()> {
     // server that is down must not keep the director from starting.
     let next_hops = NextHops::for_specs(&health::with_sorry_servers(&configured, &health_view));
     let (mut neighbours, mut unresolved) =
-        next_hops.refresh(&mut nl, link.ifindex, &Default::default())?;
+        next_hops.refresh(&mut nl, &nics, &Default::default())?;
     let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
     while unresolved > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        (neighbours, unresolved) = next_hops.refresh(&mut nl, link.ifindex, &neighbours)?;
+        (neighbours, unresolved) = next_hops.refresh(&mut nl, &nics, &neighbours)?;
     }
     if unresolved > 0 {
         log::warn!(
@@ -156,7 +172,7 @@ pub fn run(source: Source) -> Result<()> {
     let shared = Shared::new(Snapshot {
         generation: 0,
         neighbours: Arc::new(neighbours),
-        own_mac: link.mac,
+        own_macs: Arc::new(links.iter().map(|l| l.mac).collect()),
         own_addrs: Arc::new(own_addrs.clone()),
         services: Some(Arc::new(specs.clone())),
         timeouts: Some(cfg.timeouts),
@@ -175,11 +191,11 @@ pub fn run(source: Source) -> Result<()> {
         Some(c) => c.clone(),
         None => (0..queues.len()).map(|i| i % ncpu).collect(),
     };
+    // The tunnels' MTU check uses the smallest MTU of the NICs.
+    let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
+    let macs: Vec<MacAddr> = links.iter().map(|l| l.mac).collect();
     let dataplanes = (0..queues.len())
-        .map(|_| {
-            let (mac, mtu, n) = (link.mac, link.mtu, queues.len());
-            worker_dataplane(&cfg, &specs, mac, &own_addrs, mtu, n, seeds)
-        })
+        .map(|_| worker_dataplane(&cfg, &specs, &macs, &own_addrs, mtu, queues.len(), seeds))
         .collect();
     let ecfg = EngineConfig {
         ifname: ifname.clone(),
@@ -237,6 +253,8 @@ pub fn run(source: Source) -> Result<()> {
         engine: &engine,
         own_addrs,
         next_hops,
+        nl,
+        nics,
         rates: RateTable::default(),
         conn_tab_size: cfg.global.conn_max,
         sysctls: cfg.dataplane_config().sysctls,
@@ -283,7 +301,7 @@ pub fn run(source: Source) -> Result<()> {
             let published = shared.load();
             match ctl
                 .next_hops
-                .refresh(&mut nl, link.ifindex, &published.neighbours)
+                .refresh(&mut ctl.nl, &ctl.nics, &published.neighbours)
             {
                 Ok((map, missing)) => {
                     unresolved = missing;
@@ -345,7 +363,7 @@ pub fn run(source: Source) -> Result<()> {
 fn worker_dataplane(
     cfg: &Config,
     specs: &[ServiceSpec],
-    mac: MacAddr,
+    macs: &[MacAddr],
     own_addrs: &[IpAddr],
     mtu: u32,
     workers: usize,
@@ -354,7 +372,7 @@ fn worker_dataplane(
     let base = cfg.dataplane_config();
     Dataplane::new(
         DataplaneConfig {
-            own_mac: mac,
+            own_macs: macs.to_vec(),
             own_addrs: own_addrs.to_vec(),
             mtu: mtu.clamp(576, u16::MAX as u32) as u16,
             conn_max: (base.conn_max / workers).max(1024),
@@ -381,6 +399,9 @@ struct Control<'a> {
     engine: &'a Engine,
     own_addrs: Vec<IpAddr>,
     next_hops: NextHops,
+    nl: Netlink,
+    /// The data-plane NICs (real servers must be reachable through them).
+    nics: Nics,
     rates: RateTable,
     conn_tab_size: usize,
     /// lb.toml [global]'s connection sysctls (follow SIGHUP).
@@ -496,6 +517,12 @@ impl Control<'_> {
         };
         match config::load_file(path) {
             Ok(cfg) => {
+                if let Err(e) =
+                    neigh::check_reachable(&mut self.nl, &self.nics, &cfg.service_specs())
+                {
+                    log::error!("reload refused, configuration unchanged: {e:#}");
+                    return;
+                }
                 self.state = AdminState {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
@@ -564,7 +591,19 @@ impl Control<'_> {
         } else {
             self.state.clone()
         };
-        let resp = proto::serve_one(&mut state, &req, &view);
+        let mut resp = proto::serve_one(&mut state, &req, &view);
+        if resp.changed && !listing {
+            // A real server the data plane could not reach is refused like
+            // any bad argument, and nothing changes.
+            if let Err(e) = neigh::check_reachable(&mut self.nl, &self.nics, &state.services) {
+                resp = proto::Response {
+                    version: proto::PROTOCOL_VERSION,
+                    stderr: format!("{e:#}\n"),
+                    exit_code: 1,
+                    ..Default::default()
+                };
+            }
+        }
         if let Err(e) = proto::write_message(stream, &resp) {
             log::warn!("admin connection: {e}");
         }

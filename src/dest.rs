@@ -58,6 +58,17 @@ impl Stats {
     }
 }
 
+/// A data-plane NIC: its position in lb.toml's `interface` list (0 for a
+/// one-armed director).
+pub type NicId = u8;
+
+/// Where frames for a real server go: out of which NIC, to which MAC.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub nic: NicId,
+    pub mac: MacAddr,
+}
+
 /// A real server of one virtual service, with IPVS's connection counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dest {
@@ -74,12 +85,12 @@ pub struct Dest {
     pub l_threshold: u32,
     /// Static next-hop MAC; `None` = resolve through the neighbour table.
     pub mac: Option<MacAddr>,
-    /// Where frames for this server go: `mac`, else the neighbour table's
-    /// entry for `addr`. Kept by the data plane whenever either changes
-    /// (`Dataplane::apply_snapshot`, `Dataplane::apply_services`), so the
-    /// per-packet path reads it with the dest instead of hashing the
-    /// address into the neighbour map.
-    pub next_mac: Option<MacAddr>,
+    /// Where frames for this server go: the NIC of the kernel's route to
+    /// `addr` and `mac`, else the neighbour table's MAC for it. Kept by the
+    /// data plane whenever either changes (`Dataplane::apply_snapshot`,
+    /// `Dataplane::apply_services`), so the per-packet path reads it with
+    /// the dest instead of hashing the address into the neighbour map.
+    pub next_hop: Option<NextHop>,
     pub active_conns: u32,
     pub inact_conns: u32,
     pub persist_conns: u32,
@@ -100,7 +111,7 @@ impl Dest {
             u_threshold: 0,
             l_threshold: 0,
             mac: None,
-            next_mac: None,
+            next_hop: None,
             active_conns: 0,
             inact_conns: 0,
             persist_conns: 0,

@@ -210,7 +210,7 @@ fn run_replay(a: &ReplayArgs) -> Result<()> {
     };
     let frames = replay::read_capture(&a.input)?;
     let mut dp = cfg.dataplane(DataplaneConfig {
-        own_mac: a.mac,
+        own_macs: vec![a.mac],
         own_addrs: a.ips.clone(),
         mtu: a.mtu,
         ..cfg.dataplane_config()

@@ -171,7 +171,7 @@ pub fn run(
         buf[HEADROOM..HEADROOM + f.data.len()].copy_from_slice(&f.data);
         let mut frame = FrameBuf::new(&mut buf, HEADROOM, f.data.len());
         match dp.process(&mut frame, now) {
-            Verdict::Tx => {
+            Verdict::Tx(_) => {
                 sum.tx += 1;
                 out.write(f.ts, frame.data())?;
             }

@@ -53,6 +53,7 @@ fn bytes_per_conn(n: u32) -> f64 {
             vaddr: "198.18.0.250".parse().unwrap(),
             vport: 80,
             client_mac: [2, 0, 0, 0, 0, 1],
+            client_nic: 0,
             tcp: Some(TcpFlags::SYN),
         };
         let id = t

@@ -44,7 +44,7 @@ fn specs(body: &str) -> Vec<ServiceSpec> {
 fn dataplane(expire_nodest: bool, body: &str) -> Dataplane {
     let cfg = config::parse_str(&text(expire_nodest, body), "lb.toml").unwrap();
     cfg.dataplane(DataplaneConfig {
-        own_mac: DIRECTOR_MAC,
+        own_macs: vec![DIRECTOR_MAC],
         own_addrs: vec![ip("198.18.0.1")],
         ..cfg.dataplane_config()
     })
@@ -67,7 +67,7 @@ fn send(dp: &mut Dataplane, frame: &[u8], now: Timestamp) -> Out {
     let mut fb = FrameBuf::new(&mut buf, HEAD, frame.len());
     let verdict = dp.process(&mut fb, now);
     let data = fb.data();
-    let tx = verdict == Verdict::Tx;
+    let tx = verdict == Verdict::Tx(0);
     Out {
         verdict,
         rs: tx.then(|| data[5]),
@@ -95,7 +95,7 @@ fn open(dp: &mut Dataplane, i: usize, port: u16, now: Timestamp) -> Flow {
     let c = client(i);
     let sport = 20000 + i as u16;
     let syn = send(dp, &tcp(&c, sport, VIP, port, SYN), now);
-    assert_eq!(syn.verdict, Verdict::Tx, "SYN of flow {i}");
+    assert_eq!(syn.verdict, Verdict::Tx(0), "SYN of flow {i}");
     let ack = send(dp, &tcp(&c, sport, VIP, port, ACK), now);
     assert_eq!(ack.rs, syn.rs, "ACK of flow {i}");
     let rs = syn.rs.unwrap();
@@ -164,7 +164,7 @@ fn established_connections_keep_their_server_across_edits() {
     let check = |dp: &mut Dataplane, flows: &[Flow], now| {
         for f in flows {
             let o = data(dp, f, now);
-            assert_eq!((o.verdict, o.rs), (Verdict::Tx, Some(f.rs)), "{f:?}");
+            assert_eq!((o.verdict, o.rs), (Verdict::Tx(0), Some(f.rs)), "{f:?}");
         }
     };
     check(&mut dp, &flows, at(2));
@@ -226,7 +226,7 @@ fn established_connections_keep_their_server_across_edits() {
         if f.rs == 3 {
             assert_eq!(o.verdict, Verdict::Drop(DropReason::DestUnavailable));
         } else {
-            assert_eq!((o.verdict, o.rs), (Verdict::Tx, Some(f.rs)));
+            assert_eq!((o.verdict, o.rs), (Verdict::Tx(0), Some(f.rs)));
         }
     }
     assert!(!stats(&dp).contains_key("198.18.1.3:80"), "not listed");
@@ -262,14 +262,14 @@ fn with_expire_nodest_conn_a_removed_servers_flows_are_expired_or_rescheduled() 
         &tcp(&on2[0].client, on2[0].sport, VIP, 80, SYN),
         at(2),
     );
-    assert_eq!((o.verdict, o.rs), (Verdict::Tx, Some(1)));
+    assert_eq!((o.verdict, o.rs), (Verdict::Tx(0), Some(1)));
     // A SYN hitting the dead conn directly is rescheduled in one go.
     let o = send(
         &mut dp,
         &tcp(&on2[1].client, on2[1].sport, VIP, 80, SYN),
         at(2),
     );
-    assert_eq!((o.verdict, o.rs), (Verdict::Tx, Some(1)));
+    assert_eq!((o.verdict, o.rs), (Verdict::Tx(0), Some(1)));
     // Flows of the surviving server are untouched.
     for f in flows.iter().filter(|f| f.rs == 1) {
         assert_eq!(data(&mut dp, f, at(2)).rs, Some(1));
@@ -358,7 +358,7 @@ fn vips_and_port_zero_follow_the_table() {
     let sum = dp.apply_services(&specs(&body));
     assert_eq!(sum.services_added, 1);
     let o = syn(&mut dp, 8443);
-    assert_eq!((o.verdict, o.rs), (Verdict::Tx, Some(7)));
+    assert_eq!((o.verdict, o.rs), (Verdict::Tx(0), Some(7)));
     // Removed again: its VIP is no longer ours.
     dp.apply_services(&specs(&vs(80, "rr", "DR", &[(1, 1)])));
     assert_eq!(syn(&mut dp, 9443).verdict, Verdict::Pass);
@@ -539,7 +539,7 @@ fn ten_applies_under_traffic_drop_no_packet_of_a_surviving_flow() {
             for f in &flows {
                 let o = data(&mut dp, f, at(t));
                 surviving_pkts += 1;
-                if (o.verdict, o.rs) != (Verdict::Tx, Some(f.rs)) {
+                if (o.verdict, o.rs) != (Verdict::Tx(0), Some(f.rs)) {
                     surviving_drops += 1;
                     eprintln!("step {n}: {f:?} -> {o:?}");
                 }

@@ -34,7 +34,7 @@ fn dataplane(vip: &str, rs: &str) -> Dataplane {
     let spec = ServiceSpec::new(key, SchedKind::Rr, vec![dest]);
     Dataplane::new(
         DataplaneConfig {
-            own_mac: DIRECTOR_MAC,
+            own_macs: vec![DIRECTOR_MAC],
             own_addrs: vec![ip("198.18.0.1"), ip("2001:2::1")],
             ..base
         },
@@ -86,7 +86,7 @@ fn tun_within_a_family_still_tunnels() {
     ] {
         let mut dp = dataplane(vip, rs);
         let v = process(&mut dp, &tcp(client, 40000, vip, 80, SYN), 1);
-        assert_eq!(v, Verdict::Tx, "{vip} -> {rs}");
+        assert_eq!(v, Verdict::Tx(0), "{vip} -> {rs}");
         assert_eq!(dp.counters.drops(DropReason::TunnelFamily), 0);
     }
 }

@@ -31,6 +31,7 @@ use lvsfwd::config;
 use lvsfwd::conn::ConnSysctls;
 use lvsfwd::dataplane::Snapshot;
 use lvsfwd::dataplane::{Dataplane, DataplaneConfig, Verdict};
+use lvsfwd::dest::NextHop;
 use lvsfwd::service::ServiceSpec;
 use lvsfwd::time::Timestamp;
 use lvsfwd::wire::FrameBuf;
@@ -258,7 +259,7 @@ impl FrameRun {
             .get_or_init(|| [specs(LB_TOML_A), specs(LB_TOML_B)])
             .clone();
         let dcfg = DataplaneConfig {
-            own_mac: OWN_MAC,
+            own_macs: vec![OWN_MAC],
             own_addrs: vec!["198.18.0.2".parse().unwrap(), "2001:2::2".parse().unwrap()],
             mtu: knobs.mtu,
             conn_max: knobs.conn_max,
@@ -273,7 +274,7 @@ impl FrameRun {
         };
         let mut dp = Dataplane::new(dcfg, lvsfwd::service::ServiceTable::from_specs(&configs[0]));
         // Every real server has a next hop except 198.18.0.13 (NoNextHop).
-        let neigh: FxHashMap<IpAddr, [u8; 6]> = [
+        let neigh: FxHashMap<IpAddr, NextHop> = [
             "198.18.0.11",
             "198.18.0.12",
             "198.18.0.14",
@@ -285,14 +286,17 @@ impl FrameRun {
         .map(|(i, a)| {
             (
                 a.parse::<IpAddr>().unwrap(),
-                [0x02, 0x1f, 0, 0, 1, i as u8 + 1],
+                NextHop {
+                    nic: 0,
+                    mac: [0x02, 0x1f, 0, 0, 1, i as u8 + 1],
+                },
             )
         })
         .collect();
         dp.apply_snapshot(&Snapshot {
             generation: 1,
             neighbours: Arc::new(neigh),
-            own_mac: OWN_MAC,
+            own_macs: Arc::new(vec![OWN_MAC]),
             own_addrs: Arc::new(vec![
                 "198.18.0.2".parse().unwrap(),
                 "2001:2::2".parse().unwrap(),
@@ -366,7 +370,7 @@ impl FrameRun {
         let input_ok = checksums_valid(&frame);
         let mut fb = FrameBuf::new(&mut buf, HEADROOM, frame.len());
         let v = self.dp.process(&mut fb, self.now);
-        if v == Verdict::Tx {
+        if v == Verdict::Tx(0) {
             let out = fb.data().to_vec();
             if let Err(e) = check_emitted(&out, input_ok, self.knobs.mtu) {
                 panic!(

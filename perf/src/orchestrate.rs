@@ -983,7 +983,7 @@ mod tests {
         };
         let text = lb_toml(&spec, "lfpd1", &[1, 0], Path::new("/tmp/a.sock"));
         let cfg = lvsfwd::config::parse_str(&text, "lb.toml").expect("valid lb.toml");
-        assert_eq!(cfg.global.interface.as_deref(), Some("lfpd1"));
+        assert_eq!(cfg.global.interfaces, ["lfpd1"]);
         assert_eq!(cfg.global.queues, Some(vec![0, 1]));
         assert_eq!(cfg.global.cores, Some(vec![1, 0]));
         let specs = cfg.service_specs();

@@ -88,6 +88,7 @@ mod tests {
                 vaddr: vip,
                 vport: 80,
                 client_mac: [2, 0, 0, 0, 0, 1],
+                client_nic: 0,
                 tcp: Some(TcpFlags::SYN),
             };
             let now = Timestamp::from_secs(1);

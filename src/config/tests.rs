@@ -1155,7 +1155,12 @@ fn global_checks() {
         12,
         "conn_max 0 is out of range",
     );
-    err_at("[global]\ninterface = \"\"\n", 2, 13, "interface: an empty name");
+    err_at(
+        "[global]\ninterface = \"\"\n",
+        2,
+        13,
+        "interface: an empty name",
+    );
     err_at(
         "[global]\nidle_spin_us = 1000001\n",
         2,
@@ -1677,7 +1682,12 @@ fn interface_is_a_name_or_a_list_of_names() {
         13,
         "eth0 is listed twice",
     );
-    err_at("[global]\ninterface = [\"eth0\", \"\"]\n", 2, 13, "an empty name");
+    err_at(
+        "[global]\ninterface = [\"eth0\", \"\"]\n",
+        2,
+        13,
+        "an empty name",
+    );
     err_at(
         "[global]\ninterface = \"a-name-longer-than-ifnamsiz\"\n",
         2,

@@ -81,6 +81,7 @@ mod tests;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use crate::dest::NicId;
 use crate::service::{DestRef, FwdMethod, Protocol};
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
@@ -217,6 +218,8 @@ pub struct Conn {
     pub state: ConnState,
     /// Source MAC of the client's packets (NAT replies go back to it).
     pub client_mac: MacAddr,
+    /// The NIC the client's packets arrive on (NAT replies leave by it).
+    pub client_nic: NicId,
     /// When the timer fires.
     pub expires: Timestamp,
     flags: u8,
@@ -243,6 +246,7 @@ impl Conn {
         fwd: FwdMethod::Route,
         state: ConnState::None,
         client_mac: [0; 6],
+        client_nic: 0,
         expires: Timestamp::ZERO,
         flags: 0,
         in_pkts: 0,
@@ -293,6 +297,8 @@ pub struct NewFlow {
     pub vaddr: IpAddr,
     pub vport: u16,
     pub client_mac: MacAddr,
+    /// The NIC it arrived on.
+    pub client_nic: NicId,
     /// TCP flags (`None` for UDP).
     pub tcp: Option<TcpFlags>,
 }

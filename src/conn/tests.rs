@@ -102,6 +102,7 @@ fn flow(proto: Protocol, client: &str, cport: u16, tcp: Option<TcpFlags>) -> New
         vaddr: ip(VIP),
         vport: 80,
         client_mac: MAC,
+        client_nic: 0,
         tcp,
     }
 }

@@ -1,9 +1,12 @@
-//! Next hops for the real servers: which MAC a frame for a real server goes
-//! to, learnt from the kernel's routing and neighbour tables.
+//! Next hops for the real servers: out of which data-plane NIC and to which
+//! MAC a frame for a real server goes, learnt from the kernel's routing and
+//! neighbour tables.
 //!
-//! For each real server without a static `mac` the kernel's route decides the
-//! next hop (the real server itself when on-link, else the gateway), and the
-//! neighbour table gives its MAC. A next hop the kernel does not know yet is
+//! For each real server the kernel's route decides the NIC (a two-armed
+//! director serves several; a server routed out of any other NIC is
+//! refused, naming it) and the next hop (the real server itself when
+//! on-link, else the gateway); the neighbour table of that NIC gives its
+//! MAC unless lb.toml gives a static `mac`. A next hop the kernel does not know yet is
 //! resolved by sending it one empty UDP datagram (port 9, discard): the
 //! kernel then runs ARP / neighbour discovery itself, and a later refresh
 //! picks the answer up. Nothing here runs on a worker: workers only ever see
@@ -12,27 +15,109 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
+use crate::dest::{NextHop, NicId};
 use crate::service::ServiceSpec;
 use crate::wire::MacAddr;
+
+/// The data-plane NICs as the control plane addresses them: index (the
+/// kernel's) and name, in [`NicId`] order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nics(pub Vec<(u32, String)>);
+
+impl Nics {
+    /// The [`NicId`] of kernel interface `ifindex`, if lvsfwd serves it.
+    pub fn id_of(&self, ifindex: u32) -> Option<NicId> {
+        self.0
+            .iter()
+            .position(|(i, _)| *i == ifindex)
+            .and_then(|p| NicId::try_from(p).ok())
+    }
+
+    /// The names, comma-separated (for messages).
+    pub fn names(&self) -> String {
+        let n: Vec<&str> = self.0.iter().map(|(_, n)| n.as_str()).collect();
+        n.join(", ")
+    }
+}
 
 /// The real servers whose next hop must be learnt.
 #[derive(Clone, Debug, Default)]
 pub struct NextHops {
-    targets: Vec<IpAddr>,
+    targets: Vec<Target>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    addr: IpAddr,
+    /// A static MAC (lb.toml `mac`): only the route's NIC is learnt.
+    mac: Option<MacAddr>,
+}
+
+/// Where the kernel routes one real server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Out of data-plane NIC `nic`, to `hop` (the server or its gateway).
+    Via { nic: NicId, hop: IpAddr },
+    /// To the director itself (IPVS's Local forwarding: the kernel port).
+    Local,
+    /// Out of a NIC lvsfwd does not serve, named.
+    Elsewhere(String),
+}
+
+/// Where the kernel routes `rs`, in terms of the data-plane NICs.
+pub fn route_of(nl: &mut Netlink, nics: &Nics, rs: IpAddr) -> Result<Routed> {
+    let r = nl.route_get(rs)?;
+    if r.local || rs.is_loopback() {
+        return Ok(Routed::Local);
+    }
+    Ok(match nics.id_of(r.oif) {
+        Some(nic) => Routed::Via {
+            nic,
+            hop: r.gateway.unwrap_or(rs),
+        },
+        None => Routed::Elsewhere(nl.link_name(r.oif)),
+    })
+}
+
+/// Refuses real servers the data plane could not reach: routed out of a
+/// NIC lvsfwd does not serve (named), or with no route at all. Local ones
+/// (the director's own addresses) are fine: the kernel port serves them.
+/// Run at start and before an lvsadm edit is applied.
+pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> Result<()> {
+    let mut seen = Vec::new();
+    for d in specs.iter().flat_map(|s| s.dests.iter()) {
+        if seen.contains(&d.addr) {
+            continue;
+        }
+        seen.push(d.addr);
+        match route_of(nl, nics, d.addr) {
+            Ok(Routed::Via { .. } | Routed::Local) => {}
+            Ok(Routed::Elsewhere(name)) => bail!(
+                "real server {} is routed through {name}, which lvsfwd does not serve \
+                 (interface = {})",
+                d.addr,
+                nics.names()
+            ),
+            Err(e) => bail!("real server {}: {e:#}", d.addr),
+        }
+    }
+    Ok(())
 }
 
 impl NextHops {
-    /// Every real server address of `specs` that has no static MAC.
+    /// Every real server address of `specs` (with its static MAC, if any).
     pub fn for_specs(specs: &[ServiceSpec]) -> NextHops {
-        let mut targets: Vec<IpAddr> = specs
+        let mut targets: Vec<Target> = specs
             .iter()
             .flat_map(|s| s.dests.iter())
-            .filter(|d| d.mac.is_none())
-            .map(|d| d.addr)
+            .map(|d| Target {
+                addr: d.addr,
+                mac: d.mac,
+            })
             .collect();
         targets.sort();
         targets.dedup();
@@ -43,50 +128,54 @@ impl NextHops {
         self.targets.is_empty()
     }
 
-    /// One pass: the MAC of each target's next hop, keyed by the target.
-    /// Returns the map and how many targets are still unresolved (each of
-    /// which has been poked to make the kernel resolve it).
+    /// One pass: each target's next hop (the data-plane NIC of the
+    /// kernel's route to it, and the MAC of the neighbour that route goes
+    /// to, or its static MAC), keyed by the target. Returns the map and how
+    /// many targets are still unresolved (each of which has been poked to
+    /// make the kernel resolve it). A target routed out of a NIC lvsfwd
+    /// does not serve, or to the director itself, gets no entry (start and
+    /// lvsadm refuse the former, see [`check_reachable`]; the latter is
+    /// the kernel port's).
     ///
     /// A target whose neighbour entry the kernel has dropped (garbage
-    /// collection of unused entries, a FAILED probe) keeps its MAC from
-    /// `known`, the map in use: the director itself rarely talks to a real
-    /// server, so the kernel's entry can lapse while traffic for the server
-    /// flows, and forgetting the MAC would drop that traffic until the
-    /// entry is learnt again. It is poked and counted as unresolved, so the
-    /// kernel re-learns it (and a new MAC replaces the old one).
+    /// collection of unused entries, a FAILED probe) keeps its next hop
+    /// from `known`, the map in use: the director itself rarely talks to a
+    /// real server, so the kernel's entry can lapse while traffic for the
+    /// server flows, and forgetting the MAC would drop that traffic until
+    /// the entry is learnt again. It is poked and counted as unresolved, so
+    /// the kernel re-learns it (and a new MAC replaces the old one).
     pub fn refresh(
         &self,
         nl: &mut Netlink,
-        ifindex: u32,
-        known: &FxHashMap<IpAddr, MacAddr>,
-    ) -> Result<(FxHashMap<IpAddr, MacAddr>, usize)> {
-        let neigh = nl.neighbours(ifindex)?;
+        nics: &Nics,
+        known: &FxHashMap<IpAddr, NextHop>,
+    ) -> Result<(FxHashMap<IpAddr, NextHop>, usize)> {
+        let mut neigh = Vec::with_capacity(nics.0.len());
+        for (ifindex, _) in &nics.0 {
+            neigh.push(nl.neighbours(*ifindex)?);
+        }
         let mut map = FxHashMap::default();
         let mut missing = 0;
-        for &rs in &self.targets {
-            let hop = match nl.route_get(rs) {
-                Ok(r) if r.oif == ifindex => r.gateway.unwrap_or(rs),
-                Ok(r) => {
-                    log::warn!(
-                        "real server {rs} is routed through interface {} , not the data-plane NIC",
-                        r.oif
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    log::warn!("no route to real server {rs}: {e:#}");
-                    continue;
-                }
+        for t in &self.targets {
+            let (nic, hop) = match route_of(nl, nics, t.addr) {
+                Ok(Routed::Via { nic, hop }) => (nic, hop),
+                // Refused when configured; a route that changed since is
+                // reported once per change by the caller's diff of maps.
+                Ok(Routed::Local | Routed::Elsewhere(_)) | Err(_) => continue,
             };
-            match neigh.get(&hop) {
+            if let Some(mac) = t.mac {
+                map.insert(t.addr, NextHop { nic, mac });
+                continue;
+            }
+            match neigh[usize::from(nic)].get(&hop) {
                 Some(mac) => {
-                    map.insert(rs, *mac);
+                    map.insert(t.addr, NextHop { nic, mac: *mac });
                 }
                 None => {
                     missing += 1;
                     poke(hop);
-                    if let Some(mac) = known.get(&rs) {
-                        map.insert(rs, *mac);
+                    if let Some(h) = known.get(&t.addr) {
+                        map.insert(t.addr, *h);
                     }
                 }
             }
@@ -114,7 +203,7 @@ mod tests {
     use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey};
 
     #[test]
-    fn only_real_servers_without_a_static_mac_are_targets() {
+    fn every_real_server_is_a_target_once() {
         let d = |a: &str, mac: Option<MacAddr>| DestSpec {
             mac,
             ..DestSpec::new(a.parse().unwrap(), 80, FwdMethod::Route)
@@ -134,6 +223,17 @@ mod tests {
             ],
         );
         let n = NextHops::for_specs(&[spec.clone(), spec]);
-        assert_eq!(n.targets, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
+        let addrs: Vec<(IpAddr, bool)> = n
+            .targets
+            .iter()
+            .map(|t| (t.addr, t.mac.is_some()))
+            .collect();
+        assert_eq!(
+            addrs,
+            vec![
+                ("198.18.0.11".parse().unwrap(), true),
+                ("198.18.0.12".parse().unwrap(), false)
+            ]
+        );
     }
 }

@@ -20,7 +20,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rustc_hash::FxHashMap;
@@ -31,6 +31,7 @@ use crate::wire::MacAddr;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkInfo {
     pub ifindex: u32,
+    pub name: String,
     pub mac: MacAddr,
     pub mtu: u32,
     /// Administratively up and with carrier (IFF_UP and IFF_RUNNING).
@@ -43,6 +44,9 @@ pub struct Route {
     /// The gateway, or `None` when the destination is on-link.
     pub gateway: Option<IpAddr>,
     pub oif: u32,
+    /// The destination is one of this host's own addresses (a `local`
+    /// route: delivered to its stack, whatever `oif` says).
+    pub local: bool,
 }
 
 /// An rtnetlink socket.
@@ -208,6 +212,15 @@ impl Netlink {
         .with_context(|| format!("no interface named {ifname}"))
     }
 
+    /// The name of interface `ifindex` (for messages; the index when the
+    /// interface is gone).
+    pub fn link_name(&mut self, ifindex: u32) -> String {
+        match self.find_link(|l| l.header.index == ifindex) {
+            Ok(Some(l)) => l.name,
+            _ => format!("interface {ifindex}"),
+        }
+    }
+
     /// Whether interface `ifindex` is up with carrier (VRRP's FAULT
     /// tracking polls it).
     pub fn link_up(&mut self, ifindex: u32) -> Result<bool> {
@@ -229,8 +242,10 @@ impl Netlink {
             }
             let mut mac = [0u8; 6];
             let mut mtu = 1500;
+            let mut name = String::new();
             for a in &l.attributes {
                 match a {
+                    LinkAttribute::IfName(n) => name.clone_from(n),
                     LinkAttribute::Address(b) if b.len() == 6 => mac.copy_from_slice(b),
                     LinkAttribute::Mtu(m) => mtu = *m,
                     _ => {}
@@ -239,6 +254,7 @@ impl Netlink {
             return Ok(Some(LinkInfo {
                 up: l.header.flags.contains(LinkFlags::Up | LinkFlags::Running),
                 ifindex: l.header.index,
+                name,
                 mac,
                 mtu,
             }));
@@ -351,6 +367,7 @@ impl Netlink {
             let mut route = Route {
                 gateway: None,
                 oif: 0,
+                local: rt.header.kind == RouteType::Local,
             };
             for a in &rt.attributes {
                 match a {
@@ -390,6 +407,9 @@ mod tests {
         let r = nl.route_get("127.0.0.1".parse().unwrap()).unwrap();
         assert_eq!(r.gateway, None);
         assert_eq!(r.oif, 1);
+        assert!(r.local, "127.0.0.1 is the host's own");
+        assert_eq!(nl.link_name(1), "lo");
+        assert_eq!(lo.name, "lo");
         assert!(nl.link("lf-no-such-if").is_err());
     }
 }

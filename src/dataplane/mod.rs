@@ -40,6 +40,8 @@
 //! AF_XDP socket receives unfinished) is completed before any rewrite and
 //! counted (`partial_csum`), as the kernel would before forwarding it.
 
+#[cfg(test)]
+mod nics_tests;
 pub mod query;
 pub mod snapshot;
 #[cfg(test)]
@@ -57,6 +59,7 @@ use crate::conn::{
     TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
+use crate::dest::{NextHop, NicId};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -68,8 +71,10 @@ pub use snapshot::Snapshot;
 /// What to do with a frame after [`Dataplane::process`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Transmit the (rewritten) frame on the same NIC.
-    Tx,
+    /// Transmit the (rewritten) frame out of this NIC (the one of its next
+    /// hop: the real server's route, or the NIC the client's packets
+    /// arrive on).
+    Tx(NicId),
     /// Not the balancer's: hand it to the kernel untouched.
     Pass,
     /// Drop it; the reason has been counted.
@@ -185,9 +190,11 @@ impl Counters {
 /// Settings of one data plane that do not come from the service table.
 #[derive(Clone, Debug)]
 pub struct DataplaneConfig {
-    /// The NIC's MAC: source of every frame the data plane sends.
-    pub own_mac: MacAddr,
-    /// The NIC's addresses: outer source of tunnels (first of the family).
+    /// Each data-plane NIC's MAC, by [`NicId`]: the source of every frame
+    /// sent out of that NIC. One entry for a one-armed director.
+    pub own_macs: Vec<MacAddr>,
+    /// The director's addresses on its data-plane NICs: outer source of
+    /// tunnels (the first of the family).
     pub own_addrs: Vec<IpAddr>,
     pub mtu: u16,
     pub conn_max: usize,
@@ -207,7 +214,7 @@ impl DataplaneConfig {
     /// placeholder MAC and MTU 1500 that the shell replaces.
     pub fn new(conn_max: usize) -> DataplaneConfig {
         DataplaneConfig {
-            own_mac: [0x02, 0, 0, 0, 0, 1],
+            own_macs: vec![[0x02, 0, 0, 0, 0, 1]],
             own_addrs: Vec::new(),
             mtu: 1500,
             conn_max,
@@ -250,8 +257,10 @@ pub struct Dataplane {
     /// Next hops learnt from the kernel (the shell fills it); a real
     /// server's static `mac` takes precedence. Shared with the control
     /// plane's snapshot, so applying one copies nothing.
-    neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
+    neighbours: Arc<FxHashMap<IpAddr, NextHop>>,
     cfg: DataplaneConfig,
+    /// The NIC the frame being processed arrived on.
+    in_nic: NicId,
     vips: FxHashSet<IpAddr>,
     has_port_zero: bool,
     rng: SmallRng,
@@ -282,6 +291,7 @@ impl Dataplane {
             services,
             counters: Counters::default(),
             neighbours: Arc::default(),
+            in_nic: 0,
             vips: FxHashSet::default(),
             has_port_zero: false,
             rng: SmallRng::seed_from_u64(cfg.seed),
@@ -311,13 +321,23 @@ impl Dataplane {
         self.refresh_next_hops();
     }
 
-    /// Every dest's `next_mac` from its static MAC or the neighbour map
-    /// (removed dests too: their connections may still be forwarded).
+    /// Every dest's `next_hop` from the neighbour map, its static MAC
+    /// taking precedence over the learnt one (removed dests too: their
+    /// connections may still be forwarded). A static MAC leaves through the
+    /// NIC of the kernel's route to the server (the map's NIC; NIC 0 when
+    /// the map does not know the server: replay, a one-armed director).
     fn refresh_next_hops(&mut self) {
         let neighbours = &self.neighbours;
         for s in self.services.services.iter_mut() {
             for d in s.dests.iter_mut() {
-                d.next_mac = d.mac.or_else(|| neighbours.get(&d.addr).copied());
+                let learnt = neighbours.get(&d.addr).copied();
+                d.next_hop = match d.mac {
+                    Some(mac) => Some(NextHop {
+                        nic: learnt.map_or(0, |h| h.nic),
+                        mac,
+                    }),
+                    None => learnt,
+                };
             }
         }
     }
@@ -386,9 +406,19 @@ impl Dataplane {
         gone.len()
     }
 
-    /// The NIC's MAC frames are sent from.
+    /// The first NIC's MAC (the only one of a one-armed director).
     pub fn own_mac(&self) -> MacAddr {
-        self.cfg.own_mac
+        self.mac_of(0)
+    }
+
+    /// The MAC frames leave `nic` from.
+    #[inline]
+    fn mac_of(&self, nic: NicId) -> MacAddr {
+        self.cfg
+            .own_macs
+            .get(usize::from(nic))
+            .copied()
+            .unwrap_or([0; 6])
     }
 
     /// Runs the connection timers due at `now`. Call once per batch.
@@ -402,9 +432,17 @@ impl Dataplane {
         self.counters.count_drop(DropReason::Oversized);
     }
 
-    /// The whole forwarding decision for one received frame.
+    /// The whole forwarding decision for one frame received on the first
+    /// (or only) NIC.
+    #[inline]
     pub fn process(&mut self, frame: &mut FrameBuf, now: Timestamp) -> Verdict {
+        self.process_on(frame, 0, now)
+    }
+
+    /// The whole forwarding decision for one frame received on NIC `nic`.
+    pub fn process_on(&mut self, frame: &mut FrameBuf, nic: NicId, now: Timestamp) -> Verdict {
         self.counters.rx += 1;
+        self.in_nic = nic;
         // Matched by reference: the `Headers` is used where parse left it
         // rather than moved out of the `Result` (a copy of ~150 bytes).
         let parsed = wire::parse(frame.data());
@@ -414,7 +452,7 @@ impl Dataplane {
             Ok(Some(p)) => self.ip(frame, p, now),
         };
         match v {
-            Verdict::Tx => self.counters.tx += 1,
+            Verdict::Tx(_) => self.counters.tx += 1,
             Verdict::Pass => self.counters.pass += 1,
             Verdict::Drop(r) => self.counters.count_drop(r),
         }
@@ -504,6 +542,7 @@ impl Dataplane {
             vaddr: p.dst,
             vport: dport,
             client_mac: src_mac(frame.data()),
+            client_nic: self.in_nic,
             tcp,
         };
         let rand = self.rng.next_u64();
@@ -528,8 +567,8 @@ impl Dataplane {
     }
 
     #[inline]
-    fn next_hop(&self, id: ConnId) -> Option<MacAddr> {
-        self.services.dest(self.conns.get(id).dest).next_mac
+    fn next_hop(&self, id: ConnId) -> Option<NextHop> {
+        self.services.dest(self.conns.get(id).dest).next_hop
     }
 
     fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {
@@ -543,14 +582,14 @@ impl Dataplane {
     /// Sends a client-side packet of connection `id` to its real server.
     #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
-        let Some(dmac) = self.next_hop(id) else {
+        let Some(NextHop { nic, mac: dmac }) = self.next_hop(id) else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
         if forward::decrement_ttl(frame, p).is_err() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         self.complete_partial_csum(frame, p);
-        let smac = self.cfg.own_mac;
+        let smac = self.mac_of(nic);
         let c = self.conns.get(id);
         match c.fwd {
             FwdMethod::Route => forward::route(frame, p, smac, dmac),
@@ -590,11 +629,14 @@ impl Dataplane {
                         return Verdict::Drop(DropReason::NoRoom);
                     }
                     Err(TunnelError::TooBig { mtu }) => {
-                        // Tell the client, from the VIP it talked to.
+                        // Tell the client, from the VIP it talked to, out
+                        // of the NIC its packet came in on.
+                        let back = self.in_nic;
+                        let smac = self.mac_of(back);
                         return match forward::icmp_too_big(frame, p, p.dst, mtu, smac) {
                             Ok(()) => {
                                 self.counters.icmp_too_big += 1;
-                                Verdict::Tx
+                                Verdict::Tx(back)
                             }
                             Err(_) => Verdict::Drop(DropReason::NoRoom),
                         };
@@ -609,7 +651,7 @@ impl Dataplane {
                 }
             }
         }
-        Verdict::Tx
+        Verdict::Tx(nic)
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
@@ -627,13 +669,13 @@ impl Dataplane {
             // lookup_out only finds connections whose replies come back.
             FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
         };
-        let client_mac = c.client_mac;
+        let (client_mac, client_nic) = (c.client_mac, c.client_nic);
         if forward::decrement_ttl(frame, p).is_err() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         self.complete_partial_csum(frame, p);
-        forward::rewrite(frame, p, &rw, self.cfg.own_mac, client_mac);
-        Verdict::Tx
+        forward::rewrite(frame, p, &rw, self.mac_of(client_nic), client_mac);
+        Verdict::Tx(client_nic)
     }
 
     /// Completes a partial TCP/UDP checksum before the frame is rewritten
@@ -671,7 +713,7 @@ impl Dataplane {
             e.inner_src,
             e.inner_sport,
         ) {
-            let Some(dmac) = self.next_hop(id) else {
+            let Some(NextHop { nic, mac: dmac }) = self.next_hop(id) else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
             let c = self.conns.get(id);
@@ -695,8 +737,8 @@ impl Dataplane {
                     if forward::decrement_ttl(frame, p).is_err() {
                         return Verdict::Drop(DropReason::TtlExceeded);
                     }
-                    forward::icmp_rewrite(frame, p, &rw, self.cfg.own_mac, dmac);
-                    Verdict::Tx
+                    forward::icmp_rewrite(frame, p, &rw, self.mac_of(nic), dmac);
+                    Verdict::Tx(nic)
                 }
                 None => self.xmit_in(frame, p, id),
             };
@@ -726,12 +768,12 @@ impl Dataplane {
                 },
                 FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
             };
-            let client_mac = c.client_mac;
+            let (client_mac, client_nic) = (c.client_mac, c.client_nic);
             if forward::decrement_ttl(frame, p).is_err() {
                 return Verdict::Drop(DropReason::TtlExceeded);
             }
-            forward::icmp_rewrite(frame, p, &rw, self.cfg.own_mac, client_mac);
-            return Verdict::Tx;
+            forward::icmp_rewrite(frame, p, &rw, self.mac_of(client_nic), client_mac);
+            return Verdict::Tx(client_nic);
         }
         Verdict::Pass
     }

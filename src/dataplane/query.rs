@@ -143,7 +143,7 @@ mod tests {
         buf[256..].copy_from_slice(&f);
         let len = f.len();
         let mut fb = FrameBuf::new(&mut buf, 256, len);
-        assert_eq!(dp.process(&mut fb, Timestamp::from_secs(1)), Verdict::Tx);
+        assert_eq!(dp.process(&mut fb, Timestamp::from_secs(1)), Verdict::Tx(0));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::Dataplane;
 use crate::conn::{ConnSysctls, Timeouts};
+use crate::dest::NextHop;
 use crate::service::{ApplySummary, ServiceSpec};
 use crate::wire::MacAddr;
 
@@ -22,11 +23,12 @@ use crate::wire::MacAddr;
 pub struct Snapshot {
     /// Increases with every publication.
     pub generation: u64,
-    /// Next-hop MACs learnt from the kernel's neighbour table, by address.
-    pub neighbours: Arc<FxHashMap<IpAddr, MacAddr>>,
-    /// The data-plane NIC's own MAC.
-    pub own_mac: MacAddr,
-    /// The data-plane NIC's own addresses (tunnel sources).
+    /// Next hops of the real servers learnt from the kernel (the NIC of
+    /// its route, the MAC from its neighbour table), by address.
+    pub neighbours: Arc<FxHashMap<IpAddr, NextHop>>,
+    /// Each data-plane NIC's own MAC, by [`NicId`](crate::dest::NicId).
+    pub own_macs: Arc<Vec<MacAddr>>,
+    /// The director's addresses on its data-plane NICs (tunnel sources).
     pub own_addrs: Arc<Vec<IpAddr>>,
     /// The virtual services (lb.toml, reloads, lvsadm), applied by each
     /// worker as a diff when the pointer changes; `None` keeps the table
@@ -41,9 +43,9 @@ pub struct Snapshot {
 }
 
 impl Dataplane {
-    /// Takes everything in `s`: the next-hop map, the NIC's MAC (an all-zero
-    /// MAC, published before the NIC's was known, keeps the configured one)
-    /// and addresses, the connection sysctls and timeouts, and a new service
+    /// Takes everything in `s`: the next-hop map, the NICs' MACs (an empty
+    /// list, published before the NICs were known, keeps the configured
+    /// ones) and addresses, the connection sysctls and timeouts, and a new service
     /// table, applied as a diff (established connections keep their real
     /// servers) when its pointer differs from the last one applied. Returns
     /// the diff's summary when the service table was applied. Call at a
@@ -53,8 +55,8 @@ impl Dataplane {
             self.neighbours = Arc::clone(&s.neighbours);
             self.refresh_next_hops();
         }
-        if s.own_mac != [0; 6] {
-            self.cfg.own_mac = s.own_mac;
+        if !s.own_macs.is_empty() {
+            self.cfg.own_macs.clone_from(&s.own_macs);
         }
         self.cfg.own_addrs.clone_from(&s.own_addrs);
         if let Some(sc) = s.sysctls {

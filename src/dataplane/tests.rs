@@ -126,7 +126,7 @@ fn run(dp: &mut Dataplane, f: &[u8]) -> Vec<u8> {
     buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
     let mut fb = FrameBuf::new(&mut buf, HEADROOM, f.len());
     let v = dp.process(&mut fb, Timestamp::from_secs(1));
-    assert_eq!(v, Verdict::Tx, "{:?}", dp.counters.drop_reasons());
+    assert_eq!(v, Verdict::Tx(0), "{:?}", dp.counters.drop_reasons());
     fb.data().to_vec()
 }
 

@@ -104,12 +104,15 @@ mod tests {
         let s = Shared::new(Snapshot::default());
         let before = s.load();
         s.publish(Snapshot {
-            own_mac: [2, 0, 0, 0, 0, 9],
+            own_macs: Arc::new(vec![[2, 0, 0, 0, 0, 9]]),
             ..Snapshot::default()
         });
         let after = s.load();
         assert_eq!(after.generation, before.generation + 1);
-        assert_eq!(after.own_mac, [2, 0, 0, 0, 0, 9]);
-        assert_eq!(before.own_mac, [0; 6], "old readers keep their snapshot");
+        assert_eq!(*after.own_macs, [[2, 0, 0, 0, 0, 9]]);
+        assert!(
+            before.own_macs.is_empty(),
+            "old readers keep their snapshot"
+        );
     }
 }

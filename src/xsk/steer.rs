@@ -339,11 +339,11 @@ mod tests {
             let syn = tcp(c, 30000 + i, VIP, 80, true, false);
             let o = owner(&map, &syn).expect("a packet to the VIP has an owner") as usize;
             used[o] += 1;
-            assert_eq!(run(&mut dps[o], &syn).0, Verdict::Tx);
+            assert_eq!(run(&mut dps[o], &syn).0, Verdict::Tx(0));
             let reply = tcp(RS, 8080, c, 30000 + i, true, true);
             assert_eq!(owner(&map, &reply), Some(o as u32), "flow {i}");
             let (v, out) = run(&mut dps[o], &reply);
-            assert_eq!(v, Verdict::Tx);
+            assert_eq!(v, Verdict::Tx(0));
             let p = wire::parse(&out).unwrap().unwrap();
             assert_eq!(p.src, std::net::IpAddr::from(VIP));
             // The other worker has no such connection: without steering the
@@ -363,7 +363,7 @@ mod tests {
             let syn = tcp(client(i), 31000 + i, VIP, 80, true, false);
             let o = owner(&map, &syn).unwrap();
             let (v, out) = run(&mut dps[o as usize], &syn);
-            assert_eq!(v, Verdict::Tx);
+            assert_eq!(v, Verdict::Tx(0));
             let p = wire::parse(&out).unwrap().unwrap();
             let wire::L4::Tcp { sport: lport, .. } = p.l4 else {
                 panic!("tcp")
@@ -372,7 +372,7 @@ mod tests {
             assert!(fullnat_ports(o, n).contains(&lport));
             let reply = tcp(RS, 8080, LADDR, lport, true, true);
             assert_eq!(owner(&map, &reply), Some(o));
-            assert_eq!(run(&mut dps[o as usize], &reply).0, Verdict::Tx);
+            assert_eq!(run(&mut dps[o as usize], &reply).0, Verdict::Tx(0));
         }
     }
 

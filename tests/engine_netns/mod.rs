@@ -177,7 +177,7 @@ impl Rig {
             .map(|_| cfg.dataplane(cfg.dataplane_config()))
             .collect();
         let shared = Shared::new(Snapshot {
-            own_mac: DIRECTOR_MAC,
+            own_macs: Arc::new(vec![DIRECTOR_MAC]),
             own_addrs: Arc::new(vec![IpAddr::V4(DIRECTOR_IP)]),
             ..Snapshot::default()
         });

@@ -128,7 +128,10 @@ fn interfaces(v: Option<S<OneOrMany>>) -> R<Vec<String>> {
             return fail(span, "interface: an empty name");
         }
         if n.len() >= libc::IFNAMSIZ || n.contains('/') || n.chars().any(char::is_whitespace) {
-            return fail(span, format!("interface: `{n}` is not a valid interface name"));
+            return fail(
+                span,
+                format!("interface: `{n}` is not a valid interface name"),
+            );
         }
         if names[..i].contains(n) {
             return fail(span, format!("interface: {n} is listed twice"));

@@ -221,6 +221,7 @@ impl ConnTable {
                 ConnState::None
             },
             client_mac: flow.client_mac,
+            client_nic: flow.client_nic,
             expires: now,
             flags,
             in_pkts: 0,

@@ -12,12 +12,18 @@ use rustc_hash::FxHashMap;
 use super::{DEFAULT_IDLE_SPIN, Engine, EngineConfig, monotonic_now};
 use crate::config::ZeroCopy;
 use crate::dataplane::{Dataplane, DropReason, Snapshot, Verdict};
+use crate::dest::NextHop;
 use crate::time::Timestamp;
 use crate::wire::FrameBuf;
 use crate::xsk::shared::Shared;
 
 const OWN: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
 const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+
+/// A next hop on the first (only) NIC.
+fn hop(mac: [u8; 6]) -> NextHop {
+    NextHop { nic: 0, mac }
+}
 
 fn dr_plane() -> Dataplane {
     let cfg = crate::config::parse_str(
@@ -53,7 +59,7 @@ fn dest_macs(dp: &mut Dataplane) -> BTreeSet<Vec<u8>> {
     (2000..2004)
         .map(|sport| {
             let (v, out) = process(dp, &syn(sport));
-            assert_eq!(v, Verdict::Tx);
+            assert_eq!(v, Verdict::Tx(0));
             out[0..6].to_vec()
         })
         .collect()
@@ -68,18 +74,18 @@ fn a_snapshot_supplies_next_hops_and_the_source_mac() {
         "no MAC known for the real server yet"
     );
     let mut nb = FxHashMap::default();
-    nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), RS_MAC);
+    nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), hop(RS_MAC));
     let shared = Shared::new(Snapshot::default());
     shared.publish(Snapshot {
         neighbours: Arc::new(nb),
-        own_mac: OWN,
+        own_macs: Arc::new(vec![OWN]),
         own_addrs: Arc::new(vec!["198.18.0.1".parse().unwrap()]),
         ..Snapshot::default()
     });
     dp.apply_snapshot(&shared.load());
     assert_eq!(dp.own_mac(), OWN);
     let (v, out) = process(&mut dp, &syn(1001));
-    assert_eq!(v, Verdict::Tx);
+    assert_eq!(v, Verdict::Tx(0));
     assert_eq!(&out[0..6], &RS_MAC);
     assert_eq!(&out[6..12], &OWN);
     assert_eq!(shared.generation(), 1);
@@ -90,11 +96,11 @@ fn next_hops_follow_both_new_servers_and_new_neighbour_macs() {
     let mut dp = dr_plane();
     let snap = |mac: [u8; 6]| {
         let mut nb = FxHashMap::default();
-        nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), RS_MAC);
-        nb.insert("198.18.1.12".parse::<IpAddr>().unwrap(), mac);
+        nb.insert("198.18.1.11".parse::<IpAddr>().unwrap(), hop(RS_MAC));
+        nb.insert("198.18.1.12".parse::<IpAddr>().unwrap(), hop(mac));
         Snapshot {
             neighbours: Arc::new(nb),
-            own_mac: OWN,
+            own_macs: Arc::new(vec![OWN]),
             ..Snapshot::default()
         }
     };

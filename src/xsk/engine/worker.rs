@@ -275,7 +275,8 @@ impl Worker {
             return;
         }
         match self.dp.process(&mut fb, now) {
-            Verdict::Tx => self.tx.push((base + fb.head() as u64, fb.len() as u32)),
+            // One NIC: the daemon refuses more until the engine serves several.
+            Verdict::Tx(_) => self.tx.push((base + fb.head() as u64, fb.len() as u32)),
             Verdict::Pass | Verdict::Drop(_) => self.free.push(base),
         }
     }
