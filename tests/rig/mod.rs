@@ -800,7 +800,7 @@ impl Rig {
     }
 
     /// The userspace tunnel endpoint (see decap.py) and its TUN device.
-    fn start_decap(&self, h: &Host) {
+    pub fn start_decap(&self, h: &Host) {
         self.spawn_ready(
             h,
             "decap",
