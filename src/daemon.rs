@@ -145,7 +145,7 @@ pub fn run(source: Source) -> Result<()> {
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
 
-    let mut prog = XdpProgram::attach(&ifname, cfg.global.xdp_mode)?;
+    let mut prog = Programs::attach(&ifnames, cfg.global.xdp_mode)?;
     // VRRP: no VIP is served before its instance is master.
     let vrrp_gate = VipGate::new(&cfg.vrrp_instances);
     prog.set_filter(&Filter::from_specs(
@@ -206,7 +206,12 @@ pub fn run(source: Source) -> Result<()> {
         batch: engine::DEFAULT_BATCH,
         idle_spin: cfg.global.idle_spin,
     };
-    let engine = match Engine::start(&ecfg, &mut prog, shared.clone(), dataplanes) {
+    let engine = match Engine::start_with(
+        &ecfg,
+        &mut |q, fd| prog.register_socket(0, q, fd),
+        shared.clone(),
+        dataplanes,
+    ) {
         Ok(e) => e,
         Err(e) => {
             let _ = prog.detach();
@@ -234,10 +239,11 @@ pub fn run(source: Source) -> Result<()> {
     };
     // ---- end VRRP
     eprintln!(
-        "lvsfwd: ready: {} virtual services on {ifname} ({} queues, {:?} XDP), admin socket {}",
+        "lvsfwd: ready: {} virtual services on {} ({} queues, {} XDP), admin socket {}",
         specs.len(),
+        ifnames.join(", "),
         queues.len(),
-        prog.mode(),
+        prog.modes(),
         admin.path().display()
     );
 
@@ -383,6 +389,64 @@ fn worker_dataplane(
     )
 }
 
+/// lvsfwd's XDP program on every data-plane NIC, in NIC order: the same
+/// filter on each (a NIC sees client packets, real servers' replies, or
+/// both), each with its own socket map.
+struct Programs(Vec<XdpProgram>);
+
+impl Programs {
+    /// Attaches to every NIC; on a failure the ones attached are detached
+    /// again.
+    fn attach(ifnames: &[String], mode: config::XdpMode) -> Result<Programs> {
+        let mut done = Vec::with_capacity(ifnames.len());
+        for n in ifnames {
+            match XdpProgram::attach(n, mode) {
+                Ok(p) => done.push(p),
+                Err(e) => {
+                    for p in done {
+                        let _ = p.detach();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Programs(done))
+    }
+
+    fn set_filter(&mut self, f: &Filter) -> Result<()> {
+        for p in &mut self.0 {
+            p.set_filter(f)?;
+        }
+        Ok(())
+    }
+
+    /// Points NIC `nic`'s socket map entry for `queue` at `fd`.
+    fn register_socket(&mut self, nic: usize, queue: u32, fd: std::os::fd::RawFd) -> Result<()> {
+        match self.0.get_mut(nic) {
+            Some(p) => p.register_socket(queue, fd),
+            None => bail!("no XDP program for NIC {nic}"),
+        }
+    }
+
+    /// The attach mode of each NIC, as `Native` or `Native/Generic`.
+    fn modes(&self) -> String {
+        let m: Vec<String> = self.0.iter().map(|p| format!("{:?}", p.mode())).collect();
+        m.join("/")
+    }
+
+    /// Detaches from every NIC; the first failure is the error.
+    fn detach(self) -> Result<()> {
+        let mut first = None;
+        for p in self.0 {
+            if let Err(e) = p.detach() {
+                log::error!("{e:#}");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
 /// How long the control thread waits for the workers' answers.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -395,7 +459,7 @@ struct Control<'a> {
     health: Health,
     health_view: HealthView,
     shared: Arc<Shared>,
-    prog: &'a mut XdpProgram,
+    prog: &'a mut Programs,
     engine: &'a Engine,
     own_addrs: Vec<IpAddr>,
     next_hops: NextHops,
