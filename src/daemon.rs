@@ -50,6 +50,7 @@ use crate::service::ServiceSpec;
 use crate::view::{ConnView, LiveService};
 use crate::wire::MacAddr;
 use crate::xsk::engine::{self, Engine, EngineConfig};
+use crate::xsk::kport;
 use crate::xsk::prog::{Filter, XdpProgram};
 use crate::xsk::shared::Shared;
 
@@ -182,6 +183,7 @@ pub fn run(source: Source) -> Result<()> {
         frames_per_queue: engine::DEFAULT_FRAMES_PER_QUEUE,
         batch: engine::DEFAULT_BATCH,
         idle_spin: cfg.global.idle_spin,
+        kernel_port: Some(kport::port_name(&ifname)),
     };
     let engine = match Engine::start(&ecfg, &mut prog, shared.clone(), dataplanes) {
         Ok(e) => e,
@@ -236,6 +238,7 @@ pub fn run(source: Source) -> Result<()> {
         vrrp_gate,
     };
     let mut last_refresh = Instant::now();
+    let mut last_addrs = Instant::now();
     let mut last_estimate = Instant::now();
     let mut died = None;
     'control: loop {
@@ -271,6 +274,21 @@ pub fn run(source: Source) -> Result<()> {
         } else {
             NEIGH_REFRESH
         };
+        if last_addrs.elapsed() >= NEIGH_REFRESH {
+            last_addrs = Instant::now();
+            // The NIC's addresses decide which real servers are the
+            // director itself (Local); VRRP and operators change them.
+            match nl.addresses(link.ifindex) {
+                Ok(addrs) if *shared.load().own_addrs != addrs => {
+                    log::info!("{ifname}: addresses now {addrs:?}");
+                    let mut next = (*shared.load()).clone();
+                    next.own_addrs = Arc::new(addrs);
+                    shared.publish(next);
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("reading {ifname}'s addresses: {e:#}"),
+            }
+        }
         if !ctl.next_hops.is_empty() && last_refresh.elapsed() >= wait {
             last_refresh = Instant::now();
             let published = shared.load();
@@ -300,17 +318,30 @@ pub fn run(source: Source) -> Result<()> {
 
     eprintln!("lvsfwd: stopping");
     ctl.health.stop();
+    let workers = engine.counters();
     let dps = engine.stop();
-    let (rx, tx, drop) = dps.iter().fold((0, 0, 0), |a, d| {
+    let (rx, tx, drop, kernel) = dps.iter().fold((0, 0, 0, 0), |a, d| {
         (
             a.0 + d.counters.rx,
             a.1 + d.counters.tx,
             a.2 + d.counters.drop,
+            a.3 + d.counters.kernel,
+        )
+    });
+    let (to_kernel, kport_drop) = workers.iter().fold((0, 0), |a, w| {
+        (
+            a.0 + w.to_kernel.load(std::sync::atomic::Ordering::Relaxed),
+            a.1 + w
+                .kernel_port_drop
+                .load(std::sync::atomic::Ordering::Relaxed),
         )
     });
     let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
     for d in &dps {
         for (name, n) in d.counters.drop_reasons() {
+            *reasons.entry(name).or_default() += n;
+        }
+        for (name, n) in d.counters.kernel_reasons() {
             *reasons.entry(name).or_default() += n;
         }
     }
@@ -326,7 +357,8 @@ pub fn run(source: Source) -> Result<()> {
     detached?;
     let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
-        "lvsfwd: stopped (rx {rx} tx {tx} drop {drop}{}{})",
+        "lvsfwd: stopped (rx {rx} tx {tx} drop {drop} kernel {kernel} to_kernel {to_kernel} \
+         kernel_port_drop {kport_drop}{}{})",
         if reasons.is_empty() { "" } else { ": " },
         reasons.join(", ")
     );

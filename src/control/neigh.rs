@@ -31,7 +31,9 @@ impl NextHops {
         let mut targets: Vec<IpAddr> = specs
             .iter()
             .flat_map(|s| s.dests.iter())
-            .filter(|d| d.mac.is_none())
+            // A loopback real server is the director itself (Local): no
+            // next hop.
+            .filter(|d| d.mac.is_none() && !d.addr.is_loopback())
             .map(|d| d.addr)
             .collect();
         targets.sort();

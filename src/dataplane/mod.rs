@@ -27,12 +27,18 @@
 //! [`Dataplane::set_timeouts`] and [`Dataplane::set_sysctls`] are `--set` and
 //! the reloadable sysctls.
 //!
-//! Deliberate choices, where IPVS hands a packet to the director's own stack
-//! and we cannot: a TCP segment to a virtual service that is neither a SYN nor
-//! part of a tracked connection is dropped and counted (`no_conn`) rather
-//! than answered with a RST; IP fragments to a virtual service are dropped
-//! and counted (`fragment`): IPVS reassembles them, which a per-packet data
-//! plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
+//! Where IPVS hands a packet to the director's own stack (`NF_ACCEPT`), the
+//! verdict is [`Verdict::Kernel`], counted by [`KernelReason`], and the
+//! shell writes the frame to its kernel port (`xsk::kport`): packets of
+//! connections to a real server that is the director itself
+//! ([`FwdMethod::Local`], `local`: `ip_vs_null_xmit`), and TCP segments to a
+//! virtual service that are neither a SYN nor part of a tracked connection
+//! (`no_conn`), which the stack answers with a RST. A dest is Local while
+//! its address is the director's own ([`crate::dest::is_local_addr`] over
+//! the NIC's addresses and loopback), re-evaluated whenever the service
+//! table or the addresses change. IP fragments to a virtual service are
+//! dropped and counted (`fragment`): IPVS reassembles them, which a
+//! per-packet data plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
 //! send an ICMP time-exceeded. A forwarded TCP/UDP packet whose checksum
@@ -57,6 +63,7 @@ use crate::conn::{
     TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
+use crate::dest::is_local_addr;
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -72,6 +79,9 @@ pub enum Verdict {
     Tx,
     /// Not the balancer's: hand it to the kernel untouched.
     Pass,
+    /// The balancer's, for the director's own stack (IPVS's `NF_ACCEPT`):
+    /// hand it to the kernel untouched; the reason has been counted.
+    Kernel(KernelReason),
     /// Drop it; the reason has been counted.
     Drop(DropReason),
 }
@@ -85,9 +95,6 @@ counter_enum! {
         Oversized => "oversized",
         /// An IP fragment addressed to a virtual service (not reassembled).
         Fragment => "fragment",
-        /// A TCP segment to a virtual service that is not a SYN and matches no
-        /// connection.
-        NoConn => "no_conn",
         /// The scheduler found no real server that can take a new connection.
         NoDest => "no_dest",
         /// The connection table is full and nothing could be reclaimed.
@@ -115,14 +122,26 @@ counter_enum! {
     }
 }
 
-impl From<ScheduleError> for DropReason {
-    fn from(e: ScheduleError) -> DropReason {
-        match e {
-            ScheduleError::NoDest => DropReason::NoDest,
-            ScheduleError::TableFull => DropReason::TableFull,
-            ScheduleError::NoLocalAddr => DropReason::NoLocalAddr,
-            ScheduleError::NotSyn => DropReason::NoConn,
-        }
+counter_enum! {
+    /// Why a frame of the balancer's goes to the director's own stack. Each
+    /// variant is a counter.
+    pub enum KernelReason {
+        /// A packet of a connection whose real server is the director
+        /// itself ([`FwdMethod::Local`]).
+        Local => "local",
+        /// A TCP segment to a virtual service that is not a SYN and matches
+        /// no connection: the stack answers it (a RST), as with IPVS.
+        NoConn => "no_conn",
+    }
+}
+
+/// What becomes of a packet that could not open a connection.
+fn schedule_failed(e: ScheduleError) -> Verdict {
+    match e {
+        ScheduleError::NoDest => Verdict::Drop(DropReason::NoDest),
+        ScheduleError::TableFull => Verdict::Drop(DropReason::TableFull),
+        ScheduleError::NoLocalAddr => Verdict::Drop(DropReason::NoLocalAddr),
+        ScheduleError::NotSyn => Verdict::Kernel(KernelReason::NoConn),
     }
 }
 
@@ -133,6 +152,9 @@ pub struct Counters {
     pub tx: u64,
     pub pass: u64,
     pub drop: u64,
+    /// Frames of the balancer's handed to the director's own stack
+    /// ([`Verdict::Kernel`]), by reason in `kernel_by`.
+    pub kernel: u64,
     /// ICMP "fragmentation needed" / "packet too big" sent for tunnels.
     pub icmp_too_big: u64,
     /// Forwarded TCP/UDP frames that arrived with a partial checksum (the
@@ -141,9 +163,30 @@ pub struct Counters {
     pub partial_csum: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
+    kernel_by: [u64; KernelReason::COUNT],
 }
 
 impl Counters {
+    fn count_kernel(&mut self, r: KernelReason) {
+        self.kernel += 1;
+        self.kernel_by[r.index()] += 1;
+    }
+
+    /// How many frames went to the kernel for `r`.
+    pub fn kernel(&self, r: KernelReason) -> u64 {
+        self.kernel_by[r.index()]
+    }
+
+    /// Every non-zero [`KernelReason`] counter, by name.
+    pub fn kernel_reasons(&self) -> Vec<(&'static str, u64)> {
+        KernelReason::ALL
+            .iter()
+            .zip(self.kernel_by.iter())
+            .map(|(r, n)| (r.name(), *n))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     fn count_drop(&mut self, r: DropReason) {
         self.drop += 1;
         match r {
@@ -309,6 +352,19 @@ impl Dataplane {
             .extend(self.services.live().map(|(_, s)| s.key.addr));
         self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
         self.refresh_next_hops();
+        self.refresh_local();
+    }
+
+    /// Every dest's method: Local while its address is the director's own
+    /// (`__ip_vs_update_dest`'s `RTN_LOCAL` check), its configured one
+    /// otherwise. Follows the service table and the NIC's addresses.
+    fn refresh_local(&mut self) {
+        let own = &self.cfg.own_addrs;
+        for s in self.services.services.iter_mut() {
+            for d in s.dests.iter_mut() {
+                d.set_local(is_local_addr(d.addr, own));
+            }
+        }
     }
 
     /// Every dest's `next_mac` from its static MAC or the neighbour map
@@ -416,6 +472,7 @@ impl Dataplane {
         match v {
             Verdict::Tx => self.counters.tx += 1,
             Verdict::Pass => self.counters.pass += 1,
+            Verdict::Kernel(r) => self.counters.count_kernel(r),
             Verdict::Drop(r) => self.counters.count_drop(r),
         }
         v
@@ -512,7 +569,7 @@ impl Dataplane {
             .schedule(&mut self.services, svc, &flow, ip_len, now, rand)
         {
             Ok(id) => self.xmit_in(frame, p, id),
-            Err(e) => Verdict::Drop(e.into()),
+            Err(e) => schedule_failed(e),
         }
     }
 
@@ -543,6 +600,10 @@ impl Dataplane {
     /// Sends a client-side packet of connection `id` to its real server.
     #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
+        if self.conns.get(id).fwd == FwdMethod::Local {
+            // ip_vs_null_xmit: the stack takes it as it came.
+            return Verdict::Kernel(KernelReason::Local);
+        }
         let Some(dmac) = self.next_hop(id) else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
@@ -608,6 +669,8 @@ impl Dataplane {
                     }
                 }
             }
+            // Returned above, before the next hop and TTL.
+            FwdMethod::Local => return Verdict::Kernel(KernelReason::Local),
         }
         Verdict::Tx
     }
@@ -625,7 +688,7 @@ impl Dataplane {
                 dst: Some((c.caddr, c.cport)),
             },
             // lookup_out only finds connections whose replies come back.
-            FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+            FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => return Verdict::Pass,
         };
         let client_mac = c.client_mac;
         if forward::decrement_ttl(frame, p).is_err() {
@@ -676,7 +739,7 @@ impl Dataplane {
             };
             let c = self.conns.get(id);
             let rw = match c.fwd {
-                FwdMethod::Route | FwdMethod::Tunnel => None,
+                FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => None,
                 FwdMethod::Masq => Some(IcmpRewrite {
                     outer_src: None,
                     outer_dst: Some(c.daddr),
@@ -724,7 +787,7 @@ impl Dataplane {
                     inner_src: Some((c.caddr, c.cport)),
                     inner_dst: Some((c.vaddr, c.vport)),
                 },
-                FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+                FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => return Verdict::Pass,
             };
             let client_mac = c.client_mac;
             if forward::decrement_ttl(frame, p).is_err() {

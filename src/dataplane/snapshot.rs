@@ -56,7 +56,10 @@ impl Dataplane {
         if s.own_mac != [0; 6] {
             self.cfg.own_mac = s.own_mac;
         }
-        self.cfg.own_addrs.clone_from(&s.own_addrs);
+        if self.cfg.own_addrs != *s.own_addrs {
+            self.cfg.own_addrs.clone_from(&s.own_addrs);
+            self.refresh_local();
+        }
         if let Some(sc) = s.sysctls {
             self.set_sysctls(sc);
         }
