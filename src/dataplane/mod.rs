@@ -569,7 +569,13 @@ impl Dataplane {
             .schedule(&mut self.services, svc, &flow, ip_len, now, rand)
         {
             Ok(id) => self.xmit_in(frame, p, id),
-            Err(e) => schedule_failed(e),
+            Err(e) => {
+                let v = schedule_failed(e);
+                if matches!(v, Verdict::Kernel(_)) {
+                    self.complete_partial_csum(frame, p);
+                }
+                v
+            }
         }
     }
 
@@ -601,7 +607,9 @@ impl Dataplane {
     #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
         if self.conns.get(id).fwd == FwdMethod::Local {
-            // ip_vs_null_xmit: the stack takes it as it came.
+            // ip_vs_null_xmit: the stack takes it as it came, but with a
+            // complete checksum (a partial one would fail its check).
+            self.complete_partial_csum(frame, p);
             return Verdict::Kernel(KernelReason::Local);
         }
         let Some(dmac) = self.next_hop(id) else {

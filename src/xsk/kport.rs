@@ -31,11 +31,18 @@
 //! Written frames are counted (`to_kernel`).
 //!
 //! Sysctls set on the tap (only on it) before it goes up:
-//! - `net/ipv4/conf/<tap>/rp_filter = 2` (loose): the kernel's effective
-//!   value is max(all, dev), so 2 on the tap wins over any global setting.
-//!   Strict (1) would drop every frame, since the route back to a client
-//!   goes through the NIC and not the tap; loose only asks that a route
-//!   exists.
+//! - `net/ipv4/conf/<tap>/rp_filter = 0`. The kernel's effective value is
+//!   max(all, dev), and any reverse-path filter, strict or loose, rejects
+//!   every packet arriving on an interface without an IPv4 address
+//!   (`__fib_validate_source`: `no_addr` ends in `last_resort`, which fails
+//!   whenever rp_filter is on), so loose (2) is not enough for an
+//!   address-less tap; 0 is what works. The frames it gets came in through
+//!   the NIC, and the source of one that is the director's own address is
+//!   still refused (the martian check stays). Should `all.rp_filter` be
+//!   non-zero (the kernel's default and systemd's are 0; some distributions
+//!   set 1), the effective value stays non-zero and the kernel drops what
+//!   the tap delivers (`TcpExtIPReversePathFilter`): lvsfwd says so at start
+//!   rather than change a global setting.
 //! - `net/ipv6/conf/<tap>/addr_gen_mode = 1`: no link-local address (the
 //!   tap stays address-less; IPv6 input needs none), and `accept_ra = 0`,
 //!   `disable_ipv6 = 0`: IPv6 input is on, router advertisements are not
@@ -190,7 +197,17 @@ impl KernelPort {
                     .with_context(|| format!("kernel port {name}: opening tap queue {i}"))?,
             );
         }
-        sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "2")?;
+        sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "0")?;
+        let all =
+            std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter").unwrap_or_default();
+        if all.trim() != "0" {
+            log::warn!(
+                "kernel port {name}: net.ipv4.conf.all.rp_filter is {}: the kernel will \
+                 drop what lvsfwd hands it (an address-less tap fails every reverse-path \
+                 check); set it to 0 (each interface keeps its own rp_filter)",
+                all.trim()
+            );
+        }
         let v6 = format!("/proc/sys/net/ipv6/conf/{name}");
         if std::path::Path::new(&v6).exists() {
             sysctl(&format!("{v6}/addr_gen_mode"), "1")?;
