@@ -134,7 +134,10 @@ pub fn run(source: Source) -> Result<()> {
     // Learn the real servers' next hops before serving, so that the first
     // packets are not dropped for want of a MAC; bounded, because a real
     // server that is down must not keep the director from starting.
-    let next_hops = NextHops::for_specs(&health::with_sorry_servers(&configured, &health_view));
+    let next_hops = NextHops::for_specs(
+        &health::with_sorry_servers(&configured, &health_view),
+        &own_addrs,
+    );
     let (mut neighbours, mut unresolved) =
         next_hops.refresh(&mut nl, link.ifindex, &Default::default())?;
     let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
@@ -444,10 +447,10 @@ impl Control<'_> {
         if let Err(e) = self.prog.set_filter(&filter) {
             log::error!("updating the XDP program's filter: {e:#}");
         }
-        self.next_hops = NextHops::for_specs(&health::with_sorry_servers(
-            &self.state.services,
-            &self.health_view,
-        ));
+        self.next_hops = NextHops::for_specs(
+            &health::with_sorry_servers(&self.state.services, &self.health_view),
+            &self.shared.load().own_addrs,
+        );
     }
 
     /// The services as the data plane must run them: the canonical state

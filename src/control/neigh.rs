@@ -16,6 +16,7 @@ use anyhow::Result;
 use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
+use crate::dest::is_local_addr;
 use crate::service::ServiceSpec;
 use crate::wire::MacAddr;
 
@@ -27,13 +28,13 @@ pub struct NextHops {
 
 impl NextHops {
     /// Every real server address of `specs` that has no static MAC.
-    pub fn for_specs(specs: &[ServiceSpec]) -> NextHops {
+    pub fn for_specs(specs: &[ServiceSpec], own_addrs: &[IpAddr]) -> NextHops {
         let mut targets: Vec<IpAddr> = specs
             .iter()
             .flat_map(|s| s.dests.iter())
-            // A loopback real server is the director itself (Local): no
-            // next hop.
-            .filter(|d| d.mac.is_none() && !d.addr.is_loopback())
+            // A real server at a loopback or own address is the director
+            // itself (Local): no next hop.
+            .filter(|d| d.mac.is_none() && !is_local_addr(d.addr, own_addrs))
             .map(|d| d.addr)
             .collect();
         targets.sort();
@@ -133,9 +134,13 @@ mod tests {
                 d("198.18.0.12", None),
                 d("198.18.0.11", Some([2, 0, 0, 0, 0, 1])),
                 d("198.18.0.12", None),
+                // The director itself (Local): never a next hop.
+                d("127.0.0.1", None),
+                d("198.18.0.2", None),
             ],
         );
-        let n = NextHops::for_specs(&[spec.clone(), spec]);
+        let own = ["198.18.0.2".parse().unwrap()];
+        let n = NextHops::for_specs(&[spec.clone(), spec], &own);
         assert_eq!(n.targets, vec!["198.18.0.12".parse::<IpAddr>().unwrap()]);
     }
 }
