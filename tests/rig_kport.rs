@@ -1,4 +1,4 @@
-//! The kernel port end to end on a DR rig: frames that belong to the
+//! The kernel port end to end on DR and NAT rigs: frames that belong to the
 //! director's own stack go back to the kernel through lvsfwd's tap.
 //!
 //! - Seed 001's `sorry_server 127.0.0.1 80`: with the only real server
@@ -110,12 +110,12 @@ fn assert_tap_gone(rig: &Rig) {
     assert!(!out.ok(), "{TAP} still exists after the stop");
 }
 
-/// lb.toml: one DR service on the VIP over real server 1 (TCP_CHECK),
+/// lb.toml: one `mode` service on the VIP over real server 1 (TCP_CHECK),
 /// seed 001's sorry server 127.0.0.1:80.
-fn lb_toml(rig: &Rig, sock: &Path) -> String {
+fn lb_toml(rig: &Rig, mode: Mode, sock: &Path) -> String {
     format!(
         "[global]\ninterface = \"{}\"\nadmin_socket = \"{}\"\n\n\
-         [[virtual_server]]\naddress = \"{}:{HTTP_PORT}\"\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n\
+         [[virtual_server]]\naddress = \"{}:{HTTP_PORT}\"\nlb_algo = \"rr\"\nlb_kind = \"{}\"\n\
          delay_loop = 1\nsorry_server = \"127.0.0.1:{HTTP_PORT}\"\n\n\
          [[virtual_server.real_server]]\naddress = \"{}:{HTTP_PORT}\"\nweight = 1\n\
          [virtual_server.real_server.tcp_check]\nconnect_timeout = 1\nretry = 1\n\
@@ -123,6 +123,7 @@ fn lb_toml(rig: &Rig, sock: &Path) -> String {
         rig::IFACE,
         sock.display(),
         rig.vip(Fam::V4),
+        mode.lb_kind(),
         rig.rip(1, Fam::V4),
     )
 }
@@ -151,18 +152,27 @@ fn start_servers(rig: &Rig, n: Option<usize>) {
 }
 
 #[test]
-fn sorry_server_on_the_director_answers_while_the_real_server_is_down() {
+fn dr_sorry_server_on_the_director_answers_while_the_real_server_is_down() {
+    local_sorry_server(Mode::Dr);
+}
+
+#[test]
+fn nat_sorry_server_on_the_director_answers_while_the_real_server_is_down() {
+    local_sorry_server(Mode::Nat);
+}
+
+fn local_sorry_server(mode: Mode) {
     // veth's default checksum offload, as in containers: the client's
     // segments arrive with partial checksums, which must be completed
     // before the director's stack checks them.
-    let rig = Rig::builder(Mode::Dr)
+    let rig = Rig::builder(mode)
         .real_servers(1)
         .veth_offloads(true)
         .build();
     let sock = rig.dir().join("admin.sock");
     // The director's own HTTP server: 0.0.0.0:80 (dual stack).
     start_servers(&rig, None);
-    let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, &sock));
+    let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, mode, &sock));
     assert_tap_up(&rig);
     let rs1 = SocketAddr::new(rig.rip(1, Fam::V4), HTTP_PORT);
     let sorry: SocketAddr = format!("127.0.0.1:{HTTP_PORT}").parse().unwrap();
@@ -215,7 +225,7 @@ fn sorry_server_on_the_director_answers_while_the_real_server_is_down() {
 fn a_stray_ack_to_the_vip_gets_the_directors_rst() {
     let rig = Rig::builder(Mode::Dr).real_servers(1).build();
     let sock = rig.dir().join("admin.sock");
-    let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, &sock));
+    let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, Mode::Dr, &sock));
     assert_tap_up(&rig);
     let client = rig.client_ip(Fam::V4).to_string();
     let vip = rig.vip(Fam::V4).to_string();

@@ -33,7 +33,11 @@
 //! connections to a real server that is the director itself
 //! ([`FwdMethod::Local`], `local`: `ip_vs_null_xmit`), and TCP segments to a
 //! virtual service that are neither a SYN nor part of a tracked connection
-//! (`no_conn`), which the stack answers with a RST. A dest is Local while
+//! (`no_conn`), which the stack answers with a RST; but for a minute after
+//! the connection table last evicted live entries (full table,
+//! [`RECLAIM_QUIET`]) such segments are dropped (`no_conn_reclaim`): they
+//! may belong to a connection lvsfwd evicted where IPVS would have kept it,
+//! and the RST would kill it. A dest is Local while
 //! its address is the director's own ([`crate::dest::is_local_addr`] over
 //! the NIC's addresses and loopback), re-evaluated whenever the service
 //! table or the addresses change. IP fragments to a virtual service are
@@ -95,6 +99,11 @@ counter_enum! {
         Oversized => "oversized",
         /// An IP fragment addressed to a virtual service (not reassembled).
         Fragment => "fragment",
+        /// A TCP segment to a virtual service that is not a SYN and matches no
+        /// connection while the connection table is reclaiming entries
+        /// ([`RECLAIM_QUIET`]): it may belong to a connection lvsfwd evicted,
+        /// which the kernel's RST would kill, so it is dropped.
+        NoConnReclaim => "no_conn_reclaim",
         /// The scheduler found no real server that can take a new connection.
         NoDest => "no_dest",
         /// The connection table is full and nothing could be reclaimed.
@@ -135,12 +144,25 @@ counter_enum! {
     }
 }
 
-/// What becomes of a packet that could not open a connection.
-fn schedule_failed(e: ScheduleError) -> Verdict {
+/// How long after the connection table last reclaimed an entry (its
+/// full-table policy, `drop_entry`) a TCP segment without a connection is
+/// dropped (`no_conn_reclaim`) instead of handed to the kernel. IPVS has no
+/// `conn_max`, so its entries go only when they expire; lvsfwd evicts live
+/// ones under a flood, and in DR/TUN such a connection keeps working as
+/// long as nobody answers its client's later segments (the replies do not
+/// pass the director): the kernel's RST would kill it. A minute covers the
+/// rest of the short connections the policy evicts (at most 8 client
+/// packets).
+pub const RECLAIM_QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What becomes of a packet that could not open a connection;
+/// `reclaiming`: the table evicted entries within [`RECLAIM_QUIET`].
+fn schedule_failed(e: ScheduleError, reclaiming: bool) -> Verdict {
     match e {
         ScheduleError::NoDest => Verdict::Drop(DropReason::NoDest),
         ScheduleError::TableFull => Verdict::Drop(DropReason::TableFull),
         ScheduleError::NoLocalAddr => Verdict::Drop(DropReason::NoLocalAddr),
+        ScheduleError::NotSyn if reclaiming => Verdict::Drop(DropReason::NoConnReclaim),
         ScheduleError::NotSyn => Verdict::Kernel(KernelReason::NoConn),
     }
 }
@@ -302,6 +324,10 @@ pub struct Dataplane {
     /// The service specs of the last snapshot applied (pointer identity
     /// says whether a snapshot brings a new table).
     applied_specs: Option<Arc<Vec<ServiceSpec>>>,
+    /// The connection table's eviction count when last looked at, and
+    /// when it last grew (see [`RECLAIM_QUIET`]).
+    evictions_seen: u64,
+    last_eviction: Option<Timestamp>,
 }
 
 /// [`wire::peek_tuple`] with the protocol as the connection table keys it.
@@ -330,6 +356,8 @@ impl Dataplane {
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
             applied_specs: None,
+            evictions_seen: 0,
+            last_eviction: None,
             cfg,
         };
         dp.refresh_derived();
@@ -449,6 +477,7 @@ impl Dataplane {
 
     /// Runs the connection timers due at `now`. Call once per batch.
     pub fn tick(&mut self, now: Timestamp) {
+        self.note_evictions(now);
         self.conns.expire(now, &mut self.services);
     }
 
@@ -570,12 +599,31 @@ impl Dataplane {
         {
             Ok(id) => self.xmit_in(frame, p, id),
             Err(e) => {
-                let v = schedule_failed(e);
+                let v = schedule_failed(e, self.reclaiming(now));
                 if matches!(v, Verdict::Kernel(_)) {
                     self.complete_partial_csum(frame, p);
                 }
                 v
             }
+        }
+    }
+
+    /// Whether the connection table evicted entries within
+    /// [`RECLAIM_QUIET`] of `now` (checked only for segments without a
+    /// connection).
+    fn reclaiming(&mut self, now: Timestamp) -> bool {
+        self.note_evictions(now);
+        self.last_eviction
+            .is_some_and(|t| now.since(t) < RECLAIM_QUIET)
+    }
+
+    /// Notes when the connection table's eviction count last grew (at
+    /// most a batch late: `tick` looks too).
+    fn note_evictions(&mut self, now: Timestamp) {
+        let n = self.conns.evictions();
+        if n != self.evictions_seen {
+            self.evictions_seen = n;
+            self.last_eviction = Some(now);
         }
     }
 

@@ -411,3 +411,40 @@ fn a_segment_without_a_connection_goes_to_the_kernel_counted_as_no_conn() {
     );
     assert_eq!(verdict(&mut dp, &other, 1).0, Verdict::Pass);
 }
+
+#[test]
+fn after_the_table_evicted_connections_a_segment_without_one_is_dropped_for_a_while() {
+    let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    dp.conns = ConnTable::with_seed(8, Timeouts::default(), FIXED_HASH_SEED);
+    let ack = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        false,
+        true,
+    );
+    assert_eq!(
+        verdict(&mut dp, &ack, 1).0,
+        Verdict::Kernel(KernelReason::NoConn)
+    );
+    // A SYN flood over a table of 8: half-open entries are reclaimed.
+    for i in 0..32u16 {
+        let c = IpAddr::from([198, 19, (i >> 8) as u8, i as u8]);
+        let syn = frame(Proto::Tcp, (c, 1000 + i), (vip(false), 80), true, false);
+        assert_eq!(verdict(&mut dp, &syn, 2).0, Verdict::Tx);
+    }
+    assert!(dp.conns.evictions() > 0);
+    // The batch boundary notes when the evictions happened.
+    dp.tick(Timestamp::from_secs(2));
+    assert_eq!(
+        verdict(&mut dp, &ack, 3).0,
+        Verdict::Drop(DropReason::NoConnReclaim)
+    );
+    dp.tick(Timestamp::from_secs(2 + RECLAIM_QUIET.as_secs()));
+    assert_eq!(
+        verdict(&mut dp, &ack, 2 + RECLAIM_QUIET.as_secs()).0,
+        Verdict::Kernel(KernelReason::NoConn)
+    );
+    assert_eq!(dp.counters.drops(DropReason::NoConnReclaim), 1);
+    assert_eq!(dp.counters.kernel(KernelReason::NoConn), 2);
+}
