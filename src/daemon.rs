@@ -50,6 +50,7 @@ use crate::service::ServiceSpec;
 use crate::view::{ConnView, LiveService};
 use crate::wire::MacAddr;
 use crate::xsk::engine::{self, Engine, EngineConfig};
+use crate::xsk::kport;
 use crate::xsk::prog::{Filter, XdpProgram};
 use crate::xsk::shared::Shared;
 
@@ -156,7 +157,10 @@ pub fn run(source: Source) -> Result<()> {
     // Learn the real servers' next hops before serving, so that the first
     // packets are not dropped for want of a MAC; bounded, because a real
     // server that is down must not keep the director from starting.
-    let next_hops = NextHops::for_specs(&health::with_sorry_servers(&configured, &health_view));
+    let next_hops = NextHops::for_specs(
+        &health::with_sorry_servers(&configured, &health_view),
+        &own_addrs,
+    );
     let (mut neighbours, mut unresolved) =
         next_hops.refresh(&mut nl, &nics, &Default::default())?;
     let deadline = Instant::now() + NEIGH_STARTUP_WAIT;
@@ -205,6 +209,7 @@ pub fn run(source: Source) -> Result<()> {
         frames_per_queue: engine::DEFAULT_FRAMES_PER_QUEUE,
         batch: engine::DEFAULT_BATCH,
         idle_spin: cfg.global.idle_spin,
+        kernel_port: Some(kport::port_name(&ifname)),
     };
     let engine = match Engine::start_with(
         &ecfg,
@@ -267,6 +272,7 @@ pub fn run(source: Source) -> Result<()> {
         vrrp_gate,
     };
     let mut last_refresh = Instant::now();
+    let mut last_addrs = Instant::now();
     let mut last_estimate = Instant::now();
     let mut died = None;
     'control: loop {
@@ -302,6 +308,21 @@ pub fn run(source: Source) -> Result<()> {
         } else {
             NEIGH_REFRESH
         };
+        if last_addrs.elapsed() >= NEIGH_REFRESH {
+            last_addrs = Instant::now();
+            // The NIC's addresses decide which real servers are the
+            // director itself (Local); VRRP and operators change them.
+            match nic_addresses(&mut ctl.nl, &ctl.nics) {
+                Ok(addrs) if *shared.load().own_addrs != addrs => {
+                    log::info!("{}: addresses now {addrs:?}", ctl.nics.names());
+                    let mut next = (*shared.load()).clone();
+                    next.own_addrs = Arc::new(addrs);
+                    shared.publish(next);
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("reading the NICs' addresses: {e:#}"),
+            }
+        }
         if !ctl.next_hops.is_empty() && last_refresh.elapsed() >= wait {
             last_refresh = Instant::now();
             let published = shared.load();
@@ -331,17 +352,30 @@ pub fn run(source: Source) -> Result<()> {
 
     eprintln!("lvsfwd: stopping");
     ctl.health.stop();
+    let workers = engine.counters();
     let dps = engine.stop();
-    let (rx, tx, drop) = dps.iter().fold((0, 0, 0), |a, d| {
+    let (rx, tx, drop, kernel) = dps.iter().fold((0, 0, 0, 0), |a, d| {
         (
             a.0 + d.counters.rx,
             a.1 + d.counters.tx,
             a.2 + d.counters.drop,
+            a.3 + d.counters.kernel,
+        )
+    });
+    let (to_kernel, kport_drop) = workers.iter().fold((0, 0), |a, w| {
+        (
+            a.0 + w.to_kernel.load(std::sync::atomic::Ordering::Relaxed),
+            a.1 + w
+                .kernel_port_drop
+                .load(std::sync::atomic::Ordering::Relaxed),
         )
     });
     let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
     for d in &dps {
         for (name, n) in d.counters.drop_reasons() {
+            *reasons.entry(name).or_default() += n;
+        }
+        for (name, n) in d.counters.kernel_reasons() {
             *reasons.entry(name).or_default() += n;
         }
     }
@@ -357,7 +391,8 @@ pub fn run(source: Source) -> Result<()> {
     detached?;
     let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
-        "lvsfwd: stopped (rx {rx} tx {tx} drop {drop}{}{})",
+        "lvsfwd: stopped (rx {rx} tx {tx} drop {drop} kernel {kernel} to_kernel {to_kernel} \
+         kernel_port_drop {kport_drop}{}{})",
         if reasons.is_empty() { "" } else { ": " },
         reasons.join(", ")
     );
@@ -387,6 +422,15 @@ fn worker_dataplane(
         },
         crate::service::ServiceTable::from_specs(specs),
     )
+}
+
+/// The addresses of every data-plane NIC, in NIC order.
+fn nic_addresses(nl: &mut Netlink, nics: &Nics) -> Result<Vec<IpAddr>> {
+    let mut all = Vec::new();
+    for (ifindex, _) in &nics.0 {
+        all.extend(nl.addresses(*ifindex)?);
+    }
+    Ok(all)
 }
 
 /// lvsfwd's XDP program on every data-plane NIC, in NIC order: the same
@@ -504,10 +548,10 @@ impl Control<'_> {
         if let Err(e) = self.prog.set_filter(&filter) {
             log::error!("updating the XDP program's filter: {e:#}");
         }
-        self.next_hops = NextHops::for_specs(&health::with_sorry_servers(
-            &self.state.services,
-            &self.health_view,
-        ));
+        self.next_hops = NextHops::for_specs(
+            &health::with_sorry_servers(&self.state.services, &self.health_view),
+            &self.shared.load().own_addrs,
+        );
     }
 
     /// The services as the data plane must run them: the canonical state

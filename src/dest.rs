@@ -20,6 +20,13 @@ pub enum FwdMethod {
     Route,
     /// Both addresses rewritten; the client side maps to a local address.
     FullNat,
+    /// The real server is the director itself ("Local", IPVS's
+    /// `IP_VS_CONN_F_LOCALNODE`): never configured, it replaces the
+    /// configured method of a dest whose address is the director's own
+    /// ([`is_local_addr`]), as `__ip_vs_update_dest` does; packets go to the
+    /// director's own stack untouched (`ip_vs_null_xmit`: the destination
+    /// stays VIP:vport, the dest's port is not used).
+    Local,
 }
 
 impl FwdMethod {
@@ -30,12 +37,21 @@ impl FwdMethod {
             FwdMethod::Tunnel => "Tunnel",
             FwdMethod::Route => "Route",
             FwdMethod::FullNat => "FullNat",
+            FwdMethod::Local => "Local",
         }
     }
     /// True when replies from the real server come back through the director.
     pub const fn sees_replies(self) -> bool {
         matches!(self, FwdMethod::Masq | FwdMethod::FullNat)
     }
+}
+
+/// Whether `addr` is the director's own, given its addresses `own`: a
+/// loopback address (127.0.0.0/8, ::1) or one of `own` (IPVS asks the
+/// kernel whether the address is `RTN_LOCAL`). A real server there is
+/// served locally ([`FwdMethod::Local`]).
+pub fn is_local_addr(addr: IpAddr, own: &[IpAddr]) -> bool {
+    addr.is_loopback() || own.contains(&addr)
 }
 
 /// IPVS's per-service and per-dest traffic counters.
@@ -74,7 +90,12 @@ pub struct NextHop {
 pub struct Dest {
     pub addr: IpAddr,
     pub port: u16,
+    /// The method new connections take: `conf_fwd`, or
+    /// [`FwdMethod::Local`] while the address is the director's own (what
+    /// IPVS keeps in the dest's `conn_flags`; ipvsadm lists it).
     pub fwd: FwdMethod,
+    /// The method as configured (lb.toml `lb_kind`, `lvsadm -g/-i/-m`).
+    pub conf_fwd: FwdMethod,
     /// Scheduling weight; 0 quiesces the server (no new connections).
     pub weight: i32,
     /// Upper connection threshold (0 = none): at or above it the server is
@@ -107,6 +128,7 @@ impl Dest {
             addr,
             port,
             fwd,
+            conf_fwd: fwd,
             weight,
             u_threshold: 0,
             l_threshold: 0,
@@ -138,7 +160,7 @@ impl Dest {
     /// or raised, like the kernel; a lowered threshold takes effect at the
     /// next connection bound to or unbound from the dest.
     pub fn apply_spec(&mut self, s: &DestSpec) -> bool {
-        let changed = self.fwd != s.fwd
+        let changed = self.conf_fwd != s.fwd
             || self.weight != s.weight
             || self.u_threshold != s.u_threshold
             || self.l_threshold != s.l_threshold
@@ -146,12 +168,26 @@ impl Dest {
         if s.u_threshold == 0 || s.u_threshold > self.u_threshold {
             self.overloaded = false;
         }
-        self.fwd = s.fwd;
+        self.conf_fwd = s.fwd;
+        if self.fwd != FwdMethod::Local {
+            self.fwd = s.fwd;
+        }
         self.weight = s.weight;
         self.u_threshold = s.u_threshold;
         self.l_threshold = s.l_threshold;
         self.mac = s.mac;
         changed
+    }
+
+    /// Serves this dest locally ([`FwdMethod::Local`]) or by its configured
+    /// method again, as its address is or is no longer the director's.
+    /// Connections keep the method they were created with.
+    pub fn set_local(&mut self, local: bool) {
+        self.fwd = if local {
+            FwdMethod::Local
+        } else {
+            self.conf_fwd
+        };
     }
 
     /// IPVS's `ip_vs_dest_conn_overhead`: active connections weigh 256 times

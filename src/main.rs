@@ -231,6 +231,9 @@ fn run_replay(a: &ReplayArgs) -> Result<()> {
         for (name, n) in dp.counters.drop_reasons() {
             eprintln!("drop {name} {n}");
         }
+        for (name, n) in dp.counters.kernel_reasons() {
+            eprintln!("kernel {name} {n}");
+        }
         if dp.counters.partial_csum > 0 {
             eprintln!("partial_csum {}", dp.counters.partial_csum);
         }

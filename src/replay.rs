@@ -175,7 +175,7 @@ pub fn run(
                 sum.tx += 1;
                 out.write(f.ts, frame.data())?;
             }
-            Verdict::Pass => {
+            Verdict::Pass | Verdict::Kernel(_) => {
                 sum.pass += 1;
                 if let Some(p) = pass.as_deref_mut() {
                     p.write(f.ts, &f.data)?;

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::service::{Protocol, Service, Stats};
+use crate::service::{FwdMethod, Protocol, Service, Stats};
 
 /// The estimator's rates of one service or real server (`--rate`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub struct LiveDest {
     pub active_conns: u32,
     pub inact_conns: u32,
     pub persist_conns: u32,
+    /// The data plane serves it locally ([`crate::dest::FwdMethod::Local`]):
+    /// its address is the director's own.
+    pub local: bool,
     pub stats: Stats,
     pub rates: Rates,
 }
@@ -79,6 +82,7 @@ impl LiveService {
                     active_conns: d.active_conns,
                     inact_conns: d.inact_conns,
                     persist_conns: d.persist_conns,
+                    local: d.fwd == FwdMethod::Local,
                     stats: d.stats,
                     rates: rates
                         .and_then(|r| r.dests.get(i))

@@ -396,3 +396,39 @@ fn icmp_frag_needed_from_a_router_reaches_the_nat_real_server() {
     );
     assert_eq!(u16::from_be_bytes([inner[20], inner[21]]), 8080);
 }
+
+#[test]
+fn a_local_real_server_gets_its_packets_in_the_pass_capture_untouched() {
+    // Seed 001's sorry server on the director itself (127.0.0.1), and a
+    // real server at the NIC's own address (--ip): both IPVS Local.
+    let cfg = config(&format!(
+        "[[virtual_server]]\naddress = \"{VIP}:80\"\nprotocol = \"TCP\"\nlb_algo = \"rr\"\n\
+         lb_kind = \"NAT\"\n\n  [[virtual_server.real_server]]\n  address = \"127.0.0.1:80\"\n\n\
+         [[virtual_server]]\naddress = \"{VIP}:81\"\nprotocol = \"TCP\"\nlb_algo = \"rr\"\n\
+         lb_kind = \"DR\"\n\n  [[virtual_server.real_server]]\n  address = \"198.18.0.2:81\"\n"
+    ));
+    let syn = tcp("198.18.100.1", 40001, VIP, 80, SYN);
+    let ack = tcp("198.18.100.1", 40001, VIP, 80, ACK);
+    let syn81 = tcp("198.18.100.1", 40002, VIP, 81, SYN);
+    let r = replay(
+        &cfg,
+        &[(1.0, syn.clone()), (1.1, ack.clone()), (1.2, syn81.clone())],
+        &["--ip", "198.18.0.2", "--dump-conns", "--stats"],
+    );
+    assert_eq!(r.summary(), (3, 0, 3, 0), "{}", r.stderr);
+    assert_eq!(r.kernel("local"), 3, "{}", r.stderr);
+    let passed: Vec<&Vec<u8>> = r.pass.iter().map(|(_, f)| f).collect();
+    assert_eq!(passed, [&syn, &ack, &syn81], "handed over as received");
+    let rows = conn_rows(&r.stdout);
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert!(
+        rows.iter().any(|c| c.dest == "127.0.0.1:80"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        rows.iter().any(|c| c.dest == "198.18.0.2:81"),
+        "{}",
+        r.stdout
+    );
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use lvsfwd::admin::listing::{ListOptions, list_services};
 use lvsfwd::config;
 use lvsfwd::conn::Timeouts;
-use lvsfwd::dataplane::{Dataplane, DataplaneConfig, DropReason, Verdict};
+use lvsfwd::dataplane::{Dataplane, DataplaneConfig, DropReason, KernelReason, Verdict};
 use lvsfwd::service::{Dest, ServiceKey, ServiceSpec};
 use lvsfwd::time::Timestamp;
 use lvsfwd::wire::FrameBuf;
@@ -253,9 +253,10 @@ fn with_expire_nodest_conn_a_removed_servers_flows_are_expired_or_rescheduled() 
     assert_eq!(on2.len(), 3);
     dp.apply_services(&specs(&vs(80, "rr", "DR", &[(1, 1)])));
 
-    // A data segment expires the conn and cannot open a new one.
+    // A data segment expires the conn and cannot open a new one: like
+    // IPVS's NF_ACCEPT, it goes to the director's stack (which answers RST).
     let o = data(&mut dp, on2[0], at(2));
-    assert_eq!(o.verdict, Verdict::Drop(DropReason::NoConn));
+    assert_eq!(o.verdict, Verdict::Kernel(KernelReason::NoConn));
     // The client's new SYN on the same tuple goes to the surviving server.
     let o = send(
         &mut dp,

@@ -159,7 +159,9 @@ pub fn save_rules(out: &mut impl Write, table: &ServiceTable) -> fmt::Result {
             let switch = match d.fwd {
                 FwdMethod::Masq => "-m",
                 FwdMethod::Tunnel => "-i",
-                FwdMethod::Route => "-g",
+                // ipvsadm's fwd_switch saves a Local dest as -g: restored,
+                // it is Local again for as long as its address is ours.
+                FwdMethod::Route | FwdMethod::Local => "-g",
                 FwdMethod::FullNat => "--fullnat",
             };
             write!(

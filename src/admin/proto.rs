@@ -111,6 +111,9 @@ fn listing_table(state: &AdminState, view: &dyn ListingSource) -> (ServiceTable,
                 d.inact_conns = l.inact_conns;
                 d.persist_conns = l.persist_conns;
                 d.stats = l.stats;
+                // IPVS lists the method the dest runs with: Local while
+                // its address is the director's.
+                d.set_local(l.local);
             }
             sr.dests.push(l.map(|l| l.rates).unwrap_or_default());
         }
@@ -183,7 +186,8 @@ fn execute(state: &mut AdminState, cmd: &AdminCommand, view: &dyn ListingSource,
         AdminCommand::Version => out.stdout.push_str(&cmd::version_text()),
         AdminCommand::List { what, opts, .. } => list(state, view, what, opts, out),
         AdminCommand::Save { .. } => {
-            let t = ServiceTable::from_specs(&state.services);
+            // With the data plane's methods: ipvsadm saves a Local dest as -g.
+            let (t, _) = listing_table(state, view);
             let r = listing::save_rules(&mut out.stdout, &t);
             debug_assert!(r.is_ok());
         }

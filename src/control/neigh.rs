@@ -19,7 +19,7 @@ use anyhow::{Result, bail};
 use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
-use crate::dest::{NextHop, NicId};
+use crate::dest::{NextHop, NicId, is_local_addr};
 use crate::service::ServiceSpec;
 use crate::wire::MacAddr;
 
@@ -109,11 +109,15 @@ pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> 
 }
 
 impl NextHops {
-    /// Every real server address of `specs` (with its static MAC, if any).
-    pub fn for_specs(specs: &[ServiceSpec]) -> NextHops {
+    /// Every real server address of `specs` (with its static MAC, if any),
+    /// but the director's own (Local: no next hop).
+    pub fn for_specs(specs: &[ServiceSpec], own_addrs: &[IpAddr]) -> NextHops {
         let mut targets: Vec<Target> = specs
             .iter()
             .flat_map(|s| s.dests.iter())
+            // A real server at a loopback or own address is the director
+            // itself (Local): no next hop.
+            .filter(|d| !is_local_addr(d.addr, own_addrs))
             .map(|d| Target {
                 addr: d.addr,
                 mac: d.mac,
@@ -220,9 +224,13 @@ mod tests {
                 d("198.18.0.12", None),
                 d("198.18.0.11", Some([2, 0, 0, 0, 0, 1])),
                 d("198.18.0.12", None),
+                // The director itself (Local): never a next hop.
+                d("127.0.0.1", None),
+                d("198.18.0.2", None),
             ],
         );
-        let n = NextHops::for_specs(&[spec.clone(), spec]);
+        let own = ["198.18.0.2".parse().unwrap()];
+        let n = NextHops::for_specs(&[spec.clone(), spec], &own);
         let addrs: Vec<(IpAddr, bool)> = n
             .targets
             .iter()

@@ -27,12 +27,22 @@
 //! [`Dataplane::set_timeouts`] and [`Dataplane::set_sysctls`] are `--set` and
 //! the reloadable sysctls.
 //!
-//! Deliberate choices, where IPVS hands a packet to the director's own stack
-//! and we cannot: a TCP segment to a virtual service that is neither a SYN nor
-//! part of a tracked connection is dropped and counted (`no_conn`) rather
-//! than answered with a RST; IP fragments to a virtual service are dropped
-//! and counted (`fragment`): IPVS reassembles them, which a per-packet data
-//! plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
+//! Where IPVS hands a packet to the director's own stack (`NF_ACCEPT`), the
+//! verdict is [`Verdict::Kernel`], counted by [`KernelReason`], and the
+//! shell writes the frame to its kernel port (`xsk::kport`): packets of
+//! connections to a real server that is the director itself
+//! ([`FwdMethod::Local`], `local`: `ip_vs_null_xmit`), and TCP segments to a
+//! virtual service that are neither a SYN nor part of a tracked connection
+//! (`no_conn`), which the stack answers with a RST; but for a minute after
+//! the connection table last evicted live entries (full table,
+//! [`RECLAIM_QUIET`]) such segments are dropped (`no_conn_reclaim`): they
+//! may belong to a connection lvsfwd evicted where IPVS would have kept it,
+//! and the RST would kill it. A dest is Local while
+//! its address is the director's own ([`crate::dest::is_local_addr`] over
+//! the NIC's addresses and loopback), re-evaluated whenever the service
+//! table or the addresses change. IP fragments to a virtual service are
+//! dropped and counted (`fragment`): IPVS reassembles them, which a
+//! per-packet data plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
 //! send an ICMP time-exceeded. A forwarded TCP/UDP packet whose checksum
@@ -59,7 +69,7 @@ use crate::conn::{
     TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
-use crate::dest::{NextHop, NicId};
+use crate::dest::{NextHop, NicId, is_local_addr};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -77,6 +87,9 @@ pub enum Verdict {
     Tx(NicId),
     /// Not the balancer's: hand it to the kernel untouched.
     Pass,
+    /// The balancer's, for the director's own stack (IPVS's `NF_ACCEPT`):
+    /// hand it to the kernel untouched; the reason has been counted.
+    Kernel(KernelReason),
     /// Drop it; the reason has been counted.
     Drop(DropReason),
 }
@@ -91,8 +104,10 @@ counter_enum! {
         /// An IP fragment addressed to a virtual service (not reassembled).
         Fragment => "fragment",
         /// A TCP segment to a virtual service that is not a SYN and matches no
-        /// connection.
-        NoConn => "no_conn",
+        /// connection while the connection table is reclaiming entries
+        /// ([`RECLAIM_QUIET`]): it may belong to a connection lvsfwd evicted,
+        /// which the kernel's RST would kill, so it is dropped.
+        NoConnReclaim => "no_conn_reclaim",
         /// The scheduler found no real server that can take a new connection.
         NoDest => "no_dest",
         /// The connection table is full and nothing could be reclaimed.
@@ -120,14 +135,39 @@ counter_enum! {
     }
 }
 
-impl From<ScheduleError> for DropReason {
-    fn from(e: ScheduleError) -> DropReason {
-        match e {
-            ScheduleError::NoDest => DropReason::NoDest,
-            ScheduleError::TableFull => DropReason::TableFull,
-            ScheduleError::NoLocalAddr => DropReason::NoLocalAddr,
-            ScheduleError::NotSyn => DropReason::NoConn,
-        }
+counter_enum! {
+    /// Why a frame of the balancer's goes to the director's own stack. Each
+    /// variant is a counter.
+    pub enum KernelReason {
+        /// A packet of a connection whose real server is the director
+        /// itself ([`FwdMethod::Local`]).
+        Local => "local",
+        /// A TCP segment to a virtual service that is not a SYN and matches
+        /// no connection: the stack answers it (a RST), as with IPVS.
+        NoConn => "no_conn",
+    }
+}
+
+/// How long after the connection table last reclaimed an entry (its
+/// full-table policy, `drop_entry`) a TCP segment without a connection is
+/// dropped (`no_conn_reclaim`) instead of handed to the kernel. IPVS has no
+/// `conn_max`, so its entries go only when they expire; lvsfwd evicts live
+/// ones under a flood, and in DR/TUN such a connection keeps working as
+/// long as nobody answers its client's later segments (the replies do not
+/// pass the director): the kernel's RST would kill it. A minute covers the
+/// rest of the short connections the policy evicts (at most 8 client
+/// packets).
+pub const RECLAIM_QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What becomes of a packet that could not open a connection;
+/// `reclaiming`: the table evicted entries within [`RECLAIM_QUIET`].
+fn schedule_failed(e: ScheduleError, reclaiming: bool) -> Verdict {
+    match e {
+        ScheduleError::NoDest => Verdict::Drop(DropReason::NoDest),
+        ScheduleError::TableFull => Verdict::Drop(DropReason::TableFull),
+        ScheduleError::NoLocalAddr => Verdict::Drop(DropReason::NoLocalAddr),
+        ScheduleError::NotSyn if reclaiming => Verdict::Drop(DropReason::NoConnReclaim),
+        ScheduleError::NotSyn => Verdict::Kernel(KernelReason::NoConn),
     }
 }
 
@@ -138,6 +178,9 @@ pub struct Counters {
     pub tx: u64,
     pub pass: u64,
     pub drop: u64,
+    /// Frames of the balancer's handed to the director's own stack
+    /// ([`Verdict::Kernel`]), by reason in `kernel_by`.
+    pub kernel: u64,
     /// ICMP "fragmentation needed" / "packet too big" sent for tunnels.
     pub icmp_too_big: u64,
     /// Forwarded TCP/UDP frames that arrived with a partial checksum (the
@@ -146,9 +189,30 @@ pub struct Counters {
     pub partial_csum: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
+    kernel_by: [u64; KernelReason::COUNT],
 }
 
 impl Counters {
+    fn count_kernel(&mut self, r: KernelReason) {
+        self.kernel += 1;
+        self.kernel_by[r.index()] += 1;
+    }
+
+    /// How many frames went to the kernel for `r`.
+    pub fn kernel(&self, r: KernelReason) -> u64 {
+        self.kernel_by[r.index()]
+    }
+
+    /// Every non-zero [`KernelReason`] counter, by name.
+    pub fn kernel_reasons(&self) -> Vec<(&'static str, u64)> {
+        KernelReason::ALL
+            .iter()
+            .zip(self.kernel_by.iter())
+            .map(|(r, n)| (r.name(), *n))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     fn count_drop(&mut self, r: DropReason) {
         self.drop += 1;
         match r {
@@ -268,6 +332,10 @@ pub struct Dataplane {
     /// The service specs of the last snapshot applied (pointer identity
     /// says whether a snapshot brings a new table).
     applied_specs: Option<Arc<Vec<ServiceSpec>>>,
+    /// The connection table's eviction count when last looked at, and
+    /// when it last grew (see [`RECLAIM_QUIET`]).
+    evictions_seen: u64,
+    last_eviction: Option<Timestamp>,
 }
 
 /// [`wire::peek_tuple`] with the protocol as the connection table keys it.
@@ -297,6 +365,8 @@ impl Dataplane {
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
             applied_specs: None,
+            evictions_seen: 0,
+            last_eviction: None,
             cfg,
         };
         dp.refresh_derived();
@@ -319,6 +389,19 @@ impl Dataplane {
             .extend(self.services.live().map(|(_, s)| s.key.addr));
         self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
         self.refresh_next_hops();
+        self.refresh_local();
+    }
+
+    /// Every dest's method: Local while its address is the director's own
+    /// (`__ip_vs_update_dest`'s `RTN_LOCAL` check), its configured one
+    /// otherwise. Follows the service table and the NIC's addresses.
+    fn refresh_local(&mut self) {
+        let own = &self.cfg.own_addrs;
+        for s in self.services.services.iter_mut() {
+            for d in s.dests.iter_mut() {
+                d.set_local(is_local_addr(d.addr, own));
+            }
+        }
     }
 
     /// Every dest's `next_hop` from the neighbour map, its static MAC
@@ -423,6 +506,7 @@ impl Dataplane {
 
     /// Runs the connection timers due at `now`. Call once per batch.
     pub fn tick(&mut self, now: Timestamp) {
+        self.note_evictions(now);
         self.conns.expire(now, &mut self.services);
     }
 
@@ -454,6 +538,7 @@ impl Dataplane {
         match v {
             Verdict::Tx(_) => self.counters.tx += 1,
             Verdict::Pass => self.counters.pass += 1,
+            Verdict::Kernel(r) => self.counters.count_kernel(r),
             Verdict::Drop(r) => self.counters.count_drop(r),
         }
         v
@@ -551,7 +636,32 @@ impl Dataplane {
             .schedule(&mut self.services, svc, &flow, ip_len, now, rand)
         {
             Ok(id) => self.xmit_in(frame, p, id),
-            Err(e) => Verdict::Drop(e.into()),
+            Err(e) => {
+                let v = schedule_failed(e, self.reclaiming(now));
+                if matches!(v, Verdict::Kernel(_)) {
+                    self.complete_partial_csum(frame, p);
+                }
+                v
+            }
+        }
+    }
+
+    /// Whether the connection table evicted entries within
+    /// [`RECLAIM_QUIET`] of `now` (checked only for segments without a
+    /// connection).
+    fn reclaiming(&mut self, now: Timestamp) -> bool {
+        self.note_evictions(now);
+        self.last_eviction
+            .is_some_and(|t| now.since(t) < RECLAIM_QUIET)
+    }
+
+    /// Notes when the connection table's eviction count last grew (at
+    /// most a batch late: `tick` looks too).
+    fn note_evictions(&mut self, now: Timestamp) {
+        let n = self.conns.evictions();
+        if n != self.evictions_seen {
+            self.evictions_seen = n;
+            self.last_eviction = Some(now);
         }
     }
 
@@ -582,6 +692,12 @@ impl Dataplane {
     /// Sends a client-side packet of connection `id` to its real server.
     #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
+        if self.conns.get(id).fwd == FwdMethod::Local {
+            // ip_vs_null_xmit: the stack takes it as it came, but with a
+            // complete checksum (a partial one would fail its check).
+            self.complete_partial_csum(frame, p);
+            return Verdict::Kernel(KernelReason::Local);
+        }
         let Some(NextHop { nic, mac: dmac }) = self.next_hop(id) else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
@@ -650,6 +766,8 @@ impl Dataplane {
                     }
                 }
             }
+            // Returned above, before the next hop and TTL.
+            FwdMethod::Local => return Verdict::Kernel(KernelReason::Local),
         }
         Verdict::Tx(nic)
     }
@@ -667,7 +785,7 @@ impl Dataplane {
                 dst: Some((c.caddr, c.cport)),
             },
             // lookup_out only finds connections whose replies come back.
-            FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+            FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => return Verdict::Pass,
         };
         let (client_mac, client_nic) = (c.client_mac, c.client_nic);
         if forward::decrement_ttl(frame, p).is_err() {
@@ -718,7 +836,7 @@ impl Dataplane {
             };
             let c = self.conns.get(id);
             let rw = match c.fwd {
-                FwdMethod::Route | FwdMethod::Tunnel => None,
+                FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => None,
                 FwdMethod::Masq => Some(IcmpRewrite {
                     outer_src: None,
                     outer_dst: Some(c.daddr),
@@ -766,7 +884,7 @@ impl Dataplane {
                     inner_src: Some((c.caddr, c.cport)),
                     inner_dst: Some((c.vaddr, c.vport)),
                 },
-                FwdMethod::Route | FwdMethod::Tunnel => return Verdict::Pass,
+                FwdMethod::Route | FwdMethod::Tunnel | FwdMethod::Local => return Verdict::Pass,
             };
             let (client_mac, client_nic) = (c.client_mac, c.client_nic);
             if forward::decrement_ttl(frame, p).is_err() {

@@ -58,7 +58,10 @@ impl Dataplane {
         if !s.own_macs.is_empty() {
             self.cfg.own_macs.clone_from(&s.own_macs);
         }
-        self.cfg.own_addrs.clone_from(&s.own_addrs);
+        if self.cfg.own_addrs != *s.own_addrs {
+            self.cfg.own_addrs.clone_from(&s.own_addrs);
+            self.refresh_local();
+        }
         if let Some(sc) = s.sysctls {
             self.set_sysctls(sc);
         }

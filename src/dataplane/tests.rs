@@ -1,6 +1,8 @@
 //! The per-frame pipeline with partial checksums (a sender's checksum
 //! offload, unfinished): every forwarding method completes them before its
 //! rewrite and counts them; complete checksums pass untouched and uncounted.
+//! Then what goes to the director's own stack: Local real servers (IPVS's
+//! LOCALNODE) and TCP segments without a connection.
 
 use std::net::IpAddr;
 
@@ -265,4 +267,184 @@ fn udp_without_checksum_stays_without_and_is_not_counted() {
     let at = csum_at(&out);
     assert_eq!(out[at..at + 2], [0, 0]);
     assert_eq!(dp.counters.partial_csum, 0);
+}
+
+/// Runs `f` through the pipeline; returns the verdict and the frame after.
+fn verdict(dp: &mut Dataplane, f: &[u8], at: u64) -> (Verdict, Vec<u8>) {
+    let mut buf = vec![0u8; HEADROOM + f.len() + 64];
+    buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, f.len());
+    let v = dp.process(&mut fb, Timestamp::from_secs(at));
+    (v, fb.data().to_vec())
+}
+
+/// One TCP service on the IPv4 VIP over `rips` (`fwd`, static MACs).
+fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
+    let dests = rips
+        .iter()
+        .map(|r| {
+            let mut d = DestSpec::new(ip(r), 80, fwd);
+            d.mac = Some([2, 0, 0, 0, 0, 0x0b]);
+            d
+        })
+        .collect();
+    let key = ServiceKey {
+        proto: Protocol::Tcp,
+        addr: vip(false),
+        port: 80,
+    };
+    let mut cfg = DataplaneConfig::new(4096);
+    cfg.own_addrs = own.iter().map(|a| ip(a)).collect();
+    let spec = ServiceSpec::new(key, SchedKind::Rr, vec![]);
+    let mut dp = Dataplane::new(cfg, ServiceTable::from_specs(&[]));
+    dp.apply_services(&[ServiceSpec { dests, ..spec }]);
+    dp
+}
+
+fn dest_fwd(dp: &Dataplane, addr: &str) -> FwdMethod {
+    dp.services.services[0]
+        .dests
+        .iter()
+        .find(|d| d.addr == ip(addr))
+        .map(|d| d.fwd)
+        .unwrap()
+}
+
+#[test]
+fn loopback_and_own_addresses_are_local_dests_whatever_the_method() {
+    for fwd in [
+        FwdMethod::Route,
+        FwdMethod::Masq,
+        FwdMethod::Tunnel,
+        FwdMethod::FullNat,
+    ] {
+        let dp = dp_over(
+            fwd,
+            &["127.0.0.1", "198.18.0.2", "198.18.2.11"],
+            &["198.18.0.2"],
+        );
+        assert_eq!(dest_fwd(&dp, "127.0.0.1"), FwdMethod::Local, "{fwd:?}");
+        assert_eq!(dest_fwd(&dp, "198.18.0.2"), FwdMethod::Local, "{fwd:?}");
+        assert_eq!(dest_fwd(&dp, "198.18.2.11"), fwd, "{fwd:?}");
+        assert_eq!(dp.services.services[0].dests[0].conf_fwd, fwd);
+    }
+    assert!(crate::dest::is_local_addr(ip("::1"), &[]));
+    assert!(!crate::dest::is_local_addr(ip("2001:2::2"), &[]));
+}
+
+#[test]
+fn local_ness_follows_the_directors_addresses() {
+    let mut dp = dp_over(FwdMethod::Route, &["198.18.0.2"], &[]);
+    assert_eq!(dest_fwd(&dp, "198.18.0.2"), FwdMethod::Route);
+    let mut snap = Snapshot {
+        own_addrs: Arc::new(vec![ip("198.18.0.2")]),
+        ..Snapshot::default()
+    };
+    dp.apply_snapshot(&snap);
+    assert_eq!(dest_fwd(&dp, "198.18.0.2"), FwdMethod::Local);
+    // A new table keeps it Local while the address is ours.
+    let mut d = DestSpec::new(ip("198.18.0.2"), 80, FwdMethod::Route);
+    d.weight = 3;
+    let spec = ServiceSpec::new(dp.services.services[0].key, SchedKind::Rr, vec![d]);
+    dp.apply_services(&[spec]);
+    assert_eq!(dest_fwd(&dp, "198.18.0.2"), FwdMethod::Local);
+    snap.own_addrs = Arc::new(vec![ip("198.18.0.3")]);
+    dp.apply_snapshot(&snap);
+    assert_eq!(dest_fwd(&dp, "198.18.0.2"), FwdMethod::Route);
+}
+
+#[test]
+fn a_local_dests_connections_are_tracked_and_go_to_the_kernel_untouched() {
+    let mut dp = dp_over(FwdMethod::Masq, &["127.0.0.1"], &[]);
+    let c = (client(false), 40000);
+    let v = (vip(false), 80);
+    let syn = frame(Proto::Tcp, c, v, true, false);
+    let (verdict_syn, out) = verdict(&mut dp, &syn, 1);
+    assert_eq!(verdict_syn, Verdict::Kernel(KernelReason::Local));
+    assert_eq!(out, syn, "ip_vs_null_xmit: the frame is not rewritten");
+    // Scheduled and tracked like any other connection.
+    let views = dp.conn_views(Timestamp::from_secs(1));
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].daddr, ip("127.0.0.1"));
+    let d = &dp.services.services[0].dests[0];
+    assert_eq!((d.inact_conns + d.active_conns, d.stats.conns), (1, 1));
+    let data = frame(Proto::Tcp, c, v, false, true);
+    assert_eq!(
+        verdict(&mut dp, &data, 2).0,
+        Verdict::Kernel(KernelReason::Local)
+    );
+    assert_eq!(dp.services.services[0].dests[0].stats.inpkts, 2);
+    assert_eq!(dp.counters.kernel(KernelReason::Local), 2);
+    assert_eq!(
+        (dp.counters.kernel, dp.counters.tx, dp.counters.drop),
+        (2, 0, 0)
+    );
+    assert_eq!(dp.counters.kernel_reasons(), vec![("local", 2)]);
+    // The real server's listing: Local, as ipvsadm shows it.
+    let live = crate::view::LiveService::of(&dp.services.services[0], None);
+    assert!(live.dests[0].local);
+}
+
+#[test]
+fn a_segment_without_a_connection_goes_to_the_kernel_counted_as_no_conn() {
+    let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    let ack = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        false,
+        true,
+    );
+    let (v, out) = verdict(&mut dp, &ack, 1);
+    assert_eq!(v, Verdict::Kernel(KernelReason::NoConn));
+    assert_eq!(out, ack);
+    assert_eq!(dp.counters.kernel(KernelReason::NoConn), 1);
+    assert_eq!(dp.counters.drop, 0);
+    assert!(dp.conn_views(Timestamp::from_secs(1)).is_empty());
+    // A segment to a port without a service is not the balancer's: Pass.
+    let other = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 81),
+        false,
+        true,
+    );
+    assert_eq!(verdict(&mut dp, &other, 1).0, Verdict::Pass);
+}
+
+#[test]
+fn after_the_table_evicted_connections_a_segment_without_one_is_dropped_for_a_while() {
+    let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    dp.conns = ConnTable::with_seed(8, Timeouts::default(), FIXED_HASH_SEED);
+    let ack = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        false,
+        true,
+    );
+    assert_eq!(
+        verdict(&mut dp, &ack, 1).0,
+        Verdict::Kernel(KernelReason::NoConn)
+    );
+    // A SYN flood over a table of 8: half-open entries are reclaimed.
+    for i in 0..32u16 {
+        let c = IpAddr::from([198, 19, (i >> 8) as u8, i as u8]);
+        let syn = frame(Proto::Tcp, (c, 1000 + i), (vip(false), 80), true, false);
+        assert_eq!(verdict(&mut dp, &syn, 2).0, Verdict::Tx(0));
+    }
+    assert!(dp.conns.evictions() > 0);
+    // The batch boundary notes when the evictions happened.
+    dp.tick(Timestamp::from_secs(2));
+    assert_eq!(
+        verdict(&mut dp, &ack, 3).0,
+        Verdict::Drop(DropReason::NoConnReclaim)
+    );
+    dp.tick(Timestamp::from_secs(2 + RECLAIM_QUIET.as_secs()));
+    assert_eq!(
+        verdict(&mut dp, &ack, 2 + RECLAIM_QUIET.as_secs()).0,
+        Verdict::Kernel(KernelReason::NoConn)
+    );
+    assert_eq!(dp.counters.drops(DropReason::NoConnReclaim), 1);
+    assert_eq!(dp.counters.kernel(KernelReason::NoConn), 2);
 }

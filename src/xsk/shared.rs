@@ -32,6 +32,12 @@ pub struct WorkerCounters {
     /// Frames the data plane wanted to send but the TX ring was full
     /// (dropped).
     pub tx_ring_full: AtomicU64,
+    /// Frames written to the kernel port (`xsk::kport`): `Pass` and
+    /// `Kernel` verdicts the director's own stack takes.
+    pub to_kernel: AtomicU64,
+    /// Frames the kernel port did not take (its queue full, or the write
+    /// failed): dropped, never waited for.
+    pub kernel_port_drop: AtomicU64,
     /// Frames the kernel dropped on the way to the socket (no fill buffer,
     /// or the RX ring full): the socket's `rx_dropped + rx_ring_full`,
     /// refreshed about once a second and when the worker stops.

@@ -249,9 +249,19 @@ impl Replay {
 
     /// A drop counter printed by `--counters` (0 when absent).
     pub fn drops(&self, reason: &str) -> u64 {
+        self.counter("drop ", reason)
+    }
+
+    /// `--counters`' count of frames handed to the kernel for `reason`
+    /// (`kernel REASON N`).
+    pub fn kernel(&self, reason: &str) -> u64 {
+        self.counter("kernel ", reason)
+    }
+
+    fn counter(&self, kind: &str, reason: &str) -> u64 {
         self.stderr
             .lines()
-            .filter_map(|l| l.strip_prefix("drop "))
+            .filter_map(|l| l.strip_prefix(kind))
             .filter_map(|l| l.split_once(' '))
             .find(|(name, _)| *name == reason)
             .map_or(0, |(_, n)| n.trim().parse().unwrap())

@@ -189,6 +189,7 @@ impl Rig {
             frames_per_queue: 1024,
             batch: 64,
             idle_spin: lvsfwd::xsk::engine::DEFAULT_IDLE_SPIN,
+            kernel_port: None,
         };
         let path = self.netns_path();
         let dev = self.dev.clone();

@@ -75,7 +75,9 @@ pub fn vm_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// The drop counters of the daemon's stop line
-/// `lvsfwd: stopped (rx N tx N drop N: reason n, ...)`, plus rx/tx/drop.
+/// `lvsfwd: stopped (rx N tx N drop N kernel N to_kernel N
+/// kernel_port_drop N: reason n, ...)`: totals and reasons (drops and
+/// hand-overs to the kernel) alike.
 pub fn stop_counters(stderr: &str) -> BTreeMap<String, u64> {
     let line = stderr
         .lines()

@@ -102,6 +102,7 @@ fn live_counters_and_rates_reach_the_listing() {
                 active_conns: 3,
                 inact_conns: 4,
                 persist_conns: 1,
+                local: false,
                 stats: Stats {
                     conns: 7,
                     ..Default::default()
@@ -258,5 +259,57 @@ fn wire_round_trip_over_a_socket_pair() {
     assert_eq!(
         line,
         r#"{"version":1,"argv":["-A","-t","198.18.0.250:80"]}"#
+    );
+}
+
+#[test]
+fn a_dest_the_data_plane_serves_locally_lists_as_local_and_saves_as_g() {
+    let key = ServiceKey {
+        proto: crate::service::Protocol::Tcp,
+        addr: "198.18.0.250".parse().unwrap(),
+        port: 80,
+    };
+    let mut view = Fake::default();
+    view.live.push((
+        key,
+        LiveService {
+            dests: vec![LiveDest {
+                addr: "127.0.0.1".parse().unwrap(),
+                port: 80,
+                active_conns: 0,
+                inact_conns: 0,
+                persist_conns: 0,
+                local: true,
+                stats: Stats::default(),
+                rates: Rates::default(),
+            }],
+            ..Default::default()
+        },
+    ));
+    let mut st = AdminState::default();
+    serve(&mut st, &view, "-A -t 198.18.0.250:80 -s rr");
+    serve(&mut st, &view, "-a -t 198.18.0.250:80 -r 127.0.0.1:80 -m");
+    let r = serve(&mut st, &view, "-Ln");
+    assert!(
+        r.stdout
+            .contains("  -> 127.0.0.1:80                 Local   1      0          0         \n"),
+        "{}",
+        r.stdout
+    );
+    // ipvsadm's fwd_switch: a Local dest is saved as -g.
+    let r = serve(&mut st, &view, "-S -n");
+    assert!(
+        r.stdout
+            .contains("-a -t 198.18.0.250:80 -r 127.0.0.1:80 -g -w 1\n"),
+        "{}",
+        r.stdout
+    );
+    // Not (or no longer) local in the data plane: its configured method.
+    view.live.clear();
+    let r = serve(&mut st, &view, "-Ln");
+    assert!(
+        r.stdout.contains("127.0.0.1:80                 Masq"),
+        "{}",
+        r.stdout
     );
 }

@@ -26,6 +26,7 @@ use crate::config::ZeroCopy;
 use crate::dataplane::Dataplane;
 use crate::dataplane::query::{Query, Reply};
 use crate::xsk::afxdp::{Xsk, XskOptions};
+use crate::xsk::kport::KernelPort;
 use crate::xsk::prog::XdpProgram;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer;
@@ -50,6 +51,11 @@ pub struct EngineConfig {
     pub batch: usize,
     /// How long a worker polls empty rings before sleeping (0: at once).
     pub idle_spin: Duration,
+    /// The kernel port's name ([`crate::xsk::kport::port_name`]): a tap
+    /// with one queue per worker, created by `start`, gone when the
+    /// workers end. `None`: no kernel port; Pass and Kernel frames are
+    /// recycled.
+    pub kernel_port: Option<String>,
 }
 
 /// One worker as the engine sees it from outside.
@@ -239,6 +245,19 @@ impl Engine {
             None
         };
 
+        let counters: Vec<Arc<WorkerCounters>> = (0..n)
+            .map(|_| Arc::new(WorkerCounters::default()))
+            .collect();
+        let mut kport = match &cfg.kernel_port {
+            Some(name) => {
+                let k = KernelPort::create(name, n)?;
+                log::info!("kernel port {} up ({n} queues)", k.name());
+                k.into_queues(&counters).into_iter().map(Some).collect()
+            }
+            None => Vec::new(),
+        };
+        kport.resize_with(n, || None);
+
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = mpsc::channel::<usize>();
         let (reply_tx, replies) = channel::bounded(n);
@@ -248,13 +267,13 @@ impl Engine {
             queries: Vec::with_capacity(n),
             replies,
         };
-        for (i, (xsk, dp)) in socks.into_iter().zip(dataplanes).enumerate() {
+        let planes = socks.into_iter().zip(dataplanes).zip(counters).zip(kport);
+        for (i, (((xsk, dp), counters), kport)) in planes.enumerate() {
             let core = cfg
                 .cores
                 .get(i)
                 .copied()
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
-            let counters = Arc::new(WorkerCounters::default());
             let info = WorkerInfo {
                 queue: xsk.queue(),
                 core,
@@ -273,6 +292,7 @@ impl Engine {
             );
             w.idle_spin_ns = u64::try_from(cfg.idle_spin.as_nanos()).unwrap_or(u64::MAX);
             w.queries = Some((query_rx, reply_tx.clone()));
+            w.kport = kport;
             let ready = ready_tx.clone();
             let death = Arc::new(OnceLock::new());
             let dies = Arc::clone(&death);

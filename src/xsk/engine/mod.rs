@@ -17,9 +17,10 @@
 //!    where the kernel put it (so tunnels can grow it into the headroom)
 //!    and handed to `Dataplane::process`. `Tx` queues the frame (possibly starting
 //!    earlier in its chunk than it was received) for transmission; `Pass`
-//!    cannot be given back to the kernel from an AF_XDP socket, so it is
-//!    counted and recycled like `Drop` (keeping the kernel's own traffic
-//!    away from the sockets is the XDP program's job);
+//!    and `Kernel` frames are written to the worker's own queue of the
+//!    kernel port ([`crate::xsk::kport`], a tap: the director's stack takes
+//!    them as if received) and recycled, like `Drop` (keeping the kernel's
+//!    own traffic away from the sockets is still the XDP program's job);
 //! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup,
 //!    as often as it takes to drain it (copy mode sends 32 frames a call);
 //! 5. publish counters. A worker that found nothing to do for a while

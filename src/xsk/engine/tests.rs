@@ -148,6 +148,7 @@ fn cfg(queues: Vec<u32>, frames: u32, batch: usize) -> EngineConfig {
         frames_per_queue: frames,
         batch,
         idle_spin: DEFAULT_IDLE_SPIN,
+        kernel_port: None,
     }
 }
 

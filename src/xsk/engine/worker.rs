@@ -17,6 +17,7 @@ use crate::dataplane::{Dataplane, Verdict};
 use crate::time::Timestamp;
 use crate::wire::FrameBuf;
 use crate::xsk::afxdp::{UmemArea, Xsk, chunk_base};
+use crate::xsk::kport::KernelQueue;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer::SteerMap;
 
@@ -68,6 +69,8 @@ pub(super) struct Worker {
     pub(super) queries: Option<Questions>,
     /// Why this worker cannot go on (its socket failed); ends `run`.
     failure: Option<String>,
+    /// Its queue of the kernel port: where Pass and Kernel frames go.
+    pub(super) kport: Option<KernelQueue>,
 }
 
 impl Worker {
@@ -109,6 +112,7 @@ impl Worker {
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
             failure: None,
+            kport: None,
         }
     }
 
@@ -277,7 +281,13 @@ impl Worker {
         match self.dp.process(&mut fb, now) {
             // One NIC: the daemon refuses more until the engine serves several.
             Verdict::Tx(_) => self.tx.push((base + fb.head() as u64, fb.len() as u32)),
-            Verdict::Pass | Verdict::Drop(_) => self.free.push(base),
+            Verdict::Pass | Verdict::Kernel(_) => {
+                if let Some(k) = &mut self.kport {
+                    k.give(fb.data_mut());
+                }
+                self.free.push(base);
+            }
+            Verdict::Drop(_) => self.free.push(base),
         }
     }
 
