@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::{CMD_TIMEOUT, Rig, run, wait_bounded};
+use super::{CMD_TIMEOUT, Host, Rig, run, wait_bounded};
 
 /// How long the daemon may take to print `lvsfwd: ready`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +60,17 @@ impl Lvsfwd {
         let mut full: Vec<&str> = argv.to_vec();
         let p = path.to_str().expect("utf-8 temp path");
         full.extend(["--config", p]);
-        Lvsfwd::spawn(rig, &full, &[], path.clone(), config)
+        Lvsfwd::spawn(rig.director(), &full, &[], path.clone(), config)
+    }
+
+    /// [`Lvsfwd::start`] in `host`'s namespace (a second director), its
+    /// lb.toml written as `name` in the rig's directory.
+    #[allow(dead_code)]
+    pub fn start_on(rig: &Rig, host: &Host, name: &str, config: &str) -> Lvsfwd {
+        let path = rig.dir().join(name);
+        std::fs::write(&path, config).expect("write lb.toml");
+        let p = path.to_str().expect("utf-8 temp path");
+        Lvsfwd::spawn(host, &[binary(), "--config", p], &[], path.clone(), config)
     }
 
     /// `lvsfwd ARGS...` (no lb.toml: e.g. `--interface lfeth0`) in the
@@ -68,13 +78,19 @@ impl Lvsfwd {
     pub fn start_args(rig: &Rig, args: &[&str], env: &[(&str, &str)]) -> Lvsfwd {
         let mut full = vec![binary()];
         full.extend_from_slice(args);
-        Lvsfwd::spawn(rig, &full, env, PathBuf::new(), &args.join(" "))
+        Lvsfwd::spawn(rig.director(), &full, env, PathBuf::new(), &args.join(" "))
     }
 
-    fn spawn(rig: &Rig, argv: &[&str], env: &[(&str, &str)], path: PathBuf, what: &str) -> Lvsfwd {
+    fn spawn(
+        host: &Host,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        path: PathBuf,
+        what: &str,
+    ) -> Lvsfwd {
         let config = what;
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &rig.director().ns])
+            .args(["netns", "exec", &host.ns])
             .args(argv)
             .envs(env.iter().copied())
             .env(
