@@ -70,8 +70,9 @@ pub const fn at(base: usize, r: Range<usize>) -> Range<usize> {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NoRoom;
 
-/// A frame in a buffer with headroom: the AF_XDP UMEM frame in production,
-/// a `Vec` in replay and tests. The frame is `buf[head..head + len]`.
+/// A frame in a buffer: the AF_XDP UMEM frame in production (which starts
+/// at the packet: no headroom, the rest of the chunk as tailroom), a `Vec`
+/// with headroom in replay and tests. The frame is `buf[head..head + len]`.
 #[derive(Debug)]
 pub struct FrameBuf<'a> {
     buf: &'a mut [u8],
@@ -117,10 +118,21 @@ impl<'a> FrameBuf<'a> {
         self.buf.len() - self.head - self.len
     }
     /// Grows the frame by `n` bytes at the front (the new bytes keep
-    /// whatever the buffer held there).
+    /// whatever the buffer held there). When the headroom is short, the
+    /// frame is first moved toward the tail (a `memmove` inside the buffer)
+    /// by exactly the missing bytes, so the grown frame starts at the
+    /// buffer's first byte; [`NoRoom`] when headroom and tailroom together
+    /// are too small (the frame is then left as it was).
+    #[inline]
     pub fn push_front(&mut self, n: usize) -> Result<(), NoRoom> {
         if n > self.head {
-            return Err(NoRoom);
+            let short = n - self.head;
+            if short > self.tailroom() {
+                return Err(NoRoom);
+            }
+            self.buf
+                .copy_within(self.head..self.head + self.len, self.head + short);
+            self.head += short;
         }
         self.head -= n;
         self.len += n;

@@ -25,7 +25,7 @@ use super::worker::Worker;
 use crate::config::ZeroCopy;
 use crate::dataplane::Dataplane;
 use crate::dataplane::query::{Query, Reply};
-use crate::xsk::afxdp::{Xsk, XskOptions};
+use crate::xsk::afxdp::{BindOptions, FrameDesc, WorkerUmem, Xsk};
 use crate::xsk::prog::XdpProgram;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer;
@@ -164,17 +164,21 @@ fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens and registers one socket per queue, in queue order.
+/// A worker's socket, the UMEM it is bound from and that UMEM's pool.
+type WorkerIo = (Xsk, WorkerUmem, Vec<FrameDesc>);
+
+/// Creates one UMEM per queue and binds and registers one socket on each,
+/// in queue order.
 fn open_sockets(
     cfg: &EngineConfig,
     register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<Xsk>> {
+) -> anyhow::Result<Vec<WorkerIo>> {
     let mut socks = Vec::with_capacity(cfg.queues.len());
     for &q in &cfg.queues {
-        let x = Xsk::open(&XskOptions {
+        let (umem, pool) = WorkerUmem::new(cfg.frames_per_queue)?;
+        let x = umem.bind(&BindOptions {
             ifname: &cfg.ifname,
             queue: q,
-            frames: cfg.frames_per_queue,
             zero_copy: cfg.zero_copy,
         })?;
         register_socket(q, x.fd())
@@ -188,7 +192,7 @@ fn open_sockets(
                 "copy"
             }
         );
-        socks.push(x);
+        socks.push((x, umem, pool));
     }
     Ok(socks)
 }
@@ -230,11 +234,8 @@ impl Engine {
                 dp.conns
                     .set_fullnat_ports(steer::fullnat_ports(i as u32, n as u32));
             }
-            Some(Arc::new(Mesh::new(
-                cfg.batch,
-                cfg.frames_per_queue,
-                &socks,
-            )?))
+            let umems: Vec<WorkerUmem> = socks.iter().map(|(_, u, _)| u.clone()).collect();
+            Some(Arc::new(Mesh::new(cfg.batch, cfg.frames_per_queue, &umems)?))
         } else {
             None
         };
@@ -248,7 +249,7 @@ impl Engine {
             queries: Vec::with_capacity(n),
             replies,
         };
-        for (i, (xsk, dp)) in socks.into_iter().zip(dataplanes).enumerate() {
+        for (i, ((xsk, umem, pool), dp)) in socks.into_iter().zip(dataplanes).enumerate() {
             let core = cfg
                 .cores
                 .get(i)
@@ -265,6 +266,8 @@ impl Engine {
             let mut w = Worker::new(
                 i,
                 xsk,
+                umem,
+                pool,
                 dp,
                 Arc::clone(&shared),
                 Arc::clone(&counters),
