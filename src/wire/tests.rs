@@ -640,7 +640,11 @@ fn framebuf_headroom_and_length() {
     assert_eq!(fb.data(), &[0, 0, 1, 2, 3, 4]);
     // headroom 14 + tailroom 44 = 58 bytes of room, not 59
     assert_eq!(fb.push_front(59), Err(NoRoom));
-    assert_eq!((fb.head(), fb.len()), (14, 6), "a refused push changes nothing");
+    assert_eq!(
+        (fb.head(), fb.len()),
+        (14, 6),
+        "a refused push changes nothing"
+    );
     assert_eq!(fb.data(), &[0, 0, 1, 2, 3, 4]);
     fb.pull_front(3);
     assert_eq!(fb.data(), &[2, 3, 4]);
@@ -668,8 +672,15 @@ fn framebuf_push_front_shifts_toward_the_tail_when_headroom_is_short() {
     assert_eq!((fb.head(), fb.len(), fb.tailroom()), (0, 14, 18));
     assert_eq!(&fb.data()[4..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     fb.data_mut()[..4].copy_from_slice(&[0xaa; 4]);
-    assert_eq!(&buf[..14], &[0xaa, 0xaa, 0xaa, 0xaa, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(buf[14..], (14..32).collect::<Vec<u8>>()[..], "the rest untouched");
+    assert_eq!(
+        &buf[..14],
+        &[0xaa, 0xaa, 0xaa, 0xaa, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    );
+    assert_eq!(
+        buf[14..],
+        (14..32).collect::<Vec<u8>>()[..],
+        "the rest untouched"
+    );
 
     // Some headroom: only the missing bytes are shifted; the frame still
     // ends up at the buffer's start.

@@ -117,14 +117,7 @@ impl WorkerUmem {
         // with nobody; only the address is kept.
         let data = unsafe { umem.data(first) };
         let base = data.contents().as_ptr() as usize - first.addr();
-        Ok((
-            WorkerUmem {
-                umem,
-                frames,
-                base,
-            },
-            descs,
-        ))
+        Ok((WorkerUmem { umem, frames, base }, descs))
     }
 
     /// Number of chunks.
@@ -180,7 +173,12 @@ impl WorkerUmem {
     /// One attempt with `flags`. On failure nothing is left bound (xsk-rs
     /// deletes what it created, and keeps the UMEM's own rings for a
     /// retry).
-    fn bind_with(&self, o: &BindOptions<'_>, flags: BindFlags, zero_copy: bool) -> anyhow::Result<Xsk> {
+    fn bind_with(
+        &self,
+        o: &BindOptions<'_>,
+        flags: BindFlags,
+        zero_copy: bool,
+    ) -> anyhow::Result<Xsk> {
         let ifname: Interface = o.ifname.parse().context("interface name")?;
         let size = QueueSize::new(self.frames)?;
         let cfg = SocketConfig::builder()
@@ -616,7 +614,11 @@ mod tests {
         f.finish(10, 4);
         assert_eq!(d.lengths().data(), 4);
         // SAFETY: as above; the FrameMut is gone.
-        assert_eq!(unsafe { u.peek(&d) }.unwrap(), b"abcd", "moved to the front");
+        assert_eq!(
+            unsafe { u.peek(&d) }.unwrap(),
+            b"abcd",
+            "moved to the front"
+        );
         // SAFETY: as above.
         let mut f = unsafe { u.frame_mut(&mut d) }.unwrap();
         assert_eq!(f.len(), 4);

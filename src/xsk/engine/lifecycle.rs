@@ -235,7 +235,11 @@ impl Engine {
                     .set_fullnat_ports(steer::fullnat_ports(i as u32, n as u32));
             }
             let umems: Vec<WorkerUmem> = socks.iter().map(|(_, u, _)| u.clone()).collect();
-            Some(Arc::new(Mesh::new(cfg.batch, cfg.frames_per_queue, &umems)?))
+            Some(Arc::new(Mesh::new(
+                cfg.batch,
+                cfg.frames_per_queue,
+                &umems,
+            )?))
         } else {
             None
         };
