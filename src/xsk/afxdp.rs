@@ -614,11 +614,8 @@ mod tests {
         f.finish(10, 4);
         assert_eq!(d.lengths().data(), 4);
         // SAFETY: as above; the FrameMut is gone.
-        assert_eq!(
-            unsafe { u.peek(&d) }.unwrap(),
-            b"abcd",
-            "moved to the front"
-        );
+        let moved = unsafe { u.peek(&d) }.unwrap();
+        assert_eq!(moved, b"abcd", "moved to the front");
         // SAFETY: as above.
         let mut f = unsafe { u.frame_mut(&mut d) }.unwrap();
         assert_eq!(f.len(), 4);
