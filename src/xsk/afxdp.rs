@@ -84,6 +84,8 @@ pub fn chunk_base(addr: u64) -> u64 {
 pub struct WorkerUmem {
     umem: Umem,
     frames: u32,
+    /// Entries of every ring of its sockets.
+    ring_size: u32,
     /// Address of the UMEM's first byte (only for prefetch hints, never
     /// dereferenced).
     base: usize,
@@ -92,12 +94,23 @@ pub struct WorkerUmem {
 impl WorkerUmem {
     /// A UMEM of `frames` chunks (a power of two >= 64) and its pool: one
     /// descriptor per chunk, all owned by the caller (capacity `frames`).
+    /// Every ring of its sockets has `frames` entries.
     pub fn new(frames: u32) -> anyhow::Result<(WorkerUmem, Vec<FrameDesc>)> {
+        Self::with_ring_size(frames, frames)
+    }
+
+    /// [`WorkerUmem::new`] with rings of `ring_size` entries (a power of
+    /// two) instead: larger than the pool for a UMEM shared by several
+    /// sockets whose rings need not each hold every frame, or smaller.
+    pub fn with_ring_size(
+        frames: u32,
+        ring_size: u32,
+    ) -> anyhow::Result<(WorkerUmem, Vec<FrameDesc>)> {
         anyhow::ensure!(
             frames.is_power_of_two() && frames >= 64,
             "frames per queue must be a power of two >= 64 (got {frames})"
         );
-        let size = QueueSize::new(frames)?;
+        let size = QueueSize::new(ring_size)?;
         let cfg = UmemConfig::builder()
             .frame_size(FrameSize::new(FRAME_SIZE)?)
             .frame_headroom(0)
@@ -117,7 +130,15 @@ impl WorkerUmem {
         // with nobody; only the address is kept.
         let data = unsafe { umem.data(first) };
         let base = data.contents().as_ptr() as usize - first.addr();
-        Ok((WorkerUmem { umem, frames, base }, descs))
+        Ok((
+            WorkerUmem {
+                umem,
+                frames,
+                ring_size,
+                base,
+            },
+            descs,
+        ))
     }
 
     /// Number of chunks.
@@ -180,7 +201,7 @@ impl WorkerUmem {
         zero_copy: bool,
     ) -> anyhow::Result<Xsk> {
         let ifname: Interface = o.ifname.parse().context("interface name")?;
-        let size = QueueSize::new(self.frames)?;
+        let size = QueueSize::new(self.ring_size)?;
         let cfg = SocketConfig::builder()
             .rx_queue_size(size)
             .tx_queue_size(size)
@@ -206,7 +227,7 @@ impl WorkerUmem {
             rx,
             fill,
             comp,
-            ring_size: self.frames,
+            ring_size: self.ring_size,
             zero_copy,
             queue: o.queue,
         })
