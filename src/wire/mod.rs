@@ -4,7 +4,9 @@
 //! [`parse`] turns a frame into a [`Headers`]: a small `Copy` summary of
 //! offsets and header fields that the rest of the data plane reads, so no
 //! borrow of the frame outlives the parse. [`FrameBuf`] is the mutable frame
-//! with headroom that `forward` rewrites in place.
+//! that `forward` rewrites in place, growing it at the front into headroom
+//! or, when there is too little (AF_XDP buffers have none), by moving it
+//! toward the tail.
 //!
 //! Invariants of a `Headers` returned by [`parse`] for frame `f`:
 //! - `l3_off + ip_len <= f.len()`; everything after that is link padding.

@@ -34,8 +34,7 @@
 //!
 //! `unsafe` that stays: `xsk-rs`'s ring and frame accessors are `unsafe fn`
 //! (their contract is the ownership rule above), and the handful of plain
-//! syscalls `xsk-rs` does not wrap (`poll` on two fds, `SO_ERROR`, the
-//! doorbell's eventfd).
+//! syscalls `xsk-rs` does not wrap (`poll` on two fds, `SO_ERROR`).
 //!
 //! Deliberately not here: multi-buffer (XDP_USE_SG) frames, unaligned
 //! chunks and huge pages; frames larger than a chunk minus the XDP headroom
@@ -43,10 +42,11 @@
 
 use std::io;
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use anyhow::Context;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
 };
@@ -537,20 +537,15 @@ impl Xsk {
 /// Either the sleeper sees the frame or the producer sees the flag.
 #[derive(Debug)]
 pub struct Doorbell {
-    fd: OwnedFd,
+    fd: EventFd,
     asleep: AtomicBool,
 }
 
 impl Doorbell {
     pub fn new() -> io::Result<Doorbell> {
-        // SAFETY: plain eventfd creation; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
         Ok(Doorbell {
-            // SAFETY: `fd` was just created and is owned by nothing else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             asleep: AtomicBool::new(false),
         })
     }
@@ -565,23 +560,19 @@ impl Doorbell {
         fence(Ordering::SeqCst);
     }
 
-    /// The owner is awake again; clears any pending ring.
+    /// The owner is awake again; clears any pending ring (EAGAIN: nothing
+    /// pending).
     pub fn woke(&self) {
         self.asleep.store(false, Ordering::SeqCst);
-        let mut v = 0u64;
-        // SAFETY: reads 8 bytes into `v` from our own non-blocking eventfd;
-        // EAGAIN (nothing pending) is fine.
-        unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+        let _ = self.fd.read();
     }
 
     /// After pushing to the owner's inbox: wakes it if it sleeps.
     pub fn ring(&self) {
         fence(Ordering::SeqCst);
         if self.asleep.load(Ordering::SeqCst) {
-            let v = 1u64;
-            // SAFETY: writes 8 bytes from `v` to our own non-blocking
-            // eventfd; a full counter (EAGAIN) still leaves it readable.
-            unsafe { libc::write(self.fd(), (&v as *const u64).cast(), 8) };
+            // A full counter (EAGAIN) still leaves it readable.
+            let _ = self.fd.write(1);
         }
     }
 }

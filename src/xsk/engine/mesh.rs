@@ -1,5 +1,5 @@
 //! The cross-worker mesh of a multi-queue engine: per worker an inbox of
-//! frames handed to it, per ordered worker pair a queue of chunks lent for
+//! frames handed to it, per ordered worker pair a queue of frames lent for
 //! the hand-over, and per worker a doorbell to wake it (module doc of
 //! [`super`], "Several queues").
 
