@@ -21,11 +21,11 @@ use anyhow::{Context, bail, ensure};
 use crossbeam::channel;
 
 use super::mesh::Mesh;
-use super::worker::Worker;
+use super::worker::{Worker, WorkerIo};
 use crate::config::ZeroCopy;
 use crate::dataplane::Dataplane;
 use crate::dataplane::query::{Query, Reply};
-use crate::xsk::afxdp::{BindOptions, FrameDesc, WorkerUmem, Xsk};
+use crate::xsk::afxdp::{BindOptions, WorkerUmem};
 use crate::xsk::prog::XdpProgram;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer;
@@ -164,9 +164,6 @@ fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A worker's socket, the UMEM it is bound from and that UMEM's pool.
-type WorkerIo = (Xsk, WorkerUmem, Vec<FrameDesc>);
-
 /// Creates one UMEM per queue and binds and registers one socket on each,
 /// in queue order.
 fn open_sockets(
@@ -253,7 +250,7 @@ impl Engine {
             queries: Vec::with_capacity(n),
             replies,
         };
-        for (i, ((xsk, umem, pool), dp)) in socks.into_iter().zip(dataplanes).enumerate() {
+        for (i, (io, dp)) in socks.into_iter().zip(dataplanes).enumerate() {
             let core = cfg
                 .cores
                 .get(i)
@@ -261,17 +258,15 @@ impl Engine {
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
             let counters = Arc::new(WorkerCounters::default());
             let info = WorkerInfo {
-                queue: xsk.queue(),
+                queue: io.0.queue(),
                 core,
-                zero_copy: xsk.is_zero_copy(),
+                zero_copy: io.0.is_zero_copy(),
             };
             let (query_tx, query_rx) = channel::bounded(1);
             engine.queries.push(query_tx);
             let mut w = Worker::new(
                 i,
-                xsk,
-                umem,
-                pool,
+                io,
                 dp,
                 Arc::clone(&shared),
                 Arc::clone(&counters),

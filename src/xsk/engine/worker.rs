@@ -34,6 +34,9 @@ const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// index) go.
 pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
 
+/// A worker's socket, the UMEM it is bound from and that UMEM's pool.
+pub(super) type WorkerIo = (Xsk, WorkerUmem, Vec<FrameDesc>);
+
 /// One queue's worker: everything it touches per frame is its own.
 pub(super) struct Worker {
     pub(super) me: usize,
@@ -74,12 +77,9 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         me: usize,
-        xsk: Xsk,
-        umem: WorkerUmem,
-        pool: Vec<FrameDesc>,
+        (xsk, umem, pool): WorkerIo,
         dp: Dataplane,
         shared: Arc<Shared>,
         counters: Arc<WorkerCounters>,
