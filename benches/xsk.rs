@@ -519,7 +519,7 @@ fn rings(c: &mut Criterion) {
 
     {
         let (umem, pool) = WorkerUmem::new(1024).expect("UMEM");
-        let mut x = bind(&umem, 1);
+        let mut x = bind(&umem, 2);
         let mut free = Vec::with_capacity(1024);
         for mut d in pool {
             // SAFETY: a fresh pool descriptor of this UMEM, not on any ring.
@@ -534,7 +534,7 @@ fn rings(c: &mut Criterion) {
         });
     }
     {
-        let mut x = OldXsk::open(1024, 1024, Some(("lfbA", 2)));
+        let mut x = OldXsk::open(1024, 1024, Some(("lfbA", 1)));
         let mut free: Vec<u64> = (0..1024u64).map(|i| i * u64::from(FRAME_SIZE)).collect();
         for &base in &free {
             let c = x.chunk(base);
