@@ -457,9 +457,18 @@ fn bind(umem: &WorkerUmem, queue: u32) -> Xsk {
     .expect("bind lfbA")
 }
 
-/// Sends one batch and waits for all of it to complete (xsk-rs path).
-fn tx_round_xsk_rs(x: &mut Xsk, free: &mut Vec<FrameDesc>) {
+/// Sends one batch and waits for all of it to complete (xsk-rs path). A
+/// completed descriptor comes back with length 0, so each frame's length
+/// is set again (through its buffer: xsk-rs has no other setter), as the
+/// old path writes it into each TX slot.
+fn tx_round_xsk_rs(umem: &WorkerUmem, x: &mut Xsk, free: &mut Vec<FrameDesc>) {
     let start = free.len() - BATCH;
+    for d in &mut free[start..] {
+        // SAFETY: a descriptor of this UMEM on the free list (not on any
+        // ring): this thread owns the frame.
+        let f = unsafe { umem.frame_mut(d) };
+        f.expect("pool descriptor").finish(0, 64);
+    }
     let n = x.transmit(&free[start..]);
     free.truncate(free.len() - n);
     let mut spins = 0;
@@ -530,8 +539,10 @@ fn rings(c: &mut Criterion) {
             free.push(d);
         }
         g.bench_function("tx_complete_xsk_rs", |b| {
-            b.iter(|| tx_round_xsk_rs(&mut x, &mut free))
+            b.iter(|| tx_round_xsk_rs(&umem, &mut x, &mut free))
         });
+        let st = x.statistics().expect("socket statistics");
+        assert_eq!(st.tx_invalid_descs, 0, "the kernel refused TX descriptors");
     }
     {
         let mut x = OldXsk::open(1024, 1024, Some(("lfbA", 1)));
