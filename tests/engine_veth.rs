@@ -179,7 +179,7 @@ fn the_kernel_keeps_its_own_traffic() {
 }
 
 #[test]
-fn tunnel_frames_grow_into_the_headroom() {
+fn tunnel_frames_grow_at_the_front() {
     let rig = Rig::new(1);
     let toml = dr_config().replace("\"DR\"", "\"TUN\"");
     let engine = rig.start(&toml, vec![0]);
@@ -216,8 +216,9 @@ fn tunnel_frames_grow_into_the_headroom() {
         assert_eq!(f[inner_at + 8], orig[14 + 8] - 1);
         assert_eq!(&f[inner_at + 12..], &orig[14 + 12..]);
     }
-    // The grown frames were sent from before where they were received in
-    // their chunks; the kernel accepted every descriptor.
+    // The grown frames were moved toward the tail of their buffers (which
+    // start at the packet) and sent from where they were received; the
+    // kernel accepted every descriptor.
     assert_eq!(c.kernel_invalid_descs.load(Ordering::Relaxed), 0);
 }
 

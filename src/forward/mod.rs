@@ -353,10 +353,12 @@ pub fn tunnel(
             TunnelError::NeedsFragmentation
         });
     }
-    if frame.headroom() < hdr || p.l3_end() > frame.len() {
+    if p.l3_end() > frame.len() {
         return Err(TunnelError::NoRoom);
     }
     frame.set_len(p.l3_end()).map_err(|_| TunnelError::NoRoom)?;
+    // Into the headroom, or (an AF_XDP buffer has none) by moving the
+    // packet toward the tail: `push_front`.
     frame.push_front(hdr).map_err(|_| TunnelError::NoRoom)?;
     let f = frame.data_mut();
     f.copy_within(hdr..hdr + l2, 0);
@@ -475,16 +477,14 @@ pub fn icmp_too_big(
         .get(l2 + ipv4::field::DSCP_ECN)
         .copied()
         .unwrap_or(0);
-    if frame.headroom() >= grow {
-        frame.set_len(l2 + quote)?;
-        frame.push_front(grow)?;
-        frame.data_mut().copy_within(grow..grow + l2, 0);
-    } else if l2 + grow + quote <= frame.len() + frame.tailroom() {
-        frame.set_len(l2 + grow + quote)?;
-        frame.data_mut().copy_within(l2..l2 + quote, l2 + grow);
-    } else {
+    // Room for the new headers: the headroom, or (an AF_XDP buffer has
+    // none) the tailroom, `push_front` moving the quote toward the tail.
+    if l2 + grow + quote > frame.headroom() + frame.len() + frame.tailroom() {
         return Err(NoRoom);
     }
+    frame.set_len(l2 + quote)?;
+    frame.push_front(grow)?;
+    frame.data_mut().copy_within(grow..grow + l2, 0);
     let f = frame.data_mut();
     // Back to the sender: its MAC becomes the destination.
     f.copy_within(ethernet::field::SOURCE, ethernet::field::DESTINATION.start);

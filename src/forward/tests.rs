@@ -520,8 +520,8 @@ fn tunnel_refusals_leave_frame_untouched() {
     );
     assert_eq!(r, Err(TunnelError::NeedsFragmentation));
 
-    // no headroom
-    let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, 10, 100);
+    // headroom and tailroom together one byte short of the outer header
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, 10, 9);
     let before = buf.clone();
     let p = parse(&buf[10..]).unwrap().unwrap();
     let mut fb = FrameBuf::new(&mut buf, 10, len);
@@ -537,6 +537,36 @@ fn tunnel_refusals_leave_frame_untouched() {
     );
     assert_eq!(r, Err(TunnelError::NoRoom));
     assert_eq!(buf, before);
+}
+
+#[test]
+fn tunnel_without_headroom_moves_the_packet_toward_the_tail() {
+    // The AF_XDP buffer starts at the packet: the outer header is made
+    // room for by shifting, and the result is the same frame.
+    let run = |head: usize, tail: usize| {
+        let (mut buf, len) = buffer(fixtures::TCP_SYN_V4, head, tail);
+        let p = parse(&buf[head..]).unwrap().unwrap();
+        let mut fb = FrameBuf::new(&mut buf, head, len);
+        let r = tunnel(
+            &mut fb,
+            &p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            0,
+        );
+        assert_eq!(r, Ok(()), "head {head} tail {tail}");
+        (fb.head(), fb.data().to_vec())
+    };
+    let (h, with_headroom) = run(HEADROOM, 0);
+    assert_eq!(h, HEADROOM - 20);
+    for (head, tail) in [(0, 20), (0, 100), (7, 13)] {
+        let (h, out) = run(head, tail);
+        assert_eq!(h, 0, "grown to the buffer's start");
+        assert_eq!(out, with_headroom, "head {head} tail {tail}");
+    }
 }
 
 #[test]

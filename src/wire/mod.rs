@@ -4,7 +4,9 @@
 //! [`parse`] turns a frame into a [`Headers`]: a small `Copy` summary of
 //! offsets and header fields that the rest of the data plane reads, so no
 //! borrow of the frame outlives the parse. [`FrameBuf`] is the mutable frame
-//! with headroom that `forward` rewrites in place.
+//! that `forward` rewrites in place, growing it at the front into headroom
+//! or, when there is too little (AF_XDP buffers have none), by moving it
+//! toward the tail.
 //!
 //! Invariants of a `Headers` returned by [`parse`] for frame `f`:
 //! - `l3_off + ip_len <= f.len()`; everything after that is link padding.
@@ -70,8 +72,9 @@ pub const fn at(base: usize, r: Range<usize>) -> Range<usize> {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NoRoom;
 
-/// A frame in a buffer with headroom: the AF_XDP UMEM frame in production,
-/// a `Vec` in replay and tests. The frame is `buf[head..head + len]`.
+/// A frame in a buffer: the AF_XDP UMEM frame in production (which starts
+/// at the packet: no headroom, the rest of the chunk as tailroom), a `Vec`
+/// with headroom in replay and tests. The frame is `buf[head..head + len]`.
 #[derive(Debug)]
 pub struct FrameBuf<'a> {
     buf: &'a mut [u8],
@@ -117,10 +120,21 @@ impl<'a> FrameBuf<'a> {
         self.buf.len() - self.head - self.len
     }
     /// Grows the frame by `n` bytes at the front (the new bytes keep
-    /// whatever the buffer held there).
+    /// whatever the buffer held there). When the headroom is short, the
+    /// frame is first moved toward the tail (a `memmove` inside the buffer)
+    /// by exactly the missing bytes, so the grown frame starts at the
+    /// buffer's first byte; [`NoRoom`] when headroom and tailroom together
+    /// are too small (the frame is then left as it was).
+    #[inline]
     pub fn push_front(&mut self, n: usize) -> Result<(), NoRoom> {
         if n > self.head {
-            return Err(NoRoom);
+            let short = n - self.head;
+            if short > self.tailroom() {
+                return Err(NoRoom);
+            }
+            self.buf
+                .copy_within(self.head..self.head + self.len, self.head + short);
+            self.head += short;
         }
         self.head -= n;
         self.len += n;

@@ -638,7 +638,14 @@ fn framebuf_headroom_and_length() {
     );
     fb.push_front(2).unwrap();
     assert_eq!(fb.data(), &[0, 0, 1, 2, 3, 4]);
-    assert_eq!(fb.push_front(15), Err(NoRoom));
+    // headroom 14 + tailroom 44 = 58 bytes of room, not 59
+    assert_eq!(fb.push_front(59), Err(NoRoom));
+    assert_eq!(
+        (fb.head(), fb.len()),
+        (14, 6),
+        "a refused push changes nothing"
+    );
+    assert_eq!(fb.data(), &[0, 0, 1, 2, 3, 4]);
     fb.pull_front(3);
     assert_eq!(fb.data(), &[2, 3, 4]);
     fb.data_mut()[0] = 9;
@@ -654,6 +661,56 @@ fn framebuf_headroom_and_length() {
     let mut small = [0u8; 8];
     let fb = FrameBuf::new(&mut small, 6, 10);
     assert_eq!((fb.head(), fb.len()), (6, 2));
+}
+
+#[test]
+fn framebuf_push_front_shifts_toward_the_tail_when_headroom_is_short() {
+    // No headroom (the AF_XDP buffer): the frame moves back by exactly n.
+    let mut buf: Vec<u8> = (0..32).collect();
+    let mut fb = FrameBuf::new(&mut buf, 0, 10);
+    fb.push_front(4).unwrap();
+    assert_eq!((fb.head(), fb.len(), fb.tailroom()), (0, 14, 18));
+    assert_eq!(&fb.data()[4..], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    fb.data_mut()[..4].copy_from_slice(&[0xaa; 4]);
+    assert_eq!(
+        &buf[..14],
+        &[0xaa, 0xaa, 0xaa, 0xaa, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    );
+    assert_eq!(
+        buf[14..],
+        (14..32).collect::<Vec<u8>>()[..],
+        "the rest untouched"
+    );
+
+    // Some headroom: only the missing bytes are shifted; the frame still
+    // ends up at the buffer's start.
+    let mut buf: Vec<u8> = (0..32).collect();
+    let mut fb = FrameBuf::new(&mut buf, 3, 10);
+    fb.push_front(8).unwrap();
+    assert_eq!((fb.head(), fb.len()), (0, 18));
+    assert_eq!(&fb.data()[8..], &(3..13).collect::<Vec<u8>>()[..]);
+
+    // Enough headroom: no shift.
+    let mut buf: Vec<u8> = (0..32).collect();
+    let mut fb = FrameBuf::new(&mut buf, 8, 10);
+    fb.push_front(8).unwrap();
+    assert_eq!((fb.head(), fb.len()), (0, 18));
+    assert_eq!(fb.data(), &(0..18).collect::<Vec<u8>>()[..]);
+
+    // Exactly all the room there is: fits, and fills the buffer.
+    let mut buf: Vec<u8> = (0..32).collect();
+    let mut fb = FrameBuf::new(&mut buf, 2, 10);
+    fb.push_front(22).unwrap();
+    assert_eq!((fb.head(), fb.len(), fb.tailroom()), (0, 32, 0));
+    assert_eq!(&fb.data()[22..], &(2..12).collect::<Vec<u8>>()[..]);
+
+    // One byte more: NoRoom, and the frame is left where it was.
+    let mut buf: Vec<u8> = (0..32).collect();
+    let mut fb = FrameBuf::new(&mut buf, 2, 10);
+    assert_eq!(fb.push_front(23), Err(NoRoom));
+    assert_eq!((fb.head(), fb.len()), (2, 10));
+    assert_eq!(fb.data(), &(2..12).collect::<Vec<u8>>()[..]);
+    assert_eq!(buf, (0..32).collect::<Vec<u8>>(), "nothing moved");
 }
 
 /// Every fixture frame of `fixtures`.

@@ -1,38 +1,61 @@
-//! One AF_XDP socket and its UMEM, driven through libxdp's ring helpers.
+//! AF_XDP sockets and their UMEMs, on the `xsk-rs` crate.
 //!
-//! Owns: the UMEM area (an anonymous mapping cut into [`FRAME_SIZE`] chunks,
-//! aligned mode), the libxdp UMEM and socket objects, and the four rings
-//! (fill, completion, RX, TX). Everything `unsafe` about AF_XDP in lvsfwd
-//! lives in this file; the worker loop in `engine` sees only safe methods
-//! plus [`UmemArea::chunk_mut`], whose contract is the frame-ownership rule.
+//! Two types. A [`WorkerUmem`] is one worker's frame memory: an `xsk_rs`
+//! [`Umem`] cut into [`FRAME_SIZE`] chunks (aligned mode), handed out once,
+//! at creation, as one [`FrameDesc`] per chunk: the worker's pool. An
+//! [`Xsk`] is one socket bound from a `WorkerUmem` to one (interface, queue)
+//! pair, with that pair's own fill, completion, RX and TX rings. Binding
+//! several sockets from one `WorkerUmem` shares the UMEM (XDP_SHARED_UMEM):
+//! a frame received on one NIC can be transmitted out of another by moving
+//! its descriptor from one socket's RX batch to the other's TX ring, with no
+//! copy; it completes on the sending socket's completion ring and goes back
+//! to the shared pool. The engine binds one socket per worker today; a
+//! multi-NIC director binds one per NIC from the same `WorkerUmem`.
 //!
-//! Frame ownership (the invariant every `unsafe` block here leans on): a
-//! chunk is at any time owned by exactly one party: the kernel (between
-//! being put on the fill or TX ring and coming back on the RX or completion
-//! ring), or one worker (its free list, its current batch, or a chunk it
-//! lent to a peer, which then owns it until it comes back through the peer's
-//! inbox). Only the owner creates a slice over a chunk.
+//! Frame ownership (the invariant every `unsafe` block in the shell leans
+//! on): a frame is at any time owned by exactly one party: the kernel
+//! (between being put on a fill or TX ring and coming back on an RX or
+//! completion ring of a socket of the same UMEM), or one worker (its free
+//! list, its current batch, or a frame it lent to a peer, which then owns
+//! it until it comes back through the peer's inbox). Only the owner looks
+//! at a frame's bytes ([`WorkerUmem::frame_mut`], [`WorkerUmem::peek`]),
+//! and a descriptor is only ever given to rings of sockets bound from the
+//! UMEM it came from.
 //!
-//! Addresses: the fill ring takes chunk base addresses; the kernel returns a
-//! received packet as `base + offset` (offset = XDP headroom, 256 bytes in
-//! copy mode). A TX descriptor may carry any address inside the chunk (the
-//! kernel's aligned-mode check is `offset + len <= chunk size`), which is
-//! what lets the data plane grow a frame into the headroom (tunnels).
+//! Buffers: `xsk-rs` gives a descriptor's address no setter, so a TX
+//! descriptor starts where the kernel put the received packet (or where the
+//! pool put the chunk's first packet: [`RX_OFFSET`] into it). A frame's
+//! buffer therefore runs from its first byte to the end of its chunk: no
+//! headroom, the rest of the chunk as tailroom. Growing at the front
+//! (tunnels, ICMP too-big) moves the packet toward the tail inside its own
+//! buffer (`wire::FrameBuf::push_front`), and a frame that ends up not
+//! starting at its buffer's first byte is moved back before it is queued
+//! ([`FrameMut::finish`]).
 //!
-//! Deliberately not here: multi-buffer (XDP_USE_SG) frames, shared UMEMs
-//! and huge pages; frames larger than a chunk minus the headroom are dropped
-//! by the kernel.
+//! `unsafe` that stays: `xsk-rs`'s ring and frame accessors are `unsafe fn`
+//! (their contract is the ownership rule above), and the handful of plain
+//! syscalls `xsk-rs` does not wrap (`poll` on two fds, `SO_ERROR`).
+//!
+//! Deliberately not here: multi-buffer (XDP_USE_SG) frames, unaligned
+//! chunks and huge pages; frames larger than a chunk minus the XDP headroom
+//! are dropped by the kernel.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::{self, NonNull};
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
-use libxdp_sys as sys;
+use anyhow::Context;
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::umem::frame::DataMut;
+use xsk_rs::{CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem};
 
 use crate::config::ZeroCopy;
+
+pub use xsk_rs::FrameDesc;
 
 /// Size of one UMEM chunk (a page: the aligned-mode chunk size must be a
 /// power of two, and a page holds any Ethernet frame plus headroom).
@@ -40,9 +63,12 @@ pub const FRAME_SIZE: u32 = 4096;
 /// Most `sendto` kicks of one [`Xsk::drain_tx`] (a full default ring's
 /// worth of 32-frame copy-mode batches).
 pub const MAX_TX_KICKS: u32 = 128;
-/// Where the kernel puts a received packet inside its chunk in copy mode
-/// (zero-copy drivers use the same XDP headroom).
-pub const RX_OFFSET: u32 = sys::XDP_PACKET_HEADROOM;
+/// Where a packet starts inside its chunk: the kernel's XDP headroom
+/// (`XDP_PACKET_HEADROOM`), which is also where the pool's descriptors
+/// point (no extra frame headroom is configured).
+pub const RX_OFFSET: u32 = 256;
+/// Bytes of a frame's buffer: from [`RX_OFFSET`] to the end of the chunk.
+pub const BUF_SIZE: usize = (FRAME_SIZE - RX_OFFSET) as usize;
 
 /// The base address of the chunk holding `addr`.
 #[inline]
@@ -50,474 +76,348 @@ pub fn chunk_base(addr: u64) -> u64 {
     addr & !(u64::from(FRAME_SIZE) - 1)
 }
 
-/// The frame memory shared with the kernel.
-#[derive(Debug)]
-pub struct UmemArea {
-    ptr: NonNull<u8>,
-    len: usize,
+/// One worker's frame memory (module doc): an `xsk_rs` UMEM shareable by
+/// every socket the worker binds. Cloning is cheap (reference counted) and
+/// hands out the same memory: the engine's peers hold clones to copy frames
+/// into chunks the owner lent them.
+#[derive(Clone, Debug)]
+pub struct WorkerUmem {
+    umem: Umem,
+    frames: u32,
+    /// Entries of every ring of its sockets.
+    ring_size: u32,
+    /// Address of the UMEM's first byte (only for prefetch hints, never
+    /// dereferenced).
+    base: usize,
 }
 
-// SAFETY: the area is plain memory; which thread may touch which chunk is
-// governed by the frame-ownership rule in the module doc, and every access
-// goes through `chunk_mut`, whose contract states it.
-unsafe impl Send for UmemArea {}
-// SAFETY: as above: shared references only hand out the base pointer;
-// chunk accesses are exclusive by the ownership rule.
-unsafe impl Sync for UmemArea {}
+impl WorkerUmem {
+    /// A UMEM of `frames` chunks (a power of two >= 64) and its pool: one
+    /// descriptor per chunk, all owned by the caller (capacity `frames`).
+    /// Every ring of its sockets has `frames` entries.
+    pub fn new(frames: u32) -> anyhow::Result<(WorkerUmem, Vec<FrameDesc>)> {
+        Self::with_ring_size(frames, frames)
+    }
 
-impl UmemArea {
-    fn new(frames: u32) -> io::Result<UmemArea> {
-        let len = frames as usize * FRAME_SIZE as usize;
-        // SAFETY: an anonymous private mapping with no address hint touches
-        // no existing memory; the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(UmemArea { ptr, len })
+    /// [`WorkerUmem::new`] with rings of `ring_size` entries (a power of
+    /// two) instead: larger than the pool for a UMEM shared by several
+    /// sockets whose rings need not each hold every frame, or smaller.
+    pub fn with_ring_size(
+        frames: u32,
+        ring_size: u32,
+    ) -> anyhow::Result<(WorkerUmem, Vec<FrameDesc>)> {
+        anyhow::ensure!(
+            frames.is_power_of_two() && frames >= 64,
+            "frames per queue must be a power of two >= 64 (got {frames})"
+        );
+        let size = QueueSize::new(ring_size)?;
+        let cfg = UmemConfig::builder()
+            .frame_size(FrameSize::new(FRAME_SIZE)?)
+            .frame_headroom(0)
+            .fill_queue_size(size)
+            .comp_queue_size(size)
+            .build()?;
+        anyhow::ensure!(
+            cfg.xdp_headroom() == RX_OFFSET,
+            "xsk-rs reports an XDP headroom of {}",
+            cfg.xdp_headroom()
+        );
+        let n = NonZeroU32::new(frames).context("no frames")?;
+        let (umem, descs) = Umem::new(cfg, n, false).context("creating the UMEM")?;
+        let first = descs.first().context("a UMEM without frames")?;
+        // SAFETY: the descriptor is of this UMEM and nothing else has seen
+        // it yet (the UMEM was just created), so reading its bytes races
+        // with nobody; only the address is kept.
+        let data = unsafe { umem.data(first) };
+        let base = data.contents().as_ptr() as usize - first.addr();
+        Ok((
+            WorkerUmem {
+                umem,
+                frames,
+                ring_size,
+                base,
+            },
+            descs,
+        ))
     }
 
     /// Number of chunks.
     pub fn frames(&self) -> u32 {
-        (self.len / FRAME_SIZE as usize) as u32
+        self.frames
     }
 
-    /// Whether `base` is the base of a chunk of this area.
-    pub fn is_chunk(&self, base: u64) -> bool {
-        base.is_multiple_of(u64::from(FRAME_SIZE)) && base < self.len as u64
-    }
-
-    /// Prefetches the cache line at UMEM address `addr` (a hint: any
-    /// address is harmless).
-    #[inline(always)]
-    pub fn prefetch(&self, addr: u64) {
-        crate::hint::prefetch_ptr(self.ptr.as_ptr().wrapping_add(addr as usize));
-    }
-
-    /// The whole chunk whose base address is `base`.
-    ///
-    /// # Safety
-    /// The caller owns the chunk (module doc): neither the kernel nor another
-    /// thread may access it, and no other slice over it may be live, for as
-    /// long as the returned slice is used. `base` must satisfy
-    /// [`UmemArea::is_chunk`] (checked in debug builds).
+    /// Whether `d` points into this UMEM.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn chunk_mut(&self, base: u64) -> &mut [u8] {
-        debug_assert!(self.is_chunk(base));
-        // SAFETY: `base` is a chunk base inside the mapping (contract), so
-        // the range [base, base + FRAME_SIZE) is inside it; exclusivity is
-        // the caller's contract.
-        let start = self.ptr.as_ptr().wrapping_add(base as usize);
-        // SAFETY: as above: `start` is `base` bytes into the mapping.
-        unsafe { std::slice::from_raw_parts_mut(start, FRAME_SIZE as usize) }
+    pub fn contains(&self, d: &FrameDesc) -> bool {
+        (d.addr() as u64) < u64::from(self.frames) * u64::from(FRAME_SIZE)
     }
-}
 
-impl Drop for UmemArea {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created in `new` with this length and
-        // every user (socket, UMEM, peers holding an `Arc`) is gone.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    /// Prefetches the first cache line of frame `d` (a hint: reads nothing).
+    #[inline(always)]
+    pub fn prefetch(&self, d: &FrameDesc) {
+        crate::hint::prefetch_ptr(self.base.wrapping_add(d.addr()) as *const u8);
     }
-}
 
-/// The four rings. Boxed so their addresses stay fixed: libxdp keeps
-/// pointers to the fill and completion rings until the socket is deleted.
-struct Rings {
-    fill: sys::xsk_ring_prod,
-    comp: sys::xsk_ring_cons,
-    rx: sys::xsk_ring_cons,
-    tx: sys::xsk_ring_prod,
-}
-
-impl Rings {
-    fn empty() -> Box<Rings> {
-        fn prod() -> sys::xsk_ring_prod {
-            sys::xsk_ring_prod {
-                cached_prod: 0,
-                cached_cons: 0,
-                mask: 0,
-                size: 0,
-                producer: ptr::null_mut(),
-                consumer: ptr::null_mut(),
-                ring: ptr::null_mut(),
-                flags: ptr::null_mut(),
-            }
-        }
-        fn cons() -> sys::xsk_ring_cons {
-            sys::xsk_ring_cons {
-                cached_prod: 0,
-                cached_cons: 0,
-                mask: 0,
-                size: 0,
-                producer: ptr::null_mut(),
-                consumer: ptr::null_mut(),
-                ring: ptr::null_mut(),
-                flags: ptr::null_mut(),
-            }
-        }
-        Box::new(Rings {
-            fill: prod(),
-            comp: cons(),
-            rx: cons(),
-            tx: prod(),
-        })
-    }
-}
-
-/// What [`Xsk::open`] needs.
-#[derive(Clone, Debug)]
-pub struct XskOptions<'a> {
-    pub ifname: &'a str,
-    pub queue: u32,
-    /// UMEM chunks; a power of two (also the size of every ring).
-    pub frames: u32,
-    pub zero_copy: ZeroCopy,
-}
-
-/// An open, bound AF_XDP socket with its own UMEM.
-pub struct Xsk {
-    // Field order is drop order: the socket goes before the UMEM it uses;
-    // the area is unmapped last (see Drop).
-    xsk: NonNull<sys::xsk_socket>,
-    umem: NonNull<sys::xsk_umem>,
-    rings: Box<Rings>,
-    area: Arc<UmemArea>,
-    fd: RawFd,
-    zero_copy: bool,
-    queue: u32,
-}
-
-// SAFETY: the libxdp objects and rings are owned exclusively by this value
-// and have no thread affinity; the value is built on one thread and then
-// used by exactly one worker thread.
-unsafe impl Send for Xsk {}
-
-impl std::fmt::Debug for Xsk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Xsk")
-            .field("queue", &self.queue)
-            .field("fd", &self.fd)
-            .field("zero_copy", &self.zero_copy)
-            .field("frames", &self.area.frames())
-            .finish()
-    }
-}
-
-fn errno(ret: i32) -> io::Error {
-    io::Error::from_raw_os_error(-ret)
-}
-
-impl Xsk {
-    /// Creates the UMEM and the socket and binds it to `ifname` queue
-    /// `queue`, in zero-copy or copy mode as `zero_copy` asks (`Auto` tries
+    /// Binds a socket to `o.ifname` queue `o.queue` on this UMEM, with its
+    /// own fill, completion, RX and TX rings (every ring as large as the
+    /// pool), in zero-copy or copy mode as `o.zero_copy` asks (`Auto` tries
     /// zero-copy first and logs why it fell back), always with
-    /// `XDP_USE_NEED_WAKEUP`.
-    pub fn open(o: &XskOptions<'_>) -> anyhow::Result<Xsk> {
-        anyhow::ensure!(
-            o.frames.is_power_of_two() && o.frames >= 64,
-            "frames per queue must be a power of two >= 64 (got {})",
-            o.frames
-        );
-        let name = CString::new(o.ifname)?;
-        let area = Arc::new(UmemArea::new(o.frames)?);
-        let zc = sys::XDP_ZEROCOPY | sys::XDP_USE_NEED_WAKEUP;
-        let copy = sys::XDP_COPY | sys::XDP_USE_NEED_WAKEUP;
+    /// `XDP_USE_NEED_WAKEUP` and without libxdp's default XDP program
+    /// (lvsfwd's own, `prog`, steers frames to the socket). The first
+    /// socket takes the rings the UMEM was created with; later ones share
+    /// the UMEM. A pair this UMEM is bound to already is refused.
+    pub fn bind(&self, o: &BindOptions<'_>) -> anyhow::Result<Xsk> {
         let q = o.queue;
+        let ifname = o.ifname;
+        let zc = BindFlags::XDP_ZEROCOPY | BindFlags::XDP_USE_NEED_WAKEUP;
+        let copy = BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP;
         match o.zero_copy {
-            ZeroCopy::On => Self::bind(&name, o, area, zc)
-                .map_err(|e| anyhow::anyhow!("{} queue {q}: zero-copy bind failed: {e}", o.ifname)),
-            ZeroCopy::Off => Self::bind(&name, o, area, copy)
-                .map_err(|e| anyhow::anyhow!("{} queue {q}: bind failed: {e}", o.ifname)),
-            ZeroCopy::Auto => match Self::bind(&name, o, area.clone(), zc) {
+            ZeroCopy::On => self
+                .bind_with(o, zc, true)
+                .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: zero-copy bind failed: {e:#}")),
+            ZeroCopy::Off => self
+                .bind_with(o, copy, false)
+                .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: bind failed: {e:#}")),
+            ZeroCopy::Auto => match self.bind_with(o, zc, true) {
                 Ok(x) => Ok(x),
                 Err(e) => {
                     log::warn!(
-                        "{} queue {q}: zero-copy bind failed ({e}); falling back to copy mode",
-                        o.ifname
+                        "{ifname} queue {q}: zero-copy bind failed ({e:#}); falling back to copy mode"
                     );
-                    Self::bind(&name, o, area, copy)
-                        .map_err(|e| anyhow::anyhow!("{} queue {q}: bind failed: {e}", o.ifname))
+                    self.bind_with(o, copy, false)
+                        .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: bind failed: {e:#}"))
                 }
             },
         }
     }
 
-    /// One attempt: a fresh libxdp UMEM over `area` and a socket bound with
-    /// `bind_flags`. On failure everything created here is deleted again,
-    /// so a retry starts clean.
-    fn bind(
-        name: &CString,
-        o: &XskOptions<'_>,
-        area: Arc<UmemArea>,
-        bind_flags: u32,
-    ) -> io::Result<Xsk> {
-        let mut rings = Rings::empty();
-        let ucfg = sys::xsk_umem_config {
-            fill_size: o.frames,
-            comp_size: o.frames,
-            frame_size: FRAME_SIZE,
-            frame_headroom: 0,
-            flags: 0,
-        };
-        let mut umem: *mut sys::xsk_umem = ptr::null_mut();
-        // SAFETY: the area is a live mapping of the given length that
-        // outlives the UMEM (the Xsk holds an Arc and deletes the UMEM
-        // first); the ring structs are boxed, so the pointers libxdp keeps
-        // stay valid until the socket and UMEM are deleted.
-        let ret = unsafe {
-            sys::xsk_umem__create(
-                &mut umem,
-                area.ptr.as_ptr().cast(),
-                area.len as u64,
-                &mut rings.fill,
-                &mut rings.comp,
-                &ucfg,
+    /// One attempt with `flags`. On failure nothing is left bound (xsk-rs
+    /// deletes what it created, and keeps the UMEM's own rings for a
+    /// retry).
+    fn bind_with(
+        &self,
+        o: &BindOptions<'_>,
+        flags: BindFlags,
+        zero_copy: bool,
+    ) -> anyhow::Result<Xsk> {
+        let ifname: Interface = o.ifname.parse().context("interface name")?;
+        let size = QueueSize::new(self.ring_size)?;
+        let cfg = SocketConfig::builder()
+            .rx_queue_size(size)
+            .tx_queue_size(size)
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(flags)
+            .build();
+        // SAFETY: XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD is set, which is what
+        // `Socket::new` asks of a caller sharing a UMEM.
+        let made = unsafe { Socket::new(cfg, &self.umem, &ifname, o.queue) };
+        let (tx, rx, fq_cq) = made.map_err(|e| match std::error::Error::source(&e) {
+            Some(src) => anyhow::anyhow!("{e}: {src}"),
+            None => anyhow::anyhow!("{e}"),
+        })?;
+        let (fill, comp) = fq_cq.with_context(|| {
+            format!(
+                "{} queue {} is already bound from this UMEM",
+                o.ifname, o.queue
             )
-        };
-        if ret != 0 {
-            return Err(errno(ret));
-        }
-        let umem = NonNull::new(umem).ok_or_else(|| io::Error::other("libxdp gave a null UMEM"))?;
-        // lvsfwd's own XDP program (prog.rs) steers frames to the socket:
-        // libxdp must not load its default one.
-        let scfg = sys::xsk_socket_config {
-            rx_size: o.frames,
-            tx_size: o.frames,
-            __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 {
-                libxdp_flags: sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
-            },
-            xdp_flags: 0,
-            bind_flags: bind_flags as u16,
-        };
-        let mut xsk: *mut sys::xsk_socket = ptr::null_mut();
-        // SAFETY: `name` is NUL-terminated; `umem` was just created and has
-        // no socket; the rings are boxed (fixed addresses) and outlive the
-        // socket (same Xsk, deleted in Drop before the box is freed).
-        let ret = unsafe {
-            sys::xsk_socket__create(
-                &mut xsk,
-                name.as_ptr(),
-                o.queue,
-                umem.as_ptr(),
-                &mut rings.rx,
-                &mut rings.tx,
-                &scfg,
-            )
-        };
-        let Some(xsk) = NonNull::new(xsk).filter(|_| ret == 0) else {
-            // SAFETY: the UMEM has no socket (creation failed and libxdp
-            // undid its part), so it can be deleted; nothing else uses it.
-            unsafe { sys::xsk_umem__delete(umem.as_ptr()) };
-            return Err(if ret != 0 {
-                errno(ret)
-            } else {
-                io::Error::other("libxdp gave a null socket")
-            });
-        };
-        // SAFETY: `xsk` is a live socket.
-        let fd = unsafe { sys::xsk_socket__fd(xsk.as_ptr()) };
-        let mut x = Xsk {
-            xsk,
-            umem,
-            rings,
-            area,
-            fd,
-            zero_copy: false,
+        })?;
+        Ok(Xsk {
+            fd: rx.fd().as_raw_fd(),
+            tx,
+            rx,
+            fill,
+            comp,
+            ring_size: self.ring_size,
+            zero_copy,
             queue: o.queue,
-        };
-        x.zero_copy = x.query_zero_copy()?;
-        Ok(x)
+        })
     }
 
-    /// Asks the kernel whether the socket runs in zero-copy mode.
-    fn query_zero_copy(&self) -> io::Result<bool> {
-        let mut opts = libc::xdp_options { flags: 0 };
-        let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
-        // SAFETY: `opts` and `len` are valid for writes and `len` is the size
-        // of `opts`.
-        let ret = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::SOL_XDP,
-                libc::XDP_OPTIONS,
-                (&mut opts as *mut libc::xdp_options).cast(),
-                &mut len,
-            )
-        };
-        if ret != 0 {
-            return Err(io::Error::last_os_error());
+    /// Frame `d`'s buffer (module doc, "Buffers"), to read and rewrite;
+    /// `None` for a descriptor outside this UMEM.
+    ///
+    /// # Safety
+    /// The caller owns frame `d` (module doc): neither the kernel nor
+    /// another thread may access its chunk, and no other reference to its
+    /// bytes may be live, for as long as the result is used.
+    #[inline]
+    pub unsafe fn frame_mut<'a>(&'a self, d: &'a mut FrameDesc) -> Option<FrameMut<'a>> {
+        if !self.contains(d) {
+            return None;
         }
-        Ok(opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0)
+        let len = d.lengths().data();
+        // SAFETY: `d` is of this UMEM (checked above) and the caller owns
+        // the frame exclusively (contract).
+        let mut data = unsafe { self.umem.data_mut(d) };
+        // Expose the whole buffer; `finish` sets the frame length again.
+        data.cursor().set_pos(usize::MAX);
+        Some(FrameMut { data, len })
     }
 
+    /// Frame `d`'s bytes, read-only (for prefetching); `None` for a
+    /// descriptor outside this UMEM.
+    ///
+    /// # Safety
+    /// The caller owns frame `d` and holds no mutable reference to its
+    /// bytes while the result lives.
+    #[inline]
+    pub unsafe fn peek(&self, d: &FrameDesc) -> Option<&[u8]> {
+        if !self.contains(d) {
+            return None;
+        }
+        // SAFETY: `d` is of this UMEM (checked above); the caller owns it
+        // and writes nothing meanwhile (contract).
+        let data = unsafe { self.umem.data(d) };
+        Some(data.contents())
+    }
+}
+
+/// An owned frame's buffer while its owner works on it
+/// ([`WorkerUmem::frame_mut`]).
+#[derive(Debug)]
+pub struct FrameMut<'a> {
+    data: DataMut<'a>,
+    len: usize,
+}
+
+impl FrameMut<'_> {
+    /// The frame's length when it was taken (as received, or as a peer
+    /// wrote it).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The whole buffer: the frame at its start, then the tailroom up to
+    /// the end of the chunk ([`BUF_SIZE`] bytes for a pool descriptor).
+    #[inline]
+    pub fn buf(&mut self) -> &mut [u8] {
+        self.data.contents_mut()
+    }
+    /// Makes `buf()[head..head + len]` the frame the descriptor carries
+    /// (moving it to the buffer's start when `head > 0`), ready for a TX
+    /// ring or a peer's inbox.
+    #[inline]
+    pub fn finish(mut self, head: usize, len: usize) {
+        let buf = self.data.contents_mut();
+        let len = len.min(buf.len().saturating_sub(head));
+        if head > 0 {
+            buf.copy_within(head..head + len, 0);
+        }
+        self.data.cursor().set_pos(len);
+    }
+}
+
+/// What [`WorkerUmem::bind`] needs.
+#[derive(Clone, Debug)]
+pub struct BindOptions<'a> {
+    pub ifname: &'a str,
+    pub queue: u32,
+    pub zero_copy: ZeroCopy,
+}
+
+/// An open AF_XDP socket bound to one (interface, queue) pair, with its
+/// four rings. Its frames are those of the [`WorkerUmem`] it was bound
+/// from (it keeps the UMEM alive).
+#[derive(Debug)]
+pub struct Xsk {
+    tx: TxQueue,
+    rx: RxQueue,
+    fill: FillQueue,
+    comp: CompQueue,
+    fd: RawFd,
+    ring_size: u32,
+    zero_copy: bool,
+    queue: u32,
+}
+
+impl Xsk {
     pub fn fd(&self) -> RawFd {
         self.fd
     }
     pub fn queue(&self) -> u32 {
         self.queue
     }
-    /// Whether the kernel reports zero-copy mode for this socket.
+    /// Whether the socket was bound in zero-copy mode (the kernel refuses
+    /// an `XDP_ZEROCOPY` bind it cannot honour, and forces copy mode with
+    /// `XDP_COPY`).
     pub fn is_zero_copy(&self) -> bool {
         self.zero_copy
     }
-    pub fn area(&self) -> &Arc<UmemArea> {
-        &self.area
-    }
 
-    /// Every chunk base of the UMEM (initially all owned by the caller).
-    pub fn all_chunks(&self) -> impl Iterator<Item = u64> + use<> {
-        (0..u64::from(self.area.frames())).map(|i| i * u64::from(FRAME_SIZE))
-    }
-
-    /// Moves completed TX chunks to `free`. `free` must have room for every
-    /// chunk of the UMEM (no reallocation).
-    pub fn reap_completions(&mut self, free: &mut Vec<u64>) -> u32 {
-        let mut idx = 0u32;
-        let c = &mut self.rings.comp;
-        // SAFETY: `comp` is the completion ring of this live UMEM, used only
-        // by this thread; `idx` is valid for writes.
-        let n = unsafe { sys::xsk_ring_cons__peek(c, c.size, &mut idx) };
-        for i in 0..n {
-            // SAFETY: entries idx..idx+n were just made available by peek
-            // and are read before release; the mask keeps the index in the
-            // ring.
-            let slot = c
-                .ring
-                .cast::<u64>()
-                .wrapping_add((idx.wrapping_add(i) & c.mask) as usize);
-            // SAFETY: as above; `slot` is an entry of the mapped ring.
-            let addr = unsafe { *slot };
-            free.push(chunk_base(addr));
-        }
-        if n > 0 {
-            // SAFETY: releases exactly the n entries peeked above.
-            unsafe { sys::xsk_ring_cons__release(c, n) };
-        }
-        n
-    }
-
-    /// Puts chunks from the end of `free` on the fill ring, leaving at least
-    /// `keep` in `free`. Returns how many were given to the kernel.
-    pub fn refill(&mut self, free: &mut Vec<u64>, keep: usize) -> u32 {
-        let want = free.len().saturating_sub(keep) as u32;
-        if want == 0 {
-            return 0;
-        }
-        let f = &mut self.rings.fill;
-        // SAFETY: the fill ring of this live UMEM, used only by this thread.
-        let n = unsafe { sys::xsk_prod_nb_free(f, want) }.min(want);
+    /// Moves completed TX frames to `free`, as many as it has spare
+    /// capacity for (no reallocation). Returns how many.
+    pub fn reap_completions(&mut self, free: &mut Vec<FrameDesc>) -> u32 {
+        let room = (free.capacity() - free.len()).min(u32::MAX as usize) as u32;
+        let n = self.comp.nb_avail(room).min(room) as usize;
         if n == 0 {
             return 0;
         }
-        let mut idx = 0u32;
-        // SAFETY: as above; `n` slots are free, so the reservation succeeds.
-        let got = unsafe { sys::xsk_ring_prod__reserve(f, n, &mut idx) };
-        for i in 0..got {
-            let Some(base) = free.pop() else { break };
-            // SAFETY: slots idx..idx+got were reserved above and are written
-            // before submit; the mask keeps the index in the ring. The chunk
-            // is ours (free list) and passes to the kernel here.
-            let slot = f
-                .ring
-                .cast::<u64>()
-                .wrapping_add((idx.wrapping_add(i) & f.mask) as usize);
-            // SAFETY: as above; `slot` is an entry of the mapped ring.
-            unsafe { *slot = base };
-        }
-        // SAFETY: submits exactly the `got` slots reserved and written above
-        // (`free` had at least `want >= got` entries, so none was skipped).
-        unsafe { sys::xsk_ring_prod__submit(f, got) };
-        got
+        let old = free.len();
+        free.resize(old + n, FrameDesc::default());
+        // SAFETY: the completion ring only returns frames this socket sent,
+        // all of the UMEM it was bound from, whose pool `free` is.
+        let got = unsafe { self.comp.consume(&mut free[old..]) };
+        free.truncate(old + got);
+        got as u32
     }
 
-    /// Takes up to `out.capacity()` received descriptors, as (address,
-    /// length), into `out` (cleared first) and releases them from the ring:
-    /// their chunks now belong to the caller.
-    pub fn receive(&mut self, out: &mut Vec<(u64, u32)>) -> usize {
-        out.clear();
-        let max = out.capacity() as u32;
-        let r = &mut self.rings.rx;
-        let mut idx = 0u32;
-        // SAFETY: the RX ring of this live socket, used only by this thread.
-        let n = unsafe { sys::xsk_ring_cons__peek(r, max, &mut idx) };
-        for i in 0..n {
-            // SAFETY: entries idx..idx+n were made available by peek and are
-            // read before release; the mask keeps the index in the ring.
-            let slot = r
-                .ring
-                .cast::<sys::xdp_desc>()
-                .wrapping_add((idx.wrapping_add(i) & r.mask) as usize);
-            // SAFETY: as above; `slot` is an entry of the mapped ring.
-            let d = unsafe { *slot };
-            out.push((d.addr, d.len));
+    /// Puts frames from the end of `free` on the fill ring, leaving at
+    /// least `keep` in `free`. Returns how many were given to the kernel.
+    pub fn refill(&mut self, free: &mut Vec<FrameDesc>, keep: usize) -> u32 {
+        let want = free.len().saturating_sub(keep).min(u32::MAX as usize) as u32;
+        if want == 0 {
+            return 0;
         }
-        if n > 0 {
-            // SAFETY: releases exactly the n entries peeked above.
-            unsafe { sys::xsk_ring_cons__release(r, n) };
+        let n = self.fill.nb_free(want).min(want) as usize;
+        if n == 0 {
+            return 0;
         }
-        n as usize
+        let start = free.len() - n;
+        // SAFETY: the frames are this worker's (free list), of the UMEM
+        // this socket was bound from; they pass to the kernel here.
+        let got = unsafe { self.fill.produce(&free[start..]) };
+        // `produce` takes a prefix of the slice; drop exactly that.
+        free.drain(start..start + got);
+        got as u32
     }
 
-    /// Queues as many of `descs` (address, length) for transmission as the
-    /// TX ring has room for, in order; returns how many. The chunks of the
-    /// queued ones belong to the kernel until they show up on the
-    /// completion ring.
-    pub fn transmit(&mut self, descs: &[(u64, u32)]) -> usize {
+    /// Takes up to `out.len()` received frames into `out` (from its start)
+    /// and releases them from the ring: they now belong to the caller.
+    /// Returns how many.
+    pub fn receive(&mut self, out: &mut [FrameDesc]) -> usize {
+        // SAFETY: the RX ring only returns frames of the UMEM this socket
+        // was bound from; the descriptors in `out` are overwritten.
+        unsafe { self.rx.consume(out) }
+    }
+
+    /// Queues as many of `descs` for transmission as the TX ring has room
+    /// for, in order; returns how many. The queued frames belong to the
+    /// kernel until they show up on this socket's completion ring.
+    pub fn transmit(&mut self, descs: &[FrameDesc]) -> usize {
         if descs.is_empty() {
             return 0;
         }
         let want = descs.len().min(u32::MAX as usize) as u32;
-        let t = &mut self.rings.tx;
-        // SAFETY: the TX ring of this live socket, used only by this thread.
-        let n = unsafe { sys::xsk_prod_nb_free(t, want) }.min(want);
+        let n = self.tx.nb_free(want).min(want) as usize;
         if n == 0 {
             return 0;
         }
-        let mut idx = 0u32;
-        // SAFETY: as above; `n` slots are free, so the reservation succeeds.
-        let got = unsafe { sys::xsk_ring_prod__reserve(t, n, &mut idx) };
-        for (i, &(addr, len)) in descs.iter().take(got as usize).enumerate() {
-            // SAFETY: slots idx..idx+got were reserved above and are written
-            // before submit; the mask keeps the index in the ring.
-            let slot = t
-                .ring
-                .cast::<sys::xdp_desc>()
-                .wrapping_add((idx.wrapping_add(i as u32) & t.mask) as usize);
-            // SAFETY: as above; `slot` is an entry of the mapped ring.
-            unsafe {
-                *slot = sys::xdp_desc {
-                    addr,
-                    len,
-                    options: 0,
-                }
-            };
-        }
-        // SAFETY: submits exactly the `got` slots reserved and written above.
-        unsafe { sys::xsk_ring_prod__submit(t, got) };
-        got as usize
+        // SAFETY: the frames are the caller's, of the UMEM this socket was
+        // bound from; they pass to the kernel here.
+        unsafe { self.tx.produce(&descs[..n]) }
     }
 
     /// Descriptors on the TX ring the kernel has not consumed yet. In copy
     /// mode one `sendto` consumes at most 32 of them (the kernel's TX batch),
     /// so a caller that queued more must kick again until this is 0.
     pub fn tx_pending(&mut self) -> u32 {
-        let t = &mut self.rings.tx;
-        // SAFETY: the TX ring of this live socket, used only by this thread;
-        // asking for the whole ring refreshes the cached consumer index.
-        let free = unsafe { sys::xsk_prod_nb_free(t, t.size) };
-        t.size.saturating_sub(free)
+        // Asking for the whole ring refreshes the cached consumer index.
+        let free = self.tx.nb_free(self.ring_size);
+        self.ring_size.saturating_sub(free)
     }
 
     /// Kicks TX processing until the kernel has consumed every queued
@@ -545,34 +445,22 @@ impl Xsk {
 
     /// The kernel asks to be woken up to process the TX ring.
     pub fn tx_needs_wakeup(&self) -> bool {
-        // SAFETY: the TX ring of this live socket.
-        unsafe { sys::xsk_ring_prod__needs_wakeup(&self.rings.tx) != 0 }
+        self.tx.needs_wakeup()
     }
 
     /// The kernel asks to be woken up to refill from the fill ring (the
     /// driver ran dry); `poll` does it.
     pub fn fill_needs_wakeup(&self) -> bool {
-        // SAFETY: the fill ring of this live UMEM.
-        unsafe { sys::xsk_ring_prod__needs_wakeup(&self.rings.fill) != 0 }
+        self.fill.needs_wakeup()
     }
 
     /// Kicks TX processing (`sendto` with no data). Transient refusals
     /// (the kernel is busy or out of buffers) are not errors: the frames
     /// stay queued and the next kick retries.
     pub fn kick_tx(&self) -> io::Result<()> {
-        // SAFETY: a zero-length sendto on our own socket with no buffer and
-        // no address.
-        let ret =
-            unsafe { libc::sendto(self.fd, ptr::null(), 0, libc::MSG_DONTWAIT, ptr::null(), 0) };
-        if ret >= 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR) => {
-                Ok(())
-            }
-            _ => Err(e),
+        match self.tx.wakeup() {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            r => r,
         }
     }
 
@@ -605,23 +493,15 @@ impl Xsk {
 
     /// The kernel's drop counters for this socket.
     pub fn statistics(&self) -> io::Result<libc::xdp_statistics> {
-        // SAFETY: all-zero is a valid xdp_statistics (plain integers).
-        let mut st: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: `st` and `len` are valid for writes and `len` is its size.
-        let ret = unsafe {
-            libc::getsockopt(
-                self.fd,
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&mut st as *mut libc::xdp_statistics).cast(),
-                &mut len,
-            )
-        };
-        if ret != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(st)
+        let s = self.rx.fd().xdp_statistics()?;
+        Ok(libc::xdp_statistics {
+            rx_dropped: s.rx_dropped(),
+            rx_invalid_descs: s.rx_invalid_descs(),
+            tx_invalid_descs: s.tx_invalid_descs(),
+            rx_ring_full: s.rx_ring_full(),
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs(),
+            tx_ring_empty_descs: s.tx_ring_empty_descs(),
+        })
     }
 
     /// The socket's pending error (`SO_ERROR`, cleared by reading it), if
@@ -647,24 +527,6 @@ impl Xsk {
     }
 }
 
-impl Drop for Xsk {
-    fn drop(&mut self) {
-        // SAFETY: the socket and UMEM were created in `bind` and are deleted
-        // exactly once, socket first (it references the UMEM); the boxed
-        // rings they point at are still alive (fields drop after this).
-        unsafe { sys::xsk_socket__delete(self.xsk.as_ptr()) };
-        // SAFETY: as above; the socket that referenced the UMEM is gone.
-        let ret = unsafe { sys::xsk_umem__delete(self.umem.as_ptr()) };
-        if ret != 0 {
-            log::error!(
-                "queue {}: deleting the UMEM failed: {}",
-                self.queue,
-                errno(ret)
-            );
-        }
-    }
-}
-
 /// Wakes a worker that sleeps in [`Xsk::poll`] when a peer hands it frames
 /// (an eventfd plus an "asleep" flag, so a busy worker costs its peers no
 /// syscall).
@@ -675,20 +537,15 @@ impl Drop for Xsk {
 /// Either the sleeper sees the frame or the producer sees the flag.
 #[derive(Debug)]
 pub struct Doorbell {
-    fd: OwnedFd,
+    fd: EventFd,
     asleep: AtomicBool,
 }
 
 impl Doorbell {
     pub fn new() -> io::Result<Doorbell> {
-        // SAFETY: plain eventfd creation; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
         Ok(Doorbell {
-            // SAFETY: `fd` was just created and is owned by nothing else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             asleep: AtomicBool::new(false),
         })
     }
@@ -703,23 +560,19 @@ impl Doorbell {
         fence(Ordering::SeqCst);
     }
 
-    /// The owner is awake again; clears any pending ring.
+    /// The owner is awake again; clears any pending ring (EAGAIN: nothing
+    /// pending).
     pub fn woke(&self) {
         self.asleep.store(false, Ordering::SeqCst);
-        let mut v = 0u64;
-        // SAFETY: reads 8 bytes into `v` from our own non-blocking eventfd;
-        // EAGAIN (nothing pending) is fine.
-        unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+        let _ = self.fd.read();
     }
 
     /// After pushing to the owner's inbox: wakes it if it sleeps.
     pub fn ring(&self) {
         fence(Ordering::SeqCst);
         if self.asleep.load(Ordering::SeqCst) {
-            let v = 1u64;
-            // SAFETY: writes 8 bytes from `v` to our own non-blocking
-            // eventfd; a full counter (EAGAIN) still leaves it readable.
-            unsafe { libc::write(self.fd(), (&v as *const u64).cast(), 8) };
+            // A full counter (EAGAIN) still leaves it readable.
+            let _ = self.fd.write(1);
         }
     }
 }
@@ -747,19 +600,48 @@ mod tests {
     }
 
     #[test]
-    fn umem_area_knows_its_chunks() {
-        let a = UmemArea::new(64).unwrap();
-        assert_eq!(a.frames(), 64);
-        assert!(a.is_chunk(0));
-        assert!(a.is_chunk(63 * 4096));
-        assert!(!a.is_chunk(64 * 4096), "past the end");
-        assert!(!a.is_chunk(256), "not a chunk base");
-        // SAFETY: the area is fresh and private to this test.
-        let c = unsafe { a.chunk_mut(2 * 4096) };
-        assert_eq!(c.len(), FRAME_SIZE as usize);
-        c[4095] = 7;
-        // SAFETY: as above; the previous slice is no longer used.
-        assert_eq!(unsafe { a.chunk_mut(2 * 4096) }[4095], 7);
+    fn a_worker_umem_hands_out_one_descriptor_per_chunk() {
+        let (u, pool) = WorkerUmem::new(64).unwrap();
+        assert_eq!(u.frames(), 64);
+        assert_eq!(pool.len(), 64);
+        assert_eq!(pool.capacity(), 64, "the pool never grows");
+        for (i, d) in pool.iter().enumerate() {
+            assert_eq!(d.addr() as u64, i as u64 * 4096 + u64::from(RX_OFFSET));
+            assert!(u.contains(d));
+        }
+        assert!(WorkerUmem::new(100).is_err(), "not a power of two");
+        assert!(WorkerUmem::new(32).is_err(), "too few");
+    }
+
+    #[test]
+    fn a_frame_buffer_runs_to_the_end_of_its_chunk_and_finish_sets_the_frame() {
+        let (u, mut pool) = WorkerUmem::new(64).unwrap();
+        let mut d = pool[2];
+        // SAFETY: the UMEM is private to this test and no socket uses it.
+        let mut f = unsafe { u.frame_mut(&mut d) }.unwrap();
+        assert_eq!(f.len(), 0);
+        assert_eq!(f.buf().len(), BUF_SIZE);
+        f.buf()[10..14].copy_from_slice(b"abcd");
+        f.buf()[BUF_SIZE - 1] = 7;
+        f.finish(10, 4);
+        assert_eq!(d.lengths().data(), 4);
+        // SAFETY: as above; the FrameMut is gone.
+        let moved = unsafe { u.peek(&d) }.unwrap();
+        assert_eq!(moved, b"abcd", "moved to the front");
+        // SAFETY: as above.
+        let mut f = unsafe { u.frame_mut(&mut d) }.unwrap();
+        assert_eq!(f.len(), 4);
+        assert_eq!(f.buf()[BUF_SIZE - 1], 7, "same chunk, to its end");
+        f.finish(0, BUF_SIZE + 100);
+        assert_eq!(d.lengths().data(), BUF_SIZE, "clamped to the buffer");
+        // A descriptor of a larger UMEM is refused, not indexed.
+        let (_, big) = WorkerUmem::new(128).unwrap();
+        let mut far = big[100];
+        // SAFETY: refused before any access.
+        assert!(unsafe { u.frame_mut(&mut far) }.is_none());
+        // SAFETY: as above.
+        assert!(unsafe { u.peek(&far) }.is_none());
+        pool.clear();
     }
 
     #[test]
@@ -775,22 +657,15 @@ mod tests {
     }
 
     #[test]
-    fn opening_a_missing_interface_fails_cleanly() {
-        let e = Xsk::open(&XskOptions {
-            ifname: "lfnosuchif0",
-            queue: 0,
-            frames: 64,
-            zero_copy: ZeroCopy::Off,
-        })
-        .unwrap_err();
+    fn binding_a_missing_interface_fails_cleanly() {
+        let (u, _pool) = WorkerUmem::new(64).unwrap();
+        let e = u
+            .bind(&BindOptions {
+                ifname: "lfnosuchif0",
+                queue: 0,
+                zero_copy: ZeroCopy::Off,
+            })
+            .unwrap_err();
         assert!(e.to_string().contains("lfnosuchif0"), "{e}");
-        let e = Xsk::open(&XskOptions {
-            ifname: "lo",
-            queue: 0,
-            frames: 100,
-            zero_copy: ZeroCopy::Off,
-        })
-        .unwrap_err();
-        assert!(e.to_string().contains("power of two"), "{e}");
     }
 }

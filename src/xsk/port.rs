@@ -5,11 +5,13 @@
 //! they move frames exactly as lvsfwd's engine does (same rings, same
 //! recycling, same wakeup rules) minus the data plane.
 //!
-//! Frame ownership follows the rule in [`super::afxdp`]: a chunk is either
+//! Frame ownership follows the rule in [`super::afxdp`]: a frame is either
 //! the kernel's (fill or TX ring) or this port's (free list, the batch being
 //! received, the frames queued for transmission). A closure passed to
-//! [`Port::receive`] or [`Port::send_new`] sees a slice over one chunk the
-//! port owns, for the duration of the call only.
+//! [`Port::receive`] or [`Port::send_new`] sees a slice over one frame the
+//! port owns, for the duration of the call only. The port is one socket on
+//! its own [`WorkerUmem`](super::afxdp::WorkerUmem), the same xsk-rs path
+//! as the engine's workers.
 //!
 //! Invariants: nothing allocates after [`Port::open`] (every buffer is sized
 //! for the whole UMEM); chunks never leak: every chunk taken off a ring ends
@@ -24,11 +26,10 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
 
 use crate::config::ZeroCopy;
 
-use super::afxdp::{FRAME_SIZE, UmemArea, Xsk, XskOptions, chunk_base};
+use super::afxdp::{BUF_SIZE, BindOptions, FRAME_SIZE, FrameDesc, WorkerUmem, Xsk};
 
 /// What [`Port::open`] needs.
 #[derive(Clone, Debug)]
@@ -49,15 +50,16 @@ pub struct PortOptions<'a> {
 /// One AF_XDP socket and the frames it owns.
 pub struct Port {
     xsk: Xsk,
-    area: Arc<UmemArea>,
+    umem: WorkerUmem,
     /// Receive pool: chunks at or above `split`, fed to the fill ring.
-    free: Vec<u64>,
+    free: Vec<FrameDesc>,
     /// Generator pool: chunks below `split`, for [`Port::send_new`].
-    tx_free: Vec<u64>,
-    split: u64,
-    completed: Vec<u64>,
-    rx: Vec<(u64, u32)>,
-    tx: Vec<(u64, u32)>,
+    tx_free: Vec<FrameDesc>,
+    split: usize,
+    completed: Vec<FrameDesc>,
+    /// The RX batch (`batch` descriptors, overwritten by each receive).
+    rx: Vec<FrameDesc>,
+    tx: Vec<FrameDesc>,
     in_flight: u32,
     /// Frames that found the TX ring full and were recycled unsent.
     tx_ring_full: u64,
@@ -85,31 +87,30 @@ impl Port {
             o.batch,
             o.frames
         );
-        let xsk = Xsk::open(&XskOptions {
+        let (umem, pool) = WorkerUmem::new(o.frames)?;
+        let xsk = umem.bind(&BindOptions {
             ifname: o.ifname,
             queue: o.queue,
-            frames: o.frames,
             zero_copy: o.zero_copy,
         })?;
-        let area = Arc::clone(xsk.area());
-        let split = o.tx_reserve as u64 * u64::from(FRAME_SIZE);
+        let split = o.tx_reserve * FRAME_SIZE as usize;
         let n = o.frames as usize;
         let (mut free, mut tx_free) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for c in xsk.all_chunks() {
-            if c < split {
-                tx_free.push(c);
+        for d in pool {
+            if d.addr() < split {
+                tx_free.push(d);
             } else {
-                free.push(c);
+                free.push(d);
             }
         }
         let mut p = Port {
             xsk,
-            area,
+            umem,
             free,
             tx_free,
             split,
             completed: Vec::with_capacity(n),
-            rx: Vec::with_capacity(o.batch),
+            rx: vec![FrameDesc::default(); o.batch],
             tx: Vec::with_capacity(n),
             in_flight: 0,
             tx_ring_full: 0,
@@ -144,26 +145,27 @@ impl Port {
     pub fn tx_ring_full(&self) -> u64 {
         self.tx_ring_full
     }
-    /// Largest frame [`Port::send_new`] can write.
+    /// Largest frame [`Port::send_new`] can write (a frame's buffer: its
+    /// chunk minus the XDP headroom).
     pub fn max_frame(&self) -> usize {
-        FRAME_SIZE as usize
+        BUF_SIZE
     }
 
-    /// Returns a chunk this port owns to the pool it belongs to.
+    /// Returns a frame this port owns to the pool it belongs to.
     #[inline]
-    fn recycle(&mut self, base: u64) {
-        if base < self.split {
-            self.tx_free.push(base);
+    fn recycle(&mut self, d: FrameDesc) {
+        if d.addr() < self.split {
+            self.tx_free.push(d);
         } else {
-            self.free.push(base);
+            self.free.push(d);
         }
     }
 
     fn reap(&mut self) {
         let done = self.xsk.reap_completions(&mut self.completed);
         self.in_flight = self.in_flight.saturating_sub(done);
-        while let Some(b) = self.completed.pop() {
-            self.recycle(b);
+        while let Some(d) = self.completed.pop() {
+            self.recycle(d);
         }
     }
 
@@ -186,48 +188,53 @@ impl Port {
     pub fn receive(&mut self, mut f: impl FnMut(&mut [u8]) -> bool) -> usize {
         let got = self.xsk.receive(&mut self.rx);
         for i in 0..got {
-            let (addr, len) = self.rx[i];
-            let base = chunk_base(addr);
-            let head = (addr - base) as usize;
-            if !self.area.is_chunk(base) || head + len as usize > FRAME_SIZE as usize {
+            let mut d = self.rx[i];
+            // SAFETY: the frame came off this port's RX ring, so the port
+            // owns it (afxdp module doc) until it is queued for TX or
+            // recycled below; the view dies before either.
+            let Some(mut fm) = (unsafe { self.umem.frame_mut(&mut d) }) else {
                 // Only the kernel writes RX descriptors; never index memory
-                // on a bad one (and never recycle a chunk that is not ours).
-                debug_assert!(false, "bad RX descriptor {addr:#x}+{len}");
+                // on a bad one (and never recycle a frame that is not ours).
+                debug_assert!(false, "bad RX descriptor {:#x}", d.addr());
                 continue;
-            }
-            // SAFETY: the chunk came off this port's RX ring, so the port
-            // owns it (afxdp module doc) until it is queued for TX or put
-            // back on the free list below; the slice dies with this call.
-            let chunk = unsafe { self.area.chunk_mut(base) };
-            if f(&mut chunk[head..head + len as usize]) {
-                self.tx.push((addr, len));
+            };
+            let len = fm.len();
+            let send = f(&mut fm.buf()[..len]);
+            fm.finish(0, len);
+            if send {
+                self.tx.push(d);
             } else {
-                self.recycle(base);
+                self.recycle(d);
             }
         }
         got
     }
 
     /// Writes up to `n` new frames, each into a chunk of the generator pool
-    /// through `f` (given the whole chunk, it returns the frame's length; 0
-    /// = none), and queues them for the next [`Port::flush`]. Returns how
-    /// many were queued (fewer than `n` when the pool runs out).
+    /// through `f` (given the whole buffer, [`Port::max_frame`] bytes, it
+    /// returns the frame's length; 0 = none), and queues them for the next
+    /// [`Port::flush`]. Returns how many were queued (fewer than `n` when
+    /// the pool runs out).
     pub fn send_new(&mut self, n: usize, mut f: impl FnMut(&mut [u8]) -> usize) -> usize {
         let mut queued = 0;
         while queued < n {
-            let Some(base) = self.tx_free.pop() else {
+            let Some(mut d) = self.tx_free.pop() else {
                 break;
             };
-            // SAFETY: the chunk was in this port's generator pool, so the
-            // port owns it; the slice dies before the chunk is queued or
+            // SAFETY: the frame was in this port's generator pool, so the
+            // port owns it; the view dies before the frame is queued or
             // freed.
-            let chunk = unsafe { self.area.chunk_mut(base) };
-            let len = f(chunk).min(FRAME_SIZE as usize);
+            let Some(mut fm) = (unsafe { self.umem.frame_mut(&mut d) }) else {
+                debug_assert!(false, "pool descriptor outside the UMEM");
+                continue;
+            };
+            let len = f(fm.buf());
+            fm.finish(0, len);
             if len == 0 {
-                self.tx_free.push(base);
+                self.tx_free.push(d);
                 break;
             }
-            self.tx.push((base, len as u32));
+            self.tx.push(d);
             queued += 1;
         }
         queued
@@ -248,8 +255,8 @@ impl Port {
                 sent += self.xsk.transmit(&self.tx[sent..]);
             }
             for i in sent..self.tx.len() {
-                let base = chunk_base(self.tx[i].0);
-                self.recycle(base);
+                let d = self.tx[i];
+                self.recycle(d);
                 self.tx_ring_full += 1;
             }
             self.in_flight += sent as u32;

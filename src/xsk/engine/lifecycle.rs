@@ -21,11 +21,11 @@ use anyhow::{Context, bail, ensure};
 use crossbeam::channel;
 
 use super::mesh::Mesh;
-use super::worker::Worker;
+use super::worker::{Worker, WorkerIo};
 use crate::config::ZeroCopy;
 use crate::dataplane::Dataplane;
 use crate::dataplane::query::{Query, Reply};
-use crate::xsk::afxdp::{Xsk, XskOptions};
+use crate::xsk::afxdp::{BindOptions, WorkerUmem};
 use crate::xsk::kport::KernelPort;
 use crate::xsk::prog::XdpProgram;
 use crate::xsk::shared::{Shared, WorkerCounters};
@@ -170,17 +170,18 @@ fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens and registers one socket per queue, in queue order.
+/// Creates one UMEM per queue and binds and registers one socket on each,
+/// in queue order.
 fn open_sockets(
     cfg: &EngineConfig,
     register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<Xsk>> {
+) -> anyhow::Result<Vec<WorkerIo>> {
     let mut socks = Vec::with_capacity(cfg.queues.len());
     for &q in &cfg.queues {
-        let x = Xsk::open(&XskOptions {
+        let (umem, pool) = WorkerUmem::new(cfg.frames_per_queue)?;
+        let x = umem.bind(&BindOptions {
             ifname: &cfg.ifname,
             queue: q,
-            frames: cfg.frames_per_queue,
             zero_copy: cfg.zero_copy,
         })?;
         register_socket(q, x.fd())
@@ -194,7 +195,7 @@ fn open_sockets(
                 "copy"
             }
         );
-        socks.push(x);
+        socks.push((x, umem, pool));
     }
     Ok(socks)
 }
@@ -236,10 +237,11 @@ impl Engine {
                 dp.conns
                     .set_fullnat_ports(steer::fullnat_ports(i as u32, n as u32));
             }
+            let umems: Vec<WorkerUmem> = socks.iter().map(|(_, u, _)| u.clone()).collect();
             Some(Arc::new(Mesh::new(
                 cfg.batch,
                 cfg.frames_per_queue,
-                &socks,
+                &umems,
             )?))
         } else {
             None
@@ -268,22 +270,22 @@ impl Engine {
             replies,
         };
         let planes = socks.into_iter().zip(dataplanes).zip(counters).zip(kport);
-        for (i, (((xsk, dp), counters), kport)) in planes.enumerate() {
+        for (i, (((io, dp), counters), kport)) in planes.enumerate() {
             let core = cfg
                 .cores
                 .get(i)
                 .copied()
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
             let info = WorkerInfo {
-                queue: xsk.queue(),
+                queue: io.0.queue(),
                 core,
-                zero_copy: xsk.is_zero_copy(),
+                zero_copy: io.0.is_zero_copy(),
             };
             let (query_tx, query_rx) = channel::bounded(1);
             engine.queries.push(query_tx);
             let mut w = Worker::new(
                 i,
-                xsk,
+                io,
                 dp,
                 Arc::clone(&shared),
                 Arc::clone(&counters),

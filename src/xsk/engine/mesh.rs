@@ -1,9 +1,7 @@
 //! The cross-worker mesh of a multi-queue engine: per worker an inbox of
-//! frames handed to it, per ordered worker pair a queue of chunks lent for
+//! frames handed to it, per ordered worker pair a queue of frames lent for
 //! the hand-over, and per worker a doorbell to wake it (module doc of
 //! [`super`], "Several queues").
-
-use std::sync::Arc;
 
 use anyhow::Context;
 use crossbeam::queue::ArrayQueue;
@@ -11,26 +9,30 @@ use crossbeam::queue::ArrayQueue;
 use super::worker::Worker;
 use crate::time::Timestamp;
 use crate::wire;
-use crate::xsk::afxdp::{Doorbell, UmemArea, Xsk};
+use crate::xsk::afxdp::{Doorbell, FrameDesc, WorkerUmem};
 use crate::xsk::steer::SteerMap;
 
 /// What the workers of a multi-queue engine share.
 pub(super) struct Mesh {
     pub(super) n: usize,
     /// Per worker: descriptors (in its own UMEM) of frames handed to it.
-    pub(super) inbox: Vec<ArrayQueue<(u64, u32)>>,
-    /// `lend[owner * n + borrower]`: empty chunks of `owner`'s UMEM that
+    pub(super) inbox: Vec<ArrayQueue<FrameDesc>>,
+    /// `lend[owner * n + borrower]`: empty frames of `owner`'s UMEM that
     /// `borrower` may fill.
-    lend: Vec<ArrayQueue<u64>>,
+    lend: Vec<ArrayQueue<FrameDesc>>,
     lend_depth: usize,
-    areas: Vec<Arc<UmemArea>>,
+    umems: Vec<WorkerUmem>,
     pub(super) bells: Vec<Doorbell>,
 }
 
 impl Mesh {
-    /// The mesh between the workers of `socks`, one per socket.
-    pub(super) fn new(batch: usize, frames_per_queue: u32, socks: &[Xsk]) -> anyhow::Result<Mesh> {
-        let n = socks.len();
+    /// The mesh between the workers owning `umems`, one each.
+    pub(super) fn new(
+        batch: usize,
+        frames_per_queue: u32,
+        umems: &[WorkerUmem],
+    ) -> anyhow::Result<Mesh> {
+        let n = umems.len();
         let lend_depth = (2 * batch).min(frames_per_queue as usize / (2 * n));
         let mut bells = Vec::with_capacity(n);
         for _ in 0..n {
@@ -45,7 +47,7 @@ impl Mesh {
                 .map(|_| ArrayQueue::new(lend_depth.max(1)))
                 .collect(),
             lend_depth,
-            areas: socks.iter().map(|x| Arc::clone(x.area())).collect(),
+            umems: umems.to_vec(),
             bells,
         })
     }
@@ -61,37 +63,38 @@ impl Mesh {
         owner.map(|o| o as usize).filter(|&o| o != me && o < self.n)
     }
 
-    /// Hands the frame `data` (at offset `head` of its chunk) over from
-    /// worker `me` to worker `o`: copies it into a chunk `o` lent to `me`
-    /// (`held`, the one kept from a failed hand-over, first) and pushes it
-    /// onto `o`'s inbox. False when there is no lent chunk, the frame does
-    /// not fit or the inbox is full; a lent chunk then stays in `held`.
+    /// Hands the frame `data` over from worker `me` to worker `o`: copies
+    /// it into a frame `o` lent to `me` (`held`, the one kept from a failed
+    /// hand-over, first) and pushes that onto `o`'s inbox. False when there
+    /// is no lent frame, the frame does not fit or the inbox is full; a
+    /// lent frame then stays in `held`.
     #[inline]
     pub(super) fn hand_over(
         &self,
         me: usize,
         o: usize,
-        held: &mut Option<u64>,
-        head: usize,
+        held: &mut Option<FrameDesc>,
         data: &[u8],
     ) -> bool {
-        let lent = held.take().or_else(|| self.lend[o * self.n + me].pop());
-        let Some(l) = lent.filter(|&l| self.areas[o].is_chunk(l)) else {
+        let Some(mut l) = held.take().or_else(|| self.lend[o * self.n + me].pop()) else {
             return false;
         };
-        // SAFETY: worker `o` lent chunk `l` of its UMEM to this worker,
+        // SAFETY: worker `o` lent frame `l` of its UMEM to this worker,
         // which owns it until the push below succeeds; nobody else touches
         // it meanwhile.
-        let dst = unsafe { self.areas[o].chunk_mut(l) };
-        let pushed = match dst.get_mut(head..head + data.len()) {
+        let Some(mut dst) = (unsafe { self.umems[o].frame_mut(&mut l) }) else {
+            debug_assert!(false, "lent frame outside the lender's UMEM");
+            return false;
+        };
+        let copied = match dst.buf().get_mut(..data.len()) {
             Some(d) => {
                 d.copy_from_slice(data);
-                self.inbox[o]
-                    .push((l + head as u64, data.len() as u32))
-                    .is_ok()
+                true
             }
             None => false,
         };
+        dst.finish(0, if copied { data.len() } else { 0 });
+        let pushed = copied && self.inbox[o].push(l).is_ok();
         if !pushed {
             *held = Some(l);
         }
@@ -107,16 +110,16 @@ impl Worker {
         };
         let mut n = 0;
         while n < self.batch {
-            let Some((addr, len)) = mesh.inbox[self.me].pop() else {
+            let Some(d) = mesh.inbox[self.me].pop() else {
                 break;
             };
-            self.frame(addr, len, false, now);
+            self.frame(d, false, now);
             n += 1;
         }
         n
     }
 
-    /// Keeps each peer stocked with chunks it may hand frames over in.
+    /// Keeps each peer stocked with frames it may hand frames over in.
     pub(super) fn lend(&mut self) {
         let Some(mesh) = &self.mesh else { return };
         for p in (0..mesh.n).filter(|&p| p != self.me) {

@@ -1,7 +1,8 @@
-//! The AF_XDP engine: one pinned worker thread per RX queue, each owning an
-//! AF_XDP socket and its UMEM, running the pure data plane over batches of
-//! frames and sending the results back out of the same NIC (a one-armed
-//! director).
+//! The AF_XDP engine: one pinned worker thread per RX queue, each owning a
+//! UMEM ([`WorkerUmem`](super::afxdp::WorkerUmem), shareable by several
+//! sockets) and one AF_XDP socket bound from it, running the pure data
+//! plane over batches of frames and sending the results back out of the
+//! same NIC (a one-armed director).
 //!
 //! # A worker's round (the hot path)
 //! 1. control plane: if the snapshot generation changed, apply it to the
@@ -12,15 +13,17 @@
 //! 2. recycle: completed TX chunks go back to the free list, the free list
 //!    goes onto the fill ring (kept full), and when the kernel sets the fill
 //!    ring's need-wakeup flag it gets a `poll`;
-//! 3. receive up to `batch` frames; each is wrapped as a
-//!    [`FrameBuf`](crate::wire::FrameBuf) over its whole chunk with `head`
-//!    where the kernel put it (so tunnels can grow it into the headroom)
-//!    and handed to `Dataplane::process`. `Tx` queues the frame (possibly starting
-//!    earlier in its chunk than it was received) for transmission; `Pass`
-//!    and `Kernel` frames are written to the worker's own queue of the
-//!    kernel port ([`crate::xsk::kport`], a tap: the director's stack takes
-//!    them as if received) and recycled, like `Drop` (keeping the kernel's
-//!    own traffic away from the sockets is still the XDP program's job);
+//! 3. receive up to `batch` frames (xsk-rs `FrameDesc`s); each is wrapped as
+//!    a [`FrameBuf`](crate::wire::FrameBuf) over its buffer, which starts at
+//!    the packet and runs to the end of its chunk (a descriptor's address
+//!    cannot move: tunnels grow a frame by shifting it toward the tail), and
+//!    handed to `Dataplane::process`. `Tx` queues the descriptor (the frame
+//!    moved back to the buffer's start if it no longer begins there) for
+//!    transmission; `Pass` and `Kernel` frames are written to the worker's
+//!    own queue of the kernel port ([`crate::xsk::kport`], a tap: the
+//!    director's stack takes them as if received) and recycled, like `Drop`
+//!    (keeping the kernel's own traffic away from the sockets is still the
+//!    XDP program's job);
 //! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup,
 //!    as often as it takes to drain it (copy mode sends 32 frames a call);
 //! 5. publish counters. A worker that found nothing to do for a while
@@ -38,11 +41,11 @@
 //! ([`SteerMap`](super::steer::SteerMap): a hash of the client side, the
 //! same from both directions; FULLNAT local ports are partitioned per
 //! worker, so a reply's destination port names its owner).
-//! A frame owned elsewhere is copied, once, into a chunk of the owner's
-//! UMEM that the owner lent to this worker beforehand, and its descriptor
-//! is pushed onto the owner's inbox; the owner processes it like its own
-//! RX and transmits it from its own socket. Per ordered worker pair there
-//! is a lock-free queue of lent chunks (`crossbeam::queue::ArrayQueue`,
+//! A frame owned elsewhere is copied, once, into a frame of the owner's
+//! UMEM that the owner lent to this worker beforehand (a `FrameDesc`), and
+//! that descriptor is pushed onto the owner's inbox; the owner processes it
+//! like its own RX and transmits it from its own socket. Per ordered worker
+//! pair there is a lock-free queue of lent frames (`crossbeam::queue::ArrayQueue`,
 //! refilled by the lender from its free list), and per worker one inbox;
 //! a sleeping owner is woken through an eventfd only when it is asleep.
 //! A frame that finds no lent chunk or a full inbox is dropped and counted

@@ -16,7 +16,7 @@ use crate::dataplane::query::{self, Query, Reply};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::time::Timestamp;
 use crate::wire::FrameBuf;
-use crate::xsk::afxdp::{UmemArea, Xsk, chunk_base};
+use crate::xsk::afxdp::{FrameDesc, WorkerUmem, Xsk};
 use crate::xsk::kport::KernelQueue;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer::SteerMap;
@@ -35,27 +35,33 @@ const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// index) go.
 pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
 
+/// A worker's socket, the UMEM it is bound from and that UMEM's pool.
+pub(super) type WorkerIo = (Xsk, WorkerUmem, Vec<FrameDesc>);
+
 /// One queue's worker: everything it touches per frame is its own.
 pub(super) struct Worker {
     pub(super) me: usize,
     xsk: Xsk,
-    area: Arc<UmemArea>,
+    /// The frames of `xsk` (shareable: every socket a worker binds is on
+    /// its one UMEM).
+    umem: WorkerUmem,
     dp: Dataplane,
     shared: Arc<Shared>,
     counters: Arc<WorkerCounters>,
     pub(super) batch: usize,
-    /// Chunks this worker owns and is not using (capacity: every chunk).
-    pub(super) free: Vec<u64>,
-    rx: Vec<(u64, u32)>,
-    tx: Vec<(u64, u32)>,
+    /// Frames this worker owns and is not using (capacity: every chunk).
+    pub(super) free: Vec<FrameDesc>,
+    /// The RX batch (`batch` descriptors, overwritten by each receive).
+    rx: Vec<FrameDesc>,
+    tx: Vec<FrameDesc>,
     /// Frames on the TX ring not yet completed.
     in_flight: u32,
     seen_generation: Option<u64>,
     pub(super) mesh: Option<Arc<Mesh>>,
     steer: SteerMap,
-    /// Per peer: a chunk it lent that this worker took but could not hand
+    /// Per peer: a frame it lent that this worker took but could not hand
     /// over (full inbox); used first next time.
-    held: Vec<Option<u64>>,
+    held: Vec<Option<FrameDesc>>,
     /// Per peer: frames were pushed to its inbox this round.
     pub(super) rang: Vec<bool>,
     steered_out: u64,
@@ -76,20 +82,19 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(
         me: usize,
-        xsk: Xsk,
+        (xsk, umem, pool): WorkerIo,
         dp: Dataplane,
         shared: Arc<Shared>,
         counters: Arc<WorkerCounters>,
         mesh: Option<Arc<Mesh>>,
         batch: usize,
     ) -> Worker {
-        let frames = xsk.area().frames() as usize;
-        let mut free = Vec::with_capacity(frames);
-        free.extend(xsk.all_chunks());
+        let mut free = Vec::with_capacity(umem.frames() as usize);
+        free.extend(pool);
         let peers = mesh.as_ref().map_or(1, |m| m.n);
         Worker {
             me,
-            area: Arc::clone(xsk.area()),
+            umem,
             xsk,
             steer: SteerMap::new(&dp.services, peers as u32, dp.hash_seeds().steer),
             dp,
@@ -97,7 +102,7 @@ impl Worker {
             counters,
             batch,
             free,
-            rx: Vec::with_capacity(batch),
+            rx: vec![FrameDesc::default(); batch],
             tx: Vec::with_capacity(2 * batch),
             in_flight: 0,
             seen_generation: None,
@@ -185,22 +190,22 @@ impl Worker {
         // headers first, then, while frame i is processed, the connection
         // entry of frame i+1 and the index slots of frame i+2, so their
         // cache misses overlap instead of following one another.
-        for &(addr, _) in &self.rx[..got] {
-            self.area.prefetch(addr);
+        for d in &self.rx[..got] {
+            self.umem.prefetch(d);
         }
         for i in 0..got {
-            if let Some(&(a, l)) = self.rx[..got].get(i + SLOTS_AHEAD)
-                && let Some(f) = self.peek(a, l)
+            if let Some(d) = self.rx[..got].get(i + SLOTS_AHEAD)
+                && let Some(f) = self.peek(d)
             {
                 self.dp.prefetch_slots(f);
             }
-            if let Some(&(a, l)) = self.rx[..got].get(i + ENTRY_AHEAD)
-                && let Some(f) = self.peek(a, l)
+            if let Some(d) = self.rx[..got].get(i + ENTRY_AHEAD)
+                && let Some(f) = self.peek(d)
             {
                 self.dp.prefetch_entry(f);
             }
-            let (addr, len) = self.rx[i];
-            self.frame(addr, len, true, now);
+            let d = self.rx[i];
+            self.frame(d, true, now);
         }
         let handed = self.drain_inbox(now);
 
@@ -236,58 +241,55 @@ impl Worker {
     /// The bytes of a received frame not yet processed, read only to
     /// prefetch for it; `None` for a descriptor outside the UMEM.
     #[inline]
-    fn peek(&self, addr: u64, len: u32) -> Option<&[u8]> {
-        let base = chunk_base(addr);
-        if !self.area.is_chunk(base) {
-            return None;
-        }
-        let head = (addr - base) as usize;
-        // SAFETY: the chunk came off this worker's RX ring and is not yet
-        // processed: this worker owns it and holds no mutable slice over
-        // it while the returned one lives (it dies before `frame` runs).
-        let chunk: &[u8] = unsafe { self.area.chunk_mut(base) };
-        chunk.get(head..head + len as usize)
+    fn peek(&self, d: &FrameDesc) -> Option<&[u8]> {
+        // SAFETY: the frame came off this worker's RX ring and is not yet
+        // processed: this worker owns it and holds no mutable view of it
+        // while the returned one lives (it dies before `frame` runs).
+        unsafe { self.umem.peek(d) }
     }
 
-    /// One frame at `addr` (inside a chunk this worker owns), from its RX
-    /// ring or its inbox.
-    pub(super) fn frame(&mut self, addr: u64, len: u32, from_rx: bool, now: Timestamp) {
-        let base = chunk_base(addr);
-        if !self.area.is_chunk(base) {
-            // Only the kernel and peers write descriptors, both with our
-            // addresses; never index memory on a bad one.
-            debug_assert!(false, "descriptor outside the UMEM: {addr:#x}");
-            return;
-        }
-        let head = (addr - base) as usize;
-        // SAFETY: the chunk came off this worker's RX ring or inbox, so it
+    /// One frame `d` (owned by this worker), from its RX ring or its inbox.
+    pub(super) fn frame(&mut self, mut d: FrameDesc, from_rx: bool, now: Timestamp) {
+        // SAFETY: the frame came off this worker's RX ring or inbox, so it
         // owns it (afxdp module doc) until it is queued for TX or recycled
-        // below; no other slice over it exists.
-        let chunk = unsafe { self.area.chunk_mut(base) };
-        let mut fb = FrameBuf::new(chunk, head, len as usize);
+        // below; no other view of it exists.
+        let Some(mut f) = (unsafe { self.umem.frame_mut(&mut d) }) else {
+            // Only the kernel and peers write descriptors, both with our
+            // frames; never index memory on a bad one.
+            debug_assert!(false, "descriptor outside the UMEM: {:#x}", d.addr());
+            return;
+        };
+        let len = f.len();
+        // The buffer starts at the packet, with the rest of the chunk as
+        // tailroom: growing at the front shifts the packet (FrameBuf).
+        let mut fb = FrameBuf::new(f.buf(), 0, len);
         if from_rx
             && let Some(mesh) = &self.mesh
             && let Some(o) = mesh.elsewhere(&self.steer, self.me, fb.data())
         {
-            if mesh.hand_over(self.me, o, &mut self.held[o], head, fb.data()) {
+            if mesh.hand_over(self.me, o, &mut self.held[o], fb.data()) {
                 self.steered_out += 1;
                 self.rang[o] = true;
             } else {
                 self.steer_drop += 1;
             }
-            self.free.push(base);
+            self.free.push(d);
             return;
         }
         match self.dp.process(&mut fb, now) {
             // One NIC: the daemon refuses more until the engine serves several.
-            Verdict::Tx(_) => self.tx.push((base + fb.head() as u64, fb.len() as u32)),
+            Verdict::Tx(_) => {
+                let (head, len) = (fb.head(), fb.len());
+                f.finish(head, len);
+                self.tx.push(d);
+            }
             Verdict::Pass | Verdict::Kernel(_) => {
                 if let Some(k) = &mut self.kport {
                     k.give(fb.data_mut());
                 }
-                self.free.push(base);
+                self.free.push(d);
             }
-            Verdict::Drop(_) => self.free.push(base),
+            Verdict::Drop(_) => self.free.push(d),
         }
     }
 
@@ -310,8 +312,8 @@ impl Worker {
             self.reap();
             sent += self.xsk.transmit(&self.tx[sent..]);
         }
-        for &(addr, _) in &self.tx[sent..] {
-            self.free.push(chunk_base(addr));
+        for &d in &self.tx[sent..] {
+            self.free.push(d);
             self.tx_ring_full += 1;
         }
         self.in_flight += sent as u32;
