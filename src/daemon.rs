@@ -89,13 +89,6 @@ pub fn run(source: Source) -> Result<()> {
     let Some(ifname) = ifnames.first().cloned() else {
         bail!("no data-plane interface: set [global] interface in lb.toml");
     };
-    if ifnames.len() > 1 {
-        bail!(
-            "this build serves one NIC; {} given ({})",
-            ifnames.len(),
-            ifnames.join(", ")
-        );
-    }
     let configured = cfg.service_specs();
     // Health checks: real servers start as keepalived starts them (up, or
     // down in alpha mode); what the data plane gets is the configuration
@@ -127,6 +120,7 @@ pub fn run(source: Source) -> Result<()> {
         links.push(link);
     }
     let nics = Nics(links.iter().map(|l| (l.ifindex, l.name.clone())).collect());
+    let queues = served_queues(&ifnames, cfg.global.queues.as_deref())?;
     // Every real server must be reachable through a NIC lvsfwd serves (or
     // be the director itself): refused here, naming the NIC, rather than
     // dropped at every packet.
@@ -183,13 +177,6 @@ pub fn run(source: Source) -> Result<()> {
         sysctls: Some(cfg.dataplane_config().sysctls),
     });
 
-    let queues: Vec<u32> = match &cfg.global.queues {
-        Some(q) => q.clone(),
-        None => (0..engine::rx_queue_count(&ifname)?).collect(),
-    };
-    if queues.is_empty() {
-        bail!("{ifname}: no RX queue to serve");
-    }
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cores: Vec<usize> = match &cfg.global.cores {
         Some(c) => c.clone(),
@@ -202,7 +189,7 @@ pub fn run(source: Source) -> Result<()> {
         .map(|_| worker_dataplane(&cfg, &specs, &macs, &own_addrs, mtu, queues.len(), seeds))
         .collect();
     let ecfg = EngineConfig {
-        ifname: ifname.clone(),
+        ifnames: ifnames.clone(),
         queues: queues.clone(),
         cores,
         zero_copy: cfg.global.zero_copy,
@@ -213,7 +200,7 @@ pub fn run(source: Source) -> Result<()> {
     };
     let engine = match Engine::start_with(
         &ecfg,
-        &mut |q, fd| prog.register_socket(0, q, fd),
+        &mut |nic, q, fd| prog.register_socket(nic, q, fd),
         shared.clone(),
         dataplanes,
     ) {
@@ -422,6 +409,43 @@ fn worker_dataplane(
         },
         crate::service::ServiceTable::from_specs(specs),
     )
+}
+
+/// The RX queues the workers serve: `configured` (lb.toml `queues`), each
+/// of which every NIC must have, or every queue of the NICs, which must
+/// then have as many each: worker i serves queue i of every NIC (one UMEM,
+/// no copy between NICs), and RSS would put part of a NIC's traffic on
+/// queues no worker serves.
+fn served_queues(ifnames: &[String], configured: Option<&[u32]>) -> Result<Vec<u32>> {
+    let mut counts = Vec::with_capacity(ifnames.len());
+    for n in ifnames {
+        counts.push((n, engine::rx_queue_count(n)?));
+    }
+    let queues: Vec<u32> = match configured {
+        Some(q) => {
+            for &(n, c) in &counts {
+                if let Some(missing) = q.iter().find(|&&q| q >= c) {
+                    bail!("{n} has {c} RX queues: it has no queue {missing} to serve");
+                }
+            }
+            q.to_vec()
+        }
+        None => {
+            let (first, c0) = counts[0];
+            if let Some((n, c)) = counts.iter().find(|(_, c)| *c != c0) {
+                bail!(
+                    "{first} has {c0} RX queues and {n} has {c}: a director with several \
+                     NICs serves queue i of each with worker i; give them as many queues \
+                     (ethtool -L) or set [global] queues"
+                );
+            }
+            (0..c0).collect()
+        }
+    };
+    if queues.is_empty() {
+        bail!("{}: no RX queue to serve", ifnames.join(", "));
+    }
+    Ok(queues)
 }
 
 /// The addresses of every data-plane NIC, in NIC order.

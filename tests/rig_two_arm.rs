@@ -216,7 +216,11 @@ fn fullnat_through_two_nics() {
 fn a_real_server_behind_an_unserved_nic_is_refused_by_name() {
     let rig = two_armed(Mode::Dr);
     let d = rig.director();
-    d.ip(&["link", "add", "lfdum0", "type", "dummy"]);
+    // A third NIC lvsfwd is not given (no dummy module here: a veth pair).
+    d.ip(&[
+        "link", "add", "lfdum0", "type", "veth", "peer", "name", "lfdum1",
+    ]);
+    d.ip(&["link", "set", "lfdum1", "up"]);
     d.ip(&["link", "set", "lfdum0", "up"]);
     d.add_addr("lfdum0", "198.18.7.1/24");
     let (mut lb, sock) = start(&rig);

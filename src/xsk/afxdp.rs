@@ -365,6 +365,23 @@ impl Xsk {
         got as u32
     }
 
+    /// Frames on the fill ring the kernel has not taken yet.
+    pub fn fill_level(&mut self) -> u32 {
+        // Asking for the whole ring refreshes the cached consumer index.
+        let free = self.fill.nb_free(self.ring_size);
+        self.ring_size.saturating_sub(free)
+    }
+
+    /// Tops the fill ring up to `target` frames from the end of `free`
+    /// (several sockets on one UMEM share its frames this way). Returns
+    /// how many were given to the kernel.
+    pub fn refill_to(&mut self, free: &mut Vec<FrameDesc>, target: u32) -> u32 {
+        let level = self.fill_level();
+        let want = target.saturating_sub(level) as usize;
+        let keep = free.len().saturating_sub(want);
+        self.refill(free, keep)
+    }
+
     /// Puts frames from the end of `free` on the fill ring, leaving at
     /// least `keep` in `free`. Returns how many were given to the kernel.
     pub fn refill(&mut self, free: &mut Vec<FrameDesc>, keep: usize) -> u32 {
@@ -525,6 +542,34 @@ impl Xsk {
         }
         Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
     }
+}
+
+/// Most file descriptors [`poll_readable`] waits on: a worker's socket on
+/// each NIC (`config::MAX_INTERFACES`) and its doorbell.
+pub const MAX_POLL_FDS: usize = 9;
+
+/// Waits up to `timeout_ms` for any of `fds` (at most [`MAX_POLL_FDS`];
+/// more are ignored) to become readable: a worker with a socket on several
+/// NICs sleeps on all of them (also the wakeup their fill rings ask for).
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<()> {
+    let mut p = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; MAX_POLL_FDS];
+    for (slot, &fd) in p.iter_mut().zip(fds) {
+        slot.fd = fd;
+    }
+    let n = fds.len().min(MAX_POLL_FDS) as libc::nfds_t;
+    // SAFETY: `p` is a valid array of MAX_POLL_FDS >= n pollfds.
+    let ret = unsafe { libc::poll(p.as_mut_ptr(), n, timeout_ms) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Wakes a worker that sleeps in [`Xsk::poll`] when a peer hands it frames

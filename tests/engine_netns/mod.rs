@@ -182,7 +182,7 @@ impl Rig {
             ..Snapshot::default()
         });
         let ecfg = EngineConfig {
-            ifname: self.dev.clone(),
+            ifnames: vec![self.dev.clone()],
             cores: (0..n).collect(),
             queues,
             zero_copy,

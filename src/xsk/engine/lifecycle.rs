@@ -37,9 +37,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the engine needs besides the data planes.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// The data-plane NIC (in the calling thread's network namespace).
-    pub ifname: String,
-    /// The RX queues to serve, one worker each.
+    /// The data-plane NICs, in [`NicId`](crate::dest::NicId) order (in the
+    /// calling thread's network namespace). Worker i serves queue
+    /// `queues[i]` of every one of them from one UMEM, so that a frame
+    /// leaves through any NIC without a copy.
+    pub ifnames: Vec<String>,
+    /// The RX queues to serve (of every NIC), one worker each.
     pub queues: Vec<u32>,
     /// Worker i runs on core `cores[i]`; workers beyond the list (or all,
     /// if it is empty) on core i modulo the number of cores.
@@ -154,6 +157,12 @@ impl std::fmt::Debug for Engine {
 fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     let n = cfg.queues.len();
     ensure!(n > 0, "no RX queue to serve");
+    ensure!(!cfg.ifnames.is_empty(), "no NIC to serve");
+    ensure!(
+        cfg.ifnames.len() <= usize::from(crate::dest::NicId::MAX) + 1,
+        "{} NICs are too many",
+        cfg.ifnames.len()
+    );
     ensure!(planes == n, "{planes} data planes for {n} queues");
     ensure!(cfg.batch > 0, "batch must be at least 1");
     ensure!(
@@ -170,32 +179,37 @@ fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates one UMEM per queue and binds and registers one socket on each,
-/// in queue order.
+/// Creates one UMEM per queue and binds and registers one socket per NIC
+/// on each (queue `q` of every NIC shares worker `q`'s UMEM), in queue
+/// order, sockets in NIC order.
 fn open_sockets(
     cfg: &EngineConfig,
-    register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
+    register_socket: &mut dyn FnMut(usize, u32, RawFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<WorkerIo>> {
     let mut socks = Vec::with_capacity(cfg.queues.len());
     for &q in &cfg.queues {
         let (umem, pool) = WorkerUmem::new(cfg.frames_per_queue)?;
-        let x = umem.bind(&BindOptions {
-            ifname: &cfg.ifname,
-            queue: q,
-            zero_copy: cfg.zero_copy,
-        })?;
-        register_socket(q, x.fd())
-            .with_context(|| format!("{} queue {q}: registering the socket", cfg.ifname))?;
-        log::info!(
-            "{} queue {q}: AF_XDP socket bound ({} mode)",
-            cfg.ifname,
-            if x.is_zero_copy() {
-                "zero-copy"
-            } else {
-                "copy"
-            }
-        );
-        socks.push((x, umem, pool));
+        let mut xsks = Vec::with_capacity(cfg.ifnames.len());
+        for (nic, ifname) in cfg.ifnames.iter().enumerate() {
+            let x = umem.bind(&BindOptions {
+                ifname,
+                queue: q,
+                zero_copy: cfg.zero_copy,
+            })?;
+            register_socket(nic, q, x.fd())
+                .with_context(|| format!("{ifname} queue {q}: registering the socket"))?;
+            log::info!(
+                "{ifname} queue {q}: AF_XDP socket bound ({} mode{})",
+                if x.is_zero_copy() {
+                    "zero-copy"
+                } else {
+                    "copy"
+                },
+                if nic > 0 { ", UMEM shared" } else { "" }
+            );
+            xsks.push(x);
+        }
+        socks.push((xsks, umem, pool));
     }
     Ok(socks)
 }
@@ -211,20 +225,26 @@ impl Engine {
         shared: Arc<Shared>,
         dataplanes: Vec<Dataplane>,
     ) -> anyhow::Result<Engine> {
+        anyhow::ensure!(
+            cfg.ifnames.len() == 1,
+            "one XDP program for {} NICs",
+            cfg.ifnames.len()
+        );
         Engine::start_with(
             cfg,
-            &mut |q, fd| prog.register_socket(q, fd),
+            &mut |_, q, fd| prog.register_socket(q, fd),
             shared,
             dataplanes,
         )
     }
 
     /// [`Engine::start`] for a caller that points the XDP program's XSKMAP
-    /// at the sockets itself: `register_socket(queue, fd)` is called for
-    /// each socket before its worker starts.
+    /// at the sockets itself: `register_socket(nic, queue, fd)` is called
+    /// for each socket (NIC by index in `ifnames`) before its worker
+    /// starts.
     pub fn start_with(
         cfg: &EngineConfig,
-        register_socket: &mut dyn FnMut(u32, RawFd) -> anyhow::Result<()>,
+        register_socket: &mut dyn FnMut(usize, u32, RawFd) -> anyhow::Result<()>,
         shared: Arc<Shared>,
         mut dataplanes: Vec<Dataplane>,
     ) -> anyhow::Result<Engine> {
@@ -277,9 +297,9 @@ impl Engine {
                 .copied()
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
             let info = WorkerInfo {
-                queue: io.0.queue(),
+                queue: io.0[0].queue(),
                 core,
-                zero_copy: io.0.is_zero_copy(),
+                zero_copy: io.0.iter().all(|x| x.is_zero_copy()),
             };
             let (query_tx, query_rx) = channel::bounded(1);
             engine.queries.push(query_tx);

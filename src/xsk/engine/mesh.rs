@@ -7,6 +7,7 @@ use anyhow::Context;
 use crossbeam::queue::ArrayQueue;
 
 use super::worker::Worker;
+use crate::dest::NicId;
 use crate::time::Timestamp;
 use crate::wire;
 use crate::xsk::afxdp::{Doorbell, FrameDesc, WorkerUmem};
@@ -15,8 +16,9 @@ use crate::xsk::steer::SteerMap;
 /// What the workers of a multi-queue engine share.
 pub(super) struct Mesh {
     pub(super) n: usize,
-    /// Per worker: descriptors (in its own UMEM) of frames handed to it.
-    pub(super) inbox: Vec<ArrayQueue<FrameDesc>>,
+    /// Per worker: descriptors (in its own UMEM) of frames handed to it,
+    /// with the NIC each arrived on.
+    pub(super) inbox: Vec<ArrayQueue<(FrameDesc, NicId)>>,
     /// `lend[owner * n + borrower]`: empty frames of `owner`'s UMEM that
     /// `borrower` may fill.
     lend: Vec<ArrayQueue<FrameDesc>>,
@@ -63,7 +65,8 @@ impl Mesh {
         owner.map(|o| o as usize).filter(|&o| o != me && o < self.n)
     }
 
-    /// Hands the frame `data` over from worker `me` to worker `o`: copies
+    /// Hands the frame `data`, received on NIC `nic`, over from worker `me`
+    /// to worker `o`: copies
     /// it into a frame `o` lent to `me` (`held`, the one kept from a failed
     /// hand-over, first) and pushes that onto `o`'s inbox. False when there
     /// is no lent frame, the frame does not fit or the inbox is full; a
@@ -74,6 +77,7 @@ impl Mesh {
         me: usize,
         o: usize,
         held: &mut Option<FrameDesc>,
+        nic: NicId,
         data: &[u8],
     ) -> bool {
         let Some(mut l) = held.take().or_else(|| self.lend[o * self.n + me].pop()) else {
@@ -94,7 +98,7 @@ impl Mesh {
             None => false,
         };
         dst.finish(0, if copied { data.len() } else { 0 });
-        let pushed = copied && self.inbox[o].push(l).is_ok();
+        let pushed = copied && self.inbox[o].push((l, nic)).is_ok();
         if !pushed {
             *held = Some(l);
         }
@@ -110,10 +114,10 @@ impl Worker {
         };
         let mut n = 0;
         while n < self.batch {
-            let Some(d) = mesh.inbox[self.me].pop() else {
+            let Some((d, nic)) = mesh.inbox[self.me].pop() else {
                 break;
             };
-            self.frame(d, false, now);
+            self.frame(d, nic, false, now);
             n += 1;
         }
         n

@@ -141,7 +141,7 @@ fn an_all_zero_mac_keeps_the_configured_one() {
 fn cfg(queues: Vec<u32>, frames: u32, batch: usize) -> EngineConfig {
     EngineConfig {
         // Never reached: every case fails validation first.
-        ifname: "lfnone0".into(),
+        ifnames: vec!["lfnone0".into()],
         queues,
         cores: vec![],
         zero_copy: ZeroCopy::Off,
@@ -155,7 +155,7 @@ fn cfg(queues: Vec<u32>, frames: u32, batch: usize) -> EngineConfig {
 fn start_err(c: &EngineConfig, planes: usize) -> String {
     let dps = (0..planes).map(|_| dr_plane()).collect();
     let shared = Shared::new(Snapshot::default());
-    Engine::start_with(c, &mut |_, _| Ok(()), shared, dps)
+    Engine::start_with(c, &mut |_, _, _| Ok(()), shared, dps)
         .unwrap_err()
         .to_string()
 }

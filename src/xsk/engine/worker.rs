@@ -14,9 +14,10 @@ use super::mesh::Mesh;
 use super::monotonic_now;
 use crate::dataplane::query::{self, Query, Reply};
 use crate::dataplane::{Dataplane, Verdict};
+use crate::dest::NicId;
 use crate::time::Timestamp;
 use crate::wire::FrameBuf;
-use crate::xsk::afxdp::{FrameDesc, WorkerUmem, Xsk};
+use crate::xsk::afxdp::{FrameDesc, MAX_POLL_FDS, WorkerUmem, Xsk, poll_readable};
 use crate::xsk::kport::KernelQueue;
 use crate::xsk::shared::{Shared, WorkerCounters};
 use crate::xsk::steer::SteerMap;
@@ -35,15 +36,28 @@ const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// index) go.
 pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
 
-/// A worker's socket, the UMEM it is bound from and that UMEM's pool.
-pub(super) type WorkerIo = (Xsk, WorkerUmem, Vec<FrameDesc>);
+/// A worker's sockets (one per NIC, in NIC order), the UMEM they are all
+/// bound from and that UMEM's pool.
+pub(super) type WorkerIo = (Vec<Xsk>, WorkerUmem, Vec<FrameDesc>);
+
+/// A worker's socket on one NIC, and what it is to send out of it.
+struct NicPort {
+    xsk: Xsk,
+    /// This round's frames for the NIC (from any NIC's RX: one UMEM).
+    tx: Vec<FrameDesc>,
+    /// Frames on its TX ring not yet completed.
+    in_flight: u32,
+}
 
 /// One queue's worker: everything it touches per frame is its own.
 pub(super) struct Worker {
     pub(super) me: usize,
-    xsk: Xsk,
-    /// The frames of `xsk` (shareable: every socket a worker binds is on
-    /// its one UMEM).
+    /// Its queue of every NIC, by [`NicId`].
+    nics: Vec<NicPort>,
+    /// How many frames each NIC's fill ring is kept at: the pool split
+    /// evenly (all of it with one NIC).
+    fill_quota: u32,
+    /// The frames of every socket (shared: all are bound from it).
     umem: WorkerUmem,
     dp: Dataplane,
     shared: Arc<Shared>,
@@ -53,9 +67,6 @@ pub(super) struct Worker {
     pub(super) free: Vec<FrameDesc>,
     /// The RX batch (`batch` descriptors, overwritten by each receive).
     rx: Vec<FrameDesc>,
-    tx: Vec<FrameDesc>,
-    /// Frames on the TX ring not yet completed.
-    in_flight: u32,
     seen_generation: Option<u64>,
     pub(super) mesh: Option<Arc<Mesh>>,
     steer: SteerMap,
@@ -82,7 +93,7 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn new(
         me: usize,
-        (xsk, umem, pool): WorkerIo,
+        (xsks, umem, pool): WorkerIo,
         dp: Dataplane,
         shared: Arc<Shared>,
         counters: Arc<WorkerCounters>,
@@ -92,10 +103,20 @@ impl Worker {
         let mut free = Vec::with_capacity(umem.frames() as usize);
         free.extend(pool);
         let peers = mesh.as_ref().map_or(1, |m| m.n);
+        let fill_quota = umem.frames() / xsks.len().max(1) as u32;
+        let nics = xsks
+            .into_iter()
+            .map(|xsk| NicPort {
+                xsk,
+                tx: Vec::with_capacity(2 * batch),
+                in_flight: 0,
+            })
+            .collect();
         Worker {
             me,
+            nics,
+            fill_quota,
             umem,
-            xsk,
             steer: SteerMap::new(&dp.services, peers as u32, dp.hash_seeds().steer),
             dp,
             shared,
@@ -103,8 +124,6 @@ impl Worker {
             batch,
             free,
             rx: vec![FrameDesc::default(); batch],
-            tx: Vec::with_capacity(2 * batch),
-            in_flight: 0,
             seen_generation: None,
             mesh,
             held: vec![None; peers],
@@ -137,7 +156,7 @@ impl Worker {
     pub(super) fn run(mut self, ready: mpsc::Sender<usize>) -> (Dataplane, Option<String>) {
         self.sync_snapshot();
         self.lend();
-        self.xsk.refill(&mut self.free, 0);
+        self.refill();
         // The receiver may have given up (start failed elsewhere); the stop
         // flag then ends this loop.
         let _ = ready.send(self.me);
@@ -180,39 +199,25 @@ impl Worker {
 
         self.reap();
         self.lend();
-        self.xsk.refill(&mut self.free, 0);
-        if self.xsk.fill_needs_wakeup() {
-            self.wakeup_error(self.xsk.poll(None, 0));
+        self.refill();
+        for p in &self.nics {
+            if p.xsk.fill_needs_wakeup() {
+                wakeup_error(&p.xsk, p.xsk.poll(None, 0));
+            }
         }
 
-        let got = self.xsk.receive(&mut self.rx);
-        // Software pipelining over the batch (crate::hint): every frame's
-        // headers first, then, while frame i is processed, the connection
-        // entry of frame i+1 and the index slots of frame i+2, so their
-        // cache misses overlap instead of following one another.
-        for d in &self.rx[..got] {
-            self.umem.prefetch(d);
-        }
-        for i in 0..got {
-            if let Some(d) = self.rx[..got].get(i + SLOTS_AHEAD)
-                && let Some(f) = self.peek(d)
-            {
-                self.dp.prefetch_slots(f);
-            }
-            if let Some(d) = self.rx[..got].get(i + ENTRY_AHEAD)
-                && let Some(f) = self.peek(d)
-            {
-                self.dp.prefetch_entry(f);
-            }
-            let d = self.rx[i];
-            self.frame(d, true, now);
+        let mut got = 0;
+        for nic in 0..self.nics.len() {
+            got += self.receive(nic as NicId, now);
         }
         let handed = self.drain_inbox(now);
 
         self.flush_tx();
-        if self.in_flight > 0 {
-            let r = self.xsk.drain_tx().map(|_| ());
-            self.wakeup_error(r);
+        for p in &mut self.nics {
+            if p.in_flight > 0 {
+                let r = p.xsk.drain_tx().map(|_| ());
+                wakeup_error(&p.xsk, r);
+            }
         }
         self.ring_peers();
         self.publish();
@@ -232,9 +237,38 @@ impl Worker {
         }
     }
 
-    fn wakeup_error(&self, r: std::io::Result<()>) {
-        if let Err(e) = r {
-            log::warn!("queue {}: waking the kernel failed: {e}", self.xsk.queue());
+    /// One RX batch of NIC `nic` through the data plane. Returns how many
+    /// frames it had.
+    fn receive(&mut self, nic: NicId, now: Timestamp) -> usize {
+        let got = self.nics[usize::from(nic)].xsk.receive(&mut self.rx);
+        // Software pipelining over the batch (crate::hint): every frame's
+        // headers first, then, while frame i is processed, the connection
+        // entry of frame i+1 and the index slots of frame i+2, so their
+        // cache misses overlap instead of following one another.
+        for d in &self.rx[..got] {
+            self.umem.prefetch(d);
+        }
+        for i in 0..got {
+            if let Some(d) = self.rx[..got].get(i + SLOTS_AHEAD)
+                && let Some(f) = self.peek(d)
+            {
+                self.dp.prefetch_slots(f);
+            }
+            if let Some(d) = self.rx[..got].get(i + ENTRY_AHEAD)
+                && let Some(f) = self.peek(d)
+            {
+                self.dp.prefetch_entry(f);
+            }
+            let d = self.rx[i];
+            self.frame(d, nic, true, now);
+        }
+        got
+    }
+
+    /// Tops every NIC's fill ring up to its share of the pool.
+    fn refill(&mut self) {
+        for p in &mut self.nics {
+            p.xsk.refill_to(&mut self.free, self.fill_quota);
         }
     }
 
@@ -248,8 +282,9 @@ impl Worker {
         unsafe { self.umem.peek(d) }
     }
 
-    /// One frame `d` (owned by this worker), from its RX ring or its inbox.
-    pub(super) fn frame(&mut self, mut d: FrameDesc, from_rx: bool, now: Timestamp) {
+    /// One frame `d` (owned by this worker) received on NIC `nic`, from its
+    /// RX ring or its inbox.
+    pub(super) fn frame(&mut self, mut d: FrameDesc, nic: NicId, from_rx: bool, now: Timestamp) {
         // SAFETY: the frame came off this worker's RX ring or inbox, so it
         // owns it (afxdp module doc) until it is queued for TX or recycled
         // below; no other view of it exists.
@@ -267,7 +302,7 @@ impl Worker {
             && let Some(mesh) = &self.mesh
             && let Some(o) = mesh.elsewhere(&self.steer, self.me, fb.data())
         {
-            if mesh.hand_over(self.me, o, &mut self.held[o], fb.data()) {
+            if mesh.hand_over(self.me, o, &mut self.held[o], nic, fb.data()) {
                 self.steered_out += 1;
                 self.rang[o] = true;
             } else {
@@ -276,12 +311,19 @@ impl Worker {
             self.free.push(d);
             return;
         }
-        match self.dp.process(&mut fb, now) {
-            // One NIC: the daemon refuses more until the engine serves several.
-            Verdict::Tx(_) => {
+        match self.dp.process_on(&mut fb, nic, now) {
+            Verdict::Tx(out) => {
                 let (head, len) = (fb.head(), fb.len());
                 f.finish(head, len);
-                self.tx.push(d);
+                match self.nics.get_mut(usize::from(out)) {
+                    Some(p) => p.tx.push(d),
+                    None => {
+                        // The data plane only names NICs of its snapshot,
+                        // which are the engine's.
+                        debug_assert!(false, "no NIC {out}");
+                        self.free.push(d);
+                    }
+                }
             }
             Verdict::Pass | Verdict::Kernel(_) => {
                 if let Some(k) = &mut self.kport {
@@ -293,31 +335,36 @@ impl Worker {
         }
     }
 
-    /// Takes completed TX chunks back onto the free list.
+    /// Takes completed TX frames of every NIC back onto the free list.
     #[inline]
     fn reap(&mut self) {
-        let done = self.xsk.reap_completions(&mut self.free);
-        self.in_flight = self.in_flight.saturating_sub(done);
+        for p in &mut self.nics {
+            let done = p.xsk.reap_completions(&mut self.free);
+            p.in_flight = p.in_flight.saturating_sub(done);
+        }
     }
 
     fn flush_tx(&mut self) {
-        if self.tx.is_empty() {
-            return;
+        for p in &mut self.nics {
+            if p.tx.is_empty() {
+                continue;
+            }
+            let mut sent = p.xsk.transmit(&p.tx);
+            if sent < p.tx.len() {
+                // Ring full: let the kernel drain it once, then try again.
+                let r = p.xsk.kick_tx();
+                wakeup_error(&p.xsk, r);
+                let done = p.xsk.reap_completions(&mut self.free);
+                p.in_flight = p.in_flight.saturating_sub(done);
+                sent += p.xsk.transmit(&p.tx[sent..]);
+            }
+            for &d in &p.tx[sent..] {
+                self.free.push(d);
+                self.tx_ring_full += 1;
+            }
+            p.in_flight += sent as u32;
+            p.tx.clear();
         }
-        let mut sent = self.xsk.transmit(&self.tx);
-        if sent < self.tx.len() {
-            // Ring full: let the kernel drain it once, then try again.
-            let r = self.xsk.kick_tx();
-            self.wakeup_error(r);
-            self.reap();
-            sent += self.xsk.transmit(&self.tx[sent..]);
-        }
-        for &d in &self.tx[sent..] {
-            self.free.push(d);
-            self.tx_ring_full += 1;
-        }
-        self.in_flight += sent as u32;
-        self.tx.clear();
     }
 
     fn sleep(&mut self) {
@@ -332,40 +379,62 @@ impl Worker {
                 return;
             }
         }
-        let r = self.xsk.poll(bell.map(|(b, _)| b.fd()), IDLE_POLL_MS);
+        // Every NIC's socket and the doorbell, without allocating.
+        let mut fds = [-1; MAX_POLL_FDS];
+        let mut n = 0;
+        for (slot, p) in fds.iter_mut().zip(&self.nics) {
+            *slot = p.xsk.fd();
+            n += 1;
+        }
+        if let Some((b, _)) = bell
+            && let Some(slot) = fds.get_mut(n)
+        {
+            *slot = b.fd();
+            n += 1;
+        }
+        let r = poll_readable(&fds[..n], IDLE_POLL_MS);
         if let Some((b, _)) = bell {
             b.woke();
         }
-        self.wakeup_error(r);
+        if let Some(p) = self.nics.first() {
+            wakeup_error(&p.xsk, r);
+        }
     }
 
-    /// Copies the socket's drop statistics (a getsockopt: not per batch).
+    /// Copies the sockets' drop statistics, summed over the NICs (a
+    /// getsockopt each: not per batch).
     fn kernel_stats(&self) {
-        match self.xsk.statistics() {
-            Ok(st) => {
-                let w = &self.counters;
-                w.kernel_rx_dropped
-                    .store(st.rx_dropped + st.rx_ring_full, Ordering::Relaxed);
-                w.kernel_invalid_descs
-                    .store(st.rx_invalid_descs + st.tx_invalid_descs, Ordering::Relaxed);
+        let (mut dropped, mut invalid) = (0, 0);
+        for p in &self.nics {
+            match p.xsk.statistics() {
+                Ok(st) => {
+                    dropped += st.rx_dropped + st.rx_ring_full;
+                    invalid += st.rx_invalid_descs + st.tx_invalid_descs;
+                }
+                Err(e) => log::warn!("queue {}: socket statistics: {e}", p.xsk.queue()),
             }
-            Err(e) => log::warn!("queue {}: socket statistics: {e}", self.xsk.queue()),
         }
+        let w = &self.counters;
+        w.kernel_rx_dropped.store(dropped, Ordering::Relaxed);
+        w.kernel_invalid_descs.store(invalid, Ordering::Relaxed);
     }
 
     /// A socket with a pending error is one the kernel gave up on (its
     /// interface was unregistered: `ENETDOWN`, and it is unbound for good);
     /// serving on would keep a worker that never receives again.
     fn check_socket(&mut self) {
-        match self.xsk.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) => {
-                self.failure = Some(format!(
-                    "queue {}: the AF_XDP socket failed: {e}",
-                    self.xsk.queue()
-                ));
+        for (nic, p) in self.nics.iter().enumerate() {
+            match p.xsk.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) => {
+                    self.failure = Some(format!(
+                        "NIC {nic} queue {}: the AF_XDP socket failed: {e}",
+                        p.xsk.queue()
+                    ));
+                    return;
+                }
+                Err(e) => log::warn!("queue {}: socket error state: {e}", p.xsk.queue()),
             }
-            Err(e) => log::warn!("queue {}: socket error state: {e}", self.xsk.queue()),
         }
     }
 
@@ -379,5 +448,11 @@ impl Worker {
         w.steered_out.store(self.steered_out, Ordering::Relaxed);
         w.steer_drop.store(self.steer_drop, Ordering::Relaxed);
         w.tx_ring_full.store(self.tx_ring_full, Ordering::Relaxed);
+    }
+}
+
+fn wakeup_error(xsk: &Xsk, r: std::io::Result<()>) {
+    if let Err(e) = r {
+        log::warn!("queue {}: waking the kernel failed: {e}", xsk.queue());
     }
 }
