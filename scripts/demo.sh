@@ -3,9 +3,14 @@
 # servers running HTTP servers that answer with their own name; requests go
 # through the VIP and the answers show which real server took each.
 # Everything lives in network namespaces named lf*<pid>, removed on exit.
-# Usage: scripts/demo.sh [REQUESTS]   (run as root)
+# --two-arm: a two-armed NAT director instead (seed 004's NAT): the client
+# on lfeth0's network, the real servers alone on a second network behind
+# lfeth1, lvsfwd serving both NICs (interface = ["lfeth0", "lfeth1"]).
+# Usage: scripts/demo.sh [--two-arm] [REQUESTS]   (run as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+two_arm=0
+if [ "${1:-}" = "--two-arm" ]; then two_arm=1; shift; fi
 requests=${1:-12}
 scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping
 cargo build --release -q --bin lvsfwd
@@ -28,11 +33,14 @@ vip=198.18.0.250
 ip netns add "$sw"
 ip -n "$sw" link add lfbr type bridge
 ip -n "$sw" link set lfbr up
-plug() { # plug NS NAME: veth lfeth0 in NS, its peer on the bridge
-  ip netns add "$1"
-  ip link add lfeth0 netns "$1" type veth peer name "$2" netns "$sw"
-  ip -n "$sw" link set "$2" master lfbr up
-  ip -n "$1" link set lfeth0 up
+ip -n "$sw" link add lfbr1 type bridge   # the internal network (--two-arm)
+ip -n "$sw" link set lfbr1 up
+plug() { # plug NS NAME [BRIDGE [IF]]: veth IF (lfeth0) in NS, its peer on BRIDGE (lfbr)
+  local ifc=${4:-lfeth0}
+  ip netns list | grep -qw "$1" || ip netns add "$1"
+  ip link add "$ifc" netns "$1" type veth peer name "$2" netns "$sw"
+  ip -n "$sw" link set "$2" master "${3:-lfbr}" up
+  ip -n "$1" link set "$ifc" up
   ip -n "$1" link set lo up
   # veth's offloads stay as the kernel sets them (as in containers): TCP
   # checksums reach the director partial, and lvsfwd completes them.
@@ -42,15 +50,31 @@ ip -n "$cl" addr add 198.18.0.100/24 dev lfeth0
 plug "$dir" lfd$sfx
 ip -n "$dir" addr add 198.18.0.2/24 dev lfeth0
 ip -n "$dir" addr add $vip/32 dev lfeth0
+if [ $two_arm = 1 ]; then
+  # The director's internal NIC; its kernel forwards nothing (lvsfwd does).
+  plug "$dir" lfi$sfx lfbr1 lfeth1
+  ip -n "$dir" addr add 198.18.1.1/24 dev lfeth1
+  ip netns exec "$dir" sysctl -qw net.ipv4.ip_forward=0
+  net=198.18.1
+else
+  net=198.18.0
+fi
 for i in 1 2 3; do
   n=${rs[$((i-1))]}
-  plug "$n" lfr$i$sfx
-  ip -n "$n" addr add 198.18.0.1$i/24 dev lfeth0
-  # The DR real-server script of the seeds: VIP on lo, no ARP for it.
-  ip -n "$n" addr add $vip/32 dev lo
-  for k in all lo lfeth0; do
-    ip netns exec "$n" sysctl -qw net.ipv4.conf.$k.arp_ignore=1 net.ipv4.conf.$k.arp_announce=2
-  done
+  if [ $two_arm = 1 ]; then
+    # NAT real servers behind the internal NIC, routed back through it.
+    plug "$n" lfr$i$sfx lfbr1
+    ip -n "$n" addr add $net.1$i/24 dev lfeth0
+    ip -n "$n" route add default via 198.18.1.1
+  else
+    plug "$n" lfr$i$sfx
+    ip -n "$n" addr add $net.1$i/24 dev lfeth0
+    # The DR real-server script of the seeds: VIP on lo, no ARP for it.
+    ip -n "$n" addr add $vip/32 dev lo
+    for k in all lo lfeth0; do
+      ip netns exec "$n" sysctl -qw net.ipv4.conf.$k.arp_ignore=1 net.ipv4.conf.$k.arp_announce=2
+    done
+  fi
   ip netns exec "$n" python3 -c '
 import http.server, sys
 name = sys.argv[1]
@@ -65,24 +89,25 @@ http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
   pids+=($!)
 done
 
+if [ $two_arm = 1 ]; then ifs='["lfeth0", "lfeth1"]'; kind=NAT; else ifs='"lfeth0"'; kind=DR; fi
 cat > "$tmp/lb.toml" <<TOML
 [global]
 router_id = "demo"
-interface = "lfeth0"
+interface = $ifs
 
 [[virtual_server]]
 address = "$vip:80"
 protocol = "TCP"
 lb_algo = "wrr"
-lb_kind = "DR"
+lb_kind = "$kind"
   [[virtual_server.real_server]]
-  address = "198.18.0.11:80"
+  address = "$net.11:80"
   weight = 2
   [[virtual_server.real_server]]
-  address = "198.18.0.12:80"
+  address = "$net.12:80"
   weight = 1
   [[virtual_server.real_server]]
-  address = "198.18.0.13:80"
+  address = "$net.13:80"
   weight = 1
 TOML
 echo "lb.toml:"; sed 's/^/  /' "$tmp/lb.toml"

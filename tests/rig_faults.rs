@@ -405,7 +405,7 @@ fn a_dead_worker_stops_the_daemon_with_its_cause() {
     let err = lb.stderr();
     assert_eq!(st.code(), Some(1), "{st}; stderr:\n{err}");
     assert!(
-        err.contains("lvsfwd: worker 0 (queue 0) died: queue 0: the AF_XDP socket failed"),
+        err.contains("lvsfwd: worker 0 (queue 0) died: lfeth0 queue 0: the AF_XDP socket failed"),
         "{err}"
     );
     assert!(

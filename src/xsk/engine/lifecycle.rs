@@ -207,7 +207,7 @@ fn open_sockets(
                 },
                 if nic > 0 { ", UMEM shared" } else { "" }
             );
-            xsks.push(x);
+            xsks.push((ifname.clone(), x));
         }
         socks.push((xsks, umem, pool));
     }
@@ -297,9 +297,9 @@ impl Engine {
                 .copied()
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
             let info = WorkerInfo {
-                queue: io.0[0].queue(),
+                queue: io.0[0].1.queue(),
                 core,
-                zero_copy: io.0.iter().all(|x| x.is_zero_copy()),
+                zero_copy: io.0.iter().all(|(_, x)| x.is_zero_copy()),
             };
             let (query_tx, query_rx) = channel::bounded(1);
             engine.queries.push(query_tx);

@@ -36,12 +36,14 @@ const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
 /// index) go.
 pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
 
-/// A worker's sockets (one per NIC, in NIC order), the UMEM they are all
-/// bound from and that UMEM's pool.
-pub(super) type WorkerIo = (Vec<Xsk>, WorkerUmem, Vec<FrameDesc>);
+/// A worker's sockets (one per NIC, in NIC order, with the NIC's name), the
+/// UMEM they are all bound from and that UMEM's pool.
+pub(super) type WorkerIo = (Vec<(String, Xsk)>, WorkerUmem, Vec<FrameDesc>);
 
 /// A worker's socket on one NIC, and what it is to send out of it.
 struct NicPort {
+    /// The NIC's name (for messages).
+    name: String,
     xsk: Xsk,
     /// This round's frames for the NIC (from any NIC's RX: one UMEM).
     tx: Vec<FrameDesc>,
@@ -106,7 +108,8 @@ impl Worker {
         let fill_quota = umem.frames() / xsks.len().max(1) as u32;
         let nics = xsks
             .into_iter()
-            .map(|xsk| NicPort {
+            .map(|(name, xsk)| NicPort {
+                name,
                 xsk,
                 tx: Vec::with_capacity(2 * batch),
                 in_flight: 0,
@@ -423,12 +426,13 @@ impl Worker {
     /// interface was unregistered: `ENETDOWN`, and it is unbound for good);
     /// serving on would keep a worker that never receives again.
     fn check_socket(&mut self) {
-        for (nic, p) in self.nics.iter().enumerate() {
+        for p in &self.nics {
             match p.xsk.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) => {
                     self.failure = Some(format!(
-                        "NIC {nic} queue {}: the AF_XDP socket failed: {e}",
+                        "{} queue {}: the AF_XDP socket failed: {e}",
+                        p.name,
                         p.xsk.queue()
                     ));
                     return;
