@@ -240,19 +240,21 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// An address as the connection table stores it: its bytes (an IPv4
-/// address in the first 4, the rest zero) and whether it is IPv6.
-pub(crate) type RawAddr<'a> = (&'a [u8; 16], bool);
+/// An address as the connection table stores it: its 16 bytes (an IPv4
+/// address in the first 4, the rest zero) read as a native-endian `u128`,
+/// and whether it is IPv6.
+pub(crate) type RawAddr = (u128, bool);
 
 #[inline(always)]
-fn v4_word(a: &[u8; 16]) -> u32 {
-    u32::from_be_bytes([a[0], a[1], a[2], a[3]])
+fn v4_word(a: u128) -> u32 {
+    let b = a.to_ne_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[inline(always)]
-fn v6_words((a, v6): RawAddr<'_>) -> (u64, u64) {
+fn v6_words((a, v6): RawAddr) -> (u64, u64) {
     let x = if v6 {
-        u128::from_be_bytes(*a)
+        u128::from_be_bytes(a.to_ne_bytes())
     } else {
         u128::from(std::net::Ipv4Addr::from(v4_word(a)).to_ipv6_mapped())
     };
@@ -279,13 +281,11 @@ pub(crate) fn tuple_hash(
         IpAddr::V4(v) => {
             let mut r = [0u8; 16];
             r[..4].copy_from_slice(&v.octets());
-            (r, false)
+            (u128::from_ne_bytes(r), false)
         }
-        IpAddr::V6(v) => (v.octets(), true),
+        IpAddr::V6(v) => (u128::from_ne_bytes(v.octets()), true),
     };
-    let (a, a6) = raw(a);
-    let (b, b6) = raw(b);
-    tuple_hash_raw(seed, kind, proto, (&a, a6), ap, (&b, b6), bp)
+    tuple_hash_raw(seed, kind, proto, raw(a), ap, raw(b), bp)
 }
 
 /// [`tuple_hash`] of addresses as the table stores them (the table's own
@@ -295,9 +295,9 @@ pub(crate) fn tuple_hash_raw(
     seed: u64,
     kind: u8,
     proto: u8,
-    a: RawAddr<'_>,
+    a: RawAddr,
     ap: u16,
-    b: RawAddr<'_>,
+    b: RawAddr,
     bp: u16,
 ) -> u64 {
     let tail = ((kind as u64) << 48) | ((proto as u64) << 32) | ((ap as u64) << 16) | bp as u64;

@@ -166,14 +166,6 @@ impl Wheel {
         self.links.get(i as usize).is_some_and(|l| l.next != NIL)
     }
 
-    /// Prefetches entry `i`'s link, which re-arming it reads.
-    #[inline]
-    pub(crate) fn prefetch(&self, i: u32) {
-        if let Some(l) = self.links.get(i as usize) {
-            crate::hint::prefetch(l);
-        }
-    }
-
     /// Arms entry `i` for `tick` (re-arming it if it was armed: it moves to
     /// the end of the list `tick` maps to).
     #[inline]
@@ -226,6 +218,13 @@ impl Wheel {
     /// Nothing can be due at `now_tick`: the per-batch fast path.
     pub(crate) fn idle(&self, now_tick: u64) -> bool {
         now_tick < self.cur && self.is_empty_list(IMMEDIATE)
+    }
+
+    /// [`Wheel::idle`] at `now_ns` (`tick_floor(now_ns) < cur` without the
+    /// division).
+    #[inline]
+    pub(crate) fn idle_at(&self, now_ns: u64) -> bool {
+        now_ns < self.cur.saturating_mul(TICK_NS) && self.is_empty_list(IMMEDIATE)
     }
 
     fn wheel_empty(&self) -> bool {

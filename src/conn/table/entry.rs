@@ -1,18 +1,24 @@
 //! [`Entry`]: how the slab stores a [`Conn`], in 100 bytes.
 //!
 //! Layout (`size_of::<Entry>() == 100`, align 4; 99 bytes of fields and one
-//! byte of padding):
+//! byte of padding), in this order (`repr(C)`; the first 61 bytes are what
+//! an established packet reads):
 //!
-//! | bytes | fields |
-//! |------:|--------|
-//! | 64 | `caddr`, `vaddr`, `daddr`, `laddr`: the address bytes only (an IPv4 address in the first 4, the rest zero); the families are 3 bits of `meta` |
-//! | 8 | `cport`, `vport`, `dport`, `lport` |
-//! | 8 | `dest` ([`DestRef`]) |
-//! | 4 | `control`: a conn's template, a template's `n_control`, a free entry's next free |
-//! | 5 | `exp_lo`, `exp_hi`: the deadline in wheel ticks, 40 bits (below) |
-//! | 6 | `client_mac` |
-//! | 4 | `meta` (forwarding method, protocol, families, deadline never), `state`, `flags`, `in_pkts` |
-//! | 1 | padding: the slot of the ingress-NIC index a two-NIC director adds next to `client_mac` (the size stays 100) |
+//! | offset | bytes | fields |
+//! |------:|------:|--------|
+//! | 0 | 8 | `cport`, `vport`, `dport`, `lport` |
+//! | 8 | 8 | `dest` ([`DestRef`]) |
+//! | 16 | 4 | `control`: a conn's template, a template's `n_control`, a free entry's next free |
+//! | 20 | 5 | `exp_lo`, `exp_hi`: the deadline in wheel ticks, 40 bits (below) |
+//! | 25 | 4 | `meta` (forwarding method, protocol, address families, deadline never), `state`, `flags`, `in_pkts` |
+//! | 29 | 32 | `caddr`, `vaddr`: the address bytes only (an IPv4 address in the first 4, the rest zero; the families are bits of `meta`) |
+//! | 61 | 6 | `client_mac` |
+//! | 67 | 32 | `daddr`, `laddr` (bytes, as above) |
+//! | 99 | 1 | padding |
+//!
+//! The padding byte is the room for the ingress-NIC index a two-NIC
+//! director adds: declared right after `client_mac` (offset 67), it moves
+//! `daddr` and `laddr` up one byte and the size stays 100.
 //!
 //! Deadlines are kept as the tick (1 ms, [`TICK_NS`]) they fall due in,
 //! rounded up like the wheel rounds them, so expiry is exactly as with the
@@ -84,13 +90,12 @@ const fn fwd_bits(f: FwdMethod) -> u8 {
     }
 }
 
-/// One slab entry: a conn, a template or a free entry.
+/// One slab entry: a conn, a template or a free entry. `repr(C)`: what an
+/// established packet reads (the ports and addresses its lookup compares,
+/// flags, state, dest, deadline) comes first, in 61 bytes.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(super) struct Entry {
-    pub(super) caddr: Raw,
-    pub(super) vaddr: Raw,
-    pub(super) daddr: Raw,
-    pub(super) laddr: Raw,
     pub(super) cport: u16,
     pub(super) vport: u16,
     pub(super) dport: u16,
@@ -101,12 +106,18 @@ pub(super) struct Entry {
     pub(super) control: u32,
     exp_lo: u32,
     exp_hi: u8,
-    pub(super) client_mac: MacAddr,
     pub(super) meta: u8,
     pub(super) state: ConnState,
     pub(super) flags: u8,
     /// Client packets seen, saturating (`in_pkts`, for `drop_entry`).
     pub(super) in_pkts: u8,
+    pub(super) caddr: Raw,
+    pub(super) vaddr: Raw,
+    pub(super) client_mac: MacAddr,
+    // A two-NIC director's ingress-NIC index goes here: the padding byte
+    // at the end absorbs it.
+    pub(super) daddr: Raw,
+    pub(super) laddr: Raw,
 }
 
 const _: () = assert!(std::mem::size_of::<Entry>() == 100);
@@ -261,6 +272,21 @@ impl Entry {
         })
     }
 
+    /// Whether `tick` (`None`: never) is not before the deadline, without
+    /// decoding it: the two are within the window of the module doc of
+    /// each other.
+    #[inline(always)]
+    pub(super) fn not_before(&self, tick: Option<u64>) -> bool {
+        match tick {
+            None => true,
+            Some(_) if self.meta & M_NEVER != 0 => false,
+            Some(t) => {
+                let v = u64::from(self.exp_lo) | (u64::from(self.exp_hi) << 32);
+                t.wrapping_sub(v) & EXP_MASK < HALF
+            }
+        }
+    }
+
     /// The tick the wheel arms the entry for (`tick_ceil` of the deadline).
     #[inline(always)]
     pub(super) fn due_tick(&self, clock: u64) -> u64 {
@@ -323,7 +349,11 @@ mod tests {
                 assert_eq!(e.expires_tick(later), Some(t), "clock {clock} d {d}");
             }
         }
+        e.set_expires_tick(Some(1_000), 900);
+        assert!(e.not_before(Some(1_000)) && e.not_before(Some(1_001)) && e.not_before(None));
+        assert!(!e.not_before(Some(999)));
         e.set_expires(Timestamp(u64::MAX), 5);
+        assert!(!e.not_before(Some(u64::MAX / TICK_NS)) && e.not_before(None));
         assert_eq!(e.expires(5), Timestamp(u64::MAX));
         e.set_expires(Timestamp(1_500_000), 0);
         assert_eq!(e.expires(0), Timestamp(2_000_000), "rounded up to a tick");

@@ -104,8 +104,9 @@ fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
 /// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
 ///   `daddr:dport -> laddr:lport`.
 ///
-/// The address bytes are as entries store them ([`raw`]), with their
-/// families beside.
+/// The address bytes are as entries store them ([`raw`]), read as
+/// native-endian `u128`s (scalars: the key stays in registers and compares
+/// against an entry with two loads), with their families beside.
 #[derive(Copy, Clone, PartialEq)]
 struct Tuple {
     proto: Protocol,
@@ -113,8 +114,13 @@ struct Tuple {
     bp: u16,
     a6: bool,
     b6: bool,
-    a: Raw,
-    b: Raw,
+    a: u128,
+    b: u128,
+}
+
+#[inline(always)]
+fn word(r: &Raw) -> u128 {
+    u128::from_ne_bytes(*r)
 }
 
 impl Tuple {
@@ -128,8 +134,8 @@ impl Tuple {
             bp,
             a6,
             b6,
-            a,
-            b,
+            a: word(&a),
+            b: word(&b),
         }
     }
 
@@ -145,8 +151,8 @@ impl Tuple {
                 bp: c.vport,
                 a6,
                 b6,
-                a: c.caddr,
-                b: c.vaddr,
+                a: word(&c.caddr),
+                b: word(&c.vaddr),
             },
             KIND_TPL => Tuple {
                 proto,
@@ -154,8 +160,8 @@ impl Tuple {
                 bp: c.vport,
                 a6,
                 b6,
-                a: c.caddr,
-                b: c.vaddr,
+                a: word(&c.caddr),
+                b: word(&c.vaddr),
             },
             _ => Tuple {
                 proto,
@@ -163,8 +169,8 @@ impl Tuple {
                 bp: c.lport,
                 a6: c.meta & M_D6 != 0,
                 b6: c.meta & M_L6 != 0,
-                a: c.daddr,
-                b: c.laddr,
+                a: word(&c.daddr),
+                b: word(&c.laddr),
             },
         }
     }
@@ -183,8 +189,8 @@ impl Tuple {
                         && c.cport == self.ap
                         && c.vport == self.bp
                         && (c.meta & M_C6 != 0) == self.a6
-                        && c.caddr == self.a
-                        && c.vaddr == self.b
+                        && word(&c.caddr) == self.a
+                        && word(&c.vaddr) == self.b
                 }
                 KIND_TPL => {
                     c.is_template()
@@ -192,8 +198,8 @@ impl Tuple {
                         && c.proto() == self.proto
                         && c.vport == self.bp
                         && (c.meta & M_C6 != 0) == self.a6
-                        && c.caddr == self.a
-                        && c.vaddr == self.b
+                        && word(&c.caddr) == self.a
+                        && word(&c.vaddr) == self.b
                 }
                 _ => {
                     !c.is_template()
@@ -204,8 +210,8 @@ impl Tuple {
                         && c.lport == self.bp
                         && (c.meta & M_D6 != 0) == self.a6
                         && (c.meta & M_L6 != 0) == self.b6
-                        && c.daddr == self.a
-                        && c.laddr == self.b
+                        && word(&c.daddr) == self.a
+                        && word(&c.laddr) == self.b
                 }
             }
     }
@@ -219,9 +225,9 @@ impl ConnTable {
             self.seed,
             K,
             t.proto.number(),
-            (&t.a, t.a6),
+            (t.a, t.a6),
             t.ap,
-            (&t.b, t.b6),
+            (t.b, t.b6),
             t.bp,
         )
     }

@@ -106,7 +106,8 @@ impl ConnTable {
     }
 
     /// Prefetch, second stage (once the slots are cached): the entry the
-    /// client-side lookup will most likely land on, and its timer link.
+    /// client-side lookup will most likely land on (not its timer link:
+    /// only a state change reads that).
     #[inline]
     pub fn prefetch_entry(
         &self,
@@ -125,8 +126,9 @@ impl ConnTable {
             None => None,
         };
         if let Some(c) = i.and_then(|i| self.slab.get(i as usize)) {
+            // Its first 61 bytes, on one or two cache lines.
             crate::hint::prefetch(c);
-            self.wheel.prefetch(i.unwrap_or_default());
+            crate::hint::prefetch(&c.vaddr);
         }
     }
 
@@ -260,7 +262,7 @@ impl ConnTable {
         self.rearm(i, now, same_state);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn account(
         &mut self,
         i: usize,
@@ -288,7 +290,7 @@ impl ConnTable {
     }
 
     /// `set_tcp_state`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn transition(
         &mut self,
         i: usize,
@@ -332,7 +334,7 @@ impl ConnTable {
 
     /// Sets entry `i`'s deadline for its state from `now`. `same_state`:
     /// the packet left the state as it was (see the lazy case below).
-    #[inline]
+    #[inline(always)]
     pub(super) fn rearm(&mut self, i: usize, now: Timestamp, same_state: bool) {
         let clock = self.clock;
         let c = &mut self.slab[i];
@@ -343,7 +345,6 @@ impl ConnTable {
             // Saturating, as `Timestamp + Duration` is.
             let next = now.0.saturating_add(self.timeout_ns[c.state as usize]);
             let tick = (next != u64::MAX).then(|| tick_ceil(next));
-            let due = tick.unwrap_or(const { tick_ceil(u64::MAX) });
             // Lazy re-arm: a packet that keeps the state (the common case,
             // every packet of an established flow) pushes the deadline out
             // and leaves the armed timer where it is, earlier; when it
@@ -352,8 +353,12 @@ impl ConnTable {
             // timer at once, so the wheel's order, which the eviction scan
             // walks, stays close to the real deadlines. Invariant: an armed
             // entry's timer tick is never later than its deadline's tick.
-            let lazy = same_state && due >= c.due_tick(clock) && self.wheel.is_armed(i as u32);
+            // (Every live conn is armed between calls: no need to read its
+            // link, a cache line of its own, to know.)
+            let lazy = same_state && c.not_before(tick);
+            debug_assert!(!lazy || self.wheel.is_armed(i as u32));
             c.set_expires_tick(tick, clock);
+            let due = tick.unwrap_or(const { tick_ceil(u64::MAX) });
             if !lazy {
                 self.wheel.insert(i as u32, due);
             }
