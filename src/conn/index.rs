@@ -103,9 +103,10 @@ impl Index {
                 if eq(i) {
                     return Some(i);
                 }
-            } else if self.dist(p, v) < d {
+            } else if d > 0 && self.dist(p, v) < d {
                 // Robin Hood order: a key this far from its home would sit
-                // before an entry nearer to its own.
+                // before an entry nearer to its own. (Nothing is nearer
+                // than 0: the home slot needs no check.)
                 return None;
             }
             p = self.next(p);

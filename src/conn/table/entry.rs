@@ -65,7 +65,7 @@ fn addr(r: &Raw, v6: bool) -> IpAddr {
 /// `meta` bits 0-1: the forwarding method.
 const M_FWD: u8 = 0b11;
 /// `meta`: UDP (else TCP).
-const M_UDP: u8 = 1 << 2;
+pub(super) const M_UDP: u8 = 1 << 2;
 /// `meta`: `caddr` and `vaddr` are IPv6.
 pub(super) const M_C6: u8 = 1 << 3;
 /// `meta`: `daddr` is IPv6.

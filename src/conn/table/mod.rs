@@ -21,10 +21,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use self::entry::{Entry, M_C6, M_D6, M_L6, Raw, raw};
+use self::entry::{Entry, M_C6, M_D6, M_L6, M_UDP, Raw, raw};
 use super::index::{Index, tuple_hash_raw};
 use super::wheel::Wheel;
-use super::{ConnState, ConnSysctls, F_TPL_INVALID, Timeouts};
+use super::{ConnState, ConnSysctls, F_TEMPLATE, F_TPL_INVALID, F_USED, Timeouts};
 use crate::service::{Dest, DestRef, Protocol, ServiceTable};
 
 /// The key spaces of the indexes (see [`Tuple`]).
@@ -180,40 +180,49 @@ impl Tuple {
     fn matches<const K: u8>(&self, c: &Entry) -> bool {
         // Field by field in the entry rather than `Tuple::of(c) == *self`:
         // the per-packet lookup compiles to plain compares (-6 ns on an
-        // established hit).
-        c.used()
-            && match K {
-                KIND_CONN => {
-                    !c.is_template()
-                        && c.proto() == self.proto
-                        && c.cport == self.ap
-                        && c.vport == self.bp
-                        && (c.meta & M_C6 != 0) == self.a6
-                        && word(&c.caddr) == self.a
-                        && word(&c.vaddr) == self.b
-                }
-                KIND_TPL => {
-                    c.is_template()
-                        && !c.has(F_TPL_INVALID)
-                        && c.proto() == self.proto
-                        && c.vport == self.bp
-                        && (c.meta & M_C6 != 0) == self.a6
-                        && word(&c.caddr) == self.a
-                        && word(&c.vaddr) == self.b
-                }
-                _ => {
-                    !c.is_template()
-                        && !c.is_one_packet()
-                        && c.fwd().sees_replies()
-                        && c.proto() == self.proto
-                        && c.dport == self.ap
-                        && c.lport == self.bp
-                        && (c.meta & M_D6 != 0) == self.a6
-                        && (c.meta & M_L6 != 0) == self.b6
-                        && word(&c.daddr) == self.a
-                        && word(&c.laddr) == self.b
-                }
+        // established hit). A conn's flags and meta bits in one compare
+        // each.
+        let udp = if self.proto == Protocol::Udp {
+            M_UDP
+        } else {
+            0
+        };
+        match K {
+            KIND_CONN => {
+                c.flags & (F_USED | F_TEMPLATE) == F_USED
+                    && c.meta & (M_UDP | M_C6) == udp | if self.a6 { M_C6 } else { 0 }
+                    && c.cport == self.ap
+                    && c.vport == self.bp
+                    && word(&c.caddr) == self.a
+                    && word(&c.vaddr) == self.b
             }
+            _ => {
+                c.used()
+                    && match K {
+                        KIND_TPL => {
+                            c.is_template()
+                                && !c.has(F_TPL_INVALID)
+                                && c.proto() == self.proto
+                                && c.vport == self.bp
+                                && (c.meta & M_C6 != 0) == self.a6
+                                && word(&c.caddr) == self.a
+                                && word(&c.vaddr) == self.b
+                        }
+                        _ => {
+                            !c.is_template()
+                                && !c.is_one_packet()
+                                && c.fwd().sees_replies()
+                                && c.proto() == self.proto
+                                && c.dport == self.ap
+                                && c.lport == self.bp
+                                && (c.meta & M_D6 != 0) == self.a6
+                                && (c.meta & M_L6 != 0) == self.b6
+                                && word(&c.daddr) == self.a
+                                && word(&c.laddr) == self.b
+                        }
+                    }
+            }
+        }
     }
 }
 
