@@ -22,7 +22,10 @@
 //!
 //! Invariants:
 //! - Nothing on the per-packet path allocates: the slab, both indexes and the
-//!   timing wheel are sized once for `capacity` entries (templates included).
+//!   timing wheel are sized once for `capacity` entries (templates included):
+//!   126 bytes an entry (a 100-byte slab entry, `table/entry.rs`, with one
+//!   padding byte kept for an ingress-NIC index; an 8-byte timer link; 9
+//!   bytes in each of the two indexes).
 //! - Every live entry is armed on exactly one timer list and is bound to its
 //!   dest's counters exactly once: a conn in InActConn or ActiveConn (by its
 //!   `INACTIVE` flag, which follows `ConnState::is_active` for TCP; UDP is
