@@ -62,18 +62,18 @@ fn addr(r: &Raw, v6: bool) -> IpAddr {
     }
 }
 
-/// `meta` bits 0-1: the forwarding method.
-const M_FWD: u8 = 0b11;
+/// `meta` bits 0-2: the forwarding method.
+const M_FWD: u8 = 0b111;
 /// `meta`: UDP (else TCP).
-pub(super) const M_UDP: u8 = 1 << 2;
+pub(super) const M_UDP: u8 = 1 << 3;
 /// `meta`: `caddr` and `vaddr` are IPv6.
-pub(super) const M_C6: u8 = 1 << 3;
+pub(super) const M_C6: u8 = 1 << 4;
 /// `meta`: `daddr` is IPv6.
-pub(super) const M_D6: u8 = 1 << 4;
+pub(super) const M_D6: u8 = 1 << 5;
 /// `meta`: `laddr` is IPv6.
-pub(super) const M_L6: u8 = 1 << 5;
+pub(super) const M_L6: u8 = 1 << 6;
 /// `meta`: the deadline is never (a saturated one, or too far to store).
-const M_NEVER: u8 = 1 << 6;
+const M_NEVER: u8 = 1 << 7;
 
 const EXP_BITS: u32 = 40;
 const EXP_MASK: u64 = (1 << EXP_BITS) - 1;
@@ -87,6 +87,7 @@ const fn fwd_bits(f: FwdMethod) -> u8 {
         FwdMethod::Tunnel => 1,
         FwdMethod::Route => 2,
         FwdMethod::FullNat => 3,
+        FwdMethod::Local => 4,
     }
 }
 
@@ -227,7 +228,8 @@ impl Entry {
             0 => FwdMethod::Masq,
             1 => FwdMethod::Tunnel,
             2 => FwdMethod::Route,
-            _ => FwdMethod::FullNat,
+            3 => FwdMethod::FullNat,
+            _ => FwdMethod::Local,
         }
     }
 
@@ -335,6 +337,24 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_method_and_protocol_round_trips_through_meta() {
+        let methods = [
+            FwdMethod::Masq,
+            FwdMethod::Tunnel,
+            FwdMethod::Route,
+            FwdMethod::FullNat,
+            FwdMethod::Local,
+        ];
+        for fwd in methods {
+            for proto in [Protocol::Tcp, Protocol::Udp] {
+                let mut e = Entry::EMPTY;
+                e.meta = fwd_bits(fwd) | if proto == Protocol::Udp { M_UDP } else { 0 };
+                assert_eq!((e.fwd(), e.proto()), (fwd, proto));
+            }
+        }
+    }
 
     #[test]
     fn deadlines_round_trip_around_the_clock() {
