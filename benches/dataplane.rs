@@ -14,6 +14,13 @@
 //! the table's own account). Select with e.g. `cargo bench -- conn_table`;
 //! the 10M table needs about 1.5 GB.
 //!
+//! Counting instead of timing: with `LVSFWD_BENCH_COUNT=<n>` and
+//! `LVSFWD_BENCH_CASE=dr_hit|new_conn` the binary runs the DR established
+//! hit (or the rr new connection) of the groups above `n` times and exits,
+//! for `perf stat -e instructions:u,cycles:u` (a per-packet figure is the
+//! difference of two counts over the difference of their `n`), which a busy
+//! machine disturbs far less than it does wall-clock time.
+//!
 //! `collision_flood/*`: lookups of client tuples built to collide under the
 //! public fixed hash seed (their hashes' top 12 bits clear, so their home
 //! slots are the first 1/4096 of the index whatever its size), in a table
@@ -24,7 +31,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use etherparse::PacketBuilder;
 
 use std::net::IpAddr;
@@ -490,4 +497,56 @@ criterion_group! {
     config = Criterion::default().without_plots();
     targets = established, new_connection, rewrites, conn_table, collision_flood
 }
-criterion_main!(benches);
+/// The fixed-count mode of the module doc; false when not asked for.
+fn counted() -> bool {
+    let Some(n) = std::env::var("LVSFWD_BENCH_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let case = std::env::var("LVSFWD_BENCH_CASE").unwrap_or_default();
+    let mut buf = Buf::new();
+    match case.as_str() {
+        "dr_hit" => {
+            let mut dp = dataplane("DR", "wlc");
+            let now = Timestamp::from_secs(1);
+            for i in 0..10_000u32 {
+                let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
+                buf.run(&mut dp, &segment(src, 40000, true), now);
+                buf.run(&mut dp, &segment(src, 40000, false), now);
+            }
+            let hit = segment([198, 18, 110, 7], 40000, false);
+            for _ in 0..n {
+                dp.tick(now);
+                black_box(buf.run(&mut dp, black_box(&hit), now));
+            }
+        }
+        "new_conn" => {
+            let mut dp = dataplane("DR", "rr");
+            let syns: Vec<Vec<u8>> = (0..65_536u32)
+                .map(|n| {
+                    let src = [198, 18, 100 + ((n >> 12) & 0x0f) as u8, (n >> 4) as u8];
+                    segment(src, 1024 + (n & 0x0f) as u16, true)
+                })
+                .collect();
+            let mut now = Timestamp::from_secs(1);
+            // Warm up to the steady state (~60k entries) first.
+            for k in 0..(n + 120_000) {
+                now = Timestamp::from_nanos(now.as_nanos() + 1_000_000);
+                dp.tick(now);
+                black_box(buf.run(&mut dp, &syns[k as usize % syns.len()], now));
+            }
+        }
+        other => panic!("LVSFWD_BENCH_CASE {other:?}: dr_hit or new_conn"),
+    }
+    true
+}
+
+fn main() {
+    if counted() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

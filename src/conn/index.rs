@@ -4,14 +4,19 @@
 //! holding the upper 32 bits of the key's hash (the tag) and the slab index
 //! plus one (0 = empty). The key itself is not stored: a tag match is
 //! confirmed by the caller against the slab entry, so a slot is 8 bytes.
-//! Deletion shifts followers back (no tombstones), so probe sequences never
-//! degrade over time.
+//! Insertion keeps Robin Hood order (an entry farther from its home takes
+//! the slot of one nearer to its own), so a lookup stops at the first entry
+//! nearer to its home than the probe is, and probes stay short at a high
+//! load. Deletion shifts followers back (no tombstones), so probe sequences
+//! never degrade over time.
 //!
 //! Invariants: the slot count is fixed at construction and always larger
 //! than the number of entries (the table holds at most `capacity` entries
-//! and has `capacity * 3 / 2 + 1` slots, load <= 2/3), so insertion never
-//! allocates and every probe ends at an empty slot. The home slot depends
-//! on the tag only, which is what lets deletion find an entry's home.
+//! and has `capacity * 9 / 8 + 1` slots, load <= 8/9: 9 bytes an entry),
+//! so insertion never allocates and every probe ends at an empty slot or
+//! by the Robin Hood order. Along a probe, entries are ordered by home
+//! slot (cyclically); the home slot depends on the tag only, which is what
+//! lets a lookup and deletion compute any entry's distance from its home.
 //!
 //! Hashing is seeded ([`tuple_hash`]) so clients cannot precompute colliding
 //! tuples for a given seed; it is a fast mixer, not a keyed PRF. The seed
@@ -22,6 +27,7 @@
 //! word equal to it (or to its complement) makes the product constant, and
 //! every such tuple would share a hash whatever the seed.
 
+#[cfg(test)]
 use std::net::IpAddr;
 
 #[derive(Debug)]
@@ -36,7 +42,7 @@ fn tag_of(hash: u64) -> u32 {
 impl Index {
     /// An index for up to `entries` keys.
     pub(crate) fn with_capacity(entries: usize) -> Index {
-        let n = (entries + entries / 2 + 1).max(4);
+        let n = (entries + entries / 8 + 1).max(4);
         Index {
             slots: vec![0u64; n].into_boxed_slice(),
         }
@@ -47,12 +53,25 @@ impl Index {
         self.slots.len() * std::mem::size_of::<u64>()
     }
 
+    #[inline(always)]
     fn home(&self, tag: u32) -> usize {
         ((tag as u64 * self.slots.len() as u64) >> 32) as usize
     }
 
+    #[inline(always)]
     fn next(&self, p: usize) -> usize {
         if p + 1 == self.slots.len() { 0 } else { p + 1 }
+    }
+
+    /// How far slot value `v`, found at `p`, sits from its home.
+    #[inline(always)]
+    fn dist(&self, p: usize, v: u64) -> usize {
+        let h = self.home((v >> 32) as u32);
+        if p >= h {
+            p - h
+        } else {
+            p + self.slots.len() - h
+        }
     }
 
     /// Prefetches the slot a lookup of `hash` starts at.
@@ -73,6 +92,7 @@ impl Index {
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         let mut p = self.home(tag);
+        let mut d = 0;
         loop {
             let v = self.slots[p];
             if v == 0 {
@@ -83,14 +103,20 @@ impl Index {
                 if eq(i) {
                     return Some(i);
                 }
+            } else if d > 0 && self.dist(p, v) < d {
+                // Robin Hood order: a key this far from its home would sit
+                // before an entry nearer to its own. (Nothing is nearer
+                // than 0: the home slot needs no check.)
+                return None;
             }
             p = self.next(p);
+            d += 1;
         }
     }
 
     /// How many slots a lookup of `hash` examines before `eq` confirms an
-    /// entry or an empty slot ends it (1: found, or absent, at its home).
-    /// For tests and benches measuring collisions; the per-packet path uses
+    /// entry or the probe ends (1: found, or absent, at its home). For
+    /// tests and benches measuring collisions; the per-packet path uses
     /// [`Index::find`].
     pub(crate) fn probes(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> usize {
         let tag = tag_of(hash);
@@ -98,7 +124,14 @@ impl Index {
         let mut n = 1;
         loop {
             let v = self.slots[p];
-            if v == 0 || ((v >> 32) as u32 == tag && eq((v as u32).wrapping_sub(1))) {
+            if v == 0 {
+                return n;
+            }
+            if (v >> 32) as u32 == tag {
+                if eq((v as u32).wrapping_sub(1)) {
+                    return n;
+                }
+            } else if self.dist(p, v) < n - 1 {
                 return n;
             }
             p = self.next(p);
@@ -113,6 +146,7 @@ impl Index {
         let tag = tag_of(hash);
         let v_new = ((tag as u64) << 32) | (i as u64 + 1);
         let mut p = self.home(tag);
+        let mut d = 0;
         loop {
             let v = self.slots[p];
             if v == 0 {
@@ -123,7 +157,36 @@ impl Index {
                 self.slots[p] = v_new;
                 return;
             }
+            let dv = self.dist(p, v);
+            if dv < d {
+                // An equal key would have been found by now: take this
+                // slot and carry the poorer entry on.
+                self.slots[p] = v_new;
+                self.displace(self.next(p), v, dv + 1);
+                return;
+            }
             p = self.next(p);
+            d += 1;
+        }
+    }
+
+    /// Robin Hood insertion of `v`, `d` slots from its home at `p`, that
+    /// swaps with every entry nearer to its home than the carried one.
+    fn displace(&mut self, mut p: usize, mut v: u64, mut d: usize) {
+        loop {
+            let cur = self.slots[p];
+            if cur == 0 {
+                self.slots[p] = v;
+                return;
+            }
+            let dc = self.dist(p, cur);
+            if dc < d {
+                self.slots[p] = v;
+                v = cur;
+                d = dc;
+            }
+            p = self.next(p);
+            d += 1;
         }
     }
 
@@ -133,6 +196,7 @@ impl Index {
         let tag = tag_of(hash);
         let want = ((tag as u64) << 32) | (i as u64 + 1);
         let mut p = self.home(tag);
+        let mut d = 0;
         loop {
             let v = self.slots[p];
             if v == 0 {
@@ -141,27 +205,23 @@ impl Index {
             if v == want {
                 break;
             }
+            if (v >> 32) as u32 != tag && self.dist(p, v) < d {
+                return false;
+            }
             p = self.next(p);
+            d += 1;
         }
-        // Backward shift: pull each follower into the hole unless its home
-        // lies cyclically in (hole, its position].
+        // Backward shift: pull each follower one slot back until an empty
+        // slot or one at its home.
         let mut hole = p;
         let mut j = self.next(p);
         loop {
             let v = self.slots[j];
-            if v == 0 {
+            if v == 0 || self.dist(j, v) == 0 {
                 break;
             }
-            let h = self.home((v >> 32) as u32);
-            let stays = if hole <= j {
-                hole < h && h <= j
-            } else {
-                h > hole || h <= j
-            };
-            if !stays {
-                self.slots[hole] = v;
-                hole = j;
-            }
+            self.slots[hole] = v;
+            hole = j;
             j = self.next(j);
         }
         self.slots[hole] = 0;
@@ -181,11 +241,23 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// An address as the connection table stores it: its 16 bytes (an IPv4
+/// address in the first 4, the rest zero) read as a native-endian `u128`,
+/// and whether it is IPv6.
+pub(crate) type RawAddr = (u128, bool);
+
 #[inline(always)]
-fn v6_words(a: IpAddr) -> (u64, u64) {
-    let x = match a {
-        IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
-        IpAddr::V6(v) => u128::from(v),
+fn v4_word(a: u128) -> u32 {
+    let b = a.to_ne_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline(always)]
+fn v6_words((a, v6): RawAddr) -> (u64, u64) {
+    let x = if v6 {
+        u128::from_be_bytes(a.to_ne_bytes())
+    } else {
+        u128::from(std::net::Ipv4Addr::from(v4_word(a)).to_ipv6_mapped())
     };
     ((x >> 64) as u64, x as u64)
 }
@@ -196,7 +268,7 @@ fn v6_words(a: IpAddr) -> (u64, u64) {
 /// Two IPv4 addresses fit one word, so the common case is two folded
 /// multiplies; anything with an IPv6 address takes four. The family is part
 /// of the last word, so a v4 tuple and its v4-mapped v6 twin differ.
-#[inline]
+#[cfg(test)]
 pub(crate) fn tuple_hash(
     seed: u64,
     kind: u8,
@@ -206,24 +278,44 @@ pub(crate) fn tuple_hash(
     b: IpAddr,
     bp: u16,
 ) -> u64 {
+    let raw = |x: IpAddr| match x {
+        IpAddr::V4(v) => {
+            let mut r = [0u8; 16];
+            r[..4].copy_from_slice(&v.octets());
+            (u128::from_ne_bytes(r), false)
+        }
+        IpAddr::V6(v) => (u128::from_ne_bytes(v.octets()), true),
+    };
+    tuple_hash_raw(seed, kind, proto, raw(a), ap, raw(b), bp)
+}
+
+/// [`tuple_hash`] of addresses as the table stores them (the table's own
+/// form: the packet path hashes the key it compares).
+#[inline(always)]
+pub(crate) fn tuple_hash_raw(
+    seed: u64,
+    kind: u8,
+    proto: u8,
+    a: RawAddr,
+    ap: u16,
+    b: RawAddr,
+    bp: u16,
+) -> u64 {
     let tail = ((kind as u64) << 48) | ((proto as u64) << 32) | ((ap as u64) << 16) | bp as u64;
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let w = (u64::from(u32::from(a)) << 32) | u64::from(u32::from(b));
-            // K1's top byte keeps `tail ^ K1` non-zero for every tail.
-            let h = fold_mul(w ^ seed, tail ^ K1);
-            fold_mul(h ^ K0, seed ^ K2)
-        }
-        _ => {
-            let (a0, a1) = v6_words(a);
-            let (b0, b1) = v6_words(b);
-            // `a1` is keyed too: against `a1 ^ K0` an address whose low
-            // word is K0 zeroed `h` for every `a0` and every seed.
-            let h = fold_mul(a0 ^ seed, a1 ^ seed.rotate_left(32) ^ K0);
-            let h = fold_mul(h ^ b0, b1 ^ K1);
-            let h = fold_mul(h ^ tail ^ (1 << 56), K2);
-            fold_mul(h ^ K0, seed ^ K2)
-        }
+    if !a.1 && !b.1 {
+        let w = (u64::from(v4_word(a.0)) << 32) | u64::from(v4_word(b.0));
+        // K1's top byte keeps `tail ^ K1` non-zero for every tail.
+        let h = fold_mul(w ^ seed, tail ^ K1);
+        fold_mul(h ^ K0, seed ^ K2)
+    } else {
+        let (a0, a1) = v6_words(a);
+        let (b0, b1) = v6_words(b);
+        // `a1` is keyed too: against `a1 ^ K0` an address whose low
+        // word is K0 zeroed `h` for every `a0` and every seed.
+        let h = fold_mul(a0 ^ seed, a1 ^ seed.rotate_left(32) ^ K0);
+        let h = fold_mul(h ^ b0, b1 ^ K1);
+        let h = fold_mul(h ^ tail ^ (1 << 56), K2);
+        fold_mul(h ^ K0, seed ^ K2)
     }
 }
 

@@ -22,7 +22,10 @@
 //!
 //! Invariants:
 //! - Nothing on the per-packet path allocates: the slab, both indexes and the
-//!   timing wheel are sized once for `capacity` entries (templates included).
+//!   timing wheel are sized once for `capacity` entries (templates included):
+//!   126 bytes an entry (a 100-byte slab entry, `table/entry.rs`, with one
+//!   padding byte kept for an ingress-NIC index; an 8-byte timer link; 9
+//!   bytes in each of the two indexes).
 //! - Every live entry is armed on exactly one timer list and is bound to its
 //!   dest's counters exactly once: a conn in InActConn or ActiveConn (by its
 //!   `INACTIVE` flag, which follows `ConnState::is_active` for TCP; UDP is
@@ -78,7 +81,7 @@ mod wheel;
 #[cfg(test)]
 mod tests;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::dest::NicId;
@@ -201,6 +204,11 @@ const NO_LINK: u32 = u32::MAX;
 ///
 /// Templates are keyed `<proto, client network, 0, vaddr, vport>` and point
 /// at `daddr:dport`; their `state` is always [`ConnState::None`].
+///
+/// This is the table's view of an entry, decoded by [`ConnTable::get`]: the
+/// slab stores it in 100 bytes (addresses without their `IpAddr` tags, the
+/// deadline in 40 bits of wheel ticks, rounded up to a tick; see
+/// `table/entry.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conn {
     pub proto: Protocol,
@@ -232,28 +240,6 @@ pub struct Conn {
 }
 
 impl Conn {
-    const EMPTY: Conn = Conn {
-        proto: Protocol::Tcp,
-        caddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        cport: 0,
-        vaddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        vport: 0,
-        daddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        dport: 0,
-        laddr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        lport: 0,
-        dest: DestRef { svc: 0, dest: 0 },
-        fwd: FwdMethod::Route,
-        state: ConnState::None,
-        client_mac: [0; 6],
-        client_nic: 0,
-        expires: Timestamp::ZERO,
-        flags: 0,
-        in_pkts: 0,
-        control: NO_LINK,
-        n_control: 0,
-    };
-
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
     }
@@ -282,9 +268,6 @@ impl Conn {
     /// For a template: how many conns it controls.
     pub fn n_control(&self) -> u32 {
         self.n_control
-    }
-    fn used(&self) -> bool {
-        self.has(F_USED)
     }
 }
 

@@ -454,7 +454,7 @@ fn persistence_sticks_per_client_network_and_templates_are_listed() {
     );
     assert_eq!(counters(&s, 0), (2, 0, 1));
     assert_eq!(counters(&s, 1), (1, 0, 1));
-    let tpls: Vec<&Conn> = t
+    let tpls: Vec<Conn> = t
         .iter()
         .map(|(_, c)| c)
         .filter(|c| c.is_template())

@@ -21,15 +21,14 @@
 //!   so idle time is skipped 256 ticks at a time and an idle wheel costs one
 //!   comparison per call.
 //! - Nothing here allocates after [`Wheel::new`].
-//! - Each linked entry records the list it is on (`Link::list`), except
-//!   that entries moved onto `DUE` by a splice keep the list they came
-//!   from; [`Wheel::insert`] only trusts the record while `DUE` is empty.
-//!   Re-arming an entry into the list it is already on leaves it where it
-//!   is: a connection's timer is pushed forward on every packet, and its
-//!   slot (at level 2 a slot spans 16 s) rarely changes, so the common
-//!   re-arm touches no other entry's links. The order of entries within one
-//!   list carries no meaning: every entry of a level-0 slot is due at the
-//!   same tick, and higher slots are re-placed by each entry's own tick.
+//! - A link is two slab indexes (8 bytes an entry): it does not record
+//!   which list the entry is on, so [`Wheel::insert`] always unlinks and
+//!   appends. The packets that keep a connection's state do not reach the
+//!   wheel at all (the table re-arms lazily), so what moves is a state
+//!   change or a lazily re-armed timer that fired. The order of entries
+//!   within one list carries no meaning: every entry of a level-0 slot is
+//!   due at the same tick, and higher slots are re-placed by each entry's
+//!   own tick.
 //!
 //! Deliberately not here: what an expiry means (the table decides), clocks.
 
@@ -48,7 +47,7 @@ const LISTS: usize = HI_BASE + HI_LEVELS * HI_SLOTS;
 const MAX_DELTA: u64 = (1 << 32) - 1;
 
 /// The tick a deadline falls due in (rounded up, so never early).
-pub(crate) fn tick_ceil(ns: u64) -> u64 {
+pub(crate) const fn tick_ceil(ns: u64) -> u64 {
     ns.div_ceil(TICK_NS)
 }
 
@@ -61,15 +60,11 @@ pub(crate) fn tick_floor(ns: u64) -> u64 {
 pub(crate) struct Link {
     next: u32,
     prev: u32,
-    /// The list the entry is on (see the module invariants); meaningless
-    /// while `next == NIL`.
-    list: u16,
 }
 
 const UNLINKED: Link = Link {
     next: NIL,
     prev: NIL,
-    list: 0,
 };
 
 #[derive(Debug)]
@@ -87,11 +82,7 @@ impl Wheel {
         let mut links = vec![UNLINKED; n as usize + LISTS].into_boxed_slice();
         for l in 0..LISTS {
             let s = n + l as u32;
-            links[s as usize] = Link {
-                next: s,
-                prev: s,
-                list: l as u16,
-            };
+            links[s as usize] = Link { next: s, prev: s };
         }
         Wheel {
             links,
@@ -142,7 +133,6 @@ impl Wheel {
         self.links[i as usize] = Link {
             next: h,
             prev: last,
-            list: list as u16,
         };
         self.links[last as usize].next = i;
         self.links[h as usize].prev = i;
@@ -176,23 +166,11 @@ impl Wheel {
         self.links.get(i as usize).is_some_and(|l| l.next != NIL)
     }
 
-    /// Prefetches entry `i`'s link, which re-arming it reads.
-    #[inline]
-    pub(crate) fn prefetch(&self, i: u32) {
-        if let Some(l) = self.links.get(i as usize) {
-            crate::hint::prefetch(l);
-        }
-    }
-
-    /// Arms entry `i` for `tick` (re-arming it if it was armed). An entry
-    /// already on the list `tick` maps to stays where it is.
+    /// Arms entry `i` for `tick` (re-arming it if it was armed: it moves to
+    /// the end of the list `tick` maps to).
     #[inline]
     pub(crate) fn insert(&mut self, i: u32, tick: u64) {
         let list = self.slot_for(tick);
-        let l = self.links[i as usize];
-        if l.next != NIL && usize::from(l.list) == list && self.is_empty_list(DUE) {
-            return;
-        }
         self.remove(i);
         self.push_back(list, i);
     }
@@ -232,11 +210,7 @@ impl Wheel {
         self.links[first as usize].prev = tail;
         self.links[last as usize].next = th;
         self.links[th as usize].prev = last;
-        self.links[fh as usize] = Link {
-            next: fh,
-            prev: fh,
-            list: from as u16,
-        };
+        self.links[fh as usize] = Link { next: fh, prev: fh };
         self.clear_bit(from);
         self.set_bit(to);
     }
@@ -244,6 +218,13 @@ impl Wheel {
     /// Nothing can be due at `now_tick`: the per-batch fast path.
     pub(crate) fn idle(&self, now_tick: u64) -> bool {
         now_tick < self.cur && self.is_empty_list(IMMEDIATE)
+    }
+
+    /// [`Wheel::idle`] at `now_ns` (`tick_floor(now_ns) < cur` without the
+    /// division).
+    #[inline]
+    pub(crate) fn idle_at(&self, now_ns: u64) -> bool {
+        now_ns < self.cur.saturating_mul(TICK_NS) && self.is_empty_list(IMMEDIATE)
     }
 
     fn wheel_empty(&self) -> bool {
@@ -276,11 +257,7 @@ impl Wheel {
             return;
         }
         let last = self.links[h as usize].prev;
-        self.links[h as usize] = Link {
-            next: h,
-            prev: h,
-            list: list as u16,
-        };
+        self.links[h as usize] = Link { next: h, prev: h };
         self.clear_bit(list);
         loop {
             let next = self.links[i as usize].next;
@@ -526,7 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn rearm_within_the_same_slot_leaves_the_entry_in_place() {
+    fn rearm_within_the_same_slot_moves_the_entry_to_its_end() {
         let mut w = Wheel::new(3);
         // Level 2 slot (16 s wide in 1 ms ticks): all three share it.
         for i in 0..3 {
@@ -534,7 +511,7 @@ mod tests {
         }
         assert_eq!(order(&w), vec![0, 1, 2]);
         w.insert(0, 900_500);
-        assert_eq!(order(&w), vec![0, 1, 2], "same slot: not moved");
+        assert_eq!(order(&w), vec![1, 2, 0], "same slot: appended");
         w.insert(0, 2_000_000);
         w.insert(0, 900_001);
         assert_eq!(order(&w), vec![1, 2, 0], "other slot and back: moved");

@@ -156,3 +156,44 @@ fn a_static_mac_leaves_through_the_nic_of_the_route() {
     assert_eq!(v, Verdict::Tx(1), "the route's NIC, the static MAC");
     assert_eq!(&out[0..6], &[2, 0x57, 0, 0, 0, 1]);
 }
+
+#[test]
+fn the_clients_nic_is_remembered_by_its_connection() {
+    // The clients behind NIC 1 this time, the real server behind NIC 0: a
+    // forgotten ingress NIC would send the reply out of NIC 0.
+    let mut dp = two_armed(FwdMethod::Masq, 1500);
+    let mut nb = FxHashMap::default();
+    nb.insert(
+        ip(RS),
+        NextHop {
+            nic: 0,
+            mac: RS_MAC,
+        },
+    );
+    dp.apply_snapshot(&Snapshot {
+        neighbours: Arc::new(nb),
+        own_macs: Arc::new(vec![MAC0, MAC1]),
+        own_addrs: Arc::new(vec![ip("198.18.2.1")]),
+        ..Snapshot::default()
+    });
+    let (v, _) = run(
+        &mut dp,
+        1,
+        &tcp((CLIENT, 40100), (VIP, 80), ROUTER_MAC, true, 0),
+    );
+    assert_eq!(v, Verdict::Tx(0));
+    let (v, out) = run(
+        &mut dp,
+        0,
+        &tcp((RS, 8080), (CLIENT, 40100), RS_MAC, false, 0),
+    );
+    assert_eq!(v, Verdict::Tx(1), "back out of the client's NIC");
+    assert_eq!(&out[6..12], &MAC1);
+    let c = dp
+        .conns
+        .iter()
+        .map(|(_, c)| c)
+        .next()
+        .expect("a connection");
+    assert_eq!(c.client_nic, 1);
+}

@@ -2,7 +2,7 @@
 //! is full (the capacity policy and `drop_entry` of the `conn` module doc).
 
 use super::ConnTable;
-use crate::conn::wheel::{tick_ceil, tick_floor};
+use crate::conn::wheel::tick_floor;
 use crate::conn::{ConnState, DROP_ENTRY_MAX_PKTS, EVICT_SCAN, F_TPL_LINGER, TEMPLATE_LINGER};
 use crate::service::ServiceTable;
 use crate::time::Timestamp;
@@ -12,11 +12,24 @@ impl ConnTable {
     /// (unbinding them from their dest) and re-arms templates that still
     /// control conns for [`TEMPLATE_LINGER`]. Returns how many entries were
     /// freed. O(1) when nothing is due.
+    #[inline]
     pub fn expire(&mut self, now: Timestamp, services: &mut ServiceTable) -> usize {
+        // Inlined: the per-batch call with nothing due is one comparison
+        // (no tick division, no call).
+        if self.wheel.idle_at(now.0) {
+            return 0;
+        }
+        self.expire_due(now, services)
+    }
+
+    #[inline(never)]
+    fn expire_due(&mut self, now: Timestamp, services: &mut ServiceTable) -> usize {
         let now_tick = tick_floor(now.0);
         if self.wheel.idle(now_tick) {
             return 0;
         }
+        self.observe(now);
+        let clock = self.clock;
         self.collect_due(now_tick);
         let mut freed = 0;
         // Round 0 runs every due timer. A template that still controls conns
@@ -37,16 +50,16 @@ impl ConnTable {
                 let c = &mut self.slab[i as usize];
                 // Re-armed lazily (`rearm`): not due yet, file it by its
                 // real deadline.
-                let due = tick_ceil(c.expires.0);
+                let due = c.due_tick(clock);
                 if due > now_tick {
                     self.wheel.insert(i, due);
                     continue;
                 }
-                if c.is_template() && c.n_control > 0 {
+                if c.is_template() && c.control > 0 {
                     c.flags |= F_TPL_LINGER;
-                    let mut next = c.expires + TEMPLATE_LINGER;
+                    let mut next = c.expires(clock) + TEMPLATE_LINGER;
                     if round == 0 && next <= now {
-                        c.expires = next;
+                        c.set_expires(next, clock);
                         self.wheel.insert_immediate(i);
                         deferred = true;
                         continue;
@@ -57,8 +70,8 @@ impl ConnTable {
                         let periods = now.since(next).as_nanos() / TEMPLATE_LINGER.as_nanos() + 1;
                         next = next + TEMPLATE_LINGER * periods as u32;
                     }
-                    c.expires = next;
-                    self.wheel.insert(i, tick_ceil(next.0));
+                    c.set_expires(next, clock);
+                    self.wheel.insert(i, c.due_tick(clock));
                     continue;
                 }
                 self.release(i, services);
@@ -72,9 +85,9 @@ impl ConnTable {
     /// due list (placed by its deadline, which a lazy re-arm may have
     /// pushed out).
     fn collect_due(&mut self, now_tick: u64) {
-        let slab = &self.slab;
+        let (slab, clock) = (&self.slab, self.clock);
         self.wheel
-            .collect_due(now_tick, |i| tick_ceil(slab[i as usize].expires.0));
+            .collect_due(now_tick, |i| slab[i as usize].due_tick(clock));
     }
 
     /// Makes `n` (at most 2) entries free, evicting the best candidates of
@@ -89,8 +102,8 @@ impl ConnTable {
         // The `missing` candidates nearest to expiry, soonest first: first
         // among the half-open and closing conns, then (drop_entry) among
         // the established ones with few client packets.
-        let mut best: [[Option<(u32, Timestamp)>; 2]; 2] = [[None; 2]; 2];
-        let slab = &self.slab;
+        let mut best: [[Option<(u32, u64)>; 2]; 2] = [[None; 2]; 2];
+        let (slab, clock) = (&self.slab, self.clock);
         let drop_entry = self.sysctls.drop_entry;
         self.wheel.scan(EVICT_SCAN, |i| {
             let c = &slab[i as usize];
@@ -103,7 +116,7 @@ impl ConnTable {
             } else {
                 return;
             };
-            let cand = (i, c.expires);
+            let cand = (i, c.due_tick(clock));
             let best = &mut best[tier];
             match *best {
                 [None, _] => best[0] = Some(cand),

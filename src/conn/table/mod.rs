@@ -11,6 +11,7 @@
 //! - `schedule`: a new conn (scheduler, persistence templates, FULLNAT
 //!   local side).
 
+mod entry;
 mod expire;
 mod packet;
 mod schedule;
@@ -20,9 +21,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use super::index::{Index, tuple_hash};
+use self::entry::{Entry, M_C6, M_D6, M_L6, M_UDP, Raw, raw};
+use super::index::{Index, tuple_hash_raw};
 use super::wheel::Wheel;
-use super::{Conn, ConnState, ConnSysctls, F_TPL_INVALID, Timeouts};
+use super::{ConnState, ConnSysctls, F_TEMPLATE, F_TPL_INVALID, F_USED, Timeouts};
 use crate::service::{Dest, DestRef, Protocol, ServiceTable};
 
 /// The key spaces of the indexes (see [`Tuple`]).
@@ -40,8 +42,11 @@ const MAX_CAPACITY: usize = (u32::MAX - 1024) as usize;
 
 /// The connection table. See the `conn` module doc.
 pub struct ConnTable {
-    slab: Box<[Conn]>,
+    slab: Box<[Entry]>,
     wheel: Wheel,
+    /// The latest tick of `now` seen: what entries' deadlines are stored
+    /// relative to (see `entry`).
+    clock: u64,
     free_head: u32,
     len: usize,
     /// Client tuples of conns (not one-packet ones) and template keys.
@@ -99,74 +104,125 @@ fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
 /// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
 ///   `daddr:dport -> laddr:lport`.
 ///
-/// The fields are in the order `==` compares them: the ports before the
-/// addresses.
+/// The address bytes are as entries store them ([`raw`]), read as
+/// native-endian `u128`s (scalars: the key stays in registers and compares
+/// against an entry with two loads), with their families beside.
 #[derive(Copy, Clone, PartialEq)]
 struct Tuple {
     proto: Protocol,
     ap: u16,
     bp: u16,
-    a: IpAddr,
-    b: IpAddr,
+    a6: bool,
+    b6: bool,
+    a: u128,
+    b: u128,
+}
+
+#[inline(always)]
+fn word(r: &Raw) -> u128 {
+    u128::from_ne_bytes(*r)
 }
 
 impl Tuple {
     #[inline(always)]
     fn new(proto: Protocol, a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> Tuple {
+        let (a, a6) = raw(a);
+        let (b, b6) = raw(b);
         Tuple {
             proto,
-            a,
             ap,
-            b,
             bp,
+            a6,
+            b6,
+            a: word(&a),
+            b: word(&b),
         }
     }
 
     /// The key entry `c` is filed under in space `K`.
     #[inline(always)]
-    fn of<const K: u8>(c: &Conn) -> Tuple {
+    fn of<const K: u8>(c: &Entry) -> Tuple {
+        let c6 = c.meta & M_C6 != 0;
+        let (proto, a6, b6) = (c.proto(), c6, c6);
         match K {
-            KIND_CONN => Tuple::new(c.proto, c.caddr, c.cport, c.vaddr, c.vport),
-            KIND_TPL => Tuple::new(c.proto, c.caddr, 0, c.vaddr, c.vport),
-            _ => Tuple::new(c.proto, c.daddr, c.dport, c.laddr, c.lport),
+            KIND_CONN => Tuple {
+                proto,
+                ap: c.cport,
+                bp: c.vport,
+                a6,
+                b6,
+                a: word(&c.caddr),
+                b: word(&c.vaddr),
+            },
+            KIND_TPL => Tuple {
+                proto,
+                ap: 0,
+                bp: c.vport,
+                a6,
+                b6,
+                a: word(&c.caddr),
+                b: word(&c.vaddr),
+            },
+            _ => Tuple {
+                proto,
+                ap: c.dport,
+                bp: c.lport,
+                a6: c.meta & M_D6 != 0,
+                b6: c.meta & M_L6 != 0,
+                a: word(&c.daddr),
+                b: word(&c.laddr),
+            },
         }
     }
 
     /// Whether `c` is a live entry of space `K` with this key.
     #[inline(always)]
-    fn matches<const K: u8>(&self, c: &Conn) -> bool {
+    fn matches<const K: u8>(&self, c: &Entry) -> bool {
         // Field by field in the entry rather than `Tuple::of(c) == *self`:
         // the per-packet lookup compiles to plain compares (-6 ns on an
-        // established hit).
-        c.used()
-            && match K {
-                KIND_CONN => {
-                    !c.is_template()
-                        && c.proto == self.proto
-                        && c.cport == self.ap
-                        && c.vport == self.bp
-                        && c.caddr == self.a
-                        && c.vaddr == self.b
-                }
-                KIND_TPL => {
-                    c.is_template()
-                        && !c.has(F_TPL_INVALID)
-                        && c.proto == self.proto
-                        && c.vport == self.bp
-                        && c.caddr == self.a
-                        && c.vaddr == self.b
-                }
-                _ => {
-                    !c.is_template()
-                        && !c.is_one_packet()
-                        && c.fwd.sees_replies()
-                        && c.proto == self.proto
-                        && c.dport == self.ap
-                        && c.lport == self.bp
-                        && c.daddr == self.a
-                        && c.laddr == self.b
-                }
+        // established hit). A conn's flags and meta bits in one compare
+        // each.
+        let udp = if self.proto == Protocol::Udp {
+            M_UDP
+        } else {
+            0
+        };
+        match K {
+            KIND_CONN => {
+                c.flags & (F_USED | F_TEMPLATE) == F_USED
+                    && c.meta & (M_UDP | M_C6) == udp | if self.a6 { M_C6 } else { 0 }
+                    && c.cport == self.ap
+                    && c.vport == self.bp
+                    && word(&c.caddr) == self.a
+                    && word(&c.vaddr) == self.b
             }
+            _ => {
+                c.used()
+                    && match K {
+                        KIND_TPL => {
+                            c.is_template()
+                                && !c.has(F_TPL_INVALID)
+                                && c.proto() == self.proto
+                                && c.vport == self.bp
+                                && (c.meta & M_C6 != 0) == self.a6
+                                && word(&c.caddr) == self.a
+                                && word(&c.vaddr) == self.b
+                        }
+                        _ => {
+                            !c.is_template()
+                                && !c.is_one_packet()
+                                && c.fwd().sees_replies()
+                                && c.proto() == self.proto
+                                && c.dport == self.ap
+                                && c.lport == self.bp
+                                && (c.meta & M_D6 != 0) == self.a6
+                                && (c.meta & M_L6 != 0) == self.b6
+                                && word(&c.daddr) == self.a
+                                && word(&c.laddr) == self.b
+                        }
+                    }
+            }
+        }
     }
 }
 
@@ -174,7 +230,15 @@ impl ConnTable {
     /// `t`'s hash in space `K`.
     #[inline(always)]
     fn hash<const K: u8>(&self, t: &Tuple) -> u64 {
-        tuple_hash(self.seed, K, t.proto.number(), t.a, t.ap, t.b, t.bp)
+        tuple_hash_raw(
+            self.seed,
+            K,
+            t.proto.number(),
+            (t.a, t.a6),
+            t.ap,
+            (t.b, t.b6),
+            t.bp,
+        )
     }
 
     /// The index of space `K`.
@@ -189,7 +253,7 @@ impl ConnTable {
 
     /// The slab, and the index of space `K` to change.
     #[inline(always)]
-    fn slab_and_index<const K: u8>(&mut self) -> (&[Conn], &mut Index) {
+    fn slab_and_index<const K: u8>(&mut self) -> (&[Entry], &mut Index) {
         let index = if K == KIND_OUT {
             &mut self.out_idx
         } else {

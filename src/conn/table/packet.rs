@@ -4,18 +4,19 @@
 
 use std::net::IpAddr;
 
+use super::entry::Entry;
 use super::{ConnTable, KIND_CONN, KIND_OUT, Tuple, dest_mut, dest_ref};
 use crate::conn::state::{TcpTable, tcp_next};
 use crate::conn::wheel::tick_ceil;
 use crate::conn::{
-    Conn, ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, InDecision, NO_LINK, TcpFlags,
+    ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, InDecision, NO_LINK, TcpFlags,
 };
 use crate::service::{Protocol, Service, ServiceTable, Stats};
 use crate::time::Timestamp;
 
 /// `is_new_conn_expected`: a SYN on this conn starts a new connection.
-fn new_conn_expected(c: &Conn, reuse_mode: u8) -> bool {
-    if c.control != NO_LINK || c.proto != Protocol::Tcp {
+fn new_conn_expected(c: &Entry, reuse_mode: u8) -> bool {
+    if c.control != NO_LINK || c.proto() != Protocol::Tcp {
         return false;
     }
     matches!(c.state, ConnState::TimeWait | ConnState::Close)
@@ -105,7 +106,8 @@ impl ConnTable {
     }
 
     /// Prefetch, second stage (once the slots are cached): the entry the
-    /// client-side lookup will most likely land on, and its timer link.
+    /// client-side lookup will most likely land on (not its timer link:
+    /// only a state change reads that).
     #[inline]
     pub fn prefetch_entry(
         &self,
@@ -124,8 +126,9 @@ impl ConnTable {
             None => None,
         };
         if let Some(c) = i.and_then(|i| self.slab.get(i as usize)) {
+            // Its first 61 bytes, on one or two cache lines.
             crate::hint::prefetch(c);
-            self.wheel.prefetch(i.unwrap_or_default());
+            crate::hint::prefetch(&c.vaddr);
         }
     }
 
@@ -206,7 +209,7 @@ impl ConnTable {
             return InDecision::Schedule;
         };
         let dest = dest_ref(services, c.dest);
-        let syn = c.proto == Protocol::Tcp && tcp.is_some_and(|f| f.syn);
+        let syn = c.proto() == Protocol::Tcp && tcp.is_some_and(|f| f.syn);
         if syn {
             let quiesced = self.sysctls.expire_nodest_conn && dest.is_some_and(|d| d.weight == 0);
             let reuse = self.sysctls.conn_reuse_mode != 0
@@ -228,7 +231,7 @@ impl ConnTable {
 
     /// Entry `i` if it is a live conn (not a template).
     #[inline(always)]
-    fn live_conn(&self, i: usize) -> Option<&Conn> {
+    fn live_conn(&self, i: usize) -> Option<&Entry> {
         self.slab.get(i).filter(|c| c.used() && !c.is_template())
     }
 
@@ -259,7 +262,7 @@ impl ConnTable {
         self.rearm(i, now, same_state);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn account(
         &mut self,
         i: usize,
@@ -287,7 +290,7 @@ impl ConnTable {
     }
 
     /// `set_tcp_state`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn transition(
         &mut self,
         i: usize,
@@ -296,7 +299,7 @@ impl ConnTable {
         services: &mut ServiceTable,
     ) {
         let c = &mut self.slab[i];
-        if c.proto != Protocol::Tcp {
+        if c.proto() != Protocol::Tcp {
             return;
         }
         let Some(f) = tcp else {
@@ -331,15 +334,17 @@ impl ConnTable {
 
     /// Sets entry `i`'s deadline for its state from `now`. `same_state`:
     /// the packet left the state as it was (see the lazy case below).
-    #[inline]
+    #[inline(always)]
     pub(super) fn rearm(&mut self, i: usize, now: Timestamp, same_state: bool) {
+        let clock = self.clock;
         let c = &mut self.slab[i];
         if c.is_one_packet() {
-            c.expires = now;
+            c.set_expires(now, clock);
             self.wheel.insert_immediate(i as u32);
         } else {
             // Saturating, as `Timestamp + Duration` is.
-            let next = Timestamp(now.0.saturating_add(self.timeout_ns[c.state as usize]));
+            let next = now.0.saturating_add(self.timeout_ns[c.state as usize]);
+            let tick = (next != u64::MAX).then(|| tick_ceil(next));
             // Lazy re-arm: a packet that keeps the state (the common case,
             // every packet of an established flow) pushes the deadline out
             // and leaves the armed timer where it is, earlier; when it
@@ -347,11 +352,15 @@ impl ConnTable {
             // entry. A state change (or a new, unarmed entry) moves the
             // timer at once, so the wheel's order, which the eviction scan
             // walks, stays close to the real deadlines. Invariant: an armed
-            // entry's timer tick is never later than `tick_ceil(expires)`.
-            let lazy = same_state && next >= c.expires && self.wheel.is_armed(i as u32);
-            c.expires = next;
+            // entry's timer tick is never later than its deadline's tick.
+            // (Every live conn is armed between calls: no need to read its
+            // link, a cache line of its own, to know.)
+            let lazy = same_state && c.not_before(tick);
+            debug_assert!(!lazy || self.wheel.is_armed(i as u32));
+            c.set_expires_tick(tick, clock);
+            let due = tick.unwrap_or(const { tick_ceil(u64::MAX) });
             if !lazy {
-                self.wheel.insert(i as u32, tick_ceil(next.0));
+                self.wheel.insert(i as u32, due);
             }
         }
     }

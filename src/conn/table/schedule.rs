@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{ConnTable, FTP_PORT, KIND_TPL, Tuple};
-use crate::conn::wheel::tick_ceil;
 use crate::conn::{
     Conn, ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, F_ONE_PACKET, F_TEMPLATE,
     F_TPL_INVALID, F_TPL_LINGER, F_USED, LPORT_TRIES, NO_LINK, NewFlow, ScheduleError,
@@ -116,6 +115,7 @@ impl ConnTable {
         if flow.proto == Protocol::Tcp && !flow.tcp.is_some_and(|f| f.syn && !f.rst) {
             return Err(ScheduleError::NotSyn);
         }
+        self.observe(now);
         let Some(service) = services.services.get_mut(svc as usize) else {
             return Err(ScheduleError::NoDest);
         };
@@ -203,7 +203,7 @@ impl ConnTable {
         if one_packet {
             flags |= F_ONE_PACKET;
         }
-        let mut c = Conn {
+        let c = Conn {
             proto: flow.proto,
             caddr: flow.caddr,
             cport: flow.cport,
@@ -240,21 +240,27 @@ impl ConnTable {
                 flags: F_USED | F_TEMPLATE | F_INACTIVE,
                 ..c
             };
-            tpl = Some(self.insert_entry(t, services));
+            tpl = Some(self.insert_entry(&t, services));
         }
-        c.control = tpl.unwrap_or(NO_LINK);
-        let i = self.insert_entry(c, services);
+        let i = self.insert_entry(
+            &Conn {
+                control: tpl.unwrap_or(NO_LINK),
+                ..c
+            },
+            services,
+        );
 
         if let (Some(t), Some(p)) = (tpl, persistence) {
+            let clock = self.clock;
             let e = &mut self.slab[t as usize];
-            e.n_control += 1;
+            e.control += 1;
             let timeout: Duration = if e.has(F_TPL_LINGER) {
                 TEMPLATE_LINGER
             } else {
                 p
             };
-            e.expires = now + timeout;
-            self.wheel.insert(t, tick_ceil(e.expires.0));
+            e.set_expires(now + timeout, clock);
+            self.wheel.insert(t, e.due_tick(clock));
         }
 
         if let Some(Service { dests, stats, .. }) = services.services.get_mut(svc as usize) {

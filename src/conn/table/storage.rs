@@ -3,14 +3,16 @@
 
 use std::ops::RangeInclusive;
 
+use super::entry::Entry;
 use super::{ConnTable, FIXED_HASH_SEED, KIND_CONN, KIND_OUT, KIND_TPL, MAX_CAPACITY, dest_mut};
 use crate::conn::index::Index;
-use crate::conn::wheel::Wheel;
+use crate::conn::wheel::{Wheel, tick_floor};
 use crate::conn::{
     Conn, ConnId, ConnState, ConnSysctls, F_INACTIVE, F_ONE_PACKET, F_TEMPLATE, F_TPL_INVALID,
     NO_LINK, Timeouts,
 };
 use crate::service::{Dest, ServiceTable};
+use crate::time::Timestamp;
 
 /// Each state's timeout in nanoseconds (saturated to `u64`).
 fn timeout_table(t: Timeouts) -> [u64; ConnState::COUNT] {
@@ -42,13 +44,14 @@ impl ConnTable {
     /// reads no randomness itself).
     pub fn with_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> ConnTable {
         let cap = capacity.min(MAX_CAPACITY);
-        let mut slab = vec![Conn::EMPTY; cap].into_boxed_slice();
+        let mut slab = vec![Entry::EMPTY; cap].into_boxed_slice();
         for (i, c) in slab.iter_mut().enumerate() {
             c.control = if i + 1 < cap { i as u32 + 1 } else { NO_LINK };
         }
         ConnTable {
             slab,
             wheel: Wheel::new(cap as u32),
+            clock: 0,
             free_head: if cap > 0 { 0 } else { NO_LINK },
             len: 0,
             in_idx: Index::with_capacity(cap),
@@ -113,24 +116,33 @@ impl ConnTable {
         self.lports = a.min(b)..=a.max(b);
     }
 
-    /// The entry `id` names. `id` must come from this table and still be
-    /// valid (see the module invariants).
-    pub fn get(&self, id: ConnId) -> &Conn {
-        &self.slab[id.0 as usize]
+    /// The entry `id` names (decoded from the slab's compact form: take the
+    /// fields needed). `id` must come from this table and still be valid
+    /// (see the module invariants).
+    #[inline(always)]
+    pub fn get(&self, id: ConnId) -> Conn {
+        self.slab[id.0 as usize].decode(self.clock)
     }
 
     /// Every live entry, templates included (`ipvsadm -L -c`).
-    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, Conn)> + '_ {
         self.slab
             .iter()
             .enumerate()
             .filter(|(_, c)| c.used())
-            .map(|(i, c)| (ConnId(i as u32), c))
+            .map(|(i, c)| (ConnId(i as u32), c.decode(self.clock)))
+    }
+
+    /// Advances the clock deadlines are stored against to `now` (never
+    /// back).
+    #[inline(always)]
+    pub(super) fn observe(&mut self, now: Timestamp) {
+        self.clock = self.clock.max(tick_floor(now.0));
     }
 
     /// Takes a free entry, fills it with `c`, binds it to its dest
     /// (`ip_vs_bind_dest`) and hashes it.
-    pub(super) fn insert_entry(&mut self, c: Conn, services: &mut ServiceTable) -> u32 {
+    pub(super) fn insert_entry(&mut self, c: &Conn, services: &mut ServiceTable) -> u32 {
         let i = self.free_head;
         debug_assert!(i != NO_LINK, "ensure_room first");
         self.free_head = self.slab[i as usize].control;
@@ -141,7 +153,7 @@ impl ConnTable {
             *conn_counter(d, c.flags) += 1;
             d.update_overload();
         }
-        self.slab[i as usize] = c;
+        self.slab[i as usize] = Entry::encode(c, self.clock);
         if template {
             self.file::<KIND_TPL>(i);
         } else if !one_packet {
@@ -161,7 +173,7 @@ impl ConnTable {
         if !c.used() {
             return;
         }
-        let (flags, control, dest, fwd) = (c.flags, c.control, c.dest, c.fwd);
+        let (flags, control, dest, fwd) = (c.flags, c.control, c.dest, c.fwd());
         let template = flags & F_TEMPLATE != 0;
         if template {
             if flags & F_TPL_INVALID == 0 {
@@ -179,7 +191,7 @@ impl ConnTable {
             && control != NO_LINK
             && let Some(t) = self.slab.get_mut(control as usize)
         {
-            t.n_control = t.n_control.saturating_sub(1);
+            t.control = t.control.saturating_sub(1);
         }
         if let Some(d) = dest_mut(services, dest) {
             let n = conn_counter(d, flags);
@@ -188,7 +200,6 @@ impl ConnTable {
         }
         let e = &mut self.slab[i as usize];
         e.flags = 0;
-        e.n_control = 0;
         e.control = self.free_head;
         self.free_head = i;
         self.len -= 1;
