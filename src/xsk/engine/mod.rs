@@ -1,8 +1,11 @@
 //! The AF_XDP engine: one pinned worker thread per RX queue, each owning a
-//! UMEM ([`WorkerUmem`](super::afxdp::WorkerUmem), shareable by several
-//! sockets) and one AF_XDP socket bound from it, running the pure data
-//! plane over batches of frames and sending the results back out of the
-//! same NIC (a one-armed director).
+//! UMEM ([`WorkerUmem`](super::afxdp::WorkerUmem)) and one AF_XDP socket
+//! bound from it on every data-plane NIC (queue i of each NIC belongs to
+//! worker i: XDP_SHARED_UMEM), running the pure data plane over batches of
+//! frames and sending each result out of the NIC the data plane names
+//! (`Verdict::Tx(nic)`), with no copy between NICs. The NICs' fill rings
+//! share the worker's pool evenly; RX takes a batch from each NIC in turn,
+//! and an idle worker sleeps on all its sockets at once.
 //!
 //! # A worker's round (the hot path)
 //! 1. control plane: if the snapshot generation changed, apply it to the
