@@ -260,4 +260,31 @@ fn a_real_server_behind_an_unserved_nic_is_refused_by_name() {
         "{text}"
     );
     assert!(!d.xdp_attached(), "nothing left attached");
+
+    // A FULLNAT local address on the unserved NIC: its replies would never
+    // reach lvsfwd.
+    d.add_addr("lfdum0", "198.18.7.9/24");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[global]\ninterface = [\"{IFACE}\", \"{IFACE2}\"]\nadmin_socket = \"{}\"\n\n\
+             [[virtual_server]]\naddress = \"{VIP}:{PORT}\"\nprotocol = \"TCP\"\n\
+             lb_kind = \"FULLNAT\"\nlocal_address = [\"198.18.7.9\"]\n\
+             [[virtual_server.real_server]]\naddress = \"{RIP}:{PORT}\"\n",
+            rig.dir().join("bad.sock").display()
+        ),
+    )
+    .unwrap();
+    let out = d.exec_timeout(
+        &[rig::daemon::binary(), "--config", cfg.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert!(
+        !out.ok(),
+        "started with a local address off its NICs: {out}"
+    );
+    assert!(
+        out.to_string().contains("FULLNAT local address 198.18.7.9"),
+        "{out}"
+    );
 }

@@ -86,7 +86,8 @@ pub fn route_of(nl: &mut Netlink, nics: &Nics, rs: IpAddr) -> Result<Routed> {
 /// Refuses real servers the data plane could not reach: routed out of a
 /// NIC lvsfwd does not serve (named), or with no route at all. Local ones
 /// (the director's own addresses) are fine: the kernel port serves them.
-/// Run at start and before an lvsadm edit is applied.
+/// Also refuses a FULLNAT local address on an interface lvsfwd does not
+/// serve. Run at start, on reload and before an lvsadm edit is applied.
 pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> Result<()> {
     let mut seen = Vec::new();
     for d in specs.iter().flat_map(|s| s.dests.iter()) {
@@ -103,6 +104,26 @@ pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> 
                 nics.names()
             ),
             Err(e) => bail!("real server {}: {e:#}", d.addr),
+        }
+    }
+    // FULLNAT's replies come back to its local addresses: one that is an
+    // address of this host must be on a NIC lvsfwd serves, or the XDP
+    // program never sees them. (One that is no address of the host at
+    // all is routed to the director by someone else: fine.)
+    let mut served = Vec::new();
+    for (ifindex, _) in &nics.0 {
+        served.extend(nl.addresses(*ifindex)?);
+    }
+    for l in specs.iter().flat_map(|s| s.local_addrs.iter()) {
+        if served.contains(l) {
+            continue;
+        }
+        if nl.route_get(*l).is_ok_and(|r| r.local) {
+            bail!(
+                "FULLNAT local address {l} is an address of this host but of no NIC lvsfwd \
+                 serves (interface = {}): replies to it would never reach lvsfwd",
+                nics.names()
+            );
         }
     }
     Ok(())
