@@ -349,6 +349,9 @@ pub fn run(source: Source) -> Result<()> {
             a.3 + d.counters.kernel,
         )
     });
+    let (partial_csum, too_big) = dps.iter().fold((0, 0), |a, d| {
+        (a.0 + d.counters.partial_csum, a.1 + d.counters.icmp_too_big)
+    });
     let (to_kernel, kport_drop) = workers.iter().fold((0, 0), |a, w| {
         (
             a.0 + w.to_kernel.load(std::sync::atomic::Ordering::Relaxed),
@@ -379,7 +382,7 @@ pub fn run(source: Source) -> Result<()> {
     let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
         "lvsfwd: stopped (rx {rx} tx {tx} drop {drop} kernel {kernel} to_kernel {to_kernel} \
-         kernel_port_drop {kport_drop}{}{})",
+         kernel_port_drop {kport_drop} partial_csum {partial_csum} icmp_too_big {too_big}{}{})",
         if reasons.is_empty() { "" } else { ": " },
         reasons.join(", ")
     );

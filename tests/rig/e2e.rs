@@ -48,6 +48,21 @@ pub fn balanced_service(mode: Mode, svc: Svc) {
     director_reachable(&rig, svc.fam);
     lb.assert_running();
     clean_stop(&rig, &mut lb);
+    // The stop line counts the partial checksums lvsfwd completed.
+    let err = lb.stderr();
+    let stop = err
+        .lines()
+        .find(|l| l.starts_with("lvsfwd: stopped"))
+        .unwrap_or_else(|| panic!("no stop line:\n{err}"));
+    let n: u64 = stop
+        .split("partial_csum ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no partial_csum in {stop}"));
+    if svc.proto == Proto::Tcp {
+        assert!(n > 0, "TCP through veth's offload: {stop}");
+    }
 }
 
 /// The director's own services keep working next to the data plane: ping on
