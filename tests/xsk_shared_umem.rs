@@ -104,6 +104,12 @@ fn director(
     };
     let mut xa = bind(&dev_a)?;
     let mut xb = bind(&dev_b)?;
+    // The kernel's mode, read back: veth in copy mode, and a socket sharing
+    // a UMEM takes its first socket's.
+    anyhow::ensure!(
+        !xa.is_zero_copy() && !xb.is_zero_copy(),
+        "copy mode on veth"
+    );
     // One socket per (interface, queue) and UMEM: each has its own fill
     // and completion rings.
     let rebind_refused = bind(&dev_a).is_err();

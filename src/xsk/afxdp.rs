@@ -43,6 +43,7 @@
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use anyhow::Context;
@@ -89,6 +90,9 @@ pub struct WorkerUmem {
     /// Address of the UMEM's first byte (only for prefetch hints, never
     /// dereferenced).
     base: usize,
+    /// Whether a socket is bound from it already (clones share it): later
+    /// ones share the UMEM and take its first socket's mode.
+    bound: Arc<AtomicBool>,
 }
 
 impl WorkerUmem {
@@ -136,6 +140,7 @@ impl WorkerUmem {
                 frames,
                 ring_size,
                 base,
+                bound: Arc::new(AtomicBool::new(false)),
             },
             descs,
         ))
@@ -165,26 +170,47 @@ impl WorkerUmem {
     /// `XDP_USE_NEED_WAKEUP` and without libxdp's default XDP program
     /// (lvsfwd's own, `prog`, steers frames to the socket). The first
     /// socket takes the rings the UMEM was created with; later ones share
-    /// the UMEM. A pair this UMEM is bound to already is refused.
+    /// the UMEM, in the first one's mode (the kernel gives them no choice:
+    /// `On` fails when that is copy mode; `Auto` and `Off` take it). A pair
+    /// this UMEM is bound to already is refused.
     pub fn bind(&self, o: &BindOptions<'_>) -> anyhow::Result<Xsk> {
+        let x = self.bind_mode(o)?;
+        self.bound.store(true, Ordering::Relaxed);
+        Ok(x)
+    }
+
+    fn bind_mode(&self, o: &BindOptions<'_>) -> anyhow::Result<Xsk> {
         let q = o.queue;
         let ifname = o.ifname;
         let zc = BindFlags::XDP_ZEROCOPY | BindFlags::XDP_USE_NEED_WAKEUP;
         let copy = BindFlags::XDP_COPY | BindFlags::XDP_USE_NEED_WAKEUP;
+        if self.bound.load(Ordering::Relaxed) {
+            // One attempt: a failed one would leave the queue busy for a
+            // while (the kernel releases a socket's pool deferred).
+            let x = self
+                .bind_with(o, copy)
+                .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: bind failed: {e:#}"))?;
+            anyhow::ensure!(
+                x.zero_copy || o.zero_copy != ZeroCopy::On,
+                "{ifname} queue {q}: zero-copy asked for, but its UMEM is shared with a \
+                 copy-mode socket (a shared UMEM runs in its first socket's mode)"
+            );
+            return Ok(x);
+        }
         match o.zero_copy {
             ZeroCopy::On => self
-                .bind_with(o, zc, true)
+                .bind_with(o, zc)
                 .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: zero-copy bind failed: {e:#}")),
             ZeroCopy::Off => self
-                .bind_with(o, copy, false)
+                .bind_with(o, copy)
                 .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: bind failed: {e:#}")),
-            ZeroCopy::Auto => match self.bind_with(o, zc, true) {
+            ZeroCopy::Auto => match self.bind_with(o, zc) {
                 Ok(x) => Ok(x),
                 Err(e) => {
                     log::warn!(
                         "{ifname} queue {q}: zero-copy bind failed ({e:#}); falling back to copy mode"
                     );
-                    self.bind_with(o, copy, false)
+                    self.bind_with(o, copy)
                         .map_err(|e| anyhow::anyhow!("{ifname} queue {q}: bind failed: {e:#}"))
                 }
             },
@@ -194,12 +220,7 @@ impl WorkerUmem {
     /// One attempt with `flags`. On failure nothing is left bound (xsk-rs
     /// deletes what it created, and keeps the UMEM's own rings for a
     /// retry).
-    fn bind_with(
-        &self,
-        o: &BindOptions<'_>,
-        flags: BindFlags,
-        zero_copy: bool,
-    ) -> anyhow::Result<Xsk> {
+    fn bind_with(&self, o: &BindOptions<'_>, flags: BindFlags) -> anyhow::Result<Xsk> {
         let ifname: Interface = o.ifname.parse().context("interface name")?;
         let size = QueueSize::new(self.ring_size)?;
         let cfg = SocketConfig::builder()
@@ -221,14 +242,19 @@ impl WorkerUmem {
                 o.ifname, o.queue
             )
         })?;
+        let fd = rx.fd().as_raw_fd();
+        // The kernel's word, not the flag asked for: a socket sharing a
+        // UMEM takes the mode of the UMEM's first socket, whatever its
+        // bind flags said (libxdp does not even pass them).
+        let actual = kernel_zero_copy(fd)?;
         Ok(Xsk {
-            fd: rx.fd().as_raw_fd(),
+            fd,
             tx,
             rx,
             fill,
             comp,
             ring_size: self.ring_size,
-            zero_copy,
+            zero_copy: actual,
             queue: o.queue,
         })
     }
@@ -542,6 +568,27 @@ impl Xsk {
         }
         Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
     }
+}
+
+/// Whether the kernel runs AF_XDP socket `fd` in zero-copy mode
+/// (`XDP_OPTIONS`).
+fn kernel_zero_copy(fd: RawFd) -> io::Result<bool> {
+    let mut opts = libc::xdp_options { flags: 0 };
+    let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+    // SAFETY: `opts` and `len` are valid for writes and `len` is its size.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_OPTIONS,
+            (&mut opts as *mut libc::xdp_options).cast(),
+            &mut len,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(opts.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
 }
 
 /// Most file descriptors [`poll_readable`] waits on: a worker's socket on
