@@ -186,8 +186,16 @@ pub fn run(source: Source) -> Result<()> {
     let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
     let macs: Vec<MacAddr> = links.iter().map(|l| l.mac).collect();
     let dataplanes = (0..queues.len())
-        .map(|_| worker_dataplane(&cfg, &specs, &macs, &own_addrs, mtu, queues.len(), seeds))
-        .collect();
+        .map(|_| {
+            // The schedulers' randomness (twos) from the OS too, one draw
+            // per worker.
+            let sched = config::os_seed().context("drawing a seed from the OS")?;
+            let mut dp =
+                worker_dataplane(&cfg, &specs, &macs, &own_addrs, mtu, queues.len(), seeds);
+            dp.reseed_schedulers(sched);
+            Ok(dp)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let ecfg = EngineConfig {
         ifnames: ifnames.clone(),
         queues: queues.clone(),

@@ -49,6 +49,13 @@ pub fn os_hash_seeds() -> Result<HashSeeds, rand::rand_core::OsError> {
     })
 }
 
+/// One seed from the OS (the schedulers' randomness in the daemon; replay
+/// and tests keep `DataplaneConfig::seed`'s fixed one).
+pub fn os_seed() -> Result<u64, rand::rand_core::OsError> {
+    use rand::TryRngCore;
+    rand::rngs::OsRng.try_next_u64()
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -150,5 +157,62 @@ mod tests {
             under_os < baseline + 0.5,
             "OS seed: mean {under_os} vs {baseline}"
         );
+    }
+}
+
+#[cfg(test)]
+mod sched_seed_tests {
+    use std::net::IpAddr;
+
+    use crate::config::parse_str;
+    use crate::dataplane::{Dataplane, Verdict};
+    use crate::time::Timestamp;
+    use crate::wire::FrameBuf;
+
+    /// Which of 8 twos real servers each of 48 SYNs goes to.
+    fn picks(dp: &mut Dataplane) -> Vec<IpAddr> {
+        for i in 0..48u16 {
+            let mut v = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+                .ipv4([198, 18, 5, 1], [198, 18, 0, 100], 64)
+                .tcp(20_000 + i, 80, 1, 64_000)
+                .syn()
+                .write(&mut v, &[])
+                .unwrap();
+            let len = v.len();
+            v.resize(len + 64, 0);
+            let mut fb = FrameBuf::new(&mut v, 0, len);
+            assert_eq!(dp.process(&mut fb, Timestamp::from_secs(1)), Verdict::Tx(0));
+        }
+        let mut conns: Vec<_> = dp.conns.iter().map(|(_, c)| (c.cport, c.daddr)).collect();
+        conns.sort();
+        conns.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// The daemon reseeds the schedulers' randomness from the OS: twos
+    /// then picks differently from one start to the next, and alike for
+    /// the same seed.
+    #[test]
+    fn reseeding_changes_what_twos_picks() {
+        let mut text = String::from(
+            "[[virtual_server]]\naddress = \"198.18.0.100:80\"\nlb_algo = \"twos\"\nlb_kind = \"DR\"\n",
+        );
+        for n in 11..19 {
+            text += &format!(
+                "[[virtual_server.real_server]]\naddress = \"198.18.1.{n}:80\"\nmac = \"02:00:00:00:00:{n}\"\n"
+            );
+        }
+        let cfg = parse_str(&text, "t.toml").unwrap();
+        let run = |seed: Option<u64>| {
+            let mut dp = cfg.dataplane(cfg.dataplane_config());
+            if let Some(s) = seed {
+                dp.reseed_schedulers(s);
+            }
+            picks(&mut dp)
+        };
+        assert_eq!(run(None), run(None), "the fixed seed repeats");
+        assert_eq!(run(Some(7)), run(Some(7)));
+        assert_ne!(run(Some(7)), run(Some(8)));
+        assert_ne!(run(None), run(Some(super::os_seed().unwrap())));
     }
 }

@@ -28,7 +28,7 @@ pub mod keepalived;
 mod raw;
 mod validate;
 
-pub use core::os_hash_seeds;
+pub use core::{os_hash_seeds, os_seed};
 
 #[cfg(test)]
 mod tests;

@@ -373,6 +373,14 @@ impl Dataplane {
         dp
     }
 
+    /// Reseeds the schedulers' randomness (twos) with `seed` (the daemon
+    /// draws it from the OS; `DataplaneConfig::seed` is fixed for replay
+    /// and tests).
+    pub fn reseed_schedulers(&mut self, seed: u64) {
+        self.cfg.seed = seed;
+        self.rng = SmallRng::seed_from_u64(seed);
+    }
+
     /// The seeds this data plane was built with (the shell builds its
     /// steering map from `steer`).
     pub fn hash_seeds(&self) -> HashSeeds {
