@@ -4,6 +4,7 @@
 //!   report); what perf/run.sh runs.
 //! - `lvsperf tester ...`: the AF_XDP generator and sink (one point).
 //! - `lvsperf rawfwd ...`: the raw AF_XDP forwarder baseline.
+//! - `lvsperf soak [--minutes N]`: the long reliability run (perf/soak.sh).
 //! - `lvsperf report`: regenerates README.md and the plots from
 //!   results.json.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@
 mod orchestrate;
 mod rawfwd;
 mod rig;
+mod soak;
 mod tester;
 
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ enum Cmd {
     Tester(tester::TesterArgs),
     /// The raw AF_XDP forwarder (in the DUT namespace).
     Rawfwd(rawfwd::RawArgs),
+    /// A long reliability run: two VRRP directors, load, reloads, lvsadm
+    /// edits, real servers dying, fail-overs (perf/soak.sh).
+    Soak(soak::SoakArgs),
     /// Regenerate README.md and the plots from results.json.
     Report {
         #[arg(long, default_value = "perf")]
@@ -46,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run(a) => orchestrate::run(a),
         Cmd::Tester(a) => tester::run(&a),
         Cmd::Rawfwd(a) => rawfwd::run(&a),
+        Cmd::Soak(a) => soak::run(a),
         Cmd::Report { out } => {
             let run: lvsfwd_perf::report::Run = serde_json::from_str(
                 &std::fs::read_to_string(out.join("results.json")).context("results.json")?,

@@ -345,7 +345,8 @@ const FONT_PATHS: [&str; 2] = [
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-fn register_font() -> anyhow::Result<()> {
+/// Registers DejaVu Sans as plotters' "sans-serif" (once).
+pub fn register_font() -> anyhow::Result<()> {
     use std::sync::OnceLock;
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
