@@ -88,7 +88,9 @@ impl Index {
     }
 
     /// The entry whose key `eq` confirms among those with `hash`'s tag.
-    #[inline]
+    /// Inlined into the per-packet lookups (a call spilled the key and
+    /// the probe state to the stack).
+    #[inline(always)]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = tag_of(hash);
         let mut p = self.home(tag);

@@ -15,17 +15,26 @@
 //!    dead-server rules). [`InDecision::Forward`] -> forward and call
 //!    [`ConnTable::on_packet`]; [`InDecision::Schedule`] -> look up the
 //!    service and call [`ConnTable::schedule`] (which also accounts for the
-//!    packet); [`InDecision::DropNoDest`] -> drop.
+//!    packet); [`InDecision::DropNoDest`] -> drop. The data plane takes
+//!    both steps in one, [`ConnTable::packet_in`], which also hands back
+//!    the forwarding method and the server's next hop ([`InPacket`]): one
+//!    lookup of the conn and of its server, no decode of the entry (the
+//!    rest a rewrite needs: [`ConnTable::server`],
+//!    [`ConnTable::local_side_of`]).
 //! 2. real server -> director (NAT, FULLNAT): [`ConnTable::lookup_out`], then
 //!    [`ConnTable::on_packet`] with [`Direction::Out`].
-//! 3. once per batch: [`ConnTable::expire`].
+//! 3. once per batch: [`ConnTable::expire`]. Freeing an entry costs mostly
+//!    the cache misses on its index slots, at random places; each run of
+//!    timers prefetches them for a few entries due at the next tick (and
+//!    those entries themselves for the tick after), so expiry on a busy
+//!    table overlaps them with the packets in between.
 //!
 //! Invariants:
 //! - Nothing on the per-packet path allocates: the slab, both indexes and the
 //!   timing wheel are sized once for `capacity` entries (templates included):
-//!   126 bytes an entry (a 100-byte slab entry, `table/entry.rs`, with one
-//!   padding byte kept for an ingress-NIC index; an 8-byte timer link; 9
-//!   bytes in each of the two indexes).
+//!   126 bytes an entry (a 100-byte slab entry without padding,
+//!   `table/entry.rs`; an 8-byte timer link; 9 bytes in each of the two
+//!   indexes).
 //! - Every live entry is armed on exactly one timer list and is bound to its
 //!   dest's counters exactly once: a conn in InActConn or ActiveConn (by its
 //!   `INACTIVE` flag, which follows `ConnState::is_active` for TCP; UDP is
@@ -37,7 +46,7 @@
 //!   `ip_vs_conn_expire` leaves `cp->timeout` at 60 s.
 //! - A [`ConnId`] is valid until the entry is freed: by [`ConnTable::expire`],
 //!   by eviction inside [`ConnTable::schedule`], or by a reschedule in
-//!   [`ConnTable::resolve_in`]. Callers must not keep ids across those.
+//!   [`ConnTable::resolve_in`] / [`ConnTable::packet_in`]. Callers must not keep ids across those.
 //!
 //! Capacity policy (SYN-flood protection): when the slab is full, `schedule`
 //! reclaims before refusing. It walks the timer wheel from now onwards (the
@@ -90,7 +99,7 @@ use crate::time::Timestamp;
 use crate::wire::MacAddr;
 
 pub use state::{ConnState, TcpFlags};
-pub use table::{ConnTable, FIXED_HASH_SEED};
+pub use table::{ConnTable, FIXED_HASH_SEED, InPacket};
 
 /// Most entries the eviction scan looks at when the table is full.
 pub const EVICT_SCAN: usize = 64;

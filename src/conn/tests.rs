@@ -1427,3 +1427,64 @@ fn a_flood_colliding_under_the_fixed_seed_is_flat_under_another() {
         );
     }
 }
+
+/// The data plane's one-pass [`ConnTable::packet_in`] does what
+/// `resolve_in` then `on_packet` do: same decision, same conn (state,
+/// timer, packets), same counters and stats, and hands back the conn's
+/// method and its server's next hop.
+#[test]
+fn packet_in_is_resolve_in_then_on_packet() {
+    let flags = [
+        TcpFlags::ACK,
+        TcpFlags::FIN_ACK,
+        TcpFlags::ACK,
+        TcpFlags::SYN,
+        TcpFlags::RST,
+        TcpFlags::default(),
+    ];
+    for (expire_nodest_conn, gone) in [(false, false), (false, true), (true, true)] {
+        let mut s1 = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+        let mut s2 = Svc::new(Protocol::Tcp, FwdMethod::Masq).build();
+        let (mut t1, mut t2) = (table(), table());
+        for t in [&mut t1, &mut t2] {
+            t.set_sysctls(ConnSysctls {
+                expire_nodest_conn,
+                ..ConnSysctls::default()
+            });
+        }
+        let now = t0();
+        let a = t1.schedule(&mut s1, 0, &syn("10.0.0.1", 7), 60, now, 0);
+        let b = t2.schedule(&mut s2, 0, &syn("10.0.0.1", 7), 60, now, 0);
+        assert_eq!(a, b);
+        for (k, f) in flags.into_iter().enumerate() {
+            if gone && k == 2 {
+                s1.services[0].dests[0].available = false;
+                s2.services[0].dests[0].available = false;
+            }
+            let at = now + secs(k as u64);
+            let (src, vip) = (ip("10.0.0.1"), ip(VIP));
+            let d1 = t1.resolve_in(Protocol::Tcp, src, 7, vip, 80, Some(f), &mut s1);
+            if let InDecision::Forward(id) = d1 {
+                t1.on_packet(id, Direction::In, Some(f), 52, at, &mut s1);
+            }
+            let d2 = t2.packet_in(Protocol::Tcp, src, 7, vip, 80, Some(f), 52, at, &mut s2);
+            match (d1, d2) {
+                (InDecision::Forward(i1), InPacket::Forward { id, fwd, next_hop }) => {
+                    assert_eq!(i1, id);
+                    assert_eq!(fwd, FwdMethod::Masq);
+                    assert_eq!(next_hop, s2.dest(t2.get(id).dest).next_hop);
+                    assert_eq!(t1.get(i1), t2.get(id), "step {k}");
+                    assert_eq!(t2.route(id), (t2.get(id).fwd, t2.get(id).dest));
+                    let c = t2.get(id);
+                    assert_eq!(t2.server(id), (c.daddr, c.dport));
+                    assert_eq!(t2.local_side_of(id), (c.laddr, c.lport));
+                }
+                (InDecision::Schedule, InPacket::Schedule)
+                | (InDecision::DropNoDest, InPacket::DropNoDest) => {}
+                other => panic!("step {k}: {other:?}"),
+            }
+            assert_eq!(t1.len(), t2.len());
+            assert_eq!(format!("{:?}", s1.services), format!("{:?}", s2.services));
+        }
+    }
+}

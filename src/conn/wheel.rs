@@ -315,6 +315,25 @@ impl Wheel {
         }
     }
 
+    /// Visits at most `limit` of the entries armed for exactly `tick`, one
+    /// of the 256 ticks from `cur` on (level 0; others visit nothing): for
+    /// prefetching what their expiry will touch.
+    pub(crate) fn peek_tick(&self, tick: u64, limit: usize, mut visit: impl FnMut(u32)) {
+        if tick < self.cur || tick - self.cur >= L0_SLOTS as u64 {
+            return;
+        }
+        let s = (tick % L0_SLOTS as u64) as usize;
+        if self.l0_bits[s / 64] & (1 << (s % 64)) != 0 {
+            let mut left = limit;
+            self.walk(L0_BASE + s, &mut left, &mut visit);
+        }
+    }
+
+    /// Entry `i`'s link (for prefetching it).
+    pub(crate) fn link(&self, i: u32) -> &Link {
+        &self.links[i as usize]
+    }
+
     /// Takes the next entry off the due list.
     pub(crate) fn pop_due(&mut self) -> Option<u32> {
         let h = self.head(DUE);

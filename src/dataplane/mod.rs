@@ -65,8 +65,8 @@ use rand::{RngCore, SeedableRng};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{
-    ConnId, ConnSysctls, ConnTable, Direction, FIXED_HASH_SEED, InDecision, NewFlow, ScheduleError,
-    TcpFlags, Timeouts,
+    ConnId, ConnSysctls, ConnTable, Direction, FIXED_HASH_SEED, InDecision, InPacket, NewFlow,
+    ScheduleError, TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
 use crate::dest::{NextHop, NicId, is_local_addr};
@@ -606,17 +606,22 @@ impl Dataplane {
 
         // Client side of a known connection (with IPVS's conn-reuse and
         // expire_nodest_conn checks).
-        match self
-            .conns
-            .resolve_in(proto, p.src, sport, p.dst, dport, tcp, &mut self.services)
-        {
-            InDecision::Forward(id) => {
-                self.conns
-                    .on_packet(id, Direction::In, tcp, ip_len, now, &mut self.services);
-                return self.xmit_in(frame, p, id);
+        match self.conns.packet_in(
+            proto,
+            p.src,
+            sport,
+            p.dst,
+            dport,
+            tcp,
+            ip_len,
+            now,
+            &mut self.services,
+        ) {
+            InPacket::Forward { id, fwd, next_hop } => {
+                return self.xmit_in_to(frame, p, id, fwd, next_hop);
             }
-            InDecision::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
-            InDecision::Schedule => {}
+            InPacket::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
+            InPacket::Schedule => {}
         }
         // Reply of a NAT/FULLNAT connection.
         if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
@@ -686,7 +691,7 @@ impl Dataplane {
 
     #[inline]
     fn next_hop(&self, id: ConnId) -> Option<NextHop> {
-        self.services.dest(self.conns.get(id).dest).next_hop
+        self.services.dest(self.conns.route(id).1).next_hop
     }
 
     fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {
@@ -700,13 +705,29 @@ impl Dataplane {
     /// Sends a client-side packet of connection `id` to its real server.
     #[inline]
     fn xmit_in(&mut self, frame: &mut FrameBuf, p: &Headers, id: ConnId) -> Verdict {
-        if self.conns.get(id).fwd == FwdMethod::Local {
+        let (fwd, dest) = self.conns.route(id);
+        let next_hop = self.services.dest(dest).next_hop;
+        self.xmit_in_to(frame, p, id, fwd, next_hop)
+    }
+
+    /// [`Dataplane::xmit_in`] with the conn's method and its server's next
+    /// hop already read.
+    #[inline]
+    fn xmit_in_to(
+        &mut self,
+        frame: &mut FrameBuf,
+        p: &Headers,
+        id: ConnId,
+        fwd: FwdMethod,
+        next_hop: Option<NextHop>,
+    ) -> Verdict {
+        if fwd == FwdMethod::Local {
             // ip_vs_null_xmit: the stack takes it as it came, but with a
             // complete checksum (a partial one would fail its check).
             self.complete_partial_csum(frame, p);
             return Verdict::Kernel(KernelReason::Local);
         }
-        let Some(NextHop { nic, mac: dmac }) = self.next_hop(id) else {
+        let Some(NextHop { nic, mac: dmac }) = next_hop else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
         if forward::decrement_ttl(frame, p).is_err() {
@@ -714,25 +735,24 @@ impl Dataplane {
         }
         self.complete_partial_csum(frame, p);
         let smac = self.mac_of(nic);
-        let c = self.conns.get(id);
-        match c.fwd {
+        match fwd {
             FwdMethod::Route => forward::route(frame, p, smac, dmac),
             FwdMethod::Masq => {
                 let rw = Rewrite {
                     src: None,
-                    dst: Some((c.daddr, c.dport)),
+                    dst: Some(self.conns.server(id)),
                 };
                 forward::rewrite(frame, p, &rw, smac, dmac);
             }
             FwdMethod::FullNat => {
                 let rw = Rewrite {
-                    src: Some((c.laddr, c.lport)),
-                    dst: Some((c.daddr, c.dport)),
+                    src: Some(self.conns.local_side_of(id)),
+                    dst: Some(self.conns.server(id)),
                 };
                 forward::rewrite(frame, p, &rw, smac, dmac);
             }
             FwdMethod::Tunnel => {
-                let daddr = c.daddr;
+                let daddr = self.conns.server(id).0;
                 let Some(outer_src) = self.own_addr(daddr) else {
                     return Verdict::Drop(DropReason::NoSourceAddr);
                 };

@@ -195,9 +195,9 @@ impl Entry {
             cport: self.cport,
             vaddr: addr(&self.vaddr, self.meta & M_C6 != 0),
             vport: self.vport,
-            daddr: addr(&self.daddr, self.meta & M_D6 != 0),
+            daddr: self.daddr(),
             dport: self.dport,
-            laddr: addr(&self.laddr, self.meta & M_L6 != 0),
+            laddr: self.laddr(),
             lport: self.lport,
             dest: self.dest,
             fwd: self.fwd(),
@@ -210,6 +210,16 @@ impl Entry {
             control: if template { NO_LINK } else { self.control },
             n_control: if template { self.control } else { 0 },
         }
+    }
+
+    #[inline(always)]
+    pub(super) fn daddr(&self) -> IpAddr {
+        addr(&self.daddr, self.meta & M_D6 != 0)
+    }
+
+    #[inline(always)]
+    pub(super) fn laddr(&self) -> IpAddr {
+        addr(&self.laddr, self.meta & M_L6 != 0)
     }
 
     #[inline(always)]

@@ -17,11 +17,13 @@ mod packet;
 mod schedule;
 mod storage;
 
+pub use packet::InPacket;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use self::entry::{Entry, M_C6, M_D6, M_L6, M_UDP, Raw, raw};
+use self::entry::{Entry, M_C6, M_D6, M_L6, M_UDP, Raw};
 use super::index::{Index, tuple_hash_raw};
 use super::wheel::Wheel;
 use super::{ConnState, ConnSysctls, F_TEMPLATE, F_TPL_INVALID, F_USED, Timeouts};
@@ -104,7 +106,7 @@ fn dest_ref(services: &ServiceTable, r: DestRef) -> Option<&Dest> {
 /// - [`KIND_OUT`], in `out_idx`: a conn's reply tuple
 ///   `daddr:dport -> laddr:lport`.
 ///
-/// The address bytes are as entries store them ([`raw`]), read as
+/// The address bytes are as entries store them (`entry::raw`), read as
 /// native-endian `u128`s (scalars: the key stays in registers and compares
 /// against an entry with two loads), with their families beside.
 #[derive(Copy, Clone, PartialEq)]
@@ -123,19 +125,39 @@ fn word(r: &Raw) -> u128 {
     u128::from_ne_bytes(*r)
 }
 
+/// `word(&entry::raw(a).0)` and the family, reading an IPv4 address as its 4
+/// bytes (not the 16 of the enum's payload, which a packet's freshly
+/// parsed headers do not hold as one store).
+#[inline(always)]
+fn addr_word(a: IpAddr) -> (u128, bool) {
+    match a {
+        IpAddr::V4(v) => {
+            let w = u128::from(u32::from_ne_bytes(v.octets()));
+            // The 4 bytes first in memory, as `raw` puts them.
+            let w = if cfg!(target_endian = "little") {
+                w
+            } else {
+                w << 96
+            };
+            (w, false)
+        }
+        IpAddr::V6(v) => (u128::from_ne_bytes(v.octets()), true),
+    }
+}
+
 impl Tuple {
     #[inline(always)]
     fn new(proto: Protocol, a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> Tuple {
-        let (a, a6) = raw(a);
-        let (b, b6) = raw(b);
+        let (a, a6) = addr_word(a);
+        let (b, b6) = addr_word(b);
         Tuple {
             proto,
             ap,
             bp,
             a6,
             b6,
-            a: word(&a),
-            b: word(&b),
+            a,
+            b,
         }
     }
 
@@ -290,5 +312,25 @@ impl ConnTable {
         let h = self.hash::<K>(&Tuple::of::<K>(&self.slab[i as usize]));
         let (_, index) = self.slab_and_index::<K>();
         index.remove(h, i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry::raw;
+    use super::*;
+
+    #[test]
+    fn a_packets_address_word_is_the_stored_bytes() {
+        for a in [
+            "198.18.0.250",
+            "10.1.2.3",
+            "2001:db8::250",
+            "::ffff:10.0.0.1",
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            let (r, v6) = raw(a);
+            assert_eq!(addr_word(a), (word(&r), v6), "{a}");
+        }
     }
 }

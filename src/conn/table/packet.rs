@@ -11,8 +11,29 @@ use crate::conn::wheel::tick_ceil;
 use crate::conn::{
     ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, InDecision, NO_LINK, TcpFlags,
 };
-use crate::service::{Protocol, Service, ServiceTable, Stats};
+use crate::dest::{FwdMethod, NextHop};
+use crate::service::{DestRef, Protocol, Service, ServiceTable, Stats};
 use crate::time::Timestamp;
+
+/// [`ConnTable::packet_in`]'s answer: [`InDecision`] with what sending the
+/// packet takes, read from the entry as the checks went (no decode, no
+/// second lookup of the conn or its server).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InPacket {
+    /// Accounted (stats, TCP state, timer): send it by `fwd` to
+    /// `next_hop` (the conn's server's, `None`: not known). For NAT,
+    /// FULLNAT and TUN read the rest with [`ConnTable::server`] and
+    /// [`ConnTable::local_side_of`].
+    Forward {
+        id: ConnId,
+        fwd: FwdMethod,
+        next_hop: Option<NextHop>,
+    },
+    /// As [`InDecision::Schedule`].
+    Schedule,
+    /// As [`InDecision::DropNoDest`].
+    DropNoDest,
+}
 
 /// `is_new_conn_expected`: a SYN on this conn starts a new connection.
 fn new_conn_expected(c: &Entry, reuse_mode: u8) -> bool {
@@ -227,6 +248,90 @@ impl ConnTable {
             return InDecision::DropNoDest;
         }
         InDecision::Forward(id)
+    }
+
+    /// [`ConnTable::resolve_in`] and, for a conn to forward on,
+    /// [`ConnTable::on_packet`] (`Direction::In`) in one pass over the
+    /// entry and its server: the per-packet path of an established flow.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn packet_in(
+        &mut self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        tcp: Option<TcpFlags>,
+        ip_len: u32,
+        now: Timestamp,
+        services: &mut ServiceTable,
+    ) -> InPacket {
+        // A conn the key space matched: live, not a template.
+        let Some(i) = self.find::<KIND_CONN>(Tuple::new(proto, src, sport, dst, dport)) else {
+            return InPacket::Schedule;
+        };
+        let c = &self.slab[i as usize];
+        let r = c.dest;
+        // `check_in`, in its order.
+        let dest = dest_ref(services, r);
+        if proto == Protocol::Tcp && tcp.is_some_and(|f| f.syn) {
+            let quiesced = self.sysctls.expire_nodest_conn && dest.is_some_and(|d| d.weight == 0);
+            let reuse = self.sysctls.conn_reuse_mode != 0
+                && new_conn_expected(c, self.sysctls.conn_reuse_mode);
+            if quiesced || reuse {
+                self.release(i, services);
+                return InPacket::Schedule;
+            }
+        }
+        let Some(d) = dest.filter(|d| d.available) else {
+            if self.sysctls.expire_nodest_conn {
+                self.release(i, services);
+                return InPacket::Schedule;
+            }
+            return InPacket::DropNoDest;
+        };
+        let (fwd, next_hop) = (c.fwd(), d.next_hop);
+        // `on_packet`: the server is available, so its stats count.
+        let c = &mut self.slab[i as usize];
+        c.in_pkts = c.in_pkts.saturating_add(1);
+        let before = c.state;
+        if let Some(Service { dests, stats, .. }) = services.services.get_mut(r.svc as usize)
+            && let Some(d) = dests.get_mut(r.dest as usize)
+        {
+            let b = u64::from(ip_len);
+            add_traffic(&mut d.stats, Direction::In, b);
+            add_traffic(stats, Direction::In, b);
+        }
+        self.transition(i as usize, Direction::In, tcp, services);
+        let same_state = self.slab[i as usize].state == before;
+        self.rearm(i as usize, now, same_state);
+        InPacket::Forward {
+            id: ConnId(i),
+            fwd,
+            next_hop,
+        }
+    }
+
+    /// Conn `id`'s forwarding method and server, without decoding it.
+    #[inline(always)]
+    pub fn route(&self, id: ConnId) -> (FwdMethod, DestRef) {
+        let c = &self.slab[id.0 as usize];
+        (c.fwd(), c.dest)
+    }
+
+    /// Conn `id`'s `daddr:dport`, without decoding the rest.
+    #[inline(always)]
+    pub fn server(&self, id: ConnId) -> (IpAddr, u16) {
+        let c = &self.slab[id.0 as usize];
+        (c.daddr(), c.dport)
+    }
+
+    /// Conn `id`'s `laddr:lport` (FULLNAT), without decoding the rest.
+    #[inline(always)]
+    pub fn local_side_of(&self, id: ConnId) -> (IpAddr, u16) {
+        let c = &self.slab[id.0 as usize];
+        (c.laddr(), c.lport)
     }
 
     /// Entry `i` if it is a live conn (not a template).
