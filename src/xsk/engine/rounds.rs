@@ -12,8 +12,12 @@ use super::monotonic_now;
 /// The phases of a round, in order (module doc of [`super`]).
 #[derive(Copy, Clone, Debug)]
 pub(super) enum Phase {
-    /// Snapshot sync, timers, queries.
-    Control,
+    /// Snapshot sync (a new one applied).
+    Snapshot,
+    /// The connection timers (`Dataplane::tick`).
+    Timers,
+    /// The control thread's questions.
+    Queries,
     /// Completions, lending, refill, fill-ring wakeup.
     Recycle,
     /// RX batches through the data plane, and the inbox.
@@ -26,8 +30,10 @@ pub(super) enum Phase {
     Sleep,
 }
 
-const PHASES: usize = 6;
-const NAMES: [&str; PHASES] = ["control", "recycle", "rx", "tx", "publish", "sleep"];
+const PHASES: usize = 8;
+const NAMES: [&str; PHASES] = [
+    "snapshot", "timers", "queries", "recycle", "rx", "tx", "publish", "sleep",
+];
 /// Log2 buckets of nanoseconds: bucket b holds [2^b, 2^(b+1)).
 const BUCKETS: usize = 40;
 
@@ -142,7 +148,9 @@ mod tests {
         let mut s = RoundStats::new();
         s.start();
         for p in [
-            Phase::Control,
+            Phase::Snapshot,
+            Phase::Timers,
+            Phase::Queries,
             Phase::Recycle,
             Phase::Rx,
             Phase::Tx,

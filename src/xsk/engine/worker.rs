@@ -221,9 +221,11 @@ impl Worker {
         }
         let now = monotonic_now();
         self.sync_snapshot();
+        self.phase(Phase::Snapshot);
         self.dp.tick(now);
+        self.phase(Phase::Timers);
         self.serve_queries(now);
-        self.phase(Phase::Control);
+        self.phase(Phase::Queries);
 
         self.reap();
         self.lend();
