@@ -78,7 +78,7 @@ mod mesh;
 mod rounds;
 mod worker;
 
-pub use lifecycle::{Engine, EngineConfig, WorkerDeath, WorkerInfo};
+pub use lifecycle::{Engine, EngineConfig, WorkerDeath, WorkerInfo, keep_off_worker_cores};
 
 pub use super::nic::rx_queue_count;
 
