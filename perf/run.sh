@@ -5,7 +5,7 @@
 # nftables DNAT, and writes perf/README.md, perf/results.json and the plots.
 #
 #   perf/run.sh            full run (under 10 minutes)
-#   perf/run.sh --quick    the reference point and latency only (about a minute)
+#   perf/run.sh --quick    the reference point, two NICs and latency (1-2 minutes)
 #   perf/run.sh --profile  also perf-record the raw forwarder and lvsfwd DR
 #                          at their peak (perf/profile-*.txt, *.svg)
 #

@@ -218,6 +218,15 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e);
         }
     };
+    // The control thread (and the VRRP thread it starts next) wakes every
+    // few milliseconds: on a worker's core each wake-up preempts the
+    // worker, a stall every frame behind it waits out.
+    let worker_cores: Vec<usize> = engine.workers().iter().map(|w| w.core).collect();
+    match engine::keep_off_worker_cores(&worker_cores) {
+        Ok(c) if !c.is_empty() => log::info!("control plane on cores {c:?}"),
+        Ok(_) => log::info!("the workers take every core: the control plane shares them"),
+        Err(e) => log::warn!("keeping the control plane off the workers' cores: {e}"),
+    }
     let admin = match AdminSocket::bind(&cfg.global.admin_socket) {
         Ok(a) => a,
         Err(e) => {

@@ -26,11 +26,14 @@ use lvsfwd_perf::packet::Mix;
 use lvsfwd_perf::report::{self, Dut, Facts, Group, Point, Run};
 use lvsfwd_perf::stats::TesterResult;
 
-use crate::rig::{self, CMD_TIMEOUT, DUT_MAC, PORT, REAL_SERVERS, Rig, TESTER_MAC, VIP, cmd};
+use crate::rig::{
+    self, CMD_TIMEOUT, DUT_B_MAC, DUT_MAC, PORT, REAL_SERVERS, REAL_SERVERS_B, Rig, TESTER_B_MAC,
+    TESTER_MAC, VIP, cmd,
+};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// A short run (about a minute): the reference shape and latency only.
+    /// A short run (1-2 minutes): the reference shape, two NICs, latency.
     #[arg(long)]
     pub quick: bool,
     /// Where README.md, results.json and the plots go.
@@ -79,6 +82,9 @@ struct Spec {
     size: usize,
     mix: Mix,
     queues: u32,
+    /// 1: one-armed (the first veth pair); 2: in on the first pair, out of
+    /// the second.
+    nics: u32,
     rate: Rate,
 }
 
@@ -91,7 +97,17 @@ impl Spec {
             size: REF_SIZE,
             mix: Mix::Tcp { new_pct: 0 },
             queues: 1,
+            nics: 1,
             rate: Rate::Max,
+        }
+    }
+    /// The real servers of the point's services (behind the NIC frames
+    /// leave by).
+    fn real_servers(&self) -> [&'static str; 3] {
+        if self.nics > 1 {
+            REAL_SERVERS_B
+        } else {
+            REAL_SERVERS
         }
     }
     fn is_reference(&self) -> bool {
@@ -99,6 +115,7 @@ impl Spec {
             && self.size == REF_SIZE
             && self.mix == (Mix::Tcp { new_pct: 0 })
             && self.queues == 1
+            && self.nics == 1
             && self.rate == Rate::Max
     }
 }
@@ -155,6 +172,14 @@ fn plan(quick: bool, only: &[String]) -> Vec<Spec> {
                 ..Spec::reference(d, Group::Queues)
             });
         }
+    }
+    // Two NICs, in quick runs too (a few seconds each): the ceiling and
+    // lvsfwd's two kinds of rewrite.
+    for d in [Dut::Raw, Dut::LvsfwdDr, Dut::LvsfwdNat] {
+        v.push(Spec {
+            nics: 2,
+            ..Spec::reference(d, Group::Nics)
+        });
     }
     for d in main {
         v.push(Spec {
@@ -383,9 +408,13 @@ impl Orchestrator {
     }
 
     fn lb_toml(&self, spec: &Spec) -> String {
+        let mut ifnames = vec![self.rig.dut_if.as_str()];
+        if spec.nics > 1 {
+            ifnames.push(&self.rig.dut_b_if);
+        }
         lb_toml(
             spec,
-            &self.rig.dut_if,
+            &ifnames,
             &self.dut_cores(spec.queues),
             &self.dir.path().join("admin.sock"),
         )
@@ -414,7 +443,7 @@ impl Orchestrator {
                     .map(|c| c.to_string())
                     .collect();
                 let queues: Vec<String> = (0..spec.queues).map(|q| q.to_string()).collect();
-                let argv: Vec<String> = [
+                let mut argv: Vec<String> = [
                     "ip",
                     "netns",
                     "exec",
@@ -435,6 +464,18 @@ impl Orchestrator {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+                if spec.nics > 1 {
+                    for a in [
+                        "--out-iface",
+                        &self.rig.dut_b_if,
+                        "--out-src-mac",
+                        DUT_B_MAC,
+                        "--out-dst-mac",
+                        TESTER_B_MAC,
+                    ] {
+                        argv.push(a.to_string());
+                    }
+                }
                 let mut p = Proc::spawn("rawfwd", &argv, &[("RUST_LOG", "warn")])?;
                 p.wait_line("ready", Duration::from_secs(20), &self.stop)?;
                 Ok(Running::Proc(p))
@@ -476,6 +517,13 @@ impl Orchestrator {
             Running::Proc(mut p) => {
                 p.terminate()?;
                 let log = p.log_text();
+                if std::env::var_os("LVSFWD_ROUND_STATS").is_some() {
+                    // The DUT's round statistics (lvsfwd's workers, the raw
+                    // forwarder's context switches): a debugging aid.
+                    for l in log.lines().filter(|l| l.contains("worker ")) {
+                        eprintln!("lvsperf:   {l}");
+                    }
+                }
                 let note = log
                     .lines()
                     .rev()
@@ -545,8 +593,11 @@ impl Orchestrator {
             // as invalid; it picks a mid-stream ACK up as established.
             v.extend(["--open-with".into(), "ack".into()]);
         }
+        if spec.nics > 1 {
+            v.extend(["--sink-iface".into(), self.rig.tester_b_if.clone()]);
+        }
         let mut sinks = vec![format!("tcp:{VIP}:{PORT}"), format!("udp:{VIP}:{PORT}")];
-        for rs in REAL_SERVERS {
+        for rs in spec.real_servers() {
             sinks.push(format!("tcp:{rs}:{PORT}"));
             sinks.push(format!("udp:{rs}:{PORT}"));
         }
@@ -559,7 +610,7 @@ impl Orchestrator {
     fn measure(&mut self, spec: &Spec, rate: u64) -> Result<Point> {
         self.point_no += 1;
         eprintln!(
-            "lvsperf: point {}: {} {:?} flows {} size {} {} queues {} rate {}",
+            "lvsperf: point {}: {} {:?} flows {} size {} {} queues {} nics {} rate {}",
             self.point_no,
             spec.dut.label(),
             spec.group,
@@ -567,6 +618,7 @@ impl Orchestrator {
             spec.size,
             spec.mix.label(),
             spec.queues,
+            spec.nics,
             if rate == 0 {
                 "max".into()
             } else {
@@ -591,6 +643,7 @@ impl Orchestrator {
             size: spec.size,
             mix: spec.mix.label(),
             queues: spec.queues,
+            nics: spec.nics,
             rate_pps: rate,
             dut_cpu_ns: match (cpu.0.process, cpu.1.process) {
                 (Some(a), Some(b)) => Some(ns(b.saturating_sub(a))),
@@ -755,9 +808,9 @@ impl Orchestrator {
 }
 
 /// lvsfwd's lb.toml for a point: one TCP and one UDP service on the VIP,
-/// rr over the three real servers, DR or NAT per the DUT, one queue and
-/// core per worker.
-fn lb_toml(spec: &Spec, ifname: &str, cores: &[usize], admin: &Path) -> String {
+/// rr over the three real servers (behind the last of `ifnames`), DR or
+/// NAT per the DUT, one queue and core per worker.
+fn lb_toml(spec: &Spec, ifnames: &[&str], cores: &[usize], admin: &Path) -> String {
     let kind = if spec.dut == Dut::LvsfwdNat {
         "NAT"
     } else {
@@ -772,8 +825,10 @@ fn lb_toml(spec: &Spec, ifname: &str, cores: &[usize], admin: &Path) -> String {
         Mix::Syn | Mix::Tcp { new_pct: 1.. } => format!("conn_max = {}\n", 1 << 23),
         _ => String::new(),
     };
+    let ifs: Vec<String> = ifnames.iter().map(|i| format!("\"{i}\"")).collect();
     let mut s = format!(
-        "# lvsperf: {kind} to three real servers on the tester\n[global]\ninterface = \"{ifname}\"\nqueues = [{}]\ncores = [{}]\nadmin_socket = \"{}\"\n{conn_max}",
+        "# lvsperf: {kind} to three real servers on the tester\n[global]\ninterface = [{}]\nqueues = [{}]\ncores = [{}]\nadmin_socket = \"{}\"\n{conn_max}",
+        ifs.join(", "),
         q.join(", "),
         c.join(", "),
         admin.display()
@@ -782,7 +837,7 @@ fn lb_toml(spec: &Spec, ifname: &str, cores: &[usize], admin: &Path) -> String {
         s += &format!(
             "\n[[virtual_server]]\naddress = \"{VIP}:{PORT}\"\nprotocol = \"{proto}\"\nlb_algo = \"rr\"\nlb_kind = \"{kind}\"\n"
         );
-        for rs in REAL_SERVERS {
+        for rs in spec.real_servers() {
             s += &format!(
                 "  [[virtual_server.real_server]]\n  address = \"{rs}:{PORT}\"\n  weight = 1\n"
             );
@@ -954,6 +1009,11 @@ mod tests {
         assert_eq!(count(Group::Mix), 7);
         assert_eq!(count(Group::Queues), 2);
         assert_eq!(count(Group::Latency), 3);
+        assert_eq!(count(Group::Nics), 3);
+        assert!(
+            full.iter()
+                .all(|s| (s.group == Group::Nics) == (s.nics == 2))
+        );
         // Each latency point follows the reference point it halves.
         for (i, s) in full.iter().enumerate() {
             if s.rate == Rate::HalfPeak {
@@ -969,10 +1029,10 @@ mod tests {
             main_duts().map(|d| (d, FULL_FLOWS[0])).to_vec()
         );
         let quick = plan(true, &[]);
-        assert_eq!(quick.len(), 6);
+        assert_eq!(quick.len(), 9);
         let only = plan(false, &["dr".into()]);
         assert!(only.iter().all(|s| s.dut == Dut::LvsfwdDr));
-        assert_eq!(only.len(), 4 + 2 + 3 + 1 + 1);
+        assert_eq!(only.len(), 4 + 2 + 3 + 1 + 1 + 1);
     }
 
     #[test]
@@ -981,7 +1041,7 @@ mod tests {
             queues: 2,
             ..Spec::reference(Dut::LvsfwdNat, Group::Queues)
         };
-        let text = lb_toml(&spec, "lfpd1", &[1, 0], Path::new("/tmp/a.sock"));
+        let text = lb_toml(&spec, &["lfpd1"], &[1, 0], Path::new("/tmp/a.sock"));
         let cfg = lvsfwd::config::parse_str(&text, "lb.toml").expect("valid lb.toml");
         assert_eq!(cfg.global.interfaces, ["lfpd1"]);
         assert_eq!(cfg.global.queues, Some(vec![0, 1]));
@@ -1001,12 +1061,29 @@ mod tests {
                 mix: Mix::Syn,
                 ..Spec::reference(Dut::LvsfwdDr, Group::Mix)
             },
-            "lfpd1",
+            &["lfpd1"],
             &[1],
             Path::new("/tmp/a.sock"),
         );
         let cfg = lvsfwd::config::parse_str(&dr, "lb.toml").expect("valid lb.toml");
         assert_eq!(cfg.global.conn_max, 1 << 23, "room for new connections");
+        let two = lb_toml(
+            &Spec {
+                nics: 2,
+                ..Spec::reference(Dut::LvsfwdNat, Group::Nics)
+            },
+            &["lfpd1", "lfpe1"],
+            &[1],
+            Path::new("/tmp/a.sock"),
+        );
+        let cfg2 = lvsfwd::config::parse_str(&two, "lb.toml").expect("valid lb.toml");
+        assert_eq!(cfg2.global.interfaces, ["lfpd1", "lfpe1"]);
+        let rs: Vec<String> = cfg2.service_specs()[0]
+            .dests
+            .iter()
+            .map(|d| d.addr.to_string())
+            .collect();
+        assert_eq!(rs, REAL_SERVERS_B, "real servers behind the second NIC");
         assert!(
             cfg.service_specs()[0]
                 .dests

@@ -5,6 +5,12 @@
 //! `poll`), but the
 //! per-frame work is only "swap the MACs and send it back out".
 //!
+//! With `--out-iface` it is the two-NIC ceiling instead: each worker
+//! receives on its queue of `--iface` and transmits out of the same queue
+//! of `--out-iface`, one UMEM for both sockets (as lvsfwd's workers serve
+//! several NICs), and the per-frame work is writing the two MACs of the
+//! outgoing link.
+//!
 //! Prints `ready` on stderr once every worker serves; stops on SIGTERM or
 //! SIGINT and then prints `counters {json}` on stdout.
 #![forbid(unsafe_code)]
@@ -20,6 +26,8 @@ use lvsfwd::service::Protocol;
 use lvsfwd::xsk::engine::{DEFAULT_BATCH, DEFAULT_FRAMES_PER_QUEUE, DEFAULT_IDLE_SPIN};
 use lvsfwd::xsk::port::{Port, PortOptions};
 use lvsfwd::xsk::prog::{Filter, XdpProgram};
+
+use crate::tester::parse_mac;
 
 /// Same as the engine's: empty rounds before sleeping, and the sleep bound.
 const IDLE_POLL_MS: i32 = 50;
@@ -48,6 +56,26 @@ pub struct RawArgs {
     /// `idle_spin_us`, same default).
     #[arg(long, default_value_t = DEFAULT_IDLE_SPIN.as_micros() as u64)]
     pub idle_spin_us: u64,
+    /// Transmit out of this NIC instead of back out of `iface`.
+    #[arg(long, requires_all = ["out_src_mac", "out_dst_mac"])]
+    pub out_iface: Option<String>,
+    /// With `--out-iface`: the source MAC of forwarded frames (that NIC's).
+    #[arg(long)]
+    pub out_src_mac: Option<String>,
+    /// With `--out-iface`: the destination MAC (the next hop beyond it).
+    #[arg(long)]
+    pub out_dst_mac: Option<String>,
+}
+
+/// Sets a frame's destination and source MAC: the two-NIC forwarder's
+/// per-frame work.
+pub fn set_macs(f: &mut [u8], dst: &[u8; 6], src: &[u8; 6]) -> bool {
+    if f.len() < 14 {
+        return false;
+    }
+    f[0..6].copy_from_slice(dst);
+    f[6..12].copy_from_slice(src);
+    true
 }
 
 /// Swaps destination and source MAC: the whole per-frame work.
@@ -70,12 +98,21 @@ struct Counts {
     kernel_rx_dropped: AtomicU64,
 }
 
-fn worker(mut p: Port, c: Arc<Counts>, stop: Arc<AtomicBool>, spin: Duration) -> Result<()> {
+fn worker(
+    mut p: Port,
+    macs: Option<([u8; 6], [u8; 6])>,
+    c: Arc<Counts>,
+    stop: Arc<AtomicBool>,
+    spin: Duration,
+) -> Result<()> {
     let (mut rx, mut tx) = (0u64, 0u64);
     let mut last_busy = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         p.service()?;
-        let got = p.receive(swap_macs);
+        let got = match &macs {
+            None => p.receive(swap_macs),
+            Some((dst, src)) => p.receive(|f| set_macs(f, dst, src)),
+        };
         rx += got as u64;
         tx += p.flush()? as u64;
         // lvsfwd's idle policy: poll for `spin` after the last frame, then
@@ -87,6 +124,22 @@ fn worker(mut p: Port, c: Arc<Counts>, stop: Arc<AtomicBool>, spin: Duration) ->
             p.wait(IDLE_POLL_MS)?;
             last_busy = Instant::now();
         }
+    }
+    if std::env::var_os("LVSFWD_ROUND_STATS").is_some() {
+        // The thread's context switches, as lvsfwd's workers report them.
+        let st = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+        let get = |k: &str| {
+            st.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map_or("?", str::trim)
+                .to_string()
+        };
+        eprintln!(
+            "rawfwd worker {}: context switches voluntary {} involuntary {}",
+            p.queue(),
+            get("voluntary_ctxt_switches:"),
+            get("nonvoluntary_ctxt_switches:")
+        );
     }
     c.rx.fetch_add(rx, Ordering::Relaxed);
     c.tx.fetch_add(tx, Ordering::Relaxed);
@@ -112,16 +165,24 @@ pub fn run(a: &RawArgs) -> Result<()> {
         ..Filter::default()
     })?;
     let counts = Arc::new(Counts::default());
+    let macs = match (&a.out_dst_mac, &a.out_src_mac) {
+        (Some(d), Some(s)) => Some((parse_mac(d)?, parse_mac(s)?)),
+        _ => None,
+    };
     let mut threads = Vec::new();
     for (i, &q) in a.queues.iter().enumerate() {
-        let p = Port::open(&PortOptions {
+        let o = PortOptions {
             ifname: &a.iface,
             queue: q,
             frames: a.frames,
             zero_copy: ZeroCopy::Auto,
             batch: a.batch,
             tx_reserve: 0,
-        })?;
+        };
+        let p = match &a.out_iface {
+            Some(out) => Port::open_pair(&o, out)?,
+            None => Port::open(&o)?,
+        };
         prog.register_socket(q, p.fd())?;
         let core = a.cores.get(i).copied().unwrap_or((i + 1) % 2);
         let (c, s) = (Arc::clone(&counts), Arc::clone(&stop));
@@ -133,7 +194,7 @@ pub fn run(a: &RawArgs) -> Result<()> {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                         log::warn!("rawfwd: could not pin queue {q} to core {core}");
                     }
-                    worker(p, c, s, spin)
+                    worker(p, macs, c, s, spin)
                 })?,
         );
     }

@@ -52,6 +52,8 @@ pub enum Group {
     Mix,
     /// Throughput with several queues and workers.
     Queues,
+    /// Throughput across two NICs: in on one, out of the other.
+    Nics,
     /// Latency at half of the DUT's own peak.
     Latency,
 }
@@ -63,6 +65,7 @@ impl Group {
             Group::Size => "frame size",
             Group::Mix => "traffic mix",
             Group::Queues => "queues and workers",
+            Group::Nics => "NICs (in on the first, out of the second)",
             Group::Latency => "latency at half of peak",
         }
     }
@@ -79,6 +82,10 @@ pub struct Point {
     pub mix: String,
     /// Queues carrying traffic, one DUT worker each.
     pub queues: u32,
+    /// NICs the DUT serves: 1 (one-armed, out of the NIC a frame came in
+    /// on) or 2 (in on the first, out of the second).
+    #[serde(default = "one")]
+    pub nics: u32,
     /// Rate asked of the generator; 0 = as fast as it can.
     pub rate_pps: u64,
     pub result: TesterResult,
@@ -92,12 +99,17 @@ pub struct Point {
     pub note: String,
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl Point {
     fn same_shape(&self, o: &Point) -> bool {
         self.flows == o.flows
             && self.size == o.size
             && self.mix == o.mix
             && self.queues == o.queues
+            && self.nics == o.nics
             && self.rate_pps == 0
             && o.rate_pps == 0
     }
@@ -171,7 +183,13 @@ pub fn render(run: &Run) -> String {
         f.window_s,
         f.conntrack_max
     );
-    for g in [Group::Flows, Group::Size, Group::Mix, Group::Queues] {
+    for g in [
+        Group::Flows,
+        Group::Size,
+        Group::Mix,
+        Group::Queues,
+        Group::Nics,
+    ] {
         let pts: Vec<&Point> = run.points.iter().filter(|p| p.group == g).collect();
         if pts.is_empty() {
             continue;
@@ -211,7 +229,7 @@ pub fn render(run: &Run) -> String {
     let ratios: Vec<(&Point, &Point)> = run
         .points
         .iter()
-        .filter(|p| p.dut == Dut::LvsfwdDr && p.group != Group::Latency)
+        .filter(|p| p.dut == Dut::LvsfwdDr && !matches!(p.group, Group::Latency | Group::Nics))
         .filter_map(|p| {
             run.points
                 .iter()
@@ -249,6 +267,57 @@ pub fn render(run: &Run) -> String {
                 p.size,
                 p.mix,
                 p.queues,
+                mpps(b),
+                mpps(a),
+                ratio,
+                opt_ns(r.dut_cpu_ns),
+                opt_ns(p.dut_cpu_ns),
+                by_cpu
+            );
+        }
+    }
+
+    let two: Vec<(&Point, &Point)> = run
+        .points
+        .iter()
+        .filter(|p| p.group == Group::Nics && p.dut != Dut::Raw)
+        .filter_map(|p| {
+            run.points
+                .iter()
+                .find(|r| r.dut == Dut::Raw && r.group == Group::Nics && p.same_shape(r))
+                .map(|r| (p, r))
+        })
+        .collect();
+    if !two.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n#### lvsfwd across two NICs against the raw two-NIC forwarder\n"
+        );
+        let _ = writeln!(
+            s,
+            "Received on the first NIC, sent out of the second, one UMEM per worker for \
+             both sockets; the raw forwarder rewrites the two MACs, lvsfwd forwards to real \
+             servers behind the second NIC.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| DUT | flows | size | mix | raw Mpps | lvsfwd Mpps | lvsfwd / raw | raw CPU ns/pkt | lvsfwd CPU ns/pkt | by CPU: lvsfwd / raw |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+        for (p, r) in two {
+            let (a, b) = (p.result.forwarded_pps(), r.result.forwarded_pps());
+            let ratio = if b > 0.0 { a / b * 100.0 } else { 0.0 };
+            let by_cpu = match (p.dut_cpu_ns, r.dut_cpu_ns) {
+                (Some(l), Some(r)) if l > 0.0 => format!("{:.1}%", r / l * 100.0),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} |",
+                p.dut.label(),
+                flows_label(p.flows),
+                p.size,
+                p.mix,
                 mpps(b),
                 mpps(a),
                 ratio,
@@ -304,13 +373,14 @@ pub fn render(run: &Run) -> String {
         for p in notes {
             let _ = writeln!(
                 s,
-                "- {} {:?} {} flows {} B {} q{} rate {}: {}",
+                "- {} {:?} {} flows {} B {} q{} nics {} rate {}: {}",
                 p.dut.label(),
                 p.group,
                 flows_label(p.flows),
                 p.size,
                 p.mix,
                 p.queues,
+                p.nics,
                 p.rate_pps,
                 p.note
             );
@@ -569,6 +639,7 @@ mod tests {
             size: 64,
             mix: "tcp".into(),
             queues: 1,
+            nics: if group == Group::Nics { 2 } else { 1 },
             rate_pps: rate,
             result: TesterResult {
                 window_s: 2.0,
@@ -616,6 +687,8 @@ mod tests {
                 point(Dut::LvsfwdDr, Group::Flows, 10_000, 1_900_000, 0),
                 point(Dut::NftDnat, Group::Flows, 1_000_000, 1_000_000, 0),
                 point(Dut::LvsfwdDr, Group::Latency, 10_000, 1_000_000, 500_000),
+                point(Dut::Raw, Group::Nics, 10_000, 1_600_000, 0),
+                point(Dut::LvsfwdNat, Group::Nics, 10_000, 1_200_000, 0),
             ],
         }
     }
@@ -649,6 +722,22 @@ mod tests {
             lines.contains(&"| 10k | 64 | tcp | 1 | 1.000 | 0.950 | 95.0% | 650 | 812 | 80.0% |"),
             "{md}"
         );
+        // Two-NIC points pair with the two-NIC raw forwarder only.
+        assert!(md.contains("#### Throughput by NICs"));
+        assert!(
+            lines.contains(
+                &"| lvsfwd NAT | 10k | 64 | tcp | 0.800 | 0.600 | 75.0% | 650 | 812 | 80.0% |"
+            ),
+            "{md}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("| 10k | 64 | tcp | 1 |"))
+                .count(),
+            1,
+            "the one-NIC ratio table has no two-NIC row"
+        );
         assert!(
             !md.contains("#### Throughput by frame size"),
             "no size points"
@@ -674,6 +763,16 @@ mod tests {
         let r = run();
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<Run>(&j).unwrap(), r);
+    }
+
+    #[test]
+    fn results_without_nics_read_as_one_nic() {
+        let mut j = serde_json::to_value(run()).unwrap();
+        for p in j["points"].as_array_mut().unwrap() {
+            p.as_object_mut().unwrap().remove("nics");
+        }
+        let r: Run = serde_json::from_value(j).unwrap();
+        assert!(r.points.iter().all(|p| p.nics == 1));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The perf rig (interface.md §5): two network namespaces joined by one
-//! multi-queue veth pair, tester and DUT, like a tester cabled to a
-//! one-armed load balancer.
+//! The perf rig (interface.md §5): two network namespaces joined by two
+//! multi-queue veth pairs, tester and DUT, like a tester cabled to a load
+//! balancer's two ports. The one-NIC points use the first pair only (a
+//! one-armed director); the two-NIC points send on the first and sink what
+//! leaves by the second, where their real servers live.
 //!
 //! ```text
 //!  lfperf-<pid>-t (tester)                    lfperf-<pid>-d (DUT)
@@ -10,6 +12,9 @@
 //!   service traffic through XDP)                clients 198.19.0.0/16 and
 //!  clients 198.19.0.0/16, 198.18.128.0/17       198.18.128.0/17 on-link
 //!  (generated, never configured)
+//!  lfpu<pid>  02:1f:70:00:00:03  <==veth==>  lfpe<pid>  02:1f:70:00:00:04
+//!  real servers 198.18.1.11-13/24              DIP 198.18.1.2/24
+//!   (the two-NIC points')
 //! ```
 //!
 //! Every name starts with `lf` and carries the process id; [`Rig`]'s Drop
@@ -33,6 +38,12 @@ pub const DIP: &str = "198.18.0.2";
 pub const VIP: &str = "198.18.0.250";
 pub const PORT: u16 = 80;
 pub const REAL_SERVERS: [&str; 3] = ["198.18.0.11", "198.18.0.12", "198.18.0.13"];
+/// The second pair: the tester's and the DUT's ends, the DUT's address on
+/// it, and the real servers of the two-NIC points (on the tester's end).
+pub const TESTER_B_MAC: &str = "02:1f:70:00:00:03";
+pub const DUT_B_MAC: &str = "02:1f:70:00:00:04";
+pub const DIP_B: &str = "198.18.1.2";
+pub const REAL_SERVERS_B: [&str; 3] = ["198.18.1.11", "198.18.1.12", "198.18.1.13"];
 const NS_PREFIX: &str = "lfperf-";
 
 /// Runs `argv` to completion within `timeout`; its stdout on success.
@@ -86,6 +97,9 @@ pub struct Rig {
     pub dut_ns: String,
     pub tester_if: String,
     pub dut_if: String,
+    /// The second pair's ends.
+    pub tester_b_if: String,
+    pub dut_b_if: String,
     pub queues: u32,
     namespaces: Vec<String>,
 }
@@ -100,6 +114,8 @@ impl Rig {
             dut_ns: format!("{NS_PREFIX}{pid}-d"),
             tester_if: format!("lfpt{pid:x}"),
             dut_if: format!("lfpd{pid:x}"),
+            tester_b_if: format!("lfpu{pid:x}"),
+            dut_b_if: format!("lfpe{pid:x}"),
             queues,
             namespaces: Vec::new(),
         };
@@ -125,61 +141,64 @@ impl Rig {
             self.exec(&ns, &["ip", "link", "set", "lo", "up"])?;
         }
         let q = self.queues.to_string();
-        cmd(
-            &[
-                "ip",
-                "-n",
-                &self.tester_ns,
-                "link",
-                "add",
-                &self.tester_if,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "address",
+        let pairs = [
+            (
+                self.tester_if.clone(),
                 TESTER_MAC,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &self.dut_if,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "address",
+                self.dut_if.clone(),
                 DUT_MAC,
-                "netns",
-                &self.dut_ns,
-            ],
-            CMD_TIMEOUT,
-        )?;
-        let (t, d) = (self.tester_ns.clone(), self.dut_ns.clone());
-        for rs in REAL_SERVERS {
-            self.exec(
-                &t,
+            ),
+            (
+                self.tester_b_if.clone(),
+                TESTER_B_MAC,
+                self.dut_b_if.clone(),
+                DUT_B_MAC,
+            ),
+        ];
+        for (tif, tmac, dif, dmac) in &pairs {
+            cmd(
                 &[
                     "ip",
-                    "addr",
+                    "-n",
+                    &self.tester_ns,
+                    "link",
                     "add",
-                    &format!("{rs}/24"),
-                    "dev",
-                    &self.tester_if,
+                    tif,
+                    "numtxqueues",
+                    &q,
+                    "numrxqueues",
+                    &q,
+                    "address",
+                    tmac,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    dif,
+                    "numtxqueues",
+                    &q,
+                    "numrxqueues",
+                    &q,
+                    "address",
+                    dmac,
+                    "netns",
+                    &self.dut_ns,
                 ],
+                CMD_TIMEOUT,
             )?;
         }
-        self.exec(
-            &d,
-            &[
-                "ip",
-                "addr",
-                "add",
-                &format!("{DIP}/24"),
-                "dev",
-                &self.dut_if,
-            ],
-        )?;
+        let (t, d) = (self.tester_ns.clone(), self.dut_ns.clone());
+        for (servers, dev) in [
+            (REAL_SERVERS, &self.tester_if),
+            (REAL_SERVERS_B, &self.tester_b_if),
+        ] {
+            for rs in servers {
+                self.exec(&t, &["ip", "addr", "add", &format!("{rs}/24"), "dev", dev])?;
+            }
+        }
+        for (dip, dev) in [(DIP, &self.dut_if), (DIP_B, &self.dut_b_if)] {
+            self.exec(&d, &["ip", "addr", "add", &format!("{dip}/24"), "dev", dev])?;
+        }
         self.exec(
             &d,
             &[
@@ -191,7 +210,12 @@ impl Rig {
                 &self.dut_if,
             ],
         )?;
-        for dev in ["all", "default", self.dut_if.as_str()] {
+        for dev in [
+            "all",
+            "default",
+            self.dut_if.as_str(),
+            self.dut_b_if.as_str(),
+        ] {
             self.exec(
                 &d,
                 &["sysctl", "-qw", &format!("net.ipv4.conf.{dev}.rp_filter=0")],
@@ -207,7 +231,12 @@ impl Rig {
             )?;
         }
         self.set_forwarding(false)?;
-        for (ns, dev) in [(&t, &self.tester_if), (&d, &self.dut_if)] {
+        for (ns, dev) in [
+            (&t, &self.tester_if),
+            (&d, &self.dut_if),
+            (&t, &self.tester_b_if),
+            (&d, &self.dut_b_if),
+        ] {
             self.exec(ns, &["ip", "link", "set", dev, "up"])?;
         }
         for net in ["198.19.0.0/16", "198.18.128.0/17"] {
@@ -217,9 +246,11 @@ impl Rig {
         // cores (RPS), like the AF_XDP DUTs' workers; XDP-redirected frames
         // never reach RPS.
         let mask: usize = dut_cpus.iter().map(|c| 1usize << c).sum();
-        for i in 0..self.queues {
-            let path = format!("/sys/class/net/{}/queues/rx-{i}/rps_cpus", self.dut_if);
-            self.exec(&d, &["sh", "-c", &format!("echo {mask:x} > {path}")])?;
+        for dev in [&self.dut_if, &self.dut_b_if] {
+            for i in 0..self.queues {
+                let path = format!("/sys/class/net/{dev}/queues/rx-{i}/rps_cpus");
+                self.exec(&d, &["sh", "-c", &format!("echo {mask:x} > {path}")])?;
+            }
         }
         Ok(())
     }

@@ -12,7 +12,9 @@
 //!
 //! lvsfwd's own XDP program sorts the tester's RX: frames to the `--sink`
 //! services go to the sockets, everything else (ARP for the real-server
-//! addresses the tester holds) to the kernel.
+//! addresses the tester holds) to the kernel. With `--sink-iface` the
+//! tester also receives on a second NIC (same queues, same filter): the
+//! one a two-NIC DUT forwards out of.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
@@ -84,6 +86,10 @@ pub struct TesterArgs {
     /// Open established TCP flows with an ACK instead of a SYN ("ack").
     #[arg(long = "open-with", value_parser = ["syn", "ack"], default_value = "syn")]
     pub open_with: String,
+    /// Also receive on this NIC (the far end of a two-NIC DUT's second
+    /// link), on `rx_queues` queues.
+    #[arg(long)]
+    pub sink_iface: Option<String>,
     /// Services whose frames come to the sink: tcp:IP:PORT or udp:IP:PORT.
     #[arg(long = "sink", required = true)]
     pub sinks: Vec<String>,
@@ -152,23 +158,32 @@ pub fn run(a: &TesterArgs) -> Result<()> {
         .map(|s| parse_sink(s))
         .collect::<Result<Vec<_>>>()?;
 
-    let mut prog = XdpProgram::attach(&a.iface, XdpMode::Auto)?;
-    prog.set_filter(&Filter {
-        services,
-        ..Filter::default()
-    })?;
+    // The sending NIC's ports first: generator q sends on ports[q].
+    let mut progs = Vec::new();
     let mut ports = Vec::new();
-    for q in 0..a.rx_queues {
-        let p = Port::open(&PortOptions {
-            ifname: &a.iface,
-            queue: q,
-            frames: a.frames,
-            zero_copy: ZeroCopy::Auto,
-            batch: a.batch,
-            tx_reserve: a.frames as usize / 4,
+    for (i, ifname) in std::iter::once(&a.iface)
+        .chain(a.sink_iface.as_ref())
+        .enumerate()
+    {
+        let mut prog = XdpProgram::attach(ifname, XdpMode::Auto)?;
+        prog.set_filter(&Filter {
+            services: services.clone(),
+            ..Filter::default()
         })?;
-        prog.register_socket(q, p.fd())?;
-        ports.push(p);
+        for q in 0..a.rx_queues {
+            let p = Port::open(&PortOptions {
+                ifname,
+                queue: q,
+                frames: a.frames,
+                zero_copy: ZeroCopy::Auto,
+                batch: a.batch,
+                // The sink-only NIC's ports never send.
+                tx_reserve: if i == 0 { a.frames as usize / 4 } else { 0 },
+            })?;
+            prog.register_socket(q, p.fd())?;
+            ports.push(p);
+        }
+        progs.push(prog);
     }
     if !core_affinity::set_for_current(core_affinity::CoreId { id: a.core }) {
         log::warn!("tester: could not pin to core {}", a.core);
@@ -331,6 +346,8 @@ pub fn run(a: &TesterArgs) -> Result<()> {
     };
     say(&format!("result {}", serde_json::to_string(&r)?));
     drop(ports);
-    prog.detach()?;
+    for prog in progs {
+        prog.detach()?;
+    }
     Ok(())
 }

@@ -20,6 +20,11 @@
 //! ones (the fill ring's), so a generator's sending and receiving never
 //! starve each other.
 //!
+//! A port opened with [`Port::open_pair`] has a second socket, on another
+//! NIC, bound from the same UMEM: what it receives on the first leaves by
+//! the second without a copy (the two-NIC raw forwarder), as lvsfwd's
+//! workers move frames between NICs.
+//!
 //! Deliberately not here: XDP programs (the caller attaches one and points
 //! its XSKMAP at [`Port::fd`]), threads, pacing and statistics beyond the
 //! kernel's own.
@@ -47,9 +52,13 @@ pub struct PortOptions<'a> {
     pub tx_reserve: usize,
 }
 
-/// One AF_XDP socket and the frames it owns.
+/// One AF_XDP socket (two with [`Port::open_pair`]) and the frames it
+/// owns.
 pub struct Port {
     xsk: Xsk,
+    /// The socket frames leave by when it is not `xsk` (another NIC's
+    /// queue, bound from the same UMEM; it receives nothing).
+    out: Option<Xsk>,
     umem: WorkerUmem,
     /// Receive pool: chunks at or above `split`, fed to the fill ring.
     free: Vec<FrameDesc>,
@@ -105,6 +114,7 @@ impl Port {
         }
         let mut p = Port {
             xsk,
+            out: None,
             umem,
             free,
             tx_free,
@@ -117,6 +127,26 @@ impl Port {
         };
         p.service()?;
         Ok(p)
+    }
+
+    /// [`Port::open`] on `o.ifname`, plus a socket on queue `o.queue` of
+    /// `out_ifname` bound from the same UMEM: frames are received on the
+    /// first NIC and every frame [`Port::receive`] or [`Port::send_new`]
+    /// queues leaves by the second.
+    pub fn open_pair(o: &PortOptions<'_>, out_ifname: &str) -> anyhow::Result<Port> {
+        let mut p = Port::open(o)?;
+        p.out = Some(p.umem.bind(&BindOptions {
+            ifname: out_ifname,
+            queue: o.queue,
+            zero_copy: o.zero_copy,
+        })?);
+        Ok(p)
+    }
+
+    /// The socket frames are transmitted on.
+    #[inline]
+    fn tx_xsk(&mut self) -> &mut Xsk {
+        self.out.as_mut().unwrap_or(&mut self.xsk)
     }
 
     pub fn fd(&self) -> RawFd {
@@ -139,7 +169,7 @@ impl Port {
     /// TX descriptors the kernel has not consumed yet (0 after a
     /// [`Port::flush`] that the kernel kept up with).
     pub fn tx_pending(&mut self) -> u32 {
-        self.xsk.tx_pending()
+        self.tx_xsk().tx_pending()
     }
     /// Frames recycled unsent because the TX ring stayed full.
     pub fn tx_ring_full(&self) -> u64 {
@@ -162,7 +192,10 @@ impl Port {
     }
 
     fn reap(&mut self) {
-        let done = self.xsk.reap_completions(&mut self.completed);
+        let done = match &mut self.out {
+            Some(x) => x.reap_completions(&mut self.completed),
+            None => self.xsk.reap_completions(&mut self.completed),
+        };
         self.in_flight = self.in_flight.saturating_sub(done);
         while let Some(d) = self.completed.pop() {
             self.recycle(d);
@@ -248,12 +281,14 @@ impl Port {
         let mut sent = 0;
         let mut res = Ok(());
         if !self.tx.is_empty() {
-            sent = self.xsk.transmit(&self.tx);
-            if sent < self.tx.len() {
-                res = self.xsk.kick_tx();
+            let tx = std::mem::take(&mut self.tx);
+            sent = self.tx_xsk().transmit(&tx);
+            if sent < tx.len() {
+                res = self.tx_xsk().kick_tx();
                 self.reap();
-                sent += self.xsk.transmit(&self.tx[sent..]);
+                sent += self.tx_xsk().transmit(&tx[sent..]);
             }
+            self.tx = tx;
             for i in sent..self.tx.len() {
                 let d = self.tx[i];
                 self.recycle(d);
@@ -263,7 +298,7 @@ impl Port {
             self.tx.clear();
         }
         if res.is_ok() && self.in_flight > 0 {
-            res = self.xsk.drain_tx().map(|_| ());
+            res = self.tx_xsk().drain_tx().map(|_| ());
         }
         res.map(|()| sent)
     }

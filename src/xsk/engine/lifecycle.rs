@@ -458,3 +458,45 @@ impl Drop for Engine {
         }
     }
 }
+
+/// Moves the calling thread, and so every thread it spawns from now on, to
+/// the cores that run no worker (`worker_cores`), if there are any: the
+/// control plane's periodic wake-ups (its loop, VRRP, health checks) then
+/// never preempt a worker. Returns the cores it moved to; empty (nothing
+/// changed) when the workers take every core. Workers pin themselves, so
+/// call it before or after [`Engine::start`].
+pub fn keep_off_worker_cores(worker_cores: &[usize]) -> std::io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
+    // calling thread.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let max = 8 * std::mem::size_of_val(&set);
+    let mut rest = Vec::new();
+    for c in 0..max {
+        // SAFETY: `c` is below the set's capacity in bits.
+        let allowed = unsafe { libc::CPU_ISSET(c, &set) };
+        if allowed && !worker_cores.contains(&c) {
+            rest.push(c);
+        }
+    }
+    if rest.is_empty() {
+        return Ok(rest);
+    }
+    // SAFETY: as above.
+    let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in &rest {
+        // SAFETY: `c` came from the set's own range.
+        unsafe { libc::CPU_SET(c, &mut only) };
+    }
+    // SAFETY: `only` is a valid cpu_set_t of the size passed; pid 0 is the
+    // calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&only), &only) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rest)
+}

@@ -29,8 +29,16 @@
 //!    XDP program's job);
 //! 4. transmit the batch; `sendto` only when the TX ring asks for a wakeup,
 //!    as often as it takes to drain it (copy mode sends 32 frames a call);
-//! 5. publish counters. A worker that found nothing to do for a while
-//!    sleeps in `poll` (bounded, so timers still run) instead of spinning.
+//! 5. publish counters; in a round without frames, about once a second,
+//!    copy the sockets' kernel statistics and check them for errors (system
+//!    calls kept out of busy rounds). A worker that found nothing to do for
+//!    a while sleeps in `poll` (bounded, so timers still run) instead of
+//!    spinning.
+//!
+//! With `LVSFWD_ROUND_STATS=1` in the daemon's environment each worker
+//! times its rounds phase by phase and logs the histograms (and its
+//! thread's context switches) when it stops: what to look at when the
+//! latency tail grows (`rounds`; off by default, nothing per frame).
 //!
 //! Per frame nothing allocates (all buffers are sized at start) and nothing
 //! locks (rings are single-producer/single-consumer, the snapshot is read
@@ -64,15 +72,16 @@
 //! questions, notices one that died (a caught panic, or a socket the
 //! kernel gave up on: [`Engine::dead_worker`]) and stops them; `worker` is one worker's round; `mesh` is
 //! what the workers of a multi-queue engine share and how a frame moves to
-//! its owner.
+//! its owner; `rounds` the opt-in round timings.
 
 use crate::time::Timestamp;
 
 mod lifecycle;
 mod mesh;
+mod rounds;
 mod worker;
 
-pub use lifecycle::{Engine, EngineConfig, WorkerDeath, WorkerInfo};
+pub use lifecycle::{Engine, EngineConfig, WorkerDeath, WorkerInfo, keep_off_worker_cores};
 
 pub use super::nic::rx_queue_count;
 

@@ -245,3 +245,31 @@ fn a_worker_s_guard_keeps_why_it_died() {
         "{cause}"
     );
 }
+
+#[test]
+fn the_control_plane_leaves_the_workers_cores_when_others_exist() {
+    // On a thread of its own: the affinity it sets is only that thread's.
+    std::thread::spawn(|| {
+        let all = core_affinity::get_core_ids().unwrap_or_default();
+        let all: Vec<usize> = all.iter().map(|c| c.id).collect();
+        // Every core a worker's: nothing changes.
+        assert!(super::keep_off_worker_cores(&all).unwrap().is_empty());
+        assert_eq!(
+            core_affinity::get_core_ids().unwrap_or_default().len(),
+            all.len()
+        );
+        if all.len() < 2 {
+            return;
+        }
+        let rest = super::keep_off_worker_cores(&all[..1]).unwrap();
+        assert_eq!(rest, all[1..]);
+        let now: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(now, all[1..], "the thread now runs off core {}", all[0]);
+    })
+    .join()
+    .unwrap();
+}

@@ -12,6 +12,7 @@ use crossbeam::channel;
 
 use super::mesh::Mesh;
 use super::monotonic_now;
+use super::rounds::{self, Phase, RoundStats};
 use crate::dataplane::query::{self, Query, Reply};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::dest::NicId;
@@ -29,8 +30,12 @@ const ENTRY_AHEAD: usize = 1;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
-/// How often a worker copies the socket's kernel statistics.
+/// How often a worker copies the socket's kernel statistics (and checks
+/// its sockets for errors): in the first round without frames after this
+/// long, so that these system calls never sit between a burst's receive
+/// and its transmit; after [`KERNEL_STATS_LATEST`] whatever the round.
 const KERNEL_STATS_EVERY: Duration = Duration::from_secs(1);
+const KERNEL_STATS_LATEST: Duration = Duration::from_secs(2);
 
 /// Where a worker's questions come from and its answers (tagged with its
 /// index) go.
@@ -90,6 +95,8 @@ pub(super) struct Worker {
     failure: Option<String>,
     /// Its queue of the kernel port: where Pass and Kernel frames go.
     pub(super) kport: Option<KernelQueue>,
+    /// Per-phase round timings (`LVSFWD_ROUND_STATS`; `None`: off).
+    stats: Option<Box<RoundStats>>,
 }
 
 impl Worker {
@@ -140,6 +147,7 @@ impl Worker {
             queries: None,
             failure: None,
             kport: None,
+            stats: rounds::enabled().then(RoundStats::new),
         }
     }
 
@@ -169,6 +177,11 @@ impl Worker {
         }
         self.publish();
         self.kernel_stats();
+        if let Some(st) = &self.stats {
+            for l in st.report(&format!("worker {}", self.me)) {
+                log::warn!("{l}");
+            }
+        }
         (self.dp, self.failure)
     }
 
@@ -194,11 +207,25 @@ impl Worker {
         }
     }
 
+    /// Ends phase `p` of the round in the round statistics, if kept.
+    #[inline]
+    fn phase(&mut self, p: Phase) {
+        if let Some(st) = &mut self.stats {
+            st.end(p);
+        }
+    }
+
     fn round(&mut self) {
+        if let Some(st) = &mut self.stats {
+            st.start();
+        }
         let now = monotonic_now();
         self.sync_snapshot();
+        self.phase(Phase::Snapshot);
         self.dp.tick(now);
+        self.phase(Phase::Timers);
         self.serve_queries(now);
+        self.phase(Phase::Queries);
 
         self.reap();
         self.lend();
@@ -208,12 +235,14 @@ impl Worker {
                 wakeup_error(&p.xsk, p.xsk.poll(None, 0));
             }
         }
+        self.phase(Phase::Recycle);
 
         let mut got = 0;
         for nic in 0..self.nics.len() {
             got += self.receive(nic as NicId, now);
         }
         let handed = self.drain_inbox(now);
+        self.phase(Phase::Rx);
 
         self.flush_tx();
         for p in &mut self.nics {
@@ -222,18 +251,24 @@ impl Worker {
                 wakeup_error(&p.xsk, r);
             }
         }
+        self.phase(Phase::Tx);
         self.ring_peers();
         self.publish();
-        if now.since(self.last_kernel_stats) >= KERNEL_STATS_EVERY {
+        let stats_age = now.since(self.last_kernel_stats);
+        if (got + handed == 0 && stats_age >= KERNEL_STATS_EVERY)
+            || stats_age >= KERNEL_STATS_LATEST
+        {
             self.last_kernel_stats = now;
             self.kernel_stats();
             self.check_socket();
         }
+        self.phase(Phase::Publish);
 
         if got + handed > 0 {
             self.last_busy = now;
         } else if now.0.saturating_sub(self.last_busy.0) >= self.idle_spin_ns {
             self.sleep();
+            self.phase(Phase::Sleep);
             // Whatever woke it (frames, a peer, the timeout) starts a new
             // spin.
             self.last_busy = monotonic_now();
