@@ -13,7 +13,7 @@
 //!   when the record asks for it), every checksum of the emitted frame is
 //!   valid too: TCP, UDP, ICMP, ICMPv6, the quoted IPv4 header of an ICMP
 //!   error, and the inner packet of a tunnel;
-//! - the counters add up (rx = tx + pass + drop) and the connection table
+//! - the counters add up (rx = tx + pass + drop + kernel) and the connection table
 //!   never holds more than its capacity.
 //!
 //! The checker is deliberately independent of `lvsfwd::wire`: it walks the
@@ -26,6 +26,8 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+
+pub mod config_traffic;
 
 use lvsfwd::config;
 use lvsfwd::conn::ConnSysctls;
@@ -382,7 +384,11 @@ impl FrameRun {
             self.last_tx = Some(out);
         }
         let c = &self.dp.counters;
-        assert_eq!(c.rx, c.tx + c.pass + c.drop, "counters do not add up");
+        assert_eq!(
+            c.rx,
+            c.tx + c.pass + c.drop + c.kernel,
+            "counters do not add up"
+        );
         assert!(
             self.dp.conns.len() <= self.dp.conns.capacity(),
             "conn table over capacity"
@@ -666,10 +672,21 @@ fn check_ip(p: &[u8], ethertype: u16, strict: bool, depth: u8) -> Result<(), Str
 
 /// Checks a frame the data plane transmitted; see the module docs.
 pub fn check_emitted(frame: &[u8], strict: bool, mtu: u16) -> Result<(), String> {
+    check_emitted_from(frame, strict, mtu, OWN_MAC)
+}
+
+/// [`check_emitted`] for a frame that must leave from `mac` (the MAC of the
+/// NIC it is sent out of).
+pub fn check_emitted_from(
+    frame: &[u8],
+    strict: bool,
+    mtu: u16,
+    mac: [u8; 6],
+) -> Result<(), String> {
     if frame.len() > BUF {
         return Err(format!("{} bytes: larger than the buffer", frame.len()));
     }
-    if frame.get(6..12) != Some(&OWN_MAC[..]) {
+    if frame.get(6..12) != Some(&mac[..]) {
         return Err("not sent from the director's MAC".into());
     }
     let (off, et) = link(frame).ok_or("truncated link header")?;
@@ -948,6 +965,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     }),
     ("admin", check_admin),
     ("vrrp", check_vrrp),
+    ("config_traffic", config_traffic::run),
 ];
 
 // ---- lb.toml, keepalived.conf, admin protocol
@@ -1201,10 +1219,9 @@ mod tests {
         run.step(0, 0, &syn);
         let out = run.last_tx.clone().unwrap_or_else(|| {
             panic!(
-                "not forwarded: {:?} {:?} {:?}",
+                "not forwarded: {:?} {:?}",
                 run.dp.counters,
                 run.dp.conn_views(Timestamp::ZERO),
-                run.dp.neighbours
             )
         });
         assert!(checksums_valid(&out));

@@ -221,7 +221,11 @@ fn check(corpus: &Path) {
             .collect();
         files.sort();
         for f in &files {
-            let data = std::fs::read(f).expect("corpus file");
+            // A libFuzzer running on this corpus meanwhile replaces files.
+            let data = match std::fs::read(f) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                r => r.expect("corpus file"),
+            };
             eprintln!("check {}", f.display());
             run(&data);
         }
@@ -367,8 +371,16 @@ fn main() {
         "wire-json-restore",
         b"\x00{\"version\":1,\"argv\":[\"-R\"],\"stdin\":\"-A -t 198.18.0.1:80 -s wlc\\n\"}\n",
     );
+    // config_traffic: structured inputs decoded from pseudo-random bytes
+    // (libFuzzer's mutations then keep the structure's shape).
+    let ct = corpus.join("config_traffic");
+    for seed in 0..16 {
+        let data = lvsfwd_fuzz::config_traffic::pseudo_random_input(seed, 2048);
+        write(&ct, &format!("random-{seed:02}"), &data);
+    }
     eprintln!(
-        "seeds: {nf} frame inputs, {nv} vrrp, {} lb.toml, {} keepalived.conf, 5 admin into {}",
+        "seeds: {nf} frame inputs, {nv} vrrp, {} lb.toml, {} keepalived.conf, 5 admin, \
+         16 config_traffic into {}",
         tomls.len(),
         kas.len(),
         corpus.display()
