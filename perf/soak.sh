@@ -9,6 +9,8 @@
 #
 #   perf/soak.sh                 30 minutes
 #   perf/soak.sh --minutes 3     a short validation run
+#   perf/soak.sh --expire-nodest-conn   the directors with IPVS's
+#                                expire_nodest_conn on (keepalived deployments' choice)
 #
 # Any other lvsperf soak option passes through (lvsperf soak --help). Root.
 set -euo pipefail

@@ -80,6 +80,12 @@ pub struct SoakArgs {
     /// The command line recorded in the report.
     #[arg(long, default_value = "")]
     command: String,
+    /// Run the directors with IPVS's `expire_nodest_conn` on (what
+    /// keepalived deployments set): a connection whose real server left is
+    /// expired at its next packet instead of dropping it until it times
+    /// out, so clients reusing its source port are not stuck.
+    #[arg(long)]
+    expire_nodest_conn: bool,
 }
 
 fn now_unix() -> f64 {
@@ -320,9 +326,17 @@ fn sweep_stale() {
 }
 
 /// lb.toml of director `who` with real-server weights `w`.
-fn lb_toml(dir: &Path, who: &str, state: &str, prio: u8, w: [u32; 3]) -> String {
+fn lb_toml(
+    dir: &Path,
+    who: &str,
+    state: &str,
+    prio: u8,
+    w: [u32; 3],
+    expire_nodest_conn: bool,
+) -> String {
     let mut s = format!(
         "# Written by lvsperf soak.\n[global]\nrouter_id = \"{who}\"\ninterface = \"{IFACE}\"\n\
+         expire_nodest_conn = {expire_nodest_conn}\n\
          admin_socket = \"{}\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"{IFACE}\"\n\
          virtual_router_id = 51\npriority = {prio}\nadvert_int = 1\nauth_type = \"PASS\"\n\
@@ -506,6 +520,7 @@ struct Ctx {
     d: [Director; 2],
     rs_pids: [Option<u32>; 3],
     weights: [u32; 3],
+    expire_nodest_conn: bool,
     events: Vec<Event>,
     stop_counters: Vec<(String, String)>,
     /// Start of the loaded run (unix seconds).
@@ -517,7 +532,14 @@ impl Ctx {
         for d in &self.d {
             std::fs::write(
                 self.rig.dir.join(format!("{}.toml", d.name)),
-                lb_toml(&self.rig.dir, d.name, d.state, d.prio, self.weights),
+                lb_toml(
+                    &self.rig.dir,
+                    d.name,
+                    d.state,
+                    d.prio,
+                    self.weights,
+                    self.expire_nodest_conn,
+                ),
             )?;
         }
         Ok(())
@@ -829,6 +851,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
         ],
         rs_pids: [None; 3],
         weights: [1, 1, 1],
+        expire_nodest_conn: a.expire_nodest_conn,
         events: vec![],
         stop_counters: vec![],
         t0: 0.0,
