@@ -9,34 +9,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use rig::daemon::Lvsfwd;
+use rig::daemon::{Lvsfwd, lvsadm, lvsadm_ok as ok};
 use rig::plan::Svc;
 use rig::{Fam, Mode, Rig};
-
-fn lvsadm_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lvsadm")
-}
-
-/// Runs `lvsadm ARGS` against the daemon's socket; returns (exit, stdout,
-/// stderr).
-fn lvsadm(sock: &str, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(lvsadm_bin())
-        .args(args)
-        .env("LVSFWD_SOCKET", sock)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(sock: &str, args: &[&str]) -> String {
-    let (code, out, err) = lvsadm(sock, args);
-    assert_eq!(code, 0, "lvsadm {args:?}: {err}");
-    out
-}
 
 #[test]
 fn seed_004_director_script_with_lvsadm_on_an_empty_daemon() {

@@ -21,10 +21,9 @@
 mod rig;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::time::Duration;
 
-use rig::daemon::Lvsfwd;
+use rig::daemon::{Lvsfwd, lvsadm, lvsadm_ok as ok};
 use rig::{IFACE, Mode, Rig, python, script};
 
 const IFACE2: &str = "lfeth1";
@@ -36,29 +35,6 @@ const DIP: &str = "198.18.1.1";
 const RIP: &str = "198.18.1.2";
 const SIP: &str = "198.18.0.3";
 const LIP: &str = "198.18.1.9";
-
-fn lvsadm_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lvsadm")
-}
-
-fn lvsadm(sock: &str, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(lvsadm_bin())
-        .args(args)
-        .env("LVSFWD_SOCKET", sock)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(sock: &str, args: &[&str]) -> String {
-    let (code, out, err) = lvsadm(sock, args);
-    assert_eq!(code, 0, "lvsadm {args:?}: {err}");
-    out
-}
 
 /// The self-test's `setup` plus the wiring of `mode` (its `test_dr`,
 /// `test_nat`, `test_tun`; FULLNAT like NAT without the real server's route
@@ -285,6 +261,40 @@ fn a_real_server_behind_an_unserved_nic_is_refused_by_name() {
     );
     assert!(
         out.to_string().contains("FULLNAT local address 198.18.7.9"),
+        "{out}"
+    );
+    // NICs with different RX queue counts: RSS would put part of one NIC's
+    // traffic on queues no worker serves, so start refuses it.
+    d.ip(&[
+        "link",
+        "add",
+        "lfmq0",
+        "numrxqueues",
+        "2",
+        "numtxqueues",
+        "2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "lfmq1",
+    ]);
+    d.ip(&["link", "set", "lfmq1", "up"]);
+    d.ip(&["link", "set", "lfmq0", "up"]);
+    let out = d.exec_timeout(
+        &[
+            rig::daemon::binary(),
+            "--interface",
+            IFACE,
+            "--interface",
+            "lfmq0",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.ok(), "started over NICs with 1 and 2 queues: {out}");
+    assert!(
+        out.to_string()
+            .contains("lfeth0 has 1 RX queues and lfmq0 has 2"),
         "{out}"
     );
 }

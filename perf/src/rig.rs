@@ -274,7 +274,8 @@ impl Rig {
     }
 }
 
-fn kill_ns_pids(ns: &str) {
+/// SIGKILLs every process left in namespace `ns` (before deleting it).
+pub fn kill_ns_pids(ns: &str) {
     if let Ok(out) = cmd(&["ip", "netns", "pids", ns], CMD_TIMEOUT) {
         for pid in out.split_whitespace() {
             if pid.parse::<u32>().is_ok() {
@@ -298,13 +299,19 @@ impl Drop for Rig {
 /// Deletes `lfperf-<pid>-*` namespaces whose process is gone (a run that
 /// was killed before its Drop ran).
 pub fn sweep_stale() {
+    sweep_stale_with(NS_PREFIX);
+}
+
+/// Deletes `<prefix><pid>-*` namespaces whose process is gone (also the
+/// soak's `lfsoak-`).
+pub fn sweep_stale_with(prefix: &str) {
     let Ok(out) = cmd(&["ip", "netns", "list"], CMD_TIMEOUT) else {
         return;
     };
     for line in out.lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
+            .strip_prefix(prefix)
             .and_then(|r| r.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {

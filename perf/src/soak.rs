@@ -35,7 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::rig::{CMD_TIMEOUT, cmd};
+use crate::rig::{CMD_TIMEOUT, cmd, kill_ns_pids, sweep_stale_with};
 
 const NS_PREFIX: &str = "lfsoak-";
 const IFACE: &str = "lfeth0";
@@ -278,16 +278,6 @@ impl SoakRig {
     }
 }
 
-fn kill_ns_pids(ns: &str) {
-    if let Ok(out) = cmd(&["ip", "netns", "pids", ns], CMD_TIMEOUT) {
-        for pid in out.split_whitespace() {
-            if pid.parse::<u32>().is_ok() {
-                let _ = cmd(&["kill", "-KILL", pid], CMD_TIMEOUT);
-            }
-        }
-    }
-}
-
 impl Drop for SoakRig {
     fn drop(&mut self) {
         for c in self.procs.iter_mut() {
@@ -301,27 +291,6 @@ impl Drop for SoakRig {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Deletes `lfsoak-<pid>-*` namespaces whose process is gone.
-fn sweep_stale() {
-    let Ok(out) = cmd(&["ip", "netns", "list"], CMD_TIMEOUT) else {
-        return;
-    };
-    for line in out.lines() {
-        let name = line.split_whitespace().next().unwrap_or("");
-        let Some(pid) = name
-            .strip_prefix(NS_PREFIX)
-            .and_then(|r| r.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            kill_ns_pids(name);
-            let _ = cmd(&["ip", "netns", "del", name], CMD_TIMEOUT);
-        }
     }
 }
 
@@ -822,7 +791,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
         }
         .to_string()
     });
-    sweep_stale();
+    sweep_stale_with(NS_PREFIX);
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let load_py = manifest.join("soak_load.py");
     let servers_py = manifest.join("../tests/rig/servers.py");

@@ -235,3 +235,25 @@ impl Drop for Lvsfwd {
         }
     }
 }
+
+/// Runs `lvsadm ARGS` against the admin socket `sock`; returns (exit,
+/// stdout, stderr).
+pub fn lvsadm(sock: &str, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_lvsadm"))
+        .args(args)
+        .env("LVSFWD_SOCKET", sock)
+        .output()
+        .expect("run lvsadm");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// [`lvsadm`] that must succeed; its stdout.
+pub fn lvsadm_ok(sock: &str, args: &[&str]) -> String {
+    let (code, out, err) = lvsadm(sock, args);
+    assert_eq!(code, 0, "lvsadm {args:?}: {err}");
+    out
+}
