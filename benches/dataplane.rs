@@ -1,7 +1,10 @@
 //! Per-packet cost of the data-plane core, in ns per packet
 //! (`Throughput::Elements(1)`): an established-flow hit for every forwarding
-//! method (DR also with a partial checksum to complete, and at 1500 bytes),
-//! a new connection for every scheduler, and the rewrites alone.
+//! method as received on a physical NIC (complete checksums, not tested),
+//! DR also as received on a veth (every frame's checksum tested for a
+//! partial one; with one to complete; and at 1500 bytes), a new connection
+//! for every scheduler, and the rewrites alone. The timers run once per
+//! 64 frames, as a worker runs them once per round.
 //!
 //! Each iteration copies a 64-byte-class frame into a buffer with headroom
 //! (as a UMEM frame would hold it) and runs it through the real pipeline; the
@@ -15,8 +18,9 @@
 //! the 10M table needs about 1.5 GB.
 //!
 //! Counting instead of timing: with `LVSFWD_BENCH_COUNT=<n>` and
-//! `LVSFWD_BENCH_CASE=dr_hit|new_conn` the binary runs the DR established
-//! hit (or the rr new connection) of the groups above `n` times and exits,
+//! `LVSFWD_BENCH_CASE=dr_hit|dr_veth_hit|new_conn` the binary runs the DR
+//! established hit (on a physical NIC, or on a veth), or the rr new
+//! connection, of the groups above `n` times and exits,
 //! for `perf stat -e instructions:u,cycles:u` (a per-packet figure is the
 //! difference of two counts over the difference of their `n`), which a busy
 //! machine disturbs far less than it does wall-clock time.
@@ -49,7 +53,15 @@ use lvsfwd::wire::{self, FrameBuf};
 
 const HEADROOM: usize = 256;
 
+/// Received on a physical NIC: frames arrive with complete checksums and
+/// the data plane does not test them (`DataplaneConfig::partial_csum_nics`).
 fn dataplane(kind: &str, algo: &str) -> Dataplane {
+    dataplane_on(kind, algo, false)
+}
+
+/// `virtual_nic`: received on a veth (or another NIC that may deliver
+/// partial checksums): every TCP/UDP frame's checksum is tested.
+fn dataplane_on(kind: &str, algo: &str, virtual_nic: bool) -> Dataplane {
     let local = if kind == "FULLNAT" {
         "local_address = [\"198.18.9.1\", \"198.18.9.2\"]\n"
     } else {
@@ -67,6 +79,7 @@ fn dataplane(kind: &str, algo: &str) -> Dataplane {
     let cfg = config::parse_str(&text, "bench.toml").expect("bench config is valid");
     cfg.dataplane(DataplaneConfig {
         own_addrs: vec!["198.18.0.2".parse().unwrap()],
+        partial_csum_nics: if virtual_nic { 1 } else { 0 },
         ..cfg.dataplane_config()
     })
 }
@@ -124,6 +137,32 @@ impl Buf {
     }
 }
 
+/// Frames per worker round: the worker runs the timers (`tick`) once per
+/// round, so the benches do too.
+const ROUND: u32 = 64;
+
+/// 10k established flows in `dp`; returns the frame of one of them.
+fn establish(dp: &mut Dataplane, buf: &mut Buf, now: Timestamp) -> Vec<u8> {
+    for i in 0..10_000u32 {
+        let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
+        assert_eq!(buf.run(dp, &segment(src, 40000, true), now), Verdict::Tx(0));
+        assert_eq!(
+            buf.run(dp, &segment(src, 40000, false), now),
+            Verdict::Tx(0)
+        );
+    }
+    segment([198, 18, 110, 7], 40000, false)
+}
+
+/// One frame through `dp` as a worker does it: `tick` once per [`ROUND`].
+fn hit(dp: &mut Dataplane, buf: &mut Buf, frame: &[u8], now: Timestamp, n: &mut u32) -> Verdict {
+    *n = n.wrapping_add(1);
+    if (*n).is_multiple_of(ROUND) {
+        dp.tick(now);
+    }
+    buf.run(dp, black_box(frame), now)
+}
+
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("established_hit");
     g.throughput(Throughput::Elements(1));
@@ -132,54 +171,43 @@ fn established(c: &mut Criterion) {
         let mut buf = Buf::new();
         let now = Timestamp::from_secs(1);
         // 10k established flows, then hit one of them over and over.
-        for i in 0..10_000u32 {
-            let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
-            assert_eq!(
-                buf.run(&mut dp, &segment(src, 40000, true), now),
-                Verdict::Tx(0)
-            );
-            assert_eq!(
-                buf.run(&mut dp, &segment(src, 40000, false), now),
-                Verdict::Tx(0)
-            );
-        }
-        let hit = segment([198, 18, 110, 7], 40000, false);
+        let frame = establish(&mut dp, &mut buf, now);
         if kind == "DR" {
             // The baseline inside every figure of this group: subtract it
             // for the data plane's own cost.
             g.bench_function("harness_frame_copy", |b| {
-                b.iter(|| buf.copy_only(black_box(&hit)))
+                b.iter(|| buf.copy_only(black_box(&frame)))
             });
         }
+        let mut n = 0;
         g.bench_function(kind, |b| {
-            b.iter(|| {
-                dp.tick(now);
-                black_box(buf.run(&mut dp, black_box(&hit), now))
-            })
+            b.iter(|| black_box(hit(&mut dp, &mut buf, &frame, now, &mut n)))
         });
-        if kind == "DR" {
-            // The same hit with a partial checksum (veth / virtio checksum
-            // offload): the data plane sums the segment to complete it.
-            // Then both at full size, where that sum costs the most.
-            let full = segment_with([198, 18, 110, 7], 40000, false, 1460);
-            let frames = [
-                ("DR_partial_csum", partial(hit.clone())),
-                ("DR_1500", full.clone()),
-                ("DR_1500_partial_csum", partial(full)),
-            ];
-            for (name, frame) in frames {
-                let before = dp.counters.partial_csum;
-                assert_eq!(buf.run(&mut dp, &frame, now), Verdict::Tx(0));
-                let completed = dp.counters.partial_csum - before;
-                assert_eq!(completed, u64::from(name.ends_with("partial_csum")));
-                g.bench_function(name, |b| {
-                    b.iter(|| {
-                        dp.tick(now);
-                        black_box(buf.run(&mut dp, black_box(&frame), now))
-                    })
-                });
-            }
-        }
+    }
+    // DR received on a veth (containers, pods, this project's rigs): every
+    // frame's checksum is tested for a partial one, and with one (the
+    // sender's checksum offload) the segment is summed to complete it; the
+    // same at full size, where that sum costs the most.
+    let mut dp = dataplane_on("DR", "wlc", true);
+    let mut buf = Buf::new();
+    let now = Timestamp::from_secs(1);
+    let small = establish(&mut dp, &mut buf, now);
+    let full = segment_with([198, 18, 110, 7], 40000, false, 1460);
+    let frames = [
+        ("DR_veth", small.clone()),
+        ("DR_veth_partial_csum", partial(small)),
+        ("DR_veth_1500", full.clone()),
+        ("DR_veth_1500_partial_csum", partial(full)),
+    ];
+    for (name, frame) in frames {
+        let before = dp.counters.partial_csum;
+        assert_eq!(buf.run(&mut dp, &frame, now), Verdict::Tx(0));
+        let completed = dp.counters.partial_csum - before;
+        assert_eq!(completed, u64::from(name.ends_with("partial_csum")));
+        let mut n = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(hit(&mut dp, &mut buf, &frame, now, &mut n)))
+        });
     }
     g.finish();
 }
@@ -508,18 +536,13 @@ fn counted() -> bool {
     let case = std::env::var("LVSFWD_BENCH_CASE").unwrap_or_default();
     let mut buf = Buf::new();
     match case.as_str() {
-        "dr_hit" => {
-            let mut dp = dataplane("DR", "wlc");
+        "dr_hit" | "dr_veth_hit" => {
+            let mut dp = dataplane_on("DR", "wlc", case == "dr_veth_hit");
             let now = Timestamp::from_secs(1);
-            for i in 0..10_000u32 {
-                let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
-                buf.run(&mut dp, &segment(src, 40000, true), now);
-                buf.run(&mut dp, &segment(src, 40000, false), now);
-            }
-            let hit = segment([198, 18, 110, 7], 40000, false);
+            let frame = establish(&mut dp, &mut buf, now);
+            let mut k = 0;
             for _ in 0..n {
-                dp.tick(now);
-                black_box(buf.run(&mut dp, black_box(&hit), now));
+                black_box(hit(&mut dp, &mut buf, &frame, now, &mut k));
             }
         }
         "new_conn" => {
@@ -538,7 +561,7 @@ fn counted() -> bool {
                 black_box(buf.run(&mut dp, &syns[k as usize % syns.len()], now));
             }
         }
-        other => panic!("LVSFWD_BENCH_CASE {other:?}: dr_hit or new_conn"),
+        other => panic!("LVSFWD_BENCH_CASE {other:?}: dr_hit, dr_veth_hit or new_conn"),
     }
     true
 }

@@ -184,14 +184,23 @@ pub fn run(source: Source) -> Result<()> {
     };
     // The tunnels' MTU check uses the smallest MTU of the NICs.
     let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
-    let macs: Vec<MacAddr> = links.iter().map(|l| l.mac).collect();
+    let nic_facts = NicFacts {
+        macs: links.iter().map(|l| l.mac).collect(),
+        mtu,
+        // Bit i: NIC i may hand over partial checksums (virtual NICs).
+        partial_csum: ifnames
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| crate::xsk::nic::may_deliver_partial_csum(n))
+            .fold(0u8, |bits, (i, _)| bits | (1 << i)),
+    };
     let dataplanes = (0..queues.len())
         .map(|_| {
             // The schedulers' randomness (twos) from the OS too, one draw
             // per worker.
             let sched = config::os_seed().context("drawing a seed from the OS")?;
             let mut dp =
-                worker_dataplane(&cfg, &specs, &macs, &own_addrs, mtu, queues.len(), seeds);
+                worker_dataplane(&cfg, &specs, &nic_facts, &own_addrs, queues.len(), seeds);
             dp.reseed_schedulers(sched);
             Ok(dp)
         })
@@ -406,23 +415,32 @@ pub fn run(source: Source) -> Result<()> {
     Ok(())
 }
 
+/// What the data planes take from the NICs, in `interface` order.
+struct NicFacts {
+    macs: Vec<MacAddr>,
+    /// The smallest MTU of the NICs (the tunnels' MTU check).
+    mtu: u32,
+    /// Bit i: NIC i may deliver partial checksums.
+    partial_csum: u8,
+}
+
 /// The data plane of one worker: the whole service table, its share of the
 /// connection-table capacity, the engine's hash seeds.
 fn worker_dataplane(
     cfg: &Config,
     specs: &[ServiceSpec],
-    macs: &[MacAddr],
+    nics: &NicFacts,
     own_addrs: &[IpAddr],
-    mtu: u32,
     workers: usize,
     hash_seeds: HashSeeds,
 ) -> Dataplane {
     let base = cfg.dataplane_config();
     Dataplane::new(
         DataplaneConfig {
-            own_macs: macs.to_vec(),
+            own_macs: nics.macs.clone(),
             own_addrs: own_addrs.to_vec(),
-            mtu: mtu.clamp(576, u16::MAX as u32) as u16,
+            mtu: nics.mtu.clamp(576, u16::MAX as u32) as u16,
+            partial_csum_nics: nics.partial_csum,
             conn_max: (base.conn_max / workers).max(1024),
             hash_seeds,
             ..base

@@ -261,6 +261,11 @@ pub struct DataplaneConfig {
     /// tunnels (the first of the family).
     pub own_addrs: Vec<IpAddr>,
     pub mtu: u16,
+    /// Bit `i` set: NIC `i` may deliver frames with a partial TCP/UDP
+    /// checksum (a virtual or paravirtual NIC, see
+    /// `xsk::nic::may_deliver_partial_csum`), which are completed before
+    /// forwarding; clear: a physical NIC, whose frames are not tested.
+    pub partial_csum_nics: u8,
     pub conn_max: usize,
     pub timeouts: Timeouts,
     /// IPVS's sysctls: expire_nodest_conn, conn_reuse_mode,
@@ -281,6 +286,7 @@ impl DataplaneConfig {
             own_macs: vec![[0x02, 0, 0, 0, 0, 1]],
             own_addrs: Vec::new(),
             mtu: 1500,
+            partial_csum_nics: u8::MAX,
             conn_max,
             timeouts: Timeouts::default(),
             sysctls: ConnSysctls::default(),
@@ -828,7 +834,8 @@ impl Dataplane {
     /// and sent, and counts it (see [`forward::complete_partial_csum`]).
     #[inline]
     fn complete_partial_csum(&mut self, frame: &mut FrameBuf, p: &Headers) {
-        if forward::complete_partial_csum(frame, p) {
+        let may_be_partial = (self.cfg.partial_csum_nics >> (self.in_nic & 7)) & 1 != 0;
+        if may_be_partial && forward::complete_partial_csum(frame, p) {
             self.counters.partial_csum += 1;
         }
     }

@@ -219,7 +219,7 @@ fn ipv4_csum_slot(v: IpVersion, l3: usize) -> Option<Slot> {
 /// ([`checksum::complete_partial`]), and a field that already verifies is
 /// left alone. Fragments, ICMP (never offloaded) and UDP's checksum 0 are
 /// not looked at. Returns whether the checksum was completed.
-#[inline]
+#[inline(always)]
 pub fn complete_partial_csum(frame: &mut FrameBuf, p: &Headers) -> bool {
     let (at, udp) = match p.l4 {
         L4::Tcp { .. } => (tcp::field::CHECKSUM.start, false),
@@ -229,22 +229,42 @@ pub fn complete_partial_csum(frame: &mut FrameBuf, p: &Headers) -> bool {
     if p.frag != Fragment::None {
         return false;
     }
-    let Some(l4) = frame.data_mut().get_mut(p.l4_off..p.l3_end()) else {
+    // The per-frame part: the field and the pseudo-header sum, with the
+    // addresses read where the header holds them (one bounds check each).
+    let f = frame.data();
+    let Some(field) = read_u16(f, p.l4_off + at) else {
         return false;
     };
-    let Some(field) = read_u16(l4, at) else {
-        return false;
-    };
-    let pseudo = match (p.src, p.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            checksum::pseudo_v4(s.octets(), d.octets(), p.proto, l4.len() as u16)
+    let len = p.l3_end().wrapping_sub(p.l4_off);
+    let pseudo = match p.version {
+        IpVersion::V4 => {
+            let Some(a) = f.get(crate::wire::at(
+                p.l3_off,
+                ipv4::field::SRC.start..ipv4::field::DST.end,
+            )) else {
+                return false;
+            };
+            let w = |i: usize| u64::from(u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]));
+            checksum::fold(w(0) + w(4) + u64::from(p.proto) + len as u64)
         }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            checksum::pseudo_v6(s.octets(), d.octets(), p.proto, l4.len() as u32)
-        }
-        _ => return false,
+        IpVersion::V6 => match (p.src, p.dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                checksum::pseudo_v6(s.octets(), d.octets(), p.proto, len as u32)
+            }
+            _ => return false,
+        },
     };
-    checksum::maybe_partial(field, pseudo, udp) && checksum::complete_partial(l4, at, udp)
+    checksum::maybe_partial(field, pseudo, udp) && complete_partial_slow(frame, p, at, udp)
+}
+
+/// The rare part of [`complete_partial_csum`]: the field may be partial,
+/// so sum the segment.
+#[inline(never)]
+fn complete_partial_slow(frame: &mut FrameBuf, p: &Headers, at: usize, udp: bool) -> bool {
+    match frame.data_mut().get_mut(p.l4_off..p.l3_end()) {
+        Some(l4) => checksum::complete_partial(l4, at, udp),
+        None => false,
+    }
 }
 
 /// DR: only the Ethernet addresses change (dst = next hop of the real

@@ -50,6 +50,37 @@ pub fn rx_queue_count(ifname: &str) -> anyhow::Result<u32> {
     Ok(n.max(1))
 }
 
+/// Whether frames received on `ifname` can carry a partial TCP/UDP
+/// checksum (Linux's `CHECKSUM_PARTIAL`: the sender left the pseudo-header
+/// sum for a NIC to finish), which the data plane must complete before
+/// forwarding. Only a sender on the same host leaves one: a virtual device
+/// (veth, tun/tap, macvlan... — no `device/driver` in sysfs) or a
+/// paravirtual NIC whose host may hand over unfinished checksums
+/// (virtio_net's `NEEDS_CSUM`, Xen netfront's `csum_blank`). A physical NIC
+/// delivers frames as they were on the wire, checksums complete, and the
+/// data plane skips the per-frame test for it. Unknown means true.
+pub fn may_deliver_partial_csum(ifname: &str) -> bool {
+    let link = Path::new("/sys/class/net")
+        .join(ifname)
+        .join("device")
+        .join("driver");
+    let driver = std::fs::read_link(link).ok();
+    driver_may_deliver_partial_csum(
+        driver
+            .as_deref()
+            .map(|d| d.file_name().and_then(|n| n.to_str()).unwrap_or("")),
+    )
+}
+
+/// [`may_deliver_partial_csum`] from the NIC's driver name (`None`: no
+/// driver, a virtual device).
+fn driver_may_deliver_partial_csum(driver: Option<&str>) -> bool {
+    match driver {
+        None | Some("") => true,
+        Some(d) => matches!(d, "virtio_net" | "xen_netfront" | "vif"),
+    }
+}
+
 fn ethtool_channels(ifname: &str) -> io::Result<EthtoolChannels> {
     let name = ifname.as_bytes();
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains(&0) {
@@ -81,4 +112,21 @@ fn ethtool_channels(ifname: &str) -> io::Result<EthtoolChannels> {
         return Err(io::Error::last_os_error());
     }
     Ok(ch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_and_paravirtual_nics_may_deliver_partial_checksums() {
+        assert!(driver_may_deliver_partial_csum(None), "veth, tun, macvlan");
+        assert!(driver_may_deliver_partial_csum(Some("virtio_net")));
+        assert!(driver_may_deliver_partial_csum(Some("xen_netfront")));
+        assert!(!driver_may_deliver_partial_csum(Some("ice")));
+        assert!(!driver_may_deliver_partial_csum(Some("mlx5_core")));
+        // lo has no device driver: a virtual device.
+        assert!(may_deliver_partial_csum("lo"));
+        assert!(may_deliver_partial_csum("lfno-such-nic"));
+    }
 }
