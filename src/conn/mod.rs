@@ -11,8 +11,8 @@
 //! conn reuse and `expire_nodest_conn` in `ip_vs_in`).
 //!
 //! The per-packet API, in the order a data plane uses it:
-//! 1. client -> VIP: [`ConnTable::resolve_in`] (lookup plus IPVS's reuse and
-//!    dead-server rules). [`InDecision::Forward`] -> forward and call
+//! 1. client -> VIP: [`ConnTable::lookup_in`] then [`ConnTable::check_in`]
+//!    (IPVS's reuse and dead-server rules). [`InDecision::Forward`] -> forward and call
 //!    [`ConnTable::on_packet`]; [`InDecision::Schedule`] -> look up the
 //!    service and call [`ConnTable::schedule`] (which also accounts for the
 //!    packet); [`InDecision::DropNoDest`] -> drop. The data plane takes
@@ -46,7 +46,7 @@
 //!   `ip_vs_conn_expire` leaves `cp->timeout` at 60 s.
 //! - A [`ConnId`] is valid until the entry is freed: by [`ConnTable::expire`],
 //!   by eviction inside [`ConnTable::schedule`], or by a reschedule in
-//!   [`ConnTable::resolve_in`] / [`ConnTable::packet_in`]. Callers must not keep ids across those.
+//!   [`ConnTable::check_in`] / [`ConnTable::packet_in`]. Callers must not keep ids across those.
 //!
 //! Capacity policy (SYN-flood protection): when the slab is full, `schedule`
 //! reclaims before refusing. It walks the timer wheel from now onwards (the

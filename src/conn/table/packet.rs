@@ -181,9 +181,11 @@ impl ConnTable {
             .map(ConnId)
     }
 
-    /// [`ConnTable::lookup_in`] followed by [`ConnTable::check_in`].
+    /// [`ConnTable::lookup_in`] followed by [`ConnTable::check_in`]: the
+    /// two-step form of [`ConnTable::packet_in`]'s decision, which the
+    /// tests hold it to.
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
-    #[inline]
     pub fn resolve_in(
         &mut self,
         proto: Protocol,
@@ -225,10 +227,27 @@ impl ConnTable {
         tcp: Option<TcpFlags>,
         services: &mut ServiceTable,
     ) -> InDecision {
-        let i = id.0;
-        let Some(c) = self.live_conn(i as usize) else {
+        if self.live_conn(id.0 as usize).is_none() {
             return InDecision::Schedule;
-        };
+        }
+        match self.check_entry(id.0, tcp, services) {
+            Ok(_) => InDecision::Forward(id),
+            Err(d) => d,
+        }
+    }
+
+    /// [`ConnTable::check_in`]'s checks on live conn entry `i` (the one
+    /// place they are written): `Ok` with its server's next hop when the
+    /// packet goes on, else what to do instead (`Schedule`, after
+    /// releasing the conn, or `DropNoDest`).
+    #[inline(always)]
+    fn check_entry(
+        &mut self,
+        i: u32,
+        tcp: Option<TcpFlags>,
+        services: &mut ServiceTable,
+    ) -> Result<Option<NextHop>, InDecision> {
+        let c = &self.slab[i as usize];
         let dest = dest_ref(services, c.dest);
         let syn = c.proto() == Protocol::Tcp && tcp.is_some_and(|f| f.syn);
         if syn {
@@ -237,22 +256,22 @@ impl ConnTable {
                 && new_conn_expected(c, self.sysctls.conn_reuse_mode);
             if quiesced || reuse {
                 self.release(i, services);
-                return InDecision::Schedule;
+                return Err(InDecision::Schedule);
             }
         }
-        if !dest.is_some_and(|d| d.available) {
-            if self.sysctls.expire_nodest_conn {
+        match dest.filter(|d| d.available) {
+            Some(d) => Ok(d.next_hop),
+            None if self.sysctls.expire_nodest_conn => {
                 self.release(i, services);
-                return InDecision::Schedule;
+                Err(InDecision::Schedule)
             }
-            return InDecision::DropNoDest;
+            None => Err(InDecision::DropNoDest),
         }
-        InDecision::Forward(id)
     }
 
-    /// [`ConnTable::resolve_in`] and, for a conn to forward on,
-    /// [`ConnTable::on_packet`] (`Direction::In`) in one pass over the
-    /// entry and its server: the per-packet path of an established flow.
+    /// The lookup, [`ConnTable::check_in`] and, for a conn to forward on,
+    /// [`ConnTable::on_packet`] (`Direction::In`) with one lookup: the
+    /// per-packet path of an established flow.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn packet_in(
@@ -271,41 +290,13 @@ impl ConnTable {
         let Some(i) = self.find::<KIND_CONN>(Tuple::new(proto, src, sport, dst, dport)) else {
             return InPacket::Schedule;
         };
-        let c = &self.slab[i as usize];
-        let r = c.dest;
-        // `check_in`, in its order.
-        let dest = dest_ref(services, r);
-        if proto == Protocol::Tcp && tcp.is_some_and(|f| f.syn) {
-            let quiesced = self.sysctls.expire_nodest_conn && dest.is_some_and(|d| d.weight == 0);
-            let reuse = self.sysctls.conn_reuse_mode != 0
-                && new_conn_expected(c, self.sysctls.conn_reuse_mode);
-            if quiesced || reuse {
-                self.release(i, services);
-                return InPacket::Schedule;
-            }
-        }
-        let Some(d) = dest.filter(|d| d.available) else {
-            if self.sysctls.expire_nodest_conn {
-                self.release(i, services);
-                return InPacket::Schedule;
-            }
-            return InPacket::DropNoDest;
+        let next_hop = match self.check_entry(i, tcp, services) {
+            Ok(next_hop) => next_hop,
+            Err(InDecision::DropNoDest) => return InPacket::DropNoDest,
+            Err(_) => return InPacket::Schedule,
         };
-        let (fwd, next_hop) = (c.fwd(), d.next_hop);
-        // `on_packet`: the server is available, so its stats count.
-        let c = &mut self.slab[i as usize];
-        c.in_pkts = c.in_pkts.saturating_add(1);
-        let before = c.state;
-        if let Some(Service { dests, stats, .. }) = services.services.get_mut(r.svc as usize)
-            && let Some(d) = dests.get_mut(r.dest as usize)
-        {
-            let b = u64::from(ip_len);
-            add_traffic(&mut d.stats, Direction::In, b);
-            add_traffic(stats, Direction::In, b);
-        }
-        self.transition(i as usize, Direction::In, tcp, services);
-        let same_state = self.slab[i as usize].state == before;
-        self.rearm(i as usize, now, same_state);
+        let fwd = self.slab[i as usize].fwd();
+        self.packet(i as usize, Direction::In, tcp, ip_len, now, services);
         InPacket::Forward {
             id: ConnId(i),
             fwd,
@@ -360,6 +351,20 @@ impl ConnTable {
         if self.live_conn(i).is_none() {
             return;
         }
+        self.packet(i, dir, tcp, ip_len, now, services);
+    }
+
+    /// [`ConnTable::on_packet`] on live conn entry `i`.
+    #[inline(always)]
+    fn packet(
+        &mut self,
+        i: usize,
+        dir: Direction,
+        tcp: Option<TcpFlags>,
+        ip_len: u32,
+        now: Timestamp,
+        services: &mut ServiceTable,
+    ) {
         self.account(i, dir, ip_len, services);
         let before = self.slab[i].state;
         self.transition(i, dir, tcp, services);
