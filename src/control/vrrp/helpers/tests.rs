@@ -33,6 +33,8 @@ fn inst(name: &str, vips: &[&str]) -> VrrpInstance {
         notify_backup: None,
         notify_fault: None,
         notify: None,
+        track_script: vec![],
+        track_interface: vec![],
     }
 }
 
