@@ -563,7 +563,10 @@ fn sync_group_members_change_state_together() {
     .unwrap_or_else(|| panic!("the group did not fail over together:\n{}", lb.stderr()));
     println!("sync group: internal link down -> keepalived owns both VIPs {over:?} later");
     let err = lb.stderr();
-    assert!(err.contains("vrrp VI_INT: interface down: entering FAULT state"), "{err}");
+    assert!(
+        err.contains("vrrp VI_INT: interface down: entering FAULT state"),
+        "{err}"
+    );
     assert!(
         err.contains("vrrp VI_EXT: sync group VG_NAT: VI_INT is in FAULT: entering FAULT state"),
         "{err}"
@@ -660,7 +663,15 @@ fn sighup_keeps_unchanged_instances_and_restarts_edited_ones() {
     let tcpdump = rig.spawn(
         &sw,
         "tcpdump",
-        &["tcpdump", "-i", &port, "-U", "-w", &pcap_s, "ip proto 112 or arp"],
+        &[
+            "tcpdump",
+            "-i",
+            &port,
+            "-U",
+            "-w",
+            &pcap_s,
+            "ip proto 112 or arp",
+        ],
     );
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
@@ -672,8 +683,13 @@ fn sighup_keeps_unchanged_instances_and_restarts_edited_ones() {
     };
     let mut lb = Lvsfwd::start(&rig, &toml(150));
     assert!(
-        time_until(mdi(150) + Duration::from_secs(3), || has_vip(rig.director())
-            && has_addr(rig.director(), IFACE, VIP2))
+        time_until(mdi(150) + Duration::from_secs(3), || has_vip(
+            rig.director()
+        ) && has_addr(
+            rig.director(),
+            IFACE,
+            VIP2
+        ))
         .is_some(),
         "lvsfwd never became master of both"
     );
@@ -701,7 +717,10 @@ fn sighup_keeps_unchanged_instances_and_restarts_edited_ones() {
     rig.kill(tcpdump);
 
     let err = lb.stderr();
-    assert!(err.contains("vrrp VI_2: reload: stopping (changed or removed)"), "{err}");
+    assert!(
+        err.contains("vrrp VI_2: reload: stopping (changed or removed)"),
+        "{err}"
+    );
     assert!(!err.contains("vrrp VI_1: reload"), "{err}");
     // One transition for VI_1 in the whole run; VI_2 ran twice.
     let s1 = stats_lines(&err, "VI_1");

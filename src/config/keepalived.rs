@@ -447,7 +447,11 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
     for c in n.children() {
         match c.keyword() {
             "track_script" | "track_interface" => {
-                let entries = c.children().iter().filter_map(|t| tracked(out, t)).collect();
+                let entries = c
+                    .children()
+                    .iter()
+                    .filter_map(|t| tracked(out, t))
+                    .collect();
                 tracks.push((c.keyword(), entries));
             }
             "state" | "interface" | "unicast_src_ip" => out.string("", c, c.keyword()),
@@ -572,7 +576,10 @@ fn vrrp_script(out: &mut Out, n: &Node) {
             "fall" | "rise" => out.number("", c, c.keyword(), false),
             "weight" => {
                 if c.args().len() > 1 && c.arg(1) != Some("noreverse") {
-                    out.warn(c, "only `weight W` is supported by lvsfwd (no reverse), dropped");
+                    out.warn(
+                        c,
+                        "only `weight W` is supported by lvsfwd (no reverse), dropped",
+                    );
                 } else {
                     out.number("", c, "weight", false)
                 }

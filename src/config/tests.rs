@@ -1770,7 +1770,12 @@ fn vrrp_tracking_errors_name_their_line() {
     let t = TRACKING.replace("weight = -20", "weight = -254");
     err_at(&t, 8, 10, "weight -254 is out of range -253..=253");
     let t = TRACKING.replace("user = \"nobody\"", "user = \"lvsfwd-no-such-user\"");
-    err_at(&t, 12, 8, "user `lvsfwd-no-such-user`: no such user in /etc/passwd");
+    err_at(
+        &t,
+        12,
+        8,
+        "user `lvsfwd-no-such-user`: no such user in /etc/passwd",
+    );
     let t = TRACKING.replace("fall = 3", "fall = 0");
     err_at(&t, 9, 8, "fall 0 is out of range");
     let t = TRACKING.replace("\"eth1\", {", "\"eth2\", {");

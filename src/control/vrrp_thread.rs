@@ -51,9 +51,9 @@
 //! Deliberately not done: IPsec AH.
 
 use std::io::{IoSlice, IoSliceMut, Read};
-use std::process::Child;
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -678,7 +678,11 @@ impl Vrrp {
     /// (MASTER, BACKUP) or one is in FAULT.
     fn notify_groups(&mut self) {
         for g in self.groups.iter_mut() {
-            let states: Vec<State> = g.members.iter().map(|&m| self.running[m].m.state()).collect();
+            let states: Vec<State> = g
+                .members
+                .iter()
+                .map(|&m| self.running[m].m.state())
+                .collect();
             let now_state = if states.contains(&State::Fault) {
                 Some(NotifyState::Fault)
             } else if states.iter().all(|s| *s == State::Master) {
@@ -792,7 +796,6 @@ fn script_slots(setup: &VrrpSetup, mut old: Vec<ScriptSlot>) -> Vec<ScriptSlot> 
     }
     out
 }
-
 
 /// Records one script result; true (and a log line, keepalived's
 /// wording) when the script's status changed.

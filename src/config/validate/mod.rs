@@ -48,12 +48,7 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
     for v in raw.vrrp_instance {
         let name_span = v.get_ref().name.span();
         let vrid_span = v.get_ref().virtual_router_id.span();
-        let track_spans: Vec<_> = v
-            .get_ref()
-            .track_script
-            .iter()
-            .map(|t| t.span())
-            .collect();
+        let track_spans: Vec<_> = v.get_ref().track_script.iter().map(|t| t.span()).collect();
         let inst = vrrp::vrrp(v.into_inner())?;
         for (t, span) in inst.track_script.iter().zip(track_spans) {
             if !vrrp_scripts.iter().any(|s| s.name == t.name) {
@@ -98,11 +93,20 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
             );
         }
         if sg.group.is_empty() {
-            return fail(group_span, format!("vrrp_sync_group {} has no member", sg.name));
+            return fail(
+                group_span,
+                format!("vrrp_sync_group {} has no member", sg.name),
+            );
         }
         for (m, span) in sg.group.iter().zip(member_spans) {
-            if !vrrp_instances.iter().any(|i: &super::VrrpInstance| i.name == *m) {
-                return fail(span, format!("group member `{m}`: no vrrp_instance of that name"));
+            if !vrrp_instances
+                .iter()
+                .any(|i: &super::VrrpInstance| i.name == *m)
+            {
+                return fail(
+                    span,
+                    format!("group member `{m}`: no vrrp_instance of that name"),
+                );
             }
             // keepalived drops a sync-group member's weighted tracking
             // (without the deprecated sync_group_tracking_weight): say so.
@@ -111,7 +115,10 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
                 let ifs = i.track_interface.iter().map(|t| (&t.name, t.weight));
                 let scripts = i.track_script.iter().map(|t| {
                     let w = t.weight.or_else(|| {
-                        vrrp_scripts.iter().find(|s| s.name == t.name).map(|s| s.weight)
+                        vrrp_scripts
+                            .iter()
+                            .find(|s| s.name == t.name)
+                            .map(|s| s.weight)
                     });
                     (&t.name, w.unwrap_or(0))
                 });

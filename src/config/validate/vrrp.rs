@@ -167,7 +167,10 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
     let user = nonempty(v.user.clone(), "user")?;
     let group = nonempty(v.group.clone(), "group")?;
     if let (None, Some(g)) = (&user, &v.group) {
-        return fail(g.span(), "group without user (keepalived's `user USER [GROUP]`)");
+        return fail(
+            g.span(),
+            "group without user (keepalived's `user USER [GROUP]`)",
+        );
     }
     if let Some(u) = &v.user {
         check_account(u, "user", "/etc/passwd")?;
@@ -192,8 +195,7 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
 /// keepalived refuses the script otherwise; it never falls back to root.
 fn check_account(v: &S<String>, key: &str, db: &str) -> R<()> {
     let name = v.get_ref().as_str();
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && name.parse::<u32>().is_ok()
-    {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && name.parse::<u32>().is_ok() {
         return Ok(());
     }
     let text = std::fs::read_to_string(db).unwrap_or_default();

@@ -811,7 +811,10 @@ fn tracked_fault_of_a_master_sends_priority_zero_when_its_link_works() {
         ]
     );
     assert_eq!(m.state(), State::Fault);
-    assert_eq!(a.log, vec!["tracked script chk failed: entering FAULT state"]);
+    assert_eq!(
+        a.log,
+        vec!["tracked script chk failed: entering FAULT state"]
+    );
     assert_eq!(m.next_deadline(), None);
     // Its own link down: no advert can go out.
     let (_, mut m, t) = master_v2(100);
@@ -858,7 +861,10 @@ fn effective_priority_changes_adverts_and_the_election() {
     // adverts no longer reset the timer, which uses the new skew.
     let t2 = t + Duration::from_millis(20);
     m.set_priority(t2, 120);
-    assert_eq!(m.skew_time(), Duration::from_nanos(136 * 1_000_000_000 / 256));
+    assert_eq!(
+        m.skew_time(),
+        Duration::from_nanos(136 * 1_000_000_000 / 256)
+    );
     let (rx, b) = advert_from(&i, PEER, 80);
     let deadline = m.next_deadline().unwrap();
     m.on_advert(t2 + Duration::from_millis(500), rx, &b);

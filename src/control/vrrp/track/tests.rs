@@ -80,11 +80,17 @@ fn a_member_fault_faults_the_group_until_every_member_is_clear() {
     use GroupMove as G;
     use State as S;
     assert_eq!(
-        group_moves(&[m(S::Master, false, false), m(S::Fault, true, false)], None),
+        group_moves(
+            &[m(S::Master, false, false), m(S::Fault, true, false)],
+            None
+        ),
         vec![G::Fault, G::Stay]
     );
     assert_eq!(
-        group_moves(&[m(S::Backup, false, false), m(S::Master, true, false)], None),
+        group_moves(
+            &[m(S::Backup, false, false), m(S::Master, true, false)],
+            None
+        ),
         vec![G::Fault, G::Fault]
     );
     // Still one fault of its own: everyone stays in FAULT.
@@ -94,7 +100,10 @@ fn a_member_fault_faults_the_group_until_every_member_is_clear() {
     );
     // All clear: all start over together.
     assert_eq!(
-        group_moves(&[m(S::Fault, false, false), m(S::Fault, false, false)], None),
+        group_moves(
+            &[m(S::Fault, false, false), m(S::Fault, false, false)],
+            None
+        ),
         vec![G::Recover, G::Recover]
     );
 }
@@ -106,28 +115,43 @@ fn members_go_master_together_and_back_up_together() {
     // One wants to be master, the other still hears a master: wait
     // (keepalived prefers backup to thrashing).
     assert_eq!(
-        group_moves(&[m(S::Backup, false, true), m(S::Backup, false, false)], None),
+        group_moves(
+            &[m(S::Backup, false, true), m(S::Backup, false, false)],
+            None
+        ),
         vec![G::Stay, G::Stay]
     );
     // Both want it: both go.
     assert_eq!(
-        group_moves(&[m(S::Backup, false, true), m(S::Backup, false, true)], None),
+        group_moves(
+            &[m(S::Backup, false, true), m(S::Backup, false, true)],
+            None
+        ),
         vec![G::Master, G::Master]
     );
     // Nobody wants it: nothing.
     assert_eq!(
-        group_moves(&[m(S::Backup, false, false), m(S::Backup, false, false)], None),
+        group_moves(
+            &[m(S::Backup, false, false), m(S::Backup, false, false)],
+            None
+        ),
         vec![G::Stay, G::Stay]
     );
     // One became master (e.g. the address owner, or a priority-0 advert):
     // the others follow.
     assert_eq!(
-        group_moves(&[m(S::Master, false, false), m(S::Backup, false, false)], None),
+        group_moves(
+            &[m(S::Master, false, false), m(S::Backup, false, false)],
+            None
+        ),
         vec![G::Stay, G::Master]
     );
     // One was demoted by a better router: the masters follow it down.
     assert_eq!(
-        group_moves(&[m(S::Backup, false, false), m(S::Master, false, false)], Some(0)),
+        group_moves(
+            &[m(S::Backup, false, false), m(S::Master, false, false)],
+            Some(0)
+        ),
         vec![G::Stay, G::Backup]
     );
 }
