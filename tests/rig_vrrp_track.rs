@@ -781,3 +781,52 @@ fn sighup_keeps_unchanged_instances_and_restarts_edited_ones() {
         g2.iter().filter(|t| *t - offset > hup).count()
     );
 }
+
+/// `sleep` processes in `host`'s namespace.
+fn sleeps(host: &Host) -> usize {
+    run(&["ip", "netns", "pids", &host.ns], CMD_TIMEOUT)
+        .stdout
+        .split_whitespace()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
+        .count()
+}
+
+#[test]
+fn a_script_past_its_timeout_is_killed_and_counts_as_a_failure() {
+    let rig = vrrp_rig();
+    let toml = rig.lb_toml(&[e2e::tcp(Fam::V4)])
+        + &instance("VI_1", IFACE, 51, 150, VIP, "track_script = [\"slow\"]\n")
+        + "\n[[vrrp_script]]\nname = \"slow\"\nscript = \"/bin/sleep 30\"\n\
+           interval = 1\ntimeout = 0.3\nuser = \"nobody\"\n";
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    assert!(
+        time_until(Duration::from_secs(3), || lb
+            .stderr()
+            .contains("VRRP_Script(slow) failed (timed out)"))
+        .is_some(),
+        "{}",
+        lb.stderr()
+    );
+    assert!(
+        lb.stderr()
+            .contains("vrrp VI_1: tracked script slow failed: entering FAULT state"),
+        "{}",
+        lb.stderr()
+    );
+    // Every run is killed at its timeout: never more than one sleeping.
+    let t = Instant::now();
+    while t.elapsed() < mdi(150) + Duration::from_secs(1) {
+        assert!(!has_vip(rig.director()), "master with a failing script");
+        assert!(sleeps(rig.director()) <= 1, "timed-out runs left behind");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(lb.terminate().success());
+    assert!(
+        time_until(Duration::from_secs(2), || sleeps(rig.director()) == 0).is_some(),
+        "a script run outlived lvsfwd"
+    );
+    let s = &stats_lines(&lb.stderr(), "VI_1")[0];
+    assert_eq!(s["became_master"], 0, "{s:?}");
+}
