@@ -545,10 +545,13 @@ fn tracked(out: &mut Out, t: &Node) -> Option<String> {
                 None
             }
         },
-        [w, v, r] if w == "weight" && r == "noreverse" => {
-            let n = toml_number(v, false)?;
-            Some(format!("{{ name = {}, weight = {n} }}", s(name)))
-        }
+        [w, v, r] if w == "weight" && r == "noreverse" => match toml_number(v, false) {
+            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
+            None => {
+                out.warn(t, format!("weight `{v}` is not a number, dropped"));
+                None
+            }
+        },
         _ => {
             out.warn(
                 t,

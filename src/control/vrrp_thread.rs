@@ -910,9 +910,6 @@ fn run(mut v: Vrrp, reloads: mpsc::Receiver<VrrpSetup>, stop: Arc<AtomicBool>) {
                 }
             }
         };
-        if v.running.is_empty() {
-            std::thread::sleep(MAX_WAIT);
-        }
         for (i, r) in v.running.iter_mut().enumerate() {
             if readable.get(i) == Some(&true) {
                 // Bounded: a flood cannot keep the timers from running.
