@@ -20,7 +20,8 @@
 //!   takes both VIPs, and both come back together; the group's notify runs.
 //! - SIGHUP: an unchanged instance keeps its state with no extra advert,
 //!   announcement or transition (captured on the switch, decoded by
-//!   tshark), while an edited instance is restarted with its new priority.
+//!   tshark), while an edited instance is restarted with its new priority;
+//!   a removed instance releases its VIP and an added one starts.
 //!
 //! Measured times are printed (`--nocapture` shows them).
 #![forbid(unsafe_code)]
@@ -717,9 +718,33 @@ fn sighup_keeps_unchanged_instances_and_restarts_edited_ones() {
         lb.stderr()
     );
     let end = epoch();
+
+    // A second reload: VI_2 removed (its VIP released at once), VI_3 added.
+    let vip3 = "198.18.0.252";
+    std::fs::write(
+        &lb.config,
+        base.clone()
+            + &instance("VI_1", IFACE, 51, 150, VIP, "")
+            + &instance("VI_3", IFACE, 53, 150, vip3, ""),
+    )
+    .expect("rewrite lb.toml");
+    run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    let gone = time_until(Duration::from_secs(2), || {
+        !has_addr(rig.director(), IFACE, VIP2)
+    });
+    assert!(gone.is_some(), "the removed VI_2 kept its VIP");
+    let added = time_until(mdi(150) + Duration::from_secs(3), || {
+        has_addr(rig.director(), IFACE, vip3)
+    });
+    assert!(added.is_some(), "the added VI_3 never became master");
+    assert!(
+        has_vip(rig.director()),
+        "VI_1 lost its VIP on the second reload"
+    );
     assert!(lb.terminate().success());
     std::thread::sleep(Duration::from_millis(500));
     rig.kill(tcpdump);
+    assert_eq!(stats_lines(&lb.stderr(), "VI_3")[0]["became_master"], 1);
 
     let err = lb.stderr();
     assert!(
