@@ -246,7 +246,9 @@ pub fn run(source: Source) -> Result<()> {
     };
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
-    let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx, run_as) {
+    let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
+        .and_then(|setup| VrrpThread::start(setup, vrrp_tx))
+    {
         Ok(v) => v,
         Err(e) => {
             drop(admin);
@@ -283,6 +285,7 @@ pub fn run(source: Source) -> Result<()> {
         conn_tab_size: cfg.global.conn_max,
         sysctls: cfg.dataplane_config().sysctls,
         vrrp_gate,
+        vrrp_reload: vrrp.reloader(),
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -358,9 +361,7 @@ pub fn run(source: Source) -> Result<()> {
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
     }
     // VRRP before the engine: priority 0 goes out while we still serve.
-    if let Some(v) = vrrp {
-        v.stop();
-    }
+    vrrp.stop();
     drop(admin);
 
     eprintln!("lvsfwd: stopping");
@@ -578,6 +579,8 @@ struct Control<'a> {
     sysctls: ConnSysctls,
     /// Which VRRP VIPs this director is master for.
     vrrp_gate: VipGate,
+    /// SIGHUP's way to the VRRP thread.
+    vrrp_reload: vrrp_thread::VrrpReloader,
 }
 
 /// The rate estimators, per service and per real server.
@@ -693,6 +696,17 @@ impl Control<'_> {
                     log::error!("reload refused, configuration unchanged: {e:#}");
                     return;
                 }
+                // VRRP: interfaces and script users are checked before
+                // anything changes.
+                let vrrp = match self.vrrp_setup(&cfg) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        log::error!("reload refused, configuration unchanged: {e:#}");
+                        return;
+                    }
+                };
+                self.vrrp_gate.reconfigure(&cfg.vrrp_instances);
+                self.vrrp_reload.reload(vrrp);
                 self.state = AdminState {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
@@ -715,6 +729,24 @@ impl Control<'_> {
             }
             Err(e) => log::error!("reload refused, configuration unchanged: {e}"),
         }
+    }
+
+    /// The VRRP part of a reloaded `cfg`, once its interfaces exist and its
+    /// script users resolve.
+    fn vrrp_setup(&mut self, cfg: &config::Config) -> Result<vrrp_thread::VrrpSetup> {
+        for i in &cfg.vrrp_instances {
+            let tracked = i.track_interface.iter().map(|t| &t.name);
+            for name in std::iter::once(&i.interface).chain(tracked) {
+                self.nl
+                    .link(name)
+                    .with_context(|| format!("vrrp_instance {}: interface {name}", i.name))?;
+            }
+        }
+        let run_as = crate::control::script::run_as(
+            cfg.global.script_user.as_deref(),
+            cfg.global.script_group.as_deref(),
+        )?;
+        vrrp_thread::VrrpSetup::new(cfg, run_as)
     }
 
     /// One lvsadm request.

@@ -181,6 +181,13 @@ fn every_supported_keyword() {
         Some("/usr/local/bin/notify.sh fault")
     );
     assert_eq!(v1.notify.as_deref(), Some("/usr/local/bin/notify-all.sh"));
+    // vrrp_script and track_script are mapped (keepalived's defaults).
+    let chk = &cfg.vrrp_scripts[0];
+    assert_eq!(chk.name, "chk_haproxy");
+    assert_eq!(chk.script, "killall -0 haproxy");
+    assert_eq!((chk.interval, chk.weight), (Duration::from_secs(1), 0));
+    assert_eq!(v1.track_script.len(), 1);
+    assert_eq!(v1.track_script[0].name, "chk_haproxy");
     let v2 = &cfg.vrrp_instances[1];
     assert_eq!(v2.name, "VI_2", "`{{` on the next line");
     assert_eq!(v2.version, VrrpVersion::V2, "the instance's own version");
@@ -246,10 +253,8 @@ fn every_supported_keyword() {
             (5, "notification_email"),
             (8, "smtp_server"),
             (11, "include"),
-            (13, "vrrp_script"),
             (32, "198.18.0.251/24"),
             (32, "198.18.0.251/24"),
-            (38, "track_script"),
             (71, "virtualhost"),
             (95, "warmup"),
             (109, "SSL_GET"),

@@ -28,8 +28,15 @@
 //!   to lb.toml's validation (`lvsfwd check`), which reports them with
 //!   lb.toml positions.
 //!
-//! Not done: fwmark and group virtual servers, vrrp_script/track_*, sync
-//! groups, SSL_GET/SMTP_CHECK/DNS_CHECK, notification e-mail: all reported.
+//! - `vrrp_script` (script, interval, timeout, weight, fall, rise, user
+//!   USER [GROUP]), an instance's `track_script` and `track_interface`
+//!   (with `weight W`), and `vrrp_sync_group` (group, notify scripts) map
+//!   to their lb.toml keys; a tracked object with a weight is written in
+//!   the table form `{ name = "...", weight = W }`. `reverse`, `init_fail`
+//!   and the sync group's own tracking are reported.
+//!
+//! Not done: fwmark and group virtual servers, SSL_GET/SMTP_CHECK/DNS_CHECK,
+//! notification e-mail, enable_script_security: all reported.
 
 use std::fmt::{self, Write};
 
@@ -372,7 +379,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                     }
                 }
             }
-            "vrrp_instance" | "virtual_server" => {}
+            "vrrp_instance" | "virtual_server" | "vrrp_script" | "vrrp_sync_group" => {}
             "include" => out.warn(
                 n,
                 "not followed; import the included files separately and merge them",
@@ -408,6 +415,12 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     for n in tree.iter().filter(|n| n.keyword() == "vrrp_instance") {
         vrrp_instance(&mut out, n, vrrp_version.as_deref());
     }
+    for n in tree.iter().filter(|n| n.keyword() == "vrrp_script") {
+        vrrp_script(&mut out, n);
+    }
+    for n in tree.iter().filter(|n| n.keyword() == "vrrp_sync_group") {
+        sync_group(&mut out, n);
+    }
     for n in tree.iter().filter(|n| n.keyword() == "virtual_server") {
         virtual_server(&mut out, n);
     }
@@ -430,8 +443,17 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
     let mut auth: Vec<(String, String)> = Vec::new();
     let mut vips: Vec<String> = Vec::new();
     let mut peers: Vec<String> = Vec::new();
+    let mut tracks: Vec<(&str, Vec<String>)> = Vec::new();
     for c in n.children() {
         match c.keyword() {
+            "track_script" | "track_interface" => {
+                let entries = c
+                    .children()
+                    .iter()
+                    .filter_map(|t| tracked(out, t))
+                    .collect();
+                tracks.push((c.keyword(), entries));
+            }
             "state" | "interface" | "unicast_src_ip" => out.string("", c, c.keyword()),
             "virtual_router_id" | "priority" => out.number("", c, c.keyword(), false),
             "advert_int" | "preempt_delay" => out.number("", c, c.keyword(), true),
@@ -502,6 +524,107 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
     if !peers.is_empty() {
         let list: Vec<String> = peers.iter().map(|v| s(v)).collect();
         out.line("", "unicast_peer", &format!("[{}]", list.join(", ")));
+    }
+    for (key, entries) in tracks {
+        if !entries.is_empty() {
+            out.line("", key, &format!("[{}]", entries.join(", ")));
+        }
+    }
+}
+
+/// One `track_script` / `track_interface` entry (`NAME [weight W]`) as a
+/// TOML array element; `None` (reported) when it cannot be mapped.
+fn tracked(out: &mut Out, t: &Node) -> Option<String> {
+    let name = t.keyword();
+    match t.args() {
+        [] => Some(s(name)),
+        [w, v] if w == "weight" => match toml_number(v, false) {
+            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
+            None => {
+                out.warn(t, format!("weight `{v}` is not a number, dropped"));
+                None
+            }
+        },
+        [w, v, r] if w == "weight" && r == "noreverse" => match toml_number(v, false) {
+            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
+            None => {
+                out.warn(t, format!("weight `{v}` is not a number, dropped"));
+                None
+            }
+        },
+        _ => {
+            out.warn(
+                t,
+                format!(
+                    "`{}`: only `weight W` is supported by lvsfwd (no reverse), dropped",
+                    t.args().join(" ")
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `vrrp_script NAME { ... }` as `[[vrrp_script]]`.
+fn vrrp_script(out: &mut Out, n: &Node) {
+    out.toml.push_str("\n[[vrrp_script]]\n");
+    match n.arg(0) {
+        Some(name) => out.line("", "name", &s(name)),
+        None => out.warn(n, "has no name"),
+    }
+    for c in n.children() {
+        match c.keyword() {
+            "script" => out.script("", c, "script"),
+            "interval" | "timeout" => out.number("", c, c.keyword(), true),
+            "fall" | "rise" => out.number("", c, c.keyword(), false),
+            "weight" => {
+                if c.args().len() > 1 && c.arg(1) != Some("noreverse") {
+                    out.warn(
+                        c,
+                        "only `weight W` is supported by lvsfwd (no reverse), dropped",
+                    );
+                } else {
+                    out.number("", c, "weight", false)
+                }
+            }
+            "user" => match (c.arg(0), c.arg(1)) {
+                (Some(u), g) => {
+                    out.keyword_line(c, "", "user", &s(u));
+                    if let Some(g) = g {
+                        out.line("", "group", &s(g));
+                    }
+                }
+                (None, _) => out.warn(c, "needs a user, dropped"),
+            },
+            _ => out.unsupported(c),
+        }
+    }
+}
+
+/// `vrrp_sync_group NAME { group { ... } notify... }` as
+/// `[[vrrp_sync_group]]`.
+fn sync_group(out: &mut Out, n: &Node) {
+    out.toml.push_str("\n[[vrrp_sync_group]]\n");
+    match n.arg(0) {
+        Some(name) => out.line("", "name", &s(name)),
+        None => out.warn(n, "has no name"),
+    }
+    for c in n.children() {
+        match c.keyword() {
+            "group" => {
+                let list: Vec<String> = c
+                    .children()
+                    .iter()
+                    .flat_map(|m| std::iter::once(m.keyword().to_string()).chain(m.args().to_vec()))
+                    .map(|m| s(&m))
+                    .collect();
+                out.keyword_line(c, "", "group", &format!("[{}]", list.join(", ")));
+            }
+            "notify_master" | "notify_backup" | "notify_fault" | "notify" => {
+                out.script("", c, c.keyword())
+            }
+            _ => out.unsupported(c),
+        }
     }
 }
 

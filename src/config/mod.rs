@@ -54,6 +54,10 @@ pub struct Config {
     pub global: Global,
     pub timeouts: Timeouts,
     pub vrrp_instances: Vec<VrrpInstance>,
+    /// `[[vrrp_script]]`, in file order (names unique).
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// `[[vrrp_sync_group]]`, in file order (an instance is in one at most).
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
 }
 
@@ -191,6 +195,63 @@ pub struct VrrpInstance {
     pub virtual_ipaddress: Vec<IpPrefix>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<IpAddr>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify: Option<String>,
+    /// `track_script`: `[[vrrp_script]]` names, each with the script's
+    /// weight or the instance's override.
+    pub track_script: Vec<TrackScript>,
+    /// `track_interface`: interfaces whose link state this instance follows.
+    pub track_interface: Vec<TrackInterface>,
+}
+
+/// One `track_script` entry of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackScript {
+    /// A `[[vrrp_script]]` name (checked to exist).
+    pub name: String,
+    /// The instance's `weight` override; `None` = the script's weight.
+    pub weight: Option<i32>,
+}
+
+/// One `track_interface` entry of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackInterface {
+    pub name: String,
+    /// 0: the link down puts the instance in FAULT; otherwise keepalived's
+    /// priority change (a positive weight is added while the link is up, a
+    /// negative one while it is down).
+    pub weight: i32,
+}
+
+/// `[[vrrp_script]]`: keepalived's vrrp_script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpScript {
+    pub name: String,
+    /// The command line (split into an argument vector, never a shell).
+    pub script: String,
+    pub interval: Duration,
+    /// A run that has not exited by then is killed and counts as a failure
+    /// (keepalived's default: the interval).
+    pub timeout: Duration,
+    /// -253..=253; 0 = a failing script puts its instances in FAULT.
+    pub weight: i32,
+    /// Failures in a row that make an OK script failed.
+    pub fall: u32,
+    /// Successes in a row that make a failed script OK.
+    pub rise: u32,
+    /// keepalived's `user USER [GROUP]`; `None` = `[global] script_user`.
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+/// `[[vrrp_sync_group]]`: instances that change state together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpSyncGroup {
+    pub name: String,
+    /// `vrrp_instance` names (checked to exist, each in one group at most).
+    pub group: Vec<String>,
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
     pub notify_fault: Option<String>,
@@ -414,6 +475,8 @@ impl Config {
             },
             timeouts: Timeouts::default(),
             vrrp_instances: Vec::new(),
+            vrrp_scripts: Vec::new(),
+            vrrp_sync_groups: Vec::new(),
             virtual_servers: Vec::new(),
         }
     }

@@ -27,6 +27,10 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub vrrp_instance: Vec<S<RawVrrp>>,
     #[serde(default)]
+    pub vrrp_script: Vec<S<RawVrrpScript>>,
+    #[serde(default)]
+    pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
+    #[serde(default)]
     pub virtual_server: Vec<S<RawVirtualServer>>,
 }
 
@@ -94,6 +98,70 @@ pub(crate) struct RawVrrp {
     pub unicast_src_ip: Option<S<String>>,
     #[serde(default)]
     pub unicast_peer: Vec<S<String>>,
+    pub notify_master: Option<S<String>>,
+    pub notify_backup: Option<S<String>>,
+    pub notify_fault: Option<S<String>>,
+    pub notify: Option<S<String>>,
+    #[serde(default)]
+    pub track_script: Vec<S<RawTracked>>,
+    #[serde(default)]
+    pub track_interface: Vec<S<RawTracked>>,
+}
+
+/// A `track_script` / `track_interface` entry: a name, or a table with a
+/// weight (`{ name = "eth1", weight = -50 }`).
+#[derive(Debug)]
+pub(crate) enum RawTracked {
+    Name(String),
+    Weighted(RawWeighted),
+}
+
+impl<'de> Deserialize<'de> for RawTracked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTracked;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a name, or a table { name = \"...\", weight = N }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawTracked, E> {
+                Ok(RawTracked::Name(v.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<RawTracked, A::Error> {
+                RawWeighted::deserialize(de::value::MapAccessDeserializer::new(a))
+                    .map(RawTracked::Weighted)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWeighted {
+    pub name: S<String>,
+    pub weight: Option<S<i64>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVrrpScript {
+    pub name: S<String>,
+    pub script: S<String>,
+    pub interval: Option<S<f64>>,
+    pub timeout: Option<S<f64>>,
+    pub weight: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    pub rise: Option<S<i64>>,
+    pub user: Option<S<String>>,
+    pub group: Option<S<String>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSyncGroup {
+    pub name: S<String>,
+    pub group: Vec<S<String>>,
     pub notify_master: Option<S<String>>,
     pub notify_backup: Option<S<String>>,
     pub notify_fault: Option<S<String>>,

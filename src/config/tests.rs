@@ -1702,3 +1702,123 @@ fn interface_is_a_name_or_a_list_of_names() {
         "at most 8",
     );
 }
+
+const TRACKING: &str = "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/true\"\n\
+    [[vrrp_script]]\nname = \"chk2\"\nscript = \"/bin/check 'a b'\"\ninterval = 2\n\
+    weight = -20\nfall = 3\nrise = 2\ntimeout = 0.5\nuser = \"nobody\"\n\
+    [[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+    track_script = [\"chk\", { name = \"chk2\", weight = 10 }]\n\
+    track_interface = [\"eth1\", { name = \"eth2\", weight = -50 }]\n";
+
+#[test]
+fn vrrp_scripts_and_tracking() {
+    let c = ok(TRACKING);
+    let s = &c.vrrp_scripts;
+    // keepalived's defaults: interval 1 s, timeout = interval, weight 0,
+    // fall 1, rise 1.
+    assert_eq!(
+        s[0],
+        VrrpScript {
+            name: "chk".into(),
+            script: "/bin/true".into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            weight: 0,
+            fall: 1,
+            rise: 1,
+            user: None,
+            group: None,
+        }
+    );
+    assert_eq!(s[1].interval, Duration::from_secs(2));
+    assert_eq!(s[1].timeout, Duration::from_millis(500));
+    assert_eq!((s[1].weight, s[1].fall, s[1].rise), (-20, 3, 2));
+    assert_eq!(s[1].user.as_deref(), Some("nobody"));
+    let v = &c.vrrp_instances[0];
+    assert_eq!(
+        v.track_script,
+        vec![
+            TrackScript {
+                name: "chk".into(),
+                weight: None
+            },
+            TrackScript {
+                name: "chk2".into(),
+                weight: Some(10)
+            }
+        ]
+    );
+    assert_eq!(
+        v.track_interface,
+        vec![
+            TrackInterface {
+                name: "eth1".into(),
+                weight: 0
+            },
+            TrackInterface {
+                name: "eth2".into(),
+                weight: -50
+            }
+        ]
+    );
+}
+
+#[test]
+fn vrrp_tracking_errors_name_their_line() {
+    let t = TRACKING.replace("track_script = [\"chk\"", "track_script = [\"nosuch\"");
+    err_at(&t, 17, 17, "track_script `nosuch`: no [[vrrp_script]]");
+    let t = TRACKING.replace("weight = -20", "weight = -254");
+    err_at(&t, 8, 10, "weight -254 is out of range -253..=253");
+    let t = TRACKING.replace("user = \"nobody\"", "user = \"lvsfwd-no-such-user\"");
+    err_at(
+        &t,
+        12,
+        8,
+        "user `lvsfwd-no-such-user`: no such user in /etc/passwd",
+    );
+    let t = TRACKING.replace("fall = 3", "fall = 0");
+    err_at(&t, 9, 8, "fall 0 is out of range");
+    let t = TRACKING.replace("\"eth1\", {", "\"eth2\", {");
+    assert!(err(&t).contains("track_interface `eth2` is listed twice"));
+    let t = TRACKING.replace("name = \"chk2\"\nscript", "name = \"chk\"\nscript");
+    err_at(&t, 5, 8, "duplicate vrrp_script name `chk`");
+    let t = TRACKING.replace("rise = 2", "init_fail = true");
+    err_at(&t, 10, 1, "unknown field `init_fail`");
+}
+
+#[test]
+fn vrrp_sync_groups() {
+    let base = "[[vrrp_instance]]\nname = \"a\"\ninterface = \"eth0\"\nvirtual_router_id = 1\n\
+        [[vrrp_instance]]\nname = \"b\"\ninterface = \"eth1\"\nvirtual_router_id = 2\n";
+    let c = ok(&format!(
+        "{base}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"a\", \"b\"]\nnotify = \"/bin/n\"\n"
+    ));
+    assert_eq!(c.vrrp_sync_groups[0].group, vec!["a", "b"]);
+    assert_eq!(c.vrrp_sync_groups[0].notify.as_deref(), Some("/bin/n"));
+    err_at(
+        &format!("{base}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"a\", \"c\"]\n"),
+        11,
+        15,
+        "group member `c`: no vrrp_instance of that name",
+    );
+    err_at(
+        &format!(
+            "{base}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"a\"]\n\
+             [[vrrp_sync_group]]\nname = \"H\"\ngroup = [\"a\"]\n"
+        ),
+        14,
+        10,
+        "vrrp_instance a is already in vrrp_sync_group G",
+    );
+    // keepalived ignores a member's weighted tracking: refused.
+    let weighted = base.replace(
+        "virtual_router_id = 2\n",
+        "virtual_router_id = 2\ntrack_interface = [{ name = \"eth3\", weight = -10 }]\n",
+    );
+    err_at(
+        &format!("{weighted}[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"a\", \"b\"]\n"),
+        12,
+        15,
+        "vrrp_instance b tracks eth3 with weight -10",
+    );
+}

@@ -30,12 +30,30 @@
 //! Each instance's interface is read every 200 ms: down or without carrier
 //! is FAULT (see the machine), up again starts the instance over.
 //!
-//! Deliberately not done: reloading VRRP instances on SIGHUP (they run as
-//! started), IPsec AH.
+//! Tracking (keepalived's vrrp_script, track_script, track_interface,
+//! vrrp_sync_group; the rules are in `control::vrrp::track`): this thread
+//! runs every tracked `[[vrrp_script]]` every `interval` as its user
+//! (never through a shell, never on a worker), kills a run that outlives
+//! `timeout` (SIGTERM to its process group, SIGKILL 2 s later, as
+//! keepalived) and counts it as a failure; tracked interfaces are read
+//! with the instance's own, every 200 ms, over rtnetlink. After every
+//! change it applies the verdicts (FAULT, effective priority) and the sync
+//! groups' moves, and runs the groups' notify scripts when a group's state
+//! changes (keepalived's `notify` gets `GROUP NAME STATE`).
+//!
+//! Reload ([`VrrpReloader::reload`], on SIGHUP): an instance whose
+//! configuration, tracked scripts and sync group are unchanged keeps
+//! running as it is (state, timers, sockets: no advert or announcement
+//! because of the reload); a changed one is stopped (priority 0 from a
+//! master, VIPs removed) and started anew; a removed one is stopped; an
+//! added one starts. Unchanged scripts keep their results.
+//!
+//! Deliberately not done: IPsec AH.
 
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -50,11 +68,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::netlink::Netlink;
 use super::script::{self, RunAs};
+use super::vrrp::track::{self, GroupMove, Member, ScriptHealth, Status};
 use super::vrrp::{
-    Action, Actions, NotifyState, RxMeta, VrrpMachine, advert_destinations, announcements,
+    Action, Actions, NotifyState, RxMeta, State, VrrpMachine, advert_destinations, announcements,
     instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
 };
-use crate::config::VrrpInstance;
+use crate::config::{Config, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
 use crate::wire::vrrp::{Family, MCAST_V4, MCAST_V6, VRRP_TTL};
@@ -74,6 +93,61 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 const STOP_SCRIPT_WAIT: Duration = Duration::from_secs(1);
 /// IP type of service of adverts: internetwork control (keepalived's).
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
+/// How long a timed-out script has after SIGTERM before SIGKILL
+/// (keepalived's).
+const SCRIPT_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// What the VRRP thread runs: the instances, the scripts they track (each
+/// with whom it runs as), the sync groups, and whom notify scripts run as.
+#[derive(Clone, Debug)]
+pub struct VrrpSetup {
+    pub instances: Vec<VrrpInstance>,
+    pub scripts: Vec<(VrrpScript, Option<RunAs>)>,
+    pub groups: Vec<VrrpSyncGroup>,
+    pub run_as: Option<RunAs>,
+}
+
+/// What makes an instance "unchanged" on reload: its configuration, the
+/// scripts it tracks and its sync group.
+type Identity = (VrrpInstance, Vec<VrrpScript>, Option<VrrpSyncGroup>);
+
+impl VrrpSetup {
+    /// `cfg`'s VRRP part; scripts with their own `user` run as that user,
+    /// the others as `run_as` (the global script user). A user that does
+    /// not exist is an error, never root.
+    pub fn new(cfg: &Config, run_as: Option<RunAs>) -> Result<VrrpSetup> {
+        let mut scripts = Vec::new();
+        for s in &cfg.vrrp_scripts {
+            let who = match &s.user {
+                Some(u) => script::run_as(Some(u), s.group.as_deref())
+                    .with_context(|| format!("vrrp_script {}", s.name))?,
+                None => run_as,
+            };
+            scripts.push((s.clone(), who));
+        }
+        Ok(VrrpSetup {
+            instances: cfg.vrrp_instances.clone(),
+            scripts,
+            groups: cfg.vrrp_sync_groups.clone(),
+            run_as,
+        })
+    }
+
+    fn identity(&self, inst: &VrrpInstance) -> Identity {
+        let scripts = inst
+            .track_script
+            .iter()
+            .filter_map(|t| self.scripts.iter().find(|(s, _)| s.name == t.name))
+            .map(|(s, _)| s.clone())
+            .collect();
+        let group = self
+            .groups
+            .iter()
+            .find(|g| g.group.contains(&inst.name))
+            .cloned();
+        (inst.clone(), scripts, group)
+    }
+}
 
 /// A state change of one instance, for the daemon.
 #[derive(Debug)]
@@ -98,40 +172,108 @@ struct Running {
     run_as: Option<RunAs>,
     /// The interface's state at the last check (FAULT tracking).
     link_up: bool,
+    /// What it was started from (compared on reload).
+    identity: Identity,
+    /// `track_interface`: name, weight, up at the last check.
+    tracked_ifs: Vec<(String, i32, bool)>,
+    /// `track_script`: index in the thread's scripts, weight.
+    tracked_scripts: Vec<(usize, i32)>,
+    /// Started (weight-0 scripts have all reported once).
+    started: bool,
+    /// FAULT from its own link or tracking, and why.
+    own_fault: Option<String>,
+    /// Index of its sync group.
+    group: Option<usize>,
+    /// The state at the last group check.
+    last_state: State,
+}
+
+/// One `[[vrrp_script]]` and its runs.
+struct ScriptSlot {
+    cfg: VrrpScript,
+    run_as: Option<RunAs>,
+    argv: Vec<String>,
+    health: ScriptHealth,
+    next_run: Instant,
+    run: Option<ScriptRun>,
+}
+
+/// A script run in progress.
+struct ScriptRun {
+    child: Child,
+    started: Instant,
+    /// SIGTERM sent at this time (the run timed out).
+    terminated: Option<Instant>,
+}
+
+/// One sync group and the state it last notified.
+struct GroupSlot {
+    cfg: VrrpSyncGroup,
+    members: Vec<usize>,
+    notified: Option<NotifyState>,
 }
 
 /// The running VRRP thread.
 pub struct VrrpThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    reload: mpsc::Sender<VrrpSetup>,
+}
+
+/// Hands a new configuration to the VRRP thread (see the module docs).
+#[derive(Clone)]
+pub struct VrrpReloader(mpsc::Sender<VrrpSetup>);
+
+impl VrrpReloader {
+    /// Applies `setup` at the thread's next round.
+    pub fn reload(&self, setup: VrrpSetup) {
+        if self.0.send(setup).is_err() {
+            log::error!("reload: the VRRP thread is gone");
+        }
+    }
 }
 
 impl VrrpThread {
     /// Opens every instance's sockets (errors come back here, before any
-    /// thread runs) and starts the thread; notify scripts run as `run_as`
-    /// (see [`crate::control::script`]). `None` when there is no instance.
-    pub fn start(
-        instances: &[VrrpInstance],
-        events: mpsc::Sender<VrrpEvent>,
-        run_as: Option<RunAs>,
-    ) -> Result<Option<VrrpThread>> {
-        if instances.is_empty() {
-            return Ok(None);
-        }
+    /// thread runs) and starts the thread; notify scripts run as
+    /// `setup.run_as` (see [`crate::control::script`]). The thread runs even
+    /// without instances, so that a reload can add some.
+    pub fn start(setup: VrrpSetup, events: mpsc::Sender<VrrpEvent>) -> Result<VrrpThread> {
         let mut nl = Netlink::open()?;
         let mut running = Vec::new();
-        for inst in instances {
+        for inst in &setup.instances {
             let mut r = open_instance(&mut nl, inst)?;
-            r.run_as = run_as;
+            r.run_as = setup.run_as;
+            r.identity = setup.identity(inst);
             running.push(r);
         }
+        let mut v = Vrrp {
+            running,
+            scripts: Vec::new(),
+            groups: Vec::new(),
+            nl,
+            events,
+            run_as: setup.run_as,
+        };
+        v.scripts = script_slots(&setup, Vec::new());
+        v.link_tracking()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let (reload, reloads) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("lvsfwd-vrrp".into())
-            .spawn(move || run(running, nl, events, flag))
+            .spawn(move || run(v, reloads, flag))
             .context("starting the VRRP thread")?;
-        Ok(Some(VrrpThread { stop, handle }))
+        Ok(VrrpThread {
+            stop,
+            handle,
+            reload,
+        })
+    }
+
+    /// A handle to reload the thread from elsewhere (the daemon's SIGHUP).
+    pub fn reloader(&self) -> VrrpReloader {
+        VrrpReloader(self.reload.clone())
     }
 
     /// Shuts every instance down (priority 0 from a master, VIPs removed)
@@ -239,52 +381,519 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         run_as: None,
         // Checked at once by the thread: a link down at start is FAULT.
         link_up: true,
+        identity: (inst.clone(), Vec::new(), None),
+        tracked_ifs: inst
+            .track_interface
+            .iter()
+            .map(|t| (t.name.clone(), t.weight, true))
+            .collect(),
+        tracked_scripts: Vec::new(),
+        started: false,
+        own_fault: None,
+        group: None,
+        last_state: State::Initialize,
     })
 }
 
-/// The thread's body: start, then timers and adverts until the stop flag.
-fn run(
-    mut running: Vec<Running>,
-    mut nl: Netlink,
+/// The thread's state: the instances, the scripts, the sync groups.
+struct Vrrp {
+    running: Vec<Running>,
+    scripts: Vec<ScriptSlot>,
+    groups: Vec<GroupSlot>,
+    nl: Netlink,
     events: mpsc::Sender<VrrpEvent>,
-    stop: Arc<AtomicBool>,
-) {
-    let epoch = Instant::now();
-    let now = || Timestamp::from_nanos(epoch.elapsed().as_nanos() as u64);
-    for r in running.iter_mut() {
-        let a = r.m.start(now());
-        execute(r, &mut nl, &events, a);
+    /// Whom notify scripts run as.
+    run_as: Option<RunAs>,
+}
+
+impl Vrrp {
+    /// Indexes every instance's scripts and group after a (re)start, and
+    /// checks that tracked interfaces exist.
+    fn link_tracking(&mut self) -> Result<()> {
+        let groups: Vec<VrrpSyncGroup> = self
+            .running
+            .iter()
+            .filter_map(|r| r.identity.2.clone())
+            .fold(Vec::new(), |mut acc, g| {
+                if !acc.iter().any(|x: &VrrpSyncGroup| x.name == g.name) {
+                    acc.push(g);
+                }
+                acc
+            });
+        let old: Vec<(String, Option<NotifyState>)> = self
+            .groups
+            .iter()
+            .map(|g| (g.cfg.name.clone(), g.notified))
+            .collect();
+        self.groups = groups
+            .into_iter()
+            .map(|cfg| GroupSlot {
+                members: self
+                    .running
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| cfg.group.contains(&r.m.name().to_string()))
+                    .map(|(i, _)| i)
+                    .collect(),
+                notified: old
+                    .iter()
+                    .find(|(n, _)| *n == cfg.name)
+                    .and_then(|(_, s)| *s),
+                cfg,
+            })
+            .collect();
+        for (gi, g) in self.groups.iter().enumerate() {
+            for &m in &g.members {
+                self.running[m].group = Some(gi);
+                self.running[m].m.set_in_group(true);
+            }
+        }
+        for r in self.running.iter_mut() {
+            let inst = &r.identity.0;
+            r.tracked_scripts = inst
+                .track_script
+                .iter()
+                .filter_map(|t| {
+                    let i = self.scripts.iter().position(|s| s.cfg.name == t.name)?;
+                    Some((i, t.weight.unwrap_or(self.scripts[i].cfg.weight)))
+                })
+                .collect();
+            for (name, _, _) in &r.tracked_ifs {
+                self.nl.link(name).with_context(|| {
+                    format!("vrrp_instance {}: track_interface {name}", r.m.name())
+                })?;
+            }
+        }
+        Ok(())
     }
-    let mut buf = vec![0u8; 65536];
-    let mut last_link_check: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) {
-        // keepalived tracks each instance's own interface: down (or without
-        // carrier) is FAULT, up again starts the instance over.
-        if last_link_check.is_none_or(|t| t.elapsed() >= LINK_CHECK) {
-            last_link_check = Some(Instant::now());
-            for r in running.iter_mut() {
-                let up = match nl.link_up(r.ifindex) {
-                    Ok(up) => up,
-                    Err(e) => {
-                        log::warn!("vrrp {}: interface state: {e:#}", r.m.name());
-                        false
+
+    /// Starts, reaps and times out script runs; true when a script's
+    /// status changed.
+    fn poll_scripts(&mut self) -> bool {
+        let mut changed = false;
+        let now = Instant::now();
+        for s in self.scripts.iter_mut() {
+            if let Some(run) = s.run.as_mut() {
+                match run.child.try_wait() {
+                    Ok(Some(status)) => {
+                        let timed_out = run.terminated.is_some();
+                        s.run = None;
+                        if !timed_out {
+                            changed |= record(s, status.success(), "");
+                        }
                     }
-                };
-                if up != r.link_up {
-                    r.link_up = up;
-                    let a = if up {
-                        r.m.link_up(now())
-                    } else {
-                        r.m.link_down(now())
-                    };
-                    execute(r, &mut nl, &events, a);
+                    Ok(None) => match run.terminated {
+                        None if now.duration_since(run.started) >= s.cfg.timeout => {
+                            run.terminated = Some(now);
+                            signal_group(&run.child, nix::sys::signal::Signal::SIGTERM);
+                            changed |= record(s, false, " (timed out)");
+                        }
+                        Some(t) if now.duration_since(t) >= SCRIPT_KILL_GRACE => {
+                            signal_group(&run.child, nix::sys::signal::Signal::SIGKILL);
+                        }
+                        _ => {}
+                    },
+                    Err(e) => {
+                        log::warn!("vrrp_script {}: waiting: {e}", s.cfg.name);
+                        s.run = None;
+                    }
+                }
+            }
+            if s.run.is_none() && now >= s.next_run {
+                s.next_run = now + s.cfg.interval;
+                let spawned = script::command(&s.argv, s.run_as).map(|mut c| {
+                    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+                    c.spawn()
+                });
+                match spawned {
+                    Some(Ok(child)) => {
+                        s.run = Some(ScriptRun {
+                            child,
+                            started: now,
+                            terminated: None,
+                        })
+                    }
+                    // keepalived counts a script it cannot run as failed.
+                    Some(Err(e)) => {
+                        log::warn!("vrrp_script {}: cannot run {:?}: {e}", s.cfg.name, s.argv);
+                        changed |= record(s, false, " (cannot run)");
+                    }
+                    None => changed |= record(s, false, " (empty)"),
                 }
             }
         }
-        let next = running.iter().filter_map(|r| r.m.next_deadline()).min();
+        changed
+    }
+
+    /// Reads every instance's interface and tracked interfaces; true when
+    /// one changed.
+    fn poll_links(&mut self) -> bool {
+        let mut changed = false;
+        for r in self.running.iter_mut() {
+            let up = match self.nl.link_up(r.ifindex) {
+                Ok(up) => up,
+                Err(e) => {
+                    log::warn!("vrrp {}: interface state: {e:#}", r.m.name());
+                    false
+                }
+            };
+            if up != r.link_up {
+                r.link_up = up;
+                changed = true;
+            }
+            for (name, _, was) in r.tracked_ifs.iter_mut() {
+                // A tracked interface that disappears is down.
+                let up = self.nl.link(name).map(|l| l.up).unwrap_or(false);
+                if up != *was {
+                    log::info!(
+                        "vrrp {}: tracked interface {name} {}",
+                        r.m.name(),
+                        if up { "up" } else { "down" }
+                    );
+                    *was = up;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Applies what tracking says of every instance (start, FAULT,
+    /// effective priority), then the sync groups.
+    fn apply_tracking(&mut self, now: Timestamp) {
+        for i in 0..self.running.len() {
+            let r = &mut self.running[i];
+            let statuses = r
+                .tracked_ifs
+                .iter()
+                .map(|(_, w, up)| (*w, if *up { Status::Up } else { Status::Down }))
+                .chain(
+                    r.tracked_scripts
+                        .iter()
+                        .map(|&(s, w)| (w, self.scripts[s].health.status())),
+                );
+            let v = track::evaluate(r.m.base_priority(), statuses);
+            let fault = if !r.link_up {
+                Some("interface down".to_string())
+            } else if v.fault {
+                Some(fault_reason(r, &self.scripts))
+            } else {
+                None
+            };
+            r.own_fault = fault.clone();
+            let a = r.m.set_priority(now, v.priority);
+            execute(r, &mut self.nl, &self.events, a);
+            if !r.started {
+                if v.pending && fault.is_none() {
+                    continue;
+                }
+                r.started = true;
+                let a = match (&fault, r.group) {
+                    (Some(why), None) => r.m.fault(now, why, false),
+                    _ => r.m.start(now),
+                };
+                execute(r, &mut self.nl, &self.events, a);
+                continue;
+            }
+            if r.group.is_some() {
+                continue;
+            }
+            let a = match (&fault, r.m.state()) {
+                (Some(why), s) if s != State::Fault => r.m.fault(now, why, r.link_up),
+                (None, State::Fault) => r.m.clear_fault(now, "tracking OK"),
+                _ => Actions::default(),
+            };
+            execute(r, &mut self.nl, &self.events, a);
+        }
+        self.settle_groups(now);
+    }
+
+    /// keepalived's sync-group rules until nothing moves (bounded), then
+    /// the groups' notify scripts.
+    fn settle_groups(&mut self, now: Timestamp) {
+        for _ in 0..4 {
+            let mut moved = false;
+            for gi in 0..self.groups.len() {
+                let members = self.groups[gi].members.clone();
+                if members.iter().any(|&m| !self.running[m].started) {
+                    continue;
+                }
+                let view: Vec<Member> = members
+                    .iter()
+                    .map(|&m| {
+                        let r = &self.running[m];
+                        Member {
+                            state: r.m.state(),
+                            own_fault: r.own_fault.is_some(),
+                            wants_master: r.m.wants_master(),
+                        }
+                    })
+                    .collect();
+                let demoted = members.iter().position(|&m| {
+                    self.running[m].last_state == State::Master
+                        && self.running[m].m.state() == State::Backup
+                });
+                let moves = track::group_moves(&view, demoted);
+                let faulty = members
+                    .iter()
+                    .find(|&&m| self.running[m].own_fault.is_some())
+                    .map(|&m| self.running[m].m.name().to_string());
+                for (k, &m) in members.iter().enumerate() {
+                    let group = self.groups[gi].cfg.name.clone();
+                    let r = &mut self.running[m];
+                    let a = match moves[k] {
+                        GroupMove::Stay => continue,
+                        GroupMove::Fault => {
+                            let why = match (&r.own_fault, &faulty) {
+                                (Some(w), _) => w.clone(),
+                                (None, Some(f)) => {
+                                    format!("sync group {group}: {f} is in FAULT")
+                                }
+                                (None, None) => format!("sync group {group}"),
+                            };
+                            r.m.fault(now, &why, r.link_up)
+                        }
+                        GroupMove::Recover => {
+                            r.m.clear_fault(now, &format!("sync group {group} recovered"))
+                        }
+                        GroupMove::Master => r.m.force_master(now),
+                        GroupMove::Backup => r.m.force_backup(now),
+                    };
+                    moved = true;
+                    execute(r, &mut self.nl, &self.events, a);
+                }
+                for &m in &members {
+                    let r = &mut self.running[m];
+                    r.last_state = r.m.state();
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        self.notify_groups();
+    }
+
+    /// A group's notify scripts when all its members agree on a new state
+    /// (MASTER, BACKUP) or one is in FAULT.
+    fn notify_groups(&mut self) {
+        for g in self.groups.iter_mut() {
+            let states: Vec<State> = g
+                .members
+                .iter()
+                .map(|&m| self.running[m].m.state())
+                .collect();
+            let now_state = if states.contains(&State::Fault) {
+                Some(NotifyState::Fault)
+            } else if states.iter().all(|s| *s == State::Master) {
+                Some(NotifyState::Master)
+            } else if states.iter().all(|s| *s == State::Backup) {
+                Some(NotifyState::Backup)
+            } else {
+                None
+            };
+            let Some(st) = now_state else { continue };
+            if g.notified == Some(st) {
+                continue;
+            }
+            g.notified = Some(st);
+            log::info!("vrrp group {}: {}", g.cfg.name, st.as_str());
+            for argv in group_notify_commands(&g.cfg, st) {
+                run_script(&g.cfg.name, &argv, self.run_as);
+            }
+        }
+    }
+
+    /// SIGHUP: see the module docs.
+    fn reload(&mut self, setup: VrrpSetup, now: Timestamp) {
+        self.run_as = setup.run_as;
+        let old_scripts = std::mem::take(&mut self.scripts);
+        self.scripts = script_slots(&setup, old_scripts);
+        let mut keep: Vec<Running> = Vec::new();
+        let old = std::mem::take(&mut self.running);
+        for mut r in old {
+            let unchanged = setup
+                .instances
+                .iter()
+                .find(|i| i.name == r.m.name())
+                .is_some_and(|i| setup.identity(i) == r.identity);
+            if unchanged {
+                r.run_as = setup.run_as;
+                r.group = None;
+                r.m.set_in_group(false);
+                keep.push(r);
+            } else {
+                log::info!("vrrp {}: reload: stopping (changed or removed)", r.m.name());
+                let a = r.m.shutdown(now);
+                execute(&mut r, &mut self.nl, &self.events, a);
+                eprintln!(
+                    "lvsfwd: vrrp {}: stopped: {}",
+                    r.m.name(),
+                    r.m.stats().summary()
+                );
+            }
+        }
+        let mut running = Vec::new();
+        for inst in &setup.instances {
+            if let Some(i) = keep.iter().position(|r| r.m.name() == inst.name) {
+                running.push(keep.swap_remove(i));
+                continue;
+            }
+            match open_instance(&mut self.nl, inst) {
+                Ok(mut r) => {
+                    log::info!("vrrp {}: reload: starting", inst.name);
+                    r.run_as = setup.run_as;
+                    r.identity = setup.identity(inst);
+                    running.push(r);
+                }
+                Err(e) => log::error!("reload: {e:#}"),
+            }
+        }
+        self.running = running;
+        if let Err(e) = self.link_tracking() {
+            log::error!("reload: {e:#}");
+        }
+        self.apply_tracking(now);
+    }
+}
+
+/// The script table for `setup`; a script whose definition and user
+/// are unchanged keeps its results and its run from `old`.
+fn script_slots(setup: &VrrpSetup, mut old: Vec<ScriptSlot>) -> Vec<ScriptSlot> {
+    let mut out = Vec::new();
+    for (cfg, run_as) in &setup.scripts {
+        // Only tracked scripts run (keepalived: an unused script is
+        // not run).
+        let used = setup
+            .instances
+            .iter()
+            .any(|i| i.track_script.iter().any(|t| t.name == cfg.name));
+        if !used {
+            continue;
+        }
+        if let Some(i) = old
+            .iter()
+            .position(|o| o.cfg == *cfg && o.run_as == *run_as)
+        {
+            out.push(old.swap_remove(i));
+            continue;
+        }
+        let argv = crate::config::argv::split(&cfg.script).unwrap_or_default();
+        out.push(ScriptSlot {
+            cfg: cfg.clone(),
+            run_as: *run_as,
+            argv,
+            health: ScriptHealth::new(cfg.rise, cfg.fall),
+            next_run: Instant::now(),
+            run: None,
+        });
+    }
+    for o in old.iter_mut() {
+        if let Some(run) = o.run.as_mut() {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+        }
+    }
+    out
+}
+
+/// Records one script result; true (and a log line, keepalived's
+/// wording) when the script's status changed.
+fn record(s: &mut ScriptSlot, ok: bool, how: &str) -> bool {
+    match s.health.record(ok) {
+        Some(Status::Up) => {
+            log::info!("VRRP_Script({}) succeeded", s.cfg.name);
+            true
+        }
+        Some(_) => {
+            log::info!("VRRP_Script({}) failed{how}", s.cfg.name);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Signals the process group a script leads (it was started as one).
+fn signal_group(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(pid, sig);
+}
+
+/// Why tracking puts `r` in FAULT (the first weight-0 object down).
+fn fault_reason(r: &Running, scripts: &[ScriptSlot]) -> String {
+    if let Some((name, _, _)) = r.tracked_ifs.iter().find(|(_, w, up)| *w == 0 && !up) {
+        return format!("tracked interface {name} down");
+    }
+    if let Some(&(s, _)) = r
+        .tracked_scripts
+        .iter()
+        .find(|&&(s, w)| w == 0 && scripts[s].health.status() == Status::Down)
+    {
+        return format!("tracked script {} failed", scripts[s].cfg.name);
+    }
+    "tracking".into()
+}
+
+/// A sync group's notify commands for `state`: its own script, then the
+/// generic `notify` with keepalived's `GROUP NAME STATE`.
+fn group_notify_commands(g: &VrrpSyncGroup, state: NotifyState) -> Vec<Vec<String>> {
+    let own = match state {
+        NotifyState::Master => g.notify_master.as_ref(),
+        NotifyState::Backup => g.notify_backup.as_ref(),
+        NotifyState::Fault => g.notify_fault.as_ref(),
+        NotifyState::Stop => None,
+    };
+    let mut out = Vec::new();
+    if let Some(line) = own
+        && let Ok(argv) = crate::config::argv::split(line)
+    {
+        out.push(argv);
+    }
+    if let Some(line) = &g.notify
+        && let Ok(mut argv) = crate::config::argv::split(line)
+    {
+        argv.extend([
+            "GROUP".to_string(),
+            g.name.clone(),
+            state.as_str().to_string(),
+        ]);
+        out.push(argv);
+    }
+    out
+}
+
+/// The thread's body: start, then scripts, links, timers and adverts until
+/// the stop flag.
+fn run(mut v: Vrrp, reloads: mpsc::Receiver<VrrpSetup>, stop: Arc<AtomicBool>) {
+    let epoch = Instant::now();
+    let now = || Timestamp::from_nanos(epoch.elapsed().as_nanos() as u64);
+    // Scripts run once before anything starts; an instance waits for its
+    // weight-0 scripts' first results (keepalived's init state).
+    v.poll_scripts();
+    v.poll_links();
+    v.apply_tracking(now());
+    let mut buf = vec![0u8; 65536];
+    let mut last_link_check = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(setup) = reloads.try_recv() {
+            v.reload(setup, now());
+        }
+        // keepalived tracks each instance's own interface: down (or without
+        // carrier) is FAULT, up again starts the instance over; the same
+        // for tracked interfaces and scripts.
+        let mut dirty = v.poll_scripts();
+        if last_link_check.elapsed() >= LINK_CHECK {
+            last_link_check = Instant::now();
+            dirty |= v.poll_links();
+        }
+        if dirty || v.running.iter().any(|r| !r.started) {
+            v.apply_tracking(now());
+        }
+        let next = v.running.iter().filter_map(|r| r.m.next_deadline()).min();
         let ms = poll_wait_ms(next, now(), MAX_WAIT);
         let readable: Vec<bool> = {
-            let mut fds: Vec<nix::poll::PollFd> = running
+            let mut fds: Vec<nix::poll::PollFd> = v
+                .running
                 .iter()
                 .map(|r| nix::poll::PollFd::new(r.sock.as_fd(), nix::poll::PollFlags::POLLIN))
                 .collect();
@@ -293,15 +902,15 @@ fn run(
                     .iter()
                     .map(|f| f.revents().is_some_and(|e| !e.is_empty()))
                     .collect(),
-                Err(nix::errno::Errno::EINTR) => vec![false; running.len()],
+                Err(nix::errno::Errno::EINTR) => vec![false; v.running.len()],
                 Err(e) => {
                     log::error!("vrrp: poll: {e}");
                     std::thread::sleep(MAX_WAIT);
-                    vec![false; running.len()]
+                    vec![false; v.running.len()]
                 }
             }
         };
-        for (i, r) in running.iter_mut().enumerate() {
+        for (i, r) in v.running.iter_mut().enumerate() {
             if readable.get(i) == Some(&true) {
                 // Bounded: a flood cannot keep the timers from running.
                 for _ in 0..64 {
@@ -309,7 +918,7 @@ fn run(
                         Ok(Some((rx, range))) => {
                             let payload = buf.get(range).unwrap_or(&[]);
                             let a = r.m.on_advert(now(), rx, payload);
-                            execute(r, &mut nl, &events, a);
+                            execute(r, &mut v.nl, &v.events, a);
                         }
                         Ok(None) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -321,12 +930,19 @@ fn run(
                 }
             }
             let a = r.m.on_timer(now());
-            execute(r, &mut nl, &events, a);
+            execute(r, &mut v.nl, &v.events, a);
+        }
+        v.settle_groups(now());
+    }
+    for s in v.scripts.iter_mut() {
+        if let Some(run) = s.run.as_mut() {
+            signal_group(&run.child, nix::sys::signal::Signal::SIGKILL);
+            let _ = run.child.wait();
         }
     }
-    for r in running.iter_mut() {
+    for r in v.running.iter_mut() {
         let a = r.m.shutdown(now());
-        execute(r, &mut nl, &events, a);
+        execute(r, &mut v.nl, &v.events, a);
         eprintln!(
             "lvsfwd: vrrp {}: stopped: {}",
             r.m.name(),

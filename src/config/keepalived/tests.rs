@@ -173,3 +173,52 @@ fn repeated_url_fields_and_checkers_stay_valid_toml() {
         "{w:?}"
     );
 }
+
+#[test]
+fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
+    let conf = "global_defs {\n  enable_script_security\n}\n\
+        vrrp_script chk_lvs {\n  script \"/usr/local/bin/check --fast\"\n  interval 2\n  \
+        timeout 1\n  weight -60\n  fall 2\n  rise 3\n  user nobody\n  init_fail\n}\n\
+        vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  track_script {\n    \
+        chk_lvs\n  }\n  track_interface {\n    eth1\n    eth2 weight -50\n    eth3 weight 5 reverse\n  }\n}\n\
+        vrrp_instance VI_2 {\n  interface eth1\n  virtual_router_id 52\n  track_script {\n    \
+        chk_lvs weight 0\n  }\n}\n\
+        vrrp_sync_group VG_1 {\n  group {\n    VI_2\n  }\n  notify_master /bin/m\n  \
+        global_tracking\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let s = &cfg.vrrp_scripts[0];
+    assert_eq!(s.name, "chk_lvs");
+    assert_eq!(s.script, "/usr/local/bin/check --fast");
+    assert_eq!(s.interval, std::time::Duration::from_secs(2));
+    assert_eq!(s.timeout, std::time::Duration::from_secs(1));
+    assert_eq!((s.weight, s.fall, s.rise), (-60, 2, 3));
+    assert_eq!(s.user.as_deref(), Some("nobody"));
+    let v1 = &cfg.vrrp_instances[0];
+    assert_eq!(v1.track_script[0].name, "chk_lvs");
+    assert_eq!(v1.track_script[0].weight, None);
+    let ifs: Vec<(&str, i32)> = v1
+        .track_interface
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    assert_eq!(ifs, [("eth1", 0), ("eth2", -50)]);
+    assert_eq!(cfg.vrrp_instances[1].track_script[0].weight, Some(0));
+    assert_eq!(cfg.vrrp_sync_groups[0].group, ["VI_2"]);
+    assert_eq!(
+        cfg.vrrp_sync_groups[0].notify_master.as_deref(),
+        Some("/bin/m")
+    );
+    // What is not mapped is reported with its line.
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            (2, "enable_script_security"),
+            (12, "init_fail"),
+            (23, "eth3"),
+            (38, "global_tracking")
+        ],
+        "{w:?}"
+    );
+}

@@ -30,13 +30,34 @@ use common::{R, fail};
 pub(crate) fn validate(raw: RawConfig) -> R<Config> {
     let global = global::global(raw.global)?;
     let timeouts = global::timeouts(raw.timeouts)?;
+    let mut vrrp_scripts: Vec<super::VrrpScript> = Vec::with_capacity(raw.vrrp_script.len());
+    for s in raw.vrrp_script {
+        let span = s.get_ref().name.span();
+        let script = vrrp::vrrp_script(s.into_inner())?;
+        if vrrp_scripts.iter().any(|x| x.name == script.name) {
+            return fail(
+                span,
+                format!("duplicate vrrp_script name `{}`", script.name),
+            );
+        }
+        vrrp_scripts.push(script);
+    }
     let mut vrrp_instances = Vec::with_capacity(raw.vrrp_instance.len());
     let mut names = HashSet::new();
     let mut vrids = HashSet::new();
     for v in raw.vrrp_instance {
         let name_span = v.get_ref().name.span();
         let vrid_span = v.get_ref().virtual_router_id.span();
+        let track_spans: Vec<_> = v.get_ref().track_script.iter().map(|t| t.span()).collect();
         let inst = vrrp::vrrp(v.into_inner())?;
+        for (t, span) in inst.track_script.iter().zip(track_spans) {
+            if !vrrp_scripts.iter().any(|s| s.name == t.name) {
+                return fail(
+                    span,
+                    format!("track_script `{}`: no [[vrrp_script]] of that name", t.name),
+                );
+            }
+        }
         if !names.insert(inst.name.clone()) {
             return fail(
                 name_span,
@@ -59,6 +80,72 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
         }
         vrrp_instances.push(inst);
     }
+    let mut vrrp_sync_groups: Vec<super::VrrpSyncGroup> = Vec::new();
+    for g in raw.vrrp_sync_group {
+        let name_span = g.get_ref().name.span();
+        let member_spans: Vec<_> = g.get_ref().group.iter().map(|m| m.span()).collect();
+        let group_span = name_span.clone();
+        let sg = vrrp::sync_group(g.into_inner())?;
+        if vrrp_sync_groups.iter().any(|x| x.name == sg.name) {
+            return fail(
+                name_span,
+                format!("duplicate vrrp_sync_group name `{}`", sg.name),
+            );
+        }
+        if sg.group.is_empty() {
+            return fail(
+                group_span,
+                format!("vrrp_sync_group {} has no member", sg.name),
+            );
+        }
+        for (m, span) in sg.group.iter().zip(member_spans) {
+            if !vrrp_instances
+                .iter()
+                .any(|i: &super::VrrpInstance| i.name == *m)
+            {
+                return fail(
+                    span,
+                    format!("group member `{m}`: no vrrp_instance of that name"),
+                );
+            }
+            // keepalived drops a sync-group member's weighted tracking
+            // (without the deprecated sync_group_tracking_weight): say so.
+            let inst = vrrp_instances.iter().find(|i| i.name == *m);
+            let weighted = inst.and_then(|i| {
+                let ifs = i.track_interface.iter().map(|t| (&t.name, t.weight));
+                let scripts = i.track_script.iter().map(|t| {
+                    let w = t.weight.or_else(|| {
+                        vrrp_scripts
+                            .iter()
+                            .find(|s| s.name == t.name)
+                            .map(|s| s.weight)
+                    });
+                    (&t.name, w.unwrap_or(0))
+                });
+                ifs.chain(scripts).find(|(_, w)| *w != 0)
+            });
+            if let Some((what, w)) = weighted {
+                return fail(
+                    span,
+                    format!(
+                        "vrrp_instance {m} tracks {what} with weight {w}: keepalived ignores \
+                         weighted tracking in a vrrp_sync_group member; use weight 0 (a failure \
+                         puts the whole group in FAULT)"
+                    ),
+                );
+            }
+            if let Some(other) = vrrp_sync_groups.iter().find(|x| x.group.contains(m)) {
+                return fail(
+                    span,
+                    format!(
+                        "vrrp_instance {m} is already in vrrp_sync_group {}",
+                        other.name
+                    ),
+                );
+            }
+        }
+        vrrp_sync_groups.push(sg);
+    }
     let mut virtual_servers = Vec::with_capacity(raw.virtual_server.len());
     let mut keys = HashSet::new();
     for v in raw.virtual_server {
@@ -80,6 +167,8 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
         global,
         timeouts,
         vrrp_instances,
+        vrrp_scripts,
+        vrrp_sync_groups,
         virtual_servers,
     })
 }

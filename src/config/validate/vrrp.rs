@@ -4,9 +4,17 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::super::raw::{RawVrrp, S};
-use super::super::{IpPrefix, VrrpAuth, VrrpInstance, VrrpState, VrrpVersion};
-use super::common::{R, fail, int_in, keyword, once, parse_ip, same_family, script_line, secs_in};
+use super::super::raw::{RawSyncGroup, RawTracked, RawVrrp, RawVrrpScript, S};
+use super::super::{
+    IpPrefix, TrackInterface, TrackScript, VrrpAuth, VrrpInstance, VrrpScript, VrrpState,
+    VrrpSyncGroup, VrrpVersion,
+};
+use super::common::{
+    R, fail, int_in, keyword, nonempty, once, parse_ip, same_family, script_line, secs_in,
+};
+
+/// keepalived's bound of tracking weights (it rewrites +/-254 to +/-253).
+const MAX_WEIGHT: i64 = 253;
 
 pub(super) fn vrrp(v: RawVrrp) -> R<VrrpInstance> {
     if v.name.get_ref().is_empty() {
@@ -91,6 +99,130 @@ pub(super) fn vrrp(v: RawVrrp) -> R<VrrpInstance> {
         notify_backup: script_line(v.notify_backup, "notify_backup")?,
         notify_fault: script_line(v.notify_fault, "notify_fault")?,
         notify: script_line(v.notify, "notify")?,
+        track_script: tracked(&v.track_script, "track_script")?
+            .into_iter()
+            .map(|(name, weight)| TrackScript { name, weight })
+            .collect(),
+        track_interface: tracked(&v.track_interface, "track_interface")?
+            .into_iter()
+            .map(|(name, weight)| TrackInterface {
+                name,
+                weight: weight.unwrap_or(0),
+            })
+            .collect(),
+    })
+}
+
+fn weight(w: &S<i64>) -> R<i32> {
+    Ok(int_in(w, "weight", -MAX_WEIGHT, MAX_WEIGHT)? as i32)
+}
+
+/// `track_script` / `track_interface` entries: names (none twice, none
+/// empty) with their optional weight.
+fn tracked(list: &[S<RawTracked>], key: &str) -> R<Vec<(String, Option<i32>)>> {
+    let mut out: Vec<(String, Option<i32>)> = Vec::new();
+    for e in list {
+        let (name, w) = match e.get_ref() {
+            RawTracked::Name(n) => (n.clone(), None),
+            RawTracked::Weighted(t) => (
+                t.name.get_ref().clone(),
+                t.weight.as_ref().map(weight).transpose()?,
+            ),
+        };
+        if name.is_empty() {
+            return fail(e.span(), format!("{key}: empty name"));
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            return fail(e.span(), format!("{key} `{name}` is listed twice"));
+        }
+        out.push((name, w));
+    }
+    Ok(out)
+}
+
+/// `[[vrrp_script]]`, keepalived's defaults: interval 1 s, timeout = the
+/// interval, weight 0, fall 1, rise 1.
+pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
+    if v.name.get_ref().is_empty() {
+        return fail(v.name.span(), "vrrp_script name is empty");
+    }
+    let script = match script_line(Some(v.script.clone()), "script")? {
+        Some(s) => s,
+        None => return fail(v.script.span(), "script is empty"),
+    };
+    let interval = match &v.interval {
+        None => Duration::from_secs(1),
+        Some(i) => secs_in(i, "interval", 0.0, 86400.0, false)?,
+    };
+    let timeout = match &v.timeout {
+        None => interval,
+        Some(t) => secs_in(t, "timeout", 0.0, 86400.0, false)?,
+    };
+    let count = |x: &Option<S<i64>>, key: &str| -> R<u32> {
+        match x {
+            None => Ok(1),
+            Some(n) => Ok(int_in(n, key, 1, 1_000_000)? as u32),
+        }
+    };
+    let user = nonempty(v.user.clone(), "user")?;
+    let group = nonempty(v.group.clone(), "group")?;
+    if let (None, Some(g)) = (&user, &v.group) {
+        return fail(
+            g.span(),
+            "group without user (keepalived's `user USER [GROUP]`)",
+        );
+    }
+    if let Some(u) = &v.user {
+        check_account(u, "user", "/etc/passwd")?;
+    }
+    if let Some(g) = &v.group {
+        check_account(g, "group", "/etc/group")?;
+    }
+    Ok(VrrpScript {
+        name: v.name.into_inner(),
+        script,
+        interval,
+        timeout,
+        weight: v.weight.as_ref().map(weight).transpose()?.unwrap_or(0),
+        fall: count(&v.fall, "fall")?,
+        rise: count(&v.rise, "rise")?,
+        user,
+        group,
+    })
+}
+
+/// A script's user or group must exist (a name in `db`, or a number), as
+/// keepalived refuses the script otherwise; it never falls back to root.
+fn check_account(v: &S<String>, key: &str, db: &str) -> R<()> {
+    let name = v.get_ref().as_str();
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && name.parse::<u32>().is_ok() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(db).unwrap_or_default();
+    if text.lines().any(|l| l.split(':').next() == Some(name)) {
+        return Ok(());
+    }
+    fail(v.span(), format!("{key} `{name}`: no such {key} in {db}"))
+}
+
+/// `[[vrrp_sync_group]]`: members are checked against the instances by
+/// the caller.
+pub(super) fn sync_group(g: RawSyncGroup) -> R<VrrpSyncGroup> {
+    if g.name.get_ref().is_empty() {
+        return fail(g.name.span(), "vrrp_sync_group name is empty");
+    }
+    let mut group: Vec<String> = Vec::new();
+    for m in &g.group {
+        let name = m.get_ref().clone();
+        group.push(once(group.iter().cloned(), name, m.span(), "group member")?);
+    }
+    Ok(VrrpSyncGroup {
+        name: g.name.into_inner(),
+        group,
+        notify_master: script_line(g.notify_master, "notify_master")?,
+        notify_backup: script_line(g.notify_backup, "notify_backup")?,
+        notify_fault: script_line(g.notify_fault, "notify_fault")?,
+        notify: script_line(g.notify, "notify")?,
     })
 }
 

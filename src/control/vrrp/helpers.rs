@@ -40,6 +40,21 @@ impl VipGate {
         }
     }
 
+    /// A reloaded instance list: an instance of the same name and VIPs
+    /// keeps its state (the VRRP thread reports any change), the others
+    /// start as not master, removed ones are forgotten.
+    pub fn reconfigure(&mut self, instances: &[VrrpInstance]) {
+        let mut next = VipGate::new(instances);
+        for (name, (vips, master)) in next.instances.iter_mut() {
+            if let Some((old_vips, old_master)) = self.instances.get(name)
+                && old_vips == vips
+            {
+                *master = *old_master;
+            }
+        }
+        *self = next;
+    }
+
     /// Records `instance`'s state; true when that changes what is served.
     pub fn set(&mut self, instance: &str, master: bool) -> bool {
         let before = self.inactive();

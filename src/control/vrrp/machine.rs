@@ -42,9 +42,18 @@
 //!   Master gives its VIPs up, `notify_fault` runs, adverts are ignored;
 //!   the link back up starts the instance over as at start-up.
 //!
+//! - Tracking (`control::vrrp::track` decides, the runtime applies): a
+//!   tracked fault is FAULT as above, except that a Master whose link still
+//!   works first advertises priority 0 (keepalived 2.x does, so the peer
+//!   takes over after Skew_Time); [`VrrpMachine::set_priority`] changes the
+//!   effective priority (a Master advertises it at once).
+//! - Sync-group member ([`VrrpMachine::set_in_group`]): a Backup whose
+//!   master-down timer runs out only says it wants to be master
+//!   ([`VrrpMachine::wants_master`]) and waits another interval; the group
+//!   decides ([`VrrpMachine::force_master`], [`VrrpMachine::force_backup`]).
+//!
 //! Deliberately not done: IPsec AH authentication (refused at
-//! construction), script tracking, sync groups, and keepalived's "rogue
-//! address owner" back-off.
+//! construction) and keepalived's "rogue address owner" back-off.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -254,7 +263,10 @@ fn script_argv(
 pub struct VrrpMachine {
     name: String,
     vrid: u8,
+    /// The effective priority: the configured one as tracking adjusts it.
     priority: u8,
+    /// The configured priority.
+    base_priority: u8,
     version: Version,
     family: Family,
     adver_int: Duration,
@@ -272,6 +284,10 @@ pub struct VrrpMachine {
     notify: Option<Vec<String>>,
 
     state: State,
+    /// A sync-group member: the group decides when it becomes master.
+    in_group: bool,
+    /// Group member in Backup whose master-down timer ran out.
+    wants_master: bool,
     master_adver_int: Duration,
     /// Backup: when the master is declared down.
     down_at: Option<Timestamp>,
@@ -325,6 +341,7 @@ impl VrrpMachine {
             name: inst.name.clone(),
             vrid: inst.virtual_router_id,
             priority: inst.priority,
+            base_priority: inst.priority,
             version,
             family,
             adver_int: inst.advert_int,
@@ -340,6 +357,8 @@ impl VrrpMachine {
             notify_fault: script_argv(inst, "notify_fault", &inst.notify_fault)?,
             notify: script_argv(inst, "notify", &inst.notify)?,
             state: State::Initialize,
+            in_group: false,
+            wants_master: false,
             master_adver_int: inst.advert_int,
             down_at: None,
             advert_at: None,
@@ -367,8 +386,21 @@ impl VrrpMachine {
     pub fn vrid(&self) -> u8 {
         self.vrid
     }
+    /// The effective priority (the configured one as tracking adjusts it).
     pub fn priority(&self) -> u8 {
         self.priority
+    }
+    /// The configured priority.
+    pub fn base_priority(&self) -> u8 {
+        self.base_priority
+    }
+    /// Group member in Backup whose master-down timer ran out.
+    pub fn wants_master(&self) -> bool {
+        self.wants_master
+    }
+    /// Makes this instance a sync-group member (see the module docs).
+    pub fn set_in_group(&mut self, in_group: bool) {
+        self.in_group = in_group;
     }
     pub fn primary(&self) -> IpAddr {
         self.primary
@@ -453,7 +485,13 @@ impl VrrpMachine {
         match self.state {
             State::Backup => {
                 if self.down_at.is_some_and(|t| now >= t) {
-                    self.become_master(now, &mut a);
+                    if self.in_group {
+                        // The group decides; until then keep waiting.
+                        self.wants_master = true;
+                        self.down_at = Some(now + self.master_down_interval());
+                    } else {
+                        self.become_master(now, &mut a);
+                    }
                 }
             }
             State::Master => {
@@ -474,12 +512,37 @@ impl VrrpMachine {
     /// interface): a Master gives its VIPs up (it cannot advertise priority
     /// 0 on a dead link: the peers' down timers take over), every state
     /// goes to FAULT and runs `notify_fault`.
-    pub fn link_down(&mut self, _now: Timestamp) -> Actions {
+    pub fn link_down(&mut self, now: Timestamp) -> Actions {
+        if self.state == State::Initialize {
+            return Actions::default();
+        }
+        self.fault(now, "interface down", false)
+    }
+
+    /// The interface is back: FAULT starts over as at start-up (Backup with
+    /// a fresh down timer, or Master for the address owner).
+    pub fn link_up(&mut self, now: Timestamp) -> Actions {
+        self.clear_fault(now, "interface up")
+    }
+
+    /// Into FAULT for `reason` (a tracked script or interface, the sync
+    /// group, the instance's own link): a Master gives its VIPs up, after
+    /// advertising priority 0 when `can_send` (its link works), and
+    /// `notify_fault` runs. From Initialize too (a tracked object already
+    /// failed at start).
+    pub fn fault(&mut self, _now: Timestamp, reason: &str, can_send: bool) -> Actions {
         let mut a = Actions::default();
-        if matches!(self.state, State::Initialize | State::Fault) {
+        if self.state == State::Fault {
             return a;
         }
         if self.state == State::Master {
+            if can_send {
+                self.stats.adverts_tx += 1;
+                self.stats.priority_zero_tx += 1;
+                a.steps.push(Action::Advertise {
+                    priority: PRIO_STOP,
+                });
+            }
             self.stats.released_master += 1;
             a.steps.push(Action::RemoveVips);
         }
@@ -489,20 +552,61 @@ impl VrrpMachine {
         self.garp_at = None;
         self.preempt_until = None;
         self.master_addr = None;
-        a.log.push("interface down: entering FAULT state".into());
+        self.wants_master = false;
+        a.log.push(format!("{reason}: entering FAULT state"));
         a.steps.push(Action::Notify(NotifyState::Fault));
         a
     }
 
-    /// The interface is back: FAULT starts over as at start-up (Backup with
-    /// a fresh down timer, or Master for the address owner).
-    pub fn link_up(&mut self, now: Timestamp) -> Actions {
+    /// Out of FAULT for `reason`: starts over as at start-up (Backup with a
+    /// fresh down timer, or Master for the address owner).
+    pub fn clear_fault(&mut self, now: Timestamp, reason: &str) -> Actions {
         if self.state != State::Fault {
             return Actions::default();
         }
         self.state = State::Initialize;
         let mut a = self.start(now);
-        a.log.insert(0, "interface up: leaving FAULT state".into());
+        a.log.insert(0, format!("{reason}: leaving FAULT state"));
+        a
+    }
+
+    /// A new effective priority (tracking weights). A Master advertises it
+    /// at once; a Backup's next master-down interval uses it.
+    pub fn set_priority(&mut self, now: Timestamp, priority: u8) -> Actions {
+        let mut a = Actions::default();
+        if priority == self.priority || priority == PRIO_STOP {
+            return a;
+        }
+        a.log.push(format!(
+            "effective priority {} -> {priority} (configured {})",
+            self.priority, self.base_priority
+        ));
+        self.priority = priority;
+        if self.state == State::Master {
+            self.advertise(now, self.priority, &mut a);
+        }
+        a
+    }
+
+    /// Sync group: a Backup becomes master with its group.
+    pub fn force_master(&mut self, now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        if self.state == State::Backup {
+            a.log.push("sync group: master with the group".into());
+            self.become_master(now, &mut a);
+        }
+        a
+    }
+
+    /// Sync group: a Master becomes backup with its group.
+    pub fn force_backup(&mut self, now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        if self.state == State::Master {
+            a.log.push("sync group: backup with the group".into());
+            self.stats.released_master += 1;
+            a.steps.push(Action::RemoveVips);
+            self.enter_backup(now, &mut a);
+        }
         a
     }
 
@@ -651,6 +755,7 @@ impl VrrpMachine {
         }
         let delaying = !self.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
         if !self.preempt || prio >= self.priority || delaying {
+            self.wants_master = false;
             if self.version == Version::V3 {
                 self.master_adver_int = their_int;
             }
@@ -710,6 +815,7 @@ impl VrrpMachine {
         a.steps.push(Action::Announce);
         a.steps.push(Action::Notify(NotifyState::Master));
         self.state = State::Master;
+        self.wants_master = false;
         self.stats.became_master += 1;
         self.down_at = None;
         self.preempt_until = None;
@@ -726,6 +832,7 @@ impl VrrpMachine {
     fn enter_backup(&mut self, now: Timestamp, a: &mut Actions) {
         a.steps.push(Action::Notify(NotifyState::Backup));
         self.state = State::Backup;
+        self.wants_master = false;
         self.advert_at = None;
         self.garp_at = None;
         self.preempt_until = None;

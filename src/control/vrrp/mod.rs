@@ -5,12 +5,15 @@
 //!   received-advert checks and counters, notify commands);
 //! - [`helpers`]: what the runtime and the daemon decide without I/O (which
 //!   VIPs are served, advert destinations, received IPv4 datagrams,
-//!   announcement frames, poll timeouts).
+//!   announcement frames, poll timeouts);
+//! - [`track`]: keepalived's tracking (vrrp_script results, tracked
+//!   interfaces, weights) and sync-group rules.
 //!
 //! `control::vrrp_thread` is the I/O shell that runs them.
 
 pub mod helpers;
 pub mod machine;
+pub mod track;
 
 pub use helpers::{
     VipGate, active_specs, advert_destinations, announcements, instance_family, pick_primary,

@@ -33,6 +33,8 @@ fn inst(name: &str, vips: &[&str]) -> VrrpInstance {
         notify_backup: None,
         notify_fault: None,
         notify: None,
+        track_script: vec![],
+        track_interface: vec![],
     }
 }
 
@@ -57,6 +59,29 @@ fn gate_serves_only_vips_of_master_instances() {
     assert_eq!(g.inactive(), set(&["198.18.0.250"]));
     // Unknown names change nothing.
     assert!(!g.set("C", true));
+}
+
+#[test]
+fn gate_reconfigure_keeps_unchanged_masters_only() {
+    let set = |v: &[&str]| v.iter().map(|s| ip(s)).collect::<BTreeSet<_>>();
+    let mut g = VipGate::new(&[
+        inst("A", &["198.18.0.250"]),
+        inst("B", &["198.18.0.251"]),
+        inst("C", &["198.18.0.252"]),
+    ]);
+    g.set("A", true);
+    g.set("B", true);
+    g.set("C", true);
+    // A unchanged keeps serving; B's VIPs changed (starts as not master);
+    // C removed (its VIP is no VRRP VIP any more); D added.
+    g.reconfigure(&[
+        inst("A", &["198.18.0.250"]),
+        inst("B", &["198.18.0.253"]),
+        inst("D", &["198.18.0.254"]),
+    ]);
+    assert_eq!(g.inactive(), set(&["198.18.0.253", "198.18.0.254"]));
+    assert!(g.set("B", true));
+    assert!(!g.set("C", false));
 }
 
 fn spec(addr: &str, port: u16) -> ServiceSpec {

@@ -40,6 +40,8 @@ fn inst(priority: u8) -> VrrpInstance {
         notify_backup: None,
         notify_fault: None,
         notify: None,
+        track_script: vec![],
+        track_interface: vec![],
     }
 }
 
@@ -794,4 +796,106 @@ fn interface_down_is_fault_and_up_starts_over() {
             ],
         ]
     );
+}
+
+#[test]
+fn tracked_fault_of_a_master_sends_priority_zero_when_its_link_works() {
+    let (_, mut m, t) = master_v2(100);
+    let a = m.fault(t, "tracked script chk failed", true);
+    assert_eq!(
+        steps(&a),
+        vec![
+            Action::Advertise { priority: 0 },
+            Action::RemoveVips,
+            Action::Notify(NotifyState::Fault)
+        ]
+    );
+    assert_eq!(m.state(), State::Fault);
+    assert_eq!(
+        a.log,
+        vec!["tracked script chk failed: entering FAULT state"]
+    );
+    assert_eq!(m.next_deadline(), None);
+    // Its own link down: no advert can go out.
+    let (_, mut m, t) = master_v2(100);
+    assert_eq!(
+        steps(&m.fault(t, "interface down", false)),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Fault)]
+    );
+    // Twice is nothing; clearing starts over as Backup.
+    assert!(m.fault(t, "again", false).steps.is_empty());
+    let a = m.clear_fault(t + Duration::from_secs(1), "tracking OK");
+    assert_eq!(
+        steps(&a),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Backup)]
+    );
+    assert_eq!(m.state(), State::Backup);
+}
+
+#[test]
+fn a_tracked_object_failing_before_start_is_fault_at_once() {
+    let i = inst(100);
+    let mut m = machine(&i);
+    let a = m.fault(ms(0), "tracked script chk failed", true);
+    assert_eq!(steps(&a), vec![Action::Notify(NotifyState::Fault)]);
+    assert_eq!(m.state(), State::Fault);
+}
+
+#[test]
+fn effective_priority_changes_adverts_and_the_election() {
+    // A master whose priority drops advertises it at once, and a better
+    // peer's advert (which it would have beaten before) now demotes it.
+    let (i, mut m, t) = master_v2(100);
+    assert_eq!(m.base_priority(), 100);
+    let a = m.set_priority(t, 60);
+    assert_eq!(steps(&a), vec![Action::Advertise { priority: 60 }]);
+    assert_eq!(m.priority(), 60);
+    assert!(m.set_priority(t, 60).steps.is_empty());
+    let (rx, b) = advert_from(&i, PEER, 80);
+    let a = m.on_advert(t + Duration::from_millis(10), rx, &b);
+    assert_eq!(
+        steps(&a),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Backup)]
+    );
+    // As backup with a raised priority it preempts the peer: their
+    // adverts no longer reset the timer, which uses the new skew.
+    let t2 = t + Duration::from_millis(20);
+    m.set_priority(t2, 120);
+    assert_eq!(
+        m.skew_time(),
+        Duration::from_nanos(136 * 1_000_000_000 / 256)
+    );
+    let (rx, b) = advert_from(&i, PEER, 80);
+    let deadline = m.next_deadline().unwrap();
+    m.on_advert(t2 + Duration::from_millis(500), rx, &b);
+    assert_eq!(m.next_deadline(), Some(deadline));
+    assert_eq!(steps(&m.on_timer(deadline)), become_master_steps(120));
+}
+
+#[test]
+fn a_sync_group_member_only_wants_to_be_master_until_the_group_decides() {
+    let i = inst(100);
+    let mut m = machine(&i);
+    m.set_in_group(true);
+    m.start(ms(0));
+    let t = m.next_deadline().unwrap();
+    assert!(m.on_timer(t).steps.is_empty());
+    assert_eq!(m.state(), State::Backup);
+    assert!(m.wants_master());
+    // It keeps waiting a master-down interval at a time.
+    assert_eq!(m.next_deadline(), Some(t + m.master_down_interval()));
+    // A master heard again: it no longer wants to.
+    let (rx, b) = advert_from(&i, PEER, 150);
+    m.on_advert(t + Duration::from_millis(10), rx, &b);
+    assert!(!m.wants_master());
+    // The group makes it master, and backup again.
+    let t2 = t + Duration::from_millis(20);
+    assert_eq!(steps(&m.force_master(t2)), become_master_steps(100));
+    assert!(m.force_master(t2).steps.is_empty());
+    assert_eq!(
+        steps(&m.force_backup(t2)),
+        vec![Action::RemoveVips, Action::Notify(NotifyState::Backup)]
+    );
+    assert_eq!(m.state(), State::Backup);
+    assert_eq!(m.stats().released_master, 1);
 }
