@@ -1488,3 +1488,46 @@ fn packet_in_is_resolve_in_then_on_packet() {
         }
     }
 }
+
+/// A burst of conns falling due in the same tick, expired with a budget:
+/// each call takes at most that many, the rest stay due (still found by a
+/// lookup, first in line for the eviction scan) until later calls take
+/// them; a packet for one of them in between keeps it, as a packet racing
+/// the kernel's timer would.
+#[test]
+fn expiry_with_a_budget_spreads_a_same_tick_burst_over_calls() {
+    let mut s = Svc::new(Protocol::Udp, FwdMethod::Masq).build();
+    let mut t = ConnTable::new(256, Timeouts::default());
+    let now = t0();
+    let ids: Vec<ConnId> = (0..100u16)
+        .map(|p| {
+            t.schedule(&mut s, 0, &udp("10.0.0.1", 1000 + p), 100, now, 0)
+                .unwrap()
+        })
+        .collect();
+    let due = now + secs(300);
+    assert!(!t.expiry_pending());
+    assert_eq!(t.expire_some(due, &mut s, 30), 30);
+    assert!(t.expiry_pending(), "70 left due");
+    assert_eq!(t.len(), 70);
+    // One of those left is still a conn; a datagram re-arms it.
+    let kept = (0..100u16)
+        .map(|p| t.lookup_in(Protocol::Udp, ip("10.0.0.1"), 1000 + p, ip(VIP), 80))
+        .find_map(|id| id)
+        .expect("some conn is left");
+    assert!(ids.contains(&kept));
+    t.on_packet(kept, Direction::In, None, 100, due, &mut s);
+    // The other 69 in slices of at most 30 (a re-filed timer takes a
+    // share of a slice too).
+    let mut calls = Vec::new();
+    while t.expiry_pending() {
+        calls.push(t.expire_some(due, &mut s, 30));
+        assert!(calls.len() < 10, "{calls:?}");
+    }
+    assert!(calls.iter().all(|&n| n <= 30), "{calls:?}");
+    assert_eq!(calls.iter().sum::<usize>(), 69, "{calls:?}");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.expire(due + secs(300), &mut s), 1);
+    assert_eq!(t.len(), 0);
+}

@@ -215,16 +215,26 @@ impl Wheel {
         self.set_bit(to);
     }
 
-    /// Nothing can be due at `now_tick`: the per-batch fast path.
+    /// Nothing can be due at `now_tick`: the per-batch fast path. Entries
+    /// collected as due but not taken yet (an expiry that ran out of its
+    /// budget) count as due.
     pub(crate) fn idle(&self, now_tick: u64) -> bool {
-        now_tick < self.cur && self.is_empty_list(IMMEDIATE)
+        now_tick < self.cur && self.is_empty_list(IMMEDIATE) && self.is_empty_list(DUE)
+    }
+
+    /// Whether entries collected as due wait to be taken.
+    #[inline]
+    pub(crate) fn has_due(&self) -> bool {
+        !self.is_empty_list(DUE)
     }
 
     /// [`Wheel::idle`] at `now_ns` (`tick_floor(now_ns) < cur` without the
     /// division).
     #[inline]
     pub(crate) fn idle_at(&self, now_ns: u64) -> bool {
-        now_ns < self.cur.saturating_mul(TICK_NS) && self.is_empty_list(IMMEDIATE)
+        now_ns < self.cur.saturating_mul(TICK_NS)
+            && self.is_empty_list(IMMEDIATE)
+            && self.is_empty_list(DUE)
     }
 
     fn wheel_empty(&self) -> bool {
@@ -346,10 +356,12 @@ impl Wheel {
     }
 
     /// Visits at most `limit` armed entries roughly in deadline order:
-    /// the immediate list, then level 0 from `cur` on, then each higher
-    /// level from its current slot on.
+    /// the due list (collected, not yet taken), the immediate list, then
+    /// level 0 from `cur` on, then each higher level from its current slot
+    /// on.
     pub(crate) fn scan(&self, limit: usize, mut visit: impl FnMut(u32)) {
         let mut left = limit;
+        self.walk(DUE, &mut left, &mut visit);
         self.walk(IMMEDIATE, &mut left, &mut visit);
         let start = (self.cur % L0_SLOTS as u64) as usize;
         for k in 0..L0_SLOTS {

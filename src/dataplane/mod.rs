@@ -524,6 +524,15 @@ impl Dataplane {
         self.conns.expire(now, &mut self.services);
     }
 
+    /// [`Dataplane::tick`] running at most `budget` timers (see
+    /// [`ConnTable::expire_some`]): a worker's round. Returns whether due
+    /// timers are left for the next call.
+    pub fn tick_some(&mut self, now: Timestamp, budget: usize) -> bool {
+        self.note_evictions(now);
+        self.conns.expire_some(now, &mut self.services, budget);
+        self.conns.expiry_pending()
+    }
+
     /// Counts a frame the shell could not even hand over.
     pub fn count_oversized(&mut self) {
         self.counters.rx += 1;

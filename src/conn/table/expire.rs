@@ -16,16 +16,41 @@ impl ConnTable {
     /// freed. O(1) when nothing is due.
     #[inline]
     pub fn expire(&mut self, now: Timestamp, services: &mut ServiceTable) -> usize {
+        self.expire_some(now, services, usize::MAX)
+    }
+
+    /// [`ConnTable::expire`] taking at most `budget` due timers: a worker's
+    /// round calls it so that thousands of connections falling due in the
+    /// same tick (opened in the same burst) cost several rounds a slice
+    /// each rather than one round a stall that every frame queued behind
+    /// it waits out. What is left stays due (a lookup still finds those
+    /// conns, and a packet for one re-arms it, as a packet racing the
+    /// kernel's timer would) and is taken first by the next call;
+    /// [`ConnTable::expiry_pending`] says so.
+    #[inline]
+    pub fn expire_some(
+        &mut self,
+        now: Timestamp,
+        services: &mut ServiceTable,
+        budget: usize,
+    ) -> usize {
         // Inlined: the per-batch call with nothing due is one comparison
         // (no tick division, no call).
         if self.wheel.idle_at(now.0) {
             return 0;
         }
-        self.expire_due(now, services)
+        self.expire_due(now, services, budget)
+    }
+
+    /// Whether timers are due that an [`ConnTable::expire_some`] left for
+    /// later.
+    #[inline]
+    pub fn expiry_pending(&self) -> bool {
+        self.wheel.has_due()
     }
 
     #[inline(never)]
-    fn expire_due(&mut self, now: Timestamp, services: &mut ServiceTable) -> usize {
+    fn expire_due(&mut self, now: Timestamp, services: &mut ServiceTable, budget: usize) -> usize {
         let now_tick = tick_floor(now.0);
         if self.wheel.idle(now_tick) {
             return 0;
@@ -40,7 +65,10 @@ impl ConnTable {
         // (a sparse clock: replay, an idle worker), it is deferred to round 1,
         // after every conn due by `now` has been freed, so it sees what the
         // kernel would see at that later deadline.
+        // With a budget that runs out, round 1 waits for a later call (the
+        // deferred templates are on the immediate list by then).
         let mut deferred = false;
+        let mut taken = 0;
         for round in 0..2 {
             if round == 1 {
                 if !deferred {
@@ -48,7 +76,10 @@ impl ConnTable {
                 }
                 self.collect_due(now_tick);
             }
-            while let Some(i) = self.wheel.pop_due() {
+            while taken < budget
+                && let Some(i) = self.wheel.pop_due()
+            {
+                taken += 1;
                 let c = &mut self.slab[i as usize];
                 // Re-armed lazily (`rearm`): not due yet, file it by its
                 // real deadline.

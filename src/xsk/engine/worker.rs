@@ -30,6 +30,10 @@ const ENTRY_AHEAD: usize = 1;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
+/// Most connection timers a round runs: a burst of connections that fall
+/// due in the same tick is spread over rounds (a few µs each) instead of
+/// stalling one round, and every frame behind it, for all of them.
+const EXPIRY_BUDGET: usize = 64;
 /// How often a worker copies the socket's kernel statistics (and checks
 /// its sockets for errors): in the first round without frames after this
 /// long, so that these system calls never sit between a burst's receive
@@ -222,7 +226,7 @@ impl Worker {
         let now = monotonic_now();
         self.sync_snapshot();
         self.phase(Phase::Snapshot);
-        self.dp.tick(now);
+        let timers_left = self.dp.tick_some(now, EXPIRY_BUDGET);
         self.phase(Phase::Timers);
         self.serve_queries(now);
         self.phase(Phase::Queries);
@@ -264,7 +268,7 @@ impl Worker {
         }
         self.phase(Phase::Publish);
 
-        if got + handed > 0 {
+        if got + handed > 0 || timers_left {
             self.last_busy = now;
         } else if now.0.saturating_sub(self.last_busy.0) >= self.idle_spin_ns {
             self.sleep();
