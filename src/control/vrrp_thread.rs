@@ -36,9 +36,9 @@
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,8 +51,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::netlink::Netlink;
 use super::script::{self, RunAs};
 use super::vrrp::{
-    Action, Actions, NotifyState, RxMeta, VrrpMachine, advert_destinations, announcements,
-    instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
+    Action, Actions, NotifyState, RxMeta, State, VrrpMachine, VrrpStats, advert_destinations,
+    announcements, instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
 };
 use crate::config::VrrpInstance;
 use crate::time::Timestamp;
@@ -89,6 +89,8 @@ pub struct VrrpEvent {
 struct Running {
     m: VrrpMachine,
     ifindex: u32,
+    /// The interface's name (logs, metrics).
+    ifname: String,
     mac: MacAddr,
     sock: Socket,
     packet: PacketSender,
@@ -100,10 +102,27 @@ struct Running {
     link_up: bool,
 }
 
+/// One instance as metrics and dumps show it, refreshed by the VRRP thread
+/// at every turn of its loop.
+#[derive(Clone, Debug)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: State,
+    /// The priority the instance advertises.
+    pub priority: u8,
+    /// The master heard last (address, priority), when not us.
+    pub master: Option<(IpAddr, u8)>,
+    pub vips: Vec<IpAddr>,
+    pub stats: VrrpStats,
+}
+
 /// The running VRRP thread.
 pub struct VrrpThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    status: Arc<Mutex<Vec<VrrpStatus>>>,
 }
 
 impl VrrpThread {
@@ -127,11 +146,27 @@ impl VrrpThread {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let status = Arc::new(Mutex::new(Vec::new()));
+        publish_status(&running, &status);
+        let board = Arc::clone(&status);
         let handle = std::thread::Builder::new()
             .name("lvsfwd-vrrp".into())
-            .spawn(move || run(running, nl, events, flag))
+            .spawn(move || run(running, nl, events, flag, board))
             .context("starting the VRRP thread")?;
-        Ok(Some(VrrpThread { stop, handle }))
+        Ok(Some(VrrpThread {
+            stop,
+            handle,
+            status,
+        }))
+    }
+
+    /// Every instance's state, priority and counters, as of the thread's
+    /// last turn (at most [`MAX_WAIT`] old).
+    pub fn status(&self) -> Vec<VrrpStatus> {
+        match self.status.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// Shuts every instance down (priority 0 from a master, VIPs removed)
@@ -232,6 +267,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
     Ok(Running {
         m,
         ifindex: link.ifindex,
+        ifname: inst.interface.clone(),
         mac: link.mac,
         sock,
         packet,
@@ -243,11 +279,34 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
 }
 
 /// The thread's body: start, then timers and adverts until the stop flag.
+/// Copies every instance's state to the board metrics and dumps read (a
+/// few instances: the copy is cheap, and the lock is never held long).
+fn publish_status(running: &[Running], board: &Mutex<Vec<VrrpStatus>>) {
+    let now: Vec<VrrpStatus> = running
+        .iter()
+        .map(|r| VrrpStatus {
+            name: r.m.name().to_string(),
+            interface: r.ifname.clone(),
+            vrid: r.m.vrid(),
+            state: r.m.state(),
+            priority: r.m.priority(),
+            master: r.m.master(),
+            vips: r.m.vips().iter().map(|p| p.addr).collect(),
+            stats: r.m.stats().clone(),
+        })
+        .collect();
+    match board.lock() {
+        Ok(mut b) => *b = now,
+        Err(p) => *p.into_inner() = now,
+    }
+}
+
 fn run(
     mut running: Vec<Running>,
     mut nl: Netlink,
     events: mpsc::Sender<VrrpEvent>,
     stop: Arc<AtomicBool>,
+    board: Arc<Mutex<Vec<VrrpStatus>>>,
 ) {
     let epoch = Instant::now();
     let now = || Timestamp::from_nanos(epoch.elapsed().as_nanos() as u64);
@@ -323,6 +382,7 @@ fn run(
             let a = r.m.on_timer(now());
             execute(r, &mut nl, &events, a);
         }
+        publish_status(&running, &board);
     }
     for r in running.iter_mut() {
         let a = r.m.shutdown(now());
@@ -406,7 +466,7 @@ fn execute(r: &mut Running, nl: &mut Netlink, events: &mpsc::Sender<VrrpEvent>, 
                 }
                 for p in r.m.vips().to_vec() {
                     if let Err(e) = nl.add_address(r.ifindex, p.addr, p.len) {
-                        log::error!("vrrp {}: {e:#}", r.m.name());
+                        log::error!("vrrp {}: on {}: {e:#}", r.m.name(), r.ifname);
                     }
                 }
             }
@@ -414,7 +474,7 @@ fn execute(r: &mut Running, nl: &mut Netlink, events: &mpsc::Sender<VrrpEvent>, 
             Action::RemoveVips => {
                 for p in r.m.vips().to_vec() {
                     if let Err(e) = nl.del_address(r.ifindex, p.addr, p.len) {
-                        log::error!("vrrp {}: {e:#}", r.m.name());
+                        log::error!("vrrp {}: on {}: {e:#}", r.m.name(), r.ifname);
                     }
                 }
             }
