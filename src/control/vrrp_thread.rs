@@ -316,6 +316,7 @@ fn run(
     }
     let mut buf = vec![0u8; 65536];
     let mut last_link_check: Option<Instant> = None;
+    let mut warnings = super::ops::ratelimit::RateLimit::default();
     while !stop.load(Ordering::Relaxed) {
         // keepalived tracks each instance's own interface: down (or without
         // carrier) is FAULT, up again starts the instance over.
@@ -323,9 +324,15 @@ fn run(
             last_link_check = Some(Instant::now());
             for r in running.iter_mut() {
                 let up = match nl.link_up(r.ifindex) {
-                    Ok(up) => up,
+                    Ok(up) => {
+                        warnings.clear("interface state");
+                        up
+                    }
                     Err(e) => {
-                        log::warn!("vrrp {}: interface state: {e:#}", r.m.name());
+                        // Every 200 ms while it lasts: rate-limited.
+                        warnings.warn("interface state", Instant::now(), || {
+                            format!("vrrp {}: state of {}: {e:#}", r.m.name(), r.ifname)
+                        });
                         false
                     }
                 };

@@ -193,9 +193,10 @@ impl XdpObject {
         let open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .context("opening lvsfwd's embedded XDP object")?;
-        let obj = open
-            .load()
-            .context("loading lvsfwd's XDP program into the kernel (root needed)")?;
+        let obj = open.load().context(
+            "loading lvsfwd's XDP program into the kernel (root, or CAP_BPF, CAP_PERFMON and \
+                 CAP_NET_ADMIN, needed)",
+        )?;
         let x = XdpObject { obj };
         x.prog_fd_check()?;
         Ok(x)

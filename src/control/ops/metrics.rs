@@ -746,4 +746,40 @@ mod tests {
         assert_eq!(route(b"\xff\xfe"), Route::BadRequest);
         assert_eq!(route(b""), Route::BadRequest);
     }
+
+    /// Every series name configs/grafana-lvsfwd.json queries is one lvsfwd
+    /// serves (a renamed metric would leave a dashboard panel empty).
+    #[test]
+    fn the_grafana_dashboard_queries_only_served_names() {
+        let served: std::collections::BTreeSet<String> = render(&status())
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect();
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../../configs/grafana-lvsfwd.json")).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for p in dash["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let expr = t["expr"].as_str().unwrap();
+                // Identifiers that start a series name.
+                let mut cur = String::new();
+                for c in expr.chars().chain(std::iter::once(' ')) {
+                    if c.is_ascii_alphanumeric() || c == '_' {
+                        cur.push(c);
+                    } else {
+                        if cur.starts_with("node_ipvs_") || cur.starts_with("lvsfwd_") {
+                            used.insert(std::mem::take(&mut cur));
+                        }
+                        cur.clear();
+                    }
+                }
+            }
+        }
+        assert!(used.len() >= 15, "{used:?}");
+        let missing: Vec<_> = used.difference(&served).collect();
+        assert!(missing.is_empty(), "the dashboard queries {missing:?}");
+    }
 }
