@@ -4,10 +4,12 @@
 //! Start-up order: read and validate the configuration (nothing is touched
 //! when it is wrong), learn the NIC from the kernel, attach lvsfwd's XDP
 //! program (replacing a stale one), open one AF_XDP socket and one pinned
-//! worker per RX queue, then print `lvsfwd: ready ...` on stderr. The main
-//! thread then becomes the control thread: it refreshes next hops from the
-//! kernel's tables, publishes them to the workers as snapshots, and handles
-//! signals. SIGTERM / SIGINT stop cleanly: workers joined, XDP program
+//! worker per RX queue, then print `lvsfwd: ready ...` on stderr and send
+//! systemd `READY=1` (`control::ops::notify`). The main thread then becomes
+//! the control thread: it refreshes next hops from the kernel's tables,
+//! publishes them to the workers as snapshots, answers the metrics thread
+//! (`[metrics] listen`) and handles signals (SIGHUP reload, SIGUSR1/SIGUSR2
+//! dumps). SIGTERM / SIGINT stop cleanly: workers joined, XDP program
 //! detached, exit 0.
 //!
 //! No half-alive daemon: a worker that dies (a panic, or its socket failed
