@@ -19,7 +19,11 @@
 //!
 //! Serving: [`MetricsServer`] is a thread of its own on a std
 //! `TcpListener` (one request per connection, `Connection: close`); a
-//! scrape every few seconds needs no HTTP framework. It asks the control
+//! scrape every few seconds needs no HTTP framework, and nothing here is
+//! worth a dependency (tiny_http would bring its own threads and buffers
+//! for the same 60 lines). Connections are served one at a time, each
+//! bounded by read/write timeouts: a client that sends nothing delays the
+//! next scrape by at most [`READ_TIMEOUT`], never the control loop. It asks the control
 //! thread for a [`Status`] over a channel and renders it itself, so a slow
 //! or stuck client never holds up the control loop, and the workers are
 //! never involved beyond the batch-boundary queries listings already make.
@@ -47,8 +51,10 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head read.
 const MAX_REQUEST: usize = 8192;
-/// How often the accept loop checks for a stop request.
+/// Pause after a failed accept (e.g. out of file descriptors).
 const POLL: Duration = Duration::from_millis(100);
+/// How long stopping waits to connect to the listener.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// node_exporter's backend label names, in its order.
 const BACKEND_LABELS: [&str; 6] = [
@@ -439,9 +445,6 @@ impl MetricsServer {
         let listener =
             TcpListener::bind(addr).with_context(|| format!("[metrics] listen {addr}"))?;
         let addr = listener.local_addr()?;
-        listener
-            .set_nonblocking(true)
-            .with_context(|| format!("[metrics] listen {addr}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
@@ -455,8 +458,21 @@ impl MetricsServer {
         self.addr
     }
 
+    /// Stops the thread: it blocks in `accept`, so a connection of our own
+    /// wakes it.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        if let Err(e) = TcpStream::connect_timeout(&wake, WAKE_TIMEOUT) {
+            log::warn!("metrics: waking the thread to stop it: {e}; left running");
+            return;
+        }
         if self.handle.join().is_err() {
             log::error!("the metrics thread panicked");
         }
@@ -464,14 +480,17 @@ impl MetricsServer {
 }
 
 fn serve(listener: TcpListener, ask: mpsc::Sender<StatusRequest>, stop: Arc<AtomicBool>) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match accepted {
             Ok((mut stream, peer)) => {
                 if let Err(e) = answer(&mut stream, &ask) {
                     log::debug!("metrics: {peer}: {e:#}");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
                 log::warn!("metrics: accept: {e}");
                 std::thread::sleep(POLL);
@@ -781,5 +800,34 @@ mod tests {
         assert!(used.len() >= 15, "{used:?}");
         let missing: Vec<_> = used.difference(&served).collect();
         assert!(missing.is_empty(), "the dashboard queries {missing:?}");
+    }
+
+    /// The server on a real socket: `/metrics` is the control side's
+    /// answer rendered, other paths 404, and it stops when told.
+    #[test]
+    fn serves_over_tcp_and_stops() {
+        let (tx, rx) = mpsc::channel::<StatusRequest>();
+        let m = MetricsServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
+        let addr = m.addr();
+        let answerer = std::thread::spawn(move || {
+            // One scrape to answer.
+            let ask = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            ask.send(status()).unwrap();
+        });
+        let get = |path: &str| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let ok = get("/metrics");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.contains(&format!("Content-Type: {CONTENT_TYPE}\r\n")));
+        assert!(ok.contains("\nnode_ipvs_connections_total 5\n"));
+        answerer.join().unwrap();
+        assert!(get("/").starts_with("HTTP/1.1 404 Not Found\r\n"));
+        m.stop();
+        assert!(TcpStream::connect(addr).is_err(), "still listening");
     }
 }
