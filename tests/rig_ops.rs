@@ -609,6 +609,35 @@ fn genhash_prints_the_digest_http_get_accepts_under_the_unit_s_capabilities() {
              connect_port = {HEALTH_PORT}\nconnect_timeout = 1\nretry = 1\ndelay_before_retry = 1\n"
         )
     });
+    // A metrics address the director does not have: refused at start,
+    // naming it, with nothing left attached.
+    let bad = rig.dir().join("bad.toml");
+    std::fs::write(
+        &bad,
+        lb_toml(&rig, "[metrics]\nlisten = \"198.18.0.77:9478\"\n", &|_| {
+            String::new()
+        }),
+    )
+    .unwrap();
+    let refused = rig.director().exec_timeout(
+        &[rig::daemon::binary(), "--config", bad.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        refused.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("[metrics] listen 198.18.0.77:9478: Cannot assign requested address"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!rig.director().xdp_attached(), "XDP left attached");
+
     let caps = unit_capabilities();
     let bounding = format!("--bounding-set=-all,{caps}");
     let mut lb = Lvsfwd::start_env(&rig, &["setpriv", "--inh-caps=-all", &bounding], &cfg, &[]);
