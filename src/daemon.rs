@@ -4,10 +4,12 @@
 //! Start-up order: read and validate the configuration (nothing is touched
 //! when it is wrong), learn the NIC from the kernel, attach lvsfwd's XDP
 //! program (replacing a stale one), open one AF_XDP socket and one pinned
-//! worker per RX queue, then print `lvsfwd: ready ...` on stderr. The main
-//! thread then becomes the control thread: it refreshes next hops from the
-//! kernel's tables, publishes them to the workers as snapshots, and handles
-//! signals. SIGTERM / SIGINT stop cleanly: workers joined, XDP program
+//! worker per RX queue, then print `lvsfwd: ready ...` on stderr and send
+//! systemd `READY=1` (`control::ops::notify`). The main thread then becomes
+//! the control thread: it refreshes next hops from the kernel's tables,
+//! publishes them to the workers as snapshots, answers the metrics thread
+//! (`[metrics] listen`) and handles signals (SIGHUP reload, SIGUSR1/SIGUSR2
+//! dumps). SIGTERM / SIGINT stop cleanly: workers joined, XDP program
 //! detached, exit 0.
 //!
 //! No half-alive daemon: a worker that dies (a panic, or its socket failed
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 use crate::admin::apply::AdminState;
@@ -41,6 +43,10 @@ use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
 use crate::control::neigh::{self, NextHops, Nics};
 use crate::control::netlink::Netlink;
+use crate::control::ops::metrics::{MetricsServer, StatusRequest};
+use crate::control::ops::notify::Notifier;
+use crate::control::ops::ratelimit::RateLimit;
+use crate::control::ops::{self, Status, dump};
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
 use crate::dataplane::query::{self, Query};
@@ -137,8 +143,8 @@ pub fn run(source: Source) -> Result<()> {
     let seeds = config::os_hash_seeds().context("drawing the hash seeds from the OS")?;
 
     // Signals first, so that a stop during start-up is not lost.
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT, SIGHUP]).context("installing signal handlers")?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])
+        .context("installing signal handlers")?;
 
     let mut prog = Programs::attach(&ifnames, cfg.global.xdp_mode)?;
     // VRRP: no VIP is served before its instance is master.
@@ -258,14 +264,49 @@ pub fn run(source: Source) -> Result<()> {
         }
     };
     // ---- end VRRP
-    eprintln!(
-        "lvsfwd: ready: {} virtual services on {} ({} queues, {} XDP), admin socket {}",
+    // ---- metrics: only where lb.toml says, refused (and nothing left
+    // running) when that address cannot be bound.
+    let (status_tx, status_rx) = std::sync::mpsc::channel::<StatusRequest>();
+    let metrics = match cfg.global.metrics_listen {
+        None => None,
+        Some(a) => match MetricsServer::start(a, status_tx) {
+            Ok(m) => {
+                log::info!("metrics on http://{}/metrics", m.addr());
+                Some(m)
+            }
+            Err(e) => {
+                vrrp.stop();
+                drop(admin);
+                engine.stop();
+                let _ = prog.detach();
+                return Err(e);
+            }
+        },
+    };
+    let dump_dir = dump::dump_dir(
+        std::env::var("RUNTIME_DIRECTORY").ok().as_deref(),
+        admin
+            .path()
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("/run")),
+    );
+    let ready_line = format!(
+        "{} virtual services on {} ({} queues, {} XDP), admin socket {}",
         specs.len(),
         ifnames.join(", "),
         queues.len(),
         prog.modes(),
         admin.path().display()
     );
+    eprintln!("lvsfwd: ready: {ready_line}");
+    // Every worker is bound, the XDP program attached and the admin socket
+    // open: systemd may start what depends on us.
+    let mut notifier = Notifier::from_env();
+    notifier.ready(&ready_line, Instant::now());
+    if let Some(p) = notifier.ping_every() {
+        log::info!("systemd watchdog: pinging every {p:?}");
+    }
+    let started = Instant::now();
 
     let mut ctl = Control {
         state: AdminState {
@@ -286,6 +327,8 @@ pub fn run(source: Source) -> Result<()> {
         sysctls: cfg.dataplane_config().sysctls,
         vrrp_gate,
         vrrp_reload: vrrp.reloader(),
+        checkers: checker_names(&cfg.virtual_servers),
+        warnings: RateLimit::default(),
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -300,19 +343,48 @@ pub fn run(source: Source) -> Result<()> {
         for sig in signals.pending() {
             match sig {
                 SIGTERM | SIGINT => break 'control,
-                SIGHUP => ctl.reload(&source),
+                SIGHUP => {
+                    notifier.reloading();
+                    ctl.reload(&source);
+                    notifier.reloaded(&ready_line, Instant::now());
+                }
+                SIGUSR1 | SIGUSR2 => {
+                    let (name, doc) = {
+                        let st = ctl.status(&vrrp, started);
+                        if sig == SIGUSR1 {
+                            (dump::DATA_FILE, dump::data(&st))
+                        } else {
+                            (dump::STATS_FILE, dump::stats(&st))
+                        }
+                    };
+                    match dump::write(&dump_dir, name, &doc) {
+                        Ok(p) => log::info!("dump written to {}", p.display()),
+                        Err(e) => log::error!("dump: {e:#}"),
+                    }
+                }
                 _ => {}
             }
         }
+        notifier.tick(Instant::now());
         ctl.follow_health();
         loop {
             match admin.accept() {
                 Ok(Some(mut stream)) => ctl.serve_admin(&mut stream),
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("admin socket: {e}");
+                    ctl.warnings
+                        .warn("admin", Instant::now(), || format!("admin socket: {e}"));
                     break;
                 }
+            }
+        }
+        // Scrapes: the metrics thread waits for the answer, we never wait
+        // for it.
+        let asks: Vec<StatusRequest> = status_rx.try_iter().collect();
+        if !asks.is_empty() {
+            let st = ctl.status(&vrrp, started);
+            for a in asks {
+                let _ = a.send(st.clone());
             }
         }
         if last_estimate.elapsed() >= Duration::from_secs(estimator::PERIOD_SECS) {
@@ -328,7 +400,11 @@ pub fn run(source: Source) -> Result<()> {
             last_addrs = Instant::now();
             // The NIC's addresses decide which real servers are the
             // director itself (Local); VRRP and operators change them.
-            match nic_addresses(&mut ctl.nl, &ctl.nics) {
+            let addrs = nic_addresses(&mut ctl.nl, &ctl.nics);
+            if addrs.is_ok() && ctl.warnings.clear("addresses") {
+                log::info!("{}: addresses readable again", ctl.nics.names());
+            }
+            match addrs {
                 Ok(addrs) if *shared.load().own_addrs != addrs => {
                     log::info!("{}: addresses now {addrs:?}", ctl.nics.names());
                     let mut next = (*shared.load()).clone();
@@ -336,7 +412,9 @@ pub fn run(source: Source) -> Result<()> {
                     shared.publish(next);
                 }
                 Ok(_) => {}
-                Err(e) => log::warn!("reading the NICs' addresses: {e:#}"),
+                Err(e) => ctl.warnings.warn("addresses", Instant::now(), || {
+                    format!("reading the NICs' addresses: {e:#}")
+                }),
             }
         }
         if !ctl.next_hops.is_empty() && last_refresh.elapsed() >= wait {
@@ -347,6 +425,9 @@ pub fn run(source: Source) -> Result<()> {
                 .refresh(&mut ctl.nl, &ctl.nics, &published.neighbours)
             {
                 Ok((map, missing)) => {
+                    if ctl.warnings.clear("next hops") {
+                        log::info!("next hops readable again");
+                    }
                     unresolved = missing;
                     if *published.neighbours != map {
                         let mut next = (*published).clone();
@@ -354,11 +435,17 @@ pub fn run(source: Source) -> Result<()> {
                         shared.publish(next);
                     }
                 }
-                Err(e) => log::warn!("refreshing next hops: {e:#}"),
+                Err(e) => ctl.warnings.warn("next hops", Instant::now(), || {
+                    format!("refreshing next hops: {e:#}")
+                }),
             }
         }
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
+    }
+    notifier.stopping();
+    if let Some(m) = metrics {
+        m.stop();
     }
     // VRRP before the engine: priority 0 goes out while we still serve.
     vrrp.stop();
@@ -490,8 +577,11 @@ fn served_queues(ifnames: &[String], configured: Option<&[u32]>) -> Result<Vec<u
 /// The addresses of every data-plane NIC, in NIC order.
 fn nic_addresses(nl: &mut Netlink, nics: &Nics) -> Result<Vec<IpAddr>> {
     let mut all = Vec::new();
-    for (ifindex, _) in &nics.0 {
-        all.extend(nl.addresses(*ifindex)?);
+    for (ifindex, name) in &nics.0 {
+        all.extend(
+            nl.addresses(*ifindex)
+                .with_context(|| format!("reading the addresses of {name}"))?,
+        );
     }
     Ok(all)
 }
@@ -533,6 +623,18 @@ impl Programs {
             Some(p) => p.register_socket(queue, fd),
             None => bail!("no XDP program for NIC {nic}"),
         }
+    }
+
+    /// Each NIC's name and attach mode (`native` / `generic`).
+    fn status(&self, nics: &Nics) -> Vec<ops::XdpStatus> {
+        self.0
+            .iter()
+            .zip(&nics.0)
+            .map(|(p, (_, name))| ops::XdpStatus {
+                interface: name.clone(),
+                mode: format!("{:?}", p.mode()).to_lowercase(),
+            })
+            .collect()
     }
 
     /// The attach mode of each NIC, as `Native` or `Native/Generic`.
@@ -581,6 +683,40 @@ struct Control<'a> {
     vrrp_gate: VipGate,
     /// SIGHUP's way to the VRRP thread.
     vrrp_reload: vrrp_thread::VrrpReloader,
+    /// Each real server's checker keywords (dumps and metrics).
+    checkers: HashMap<(ServiceKey, std::net::SocketAddr), Vec<String>>,
+    /// Warnings that would repeat at every turn while a condition lasts.
+    warnings: RateLimit,
+}
+
+/// keepalived's keyword for each real server's checkers.
+fn checker_names(
+    vss: &[config::VirtualServer],
+) -> HashMap<(ServiceKey, std::net::SocketAddr), Vec<String>> {
+    let mut out = HashMap::new();
+    for vs in vss {
+        let key = ServiceKey {
+            proto: vs.protocol,
+            addr: vs.address.ip(),
+            port: vs.address.port(),
+        };
+        for rs in &vs.real_servers {
+            let names = rs
+                .checks
+                .iter()
+                .map(|c| {
+                    match c {
+                        config::HealthCheck::Tcp(_) => "TCP_CHECK",
+                        config::HealthCheck::Http(_) => "HTTP_GET",
+                        config::HealthCheck::Misc(_) => "MISC_CHECK",
+                    }
+                    .to_string()
+                })
+                .collect();
+            out.insert((key, rs.address), names);
+        }
+    }
+    out
 }
 
 /// The rate estimators, per service and per real server.
@@ -711,6 +847,7 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
+                self.checkers = checker_names(&cfg.virtual_servers);
                 let sysctls = cfg.dataplane_config().sysctls;
                 if sysctls != self.sysctls {
                     log::info!("reload: connection sysctls now {sysctls:?}");
@@ -815,6 +952,151 @@ impl Control<'_> {
         }
     }
 
+    /// The picture metrics and dumps show: what the listings show (the
+    /// workers' merged answers over the running table), with health, VRRP
+    /// and the data plane's own counters.
+    fn status(&self, vrrp: &VrrpThread, started: Instant) -> Status {
+        use std::sync::atomic::Ordering::Relaxed;
+        let live = match self.engine.query(&Query::Live, QUERY_TIMEOUT) {
+            Ok(r) => query::merge(&r),
+            Err(e) => {
+                log::warn!("status: {e:#}");
+                Default::default()
+            }
+        };
+        let running = self.services();
+        let services = self
+            .state
+            .services
+            .iter()
+            .map(|spec| {
+                let key = spec.key;
+                let run = running.iter().find(|s| s.key == key);
+                let pool = self.health_view.pools.get(&key);
+                let l = live.get(&key);
+                let real_servers = spec
+                    .dests
+                    .iter()
+                    .map(|d| {
+                        let sa = std::net::SocketAddr::new(d.addr, d.port);
+                        let ld = l.and_then(|l| query::dest_of(l, d.addr, d.port));
+                        ops::RealServerStatus {
+                            address: d.addr,
+                            port: d.port,
+                            forward: d.fwd.name(),
+                            weight: d.weight,
+                            running_weight: run.and_then(|r| {
+                                r.dests
+                                    .iter()
+                                    .find(|x| x.addr == d.addr && x.port == d.port)
+                                    .map(|x| x.weight)
+                            }),
+                            alive: pool
+                                .and_then(|p| p.servers.get(&sa))
+                                .is_none_or(|h| h.alive),
+                            checkers: self.checkers.get(&(key, sa)).cloned().unwrap_or_default(),
+                            active_conns: ld.map_or(0, |x| x.active_conns),
+                            inactive_conns: ld.map_or(0, |x| x.inact_conns),
+                            persistent_conns: ld.map_or(0, |x| x.persist_conns),
+                            traffic: ld.map(|x| (&x.stats).into()).unwrap_or_default(),
+                        }
+                    })
+                    .collect();
+                ops::ServiceStatus {
+                    protocol: key.proto.name(),
+                    address: key.addr,
+                    port: key.port,
+                    scheduler: spec.sched.name(),
+                    persistence_secs: spec.persistence.map(|p| p.as_secs()),
+                    sorry_server: pool.and_then(|p| p.sorry_server).map(|a| a.to_string()),
+                    sorry_server_active: pool.is_some_and(|p| p.sorry_active),
+                    traffic: l.map(|x| (&x.stats).into()).unwrap_or_default(),
+                    real_servers,
+                }
+            })
+            .collect();
+        let mut drops: Vec<(&'static str, u64)> = Vec::new();
+        let mut to_kernel: Vec<(&'static str, u64)> = Vec::new();
+        let mut conn_table = ops::ConnTableStatus::default();
+        match self.engine.query(&Query::Counters, QUERY_TIMEOUT) {
+            Ok(replies) => {
+                for r in replies {
+                    let query::Reply::Counters(c) = r else {
+                        continue;
+                    };
+                    add_reasons(&mut drops, c.counters.all_drop_reasons());
+                    add_reasons(&mut to_kernel, c.counters.all_kernel_reasons());
+                    conn_table.entries += c.conns as u64;
+                    conn_table.capacity += c.capacity as u64;
+                    conn_table.evictions += c.evictions;
+                }
+            }
+            Err(e) => log::warn!("status: {e:#}"),
+        }
+        let workers = self
+            .engine
+            .workers()
+            .iter()
+            .zip(self.engine.counters())
+            .enumerate()
+            .map(|(i, (w, c))| ops::WorkerStatus {
+                worker: i,
+                queue: w.queue,
+                core: w.core,
+                zero_copy: w.zero_copy,
+                rx: c.rx.load(Relaxed),
+                tx: c.tx.load(Relaxed),
+                pass: c.pass.load(Relaxed),
+                drop: c.drop.load(Relaxed),
+                to_kernel: c.to_kernel.load(Relaxed),
+                kernel_port_drop: c.kernel_port_drop.load(Relaxed),
+                steered_out: c.steered_out.load(Relaxed),
+                steer_drop: c.steer_drop.load(Relaxed),
+                tx_ring_full: c.tx_ring_full.load(Relaxed),
+                kernel_rx_dropped: c.kernel_rx_dropped.load(Relaxed),
+                busy_seconds: c.busy_ns.load(Relaxed) as f64 / 1e9,
+            })
+            .collect();
+        let vrrp_instances = vrrp
+            .status()
+            .into_iter()
+            .map(|v| ops::VrrpInstanceStatus {
+                state: match v.state {
+                    crate::control::vrrp::State::Initialize => "INIT",
+                    crate::control::vrrp::State::Backup => "BACKUP",
+                    crate::control::vrrp::State::Master => "MASTER",
+                    crate::control::vrrp::State::Fault => "FAULT",
+                },
+                master: v.master.map(|(a, p)| format!("{a} priority {p}")),
+                rejected: crate::control::vrrp::Reject::ALL
+                    .iter()
+                    .map(|r| (r.name(), v.stats.rejected(*r)))
+                    .collect(),
+                adverts_rx: v.stats.adverts_rx,
+                adverts_tx: v.stats.adverts_tx,
+                priority_zero_rx: v.stats.priority_zero_rx,
+                priority_zero_tx: v.stats.priority_zero_tx,
+                became_master: v.stats.became_master,
+                released_master: v.stats.released_master,
+                name: v.name,
+                interface: v.interface,
+                virtual_router_id: v.vrid,
+                priority: v.priority,
+                virtual_ipaddress: v.vips,
+            })
+            .collect();
+        Status {
+            uptime_seconds: started.elapsed().as_secs_f64(),
+            services,
+            vrrp_instances,
+            workers,
+            drops,
+            to_kernel,
+            conn_table,
+            xdp: self.prog.status(&self.nics),
+        }
+    }
+
     /// One 2-second sample for `--rate`.
     fn sample_rates(&mut self) {
         let Ok(replies) = self.engine.query(&Query::Live, QUERY_TIMEOUT) else {
@@ -834,6 +1116,17 @@ impl Control<'_> {
                     .sample(&d.stats);
             }
         }
+    }
+}
+
+/// Adds `more` (every reason, in the same order each time) into `acc`.
+fn add_reasons(acc: &mut Vec<(&'static str, u64)>, more: Vec<(&'static str, u64)>) {
+    if acc.is_empty() {
+        *acc = more;
+        return;
+    }
+    for (a, (_, n)) in acc.iter_mut().zip(more) {
+        a.1 += n;
     }
 }
 

@@ -51,6 +51,28 @@ enum Cmd {
         /// The keepalived.conf to convert.
         file: PathBuf,
     },
+    /// keepalived's genhash: fetch URL from a real server and print the MD5
+    /// digest of its body as HTTP_GET / SSL_GET `digest` compares it.
+    Genhash {
+        /// The server's address.
+        #[arg(short = 's', long = "server")]
+        server: IpAddr,
+        /// The server's port.
+        #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+        /// The URL path to fetch.
+        #[arg(short = 'u', long, default_value = "/")]
+        url: String,
+        /// Use TLS (the server's certificate is not verified, as genhash).
+        #[arg(short = 'S', long = "use-ssl")]
+        ssl: bool,
+        /// The `Host:` header to send instead of ADDR:PORT.
+        #[arg(short = 'V', long = "use-virtualhost")]
+        virtualhost: Option<String>,
+        /// Print the response header and timing too.
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
     /// Run the data-plane pipeline offline over a capture.
     Replay {
         #[arg(long)]
@@ -128,6 +150,33 @@ fn main() -> ExitCode {
         };
     };
     match cmd {
+        Cmd::Genhash {
+            server,
+            port,
+            url,
+            ssl,
+            virtualhost,
+            verbose,
+        } => {
+            let req = lvsfwd::control::health::genhash::Request {
+                server,
+                port,
+                url,
+                ssl,
+                virtualhost,
+                verbose,
+            };
+            match lvsfwd::control::health::genhash::run(&req) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lvsfwd genhash: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::ImportKeepalived { file } => match std::fs::read_to_string(&file) {
             Ok(text) => {
                 let (toml, warnings) = config::keepalived::import(&text);

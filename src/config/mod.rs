@@ -113,6 +113,8 @@ pub struct Global {
     /// else root; see `control::script`).
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// `[metrics] listen`: where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Most NICs one director serves (`interface` lists): a NIC index is one
@@ -141,6 +143,7 @@ impl Default for Global {
             drop_entry: true,
             script_user: None,
             script_group: None,
+            metrics_listen: None,
         }
     }
 }

@@ -32,6 +32,14 @@ pub(crate) struct RawConfig {
     pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
     #[serde(default)]
     pub virtual_server: Vec<S<RawVirtualServer>>,
+    pub metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: S<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -1822,3 +1822,36 @@ fn vrrp_sync_groups() {
         "vrrp_instance b tracks eth3 with weight -10",
     );
 }
+
+#[test]
+fn metrics_listen_is_off_unless_configured_and_bad_addresses_name_their_line() {
+    assert_eq!(ok("").global.metrics_listen, None);
+    assert_eq!(
+        ok("[metrics]\nlisten = \"127.0.0.1:9478\"\n")
+            .global
+            .metrics_listen,
+        Some(sa("127.0.0.1:9478"))
+    );
+    assert_eq!(
+        ok("[metrics]\nlisten = \"[::1]:9478\"\n")
+            .global
+            .metrics_listen,
+        Some(sa("[::1]:9478"))
+    );
+    err_at(
+        "[metrics]\nlisten = \"localhost:9478\"\n",
+        2,
+        10,
+        "metrics listen `localhost:9478` is not ADDR:PORT",
+    );
+    err_at("[metrics]\nlisten = \"0.0.0.0:0\"\n", 2, 10, "port 0");
+    err_at(
+        "[metrics]\n\nlisten = \"127.0.0.1\"\n",
+        3,
+        10,
+        "not ADDR:PORT",
+    );
+    // No listen at all, or an unknown key: refused, not ignored.
+    assert!(err("[metrics]\n").contains("listen"));
+    assert!(err("[metrics]\nlisten = \"127.0.0.1:1\"\nport = 2\n").contains("port"));
+}

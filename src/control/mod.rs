@@ -11,6 +11,7 @@ pub mod estimator;
 pub mod health;
 pub mod neigh;
 pub mod netlink;
+pub mod ops;
 pub mod script;
 pub mod vrrp;
 pub mod vrrp_thread;

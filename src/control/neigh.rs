@@ -15,7 +15,7 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
@@ -176,8 +176,11 @@ impl NextHops {
         known: &FxHashMap<IpAddr, NextHop>,
     ) -> Result<(FxHashMap<IpAddr, NextHop>, usize)> {
         let mut neigh = Vec::with_capacity(nics.0.len());
-        for (ifindex, _) in &nics.0 {
-            neigh.push(nl.neighbours(*ifindex)?);
+        for (ifindex, name) in &nics.0 {
+            neigh.push(
+                nl.neighbours(*ifindex)
+                    .with_context(|| format!("reading the neighbours of {name}"))?,
+            );
         }
         let mut map = FxHashMap::default();
         let mut missing = 0;

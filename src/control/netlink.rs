@@ -182,7 +182,7 @@ impl Netlink {
             Ok(()) => Ok(true),
             Err(libc::EEXIST) => Ok(false),
             Err(e) => bail!(
-                "adding {addr}/{prefix_len} to interface {ifindex}: {}",
+                "adding {addr}/{prefix_len}: {}",
                 std::io::Error::from_raw_os_error(e)
             ),
         }
@@ -196,7 +196,7 @@ impl Netlink {
             Ok(()) => Ok(true),
             Err(libc::EADDRNOTAVAIL | libc::ENOENT | libc::ESRCH) => Ok(false),
             Err(e) => bail!(
-                "removing {addr}/{prefix_len} from interface {ifindex}: {}",
+                "removing {addr}/{prefix_len}: {}",
                 std::io::Error::from_raw_os_error(e)
             ),
         }

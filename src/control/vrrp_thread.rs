@@ -54,9 +54,9 @@ use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::Child;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -70,8 +70,8 @@ use super::netlink::Netlink;
 use super::script::{self, RunAs};
 use super::vrrp::track::{self, GroupMove, Member, ScriptHealth, Status};
 use super::vrrp::{
-    Action, Actions, NotifyState, RxMeta, State, VrrpMachine, advert_destinations, announcements,
-    instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
+    Action, Actions, NotifyState, RxMeta, State, VrrpMachine, VrrpStats, advert_destinations,
+    announcements, instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
 };
 use crate::config::{Config, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use crate::time::Timestamp;
@@ -163,6 +163,8 @@ pub struct VrrpEvent {
 struct Running {
     m: VrrpMachine,
     ifindex: u32,
+    /// The interface's name (logs, metrics).
+    ifname: String,
     mac: MacAddr,
     sock: Socket,
     packet: PacketSender,
@@ -213,11 +215,28 @@ struct GroupSlot {
     notified: Option<NotifyState>,
 }
 
+/// One instance as metrics and dumps show it, refreshed by the VRRP thread
+/// at every turn of its loop.
+#[derive(Clone, Debug)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: State,
+    /// The priority the instance advertises.
+    pub priority: u8,
+    /// The master heard last (address, priority), when not us.
+    pub master: Option<(IpAddr, u8)>,
+    pub vips: Vec<IpAddr>,
+    pub stats: VrrpStats,
+}
+
 /// The running VRRP thread.
 pub struct VrrpThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
     reload: mpsc::Sender<VrrpSetup>,
+    status: Arc<Mutex<Vec<VrrpStatus>>>,
 }
 
 /// Hands a new configuration to the VRRP thread (see the module docs).
@@ -254,21 +273,35 @@ impl VrrpThread {
             nl,
             events,
             run_as: setup.run_as,
+            warnings: super::ops::ratelimit::RateLimit::default(),
         };
         v.scripts = script_slots(&setup, Vec::new());
         v.link_tracking()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let (reload, reloads) = mpsc::channel();
+        let status = Arc::new(Mutex::new(Vec::new()));
+        publish_status(&v.running, &status);
+        let board = Arc::clone(&status);
         let handle = std::thread::Builder::new()
             .name("lvsfwd-vrrp".into())
-            .spawn(move || run(v, reloads, flag))
+            .spawn(move || run(v, reloads, flag, board))
             .context("starting the VRRP thread")?;
         Ok(VrrpThread {
             stop,
             handle,
             reload,
+            status,
         })
+    }
+
+    /// Every instance's state, priority and counters, as of the thread's
+    /// last turn (at most [`MAX_WAIT`] old).
+    pub fn status(&self) -> Vec<VrrpStatus> {
+        match self.status.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// A handle to reload the thread from elsewhere (the daemon's SIGHUP).
@@ -374,6 +407,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
     Ok(Running {
         m,
         ifindex: link.ifindex,
+        ifname: inst.interface.clone(),
         mac: link.mac,
         sock,
         packet,
@@ -404,6 +438,8 @@ struct Vrrp {
     events: mpsc::Sender<VrrpEvent>,
     /// Whom notify scripts run as.
     run_as: Option<RunAs>,
+    /// Repeated warnings, rate-limited.
+    warnings: super::ops::ratelimit::RateLimit,
 }
 
 impl Vrrp {
@@ -531,9 +567,15 @@ impl Vrrp {
         let mut changed = false;
         for r in self.running.iter_mut() {
             let up = match self.nl.link_up(r.ifindex) {
-                Ok(up) => up,
+                Ok(up) => {
+                    self.warnings.clear("interface state");
+                    up
+                }
                 Err(e) => {
-                    log::warn!("vrrp {}: interface state: {e:#}", r.m.name());
+                    // Every 200 ms while it lasts: rate-limited.
+                    self.warnings.warn("interface state", Instant::now(), || {
+                        format!("vrrp {}: state of {}: {e:#}", r.m.name(), r.ifname)
+                    });
                     false
                 }
             };
@@ -862,9 +904,36 @@ fn group_notify_commands(g: &VrrpSyncGroup, state: NotifyState) -> Vec<Vec<Strin
     out
 }
 
+/// Copies every instance's state to the board metrics and dumps read (a
+/// few instances: the copy is cheap, and the lock is never held long).
+fn publish_status(running: &[Running], board: &Mutex<Vec<VrrpStatus>>) {
+    let now: Vec<VrrpStatus> = running
+        .iter()
+        .map(|r| VrrpStatus {
+            name: r.m.name().to_string(),
+            interface: r.ifname.clone(),
+            vrid: r.m.vrid(),
+            state: r.m.state(),
+            priority: r.m.priority(),
+            master: r.m.master(),
+            vips: r.m.vips().iter().map(|p| p.addr).collect(),
+            stats: r.m.stats().clone(),
+        })
+        .collect();
+    match board.lock() {
+        Ok(mut b) => *b = now,
+        Err(p) => *p.into_inner() = now,
+    }
+}
+
 /// The thread's body: start, then scripts, links, timers and adverts until
 /// the stop flag.
-fn run(mut v: Vrrp, reloads: mpsc::Receiver<VrrpSetup>, stop: Arc<AtomicBool>) {
+fn run(
+    mut v: Vrrp,
+    reloads: mpsc::Receiver<VrrpSetup>,
+    stop: Arc<AtomicBool>,
+    board: Arc<Mutex<Vec<VrrpStatus>>>,
+) {
     let epoch = Instant::now();
     let now = || Timestamp::from_nanos(epoch.elapsed().as_nanos() as u64);
     // Scripts run once before anything starts; an instance waits for its
@@ -933,6 +1002,7 @@ fn run(mut v: Vrrp, reloads: mpsc::Receiver<VrrpSetup>, stop: Arc<AtomicBool>) {
             execute(r, &mut v.nl, &v.events, a);
         }
         v.settle_groups(now());
+        publish_status(&v.running, &board);
     }
     for s in v.scripts.iter_mut() {
         if let Some(run) = s.run.as_mut() {
@@ -1022,7 +1092,7 @@ fn execute(r: &mut Running, nl: &mut Netlink, events: &mpsc::Sender<VrrpEvent>, 
                 }
                 for p in r.m.vips().to_vec() {
                     if let Err(e) = nl.add_address(r.ifindex, p.addr, p.len) {
-                        log::error!("vrrp {}: {e:#}", r.m.name());
+                        log::error!("vrrp {}: on {}: {e:#}", r.m.name(), r.ifname);
                     }
                 }
             }
@@ -1030,7 +1100,7 @@ fn execute(r: &mut Running, nl: &mut Netlink, events: &mpsc::Sender<VrrpEvent>, 
             Action::RemoveVips => {
                 for p in r.m.vips().to_vec() {
                     if let Err(e) = nl.del_address(r.ifindex, p.addr, p.len) {
-                        log::error!("vrrp {}: {e:#}", r.m.name());
+                        log::error!("vrrp {}: on {}: {e:#}", r.m.name(), r.ifname);
                     }
                 }
             }

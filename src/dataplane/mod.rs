@@ -172,7 +172,7 @@ fn schedule_failed(e: ScheduleError, reclaiming: bool) -> Verdict {
 }
 
 /// Frame counters of one data plane.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub rx: u64,
     pub tx: u64,
@@ -235,6 +235,29 @@ impl Counters {
             DropReason::Malformed(e) => self.parse.get(e.index()).copied().unwrap_or(0),
             other => other.index().map_or(0, |i| self.other[i]),
         }
+    }
+
+    /// Every drop counter, zero or not, by name (parse errors first, in
+    /// counter order): the stable set of series metrics export.
+    pub fn all_drop_reasons(&self) -> Vec<(&'static str, u64)> {
+        let parse = ParseError::ALL
+            .iter()
+            .zip(self.parse.iter())
+            .map(|(e, n)| (e.name(), *n));
+        let other = DropReason::NAMES
+            .iter()
+            .zip(self.other.iter())
+            .map(|(name, n)| (*name, *n));
+        parse.chain(other).collect()
+    }
+
+    /// Every [`KernelReason`] counter, zero or not, by name.
+    pub fn all_kernel_reasons(&self) -> Vec<(&'static str, u64)> {
+        KernelReason::ALL
+            .iter()
+            .zip(self.kernel_by.iter())
+            .map(|(r, n)| (r.name(), *n))
+            .collect()
     }
 
     /// Every non-zero drop counter, by name.

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::dataplane::Dataplane;
+use crate::dataplane::{Counters, Dataplane};
 use crate::service::{ServiceKey, Stats};
 use crate::time::Timestamp;
 use crate::view::{ConnView, LiveDest, LiveService};
@@ -25,6 +25,20 @@ pub enum Query {
     Conns,
     /// `-Z`: zero the traffic stats of one service or of all.
     Zero(Option<ServiceKey>),
+    /// The frame counters (drops by reason) and the connection table's
+    /// fill, for metrics and the stats dump.
+    Counters,
+}
+
+/// One worker's frame counters and connection-table fill.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CounterSample {
+    pub counters: Counters,
+    /// Entries (connections and templates) in the worker's table.
+    pub conns: usize,
+    pub capacity: usize,
+    /// Entries reclaimed because the table was full.
+    pub evictions: u64,
 }
 
 /// A worker's answer.
@@ -33,6 +47,7 @@ pub enum Reply {
     Live(Vec<(ServiceKey, LiveService)>),
     Conns(Vec<ConnView>),
     Zeroed,
+    Counters(Box<CounterSample>),
 }
 
 /// Answers `q` from one worker's data plane.
@@ -58,6 +73,12 @@ pub fn answer(dp: &mut Dataplane, q: &Query, now: Timestamp) -> Reply {
             }
             Reply::Zeroed
         }
+        Query::Counters => Reply::Counters(Box::new(CounterSample {
+            counters: dp.counters.clone(),
+            conns: dp.conns.len(),
+            capacity: dp.conns.capacity(),
+            evictions: dp.conns.evictions(),
+        })),
     }
 }
 

@@ -193,9 +193,10 @@ impl XdpObject {
         let open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .context("opening lvsfwd's embedded XDP object")?;
-        let obj = open
-            .load()
-            .context("loading lvsfwd's XDP program into the kernel (root needed)")?;
+        let obj = open.load().context(
+            "loading lvsfwd's XDP program into the kernel (root, or CAP_BPF, CAP_PERFMON and \
+                 CAP_NET_ADMIN, needed)",
+        )?;
         let x = XdpObject { obj };
         x.prog_fd_check()?;
         Ok(x)
@@ -399,7 +400,7 @@ impl XdpObject {
 
     /// Detaches this program from `ifindex` if it is still the one attached
     /// in `mode` (XDP_FLAGS_REPLACE with this program as the expected one).
-    fn detach_from(&self, ifindex: u32, mode: AttachMode) -> Result<()> {
+    fn detach_from(&self, ifindex: u32, ifname: &str, mode: AttachMode) -> Result<()> {
         let prog = self.prog();
         let opts = libbpf_rs::libbpf_sys::bpf_xdp_attach_opts {
             sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_xdp_attach_opts>() as _,
@@ -416,10 +417,10 @@ impl XdpObject {
             let err = std::io::Error::from_raw_os_error(-rc);
             if -rc == libc::EEXIST {
                 bail!(
-                    "the XDP program on ifindex {ifindex} is no longer lvsfwd's (replaced); left in place"
+                    "the XDP program on {ifname} is no longer lvsfwd's (replaced); left in place"
                 );
             }
-            return Err(err).with_context(|| format!("detaching XDP from ifindex {ifindex}"));
+            return Err(err).with_context(|| format!("detaching XDP from {ifname}"));
         }
         Ok(())
     }
@@ -466,6 +467,8 @@ impl ProgRunner {
 pub struct XdpProgram {
     obj: XdpObject,
     ifindex: u32,
+    /// The interface's name (messages name interfaces by name).
+    ifname: String,
     mode: AttachMode,
     attached: bool,
 }
@@ -505,6 +508,7 @@ impl XdpProgram {
         Ok(XdpProgram {
             obj,
             ifindex,
+            ifname: ifname.to_string(),
             mode,
             attached: true,
         })
@@ -543,14 +547,14 @@ impl XdpProgram {
     /// it since.
     pub fn detach(mut self) -> Result<()> {
         self.attached = false;
-        self.obj.detach_from(self.ifindex, self.mode)
+        self.obj.detach_from(self.ifindex, &self.ifname, self.mode)
     }
 }
 
 impl Drop for XdpProgram {
     fn drop(&mut self) {
         if self.attached
-            && let Err(e) = self.obj.detach_from(self.ifindex, self.mode)
+            && let Err(e) = self.obj.detach_from(self.ifindex, &self.ifname, self.mode)
         {
             log::warn!("detaching lvsfwd's XDP program on drop: {e:#}");
         }

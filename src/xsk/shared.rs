@@ -44,6 +44,9 @@ pub struct WorkerCounters {
     pub kernel_rx_dropped: AtomicU64,
     /// Descriptors the kernel rejected as invalid (RX and TX), same source.
     pub kernel_invalid_descs: AtomicU64,
+    /// Nanoseconds the worker spent in rounds that had frames to move (its
+    /// busy time; the rest it spun idle or slept).
+    pub busy_ns: AtomicU64,
     /// The generation of the last snapshot the worker applied (stored after
     /// applying it, at a batch boundary).
     pub applied_generation: AtomicU64,

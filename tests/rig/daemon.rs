@@ -73,6 +73,18 @@ impl Lvsfwd {
         Lvsfwd::spawn(host, &[binary(), "--config", p], &[], path.clone(), config)
     }
 
+    /// [`Lvsfwd::start`] with extra environment, and `prefix` (e.g. a
+    /// `setpriv ...` wrapper that execs its argument) before the binary.
+    #[allow(dead_code)]
+    pub fn start_env(rig: &Rig, prefix: &[&str], config: &str, env: &[(&str, &str)]) -> Lvsfwd {
+        let path = rig.dir().join("lb.toml");
+        std::fs::write(&path, config).expect("write lb.toml");
+        let p = path.to_str().expect("utf-8 temp path");
+        let mut full: Vec<&str> = prefix.to_vec();
+        full.extend([binary(), "--config", p]);
+        Lvsfwd::spawn(rig.director(), &full, env, path.clone(), config)
+    }
+
     /// `lvsfwd ARGS...` (no lb.toml: e.g. `--interface lfeth0`) in the
     /// director's namespace with extra environment, waiting for ready.
     pub fn start_args(rig: &Rig, args: &[&str], env: &[(&str, &str)]) -> Lvsfwd {

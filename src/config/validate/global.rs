@@ -101,7 +101,26 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
         drop_entry: g.drop_entry.unwrap_or(true),
         script_user: nonempty(g.script_user, "script_user")?,
         script_group: nonempty(g.script_group, "script_group")?,
+        // `[metrics]` is its own table: set by the caller.
+        metrics_listen: None,
     })
+}
+
+/// `[metrics] listen`: an `ADDR:PORT` to bind (`[v6]:PORT` for IPv6).
+/// Nothing is guessed: no default port, no host names, and port 0 (some
+/// port the kernel picks) is refused since nobody could scrape it.
+pub(super) fn metrics_listen(v: &S<String>) -> R<std::net::SocketAddr> {
+    match v.get_ref().parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() == 0 => fail(v.span(), "metrics listen: port 0 is not a port to scrape"),
+        Ok(a) => Ok(a),
+        Err(_) => fail(
+            v.span(),
+            format!(
+                "metrics listen `{}` is not ADDR:PORT (e.g. \"127.0.0.1:9478\" or \"[::1]:9478\")",
+                v.get_ref()
+            ),
+        ),
+    }
 }
 
 /// `interface`: one NIC or a list of them (a two-armed director), each

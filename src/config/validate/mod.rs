@@ -28,7 +28,11 @@ use super::raw::RawConfig;
 use common::{R, fail};
 
 pub(crate) fn validate(raw: RawConfig) -> R<Config> {
-    let global = global::global(raw.global)?;
+    let mut global = global::global(raw.global)?;
+    global.metrics_listen = match raw.metrics {
+        Some(m) => Some(global::metrics_listen(&m.listen)?),
+        None => None,
+    };
     let timeouts = global::timeouts(raw.timeouts)?;
     let mut vrrp_scripts: Vec<super::VrrpScript> = Vec::with_capacity(raw.vrrp_script.len());
     for s in raw.vrrp_script {

@@ -88,8 +88,22 @@ pub struct ResponseReader {
     /// Set once the blank line that ends the headers was seen.
     status: Option<Option<u16>>,
     body: Md5,
+    /// The header block (status line to the blank line), once complete.
+    header: Vec<u8>,
+    /// Body bytes hashed.
+    body_len: u64,
     any: bool,
     overflow: bool,
+}
+
+/// A whole response as genhash reports it: the header block, the status,
+/// and the MD5 of the body exactly as the checker computes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub header: Vec<u8>,
+    pub status: Option<u16>,
+    pub digest: [u8; 16],
+    pub body_len: u64,
 }
 
 impl Default for ResponseReader {
@@ -104,6 +118,8 @@ impl ResponseReader {
             head: Vec::new(),
             status: None,
             body: Md5::new(),
+            header: Vec::new(),
+            body_len: 0,
             any: false,
             overflow: false,
         }
@@ -117,6 +133,7 @@ impl ResponseReader {
         self.any = true;
         if self.status.is_some() {
             self.body.update(bytes);
+            self.body_len += bytes.len() as u64;
             return;
         }
         if self.overflow {
@@ -130,11 +147,24 @@ impl ResponseReader {
             self.status = Some(status_of(&self.head[..line_end]));
             let rest = self.head.split_off(pos + 4);
             self.body.update(&rest);
-            self.head.clear();
+            self.body_len += rest.len() as u64;
+            self.header = std::mem::take(&mut self.head);
         } else if self.head.len() > MAX_HEADER_BYTES {
             self.overflow = true;
             self.head = Vec::new();
         }
+    }
+
+    /// The response as genhash shows it; `None` when the headers never
+    /// ended (nothing to hash, as the checker would fail it).
+    pub fn fetched(self) -> Option<Fetched> {
+        let status = self.status?;
+        Some(Fetched {
+            header: self.header,
+            status,
+            digest: self.body.finalize().into(),
+            body_len: self.body_len,
+        })
     }
 
     /// The verdict on the whole response against `url`.

@@ -21,6 +21,7 @@
 
 pub mod checker;
 pub mod engine;
+pub mod genhash;
 pub mod http;
 pub mod probe;
 pub mod runner;

@@ -91,6 +91,11 @@ pub(super) struct Worker {
     tx_ring_full: u64,
     /// When this worker last had work (`idle_spin` counts from here).
     last_busy: Timestamp,
+    /// Start of the last round, when that round had frames: its length is
+    /// added to `busy_ns` when the next round starts (no extra clock read).
+    busy_round: Option<Timestamp>,
+    /// Nanoseconds spent in rounds that had frames.
+    busy_ns: u64,
     pub(super) idle_spin_ns: u64,
     last_kernel_stats: Timestamp,
     /// The control thread's questions and where answers go.
@@ -146,6 +151,8 @@ impl Worker {
             steer_drop: 0,
             tx_ring_full: 0,
             last_busy: Timestamp::ZERO,
+            busy_round: None,
+            busy_ns: 0,
             idle_spin_ns: 0,
             last_kernel_stats: Timestamp::ZERO,
             queries: None,
@@ -224,6 +231,9 @@ impl Worker {
             st.start();
         }
         let now = monotonic_now();
+        if let Some(t) = self.busy_round.take() {
+            self.busy_ns += now.0.saturating_sub(t.0);
+        }
         self.sync_snapshot();
         self.phase(Phase::Snapshot);
         let timers_left = self.dp.tick_some(now, EXPIRY_BUDGET);
@@ -270,6 +280,7 @@ impl Worker {
 
         if got + handed > 0 || timers_left {
             self.last_busy = now;
+            self.busy_round = Some(now);
         } else if now.0.saturating_sub(self.last_busy.0) >= self.idle_spin_ns {
             self.sleep();
             self.phase(Phase::Sleep);
@@ -491,6 +502,7 @@ impl Worker {
         w.steered_out.store(self.steered_out, Ordering::Relaxed);
         w.steer_drop.store(self.steer_drop, Ordering::Relaxed);
         w.tx_ring_full.store(self.tx_ring_full, Ordering::Relaxed);
+        w.busy_ns.store(self.busy_ns, Ordering::Relaxed);
     }
 }
 
