@@ -11,6 +11,7 @@ use super::common::{
     MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
     script_line, timeout_secs,
 };
+use super::checkers::{Inherited, TimerKeys};
 use super::real_server::real_server;
 
 /// IPVS_SVC_PERSISTENT_TIMEOUT: `-p` / `persistence_timeout` without a value.
@@ -151,9 +152,24 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
     let pool = local_address.first().copied();
     let mut real_servers: Vec<RealServer> = Vec::with_capacity(v.real_server.len());
     let mut seen: HashSet<SocketAddr> = HashSet::new();
+    let check_defaults = Inherited {
+        delay_loop,
+        ..Inherited::default()
+    }
+    .over(
+        TimerKeys {
+            retry: &v.retry,
+            delay_before_retry: &v.delay_before_retry,
+            warmup: &v.warmup,
+            connect_timeout: Some(&v.connect_timeout),
+            delay_loop: &None,
+            alpha: v.alpha,
+        },
+        v.virtualhost.as_ref(),
+    )?;
     for rs in v.real_server {
         let addr_span = rs.get_ref().address.span();
-        let r = real_server(rs.into_inner(), address, kind)?;
+        let r = real_server(rs.into_inner(), address, kind, &check_defaults)?;
         let rip = r.address.ip();
         same_family(rip, family, addr_span.clone(), |this, vs, _| {
             format!(

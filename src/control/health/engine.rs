@@ -30,7 +30,7 @@
 //! start-up, keepalived's default).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,40 +38,64 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::checker::{Checker, CheckerParams, Transition};
-use super::http::UrlCheck;
+use super::http::{Pattern, UrlCheck};
 use super::{HealthEvent, HealthView, PoolView, ServerHealth};
 use crate::config::argv;
-use crate::config::{HealthCheck, VirtualServer};
+use crate::config::{CheckKind, Connect, HealthCheck, HttpProtocol, UdpCheck, VirtualServer};
 use crate::service::{FwdMethod, ServiceKey};
 use crate::time::Timestamp;
 
-/// keepalived's default delay_before_retry for checkers that have no key for
-/// it (MISC_CHECK here); irrelevant while their retry is 0.
-const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+/// Where and how a network probe connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub dst: SocketAddr,
+    /// Source address (`bindto`).
+    pub bind: Option<IpAddr>,
+    /// Source port (`bind_port`).
+    pub bind_port: Option<u16>,
+    /// Device (`bind_if`, SO_BINDTODEVICE).
+    pub bind_if: Option<String>,
+    /// Bound on the connection and on each read and write.
+    pub timeout: Duration,
+}
 
 /// What one probe does; built once per checker, shared with the prober.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeSpec {
-    /// TCP_CHECK: a connection is opened within `timeout`, then closed.
-    Tcp {
-        dst: SocketAddr,
-        bind: Option<std::net::IpAddr>,
-        timeout: Duration,
-    },
-    /// HTTP_GET: every url in order, each on its own connection; each
-    /// connect and each read has `timeout`.
+    /// TCP_CHECK: a connection is opened within the timeout, then closed.
+    Tcp(Conn),
+    /// HTTP_GET / SSL_GET: every url in order, each on its own connection.
     Http {
-        dst: SocketAddr,
-        bind: Option<std::net::IpAddr>,
-        timeout: Duration,
+        conn: Conn,
+        /// SSL_GET: TLS, with this SNI when `Some(Some(_))`.
+        tls: Option<TlsSpec>,
+        /// The checker's Host (a url's own takes precedence).
         virtualhost: Option<String>,
+        protocol: HttpProtocol,
         urls: Vec<UrlCheck>,
     },
+    /// DNS_CHECK: one query over UDP.
+    Dns { conn: Conn, qtype: u16, name: String },
+    /// UDP_CHECK: one datagram, then an ICMP error or a reply.
+    Udp { conn: Conn, check: UdpCheck },
+    /// PING_CHECK: one ICMP / ICMPv6 echo.
+    Ping(Conn),
+    /// SMTP_CHECK: banner, HELO, QUIT.
+    Smtp { conn: Conn, helo_name: String },
     /// MISC_CHECK: runs `argv` (no shell), killed after `timeout`.
     Misc {
         argv: Vec<String>,
         timeout: Duration,
     },
+}
+
+/// SSL_GET's TLS options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Send SNI (`enable_sni`).
+    pub enable_sni: bool,
+    /// `sni_name`; without it the url's, then the checker's virtualhost.
+    pub sni_name: Option<String>,
 }
 
 /// The result of one probe.
@@ -232,54 +256,111 @@ fn command(line: &Option<String>, what: &str, warnings: &mut Vec<String>) -> Opt
     }
 }
 
-fn params(vs: &VirtualServer, check: &HealthCheck) -> CheckerParams {
-    let (retry, dbr, down) = match check {
-        HealthCheck::Tcp(t) => (t.retry, t.delay_before_retry, vs.delay_loop),
-        HealthCheck::Http(h) => (
-            h.retry,
-            h.delay_before_retry,
-            h.delay_before_retry.max(vs.delay_loop),
-        ),
-        // keepalived's MISC_CHECK default is no retry.
-        HealthCheck::Misc(_) => (0, DEFAULT_DELAY_BEFORE_RETRY, vs.delay_loop),
+fn params(check: &HealthCheck) -> CheckerParams {
+    // HTTP_GET and SSL_GET wait the longer of their two delays while down
+    // (keepalived's http epilog); the others their delay_loop.
+    let down = match check.kind {
+        CheckKind::Http(_) | CheckKind::Ssl(_) => check.delay_before_retry.max(check.delay_loop),
+        _ => check.delay_loop,
     };
     CheckerParams {
-        delay_loop: vs.delay_loop,
-        delay_before_retry: dbr,
-        retry,
+        delay_loop: check.delay_loop,
+        delay_before_retry: check.delay_before_retry,
+        retry: check.retry,
         down_interval: down,
-        alpha: vs.alpha,
-        warmup: vs.delay_loop,
+        alpha: check.alpha,
+        warmup: check.warmup,
     }
 }
 
-fn probe(vs: &VirtualServer, check: &HealthCheck) -> Result<ProbeSpec, argv::ArgvError> {
-    Ok(match check {
-        HealthCheck::Tcp(t) => ProbeSpec::Tcp {
-            dst: SocketAddr::new(t.connect_ip, t.connect_port),
-            bind: t.bindto,
-            timeout: t.connect_timeout,
-        },
-        HealthCheck::Http(h) => ProbeSpec::Http {
-            dst: SocketAddr::new(h.connect_ip, h.connect_port),
-            bind: h.bindto,
-            timeout: h.connect_timeout,
+fn conn(c: &Connect) -> Conn {
+    Conn {
+        dst: SocketAddr::new(c.connect_ip, c.connect_port),
+        bind: c.bindto,
+        bind_port: c.bind_port,
+        bind_if: c.bind_if.clone(),
+        timeout: c.connect_timeout,
+    }
+}
+
+/// Why a checker cannot be built (configuration `check` lets through only
+/// what it cannot see: a script line is split here again).
+#[derive(Debug)]
+enum BuildError {
+    Argv(argv::ArgvError),
+    Regex(regex::Error),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Argv(e) => write!(f, "misc_path: {e}"),
+            BuildError::Regex(e) => write!(f, "regex: {e}"),
+        }
+    }
+}
+
+fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
+    let http = |h: &crate::config::HttpGet, tls: Option<TlsSpec>| -> Result<ProbeSpec, BuildError> {
+        let mut urls = Vec::with_capacity(h.urls.len());
+        for u in &h.urls {
+            urls.push(UrlCheck {
+                path: u.path.clone(),
+                status_code: u.status_code.clone(),
+                digest: u.digest,
+                virtualhost: u.virtualhost.clone(),
+                regex: match &u.regex {
+                    None => None,
+                    Some(r) => Some(Pattern(
+                        regex::bytes::Regex::new(r).map_err(BuildError::Regex)?,
+                    )),
+                },
+                regex_no_match: u.regex_no_match,
+            });
+        }
+        Ok(ProbeSpec::Http {
+            conn: conn(&h.connect),
+            tls,
             virtualhost: h.virtualhost.clone(),
-            urls: h
-                .urls
-                .iter()
-                .map(|u| UrlCheck {
-                    path: u.path.clone(),
-                    status_code: u.status_code.clone(),
-                    digest: u.digest,
-                })
-                .collect(),
+            protocol: h.http_protocol,
+            urls,
+        })
+    };
+    Ok(match &check.kind {
+        CheckKind::Tcp(c) => ProbeSpec::Tcp(conn(c)),
+        CheckKind::Http(h) => http(h, None)?,
+        CheckKind::Ssl(h) => http(
+            h,
+            Some(TlsSpec {
+                enable_sni: h.enable_sni,
+                sni_name: h.sni_name.clone(),
+            }),
+        )?,
+        CheckKind::Dns(d) => ProbeSpec::Dns {
+            conn: conn(&d.connect),
+            qtype: d.qtype,
+            name: d.name.clone(),
         },
-        HealthCheck::Misc(m) => ProbeSpec::Misc {
-            argv: argv::split(&m.misc_path)?,
-            timeout: m.misc_timeout.unwrap_or(vs.delay_loop),
+        CheckKind::Udp(u) => ProbeSpec::Udp {
+            conn: conn(&u.connect),
+            check: u.clone(),
+        },
+        CheckKind::Ping(c) => ProbeSpec::Ping(conn(c)),
+        CheckKind::Smtp(m) => ProbeSpec::Smtp {
+            conn: conn(&m.connect),
+            helo_name: m.helo_name.clone(),
+        },
+        CheckKind::Misc(m) => ProbeSpec::Misc {
+            argv: argv::split(&m.misc_path).map_err(BuildError::Argv)?,
+            timeout: m.misc_timeout.unwrap_or(check.delay_loop),
         },
     })
+}
+
+/// The same checker across a reload: same kind and options, same retry
+/// rules (keepalived compares the checker's own options, not delay_loop).
+fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
+    a.kind == b.kind && a.retry == b.retry && a.delay_before_retry == b.delay_before_retry
 }
 
 impl Engine {
@@ -328,20 +409,20 @@ impl Engine {
                 let ri = pool.rs.len();
                 let mut failed = 0;
                 for check in &rsc.checks {
-                    let spec = match probe(vs, check) {
+                    let spec = match probe(check) {
                         Ok(s) => s,
                         Err(e) => {
                             // keepalived drops a checker whose script it
                             // cannot run.
                             self.warnings.push(format!(
-                                "real server {} of {}: misc_path: {e}; checker dropped",
+                                "real server {} of {}: {e}; checker dropped",
                                 rsc.address, pool.key
                             ));
                             continue;
                         }
                     };
                     let draw = self.rng.random::<f64>();
-                    let checker = Checker::new(params(vs, check), now, draw);
+                    let checker = Checker::new(params(check), now, draw);
                     if !checker.is_up() {
                         failed += 1;
                     }
@@ -350,7 +431,7 @@ impl Engine {
                         rs: ri,
                         config: check.clone(),
                         probe: Arc::new(spec),
-                        dynamic: matches!(check, HealthCheck::Misc(m) if m.misc_dynamic),
+                        dynamic: matches!(&check.kind, CheckKind::Misc(m) if m.misc_dynamic),
                         checker,
                         in_flight: false,
                     });
@@ -436,7 +517,7 @@ impl Engine {
                     // the checker's own options, not delay_loop).
                     let old = old_slots
                         .iter()
-                        .find(|o| o.pool == opi && o.rs == ori && o.config == self.slots[s].config);
+                        .find(|o| o.pool == opi && o.rs == ori && same_check(&o.config, &self.slots[s].config));
                     if let Some(o) = old {
                         self.slots[s].checker.migrate_from(&o.checker, now);
                     }
