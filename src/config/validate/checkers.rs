@@ -97,10 +97,7 @@ impl Inherited {
         HealthCheck {
             delay_loop: self.delay_loop,
             retry: self.retry.unwrap_or(retry),
-            delay_before_retry: self
-                .delay_before_retry
-                .or(dbr)
-                .unwrap_or(self.delay_loop),
+            delay_before_retry: self.delay_before_retry.or(dbr).unwrap_or(self.delay_loop),
             warmup: self.warmup.unwrap_or(self.delay_loop),
             alpha: self.alpha,
             kind,
@@ -346,10 +343,7 @@ pub(super) fn udp_check(t: RawUdpCheck, rs: SocketAddr, up: &Inherited) -> R<Hea
             ReplyPattern::Hex(h) => match hex_str(h, true) {
                 Ok(d) => (true, Some(d)),
                 Err(e) => {
-                    return fail(
-                        r.span(),
-                        format!("require_reply is not a hex pattern: {e}"),
-                    );
+                    return fail(r.span(), format!("require_reply is not a hex pattern: {e}"));
                 }
             },
         },
@@ -452,7 +446,10 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
             }
         };
         if u.regex_no_match.is_some() && regex.is_none() {
-            return fail(u.path.span(), "regex_no_match needs a regex in the same url");
+            return fail(
+                u.path.span(),
+                "regex_no_match needs a regex in the same url",
+            );
         }
         urls.push(HttpUrl {
             path: u.path.into_inner(),
@@ -587,4 +584,23 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
             misc_dynamic: m.misc_dynamic.unwrap_or(false),
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_str;
+
+    #[test]
+    fn hex_strings_read_as_keepalived_reads_them() {
+        assert_eq!(
+            hex_str("dead BEEF", false),
+            Ok((vec![0xde, 0xad, 0xbe, 0xef], vec![0; 4]))
+        );
+        // A lone digit before a space is one octet of its value.
+        assert_eq!(hex_str("1 23", false), Ok((vec![0x01, 0x23], vec![0, 0])));
+        assert_eq!(hex_str("1x", true), Ok((vec![0x10], vec![0x0f])));
+        assert!(hex_str("1x", false).is_err(), "wildcards only in patterns");
+        assert!(hex_str("  ", false).is_err());
+        assert!(hex_str("0g", false).is_err());
+    }
 }

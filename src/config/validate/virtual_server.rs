@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use super::super::raw::{Granularity, Persistence, RawVirtualServer, S};
 use super::super::{FwdMethod, Protocol, RealServer, SchedFlags, SchedKind, VirtualServer};
+use super::checkers::{Inherited, TimerKeys};
 use super::common::{
     MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
     script_line, timeout_secs,
 };
-use super::checkers::{Inherited, TimerKeys};
 use super::real_server::real_server;
 
 /// IPVS_SVC_PERSISTENT_TIMEOUT: `-p` / `persistence_timeout` without a value.

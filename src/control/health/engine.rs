@@ -75,7 +75,11 @@ pub enum ProbeSpec {
         urls: Vec<UrlCheck>,
     },
     /// DNS_CHECK: one query over UDP.
-    Dns { conn: Conn, qtype: u16, name: String },
+    Dns {
+        conn: Conn,
+        qtype: u16,
+        name: String,
+    },
     /// UDP_CHECK: one datagram, then an ICMP error or a reply.
     Udp { conn: Conn, check: UdpCheck },
     /// PING_CHECK: one ICMP / ICMPv6 echo.
@@ -301,31 +305,32 @@ impl std::fmt::Display for BuildError {
 }
 
 fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
-    let http = |h: &crate::config::HttpGet, tls: Option<TlsSpec>| -> Result<ProbeSpec, BuildError> {
-        let mut urls = Vec::with_capacity(h.urls.len());
-        for u in &h.urls {
-            urls.push(UrlCheck {
-                path: u.path.clone(),
-                status_code: u.status_code.clone(),
-                digest: u.digest,
-                virtualhost: u.virtualhost.clone(),
-                regex: match &u.regex {
-                    None => None,
-                    Some(r) => Some(Pattern(
-                        regex::bytes::Regex::new(r).map_err(BuildError::Regex)?,
-                    )),
-                },
-                regex_no_match: u.regex_no_match,
-            });
-        }
-        Ok(ProbeSpec::Http {
-            conn: conn(&h.connect),
-            tls,
-            virtualhost: h.virtualhost.clone(),
-            protocol: h.http_protocol,
-            urls,
-        })
-    };
+    let http =
+        |h: &crate::config::HttpGet, tls: Option<TlsSpec>| -> Result<ProbeSpec, BuildError> {
+            let mut urls = Vec::with_capacity(h.urls.len());
+            for u in &h.urls {
+                urls.push(UrlCheck {
+                    path: u.path.clone(),
+                    status_code: u.status_code.clone(),
+                    digest: u.digest,
+                    virtualhost: u.virtualhost.clone(),
+                    regex: match &u.regex {
+                        None => None,
+                        Some(r) => Some(Pattern(
+                            regex::bytes::Regex::new(r).map_err(BuildError::Regex)?,
+                        )),
+                    },
+                    regex_no_match: u.regex_no_match,
+                });
+            }
+            Ok(ProbeSpec::Http {
+                conn: conn(&h.connect),
+                tls,
+                virtualhost: h.virtualhost.clone(),
+                protocol: h.http_protocol,
+                urls,
+            })
+        };
     Ok(match &check.kind {
         CheckKind::Tcp(c) => ProbeSpec::Tcp(conn(c)),
         CheckKind::Http(h) => http(h, None)?,
@@ -515,9 +520,9 @@ impl Engine {
                 for &s in &mine {
                     // Same check = same checker keys (keepalived compares
                     // the checker's own options, not delay_loop).
-                    let old = old_slots
-                        .iter()
-                        .find(|o| o.pool == opi && o.rs == ori && same_check(&o.config, &self.slots[s].config));
+                    let old = old_slots.iter().find(|o| {
+                        o.pool == opi && o.rs == ori && same_check(&o.config, &self.slots[s].config)
+                    });
                     if let Some(o) = old {
                         self.slots[s].checker.migrate_from(&o.checker, now);
                     }

@@ -124,7 +124,10 @@ fn socket(c: &Conn, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
         if c.bind_port.is_some() {
             s.set_reuse_address(true)?;
         }
-        s.bind(&SockAddr::from(SocketAddr::new(ip, c.bind_port.unwrap_or(0))))?;
+        s.bind(&SockAddr::from(SocketAddr::new(
+            ip,
+            c.bind_port.unwrap_or(0),
+        )))?;
     }
     Ok(s)
 }
@@ -327,12 +330,15 @@ fn dns(c: &Conn, qtype: u16, name: &str) -> Result<(), String> {
     let s = datagram(c, Type::DGRAM, Protocol::UDP).map_err(|e| format!("socket: {e}"))?;
     (&s).write_all(&q).map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; 4096];
-    let v = read_until(&s, Instant::now() + c.timeout, &mut buf, |m| {
-        match verdict(id, m) {
+    let v = read_until(
+        &s,
+        Instant::now() + c.timeout,
+        &mut buf,
+        |m| match verdict(id, m) {
             Verdict::Ignore => None,
             v => Some(v),
-        }
-    })
+        },
+    )
     .map_err(|e| format!("read: {e}"))?;
     match v {
         Some(Verdict::Pass) => Ok(()),
@@ -344,7 +350,12 @@ fn dns(c: &Conn, qtype: u16, name: &str) -> Result<(), String> {
 /// keepalived's UDP_CHECK payload when none is configured: its filler
 /// text repeated over 32 bytes.
 pub fn udp_default_payload() -> Vec<u8> {
-    b"keepalived check - ".iter().copied().cycle().take(32).collect()
+    b"keepalived check - "
+        .iter()
+        .copied()
+        .cycle()
+        .take(32)
+        .collect()
 }
 
 /// Whether `reply` satisfies `check` (keepalived's check_udp_reply: the
@@ -368,19 +379,25 @@ fn udp(c: &Conn, check: &UdpCheck) -> Result<(), String> {
     {
         use std::os::fd::AsFd;
         let r = match c.dst {
-            SocketAddr::V4(_) => {
-                nix::sys::socket::setsockopt(&s.as_fd(), nix::sys::socket::sockopt::Ipv4RecvErr, &true)
-            }
-            SocketAddr::V6(_) => {
-                nix::sys::socket::setsockopt(&s.as_fd(), nix::sys::socket::sockopt::Ipv6RecvErr, &true)
-            }
+            SocketAddr::V4(_) => nix::sys::socket::setsockopt(
+                &s.as_fd(),
+                nix::sys::socket::sockopt::Ipv4RecvErr,
+                &true,
+            ),
+            SocketAddr::V6(_) => nix::sys::socket::setsockopt(
+                &s.as_fd(),
+                nix::sys::socket::sockopt::Ipv6RecvErr,
+                &true,
+            ),
         };
         r.map_err(|e| format!("IP_RECVERR: {e}"))?;
     }
     let payload = check.payload.clone().unwrap_or_else(udp_default_payload);
     (&s).write_all(&payload).map_err(|e| format!("send: {e}"))?;
     let mut buf = [0u8; 256 + 1];
-    match read_until(&s, Instant::now() + c.timeout, &mut buf, |m| Some(m.to_vec())) {
+    match read_until(&s, Instant::now() + c.timeout, &mut buf, |m| {
+        Some(m.to_vec())
+    }) {
         Err(e) => Err(format!("{e}")),
         Ok(None) if check.require_reply => Err("no reply".into()),
         Ok(None) => Ok(()),
@@ -414,7 +431,11 @@ pub fn is_echo_reply(v6: bool, msg: &[u8], id: Option<u16>, seq: u16) -> bool {
 
 fn ping(c: &Conn) -> Result<(), String> {
     let v6 = c.dst.is_ipv6();
-    let proto = if v6 { Protocol::ICMPV6 } else { Protocol::ICMPV4 };
+    let proto = if v6 {
+        Protocol::ICMPV6
+    } else {
+        Protocol::ICMPV4
+    };
     let seq: u16 = random16();
     // keepalived's ping socket; a raw socket where ping_group_range leaves
     // it out (the default, even for root).
