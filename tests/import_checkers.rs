@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lvsfwd::config::keepalived::import;
 use lvsfwd::config::{CheckKind, HealthCheck, HttpProtocol, parse_str};
+use lvsfwd::service::FwdMethod;
 
 fn fixture() -> String {
     std::fs::read_to_string(format!(
@@ -28,16 +29,13 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
     assert_eq!(
         named,
-        [
-            (13, "ha_suspend"),
-            (14, "sorry_server_inhibit"),
-            (39, "fast_recovery"),
-            (90, "user"),
-        ],
+        [(13, "ha_suspend"), (41, "fast_recovery"), (92, "user"),],
         "{toml}"
     );
 
     let vs = &cfg.virtual_servers[0];
+    assert!(vs.sorry_server_inhibit);
+    assert_eq!(vs.sorry_server_lvs_method, Some(FwdMethod::Masq));
     let rs = &vs.real_servers[0];
     let by_kind = |pick: fn(&CheckKind) -> bool| -> Vec<&HealthCheck> {
         rs.checks.iter().filter(|c| pick(&c.kind)).collect()

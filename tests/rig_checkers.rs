@@ -547,3 +547,76 @@ fn smtp_check_follows_the_banner_and_helo() {
     assert!(log.contains("helo lb.rig.test"), "{log}");
     assert!(lb.terminate().success());
 }
+
+// ------------------------------------------------------------- sorry server
+
+/// `lvsadm -L -n`: real server address -> (forwarding method, weight).
+fn listed_fwd(sock: &Path) -> BTreeMap<SocketAddr, (String, i64)> {
+    lvsadm_ok(sock.to_str().unwrap(), &["-L", "-n"])
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-> "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let addr = w.next()?.parse().ok()?;
+            let fwd = w.next()?.to_string();
+            Some((addr, (fwd, w.next()?.parse().ok()?)))
+        })
+        .collect()
+}
+
+#[test]
+fn sorry_server_inhibit_keeps_it_listed_at_weight_zero_with_its_own_method() {
+    const PORT: u16 = 2525;
+    let rig = Rig::builder(Mode::Dr).real_servers(2).build();
+    let states = state_files(&rig, 1, "sorry");
+    let port = PORT.to_string();
+    start(
+        &rig,
+        1,
+        "smtp",
+        &[
+            "smtp",
+            "--port",
+            &port,
+            "--state",
+            states[0].to_str().unwrap(),
+        ],
+    );
+    let sorry = rs(&rig, 2, 80);
+    let toml = lb_toml(&rig, "TCP", 80, 1, &|_| {
+        format!("[virtual_server.real_server.smtp_check]\nconnect_port = {PORT}\n")
+    })
+    .replace(
+        "connect_timeout = 1\n",
+        &format!(
+            "connect_timeout = 1\nsorry_server = \"{sorry}\"\nsorry_server_inhibit = true\n\
+             sorry_server_lvs_method = \"NAT\"\n"
+        ),
+    );
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    let sock = rig.dir().join("admin.sock");
+    let rs1 = rs(&rig, 1, 80);
+    let masq = |w: i64| Some(("Masq".to_string(), w));
+    let ok = wait_until(DETECT_TIMEOUT, || {
+        let l = listed_fwd(&sock);
+        l.get(&rs1) == Some(&("Route".to_string(), 1)) && l.get(&sorry) == masq(0).as_ref()
+    });
+    assert!(
+        ok,
+        "rs1 up, the sorry server at weight 0: {:?}",
+        listed_fwd(&sock)
+    );
+    std::fs::write(&states[0], "down\n").unwrap();
+    let ok = wait_until(DETECT_TIMEOUT, || {
+        let l = listed_fwd(&sock);
+        !l.contains_key(&rs1) && l.get(&sorry) == masq(1).as_ref()
+    });
+    assert!(ok, "rs1 out, the sorry server in: {:?}", listed_fwd(&sock));
+    std::fs::write(&states[0], "up\n").unwrap();
+    let ok = wait_until(DETECT_TIMEOUT, || {
+        let l = listed_fwd(&sock);
+        l.contains_key(&rs1) && l.get(&sorry) == masq(0).as_ref()
+    });
+    assert!(ok, "back: {:?}", listed_fwd(&sock));
+    assert!(lb.terminate().success());
+}

@@ -213,6 +213,12 @@ pub struct VirtualServer {
     /// Interval between two health checks of a real server.
     pub delay_loop: Duration,
     pub sorry_server: Option<SocketAddr>,
+    /// `sorry_server_inhibit`: the sorry server stays listed with weight 0
+    /// while it is not needed (keepalived's inhibit_on_failure for it).
+    pub sorry_server_inhibit: bool,
+    /// `sorry_server_lvs_method`: the sorry server's forwarding method;
+    /// `None` = the virtual server's lb_kind.
+    pub sorry_server_lvs_method: Option<FwdMethod>,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the pool gains quorum (command line, split into an

@@ -113,6 +113,8 @@ pub(crate) struct RawVirtualServer {
     pub ops: Option<S<bool>>,
     pub delay_loop: Option<S<f64>>,
     pub sorry_server: Option<S<String>>,
+    pub sorry_server_inhibit: Option<S<bool>>,
+    pub sorry_server_lvs_method: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,
     pub quorum_up: Option<S<String>>,

@@ -1984,3 +1984,26 @@ fn bad_checker_values_are_refused_at_their_position() {
         "fast_recovery",
     );
 }
+
+#[test]
+fn sorry_server_options_need_a_sorry_server() {
+    let c = ok(&format!(
+        "{MIN_VS}sorry_server = \"198.18.0.9\"\nsorry_server_inhibit = true\n\
+         sorry_server_lvs_method = \"DR\"\n"
+    ));
+    let vs = &c.virtual_servers[0];
+    assert!(vs.sorry_server_inhibit);
+    assert_eq!(vs.sorry_server_lvs_method, Some(FwdMethod::Route));
+    err_at(
+        &format!("{MIN_VS}sorry_server_inhibit = true\n"),
+        3,
+        24,
+        "needs a sorry_server",
+    );
+    err_at(
+        &format!("{MIN_VS}sorry_server = \"198.18.0.9\"\nsorry_server_lvs_method = \"FULLNAT\"\n"),
+        4,
+        27,
+        "FULLNAT virtual server",
+    );
+}

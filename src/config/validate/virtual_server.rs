@@ -129,6 +129,35 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
             Some(a)
         }
     };
+    let need_sorry = |span: std::ops::Range<usize>, key: &str| -> R<()> {
+        if sorry_server.is_none() {
+            return fail(span, format!("{key} needs a sorry_server"));
+        }
+        Ok(())
+    };
+    let sorry_server_inhibit = match &v.sorry_server_inhibit {
+        None => false,
+        Some(b) => {
+            need_sorry(b.span(), "sorry_server_inhibit")?;
+            *b.get_ref()
+        }
+    };
+    let sorry_server_lvs_method = match &v.sorry_server_lvs_method {
+        None => None,
+        Some(m) => {
+            need_sorry(m.span(), "sorry_server_lvs_method")?;
+            let k = lb_kind(m)?;
+            // FULLNAT needs the virtual server's local_address pool.
+            if k == FwdMethod::FullNat && kind != FwdMethod::FullNat {
+                return fail(
+                    m.span(),
+                    "sorry_server_lvs_method FULLNAT needs a FULLNAT virtual server \
+                     (its local_address pool)",
+                );
+            }
+            Some(k)
+        }
+    };
     let quorum = match &v.quorum {
         None => 1,
         Some(q) => int_in(q, "quorum", 1, u32::MAX as i64)? as u32,
@@ -199,6 +228,8 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         ops,
         delay_loop,
         sorry_server,
+        sorry_server_inhibit,
+        sorry_server_lvs_method,
         quorum,
         hysteresis,
         quorum_up: script_line(v.quorum_up, "quorum_up")?,

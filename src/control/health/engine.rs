@@ -169,8 +169,10 @@ impl Rs {
 
 struct Pool {
     key: ServiceKey,
+    /// The sorry server's forwarding method.
     fwd: FwdMethod,
     sorry: Option<SocketAddr>,
+    sorry_inhibit: bool,
     quorum: u32,
     hysteresis: u32,
     quorum_up_cmd: Option<Vec<String>>,
@@ -233,6 +235,7 @@ impl Pool {
         PoolView {
             fwd: self.fwd,
             sorry_server: self.sorry,
+            sorry_inhibit: self.sorry_inhibit,
             sorry_active: self.sorry_active,
             servers: self.rs.iter().map(|r| (r.addr, r.health())).collect(),
         }
@@ -400,8 +403,9 @@ impl Engine {
             let pi = self.pools.len();
             let mut pool = Pool {
                 key: vs.spec().key,
-                fwd: vs.lb_kind,
+                fwd: vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind),
                 sorry: vs.sorry_server,
+                sorry_inhibit: vs.sorry_server_inhibit,
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
                 quorum_up_cmd: command(&vs.quorum_up, "quorum_up", &mut self.warnings),

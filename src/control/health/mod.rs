@@ -54,9 +54,12 @@ pub struct ServerHealth {
 /// One virtual server's pool as health checking sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolView {
-    /// The virtual server's forwarding method (the sorry server's too).
+    /// The sorry server's forwarding method (sorry_server_lvs_method, else
+    /// the virtual server's).
     pub fwd: FwdMethod,
     pub sorry_server: Option<SocketAddr>,
+    /// sorry_server_inhibit: listed with weight 0 while not active.
+    pub sorry_inhibit: bool,
     /// Quorum is lost and the sorry server replaces the real servers.
     pub sorry_active: bool,
     pub servers: HashMap<SocketAddr, ServerHealth>,
@@ -120,7 +123,9 @@ impl HealthView {
 /// - while the sorry server is active, it is the only server with a weight:
 ///   every configured real server is removed (weight 0 with
 ///   inhibit_on_failure) and the sorry server is added with weight 1 and
-///   the virtual server's forwarding method.
+///   its forwarding method (sorry_server_lvs_method, else the virtual
+///   server's); while it is not, it is absent, or listed with weight 0
+///   with sorry_server_inhibit.
 pub fn effective_services(configured: &[ServiceSpec], view: &HealthView) -> Vec<ServiceSpec> {
     configured
         .iter()
@@ -150,16 +155,19 @@ pub fn effective_services(configured: &[ServiceSpec], view: &HealthView) -> Vec<
                     }
                 })
                 .collect();
-            if pool.sorry_active
-                && let Some(sorry) = pool.sorry_server
-            {
-                match out
+            if let Some(sorry) = pool.sorry_server {
+                let listed = out
                     .dests
                     .iter_mut()
-                    .find(|d| d.addr == sorry.ip() && d.port == sorry.port())
-                {
-                    Some(d) => d.weight = SORRY_WEIGHT,
-                    None => out.dests.push(sorry_dest(sorry, pool.fwd)),
+                    .find(|d| d.addr == sorry.ip() && d.port == sorry.port());
+                match (pool.sorry_active, listed) {
+                    (true, Some(d)) => d.weight = SORRY_WEIGHT,
+                    (true, None) => out.dests.push(sorry_dest(sorry, pool.fwd)),
+                    (false, None) if pool.sorry_inhibit => out.dests.push(DestSpec {
+                        weight: 0,
+                        ..sorry_dest(sorry, pool.fwd)
+                    }),
+                    (false, _) => {}
                 }
             }
             out

@@ -1054,3 +1054,29 @@ fn checkers_carry_their_inherited_timers_into_the_engine() {
     let p = e.checker(CheckerId(0)).unwrap().params();
     assert_eq!((p.retry, p.warmup), (2, Duration::ZERO));
 }
+
+#[test]
+fn sorry_server_inhibit_and_lvs_method() {
+    let text = format!(
+        "{HEAD}sorry_server = \"198.18.0.99:80\"\nsorry_server_inhibit = true\n\
+         sorry_server_lvs_method = \"NAT\"\n{}",
+        rs(1, 5, TCP)
+    );
+    let (mut e, _) = engine(&text);
+    let conf = configured(&text);
+    // Not needed: listed with weight 0, with its own method.
+    let out = effective_services(&conf, &e.view());
+    assert_eq!(weights(&out), [(1, 5), (99, 0)]);
+    assert_eq!(out[0].dests[1].fwd, crate::service::FwdMethod::Masq);
+    assert_eq!(out[0].dests[0].fwd, crate::service::FwdMethod::Route);
+    // Quorum lost: weight 1.
+    probe(&mut e, CheckerId(0), 1, false);
+    assert_eq!(weights(&effective_services(&conf, &e.view())), [(99, 1)]);
+    // Without sorry_server_inhibit it is absent while not needed.
+    let plain = text.replace("sorry_server_inhibit = true\n", "");
+    let (e, _) = engine(&plain);
+    assert_eq!(
+        weights(&effective_services(&configured(&plain), &e.view())),
+        [(1, 5)]
+    );
+}
