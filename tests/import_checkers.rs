@@ -29,12 +29,12 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
     assert_eq!(
         named,
-        [(13, "ha_suspend"), (41, "fast_recovery"), (92, "user"),],
+        [(13, "ha_suspend"), (42, "fast_recovery"), (93, "user"),],
         "{toml}"
     );
 
     let vs = &cfg.virtual_servers[0];
-    assert!(vs.sorry_server_inhibit);
+    assert!(vs.sorry_server_inhibit && vs.omega);
     assert_eq!(vs.sorry_server_lvs_method, Some(FwdMethod::Masq));
     let rs = &vs.real_servers[0];
     let by_kind = |pick: fn(&CheckKind) -> bool| -> Vec<&HealthCheck> {

@@ -620,3 +620,61 @@ fn sorry_server_inhibit_keeps_it_listed_at_weight_zero_with_its_own_method() {
     assert!(ok, "back: {:?}", listed_fwd(&sock));
     assert!(lb.terminate().success());
 }
+
+// -------------------------------------------------------------------- omega
+
+#[test]
+fn omega_runs_notify_down_and_quorum_down_at_shutdown() {
+    const PORT: u16 = 2525;
+    let rig = Rig::builder(Mode::Dr).real_servers(1).build();
+    let states = state_files(&rig, 1, "omega");
+    let port = PORT.to_string();
+    start(
+        &rig,
+        1,
+        "smtp",
+        &[
+            "smtp",
+            "--port",
+            &port,
+            "--state",
+            states[0].to_str().unwrap(),
+        ],
+    );
+    let record = rig.dir().join("omega.log");
+    let script = rig.dir().join("record.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\n", record.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sh = script.display();
+    let toml = lb_toml(&rig, "TCP", 80, 1, &|_| {
+        format!(
+            "notify_down = \"{sh} rs-down\"\n\
+             [virtual_server.real_server.smtp_check]\nconnect_port = {PORT}\n"
+        )
+    })
+    .replace(
+        "connect_timeout = 1\n",
+        &format!("connect_timeout = 1\nomega = true\nquorum_down = \"{sh} quorum-down\"\n"),
+    );
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    let sock = rig.dir().join("admin.sock");
+    let rs1 = rs(&rig, 1, 80);
+    wait_listing(&sock, "rs1 in", |l| l.contains_key(&rs1));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!record.exists(), "nothing ran while up");
+    assert!(lb.terminate().success());
+    // Both run at once, in either order.
+    let log = std::fs::read_to_string(&record).unwrap_or_default();
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["quorum-down", "rs-down"],
+        "omega's notifies at shutdown"
+    );
+}

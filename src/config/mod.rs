@@ -219,6 +219,9 @@ pub struct VirtualServer {
     /// `sorry_server_lvs_method`: the sorry server's forwarding method;
     /// `None` = the virtual server's lb_kind.
     pub sorry_server_lvs_method: Option<FwdMethod>,
+    /// `omega`: at shutdown, run the notify_down of every alive real
+    /// server and quorum_down, as keepalived does.
+    pub omega: bool,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the pool gains quorum (command line, split into an

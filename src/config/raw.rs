@@ -114,6 +114,7 @@ pub(crate) struct RawVirtualServer {
     pub delay_loop: Option<S<f64>>,
     pub sorry_server: Option<S<String>>,
     pub sorry_server_inhibit: Option<S<bool>>,
+    pub omega: Option<bool>,
     pub sorry_server_lvs_method: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,

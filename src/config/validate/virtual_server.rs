@@ -230,6 +230,7 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         sorry_server,
         sorry_server_inhibit,
         sorry_server_lvs_method,
+        omega: v.omega.unwrap_or(false),
         quorum,
         hysteresis,
         quorum_up: script_line(v.quorum_up, "quorum_up")?,

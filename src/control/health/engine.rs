@@ -179,6 +179,7 @@ struct Pool {
     quorum_down_cmd: Option<Vec<String>>,
     quorum_up: bool,
     sorry_active: bool,
+    omega: bool,
     rs: Vec<Rs>,
 }
 
@@ -412,6 +413,7 @@ impl Engine {
                 quorum_down_cmd: command(&vs.quorum_down, "quorum_down", &mut self.warnings),
                 quorum_up: false,
                 sorry_active: false,
+                omega: vs.omega,
                 rs: Vec::new(),
             };
             for rsc in &vs.real_servers {
@@ -568,6 +570,32 @@ impl Engine {
             }
             if op.quorum_up
                 && let Some(c) = &op.quorum_down_cmd
+            {
+                acts.push(Action::Notify(c.clone()));
+            }
+        }
+        acts
+    }
+
+    /// The notifies of a shutdown (keepalived's clear_services while
+    /// stopping): for every virtual server with `omega`, the notify_down of
+    /// each alive real server, then quorum_down (whatever the quorum's
+    /// state). Without omega, nothing. Every real server is down afterwards.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut acts = Vec::new();
+        for p in self.pools.iter_mut() {
+            for r in p.rs.iter_mut() {
+                let was = std::mem::replace(&mut r.alive, false);
+                if was
+                    && p.omega
+                    && let Some(c) = &r.notify_down
+                {
+                    acts.push(Action::Notify(c.clone()));
+                }
+            }
+            p.quorum_up = false;
+            if p.omega
+                && let Some(c) = &p.quorum_down_cmd
             {
                 acts.push(Action::Notify(c.clone()));
             }

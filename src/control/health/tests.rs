@@ -1080,3 +1080,19 @@ fn sorry_server_inhibit_and_lvs_method() {
         [(1, 5)]
     );
 }
+
+#[test]
+fn omega_runs_the_down_notifies_at_shutdown() {
+    let text = format!(
+        "{HEAD}omega = true\nquorum_down = \"/bin/qdown\"\n{}{}",
+        rs(1, 1, TCP),
+        rs(2, 1, TCP)
+    );
+    let (mut e, _) = engine(&text);
+    probe(&mut e, CheckerId(1), 1, false);
+    // rs2 is already down: only rs1's notify_down, then quorum_down.
+    assert_eq!(notifies(&e.shutdown()), ["/bin/down 1", "/bin/qdown"]);
+    // Without omega keepalived stays silent at shutdown.
+    let (mut e, _) = engine(&text.replace("omega = true\n", ""));
+    assert!(e.shutdown().is_empty());
+}
