@@ -34,7 +34,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     );
 
     let vs = &cfg.virtual_servers[0];
-    assert!(vs.sorry_server_inhibit && vs.omega);
+    assert!(vs.sorry_server_inhibit && vs.omega && vs.ha_suspend);
     assert_eq!(vs.sorry_server_lvs_method, Some(FwdMethod::Masq));
     let rs = &vs.real_servers[0];
     let by_kind = |pick: fn(&CheckKind) -> bool| -> Vec<&HealthCheck> {
@@ -151,7 +151,7 @@ fn lvsfwd_check_accepts_the_import() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("keepalived.conf:13: ha_suspend:"),
+        stderr.contains("keepalived.conf:42: fast_recovery:"),
         "{stderr}"
     );
     let lb = dir.path().join("lb.toml");

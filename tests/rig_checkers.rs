@@ -678,3 +678,56 @@ fn omega_runs_notify_down_and_quorum_down_at_shutdown() {
         "omega's notifies at shutdown"
     );
 }
+
+// --------------------------------------------------------------- ha_suspend
+
+#[test]
+fn ha_suspend_pauses_the_checkers_while_the_vip_is_not_on_the_director() {
+    const PORT: u16 = 2525;
+    let rig = Rig::builder(Mode::Dr).real_servers(1).build();
+    let states = state_files(&rig, 1, "suspend");
+    let port = PORT.to_string();
+    let pid = start(
+        &rig,
+        1,
+        "smtp",
+        &[
+            "smtp",
+            "--port",
+            &port,
+            "--state",
+            states[0].to_str().unwrap(),
+        ],
+    );
+    let toml = lb_toml(&rig, "TCP", 80, 1, &|_| {
+        format!(
+            "[virtual_server.real_server.smtp_check]\nconnect_port = {PORT}\nhelo_name = \"probe\"\n"
+        )
+    })
+    .replace("connect_timeout = 1\n", "connect_timeout = 1\nha_suspend = true\n");
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    let sock = rig.dir().join("admin.sock");
+    let rs1 = rs(&rig, 1, 80);
+    let probes = || log_of(&rig, pid).matches("helo probe").count();
+    // The VIP is on the director (the rig puts it there): probes run.
+    assert!(wait_until(DETECT_TIMEOUT, || probes() >= 2), "no probes");
+    wait_listing(&sock, "rs1 in", |l| l.contains_key(&rs1));
+    // A backup director has no VIP: no probes, the last verdict holds.
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    rig.director().del_addr(rig::IFACE, &vip);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = probes();
+    std::fs::write(&states[0], "down\n").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(probes(), before, "probes while suspended");
+    assert!(
+        listed(&sock).contains_key(&rs1),
+        "verdict kept while suspended"
+    );
+    // The VIP back: the checker resumes and sees the server down.
+    rig.director().add_addr(rig::IFACE, &vip);
+    wait_listing(&sock, "rs1 out once resumed", |l| !l.contains_key(&rs1));
+    std::fs::write(&states[0], "up\n").unwrap();
+    wait_listing(&sock, "rs1 back", |l| l.contains_key(&rs1));
+    assert!(lb.terminate().success());
+}

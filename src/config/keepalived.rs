@@ -39,8 +39,8 @@
 //! Not done: fwmark and group virtual servers, vrrp_script/track_*, sync
 //! groups, notification e-mail, and the checker keywords lvsfwd does not
 //! implement (fwmark of a checker, log_all_failures, fast_recovery,
-//! tls_compliant, regex_options/offsets/stack, MISC_CHECK's user,
-//! ha_suspend): all reported with their line.
+//! tls_compliant, regex_options/offsets/stack, MISC_CHECK's user): all
+//! reported with their line.
 
 use std::fmt::{self, Write};
 
@@ -589,6 +589,7 @@ fn virtual_server(out: &mut Out, n: &Node) {
             "ops" => out.flag("", c, "ops"),
             "sorry_server_inhibit" => out.boolean("", c, "sorry_server_inhibit"),
             "omega" => out.flag("", c, "omega"),
+            "ha_suspend" => out.flag("", c, "ha_suspend"),
             "sorry_server_lvs_method" => out.string("", c, "sorry_server_lvs_method"),
             "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => flags.push(c.keyword()),
             "real_server" => {}

@@ -222,6 +222,9 @@ pub struct VirtualServer {
     /// `omega`: at shutdown, run the notify_down of every alive real
     /// server and quorum_down, as keepalived does.
     pub omega: bool,
+    /// `ha_suspend`: the checkers run only while the virtual server's
+    /// address is configured on the director (the VRRP master has it).
+    pub ha_suspend: bool,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the pool gains quorum (command line, split into an

@@ -115,6 +115,7 @@ pub(crate) struct RawVirtualServer {
     pub sorry_server: Option<S<String>>,
     pub sorry_server_inhibit: Option<S<bool>>,
     pub omega: Option<bool>,
+    pub ha_suspend: Option<bool>,
     pub sorry_server_lvs_method: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,

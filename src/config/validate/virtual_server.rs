@@ -231,6 +231,7 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         sorry_server_inhibit,
         sorry_server_lvs_method,
         omega: v.omega.unwrap_or(false),
+        ha_suspend: v.ha_suspend.unwrap_or(false),
         quorum,
         hysteresis,
         quorum_up: script_line(v.quorum_up, "quorum_up")?,

@@ -180,6 +180,10 @@ struct Pool {
     quorum_up: bool,
     sorry_active: bool,
     omega: bool,
+    /// ha_suspend: the address whose presence enables the checkers.
+    suspend_on: Option<std::net::IpAddr>,
+    /// The checkers run (always true without ha_suspend).
+    enabled: bool,
     rs: Vec<Rs>,
 }
 
@@ -414,6 +418,8 @@ impl Engine {
                 quorum_up: false,
                 sorry_active: false,
                 omega: vs.omega,
+                suspend_on: vs.ha_suspend.then_some(vs.address.ip()),
+                enabled: true,
                 rs: Vec::new(),
             };
             for rsc in &vs.real_servers {
@@ -615,12 +621,47 @@ impl Engine {
         self.slots.len()
     }
 
-    /// The checkers due at `now` that have no probe running.
-    pub fn due(&self, now: Timestamp) -> Vec<CheckerId> {
-        (0..self.slots.len())
-            .filter(|&i| !self.slots[i].in_flight && self.slots[i].checker.next_due() <= now)
-            .map(CheckerId)
-            .collect()
+    /// The addresses ha_suspend watches (each virtual server's with it).
+    pub fn suspend_addresses(&self) -> Vec<std::net::IpAddr> {
+        let mut v: Vec<_> = self.pools.iter().filter_map(|p| p.suspend_on).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Whether `addr` is configured on the director: the checkers of the
+    /// virtual servers with ha_suspend on it run only while it is
+    /// (keepalived's update_checker_activity). Their state is kept while
+    /// suspended.
+    pub fn set_address_present(&mut self, addr: std::net::IpAddr, present: bool) {
+        for p in self.pools.iter_mut().filter(|p| p.suspend_on == Some(addr)) {
+            if p.enabled != present {
+                log::info!(
+                    "{} health checkers of {}",
+                    if present { "activating" } else { "suspending" },
+                    p.key
+                );
+                p.enabled = present;
+            }
+        }
+    }
+
+    /// The checkers due at `now` that have no probe running. A suspended
+    /// checker that falls due is moved on by its delay_loop without a
+    /// probe, as keepalived's disabled checkers are.
+    pub fn due(&mut self, now: Timestamp) -> Vec<CheckerId> {
+        let mut out = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.in_flight || s.checker.next_due() > now {
+                continue;
+            }
+            if self.pools[s.pool].enabled {
+                out.push(CheckerId(i));
+            } else {
+                s.checker.skip(now);
+            }
+        }
+        out
     }
 
     /// The earliest time a checker without a running probe is due.

@@ -261,7 +261,35 @@ impl Thread {
             .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }
 
+    /// ha_suspend: which watched addresses the director has now.
+    fn refresh_addresses(&mut self) {
+        let watched = self.engine.suspend_addresses();
+        if watched.is_empty() {
+            return;
+        }
+        let local: Vec<std::net::IpAddr> = match nix::ifaddrs::getifaddrs() {
+            Ok(it) => it
+                .filter_map(|i| {
+                    let a = i.address?;
+                    if let Some(v4) = a.as_sockaddr_in() {
+                        Some(std::net::IpAddr::V4(v4.ip()))
+                    } else {
+                        a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!("ha_suspend: cannot list the local addresses: {e}");
+                return;
+            }
+        };
+        for a in watched {
+            self.engine.set_address_present(a, local.contains(&a));
+        }
+    }
+
     fn dispatch(&mut self) {
+        self.refresh_addresses();
         let now = self.clock.now();
         for id in self.engine.due(now) {
             if let (Some(spec), Some(jobs)) = (self.engine.begin(id), &self.jobs) {

@@ -1096,3 +1096,23 @@ fn omega_runs_the_down_notifies_at_shutdown() {
     let (mut e, _) = engine(&text.replace("omega = true\n", ""));
     assert!(e.shutdown().is_empty());
 }
+
+#[test]
+fn ha_suspend_stops_the_probes_while_the_address_is_missing() {
+    let text = format!("{HEAD}ha_suspend = true\n{}", rs(1, 1, TCP));
+    let (mut e, _) = engine(&text);
+    let vip: std::net::IpAddr = "198.18.0.250".parse().unwrap();
+    assert_eq!(e.suspend_addresses(), [vip]);
+    let first = e.checker(CheckerId(0)).unwrap().next_due();
+    e.set_address_present(vip, false);
+    assert!(e.due(secs(10)).is_empty(), "suspended");
+    // Moved on by delay_loop without a probe; the verdict is kept.
+    assert_eq!(e.checker(CheckerId(0)).unwrap().next_due(), secs(20));
+    assert!(first <= secs(10));
+    assert!(alive(&e, 1));
+    e.set_address_present(vip, true);
+    assert_eq!(e.due(secs(20)), [CheckerId(0)]);
+    // Without ha_suspend nothing is watched.
+    let (e, _) = engine(&format!("{HEAD}{}", rs(1, 1, TCP)));
+    assert!(e.suspend_addresses().is_empty());
+}
