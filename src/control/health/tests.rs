@@ -1116,3 +1116,33 @@ fn ha_suspend_stops_the_probes_while_the_address_is_missing() {
     let (e, _) = engine(&format!("{HEAD}{}", rs(1, 1, TCP)));
     assert!(e.suspend_addresses().is_empty());
 }
+
+#[test]
+fn bind_port_and_bind_if_shape_the_probe_s_socket() {
+    // Real kernel sockets on loopback.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    let conn = |bind_port: Option<u16>, bind_if: Option<&str>| engine::Conn {
+        dst,
+        bind: None,
+        bind_port,
+        bind_if: bind_if.map(str::to_string),
+        timeout: Duration::from_secs(1),
+    };
+    // A free source port, then that port seen by the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = probe::connect(&conn(Some(port), Some("lo"))).expect("bound to lo");
+    let (_peer, from) = l.accept().unwrap();
+    assert_eq!(from.port(), port, "bind_port");
+    drop(s);
+    // A device that does not exist: the probe fails, as keepalived's.
+    assert!(probe::connect(&conn(None, Some("lfnope0"))).is_err());
+    assert_eq!(
+        probe::run(&ProbeSpec::Tcp(conn(None, Some("lfnope0")))),
+        ProbeOutcome::Failure
+    );
+}
