@@ -197,7 +197,7 @@ fn ssl_get_follows_a_tls_server_down_and_back() {
             ],
         )
     };
-    let mut pids = vec![tls(1), tls(2)];
+    let mut pids = [tls(1), tls(2)];
     // A self-signed certificate: keepalived verifies none, nor does lvsfwd.
     let check = |_| {
         format!(

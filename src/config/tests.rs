@@ -348,9 +348,7 @@ fn nb_get_retry_is_an_alias_of_retry() {
         "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
          [virtual_server.real_server.tcp_check]\n  nb_get_retry = 4\n"
     ));
-    match &c.virtual_servers[0].real_servers[0].checks[0] {
-        c => assert_eq!(c.retry, 4),
-    }
+    assert_eq!(c.virtual_servers[0].real_servers[0].checks[0].retry, 4);
 }
 
 #[test]
