@@ -418,15 +418,9 @@ fn udp_check_without_require_reply_passes_on_silence_and_fails_on_icmp() {
     let rig = Rig::builder(Mode::Dr).real_servers(2).build();
     // rs2 listens and never answers (a sink); rs1 has nothing on the port:
     // its kernel answers port unreachable.
-    for i in 1..=2 {
-        rig.rs(i).exec_ok(&[
-            "nft",
-            "add table inet lfsink; add chain inet lfsink out { type filter hook output priority 0; }; \
-             add rule inet lfsink out udp sport 9998 drop",
-        ]);
-    }
     let port = PORT.to_string();
-    start(&rig, 2, "sink", &["udp", "--port", &port]);
+    let sink = |i: usize| start(&rig, i, "sink", &["udp", "--port", &port, "--silent"]);
+    let pid2 = sink(2);
     let check = |_| format!("[virtual_server.real_server.udp_check]\nconnect_port = {PORT}\n");
     let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, "UDP", 53, 2, &check));
     let sock = rig.dir().join("admin.sock");
@@ -435,10 +429,11 @@ fn udp_check_without_require_reply_passes_on_silence_and_fails_on_icmp() {
         !l.contains_key(&rs1) && l.contains_key(&rs2)
     });
     // rs1 starts listening (silently too): it comes in.
-    start(&rig, 1, "sink", &["udp", "--port", &port]);
+    sink(1);
     wait_listing(&sock, "rs1 in once it listens", |l| {
         l.contains_key(&rs1) && l.contains_key(&rs2)
     });
+    assert!(log_of(&rig, pid2).contains("from "), "rs2 got the probes");
     assert!(lb.terminate().success());
 }
 
