@@ -45,6 +45,34 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// keepalived's genhash: fetch a URL from a real server and print the
+    /// MD5 digest of its body, as HTTP_GET / SSL_GET compare it.
+    Genhash {
+        /// The server's address.
+        #[arg(short = 's', long = "server")]
+        server: IpAddr,
+        /// The server's port.
+        #[arg(short = 'p', long = "port")]
+        port: u16,
+        /// The path to fetch.
+        #[arg(short = 'u', long = "url")]
+        url: String,
+        /// Over TLS (SSL_GET).
+        #[arg(short = 'S', long = "use-ssl")]
+        ssl: bool,
+        /// Send SNI (the virtualhost).
+        #[arg(short = 'I', long = "use-sni")]
+        sni: bool,
+        /// The Host header.
+        #[arg(short = 'V', long = "use-virtualhost")]
+        virtualhost: Option<String>,
+        /// HTTP protocol: 1.0, 1.0c or 1.1.
+        #[arg(short = 'P', long = "protocol", default_value = "1.0")]
+        protocol: String,
+        /// Timeout in seconds.
+        #[arg(short = 't', long = "timeout", default_value_t = 5)]
+        timeout: u64,
+    },
     /// Print the lb.toml equivalent of a keepalived.conf on stdout; every
     /// keyword that cannot be mapped is named on stderr with its line.
     ImportKeepalived {
@@ -148,6 +176,51 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Cmd::Genhash {
+            server,
+            port,
+            url,
+            ssl,
+            sni,
+            virtualhost,
+            protocol,
+            timeout,
+        } => {
+            use lvsfwd::control::health::{engine, probe};
+            let protocol = match protocol.as_str() {
+                "1.0" => config::HttpProtocol::V10,
+                "1.0c" | "1.0C" => config::HttpProtocol::V10Close,
+                "1.1" => config::HttpProtocol::V11,
+                p => {
+                    eprintln!("lvsfwd genhash: protocol `{p}`, expected 1.0, 1.0c or 1.1");
+                    return ExitCode::from(2);
+                }
+            };
+            let conn = engine::Conn {
+                dst: std::net::SocketAddr::new(server, port),
+                bind: None,
+                bind_port: None,
+                bind_if: None,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
+            };
+            let tls = ssl.then_some(engine::TlsSpec {
+                enable_sni: sni,
+                sni_name: None,
+            });
+            match probe::genhash(&conn, tls.as_ref(), virtualhost.as_deref(), protocol, &url) {
+                Ok(d) => {
+                    println!(
+                        "{}",
+                        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lvsfwd genhash: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Check { config } => match config::load_file(&config) {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {

@@ -199,6 +199,19 @@ impl ResponseReader {
         }
     }
 
+    /// keepalived's genhash: the MD5 of the body, whatever the status;
+    /// `Err(Empty)` when nothing came back, `Err(BadHeaders)` when the
+    /// headers never ended.
+    pub fn body_md5(self) -> Result<[u8; 16], HttpFailure> {
+        if !self.any {
+            return Err(HttpFailure::Empty);
+        }
+        if self.status.is_none() {
+            return Err(HttpFailure::BadHeaders);
+        }
+        Ok(self.body.finalize().into())
+    }
+
     /// The verdict on the whole response against `url`.
     pub fn finish(self, url: &UrlCheck) -> Result<(), HttpFailure> {
         if !self.any {

@@ -255,10 +255,44 @@ fn http_get(
     }
 }
 
+/// `lvsfwd genhash` (keepalived's genhash): the MD5 of `path`'s body as
+/// HTTP_GET (`tls` None) or SSL_GET would fetch it, whatever the status.
+pub fn genhash(
+    conn: &Conn,
+    tls: Option<&TlsSpec>,
+    host: Option<&str>,
+    protocol: HttpProtocol,
+    path: &str,
+) -> Result<[u8; 16], String> {
+    let s = connect(conn).map_err(|e| format!("connect: {e}"))?;
+    let req = http::request(path, conn.dst, host, protocol);
+    let r = match tls {
+        None => fetch(s, &req, ResponseReader::new())?,
+        Some(t) => {
+            let c = rustls::ClientConnection::new(tls_config()?, tls_name(t, host, conn.dst))
+                .map_err(|e| format!("tls: {e}"))?;
+            fetch(rustls::StreamOwned::new(c, s), &req, ResponseReader::new())?
+        }
+    };
+    r.body_md5().map_err(|e| match e {
+        http::HttpFailure::Empty => "no data received from remote webserver".to_string(),
+        e => format!("{e:?}"),
+    })
+}
+
 /// Sends `req` and judges the response against `url`.
-fn exchange(mut s: impl Read + Write, req: &[u8], url: &UrlCheck) -> Result<(), String> {
+fn exchange(s: impl Read + Write, req: &[u8], url: &UrlCheck) -> Result<(), String> {
+    let r = fetch(s, req, ResponseReader::for_url(url))?;
+    r.finish(url).map_err(|e| format!("{e:?}"))
+}
+
+/// Sends `req` and reads the whole response into `r`.
+fn fetch(
+    mut s: impl Read + Write,
+    req: &[u8],
+    mut r: ResponseReader,
+) -> Result<ResponseReader, String> {
     s.write_all(req).map_err(|e| format!("send: {e}"))?;
-    let mut r = ResponseReader::for_url(url);
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0u64;
     loop {
@@ -278,7 +312,7 @@ fn exchange(mut s: impl Read + Write, req: &[u8], url: &UrlCheck) -> Result<(), 
             Err(e) => return Err(format!("read: {e}")),
         }
     }
-    r.finish(url).map_err(|e| format!("{e:?}"))
+    Ok(r)
 }
 
 /// A connected datagram socket of `proto` for `c`, with its timeouts.
