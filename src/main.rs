@@ -201,6 +201,7 @@ fn main() -> ExitCode {
                 bind: None,
                 bind_port: None,
                 bind_if: None,
+                fwmark: None,
                 timeout: std::time::Duration::from_secs(timeout.max(1)),
             };
             let tls = ssl.then_some(engine::TlsSpec {

@@ -27,7 +27,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let (toml, w) = import(&fixture());
     let cfg = parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
-    assert_eq!(named, [(42, "fast_recovery"), (93, "user")], "{toml}");
+    assert_eq!(named, [(42, "fast_recovery"), (95, "user")], "{toml}");
 
     let vs = &cfg.virtual_servers[0];
     assert!(vs.sorry_server_inhibit && vs.omega && vs.ha_suspend);
@@ -85,7 +85,10 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     assert_eq!(g.virtualhost.as_deref(), Some("chk.example"));
 
     let ping = by_kind(|k| matches!(k, CheckKind::Ping(_)))[0];
-    assert!(matches!(&ping.kind, CheckKind::Ping(c) if c.connect_ip == ip("198.18.0.111")));
+    assert!(
+        matches!(&ping.kind, CheckKind::Ping(c) if c.connect_ip == ip("198.18.0.111") && c.fwmark == Some(7))
+    );
+    assert!(ping.log_all_failures);
     assert_eq!(ping.retry, 1);
 
     // SMTP_CHECK with its own connection keys and a host block: two

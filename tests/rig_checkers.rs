@@ -726,3 +726,41 @@ fn ha_suspend_pauses_the_checkers_while_the_vip_is_not_on_the_director() {
     wait_listing(&sock, "rs1 back", |l| l.contains_key(&rs1));
     assert!(lb.terminate().success());
 }
+
+// ------------------------------------------------ fwmark, log_all_failures
+
+#[test]
+fn a_checker_s_fwmark_marks_its_probes_and_log_all_failures_logs_each() {
+    let rig = Rig::builder(Mode::Dr).real_servers(2).build();
+    // The director drops its own packets marked 42 (what an operator's
+    // policy routing or firewall would act on).
+    rig.director().exec_ok(&[
+        "nft",
+        "add table inet lfmark; add chain inet lfmark out { type filter hook output priority 0; }; \
+         add rule inet lfmark out meta mark 42 drop",
+    ]);
+    let check = |i: usize| {
+        format!(
+            "[virtual_server.real_server.tcp_check]\nconnect_port = {}\nfwmark = {}\n\
+             log_all_failures = true\n",
+            rig::HTTP_PORT,
+            if i == 1 { 42 } else { 43 }
+        )
+    };
+    let mut lb = Lvsfwd::start(&rig, &lb_toml(&rig, "TCP", 80, 2, &check));
+    let sock = rig.dir().join("admin.sock");
+    let (rs1, rs2) = (rs(&rig, 1, 80), rs(&rig, 2, 80));
+    wait_listing(&sock, "rs1 (mark 42) out, rs2 (mark 43) in", |l| {
+        !l.contains_key(&rs1) && l.contains_key(&rs2)
+    });
+    // Every failure is logged, also while the checker is down.
+    let line = format!("TCP_CHECK check of real server {rs1}");
+    assert!(
+        wait_until(DETECT_TIMEOUT, || lb.stderr().matches(&line).count() >= 3),
+        "{}",
+        lb.stderr()
+    );
+    rig.director().exec_ok(&["nft", "delete table inet lfmark"]);
+    wait_listing(&sock, "rs1 back without the drop", |l| l.contains_key(&rs1));
+    assert!(lb.terminate().success());
+}

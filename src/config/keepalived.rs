@@ -38,9 +38,8 @@
 //!
 //! Not done: fwmark and group virtual servers, vrrp_script/track_*, sync
 //! groups, notification e-mail, and the checker keywords lvsfwd does not
-//! implement (fwmark of a checker, log_all_failures, fast_recovery,
-//! tls_compliant, regex_options/offsets/stack, MISC_CHECK's user): all
-//! reported with their line.
+//! implement (fast_recovery, tls_compliant, regex_options/offsets/stack,
+//! MISC_CHECK's user): all reported with their line.
 
 use std::fmt::{self, Write};
 
@@ -672,6 +671,8 @@ fn common_key(out: &mut Out, k: &Node, network: bool) -> bool {
         "delay_before_retry" | "warmup" | "delay_loop" => out.number(I, k, k.keyword(), true),
         "retry" | "nb_get_retry" => out.number(I, k, "retry", false),
         "alpha" => out.boolean(I, k, "alpha"),
+        "log_all_failures" => out.boolean(I, k, "log_all_failures"),
+        "fwmark" if network => out.number(I, k, "fwmark", false),
         "connect_timeout" if network => out.number(I, k, "connect_timeout", true),
         "connect_port" | "bind_port" if network => out.number(I, k, k.keyword(), false),
         "connect_ip" | "bindto" | "bind_if" if network => out.string(I, k, k.keyword()),

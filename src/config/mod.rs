@@ -271,6 +271,9 @@ pub struct HealthCheck {
     pub warmup: Duration,
     /// Start down until the first success (`alpha`).
     pub alpha: bool,
+    /// Log every failure, also while the checker is down
+    /// (`log_all_failures`); otherwise only those of an up checker.
+    pub log_all_failures: bool,
     pub kind: CheckKind,
 }
 
@@ -309,6 +312,8 @@ pub struct Connect {
     pub bind_port: Option<u16>,
     /// Device the probe's socket is bound to (`bind_if`).
     pub bind_if: Option<String>,
+    /// The probe's packets carry this firewall mark (`fwmark`, SO_MARK).
+    pub fwmark: Option<u32>,
     pub connect_timeout: Duration,
 }
 

@@ -223,6 +223,8 @@ macro_rules! raw_checker {
             pub warmup: Option<S<f64>>,
             pub delay_loop: Option<S<f64>>,
             pub alpha: Option<bool>,
+            pub fwmark: Option<S<i64>>,
+            pub log_all_failures: Option<bool>,
             $($(#[$m])* pub $f: $t,)*
         }
     };
@@ -280,6 +282,7 @@ pub(crate) struct RawMiscCheck {
     pub warmup: Option<S<f64>>,
     pub delay_loop: Option<S<f64>>,
     pub alpha: Option<bool>,
+    pub log_all_failures: Option<bool>,
 }
 
 /// UDP_CHECK's `require_reply`: keepalived's bare keyword (`true`), or the

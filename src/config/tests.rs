@@ -188,12 +188,14 @@ fn full_example_parses_into_typed_values() {
             delay_before_retry: Duration::from_secs(3),
             warmup: Duration::from_secs(6),
             alpha: false,
+            log_all_failures: false,
             kind: CheckKind::Tcp(Connect {
                 connect_ip: v4("198.18.0.11"),
                 connect_port: 80,
                 bindto: None,
                 bind_port: None,
                 bind_if: None,
+                fwmark: None,
                 connect_timeout: Duration::from_secs(3),
             })
         }]
@@ -308,12 +310,14 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
             delay_before_retry: Duration::from_secs(1),
             warmup: Duration::from_secs(60),
             alpha: false,
+            log_all_failures: false,
             kind: CheckKind::Tcp(Connect {
                 connect_ip: v4("198.18.0.2"),
                 connect_port: 8080,
                 bindto: None,
                 bind_port: None,
                 bind_if: None,
+                fwmark: None,
                 connect_timeout: Duration::from_secs(5),
             })
         }
@@ -2003,5 +2007,22 @@ fn sorry_server_options_need_a_sorry_server() {
         4,
         27,
         "FULLNAT virtual server",
+    );
+}
+
+#[test]
+fn checker_fwmark_and_log_all_failures() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.tcp_check]\nfwmark = 42\nlog_all_failures = true\n\
+         [virtual_server.real_server.misc_check]\nmisc_path = \"/bin/true\"\n",
+    );
+    assert!(c[0].log_all_failures && !c[1].log_all_failures);
+    assert!(matches!(&c[0].kind, CheckKind::Tcp(t) if t.fwmark == Some(42)));
+    err_at(
+        &format!("{MIN_VS}{RS2}[virtual_server.real_server.tcp_check]\nfwmark = 0\n"),
+        6,
+        10,
+        "fwmark 0 is out of range",
     );
 }

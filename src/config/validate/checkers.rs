@@ -95,6 +95,7 @@ impl Inherited {
     /// delay_before_retry; `None` = the delay_loop).
     fn check(&self, retry: u32, dbr: Option<Duration>, kind: CheckKind) -> HealthCheck {
         HealthCheck {
+            log_all_failures: false,
             delay_loop: self.delay_loop,
             retry: self.retry.unwrap_or(retry),
             delay_before_retry: self.delay_before_retry.or(dbr).unwrap_or(self.delay_loop),
@@ -105,8 +106,16 @@ impl Inherited {
     }
 }
 
+impl HealthCheck {
+    fn logging(mut self, all: Option<bool>) -> HealthCheck {
+        self.log_all_failures = all.unwrap_or(false);
+        self
+    }
+}
+
 /// The connection keys every network checker shares.
 struct ConnectKeys<'a> {
+    fwmark: &'a Option<S<i64>>,
     ip: &'a Option<S<String>>,
     port: &'a Option<S<i64>>,
     bindto: &'a Option<S<String>>,
@@ -131,6 +140,7 @@ macro_rules! common {
                 $vhost,
             )?,
             ConnectKeys {
+                fwmark: &$raw.fwmark,
                 ip: &$raw.connect_ip,
                 port: &$raw.connect_port,
                 bindto: &$raw.bindto,
@@ -183,6 +193,10 @@ fn connect(rs: SocketAddr, k: ConnectKeys, t: &Inherited) -> R<Connect> {
             Some(p) => Some(int_in(p, "bind_port", 1, 65535)? as u16),
         },
         bind_if,
+        fwmark: match k.fwmark {
+            None => None,
+            Some(m) => Some(int_in(m, "fwmark", 1, u32::MAX as i64)? as u32),
+        },
         connect_timeout: t.connect_timeout.unwrap_or(Duration::from_secs(5)),
     })
 }
@@ -190,7 +204,8 @@ fn connect(rs: SocketAddr, k: ConnectKeys, t: &Inherited) -> R<Connect> {
 pub(super) fn tcp_check(t: RawTcpCheck, rs: SocketAddr, up: &Inherited) -> R<HealthCheck> {
     let (i, k) = common!(t, up, None);
     let c = connect(rs, k, &i)?;
-    Ok(i.check(1, Some(Duration::from_secs(1)), CheckKind::Tcp(c)))
+    Ok(i.check(1, Some(Duration::from_secs(1)), CheckKind::Tcp(c))
+        .logging(t.log_all_failures))
 }
 
 pub(super) fn ping_check(t: RawPingCheck, rs: SocketAddr, up: &Inherited) -> R<HealthCheck> {
@@ -202,7 +217,8 @@ pub(super) fn ping_check(t: RawPingCheck, rs: SocketAddr, up: &Inherited) -> R<H
     }
     let (i, k) = common!(t, up, None);
     let c = connect(rs, k, &i)?;
-    Ok(i.check(1, Some(Duration::from_secs(1)), CheckKind::Ping(c)))
+    Ok(i.check(1, Some(Duration::from_secs(1)), CheckKind::Ping(c))
+        .logging(t.log_all_failures))
 }
 
 pub(super) fn smtp_check(t: RawSmtpCheck, rs: SocketAddr, up: &Inherited) -> R<HealthCheck> {
@@ -225,7 +241,8 @@ pub(super) fn smtp_check(t: RawSmtpCheck, rs: SocketAddr, up: &Inherited) -> R<H
             connect: c,
             helo_name,
         }),
-    ))
+    )
+    .logging(t.log_all_failures))
 }
 
 /// keepalived's DNS_TYPE table.
@@ -282,7 +299,8 @@ pub(super) fn dns_check(t: RawDnsCheck, rs: SocketAddr, up: &Inherited) -> R<Hea
             qtype,
             name,
         }),
-    ))
+    )
+    .logging(t.log_all_failures))
 }
 
 /// keepalived's read_hex_str: hex digits, spaces between octets, and (for
@@ -390,7 +408,8 @@ pub(super) fn udp_check(t: RawUdpCheck, rs: SocketAddr, up: &Inherited) -> R<Hea
             min_reply_length,
             max_reply_length,
         }),
-    ))
+    )
+    .logging(t.log_all_failures))
 }
 
 /// `http_get` (`ssl = false`) or `ssl_get` (`ssl = true`).
@@ -473,7 +492,8 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
     } else {
         CheckKind::Http(g)
     };
-    Ok(i.check(1, Some(Duration::from_secs(3)), kind))
+    Ok(i.check(1, Some(Duration::from_secs(3)), kind)
+        .logging(h.log_all_failures))
 }
 
 /// `digest`: the page's MD5 sum, 32 hex digits.
@@ -583,7 +603,8 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
             misc_timeout,
             misc_dynamic: m.misc_dynamic.unwrap_or(false),
         }),
-    ))
+    )
+    .logging(m.log_all_failures))
 }
 
 #[cfg(test)]

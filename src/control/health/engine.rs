@@ -55,6 +55,8 @@ pub struct Conn {
     pub bind_port: Option<u16>,
     /// Device (`bind_if`, SO_BINDTODEVICE).
     pub bind_if: Option<String>,
+    /// Firewall mark (`fwmark`, SO_MARK).
+    pub fwmark: Option<u32>,
     /// Bound on the connection and on each read and write.
     pub timeout: Duration,
 }
@@ -291,6 +293,7 @@ fn conn(c: &Connect) -> Conn {
         bind: c.bindto,
         bind_port: c.bind_port,
         bind_if: c.bind_if.clone(),
+        fwmark: c.fwmark,
         timeout: c.connect_timeout,
     }
 }
@@ -368,6 +371,20 @@ fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
             timeout: m.misc_timeout.unwrap_or(check.delay_loop),
         },
     })
+}
+
+/// keepalived's name of a checker kind.
+fn kind_name(k: &CheckKind) -> &'static str {
+    match k {
+        CheckKind::Tcp(_) => "TCP_CHECK",
+        CheckKind::Http(_) => "HTTP_GET",
+        CheckKind::Ssl(_) => "SSL_GET",
+        CheckKind::Dns(_) => "DNS_CHECK",
+        CheckKind::Udp(_) => "UDP_CHECK",
+        CheckKind::Ping(_) => "PING_CHECK",
+        CheckKind::Smtp(_) => "SMTP_CHECK",
+        CheckKind::Misc(_) => "MISC_CHECK",
+    }
 }
 
 /// The same checker across a reload: same kind and options, same retry
@@ -720,6 +737,17 @@ impl Engine {
             if r.effective() != old {
                 pool.update_quorum(false, &mut acts);
             }
+        }
+        let slot = &self.slots[id.0];
+        if !ok && (slot.checker.is_up() || slot.config.log_all_failures) {
+            // keepalived logs a failure of an up checker, and every one
+            // with log_all_failures (the probe's reason is at debug level).
+            log::info!(
+                "{} check of real server {} of {} failed",
+                kind_name(&slot.config.kind),
+                self.pools[pi].rs[ri].addr,
+                self.pools[pi].key
+            );
         }
         let tr = self.slots[id.0].checker.on_result(now, ok);
         let pool = &mut self.pools[pi];

@@ -116,6 +116,9 @@ fn socket(c: &Conn, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
     if let Some(dev) = &c.bind_if {
         s.bind_device(Some(dev.as_bytes()))?;
     }
+    if let Some(m) = c.fwmark {
+        s.set_mark(m)?;
+    }
     if c.bind.is_some() || c.bind_port.is_some() {
         let ip = c.bind.unwrap_or(match c.dst {
             SocketAddr::V4(_) => IpAddr::from([0u8; 4]),

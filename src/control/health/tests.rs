@@ -254,6 +254,7 @@ fn due_begin_and_next_due_follow_the_probes_in_flight() {
             bind: None,
             bind_port: None,
             bind_if: None,
+            fwmark: None,
             timeout: Duration::from_secs(1)
         })
     );
@@ -962,6 +963,7 @@ fn udp_spec(reply: Option<(Vec<u8>, Vec<u8>)>, min: usize, max: usize) -> config
             bindto: None,
             bind_port: None,
             bind_if: None,
+            fwmark: None,
             connect_timeout: Duration::from_secs(1),
         },
         payload: None,
@@ -1127,6 +1129,7 @@ fn bind_port_and_bind_if_shape_the_probe_s_socket() {
         bind: None,
         bind_port,
         bind_if: bind_if.map(str::to_string),
+        fwmark: None,
         timeout: Duration::from_secs(1),
     };
     // A free source port, then that port seen by the server.
