@@ -27,7 +27,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let (toml, w) = import(&fixture());
     let cfg = parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
-    assert_eq!(named, [(42, "fast_recovery"), (95, "user")], "{toml}");
+    assert_eq!(named, [(42, "fast_recovery"), (97, "user")], "{toml}");
 
     let vs = &cfg.virtual_servers[0];
     assert!(vs.sorry_server_inhibit && vs.omega && vs.ha_suspend);
@@ -114,6 +114,8 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     );
 
     let udp_rs = &cfg.virtual_servers[1].real_servers[0];
+    // The virtual server's weight and inhibit_on_failure, inherited.
+    assert_eq!((udp_rs.weight, udp_rs.inhibit_on_failure), (3, true));
     let kinds: Vec<&CheckKind> = udp_rs.checks.iter().map(|c| &c.kind).collect();
     match kinds.as_slice() {
         [

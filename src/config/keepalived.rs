@@ -588,6 +588,8 @@ fn virtual_server(out: &mut Out, n: &Node) {
             "ops" => out.flag("", c, "ops"),
             "sorry_server_inhibit" => out.boolean("", c, "sorry_server_inhibit"),
             "omega" => out.flag("", c, "omega"),
+            "weight" => out.number("", c, "weight", false),
+            "inhibit_on_failure" => out.flag("", c, "inhibit_on_failure"),
             "ha_suspend" => out.flag("", c, "ha_suspend"),
             "sorry_server_lvs_method" => out.string("", c, "sorry_server_lvs_method"),
             "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => flags.push(c.keyword()),

@@ -116,6 +116,9 @@ pub(crate) struct RawVirtualServer {
     pub sorry_server_inhibit: Option<S<bool>>,
     pub omega: Option<bool>,
     pub ha_suspend: Option<bool>,
+    /// Real-server defaults (keepalived's vs-level keywords).
+    pub weight: Option<S<i64>>,
+    pub inhibit_on_failure: Option<bool>,
     pub sorry_server_lvs_method: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,

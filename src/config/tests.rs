@@ -2026,3 +2026,15 @@ fn checker_fwmark_and_log_all_failures() {
         "fwmark 0 is out of range",
     );
 }
+
+#[test]
+fn weight_and_inhibit_on_failure_at_virtual_server_level_are_defaults() {
+    let c = ok(&format!(
+        "{MIN_VS}weight = 4\ninhibit_on_failure = true\n{RS2}\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.3\"\nweight = 2\ninhibit_on_failure = false\n"
+    ));
+    let rs = &c.virtual_servers[0].real_servers;
+    assert_eq!((rs[0].weight, rs[0].inhibit_on_failure), (4, true));
+    assert_eq!((rs[1].weight, rs[1].inhibit_on_failure), (2, false));
+    err_at(&format!("{MIN_VS}weight = 70000\n"), 3, 10, "weight 70000");
+}

@@ -41,6 +41,10 @@ pub(super) struct Inherited {
     pub delay_loop: Duration,
     pub alpha: bool,
     pub virtualhost: Option<String>,
+    /// The virtual server's `weight` and `inhibit_on_failure`, the
+    /// defaults of its real servers' own.
+    pub weight: Option<i32>,
+    pub inhibit_on_failure: Option<bool>,
 }
 
 /// The timer keys, read from a checker, a real server or a virtual server.
@@ -88,6 +92,8 @@ impl Inherited {
                 None => self.virtualhost.clone(),
                 Some(v) => nonempty(Some(v.clone()), "virtualhost")?,
             },
+            weight: self.weight,
+            inhibit_on_failure: self.inhibit_on_failure,
         })
     }
 

@@ -12,7 +12,7 @@ use super::checkers::{
 use super::common::{R, fail, int_in, parse_sockaddr, script_line};
 
 /// ipvsadm's `-w` bound (the kernel only refuses negative weights).
-const MAX_WEIGHT: i64 = 65535;
+pub(super) const MAX_WEIGHT: i64 = 65535;
 
 pub(super) fn real_server(
     rs: RawRealServer,
@@ -42,7 +42,7 @@ pub(super) fn real_server(
         );
     }
     let weight = match &rs.weight {
-        None => 1,
+        None => vs_defaults.weight.unwrap_or(1),
         Some(w) => int_in(w, "weight", 0, MAX_WEIGHT)? as i32,
     };
     let mac = rs.mac.as_ref().map(parse_mac).transpose()?;
@@ -107,7 +107,10 @@ pub(super) fn real_server(
         address,
         weight,
         mac,
-        inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(false),
+        inhibit_on_failure: rs
+            .inhibit_on_failure
+            .or(vs_defaults.inhibit_on_failure)
+            .unwrap_or(false),
         uthreshold,
         lthreshold,
         notify_up: script_line(rs.notify_up, "notify_up")?,

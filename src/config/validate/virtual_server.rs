@@ -183,6 +183,11 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
     let mut seen: HashSet<SocketAddr> = HashSet::new();
     let check_defaults = Inherited {
         delay_loop,
+        weight: match &v.weight {
+            None => None,
+            Some(w) => Some(int_in(w, "weight", 0, super::real_server::MAX_WEIGHT)? as i32),
+        },
+        inhibit_on_failure: v.inhibit_on_failure,
         ..Inherited::default()
     }
     .over(
