@@ -27,7 +27,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let (toml, w) = import(&fixture());
     let cfg = parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
-    assert_eq!(named, [(42, "fast_recovery"), (97, "user")], "{toml}");
+    assert_eq!(named, [(43, "fast_recovery"), (98, "user")], "{toml}");
 
     let vs = &cfg.virtual_servers[0];
     assert!(vs.sorry_server_inhibit && vs.omega && vs.ha_suspend);
@@ -71,7 +71,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
         (Some(ip("198.18.0.2")), Some(3000), Some("lf-eth0"))
     );
     assert_eq!(h.urls[0].status_code, vec![200..=299, 302..=302]);
-    assert_eq!(h.urls[0].regex.as_deref(), Some("state=(up|ok)"));
+    assert_eq!(h.urls[0].regex.as_deref(), Some("(?im)state=(up|ok)"));
     assert_eq!(h.urls[0].virtualhost.as_deref(), Some("url.example"));
     assert!(!h.urls[0].regex_no_match);
     assert!(h.urls[1].regex_no_match && h.urls[1].digest.is_some());
@@ -152,7 +152,7 @@ fn lvsfwd_check_accepts_the_import() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("keepalived.conf:42: fast_recovery:"),
+        stderr.contains("keepalived.conf:43: fast_recovery:"),
         "{stderr}"
     );
     let lb = dir.path().join("lb.toml");

@@ -38,7 +38,7 @@
 //!
 //! Not done: fwmark and group virtual servers, vrrp_script/track_*, sync
 //! groups, notification e-mail, and the checker keywords lvsfwd does not
-//! implement (fast_recovery, tls_compliant, regex_options/offsets/stack,
+//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack,
 //! MISC_CHECK's user): all reported with their line.
 
 use std::fmt::{self, Write};
@@ -815,6 +815,15 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
                         ("regex", Some(_)) => set(&mut scratch, u, "regex", s(&u.args().join(" "))),
                         ("regex_no_match", None) => {
                             set(&mut scratch, u, "regex_no_match", "true".into())
+                        }
+                        ("regex_options", Some(_)) => {
+                            let list: Vec<String> = u.args().iter().map(|a| s(a)).collect();
+                            set(
+                                &mut scratch,
+                                u,
+                                "regex_options",
+                                format!("[{}]", list.join(", ")),
+                            )
                         }
                         ("status_code", Some(v))
                             if u.args().len() == 1 && toml_number(v, false).is_some() =>

@@ -340,7 +340,8 @@ pub struct HttpUrl {
     pub digest: Option<[u8; 16]>,
     /// `Host:` for this url; overrides the checker's.
     pub virtualhost: Option<String>,
-    /// A regular expression the body must match (`regex`).
+    /// A regular expression the body must match (`regex`), with
+    /// `regex_options` as inline flags (`(?i)...`).
     pub regex: Option<String>,
     /// The check passes when the body does NOT match `regex`.
     pub regex_no_match: bool,

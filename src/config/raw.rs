@@ -271,6 +271,7 @@ pub(crate) struct RawUrl {
     pub virtualhost: Option<S<String>>,
     pub regex: Option<S<String>>,
     pub regex_no_match: Option<bool>,
+    pub regex_options: Option<S<Vec<String>>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -2038,3 +2038,24 @@ fn weight_and_inhibit_on_failure_at_virtual_server_level_are_defaults() {
     assert_eq!((rs[1].weight, rs[1].inhibit_on_failure), (2, false));
     err_at(&format!("{MIN_VS}weight = 70000\n"), 3, 10, "weight 70000");
 }
+
+#[test]
+fn regex_options_become_inline_flags() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.http_get]\n\
+         url = [{ path = \"/\", regex = \"up\", regex_options = [\"caseless\", \"dotall\"] }]\n",
+    );
+    assert!(
+        matches!(&c[0].kind, CheckKind::Http(h) if h.urls[0].regex.as_deref() == Some("(?is)up"))
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}{RS2}[virtual_server.real_server.http_get]\n\
+             url = [{{ path = \"/\", regex = \"up\", regex_options = [\"utf\"] }}]\n"
+        ),
+        6,
+        52,
+        "regex_options `utf` is not supported",
+    );
+}

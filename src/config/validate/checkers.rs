@@ -461,13 +461,23 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
             Some(s) => status_codes(s)?,
         };
         let digest = u.digest.as_ref().map(md5).transpose()?;
+        let flags = match &u.regex_options {
+            None => String::new(),
+            Some(o) => {
+                if u.regex.is_none() {
+                    return fail(o.span(), "regex_options needs a regex in the same url");
+                }
+                regex_flags(o)?
+            }
+        };
         let regex = match &u.regex {
             None => None,
             Some(r) => {
-                if let Err(e) = regex::bytes::Regex::new(r.get_ref()) {
+                let pattern = format!("{flags}{}", r.get_ref());
+                if let Err(e) = regex::bytes::Regex::new(&pattern) {
                     return fail(r.span(), format!("regex: {e}"));
                 }
-                Some(r.get_ref().clone())
+                Some(pattern)
             }
         };
         if u.regex_no_match.is_some() && regex.is_none() {
@@ -500,6 +510,46 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
     };
     Ok(i.check(1, Some(Duration::from_secs(3)), kind)
         .logging(h.log_all_failures))
+}
+
+/// keepalived's regex_options (PCRE2 compile options) that change what
+/// matches, as the regex crate's inline flags.
+const REGEX_OPTIONS: &[(&str, char)] = &[
+    ("caseless", 'i'),
+    ("multiline", 'm'),
+    ("dotall", 's'),
+    ("extended", 'x'),
+    ("ungreedy", 'U'),
+];
+
+/// `regex_options` as an inline flag group (`(?im)`); an option without an
+/// equivalent is refused by name.
+fn regex_flags(o: &S<Vec<String>>) -> R<String> {
+    let mut flags = String::new();
+    for name in o.get_ref() {
+        match REGEX_OPTIONS.iter().find(|(n, _)| n == name) {
+            Some((_, f)) => {
+                if !flags.contains(*f) {
+                    flags.push(*f);
+                }
+            }
+            None => {
+                let known: Vec<&str> = REGEX_OPTIONS.iter().map(|(n, _)| *n).collect();
+                return fail(
+                    o.span(),
+                    format!(
+                        "regex_options `{name}` is not supported (supported: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    Ok(if flags.is_empty() {
+        flags
+    } else {
+        format!("(?{flags})")
+    })
 }
 
 /// `digest`: the page's MD5 sum, 32 hex digits.

@@ -1149,3 +1149,13 @@ fn bind_port_and_bind_if_shape_the_probe_s_socket() {
         ProbeOutcome::Failure
     );
 }
+
+#[test]
+fn regex_inline_flags_change_the_match() {
+    let resp: &[&[u8]] = &[b"HTTP/1.0 200 OK\r\n\r\nState=UP\n"];
+    assert_eq!(
+        judge(resp, &regex_url("state=up", false)),
+        Err(HttpFailure::Regex)
+    );
+    assert_eq!(judge(resp, &regex_url("(?i)state=up", false)), Ok(()));
+}
