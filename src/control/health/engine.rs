@@ -23,7 +23,14 @@
 //! - a reload keeps the state of every real server that stays and of every
 //!   checker whose configuration did not change [clear_diff_services,
 //!   migrate_checkers]; new real servers start as at start-up; a removed
-//!   alive real server runs its notify_down.
+//!   alive real server runs its notify_down;
+//! - `omega`: at shutdown, the notify_down of every alive real server, then
+//!   quorum_down [clear_services while stopping];
+//! - `ha_suspend`: a virtual server's checkers probe only while its address
+//!   is on the director; a suspended checker keeps its verdict and moves on
+//!   by its delay_loop [update_checker_activity];
+//! - a failure is logged when the checker was up, every failure with
+//!   `log_all_failures`.
 //!
 //! Deliberately not done: SMTP alerts, notify FIFOs, SNMP traps, virtual
 //! server groups, and keepalived's `rs_init_notifies` (no notify at
@@ -69,7 +76,7 @@ pub enum ProbeSpec {
     /// HTTP_GET / SSL_GET: every url in order, each on its own connection.
     Http {
         conn: Conn,
-        /// SSL_GET: TLS, with this SNI when `Some(Some(_))`.
+        /// SSL_GET's TLS options; `None` for HTTP_GET.
         tls: Option<TlsSpec>,
         /// The checker's Host (a url's own takes precedence).
         virtualhost: Option<String>,
@@ -183,7 +190,7 @@ struct Pool {
     sorry_active: bool,
     omega: bool,
     /// ha_suspend: the address whose presence enables the checkers.
-    suspend_on: Option<std::net::IpAddr>,
+    suspend_on: Option<IpAddr>,
     /// The checkers run (always true without ha_suspend).
     enabled: bool,
     rs: Vec<Rs>,
@@ -639,7 +646,7 @@ impl Engine {
     }
 
     /// The addresses ha_suspend watches (each virtual server's with it).
-    pub fn suspend_addresses(&self) -> Vec<std::net::IpAddr> {
+    pub fn suspend_addresses(&self) -> Vec<IpAddr> {
         let mut v: Vec<_> = self.pools.iter().filter_map(|p| p.suspend_on).collect();
         v.sort();
         v.dedup();
@@ -650,7 +657,7 @@ impl Engine {
     /// virtual servers with ha_suspend on it run only while it is
     /// (keepalived's update_checker_activity). Their state is kept while
     /// suspended.
-    pub fn set_address_present(&mut self, addr: std::net::IpAddr, present: bool) {
+    pub fn set_address_present(&mut self, addr: IpAddr, present: bool) {
         for p in self.pools.iter_mut().filter(|p| p.suspend_on == Some(addr)) {
             if p.enabled != present {
                 log::info!(

@@ -1,11 +1,14 @@
 //! Health checking of real servers, with keepalived's semantics and key
-//! names (TCP_CHECK, HTTP_GET, MISC_CHECK, quorum, hysteresis, sorry_server,
-//! inhibit_on_failure, notify_up / notify_down, alpha).
+//! names (TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK, UDP_CHECK, PING_CHECK,
+//! SMTP_CHECK, MISC_CHECK, quorum, hysteresis, sorry_server with
+//! sorry_server_inhibit / sorry_server_lvs_method, inhibit_on_failure,
+//! notify_up / notify_down, alpha, omega, ha_suspend).
 //!
 //! Layers:
 //! - pure core, no clock and no socket: [`checker`] (one checker's timers
 //!   and retries), [`engine`] (real servers, quorum, sorry server,
-//!   notifies), [`http`] (HTTP_GET's request and verdict), [`argv`] (script
+//!   notifies), [`http`] (HTTP_GET's request and verdict; DNS_CHECK's
+//!   messages are [`crate::wire::dns`]), [`argv`] (script
 //!   command lines), and here the [`HealthView`] the control loop keeps and
 //!   [`effective_services`], the one function by which health results reach
 //!   the data plane;
