@@ -704,14 +704,7 @@ fn checker_names(
             let names = rs
                 .checks
                 .iter()
-                .map(|c| {
-                    match c {
-                        config::HealthCheck::Tcp(_) => "TCP_CHECK",
-                        config::HealthCheck::Http(_) => "HTTP_GET",
-                        config::HealthCheck::Misc(_) => "MISC_CHECK",
-                    }
-                    .to_string()
-                })
+                .map(|c| c.kind.keyword().to_string())
                 .collect();
             out.insert((key, rs.address), names);
         }

@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use lvsfwd::config::keepalived::{Warning, import};
-use lvsfwd::config::{Config, HealthCheck, IpPrefix, VrrpAuth, VrrpState, VrrpVersion, parse_str};
+use lvsfwd::config::{
+    CheckKind, Config, HealthCheck, IpPrefix, VrrpAuth, VrrpState, VrrpVersion, parse_str,
+};
 use lvsfwd::sched::SchedKind;
 use lvsfwd::service::{FwdMethod, Protocol};
 
@@ -36,6 +38,10 @@ fn sa(s: &str) -> SocketAddr {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
+}
+
+fn kinds(r: &lvsfwd::config::RealServer) -> Vec<&CheckKind> {
+    r.checks.iter().map(|c| &c.kind).collect()
 }
 
 fn warned(w: &[Warning]) -> Vec<(usize, &str)> {
@@ -75,10 +81,15 @@ fn seed000_lvs_dr_with_tcp_checks() {
     for r in &vs.real_servers {
         assert_eq!(r.weight, 1);
         match r.checks.as_slice() {
-            [HealthCheck::Tcp(t)] => {
+            [
+                c @ HealthCheck {
+                    kind: CheckKind::Tcp(t),
+                    ..
+                },
+            ] => {
                 assert_eq!(t.connect_timeout, Duration::from_secs(3));
-                assert_eq!(t.retry, 3, "nb_get_retry");
-                assert_eq!(t.delay_before_retry, Duration::from_secs(3));
+                assert_eq!(c.retry, 3, "nb_get_retry");
+                assert_eq!(c.delay_before_retry, Duration::from_secs(3));
                 assert_eq!(t.connect_port, 80);
                 assert_eq!(t.connect_ip, r.address.ip());
             }
@@ -117,14 +128,19 @@ fn seed001_lvs_dr_with_http_get_and_sorry_server() {
     assert_eq!(vs.real_servers.len(), 2);
     for r in &vs.real_servers {
         match r.checks.as_slice() {
-            [HealthCheck::Http(h)] => {
+            [
+                c @ HealthCheck {
+                    kind: CheckKind::Http(h),
+                    ..
+                },
+            ] => {
                 assert_eq!(h.urls.len(), 1);
                 assert_eq!(h.urls[0].path, "/index.html");
                 assert_eq!(h.urls[0].status_code, vec![200..=200]);
-                assert_eq!(h.connect_timeout, Duration::from_secs(3));
-                assert_eq!(h.retry, 3);
-                assert_eq!(h.delay_before_retry, Duration::from_secs(3));
-                assert_eq!(h.connect_port, 80);
+                assert_eq!(h.connect.connect_timeout, Duration::from_secs(3));
+                assert_eq!(c.retry, 3);
+                assert_eq!(c.delay_before_retry, Duration::from_secs(3));
+                assert_eq!(h.connect.connect_port, 80);
             }
             other => panic!("{other:?}"),
         }
@@ -207,27 +223,34 @@ fn every_supported_keyword() {
     assert!(r1.inhibit_on_failure);
     assert_eq!(r1.notify_up.as_deref(), Some("/usr/local/bin/rs.sh up"));
     assert_eq!(r1.notify_down.as_deref(), Some("/usr/local/bin/rs.sh down"));
-    match r1.checks.as_slice() {
-        [HealthCheck::Tcp(t), HealthCheck::Http(h)] => {
+    match kinds(r1).as_slice() {
+        [CheckKind::Tcp(t), CheckKind::Http(h)] => {
             assert_eq!(t.connect_timeout, Duration::from_secs(2));
             assert_eq!(h.urls.len(), 2);
             assert_eq!(h.urls[1].digest.map(|d| d[0]), Some(0x9b));
-            assert_eq!((h.connect_port, h.retry), (8080, 2));
-            assert_eq!(h.connect_ip, ip("198.18.0.11"));
-            assert_eq!(h.delay_before_retry, Duration::from_secs(2));
+            assert_eq!((h.connect.connect_port, r1.checks[1].retry), (8080, 2));
+            assert_eq!(h.connect.connect_ip, ip("198.18.0.11"));
+            assert_eq!(r1.checks[1].delay_before_retry, Duration::from_secs(2));
+            assert_eq!(r1.checks[1].warmup, Duration::from_secs(5));
             assert_eq!(h.virtualhost.as_deref(), Some("www.example.org"));
         }
         other => panic!("{other:?}"),
     }
     let r2 = &vs.real_servers[1];
-    match r2.checks.as_slice() {
-        [HealthCheck::Tcp(t), HealthCheck::Misc(m)] => {
-            assert_eq!((t.retry, t.connect_port), (3, 8080));
+    match kinds(r2).as_slice() {
+        [
+            CheckKind::Tcp(t),
+            CheckKind::Tcp(t2),
+            CheckKind::Ssl(_),
+            CheckKind::Misc(m),
+        ] => {
+            assert_eq!((r2.checks[0].retry, t.connect_port), (3, 8080));
             assert_eq!(t.bindto, Some(ip("198.18.0.2")), "bindto");
+            assert_eq!(t.connect_timeout, Duration::from_secs(3));
             assert_eq!(
-                t.connect_timeout,
-                Duration::from_secs(3),
-                "the first TCP_CHECK"
+                t2.connect_timeout,
+                Duration::from_secs(9),
+                "a second TCP_CHECK"
             );
             assert_eq!(m.misc_path, "/usr/local/bin/check.sh 198.18.0.12");
             assert_eq!(m.misc_timeout, Some(Duration::from_secs(4)));
@@ -255,10 +278,6 @@ fn every_supported_keyword() {
             (11, "include"),
             (32, "198.18.0.251/24"),
             (32, "198.18.0.251/24"),
-            (71, "virtualhost"),
-            (95, "warmup"),
-            (109, "SSL_GET"),
-            (121, "TCP_CHECK"),
             (132, "real_server"),
             (137, "virtual_server"),
         ]

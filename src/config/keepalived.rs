@@ -35,8 +35,18 @@
 //!   the table form `{ name = "...", weight = W }`. `reverse`, `init_fail`
 //!   and the sync group's own tracking are reported.
 //!
-//! Not done: fwmark and group virtual servers, SSL_GET/SMTP_CHECK/DNS_CHECK,
-//! notification e-mail, enable_script_security: all reported.
+//! - Every checker (TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK, UDP_CHECK,
+//!   PING_CHECK, SMTP_CHECK, MISC_CHECK), any number of each, is written as
+//!   an array of tables (`[[virtual_server.real_server.tcp_check]]`); the
+//!   timer keys keepalived inherits (retry, delay_before_retry, warmup,
+//!   connect_timeout, delay_loop, alpha, virtualhost) keep the level they
+//!   were given at. SMTP_CHECK's deprecated `host` blocks become checkers
+//!   of their own, as keepalived makes them.
+//!
+//! Not done: fwmark and group virtual servers, notification e-mail,
+//! enable_script_security, and the checker keywords lvsfwd does not
+//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack,
+//! MISC_CHECK's user): all reported with their line.
 
 use std::fmt::{self, Write};
 
@@ -279,6 +289,19 @@ impl Out {
         } else {
             self.keyword_line(n, indent, key, &s(&n.args().join(" ")));
         }
+    }
+    /// keepalived's check_true_false keywords (`alpha`, `enable_sni`): bare
+    /// means true, or a value true/on/yes / false/off/no.
+    fn boolean(&mut self, indent: &str, n: &Node, key: &str) {
+        let v = match n.arg(0).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("true" | "on" | "yes") => "true",
+            Some("false" | "off" | "no") => "false",
+            Some(v) => {
+                let msg = format!("`{v}` is not true or false, dropped");
+                return self.warn(n, msg);
+            }
+        };
+        self.keyword_line(n, indent, key, v);
     }
     fn flag(&mut self, indent: &str, n: &Node, key: &str) {
         // keepalived's bare keyword; an explicit value is not its syntax.
@@ -659,10 +682,14 @@ fn virtual_server(out: &mut Out, n: &Node) {
             "lb_algo" | "lvs_sched" => out.string("", c, "lb_algo"),
             "lb_kind" | "lvs_method" => out.string("", c, "lb_kind"),
             "protocol" => out.string("", c, "protocol"),
-            "delay_loop" => out.number("", c, "delay_loop", true),
+            "delay_loop" | "delay_before_retry" | "warmup" | "connect_timeout" => {
+                out.number("", c, c.keyword(), true)
+            }
+            "retry" => out.number("", c, "retry", false),
+            "virtualhost" => out.string("", c, "virtualhost"),
             "quorum" | "hysteresis" => out.number("", c, c.keyword(), false),
             "quorum_up" | "quorum_down" => out.script("", c, c.keyword()),
-            "alpha" => out.flag("", c, "alpha"),
+            "alpha" => out.boolean("", c, "alpha"),
             "persistence_timeout" => match c.arg(0) {
                 None => out.line("", "persistence_timeout", "true"),
                 Some(_) => out.number("", c, "persistence_timeout", false),
@@ -682,6 +709,12 @@ fn virtual_server(out: &mut Out, n: &Node) {
                 _ => out.warn(c, "needs an address, dropped"),
             },
             "ops" => out.flag("", c, "ops"),
+            "sorry_server_inhibit" => out.boolean("", c, "sorry_server_inhibit"),
+            "omega" => out.flag("", c, "omega"),
+            "weight" => out.number("", c, "weight", false),
+            "inhibit_on_failure" => out.flag("", c, "inhibit_on_failure"),
+            "ha_suspend" => out.flag("", c, "ha_suspend"),
+            "sorry_server_lvs_method" => out.string("", c, "sorry_server_lvs_method"),
             "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => flags.push(c.keyword()),
             "real_server" => {}
             _ => out.unsupported(c),
@@ -719,66 +752,162 @@ fn real_server(out: &mut Out, n: &Node, vport: &str, kind: &str) {
             "weight" | "uthreshold" | "lthreshold" => out.number(I, c, c.keyword(), false),
             "inhibit_on_failure" => out.flag(I, c, "inhibit_on_failure"),
             "notify_up" | "notify_down" => out.script(I, c, c.keyword()),
-            "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK" => {}
+            "retry" => out.number(I, c, "retry", false),
+            "delay_before_retry" | "warmup" | "connect_timeout" | "delay_loop" => {
+                out.number(I, c, c.keyword(), true)
+            }
+            "alpha" => out.boolean(I, c, "alpha"),
+            "virtualhost" => out.string(I, c, "virtualhost"),
+            kw if checker_table(kw).is_some() => {}
             _ => out.unsupported(c),
         }
     }
-    let mut seen: Vec<&str> = Vec::new();
     for c in n.children() {
-        let kw = c.keyword();
-        if !matches!(kw, "TCP_CHECK" | "HTTP_GET" | "MISC_CHECK") {
+        let Some(table) = checker_table(c.keyword()) else {
             continue;
-        }
-        if seen.contains(&kw) {
-            out.warn(
-                c,
-                "lvsfwd takes one checker of each kind per real_server; dropped",
-            );
-            continue;
-        }
-        seen.push(kw);
-        match kw {
-            "TCP_CHECK" => {
-                out.toml
-                    .push_str("  [virtual_server.real_server.tcp_check]\n");
-                for k in c.children() {
-                    if !connect_key(out, k) {
-                        out.unsupported(k);
-                    }
-                }
-            }
-            "HTTP_GET" => http_get(out, c),
-            _ => {
-                out.toml
-                    .push_str("  [virtual_server.real_server.misc_check]\n");
-                for k in c.children() {
-                    match k.keyword() {
-                        "misc_path" => out.script(I, k, "misc_path"),
-                        "misc_timeout" => out.number(I, k, "misc_timeout", true),
-                        "misc_dynamic" => out.flag(I, k, "misc_dynamic"),
-                        _ => out.unsupported(k),
-                    }
-                }
-            }
+        };
+        match c.keyword() {
+            "SMTP_CHECK" => smtp_check(out, c),
+            _ => checker(out, c, table, c.children(), &[]),
         }
     }
 }
 
-/// The keys TCP_CHECK and HTTP_GET share; false when `k` is not one.
-fn connect_key(out: &mut Out, k: &Node) -> bool {
+/// lb.toml's table of keepalived checker `kw`.
+fn checker_table(kw: &str) -> Option<&'static str> {
+    Some(match kw {
+        "TCP_CHECK" => "tcp_check",
+        "HTTP_GET" => "http_get",
+        "SSL_GET" => "ssl_get",
+        "DNS_CHECK" => "dns_check",
+        "UDP_CHECK" => "udp_check",
+        "PING_CHECK" => "ping_check",
+        "SMTP_CHECK" => "smtp_check",
+        "MISC_CHECK" => "misc_check",
+        _ => return None,
+    })
+}
+
+/// The keys every checker takes (connection keys except for MISC_CHECK);
+/// false when `k` is not one.
+fn common_key(out: &mut Out, k: &Node, network: bool) -> bool {
     const I: &str = "  ";
     match k.keyword() {
-        "connect_timeout" | "delay_before_retry" => out.number(I, k, k.keyword(), true),
-        "connect_port" => out.number(I, k, "connect_port", false),
+        "delay_before_retry" | "warmup" | "delay_loop" => out.number(I, k, k.keyword(), true),
         "retry" | "nb_get_retry" => out.number(I, k, "retry", false),
-        "connect_ip" => out.string(I, k, "connect_ip"),
-        "bindto" => out.string(I, k, "bindto"),
+        "alpha" => out.boolean(I, k, "alpha"),
+        "log_all_failures" => out.boolean(I, k, "log_all_failures"),
+        "fwmark" if network => out.number(I, k, "fwmark", false),
+        "connect_timeout" if network => out.number(I, k, "connect_timeout", true),
+        "connect_port" | "bind_port" if network => out.number(I, k, k.keyword(), false),
+        "connect_ip" | "bindto" | "bind_if" if network => out.string(I, k, k.keyword()),
         _ => return false,
     }
     true
 }
 
-fn http_get(out: &mut Out, c: &Node) {
+/// The connection keys (SMTP_CHECK's `host` blocks hold only these).
+fn is_connect_key(kw: &str) -> bool {
+    matches!(
+        kw,
+        "connect_ip" | "connect_port" | "bindto" | "bind_port" | "bind_if" | "connect_timeout"
+    )
+}
+
+/// One checker table; `extra` are lines written first (SMTP_CHECK's
+/// helo_name for a `host` block).
+fn checker(out: &mut Out, c: &Node, table: &str, keys: &[Node], extra: &[(&str, String)]) {
+    const I: &str = "  ";
+    if table == "http_get" || table == "ssl_get" {
+        return http_get(out, c, table);
+    }
+    let _ = writeln!(out.toml, "  [[virtual_server.real_server.{table}]]");
+    for (k, v) in extra {
+        out.line(I, k, v);
+    }
+    let network = table != "misc_check";
+    for k in keys {
+        if common_key(out, k, network) {
+            continue;
+        }
+        match (table, k.keyword()) {
+            ("misc_check", "misc_path") => out.script(I, k, "misc_path"),
+            ("misc_check", "misc_timeout") => out.number(I, k, "misc_timeout", true),
+            ("misc_check", "misc_dynamic") => out.flag(I, k, "misc_dynamic"),
+            ("dns_check", "type") => out.string(I, k, "type"),
+            ("dns_check", "name") => out.string(I, k, "name"),
+            ("udp_check", "payload") => match k.args() {
+                [] => out.warn(k, "needs a hex string, dropped"),
+                a => out.keyword_line(k, I, "payload", &s(&a.join(" "))),
+            },
+            ("udp_check", "require_reply") => match k.args() {
+                [] => out.keyword_line(k, I, "require_reply", "true"),
+                a => out.keyword_line(k, I, "require_reply", &s(&a.join(" "))),
+            },
+            ("udp_check", "min_reply_length" | "max_reply_length") => {
+                out.number(I, k, k.keyword(), false)
+            }
+            ("smtp_check", "helo_name") => out.string(I, k, "helo_name"),
+            ("ping_check", "connect_port" | "bind_port") => {
+                out.warn(k, "PING_CHECK has no port; dropped")
+            }
+            _ => out.unsupported(k),
+        }
+    }
+}
+
+/// SMTP_CHECK: its own checker, plus one per (deprecated) `host` block
+/// with the same helo_name; when only `host` blocks give connection keys,
+/// the first host is the checker itself (keepalived's smtp_check_end).
+fn smtp_check(out: &mut Out, c: &Node) {
+    let hosts: Vec<&Node> = c
+        .children()
+        .iter()
+        .filter(|k| k.keyword() == "host")
+        .collect();
+    let own: Vec<Node> = c
+        .children()
+        .iter()
+        .filter(|k| k.keyword() != "host")
+        .cloned()
+        .collect();
+    let has_connect = own.iter().any(|k| is_connect_key(k.keyword()));
+    let helo: Vec<(&str, String)> = own
+        .iter()
+        .rev()
+        .find(|k| k.keyword() == "helo_name")
+        .and_then(|k| k.arg(0))
+        .map(|h| vec![("helo_name", s(h))])
+        .unwrap_or_default();
+    if hosts.is_empty() || has_connect {
+        checker(out, c, "smtp_check", &own, &[]);
+    }
+    for (i, h) in hosts.iter().enumerate() {
+        // The timers are the checker's; the host gives the connection.
+        let mut keys: Vec<Node> = if i == 0 && !has_connect {
+            own.iter()
+                .filter(|k| k.keyword() != "helo_name")
+                .cloned()
+                .collect()
+        } else {
+            own.iter()
+                .filter(|k| !is_connect_key(k.keyword()) && k.keyword() != "helo_name")
+                .cloned()
+                .collect()
+        };
+        for k in h.children() {
+            if is_connect_key(k.keyword()) {
+                keys.push(k.clone());
+            } else {
+                out.unsupported(k);
+            }
+        }
+        checker(out, h, "smtp_check", &keys, &helo);
+    }
+}
+
+/// HTTP_GET / SSL_GET (`table`).
+fn http_get(out: &mut Out, c: &Node, table: &str) {
     const I: &str = "  ";
     let mut urls: Vec<String> = Vec::new();
     let mut body = String::new();
@@ -804,6 +933,21 @@ fn http_get(out: &mut Out, c: &Node) {
                     match (u.keyword(), u.arg(0)) {
                         ("path", Some(v)) => set(&mut scratch, u, "path", s(v)),
                         ("digest", Some(v)) => set(&mut scratch, u, "digest", s(v)),
+                        ("virtualhost", Some(v)) => set(&mut scratch, u, "virtualhost", s(v)),
+                        // keepalived's regex is the rest of the line.
+                        ("regex", Some(_)) => set(&mut scratch, u, "regex", s(&u.args().join(" "))),
+                        ("regex_no_match", None) => {
+                            set(&mut scratch, u, "regex_no_match", "true".into())
+                        }
+                        ("regex_options", Some(_)) => {
+                            let list: Vec<String> = u.args().iter().map(|a| s(a)).collect();
+                            set(
+                                &mut scratch,
+                                u,
+                                "regex_options",
+                                format!("[{}]", list.join(", ")),
+                            )
+                        }
                         ("status_code", Some(v))
                             if u.args().len() == 1 && toml_number(v, false).is_some() =>
                         {
@@ -815,9 +959,10 @@ fn http_get(out: &mut Out, c: &Node) {
                         ("status_code", Some(_)) => {
                             set(&mut scratch, u, "status_code", s(&u.args().join(" ")))
                         }
-                        ("path" | "digest" | "status_code", _) => {
+                        ("path" | "digest" | "status_code" | "virtualhost" | "regex", _) => {
                             scratch.warn(u, "needs a valid value, dropped")
                         }
+                        ("regex_no_match", Some(_)) => scratch.warn(u, "takes no value, dropped"),
                         _ => scratch.unsupported(u),
                     }
                 }
@@ -826,8 +971,11 @@ fn http_get(out: &mut Out, c: &Node) {
                 urls.push(format!("{{ {} }}", fields.join(", ")));
             }
             "virtualhost" => scratch.string(I, k, "virtualhost"),
+            "http_protocol" => scratch.string(I, k, "http_protocol"),
+            "enable_sni" if table == "ssl_get" => scratch.boolean(I, k, "enable_sni"),
+            "sni_name" if table == "ssl_get" => scratch.string(I, k, "sni_name"),
             _ => {
-                if !connect_key(&mut scratch, k) {
+                if !common_key(&mut scratch, k, true) {
                     scratch.unsupported(k);
                 }
             }
@@ -835,8 +983,7 @@ fn http_get(out: &mut Out, c: &Node) {
     }
     body.push_str(&scratch.toml);
     out.warnings.append(&mut scratch.warnings);
-    out.toml
-        .push_str("  [virtual_server.real_server.http_get]\n");
+    let _ = writeln!(out.toml, "  [[virtual_server.real_server.{table}]]");
     if urls.is_empty() {
         out.warn(c, "has no url; lb.toml needs at least one");
     }

@@ -277,6 +277,18 @@ pub struct VirtualServer {
     /// Interval between two health checks of a real server.
     pub delay_loop: Duration,
     pub sorry_server: Option<SocketAddr>,
+    /// `sorry_server_inhibit`: the sorry server stays listed with weight 0
+    /// while it is not needed (keepalived's inhibit_on_failure for it).
+    pub sorry_server_inhibit: bool,
+    /// `sorry_server_lvs_method`: the sorry server's forwarding method;
+    /// `None` = the virtual server's lb_kind.
+    pub sorry_server_lvs_method: Option<FwdMethod>,
+    /// `omega`: at shutdown, run the notify_down of every alive real
+    /// server and quorum_down, as keepalived does.
+    pub omega: bool,
+    /// `ha_suspend`: the checkers run only while the virtual server's
+    /// address is configured on the director (the VRRP master has it).
+    pub ha_suspend: bool,
     pub quorum: u32,
     pub hysteresis: u32,
     /// Run when the pool gains quorum (command line, split into an
@@ -309,28 +321,92 @@ pub struct RealServer {
     pub checks: Vec<HealthCheck>,
 }
 
-/// One health checker of a real server.
+/// One health checker of a real server: its timers (each resolved as
+/// keepalived does: the checker's own key, else the real server's, else the
+/// virtual server's, else the checker kind's default) and what it probes.
 #[derive(Clone, Debug, PartialEq)]
-pub enum HealthCheck {
-    Tcp(TcpCheck),
+pub struct HealthCheck {
+    /// Between two probes (`delay_loop`).
+    pub delay_loop: Duration,
+    /// Failed probes retried before the checker goes down.
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+    /// The first probe is due at a random point within this span.
+    pub warmup: Duration,
+    /// Start down until the first success (`alpha`).
+    pub alpha: bool,
+    /// Log every failure, also while the checker is down
+    /// (`log_all_failures`); otherwise only those of an up checker.
+    pub log_all_failures: bool,
+    pub kind: CheckKind,
+}
+
+/// What a checker probes (keepalived's checker keywords, lower case).
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckKind {
+    /// `tcp_check`: a connection opens.
+    Tcp(Connect),
+    /// `http_get`: every url answers as configured.
     Http(HttpGet),
+    /// `ssl_get`: HTTP_GET over TLS (no certificate verification, as
+    /// keepalived).
+    Ssl(HttpGet),
+    /// `dns_check`: a query is answered with rcode NOERROR.
+    Dns(DnsCheck),
+    /// `udp_check`: a datagram draws no ICMP error (or a matching reply).
+    Udp(UdpCheck),
+    /// `ping_check`: an ICMP / ICMPv6 echo is answered.
+    Ping(Connect),
+    /// `smtp_check`: a 220 banner, then 250 to HELO.
+    Smtp(SmtpCheck),
+    /// `misc_check`: a script's exit status.
     Misc(MiscCheck),
 }
 
-/// `tcp_check` (keepalived TCP_CHECK).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TcpCheck {
-    /// Address to connect to; the real server's by default.
+impl CheckKind {
+    /// keepalived's keyword for this checker (dumps, metrics).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp(_) => "TCP_CHECK",
+            CheckKind::Http(_) => "HTTP_GET",
+            CheckKind::Ssl(_) => "SSL_GET",
+            CheckKind::Dns(_) => "DNS_CHECK",
+            CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Ping(_) => "PING_CHECK",
+            CheckKind::Smtp(_) => "SMTP_CHECK",
+            CheckKind::Misc(_) => "MISC_CHECK",
+        }
+    }
+}
+
+/// The connection options every network checker shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    /// Address to probe; the real server's by default.
     pub connect_ip: IpAddr,
-    /// Source address of the check's connection (`bindto`); the kernel's
-    /// choice by default.
-    pub bindto: Option<IpAddr>,
-    /// Port to connect to; the real server's by default.
+    /// Port to probe; the real server's by default.
     pub connect_port: u16,
+    /// Source address (`bindto`); the kernel's choice by default.
+    pub bindto: Option<IpAddr>,
+    /// Source port (`bind_port`); the kernel's choice by default.
+    pub bind_port: Option<u16>,
+    /// Device the probe's socket is bound to (`bind_if`).
+    pub bind_if: Option<String>,
+    /// The probe's packets carry this firewall mark (`fwmark`, SO_MARK).
+    pub fwmark: Option<u32>,
     pub connect_timeout: Duration,
-    /// Failed attempts in a row before the server is declared down.
-    pub retry: u32,
-    pub delay_before_retry: Duration,
+}
+
+/// HTTP_GET / SSL_GET's `http_protocol`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum HttpProtocol {
+    /// `GET ... HTTP/1.0` (keepalived's default).
+    #[default]
+    V10,
+    /// HTTP/1.0 with `Connection: close` (`1.0C`).
+    V10Close,
+    /// `GET ... HTTP/1.1` with `Connection: close`.
+    V11,
 }
 
 /// One `url` entry of `http_get`.
@@ -342,26 +418,66 @@ pub struct HttpUrl {
     pub status_code: Vec<RangeInclusive<u16>>,
     /// Expected MD5 of the body.
     pub digest: Option<[u8; 16]>,
+    /// `Host:` for this url; overrides the checker's.
+    pub virtualhost: Option<String>,
+    /// A regular expression the body must match (`regex`), with
+    /// `regex_options` as inline flags (`(?i)...`).
+    pub regex: Option<String>,
+    /// The check passes when the body does NOT match `regex`.
+    pub regex_no_match: bool,
 }
 
-/// `http_get` (keepalived HTTP_GET).
+/// `http_get` / `ssl_get`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpGet {
     pub urls: Vec<HttpUrl>,
-    pub connect_ip: IpAddr,
-    pub bindto: Option<IpAddr>,
-    pub connect_port: u16,
-    pub connect_timeout: Duration,
-    pub retry: u32,
-    pub delay_before_retry: Duration,
+    pub connect: Connect,
+    /// `Host:`: the checker's, else the real server's, else the virtual
+    /// server's `virtualhost`; the address and port when none.
     pub virtualhost: Option<String>,
+    pub http_protocol: HttpProtocol,
+    /// SSL_GET: send SNI (the `sni_name`, else the url's or the checker's
+    /// virtualhost).
+    pub enable_sni: bool,
+    pub sni_name: Option<String>,
+}
+
+/// `dns_check`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsCheck {
+    pub connect: Connect,
+    /// The query type (`type`, SOA by default).
+    pub qtype: u16,
+    /// The queried name (`name`, the root by default).
+    pub name: String,
+}
+
+/// `udp_check`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpCheck {
+    pub connect: Connect,
+    /// The datagram to send; keepalived's 32-byte filler when `None`.
+    pub payload: Option<Vec<u8>>,
+    /// A reply is needed (no reply within connect_timeout fails).
+    pub require_reply: bool,
+    /// The reply's first bytes: (value, mask of nibbles to ignore).
+    pub reply: Option<(Vec<u8>, Vec<u8>)>,
+    pub min_reply_length: usize,
+    pub max_reply_length: usize,
+}
+
+/// `smtp_check`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmtpCheck {
+    pub connect: Connect,
+    pub helo_name: String,
 }
 
 /// `misc_check` (keepalived MISC_CHECK).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MiscCheck {
     pub misc_path: String,
-    /// `None` = the service's delay_loop, as in keepalived.
+    /// `None` = the checker's delay_loop, as in keepalived.
     pub misc_timeout: Option<Duration>,
     /// Exit status 2..=255 sets the weight to status - 2.
     pub misc_dynamic: bool,

@@ -189,11 +189,25 @@ pub(crate) struct RawVirtualServer {
     pub ops: Option<S<bool>>,
     pub delay_loop: Option<S<f64>>,
     pub sorry_server: Option<S<String>>,
+    pub sorry_server_inhibit: Option<S<bool>>,
+    pub omega: Option<bool>,
+    pub ha_suspend: Option<bool>,
+    /// Real-server defaults (keepalived's vs-level keywords).
+    pub weight: Option<S<i64>>,
+    pub inhibit_on_failure: Option<bool>,
+    pub sorry_server_lvs_method: Option<S<String>>,
     pub quorum: Option<S<i64>>,
     pub hysteresis: Option<S<i64>>,
     pub quorum_up: Option<S<String>>,
     pub quorum_down: Option<S<String>>,
     pub alpha: Option<bool>,
+    /// Virtual-server defaults of its checkers (keepalived inherits them
+    /// through the real servers).
+    pub retry: Option<S<i64>>,
+    pub delay_before_retry: Option<S<f64>>,
+    pub warmup: Option<S<f64>>,
+    pub connect_timeout: Option<S<f64>>,
+    pub virtualhost: Option<S<String>>,
     #[serde(default)]
     pub local_address: Vec<S<String>>,
     #[serde(default)]
@@ -211,36 +225,118 @@ pub(crate) struct RawRealServer {
     pub lthreshold: Option<S<i64>>,
     pub notify_up: Option<S<String>>,
     pub notify_down: Option<S<String>>,
-    pub tcp_check: Option<RawTcpCheck>,
-    pub http_get: Option<RawHttpGet>,
-    pub misc_check: Option<RawMiscCheck>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTcpCheck {
-    pub connect_ip: Option<S<String>>,
-    pub bindto: Option<S<String>>,
-    pub connect_port: Option<S<i64>>,
-    pub connect_timeout: Option<S<f64>>,
-    #[serde(alias = "nb_get_retry")]
+    /// Real-server defaults of its checkers' timers (keepalived's).
     pub retry: Option<S<i64>>,
     pub delay_before_retry: Option<S<f64>>,
+    pub warmup: Option<S<f64>>,
+    pub connect_timeout: Option<S<f64>>,
+    pub delay_loop: Option<S<f64>>,
+    pub alpha: Option<bool>,
+    pub virtualhost: Option<S<String>>,
+    /// Each checker kind: one table or an array of tables.
+    #[serde(default)]
+    pub tcp_check: Checks<RawTcpCheck>,
+    #[serde(default)]
+    pub http_get: Checks<RawHttpGet>,
+    #[serde(default)]
+    pub ssl_get: Checks<RawHttpGet>,
+    #[serde(default)]
+    pub dns_check: Checks<RawDnsCheck>,
+    #[serde(default)]
+    pub udp_check: Checks<RawUdpCheck>,
+    #[serde(default)]
+    pub ping_check: Checks<RawPingCheck>,
+    #[serde(default)]
+    pub smtp_check: Checks<RawSmtpCheck>,
+    #[serde(default)]
+    pub misc_check: Checks<RawMiscCheck>,
 }
 
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawHttpGet {
-    pub url: S<Vec<S<RawUrl>>>,
-    pub connect_ip: Option<S<String>>,
-    pub bindto: Option<S<String>>,
-    pub connect_port: Option<S<i64>>,
-    pub connect_timeout: Option<S<f64>>,
-    #[serde(alias = "nb_get_retry")]
-    pub retry: Option<S<i64>>,
-    pub delay_before_retry: Option<S<f64>>,
-    pub virtualhost: Option<String>,
+/// A checker key: one table (`[virtual_server.real_server.tcp_check]`) or
+/// several (`[[virtual_server.real_server.tcp_check]]`), as keepalived
+/// takes any number of checkers of each kind.
+#[derive(Debug)]
+pub(crate) struct Checks<T>(pub Vec<T>);
+
+impl<T> Default for Checks<T> {
+    fn default() -> Self {
+        Checks(Vec::new())
+    }
 }
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Checks<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Checks<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a checker table or an array of checker tables")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<Checks<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(a)).map(|t| Checks(vec![t]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, a: A) -> Result<Checks<T>, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(a)).map(Checks)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A checker struct: keepalived's keys common to every network checker
+/// (connection, source, timers), then the kind's own.
+macro_rules! raw_checker {
+    ($name:ident { $($(#[$m:meta])* $f:ident : $t:ty),* $(,)? }) => {
+        #[derive(Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct $name {
+            pub connect_ip: Option<S<String>>,
+            pub connect_port: Option<S<i64>>,
+            pub bindto: Option<S<String>>,
+            pub bind_port: Option<S<i64>>,
+            pub bind_if: Option<S<String>>,
+            pub connect_timeout: Option<S<f64>>,
+            #[serde(alias = "nb_get_retry")]
+            pub retry: Option<S<i64>>,
+            pub delay_before_retry: Option<S<f64>>,
+            pub warmup: Option<S<f64>>,
+            pub delay_loop: Option<S<f64>>,
+            pub alpha: Option<bool>,
+            pub fwmark: Option<S<i64>>,
+            pub log_all_failures: Option<bool>,
+            $($(#[$m])* pub $f: $t,)*
+        }
+    };
+}
+
+raw_checker!(RawTcpCheck {});
+
+raw_checker!(RawHttpGet {
+    url: S<Vec<S<RawUrl>>>,
+    virtualhost: Option<S<String>>,
+    http_protocol: Option<S<String>>,
+    enable_sni: Option<S<bool>>,
+    sni_name: Option<S<String>>,
+});
+
+raw_checker!(RawDnsCheck {
+    #[serde(rename = "type")]
+    qtype: Option<S<String>>,
+    name: Option<S<String>>,
+});
+
+raw_checker!(RawUdpCheck {
+    payload: Option<S<String>>,
+    require_reply: Option<S<ReplyPattern>>,
+    min_reply_length: Option<S<i64>>,
+    max_reply_length: Option<S<i64>>,
+});
+
+raw_checker!(RawPingCheck {});
+
+raw_checker!(RawSmtpCheck {
+    helo_name: Option<S<String>>,
+});
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +344,10 @@ pub(crate) struct RawUrl {
     pub path: S<String>,
     pub status_code: Option<S<StatusCodes>>,
     pub digest: Option<S<String>>,
+    pub virtualhost: Option<S<String>>,
+    pub regex: Option<S<String>>,
+    pub regex_no_match: Option<bool>,
+    pub regex_options: Option<S<Vec<String>>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -256,6 +356,22 @@ pub(crate) struct RawMiscCheck {
     pub misc_path: S<String>,
     pub misc_timeout: Option<S<f64>>,
     pub misc_dynamic: Option<bool>,
+    #[serde(alias = "nb_get_retry")]
+    pub retry: Option<S<i64>>,
+    pub delay_before_retry: Option<S<f64>>,
+    pub warmup: Option<S<f64>>,
+    pub delay_loop: Option<S<f64>>,
+    pub alpha: Option<bool>,
+    pub log_all_failures: Option<bool>,
+}
+
+/// UDP_CHECK's `require_reply`: keepalived's bare keyword (`true`), or the
+/// hex string the reply must start with (`x` nibbles are wildcards).
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(untagged)]
+pub(crate) enum ReplyPattern {
+    Flag(bool),
+    Hex(String),
 }
 
 /// `persistence_timeout`: keepalived accepts the bare keyword (meaning the

@@ -182,17 +182,31 @@ fn full_example_parses_into_typed_values() {
     assert_eq!((r0.uthreshold, r0.lthreshold), (100, 50));
     assert_eq!(
         r0.checks,
-        vec![HealthCheck::Tcp(TcpCheck {
-            connect_ip: v4("198.18.0.11"),
-            bindto: None,
-            connect_port: 80,
-            connect_timeout: Duration::from_secs(3),
+        vec![HealthCheck {
+            delay_loop: Duration::from_secs(6),
             retry: 3,
             delay_before_retry: Duration::from_secs(3),
-        })]
+            warmup: Duration::from_secs(6),
+            alpha: false,
+            log_all_failures: false,
+            kind: CheckKind::Tcp(Connect {
+                connect_ip: v4("198.18.0.11"),
+                connect_port: 80,
+                bindto: None,
+                bind_port: None,
+                bind_if: None,
+                fwmark: None,
+                connect_timeout: Duration::from_secs(3),
+            })
+        }]
     );
     match &vs.real_servers[1].checks[..] {
-        [HealthCheck::Http(h)] => {
+        [
+            HealthCheck {
+                kind: CheckKind::Http(h),
+                ..
+            },
+        ] => {
             assert_eq!(h.urls.len(), 2);
             assert_eq!(h.urls[0].status_code, vec![200..=200]);
             assert!(h.urls[1].status_code.is_empty());
@@ -203,7 +217,12 @@ fn full_example_parses_into_typed_values() {
         other => panic!("{other:?}"),
     }
     match &vs.real_servers[2].checks[..] {
-        [HealthCheck::Misc(m)] => {
+        [
+            HealthCheck {
+                kind: CheckKind::Misc(m),
+                ..
+            },
+        ] => {
             assert_eq!(m.misc_timeout, Some(Duration::from_secs(5)));
             assert!(m.misc_dynamic);
         }
@@ -285,28 +304,41 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
     let checks = &c.virtual_servers[0].real_servers[0].checks;
     assert_eq!(
         checks[0],
-        HealthCheck::Tcp(TcpCheck {
-            connect_ip: v4("198.18.0.2"),
-            bindto: None,
-            connect_port: 8080,
-            connect_timeout: Duration::from_secs(5),
+        HealthCheck {
+            delay_loop: Duration::from_secs(60),
             retry: 1,
             delay_before_retry: Duration::from_secs(1),
-        })
+            warmup: Duration::from_secs(60),
+            alpha: false,
+            log_all_failures: false,
+            kind: CheckKind::Tcp(Connect {
+                connect_ip: v4("198.18.0.2"),
+                connect_port: 8080,
+                bindto: None,
+                bind_port: None,
+                bind_if: None,
+                fwmark: None,
+                connect_timeout: Duration::from_secs(5),
+            })
+        }
     );
-    match &checks[1] {
-        HealthCheck::Http(h) => {
-            assert_eq!(h.connect_port, 8080);
-            assert_eq!(h.connect_timeout, Duration::from_secs(5));
-            assert_eq!(h.retry, 1);
-            assert_eq!(h.delay_before_retry, Duration::from_secs(3));
+    assert_eq!(
+        (checks[1].retry, checks[1].delay_before_retry),
+        (1, Duration::from_secs(3))
+    );
+    match &checks[1].kind {
+        CheckKind::Http(h) => {
+            assert_eq!(h.connect.connect_port, 8080);
+            assert_eq!(h.connect.connect_timeout, Duration::from_secs(5));
             assert!(h.urls[0].status_code.is_empty());
+            assert_eq!(h.http_protocol, HttpProtocol::V10);
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(checks[2].retry, 0, "MISC_CHECK: no retry by default");
     assert_eq!(
-        checks[2],
-        HealthCheck::Misc(MiscCheck {
+        checks[2].kind,
+        CheckKind::Misc(MiscCheck {
             misc_path: "/bin/true".into(),
             misc_timeout: None,
             misc_dynamic: false
@@ -320,10 +352,7 @@ fn nb_get_retry_is_an_alias_of_retry() {
         "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
          [virtual_server.real_server.tcp_check]\n  nb_get_retry = 4\n"
     ));
-    match &c.virtual_servers[0].real_servers[0].checks[0] {
-        HealthCheck::Tcp(t) => assert_eq!(t.retry, 4),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.virtual_servers[0].real_servers[0].checks[0].retry, 4);
 }
 
 #[test]
@@ -1270,8 +1299,8 @@ fn status_code_lists_and_ranges_as_keepalived_writes_them() {
             "{MIN_VS}  [[virtual_server.real_server]]\n  address = \"198.18.0.2\"\n\
              [virtual_server.real_server.http_get]\nurl = [{{ path = \"/\", status_code = {codes} }}]\n"
         ));
-        match &c.virtual_servers[0].real_servers[0].checks[0] {
-            HealthCheck::Http(h) => h.urls[0].status_code.clone(),
+        match &c.virtual_servers[0].real_servers[0].checks[0].kind {
+            CheckKind::Http(h) => h.urls[0].status_code.clone(),
             other => panic!("{other:?}"),
         }
     };
@@ -1291,8 +1320,9 @@ fn quorum_scripts_alpha_and_bindto() {
     assert_eq!(vs.quorum_up.as_deref(), Some("/bin/up a"));
     assert_eq!(vs.quorum_down.as_deref(), Some("/bin/down"));
     assert!(vs.alpha);
-    match &vs.real_servers[0].checks[0] {
-        HealthCheck::Tcp(t) => assert_eq!(t.bindto, Some(v4("198.18.0.9"))),
+    assert!(vs.real_servers[0].checks[0].alpha, "alpha is inherited");
+    match &vs.real_servers[0].checks[0].kind {
+        CheckKind::Tcp(t) => assert_eq!(t.bindto, Some(v4("198.18.0.9"))),
         other => panic!("{other:?}"),
     }
 }
@@ -1467,9 +1497,16 @@ fn seed_000_keepalived_setup() {
     assert_eq!(vs.persistence_timeout, Some(Duration::from_secs(50)));
     for rs in &vs.real_servers {
         match &rs.checks[..] {
-            [HealthCheck::Tcp(t)] => {
-                assert_eq!((t.retry, t.connect_port), (3, 80));
-                assert_eq!(t.delay_before_retry, Duration::from_secs(3));
+            [
+                HealthCheck {
+                    kind: CheckKind::Tcp(t),
+                    retry,
+                    delay_before_retry,
+                    ..
+                },
+            ] => {
+                assert_eq!((*retry, t.connect_port), (3, 80));
+                assert_eq!(*delay_before_retry, Duration::from_secs(3));
             }
             other => panic!("{other:?}"),
         }
@@ -1537,11 +1574,17 @@ fn seed_001_keepalived_setup() {
     assert_eq!(vs.persistence_timeout, None);
     assert_eq!(vs.sorry_server, Some(sa("198.18.0.1:80")));
     match &vs.real_servers[0].checks[..] {
-        [HealthCheck::Http(h)] => {
+        [
+            HealthCheck {
+                kind: CheckKind::Http(h),
+                retry,
+                ..
+            },
+        ] => {
             assert_eq!(h.urls[0].path, "/index.html");
             assert_eq!(h.urls[0].status_code, vec![200..=200]);
-            assert_eq!((h.retry, h.connect_port), (3, 80));
-            assert_eq!(h.connect_timeout, Duration::from_secs(3));
+            assert_eq!((*retry, h.connect.connect_port), (3, 80));
+            assert_eq!(h.connect.connect_timeout, Duration::from_secs(3));
         }
         other => panic!("{other:?}"),
     }
@@ -1700,6 +1743,320 @@ fn interface_is_a_name_or_a_list_of_names() {
         2,
         13,
         "at most 8",
+    );
+}
+
+// ------------------------------------------------- checkers (issue 14)
+
+const RS2: &str = "[[virtual_server.real_server]]\naddress = \"198.18.0.2\"\n";
+
+fn checks_of(extra_vs: &str, extra: &str) -> Vec<HealthCheck> {
+    let c = ok(&format!("{MIN_VS}{extra_vs}{RS2}{extra}"));
+    c.virtual_servers[0].real_servers[0].checks.clone()
+}
+
+#[test]
+fn every_checker_kind_parses_with_keepalived_s_defaults() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.ssl_get]\nurl = [{ path = \"/\" }]\nenable_sni = true\n\
+         [virtual_server.real_server.dns_check]\n\
+         [virtual_server.real_server.udp_check]\n\
+         [virtual_server.real_server.ping_check]\n\
+         [virtual_server.real_server.smtp_check]\n",
+    );
+    assert_eq!(c.len(), 5);
+    match &c[0].kind {
+        CheckKind::Ssl(h) => {
+            assert!(h.enable_sni);
+            assert_eq!(h.sni_name, None);
+            assert_eq!(c[0].delay_before_retry, Duration::from_secs(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &c[1].kind {
+        CheckKind::Dns(d) => {
+            // SOA of the root, 3 retries after a delay_loop each.
+            assert_eq!((d.qtype, d.name.as_str()), (6, ""));
+            assert_eq!(d.connect.connect_port, 80, "the real server's port");
+            assert_eq!(c[1].retry, 3);
+            assert_eq!(c[1].delay_before_retry, Duration::from_secs(60));
+        }
+        other => panic!("{other:?}"),
+    }
+    match &c[2].kind {
+        CheckKind::Udp(u) => {
+            assert_eq!(u.payload, None);
+            assert!(!u.require_reply);
+            assert_eq!((u.min_reply_length, u.max_reply_length), (0, 255));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&c[3].kind, CheckKind::Ping(p) if p.connect_ip == v4("198.18.0.2")));
+    match &c[4].kind {
+        CheckKind::Smtp(s) => assert_eq!(s.helo_name, "smtpchecker.keepalived.org"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn several_checkers_of_a_kind_are_an_array_of_tables() {
+    let c = checks_of(
+        "",
+        "[[virtual_server.real_server.tcp_check]]\nconnect_port = 81\n\
+         [[virtual_server.real_server.tcp_check]]\nconnect_port = 82\n\
+         [[virtual_server.real_server.http_get]]\nurl = [{ path = \"/a\" }, { path = \"/b\" }]\n",
+    );
+    let ports: Vec<u16> = c
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CheckKind::Tcp(t) => Some(t.connect_port),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ports, [81, 82]);
+    assert!(matches!(&c[2].kind, CheckKind::Http(h) if h.urls.len() == 2));
+}
+
+#[test]
+fn timers_are_inherited_checker_real_server_virtual_server() {
+    let c = ok(&format!(
+        "{MIN_VS}delay_loop = 7\nretry = 4\ndelay_before_retry = 2\nwarmup = 1\n\
+         connect_timeout = 9\nvirtualhost = \"vs.example\"\n\
+         {RS2}retry = 5\nconnect_timeout = 8\nvirtualhost = \"rs.example\"\n\
+         [[virtual_server.real_server.http_get]]\nurl = [{{ path = \"/\", virtualhost = \"u.example\" }}]\n\
+         [[virtual_server.real_server.http_get]]\nurl = [{{ path = \"/\" }}]\nvirtualhost = \"chk.example\"\n\
+         retry = 6\ndelay_loop = 3\nalpha = true\n\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.3\"\n\
+         [virtual_server.real_server.dns_check]\n"
+    ));
+    let vs = &c.virtual_servers[0];
+    let a = &vs.real_servers[0].checks[0];
+    assert_eq!(
+        (
+            a.delay_loop,
+            a.retry,
+            a.delay_before_retry,
+            a.warmup,
+            a.alpha
+        ),
+        (
+            Duration::from_secs(7),
+            5,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            false
+        )
+    );
+    match &a.kind {
+        CheckKind::Http(h) => {
+            assert_eq!(h.connect.connect_timeout, Duration::from_secs(8));
+            assert_eq!(h.virtualhost.as_deref(), Some("rs.example"));
+            assert_eq!(h.urls[0].virtualhost.as_deref(), Some("u.example"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let b = &vs.real_servers[0].checks[1];
+    assert_eq!(
+        (b.retry, b.delay_loop, b.alpha),
+        (6, Duration::from_secs(3), true)
+    );
+    assert!(
+        matches!(&b.kind, CheckKind::Http(h) if h.virtualhost.as_deref() == Some("chk.example"))
+    );
+    // Another real server: the virtual server's values.
+    let d = &vs.real_servers[1].checks[0];
+    assert_eq!((d.retry, d.delay_before_retry), (4, Duration::from_secs(2)));
+    assert!(
+        matches!(&d.kind, CheckKind::Dns(x) if x.connect.connect_timeout == Duration::from_secs(9))
+    );
+}
+
+#[test]
+fn http_protocol_regex_and_source_options() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.http_get]\nhttp_protocol = \"1.1\"\n\
+         url = [{ path = \"/\", regex = \"^ok\", regex_no_match = true }]\n\
+         bindto = \"198.18.0.9\"\nbind_port = 4000\nbind_if = \"lf0\"\n",
+    );
+    match &c[0].kind {
+        CheckKind::Http(h) => {
+            assert_eq!(h.http_protocol, HttpProtocol::V11);
+            assert_eq!(h.urls[0].regex.as_deref(), Some("^ok"));
+            assert!(h.urls[0].regex_no_match);
+            assert_eq!(h.connect.bind_port, Some(4000));
+            assert_eq!(h.connect.bind_if.as_deref(), Some("lf0"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn udp_check_payload_and_reply_pattern_are_hex() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.udp_check]\npayload = \"de ad be ef\"\n\
+         require_reply = \"6x 6b\"\nmin_reply_length = 2\nmax_reply_length = 64\n",
+    );
+    match &c[0].kind {
+        CheckKind::Udp(u) => {
+            assert_eq!(u.payload.as_deref(), Some(&[0xde, 0xad, 0xbe, 0xef][..]));
+            assert!(u.require_reply);
+            assert_eq!(u.reply, Some((vec![0x60, 0x6b], vec![0x0f, 0x00])));
+            assert_eq!((u.min_reply_length, u.max_reply_length), (2, 64));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_checker_values_are_refused_at_their_position() {
+    let at = |extra: &str| format!("{MIN_VS}{RS2}{extra}");
+    // Lines: 1-2 the VS, 3-4 the real server, 5 the table, 6 the key.
+    err_at(
+        &at("[virtual_server.real_server.dns_check]\ntype = \"PTRX\"\n"),
+        6,
+        8,
+        "unknown DNS type `PTRX`",
+    );
+    err_at(
+        &at("[virtual_server.real_server.dns_check]\nname = \"a..b\"\n"),
+        6,
+        8,
+        "empty label",
+    );
+    err_at(
+        &at("[virtual_server.real_server.udp_check]\npayload = \"zz\"\n"),
+        6,
+        11,
+        "payload is not a hex string",
+    );
+    err_at(
+        &at("[virtual_server.real_server.udp_check]\nmin_reply_length = 3\n"),
+        6,
+        20,
+        "need require_reply",
+    );
+    err_at(
+        &at("[virtual_server.real_server.http_get]\nurl = [{ path = \"/\", regex = \"(\" }]\n"),
+        6,
+        30,
+        "regex",
+    );
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nhttp_protocol = \"2\"\n",
+        ),
+        7,
+        17,
+        "http_protocol `2`",
+    );
+    err_at(
+        &at("[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nenable_sni = true\n"),
+        7,
+        14,
+        "ssl_get only",
+    );
+    err_at(
+        &at("[virtual_server.real_server.ping_check]\nconnect_port = 7\n"),
+        6,
+        16,
+        "no port",
+    );
+    err_at(
+        &at("[virtual_server.real_server.tcp_check]\nbind_port = 0\n"),
+        6,
+        13,
+        "bind_port 0 is out of range",
+    );
+    err_at(
+        &at("[virtual_server.real_server.smtp_check]\nhelo_name = \"\"\n"),
+        6,
+        13,
+        "helo_name",
+    );
+    // keepalived keys not implemented are unknown keys, with their line.
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nfast_recovery = true\n",
+        ),
+        7,
+        1,
+        "fast_recovery",
+    );
+}
+
+#[test]
+fn sorry_server_options_need_a_sorry_server() {
+    let c = ok(&format!(
+        "{MIN_VS}sorry_server = \"198.18.0.9\"\nsorry_server_inhibit = true\n\
+         sorry_server_lvs_method = \"DR\"\n"
+    ));
+    let vs = &c.virtual_servers[0];
+    assert!(vs.sorry_server_inhibit);
+    assert_eq!(vs.sorry_server_lvs_method, Some(FwdMethod::Route));
+    err_at(
+        &format!("{MIN_VS}sorry_server_inhibit = true\n"),
+        3,
+        24,
+        "needs a sorry_server",
+    );
+    err_at(
+        &format!("{MIN_VS}sorry_server = \"198.18.0.9\"\nsorry_server_lvs_method = \"FULLNAT\"\n"),
+        4,
+        27,
+        "FULLNAT virtual server",
+    );
+}
+
+#[test]
+fn checker_fwmark_and_log_all_failures() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.tcp_check]\nfwmark = 42\nlog_all_failures = true\n\
+         [virtual_server.real_server.misc_check]\nmisc_path = \"/bin/true\"\n",
+    );
+    assert!(c[0].log_all_failures && !c[1].log_all_failures);
+    assert!(matches!(&c[0].kind, CheckKind::Tcp(t) if t.fwmark == Some(42)));
+    err_at(
+        &format!("{MIN_VS}{RS2}[virtual_server.real_server.tcp_check]\nfwmark = 0\n"),
+        6,
+        10,
+        "fwmark 0 is out of range",
+    );
+}
+
+#[test]
+fn weight_and_inhibit_on_failure_at_virtual_server_level_are_defaults() {
+    let c = ok(&format!(
+        "{MIN_VS}weight = 4\ninhibit_on_failure = true\n{RS2}\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.3\"\nweight = 2\ninhibit_on_failure = false\n"
+    ));
+    let rs = &c.virtual_servers[0].real_servers;
+    assert_eq!((rs[0].weight, rs[0].inhibit_on_failure), (4, true));
+    assert_eq!((rs[1].weight, rs[1].inhibit_on_failure), (2, false));
+    err_at(&format!("{MIN_VS}weight = 70000\n"), 3, 10, "weight 70000");
+}
+
+#[test]
+fn regex_options_become_inline_flags() {
+    let c = checks_of(
+        "",
+        "[virtual_server.real_server.http_get]\n\
+         url = [{ path = \"/\", regex = \"up\", regex_options = [\"caseless\", \"dotall\"] }]\n",
+    );
+    assert!(
+        matches!(&c[0].kind, CheckKind::Http(h) if h.urls[0].regex.as_deref() == Some("(?is)up"))
+    );
+    err_at(
+        &format!(
+            "{MIN_VS}{RS2}[virtual_server.real_server.http_get]\n\
+             url = [{{ path = \"/\", regex = \"up\", regex_options = [\"utf\"] }}]\n"
+        ),
+        6,
+        52,
+        "regex_options `utf` is not supported",
     );
 }
 

@@ -23,6 +23,7 @@
 pub mod announce;
 pub mod arp;
 pub mod checksum;
+pub mod dns;
 pub mod ethernet;
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -4,14 +4,22 @@
 use std::net::SocketAddr;
 
 use super::super::raw::{RawRealServer, S};
-use super::super::{FwdMethod, HealthCheck, MacAddr, RealServer};
-use super::checkers::{http_get, misc_check, tcp_check};
+use super::super::{FwdMethod, MacAddr, RealServer};
+use super::checkers::{
+    Inherited, TimerKeys, dns_check, http_get, misc_check, ping_check, smtp_check, tcp_check,
+    udp_check,
+};
 use super::common::{R, fail, int_in, parse_sockaddr, script_line};
 
 /// ipvsadm's `-w` bound (the kernel only refuses negative weights).
-const MAX_WEIGHT: i64 = 65535;
+pub(super) const MAX_WEIGHT: i64 = 65535;
 
-pub(super) fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -> R<RealServer> {
+pub(super) fn real_server(
+    rs: RawRealServer,
+    vip: SocketAddr,
+    kind: FwdMethod,
+    vs_defaults: &Inherited,
+) -> R<RealServer> {
     let address = parse_sockaddr(&rs.address, "real_server address", Some(vip.port()))?;
     // IPVS keeps the packet's destination port for DR and TUN (ipvsadm
     // overwrites the real server's port with the VIP's). A different port
@@ -34,7 +42,7 @@ pub(super) fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -
         );
     }
     let weight = match &rs.weight {
-        None => 1,
+        None => vs_defaults.weight.unwrap_or(1),
         Some(w) => int_in(w, "weight", 0, MAX_WEIGHT)? as i32,
     };
     let mac = rs.mac.as_ref().map(parse_mac).transpose()?;
@@ -57,21 +65,52 @@ pub(super) fn real_server(rs: RawRealServer, vip: SocketAddr, kind: FwdMethod) -
             n
         }
     };
+    let up = vs_defaults.over(
+        TimerKeys {
+            retry: &rs.retry,
+            delay_before_retry: &rs.delay_before_retry,
+            warmup: &rs.warmup,
+            connect_timeout: Some(&rs.connect_timeout),
+            delay_loop: &rs.delay_loop,
+            alpha: rs.alpha,
+        },
+        rs.virtualhost.as_ref(),
+    )?;
+    // keepalived's checker list: every checker, in kind order here (the
+    // order does not change the verdict: all must pass).
     let mut checks = Vec::new();
-    if let Some(t) = rs.tcp_check {
-        checks.push(HealthCheck::Tcp(tcp_check(t, address)?));
+    for t in rs.tcp_check.0 {
+        checks.push(tcp_check(t, address, &up)?);
     }
-    if let Some(h) = rs.http_get {
-        checks.push(HealthCheck::Http(http_get(h, address)?));
+    for h in rs.http_get.0 {
+        checks.push(http_get(h, address, &up, false)?);
     }
-    if let Some(m) = rs.misc_check {
-        checks.push(HealthCheck::Misc(misc_check(m)?));
+    for h in rs.ssl_get.0 {
+        checks.push(http_get(h, address, &up, true)?);
+    }
+    for d in rs.dns_check.0 {
+        checks.push(dns_check(d, address, &up)?);
+    }
+    for u in rs.udp_check.0 {
+        checks.push(udp_check(u, address, &up)?);
+    }
+    for p in rs.ping_check.0 {
+        checks.push(ping_check(p, address, &up)?);
+    }
+    for m in rs.smtp_check.0 {
+        checks.push(smtp_check(m, address, &up)?);
+    }
+    for m in rs.misc_check.0 {
+        checks.push(misc_check(m, &up)?);
     }
     Ok(RealServer {
         address,
         weight,
         mac,
-        inhibit_on_failure: rs.inhibit_on_failure.unwrap_or(false),
+        inhibit_on_failure: rs
+            .inhibit_on_failure
+            .or(vs_defaults.inhibit_on_failure)
+            .unwrap_or(false),
         uthreshold,
         lthreshold,
         notify_up: script_line(rs.notify_up, "notify_up")?,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::super::raw::{Granularity, Persistence, RawVirtualServer, S};
 use super::super::{FwdMethod, Protocol, RealServer, SchedFlags, SchedKind, VirtualServer};
+use super::checkers::{Inherited, TimerKeys};
 use super::common::{
     MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
     script_line, timeout_secs,
@@ -128,6 +129,35 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
             Some(a)
         }
     };
+    let need_sorry = |span: std::ops::Range<usize>, key: &str| -> R<()> {
+        if sorry_server.is_none() {
+            return fail(span, format!("{key} needs a sorry_server"));
+        }
+        Ok(())
+    };
+    let sorry_server_inhibit = match &v.sorry_server_inhibit {
+        None => false,
+        Some(b) => {
+            need_sorry(b.span(), "sorry_server_inhibit")?;
+            *b.get_ref()
+        }
+    };
+    let sorry_server_lvs_method = match &v.sorry_server_lvs_method {
+        None => None,
+        Some(m) => {
+            need_sorry(m.span(), "sorry_server_lvs_method")?;
+            let k = lb_kind(m)?;
+            // FULLNAT needs the virtual server's local_address pool.
+            if k == FwdMethod::FullNat && kind != FwdMethod::FullNat {
+                return fail(
+                    m.span(),
+                    "sorry_server_lvs_method FULLNAT needs a FULLNAT virtual server \
+                     (its local_address pool)",
+                );
+            }
+            Some(k)
+        }
+    };
     let quorum = match &v.quorum {
         None => 1,
         Some(q) => int_in(q, "quorum", 1, u32::MAX as i64)? as u32,
@@ -151,9 +181,29 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
     let pool = local_address.first().copied();
     let mut real_servers: Vec<RealServer> = Vec::with_capacity(v.real_server.len());
     let mut seen: HashSet<SocketAddr> = HashSet::new();
+    let check_defaults = Inherited {
+        delay_loop,
+        weight: match &v.weight {
+            None => None,
+            Some(w) => Some(int_in(w, "weight", 0, super::real_server::MAX_WEIGHT)? as i32),
+        },
+        inhibit_on_failure: v.inhibit_on_failure,
+        ..Inherited::default()
+    }
+    .over(
+        TimerKeys {
+            retry: &v.retry,
+            delay_before_retry: &v.delay_before_retry,
+            warmup: &v.warmup,
+            connect_timeout: Some(&v.connect_timeout),
+            delay_loop: &None,
+            alpha: v.alpha,
+        },
+        v.virtualhost.as_ref(),
+    )?;
     for rs in v.real_server {
         let addr_span = rs.get_ref().address.span();
-        let r = real_server(rs.into_inner(), address, kind)?;
+        let r = real_server(rs.into_inner(), address, kind, &check_defaults)?;
         let rip = r.address.ip();
         same_family(rip, family, addr_span.clone(), |this, vs, _| {
             format!(
@@ -183,6 +233,10 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         ops,
         delay_loop,
         sorry_server,
+        sorry_server_inhibit,
+        sorry_server_lvs_method,
+        omega: v.omega.unwrap_or(false),
+        ha_suspend: v.ha_suspend.unwrap_or(false),
         quorum,
         hysteresis,
         quorum_up: script_line(v.quorum_up, "quorum_up")?,

@@ -142,6 +142,12 @@ impl Checker {
         }
     }
 
+    /// A round skipped while suspended (ha_suspend): the next probe is a
+    /// delay_loop away, the verdict and retries unchanged.
+    pub fn skip(&mut self, now: Timestamp) {
+        self.due = now + self.params.delay_loop;
+    }
+
     /// Carries the verdict and timers of `old` (same check, previous
     /// configuration) over a reload at `now`, as keepalived's
     /// migrate_checkers: a checker that was down stays down, retries already

@@ -23,14 +23,21 @@
 //! - a reload keeps the state of every real server that stays and of every
 //!   checker whose configuration did not change [clear_diff_services,
 //!   migrate_checkers]; new real servers start as at start-up; a removed
-//!   alive real server runs its notify_down.
+//!   alive real server runs its notify_down;
+//! - `omega`: at shutdown, the notify_down of every alive real server, then
+//!   quorum_down [clear_services while stopping];
+//! - `ha_suspend`: a virtual server's checkers probe only while its address
+//!   is on the director; a suspended checker keeps its verdict and moves on
+//!   by its delay_loop [update_checker_activity];
+//! - a failure is logged when the checker was up, every failure with
+//!   `log_all_failures`.
 //!
 //! Deliberately not done: SMTP alerts, notify FIFOs, SNMP traps, virtual
 //! server groups, and keepalived's `rs_init_notifies` (no notify at
 //! start-up, keepalived's default).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,40 +45,70 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::checker::{Checker, CheckerParams, Transition};
-use super::http::UrlCheck;
+use super::http::{Pattern, UrlCheck};
 use super::{HealthEvent, HealthView, PoolView, ServerHealth};
 use crate::config::argv;
-use crate::config::{HealthCheck, VirtualServer};
+use crate::config::{CheckKind, Connect, HealthCheck, HttpProtocol, UdpCheck, VirtualServer};
 use crate::service::{FwdMethod, ServiceKey};
 use crate::time::Timestamp;
 
-/// keepalived's default delay_before_retry for checkers that have no key for
-/// it (MISC_CHECK here); irrelevant while their retry is 0.
-const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+/// Where and how a network probe connects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub dst: SocketAddr,
+    /// Source address (`bindto`).
+    pub bind: Option<IpAddr>,
+    /// Source port (`bind_port`).
+    pub bind_port: Option<u16>,
+    /// Device (`bind_if`, SO_BINDTODEVICE).
+    pub bind_if: Option<String>,
+    /// Firewall mark (`fwmark`, SO_MARK).
+    pub fwmark: Option<u32>,
+    /// Bound on the connection and on each read and write.
+    pub timeout: Duration,
+}
 
 /// What one probe does; built once per checker, shared with the prober.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeSpec {
-    /// TCP_CHECK: a connection is opened within `timeout`, then closed.
-    Tcp {
-        dst: SocketAddr,
-        bind: Option<std::net::IpAddr>,
-        timeout: Duration,
-    },
-    /// HTTP_GET: every url in order, each on its own connection; each
-    /// connect and each read has `timeout`.
+    /// TCP_CHECK: a connection is opened within the timeout, then closed.
+    Tcp(Conn),
+    /// HTTP_GET / SSL_GET: every url in order, each on its own connection.
     Http {
-        dst: SocketAddr,
-        bind: Option<std::net::IpAddr>,
-        timeout: Duration,
+        conn: Conn,
+        /// SSL_GET's TLS options; `None` for HTTP_GET.
+        tls: Option<TlsSpec>,
+        /// The checker's Host (a url's own takes precedence).
         virtualhost: Option<String>,
+        protocol: HttpProtocol,
         urls: Vec<UrlCheck>,
     },
+    /// DNS_CHECK: one query over UDP.
+    Dns {
+        conn: Conn,
+        qtype: u16,
+        name: String,
+    },
+    /// UDP_CHECK: one datagram, then an ICMP error or a reply.
+    Udp { conn: Conn, check: UdpCheck },
+    /// PING_CHECK: one ICMP / ICMPv6 echo.
+    Ping(Conn),
+    /// SMTP_CHECK: banner, HELO, QUIT.
+    Smtp { conn: Conn, helo_name: String },
     /// MISC_CHECK: runs `argv` (no shell), killed after `timeout`.
     Misc {
         argv: Vec<String>,
         timeout: Duration,
     },
+}
+
+/// SSL_GET's TLS options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Send SNI (`enable_sni`).
+    pub enable_sni: bool,
+    /// `sni_name`; without it the url's, then the checker's virtualhost.
+    pub sni_name: Option<String>,
 }
 
 /// The result of one probe.
@@ -141,14 +178,21 @@ impl Rs {
 
 struct Pool {
     key: ServiceKey,
+    /// The sorry server's forwarding method.
     fwd: FwdMethod,
     sorry: Option<SocketAddr>,
+    sorry_inhibit: bool,
     quorum: u32,
     hysteresis: u32,
     quorum_up_cmd: Option<Vec<String>>,
     quorum_down_cmd: Option<Vec<String>>,
     quorum_up: bool,
     sorry_active: bool,
+    omega: bool,
+    /// ha_suspend: the address whose presence enables the checkers.
+    suspend_on: Option<IpAddr>,
+    /// The checkers run (always true without ha_suspend).
+    enabled: bool,
     rs: Vec<Rs>,
 }
 
@@ -205,6 +249,7 @@ impl Pool {
         PoolView {
             fwd: self.fwd,
             sorry_server: self.sorry,
+            sorry_inhibit: self.sorry_inhibit,
             sorry_active: self.sorry_active,
             servers: self.rs.iter().map(|r| (r.addr, r.health())).collect(),
         }
@@ -232,54 +277,127 @@ fn command(line: &Option<String>, what: &str, warnings: &mut Vec<String>) -> Opt
     }
 }
 
-fn params(vs: &VirtualServer, check: &HealthCheck) -> CheckerParams {
-    let (retry, dbr, down) = match check {
-        HealthCheck::Tcp(t) => (t.retry, t.delay_before_retry, vs.delay_loop),
-        HealthCheck::Http(h) => (
-            h.retry,
-            h.delay_before_retry,
-            h.delay_before_retry.max(vs.delay_loop),
-        ),
-        // keepalived's MISC_CHECK default is no retry.
-        HealthCheck::Misc(_) => (0, DEFAULT_DELAY_BEFORE_RETRY, vs.delay_loop),
+fn params(check: &HealthCheck) -> CheckerParams {
+    // HTTP_GET and SSL_GET wait the longer of their two delays while down
+    // (keepalived's http epilog); the others their delay_loop.
+    let down = match check.kind {
+        CheckKind::Http(_) | CheckKind::Ssl(_) => check.delay_before_retry.max(check.delay_loop),
+        _ => check.delay_loop,
     };
     CheckerParams {
-        delay_loop: vs.delay_loop,
-        delay_before_retry: dbr,
-        retry,
+        delay_loop: check.delay_loop,
+        delay_before_retry: check.delay_before_retry,
+        retry: check.retry,
         down_interval: down,
-        alpha: vs.alpha,
-        warmup: vs.delay_loop,
+        alpha: check.alpha,
+        warmup: check.warmup,
     }
 }
 
-fn probe(vs: &VirtualServer, check: &HealthCheck) -> Result<ProbeSpec, argv::ArgvError> {
-    Ok(match check {
-        HealthCheck::Tcp(t) => ProbeSpec::Tcp {
-            dst: SocketAddr::new(t.connect_ip, t.connect_port),
-            bind: t.bindto,
-            timeout: t.connect_timeout,
-        },
-        HealthCheck::Http(h) => ProbeSpec::Http {
-            dst: SocketAddr::new(h.connect_ip, h.connect_port),
-            bind: h.bindto,
-            timeout: h.connect_timeout,
-            virtualhost: h.virtualhost.clone(),
-            urls: h
-                .urls
-                .iter()
-                .map(|u| UrlCheck {
+fn conn(c: &Connect) -> Conn {
+    Conn {
+        dst: SocketAddr::new(c.connect_ip, c.connect_port),
+        bind: c.bindto,
+        bind_port: c.bind_port,
+        bind_if: c.bind_if.clone(),
+        fwmark: c.fwmark,
+        timeout: c.connect_timeout,
+    }
+}
+
+/// Why a checker cannot be built (configuration `check` lets through only
+/// what it cannot see: a script line is split here again).
+#[derive(Debug)]
+enum BuildError {
+    Argv(argv::ArgvError),
+    Regex(regex::Error),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Argv(e) => write!(f, "misc_path: {e}"),
+            BuildError::Regex(e) => write!(f, "regex: {e}"),
+        }
+    }
+}
+
+fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
+    let http =
+        |h: &crate::config::HttpGet, tls: Option<TlsSpec>| -> Result<ProbeSpec, BuildError> {
+            let mut urls = Vec::with_capacity(h.urls.len());
+            for u in &h.urls {
+                urls.push(UrlCheck {
                     path: u.path.clone(),
                     status_code: u.status_code.clone(),
                     digest: u.digest,
-                })
-                .collect(),
+                    virtualhost: u.virtualhost.clone(),
+                    regex: match &u.regex {
+                        None => None,
+                        Some(r) => Some(Pattern(
+                            regex::bytes::Regex::new(r).map_err(BuildError::Regex)?,
+                        )),
+                    },
+                    regex_no_match: u.regex_no_match,
+                });
+            }
+            Ok(ProbeSpec::Http {
+                conn: conn(&h.connect),
+                tls,
+                virtualhost: h.virtualhost.clone(),
+                protocol: h.http_protocol,
+                urls,
+            })
+        };
+    Ok(match &check.kind {
+        CheckKind::Tcp(c) => ProbeSpec::Tcp(conn(c)),
+        CheckKind::Http(h) => http(h, None)?,
+        CheckKind::Ssl(h) => http(
+            h,
+            Some(TlsSpec {
+                enable_sni: h.enable_sni,
+                sni_name: h.sni_name.clone(),
+            }),
+        )?,
+        CheckKind::Dns(d) => ProbeSpec::Dns {
+            conn: conn(&d.connect),
+            qtype: d.qtype,
+            name: d.name.clone(),
         },
-        HealthCheck::Misc(m) => ProbeSpec::Misc {
-            argv: argv::split(&m.misc_path)?,
-            timeout: m.misc_timeout.unwrap_or(vs.delay_loop),
+        CheckKind::Udp(u) => ProbeSpec::Udp {
+            conn: conn(&u.connect),
+            check: u.clone(),
+        },
+        CheckKind::Ping(c) => ProbeSpec::Ping(conn(c)),
+        CheckKind::Smtp(m) => ProbeSpec::Smtp {
+            conn: conn(&m.connect),
+            helo_name: m.helo_name.clone(),
+        },
+        CheckKind::Misc(m) => ProbeSpec::Misc {
+            argv: argv::split(&m.misc_path).map_err(BuildError::Argv)?,
+            timeout: m.misc_timeout.unwrap_or(check.delay_loop),
         },
     })
+}
+
+/// keepalived's name of a checker kind.
+fn kind_name(k: &CheckKind) -> &'static str {
+    match k {
+        CheckKind::Tcp(_) => "TCP_CHECK",
+        CheckKind::Http(_) => "HTTP_GET",
+        CheckKind::Ssl(_) => "SSL_GET",
+        CheckKind::Dns(_) => "DNS_CHECK",
+        CheckKind::Udp(_) => "UDP_CHECK",
+        CheckKind::Ping(_) => "PING_CHECK",
+        CheckKind::Smtp(_) => "SMTP_CHECK",
+        CheckKind::Misc(_) => "MISC_CHECK",
+    }
+}
+
+/// The same checker across a reload: same kind and options, same retry
+/// rules (keepalived compares the checker's own options, not delay_loop).
+fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
+    a.kind == b.kind && a.retry == b.retry && a.delay_before_retry == b.delay_before_retry
 }
 
 impl Engine {
@@ -314,34 +432,38 @@ impl Engine {
             let pi = self.pools.len();
             let mut pool = Pool {
                 key: vs.spec().key,
-                fwd: vs.lb_kind,
+                fwd: vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind),
                 sorry: vs.sorry_server,
+                sorry_inhibit: vs.sorry_server_inhibit,
                 quorum: vs.quorum,
                 hysteresis: vs.hysteresis,
                 quorum_up_cmd: command(&vs.quorum_up, "quorum_up", &mut self.warnings),
                 quorum_down_cmd: command(&vs.quorum_down, "quorum_down", &mut self.warnings),
                 quorum_up: false,
                 sorry_active: false,
+                omega: vs.omega,
+                suspend_on: vs.ha_suspend.then_some(vs.address.ip()),
+                enabled: true,
                 rs: Vec::new(),
             };
             for rsc in &vs.real_servers {
                 let ri = pool.rs.len();
                 let mut failed = 0;
                 for check in &rsc.checks {
-                    let spec = match probe(vs, check) {
+                    let spec = match probe(check) {
                         Ok(s) => s,
                         Err(e) => {
                             // keepalived drops a checker whose script it
                             // cannot run.
                             self.warnings.push(format!(
-                                "real server {} of {}: misc_path: {e}; checker dropped",
+                                "real server {} of {}: {e}; checker dropped",
                                 rsc.address, pool.key
                             ));
                             continue;
                         }
                     };
                     let draw = self.rng.random::<f64>();
-                    let checker = Checker::new(params(vs, check), now, draw);
+                    let checker = Checker::new(params(check), now, draw);
                     if !checker.is_up() {
                         failed += 1;
                     }
@@ -350,7 +472,7 @@ impl Engine {
                         rs: ri,
                         config: check.clone(),
                         probe: Arc::new(spec),
-                        dynamic: matches!(check, HealthCheck::Misc(m) if m.misc_dynamic),
+                        dynamic: matches!(&check.kind, CheckKind::Misc(m) if m.misc_dynamic),
                         checker,
                         in_flight: false,
                     });
@@ -434,9 +556,9 @@ impl Engine {
                 for &s in &mine {
                     // Same check = same checker keys (keepalived compares
                     // the checker's own options, not delay_loop).
-                    let old = old_slots
-                        .iter()
-                        .find(|o| o.pool == opi && o.rs == ori && o.config == self.slots[s].config);
+                    let old = old_slots.iter().find(|o| {
+                        o.pool == opi && o.rs == ori && same_check(&o.config, &self.slots[s].config)
+                    });
                     if let Some(o) = old {
                         self.slots[s].checker.migrate_from(&o.checker, now);
                     }
@@ -485,6 +607,32 @@ impl Engine {
         acts
     }
 
+    /// The notifies of a shutdown (keepalived's clear_services while
+    /// stopping): for every virtual server with `omega`, the notify_down of
+    /// each alive real server, then quorum_down (whatever the quorum's
+    /// state). Without omega, nothing. Every real server is down afterwards.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut acts = Vec::new();
+        for p in self.pools.iter_mut() {
+            for r in p.rs.iter_mut() {
+                let was = std::mem::replace(&mut r.alive, false);
+                if was
+                    && p.omega
+                    && let Some(c) = &r.notify_down
+                {
+                    acts.push(Action::Notify(c.clone()));
+                }
+            }
+            p.quorum_up = false;
+            if p.omega
+                && let Some(c) = &p.quorum_down_cmd
+            {
+                acts.push(Action::Notify(c.clone()));
+            }
+        }
+        acts
+    }
+
     /// Everything the control loop needs to compute the services.
     pub fn view(&self) -> HealthView {
         HealthView {
@@ -497,12 +645,47 @@ impl Engine {
         self.slots.len()
     }
 
-    /// The checkers due at `now` that have no probe running.
-    pub fn due(&self, now: Timestamp) -> Vec<CheckerId> {
-        (0..self.slots.len())
-            .filter(|&i| !self.slots[i].in_flight && self.slots[i].checker.next_due() <= now)
-            .map(CheckerId)
-            .collect()
+    /// The addresses ha_suspend watches (each virtual server's with it).
+    pub fn suspend_addresses(&self) -> Vec<IpAddr> {
+        let mut v: Vec<_> = self.pools.iter().filter_map(|p| p.suspend_on).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Whether `addr` is configured on the director: the checkers of the
+    /// virtual servers with ha_suspend on it run only while it is
+    /// (keepalived's update_checker_activity). Their state is kept while
+    /// suspended.
+    pub fn set_address_present(&mut self, addr: IpAddr, present: bool) {
+        for p in self.pools.iter_mut().filter(|p| p.suspend_on == Some(addr)) {
+            if p.enabled != present {
+                log::info!(
+                    "{} health checkers of {}",
+                    if present { "activating" } else { "suspending" },
+                    p.key
+                );
+                p.enabled = present;
+            }
+        }
+    }
+
+    /// The checkers due at `now` that have no probe running. A suspended
+    /// checker that falls due is moved on by its delay_loop without a
+    /// probe, as keepalived's disabled checkers are.
+    pub fn due(&mut self, now: Timestamp) -> Vec<CheckerId> {
+        let mut out = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.in_flight || s.checker.next_due() > now {
+                continue;
+            }
+            if self.pools[s.pool].enabled {
+                out.push(CheckerId(i));
+            } else {
+                s.checker.skip(now);
+            }
+        }
+        out
     }
 
     /// The earliest time a checker without a running probe is due.
@@ -561,6 +744,17 @@ impl Engine {
             if r.effective() != old {
                 pool.update_quorum(false, &mut acts);
             }
+        }
+        let slot = &self.slots[id.0];
+        if !ok && (slot.checker.is_up() || slot.config.log_all_failures) {
+            // keepalived logs a failure of an up checker, and every one
+            // with log_all_failures (the probe's reason is at debug level).
+            log::info!(
+                "{} check of real server {} of {} failed",
+                kind_name(&slot.config.kind),
+                self.pools[pi].rs[ri].addr,
+                self.pools[pi].key
+            );
         }
         let tr = self.slots[id.0].checker.on_result(now, ok);
         let pool = &mut self.pools[pi];

@@ -270,6 +270,9 @@ mod tests {
             path: "/".into(),
             status_code: vec![],
             digest: Some(f.digest),
+            virtualhost: None,
+            regex: None,
+            regex_no_match: false,
         };
         let mut r = ResponseReader::new();
         r.feed(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n");

@@ -1,26 +1,47 @@
 //! HTTP_GET's protocol rules, without any socket: the request keepalived
 //! sends, and the verdict on the response it gets back.
 //!
-//! Request (keepalived's template, HTTP/1.0): `GET <path> HTTP/1.0`,
-//! `User-Agent: KeepAliveClient`, and `Host:` the `virtualhost` when given,
-//! else the checked address and port (`[v6]:port` for IPv6).
+//! Request (keepalived's template): `GET <path> HTTP/1.0` (or `HTTP/1.1`
+//! with `http_protocol 1.1`), `User-Agent: KeepAliveClient`,
+//! `Connection: close` for `1.0C` and `1.1`, and `Host:` the url's
+//! `virtualhost`, else the checker's (inherited from the real and virtual
+//! server), else the checked address and port (`[v6]:port` for IPv6).
 //!
 //! Verdict (keepalived's http_handle_response): no bytes at all fails; the
 //! status code must be in the accepted set (200..=299 when none is
 //! configured); then, when a digest is configured, the MD5 of the body
-//! (everything after the blank line that ends the headers) must match.
+//! (everything after the blank line that ends the headers, as received:
+//! keepalived does not undo chunked encoding) must match; then, with a
+//! `regex`, the body must match it (or must not, with `regex_no_match`).
 //!
 //! [`ResponseReader`] takes the response in pieces as they arrive, keeps only
-//! the header bytes, and hashes the body as it streams, so a large body costs
-//! no memory.
+//! the header bytes, and hashes the body as it streams; with a regex it also
+//! keeps the body's first [`MAX_REGEX_BODY`] bytes, the text matched (a
+//! bound where keepalived's PCRE matches across the whole stream).
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 use md5::{Digest, Md5};
 
+use crate::config::HttpProtocol;
+
 /// Headers larger than this fail the check (no real health page has them).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The part of the body a `regex` is matched against.
+pub const MAX_REGEX_BODY: usize = 1 << 20;
+
+/// A compiled `regex` (compared by its pattern).
+#[derive(Clone, Debug)]
+pub struct Pattern(pub regex::bytes::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern {}
 
 /// One `url` to fetch and judge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +50,11 @@ pub struct UrlCheck {
     /// Accepted codes; empty = 200..=299.
     pub status_code: Vec<RangeInclusive<u16>>,
     pub digest: Option<[u8; 16]>,
+    /// This url's `Host:`, over the checker's.
+    pub virtualhost: Option<String>,
+    pub regex: Option<Pattern>,
+    /// Pass when the body does not match `regex`.
+    pub regex_no_match: bool,
 }
 
 /// Why a response failed the check.
@@ -44,16 +70,32 @@ pub enum HttpFailure {
     Status(u16),
     /// The body's MD5 differs from the configured digest.
     Digest,
+    /// The body does not match `regex` (or matches it, with
+    /// `regex_no_match`).
+    Regex,
 }
 
-/// The request bytes for `url` against `dst`.
-pub fn request(path: &str, dst: SocketAddr, virtualhost: Option<&str>) -> Vec<u8> {
+/// The request bytes for `path` against `dst`; `virtualhost` is the Host
+/// header when given.
+pub fn request(
+    path: &str,
+    dst: SocketAddr,
+    virtualhost: Option<&str>,
+    protocol: HttpProtocol,
+) -> Vec<u8> {
     let host = match virtualhost {
         Some(v) => v.to_string(),
         None => dst.to_string(),
     };
-    format!("GET {path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {host}\r\n\r\n")
-        .into_bytes()
+    let (minor, close) = match protocol {
+        HttpProtocol::V10 => (0, ""),
+        HttpProtocol::V10Close => (0, "Connection: close\r\n"),
+        HttpProtocol::V11 => (1, "Connection: close\r\n"),
+    };
+    format!(
+        "GET {path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// Whether `code` is accepted by `accepted` (empty = any 2xx).
@@ -92,6 +134,8 @@ pub struct ResponseReader {
     header: Vec<u8>,
     /// Body bytes hashed.
     body_len: u64,
+    /// The body's first bytes, kept when a regex will need them.
+    text: Option<Vec<u8>>,
     any: bool,
     overflow: bool,
 }
@@ -120,8 +164,26 @@ impl ResponseReader {
             body: Md5::new(),
             header: Vec::new(),
             body_len: 0,
+            text: None,
             any: false,
             overflow: false,
+        }
+    }
+
+    /// A reader that also keeps the body for `url`'s regex.
+    pub fn for_url(url: &UrlCheck) -> ResponseReader {
+        let mut r = ResponseReader::new();
+        if url.regex.is_some() {
+            r.text = Some(Vec::new());
+        }
+        r
+    }
+
+    fn body(&mut self, bytes: &[u8]) {
+        self.body.update(bytes);
+        if let Some(t) = &mut self.text {
+            let room = MAX_REGEX_BODY.saturating_sub(t.len());
+            t.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
     }
 
@@ -132,7 +194,7 @@ impl ResponseReader {
         }
         self.any = true;
         if self.status.is_some() {
-            self.body.update(bytes);
+            self.body(bytes);
             self.body_len += bytes.len() as u64;
             return;
         }
@@ -146,7 +208,7 @@ impl ResponseReader {
             let line_end = find(&self.head, b"\r\n").unwrap_or(pos);
             self.status = Some(status_of(&self.head[..line_end]));
             let rest = self.head.split_off(pos + 4);
-            self.body.update(&rest);
+            self.body(&rest);
             self.body_len += rest.len() as u64;
             self.header = std::mem::take(&mut self.head);
         } else if self.head.len() > MAX_HEADER_BYTES {
@@ -184,6 +246,12 @@ impl ResponseReader {
             let got: [u8; 16] = self.body.finalize().into();
             if got != want {
                 return Err(HttpFailure::Digest);
+            }
+        }
+        if let Some(re) = &url.regex {
+            let text = self.text.as_deref().unwrap_or_default();
+            if re.0.is_match(text) == url.regex_no_match {
+                return Err(HttpFailure::Regex);
             }
         }
         Ok(())

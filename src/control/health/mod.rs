@@ -1,11 +1,14 @@
 //! Health checking of real servers, with keepalived's semantics and key
-//! names (TCP_CHECK, HTTP_GET, MISC_CHECK, quorum, hysteresis, sorry_server,
-//! inhibit_on_failure, notify_up / notify_down, alpha).
+//! names (TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK, UDP_CHECK, PING_CHECK,
+//! SMTP_CHECK, MISC_CHECK, quorum, hysteresis, sorry_server with
+//! sorry_server_inhibit / sorry_server_lvs_method, inhibit_on_failure,
+//! notify_up / notify_down, alpha, omega, ha_suspend).
 //!
 //! Layers:
 //! - pure core, no clock and no socket: [`checker`] (one checker's timers
 //!   and retries), [`engine`] (real servers, quorum, sorry server,
-//!   notifies), [`http`] (HTTP_GET's request and verdict), [`argv`] (script
+//!   notifies), [`http`] (HTTP_GET's request and verdict; DNS_CHECK's
+//!   messages are [`crate::wire::dns`]), [`argv`] (script
 //!   command lines), and here the [`HealthView`] the control loop keeps and
 //!   [`effective_services`], the one function by which health results reach
 //!   the data plane;
@@ -55,9 +58,12 @@ pub struct ServerHealth {
 /// One virtual server's pool as health checking sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolView {
-    /// The virtual server's forwarding method (the sorry server's too).
+    /// The sorry server's forwarding method (sorry_server_lvs_method, else
+    /// the virtual server's).
     pub fwd: FwdMethod,
     pub sorry_server: Option<SocketAddr>,
+    /// sorry_server_inhibit: listed with weight 0 while not active.
+    pub sorry_inhibit: bool,
     /// Quorum is lost and the sorry server replaces the real servers.
     pub sorry_active: bool,
     pub servers: HashMap<SocketAddr, ServerHealth>,
@@ -121,7 +127,9 @@ impl HealthView {
 /// - while the sorry server is active, it is the only server with a weight:
 ///   every configured real server is removed (weight 0 with
 ///   inhibit_on_failure) and the sorry server is added with weight 1 and
-///   the virtual server's forwarding method.
+///   its forwarding method (sorry_server_lvs_method, else the virtual
+///   server's); while it is not, it is absent, or listed with weight 0
+///   with sorry_server_inhibit.
 pub fn effective_services(configured: &[ServiceSpec], view: &HealthView) -> Vec<ServiceSpec> {
     configured
         .iter()
@@ -151,16 +159,19 @@ pub fn effective_services(configured: &[ServiceSpec], view: &HealthView) -> Vec<
                     }
                 })
                 .collect();
-            if pool.sorry_active
-                && let Some(sorry) = pool.sorry_server
-            {
-                match out
+            if let Some(sorry) = pool.sorry_server {
+                let listed = out
                     .dests
                     .iter_mut()
-                    .find(|d| d.addr == sorry.ip() && d.port == sorry.port())
-                {
-                    Some(d) => d.weight = SORRY_WEIGHT,
-                    None => out.dests.push(sorry_dest(sorry, pool.fwd)),
+                    .find(|d| d.addr == sorry.ip() && d.port == sorry.port());
+                match (pool.sorry_active, listed) {
+                    (true, Some(d)) => d.weight = SORRY_WEIGHT,
+                    (true, None) => out.dests.push(sorry_dest(sorry, pool.fwd)),
+                    (false, None) if pool.sorry_inhibit => out.dests.push(DestSpec {
+                        weight: 0,
+                        ..sorry_dest(sorry, pool.fwd)
+                    }),
+                    (false, _) => {}
                 }
             }
             out

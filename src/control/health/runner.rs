@@ -26,6 +26,8 @@ use crate::time::Timestamp;
 pub const MAX_PROBE_THREADS: usize = 32;
 /// The health thread wakes at least this often (reaping scripts).
 const MAX_SLEEP: Duration = Duration::from_millis(200);
+/// How long omega's shutdown notifies may run before they are killed.
+const SHUTDOWN_NOTIFY_WAIT: Duration = Duration::from_secs(1);
 /// How long [`Health::reload`] waits for the new state.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -224,12 +226,70 @@ impl Thread {
         }
     }
 
+    /// omega's notifies at shutdown: run, given [`SHUTDOWN_NOTIFY_WAIT`]
+    /// together, and killed past it (keepalived gives each 1 s).
+    fn shutdown_notifies(&mut self, acts: Vec<Action>) {
+        let mut children = Vec::new();
+        for a in acts {
+            if let Action::Notify(argv) = a
+                && let Some(mut cmd) = script::command(&argv, self.run_as)
+            {
+                match cmd.spawn() {
+                    Ok(c) => children.push(c),
+                    Err(e) => log::warn!("notify script {}: {e}", argv[0]),
+                }
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_NOTIFY_WAIT;
+        while Instant::now() < deadline
+            && children
+                .iter_mut()
+                .any(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for mut c in children {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+
     fn reap(&mut self) {
         self.scripts
             .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }
 
+    /// ha_suspend: which watched addresses the director has now.
+    fn refresh_addresses(&mut self) {
+        let watched = self.engine.suspend_addresses();
+        if watched.is_empty() {
+            return;
+        }
+        let local: Vec<std::net::IpAddr> = match nix::ifaddrs::getifaddrs() {
+            Ok(it) => it
+                .filter_map(|i| {
+                    let a = i.address?;
+                    if let Some(v4) = a.as_sockaddr_in() {
+                        Some(std::net::IpAddr::V4(v4.ip()))
+                    } else {
+                        a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                log::warn!("ha_suspend: cannot list the local addresses: {e}");
+                return;
+            }
+        };
+        for a in watched {
+            self.engine.set_address_present(a, local.contains(&a));
+        }
+    }
+
     fn dispatch(&mut self) {
+        self.refresh_addresses();
         let now = self.clock.now();
         for id in self.engine.due(now) {
             if let (Some(spec), Some(jobs)) = (self.engine.begin(id), &self.jobs) {
@@ -271,7 +331,11 @@ impl Thread {
                         let _ = reply.send(view);
                         self.act(acts);
                     }
-                    Ok(Ctl::Stop) | Err(_) => break,
+                    Ok(Ctl::Stop) | Err(_) => {
+                        let acts = self.engine.shutdown();
+                        self.shutdown_notifies(acts);
+                        break;
+                    }
                 },
                 default(wait) => {}
             }

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::engine::{Action, CheckerId, Engine, ProbeOutcome, ProbeSpec};
+use super::engine::{self, Action, CheckerId, Engine, ProbeOutcome, ProbeSpec};
 use super::http::{self, HttpFailure, ResponseReader, UrlCheck};
 use super::*;
-use crate::config::{self, VirtualServer};
+use crate::config::{self, HttpProtocol, VirtualServer};
 use crate::time::Timestamp;
 
 fn secs(s: u64) -> Timestamp {
@@ -249,11 +249,14 @@ fn due_begin_and_next_due_follow_the_probes_in_flight() {
     let spec = e.begin(CheckerId(0)).unwrap();
     assert_eq!(
         *spec,
-        ProbeSpec::Tcp {
+        ProbeSpec::Tcp(engine::Conn {
             dst: sa(1),
             bind: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
             timeout: Duration::from_secs(1)
-        }
+        })
     );
     assert_eq!(e.due(secs(10)), [CheckerId(1)], "in flight: not due again");
     e.on_result(CheckerId(0), secs(10), ProbeOutcome::Success);
@@ -704,6 +707,9 @@ fn url(codes: Vec<std::ops::RangeInclusive<u16>>, digest: Option<[u8; 16]>) -> U
         path: "/".into(),
         status_code: codes,
         digest,
+        virtualhost: None,
+        regex: None,
+        regex_no_match: false,
     }
 }
 
@@ -719,7 +725,7 @@ fn hex16(s: &str) -> [u8; 16] {
 }
 
 fn judge(chunks: &[&[u8]], u: &UrlCheck) -> Result<(), HttpFailure> {
-    let mut r = ResponseReader::new();
+    let mut r = ResponseReader::for_url(u);
     for c in chunks {
         r.feed(c);
     }
@@ -730,16 +736,16 @@ fn judge(chunks: &[&[u8]], u: &UrlCheck) -> Result<(), HttpFailure> {
 fn request_is_keepalived_s_template() {
     let v4: SocketAddr = "198.18.0.11:8080".parse().unwrap();
     assert_eq!(
-        http::request("/h", v4, None),
+        http::request("/h", v4, None, HttpProtocol::V10),
         b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 198.18.0.11:8080\r\n\r\n"
     );
     let v6: SocketAddr = "[2001:2::11]:80".parse().unwrap();
     assert_eq!(
-        http::request("/", v6, None),
+        http::request("/", v6, None, HttpProtocol::V10),
         b"GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: [2001:2::11]:80\r\n\r\n"
     );
     assert_eq!(
-        http::request("/", v6, Some("www.example")),
+        http::request("/", v6, Some("www.example"), HttpProtocol::V10),
         b"GET / HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: www.example\r\n\r\n"
     );
 }
@@ -886,4 +892,270 @@ fn misc_probe_runs_as_the_script_user() {
     };
     assert_eq!(probe::run_as(&spec, Some(nobody)), ProbeOutcome::Exited(0));
     assert_eq!(probe::run(&spec), ProbeOutcome::Exited(1));
+}
+
+// ------------------------------------------------- issue 14: new probes
+
+#[test]
+fn http_1_1_and_1_0c_send_connection_close() {
+    let v4: SocketAddr = "198.18.0.11:80".parse().unwrap();
+    assert_eq!(
+        http::request("/h", v4, Some("a.example"), HttpProtocol::V11),
+        b"GET /h HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: a.example\r\n\r\n"
+    );
+    assert_eq!(
+        http::request("/h", v4, None, HttpProtocol::V10Close),
+        b"GET /h HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: 198.18.0.11:80\r\n\r\n"
+    );
+}
+
+fn regex_url(re: &str, no_match: bool) -> UrlCheck {
+    UrlCheck {
+        regex: Some(http::Pattern(regex::bytes::Regex::new(re).unwrap())),
+        regex_no_match: no_match,
+        ..url(vec![], None)
+    }
+}
+
+#[test]
+fn regex_is_matched_against_the_body_only() {
+    let resp: &[&[u8]] = &[b"HTTP/1.1 200 OK\r\nX-State: up\r\n\r\nstate=", b"up\n"];
+    assert_eq!(judge(resp, &regex_url("state=up", false)), Ok(()));
+    assert_eq!(
+        judge(resp, &regex_url("state=down", false)),
+        Err(HttpFailure::Regex)
+    );
+    assert_eq!(judge(resp, &regex_url("state=down", true)), Ok(()));
+    assert_eq!(
+        judge(resp, &regex_url("state=up", true)),
+        Err(HttpFailure::Regex)
+    );
+    // The headers are not the body.
+    assert_eq!(
+        judge(resp, &regex_url("X-State", false)),
+        Err(HttpFailure::Regex)
+    );
+    // The status is judged first.
+    let bad: &[&[u8]] = &[b"HTTP/1.1 503 Busy\r\n\r\nstate=up\n"];
+    assert_eq!(
+        judge(bad, &regex_url("state=up", false)),
+        Err(HttpFailure::Status(503))
+    );
+}
+
+#[test]
+fn regex_sees_at_most_the_body_s_first_mebibyte() {
+    let mut r = ResponseReader::for_url(&regex_url("needle", false));
+    r.feed(b"HTTP/1.0 200 OK\r\n\r\n");
+    r.feed(&vec![b'.'; http::MAX_REGEX_BODY]);
+    r.feed(b"needle");
+    assert_eq!(
+        r.finish(&regex_url("needle", false)),
+        Err(HttpFailure::Regex)
+    );
+}
+
+fn udp_spec(reply: Option<(Vec<u8>, Vec<u8>)>, min: usize, max: usize) -> config::UdpCheck {
+    config::UdpCheck {
+        connect: config::Connect {
+            connect_ip: "198.18.0.11".parse().unwrap(),
+            connect_port: 53,
+            bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
+            connect_timeout: Duration::from_secs(1),
+        },
+        payload: None,
+        require_reply: true,
+        reply,
+        min_reply_length: min,
+        max_reply_length: max,
+    }
+}
+
+#[test]
+fn udp_replies_are_judged_on_length_then_pattern() {
+    let any = udp_spec(None, 0, 255);
+    assert!(probe::udp_reply_ok(&any, b""));
+    let sized = udp_spec(None, 2, 4);
+    assert!(!probe::udp_reply_ok(&sized, b"a"));
+    assert!(probe::udp_reply_ok(&sized, b"ab"));
+    assert!(!probe::udp_reply_ok(&sized, b"abcde"));
+    // "ok" with the low nibble of 'o' a wildcard.
+    let pat = udp_spec(Some((vec![0x60, b'k'], vec![0x0f, 0])), 0, 255);
+    assert!(probe::udp_reply_ok(&pat, b"ok rs1"));
+    assert!(probe::udp_reply_ok(&pat, b"ck"));
+    assert!(!probe::udp_reply_ok(&pat, b"oK"));
+    assert!(!probe::udp_reply_ok(&pat, b"pk"), "0x70 is not 0x6_");
+    // Only the lesser of both lengths is compared (keepalived).
+    assert!(probe::udp_reply_ok(&pat, b"o"));
+    assert_eq!(probe::udp_default_payload().len(), 32);
+    assert!(probe::udp_default_payload().starts_with(b"keepalived check - keepalived"));
+}
+
+#[test]
+fn smtp_status_is_three_digits_then_a_space_or_the_end() {
+    assert_eq!(probe::smtp_status("220 mail.example ESMTP\r\n"), Some(220));
+    assert_eq!(probe::smtp_status("250\r\n"), Some(250));
+    assert_eq!(probe::smtp_status("220-multi line\r\n"), None);
+    assert_eq!(probe::smtp_status("2200 x\r\n"), None);
+    assert_eq!(probe::smtp_status("ok\r\n"), None);
+    assert_eq!(probe::smtp_status(""), None);
+}
+
+#[test]
+fn echo_requests_and_replies() {
+    let req = probe::echo_request(false, 0x1234, 7, true);
+    assert_eq!(&req[..8], &[8, 0, req[2], req[3], 0x12, 0x34, 0, 7]);
+    assert!(crate::wire::checksum::verify(&req), "IPv4 checksum filled");
+    let v6 = probe::echo_request(true, 1, 2, true);
+    assert_eq!(&v6[..4], &[128, 0, 0, 0], "ICMPv6: the kernel sums");
+    let mut reply = req.clone();
+    reply[0] = 0;
+    assert!(probe::is_echo_reply(false, &reply, Some(0x1234), 7));
+    assert!(
+        probe::is_echo_reply(false, &reply, None, 7),
+        "ping socket: any id"
+    );
+    assert!(!probe::is_echo_reply(false, &reply, Some(0x1235), 7));
+    assert!(!probe::is_echo_reply(false, &reply, Some(0x1234), 8));
+    assert!(
+        !probe::is_echo_reply(false, &req, Some(0x1234), 7),
+        "a request"
+    );
+    assert!(!probe::is_echo_reply(true, &reply, Some(0x1234), 7));
+    assert!(!probe::is_echo_reply(false, &reply[..7], None, 7));
+}
+
+#[test]
+fn checkers_carry_their_inherited_timers_into_the_engine() {
+    let vs = format!(
+        "{HEAD}retry = 2\ndelay_before_retry = 4\nwarmup = 0\n{}",
+        rs(
+            1,
+            1,
+            "[virtual_server.real_server.dns_check]\nname = \"rig.test\"\ntype = \"A\"\n"
+        )
+    );
+    let (mut e, _) = engine(&vs);
+    // warmup 0: due at once.
+    assert_eq!(e.due(secs(0)), [CheckerId(0)]);
+    match &*e.begin(CheckerId(0)).unwrap() {
+        ProbeSpec::Dns { qtype, name, .. } => assert_eq!((*qtype, name.as_str()), (1, "rig.test")),
+        other => panic!("{other:?}"),
+    }
+    e.on_result(CheckerId(0), secs(1), ProbeOutcome::Success);
+    e.begin(CheckerId(0));
+    e.on_result(CheckerId(0), secs(11), ProbeOutcome::Failure);
+    assert_eq!(
+        e.checker(CheckerId(0)).unwrap().next_due(),
+        secs(15),
+        "delay_before_retry 4"
+    );
+    let p = e.checker(CheckerId(0)).unwrap().params();
+    assert_eq!((p.retry, p.warmup), (2, Duration::ZERO));
+}
+
+#[test]
+fn sorry_server_inhibit_and_lvs_method() {
+    let text = format!(
+        "{HEAD}sorry_server = \"198.18.0.99:80\"\nsorry_server_inhibit = true\n\
+         sorry_server_lvs_method = \"NAT\"\n{}",
+        rs(1, 5, TCP)
+    );
+    let (mut e, _) = engine(&text);
+    let conf = configured(&text);
+    // Not needed: listed with weight 0, with its own method.
+    let out = effective_services(&conf, &e.view());
+    assert_eq!(weights(&out), [(1, 5), (99, 0)]);
+    assert_eq!(out[0].dests[1].fwd, crate::service::FwdMethod::Masq);
+    assert_eq!(out[0].dests[0].fwd, crate::service::FwdMethod::Route);
+    // Quorum lost: weight 1.
+    probe(&mut e, CheckerId(0), 1, false);
+    assert_eq!(weights(&effective_services(&conf, &e.view())), [(99, 1)]);
+    // Without sorry_server_inhibit it is absent while not needed.
+    let plain = text.replace("sorry_server_inhibit = true\n", "");
+    let (e, _) = engine(&plain);
+    assert_eq!(
+        weights(&effective_services(&configured(&plain), &e.view())),
+        [(1, 5)]
+    );
+}
+
+#[test]
+fn omega_runs_the_down_notifies_at_shutdown() {
+    let text = format!(
+        "{HEAD}omega = true\nquorum_down = \"/bin/qdown\"\n{}{}",
+        rs(1, 1, TCP),
+        rs(2, 1, TCP)
+    );
+    let (mut e, _) = engine(&text);
+    probe(&mut e, CheckerId(1), 1, false);
+    // rs2 is already down: only rs1's notify_down, then quorum_down.
+    assert_eq!(notifies(&e.shutdown()), ["/bin/down 1", "/bin/qdown"]);
+    // Without omega keepalived stays silent at shutdown.
+    let (mut e, _) = engine(&text.replace("omega = true\n", ""));
+    assert!(e.shutdown().is_empty());
+}
+
+#[test]
+fn ha_suspend_stops_the_probes_while_the_address_is_missing() {
+    let text = format!("{HEAD}ha_suspend = true\n{}", rs(1, 1, TCP));
+    let (mut e, _) = engine(&text);
+    let vip: std::net::IpAddr = "198.18.0.250".parse().unwrap();
+    assert_eq!(e.suspend_addresses(), [vip]);
+    let first = e.checker(CheckerId(0)).unwrap().next_due();
+    e.set_address_present(vip, false);
+    assert!(e.due(secs(10)).is_empty(), "suspended");
+    // Moved on by delay_loop without a probe; the verdict is kept.
+    assert_eq!(e.checker(CheckerId(0)).unwrap().next_due(), secs(20));
+    assert!(first <= secs(10));
+    assert!(alive(&e, 1));
+    e.set_address_present(vip, true);
+    assert_eq!(e.due(secs(20)), [CheckerId(0)]);
+    // Without ha_suspend nothing is watched.
+    let (e, _) = engine(&format!("{HEAD}{}", rs(1, 1, TCP)));
+    assert!(e.suspend_addresses().is_empty());
+}
+
+#[test]
+fn bind_port_and_bind_if_shape_the_probe_s_socket() {
+    // Real kernel sockets on loopback.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dst = l.local_addr().unwrap();
+    let conn = |bind_port: Option<u16>, bind_if: Option<&str>| engine::Conn {
+        dst,
+        bind: None,
+        bind_port,
+        bind_if: bind_if.map(str::to_string),
+        fwmark: None,
+        timeout: Duration::from_secs(1),
+    };
+    // A free source port, then that port seen by the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = probe::connect(&conn(Some(port), Some("lo"))).expect("bound to lo");
+    let (_peer, from) = l.accept().unwrap();
+    assert_eq!(from.port(), port, "bind_port");
+    drop(s);
+    // A device that does not exist: the probe fails, as keepalived's.
+    assert!(probe::connect(&conn(None, Some("lfnope0"))).is_err());
+    assert_eq!(
+        probe::run(&ProbeSpec::Tcp(conn(None, Some("lfnope0")))),
+        ProbeOutcome::Failure
+    );
+}
+
+#[test]
+fn regex_inline_flags_change_the_match() {
+    let resp: &[&[u8]] = &[b"HTTP/1.0 200 OK\r\n\r\nState=UP\n"];
+    assert_eq!(
+        judge(resp, &regex_url("state=up", false)),
+        Err(HttpFailure::Regex)
+    );
+    assert_eq!(judge(resp, &regex_url("(?i)state=up", false)), Ok(()));
 }
