@@ -306,6 +306,9 @@ impl ConnTable {
         self.transition(i as usize, Direction::In, tcp, services);
         let same_state = self.slab[i as usize].state == before;
         self.rearm(i as usize, now, same_state);
+        if self.sync_master {
+            self.sync_packet(i, now, services);
+        }
         InPacket::Forward {
             id: ConnId(i),
             fwd,
