@@ -178,6 +178,13 @@ pub struct ConnSysctls {
     /// a conn, not only a SYN (directors behind ECMP taking over a flow
     /// mid-way, with mh or sh picking the same real server).
     pub sloppy_tcp: bool,
+    /// Connection sync's sysctls (`sync_threshold`, `sync_period`,
+    /// `sync_refresh_period`, `sync_retries`).
+    pub sync: SyncSysctls,
+    /// `backup_only` (default off): while the backup sync daemon runs, the
+    /// director does not balance (the data plane passes every packet to
+    /// the kernel), as IPVS with the sysctl set.
+    pub backup_only: bool,
 }
 
 impl Default for ConnSysctls {
@@ -188,6 +195,8 @@ impl Default for ConnSysctls {
             expire_quiescent_template: false,
             drop_entry: true,
             sloppy_tcp: false,
+            sync: SyncSysctls::default(),
+            backup_only: false,
         }
     }
 }

@@ -1500,14 +1500,19 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
     s.persistence = Some(secs(300));
     let mut s = s.build();
     let mut t = table();
-    t.set_sync_master(Some(SyncSysctls::default()));
+    t.set_sync_master(true);
     let now = t0();
-    let id = t.schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0).unwrap();
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
     // The SYN: the conn is SYN_RECV (not synced), its template is.
     let r = synced(&mut t);
     assert_eq!(r.len(), 1);
     assert!(r[0].template);
-    assert_eq!((r[0].timeout, r[0].cport, r[0].fwd), (300, 0, FwdMethod::Route));
+    assert_eq!(
+        (r[0].timeout, r[0].cport, r[0].fwd),
+        (300, 0, FwdMethod::Route)
+    );
     let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
         t.packet_in(
             Protocol::Tcp,
@@ -1528,10 +1533,13 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
     let c: Vec<_> = r.iter().filter(|r| !r.template).collect();
     assert_eq!(c.len(), 1, "the third packet");
     assert_eq!(c[0].state, ConnState::Established);
-    assert_eq!((c[0].cport, c[0].timeout, c[0].inactive), (1000, 900, false));
+    assert_eq!(
+        (c[0].cport, c[0].timeout, c[0].inactive),
+        (1000, 900, false)
+    );
     assert_eq!(c[0].daddr, t.get(id).daddr);
     // Off: nothing more is decided.
-    t.set_sync_master(None);
+    t.set_sync_master(false);
     ack(&mut t, &mut s);
     assert!(synced(&mut t).is_empty());
 }
@@ -1652,7 +1660,13 @@ fn a_synced_fullnat_conn_takes_its_local_side_and_answers_replies() {
     assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
     assert!(t.learns_macs());
     let out = t
-        .lookup_out(Protocol::Tcp, ip("198.18.0.1"), 8080, ip("198.18.9.1"), 4321)
+        .lookup_out(
+            Protocol::Tcp,
+            ip("198.18.0.1"),
+            8080,
+            ip("198.18.9.1"),
+            4321,
+        )
         .unwrap();
     assert_eq!(t.get(out).client_mac, [0; 6]);
     t.learn_client(out, MAC, 0);

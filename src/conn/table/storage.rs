@@ -111,6 +111,7 @@ impl ConnTable {
 
     pub fn set_sysctls(&mut self, s: ConnSysctls) {
         self.sysctls = s;
+        self.sync_state.sysctls = s.sync;
     }
 
     /// The FULLNAT local port range (default 1024-65535).

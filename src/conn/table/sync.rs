@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{ConnTable, KIND_CONN, KIND_TPL, Tuple, dest_mut};
 use crate::conn::sync::{SyncMeta, SyncRecord, SyncSysctls, sync_needed};
+
 use crate::conn::{
     Conn, ConnId, F_INACTIVE, F_NO_OUTPUT, F_TEMPLATE, F_TPL_LINGER, F_USED, NO_LINK,
     TEMPLATE_LINGER,
@@ -47,22 +48,23 @@ fn ms(ns: u64) -> u64 {
 }
 
 impl ConnTable {
-    /// Switches the master side on (`Some`, with its sysctls) or off. The
-    /// first switch-on allocates the per-entry state (16 bytes an entry)
-    /// and the outbox; call it at a batch boundary.
-    pub fn set_sync_master(&mut self, s: Option<SyncSysctls>) {
-        match s {
-            Some(s) => {
+    /// Switches the master side on or off (its sysctls are
+    /// [`ConnSysctls::sync`](crate::conn::ConnSysctls)). The first switch-on
+    /// allocates the per-entry state (16 bytes an entry) and the outbox;
+    /// call it at a batch boundary.
+    pub fn set_sync_master(&mut self, on: bool) {
+        match on {
+            true => {
                 let n = self.slab.len();
                 let m = &mut self.sync_state;
                 if m.meta.len() != n {
                     m.meta = vec![SyncMeta::default(); n].into_boxed_slice();
                     m.outbox = Vec::with_capacity(SYNC_OUTBOX);
                 }
-                m.sysctls = s;
+                m.sysctls = self.sysctls.sync;
                 self.sync_master = true;
             }
-            None => self.sync_master = false,
+            false => self.sync_master = false,
         }
     }
 
@@ -203,10 +205,9 @@ impl ConnTable {
                     .flatten()
             })?;
         let s = services.services.get(svc as usize)?;
-        let d = s
-            .dests
-            .iter()
-            .position(|d| d.addr == r.daddr && (d.port == r.dport || d.port == 0 || r.dport == 0))?;
+        let d = s.dests.iter().position(|d| {
+            d.addr == r.daddr && (d.port == r.dport || d.port == 0 || r.dport == 0)
+        })?;
         Some(DestRef {
             svc,
             dest: d as u32,
