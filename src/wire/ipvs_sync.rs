@@ -476,10 +476,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// An empty message for `syncid`. `maxlen` below the header and one
-    /// IPv6 entry is raised to that.
+    /// An empty message for `syncid`, of at most `maxlen` bytes (at most
+    /// 65507, a UDP payload) unless its one entry alone is longer (as the
+    /// kernel sizes a buffer for at least one entry).
     pub fn new(syncid: u8, maxlen: usize) -> Writer {
-        let maxlen = maxlen.clamp(HEADER_LEN + CONN_V6_LEN + 64, 65507);
+        let maxlen = maxlen.min(65507);
         let mut w = Writer {
             buf: Vec::with_capacity(maxlen),
             maxlen,
@@ -508,11 +509,13 @@ impl Writer {
     }
 
     /// Appends `c`; `false` (nothing written) when it does not fit, or
-    /// the message already has 255 entries: send it and start anew.
+    /// the message already has 255 entries: send it and start anew. An
+    /// empty message takes any entry.
     pub fn push(&mut self, c: &SyncConn<'_>) -> bool {
         let len = c.encoded_len();
         let pad = (4 - self.buf.len() % 4) % 4;
-        if self.count() == u8::MAX || self.buf.len() + pad + len > self.maxlen || len > 0x0fff {
+        let full = !self.is_empty() && self.buf.len() + pad + len > self.maxlen;
+        if self.count() == u8::MAX || full || len > usize::from(SIZE_MASK) {
             return false;
         }
         self.buf.resize(self.buf.len() + pad, 0);

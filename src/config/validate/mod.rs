@@ -27,8 +27,9 @@ use super::Config;
 use super::raw::RawConfig;
 use common::{R, fail};
 
-pub(crate) fn validate(raw: RawConfig) -> R<Config> {
-    let global = global::global(raw.global)?;
+pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
+    let sync_daemon = raw.global.lvs_sync_daemon.take();
+    let mut global = global::global(raw.global)?;
     let timeouts = global::timeouts(raw.timeouts)?;
     let mut vrrp_instances = Vec::with_capacity(raw.vrrp_instance.len());
     let mut names = HashSet::new();
@@ -58,6 +59,14 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
             );
         }
         vrrp_instances.push(inst);
+    }
+    if let Some(sd) = sync_daemon {
+        global.lvs_sync_daemon = Some(global::sync_daemon(sd, |name| {
+            vrrp_instances
+                .iter()
+                .find(|v: &&super::VrrpInstance| v.name == name)
+                .map(|v| v.virtual_router_id)
+        })?);
     }
     let mut virtual_servers = Vec::with_capacity(raw.virtual_server.len());
     let mut keys = HashSet::new();

@@ -241,7 +241,7 @@ fn property_random_entries_round_trip() {
         if r.random_bool(0.3) {
             c.fullnat_local = Some((random_addr(&mut r, v6), r.random()));
         }
-        let mut w = Writer::new(r.random(), r.random_range(500..3000));
+        let mut w = Writer::new(r.random(), r.random_range(1..3000));
         let mut n = 0;
         while n < 20 && w.push(&c) {
             n += 1;
