@@ -41,6 +41,7 @@ use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
 use crate::control::neigh::{self, NextHops, Nics};
 use crate::control::netlink::Netlink;
+use crate::control::sync::SyncDaemon;
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
 use crate::dataplane::query::{self, Query};
@@ -235,6 +236,14 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e);
         }
     };
+    // Connection sync: a backup until its VRRP instance is master.
+    let mut sync = SyncDaemon::new(shared.clone());
+    if let Err(e) = sync.follow(cfg.global.lvs_sync_daemon.clone()) {
+        drop(admin);
+        engine.stop();
+        let _ = prog.detach();
+        return Err(e.context("starting the connection sync daemon"));
+    }
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
     let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx, run_as) {
@@ -274,6 +283,7 @@ pub fn run(source: Source) -> Result<()> {
         conn_tab_size: cfg.global.conn_max,
         sysctls: cfg.dataplane_config().sysctls,
         vrrp_gate,
+        sync,
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -560,6 +570,8 @@ struct Control<'a> {
     sysctls: ConnSysctls,
     /// Which VRRP VIPs this director is master for.
     vrrp_gate: VipGate,
+    /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm).
+    sync: SyncDaemon,
 }
 
 /// The rate estimators, per service and per real server.
@@ -637,6 +649,7 @@ impl Control<'_> {
         let mut acks = Vec::new();
         for ev in std::iter::once(first).chain(rx.try_iter()) {
             changed |= self.vrrp_gate.set(&ev.instance, ev.master);
+            self.sync.vrrp_state(&ev.instance, ev.master);
             log::info!(
                 "vrrp {}: {}; inactive VIPs now {:?}",
                 ev.instance,

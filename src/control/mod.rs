@@ -12,5 +12,6 @@ pub mod health;
 pub mod neigh;
 pub mod netlink;
 pub mod script;
+pub mod sync;
 pub mod vrrp;
 pub mod vrrp_thread;
