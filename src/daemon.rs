@@ -283,7 +283,7 @@ pub fn run(source: Source) -> Result<()> {
         conn_tab_size: cfg.global.conn_max,
         sysctls: cfg.dataplane_config().sysctls,
         vrrp_gate,
-        sync,
+        sync: std::cell::RefCell::new(sync),
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -570,8 +570,9 @@ struct Control<'a> {
     sysctls: ConnSysctls,
     /// Which VRRP VIPs this director is master for.
     vrrp_gate: VipGate,
-    /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm).
-    sync: SyncDaemon,
+    /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm; a cell: the
+    /// admin view borrows it beside the rest).
+    sync: std::cell::RefCell<SyncDaemon>,
 }
 
 /// The rate estimators, per service and per real server.
@@ -649,7 +650,7 @@ impl Control<'_> {
         let mut acks = Vec::new();
         for ev in std::iter::once(first).chain(rx.try_iter()) {
             changed |= self.vrrp_gate.set(&ev.instance, ev.master);
-            self.sync.vrrp_state(&ev.instance, ev.master);
+            self.sync.get_mut().vrrp_state(&ev.instance, ev.master);
             log::info!(
                 "vrrp {}: {}; inactive VIPs now {:?}",
                 ev.instance,
@@ -726,6 +727,7 @@ impl Control<'_> {
             engine: self.engine,
             live,
             conn_tab_size: self.conn_tab_size,
+            sync: &self.sync,
         };
         // Listings show what runs (health-adjusted, as ipvsadm shows the
         // kernel's table under keepalived); edits apply to the canonical
@@ -836,11 +838,16 @@ struct View<'a> {
     engine: &'a Engine,
     live: rustc_hash::FxHashMap<ServiceKey, LiveService>,
     conn_tab_size: usize,
+    sync: &'a std::cell::RefCell<SyncDaemon>,
 }
 
 impl ListingSource for View<'_> {
     fn conn_tab_size(&self) -> usize {
         self.conn_tab_size
+    }
+
+    fn sync_daemon(&self, cmd: &crate::admin::cmd::AdminCommand) -> Result<String, String> {
+        self.sync.borrow_mut().admin(cmd)
     }
 
     fn live(&self, key: &ServiceKey) -> Option<LiveService> {

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use socket2::{Domain, Socket, Type};
 
+use crate::admin::cmd::{AdminCommand, ListWhat};
+use crate::admin::listing;
 use crate::config::SyncDaemon as SyncConfig;
 use crate::conn::SyncRecord;
 use crate::wire::ipvs_sync::{self, SyncError, Writer};
@@ -173,7 +175,10 @@ fn master_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
         s.set_multicast_hops_v6(u32::from(cfg.ttl))?;
     } else {
         let Some(IpAddr::V4(a)) = addr else {
-            bail!("{}: no IPv4 address to send sync messages from", cfg.interface);
+            bail!(
+                "{}: no IPv4 address to send sync messages from",
+                cfg.interface
+            );
         };
         s.set_multicast_if_v4(&a)?;
         s.set_multicast_loop_v4(false)?;
@@ -200,10 +205,7 @@ fn backup_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
     s.bind(&SocketAddr::new(cfg.group, cfg.port).into())
         .context("binding to the sync group and port")?;
     match cfg.group {
-        IpAddr::V4(g) => s.join_multicast_v4_n(
-            &g,
-            &socket2::InterfaceIndexOrAddress::Index(index),
-        ),
+        IpAddr::V4(g) => s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(index)),
         IpAddr::V6(g) => s.join_multicast_v6(&g, index),
     }
     .context("joining the sync group")?;
@@ -443,6 +445,53 @@ impl SyncDaemon {
             .collect()
     }
 
+    /// lvsadm's `--start-daemon`, `--stop-daemon` and `-L --daemon`: what
+    /// to print, or ipvsadm's message for the kernel's refusal.
+    pub fn admin(&mut self, cmd: &AdminCommand) -> Result<String, String> {
+        match cmd {
+            AdminCommand::StartDaemon(a) => {
+                let role = if a.master { Role::Master } else { Role::Backup };
+                if self.running().iter().any(|(r, _)| *r == role) {
+                    return Err("Daemon has already run".into());
+                }
+                let mut c = SyncConfig::new(&a.ifname, a.syncid);
+                c.maxlen = a.maxlen;
+                if let Some(g) = a.group {
+                    c.group = g;
+                }
+                if let Some(p) = a.port {
+                    c.port = p;
+                }
+                if let Some(t) = a.ttl {
+                    c.ttl = t;
+                }
+                self.start(role, &c)
+                    .map(|()| String::new())
+                    .map_err(|e| format!("{e:#}"))
+            }
+            AdminCommand::StopDaemon(master) => {
+                let role = if *master { Role::Master } else { Role::Backup };
+                self.stop(role)
+                    .map(|()| String::new())
+                    .map_err(|_| "No daemon is running".into())
+            }
+            AdminCommand::List {
+                what: ListWhat::Daemon,
+                ..
+            } => {
+                let running = self.running();
+                let rows: Vec<(bool, &SyncConfig)> = running
+                    .iter()
+                    .map(|(r, c)| (*r == Role::Master, c))
+                    .collect();
+                let mut out = String::new();
+                let _ = listing::list_daemon(&mut out, &rows);
+                Ok(out)
+            }
+            _ => Err("not a sync daemon command".into()),
+        }
+    }
+
     /// lb.toml's `[global.lvs_sync_daemon]`: starts as backup, as
     /// keepalived does until its instance is master.
     pub fn follow(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
@@ -533,7 +582,10 @@ mod tests {
         receive(w.bytes(), 0, &shared, &stats);
         assert_eq!(stats.recv_msgs.load(Ordering::Relaxed), 2);
         assert_eq!(stats.wrong_syncid.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.malformed[SyncError::BadSize.index()].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.malformed[SyncError::BadSize.index()].load(Ordering::Relaxed),
+            1
+        );
         let q = &shared.sync.inbound.get().unwrap()[0];
         assert_eq!(q.pop(), Some(r));
         assert_eq!(q.len(), 1);
