@@ -377,3 +377,109 @@ fn dr_stream_survives_the_masters_death() {
 fn fullnat_stream_survives_the_masters_death() {
     failover_keeps_the_stream(Mode::FullNat);
 }
+
+/// `lvsadm --start-daemon` on a daemon started without sync (ipvsadm's
+/// workflow), its listing, its datagrams on the wire while 1000 new
+/// connections go through the director, and `--stop-daemon`.
+#[test]
+fn lvsadm_starts_lists_and_stops_the_sync_daemon() {
+    let rig = Rig::dr();
+    let _lvsfwd = Lvsfwd::start(&rig, &rig.lb_toml(&[rig::e2e::tcp(Fam::V4)]));
+    let s = rig.dir().join("admin.sock").to_string_lossy().into_owned();
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), "");
+    lvsadm_ok(
+        &s,
+        &[
+            "--start-daemon",
+            "master",
+            "--mcast-interface",
+            IFACE,
+            "--syncid",
+            "7",
+        ],
+    );
+    lvsadm_ok(
+        &s,
+        &[
+            "--start-daemon",
+            "backup",
+            "--mcast-interface",
+            IFACE,
+            "--syncid",
+            "7",
+            "--mcast-ttl",
+            "2",
+        ],
+    );
+    assert_eq!(
+        lvsadm_ok(&s, &["-L", "--daemon"]),
+        format!(
+            "master sync daemon (mcast={IFACE}, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+             backup sync daemon (mcast={IFACE}, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=2)\n"
+        )
+    );
+    let (code, _, err) = rig::daemon::lvsadm(
+        &s,
+        &["--start-daemon", "master", "--mcast-interface", IFACE],
+    );
+    assert_eq!((code, err.trim()), (1, "Daemon has already run"));
+
+    // What the master sends, seen from the client's NIC.
+    let pcap = rig.dir().join("conns.pcap").to_string_lossy().into_owned();
+    let tpid = rig.spawn(
+        rig.client(),
+        "tshark",
+        &["tshark", "-i", IFACE, "-f", "udp port 8848", "-w", &pcap],
+    );
+    assert!(wait_until(Duration::from_secs(10), || rig
+        .proc_logs(tpid)
+        .1
+        .contains("Capturing on")));
+    let vip = std::net::SocketAddr::new(rig.vip(Fam::V4), rig::HTTP_PORT);
+    let t0 = Instant::now();
+    let n = 1000;
+    rig.http(rig.client(), vip, n)
+        .assert_all_ok("1000 connections through the master");
+    let took = t0.elapsed();
+    // A partial message leaves within 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    run(&["kill", "-INT", &tpid.to_string()], CMD_TIMEOUT);
+    assert!(wait_until(Duration::from_secs(15), || rig
+        .proc_logs(tpid)
+        .1
+        .contains("captured")));
+    let rows = decode(&pcap);
+    assert!(!rows.is_empty(), "no sync datagram");
+    assert!(
+        rows.iter().all(|r| r[0] == "7" && r[7].is_empty()),
+        "{rows:?}"
+    );
+    let entries: u32 = rows.iter().map(|r| r[1].parse::<u32>().unwrap()).sum();
+    let bytes: u32 = rows.iter().map(|r| r[6].parse::<u32>().unwrap() - 8).sum();
+    // Each connection is sent when it is ESTABLISHED (its third packet)
+    // and again on each move into FIN_WAIT / CLOSE / TIME_WAIT...
+    assert!(
+        entries as usize >= n,
+        "{entries} entries for {n} connections"
+    );
+    eprintln!(
+        "lvsadm master: {n} connections in {:.2} s: {} datagrams, {entries} entries ({:.0} entries/s), \
+         {bytes} bytes of UDP payload ({:.0} bytes per 1000 connections)",
+        took.as_secs_f64(),
+        rows.len(),
+        f64::from(entries) / took.as_secs_f64(),
+        f64::from(bytes) * 1000.0 / n as f64
+    );
+
+    lvsadm_ok(&s, &["--stop-daemon", "master"]);
+    assert_eq!(
+        lvsadm_ok(&s, &["-L", "--daemon"]),
+        format!(
+            "backup sync daemon (mcast={IFACE}, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=2)\n"
+        )
+    );
+    let (code, _, err) = rig::daemon::lvsadm(&s, &["--stop-daemon", "master"]);
+    assert_eq!((code, err.trim()), (1, "No daemon is running"));
+    lvsadm_ok(&s, &["--stop-daemon", "backup"]);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), "");
+}
