@@ -7,9 +7,10 @@
 //! - a long-lived TCP stream through the VIP (one line a 50 ms, answered by
 //!   the real server) survives the master's death (its link down, then
 //!   SIGKILL): every answer comes from the same real server, no reset, no
-//!   error, for DR and FULLNAT (the FULLNAT local address moves with the
-//!   VIP as a VRRP address); before the kill the backup already lists the
-//!   connection with the master's real server;
+//!   error, for DR, NAT and FULLNAT (the client's gateway, NAT's real
+//!   servers' gateway and FULLNAT's local address are VRRP addresses of the
+//!   same instance, so no sync group is needed); before the kill the backup
+//!   already lists the connection with the master's real server;
 //! - tshark's IPVS sync dissector, on the backup's NIC, decodes lvsfwd's
 //!   datagrams: syncid 51 (the VRID), the connection's client, virtual and
 //!   real server addresses and client port (Wireshark's dissector reads
@@ -36,6 +37,11 @@ use rig::{CMD_TIMEOUT, Fam, Host, IFACE, Mode, Rig, python, run, script, wait_un
 
 const PORT: u16 = 7000;
 const VRID: u8 = 51;
+/// NAT and FULLNAT: the client's gateway, a VRRP address.
+const CLIENT_GW: &str = "198.18.100.1";
+/// NAT: the real servers' gateway, a VRRP address (the rig routes them via
+/// the director's own address, which cannot move).
+const RS_GW: &str = "198.18.0.254";
 
 fn sock(rig: &Rig, who: &str) -> String {
     rig.dir()
@@ -48,9 +54,16 @@ fn sock(rig: &Rig, who: &str) -> String {
 /// client's gateway, which must move with it.
 fn vrrp_addrs(rig: &Rig) -> Vec<String> {
     let mut v = vec![format!("{}/32", rig.vip(Fam::V4))];
-    if rig.mode == Mode::FullNat {
-        v.push(format!("{}/24", rig.lip(Fam::V4)));
-        v.push("198.18.100.1/24".to_string());
+    match rig.mode {
+        Mode::FullNat => {
+            v.push(format!("{}/24", rig.lip(Fam::V4)));
+            v.push(format!("{CLIENT_GW}/24"));
+        }
+        Mode::Nat => {
+            v.push(format!("{RS_GW}/24"));
+            v.push(format!("{CLIENT_GW}/24"));
+        }
+        _ => {}
     }
     v
 }
@@ -98,7 +111,16 @@ fn sync_rig(mode: Mode) -> (Rig, Lvsfwd, Lvsfwd) {
     d.del_addr(IFACE, &format!("{}/32", rig.vip(Fam::V4)));
     if mode == Mode::FullNat {
         d.del_addr(IFACE, &format!("{}/24", rig.lip(Fam::V4)));
-        d.del_addr(IFACE, "198.18.100.1/24");
+    }
+    if mode == Mode::Nat {
+        for n in 1..=2 {
+            rig.rs(n).ip(&[
+                "-4", "route", "replace", "default", "via", RS_GW, "dev", IFACE,
+            ]);
+        }
+    }
+    if matches!(mode, Mode::Nat | Mode::FullNat) {
+        d.del_addr(IFACE, &format!("{CLIENT_GW}/24"));
         let p = rig.peer();
         p.sysctl("net.ipv4.ip_forward", "0");
         for dev in ["all", "default", IFACE] {
@@ -371,6 +393,11 @@ fn failover_keeps_the_stream(mode: Mode) {
 #[test]
 fn dr_stream_survives_the_masters_death() {
     failover_keeps_the_stream(Mode::Dr);
+}
+
+#[test]
+fn nat_stream_survives_the_masters_death() {
+    failover_keeps_the_stream(Mode::Nat);
 }
 
 #[test]

@@ -388,8 +388,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
         .flat_map(|n| n.children())
         .find(|c| c.keyword() == "interface")
         .and_then(|c| c.arg(0).map(str::to_string));
-    if router_id.is_some() || first_if.is_some() || script_user.is_some() || sync_daemon.is_some()
-    {
+    if router_id.is_some() || first_if.is_some() || script_user.is_some() || sync_daemon.is_some() {
         out.toml.push_str("\n[global]\n");
         if let Some(r) = &router_id {
             out.line("", "router_id", &s(r));
@@ -445,7 +444,10 @@ fn sync_daemon_toml(out: &mut Out, n: &Node) -> Option<String> {
                 continue;
             }
             other => {
-                out.warn(n, format!("`{other}`: not an lvs_sync_daemon option, dropped"));
+                out.warn(
+                    n,
+                    format!("`{other}`: not an lvs_sync_daemon option, dropped"),
+                );
                 continue;
             }
         };

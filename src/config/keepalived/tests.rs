@@ -194,5 +194,8 @@ fn lvs_sync_daemon_becomes_the_global_sync_table() {
     let c = crate::config::parse_str(&toml, "lb.toml").unwrap();
     assert_eq!(c.global.lvs_sync_daemon.unwrap().syncid, 51);
     let (_, warnings) = import(&conf.replace(" id 7", " bogus 7"));
-    assert!(warnings.iter().any(|w| w.message.contains("bogus")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.message.contains("bogus")),
+        "{warnings:?}"
+    );
 }
