@@ -244,6 +244,17 @@ pub fn run(source: Source) -> Result<()> {
         let _ = prog.detach();
         return Err(e.context("starting the connection sync daemon"));
     }
+    // Fail-back without loss: a director coming (back) into a synced pair
+    // first takes the current master's whole table, so that when VRRP
+    // makes it master (preemption) its connections are there.
+    if cfg.global.lvs_sync_daemon.is_some() {
+        let t0 = Instant::now();
+        if sync.request_table(crate::control::sync::TABLE_WAIT) {
+            log::info!("sync: the master's table arrived in {:?}", t0.elapsed());
+        } else {
+            log::info!("sync: no table from a master within {:?}", t0.elapsed());
+        }
+    }
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
     let vrrp = match VrrpThread::start(&cfg.vrrp_instances, vrrp_tx, run_as) {
@@ -357,6 +368,7 @@ pub fn run(source: Source) -> Result<()> {
         }
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
+        ctl.answer_table_request();
     }
     // VRRP before the engine: priority 0 goes out while we still serve.
     if let Some(v) = vrrp {
@@ -672,6 +684,27 @@ impl Control<'_> {
         }
         for a in acks {
             let _ = a.send(());
+        }
+    }
+
+    /// Connection sync: a returning director asked this master for its
+    /// whole table; the workers list it and the sender sends it.
+    fn answer_table_request(&mut self) {
+        if !self.sync.get_mut().take_table_request() {
+            return;
+        }
+        match self.engine.query(&Query::SyncTable, QUERY_TIMEOUT) {
+            Ok(replies) => {
+                let records: Vec<_> = replies
+                    .into_iter()
+                    .flat_map(|r| match r {
+                        query::Reply::SyncTable(v) => v,
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                self.sync.get_mut().send_table(records);
+            }
+            Err(e) => log::warn!("sync: listing the table for a returning director: {e:#}"),
         }
     }
 

@@ -510,3 +510,114 @@ fn lvsadm_starts_lists_and_stops_the_sync_daemon() {
     lvsadm_ok(&s, &["--stop-daemon", "backup"]);
     assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), "");
 }
+
+/// Fail-over, then fail-back: the old master returns (link up, lvsfwd
+/// started again, MASTER with the higher priority), takes the current
+/// master's whole table before it takes part in VRRP, preempts, and the
+/// stream goes on through it on the same real server.
+#[test]
+fn dr_stream_survives_fail_over_and_fail_back() {
+    let (rig, master, _backup) = sync_rig(Mode::Dr);
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let client = rig.spawn(
+        rig.client(),
+        "stream",
+        &[
+            python(),
+            &script("stream.py"),
+            "client",
+            "--target",
+            &target,
+            "--interval",
+            "0.05",
+            "--duration",
+            "40",
+        ],
+    );
+    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
+        "the stream does not run: {:?}",
+        rig.proc_logs(client)
+    );
+    let local = rig
+        .proc_logs(client)
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+        .expect("the client's local address");
+    let psock = sock(&rig, "peer");
+    assert!(
+        wait_until(Duration::from_secs(8), || lvsadm_ok(
+            &psock,
+            &["-L", "-c", "-n"]
+        )
+        .contains(&local)),
+        "the backup never got the stream's connection"
+    );
+    rig.director().ip(&["link", "set", IFACE, "down"]);
+    run(&["kill", "-KILL", &master.pid().to_string()], CMD_TIMEOUT);
+    drop(master);
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
+        "the BACKUP never took the VIP"
+    );
+    // The stream runs through the new master.
+    let before = count(&rig);
+    assert!(
+        wait_until(Duration::from_secs(15), || count(&rig) >= before + 40),
+        "the stream did not resume through the backup: {:?}",
+        rig.proc_logs(client)
+    );
+
+    // The old master comes back and preempts once it has the table.
+    rig.director().ip(&["link", "set", IFACE, "up"]);
+    let back = Instant::now();
+    let returned = Lvsfwd::start(&rig, &lb_toml(&rig, "director", "MASTER", 100));
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)
+            && !has_addr(rig.peer(), &vip)),
+        "the returning master never preempted"
+    );
+    eprintln!(
+        "DR fail-back: VIP back on the returning master {:.2} s after its start",
+        back.elapsed().as_secs_f64()
+    );
+    assert!(
+        returned.stderr().contains("the master's table arrived"),
+        "{}",
+        returned.stderr()
+    );
+    let dsock = sock(&rig, "director");
+    assert!(
+        lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        "the returning master lacks the stream's connection"
+    );
+    let before = count(&rig);
+    let ended = wait_until(Duration::from_secs(40), || {
+        let o = rig.proc_logs(client).0;
+        o.contains("done") || o.contains("ERROR")
+    });
+    let (out, err) = rig.proc_logs(client);
+    assert!(ended, "the stream client never finished: {err}");
+    assert!(
+        !out.contains("ERROR"),
+        "the stream broke at fail-back: {}\n{err}",
+        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    let a = answers(&out);
+    assert!(a.len() > before, "no answer after the fail-back");
+    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(servers.len(), 1, "answers from {servers:?}");
+    let stalls: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    let mut top = stalls.clone();
+    top.sort_by(|x, y| y.total_cmp(x));
+    eprintln!(
+        "DR fail-over and fail-back: {} answers from {:?}, the two longest stalls {:.0} ms and {:.0} ms",
+        a.len(),
+        servers,
+        top[0] * 1000.0,
+        top.get(1).copied().unwrap_or(0.0) * 1000.0
+    );
+}

@@ -44,6 +44,10 @@ use crate::xsk::shared::{SYNC_BACKUP, SYNC_MASTER, Shared};
 pub const SEND_DELAY: Duration = Duration::from_millis(20);
 /// A partial message waits at most this long.
 pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+/// How long a returning director waits for the master's table before it
+/// takes part in VRRP (and may preempt), and the longest a master spends
+/// queueing a table.
+pub const TABLE_WAIT: Duration = Duration::from_secs(3);
 /// IPv4 + UDP headers.
 const HLEN_V4: u16 = 28;
 /// IPv6 + UDP headers.
@@ -83,6 +87,16 @@ pub struct SyncStats {
     /// Entries left out: an unknown mandatory option, or what a backup
     /// cannot hold (another protocol, a state out of range).
     pub refused_conns: AtomicU64,
+    /// Master: a table request arrived and the control thread has not
+    /// taken it yet.
+    pub table_wanted: AtomicBool,
+    /// Master: the control thread queued a whole table; the sender sends
+    /// what it holds at once, then the end marker.
+    pub table_queued: AtomicBool,
+    /// Master: tables sent in answer to requests.
+    pub tables_sent: AtomicU64,
+    /// Backup: end markers of tables received.
+    pub tables_done: AtomicU64,
 }
 
 impl SyncStats {
@@ -220,6 +234,10 @@ pub fn start_master(
     stats: Arc<SyncStats>,
 ) -> Result<SyncThread> {
     let (sock, maxlen) = master_socket(cfg)?;
+    // Table requests of returning directors come to the group too.
+    let (listener, _) = backup_socket(cfg)?;
+    listener.set_nonblocking(true)?;
+    let listener: std::net::UdpSocket = listener.into();
     let mut cfg = cfg.clone();
     cfg.maxlen = Some(maxlen);
     // Records decided while no master ran are stale.
@@ -249,22 +267,44 @@ pub fn start_master(
                 }
                 w.reset(syncid);
             };
-            while !flag.load(Ordering::Relaxed) {
+            let mut rbuf = [0u8; 64];
+            let drain = |w: &mut Writer, first: &mut Option<Instant>| {
                 while let Some(r) = shared.sync.out.pop() {
                     let c = r.to_wire();
                     if !w.push(&c) {
-                        send(&mut w);
+                        send(w);
                         w.push(&c);
-                        first = Some(Instant::now());
+                        *first = Some(Instant::now());
                     }
                     first.get_or_insert_with(Instant::now);
                 }
-                if let Some(t) = first
-                    && t.elapsed() >= FLUSH_TIME
-                    && !w.is_empty()
+            };
+            while !flag.load(Ordering::Relaxed) {
+                drain(&mut w, &mut first);
+                let whole_table = stats.table_queued.swap(false, Ordering::Acquire);
+                if whole_table {
+                    // Everything queued before the flag is there now.
+                    drain(&mut w, &mut first);
+                }
+                if !w.is_empty()
+                    && (whole_table || first.is_some_and(|t| t.elapsed() >= FLUSH_TIME))
                 {
                     send(&mut w);
                     first = None;
+                }
+                if whole_table {
+                    let done = ipvs_sync::Control::TableDone.encode(syncid);
+                    if sock.send(&done).is_ok() {
+                        stats.tables_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                while let Ok(n) = listener.recv(&mut rbuf) {
+                    if let Some((ipvs_sync::Control::TableRequest, id)) =
+                        ipvs_sync::Control::decode(&rbuf[..n])
+                        && (syncid == 0 || id == syncid)
+                    {
+                        stats.table_wanted.store(true, Ordering::Release);
+                    }
                 }
                 std::thread::sleep(SEND_DELAY);
             }
@@ -286,6 +326,14 @@ pub fn start_master(
 /// Takes one received datagram: checks it, hands its entries to the
 /// workers (through worker 0's queue).
 pub fn receive(buf: &[u8], syncid: u8, shared: &Shared, stats: &SyncStats) {
+    if let Some((c, id)) = ipvs_sync::Control::decode(buf) {
+        // A backup takes the end of a table it asked for; requests are
+        // the master's business.
+        if c == ipvs_sync::Control::TableDone && (syncid == 0 || id == syncid) {
+            stats.tables_done.fetch_add(1, Ordering::Release);
+        }
+        return;
+    }
     match ipvs_sync::header(buf) {
         Ok(h) if syncid != 0 && h.syncid != syncid => {
             stats.wrong_syncid.fetch_add(1, Ordering::Relaxed);
@@ -443,6 +491,66 @@ impl SyncDaemon {
             .chain(self.backup.iter())
             .map(|t| (t.role, t.cfg.clone()))
             .collect()
+    }
+
+    /// Master: whether a returning director asked for the whole table
+    /// since the last call (the control thread then answers with
+    /// [`SyncDaemon::send_table`]).
+    pub fn take_table_request(&self) -> bool {
+        self.master.is_some() && self.stats.table_wanted.swap(false, Ordering::Acquire)
+    }
+
+    /// Master: queues every record of the table for the sender, which
+    /// sends them at once and then the end marker. Waits (control thread)
+    /// while the sender's queue is full, at most [`TABLE_WAIT`] in all.
+    pub fn send_table(&self, records: Vec<SyncRecord>) {
+        let deadline = Instant::now() + TABLE_WAIT;
+        let n = records.len();
+        for mut r in records {
+            while let Err(back) = self.shared.sync.out.push(r) {
+                if Instant::now() >= deadline {
+                    log::warn!("sync: table of {n} entries cut short: the sender is stuck");
+                    self.stats.table_queued.store(true, Ordering::Release);
+                    return;
+                }
+                r = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.stats.table_queued.store(true, Ordering::Release);
+        log::info!("sync: sending the whole table ({n} entries) to a returning director");
+    }
+
+    /// Backup (a director coming back): asks the group for the master's
+    /// whole table and waits until its end marker arrived, at most
+    /// `wait`. Returns whether it did.
+    pub fn request_table(&self, wait: Duration) -> bool {
+        let Some(b) = &self.backup else {
+            return false;
+        };
+        let before = self.stats.tables_done.load(Ordering::Acquire);
+        let sock = match master_socket(&b.cfg) {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn!("sync: asking for the table: {e:#}");
+                return false;
+            }
+        };
+        let req = ipvs_sync::Control::TableRequest.encode(b.cfg.syncid);
+        let deadline = Instant::now() + wait;
+        let mut next_ask = Instant::now();
+        while Instant::now() < deadline {
+            if self.stats.tables_done.load(Ordering::Acquire) != before {
+                return true;
+            }
+            // Asked again every 500 ms: a datagram may be lost.
+            if Instant::now() >= next_ask {
+                let _ = sock.send(&req);
+                next_ask = Instant::now() + Duration::from_millis(500);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// lvsadm's `--start-daemon`, `--stop-daemon` and `-L --daemon`: what

@@ -25,6 +25,9 @@ pub enum Query {
     Conns,
     /// `-Z`: zero the traffic stats of one service or of all.
     Zero(Option<ServiceKey>),
+    /// Every connection and template as a sync record (connection sync:
+    /// a returning director asked for the whole table).
+    SyncTable,
 }
 
 /// A worker's answer.
@@ -33,6 +36,7 @@ pub enum Reply {
     Live(Vec<(ServiceKey, LiveService)>),
     Conns(Vec<ConnView>),
     Zeroed,
+    SyncTable(Vec<crate::conn::SyncRecord>),
 }
 
 /// Answers `q` from one worker's data plane.
@@ -47,6 +51,7 @@ pub fn answer(dp: &mut Dataplane, q: &Query, now: Timestamp) -> Reply {
                 .collect(),
         ),
         Query::Conns => Reply::Conns(dp.conn_views(now)),
+        Query::SyncTable => Reply::SyncTable(dp.conns.sync_table(&dp.services)),
         Query::Zero(key) => {
             for s in dp.services.services.iter_mut() {
                 if key.is_none_or(|k| k == s.key) {

@@ -468,6 +468,51 @@ fn parse_v0<'a>(
     Ok(())
 }
 
+/// lvsfwd's table request and its end marker (fail-back resync): a v1
+/// header with no entries and a version byte of its own. A kernel reads
+/// any version other than 1 as v0, whose count (byte 0) is 0 here: it
+/// ignores them, and so does Wireshark's dissector (0 entries).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// "Send me your whole table" (a returning director).
+    TableRequest,
+    /// "That was my whole table" (after the entries answering a request).
+    TableDone,
+}
+
+/// The version bytes of [`Control`] messages.
+pub const VERSION_TABLE_REQUEST: u8 = 0xf1;
+pub const VERSION_TABLE_DONE: u8 = 0xf2;
+
+impl Control {
+    /// The 8-byte datagram for `syncid`.
+    pub fn encode(self, syncid: u8) -> [u8; HEADER_LEN] {
+        let v = match self {
+            Control::TableRequest => VERSION_TABLE_REQUEST,
+            Control::TableDone => VERSION_TABLE_DONE,
+        };
+        [0, syncid, 0, HEADER_LEN as u8, 0, v, 0, 0]
+    }
+
+    /// `buf` as a control message and its syncid, if it is one.
+    pub fn decode(buf: &[u8]) -> Option<(Control, u8)> {
+        let b: &[u8; HEADER_LEN] = buf.try_into().ok()?;
+        if b[field::RESERVED] != 0
+            || usize::from(be16(b, field::SIZE)) != HEADER_LEN
+            || b[field::COUNT] != 0
+            || be16(b, field::SPARE) != 0
+        {
+            return None;
+        }
+        let c = match b[field::VERSION] {
+            VERSION_TABLE_REQUEST => Control::TableRequest,
+            VERSION_TABLE_DONE => Control::TableDone,
+            _ => return None,
+        };
+        Some((c, b[field::SYNCID]))
+    }
+}
+
 /// Builds v1 datagrams of at most `maxlen` bytes.
 #[derive(Debug, Clone)]
 pub struct Writer {

@@ -8,8 +8,8 @@ use super::{ConnTable, KIND_CONN, KIND_TPL, Tuple, dest_mut};
 use crate::conn::sync::{SyncMeta, SyncRecord, SyncSysctls, sync_needed};
 
 use crate::conn::{
-    Conn, ConnId, F_INACTIVE, F_NO_OUTPUT, F_TEMPLATE, F_TPL_LINGER, F_USED, NO_LINK,
-    TEMPLATE_LINGER,
+    Conn, ConnId, F_INACTIVE, F_NO_OUTPUT, F_TEMPLATE, F_TPL_INVALID, F_TPL_LINGER, F_USED,
+    NO_LINK, TEMPLATE_LINGER,
 };
 use crate::service::{DestRef, ServiceKey, ServiceTable};
 use crate::time::Timestamp;
@@ -185,6 +185,21 @@ impl ConnTable {
             fwmark: 0,
             timeout: u32::try_from(timeout_ns / 1_000_000_000).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Every conn and template as a sync record (a returning director's
+    /// table request; control side, allocates), templates first so a
+    /// backup has them before their conns.
+    pub fn sync_table(&self, services: &ServiceTable) -> Vec<SyncRecord> {
+        let mut out: Vec<SyncRecord> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID))
+            .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services)))
+            .collect();
+        out.sort_by_key(|r| !r.template);
+        out
     }
 
     /// `(svc, dest)` of real server `daddr:dport` of the virtual service

@@ -286,3 +286,21 @@ fn property_parse_never_panics() {
         assert!(n <= 255);
     }
 }
+
+#[test]
+fn control_messages_round_trip_and_a_kernel_sees_no_entries() {
+    for c in [Control::TableRequest, Control::TableDone] {
+        let b = c.encode(9);
+        assert_eq!(Control::decode(&b), Some((c, 9)));
+        // The kernel's reading: not v1, so v0 with a count of 0.
+        let (h, cs) = all(&b).unwrap();
+        assert_eq!((h.version, h.count, cs.len()), (0, 0, 0));
+    }
+    let mut w = Writer::new(9, 1472);
+    assert_eq!(Control::decode(w.bytes()), None, "an empty v1 message");
+    w.push(&conn());
+    assert_eq!(Control::decode(w.bytes()), None);
+    let mut b = Control::TableDone.encode(9);
+    b[4] = 1;
+    assert_eq!(Control::decode(&b), None);
+}
