@@ -18,7 +18,12 @@
 //!   option it cannot skip, it misreads the rest of the datagram: there the
 //!   first entry is checked and the option in the bytes);
 //! - lvsadm `--start-daemon`, `-L --daemon` (ipvsadm's text) and
-//!   `--stop-daemon` on a running daemon.
+//!   `--stop-daemon` on a running daemon, and what its master sends for
+//!   1000 new connections;
+//! - fail-back: the old master returns, takes the current master's whole
+//!   table before it joins VRRP, preempts, and the stream goes on (with
+//!   `sync_period = 0`, so that nothing but that table can bring the
+//!   connection).
 //!
 //! The stall of the stream at fail-over, the sync bytes per entry and the
 //! entries synced per second are printed (`--nocapture`).
@@ -69,9 +74,14 @@ fn vrrp_addrs(rig: &Rig) -> Vec<String> {
 }
 
 fn lb_toml(rig: &Rig, who: &str, state: &str, prio: u8) -> String {
+    lb_toml_with(rig, who, state, prio, "")
+}
+
+/// [`lb_toml`] with `extra` lines in `[global]`.
+fn lb_toml_with(rig: &Rig, who: &str, state: &str, prio: u8, extra: &str) -> String {
     let vips: Vec<String> = vrrp_addrs(rig).iter().map(|a| format!("\"{a}\"")).collect();
     let mut s = format!(
-        "[global]\nrouter_id = \"{who}\"\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\n\n\
+        "[global]\nrouter_id = \"{who}\"\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\n{extra}\n\
          [global.lvs_sync_daemon]\ninterface = \"{IFACE}\"\nvrrp_instance = \"VI_1\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"{IFACE}\"\n\
          virtual_router_id = {VRID}\npriority = {prio}\nadvert_int = 1\n\
@@ -102,6 +112,11 @@ fn has_addr(h: &Host, cidr: &str) -> bool {
 
 /// Two directors in VRRP with sync, stream servers on both real servers.
 fn sync_rig(mode: Mode) -> (Rig, Lvsfwd, Lvsfwd) {
+    sync_rig_with(mode, "")
+}
+
+/// [`sync_rig`] with `extra` lines in both directors' `[global]`.
+fn sync_rig_with(mode: Mode, extra: &str) -> (Rig, Lvsfwd, Lvsfwd) {
     let rig = Rig::builder(mode)
         .peer_director(true)
         .real_servers(2)
@@ -143,12 +158,12 @@ fn sync_rig(mode: Mode) -> (Rig, Lvsfwd, Lvsfwd) {
             Duration::from_secs(10),
         );
     }
-    let master = Lvsfwd::start(&rig, &lb_toml(&rig, "director", "MASTER", 100));
+    let master = Lvsfwd::start(&rig, &lb_toml_with(&rig, "director", "MASTER", 100, extra));
     let backup = Lvsfwd::start_on(
         &rig,
         rig.peer(),
         "peer.toml",
-        &lb_toml(&rig, "peer", "BACKUP", 90),
+        &lb_toml_with(&rig, "peer", "BACKUP", 90, extra),
     );
     let vip = format!("{}/32", rig.vip(Fam::V4));
     assert!(
@@ -514,10 +529,13 @@ fn lvsadm_starts_lists_and_stops_the_sync_daemon() {
 /// Fail-over, then fail-back: the old master returns (link up, lvsfwd
 /// started again, MASTER with the higher priority), takes the current
 /// master's whole table before it takes part in VRRP, preempts, and the
-/// stream goes on through it on the same real server.
+/// stream goes on through it on the same real server. `sync_period = 0`:
+/// a connection is sent once (its third packet), never again, so only the
+/// table the returning master asks for can bring it.
 #[test]
 fn dr_stream_survives_fail_over_and_fail_back() {
-    let (rig, master, _backup) = sync_rig(Mode::Dr);
+    let extra = "sync_period = 0\n";
+    let (rig, master, _backup) = sync_rig_with(Mode::Dr, extra);
     let target = format!("{}:{PORT}", rig.vip(Fam::V4));
     let client = rig.spawn(
         rig.client(),
@@ -574,7 +592,7 @@ fn dr_stream_survives_fail_over_and_fail_back() {
     // The old master comes back and preempts once it has the table.
     rig.director().ip(&["link", "set", IFACE, "up"]);
     let back = Instant::now();
-    let returned = Lvsfwd::start(&rig, &lb_toml(&rig, "director", "MASTER", 100));
+    let returned = Lvsfwd::start(&rig, &lb_toml_with(&rig, "director", "MASTER", 100, extra));
     assert!(
         wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)
             && !has_addr(rig.peer(), &vip)),
@@ -584,15 +602,15 @@ fn dr_stream_survives_fail_over_and_fail_back() {
         "DR fail-back: VIP back on the returning master {:.2} s after its start",
         back.elapsed().as_secs_f64()
     );
-    assert!(
-        returned.stderr().contains("the master's table arrived"),
-        "{}",
-        returned.stderr()
-    );
     let dsock = sock(&rig, "director");
     assert!(
         lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
         "the returning master lacks the stream's connection"
+    );
+    assert!(
+        returned.stderr().contains("the master's table arrived"),
+        "{}",
+        returned.stderr()
     );
     let before = count(&rig);
     let ended = wait_until(Duration::from_secs(40), || {

@@ -20,6 +20,14 @@
 //! kernel's), and hands each entry to worker 0's inbound queue; a worker
 //! passes a record on to the worker owning its flow.
 //!
+//! Fail-back without loss (beyond IPVS): a director that starts with a
+//! sync daemon asks the group for the master's whole table
+//! ([`SyncDaemon::request_table`], `wire::ipvs_sync::Control`) before it
+//! joins VRRP; a master's sender also listens on the group, and the control
+//! thread answers a request with every conn and template of every worker
+//! ([`SyncDaemon::send_table`]), which the sender sends at once, then an
+//! end marker.
+//!
 //! Deliberately not here: the kernel's several sync threads per role
 //! (`sync_ports`), `sync_qlen_max`, `sync_sock_size`, `sync_persist_mode`
 //! and `sync_version` 0 on send.
