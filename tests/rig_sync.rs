@@ -23,7 +23,9 @@
 //! - fail-back: the old master returns, takes the current master's whole
 //!   table before it joins VRRP, preempts, and the stream goes on (with
 //!   `sync_period = 0`, so that nothing but that table can bring the
-//!   connection).
+//!   connection);
+//! - `sloppy_tcp` with mh: a flow whose path moves from one director to
+//!   another (no sync between them) goes on on the same real server.
 //!
 //! The stall of the stream at fail-over, the sync bytes per entry and the
 //! entries synced per second are printed (`--nocapture`).
@@ -637,5 +639,118 @@ fn dr_stream_survives_fail_over_and_fail_back() {
         servers,
         top[0] * 1000.0,
         top.get(1).copied().unwrap_or(0.0) * 1000.0
+    );
+}
+
+/// `sloppy_tcp` with mh, as behind ECMP: two directors serve the VIP with
+/// no sync between them; the client's path moves from one to the other
+/// mid-stream (its neighbour entry for the VIP changes to the other
+/// director's MAC). The second director has no entry for the flow: with
+/// `sloppy_tcp` it makes one from a plain ACK, mh picks the same real
+/// server, and the stream goes on. (Without `sloppy_tcp` the segment
+/// cannot open a connection and the stream stalls.)
+#[test]
+fn sloppy_tcp_with_mh_keeps_a_flow_that_moves_between_directors() {
+    let rig = Rig::builder(Mode::Dr)
+        .peer_director(true)
+        .real_servers(2)
+        .services(false)
+        .build();
+    for n in 1..=2 {
+        rig.spawn_ready(
+            rig.rs(n),
+            "stream",
+            &[
+                python(),
+                &script("stream.py"),
+                "server",
+                "--port",
+                &PORT.to_string(),
+                "--name",
+                &format!("rs{n}"),
+            ],
+            Duration::from_secs(10),
+        );
+    }
+    let toml = |who: &str| {
+        let mut s = format!(
+            "[global]\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\nsloppy_tcp = true\n\n\
+             [[virtual_server]]\naddress = \"{}:{PORT}\"\nprotocol = \"TCP\"\nlb_algo = \"mh\"\n\
+             lb_kind = \"DR\"\n",
+            sock(&rig, who),
+            rig.vip(Fam::V4)
+        );
+        for n in 1..=2 {
+            s += &format!(
+                "\n  [[virtual_server.real_server]]\n  address = \"{}:{PORT}\"\n  weight = 1\n",
+                rig.rip(n, Fam::V4)
+            );
+        }
+        s
+    };
+    let _a = Lvsfwd::start(&rig, &toml("director"));
+    let _b = Lvsfwd::start_on(&rig, rig.peer(), "peer.toml", &toml("peer"));
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let client = rig.spawn(
+        rig.client(),
+        "stream",
+        &[
+            python(),
+            &script("stream.py"),
+            "client",
+            "--target",
+            &target,
+            "--interval",
+            "0.05",
+            "--duration",
+            "12",
+            "--stall",
+            "5",
+        ],
+    );
+    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
+        "the stream does not run through the first director: {:?}",
+        rig.proc_logs(client)
+    );
+    // The path moves: the client now reaches the VIP through the peer.
+    let peer_mac = rig.peer().mac.clone();
+    rig.client().ip(&[
+        "neigh",
+        "replace",
+        &rig.vip(Fam::V4).to_string(),
+        "lladdr",
+        &peer_mac,
+        "dev",
+        IFACE,
+        "nud",
+        "permanent",
+    ]);
+    let ended = wait_until(Duration::from_secs(30), || {
+        let o = rig.proc_logs(client).0;
+        o.contains("done") || o.contains("ERROR")
+    });
+    let (out, err) = rig.proc_logs(client);
+    assert!(ended, "the stream client never finished: {err}");
+    assert!(
+        !out.contains("ERROR"),
+        "the stream broke when its path moved: {out}"
+    );
+    let a = answers(&out);
+    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(servers.len(), 1, "answers from {servers:?}");
+    // The peer made the flow's connection (it has since closed).
+    let local = out
+        .lines()
+        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+        .expect("the client's local address");
+    let conns = lvsadm_ok(&sock(&rig, "peer"), &["-L", "-c", "-n"]);
+    let server = rig.rip(a[0].3[2..].parse().unwrap(), Fam::V4);
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains(&local) && l.contains(&format!("{server}:{PORT}"))),
+        "the peer has no connection for the flow to {server}: {conns}"
     );
 }
