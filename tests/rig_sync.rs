@@ -75,11 +75,7 @@ fn vrrp_addrs(rig: &Rig) -> Vec<String> {
     v
 }
 
-fn lb_toml(rig: &Rig, who: &str, state: &str, prio: u8) -> String {
-    lb_toml_with(rig, who, state, prio, "")
-}
-
-/// [`lb_toml`] with `extra` lines in `[global]`.
+/// The director `who`'s lb.toml, `extra` lines added to `[global]`.
 fn lb_toml_with(rig: &Rig, who: &str, state: &str, prio: u8, extra: &str) -> String {
     let vips: Vec<String> = vrrp_addrs(rig).iter().map(|a| format!("\"{a}\"")).collect();
     let mut s = format!(
