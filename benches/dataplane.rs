@@ -25,6 +25,9 @@
 //! difference of two counts over the difference of their `n`), which a busy
 //! machine disturbs far less than it does wall-clock time.
 //!
+//! `sync/*`: the DR established hit with connection sync off and on
+//! (master), see `sync_cost`.
+//!
 //! `collision_flood/*`: lookups of client tuples built to collide under the
 //! public fixed hash seed (their hashes' top 12 bits clear, so their home
 //! slots are the first 1/4096 of the index whatever its size), in a table
@@ -518,12 +521,45 @@ fn collision_flood(c: &mut Criterion) {
     g.finish();
 }
 
+/// `sync/*`: the DR established hit with connection sync off and with the
+/// master side on (its per-packet count and decision; every 50th packet of
+/// the flow makes a record, drained here after each packet as a worker
+/// drains after each batch). Both drain, so they differ only by the sync
+/// decision.
+fn sync_cost(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sync");
+    g.throughput(Throughput::Elements(1));
+    for (name, master) in [("DR_hit_sync_off", false), ("DR_hit_sync_master", true)] {
+        let mut dp = dataplane("DR", "wlc");
+        let mut buf = Buf::new();
+        let now = Timestamp::from_secs(1);
+        for i in 0..10_000u32 {
+            let src = [198, 18, 100 + (i / 250) as u8, (i % 250) as u8 + 1];
+            buf.run(&mut dp, &segment(src, 40000, true), now);
+            buf.run(&mut dp, &segment(src, 40000, false), now);
+        }
+        dp.set_sync_mode(master, false);
+        let hit = segment([198, 18, 110, 7], 40000, false);
+        let mut records = 0usize;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                dp.tick(now);
+                let v = buf.run(&mut dp, black_box(&hit), now);
+                records += dp.drain_sync().len();
+                black_box(v)
+            })
+        });
+        assert_eq!(records > 0, master, "{name}: {records} records");
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     // Numbers only: criterion's plots need system fonts, and a missing font
     // would end the run after the first benchmark.
     config = Criterion::default().without_plots();
-    targets = established, new_connection, rewrites, conn_table, collision_flood
+    targets = established, new_connection, rewrites, conn_table, collision_flood, sync_cost
 }
 /// The fixed-count mode of the module doc; false when not asked for.
 fn counted() -> bool {

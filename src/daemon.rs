@@ -47,6 +47,7 @@ use crate::control::ops::metrics::{MetricsServer, StatusRequest};
 use crate::control::ops::notify::Notifier;
 use crate::control::ops::ratelimit::RateLimit;
 use crate::control::ops::{self, Status, dump};
+use crate::control::sync::SyncDaemon;
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
 use crate::dataplane::query::{self, Query};
@@ -250,6 +251,25 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e);
         }
     };
+    // Connection sync: a backup until its VRRP instance is master.
+    let mut sync = SyncDaemon::new(shared.clone());
+    if let Err(e) = sync.follow(cfg.global.lvs_sync_daemon.clone()) {
+        drop(admin);
+        engine.stop();
+        let _ = prog.detach();
+        return Err(e.context("starting the connection sync daemon"));
+    }
+    // Fail-back without loss: a director coming (back) into a synced pair
+    // first takes the current master's whole table, so that when VRRP
+    // makes it master (preemption) its connections are there.
+    if cfg.global.lvs_sync_daemon.is_some() {
+        let t0 = Instant::now();
+        if sync.request_table(crate::control::sync::TABLE_WAIT) {
+            log::info!("sync: the master's table arrived in {:?}", t0.elapsed());
+        } else {
+            log::info!("sync: no table from a master within {:?}", t0.elapsed());
+        }
+    }
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
     let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
@@ -329,6 +349,7 @@ pub fn run(source: Source) -> Result<()> {
         vrrp_reload: vrrp.reloader(),
         checkers: checker_names(&cfg.virtual_servers),
         warnings: RateLimit::default(),
+        sync: std::cell::RefCell::new(sync),
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -442,6 +463,7 @@ pub fn run(source: Source) -> Result<()> {
         }
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
+        ctl.answer_table_request();
     }
     notifier.stopping();
     if let Some(m) = metrics {
@@ -687,6 +709,9 @@ struct Control<'a> {
     checkers: HashMap<(ServiceKey, std::net::SocketAddr), Vec<String>>,
     /// Warnings that would repeat at every turn while a condition lasts.
     warnings: RateLimit,
+    /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm; a cell: the
+    /// admin view borrows it beside the rest).
+    sync: std::cell::RefCell<SyncDaemon>,
 }
 
 /// keepalived's keyword for each real server's checkers.
@@ -787,6 +812,7 @@ impl Control<'_> {
         let mut acks = Vec::new();
         for ev in std::iter::once(first).chain(rx.try_iter()) {
             changed |= self.vrrp_gate.set(&ev.instance, ev.master);
+            self.sync.get_mut().vrrp_state(&ev.instance, ev.master);
             log::info!(
                 "vrrp {}: {}; inactive VIPs now {:?}",
                 ev.instance,
@@ -808,6 +834,27 @@ impl Control<'_> {
         }
         for a in acks {
             let _ = a.send(());
+        }
+    }
+
+    /// Connection sync: a returning director asked this master for its
+    /// whole table; the workers list it and the sender sends it.
+    fn answer_table_request(&mut self) {
+        if !self.sync.get_mut().take_table_request() {
+            return;
+        }
+        match self.engine.query(&Query::SyncTable, QUERY_TIMEOUT) {
+            Ok(replies) => {
+                let records: Vec<_> = replies
+                    .into_iter()
+                    .flat_map(|r| match r {
+                        query::Reply::SyncTable(v) => v,
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                self.sync.get_mut().send_table(records);
+            }
+            Err(e) => log::warn!("sync: listing the table for a returning director: {e:#}"),
         }
     }
 
@@ -893,6 +940,7 @@ impl Control<'_> {
             engine: self.engine,
             live,
             conn_tab_size: self.conn_tab_size,
+            sync: &self.sync,
         };
         // Listings show what runs (health-adjusted, as ipvsadm shows the
         // kernel's table under keepalived); edits apply to the canonical
@@ -1159,11 +1207,16 @@ struct View<'a> {
     engine: &'a Engine,
     live: rustc_hash::FxHashMap<ServiceKey, LiveService>,
     conn_tab_size: usize,
+    sync: &'a std::cell::RefCell<SyncDaemon>,
 }
 
 impl ListingSource for View<'_> {
     fn conn_tab_size(&self) -> usize {
         self.conn_tab_size
+    }
+
+    fn sync_daemon(&self, cmd: &crate::admin::cmd::AdminCommand) -> Result<String, String> {
+        self.sync.borrow_mut().admin(cmd)
     }
 
     fn live(&self, key: &ServiceKey) -> Option<LiveService> {

@@ -236,7 +236,9 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
         | AdminCommand::Save { .. }
         | AdminCommand::Restore
         | AdminCommand::Version
-        | AdminCommand::Help => {}
+        | AdminCommand::Help
+        | AdminCommand::StartDaemon(_)
+        | AdminCommand::StopDaemon(_) => {}
     }
     Ok(next)
 }

@@ -197,6 +197,29 @@ pub fn list_timeouts(
     )
 }
 
+/// `ipvsadm -L --daemon` (1.31): one line per running sync daemon, master
+/// first, with the settings the kernel reports (`maxlen` as resolved).
+pub fn list_daemon(
+    out: &mut impl Write,
+    daemons: &[(bool, &crate::config::SyncDaemon)],
+) -> fmt::Result {
+    for (master, d) in daemons {
+        write!(
+            out,
+            "{} sync daemon (mcast={}, syncid={}",
+            if *master { "master" } else { "backup" },
+            d.interface,
+            d.syncid
+        )?;
+        if let Some(m) = d.maxlen.filter(|m| *m != 0) {
+            write!(out, ", maxlen={m}")?;
+        }
+        write!(out, ", group={}, port={}, ttl={})", d.group, d.port, d.ttl)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
 /// `ipvsadm -L -c -n`: connection entries in the order given.
 pub fn list_conns(out: &mut impl Write, conns: &[ConnView], opts: &ListOptions) -> fmt::Result {
     out.write_str("IPVS connection entries\n")?;

@@ -88,6 +88,13 @@ pub trait ListingSource {
     fn connections(&self) -> Vec<ConnView>;
     /// `-Z`: zero the counters of one service or of all.
     fn zero_counters(&self, svc: Option<&ServiceKey>);
+    /// The sync daemon's commands (`--start-daemon`, `--stop-daemon`,
+    /// `-L --daemon`): what to print, or the error. A source without a
+    /// sync daemon (replay, tests) refuses them.
+    fn sync_daemon(&self, cmd: &AdminCommand) -> Result<String, String> {
+        let _ = cmd;
+        Err("the connection synchronization daemon runs only in lvsfwd".into())
+    }
 }
 
 /// The table a listing shows: the canonical state with live counters.
@@ -168,6 +175,18 @@ fn list(
             }
         },
         ListWhat::Connections => listing::list_conns(&mut out.stdout, &view.connections(), opts),
+        ListWhat::Daemon => {
+            let cmd = AdminCommand::List {
+                what: ListWhat::Daemon,
+                opts: *opts,
+                nosort: false,
+            };
+            match view.sync_daemon(&cmd) {
+                Ok(text) => out.stdout.push_str(&text),
+                Err(e) => out.error(&e),
+            }
+            Ok(())
+        }
         ListWhat::Timeouts => listing::list_timeouts(
             &mut out.stdout,
             state.timeouts.tcp,
@@ -192,6 +211,10 @@ fn execute(state: &mut AdminState, cmd: &AdminCommand, view: &dyn ListingSource,
             debug_assert!(r.is_ok());
         }
         AdminCommand::Restore => out.error(cmd::CmdError::try_help().message()),
+        AdminCommand::StartDaemon(_) | AdminCommand::StopDaemon(_) => match view.sync_daemon(cmd) {
+            Ok(text) => out.stdout.push_str(&text),
+            Err(e) => out.error(&e),
+        },
         other => match apply(state, other) {
             Err(e) => out.error(&e.to_string()),
             Ok(next) => {

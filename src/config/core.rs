@@ -25,6 +25,9 @@ impl Config {
             expire_nodest_conn: self.global.expire_nodest_conn,
             expire_quiescent_template: self.global.expire_quiescent_template,
             drop_entry: self.global.drop_entry,
+            sloppy_tcp: self.global.sloppy_tcp,
+            sync: self.global.sync,
+            backup_only: self.global.backup_only,
             ..ConnSysctls::default()
         }
     }

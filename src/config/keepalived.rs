@@ -376,6 +376,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
     let mut script_user: Option<(String, Option<String>)> = None;
+    let mut sync_daemon: Option<String> = None;
     for n in &tree {
         match n.keyword() {
             "global_defs" => {
@@ -391,6 +392,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                             }
                             None => out.warn(c, "needs a user, dropped"),
                         },
+                        "lvs_sync_daemon" => sync_daemon = sync_daemon_toml(&mut out, c),
                         "vrrp_version" => match c.arg(0) {
                             Some(v) if toml_number(v, false).is_some() => {
                                 vrrp_version = toml_number(v, false)
@@ -416,7 +418,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
         .flat_map(|n| n.children())
         .find(|c| c.keyword() == "interface")
         .and_then(|c| c.arg(0).map(str::to_string));
-    if router_id.is_some() || first_if.is_some() || script_user.is_some() {
+    if router_id.is_some() || first_if.is_some() || script_user.is_some() || sync_daemon.is_some() {
         out.toml.push_str("\n[global]\n");
         if let Some(r) = &router_id {
             out.line("", "router_id", &s(r));
@@ -434,6 +436,9 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                 s(i)
             );
         }
+        if let Some(t) = &sync_daemon {
+            out.toml.push_str(t);
+        }
     }
     for n in tree.iter().filter(|n| n.keyword() == "vrrp_instance") {
         vrrp_instance(&mut out, n, vrrp_version.as_deref());
@@ -449,6 +454,45 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     }
     out.warnings.sort_by_key(|w| w.line);
     (out.toml, out.warnings)
+}
+
+/// keepalived's `lvs_sync_daemon IF INSTANCE [id N] [maxlen N] [port N]
+/// [ttl N] [group ADDR]` as a `[global.lvs_sync_daemon]` table.
+fn sync_daemon_toml(out: &mut Out, n: &Node) -> Option<String> {
+    let (Some(ifname), Some(inst)) = (n.arg(0), n.arg(1)) else {
+        out.warn(n, "needs an interface and a vrrp_instance, dropped");
+        return None;
+    };
+    let mut t = format!(
+        "\n[global.lvs_sync_daemon]\ninterface = {}\nvrrp_instance = {}\n",
+        s(ifname),
+        s(inst)
+    );
+    let mut words = n.args().iter().skip(2);
+    while let Some(w) = words.next() {
+        let key = match w.as_str() {
+            "id" | "maxlen" | "port" | "ttl" => w.as_str(),
+            "group" => {
+                match words.next() {
+                    Some(g) => t += &format!("group = {}\n", s(g)),
+                    None => out.warn(n, "group needs an address, dropped"),
+                }
+                continue;
+            }
+            other => {
+                out.warn(
+                    n,
+                    format!("`{other}`: not an lvs_sync_daemon option, dropped"),
+                );
+                continue;
+            }
+        };
+        match words.next().and_then(|v| toml_number(v, false)) {
+            Some(v) => t += &format!("{key} = {v}\n"),
+            None => out.warn(n, format!("{key} needs a number, dropped")),
+        }
+    }
+    Some(t)
 }
 
 fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {

@@ -30,6 +30,8 @@ mod validate;
 
 pub use core::{os_hash_seeds, os_seed};
 
+use crate::conn::SyncSysctls;
+
 #[cfg(test)]
 mod tests;
 
@@ -115,6 +117,49 @@ pub struct Global {
     pub script_group: Option<String>,
     /// `[metrics] listen`: where `GET /metrics` is served; `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// IPVS sysctl `sloppy_tcp`: any TCP segment without RST may create a
+    /// connection.
+    pub sloppy_tcp: bool,
+    /// IPVS sysctls `sync_threshold` (threshold and period),
+    /// `sync_refresh_period`, `sync_retries`.
+    pub sync: SyncSysctls,
+    /// IPVS sysctl `backup_only`.
+    pub backup_only: bool,
+    /// `[global.lvs_sync_daemon]`: connection sync tied to a VRRP instance.
+    pub lvs_sync_daemon: Option<SyncDaemon>,
+}
+
+/// Connection sync's daemon settings (keepalived's `lvs_sync_daemon`,
+/// ipvsadm's `--start-daemon` options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncDaemon {
+    pub interface: String,
+    /// The VRRP instance whose state decides master or backup (`None`:
+    /// started by lvsadm with a fixed role).
+    pub vrrp_instance: Option<String>,
+    /// syncid (`id`; default the instance's virtual_router_id).
+    pub syncid: u8,
+    /// Largest message (UDP payload); `None`: from the MTU as the kernel
+    /// computes it.
+    pub maxlen: Option<u16>,
+    pub group: std::net::IpAddr,
+    pub port: u16,
+    pub ttl: u8,
+}
+
+impl SyncDaemon {
+    /// The kernel's defaults for interface `ifname` and `syncid`.
+    pub fn new(ifname: &str, syncid: u8) -> SyncDaemon {
+        SyncDaemon {
+            interface: ifname.to_string(),
+            vrrp_instance: None,
+            syncid,
+            maxlen: None,
+            group: std::net::IpAddr::V4(crate::wire::ipvs_sync::SYNC_GROUP),
+            port: crate::wire::ipvs_sync::SYNC_PORT,
+            ttl: 1,
+        }
+    }
 }
 
 /// Most NICs one director serves (`interface` lists): a NIC index is one
@@ -144,6 +189,10 @@ impl Default for Global {
             script_user: None,
             script_group: None,
             metrics_listen: None,
+            sloppy_tcp: false,
+            sync: SyncSysctls::default(),
+            backup_only: false,
+            lvs_sync_daemon: None,
         }
     }
 }

@@ -59,6 +59,26 @@ pub(crate) struct RawGlobal {
     pub drop_entry: Option<bool>,
     pub script_user: Option<S<String>>,
     pub script_group: Option<S<String>>,
+    pub sloppy_tcp: Option<bool>,
+    pub sync_threshold: Option<S<i64>>,
+    pub sync_period: Option<S<i64>>,
+    pub sync_refresh_period: Option<S<i64>>,
+    pub sync_retries: Option<S<i64>>,
+    pub backup_only: Option<bool>,
+    pub lvs_sync_daemon: Option<S<RawSyncDaemon>>,
+}
+
+/// `[global.lvs_sync_daemon]`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSyncDaemon {
+    pub interface: S<String>,
+    pub vrrp_instance: Option<S<String>>,
+    pub id: Option<S<i64>>,
+    pub maxlen: Option<S<i64>>,
+    pub port: Option<S<i64>>,
+    pub ttl: Option<S<i64>>,
+    pub group: Option<S<String>>,
 }
 
 /// A string or a list of strings (`interface = "eth0"` or

@@ -2212,3 +2212,82 @@ fn metrics_listen_is_off_unless_configured_and_bad_addresses_name_their_line() {
     assert!(err("[metrics]\n").contains("listen"));
     assert!(err("[metrics]\nlisten = \"127.0.0.1:1\"\nport = 2\n").contains("port"));
 }
+
+const SYNC_BASE: &str = r#"
+[global]
+interface = "eth0"
+sloppy_tcp = true
+sync_threshold = 2
+sync_period = 10
+sync_refresh_period = 30
+sync_retries = 2
+backup_only = true
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["198.18.0.250/32"]
+"#;
+
+#[test]
+fn lvs_sync_daemon_and_the_sync_sysctls_parse() {
+    let c = ok(&format!(
+        "{SYNC_BASE}\n[global.lvs_sync_daemon]\ninterface = \"eth1\"\nvrrp_instance = \"VI_1\"\n"
+    ));
+    let g = &c.global;
+    assert!(g.sloppy_tcp && g.backup_only);
+    assert_eq!(
+        g.sync,
+        crate::conn::SyncSysctls {
+            threshold: 2,
+            period: 10,
+            refresh_period: 30,
+            retries: 2
+        }
+    );
+    let d = g.lvs_sync_daemon.as_ref().unwrap();
+    assert_eq!(d.interface, "eth1");
+    assert_eq!(d.syncid, 51, "default: the instance's virtual_router_id");
+    assert_eq!((d.port, d.ttl, d.maxlen), (8848, 1, None));
+    assert_eq!(d.group, v4("224.0.0.81"));
+    let s = c.sysctls();
+    assert!(s.sloppy_tcp && s.backup_only);
+    assert_eq!(s.sync.period, 10);
+    let c = ok(&format!(
+        "{SYNC_BASE}\n[global.lvs_sync_daemon]\ninterface = \"eth1\"\nvrrp_instance = \"VI_1\"\nid = 7\nmaxlen = 1000\nport = 9000\nttl = 3\ngroup = \"239.1.1.1\"\n"
+    ));
+    let d = c.global.lvs_sync_daemon.unwrap();
+    assert_eq!(
+        (d.syncid, d.maxlen, d.port, d.ttl),
+        (7, Some(1000), 9000, 3)
+    );
+    assert_eq!(d.group, v4("239.1.1.1"));
+}
+
+#[test]
+fn lvs_sync_daemon_mistakes_are_refused_with_their_line() {
+    let base = "[global]\nsync_threshold = 50\n";
+    err_at(base, 2, 18, "must be below sync_period");
+    err_at("[global]\nsync_retries = 4\n", 2, 16, "out of range 0..=3");
+    let head = format!("{SYNC_BASE}\n[global.lvs_sync_daemon]\ninterface = \"eth1\"\n");
+    assert!(err(&head).contains("needs vrrp_instance"));
+    err_at(
+        &format!("{head}vrrp_instance = \"VI_9\"\n"),
+        19,
+        17,
+        "is not defined",
+    );
+    err_at(
+        &format!("{head}vrrp_instance = \"VI_1\"\ngroup = \"198.18.0.1\"\n"),
+        20,
+        9,
+        "not a multicast address",
+    );
+    err_at(
+        &format!("{head}vrrp_instance = \"VI_1\"\nid = 256\n"),
+        20,
+        6,
+        "out of range 0..=255",
+    );
+}

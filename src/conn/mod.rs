@@ -79,11 +79,13 @@
 //! when none is free among them (exact for spaces up to that size).
 //!
 //! Deliberately not here: packet parsing and rewriting (`forward`), service
-//! lookup, the schedulers themselves, connection sync, FTP/SIP helpers,
-//! fwmark services, `sloppy_tcp` and `secure_tcp`.
+//! lookup, the schedulers themselves, FTP/SIP helpers,
+//! fwmark services and `secure_tcp`. Connection sync's
+//! decisions are `sync` (with `table/sync.rs`); its sockets are the shell's.
 
 mod index;
 mod state;
+pub mod sync;
 mod table;
 mod wheel;
 
@@ -99,7 +101,8 @@ use crate::time::Timestamp;
 use crate::wire::MacAddr;
 
 pub use state::{ConnState, TcpFlags};
-pub use table::{ConnTable, FIXED_HASH_SEED, InPacket};
+pub use sync::{SyncRecord, SyncSysctls};
+pub use table::{ConnTable, FIXED_HASH_SEED, InPacket, SYNC_OUTBOX, SyncApplied};
 
 /// Most entries the eviction scan looks at when the table is full.
 pub const EVICT_SCAN: usize = 64;
@@ -171,6 +174,17 @@ pub struct ConnSysctls {
     /// [`DROP_ENTRY_MAX_PKTS`] client packets. IPVS's sysctl defaults to
     /// off, but its table has no hard size.
     pub drop_entry: bool,
+    /// `sloppy_tcp` (default off): any TCP segment without RST may create
+    /// a conn, not only a SYN (directors behind ECMP taking over a flow
+    /// mid-way, with mh or sh picking the same real server).
+    pub sloppy_tcp: bool,
+    /// Connection sync's sysctls (`sync_threshold`, `sync_period`,
+    /// `sync_refresh_period`, `sync_retries`).
+    pub sync: SyncSysctls,
+    /// `backup_only` (default off): while the backup sync daemon runs, the
+    /// director does not balance (the data plane passes every packet to
+    /// the kernel), as IPVS with the sysctl set.
+    pub backup_only: bool,
 }
 
 impl Default for ConnSysctls {
@@ -180,6 +194,9 @@ impl Default for ConnSysctls {
             conn_reuse_mode: 1,
             expire_quiescent_template: false,
             drop_entry: true,
+            sloppy_tcp: false,
+            sync: SyncSysctls::default(),
+            backup_only: false,
         }
     }
 }

@@ -1531,3 +1531,217 @@ fn expiry_with_a_budget_spreads_a_same_tick_burst_over_calls() {
     assert_eq!(t.expire(due + secs(300), &mut s), 1);
     assert_eq!(t.len(), 0);
 }
+
+/// The records a master's table has decided on since the last call.
+fn synced(t: &mut ConnTable) -> Vec<SyncRecord> {
+    t.drain_sync().collect()
+}
+
+#[test]
+fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    s.persistence = Some(secs(300));
+    let mut s = s.build();
+    let mut t = table();
+    t.set_sync_master(true);
+    let now = t0();
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+        .unwrap();
+    // The SYN: the conn is SYN_RECV (not synced), its template is.
+    let r = synced(&mut t);
+    assert_eq!(r.len(), 1);
+    assert!(r[0].template);
+    assert_eq!(
+        (r[0].timeout, r[0].cport, r[0].fwd),
+        (300, 0, FwdMethod::Route)
+    );
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
+        t.packet_in(
+            Protocol::Tcp,
+            ip("10.0.0.1"),
+            1000,
+            ip(VIP),
+            80,
+            Some(TcpFlags::ACK),
+            52,
+            now,
+            s,
+        )
+    };
+    ack(&mut t, &mut s);
+    assert_eq!(synced(&mut t).iter().filter(|r| !r.template).count(), 0);
+    ack(&mut t, &mut s);
+    let r = synced(&mut t);
+    let c: Vec<_> = r.iter().filter(|r| !r.template).collect();
+    assert_eq!(c.len(), 1, "the third packet");
+    assert_eq!(c[0].state, ConnState::Established);
+    assert_eq!(
+        (c[0].cport, c[0].timeout, c[0].inactive),
+        (1000, 900, false)
+    );
+    assert_eq!(c[0].daddr, t.get(id).daddr);
+    // Off: nothing more is decided.
+    t.set_sync_master(false);
+    ack(&mut t, &mut s);
+    assert!(synced(&mut t).is_empty());
+}
+
+#[test]
+fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let now = t0();
+    let rec = SyncRecord {
+        proto: Protocol::Tcp,
+        fwd: FwdMethod::Route,
+        template: false,
+        inactive: false,
+        no_output: true,
+        state: ConnState::Established,
+        caddr: ip("10.0.0.1"),
+        cport: 1000,
+        vaddr: ip(VIP),
+        vport: 80,
+        daddr: ip("198.18.0.2"),
+        dport: 8080,
+        local: None,
+        fwmark: 0,
+        timeout: 900,
+    };
+    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
+    let id = tcp_in(&t, "10.0.0.1", 1000).unwrap();
+    assert_eq!(t.get(id).daddr, ip("198.18.0.2"));
+    assert_eq!(t.get(id).expires, now + secs(900));
+    assert_eq!(counters(&s, 1), (1, 0, 0));
+    // A packet of the flow goes to that server, no scheduling.
+    match t.packet_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        1000,
+        ip(VIP),
+        80,
+        Some(TcpFlags::ACK),
+        52,
+        now,
+        &mut s,
+    ) {
+        InPacket::Forward { id: got, .. } => assert_eq!(got, id),
+        other => panic!("{other:?}"),
+    }
+    // An update: FIN_WAIT, inactive, the message's timeout.
+    let fin = SyncRecord {
+        state: ConnState::FinWait,
+        inactive: true,
+        timeout: 120,
+        ..rec
+    };
+    assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
+    assert_eq!(state(&t, id), ConnState::FinWait);
+    assert_eq!(counters(&s, 1), (0, 1, 0));
+    assert_eq!(t.get(id).expires, now + secs(120));
+    // The expiry of a conn bound elsewhere is ignored; an active one
+    // to another server replaces it.
+    let other = SyncRecord {
+        daddr: ip("198.18.0.1"),
+        ..fin
+    };
+    assert_eq!(t.apply_synced(&other, &mut s, now), SyncApplied::Ignored);
+    let other = SyncRecord {
+        inactive: false,
+        state: ConnState::Established,
+        ..other
+    };
+    assert_eq!(t.apply_synced(&other, &mut s, now), SyncApplied::Created);
+    let id = tcp_in(&t, "10.0.0.1", 1000).unwrap();
+    assert_eq!(t.get(id).daddr, ip("198.18.0.1"));
+    assert_eq!((counters(&s, 0), counters(&s, 1)), ((1, 0, 0), (0, 0, 0)));
+    assert_eq!(t.len(), 1);
+    // A server this director does not have: counted by the caller, not
+    // created.
+    let unknown = SyncRecord {
+        cport: 2000,
+        daddr: ip("198.18.0.99"),
+        ..rec
+    };
+    assert_eq!(t.apply_synced(&unknown, &mut s, now), SyncApplied::NoDest);
+    // v0 (no timeout): the state's own.
+    let v0 = SyncRecord {
+        cport: 3000,
+        timeout: 0,
+        ..rec
+    };
+    t.apply_synced(&v0, &mut s, now);
+    let id = tcp_in(&t, "10.0.0.1", 3000).unwrap();
+    assert_eq!(t.get(id).expires, now + secs(900));
+}
+
+#[test]
+fn a_synced_fullnat_conn_takes_its_local_side_and_answers_replies() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::FullNat);
+    s.local = vec!["198.18.9.1"];
+    let mut s = s.build();
+    let mut t = table();
+    let now = t0();
+    let rec = SyncRecord {
+        proto: Protocol::Tcp,
+        fwd: FwdMethod::FullNat,
+        template: false,
+        inactive: false,
+        no_output: false,
+        state: ConnState::Established,
+        caddr: ip("10.0.0.1"),
+        cport: 1000,
+        vaddr: ip(VIP),
+        vport: 80,
+        daddr: ip("198.18.0.1"),
+        dport: 8080,
+        local: Some((ip("198.18.9.1"), 4321)),
+        fwmark: 0,
+        timeout: 900,
+    };
+    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
+    assert!(t.learns_macs());
+    let out = t
+        .lookup_out(
+            Protocol::Tcp,
+            ip("198.18.0.1"),
+            8080,
+            ip("198.18.9.1"),
+            4321,
+        )
+        .unwrap();
+    assert_eq!(t.get(out).client_mac, [0; 6]);
+    t.learn_client(out, MAC, 0);
+    assert_eq!(t.get(out).client_mac, MAC);
+}
+
+#[test]
+fn sloppy_tcp_creates_a_conn_on_any_segment_without_rst() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    t.set_sysctls(ConnSysctls {
+        sloppy_tcp: true,
+        ..ConnSysctls::default()
+    });
+    let now = t0();
+    let r = t.schedule(
+        &mut s,
+        0,
+        &flow(Protocol::Tcp, "10.0.0.1", 1, Some(TcpFlags::ACK)),
+        60,
+        now,
+        0,
+    );
+    let id = r.unwrap();
+    assert_eq!(state(&t, id), ConnState::Established);
+    let rst = t.schedule(
+        &mut s,
+        0,
+        &flow(Protocol::Tcp, "10.0.0.1", 2, Some(TcpFlags::RST)),
+        60,
+        now,
+        0,
+    );
+    assert_eq!(rst, Err(ScheduleError::NotSyn));
+}

@@ -13,5 +13,6 @@ pub mod neigh;
 pub mod netlink;
 pub mod ops;
 pub mod script;
+pub mod sync;
 pub mod vrrp;
 pub mod vrrp_thread;

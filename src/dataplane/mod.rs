@@ -66,7 +66,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::conn::{
     ConnId, ConnSysctls, ConnTable, Direction, FIXED_HASH_SEED, InDecision, InPacket, NewFlow,
-    ScheduleError, TcpFlags, Timeouts,
+    ScheduleError, SyncApplied, SyncRecord, TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
 use crate::dest::{NextHop, NicId, is_local_addr};
@@ -365,6 +365,23 @@ pub struct Dataplane {
     /// when it last grew (see [`RECLAIM_QUIET`]).
     evictions_seen: u64,
     last_eviction: Option<Timestamp>,
+    /// `backup_only` with the backup sync daemon running: pass everything.
+    backup_only_active: bool,
+    /// The backup sync daemon runs (see [`Dataplane::set_sync_mode`]).
+    sync_backup: bool,
+    pub sync_counters: SyncCounters,
+}
+
+/// What a backup's data plane did with received sync records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncCounters {
+    pub created: u64,
+    pub updated: u64,
+    pub ignored: u64,
+    /// Records naming a virtual service or real server this director does
+    /// not have (not created).
+    pub no_dest: u64,
+    pub table_full: u64,
 }
 
 /// [`wire::peek_tuple`] with the protocol as the connection table keys it.
@@ -396,6 +413,9 @@ impl Dataplane {
             applied_specs: None,
             evictions_seen: 0,
             last_eviction: None,
+            backup_only_active: false,
+            sync_backup: false,
+            sync_counters: SyncCounters::default(),
             cfg,
         };
         dp.refresh_derived();
@@ -486,6 +506,37 @@ impl Dataplane {
     pub fn set_sysctls(&mut self, s: ConnSysctls) {
         self.cfg.sysctls = s;
         self.conns.set_sysctls(s);
+        self.backup_only_active = self.sync_backup && s.backup_only;
+    }
+
+    /// Connection sync's roles: `master` decides what to send
+    /// ([`Dataplane::drain_sync`] takes it), `backup` takes received
+    /// entries ([`Dataplane::apply_synced`]) and, with `backup_only`, stops
+    /// balancing. Call at a batch boundary.
+    pub fn set_sync_mode(&mut self, master: bool, backup: bool) {
+        self.conns.set_sync_master(master);
+        self.sync_backup = backup;
+        self.backup_only_active = backup && self.cfg.sysctls.backup_only;
+    }
+
+    /// The sync records decided since the last call (master).
+    pub fn drain_sync(&mut self) -> std::vec::Drain<'_, SyncRecord> {
+        self.conns.drain_sync()
+    }
+
+    /// A received sync entry (backup), counted in
+    /// [`Dataplane::sync_counters`].
+    pub fn apply_synced(&mut self, r: &SyncRecord, now: Timestamp) -> SyncApplied {
+        let a = self.conns.apply_synced(r, &mut self.services, now);
+        let c = &mut self.sync_counters;
+        *match a {
+            SyncApplied::Created => &mut c.created,
+            SyncApplied::Updated => &mut c.updated,
+            SyncApplied::Ignored => &mut c.ignored,
+            SyncApplied::NoDest => &mut c.no_dest,
+            SyncApplied::TableFull => &mut c.table_full,
+        } += 1;
+        a
     }
 
     /// With `expire_nodest_conn` on, expires every connection whose real
@@ -610,6 +661,9 @@ impl Dataplane {
     }
 
     fn ip(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
+        if self.backup_only_active {
+            return Verdict::Pass;
+        }
         let (proto, sport, dport, tcp) = match p.l4 {
             L4::Tcp {
                 sport,
@@ -656,6 +710,10 @@ impl Dataplane {
             &mut self.services,
         ) {
             InPacket::Forward { id, fwd, next_hop } => {
+                if self.conns.learns_macs() {
+                    self.conns
+                        .learn_client(id, src_mac(frame.data()), self.in_nic);
+                }
                 return self.xmit_in_to(frame, p, id, fwd, next_hop);
             }
             InPacket::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),

@@ -28,6 +28,9 @@ pub enum Query {
     /// The frame counters (drops by reason) and the connection table's
     /// fill, for metrics and the stats dump.
     Counters,
+    /// Every connection and template as a sync record (connection sync:
+    /// a returning director asked for the whole table).
+    SyncTable,
 }
 
 /// One worker's frame counters and connection-table fill.
@@ -48,6 +51,7 @@ pub enum Reply {
     Conns(Vec<ConnView>),
     Zeroed,
     Counters(Box<CounterSample>),
+    SyncTable(Vec<crate::conn::SyncRecord>),
 }
 
 /// Answers `q` from one worker's data plane.
@@ -62,6 +66,7 @@ pub fn answer(dp: &mut Dataplane, q: &Query, now: Timestamp) -> Reply {
                 .collect(),
         ),
         Query::Conns => Reply::Conns(dp.conn_views(now)),
+        Query::SyncTable => Reply::SyncTable(dp.conns.sync_table(&dp.services)),
         Query::Zero(key) => {
             for s in dp.services.services.iter_mut() {
                 if key.is_none_or(|k| k == s.key) {

@@ -482,3 +482,69 @@ fn after_the_table_evicted_connections_a_segment_without_one_is_dropped_for_a_wh
     assert_eq!(dp.counters.drops(DropReason::NoConnReclaim), 1);
     assert_eq!(dp.counters.kernel(KernelReason::NoConn), 2);
 }
+
+#[test]
+fn backup_only_passes_everything_while_the_backup_sync_daemon_runs() {
+    let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    dp.set_sysctls(ConnSysctls {
+        backup_only: true,
+        ..ConnSysctls::default()
+    });
+    let syn = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        true,
+        false,
+    );
+    // Not a backup: balanced.
+    assert!(matches!(verdict(&mut dp, &syn, 1).0, Verdict::Tx(_)));
+    dp.set_sync_mode(false, true);
+    let syn2 = frame(
+        Proto::Tcp,
+        (client(false), 40002),
+        (vip(false), 80),
+        true,
+        false,
+    );
+    assert_eq!(verdict(&mut dp, &syn2, 1).0, Verdict::Pass);
+    // backup_only off: a backup balances too, as IPVS does.
+    dp.set_sysctls(ConnSysctls::default());
+    assert!(matches!(verdict(&mut dp, &syn2, 1).0, Verdict::Tx(_)));
+}
+
+#[test]
+fn a_master_data_plane_hands_over_records_and_a_backup_applies_them() {
+    let mut m = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    m.set_sync_mode(true, false);
+    let syn = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        true,
+        false,
+    );
+    let ack = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        false,
+        true,
+    );
+    verdict(&mut m, &syn, 1);
+    verdict(&mut m, &ack, 1);
+    assert_eq!(m.drain_sync().len(), 0);
+    verdict(&mut m, &ack, 1);
+    let recs: Vec<SyncRecord> = m.drain_sync().collect();
+    assert_eq!(recs.len(), 1, "the third packet of an ESTABLISHED conn");
+    let mut b = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    b.set_sync_mode(false, true);
+    assert_eq!(
+        b.apply_synced(&recs[0], Timestamp::from_secs(2)),
+        SyncApplied::Created
+    );
+    assert_eq!(b.sync_counters.created, 1);
+    // The backup forwards the flow's next segment: no scheduling needed.
+    assert!(matches!(verdict(&mut b, &ack, 2).0, Verdict::Tx(_)));
+    assert_eq!(b.counters.kernel(KernelReason::NoConn), 0);
+}

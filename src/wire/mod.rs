@@ -31,6 +31,7 @@ pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipvs_sync;
 pub mod tcp;
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
+use std::sync::OnceLock;
 
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+
+use crate::conn::SyncRecord;
 use crate::dataplane::Snapshot;
 
 /// Frame counters one worker publishes (relaxed atomics: monotonic
@@ -69,6 +73,71 @@ pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     /// Set once to ask every worker to return.
     pub stop: AtomicBool,
+    /// Connection sync's hand-over queues.
+    pub sync: SyncLink,
+}
+
+/// [`SyncLink::mode`] bits.
+pub const SYNC_MASTER: u8 = 1;
+pub const SYNC_BACKUP: u8 = 2;
+/// Capacity of each sync queue (records; about 100 bytes each).
+pub const SYNC_QUEUE: usize = 16384;
+
+/// Connection sync between the workers and the control side's sync
+/// threads (`control::sync`), lock-free both ways: workers push the
+/// records their data planes decided on onto `out` (a full queue drops
+/// and counts, a worker never waits); the backup's receiver pushes
+/// received records onto a worker's `inbound` queue, which that worker
+/// applies at the start of a round (handing a record on to the worker
+/// that owns its flow if it is not its own).
+#[derive(Debug)]
+pub struct SyncLink {
+    /// [`SYNC_MASTER`] | [`SYNC_BACKUP`]; workers follow it at batch
+    /// boundaries.
+    pub mode: std::sync::atomic::AtomicU8,
+    pub out: ArrayQueue<SyncRecord>,
+    /// One per worker, made when the engine starts.
+    pub inbound: OnceLock<Box<[ArrayQueue<SyncRecord>]>>,
+    /// Records dropped because `out` was full.
+    pub out_drops: AtomicU64,
+    /// Records dropped because a worker's inbound queue was full.
+    pub in_drops: AtomicU64,
+    /// Records the workers applied, by outcome.
+    pub created: AtomicU64,
+    pub updated: AtomicU64,
+    pub no_dest: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Default for SyncLink {
+    fn default() -> SyncLink {
+        SyncLink {
+            mode: Default::default(),
+            out: ArrayQueue::new(SYNC_QUEUE),
+            inbound: OnceLock::new(),
+            out_drops: AtomicU64::new(0),
+            in_drops: AtomicU64::new(0),
+            created: AtomicU64::new(0),
+            updated: AtomicU64::new(0),
+            no_dest: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SyncLink {
+    /// Hands `r` to worker `w` (control side, or a worker passing it on).
+    pub fn to_worker(&self, w: usize, r: SyncRecord) -> bool {
+        let ok = self
+            .inbound
+            .get()
+            .and_then(|q| q.get(w))
+            .is_some_and(|q| q.push(r).is_ok());
+        if !ok {
+            self.in_drops.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
 }
 
 impl Shared {
@@ -76,6 +145,7 @@ impl Shared {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(first),
             stop: AtomicBool::new(false),
+            sync: SyncLink::default(),
         })
     }
 

@@ -9,7 +9,7 @@ use super::entry::{Entry, timeout_secs};
 use super::legal::{Cmd, Optc, generic_opt_check};
 use super::options::{CmdOpt, OptId};
 use super::scan::Scanner;
-use super::{AdminCommand, CmdError, ListWhat, fail, not_supported};
+use super::{AdminCommand, CmdError, DaemonArgs, ListWhat, fail};
 use crate::admin::listing::ListOptions;
 use crate::sched::{SchedFlags, SchedKind};
 use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
@@ -18,14 +18,17 @@ use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 enum First {
     /// A command that takes options.
     Cmd(Cmd),
-    /// A command complete by itself (`-h`, `-v`).
+    /// A command complete by itself (`-h`, `-v`), or `--stop-daemon`
+    /// whose options are checked against the matrix.
     Done(AdminCommand),
+    /// `--start-daemon backup` (`Cmd::StartDaemon` is the master).
+    Backup,
 }
 
 /// The command a line starts with. `-R` is refused inside `-R` input.
 fn first_command(sc: &mut Scanner<'_>, in_restore: bool) -> Result<First, CmdError> {
-    let id = match sc.next_opt() {
-        Ok(Some(s)) => s.id,
+    let (id, arg) = match sc.next_opt() {
+        Ok(Some(s)) => (s.id, s.arg),
         Ok(None) | Err(_) => return Err(CmdError::try_help()),
     };
     let OptId::Command(c) = id else {
@@ -47,9 +50,17 @@ fn first_command(sc: &mut Scanner<'_>, in_restore: bool) -> Result<First, CmdErr
         CmdOpt::Save => Cmd::Save,
         CmdOpt::Help => return Ok(First::Done(AdminCommand::Help)),
         CmdOpt::Version => return Ok(First::Done(AdminCommand::Version)),
-        CmdOpt::StartDaemon | CmdOpt::StopDaemon => {
-            return not_supported("the connection synchronization daemon is");
-        }
+        CmdOpt::StartDaemon => match arg {
+            Some("master") => Cmd::StartDaemon,
+            Some("backup") => return Ok(First::Backup),
+            _ => return fail("illegal start-daemon parameter specified"),
+        },
+        CmdOpt::StopDaemon => match arg {
+            Some("master") => return Ok(First::Done(AdminCommand::StopDaemon(true))),
+            Some("backup") => return Ok(First::Done(AdminCommand::StopDaemon(false))),
+            // ipvsadm's message, misspelt as it is.
+            _ => return fail("illegal start_daemon specified"),
+        },
     }))
 }
 
@@ -63,8 +74,18 @@ pub(super) fn parse_line(args: &[String], in_restore: bool) -> Result<AdminComma
         });
     }
     let mut sc = Scanner::new(args);
+    let mut backup = false;
+    let mut stop = None;
     let cmd = match first_command(&mut sc, in_restore)? {
         First::Cmd(cmd) => cmd,
+        First::Backup => {
+            backup = true;
+            Cmd::StartDaemon
+        }
+        First::Done(AdminCommand::StopDaemon(m)) => {
+            stop = Some(m);
+            Cmd::StopDaemon
+        }
         First::Done(done) => return Ok(done),
     };
     let mut e = Entry::new();
@@ -104,6 +125,11 @@ pub(super) fn parse_line(args: &[String], in_restore: bool) -> Result<AdminComma
             numeric: e.list.numeric,
         },
         Cmd::Zero => AdminCommand::Zero(e.svc_key()),
+        Cmd::StartDaemon => AdminCommand::StartDaemon(DaemonArgs {
+            master: !backup,
+            ..e.daemon.clone()
+        }),
+        Cmd::StopDaemon => AdminCommand::StopDaemon(stop.unwrap_or(true)),
     })
 }
 
@@ -137,7 +163,9 @@ fn list(e: &Entry) -> Result<AdminCommand, CmdError> {
     {
         return fail("options conflicts in the list command");
     }
-    let what = if o.has(Optc::Connection) {
+    let what = if o.has(Optc::Daemon) {
+        ListWhat::Daemon
+    } else if o.has(Optc::Connection) {
         ListWhat::Connections
     } else if let Some(k) = e.svc_key() {
         ListWhat::Service(k)

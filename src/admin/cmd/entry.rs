@@ -8,7 +8,12 @@ use super::addr::{AddrPort, atoi, inet_aton, parse_service, string_to_number};
 use super::legal::OptSet;
 use super::options::OptId;
 use super::scan::Scanned;
-use super::{CmdError, DEFAULT_PERSISTENCE_SECS, MAX_TIMEOUT_SECS, fail, not_supported};
+use super::{
+    CmdError, DEFAULT_PERSISTENCE_SECS, DaemonArgs, MAX_TIMEOUT_SECS, fail, not_supported,
+};
+
+/// ipvsadm's DEF_MCAST_IFN: `--start-daemon` without `--mcast-interface`.
+const DEF_MCAST_IFN: &str = "eth0";
 use crate::admin::listing::ListOptions;
 use crate::sched::SchedFlags;
 use crate::service::{FwdMethod, Protocol, ServiceKey};
@@ -52,6 +57,8 @@ pub(super) struct Entry {
     pub(super) l_threshold: u32,
     pub(super) list: ListOptions,
     pub(super) nosort: bool,
+    /// `--start-daemon`'s options (`master` is set by the command).
+    pub(super) daemon: DaemonArgs,
 }
 
 /// A whole number within bounds, or ipvsadm's "illegal WHAT specified".
@@ -89,6 +96,15 @@ impl Entry {
             l_threshold: 0,
             list: ListOptions::default(),
             nosort: false,
+            daemon: DaemonArgs {
+                master: true,
+                ifname: DEF_MCAST_IFN.to_string(),
+                syncid: 0,
+                maxlen: None,
+                group: None,
+                port: None,
+                ttl: None,
+            },
         }
     }
 
@@ -135,15 +151,21 @@ impl Entry {
                 self.l_threshold = bounded(arg, 0, i32::MAX as i64, "l_threshold")? as u32
             }
             OptId::Numeric => self.list.numeric = true,
-            OptId::McastInterface
-            | OptId::SyncId
-            | OptId::Daemon
-            | OptId::McastGroup
-            | OptId::McastPort
-            | OptId::McastTtl
-            | OptId::SyncMaxlen => {
-                return not_supported("the connection synchronization daemon is");
+            // ipvsadm copies at most IP_VS_IFNAME_MAXLEN - 1 bytes.
+            OptId::McastInterface => self.daemon.ifname = arg.chars().take(15).collect(),
+            OptId::SyncId => self.daemon.syncid = bounded(arg, 0, 255, "syncid")? as u8,
+            OptId::SyncMaxlen => {
+                self.daemon.maxlen = Some(bounded(arg, 1, 65535 - 20 - 8, "sync-maxlen")? as u16)
             }
+            OptId::McastGroup => match arg.parse::<IpAddr>() {
+                Ok(a) if a.is_multicast() => self.daemon.group = Some(a),
+                _ => return fail("illegal mcast-group specified"),
+            },
+            OptId::McastPort => {
+                self.daemon.port = Some(bounded(arg, 1, 65535, "mcast-port")? as u16)
+            }
+            OptId::McastTtl => self.daemon.ttl = Some(bounded(arg, 1, 255, "mcast-ttl")? as u8),
+            OptId::Daemon => {}
             OptId::Stats => self.list.stats = true,
             OptId::Rate => self.list.rate = true,
             OptId::Thresholds => self.list.thresholds = true,

@@ -26,7 +26,7 @@
 //!   means "no daemon".
 //! - Host names are not resolved (the daemon must not block on DNS): a
 //!   name is refused with ipvsadm's message for an unknown host.
-//! - fwmark and SCTP services, persistence engines, the sync daemon and
+//! - fwmark and SCTP services, persistence engines and
 //!   GUE/GRE tunnels do not exist in lvsfwd: they are refused with a
 //!   message saying so (an unknown `--pe` gets the kernel's message for a
 //!   missing engine module). `--fullnat` selects lvsfwd's FULLNAT.
@@ -95,6 +95,24 @@ pub enum ListWhat {
     Connections,
     /// `-L --timeout`.
     Timeouts,
+    /// `-L --daemon`: the sync daemon's state.
+    Daemon,
+}
+
+/// `--start-daemon`'s settings (ipvsadm's `ipvs_daemon_t`); what is not
+/// given is the kernel's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonArgs {
+    /// `master` (else `backup`).
+    pub master: bool,
+    /// `--mcast-interface` (ipvsadm's default: eth0).
+    pub ifname: String,
+    /// `--syncid` (default 0).
+    pub syncid: u8,
+    pub maxlen: Option<u16>,
+    pub group: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
 }
 
 /// One parsed lvsadm invocation (or one `-R` line).
@@ -139,6 +157,10 @@ pub enum AdminCommand {
     Save { numeric: bool },
     /// `-R`: the rules come on stdin (see [`parse_restore`]).
     Restore,
+    /// `--start-daemon master|backup` and its options.
+    StartDaemon(DaemonArgs),
+    /// `--stop-daemon master|backup` (`true`: master).
+    StopDaemon(bool),
     /// `-v`.
     Version,
     /// `-h`.

@@ -227,20 +227,16 @@ impl OptId {
             O::TunNocsum => Optc::TunNocsum,
             O::TunCsum => Optc::TunCsum,
             O::TunRemcsum => Optc::TunRemcsum,
-            O::Command(_)
-            | O::Sctp
-            | O::Fwmark
-            | O::McastInterface
-            | O::SyncId
-            | O::Daemon
-            | O::McastGroup
-            | O::McastPort
-            | O::McastTtl
-            | O::SyncMaxlen
-            | O::Sort
-            | O::Ipv6
-            | O::Pe
-            | O::TunInfo => return None,
+            O::McastInterface => Optc::Mcast,
+            O::SyncId => Optc::SyncId,
+            O::Daemon => Optc::Daemon,
+            O::McastGroup => Optc::McastGroup,
+            O::McastPort => Optc::McastPort,
+            O::McastTtl => Optc::McastTtl,
+            O::SyncMaxlen => Optc::SyncMaxlen,
+            O::Command(_) | O::Sctp | O::Fwmark | O::Sort | O::Ipv6 | O::Pe | O::TunInfo => {
+                return None;
+            }
         })
     }
 }

@@ -390,10 +390,6 @@ fn unsupported_features_say_so() {
         "SCTP services are not supported by lvsfwd"
     );
     assert_eq!(
-        err("--start-daemon master"),
-        "the connection synchronization daemon is not supported by lvsfwd"
-    );
-    assert_eq!(
         err("-A -t 198.18.0.250:80 --pe sip"),
         "Scheduler or persistence engine not found"
     );
@@ -521,4 +517,73 @@ fn numbers_as_strtol_reads_them() {
     assert_eq!(strtol_whole("99999999999999999999"), None);
     assert_eq!(atoi("64abc"), 64);
     assert_eq!(atoi("abc"), 0);
+}
+
+#[test]
+fn sync_daemon_commands_parse_as_ipvsadm_reads_them() {
+    assert_eq!(
+        ok("--start-daemon master"),
+        AdminCommand::StartDaemon(DaemonArgs {
+            master: true,
+            ifname: "eth0".into(),
+            syncid: 0,
+            maxlen: None,
+            group: None,
+            port: None,
+            ttl: None,
+        })
+    );
+    assert_eq!(
+        ok(
+            "--start-daemon backup --mcast-interface lfeth0 --syncid 51 --sync-maxlen 1000 \
+            --mcast-group 239.1.2.3 --mcast-port 9000 --mcast-ttl 2"
+        ),
+        AdminCommand::StartDaemon(DaemonArgs {
+            master: false,
+            ifname: "lfeth0".into(),
+            syncid: 51,
+            maxlen: Some(1000),
+            group: Some("239.1.2.3".parse().unwrap()),
+            port: Some(9000),
+            ttl: Some(2),
+        })
+    );
+    assert_eq!(ok("--stop-daemon backup"), AdminCommand::StopDaemon(false));
+    assert_eq!(ok("--stop-daemon master"), AdminCommand::StopDaemon(true));
+    assert!(matches!(
+        ok("-L --daemon"),
+        AdminCommand::List {
+            what: ListWhat::Daemon,
+            ..
+        }
+    ));
+    assert_eq!(
+        err("--start-daemon primary"),
+        "illegal start-daemon parameter specified"
+    );
+    assert_eq!(err("--stop-daemon x"), "illegal start_daemon specified");
+    assert_eq!(
+        err("--start-daemon master --syncid 256"),
+        "illegal syncid specified"
+    );
+    assert_eq!(
+        err("--start-daemon master --mcast-ttl 0"),
+        "illegal mcast-ttl specified"
+    );
+    assert_eq!(
+        err("--start-daemon master --sync-maxlen 65508"),
+        "illegal sync-maxlen specified"
+    );
+    assert_eq!(
+        err("--start-daemon master --mcast-group 198.18.0.1"),
+        "illegal mcast-group specified"
+    );
+    assert_eq!(
+        err("--start-daemon master -t 198.18.0.250:80"),
+        "Illegal 'service-address' option with the 'start-daemon' command"
+    );
+    assert_eq!(
+        err("--stop-daemon master --mcast-interface eth0"),
+        "Illegal 'mcast-interface' option with the 'stop-daemon' command"
+    );
 }

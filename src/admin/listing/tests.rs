@@ -593,3 +593,21 @@ fn removed_services_are_not_listed() {
     save_rules(&mut saved, &table).unwrap();
     assert!(!saved.contains(":80 "), "{saved}");
 }
+
+#[test]
+fn daemon_listing_is_ipvsadm_1_31s() {
+    let mut m = crate::config::SyncDaemon::new("eth0", 1);
+    m.maxlen = Some(1472);
+    let mut b = crate::config::SyncDaemon::new("eth1", 51);
+    b.maxlen = Some(1472);
+    b.group = "239.0.0.1".parse().unwrap();
+    b.port = 9000;
+    b.ttl = 3;
+    let mut out = String::new();
+    list_daemon(&mut out, &[(true, &m), (false, &b)]).unwrap();
+    assert_eq!(
+        out,
+        "master sync daemon (mcast=eth0, syncid=1, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+         backup sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=239.0.0.1, port=9000, ttl=3)\n"
+    );
+}

@@ -222,3 +222,29 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
         "{w:?}"
     );
 }
+
+#[test]
+fn lvs_sync_daemon_becomes_the_global_sync_table() {
+    let conf = "global_defs {\n  lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 9000 ttl 2 group 239.1.1.1\n}\n\
+                vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  \
+                priority 100\n  virtual_ipaddress {\n    198.18.0.250/32\n  }\n}\n";
+    let (toml, warnings) = import(conf);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let d = c.global.lvs_sync_daemon.expect("the sync daemon");
+    assert_eq!(
+        (d.interface.as_str(), d.vrrp_instance.as_deref(), d.syncid),
+        ("eth1", Some("VI_1"), 7)
+    );
+    assert_eq!((d.maxlen, d.port, d.ttl), (Some(1400), 9000, 2));
+    assert_eq!(d.group.to_string(), "239.1.1.1");
+    // Without id: the instance's virtual_router_id.
+    let (toml, _) = import(&conf.replace(" id 7", ""));
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap();
+    assert_eq!(c.global.lvs_sync_daemon.unwrap().syncid, 51);
+    let (_, warnings) = import(&conf.replace(" id 7", " bogus 7"));
+    assert!(
+        warnings.iter().any(|w| w.message.contains("bogus")),
+        "{warnings:?}"
+    );
+}

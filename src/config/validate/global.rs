@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::raw::{OneOrMany, RawGlobal, RawTimeouts, S};
-use super::super::{Global, Timeouts, XdpMode, ZeroCopy};
+use super::super::raw::{OneOrMany, RawGlobal, RawSyncDaemon, RawTimeouts, S};
+use super::super::{Global, SyncDaemon, Timeouts, XdpMode, ZeroCopy};
 use super::common::{MAX_TIMEOUT_SECS, R, fail, int_in, keyword, nonempty, once};
+use crate::conn::SyncSysctls;
 
 pub(super) fn global(g: RawGlobal) -> R<Global> {
     let d = Global::default();
+    let sync = sync_sysctls(&g)?;
     let queues = match g.queues {
         None => None,
         Some(q) => {
@@ -103,6 +105,11 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
         script_group: nonempty(g.script_group, "script_group")?,
         // `[metrics]` is its own table: set by the caller.
         metrics_listen: None,
+        sloppy_tcp: g.sloppy_tcp.unwrap_or(false),
+        sync,
+        backup_only: g.backup_only.unwrap_or(false),
+        // Checked with the VRRP instances it names (`validate`).
+        lvs_sync_daemon: None,
     })
 }
 
@@ -121,6 +128,100 @@ pub(super) fn metrics_listen(v: &S<String>) -> R<std::net::SocketAddr> {
             ),
         ),
     }
+}
+
+/// The sync sysctls, with the kernel's ranges: `sync_threshold` below
+/// `sync_period` unless the period is 0, `sync_retries` 0..=3.
+fn sync_sysctls(g: &RawGlobal) -> R<SyncSysctls> {
+    let d = SyncSysctls::default();
+    let threshold = match &g.sync_threshold {
+        Some(v) => int_in(v, "sync_threshold", 0, i64::from(i32::MAX))? as u32,
+        None => d.threshold,
+    };
+    let period = match &g.sync_period {
+        Some(v) => int_in(v, "sync_period", 0, i64::from(i32::MAX))? as u32,
+        None => d.period,
+    };
+    if period != 0 && threshold >= period {
+        let span = g
+            .sync_threshold
+            .as_ref()
+            .or(g.sync_period.as_ref())
+            .map_or(0..0, |v| v.span());
+        return fail(
+            span,
+            format!(
+                "sync_threshold {threshold} must be below sync_period {period} (or sync_period 0)"
+            ),
+        );
+    }
+    Ok(SyncSysctls {
+        threshold,
+        period,
+        refresh_period: match &g.sync_refresh_period {
+            Some(v) => int_in(v, "sync_refresh_period", 0, 86_400 * 365)? as u32,
+            None => d.refresh_period,
+        },
+        retries: match &g.sync_retries {
+            Some(v) => int_in(v, "sync_retries", 0, 3)? as u32,
+            None => d.retries,
+        },
+    })
+}
+
+/// `[global.lvs_sync_daemon]`; `vrid` gives the named instance's
+/// virtual_router_id (`None`: no such instance).
+pub(super) fn sync_daemon(
+    raw: S<RawSyncDaemon>,
+    vrid: impl Fn(&str) -> Option<u8>,
+) -> R<SyncDaemon> {
+    let span = raw.span();
+    let r = raw.into_inner();
+    let interface = r.interface.get_ref().clone();
+    if interface.is_empty() || interface.len() >= libc::IFNAMSIZ || interface.contains('/') {
+        return fail(
+            r.interface.span(),
+            format!("interface: `{interface}` is not a valid interface name"),
+        );
+    }
+    let Some(inst) = r.vrrp_instance else {
+        return fail(
+            span,
+            "lvs_sync_daemon needs vrrp_instance: it is master while that instance is MASTER",
+        );
+    };
+    let Some(id_default) = vrid(inst.get_ref()) else {
+        return fail(
+            inst.span(),
+            format!("vrrp_instance `{}` is not defined", inst.get_ref()),
+        );
+    };
+    let mut d = SyncDaemon::new(&interface, id_default);
+    d.vrrp_instance = Some(inst.into_inner());
+    if let Some(v) = &r.id {
+        d.syncid = int_in(v, "id", 0, 255)? as u8;
+    }
+    if let Some(v) = &r.maxlen {
+        d.maxlen = Some(int_in(v, "maxlen", 1, 65535 - 28)? as u16);
+    }
+    if let Some(v) = &r.port {
+        d.port = int_in(v, "port", 1, 65535)? as u16;
+    }
+    if let Some(v) = &r.ttl {
+        d.ttl = int_in(v, "ttl", 1, 255)? as u8;
+    }
+    if let Some(g) = &r.group {
+        match g.get_ref().parse::<std::net::IpAddr>() {
+            Ok(a) if a.is_multicast() => d.group = a,
+            _ => {
+                return fail(
+                    g.span(),
+                    format!("group: `{}` is not a multicast address", g.get_ref()),
+                );
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// `interface`: one NIC or a list of them (a two-armed director), each

@@ -27,7 +27,8 @@ use super::Config;
 use super::raw::RawConfig;
 use common::{R, fail};
 
-pub(crate) fn validate(raw: RawConfig) -> R<Config> {
+pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
+    let sync_daemon = raw.global.lvs_sync_daemon.take();
     let mut global = global::global(raw.global)?;
     global.metrics_listen = match raw.metrics {
         Some(m) => Some(global::metrics_listen(&m.listen)?),
@@ -149,6 +150,14 @@ pub(crate) fn validate(raw: RawConfig) -> R<Config> {
             }
         }
         vrrp_sync_groups.push(sg);
+    }
+    if let Some(sd) = sync_daemon {
+        global.lvs_sync_daemon = Some(global::sync_daemon(sd, |name| {
+            vrrp_instances
+                .iter()
+                .find(|v: &&super::VrrpInstance| v.name == name)
+                .map(|v| v.virtual_router_id)
+        })?);
     }
     let mut virtual_servers = Vec::with_capacity(raw.virtual_server.len());
     let mut keys = HashSet::new();

@@ -16,8 +16,10 @@ mod expire;
 mod packet;
 mod schedule;
 mod storage;
+mod sync;
 
 pub use packet::InPacket;
+pub use sync::{SYNC_OUTBOX, SyncApplied};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -66,6 +68,12 @@ pub struct ConnTable {
     sysctls: ConnSysctls,
     lports: RangeInclusive<u16>,
     evictions: u64,
+    /// Connection sync's master side is on (`sync`): the one flag the
+    /// per-packet path reads for it.
+    sync_master: bool,
+    sync_state: sync::MasterSync,
+    /// Synced NAT/FULLNAT conns may lack the client's MAC.
+    learn_macs: bool,
 }
 
 impl fmt::Debug for ConnTable {

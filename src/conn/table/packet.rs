@@ -297,6 +297,9 @@ impl ConnTable {
         };
         let fwd = self.slab[i as usize].fwd();
         self.packet(i as usize, Direction::In, tcp, ip_len, now, services);
+        if self.sync_master {
+            self.sync_packet(i, now, services);
+        }
         InPacket::Forward {
             id: ConnId(i),
             fwd,

@@ -90,8 +90,8 @@ impl ConnTable {
     /// timer): do not call [`ConnTable::on_packet`] for it.
     ///
     /// - TCP: only a segment with SYN and without RST may create a conn
-    ///   (`tcp_conn_schedule`, `sloppy_tcp` = 0; like the kernel, ACK is not
-    ///   looked at). UDP: any datagram.
+    ///   (`tcp_conn_schedule`; like the kernel, ACK is not looked at); with
+    ///   `sloppy_tcp` any segment without RST. UDP: any datagram.
     /// - Persistence: the template `<proto, client & prefix, 0, vaddr, vport>`
     ///   (vport 0 for an FTP service on port 21) picks the server while that
     ///   server is available (and, with `expire_quiescent_template`, has a
@@ -112,7 +112,10 @@ impl ConnTable {
         now: Timestamp,
         rand: u64,
     ) -> Result<ConnId, ScheduleError> {
-        if flow.proto == Protocol::Tcp && !flow.tcp.is_some_and(|f| f.syn && !f.rst) {
+        // `tcp_conn_schedule`: a SYN without RST, or with `sloppy_tcp` any
+        // segment without RST.
+        let sloppy = self.sysctls.sloppy_tcp;
+        if flow.proto == Protocol::Tcp && !flow.tcp.is_some_and(|f| (f.syn || sloppy) && !f.rst) {
             return Err(ScheduleError::NotSyn);
         }
         self.observe(now);
@@ -272,6 +275,9 @@ impl ConnTable {
         self.account(i as usize, Direction::In, ip_len, services);
         self.transition(i as usize, Direction::In, flow.tcp, services);
         self.rearm(i as usize, now, false);
+        if self.sync_master {
+            self.sync_packet(i, now, services);
+        }
         Ok(ConnId(i))
     }
 }

@@ -63,6 +63,9 @@ impl ConnTable {
             sysctls: ConnSysctls::default(),
             lports: 1024..=65535,
             evictions: 0,
+            sync_master: false,
+            sync_state: Default::default(),
+            learn_macs: false,
         }
     }
 
@@ -108,6 +111,7 @@ impl ConnTable {
 
     pub fn set_sysctls(&mut self, s: ConnSysctls) {
         self.sysctls = s;
+        self.sync_state.sysctls = s.sync;
     }
 
     /// The FULLNAT local port range (default 1024-65535).
@@ -154,6 +158,7 @@ impl ConnTable {
             d.update_overload();
         }
         self.slab[i as usize] = Entry::encode(c, self.clock);
+        self.reset_sync_meta(i);
         if template {
             self.file::<KIND_TPL>(i);
         } else if !one_packet {

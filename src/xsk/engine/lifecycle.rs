@@ -250,6 +250,11 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         validate(cfg, dataplanes.len())?;
         let n = cfg.queues.len();
+        let _ = shared.sync.inbound.set(
+            (0..n)
+                .map(|_| crossbeam::queue::ArrayQueue::new(crate::xsk::shared::SYNC_QUEUE))
+                .collect(),
+        );
         let socks = open_sockets(cfg, register_socket)?;
 
         let mesh = if n > 1 {

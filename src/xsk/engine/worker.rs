@@ -13,6 +13,7 @@ use crossbeam::channel;
 use super::mesh::Mesh;
 use super::monotonic_now;
 use super::rounds::{self, Phase, RoundStats};
+use crate::conn::SyncApplied;
 use crate::dataplane::query::{self, Query, Reply};
 use crate::dataplane::{Dataplane, Verdict};
 use crate::dest::NicId;
@@ -20,7 +21,7 @@ use crate::time::Timestamp;
 use crate::wire::FrameBuf;
 use crate::xsk::afxdp::{FrameDesc, MAX_POLL_FDS, WorkerUmem, Xsk, poll_readable};
 use crate::xsk::kport::KernelQueue;
-use crate::xsk::shared::{Shared, WorkerCounters};
+use crate::xsk::shared::{SYNC_BACKUP, SYNC_MASTER, Shared, WorkerCounters};
 use crate::xsk::steer::SteerMap;
 
 /// How far ahead in a batch the connection index slots of a frame are
@@ -106,7 +107,12 @@ pub(super) struct Worker {
     pub(super) kport: Option<KernelQueue>,
     /// Per-phase round timings (`LVSFWD_ROUND_STATS`; `None`: off).
     stats: Option<Box<RoundStats>>,
+    /// The connection-sync mode last applied (`SyncLink::mode`).
+    sync_mode: u8,
 }
+
+/// Most received sync records a worker applies in one round.
+const SYNC_APPLY_PER_ROUND: usize = 1024;
 
 impl Worker {
     pub(super) fn new(
@@ -159,6 +165,7 @@ impl Worker {
             failure: None,
             kport: None,
             stats: rounds::enabled().then(RoundStats::new),
+            sync_mode: 0,
         }
     }
 
@@ -237,6 +244,7 @@ impl Worker {
         self.sync_snapshot();
         self.phase(Phase::Snapshot);
         let timers_left = self.dp.tick_some(now, EXPIRY_BUDGET);
+        self.sync_in(now);
         self.phase(Phase::Timers);
         self.serve_queries(now);
         self.phase(Phase::Queries);
@@ -256,6 +264,9 @@ impl Worker {
             got += self.receive(nic as NicId, now);
         }
         let handed = self.drain_inbox(now);
+        if self.sync_mode & SYNC_MASTER != 0 {
+            self.sync_out();
+        }
         self.phase(Phase::Rx);
 
         self.flush_tx();
@@ -287,6 +298,59 @@ impl Worker {
             // Whatever woke it (frames, a peer, the timeout) starts a new
             // spin.
             self.last_busy = monotonic_now();
+        }
+    }
+
+    /// Connection sync at the start of a round: follows the mode the
+    /// control side set and applies received records (bounded), passing
+    /// on those whose flow another worker owns.
+    fn sync_in(&mut self, now: Timestamp) {
+        let link = &self.shared.sync;
+        let mode = link.mode.load(Ordering::Relaxed);
+        if mode != self.sync_mode {
+            self.sync_mode = mode;
+            self.dp
+                .set_sync_mode(mode & SYNC_MASTER != 0, mode & SYNC_BACKUP != 0);
+        }
+        if mode & SYNC_BACKUP == 0 {
+            return;
+        }
+        let Some(q) = link.inbound.get().and_then(|q| q.get(self.me)) else {
+            return;
+        };
+        for _ in 0..SYNC_APPLY_PER_ROUND {
+            let Some(r) = q.pop() else {
+                break;
+            };
+            if self.mesh.is_some() {
+                let owner = self.steer.client_owner(r.caddr, r.cport) as usize;
+                if owner != self.me {
+                    link.to_worker(owner, r);
+                    continue;
+                }
+            }
+            let c = match self.dp.apply_synced(&r, now) {
+                SyncApplied::Created => &link.created,
+                SyncApplied::Updated | SyncApplied::Ignored => &link.updated,
+                SyncApplied::NoDest => &link.no_dest,
+                SyncApplied::TableFull => &link.refused,
+            };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the records the data plane decided to sync to the sender; a
+    /// full queue drops them (counted).
+    fn sync_out(&mut self) {
+        let link = &self.shared.sync;
+        let mut dropped = 0;
+        for r in self.dp.drain_sync() {
+            if link.out.push(r).is_err() {
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            link.out_drops.fetch_add(dropped, Ordering::Relaxed);
         }
     }
 

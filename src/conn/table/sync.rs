@@ -1,0 +1,385 @@
+//! Connection sync on the table (see `conn::sync` for the rules): a
+//! master's per-packet decision, which leaves [`SyncRecord`]s in a
+//! preallocated outbox; a backup's `ip_vs_proc_conn`.
+
+use std::time::Duration;
+
+use super::{ConnTable, KIND_CONN, KIND_TPL, Tuple, dest_mut};
+use crate::conn::sync::{SyncMeta, SyncRecord, SyncSysctls, sync_needed};
+
+use crate::conn::{
+    Conn, ConnId, F_INACTIVE, F_NO_OUTPUT, F_TEMPLATE, F_TPL_INVALID, F_TPL_LINGER, F_USED,
+    NO_LINK, TEMPLATE_LINGER,
+};
+use crate::service::{DestRef, ServiceKey, ServiceTable};
+use crate::time::Timestamp;
+
+/// Records the outbox holds between two drains (a batch makes at most two
+/// per packet: a conn and its template).
+pub const SYNC_OUTBOX: usize = 1024;
+
+/// What [`ConnTable::apply_synced`] did with a record.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SyncApplied {
+    Created,
+    Updated,
+    /// The expiry message of a conn already replaced (the kernel ignores
+    /// it too).
+    Ignored,
+    /// No such virtual service or real server here: not created (counted).
+    NoDest,
+    /// The table is full.
+    TableFull,
+}
+
+/// A master's sync state on a table.
+#[derive(Debug, Default)]
+pub(super) struct MasterSync {
+    pub(super) sysctls: SyncSysctls,
+    /// Per slab entry (allocated when sync is first switched on).
+    pub(super) meta: Box<[SyncMeta]>,
+    pub(super) outbox: Vec<SyncRecord>,
+    /// Records the outbox had no room for.
+    pub(super) overflow: u64,
+}
+
+fn ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
+impl ConnTable {
+    /// Switches the master side on or off (its sysctls are
+    /// [`ConnSysctls::sync`](crate::conn::ConnSysctls)). The first switch-on
+    /// allocates the per-entry state (16 bytes an entry) and the outbox;
+    /// call it at a batch boundary.
+    pub fn set_sync_master(&mut self, on: bool) {
+        match on {
+            true => {
+                let n = self.slab.len();
+                let m = &mut self.sync_state;
+                if m.meta.len() != n {
+                    m.meta = vec![SyncMeta::default(); n].into_boxed_slice();
+                    m.outbox = Vec::with_capacity(SYNC_OUTBOX);
+                }
+                m.sysctls = self.sysctls.sync;
+                self.sync_master = true;
+            }
+            false => self.sync_master = false,
+        }
+    }
+
+    /// Whether this table decides what to sync.
+    pub fn sync_master(&self) -> bool {
+        self.sync_master
+    }
+
+    /// Takes the records decided since the last call.
+    pub fn drain_sync(&mut self) -> std::vec::Drain<'_, SyncRecord> {
+        self.sync_state.outbox.drain(..)
+    }
+
+    /// Records lost to a full outbox.
+    pub fn sync_overflow(&self) -> u64 {
+        self.sync_state.overflow
+    }
+
+    /// A fresh entry `i` starts with no sync history.
+    #[inline]
+    pub(super) fn reset_sync_meta(&mut self, i: u32) {
+        if let Some(m) = self.sync_state.meta.get_mut(i as usize) {
+            *m = SyncMeta::default();
+        }
+    }
+
+    /// The timeout `ip_vs_sync_conn` sees for entry `i`: a conn's state's,
+    /// a template's persistence (or its linger).
+    fn sync_timeout_ns(&self, i: usize, services: &ServiceTable) -> u64 {
+        let c = &self.slab[i];
+        if c.is_template() {
+            let d = if c.has(F_TPL_LINGER) {
+                TEMPLATE_LINGER
+            } else {
+                services
+                    .services
+                    .get(c.dest.svc as usize)
+                    .and_then(|s| s.persistence)
+                    .unwrap_or(Duration::from_secs(180))
+            };
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            self.timeout_ns[c.state as usize]
+        }
+    }
+
+    /// A client packet of conn `i` on a master (`ip_vs_sync_conn`): counts
+    /// it and decides for the conn, then for its template.
+    #[cold]
+    pub(super) fn sync_packet(&mut self, i: u32, now: Timestamp, services: &ServiceTable) {
+        let threshold = self.sync_state.sysctls.threshold;
+        let mut cur = i as usize;
+        let mut pkts = if self.slab[cur].is_one_packet() {
+            threshold
+        } else {
+            let m = &mut self.sync_state.meta[cur];
+            m.pkts = m.pkts.wrapping_add(1);
+            m.pkts
+        };
+        loop {
+            let c = &self.slab[cur];
+            if !c.is_one_packet() {
+                let (template, proto, state) = (c.is_template(), c.proto(), c.state);
+                let t_ns = self.sync_timeout_ns(cur, services);
+                let s = self.sync_state.sysctls;
+                let send = sync_needed(
+                    &s,
+                    &mut self.sync_state.meta[cur],
+                    template,
+                    proto,
+                    state,
+                    ms(t_ns),
+                    ms(now.0),
+                    pkts,
+                );
+                if send {
+                    let r = self.record(cur, t_ns);
+                    let m = &mut self.sync_state;
+                    if m.outbox.len() < SYNC_OUTBOX {
+                        m.outbox.push(r);
+                    } else {
+                        m.overflow += 1;
+                    }
+                }
+            }
+            let c = &self.slab[cur];
+            if c.is_template() || c.control == NO_LINK {
+                return;
+            }
+            cur = c.control as usize;
+            if !self.slab[cur].is_template() {
+                pkts = threshold;
+            } else {
+                let m = &mut self.sync_state.meta[cur];
+                m.pkts = m.pkts.wrapping_add(1);
+                pkts = m.pkts;
+            }
+        }
+    }
+
+    /// Entry `i` as a sync record.
+    fn record(&self, i: usize, timeout_ns: u64) -> SyncRecord {
+        let c = self.slab[i].decode(self.clock);
+        SyncRecord {
+            proto: c.proto,
+            fwd: c.fwd,
+            template: c.is_template(),
+            inactive: c.is_inactive(),
+            no_output: c.has(F_NO_OUTPUT),
+            state: c.state,
+            caddr: c.caddr,
+            cport: c.cport,
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+            local: Some((c.laddr, c.lport)),
+            fwmark: 0,
+            timeout: u32::try_from(timeout_ns / 1_000_000_000).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Every conn and template as a sync record (a returning director's
+    /// table request; control side, allocates), templates first so a
+    /// backup has them before their conns.
+    pub fn sync_table(&self, services: &ServiceTable) -> Vec<SyncRecord> {
+        let mut out: Vec<SyncRecord> = self
+            .slab
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID))
+            .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services)))
+            .collect();
+        out.sort_by_key(|r| !r.template);
+        out
+    }
+
+    /// `(svc, dest)` of real server `daddr:dport` of the virtual service
+    /// `r` names (`ip_vs_find_dest`).
+    fn synced_dest(r: &SyncRecord, services: &ServiceTable) -> Option<DestRef> {
+        let key = ServiceKey {
+            proto: r.proto,
+            addr: r.vaddr,
+            port: r.vport,
+        };
+        let svc = services
+            .lookup(&key)
+            .or_else(|| services.lookup(&ServiceKey { port: 0, ..key }))
+            .or_else(|| {
+                // A port-less (FTP) template: the service on port 21.
+                (r.template && r.vport == 0)
+                    .then(|| services.lookup(&ServiceKey { port: 21, ..key }))
+                    .flatten()
+            })?;
+        let s = services.services.get(svc as usize)?;
+        let d = s.dests.iter().position(|d| {
+            d.addr == r.daddr && (d.port == r.dport || d.port == 0 || r.dport == 0)
+        })?;
+        Some(DestRef {
+            svc,
+            dest: d as u32,
+        })
+    }
+
+    /// A backup applies one received entry (`ip_vs_proc_conn`):
+    /// - a conn with the client tuple of an existing one bound to another
+    ///   real server replaces it, unless the message is marked inactive
+    ///   (the expiry of the replaced one: ignored);
+    /// - an existing entry takes the message's INACTIVE bit (moving it
+    ///   between ActiveConn and InActConn), its state and timeout;
+    /// - a new entry is bound to the real server of the virtual service the
+    ///   message names; one this director does not have is counted
+    ///   ([`SyncApplied::NoDest`]) and not created (the kernel would keep it
+    ///   unbound until the server appears);
+    /// - the timeout is the message's (v0: the state's; a template's 180 s).
+    ///
+    /// Synced conns are not linked to templates, as in the kernel.
+    pub fn apply_synced(
+        &mut self,
+        r: &SyncRecord,
+        services: &mut ServiceTable,
+        now: Timestamp,
+    ) -> SyncApplied {
+        self.observe(now);
+        let mut found = if r.template {
+            self.find::<KIND_TPL>(Tuple::new(r.proto, r.caddr, 0, r.vaddr, r.vport))
+        } else {
+            self.find::<KIND_CONN>(Tuple::new(r.proto, r.caddr, r.cport, r.vaddr, r.vport))
+        };
+        if let Some(i) = found
+            && !r.template
+        {
+            let c = &self.slab[i as usize];
+            if c.dport != r.dport || c.daddr() != r.daddr {
+                if r.inactive {
+                    return SyncApplied::Ignored;
+                }
+                self.release(i, services);
+                found = None;
+            }
+        }
+        let outcome;
+        let i = match found {
+            Some(i) => {
+                let c = &mut self.slab[i as usize];
+                if !r.template && c.is_inactive() != r.inactive {
+                    let dref = c.dest;
+                    if r.inactive {
+                        c.flags |= F_INACTIVE;
+                    } else {
+                        c.flags &= !F_INACTIVE;
+                    }
+                    if let Some(d) = dest_mut(services, dref) {
+                        if r.inactive {
+                            d.active_conns = d.active_conns.saturating_sub(1);
+                            d.inact_conns += 1;
+                        } else {
+                            d.inact_conns = d.inact_conns.saturating_sub(1);
+                            d.active_conns += 1;
+                        }
+                        d.update_overload();
+                    }
+                }
+                outcome = SyncApplied::Updated;
+                i
+            }
+            None => {
+                let Some(dref) = Self::synced_dest(r, services) else {
+                    return SyncApplied::NoDest;
+                };
+                if !self.ensure_room(1, services) {
+                    return SyncApplied::TableFull;
+                }
+                let mut flags = F_USED;
+                if r.template {
+                    flags |= F_TEMPLATE;
+                }
+                if r.inactive {
+                    flags |= F_INACTIVE;
+                }
+                if r.no_output && !r.template {
+                    flags |= F_NO_OUTPUT;
+                }
+                let (laddr, lport) = match r.local {
+                    Some(l) if r.fwd == crate::service::FwdMethod::FullNat => l,
+                    _ => (r.caddr, r.cport),
+                };
+                let c = Conn {
+                    proto: r.proto,
+                    caddr: r.caddr,
+                    cport: r.cport,
+                    vaddr: r.vaddr,
+                    vport: r.vport,
+                    daddr: r.daddr,
+                    dport: r.dport,
+                    laddr,
+                    lport,
+                    dest: dref,
+                    fwd: r.fwd,
+                    state: r.state,
+                    client_mac: [0; 6],
+                    client_nic: 0,
+                    expires: now,
+                    flags,
+                    in_pkts: 0,
+                    control: NO_LINK,
+                    n_control: 0,
+                };
+                let i = self.insert_entry(&c, services);
+                if r.fwd.sees_replies() {
+                    self.learn_macs = true;
+                }
+                outcome = SyncApplied::Created;
+                i
+            }
+        };
+        let threshold = self.sync_state.sysctls.threshold;
+        if let Some(m) = self.sync_state.meta.get_mut(i as usize) {
+            m.pkts = threshold;
+            m.old_state = r.state as u8;
+        }
+        let timeout = if r.timeout > 0 {
+            Duration::from_secs(u64::from(r.timeout))
+        } else if r.template {
+            Duration::from_secs(180)
+        } else {
+            self.timeouts.for_state(r.state)
+        };
+        let clock = self.clock;
+        let c = &mut self.slab[i as usize];
+        if !r.template {
+            c.state = r.state;
+        }
+        c.set_expires(now + timeout, clock);
+        let due = c.due_tick(clock);
+        self.wheel.insert(i, due);
+        outcome
+    }
+
+    /// Whether conns synced from a master may still lack the client's MAC
+    /// (NAT and FULLNAT replies go back to it): the data plane then tells
+    /// the table about client packets ([`ConnTable::learn_client`]).
+    #[inline(always)]
+    pub fn learns_macs(&self) -> bool {
+        self.learn_macs
+    }
+
+    /// A client packet from `mac` on `nic` for conn `id`: a synced conn
+    /// without a client MAC takes it.
+    pub fn learn_client(&mut self, id: ConnId, mac: crate::wire::MacAddr, nic: crate::dest::NicId) {
+        if let Some(c) = self.slab.get_mut(id.0 as usize)
+            && c.client_mac == [0; 6]
+        {
+            c.client_mac = mac;
+            c.client_nic = nic;
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! The connection sync daemon's threads (IPVS's `ipvs-m` / `ipvs-b`
+//! kernel threads): a master sender and a backup receiver of IPVS sync
+//! messages (`wire::ipvs_sync`) over UDP multicast, and [`SyncDaemon`], which
+//! runs them as lvsadm or a VRRP instance says.
+//!
+//! Master: the workers push [`SyncRecord`]s onto `SyncLink::out`; the
+//! sender drains it every [`SEND_DELAY`] (the kernel's
+//! `IPVS_SYNC_SEND_DELAY`, 20 ms), packs records into v1 messages of at
+//! most `maxlen` bytes and sends each full one at once and a partial one
+//! when its first record is [`FLUSH_TIME`] old (`IPVS_SYNC_FLUSH_TIME`,
+//! 2 s). The socket is the kernel's: bound to the interface's address,
+//! multicast out of that interface with the configured TTL, loopback off,
+//! connected to group:port. `maxlen` defaults to 1500 minus the IP and UDP
+//! headers (1472 over IPv4; the kernel's master ignores the MTU).
+//!
+//! Backup: a socket bound to group:port on the interface, joined to the
+//! group there, reads datagrams of up to `maxlen` (default: the MTU, at
+//! least 1500, minus the headers), drops and counts malformed ones and
+//! those of another syncid (a syncid of 0 takes every one, as the
+//! kernel's), and hands each entry to worker 0's inbound queue; a worker
+//! passes a record on to the worker owning its flow.
+//!
+//! Fail-back without loss (beyond IPVS): a director that starts with a
+//! sync daemon asks the group for the master's whole table
+//! ([`SyncDaemon::request_table`], `wire::ipvs_sync::Control`) before it
+//! joins VRRP; a master's sender also listens on the group, and the control
+//! thread answers a request with every conn and template of every worker
+//! ([`SyncDaemon::send_table`]), which the sender sends at once, then an
+//! end marker.
+//!
+//! Deliberately not here: the kernel's several sync threads per role
+//! (`sync_ports`), `sync_qlen_max`, `sync_sock_size`, `sync_persist_mode`
+//! and `sync_version` 0 on send.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use socket2::{Domain, Socket, Type};
+
+use crate::admin::cmd::{AdminCommand, ListWhat};
+use crate::admin::listing;
+use crate::config::SyncDaemon as SyncConfig;
+use crate::conn::SyncRecord;
+use crate::wire::ipvs_sync::{self, SyncError, Writer};
+use crate::xsk::shared::{SYNC_BACKUP, SYNC_MASTER, Shared};
+
+/// How often the sender drains the workers' queue.
+pub const SEND_DELAY: Duration = Duration::from_millis(20);
+/// A partial message waits at most this long.
+pub const FLUSH_TIME: Duration = Duration::from_secs(2);
+/// How long a returning director waits for the master's table before it
+/// takes part in VRRP (and may preempt), and the longest a master spends
+/// queueing a table.
+pub const TABLE_WAIT: Duration = Duration::from_secs(3);
+/// IPv4 + UDP headers.
+const HLEN_V4: u16 = 28;
+/// IPv6 + UDP headers.
+const HLEN_V6: u16 = 48;
+
+/// Which side of sync.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Backup,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Backup => "backup",
+        }
+    }
+}
+
+/// What the sync threads counted.
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Master: messages, entries and bytes (UDP payload) sent.
+    pub sent_msgs: AtomicU64,
+    pub sent_conns: AtomicU64,
+    pub sent_bytes: AtomicU64,
+    pub send_errors: AtomicU64,
+    /// Backup: datagrams and entries taken.
+    pub recv_msgs: AtomicU64,
+    pub recv_conns: AtomicU64,
+    /// Datagrams of another syncid.
+    pub wrong_syncid: AtomicU64,
+    /// Datagrams (or their rest) dropped as malformed, by reason.
+    pub malformed: [AtomicU64; SyncError::COUNT],
+    /// Entries left out: an unknown mandatory option, or what a backup
+    /// cannot hold (another protocol, a state out of range).
+    pub refused_conns: AtomicU64,
+    /// Master: a table request arrived and the control thread has not
+    /// taken it yet.
+    pub table_wanted: AtomicBool,
+    /// Master: the control thread queued a whole table; the sender sends
+    /// what it holds at once, then the end marker.
+    pub table_queued: AtomicBool,
+    /// Master: tables sent in answer to requests.
+    pub tables_sent: AtomicU64,
+    /// Backup: end markers of tables received.
+    pub tables_done: AtomicU64,
+}
+
+impl SyncStats {
+    pub fn malformed_total(&self) -> u64 {
+        self.malformed
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// One running sync thread.
+#[derive(Debug)]
+pub struct SyncThread {
+    pub role: Role,
+    /// As running (`maxlen` resolved).
+    pub cfg: SyncConfig,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl SyncThread {
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The interface's index, MTU and first address of the family (`v6`).
+fn interface(name: &str, v6: bool) -> Result<(u32, u16, Option<IpAddr>)> {
+    let index = nix::net::if_::if_nametoindex(name)
+        .with_context(|| format!("Unknown mcast interface: {name}"))?;
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .unwrap_or(1500);
+    let addr = nix::ifaddrs::getifaddrs()
+        .context("reading the interfaces' addresses")?
+        .filter(|a| a.interface_name == name)
+        .filter_map(|a| a.address)
+        .find_map(|s| {
+            if v6 {
+                s.as_sockaddr_in6().map(|x| IpAddr::V6(x.ip()))
+            } else {
+                s.as_sockaddr_in().map(|x| IpAddr::V4(x.ip()))
+            }
+        });
+    Ok((index, mtu, addr))
+}
+
+/// `maxlen` as the kernel resolves it for `role` (`start_sync_thread`).
+pub fn resolve_maxlen(cfg: &SyncConfig, role: Role, mtu: u16) -> u16 {
+    let hlen = if cfg.group.is_ipv6() {
+        HLEN_V6
+    } else {
+        HLEN_V4
+    };
+    let (mtu, min) = match role {
+        Role::Backup => (mtu.max(1500), 1024),
+        Role::Master => (1500, 1),
+    };
+    match cfg.maxlen {
+        Some(m) => m.clamp(min, u16::MAX - hlen),
+        None => mtu - hlen,
+    }
+}
+
+fn master_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
+    let v6 = cfg.group.is_ipv6();
+    let (index, _, addr) = interface(&cfg.interface, v6)?;
+    let s = Socket::new(
+        if v6 { Domain::IPV6 } else { Domain::IPV4 },
+        Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if v6 {
+        s.set_multicast_if_v6(index)?;
+        s.set_multicast_loop_v6(false)?;
+        s.set_multicast_hops_v6(u32::from(cfg.ttl))?;
+    } else {
+        let Some(IpAddr::V4(a)) = addr else {
+            bail!(
+                "{}: no IPv4 address to send sync messages from",
+                cfg.interface
+            );
+        };
+        s.set_multicast_if_v4(&a)?;
+        s.set_multicast_loop_v4(false)?;
+        s.set_multicast_ttl_v4(u32::from(cfg.ttl))?;
+        s.bind(&SocketAddr::new(IpAddr::V4(a), 0).into())
+            .context("binding the sync socket to the interface's address")?;
+    }
+    s.connect(&SocketAddr::new(cfg.group, cfg.port).into())
+        .context("connecting to the sync group")?;
+    Ok((s, resolve_maxlen(cfg, Role::Master, 1500)))
+}
+
+fn backup_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
+    let v6 = cfg.group.is_ipv6();
+    let (index, mtu, _) = interface(&cfg.interface, false)?;
+    let s = Socket::new(
+        if v6 { Domain::IPV6 } else { Domain::IPV4 },
+        Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind_device(Some(cfg.interface.as_bytes()))
+        .context("binding the sync socket to its interface")?;
+    s.bind(&SocketAddr::new(cfg.group, cfg.port).into())
+        .context("binding to the sync group and port")?;
+    match cfg.group {
+        IpAddr::V4(g) => s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(index)),
+        IpAddr::V6(g) => s.join_multicast_v6(&g, index),
+    }
+    .context("joining the sync group")?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok((s, resolve_maxlen(cfg, Role::Backup, mtu)))
+}
+
+/// Starts the sender: records from `shared`'s queue go out to the group.
+pub fn start_master(
+    cfg: &SyncConfig,
+    shared: Arc<Shared>,
+    stats: Arc<SyncStats>,
+) -> Result<SyncThread> {
+    let (sock, maxlen) = master_socket(cfg)?;
+    // Table requests of returning directors come to the group too.
+    let (listener, _) = backup_socket(cfg)?;
+    listener.set_nonblocking(true)?;
+    let listener: std::net::UdpSocket = listener.into();
+    let mut cfg = cfg.clone();
+    cfg.maxlen = Some(maxlen);
+    // Records decided while no master ran are stale.
+    while shared.sync.out.pop().is_some() {}
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let syncid = cfg.syncid;
+    let handle = std::thread::Builder::new()
+        .name("lvsfwd-sync-m".into())
+        .spawn(move || {
+            let mut w = Writer::new(syncid, usize::from(maxlen));
+            let mut first: Option<Instant> = None;
+            let send = |w: &mut Writer| {
+                let b = w.bytes();
+                match sock.send(b) {
+                    Ok(n) => {
+                        stats.sent_msgs.fetch_add(1, Ordering::Relaxed);
+                        stats
+                            .sent_conns
+                            .fetch_add(u64::from(w.count()), Ordering::Relaxed);
+                        stats.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                        log::debug!("sync: send: {e}");
+                    }
+                }
+                w.reset(syncid);
+            };
+            let mut rbuf = [0u8; 64];
+            let drain = |w: &mut Writer, first: &mut Option<Instant>| {
+                while let Some(r) = shared.sync.out.pop() {
+                    let c = r.to_wire();
+                    if !w.push(&c) {
+                        send(w);
+                        w.push(&c);
+                        *first = Some(Instant::now());
+                    }
+                    first.get_or_insert_with(Instant::now);
+                }
+            };
+            while !flag.load(Ordering::Relaxed) {
+                drain(&mut w, &mut first);
+                let whole_table = stats.table_queued.swap(false, Ordering::Acquire);
+                if whole_table {
+                    // Everything queued before the flag is there now.
+                    drain(&mut w, &mut first);
+                }
+                if !w.is_empty()
+                    && (whole_table || first.is_some_and(|t| t.elapsed() >= FLUSH_TIME))
+                {
+                    send(&mut w);
+                    first = None;
+                }
+                if whole_table {
+                    let done = ipvs_sync::Control::TableDone.encode(syncid);
+                    if sock.send(&done).is_ok() {
+                        stats.tables_sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                while let Ok(n) = listener.recv(&mut rbuf) {
+                    if let Some((ipvs_sync::Control::TableRequest, id)) =
+                        ipvs_sync::Control::decode(&rbuf[..n])
+                        && (syncid == 0 || id == syncid)
+                    {
+                        stats.table_wanted.store(true, Ordering::Release);
+                    }
+                }
+                std::thread::sleep(SEND_DELAY);
+            }
+        })
+        .context("spawning the sync master thread")?;
+    log::info!(
+        "sync thread started: state = MASTER, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}",
+        cfg.interface,
+        cfg.syncid
+    );
+    Ok(SyncThread {
+        role: Role::Master,
+        cfg,
+        stop,
+        handle: Some(handle),
+    })
+}
+
+/// Takes one received datagram: checks it, hands its entries to the
+/// workers (through worker 0's queue).
+pub fn receive(buf: &[u8], syncid: u8, shared: &Shared, stats: &SyncStats) {
+    if let Some((c, id)) = ipvs_sync::Control::decode(buf) {
+        // A backup takes the end of a table it asked for; requests are
+        // the master's business.
+        if c == ipvs_sync::Control::TableDone && (syncid == 0 || id == syncid) {
+            stats.tables_done.fetch_add(1, Ordering::Release);
+        }
+        return;
+    }
+    match ipvs_sync::header(buf) {
+        Ok(h) if syncid != 0 && h.syncid != syncid => {
+            stats.wrong_syncid.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            stats.malformed[e.index()].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    stats.recv_msgs.fetch_add(1, Ordering::Relaxed);
+    let r = ipvs_sync::parse(buf, |c| match SyncRecord::from_wire(&c) {
+        Some(r) => {
+            stats.recv_conns.fetch_add(1, Ordering::Relaxed);
+            shared.sync.to_worker(0, r);
+        }
+        None => {
+            stats.refused_conns.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    match r {
+        Ok((_, skipped)) => {
+            stats
+                .refused_conns
+                .fetch_add(u64::from(skipped.entries), Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.malformed[e.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the receiver.
+pub fn start_backup(
+    cfg: &SyncConfig,
+    shared: Arc<Shared>,
+    stats: Arc<SyncStats>,
+) -> Result<SyncThread> {
+    let (sock, maxlen) = backup_socket(cfg)?;
+    let mut cfg = cfg.clone();
+    cfg.maxlen = Some(maxlen);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let syncid = cfg.syncid;
+    let handle = std::thread::Builder::new()
+        .name("lvsfwd-sync-b".into())
+        .spawn(move || {
+            let sock: std::net::UdpSocket = sock.into();
+            let mut buf = vec![0u8; usize::from(maxlen)];
+            while !flag.load(Ordering::Relaxed) {
+                match sock.recv(&mut buf) {
+                    Ok(n) => receive(&buf[..n], syncid, &shared, &stats),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(e) => {
+                        log::warn!("sync: receive: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })
+        .context("spawning the sync backup thread")?;
+    log::info!(
+        "sync thread started: state = BACKUP, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}",
+        cfg.interface,
+        cfg.syncid
+    );
+    Ok(SyncThread {
+        role: Role::Backup,
+        cfg,
+        stop,
+        handle: Some(handle),
+    })
+}
+
+/// The sync daemon as lvsadm and VRRP drive it: at most one master and one
+/// backup thread (as the kernel: both may run at once with lvsadm).
+#[derive(Debug)]
+pub struct SyncDaemon {
+    shared: Arc<Shared>,
+    pub stats: Arc<SyncStats>,
+    master: Option<SyncThread>,
+    backup: Option<SyncThread>,
+    /// From lb.toml: follows this VRRP instance.
+    vrrp: Option<SyncConfig>,
+}
+
+impl SyncDaemon {
+    pub fn new(shared: Arc<Shared>) -> SyncDaemon {
+        SyncDaemon {
+            shared,
+            stats: Arc::default(),
+            master: None,
+            backup: None,
+            vrrp: None,
+        }
+    }
+
+    fn publish_mode(&self) {
+        let mut m = 0;
+        if self.master.is_some() {
+            m |= SYNC_MASTER;
+        }
+        if self.backup.is_some() {
+            m |= SYNC_BACKUP;
+        }
+        self.shared.sync.mode.store(m, Ordering::Relaxed);
+    }
+
+    /// `--start-daemon`: fails as the kernel does when that role runs.
+    pub fn start(&mut self, role: Role, cfg: &SyncConfig) -> Result<()> {
+        let slot = match role {
+            Role::Master => &self.master,
+            Role::Backup => &self.backup,
+        };
+        if slot.is_some() {
+            bail!("the {} sync daemon is already running", role.name());
+        }
+        let t = match role {
+            Role::Master => start_master(cfg, Arc::clone(&self.shared), Arc::clone(&self.stats))?,
+            Role::Backup => start_backup(cfg, Arc::clone(&self.shared), Arc::clone(&self.stats))?,
+        };
+        match role {
+            Role::Master => self.master = Some(t),
+            Role::Backup => self.backup = Some(t),
+        }
+        self.publish_mode();
+        Ok(())
+    }
+
+    /// `--stop-daemon`: fails when that role does not run.
+    pub fn stop(&mut self, role: Role) -> Result<()> {
+        let t = match role {
+            Role::Master => self.master.take(),
+            Role::Backup => self.backup.take(),
+        };
+        let Some(t) = t else {
+            bail!("no {} sync daemon is running", role.name());
+        };
+        // Workers stop deciding before the sender goes.
+        self.publish_mode();
+        log::info!("stopping {} sync thread", role.name());
+        t.stop();
+        Ok(())
+    }
+
+    /// The running threads, master first (`-L --daemon`).
+    pub fn running(&self) -> Vec<(Role, SyncConfig)> {
+        self.master
+            .iter()
+            .chain(self.backup.iter())
+            .map(|t| (t.role, t.cfg.clone()))
+            .collect()
+    }
+
+    /// Master: whether a returning director asked for the whole table
+    /// since the last call (the control thread then answers with
+    /// [`SyncDaemon::send_table`]).
+    pub fn take_table_request(&self) -> bool {
+        self.master.is_some() && self.stats.table_wanted.swap(false, Ordering::Acquire)
+    }
+
+    /// Master: queues every record of the table for the sender, which
+    /// sends them at once and then the end marker. Waits (control thread)
+    /// while the sender's queue is full, at most [`TABLE_WAIT`] in all.
+    pub fn send_table(&self, records: Vec<SyncRecord>) {
+        let deadline = Instant::now() + TABLE_WAIT;
+        let n = records.len();
+        for mut r in records {
+            while let Err(back) = self.shared.sync.out.push(r) {
+                if Instant::now() >= deadline {
+                    log::warn!("sync: table of {n} entries cut short: the sender is stuck");
+                    self.stats.table_queued.store(true, Ordering::Release);
+                    return;
+                }
+                r = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.stats.table_queued.store(true, Ordering::Release);
+        log::info!("sync: sending the whole table ({n} entries) to a returning director");
+    }
+
+    /// Backup (a director coming back): asks the group for the master's
+    /// whole table and waits until its end marker arrived, at most
+    /// `wait`. Returns whether it did.
+    pub fn request_table(&self, wait: Duration) -> bool {
+        let Some(b) = &self.backup else {
+            return false;
+        };
+        let before = self.stats.tables_done.load(Ordering::Acquire);
+        let sock = match master_socket(&b.cfg) {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn!("sync: asking for the table: {e:#}");
+                return false;
+            }
+        };
+        let req = ipvs_sync::Control::TableRequest.encode(b.cfg.syncid);
+        let deadline = Instant::now() + wait;
+        let mut next_ask = Instant::now();
+        while Instant::now() < deadline {
+            if self.stats.tables_done.load(Ordering::Acquire) != before {
+                return true;
+            }
+            // Asked again every 500 ms: a datagram may be lost.
+            if Instant::now() >= next_ask {
+                let _ = sock.send(&req);
+                next_ask = Instant::now() + Duration::from_millis(500);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// lvsadm's `--start-daemon`, `--stop-daemon` and `-L --daemon`: what
+    /// to print, or ipvsadm's message for the kernel's refusal.
+    pub fn admin(&mut self, cmd: &AdminCommand) -> Result<String, String> {
+        match cmd {
+            AdminCommand::StartDaemon(a) => {
+                let role = if a.master { Role::Master } else { Role::Backup };
+                if self.running().iter().any(|(r, _)| *r == role) {
+                    return Err("Daemon has already run".into());
+                }
+                let mut c = SyncConfig::new(&a.ifname, a.syncid);
+                c.maxlen = a.maxlen;
+                if let Some(g) = a.group {
+                    c.group = g;
+                }
+                if let Some(p) = a.port {
+                    c.port = p;
+                }
+                if let Some(t) = a.ttl {
+                    c.ttl = t;
+                }
+                self.start(role, &c)
+                    .map(|()| String::new())
+                    .map_err(|e| format!("{e:#}"))
+            }
+            AdminCommand::StopDaemon(master) => {
+                let role = if *master { Role::Master } else { Role::Backup };
+                self.stop(role)
+                    .map(|()| String::new())
+                    .map_err(|_| "No daemon is running".into())
+            }
+            AdminCommand::List {
+                what: ListWhat::Daemon,
+                ..
+            } => {
+                let running = self.running();
+                let rows: Vec<(bool, &SyncConfig)> = running
+                    .iter()
+                    .map(|(r, c)| (*r == Role::Master, c))
+                    .collect();
+                let mut out = String::new();
+                let _ = listing::list_daemon(&mut out, &rows);
+                Ok(out)
+            }
+            _ => Err("not a sync daemon command".into()),
+        }
+    }
+
+    /// lb.toml's `[global.lvs_sync_daemon]`: starts as backup, as
+    /// keepalived does until its instance is master.
+    pub fn follow(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
+        self.vrrp = cfg;
+        if let Some(c) = self.vrrp.clone() {
+            let _ = self.stop(Role::Master);
+            let _ = self.stop(Role::Backup);
+            self.start(Role::Backup, &c)?;
+        }
+        Ok(())
+    }
+
+    /// A VRRP instance changed state: master while `instance` is MASTER,
+    /// backup otherwise (keepalived's `ipvs_syncd_master` /
+    /// `ipvs_syncd_backup`).
+    pub fn vrrp_state(&mut self, instance: &str, master: bool) {
+        let Some(c) = self.vrrp.clone() else {
+            return;
+        };
+        if c.vrrp_instance.as_deref() != Some(instance) {
+            return;
+        }
+        let (stop, start) = if master {
+            (Role::Backup, Role::Master)
+        } else {
+            (Role::Master, Role::Backup)
+        };
+        let _ = self.stop(stop);
+        if self.running().iter().any(|(r, _)| *r == start) {
+            return;
+        }
+        if let Err(e) = self.start(start, &c) {
+            log::error!("sync: starting the {} thread: {e:#}", start.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxlen_defaults_as_the_kernels() {
+        let c = SyncConfig::new("eth0", 1);
+        assert_eq!(resolve_maxlen(&c, Role::Master, 9000), 1472);
+        assert_eq!(resolve_maxlen(&c, Role::Backup, 9000), 8972);
+        assert_eq!(resolve_maxlen(&c, Role::Backup, 1400), 1472);
+        let mut c6 = c.clone();
+        c6.group = "ff02::81".parse().unwrap();
+        assert_eq!(resolve_maxlen(&c6, Role::Master, 1500), 1452);
+        let mut small = c.clone();
+        small.maxlen = Some(100);
+        assert_eq!(resolve_maxlen(&small, Role::Master, 1500), 100);
+        assert_eq!(resolve_maxlen(&small, Role::Backup, 1500), 1024);
+    }
+
+    #[test]
+    fn a_backup_drops_malformed_and_foreign_datagrams_and_counts_them() {
+        let shared = Shared::new(Default::default());
+        let _ = shared
+            .sync
+            .inbound
+            .set(vec![crossbeam::queue::ArrayQueue::new(16)].into_boxed_slice());
+        let stats = SyncStats::default();
+        let r = SyncRecord {
+            proto: crate::service::Protocol::Tcp,
+            fwd: crate::service::FwdMethod::Route,
+            template: false,
+            inactive: false,
+            no_output: false,
+            state: crate::conn::ConnState::Established,
+            caddr: "198.18.1.1".parse().unwrap(),
+            cport: 1,
+            vaddr: "198.18.0.250".parse().unwrap(),
+            vport: 80,
+            daddr: "198.18.0.11".parse().unwrap(),
+            dport: 80,
+            local: None,
+            fwmark: 0,
+            timeout: 900,
+        };
+        let mut w = Writer::new(5, 1472);
+        w.push(&r.to_wire());
+        receive(w.bytes(), 5, &shared, &stats);
+        receive(w.bytes(), 6, &shared, &stats);
+        receive(&w.bytes()[..20], 5, &shared, &stats);
+        // syncid 0 takes any.
+        receive(w.bytes(), 0, &shared, &stats);
+        assert_eq!(stats.recv_msgs.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.wrong_syncid.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.malformed[SyncError::BadSize.index()].load(Ordering::Relaxed),
+            1
+        );
+        let q = &shared.sync.inbound.get().unwrap()[0];
+        assert_eq!(q.pop(), Some(r));
+        assert_eq!(q.len(), 1);
+    }
+}
