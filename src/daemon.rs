@@ -47,7 +47,7 @@ use crate::control::ops::metrics::{MetricsServer, StatusRequest};
 use crate::control::ops::notify::Notifier;
 use crate::control::ops::ratelimit::RateLimit;
 use crate::control::ops::{self, Status, dump};
-use crate::control::sync::SyncDaemon;
+use crate::control::sync::{Role, SyncDaemon};
 use crate::control::vrrp_thread::{self, VipGate, VrrpEvent, VrrpThread};
 use crate::dataplane::Snapshot;
 use crate::dataplane::query::{self, Query};
@@ -1135,6 +1135,37 @@ impl Control<'_> {
             to_kernel,
             conn_table,
             xdp: self.prog.status(&self.nics),
+            sync: self.sync_status(),
+        }
+    }
+
+    /// Connection sync's roles and counters for metrics and dumps.
+    fn sync_status(&self) -> ops::SyncStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        let d = self.sync.borrow();
+        let running = d.running();
+        let st = &d.stats;
+        let link = &self.shared.sync;
+        ops::SyncStatus {
+            master: running.iter().any(|(r, _)| *r == Role::Master),
+            backup: running.iter().any(|(r, _)| *r == Role::Backup),
+            sent_messages: st.sent_msgs.load(Relaxed),
+            sent_conns: st.sent_conns.load(Relaxed),
+            sent_bytes: st.sent_bytes.load(Relaxed),
+            send_errors: st.send_errors.load(Relaxed),
+            received_messages: st.recv_msgs.load(Relaxed),
+            received_conns: st.recv_conns.load(Relaxed),
+            wrong_syncid: st.wrong_syncid.load(Relaxed),
+            malformed: st.malformed_total(),
+            refused_conns: st.refused_conns.load(Relaxed),
+            applied_created: link.created.load(Relaxed),
+            applied_updated: link.updated.load(Relaxed),
+            applied_no_dest: link.no_dest.load(Relaxed),
+            applied_refused: link.refused.load(Relaxed),
+            queue_drops_out: link.out_drops.load(Relaxed),
+            queue_drops_in: link.in_drops.load(Relaxed),
+            tables_sent: st.tables_sent.load(Relaxed),
+            tables_received: st.tables_done.load(Relaxed),
         }
     }
 

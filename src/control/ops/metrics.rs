@@ -397,8 +397,73 @@ pub fn render(s: &Status) -> Result<String> {
             .with_label_values(&[n, i])
             .inc_by(v.became_master);
     }
-    // (Connection sync's `lvsfwd_sync_*` counters go here once it exists;
-    // see `Status`.)
+    let sync = &s.sync;
+    let role = gauge_vec(
+        &r,
+        "lvsfwd_sync_daemon_running",
+        "1 while connection sync's thread of this role runs.",
+        &["role"],
+    )?;
+    role.with_label_values(&["master"])
+        .set(i64::from(sync.master));
+    role.with_label_values(&["backup"])
+        .set(i64::from(sync.backup));
+    let msgs = counter_vec(
+        &r,
+        "lvsfwd_sync_messages_total",
+        "IPVS sync messages sent (master) and taken (backup).",
+        &["direction"],
+    )?;
+    msgs.with_label_values(&["sent"]).inc_by(sync.sent_messages);
+    msgs.with_label_values(&["received"])
+        .inc_by(sync.received_messages);
+    counter(
+        &r,
+        "lvsfwd_sync_sent_bytes_total",
+        "UDP payload bytes of the sync messages sent.",
+        sync.sent_bytes,
+    )?;
+    let conns = counter_vec(
+        &r,
+        "lvsfwd_sync_conns_total",
+        "Connection entries synced, by what happened to them.",
+        &["event"],
+    )?;
+    for (event, v) in [
+        ("sent", sync.sent_conns),
+        ("received", sync.received_conns),
+        ("created", sync.applied_created),
+        ("updated", sync.applied_updated),
+        ("no_dest", sync.applied_no_dest),
+        ("refused", sync.refused_conns + sync.applied_refused),
+    ] {
+        conns.with_label_values(&[event]).inc_by(v);
+    }
+    let errors = counter_vec(
+        &r,
+        "lvsfwd_sync_errors_total",
+        "Sync traffic lost, by reason.",
+        &["reason"],
+    )?;
+    for (reason, v) in [
+        ("send_error", sync.send_errors),
+        ("wrong_syncid", sync.wrong_syncid),
+        ("malformed", sync.malformed),
+        ("queue_full_to_sender", sync.queue_drops_out),
+        ("queue_full_to_worker", sync.queue_drops_in),
+    ] {
+        errors.with_label_values(&[reason]).inc_by(v);
+    }
+    let tables = counter_vec(
+        &r,
+        "lvsfwd_sync_tables_total",
+        "Whole connection tables sent to a returning director, or received.",
+        &["direction"],
+    )?;
+    tables.with_label_values(&["sent"]).inc_by(sync.tables_sent);
+    tables
+        .with_label_values(&["received"])
+        .inc_by(sync.tables_received);
     let up = reg(
         &r,
         Gauge::with_opts(Opts::new(
@@ -685,6 +750,15 @@ mod tests {
                 interface: "eth0".into(),
                 mode: "native".into(),
             }],
+            sync: SyncStatus {
+                master: true,
+                sent_messages: 3,
+                sent_conns: 40,
+                sent_bytes: 1608,
+                applied_no_dest: 2,
+                queue_drops_out: 1,
+                ..SyncStatus::default()
+            },
         }
     }
 
@@ -726,6 +800,14 @@ mod tests {
             "lvsfwd_worker_busy_seconds_total{queue=\"0\",worker=\"0\"} 0.25",
             "lvsfwd_xsk_zero_copy{queue=\"0\",worker=\"0\"} 0",
             "lvsfwd_conn_table_entries 5",
+            "lvsfwd_sync_daemon_running{role=\"master\"} 1",
+            "lvsfwd_sync_daemon_running{role=\"backup\"} 0",
+            "lvsfwd_sync_messages_total{direction=\"sent\"} 3",
+            "lvsfwd_sync_sent_bytes_total 1608",
+            "lvsfwd_sync_conns_total{event=\"sent\"} 40",
+            "lvsfwd_sync_conns_total{event=\"no_dest\"} 2",
+            "lvsfwd_sync_errors_total{reason=\"queue_full_to_sender\"} 1",
+            "lvsfwd_sync_tables_total{direction=\"received\"} 0",
             "lvsfwd_conn_table_capacity 1024",
             "lvsfwd_conn_table_evictions_total 0",
             "lvsfwd_xdp_mode{interface=\"eth0\",mode=\"native\"} 1",

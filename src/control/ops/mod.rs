@@ -163,7 +163,41 @@ pub struct Status {
     pub to_kernel: Vec<(&'static str, u64)>,
     pub conn_table: ConnTableStatus,
     pub xdp: Vec<XdpStatus>,
-    // Connection sync (keepalived's lvs_sync_daemon) reports its counters
-    // here once it exists: a `sync: Option<SyncStatus>` field, rendered as
-    // `lvsfwd_sync_*` series by `metrics::render` and dumped with the stats.
+    /// Connection sync (keepalived's lvs_sync_daemon, lvsadm's daemon).
+    pub sync: SyncStatus,
+}
+
+/// Connection sync's roles and counters (since start; they survive a
+/// stop and start of the daemon threads).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncStatus {
+    /// Which threads run now.
+    pub master: bool,
+    pub backup: bool,
+    /// Master: messages, entries and bytes (UDP payload) sent, send errors.
+    pub sent_messages: u64,
+    pub sent_conns: u64,
+    pub sent_bytes: u64,
+    pub send_errors: u64,
+    /// Backup: datagrams and entries taken; datagrams of another syncid;
+    /// datagrams dropped as malformed; entries refused.
+    pub received_messages: u64,
+    pub received_conns: u64,
+    pub wrong_syncid: u64,
+    pub malformed: u64,
+    pub refused_conns: u64,
+    /// Workers: records applied (created, updated), skipped for a real
+    /// server this director does not have, refused.
+    pub applied_created: u64,
+    pub applied_updated: u64,
+    pub applied_no_dest: u64,
+    pub applied_refused: u64,
+    /// Records lost to a full queue: workers to the sender, and the
+    /// receiver to a worker.
+    pub queue_drops_out: u64,
+    pub queue_drops_in: u64,
+    /// Whole tables sent (master) and received (backup) for a returning
+    /// director.
+    pub tables_sent: u64,
+    pub tables_received: u64,
 }
