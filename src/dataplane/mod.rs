@@ -129,8 +129,9 @@ counter_enum! {
         NeedsFragmentation => "needs_fragmentation",
         /// An ICMP error that quotes a packet without ports (a later fragment).
         IcmpUntracked => "icmp_untracked",
-        /// TUN to a real server of another address family than the packet:
-        /// not implemented yet (lb.toml and lvsadm refuse such a table).
+        /// A tunnel's outer source and destination of different families
+        /// (the source is picked by the real server's family, so this counts
+        /// a bug instead of building a broken header).
         TunnelFamily => "tunnel_family",
     }
 }
@@ -281,7 +282,8 @@ pub struct DataplaneConfig {
     /// sent out of that NIC. One entry for a one-armed director.
     pub own_macs: Vec<MacAddr>,
     /// The director's addresses on its data-plane NICs: outer source of
-    /// tunnels (the first of the family).
+    /// tunnels (the first of the real server's family, which may differ
+    /// from the client's: tunnels cross families as in IPVS).
     pub own_addrs: Vec<IpAddr>,
     pub mtu: u16,
     /// Bit `i` set: NIC `i` may deliver frames with a partial TCP/UDP
@@ -870,7 +872,9 @@ impl Dataplane {
                     }
                     Err(TunnelError::TooBig { mtu }) => {
                         // Tell the client, from the VIP it talked to, out
-                        // of the NIC its packet came in on.
+                        // of the NIC its packet came in on, in the packet's
+                        // family (ICMPv4 or ICMPv6) whatever the tunnel's,
+                        // with the MTU the outer header leaves.
                         let back = self.in_nic;
                         let smac = self.mac_of(back);
                         return match forward::icmp_too_big(frame, p, p.dst, mtu, smac) {

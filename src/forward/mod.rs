@@ -1,4 +1,5 @@
-//! The forwarding rewrites: DR (MAC only), TUN (IPIP / IPv6-in-IPv6), NAT and
+//! The forwarding rewrites: DR (MAC only), TUN (IPIP / IPv6-in-IPv6 and
+//! between families), NAT and
 //! FULLNAT (addresses and ports), ICMP errors about tracked connections, and
 //! the ICMP "too big" reply a tunnel sends when the packet does not fit.
 //!
@@ -17,7 +18,9 @@
 //! - An IPv4 UDP checksum of 0 ("none") stays 0; an updated UDP checksum that
 //!   comes out as 0 is stored as 0xFFFF.
 //! - Address families never change (config forbids it): debug-asserted,
-//!   except by [`tunnel`], which refuses outer addresses of another family
+//!   except by [`tunnel`], whose outer header is of the real server's family
+//!   (IPv4-in-IPv6 and IPv6-in-IPv4 as IPVS builds them); it refuses an
+//!   outer source and destination of different families
 //!   ([`TunnelError::CrossFamily`]).
 //!
 //! Not done here: TTL/hop-limit expiry ICMP generation, route and neighbour
@@ -50,8 +53,8 @@ pub enum TunnelError {
     NeedsFragmentation,
     /// Not enough headroom in the buffer for the outer header.
     NoRoom,
-    /// An outer address of another family than the packet: tunnels between
-    /// families are not implemented (lb.toml and lvsadm refuse them).
+    /// The outer source and destination are of different families (the
+    /// director has no address of the real server's family picked).
     CrossFamily,
 }
 
@@ -317,17 +320,23 @@ pub fn decrement_ttl(frame: &mut FrameBuf, p: &Headers) -> Result<(), TtlExceede
     Ok(())
 }
 
-/// TUN: wraps the IP packet in IPIP (IPv4) or IPv6-in-IPv6 with outer
+/// TUN: wraps the IP packet in an outer IPv4 or IPv6 header with
 /// src = `outer_src` (the director), dst = `outer_dst` (the RIP), as
-/// `ip_vs_tunnel_xmit(_v6)` does: TTL/hop limit and the whole DS field
-/// (DSCP + ECN) come from the inner header; an outer IPv4 header copies DF,
-/// takes `ip_id` and gets its checksum; an outer IPv6 header has flow label 0.
-/// The link header (with its tags) moves into the headroom; link padding
-/// after the inner packet is dropped.
+/// `ip_vs_tunnel_xmit(_v6)` does. The outer family is the real server's and
+/// may differ from the packet's (IPVS tunnels between families since Linux
+/// 3.18): IPv4 inside is protocol / next header 4 (IPIP), IPv6 inside is 41,
+/// whatever the outer family. TTL/hop limit and the whole DS field (DSCP +
+/// ECN) come from the inner header; an outer IPv4 header copies an IPv4
+/// packet's DF (an IPv6 packet gets DF clear, as `ip_vs_prepare_tunneled_skb`
+/// sets it), takes `ip_id` and gets its checksum; an outer IPv6 header has
+/// flow label 0. The link header (with its tags) moves into the headroom;
+/// link padding after the inner packet is dropped.
 ///
 /// `mtu` is the link MTU towards the real server. If inner + outer header
-/// exceeds it and the inner packet has DF (always for IPv6), returns
-/// `TooBig { mtu: mtu - outer header }` and leaves the frame untouched.
+/// exceeds it and the inner packet may not be fragmented (IPv4 DF, always
+/// for IPv6), returns `TooBig { mtu: mtu - outer header }` (the MTU left for
+/// the inner packet, to report in the inner family) and leaves the frame
+/// untouched.
 #[allow(clippy::too_many_arguments)]
 pub fn tunnel(
     frame: &mut FrameBuf,
@@ -339,19 +348,23 @@ pub fn tunnel(
     mtu: u16,
     ip_id: u16,
 ) -> Result<(), TunnelError> {
-    if !(same_family(p.version, &outer_src) && same_family(p.version, &outer_dst)) {
+    if outer_src.is_ipv4() != outer_dst.is_ipv4() {
         return Err(TunnelError::CrossFamily);
     }
-    let hdr = match p.version {
+    let outer_v4 = outer_dst.is_ipv4();
+    let hdr = if outer_v4 { IPV4_HLEN } else { IPV6_HLEN };
+    let inner_hdr = match p.version {
         IpVersion::V4 => IPV4_HLEN,
         IpVersion::V6 => IPV6_HLEN,
     };
     let inner_len = p.ip_len as usize;
     let l2 = p.l3_off;
     // Read TTL/DS/DF from the bytes, not `p`: decrement_ttl may have run.
-    let (ttl, tos, df) = {
+    // `no_frag`: the packet may not be fragmented on its way (IPv4 DF;
+    // IPv6 is never fragmented by a router).
+    let (ttl, tos, no_frag, next) = {
         let f = frame.data();
-        let Some(h) = f.get(l2..l2 + hdr) else {
+        let Some(h) = f.get(l2..l2 + inner_hdr) else {
             debug_assert!(false, "packet does not match frame");
             return Err(TunnelError::NoRoom);
         };
@@ -360,12 +373,20 @@ pub fn tunnel(
                 h[ipv4::field::TTL],
                 h[ipv4::field::DSCP_ECN],
                 h[ipv4::field::FLG_OFF.start] & ipv4::DF_BYTE != 0,
+                IPPROTO_IPIP,
             ),
-            IpVersion::V6 => (h[ipv6::field::HOP_LIMIT], ipv6::traffic_class(h), true),
+            IpVersion::V6 => (
+                h[ipv6::field::HOP_LIMIT],
+                ipv6::traffic_class(h),
+                true,
+                IPPROTO_IPV6,
+            ),
         }
     };
+    // The outer IPv4 header's DF: copied from an IPv4 packet, clear for IPv6.
+    let outer_df = no_frag && p.version == IpVersion::V4;
     if inner_len + hdr > mtu as usize {
-        return Err(if df {
+        return Err(if no_frag {
             TunnelError::TooBig {
                 mtu: mtu.saturating_sub(hdr as u16),
             }
@@ -387,31 +408,37 @@ pub fn tunnel(
     let ns = octets(&outer_src, &mut s);
     let nd = octets(&outer_dst, &mut d);
     let h = &mut f[l2..l2 + hdr];
-    match p.version {
-        IpVersion::V4 => {
-            use ipv4::field as F;
-            h[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
-            h[F::DSCP_ECN] = tos;
-            h[F::LENGTH].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
-            h[F::IDENT].copy_from_slice(&ip_id.to_be_bytes());
-            h[F::FLG_OFF].copy_from_slice(&(if df { ipv4::DF } else { 0 }).to_be_bytes());
-            h[F::TTL] = ttl;
-            h[F::PROTOCOL] = IPPROTO_IPIP;
-            h[F::CHECKSUM].fill(0);
-            h[F::SRC].copy_from_slice(&s[..ns]);
-            h[F::DST].copy_from_slice(&d[..nd]);
-            let c = checksum::checksum(h);
-            h[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
-        }
-        IpVersion::V6 => {
-            use ipv6::field as F;
-            h[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(tos, 0));
-            h[F::LENGTH].copy_from_slice(&(inner_len as u16).to_be_bytes());
-            h[F::NXT_HDR] = IPPROTO_IPV6;
-            h[F::HOP_LIMIT] = ttl;
-            h[F::SRC].copy_from_slice(&s[..ns]);
-            h[F::DST].copy_from_slice(&d[..nd]);
-        }
+    if outer_v4 {
+        use ipv4::field as F;
+        h[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
+        h[F::DSCP_ECN] = tos;
+        h[F::LENGTH].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
+        h[F::IDENT].copy_from_slice(&ip_id.to_be_bytes());
+        h[F::FLG_OFF].copy_from_slice(&(if outer_df { ipv4::DF } else { 0 }).to_be_bytes());
+        h[F::TTL] = ttl;
+        h[F::PROTOCOL] = next;
+        h[F::CHECKSUM].fill(0);
+        h[F::SRC].copy_from_slice(&s[..ns]);
+        h[F::DST].copy_from_slice(&d[..nd]);
+        let c = checksum::checksum(h);
+        h[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    } else {
+        use ipv6::field as F;
+        h[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(tos, 0));
+        h[F::LENGTH].copy_from_slice(&(inner_len as u16).to_be_bytes());
+        h[F::NXT_HDR] = next;
+        h[F::HOP_LIMIT] = ttl;
+        h[F::SRC].copy_from_slice(&s[..ns]);
+        h[F::DST].copy_from_slice(&d[..nd]);
+    }
+    // The link header's EtherType (after any tags) names the outer family.
+    if outer_v4 != (p.version == IpVersion::V4) {
+        let et = if outer_v4 {
+            ethernet::ETH_P_IPV4
+        } else {
+            ethernet::ETH_P_IPV6
+        };
+        f[l2 - 2..l2].copy_from_slice(&et.to_be_bytes());
     }
     set_macs(f, src_mac, dst_mac);
     Ok(())

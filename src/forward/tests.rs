@@ -570,15 +570,14 @@ fn tunnel_without_headroom_moves_the_packet_toward_the_tail() {
 }
 
 #[test]
-fn tunnel_refuses_outer_addresses_of_another_family() {
-    // Mixed-family tunnels are not implemented: an IPv4 packet towards an
-    // IPv6 real server (or the reverse, or a source of the other family)
-    // is refused and the frame left as it was, never a slice panic.
+fn tunnel_refuses_outer_source_and_destination_of_different_families() {
+    // The outer header is of the real server's family; a director source
+    // of the other family cannot make one: refused, the frame as it was,
+    // never a slice panic.
     let cases = [
-        (fixtures::TCP_SYN_V4, "2001:db8::1", "2001:db8::11"),
         (fixtures::TCP_SYN_V4, "198.51.100.2", "2001:db8::11"),
         (fixtures::TCP_SYN_V4, "2001:db8::1", "10.0.0.11"),
-        (fixtures::TCP_SYN_V6, "198.51.100.2", "10.0.0.11"),
+        (fixtures::TCP_SYN_V6, "198.51.100.2", "2001:db8::11"),
         (fixtures::TCP_SYN_V6, "2001:db8::1", "10.0.0.11"),
     ];
     for (frame, src, dst) in cases {
@@ -591,6 +590,160 @@ fn tunnel_refuses_outer_addresses_of_another_family() {
         assert_eq!((fb.head(), fb.len()), (HEADROOM, len));
         assert_eq!(buf, before, "{src} -> {dst}: frame untouched");
     }
+}
+
+#[test]
+fn tunnel_ipv4_in_ipv6() {
+    // ip_vs_tunnel_xmit_v6 with an IPv4 packet: next header 4 (IPIP),
+    // traffic class and hop limit from the IPv4 TOS and TTL, EtherType IPv6.
+    let orig = bytes(fixtures::TCP_ACK_V4_PADDED);
+    let (mut buf, len) = buffer(fixtures::TCP_ACK_V4_PADDED, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        9,
+    );
+    assert_eq!(r, Ok(()));
+    assert_eq!(fb.headroom(), HEADROOM - 40);
+    let out = fb.data().to_vec();
+    assert_eq!(out.len(), 14 + 40 + 40, "link padding dropped");
+    assert_eq!(&out[..12], &[RS_MAC, OUR_MAC].concat()[..]);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    let h = Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.next_header(), etherparse::IpNumber::IPV4);
+    assert_eq!(
+        (h.traffic_class(), h.hop_limit(), h.flow_label().value()),
+        (0x2a, 64, 0)
+    );
+    assert_eq!(h.payload_length(), 40);
+    assert_eq!(h.source_addr().to_string(), "2001:db8:1::2");
+    assert_eq!(h.destination_addr().to_string(), "2001:db8:2::11");
+    assert_eq!(&out[54..], &orig[14..54], "inner packet byte for byte");
+    // The outer packet decodes; the inner one is a whole TCP/IPv4 packet.
+    SlicedPacket::from_ethernet(&out).unwrap();
+    verify_ip(&SlicedPacket::from_ip(&out[54..]).unwrap());
+    // Our own parser sees the outer IPv6 packet carrying protocol 4.
+    let q = parse(&out).unwrap().unwrap();
+    assert_eq!((q.version, q.proto), (IpVersion::V6, IPPROTO_IPIP));
+    assert_eq!(q.ip_len as usize, 80);
+
+    // Too big: 1500 bytes with DF + 40 > 1500; the client is told 1460 in
+    // ICMPv4 (the inner family), as ensure_mtu_is_adequate does.
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V4_1500, HEADROOM, 0);
+    let before = buf.clone();
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        9,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1460 }));
+    assert_eq!(buf, before);
+    // Without DF it would be fragmented (by IPv6 at the director).
+    let (mut buf, len) = buffer(fixtures::UDP_V4_IP_OPTIONS, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        90,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::NeedsFragmentation));
+}
+
+#[test]
+fn tunnel_ipv6_in_ipv4() {
+    // ip_vs_tunnel_xmit with an IPv6 packet: protocol 41, TOS and TTL from
+    // the traffic class and hop limit, DF clear (ip_vs_prepare_tunneled_skb),
+    // our ID, a valid header checksum, EtherType IPv4.
+    let orig = bytes(fixtures::TCP_SYN_V6);
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V6, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0x1234,
+    );
+    assert_eq!(r, Ok(()));
+    assert_eq!(fb.headroom(), HEADROOM - 20);
+    let out = fb.data().to_vec();
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+    assert_eq!(h.protocol(), etherparse::IpNumber::IPV6);
+    assert_eq!(
+        (h.ttl(), h.slice()[1], h.dont_fragment(), h.identification()),
+        (57, 0xb8, false, 0x1234)
+    );
+    assert_eq!(h.total_len() as usize, 20 + orig.len() - 14);
+    assert_eq!(h.destination_addr().to_string(), "10.0.0.11");
+    assert_eq!(&out[34..], &orig[14..]);
+    SlicedPacket::from_ethernet(&out).unwrap();
+    verify_ip(&SlicedPacket::from_ip(&out[34..]).unwrap());
+    let q = parse(&out).unwrap().unwrap();
+    assert_eq!((q.version, q.proto), (IpVersion::V4, IPPROTO_IPV6));
+
+    // IPv6 is never fragmented on its way: too big at 1500 + 20, the
+    // client hears 1480 in ICMPv6.
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V6_1500, HEADROOM, 0);
+    let before = buf.clone();
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1480 }));
+    assert_eq!(buf, before);
+
+    // With a VLAN tag the EtherType after the tag changes, the tag stays.
+    let orig = bytes(fixtures::TCP_V4_VLAN);
+    let out = with_frame(fixtures::TCP_V4_VLAN, |fb, p| {
+        tunnel(
+            fb,
+            p,
+            ip("2001:db8:1::2"),
+            ip("2001:db8:2::11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            7,
+        )
+        .unwrap();
+    });
+    assert_eq!(&out[12..16], &orig[12..16], "tag kept");
+    assert_eq!(&out[16..18], &[0x86, 0xdd]);
+    assert_eq!(&out[58..], &orig[18..]);
 }
 
 #[test]
