@@ -195,6 +195,7 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
             d.weight = dest.weight;
             d.u_threshold = dest.u_threshold;
             d.l_threshold = dest.l_threshold;
+            d.tun = dest.tun;
         }
         AdminCommand::DelDest { svc, addr, port } => {
             let i = state.index(svc).ok_or(ApplyError::ServiceNotDefined)?;

@@ -69,7 +69,7 @@ use crate::conn::{
     ScheduleError, SyncApplied, SyncRecord, TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
-use crate::dest::{NextHop, NicId, is_local_addr};
+use crate::dest::{NextHop, NicId, TunnelSpec, is_local_addr};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -808,6 +808,14 @@ impl Dataplane {
         self.xmit_in_to(frame, p, id, fwd, next_hop)
     }
 
+    /// The encapsulation of connection `id`'s real server (IPVS reads it
+    /// from the conn's dest at every transmit, so an edited dest's
+    /// connections follow the edit).
+    #[inline]
+    fn tunnel_of(&self, id: ConnId) -> TunnelSpec {
+        self.services.dest(self.conns.route(id).1).tun
+    }
+
     /// [`Dataplane::xmit_in`] with the conn's method and its server's next
     /// hop already read.
     #[inline]
@@ -855,7 +863,8 @@ impl Dataplane {
                     return Verdict::Drop(DropReason::NoSourceAddr);
                 };
                 self.ip_id = self.ip_id.wrapping_add(1);
-                match forward::tunnel(
+                let tun = self.tunnel_of(id);
+                match forward::tunnel_encap(
                     frame,
                     p,
                     outer_src,
@@ -864,6 +873,7 @@ impl Dataplane {
                     dmac,
                     self.cfg.mtu,
                     self.ip_id,
+                    &tun,
                 ) {
                     Ok(()) => {}
                     Err(TunnelError::TooBig { .. }) if matches!(p.l4, L4::IcmpError(_)) => {
