@@ -2286,3 +2286,72 @@ fn lvs_sync_daemon_mistakes_are_refused_with_their_line() {
         "out of range 0..=255",
     );
 }
+
+#[test]
+fn tunnel_keys_of_a_real_server() {
+    use crate::dest::{TunCsum, TunType, TunnelSpec};
+    let vs = "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
+              [[virtual_server.real_server]]\n  address = \"198.18.0.9:80\"\n";
+    let c = ok(&format!(
+        "{vs}  tun_type = \"gue\"\n  tun_port = 6080\n  tun_flags = \"csum\"\n\
+         [[virtual_server.real_server]]\n  address = \"198.18.0.10:80\"\n  tun_type = \"gre\"\n\
+         [[virtual_server.real_server]]\n  address = \"[2001:2::11]:80\"\n"
+    ));
+    let rs = &c.virtual_servers[0].real_servers;
+    assert_eq!(
+        rs[0].tun,
+        TunnelSpec {
+            kind: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::Csum
+        }
+    );
+    assert_eq!(rs[1].tun.kind, TunType::Gre);
+    assert_eq!(rs[2].tun, TunnelSpec::default());
+    let specs = c.service_specs();
+    assert_eq!(specs[0].dests[0].tun, rs[0].tun, "into the dest spec");
+    // The combinations ipvsadm and keepalived refuse, at the key at fault.
+    err_at(
+        &format!("{vs}  tun_type = \"gue\"\n"),
+        6,
+        14,
+        "gue tunnels require a port",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gre\"\n  tun_port = 6080\n"),
+        7,
+        14,
+        "only gue tunnels have a port",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gre\"\n  tun_flags = \"remcsum\"\n"),
+        7,
+        15,
+        "gre tunnels do not support the remote checksum option",
+    );
+    err_at(
+        &format!("{vs}  tun_flags = \"csum\"\n"),
+        6,
+        15,
+        "ipip tunnels do not support a checksum option",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"vxlan\"\n"),
+        6,
+        14,
+        "tun_type `vxlan` is not one of ipip, gue, gre",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gue\"\n  tun_port = 70000\n"),
+        7,
+        14,
+        "tun_port 70000 is out of range 1..=65535",
+    );
+    err_at(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\n  address = \"198.18.0.9:80\"\n  tun_type = \"gre\"\n",
+        6,
+        14,
+        "tun_type needs lb_kind = \"TUN\"",
+    );
+}
