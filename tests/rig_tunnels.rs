@@ -254,3 +254,63 @@ fn gue_and_gre_from_lb_toml_across_families() {
     lb.assert_running();
     assert!(lb.terminate().success());
 }
+
+#[test]
+fn tun_real_server_of_a_family_the_director_has_no_address_of_is_refused() {
+    let rig = Rig::builder(Mode::Tun).build();
+    let sock = rig.dir().join("admin.sock");
+    let sock = sock.to_str().unwrap();
+    let mut lb = Lvsfwd::start_args(&rig, &["--interface", "lfeth0"], &[("LVSFWD_SOCKET", sock)]);
+    // The director keeps a route to the IPv6 real servers but loses every
+    // global IPv6 address (its link-local one cannot source a tunnel).
+    let d = rig.director();
+    d.ip(&[
+        "addr",
+        "del",
+        &format!("{}/64", rig.dip(Fam::V6)),
+        "dev",
+        "lfeth0",
+    ]);
+    d.ip(&[
+        "addr",
+        "del",
+        &format!("{}/128", rig.vip(Fam::V6)),
+        "dev",
+        "lfeth0",
+    ]);
+    let rs6 = rig.rip(1, Fam::V6);
+    let std::net::IpAddr::V6(v6) = rs6 else {
+        unreachable!()
+    };
+    let s = v6.segments();
+    let net = format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+    d.ip(&["-6", "route", "add", &net, "dev", "lfeth0"]);
+    let svc = format!("{}:80", rig.vip(Fam::V4));
+    ok(sock, &["-A", "-t", &svc, "-s", "rr"]);
+    let (code, _, err) = rig::daemon::lvsadm(
+        sock,
+        &["-a", "-t", &svc, "-r", &format!("[{rs6}]:80"), "-i"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "TUN real server {rs6} is IPv6, but no NIC lvsfwd serves has an IPv6 address"
+        )),
+        "{err}"
+    );
+    // Nothing changed; the IPv4 real server of the same service is fine.
+    assert!(!ok(sock, &["-S", "-n"]).contains(&rs6.to_string()));
+    ok(
+        sock,
+        &[
+            "-a",
+            "-t",
+            &svc,
+            "-r",
+            &rig.rip(1, Fam::V4).to_string(),
+            "-i",
+        ],
+    );
+    lb.assert_running();
+    assert!(lb.terminate().success());
+}

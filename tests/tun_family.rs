@@ -27,6 +27,11 @@ const HEADROOM: usize = 256;
 /// `rs`, and director addresses of both families (so that the tunnel has a
 /// source whatever the real server's family).
 fn dataplane(vip: &str, rs: &str) -> Dataplane {
+    dataplane_with(vip, rs, &["198.18.0.1", "2001:2::1"])
+}
+
+/// [`dataplane`] with the director's addresses `own`.
+fn dataplane_with(vip: &str, rs: &str, own: &[&str]) -> Dataplane {
     let base = config::parse_str("[global]\ninterface = \"lf0\"\n", "lb.toml")
         .unwrap()
         .dataplane_config();
@@ -41,7 +46,7 @@ fn dataplane(vip: &str, rs: &str) -> Dataplane {
     Dataplane::new(
         DataplaneConfig {
             own_macs: vec![DIRECTOR_MAC],
-            own_addrs: vec![ip("198.18.0.1"), ip("2001:2::1")],
+            own_addrs: own.iter().map(|a| ip(a)).collect(),
             ..base
         },
         ServiceTable::from_specs(&[spec]),
@@ -200,4 +205,33 @@ fn tun_within_a_family_still_tunnels() {
         assert_eq!(&out[12..14], &want);
         assert_eq!(dp.counters.drops(DropReason::TunnelFamily), 0);
     }
+}
+
+#[test]
+fn the_outer_source_is_never_an_ipv6_link_local_address() {
+    // The first IPv6 address is link-local: the global one is taken.
+    let mut dp = dataplane_with(
+        "198.18.0.100",
+        "2001:2::11",
+        &["198.18.0.1", "fe80::1", "2001:2::1"],
+    );
+    let (v, out) = process(
+        &mut dp,
+        &tcp("198.18.5.1", 40000, "198.18.0.100", 80, SYN),
+        1,
+    );
+    assert_eq!(v, Verdict::Tx(0));
+    assert_eq!(&out[22..38], &ip6_octets("2001:2::1"), "outer source");
+    // Only a link-local one: no source, dropped and counted.
+    let mut dp = dataplane_with("198.18.0.100", "2001:2::11", &["198.18.0.1", "fe80::1"]);
+    let (v, _) = process(
+        &mut dp,
+        &tcp("198.18.5.1", 40000, "198.18.0.100", 80, SYN),
+        1,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::NoSourceAddr));
+}
+
+fn ip6_octets(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
 }

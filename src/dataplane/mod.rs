@@ -792,12 +792,19 @@ impl Dataplane {
         self.services.dest(self.conns.route(id).1).next_hop
     }
 
+    /// A tunnel's outer source towards `like`: the director's first address
+    /// of its family, never an IPv6 link-local one (a real server beyond
+    /// the link could not be reached from it, nor answer it).
     fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {
         self.cfg
             .own_addrs
             .iter()
             .copied()
-            .find(|a| a.is_ipv4() == like.is_ipv4())
+            .find(|a| match (a, like) {
+                (IpAddr::V4(_), IpAddr::V4(_)) => true,
+                (IpAddr::V6(a), IpAddr::V6(_)) => !a.is_unicast_link_local(),
+                _ => false,
+            })
     }
 
     /// Sends a client-side packet of connection `id` to its real server.
