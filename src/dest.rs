@@ -9,6 +9,106 @@ use std::net::IpAddr;
 
 use crate::wire::MacAddr;
 
+/// The encapsulation of a TUN real server (`IP_VS_CONN_F_TUNNEL_TYPE_*`,
+/// ipvsadm `--tun-type`, keepalived `lvs_method TUN type ...`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TunType {
+    /// IPIP / IPv6-in-IP: the packet right behind the outer header.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (Linux's fou, GUE version 0) to `port`.
+    Gue,
+    /// GRE (RFC 2784) carrying the packet's EtherType.
+    Gre,
+}
+
+impl TunType {
+    /// ipvsadm's and keepalived's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TunType::Ipip => "ipip",
+            TunType::Gue => "gue",
+            TunType::Gre => "gre",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<TunType> {
+        match s {
+            "ipip" => Some(TunType::Ipip),
+            "gue" => Some(TunType::Gue),
+            "gre" => Some(TunType::Gre),
+            _ => None,
+        }
+    }
+}
+
+/// The tunnel checksum option (`IP_VS_TUNNEL_ENCAP_FLAG_*`, ipvsadm
+/// `--tun-nocsum|--tun-csum|--tun-remcsum`, keepalived `nocsum|csum|remcsum`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TunCsum {
+    /// No checksum: GUE's UDP checksum 0, GRE without its checksum field.
+    #[default]
+    NoCsum,
+    /// GUE: UDP checksum; GRE: the C flag and its checksum.
+    Csum,
+    /// GUE's remote checksum offload. The kernel adds the REMCSUM private
+    /// option only to a packet whose checksum is still partial; this data
+    /// plane completes every partial checksum before forwarding, so such a
+    /// packet never remains and the UDP checksum is set, as the kernel does
+    /// for a complete packet under this flag.
+    RemCsum,
+}
+
+impl TunCsum {
+    /// keepalived's word (`tun_flags` in lb.toml).
+    pub fn name(self) -> &'static str {
+        match self {
+            TunCsum::NoCsum => "nocsum",
+            TunCsum::Csum => "csum",
+            TunCsum::RemCsum => "remcsum",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<TunCsum> {
+        match s {
+            "nocsum" => Some(TunCsum::NoCsum),
+            "csum" => Some(TunCsum::Csum),
+            "remcsum" => Some(TunCsum::RemCsum),
+            _ => None,
+        }
+    }
+}
+
+/// How a TUN real server's packets are encapsulated (ignored for other
+/// methods). Valid combinations, as ipvsadm and keepalived allow them:
+/// ipip without port or checksum option, gue with a port (1-65535) and any
+/// checksum option, gre without port and without remcsum.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunnelSpec {
+    pub kind: TunType,
+    /// GUE's UDP destination port; 0 otherwise.
+    pub port: u16,
+    pub csum: TunCsum,
+}
+
+impl TunnelSpec {
+    /// Why this combination is refused (ipvsadm's and keepalived's rules),
+    /// or `None` when it is valid.
+    pub fn invalid(&self) -> Option<&'static str> {
+        match (self.kind, self.port, self.csum) {
+            (TunType::Gue, 0, _) => Some("gue tunnels require a port (tun_port)"),
+            (TunType::Gue, _, _) => None,
+            (_, p, _) if p != 0 => Some("only gue tunnels have a port (tun_port)"),
+            (TunType::Ipip, _, TunCsum::NoCsum) => None,
+            (TunType::Ipip, _, _) => Some("ipip tunnels do not support a checksum option"),
+            (TunType::Gre, _, TunCsum::RemCsum) => {
+                Some("gre tunnels do not support the remote checksum option")
+            }
+            (TunType::Gre, _, _) => None,
+        }
+    }
+}
+
 /// How packets reach a real server (ipvsadm `-m`, `-i`, `-g`, `--fullnat`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FwdMethod {
@@ -106,6 +206,8 @@ pub struct Dest {
     pub l_threshold: u32,
     /// Static next-hop MAC; `None` = resolve through the neighbour table.
     pub mac: Option<MacAddr>,
+    /// The encapsulation of a TUN dest.
+    pub tun: TunnelSpec,
     /// Where frames for this server go: the NIC of the kernel's route to
     /// `addr` and `mac`, else the neighbour table's MAC for it. Kept by the
     /// data plane whenever either changes (`Dataplane::apply_snapshot`,
@@ -133,6 +235,7 @@ impl Dest {
             u_threshold: 0,
             l_threshold: 0,
             mac: None,
+            tun: TunnelSpec::default(),
             next_hop: None,
             active_conns: 0,
             inact_conns: 0,
@@ -149,6 +252,7 @@ impl Dest {
         d.u_threshold = s.u_threshold;
         d.l_threshold = s.l_threshold;
         d.mac = s.mac;
+        d.tun = s.tun;
         d
     }
 
@@ -164,7 +268,8 @@ impl Dest {
             || self.weight != s.weight
             || self.u_threshold != s.u_threshold
             || self.l_threshold != s.l_threshold
-            || self.mac != s.mac;
+            || self.mac != s.mac
+            || self.tun != s.tun;
         if s.u_threshold == 0 || s.u_threshold > self.u_threshold {
             self.overloaded = false;
         }
@@ -176,6 +281,7 @@ impl Dest {
         self.u_threshold = s.u_threshold;
         self.l_threshold = s.l_threshold;
         self.mac = s.mac;
+        self.tun = s.tun;
         changed
     }
 
@@ -235,6 +341,8 @@ pub struct DestSpec {
     pub u_threshold: u32,
     pub l_threshold: u32,
     pub mac: Option<MacAddr>,
+    /// TUN only: the encapsulation (ipip by default).
+    pub tun: TunnelSpec,
 }
 
 impl DestSpec {
@@ -249,6 +357,7 @@ impl DestSpec {
             u_threshold: 0,
             l_threshold: 0,
             mac: None,
+            tun: TunnelSpec::default(),
         }
     }
 }

@@ -67,9 +67,6 @@ pub enum ApplyError {
     FullNatWithoutLocalAddress,
     /// lvsfwd: a FULLNAT real server of another family than the pool.
     FullNatFamily,
-    /// lvsfwd: a TUN real server of another family than the service (IPVS
-    /// takes it; lvsfwd's tunnels do not cross families yet).
-    TunnelFamily,
 }
 
 impl fmt::Display for ApplyError {
@@ -89,10 +86,6 @@ impl fmt::Display for ApplyError {
             }
             ApplyError::FullNatFamily => {
                 "FULLNAT real server and local_address must be of the same address family"
-            }
-            ApplyError::TunnelFamily => {
-                "TUN to a real server of another address family than the virtual service \
-                 is not supported yet"
             }
         })
     }
@@ -117,16 +110,12 @@ fn unicast(a: IpAddr) -> bool {
     }
 }
 
-/// The checks `ip_vs_add_dest`/`ip_vs_edit_dest` share, in their order,
-/// and lvsfwd's refusal of a tunnel between families where IPVS would
-/// build one (lb.toml's rule too).
+/// The checks `ip_vs_add_dest`/`ip_vs_edit_dest` share, in their order:
+/// a real server of another family than the service only through a
+/// tunnel (`ip_vs_check_dest`'s rule since Linux 3.18).
 fn check_dest(svc: &ServiceSpec, d: &DestSpec) -> Result<(), ApplyError> {
-    if d.addr.is_ipv4() != svc.key.addr.is_ipv4() {
-        return Err(if d.fwd == FwdMethod::Tunnel {
-            ApplyError::TunnelFamily
-        } else {
-            ApplyError::Invalid
-        });
+    if d.addr.is_ipv4() != svc.key.addr.is_ipv4() && d.fwd != FwdMethod::Tunnel {
+        return Err(ApplyError::Invalid);
     }
     if d.l_threshold > d.u_threshold {
         return Err(ApplyError::ThresholdRange);
@@ -206,6 +195,7 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
             d.weight = dest.weight;
             d.u_threshold = dest.u_threshold;
             d.l_threshold = dest.l_threshold;
+            d.tun = dest.tun;
         }
         AdminCommand::DelDest { svc, addr, port } => {
             let i = state.index(svc).ok_or(ApplyError::ServiceNotDefined)?;

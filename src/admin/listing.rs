@@ -26,6 +26,7 @@ use std::fmt::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use crate::dest::{TunCsum, TunType};
 use crate::sched::SchedKind;
 use crate::service::{Dest, FwdMethod, Protocol, Service, ServiceTable};
 use crate::view::{ConnView, Rates, ServiceRates};
@@ -42,6 +43,8 @@ pub struct ListOptions {
     pub exact: bool,
     pub thresholds: bool,
     pub persistent_conn: bool,
+    /// `--tun-info`: each real server's tunnel (type, port, checksum).
+    pub tun_info: bool,
 }
 
 /// Rates of a whole table, indexed like `ServiceTable::services`; missing
@@ -78,6 +81,7 @@ enum Layout {
     Rate,
     Thresholds,
     PersistentConn,
+    TunInfo,
     Plain,
 }
 
@@ -90,6 +94,8 @@ fn layout(o: &ListOptions) -> Layout {
         Layout::Thresholds
     } else if o.persistent_conn {
         Layout::PersistentConn
+    } else if o.tun_info {
+        Layout::TunInfo
     } else {
         Layout::Plain
     }
@@ -170,10 +176,17 @@ pub fn save_rules(out: &mut impl Write, table: &ServiceTable) -> fmt::Result {
                 addr_port(d.addr, d.port),
                 d.weight
             )?;
-            // 1.31 names the tunnel type of every tunnel dest; ours is
-            // always plain IP-in-IP.
+            // 1.31 names the tunnel type of every tunnel dest, with GUE's
+            // port and the checksum option of GUE and GRE
+            // (`print_tunnel_rule`).
             if d.fwd == FwdMethod::Tunnel {
-                out.write_str(" --tun-type ipip")?;
+                write!(out, " --tun-type {}", d.tun.kind.name())?;
+                if d.tun.kind == TunType::Gue {
+                    write!(out, " --tun-port {}", d.tun.port)?;
+                }
+                if d.tun.kind != TunType::Ipip {
+                    write!(out, " --tun-{}", d.tun.csum.name())?;
+                }
             }
             out.write_char('\n')?;
         }
@@ -275,6 +288,10 @@ fn print_title(out: &mut impl Write, opts: &ListOptions) -> fmt::Result {
             "{local:<33} {:<9} {:<11} {:<10} {:<10}\n{remote}",
             "Weight", "PersistConn", "ActiveConn", "InActConn"
         ),
+        Layout::TunInfo => writeln!(
+            out,
+            "{local} Scheduler Flags\n{remote}           Forward TunnelInfo    Weight ActiveConn InActConn"
+        ),
         Layout::Plain => writeln!(
             out,
             "{local} Scheduler Flags\n{remote}           Forward Weight ActiveConn InActConn"
@@ -374,6 +391,15 @@ fn print_service(
                 "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
                 d.weight, d.persist_conns, d.active_conns, d.inact_conns
             )?,
+            Layout::TunInfo => writeln!(
+                out,
+                "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                d.fwd.name(),
+                TunInfo(d),
+                d.weight,
+                d.active_conns,
+                d.inact_conns
+            )?,
             Layout::Plain => writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
@@ -385,6 +411,30 @@ fn print_service(
         }
     }
     Ok(())
+}
+
+/// ipvsadm's `fwd_tun_info` column: `ipip`, `gue:PORT:FLAGS`, `gre:FLAGS`
+/// with FLAGS `-c` (no checksum), `+c` (checksum) or `r+c` (remote
+/// checksum offload); `n/a` for a real server that is not tunnelled.
+struct TunInfo<'a>(&'a Dest);
+
+impl fmt::Display for TunInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        let flags = match d.tun.csum {
+            TunCsum::NoCsum => "-c",
+            TunCsum::Csum => "+c",
+            TunCsum::RemCsum => "r+c",
+        };
+        let s = match (d.fwd, d.tun.kind) {
+            (FwdMethod::Tunnel, TunType::Ipip) => "ipip".to_string(),
+            (FwdMethod::Tunnel, TunType::Gue) => format!("gue:{}:{flags}", d.tun.port),
+            (FwdMethod::Tunnel, TunType::Gre) => format!("gre:{flags}"),
+            _ => "n/a".to_string(),
+        };
+        // Padding applies to the whole text, as printf's %-13s does.
+        f.pad(&s)
+    }
 }
 
 /// ipvsadm's `print_largenum`: a 9-character column, abbreviated to

@@ -712,14 +712,19 @@ fn virtual_server(out: &mut Out, n: &Node) {
     }
     out.toml.push_str("\n[[virtual_server]]\n");
     out.line("", "address", &s(&addr_port(addr, port)));
-    let kind = n
+    let kind_node = n
         .children()
         .iter()
         .rev()
-        .find(|c| matches!(c.keyword(), "lb_kind" | "lvs_method"))
+        .find(|c| matches!(c.keyword(), "lb_kind" | "lvs_method"));
+    let kind = kind_node
         .and_then(|c| c.arg(0))
         .unwrap_or("NAT")
         .to_string();
+    // keepalived's real servers start from the virtual server's tunnel.
+    let vs_tun = kind_node
+        .and_then(|c| tunnel_words(out, c))
+        .unwrap_or_default();
     let mut flags: Vec<&str> = Vec::new();
     for c in n.children() {
         match c.keyword() {
@@ -758,7 +763,17 @@ fn virtual_server(out: &mut Out, n: &Node) {
             "weight" => out.number("", c, "weight", false),
             "inhibit_on_failure" => out.flag("", c, "inhibit_on_failure"),
             "ha_suspend" => out.flag("", c, "ha_suspend"),
-            "sorry_server_lvs_method" => out.string("", c, "sorry_server_lvs_method"),
+            "sorry_server_lvs_method" => {
+                out.string("", c, "sorry_server_lvs_method");
+                if let Some(t) = tunnel_words(out, c)
+                    && t.kind != "ipip"
+                {
+                    out.warn(
+                        c,
+                        format!("a {} sorry server is not supported by lvsfwd (ipip only), the tunnel type is dropped", t.kind),
+                    );
+                }
+            }
             "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => flags.push(c.keyword()),
             "real_server" => {}
             _ => out.unsupported(c),
@@ -768,12 +783,120 @@ fn virtual_server(out: &mut Out, n: &Node) {
         let list: Vec<String> = flags.iter().map(|f| s(f)).collect();
         out.line("", "sched_flags", &format!("[{}]", list.join(", ")));
     }
+    if vs_tun.kind != "ipip"
+        && let Some(c) = n.children().iter().find(|c| c.keyword() == "sorry_server")
+    {
+        let method = n
+            .children()
+            .iter()
+            .rev()
+            .find(|c| c.keyword() == "sorry_server_lvs_method")
+            .and_then(|c| c.arg(0))
+            .unwrap_or(&kind);
+        if method == "TUN" {
+            out.warn(
+                c,
+                format!(
+                    "the sorry server's tunnel is ipip in lvsfwd, not the virtual server's {}",
+                    vs_tun.kind
+                ),
+            );
+        }
+    }
     for rs in n.children().iter().filter(|c| c.keyword() == "real_server") {
-        real_server(out, rs, port, &kind);
+        real_server(out, rs, port, &kind, &vs_tun);
     }
 }
 
-fn real_server(out: &mut Out, n: &Node, vport: &str, kind: &str) {
+/// A TUN server's tunnel as keepalived's `lvs_method TUN type T port P F`
+/// words give it (`svr_forwarding_handler`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TunWords {
+    kind: String,
+    port: Option<u16>,
+    flags: Option<String>,
+}
+
+impl Default for TunWords {
+    fn default() -> TunWords {
+        TunWords {
+            kind: "ipip".into(),
+            port: None,
+            flags: None,
+        }
+    }
+}
+
+/// The tunnel of `lvs_method` / `lb_kind` line `c`: as keepalived's
+/// `svr_forwarding_handler` reads it, each TUN line gives the whole tunnel
+/// (ipip, no port, nocsum unless its words say otherwise). `None` for
+/// another method, or when the words are wrong: a warning with
+/// keepalived's reason names the line, and (as keepalived returns before
+/// setting them) the server keeps the tunnel it had.
+fn tunnel_words(out: &mut Out, c: &Node) -> Option<TunWords> {
+    let args = c.args();
+    if args.first().map(String::as_str) != Some("TUN") {
+        if args.len() > 1 {
+            out.warn(c, "tunnel options without TUN, ignored");
+        }
+        return None;
+    }
+    let mut t = TunWords::default();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "type" => {
+                match args.get(i + 1).map(String::as_str) {
+                    Some(k @ ("ipip" | "gue" | "gre")) => t.kind = k.to_string(),
+                    Some(k) => {
+                        out.warn(c, format!("unknown tunnel type {k}, dropped"));
+                        return None;
+                    }
+                    None => {
+                        out.warn(c, "missing tunnel type, dropped");
+                        return None;
+                    }
+                }
+                i += 2;
+            }
+            "port" => {
+                match args.get(i + 1).and_then(|p| p.parse::<u16>().ok()) {
+                    Some(p) if p != 0 => t.port = Some(p),
+                    _ => {
+                        out.warn(c, "invalid gue tunnel port, dropped");
+                        return None;
+                    }
+                }
+                i += 2;
+            }
+            f @ ("nocsum" | "csum" | "remcsum") => {
+                t.flags = Some(f.to_string());
+                i += 1;
+            }
+            w => {
+                out.warn(c, format!("invalid tunnel option {w}, dropped"));
+                return None;
+            }
+        }
+    }
+    let flags = t.flags.as_deref().unwrap_or("nocsum");
+    let why = if (t.kind == "gue") != t.port.is_some() {
+        Some("gue tunnels require port, otherwise cannot have port")
+    } else if t.kind == "ipip" && flags != "nocsum" {
+        Some("ipip tunnels do not support checksum option")
+    } else if t.kind == "gre" && flags == "remcsum" {
+        Some("gre tunnels do not support remote checksum option")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        out.warn(c, format!("{why}, dropped"));
+        return None;
+    }
+    Some(t)
+}
+
+fn real_server(out: &mut Out, n: &Node, vport: &str, kind: &str, vs_tun: &TunWords) {
     let Some(addr) = n.arg(0) else {
         out.warn(n, "needs an address, dropped");
         return;
@@ -791,8 +914,35 @@ fn real_server(out: &mut Out, n: &Node, vport: &str, kind: &str) {
     const I: &str = "  ";
     out.toml.push_str("\n  [[virtual_server.real_server]]\n");
     out.line(I, "address", &s(&addr_port(addr, port)));
+    let mut tun = vs_tun.clone();
+    for c in n.children() {
+        if !matches!(c.keyword(), "lvs_method" | "lb_kind") {
+            continue;
+        }
+        if c.arg(0) != Some(kind) {
+            out.warn(
+                c,
+                format!(
+                    "a real server's own method ({}) is not supported by lvsfwd (one lb_kind per virtual server, {kind}), dropped",
+                    c.arg(0).unwrap_or("")
+                ),
+            );
+        } else if let Some(t) = tunnel_words(out, c) {
+            tun = t;
+        }
+    }
+    if kind == "TUN" && tun.kind != "ipip" {
+        out.line(I, "tun_type", &s(&tun.kind));
+        if let Some(p) = tun.port {
+            out.line(I, "tun_port", &p.to_string());
+        }
+        if let Some(f) = &tun.flags {
+            out.line(I, "tun_flags", &s(f));
+        }
+    }
     for c in n.children() {
         match c.keyword() {
+            "lvs_method" | "lb_kind" => {}
             "weight" | "uthreshold" | "lthreshold" => out.number(I, c, c.keyword(), false),
             "inhibit_on_failure" => out.flag(I, c, "inhibit_on_failure"),
             "notify_up" | "notify_down" => out.script(I, c, c.keyword()),

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::conn::Timeouts;
+pub use crate::dest::{TunCsum, TunType, TunnelSpec};
 use crate::sched::{SchedFlags, SchedKind};
 use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use crate::wire::MacAddr;
@@ -365,6 +366,8 @@ pub struct RealServer {
     pub lthreshold: u32,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+    /// TUN only: the encapsulation (`tun_type`, `tun_port`, `tun_flags`).
+    pub tun: TunnelSpec,
     /// Every configured checker; as in keepalived the server is up only
     /// while all of them succeed, and always up when there is none.
     pub checks: Vec<HealthCheck>,
@@ -684,6 +687,7 @@ impl VirtualServer {
                     u_threshold: rs.uthreshold,
                     l_threshold: rs.lthreshold,
                     mac: rs.mac,
+                    tun: rs.tun,
                 })
                 .collect(),
         }

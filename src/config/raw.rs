@@ -245,6 +245,10 @@ pub(crate) struct RawRealServer {
     pub lthreshold: Option<S<i64>>,
     pub notify_up: Option<S<String>>,
     pub notify_down: Option<S<String>>,
+    /// TUN encapsulation (keepalived's `lvs_method TUN type T port P F`).
+    pub tun_type: Option<S<String>>,
+    pub tun_port: Option<S<i64>>,
+    pub tun_flags: Option<S<String>>,
     /// Real-server defaults of its checkers' timers (keepalived's).
     pub retry: Option<S<i64>>,
     pub delay_before_retry: Option<S<f64>>,

@@ -421,43 +421,38 @@ fn ipv6_service_with_prefix_granularity() {
 }
 
 #[test]
-fn tun_does_not_cross_address_families_yet() {
-    // IPVS tunnels between families; lvsfwd's tunnels do not yet (the
-    // first packet would reach a data plane that cannot build the outer
-    // header), so lb.toml refuses it at the real server's or sorry
-    // server's address, both ways round.
-    const NOT_YET: &str = "TUN to a real server of another address family than the virtual service is not supported yet";
-    err_at(
+fn tun_crosses_address_families() {
+    // IPVS tunnels between families (IPv4 in IPv6, IPv6 in IPv4): lb.toml
+    // takes real servers and a sorry server of the other family under TUN.
+    let c = ok(
         "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
+         sorry_server = \"[2001:2::5]:80\"\n\
            [[virtual_server.real_server]]\n  address = \"198.18.0.9:80\"\n\
            [[virtual_server.real_server]]\n  address = \"[2001:2::10]:80\"\n",
-        7,
-        13,
-        NOT_YET,
     );
-    err_at(
-        "[[virtual_server]]\naddress = \"[2001:2::1]:80\"\nlb_kind = \"TUN\"\n\
-           [[virtual_server.real_server]]\n  address = \"198.18.0.10:80\"\n",
-        5,
-        13,
-        "real_server 198.18.0.10 is IPv4 but the virtual server is IPv6",
-    );
-    err_at(
-        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
-         sorry_server = \"[2001:2::5]:80\"\n",
-        4,
-        16,
-        NOT_YET,
-    );
-    // The same family on both sides stays fine.
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.real_servers[1].address, sa("[2001:2::10]:80"));
+    assert_eq!(vs.sorry_server, Some(sa("[2001:2::5]:80")));
     let c = ok(
         "[[virtual_server]]\naddress = \"[2001:2::1]:80\"\nlb_kind = \"TUN\"\n\
-         sorry_server = \"[2001:2::5]:80\"\n\
-           [[virtual_server.real_server]]\n  address = \"[2001:2::10]:80\"\n",
+           [[virtual_server.real_server]]\n  address = \"198.18.0.10:80\"\n",
     );
     assert_eq!(
-        c.virtual_servers[0].real_servers[0].address.ip(),
-        v6("2001:2::10")
+        c.virtual_servers[0].real_servers[0].address,
+        sa("198.18.0.10:80")
+    );
+    // A sorry server that is not tunnelled stays of the VIP's family.
+    err_at(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
+         sorry_server = \"[2001:2::5]:80\"\nsorry_server_lvs_method = \"DR\"\n",
+        4,
+        16,
+        "sorry_server is IPv6 but the virtual server is IPv4; only TUN forwards between families",
+    );
+    // And a TUN sorry server of a DR pool may cross.
+    ok(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"DR\"\n\
+        sorry_server = \"[2001:2::5]:80\"\nsorry_server_lvs_method = \"TUN\"\n",
     );
 }
 
@@ -2289,5 +2284,74 @@ fn lvs_sync_daemon_mistakes_are_refused_with_their_line() {
         20,
         6,
         "out of range 0..=255",
+    );
+}
+
+#[test]
+fn tunnel_keys_of_a_real_server() {
+    use crate::dest::{TunCsum, TunType, TunnelSpec};
+    let vs = "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"TUN\"\n\
+              [[virtual_server.real_server]]\n  address = \"198.18.0.9:80\"\n";
+    let c = ok(&format!(
+        "{vs}  tun_type = \"gue\"\n  tun_port = 6080\n  tun_flags = \"csum\"\n\
+         [[virtual_server.real_server]]\n  address = \"198.18.0.10:80\"\n  tun_type = \"gre\"\n\
+         [[virtual_server.real_server]]\n  address = \"[2001:2::11]:80\"\n"
+    ));
+    let rs = &c.virtual_servers[0].real_servers;
+    assert_eq!(
+        rs[0].tun,
+        TunnelSpec {
+            kind: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::Csum
+        }
+    );
+    assert_eq!(rs[1].tun.kind, TunType::Gre);
+    assert_eq!(rs[2].tun, TunnelSpec::default());
+    let specs = c.service_specs();
+    assert_eq!(specs[0].dests[0].tun, rs[0].tun, "into the dest spec");
+    // The combinations ipvsadm and keepalived refuse, at the key at fault.
+    err_at(
+        &format!("{vs}  tun_type = \"gue\"\n"),
+        6,
+        14,
+        "gue tunnels require a port",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gre\"\n  tun_port = 6080\n"),
+        7,
+        14,
+        "only gue tunnels have a port",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gre\"\n  tun_flags = \"remcsum\"\n"),
+        7,
+        15,
+        "gre tunnels do not support the remote checksum option",
+    );
+    err_at(
+        &format!("{vs}  tun_flags = \"csum\"\n"),
+        6,
+        15,
+        "ipip tunnels do not support a checksum option",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"vxlan\"\n"),
+        6,
+        14,
+        "tun_type `vxlan` is not one of ipip, gue, gre",
+    );
+    err_at(
+        &format!("{vs}  tun_type = \"gue\"\n  tun_port = 70000\n"),
+        7,
+        14,
+        "tun_port 70000 is out of range 1..=65535",
+    );
+    err_at(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\n  address = \"198.18.0.9:80\"\n  tun_type = \"gre\"\n",
+        6,
+        14,
+        "tun_type needs lb_kind = \"TUN\"",
     );
 }

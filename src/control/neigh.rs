@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 
 use super::netlink::Netlink;
 use crate::dest::{NextHop, NicId, is_local_addr};
-use crate::service::ServiceSpec;
+use crate::service::{FwdMethod, ServiceSpec};
 use crate::wire::MacAddr;
 
 /// The data-plane NICs as the control plane addresses them: index (the
@@ -87,15 +87,34 @@ pub fn route_of(nl: &mut Netlink, nics: &Nics, rs: IpAddr) -> Result<Routed> {
 /// NIC lvsfwd does not serve (named), or with no route at all. Local ones
 /// (the director's own addresses) are fine: the kernel port serves them.
 /// Also refuses a FULLNAT local address on an interface lvsfwd does not
-/// serve. Run at start, on reload and before an lvsadm edit is applied.
+/// serve, and a TUN real server of a family no served NIC has a (not
+/// link-local) address of: its tunnel would have no outer source. Run at
+/// start, on reload and before an lvsadm edit is applied.
 pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> Result<()> {
+    let mut served = Vec::new();
+    for (ifindex, _) in &nics.0 {
+        served.extend(nl.addresses(*ifindex)?);
+    }
     let mut seen = Vec::new();
     for d in specs.iter().flat_map(|s| s.dests.iter()) {
-        if seen.contains(&d.addr) {
+        if seen.contains(&(d.addr, d.fwd)) {
             continue;
         }
-        seen.push(d.addr);
-        match route_of(nl, nics, d.addr) {
+        seen.push((d.addr, d.fwd));
+        let routed = route_of(nl, nics, d.addr);
+        if d.fwd == FwdMethod::Tunnel
+            && matches!(routed, Ok(Routed::Via { .. }))
+            && !served.iter().any(|a| tunnel_source(a, &d.addr))
+        {
+            let fam = if d.addr.is_ipv4() { "IPv4" } else { "IPv6" };
+            bail!(
+                "TUN real server {} is {fam}, but no NIC lvsfwd serves has an {fam} address \
+                 (interface = {}): its tunnel would have no outer source",
+                d.addr,
+                nics.names()
+            );
+        }
+        match routed {
             Ok(Routed::Via { .. } | Routed::Local) => {}
             Ok(Routed::Elsewhere(name)) => bail!(
                 "real server {} is routed through {name}, which lvsfwd does not serve \
@@ -110,10 +129,6 @@ pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> 
     // address of this host must be on a NIC lvsfwd serves, or the XDP
     // program never sees them. (One that is no address of the host at
     // all is routed to the director by someone else: fine.)
-    let mut served = Vec::new();
-    for (ifindex, _) in &nics.0 {
-        served.extend(nl.addresses(*ifindex)?);
-    }
     for l in specs.iter().flat_map(|s| s.local_addrs.iter()) {
         if served.contains(l) {
             continue;
@@ -127,6 +142,16 @@ pub fn check_reachable(nl: &mut Netlink, nics: &Nics, specs: &[ServiceSpec]) -> 
         }
     }
     Ok(())
+}
+
+/// `a` can be the outer source of a tunnel to `rs`: the same family and,
+/// for IPv6, not link-local (a global real server cannot answer it).
+fn tunnel_source(a: &IpAddr, rs: &IpAddr) -> bool {
+    match (a, rs) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => true,
+        (IpAddr::V6(a), IpAddr::V6(_)) => !a.is_unicast_link_local(),
+        _ => false,
+    }
 }
 
 impl NextHops {

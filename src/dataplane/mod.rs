@@ -69,7 +69,7 @@ use crate::conn::{
     ScheduleError, SyncApplied, SyncRecord, TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
-use crate::dest::{NextHop, NicId, is_local_addr};
+use crate::dest::{NextHop, NicId, TunnelSpec, is_local_addr};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -129,8 +129,9 @@ counter_enum! {
         NeedsFragmentation => "needs_fragmentation",
         /// An ICMP error that quotes a packet without ports (a later fragment).
         IcmpUntracked => "icmp_untracked",
-        /// TUN to a real server of another address family than the packet:
-        /// not implemented yet (lb.toml and lvsadm refuse such a table).
+        /// A tunnel's outer source and destination of different families
+        /// (the source is picked by the real server's family, so this counts
+        /// a bug instead of building a broken header).
         TunnelFamily => "tunnel_family",
     }
 }
@@ -281,7 +282,8 @@ pub struct DataplaneConfig {
     /// sent out of that NIC. One entry for a one-armed director.
     pub own_macs: Vec<MacAddr>,
     /// The director's addresses on its data-plane NICs: outer source of
-    /// tunnels (the first of the family).
+    /// tunnels (the first of the real server's family, which may differ
+    /// from the client's: tunnels cross families as in IPVS).
     pub own_addrs: Vec<IpAddr>,
     pub mtu: u16,
     /// Bit `i` set: NIC `i` may deliver frames with a partial TCP/UDP
@@ -790,12 +792,19 @@ impl Dataplane {
         self.services.dest(self.conns.route(id).1).next_hop
     }
 
+    /// A tunnel's outer source towards `like`: the director's first address
+    /// of its family, never an IPv6 link-local one (a real server beyond
+    /// the link could not be reached from it, nor answer it).
     fn own_addr(&self, like: IpAddr) -> Option<IpAddr> {
         self.cfg
             .own_addrs
             .iter()
             .copied()
-            .find(|a| a.is_ipv4() == like.is_ipv4())
+            .find(|a| match (a, like) {
+                (IpAddr::V4(_), IpAddr::V4(_)) => true,
+                (IpAddr::V6(a), IpAddr::V6(_)) => !a.is_unicast_link_local(),
+                _ => false,
+            })
     }
 
     /// Sends a client-side packet of connection `id` to its real server.
@@ -804,6 +813,14 @@ impl Dataplane {
         let (fwd, dest) = self.conns.route(id);
         let next_hop = self.services.dest(dest).next_hop;
         self.xmit_in_to(frame, p, id, fwd, next_hop)
+    }
+
+    /// The encapsulation of connection `id`'s real server (IPVS reads it
+    /// from the conn's dest at every transmit, so an edited dest's
+    /// connections follow the edit).
+    #[inline]
+    fn tunnel_of(&self, id: ConnId) -> TunnelSpec {
+        self.services.dest(self.conns.route(id).1).tun
     }
 
     /// [`Dataplane::xmit_in`] with the conn's method and its server's next
@@ -853,7 +870,8 @@ impl Dataplane {
                     return Verdict::Drop(DropReason::NoSourceAddr);
                 };
                 self.ip_id = self.ip_id.wrapping_add(1);
-                match forward::tunnel(
+                let tun = self.tunnel_of(id);
+                match forward::tunnel_encap(
                     frame,
                     p,
                     outer_src,
@@ -862,6 +880,7 @@ impl Dataplane {
                     dmac,
                     self.cfg.mtu,
                     self.ip_id,
+                    &tun,
                 ) {
                     Ok(()) => {}
                     Err(TunnelError::TooBig { .. }) if matches!(p.l4, L4::IcmpError(_)) => {
@@ -870,7 +889,9 @@ impl Dataplane {
                     }
                     Err(TunnelError::TooBig { mtu }) => {
                         // Tell the client, from the VIP it talked to, out
-                        // of the NIC its packet came in on.
+                        // of the NIC its packet came in on, in the packet's
+                        // family (ICMPv4 or ICMPv6) whatever the tunnel's,
+                        // with the MTU the outer header leaves.
                         let back = self.in_nic;
                         let smac = self.mac_of(back);
                         return match forward::icmp_too_big(frame, p, p.dst, mtu, smac) {

@@ -1,4 +1,5 @@
-//! The forwarding rewrites: DR (MAC only), TUN (IPIP / IPv6-in-IPv6), NAT and
+//! The forwarding rewrites: DR (MAC only), TUN (IPIP / IPv6-in-IPv6 and
+//! between families), NAT and
 //! FULLNAT (addresses and ports), ICMP errors about tracked connections, and
 //! the ICMP "too big" reply a tunnel sends when the packet does not fit.
 //!
@@ -17,7 +18,9 @@
 //! - An IPv4 UDP checksum of 0 ("none") stays 0; an updated UDP checksum that
 //!   comes out as 0 is stored as 0xFFFF.
 //! - Address families never change (config forbids it): debug-asserted,
-//!   except by [`tunnel`], which refuses outer addresses of another family
+//!   except by [`tunnel`], whose outer header is of the real server's family
+//!   (IPv4-in-IPv6 and IPv6-in-IPv4 as IPVS builds them); it refuses an
+//!   outer source and destination of different families
 //!   ([`TunnelError::CrossFamily`]).
 //!
 //! Not done here: TTL/hop-limit expiry ICMP generation, route and neighbour
@@ -27,12 +30,13 @@
 
 use std::net::IpAddr;
 
+use crate::dest::{TunCsum, TunType, TunnelSpec};
 use crate::wire::MacAddr;
 use crate::wire::checksum;
 use crate::wire::{
-    Fragment, FrameBuf, Headers, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP, IPPROTO_IPV6,
-    IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, at, ethernet, icmp,
-    icmpv6, ipv4, ipv6, tcp, udp,
+    Fragment, FrameBuf, Headers, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IPIP,
+    IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IpVersion, L4, NoRoom, at,
+    ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp,
 };
 
 #[cfg(test)]
@@ -50,8 +54,8 @@ pub enum TunnelError {
     NeedsFragmentation,
     /// Not enough headroom in the buffer for the outer header.
     NoRoom,
-    /// An outer address of another family than the packet: tunnels between
-    /// families are not implemented (lb.toml and lvsadm refuse them).
+    /// The outer source and destination are of different families (the
+    /// director has no address of the real server's family picked).
     CrossFamily,
 }
 
@@ -317,17 +321,23 @@ pub fn decrement_ttl(frame: &mut FrameBuf, p: &Headers) -> Result<(), TtlExceede
     Ok(())
 }
 
-/// TUN: wraps the IP packet in IPIP (IPv4) or IPv6-in-IPv6 with outer
+/// TUN: wraps the IP packet in an outer IPv4 or IPv6 header with
 /// src = `outer_src` (the director), dst = `outer_dst` (the RIP), as
-/// `ip_vs_tunnel_xmit(_v6)` does: TTL/hop limit and the whole DS field
-/// (DSCP + ECN) come from the inner header; an outer IPv4 header copies DF,
-/// takes `ip_id` and gets its checksum; an outer IPv6 header has flow label 0.
-/// The link header (with its tags) moves into the headroom; link padding
-/// after the inner packet is dropped.
+/// `ip_vs_tunnel_xmit(_v6)` does. The outer family is the real server's and
+/// may differ from the packet's (IPVS tunnels between families since Linux
+/// 3.18): IPv4 inside is protocol / next header 4 (IPIP), IPv6 inside is 41,
+/// whatever the outer family. TTL/hop limit and the whole DS field (DSCP +
+/// ECN) come from the inner header; an outer IPv4 header copies an IPv4
+/// packet's DF (an IPv6 packet gets DF clear, as `ip_vs_prepare_tunneled_skb`
+/// sets it), takes `ip_id` and gets its checksum; an outer IPv6 header has
+/// flow label 0. The link header (with its tags) moves into the headroom;
+/// link padding after the inner packet is dropped.
 ///
 /// `mtu` is the link MTU towards the real server. If inner + outer header
-/// exceeds it and the inner packet has DF (always for IPv6), returns
-/// `TooBig { mtu: mtu - outer header }` and leaves the frame untouched.
+/// exceeds it and the inner packet may not be fragmented (IPv4 DF, always
+/// for IPv6), returns `TooBig { mtu: mtu - outer header }` (the MTU left for
+/// the inner packet, to report in the inner family) and leaves the frame
+/// untouched.
 #[allow(clippy::too_many_arguments)]
 pub fn tunnel(
     frame: &mut FrameBuf,
@@ -339,19 +349,113 @@ pub fn tunnel(
     mtu: u16,
     ip_id: u16,
 ) -> Result<(), TunnelError> {
-    if !(same_family(p.version, &outer_src) && same_family(p.version, &outer_dst)) {
+    tunnel_encap(
+        frame,
+        p,
+        outer_src,
+        outer_dst,
+        src_mac,
+        dst_mac,
+        mtu,
+        ip_id,
+        &TunnelSpec::default(),
+    )
+}
+
+/// GUE's header (Linux's fou, version 0, no options) after the UDP header.
+pub const GUE_HLEN: usize = 4;
+/// GRE's base header (flags and version, protocol type).
+pub const GRE_HLEN: usize = 4;
+/// GRE's checksum field and its reserved half-word (the C flag).
+pub const GRE_CSUM_LEN: usize = 4;
+/// GRE's C flag: the checksum field is present.
+pub const GRE_FLAG_CSUM: u16 = 0x8000;
+/// Linux's default `ip_local_port_range` (32768 60999): the range
+/// `udp_flow_src_port` picks GUE's UDP source port from.
+pub const LOCAL_PORT_RANGE: (u16, u16) = (32768, 60999);
+
+/// The bytes between the outer IP header and the packet: GUE's UDP and GUE
+/// headers, GRE's header (with the checksum field under `csum`), none for
+/// IPIP, as `ip_vs_tunnel_xmit` reserves them.
+pub fn encap_len(tun: &TunnelSpec) -> usize {
+    match tun.kind {
+        TunType::Ipip => 0,
+        TunType::Gue => udp::HEADER_LEN + GUE_HLEN,
+        TunType::Gre if tun.csum == TunCsum::Csum => GRE_HLEN + GRE_CSUM_LEN,
+        TunType::Gre => GRE_HLEN,
+    }
+}
+
+/// GUE's UDP source port, as `udp_flow_src_port` picks it: a hash of the
+/// packet's flow (addresses, protocol, ports) scaled into the local port
+/// range, so one flow keeps one port (and one path through ECMP and RSS)
+/// and flows spread over the range.
+pub fn gue_source_port(p: &Headers) -> u16 {
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        _ => (0, 0),
+    };
+    let mut s = [0u8; 16];
+    let mut d = [0u8; 16];
+    octets(&p.src, &mut s);
+    octets(&p.dst, &mut d);
+    let w = |b: &[u8; 16], i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+    // A multiply-xorshift mix of the tuple's words (the kernel's flow hash
+    // is keyed per boot, so no two hosts agree on it anyway).
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for x in [
+        w(&s, 0),
+        w(&s, 8),
+        w(&d, 0),
+        w(&d, 8),
+        (u64::from(sport) << 32) | (u64::from(dport) << 16) | u64::from(p.proto),
+    ] {
+        h = (h ^ x).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+    }
+    let hash = (h >> 32) as u32;
+    let (min, max) = LOCAL_PORT_RANGE;
+    ((u64::from(hash) * u64::from(max - min)) >> 32) as u16 + min
+}
+
+/// [`tunnel`] with the real server's encapsulation: IPIP, GUE (UDP to
+/// `tun.port` from [`gue_source_port`], GUE version 0 with the packet's
+/// protocol (4 or 41) as `proto_ctype`, the UDP checksum under csum or
+/// remcsum, else 0) or GRE (the packet's EtherType; the C flag and the
+/// checksum over the GRE header and packet under csum), as `ipvs_gue_encap`
+/// / `ipvs_gre_encap` build them. The MTU check counts these bytes too.
+#[allow(clippy::too_many_arguments)]
+pub fn tunnel_encap(
+    frame: &mut FrameBuf,
+    p: &Headers,
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    mtu: u16,
+    ip_id: u16,
+    tun: &TunnelSpec,
+) -> Result<(), TunnelError> {
+    if outer_src.is_ipv4() != outer_dst.is_ipv4() {
         return Err(TunnelError::CrossFamily);
     }
-    let hdr = match p.version {
+    let outer_v4 = outer_dst.is_ipv4();
+    let ip_hdr = if outer_v4 { IPV4_HLEN } else { IPV6_HLEN };
+    let elen = encap_len(tun);
+    // Everything put in front of the packet.
+    let hdr = ip_hdr + elen;
+    let inner_hdr = match p.version {
         IpVersion::V4 => IPV4_HLEN,
         IpVersion::V6 => IPV6_HLEN,
     };
     let inner_len = p.ip_len as usize;
     let l2 = p.l3_off;
     // Read TTL/DS/DF from the bytes, not `p`: decrement_ttl may have run.
-    let (ttl, tos, df) = {
+    // `no_frag`: the packet may not be fragmented on its way (IPv4 DF;
+    // IPv6 is never fragmented by a router).
+    let (ttl, tos, no_frag, next) = {
         let f = frame.data();
-        let Some(h) = f.get(l2..l2 + hdr) else {
+        let Some(h) = f.get(l2..l2 + inner_hdr) else {
             debug_assert!(false, "packet does not match frame");
             return Err(TunnelError::NoRoom);
         };
@@ -360,12 +464,20 @@ pub fn tunnel(
                 h[ipv4::field::TTL],
                 h[ipv4::field::DSCP_ECN],
                 h[ipv4::field::FLG_OFF.start] & ipv4::DF_BYTE != 0,
+                IPPROTO_IPIP,
             ),
-            IpVersion::V6 => (h[ipv6::field::HOP_LIMIT], ipv6::traffic_class(h), true),
+            IpVersion::V6 => (
+                h[ipv6::field::HOP_LIMIT],
+                ipv6::traffic_class(h),
+                true,
+                IPPROTO_IPV6,
+            ),
         }
     };
+    // The outer IPv4 header's DF: copied from an IPv4 packet, clear for IPv6.
+    let outer_df = no_frag && p.version == IpVersion::V4;
     if inner_len + hdr > mtu as usize {
-        return Err(if df {
+        return Err(if no_frag {
             TunnelError::TooBig {
                 mtu: mtu.saturating_sub(hdr as u16),
             }
@@ -386,32 +498,82 @@ pub fn tunnel(
     let mut d = [0u8; 16];
     let ns = octets(&outer_src, &mut s);
     let nd = octets(&outer_dst, &mut d);
-    let h = &mut f[l2..l2 + hdr];
-    match p.version {
-        IpVersion::V4 => {
-            use ipv4::field as F;
-            h[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
-            h[F::DSCP_ECN] = tos;
-            h[F::LENGTH].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
-            h[F::IDENT].copy_from_slice(&ip_id.to_be_bytes());
-            h[F::FLG_OFF].copy_from_slice(&(if df { ipv4::DF } else { 0 }).to_be_bytes());
-            h[F::TTL] = ttl;
-            h[F::PROTOCOL] = IPPROTO_IPIP;
-            h[F::CHECKSUM].fill(0);
-            h[F::SRC].copy_from_slice(&s[..ns]);
-            h[F::DST].copy_from_slice(&d[..nd]);
-            let c = checksum::checksum(h);
-            h[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    let outer_proto = match tun.kind {
+        TunType::Ipip => next,
+        TunType::Gue => IPPROTO_UDP,
+        TunType::Gre => IPPROTO_GRE,
+    };
+    // The encapsulation header first: its checksums need the outer
+    // addresses only, and the packet behind it is in place already.
+    let payload_len = elen + inner_len;
+    let e = &mut f[l2 + ip_hdr..l2 + hdr + inner_len];
+    match tun.kind {
+        TunType::Ipip => {}
+        TunType::Gue => {
+            e[udp::field::SRC_PORT].copy_from_slice(&gue_source_port(p).to_be_bytes());
+            e[udp::field::DST_PORT].copy_from_slice(&tun.port.to_be_bytes());
+            e[udp::field::LENGTH].copy_from_slice(&(payload_len as u16).to_be_bytes());
+            e[udp::field::CHECKSUM].fill(0);
+            // Version 0, no control, no options (hlen 0), no flags.
+            let g = udp::HEADER_LEN;
+            e[g..g + GUE_HLEN].copy_from_slice(&[0, next, 0, 0]);
+            if tun.csum != TunCsum::NoCsum {
+                let ph = checksum::pseudo(outer_src, outer_dst, IPPROTO_UDP, payload_len as u32);
+                let c = checksum::finish(checksum::add(ph, checksum::sum(e)));
+                e[udp::field::CHECKSUM].copy_from_slice(&checksum::udp_fixup(c).to_be_bytes());
+            }
         }
-        IpVersion::V6 => {
-            use ipv6::field as F;
-            h[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(tos, 0));
-            h[F::LENGTH].copy_from_slice(&(inner_len as u16).to_be_bytes());
-            h[F::NXT_HDR] = IPPROTO_IPV6;
-            h[F::HOP_LIMIT] = ttl;
-            h[F::SRC].copy_from_slice(&s[..ns]);
-            h[F::DST].copy_from_slice(&d[..nd]);
+        TunType::Gre => {
+            let et = match p.version {
+                IpVersion::V4 => ethernet::ETH_P_IPV4,
+                IpVersion::V6 => ethernet::ETH_P_IPV6,
+            };
+            let flags = if tun.csum == TunCsum::Csum {
+                GRE_FLAG_CSUM
+            } else {
+                0
+            };
+            e[0..2].copy_from_slice(&flags.to_be_bytes());
+            e[2..4].copy_from_slice(&et.to_be_bytes());
+            if tun.csum == TunCsum::Csum {
+                e[4..8].fill(0);
+                let c = checksum::checksum(e);
+                e[4..6].copy_from_slice(&c.to_be_bytes());
+            }
         }
+    }
+    let h = &mut f[l2..l2 + ip_hdr];
+    if outer_v4 {
+        use ipv4::field as F;
+        h[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
+        h[F::DSCP_ECN] = tos;
+        h[F::LENGTH].copy_from_slice(&((hdr + inner_len) as u16).to_be_bytes());
+        h[F::IDENT].copy_from_slice(&ip_id.to_be_bytes());
+        h[F::FLG_OFF].copy_from_slice(&(if outer_df { ipv4::DF } else { 0 }).to_be_bytes());
+        h[F::TTL] = ttl;
+        h[F::PROTOCOL] = outer_proto;
+        h[F::CHECKSUM].fill(0);
+        h[F::SRC].copy_from_slice(&s[..ns]);
+        h[F::DST].copy_from_slice(&d[..nd]);
+        let c = checksum::checksum(h);
+        h[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    } else {
+        use ipv6::field as F;
+        h[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(tos, 0));
+        h[F::LENGTH].copy_from_slice(&(payload_len as u16).to_be_bytes());
+        h[F::NXT_HDR] = outer_proto;
+        h[F::HOP_LIMIT] = ttl;
+        h[F::SRC].copy_from_slice(&s[..ns]);
+        h[F::DST].copy_from_slice(&d[..nd]);
+    }
+    // The link header's EtherType (after any tags) names the outer family.
+    if outer_v4 != (p.version == IpVersion::V4) {
+        let et = if outer_v4 {
+            ethernet::ETH_P_IPV4
+        } else {
+            ethernet::ETH_P_IPV6
+        };
+        f[l2 - 2..l2].copy_from_slice(&et.to_be_bytes());
     }
     set_macs(f, src_mac, dst_mac);
     Ok(())

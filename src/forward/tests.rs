@@ -3,6 +3,7 @@ use std::net::IpAddr;
 use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, NetSlice, SlicedPacket, TransportSlice};
 
 use super::*;
+use crate::dest::{TunCsum, TunType, TunnelSpec};
 use crate::wire::fixtures::{self, bytes};
 use crate::wire::{self, Fragment, parse};
 
@@ -570,15 +571,14 @@ fn tunnel_without_headroom_moves_the_packet_toward_the_tail() {
 }
 
 #[test]
-fn tunnel_refuses_outer_addresses_of_another_family() {
-    // Mixed-family tunnels are not implemented: an IPv4 packet towards an
-    // IPv6 real server (or the reverse, or a source of the other family)
-    // is refused and the frame left as it was, never a slice panic.
+fn tunnel_refuses_outer_source_and_destination_of_different_families() {
+    // The outer header is of the real server's family; a director source
+    // of the other family cannot make one: refused, the frame as it was,
+    // never a slice panic.
     let cases = [
-        (fixtures::TCP_SYN_V4, "2001:db8::1", "2001:db8::11"),
         (fixtures::TCP_SYN_V4, "198.51.100.2", "2001:db8::11"),
         (fixtures::TCP_SYN_V4, "2001:db8::1", "10.0.0.11"),
-        (fixtures::TCP_SYN_V6, "198.51.100.2", "10.0.0.11"),
+        (fixtures::TCP_SYN_V6, "198.51.100.2", "2001:db8::11"),
         (fixtures::TCP_SYN_V6, "2001:db8::1", "10.0.0.11"),
     ];
     for (frame, src, dst) in cases {
@@ -591,6 +591,160 @@ fn tunnel_refuses_outer_addresses_of_another_family() {
         assert_eq!((fb.head(), fb.len()), (HEADROOM, len));
         assert_eq!(buf, before, "{src} -> {dst}: frame untouched");
     }
+}
+
+#[test]
+fn tunnel_ipv4_in_ipv6() {
+    // ip_vs_tunnel_xmit_v6 with an IPv4 packet: next header 4 (IPIP),
+    // traffic class and hop limit from the IPv4 TOS and TTL, EtherType IPv6.
+    let orig = bytes(fixtures::TCP_ACK_V4_PADDED);
+    let (mut buf, len) = buffer(fixtures::TCP_ACK_V4_PADDED, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        9,
+    );
+    assert_eq!(r, Ok(()));
+    assert_eq!(fb.headroom(), HEADROOM - 40);
+    let out = fb.data().to_vec();
+    assert_eq!(out.len(), 14 + 40 + 40, "link padding dropped");
+    assert_eq!(&out[..12], &[RS_MAC, OUR_MAC].concat()[..]);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
+    let h = Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.next_header(), etherparse::IpNumber::IPV4);
+    assert_eq!(
+        (h.traffic_class(), h.hop_limit(), h.flow_label().value()),
+        (0x2a, 64, 0)
+    );
+    assert_eq!(h.payload_length(), 40);
+    assert_eq!(h.source_addr().to_string(), "2001:db8:1::2");
+    assert_eq!(h.destination_addr().to_string(), "2001:db8:2::11");
+    assert_eq!(&out[54..], &orig[14..54], "inner packet byte for byte");
+    // The outer packet decodes; the inner one is a whole TCP/IPv4 packet.
+    SlicedPacket::from_ethernet(&out).unwrap();
+    verify_ip(&SlicedPacket::from_ip(&out[54..]).unwrap());
+    // Our own parser sees the outer IPv6 packet carrying protocol 4.
+    let q = parse(&out).unwrap().unwrap();
+    assert_eq!((q.version, q.proto), (IpVersion::V6, IPPROTO_IPIP));
+    assert_eq!(q.ip_len as usize, 80);
+
+    // Too big: 1500 bytes with DF + 40 > 1500; the client is told 1460 in
+    // ICMPv4 (the inner family), as ensure_mtu_is_adequate does.
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V4_1500, HEADROOM, 0);
+    let before = buf.clone();
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        9,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1460 }));
+    assert_eq!(buf, before);
+    // Without DF it would be fragmented (by IPv6 at the director).
+    let (mut buf, len) = buffer(fixtures::UDP_V4_IP_OPTIONS, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("2001:db8:1::2"),
+        ip("2001:db8:2::11"),
+        OUR_MAC,
+        RS_MAC,
+        90,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::NeedsFragmentation));
+}
+
+#[test]
+fn tunnel_ipv6_in_ipv4() {
+    // ip_vs_tunnel_xmit with an IPv6 packet: protocol 41, TOS and TTL from
+    // the traffic class and hop limit, DF clear (ip_vs_prepare_tunneled_skb),
+    // our ID, a valid header checksum, EtherType IPv4.
+    let orig = bytes(fixtures::TCP_SYN_V6);
+    let (mut buf, len) = buffer(fixtures::TCP_SYN_V6, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0x1234,
+    );
+    assert_eq!(r, Ok(()));
+    assert_eq!(fb.headroom(), HEADROOM - 20);
+    let out = fb.data().to_vec();
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+    assert_eq!(h.protocol(), etherparse::IpNumber::IPV6);
+    assert_eq!(
+        (h.ttl(), h.slice()[1], h.dont_fragment(), h.identification()),
+        (57, 0xb8, false, 0x1234)
+    );
+    assert_eq!(h.total_len() as usize, 20 + orig.len() - 14);
+    assert_eq!(h.destination_addr().to_string(), "10.0.0.11");
+    assert_eq!(&out[34..], &orig[14..]);
+    SlicedPacket::from_ethernet(&out).unwrap();
+    verify_ip(&SlicedPacket::from_ip(&out[34..]).unwrap());
+    let q = parse(&out).unwrap().unwrap();
+    assert_eq!((q.version, q.proto), (IpVersion::V4, IPPROTO_IPV6));
+
+    // IPv6 is never fragmented on its way: too big at 1500 + 20, the
+    // client hears 1480 in ICMPv6.
+    let (mut buf, len) = buffer(fixtures::TCP_DATA_V6_1500, HEADROOM, 0);
+    let before = buf.clone();
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    let r = tunnel(
+        &mut fb,
+        &p,
+        ip("198.51.100.2"),
+        ip("10.0.0.11"),
+        OUR_MAC,
+        RS_MAC,
+        1500,
+        0,
+    );
+    assert_eq!(r, Err(TunnelError::TooBig { mtu: 1480 }));
+    assert_eq!(buf, before);
+
+    // With a VLAN tag the EtherType after the tag changes, the tag stays.
+    let orig = bytes(fixtures::TCP_V4_VLAN);
+    let out = with_frame(fixtures::TCP_V4_VLAN, |fb, p| {
+        tunnel(
+            fb,
+            p,
+            ip("2001:db8:1::2"),
+            ip("2001:db8:2::11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            7,
+        )
+        .unwrap();
+    });
+    assert_eq!(&out[12..16], &orig[12..16], "tag kept");
+    assert_eq!(&out[16..18], &[0x86, 0xdd]);
+    assert_eq!(&out[58..], &orig[18..]);
 }
 
 #[test]
@@ -1260,4 +1414,282 @@ fn roundtrip_every_rewrite_reparses_with_valid_checksums() {
     // DR, NAT in/out, FULLNAT in/out, TUN v4/v6, ICMP with whole and with
     // cut quotes: every kind ran many times.
     assert!(checked.iter().all(|&n| n > 300), "{checked:?}");
+}
+
+/// RFC 1071 sum of `chunks`, byte by byte (independent of `checksum`).
+fn slow_sum(chunks: &[&[u8]]) -> u16 {
+    let bytes: Vec<u8> = chunks.concat();
+    let mut sum: u64 = 0;
+    for w in bytes.chunks(2) {
+        sum += (u64::from(w[0]) << 8) | u64::from(*w.get(1).unwrap_or(&0));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Encapsulates `fixture` for `tun` from `src` to `dst`; the frame out.
+fn encap(fixture: &[u8], src: &str, dst: &str, tun: TunnelSpec, mtu: u16) -> Vec<u8> {
+    let (mut buf, len) = buffer(fixture, HEADROOM, 0);
+    let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+    let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+    tunnel_encap(
+        &mut fb,
+        &p,
+        ip(src),
+        ip(dst),
+        OUR_MAC,
+        RS_MAC,
+        mtu,
+        0x77,
+        &tun,
+    )
+    .unwrap();
+    fb.data().to_vec()
+}
+
+fn gue(port: u16, csum: TunCsum) -> TunnelSpec {
+    TunnelSpec {
+        kind: TunType::Gue,
+        port,
+        csum,
+    }
+}
+
+fn gre(csum: TunCsum) -> TunnelSpec {
+    TunnelSpec {
+        kind: TunType::Gre,
+        port: 0,
+        csum,
+    }
+}
+
+#[test]
+fn gue_over_ipv4_udp_gue_header_and_checksum() {
+    let orig = bytes(fixtures::TCP_ACK_V4_PADDED);
+    let inner = &orig[14..54];
+    for csum in [TunCsum::NoCsum, TunCsum::Csum, TunCsum::RemCsum] {
+        let out = encap(
+            fixtures::TCP_ACK_V4_PADDED,
+            "198.51.100.2",
+            "10.0.0.11",
+            gue(6080, csum),
+            1500,
+        );
+        assert_eq!(out.len(), 14 + 20 + 8 + 4 + 40);
+        let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+        assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+        assert_eq!(h.protocol(), etherparse::IpNumber::UDP);
+        assert_eq!(h.total_len() as usize, 20 + 8 + 4 + 40);
+        assert!(h.dont_fragment(), "DF copied from the packet");
+        let u = &out[34..42];
+        let sport = u16::from_be_bytes([u[0], u[1]]);
+        assert!((32768..61000).contains(&sport), "{sport}");
+        assert_eq!(u16::from_be_bytes([u[2], u[3]]), 6080);
+        assert_eq!(u16::from_be_bytes([u[4], u[5]]) as usize, 8 + 4 + 40);
+        // GUE version 0, hlen 0, proto_ctype 4 (IPv4 inside), no flags.
+        assert_eq!(&out[42..46], &[0, 4, 0, 0]);
+        assert_eq!(&out[46..], inner);
+        let stored = u16::from_be_bytes([u[6], u[7]]);
+        if csum == TunCsum::NoCsum {
+            assert_eq!(stored, 0, "no UDP checksum");
+        } else {
+            let pseudo = [
+                &out[26..34],
+                &[0, 17][..],
+                &((8 + 4 + 40) as u16).to_be_bytes()[..],
+            ]
+            .concat();
+            assert_eq!(slow_sum(&[&pseudo, &out[34..]]), 0xffff, "{csum:?}");
+            assert_ne!(stored, 0);
+        }
+        // etherparse decodes the UDP datagram; our parser sees it too.
+        let s = SlicedPacket::from_ethernet(&out).unwrap();
+        match s.transport {
+            Some(TransportSlice::Udp(u)) => {
+                assert_eq!(u.destination_port(), 6080);
+                assert_eq!(&u.payload()[4..], inner);
+            }
+            other => panic!("{other:?}"),
+        }
+        let q = parse(&out).unwrap().unwrap();
+        assert_eq!(q.proto, IPPROTO_UDP);
+        assert!(matches!(q.l4, L4::Udp { dport: 6080, .. }));
+        verify_ip(&SlicedPacket::from_ip(&out[46..]).unwrap());
+    }
+}
+
+#[test]
+fn gue_source_port_follows_the_flow() {
+    // One flow keeps its port; another flow (here: other ports) gets
+    // another one, within the local port range.
+    let a = encap(
+        fixtures::TCP_SYN_V4,
+        "198.51.100.2",
+        "10.0.0.11",
+        gue(6080, TunCsum::NoCsum),
+        1500,
+    );
+    let b = encap(
+        fixtures::TCP_SYN_V4,
+        "198.51.100.2",
+        "10.0.0.11",
+        gue(6080, TunCsum::NoCsum),
+        1500,
+    );
+    assert_eq!(a[34..36], b[34..36]);
+    let p = parse(&bytes(fixtures::TCP_SYN_V4)).unwrap().unwrap();
+    let mut ports = std::collections::BTreeSet::new();
+    for sport in 0..64u16 {
+        let mut q = p;
+        if let L4::Tcp { sport: s, .. } = &mut q.l4 {
+            *s = 1024 + sport;
+        }
+        let port = gue_source_port(&q);
+        assert!((LOCAL_PORT_RANGE.0..=LOCAL_PORT_RANGE.1).contains(&port));
+        ports.insert(port);
+    }
+    assert!(ports.len() > 48, "spread: {}", ports.len());
+}
+
+#[test]
+fn gue_over_ipv6_carries_ipv4_and_ipv6() {
+    for (fixture, proto_ctype, tc_hop) in [
+        (fixtures::TCP_ACK_V4_PADDED, 4u8, (0x2a, 64)),
+        (fixtures::TCP_SYN_V6, 41, (0xb8, 57)),
+    ] {
+        let orig = bytes(fixture);
+        let p = parse(&orig).unwrap().unwrap();
+        let inner = &orig[14..p.l3_end()];
+        for csum in [TunCsum::NoCsum, TunCsum::Csum] {
+            let out = encap(
+                fixture,
+                "2001:db8:1::2",
+                "2001:db8:2::11",
+                gue(5555, csum),
+                1500,
+            );
+            assert_eq!(&out[12..14], &[0x86, 0xdd]);
+            let h = Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+            assert_eq!(h.next_header(), etherparse::IpNumber::UDP);
+            assert_eq!((h.traffic_class(), h.hop_limit()), tc_hop);
+            let ulen = 8 + 4 + inner.len();
+            assert_eq!(h.payload_length() as usize, ulen);
+            let u = &out[54..62];
+            assert_eq!(u16::from_be_bytes([u[2], u[3]]), 5555);
+            assert_eq!(u16::from_be_bytes([u[4], u[5]]) as usize, ulen);
+            assert_eq!(&out[62..66], &[0, proto_ctype, 0, 0]);
+            assert_eq!(&out[66..], inner);
+            let stored = u16::from_be_bytes([u[6], u[7]]);
+            if csum == TunCsum::NoCsum {
+                // udp6_set_csum with nocheck: zero (RFC 6935 tunnels).
+                assert_eq!(stored, 0);
+            } else {
+                let pseudo = [
+                    &out[22..54],
+                    &(ulen as u32).to_be_bytes()[..],
+                    &[0, 0, 0, 17][..],
+                ]
+                .concat();
+                assert_eq!(slow_sum(&[&pseudo, &out[54..]]), 0xffff);
+            }
+        }
+    }
+}
+
+#[test]
+fn gre_with_and_without_checksum() {
+    let orig = bytes(fixtures::TCP_SYN_V6);
+    let inner = &orig[14..];
+    // GRE over IPv4 carrying IPv6: EtherType 0x86dd, no flags.
+    let out = encap(
+        fixtures::TCP_SYN_V6,
+        "198.51.100.2",
+        "10.0.0.11",
+        gre(TunCsum::NoCsum),
+        1500,
+    );
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.protocol(), etherparse::IpNumber::GRE);
+    assert_eq!(h.total_len() as usize, 20 + 4 + inner.len());
+    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+    assert_eq!(&out[34..38], &[0, 0, 0x86, 0xdd]);
+    assert_eq!(&out[38..], inner);
+    // With the checksum: C flag, checksum over GRE header and packet.
+    let out = encap(
+        fixtures::TCP_SYN_V6,
+        "198.51.100.2",
+        "10.0.0.11",
+        gre(TunCsum::Csum),
+        1500,
+    );
+    let h = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.total_len() as usize, 20 + 8 + inner.len());
+    assert_eq!(&out[34..38], &[0x80, 0, 0x86, 0xdd]);
+    assert_eq!(&out[40..42], &[0, 0], "reserved1");
+    assert_ne!(&out[38..40], &[0, 0]);
+    assert_eq!(slow_sum(&[&out[34..]]), 0xffff, "GRE checksum");
+    assert_eq!(&out[42..], inner);
+    // GRE over IPv6 carrying IPv4: EtherType 0x0800, next header 47.
+    let orig = bytes(fixtures::TCP_ACK_V4_PADDED);
+    let out = encap(
+        fixtures::TCP_ACK_V4_PADDED,
+        "2001:db8:1::2",
+        "2001:db8:2::11",
+        gre(TunCsum::Csum),
+        1500,
+    );
+    let h = Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(h.next_header(), etherparse::IpNumber::GRE);
+    assert_eq!(h.payload_length(), 8 + 40);
+    assert_eq!(&out[54..58], &[0x80, 0, 0x08, 0x00]);
+    assert_eq!(slow_sum(&[&out[54..]]), 0xffff);
+    assert_eq!(&out[62..], &orig[14..54]);
+    let q = parse(&out).unwrap().unwrap();
+    assert_eq!(q.proto, IPPROTO_GRE);
+}
+
+#[test]
+fn encapsulation_counts_in_the_mtu() {
+    // 1500 bytes with DF: IPv4 outer + GUE leaves 1468, + GRE with
+    // checksum 1472, + GRE 1476, as __ip_vs_get_out_rt computes them.
+    for (tun, mtu) in [
+        (gue(6080, TunCsum::Csum), 1468u16),
+        (gre(TunCsum::Csum), 1472),
+        (gre(TunCsum::NoCsum), 1476),
+        (TunnelSpec::default(), 1480),
+    ] {
+        let (mut buf, len) = buffer(fixtures::TCP_DATA_V4_1500, HEADROOM, 0);
+        let before = buf.clone();
+        let p = parse(&buf[HEADROOM..]).unwrap().unwrap();
+        let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+        let r = tunnel_encap(
+            &mut fb,
+            &p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500,
+            1,
+            &tun,
+        );
+        assert_eq!(r, Err(TunnelError::TooBig { mtu }), "{tun:?}");
+        assert_eq!(buf, before);
+        // And it fits exactly at mtu + outer.
+        let mut fb = FrameBuf::new(&mut buf, HEADROOM, len);
+        let r = tunnel_encap(
+            &mut fb,
+            &p,
+            ip("198.51.100.2"),
+            ip("10.0.0.11"),
+            OUR_MAC,
+            RS_MAC,
+            1500 + 1500 - mtu,
+            1,
+            &tun,
+        );
+        assert_eq!(r, Ok(()), "{tun:?}");
+    }
 }

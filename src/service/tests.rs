@@ -46,6 +46,7 @@ fn dspec(n: u8, weight: i32) -> DestSpec {
         u_threshold: 0,
         l_threshold: 0,
         mac: None,
+        tun: Default::default(),
     }
 }
 

@@ -47,6 +47,8 @@ pub use plan::Fam;
 pub const IFACE: &str = "lfeth0";
 /// TUN device of the userspace IPIP decapsulator on TUN-mode real servers.
 pub const TUN_IFACE: &str = "lftun0";
+/// UDP port the TUN real servers' decapsulator takes GUE on.
+pub const GUE_PORT: u16 = 6080;
 /// HTTP service on every real server.
 pub const HTTP_PORT: u16 = 80;
 /// UDP echo service on every real server.
@@ -799,12 +801,24 @@ impl Rig {
         }
     }
 
-    /// The userspace tunnel endpoint (see decap.py) and its TUN device.
+    /// The userspace tunnel endpoint (see decap.py: IPIP, GRE, and GUE on
+    /// [`GUE_PORT`], either outer family) and its TUN device.
     pub fn start_decap(&self, h: &Host) {
+        let stats = self.decap_stats(h);
+        let port = GUE_PORT.to_string();
         self.spawn_ready(
             h,
             "decap",
-            &[python(), &script("decap.py"), "--tun", TUN_IFACE],
+            &[
+                python(),
+                &script("decap.py"),
+                "--tun",
+                TUN_IFACE,
+                "--gue-port",
+                &port,
+                "--stats",
+                &stats.to_string_lossy(),
+            ],
             Duration::from_secs(10),
         );
         h.ip(&["link", "set", TUN_IFACE, "up"]);
@@ -813,6 +827,30 @@ impl Rig {
         for dev in ["all", "default", TUN_IFACE, IFACE] {
             h.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
         }
+    }
+
+    /// Where `h`'s decapsulator writes its per-tunnel counts.
+    pub fn decap_stats(&self, h: &Host) -> PathBuf {
+        self.dir().join(format!("decap-{}.json", h.name()))
+    }
+
+    /// Packets `h`'s decapsulator took per tunnel kind (`ipip`, `gre`,
+    /// `gue`) and refused (`bad`); zero before the first packet.
+    pub fn decap_counts(&self, h: &Host) -> BTreeMap<String, u64> {
+        let text = std::fs::read_to_string(self.decap_stats(h)).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for kv in text
+            .trim_matches(|c| c == '{' || c == '}' || c == '\n')
+            .split(',')
+        {
+            let mut it = kv.split(':');
+            if let (Some(k), Some(v)) = (it.next(), it.next())
+                && let Ok(n) = v.trim().parse()
+            {
+                out.insert(k.trim().trim_matches('"').to_string(), n);
+            }
+        }
+        out
     }
 
     /// NAT and FULLNAT: the client in its own subnet behind the director;

@@ -11,6 +11,7 @@ use super::options::{CmdOpt, OptId};
 use super::scan::Scanner;
 use super::{AdminCommand, CmdError, DaemonArgs, ListWhat, fail};
 use crate::admin::listing::ListOptions;
+use crate::dest::TunType;
 use crate::sched::{SchedFlags, SchedKind};
 use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 
@@ -229,13 +230,7 @@ fn server(e: &Entry) -> Result<(ServiceKey, DestSpec), CmdError> {
     if any_tun && e.fwd != FwdMethod::Tunnel {
         return fail("Tunnel options conflict with forward method");
     }
-    // Only ipip is left: every other tunnel option is illegal with it.
-    if let Some(c) = TUN_OPTS.into_iter().find(|&c| e.options.has(c)) {
-        return fail(format!(
-            "Illegal '{}' option with the 'ipip' tunnel type",
-            c.name()
-        ));
-    }
+    tunnel_opt_check(e, &TUN_OPTS)?;
     let svc = e.required_key()?;
     let dest = DestSpec {
         addr: e.required_dest()?,
@@ -245,6 +240,49 @@ fn server(e: &Entry) -> Result<(ServiceKey, DestSpec), CmdError> {
         u_threshold: e.u_threshold,
         l_threshold: e.l_threshold,
         mac: None,
+        tun: e.tun,
     };
     Ok((svc, dest))
+}
+
+/// ipvsadm's `tunnel_opt_check` with its table of tunnel types against
+/// `--tun-port`, `--tun-nocsum`, `--tun-csum`, `--tun-remcsum`: '+' needed,
+/// 'x' illegal, '1' at most one of them.
+fn tunnel_opt_check(e: &Entry, opts: &[Optc; 4]) -> Result<(), CmdError> {
+    let row: [u8; 4] = match e.tun.kind {
+        TunType::Ipip => *b"xxxx",
+        TunType::Gue => *b"+111",
+        TunType::Gre => *b"x11x",
+    };
+    let name = e.tun.kind.name();
+    let mut first: Option<Optc> = None;
+    for (&c, legal) in opts.iter().zip(row) {
+        if !e.options.has(c) {
+            if legal == b'+' {
+                return fail(format!(
+                    "You need to supply the '{}' option for the '{name}' tunnel type",
+                    c.name()
+                ));
+            }
+            continue;
+        }
+        match (legal, first) {
+            (b'x', _) => {
+                return fail(format!(
+                    "Illegal '{}' option with the '{name}' tunnel type",
+                    c.name()
+                ));
+            }
+            (b'1', Some(f)) => {
+                return fail(format!(
+                    "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
+                    c.name(),
+                    f.name()
+                ));
+            }
+            (b'1', None) => first = Some(c),
+            _ => {}
+        }
+    }
+    Ok(())
 }

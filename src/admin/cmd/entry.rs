@@ -2,6 +2,7 @@
 //! line sets, with ipvsadm's defaults and value checks (`parse_timeout`,
 //! `parse_netmask`, `parse_sched_flags`).
 
+use crate::dest::{TunCsum, TunType, TunnelSpec};
 use std::net::IpAddr;
 
 use super::addr::{AddrPort, atoi, inet_aton, parse_service, string_to_number};
@@ -55,6 +56,8 @@ pub(super) struct Entry {
     pub(super) weight: i32,
     pub(super) u_threshold: u32,
     pub(super) l_threshold: u32,
+    /// `--tun-type`, `--tun-port`, `--tun-nocsum|--tun-csum|--tun-remcsum`.
+    pub(super) tun: TunnelSpec,
     pub(super) list: ListOptions,
     pub(super) nosort: bool,
     /// `--start-daemon`'s options (`master` is set by the command).
@@ -94,6 +97,7 @@ impl Entry {
             weight: 1,
             u_threshold: 0,
             l_threshold: 0,
+            tun: TunnelSpec::default(),
             list: ListOptions::default(),
             nosort: false,
             daemon: DaemonArgs {
@@ -181,16 +185,16 @@ impl Entry {
             // when the engine's module is missing.
             OptId::Pe => return fail("Scheduler or persistence engine not found"),
             OptId::SchedFlags => self.sched_flags_arg = Some(arg.to_string()),
-            OptId::TunInfo => return not_supported("--tun-info is"),
-            OptId::TunType => match arg {
-                "ipip" => {}
-                "gue" | "gre" => return not_supported(&format!("tunnel type {arg} is")),
-                _ => return fail("illegal tunnel type specified"),
+            OptId::TunInfo => self.list.tun_info = true,
+            OptId::TunType => match TunType::from_name(arg) {
+                Some(t) => self.tun.kind = t,
+                None => return fail("illegal tunnel type specified"),
             },
-            OptId::TunPort => {
-                bounded(arg, 1, 65535, "tunnel port")?;
-            }
-            OptId::TunNocsum | OptId::TunCsum | OptId::TunRemcsum => {}
+            OptId::TunPort => self.tun.port = bounded(arg, 1, 65535, "tunnel port")? as u16,
+            // ipvsadm ORs the flag bits; the checks of build.rs allow one.
+            OptId::TunNocsum => self.tun.csum = TunCsum::NoCsum,
+            OptId::TunCsum => self.tun.csum = TunCsum::Csum,
+            OptId::TunRemcsum => self.tun.csum = TunCsum::RemCsum,
             OptId::Command(_) => return fail(format!("invalid option `{}'", s.text)),
         }
         Ok(())

@@ -234,7 +234,8 @@ impl OptId {
             O::McastPort => Optc::McastPort,
             O::McastTtl => Optc::McastTtl,
             O::SyncMaxlen => Optc::SyncMaxlen,
-            O::Command(_) | O::Sctp | O::Fwmark | O::Sort | O::Ipv6 | O::Pe | O::TunInfo => {
+            O::TunInfo => Optc::TunInfo,
+            O::Command(_) | O::Sctp | O::Fwmark | O::Sort | O::Ipv6 | O::Pe => {
                 return None;
             }
         })

@@ -354,7 +354,7 @@ fn real_server_defaults_and_port_rules() {
     );
     assert_eq!(
         err("-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gue"),
-        "tunnel type gue is not supported by lvsfwd"
+        "You need to supply the 'tun-port' option for the 'gue' tunnel type"
     );
     assert_eq!(
         err("-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type foo"),
@@ -450,8 +450,8 @@ fn list_variants_and_conflicts() {
         "Illegal 'weight' option with the 'list' command"
     );
     assert_eq!(
-        err("-L --tun-info"),
-        "--tun-info is not supported by lvsfwd"
+        err("-L --tun-info --tun-info"),
+        "multiple 'tun-info' options specified"
     );
 }
 
@@ -586,4 +586,72 @@ fn sync_daemon_commands_parse_as_ipvsadm_reads_them() {
         err("--stop-daemon master --mcast-interface eth0"),
         "Illegal 'mcast-interface' option with the 'stop-daemon' command"
     );
+}
+
+#[test]
+fn tunnel_types_and_their_options() {
+    use crate::dest::{TunCsum, TunType, TunnelSpec};
+    let tun = |line: &str| dest_of(line).1.tun;
+    assert_eq!(
+        tun("-a -t 198.18.0.250:80 -r 198.18.0.11 -i"),
+        TunnelSpec::default()
+    );
+    assert_eq!(
+        tun("-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gue --tun-port 6080"),
+        TunnelSpec {
+            kind: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::NoCsum
+        }
+    );
+    assert_eq!(
+        tun("-e -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gue --tun-port 6080 --tun-remcsum"),
+        TunnelSpec {
+            kind: TunType::Gue,
+            port: 6080,
+            csum: TunCsum::RemCsum
+        }
+    );
+    assert_eq!(
+        tun("-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gre --tun-csum"),
+        TunnelSpec {
+            kind: TunType::Gre,
+            port: 0,
+            csum: TunCsum::Csum
+        }
+    );
+    // ipvsadm's tunnel_opt_check table and messages.
+    for (line, msg) in [
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gue --tun-port 6080 --tun-csum --tun-nocsum",
+            "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gre --tun-port 6080",
+            "Illegal 'tun-port' option with the 'gre' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gre --tun-remcsum",
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-port 6080",
+            "Illegal 'tun-port' option with the 'ipip' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -i --tun-type gue --tun-port 0",
+            "illegal tunnel port specified",
+        ),
+        (
+            "-a -t 198.18.0.250:80 -r 198.18.0.11 -g --tun-type gre",
+            "Tunnel options conflict with forward method",
+        ),
+    ] {
+        assert_eq!(err(line), msg, "{line}");
+    }
+    // --tun-info is a listing option.
+    match ok("-L -n --tun-info") {
+        AdminCommand::List { opts, .. } => assert!(opts.tun_info),
+        other => panic!("{other:?}"),
+    }
 }

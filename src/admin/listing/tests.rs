@@ -2,6 +2,7 @@
 //! formats (print_title, print_service_entry, print_largenum, print_conn,
 //! list_timeout) applied to the same data, trailing spaces included.
 use super::*;
+use crate::dest::{TunCsum, TunType};
 use crate::sched::{SchedFlags, SchedInput, Scheduler};
 use crate::service::{Dest, ServiceKey, Stats};
 
@@ -610,4 +611,59 @@ fn daemon_listing_is_ipvsadm_1_31s() {
         "master sync daemon (mcast=eth0, syncid=1, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
          backup sync daemon (mcast=eth1, syncid=51, maxlen=1472, group=239.0.0.1, port=9000, ttl=3)\n"
     );
+}
+
+fn tunnelled(addr: &str, kind: TunType, port: u16, csum: TunCsum) -> Dest {
+    let mut d = dest(addr, 80, FwdMethod::Tunnel, 1, 0, 0);
+    d.tun = crate::dest::TunnelSpec { kind, port, csum };
+    d
+}
+
+#[test]
+fn tunnels_save_and_tun_info_as_ipvsadm_prints_them() {
+    let mut s = svc(Protocol::Tcp, "198.18.0.1", 80, SchedKind::Rr);
+    s.dests = vec![
+        tunnelled("198.18.0.2", TunType::Ipip, 0, TunCsum::NoCsum),
+        tunnelled("198.18.0.3", TunType::Gue, 6080, TunCsum::NoCsum),
+        tunnelled("198.18.0.4", TunType::Gue, 6081, TunCsum::Csum),
+        tunnelled("198.18.0.5", TunType::Gue, 6082, TunCsum::RemCsum),
+        tunnelled("198.18.0.6", TunType::Gre, 0, TunCsum::NoCsum),
+        tunnelled("198.18.0.7", TunType::Gre, 0, TunCsum::Csum),
+        dest("198.18.0.8", 80, FwdMethod::Route, 1, 0, 0),
+    ];
+    let t = table(vec![s]);
+    let mut out = String::new();
+    save_rules(&mut out, &t).unwrap();
+    assert_eq!(
+        out,
+        concat!(
+            "-A -t 198.18.0.1:80 -s rr\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.2:80 -i -w 1 --tun-type ipip\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.3:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.4:80 -i -w 1 --tun-type gue --tun-port 6081 --tun-csum\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.5:80 -i -w 1 --tun-type gue --tun-port 6082 --tun-remcsum\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.6:80 -i -w 1 --tun-type gre --tun-nocsum\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.7:80 -i -w 1 --tun-type gre --tun-csum\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.8:80 -g -w 1\n",
+        )
+    );
+    let o = ListOptions {
+        tun_info: true,
+        ..plain()
+    };
+    let got = render(&t, &o, 4096, None);
+    let want = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
+        "TCP  198.18.0.1:80 rr\n",
+        "  -> 198.18.0.2:80                Tunnel  ipip          1      0          0         \n",
+        "  -> 198.18.0.3:80                Tunnel  gue:6080:-c   1      0          0         \n",
+        "  -> 198.18.0.4:80                Tunnel  gue:6081:+c   1      0          0         \n",
+        "  -> 198.18.0.5:80                Tunnel  gue:6082:r+c  1      0          0         \n",
+        "  -> 198.18.0.6:80                Tunnel  gre:-c        1      0          0         \n",
+        "  -> 198.18.0.7:80                Tunnel  gre:+c        1      0          0         \n",
+        "  -> 198.18.0.8:80                Route   n/a           1      0          0         \n",
+    );
+    assert_eq!(got, want);
 }

@@ -248,3 +248,77 @@ fn lvs_sync_daemon_becomes_the_global_sync_table() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn tunnel_types_of_lvs_method_become_tun_keys() {
+    // keepalived: `lvs_method TUN type T port P F` on the virtual server
+    // (every real server's start) and on a real server (its own).
+    let conf = "virtual_server 198.18.0.250 80 {\n lvs_method TUN type gue port 6080 csum\n\
+                real_server 198.18.0.11 80 {\n }\n\
+                real_server 198.18.0.12 80 {\n  lvs_method TUN type gre\n }\n\
+                real_server 198.18.0.13 80 {\n  lvs_method TUN type ipip\n }\n\
+                real_server 198.18.0.14 80 {\n  lvs_method TUN remcsum\n }\n}\n";
+    let (toml, w) = import(conf);
+    // `TUN remcsum` is ipip with a checksum option: refused with its line,
+    // and the server keeps the virtual server's tunnel, as in keepalived.
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(
+        (w[0].line, w[0].message.as_str()),
+        (12, "ipip tunnels do not support checksum option, dropped")
+    );
+    let c = crate::config::parse_str(&format!("[global]\ninterface = \"lf0\"\n{toml}"), "lb.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let rs = &c.virtual_servers[0].real_servers;
+    let t = |i: usize| (rs[i].tun.kind.name(), rs[i].tun.port, rs[i].tun.csum.name());
+    assert_eq!(
+        c.virtual_servers[0].lb_kind,
+        crate::service::FwdMethod::Tunnel
+    );
+    assert_eq!(t(0), ("gue", 6080, "csum"));
+    // A real server's TUN line gives its whole tunnel.
+    assert_eq!(t(1), ("gre", 0, "nocsum"));
+    assert_eq!(t(3), ("gue", 6080, "csum"));
+    assert_eq!(t(2).0, "ipip");
+}
+
+#[test]
+fn wrong_tunnel_words_are_named_with_their_line() {
+    for (words, msg) in [
+        (
+            "TUN type gue",
+            "gue tunnels require port, otherwise cannot have port, dropped",
+        ),
+        (
+            "TUN type gre port 6080",
+            "gue tunnels require port, otherwise cannot have port, dropped",
+        ),
+        (
+            "TUN type ipip csum",
+            "ipip tunnels do not support checksum option, dropped",
+        ),
+        (
+            "TUN type gre remcsum",
+            "gre tunnels do not support remote checksum option, dropped",
+        ),
+        ("TUN type vxlan", "unknown tunnel type vxlan, dropped"),
+        ("TUN type gue port 0", "invalid gue tunnel port, dropped"),
+        ("TUN fast", "invalid tunnel option fast, dropped"),
+        ("DR type gre", "tunnel options without TUN, ignored"),
+    ] {
+        let (toml, w) = import(&format!(
+            "virtual_server 198.18.0.250 80 {{\n lvs_method {words}\n real_server 198.18.0.11 80 {{\n }}\n}}\n"
+        ));
+        assert_eq!(w.len(), 1, "{words}: {w:?}");
+        assert_eq!((w[0].line, w[0].message.as_str()), (2, msg), "{words}");
+        assert!(!toml.contains("tun_"), "{words}: {toml}");
+    }
+    // A real server's other method cannot be expressed: named, dropped.
+    let (_, w) = import(
+        "virtual_server 198.18.0.250 80 {\n lvs_method TUN\n real_server 198.18.0.11 80 {\n  lvs_method DR\n }\n}\n",
+    );
+    assert_eq!(w[0].line, 4);
+    assert!(
+        w[0].message.contains("one lb_kind per virtual server"),
+        "{w:?}"
+    );
+}

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::super::raw::{RawRealServer, S};
-use super::super::{FwdMethod, MacAddr, RealServer};
+use super::super::{FwdMethod, MacAddr, RealServer, TunCsum, TunType, TunnelSpec};
 use super::checkers::{
     Inherited, TimerKeys, dns_check, http_get, misc_check, ping_check, smtp_check, tcp_check,
     udp_check,
@@ -65,6 +65,7 @@ pub(super) fn real_server(
             n
         }
     };
+    let tun = tunnel(&rs, kind)?;
     let up = vs_defaults.over(
         TimerKeys {
             retry: &rs.retry,
@@ -115,8 +116,66 @@ pub(super) fn real_server(
         lthreshold,
         notify_up: script_line(rs.notify_up, "notify_up")?,
         notify_down: script_line(rs.notify_down, "notify_down")?,
+        tun,
         checks,
     })
+}
+
+/// `tun_type`, `tun_port`, `tun_flags`: TUN only, in the combinations
+/// ipvsadm and keepalived allow (see [`TunnelSpec::invalid`]).
+fn tunnel(rs: &RawRealServer, kind: FwdMethod) -> R<TunnelSpec> {
+    let keys = [
+        rs.tun_type.as_ref().map(|v| ("tun_type", v.span())),
+        rs.tun_port.as_ref().map(|v| ("tun_port", v.span())),
+        rs.tun_flags.as_ref().map(|v| ("tun_flags", v.span())),
+    ];
+    if kind != FwdMethod::Tunnel
+        && let Some((key, span)) = keys.iter().flatten().next()
+    {
+        return fail(span.clone(), format!("{key} needs lb_kind = \"TUN\""));
+    }
+    let mut t = TunnelSpec::default();
+    if let Some(v) = &rs.tun_type {
+        t.kind = TunType::from_name(v.get_ref()).map_or_else(
+            || {
+                fail(
+                    v.span(),
+                    format!("tun_type `{}` is not one of ipip, gue, gre", v.get_ref()),
+                )
+            },
+            Ok,
+        )?;
+    }
+    if let Some(v) = &rs.tun_port {
+        t.port = int_in(v, "tun_port", 1, 65535)? as u16;
+    }
+    if let Some(v) = &rs.tun_flags {
+        t.csum = TunCsum::from_name(v.get_ref()).map_or_else(
+            || {
+                fail(
+                    v.span(),
+                    format!(
+                        "tun_flags `{}` is not one of nocsum, csum, remcsum",
+                        v.get_ref()
+                    ),
+                )
+            },
+            Ok,
+        )?;
+    }
+    if let Some(why) = t.invalid() {
+        // At the key that makes the combination wrong: the port (missing
+        // or extra) or the checksum option, else the type.
+        let span = match (t.kind, &rs.tun_port, &rs.tun_flags, &rs.tun_type) {
+            (TunType::Gue, _, _, Some(ty)) => ty.span(),
+            (_, Some(p), _, _) => p.span(),
+            (_, _, Some(f), _) => f.span(),
+            (_, _, _, Some(ty)) => ty.span(),
+            _ => rs.address.span(),
+        };
+        return fail(span, why);
+    }
+    Ok(t)
 }
 
 /// `52:54:00:00:00:11` (or with `-`); a next hop must be a unicast station.

@@ -106,28 +106,18 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
         None => Duration::from_secs(60),
         Some(d) => timeout_secs(d, "delay_loop")?,
     };
-    // The kernel forwards to another family only through a tunnel, and
-    // lvsfwd's tunnels do not cross families yet: every real server (and
-    // the sorry server, which takes lb_kind) is of the VIP's family.
-    let family = Some(vip);
-    let why = if kind == FwdMethod::Tunnel {
-        "TUN to a real server of another address family than the virtual service \
-         is not supported yet"
-    } else {
-        "only TUN forwards between families"
-    };
+    // The kernel forwards to another family only through a tunnel (IPv4 in
+    // IPv6 or IPv6 in IPv4, since Linux 3.18): other methods keep every
+    // real server (and the sorry server, checked below with its own
+    // method) of the VIP's family.
+    let family = (kind != FwdMethod::Tunnel).then_some(vip);
+    let why = "only TUN forwards between families";
     let sorry_server = match &v.sorry_server {
         None => None,
-        Some(s) => {
-            let a = parse_sockaddr(s, "sorry_server", Some(address.port()))?;
-            same_family(a.ip(), family, s.span(), |this, vs, _| {
-                format!(
-                    "sorry_server is {this} but the virtual server is {vs}; {}",
-                    why
-                )
-            })?;
-            Some(a)
-        }
+        Some(s) => Some((
+            parse_sockaddr(s, "sorry_server", Some(address.port()))?,
+            s.span(),
+        )),
     };
     let need_sorry = |span: std::ops::Range<usize>, key: &str| -> R<()> {
         if sorry_server.is_none() {
@@ -156,6 +146,17 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
                 );
             }
             Some(k)
+        }
+    };
+    let sorry_server = match sorry_server {
+        None => None,
+        Some((a, span)) => {
+            let method = sorry_server_lvs_method.unwrap_or(kind);
+            let family = (method != FwdMethod::Tunnel).then_some(vip);
+            same_family(a.ip(), family, span, |this, vs, _| {
+                format!("sorry_server is {this} but the virtual server is {vs}; {why}")
+            })?;
+            Some(a)
         }
     };
     let quorum = match &v.quorum {

@@ -188,6 +188,7 @@ fn sorry_dest(sorry: SocketAddr, fwd: FwdMethod) -> DestSpec {
         u_threshold: 0,
         l_threshold: 0,
         mac: None,
+        tun: Default::default(),
     }
 }
 
