@@ -13,9 +13,10 @@
 //! way (GoBGP's zebra/FRR `redistribute table`, ExaBGP with a process that
 //! watches `ip monitor route table N`), and `ip route show table N` is the
 //! operator's view. Its weak side: a route left behind by a crashed lvsfwd.
-//! lvsfwd removes its protocol's routes from the table at start, and the
-//! unit's `ExecStopPost` flushes them (`configs/lvsfwd.service`); a dead
-//! host takes its BGP session (and so its routes) with it.
+//! lvsfwd removes its protocol's routes from the table at start (and
+//! systemd restarts it on failure), the unit's commented `ExecStopPost`
+//! flushes them at once (`configs/lvsfwd.service`); a dead host takes its
+//! BGP session (and so its routes) with it.
 //!
 //! A VIP is served when ([`judge`]): VRRP (if the VIP is a VRRP address)
 //! says this director is master for it, and every virtual server at that
