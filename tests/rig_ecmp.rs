@@ -20,6 +20,9 @@
 //! - the router spreads the streams over both directors (seen on the
 //!   router's wire by destination MAC), and each director lists, by sync,
 //!   the other's connections;
+//! - a third real server is added (lvsadm, both directors) while the
+//!   streams are open, so mh maps some of them to another server: the
+//!   synced entries keep them where they are;
 //! - one director dies (its link down, lvsfwd and BIRD SIGKILLed): BFD
 //!   withdraws its path; 0 streams broken, every stream answered by one
 //!   real server from start to end;
@@ -289,7 +292,7 @@ impl Ecmp {
 fn ecmp_rig(bfd: bool) -> Ecmp {
     let rig = Rig::builder(Mode::Dr)
         .peer_director(true)
-        .real_servers(2)
+        .real_servers(3)
         .services(false)
         .build();
     // The VIP is routed to the directors, on neither's NIC.
@@ -328,7 +331,7 @@ fn ecmp_rig(bfd: bool) -> Ecmp {
     c.exec_ok(&["ethtool", "-K", &cside, "tx", "off"]);
     c.ip(&["route", "add", "default", "via", &format!("{CLIENT_NET}.1")]);
     let router_ip = rig.client_ip(Fam::V4).to_string();
-    for n in 1..=2 {
+    for n in 1..=3 {
         rig.rs(n).ip(&[
             "route",
             "add",
@@ -478,6 +481,23 @@ fn streams_survive_a_director_dying_and_returning_behind_ecmp() {
         e.listed_ports("peer")
     );
 
+    // A real server is added while the streams are open: mh now maps
+    // some of them elsewhere; only the synced entries keep them.
+    for who in ["director", "peer"] {
+        lvsadm_ok(
+            &e.sock(who),
+            &[
+                "-a",
+                "-t",
+                &target,
+                "-r",
+                &format!("{}:{PORT}", e.rig.rip(3, Fam::V4)),
+                "-g",
+            ],
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
     // ---- the director dies
     let t0 = kill_director(&e, &d, lvs_d, bird_d);
     let bfd_withdrawal = {
@@ -508,7 +528,8 @@ fn streams_survive_a_director_dying_and_returning_behind_ecmp() {
     let moved = after.values().filter(|w| *w == "director").count();
     assert!(moved > 0, "no stream rehashed onto the returning director");
 
-    // ---- the director's real servers fail its checks: it withdraws
+    // ---- the director's real servers fail its checks: it withdraws (it
+    // came back with lb.toml's two real servers, without the third)
     d.exec_ok(&[
         "nft",
         "add table ip lfecmp { chain out { type filter hook output priority 0; tcp dport 7000 drop; }; }",
@@ -565,6 +586,14 @@ fn streams_survive_a_director_dying_and_returning_behind_ecmp() {
         join_time.as_secs_f64(),
         moved as f64 * 100.0 / STREAMS as f64,
         health_withdrawal.as_secs_f64(),
+    );
+    let log = lvs_d.stderr();
+    eprintln!(
+        "director's announcements after its return:\n{}",
+        log.lines()
+            .filter(|l| l.contains("announce") || l.contains("health"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     drop(lvs_d);
     drop(lvs_p);
