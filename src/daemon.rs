@@ -369,7 +369,9 @@ pub fn run(source: Source) -> Result<()> {
         announcer,
         quorum,
     };
-    let mut last_announce = Instant::now() - announce::PERIOD;
+    let mut last_announce = Instant::now()
+        .checked_sub(announce::PERIOD)
+        .unwrap_or_else(Instant::now);
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
     let mut last_estimate = Instant::now();

@@ -7,7 +7,7 @@
 //! `fib_multipath_hash_policy = 1` (L4 hash). Behind it, on a veth of its
 //! own, a client namespace (`lfec...`, 198.19.16.2) runs many long-lived
 //! TCP streams (tests/rig/streams.py) to the VIP. The rig's director and
-//! peer each run lvsfwd (DR, mh, `sloppy_tcp`, active-active sync,
+//! peer each run lvsfwd (DR, mh with mh-port, `sloppy_tcp`, active-active sync,
 //! `[announce] table = 100`) and BIRD 2 (`configs/bird-director.conf`:
 //! learns table 100, exports it to the router with next hop self); the VIP
 //! is on neither director's NIC, only on the real servers' lo. The real
@@ -209,7 +209,7 @@ impl Ecmp {
              [global.lvs_sync_daemon]\ninterface = \"{IFACE}\"\nactive_active = true\nid = {SYNCID}\n\n\
              [announce]\ntable = {TABLE}\n\n\
              [[virtual_server]]\naddress = \"{}:{PORT}\"\nprotocol = \"TCP\"\nlb_algo = \"mh\"\n\
-             lb_kind = \"DR\"\ndelay_loop = 1\n",
+             sched_flags = [\"mh-port\"]\nlb_kind = \"DR\"\ndelay_loop = 1\n",
             self.name(h),
             self.sock(self.name(h)),
             self.rig.vip(Fam::V4),
