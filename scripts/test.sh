@@ -4,7 +4,7 @@
 # run of every fuzz target (scripts/fuzz.sh; FUZZ_SECONDS per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping keepalived tshark tcpdump nftables prometheus systemd openssl util-linux dnsmasq-base
+scripts/deps.sh pkg-config clang llvm libelf-dev libclang-dev zlib1g-dev m4 libbpf-dev iproute2 curl python3 ethtool iputils-ping keepalived tshark tcpdump nftables prometheus systemd openssl util-linux dnsmasq-base bird2
 cargo fmt --all -- --check
 # Lints as errors (Cargo.toml [lints]: unsafe blocks documented, one
 # unsafe operation each); tests/layering.rs checks the module layering.

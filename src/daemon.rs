@@ -39,6 +39,7 @@ use crate::admin::proto::{self, ListingSource};
 use crate::config::{self, Config};
 use crate::conn::ConnSysctls;
 use crate::control::admin_socket::AdminSocket;
+use crate::control::announce::{self, Announcer};
 use crate::control::estimator::{self, Estimator};
 use crate::control::health::{self, Health, HealthView};
 use crate::control::neigh::{self, NextHops, Nics};
@@ -270,6 +271,21 @@ pub fn run(source: Source) -> Result<()> {
             log::info!("sync: no table from a master within {:?}", t0.elapsed());
         }
     }
+    // Announce only while serving: the routes come once the loop judges.
+    let announcer = match cfg.announce.as_ref().map(Announcer::start).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            drop(admin);
+            engine.stop();
+            let _ = prog.detach();
+            return Err(e.context("taking over the announce table"));
+        }
+    };
+    let quorum: HashMap<ServiceKey, u32> = cfg
+        .virtual_servers
+        .iter()
+        .map(|vs| (vs.spec().key, vs.quorum))
+        .collect();
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
     let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
@@ -350,7 +366,12 @@ pub fn run(source: Source) -> Result<()> {
         checkers: checker_names(&cfg.virtual_servers),
         warnings: RateLimit::default(),
         sync: std::cell::RefCell::new(sync),
+        announcer,
+        quorum,
     };
+    let mut last_announce = Instant::now()
+        .checked_sub(announce::PERIOD)
+        .unwrap_or_else(Instant::now);
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
     let mut last_estimate = Instant::now();
@@ -464,6 +485,18 @@ pub fn run(source: Source) -> Result<()> {
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
         ctl.answer_table_request();
+        if last_announce.elapsed() >= announce::PERIOD {
+            last_announce = Instant::now();
+            ctl.announce();
+        }
+    }
+    // Withdrawn first: the router moves the flows while we still serve.
+    if let Some(a) = ctl.announcer.as_mut() {
+        a.withdraw_all(if died.is_some() {
+            "a worker died"
+        } else {
+            "stopping"
+        });
     }
     notifier.stopping();
     if let Some(m) = metrics {
@@ -712,6 +745,10 @@ struct Control<'a> {
     /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm; a cell: the
     /// admin view borrows it beside the rest).
     sync: std::cell::RefCell<SyncDaemon>,
+    /// `[announce]`: the served VIPs' routes for the BGP daemon.
+    announcer: Option<Announcer>,
+    /// Each lb.toml virtual server's quorum (lvsadm's: 1).
+    quorum: HashMap<ServiceKey, u32>,
 }
 
 /// keepalived's keyword for each real server's checkers.
@@ -834,6 +871,29 @@ impl Control<'_> {
         }
         for a in acks {
             let _ = a.send(());
+        }
+    }
+
+    /// `[announce]`: routes of the VIPs served now in, of the others out.
+    fn announce(&mut self) {
+        let Some(a) = self.announcer.as_ref() else {
+            return;
+        };
+        let services = self.services();
+        let judged = announce::judge(
+            a.vips(),
+            &services,
+            &self.quorum,
+            |k| {
+                self.health_view
+                    .pools
+                    .get(k)
+                    .is_some_and(|p| p.sorry_active)
+            },
+            &self.vrrp_gate.inactive(),
+        );
+        if let Some(a) = self.announcer.as_mut() {
+            a.follow(&judged);
         }
     }
 

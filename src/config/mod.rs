@@ -62,7 +62,25 @@ pub struct Config {
     /// `[[vrrp_sync_group]]`, in file order (an instance is in one at most).
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `[announce]`: each served VIP's route in a kernel table.
+    pub announce: Option<Announce>,
 }
+
+/// `[announce]`: while a VIP is served, its host route (type blackhole)
+/// is in kernel table `table` with protocol id `protocol`, where a BGP
+/// daemon (BIRD's `kernel` protocol with `learn`) imports and announces
+/// it; see `control::announce`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce {
+    pub table: u32,
+    pub protocol: u8,
+    /// The VIPs announced (`vips`); default every virtual server's address.
+    pub vips: Vec<std::net::IpAddr>,
+}
+
+/// `[announce] protocol` by default: unused by iproute2's rt_protos and by
+/// the routing daemons.
+pub const DEFAULT_ANNOUNCE_PROTOCOL: u8 = 201;
 
 /// XDP attach mode (`xdp_mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -138,6 +156,9 @@ pub struct SyncDaemon {
     /// The VRRP instance whose state decides master or backup (`None`:
     /// started by lvsadm with a fixed role).
     pub vrrp_instance: Option<String>,
+    /// `active_active`: master and backup at once, always (directors
+    /// behind ECMP each send their connections and take the others').
+    pub active_active: bool,
     /// syncid (`id`; default the instance's virtual_router_id).
     pub syncid: u8,
     /// Largest message (UDP payload); `None`: from the MTU as the kernel
@@ -154,6 +175,7 @@ impl SyncDaemon {
         SyncDaemon {
             interface: ifname.to_string(),
             vrrp_instance: None,
+            active_active: false,
             syncid,
             maxlen: None,
             group: std::net::IpAddr::V4(crate::wire::ipvs_sync::SYNC_GROUP),
@@ -649,6 +671,7 @@ impl Config {
             vrrp_scripts: Vec::new(),
             vrrp_sync_groups: Vec::new(),
             virtual_servers: Vec::new(),
+            announce: None,
         }
     }
 

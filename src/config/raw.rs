@@ -33,6 +33,16 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub virtual_server: Vec<S<RawVirtualServer>>,
     pub metrics: Option<RawMetrics>,
+    pub announce: Option<S<RawAnnounce>>,
+}
+
+/// `[announce]`: VIP routes in a kernel table for a BGP daemon.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnnounce {
+    pub table: S<i64>,
+    pub protocol: Option<S<i64>>,
+    pub vips: Option<S<Vec<S<String>>>>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -74,6 +84,7 @@ pub(crate) struct RawGlobal {
 pub(crate) struct RawSyncDaemon {
     pub interface: S<String>,
     pub vrrp_instance: Option<S<String>>,
+    pub active_active: Option<bool>,
     pub id: Option<S<i64>>,
     pub maxlen: Option<S<i64>>,
     pub port: Option<S<i64>>,

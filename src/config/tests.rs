@@ -2355,3 +2355,91 @@ fn tunnel_keys_of_a_real_server() {
         "tun_type needs lb_kind = \"TUN\"",
     );
 }
+
+#[test]
+fn active_active_sync_needs_an_id_and_no_vrrp_instance() {
+    let c = ok(&format!(
+        "{SYNC_BASE}\n[global.lvs_sync_daemon]\ninterface = \"eth1\"\nactive_active = true\nid = 9\nttl = 2\n"
+    ));
+    let d = c.global.lvs_sync_daemon.unwrap();
+    assert!(d.active_active);
+    assert_eq!((d.syncid, d.ttl, d.vrrp_instance), (9, 2, None));
+    let head = format!("{SYNC_BASE}\n[global.lvs_sync_daemon]\ninterface = \"eth1\"\n");
+    assert!(err(&format!("{head}active_active = true\n")).contains("needs id"));
+    err_at(
+        &format!("{head}active_active = true\nid = 1\nvrrp_instance = \"VI_1\"\n"),
+        21,
+        17,
+        "exclude each other",
+    );
+}
+
+const ANNOUNCE_VS: &str = "[[virtual_server]]\naddress = \"198.18.0.250:80\"\n\
+                           [[virtual_server]]\naddress = \"198.18.0.251:80\"\n";
+
+#[test]
+fn announce_parses_with_defaults() {
+    let c = ok(&format!("{ANNOUNCE_VS}[announce]\ntable = 100\n"));
+    assert_eq!(
+        c.announce,
+        Some(Announce {
+            table: 100,
+            protocol: DEFAULT_ANNOUNCE_PROTOCOL,
+            vips: vec![v4("198.18.0.250"), v4("198.18.0.251")],
+        })
+    );
+    let c = ok(&format!(
+        "{ANNOUNCE_VS}[announce]\ntable = 4000\nprotocol = 77\nvips = [\"198.18.0.251\"]\n"
+    ));
+    let a = c.announce.unwrap();
+    assert_eq!(
+        (a.table, a.protocol, a.vips),
+        (4000, 77, vec![v4("198.18.0.251")])
+    );
+    assert_eq!(ok(MIN_VS).announce, None);
+}
+
+#[test]
+fn announce_mistakes_are_refused_with_their_line() {
+    let head = format!("{ANNOUNCE_VS}[announce]\n");
+    err_at(&format!("{head}table = 254\n"), 6, 9, "kernel's own");
+    err_at(&format!("{head}table = 0\n"), 6, 9, "out of range");
+    err_at(
+        &format!("{head}table = 100\nprotocol = 12\n"),
+        7,
+        12,
+        "BIRD's own",
+    );
+    err_at(
+        &format!("{head}table = 100\nprotocol = 2\n"),
+        7,
+        12,
+        "not for announced",
+    );
+    err_at(
+        &format!("{head}table = 100\nprotocol = 256\n"),
+        7,
+        12,
+        "out of range",
+    );
+    err_at(
+        &format!("{head}table = 100\nvips = [\"198.18.0.9\"]\n"),
+        7,
+        9,
+        "no virtual_server's address",
+    );
+    err_at(
+        &format!("{head}table = 100\nvips = [\"198.18.0.250\", \"198.18.0.250\"]\n"),
+        7,
+        25,
+        "listed twice",
+    );
+    err_at(&format!("{head}table = 100\nvips = [\"x\"]\n"), 7, 9, "");
+    assert!(err(&format!("{head}protocol = 5\n")).contains("table"));
+    err_at(
+        &format!("{head}table = 100\nroute = \"x\"\n"),
+        7,
+        1,
+        "unknown field",
+    );
+}

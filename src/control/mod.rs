@@ -7,6 +7,7 @@
 //! ([`crate::dataplane::Dataplane::apply_snapshot`]).
 
 pub mod admin_socket;
+pub mod announce;
 pub mod estimator;
 pub mod health;
 pub mod neigh;

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result, bail};
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
@@ -20,7 +20,9 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rustc_hash::FxHashMap;
@@ -384,6 +386,103 @@ impl Netlink {
             return Ok(route);
         }
         bail!("no route to {dst}")
+    }
+}
+
+/// Routes lvsfwd announces through (`[announce]`): a host route of the
+/// VIP, type blackhole, in a table of its own with a protocol id of its
+/// own, for a routing daemon (BIRD's `kernel` protocol with `learn`) to
+/// import and announce. Never in the main table: the director's own
+/// forwarding does not change.
+impl Netlink {
+    fn vip_route(table: u32, protocol: u8, vip: IpAddr) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if vip.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        m.header.destination_prefix_length = if vip.is_ipv4() { 32 } else { 128 };
+        m.header.table = u8::try_from(table).unwrap_or(0);
+        m.header.protocol = protocol.into();
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::BlackHole;
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(vip)));
+        m.attributes.push(RouteAttribute::Table(table));
+        m
+    }
+
+    /// `ip route replace blackhole VIP/32 table T proto P`.
+    pub fn add_vip_route(&mut self, table: u32, protocol: u8, vip: IpAddr) -> Result<()> {
+        let m = Netlink::vip_route(table, protocol, vip);
+        match self.change(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )? {
+            Ok(()) => Ok(()),
+            Err(e) => bail!(
+                "adding the route of {vip} to table {table}: {}",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        }
+    }
+
+    /// `ip route del blackhole VIP/32 table T proto P`. Returns false when
+    /// it was not there.
+    pub fn del_vip_route(&mut self, table: u32, protocol: u8, vip: IpAddr) -> Result<bool> {
+        let m = Netlink::vip_route(table, protocol, vip);
+        match self.change(RouteNetlinkMessage::DelRoute(m), 0)? {
+            Ok(()) => Ok(true),
+            Err(libc::ESRCH | libc::ENOENT) => Ok(false),
+            Err(e) => bail!(
+                "removing the route of {vip} from table {table}: {}",
+                std::io::Error::from_raw_os_error(e)
+            ),
+        }
+    }
+
+    /// The host routes of protocol `protocol` in table `table`, both
+    /// families (what an earlier run left, or what runs now).
+    pub fn vip_routes(&mut self, table: u32, protocol: u8) -> Result<Vec<IpAddr>> {
+        let mut out = Vec::new();
+        for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut m = RouteMessage::default();
+            m.header.address_family = fam;
+            let replies = self.request(RouteNetlinkMessage::GetRoute(m), true)?;
+            for r in replies {
+                let RouteNetlinkMessage::NewRoute(rt) = r else {
+                    continue;
+                };
+                let t = rt
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RouteAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(rt.header.table));
+                if t != table || u8::from(rt.header.protocol) != protocol {
+                    continue;
+                }
+                let full = if fam == AddressFamily::Inet { 32 } else { 128 };
+                if rt.header.destination_prefix_length != full {
+                    continue;
+                }
+                for a in &rt.attributes {
+                    match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(d)) => {
+                            out.push(IpAddr::V4(*d))
+                        }
+                        RouteAttribute::Destination(RouteAddress::Inet6(d)) => {
+                            out.push(IpAddr::V6(*d))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

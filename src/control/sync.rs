@@ -609,13 +609,19 @@ impl SyncDaemon {
     }
 
     /// lb.toml's `[global.lvs_sync_daemon]`: starts as backup, as
-    /// keepalived does until its instance is master.
+    /// keepalived does until its instance is master; with `active_active`
+    /// as master and backup at once (VRRP never changes it).
     pub fn follow(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
         self.vrrp = cfg;
         if let Some(c) = self.vrrp.clone() {
             let _ = self.stop(Role::Master);
             let _ = self.stop(Role::Backup);
             self.start(Role::Backup, &c)?;
+            if c.active_active {
+                // Behind ECMP every director is a master (its connections
+                // go out) and a backup (the others' come in), for good.
+                self.start(Role::Master, &c)?;
+            }
         }
         Ok(())
     }

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::super::raw::{OneOrMany, RawGlobal, RawSyncDaemon, RawTimeouts, S};
-use super::super::{Global, SyncDaemon, Timeouts, XdpMode, ZeroCopy};
-use super::common::{MAX_TIMEOUT_SECS, R, fail, int_in, keyword, nonempty, once};
+use super::super::raw::{OneOrMany, RawAnnounce, RawGlobal, RawSyncDaemon, RawTimeouts, S};
+use super::super::{
+    Announce, DEFAULT_ANNOUNCE_PROTOCOL, Global, SyncDaemon, Timeouts, XdpMode, ZeroCopy,
+};
+use super::common::{MAX_TIMEOUT_SECS, R, fail, int_in, keyword, nonempty, once, parse_ip};
 use crate::conn::SyncSysctls;
 
 pub(super) fn global(g: RawGlobal) -> R<Global> {
@@ -184,10 +186,30 @@ pub(super) fn sync_daemon(
             format!("interface: `{interface}` is not a valid interface name"),
         );
     }
-    let Some(inst) = r.vrrp_instance else {
+    if r.active_active == Some(true) {
+        // Directors behind ECMP: master and backup at once, no VRRP.
+        if let Some(inst) = &r.vrrp_instance {
+            return fail(
+                inst.span(),
+                "vrrp_instance and active_active = true exclude each other: \
+                 an active-active daemon is master and backup at once, whatever VRRP says",
+            );
+        }
+        let Some(id) = &r.id else {
+            return fail(
+                span,
+                "active_active = true needs id (the syncid: there is no VRRP instance to take it from)",
+            );
+        };
+        let mut d = SyncDaemon::new(&interface, int_in(id, "id", 0, 255)? as u8);
+        d.active_active = true;
+        return sync_options(d, &r);
+    }
+    let Some(inst) = r.vrrp_instance.clone() else {
         return fail(
             span,
-            "lvs_sync_daemon needs vrrp_instance: it is master while that instance is MASTER",
+            "lvs_sync_daemon needs vrrp_instance (master while that instance is MASTER) \
+             or active_active = true (master and backup at once)",
         );
     };
     let Some(id_default) = vrid(inst.get_ref()) else {
@@ -201,6 +223,11 @@ pub(super) fn sync_daemon(
     if let Some(v) = &r.id {
         d.syncid = int_in(v, "id", 0, 255)? as u8;
     }
+    sync_options(d, &r)
+}
+
+/// `[global.lvs_sync_daemon]`'s socket options.
+fn sync_options(mut d: SyncDaemon, r: &RawSyncDaemon) -> R<SyncDaemon> {
     if let Some(v) = &r.maxlen {
         d.maxlen = Some(int_in(v, "maxlen", 1, 65535 - 28)? as u16);
     }
@@ -276,5 +303,69 @@ pub(super) fn timeouts(t: RawTimeouts) -> R<Timeouts> {
         tcp: one(t.tcp, "tcp", d.tcp)?,
         tcp_fin: one(t.tcp_fin, "tcp_fin", d.tcp_fin)?,
         udp: one(t.udp, "udp", d.udp)?,
+    })
+}
+
+/// `[announce]`: `table` a kernel routing table that is none of the
+/// kernel's own (0 unspec, 253 default, 254 main, 255 local); `protocol`
+/// a route protocol id a routing daemon learns (not 0-3, the kernel's and
+/// redirects', which BIRD does not learn, nor 12, BIRD's own, which BIRD
+/// removes as stale at start); `vips` addresses of virtual servers, each
+/// once.
+pub(super) fn announce(raw: S<RawAnnounce>, vss: &[super::super::VirtualServer]) -> R<Announce> {
+    let r = raw.into_inner();
+    let table = int_in(&r.table, "table", 1, i64::from(u32::MAX))? as u32;
+    if matches!(table, 253..=255) {
+        return fail(
+            r.table.span(),
+            format!("table {table} is one of the kernel's own (253 default, 254 main, 255 local)"),
+        );
+    }
+    let protocol = match &r.protocol {
+        Some(p) => {
+            let v = int_in(p, "protocol", 0, 255)? as u8;
+            if v <= 3 || v == 12 {
+                return fail(
+                    p.span(),
+                    format!(
+                        "protocol {v} is not for announced routes (0-3: unspec, redirect, \
+                         kernel, boot; 12: BIRD's own, which BIRD deletes)"
+                    ),
+                );
+            }
+            v
+        }
+        None => DEFAULT_ANNOUNCE_PROTOCOL,
+    };
+    let mut known: Vec<std::net::IpAddr> = Vec::new();
+    for vs in vss {
+        if !known.contains(&vs.address.ip()) {
+            known.push(vs.address.ip());
+        }
+    }
+    let vips = match &r.vips {
+        None => known,
+        Some(list) => {
+            let mut v = Vec::new();
+            for s in list.get_ref() {
+                let a = parse_ip(s, "vips")?;
+                if !known.contains(&a) {
+                    return fail(
+                        s.span(),
+                        format!("vips: {a} is no virtual_server's address"),
+                    );
+                }
+                if v.contains(&a) {
+                    return fail(s.span(), format!("vips: {a} is listed twice"));
+                }
+                v.push(a);
+            }
+            v
+        }
+    };
+    Ok(Announce {
+        table,
+        protocol,
+        vips,
     })
 }

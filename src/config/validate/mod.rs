@@ -176,6 +176,10 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
         }
         virtual_servers.push(vs);
     }
+    let announce = match raw.announce {
+        Some(a) => Some(global::announce(a, &virtual_servers)?),
+        None => None,
+    };
     Ok(Config {
         global,
         timeouts,
@@ -183,5 +187,6 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
         vrrp_scripts,
         vrrp_sync_groups,
         virtual_servers,
+        announce,
     })
 }
