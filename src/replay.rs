@@ -182,6 +182,15 @@ pub fn run(
                 }
             }
             Verdict::Drop(_) => sum.drop += 1,
+            Verdict::Consumed => {
+                // Fragments kept for reassembly send nothing; a whole
+                // datagram or a fragmented packet leaves as extra frames.
+                for (data, _) in dp.extra() {
+                    sum.tx += 1;
+                    out.write(f.ts, data)?;
+                }
+                dp.clear_extra();
+            }
         }
     }
     Ok(sum)

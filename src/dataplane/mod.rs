@@ -53,6 +53,7 @@
 #[cfg(test)]
 mod nics_tests;
 pub mod query;
+pub mod reasm;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -70,6 +71,7 @@ use crate::conn::{
 };
 use crate::counter::counter_enum;
 use crate::dest::{NextHop, NicId, is_local_addr};
+use crate::forward::frag::{self as fragout, ExtraTx};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -92,6 +94,11 @@ pub enum Verdict {
     Kernel(KernelReason),
     /// Drop it; the reason has been counted.
     Drop(DropReason),
+    /// The data plane took what it needed from the frame (a fragment kept
+    /// for reassembly, or a packet whose output went to the extra frames
+    /// of [`Dataplane::extra`]): recycle the frame, then send the extra
+    /// frames and [`Dataplane::clear_extra`].
+    Consumed,
 }
 
 counter_enum! {
@@ -101,8 +108,23 @@ counter_enum! {
         Malformed(ParseError),
         /// Larger than any frame the NIC hands over.
         Oversized => "oversized",
-        /// An IP fragment addressed to a virtual service (not reassembled).
+        /// An IP fragment to a virtual service that is not TCP/UDP (not
+        /// reassembled), or a reassembled datagram no service takes.
         Fragment => "fragment",
+        /// A fragment partly overlapping data of its datagram already held:
+        /// the whole datagram is dropped (RFC 5722; Linux for IPv4 too).
+        FragOverlap => "frag_overlap",
+        /// A fragment entirely inside data already held (a duplicate).
+        FragDup => "frag_dup",
+        /// A fragment that cannot belong to a valid datagram: empty, past the
+        /// last fragment or 64 KiB, disagreeing last fragments, an IPv6
+        /// non-last fragment not a multiple of 8 bytes.
+        FragBad => "frag_bad",
+        /// Every reassembly slot is busy (the kernel's ipfrag_high_thresh).
+        FragNoRoom => "frag_no_room",
+        /// A datagram whose fragments did not all come within ipfrag_time
+        /// (30 s): counted once per datagram, not per frame.
+        FragTimeout => "frag_timeout",
         /// A TCP segment to a virtual service that is not a SYN and matches no
         /// connection while the connection table is reclaiming entries
         /// ([`RECLAIM_QUIET`]): it may belong to a connection lvsfwd evicted,
@@ -124,8 +146,9 @@ counter_enum! {
         NoRoom => "no_room",
         /// TTL / hop limit would reach zero (IPVS decrements it on transmit).
         TtlExceeded => "ttl_exceeded",
-        /// Too big for the tunnel and may be fragmented (IPv4 without DF): IPVS
-        /// would fragment the outer packet; this data plane does not.
+        /// Too big for the tunnel and may be fragmented (IPv4 without DF), but
+        /// the outer packet could not be fragmented (no room in the extra
+        /// frames, or an MTU too small for 8 payload bytes).
         NeedsFragmentation => "needs_fragmentation",
         /// An ICMP error that quotes a packet without ports (a later fragment).
         IcmpUntracked => "icmp_untracked",
@@ -187,6 +210,13 @@ pub struct Counters {
     /// sender's checksum offload, unfinished: veth, virtio) and left with
     /// it completed. Not a drop.
     pub partial_csum: u64,
+    /// Frames the data plane consumed ([`Verdict::Consumed`]).
+    pub consumed: u64,
+    /// Datagrams reassembled from fragments to a virtual service.
+    pub frag_reassembled: u64,
+    /// Fragments sent (a refragmented datagram, a fragmented tunnel
+    /// packet); also counted in `tx`.
+    pub frag_sent: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
     kernel_by: [u64; KernelReason::COUNT],
@@ -211,6 +241,13 @@ impl Counters {
             .map(|(r, n)| (r.name(), *n))
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+
+    /// Counts `r` without a frame (a datagram timed out).
+    fn count_reason(&mut self, r: DropReason) {
+        if let Some(i) = r.index() {
+            self.other[i] += 1;
+        }
     }
 
     fn count_drop(&mut self, r: DropReason) {
@@ -370,7 +407,21 @@ pub struct Dataplane {
     /// The backup sync daemon runs (see [`Dataplane::set_sync_mode`]).
     sync_backup: bool,
     pub sync_counters: SyncCounters,
+    /// Fragments being reassembled.
+    reasm: reasm::Reasm,
+    /// Frames to send besides the received one (fragments).
+    extra: ExtraTx,
+    /// While a reassembled datagram goes through the path: its largest
+    /// fragment (`frag_max_size`).
+    whole_max_frag: Option<usize>,
+    /// IPv6 fragment identification of the next fragmented packet.
+    frag_id: u32,
 }
+
+/// Bytes and frames [`Dataplane::extra`] holds: a 64 KiB datagram cut at
+/// IPv4's minimum MTU, with its headers repeated.
+const EXTRA_BYTES: usize = 65_536 + 160 * 128;
+const EXTRA_FRAMES: usize = 160;
 
 /// What a backup's data plane did with received sync records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -416,6 +467,10 @@ impl Dataplane {
             backup_only_active: false,
             sync_backup: false,
             sync_counters: SyncCounters::default(),
+            reasm: reasm::Reasm::new(),
+            extra: ExtraTx::with_capacity(EXTRA_BYTES, EXTRA_FRAMES),
+            whole_max_frag: None,
+            frag_id: 1,
             cfg,
         };
         dp.refresh_derived();
@@ -594,6 +649,7 @@ impl Dataplane {
 
     /// Runs the connection timers due at `now`. Call once per batch.
     pub fn tick(&mut self, now: Timestamp) {
+        self.expire_frags(now);
         self.note_evictions(now);
         self.conns.expire(now, &mut self.services);
     }
@@ -602,9 +658,33 @@ impl Dataplane {
     /// [`ConnTable::expire_some`]): a worker's round. Returns whether due
     /// timers are left for the next call.
     pub fn tick_some(&mut self, now: Timestamp, budget: usize) -> bool {
+        self.expire_frags(now);
         self.note_evictions(now);
         self.conns.expire_some(now, &mut self.services, budget);
         self.conns.expiry_pending()
+    }
+
+    /// Frees the datagrams whose fragments did not all come in time.
+    fn expire_frags(&mut self, now: Timestamp) {
+        for _ in 0..self.reasm.expire(now) {
+            self.counters.count_reason(DropReason::FragTimeout);
+        }
+    }
+
+    /// The frames to send besides the received one, after a
+    /// [`Verdict::Consumed`], with their NICs.
+    pub fn extra(&self) -> impl Iterator<Item = (&[u8], NicId)> {
+        self.extra.iter()
+    }
+
+    /// Forgets the extra frames (the shell has sent or copied them).
+    pub fn clear_extra(&mut self) {
+        self.extra.clear();
+    }
+
+    /// Datagrams being reassembled, and the payload bytes they hold.
+    pub fn frags_held(&self) -> (usize, usize) {
+        (self.reasm.in_use(), self.reasm.bytes_held())
     }
 
     /// Counts a frame the shell could not even hand over.
@@ -637,6 +717,7 @@ impl Dataplane {
             Verdict::Pass => self.counters.pass += 1,
             Verdict::Kernel(r) => self.counters.count_kernel(r),
             Verdict::Drop(r) => self.counters.count_drop(r),
+            Verdict::Consumed => self.counters.consumed += 1,
         }
         v
     }
@@ -663,6 +744,12 @@ impl Dataplane {
     fn ip(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
         if self.backup_only_active {
             return Verdict::Pass;
+        }
+        if p.frag != Fragment::None
+            && matches!(p.proto, wire::IPPROTO_TCP | wire::IPPROTO_UDP)
+            && self.vips.contains(&p.dst)
+        {
+            return self.reassemble(frame, p, now);
         }
         let (proto, sport, dport, tcp) = match p.l4 {
             L4::Tcp {
@@ -864,6 +951,16 @@ impl Dataplane {
                     self.ip_id,
                 ) {
                     Ok(()) => {}
+                    Err(TunnelError::TooBig { .. })
+                        if self
+                            .whole_max_frag
+                            .is_some_and(|m| m + tunnel_hdr(p) <= usize::from(self.cfg.mtu)) =>
+                    {
+                        // A reassembled IPv6 datagram whose fragments fit
+                        // once encapsulated (__mtu_check_toobig_v6 looks at
+                        // frag_max_size): the outer packet is fragmented.
+                        return self.tunnel_fragmented(frame, p, outer_src, daddr, smac, dmac, nic);
+                    }
                     Err(TunnelError::TooBig { .. }) if matches!(p.l4, L4::IcmpError(_)) => {
                         // Never an ICMP error about an ICMP error (RFC 1122).
                         return Verdict::Drop(DropReason::NoRoom);
@@ -882,7 +979,7 @@ impl Dataplane {
                         };
                     }
                     Err(TunnelError::NeedsFragmentation) => {
-                        return Verdict::Drop(DropReason::NeedsFragmentation);
+                        return self.tunnel_fragmented(frame, p, outer_src, daddr, smac, dmac, nic);
                     }
                     Err(TunnelError::NoRoom) => return Verdict::Drop(DropReason::NoRoom),
                     Err(TunnelError::CrossFamily) => {
@@ -894,6 +991,104 @@ impl Dataplane {
             FwdMethod::Local => return Verdict::Kernel(KernelReason::Local),
         }
         Verdict::Tx(nic)
+    }
+
+    /// IPIP without DF too big for the link: encapsulates, then fragments
+    /// the outer packet into the extra frames, as `ip_vs_tunnel_xmit`
+    /// leaves it to `ip_fragment`.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn tunnel_fragmented(
+        &mut self,
+        frame: &mut FrameBuf,
+        p: &Headers,
+        outer_src: IpAddr,
+        daddr: IpAddr,
+        smac: MacAddr,
+        dmac: MacAddr,
+        nic: NicId,
+    ) -> Verdict {
+        match forward::tunnel(frame, p, outer_src, daddr, smac, dmac, u16::MAX, self.ip_id) {
+            Ok(()) => {}
+            Err(TunnelError::CrossFamily) => return Verdict::Drop(DropReason::TunnelFamily),
+            Err(_) => return Verdict::Drop(DropReason::NoRoom),
+        }
+        let mtu = usize::from(self.cfg.mtu);
+        match self.fragment_out(frame.data(), p.l3_off, mtu, nic) {
+            Ok(()) => Verdict::Consumed,
+            Err(_) => Verdict::Drop(DropReason::NeedsFragmentation),
+        }
+    }
+
+    /// Fragments the packet at `data[l3..]` to `mtu` into the extra frames.
+    fn fragment_out(
+        &mut self,
+        data: &[u8],
+        l3: usize,
+        mtu: usize,
+        nic: NicId,
+    ) -> Result<(), fragout::FragError> {
+        let version = match data.get(l3).map(|b| b >> 4) {
+            Some(4) => wire::IpVersion::V4,
+            Some(6) => wire::IpVersion::V6,
+            _ => return Err(fragout::FragError::Bad),
+        };
+        self.frag_id = self.frag_id.wrapping_add(1);
+        let n = fragout::fragment(data, l3, version, mtu, self.frag_id, &mut self.extra, nic)?;
+        self.counters.frag_sent += n as u64;
+        self.counters.tx += n as u64;
+        Ok(())
+    }
+
+    /// A fragment to a virtual service: kept until its datagram is whole,
+    /// which then goes the normal way (lookup, scheduling with its ports)
+    /// and leaves refragmented to its largest fragment or the MTU, as IPVS
+    /// behind nf_defrag does (the output path's `ip_fragment` /
+    /// `ip6_fragment` use `frag_max_size`).
+    #[cold]
+    fn reassemble(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
+        let i = match self.reasm.add(frame.data(), p, now) {
+            reasm::Added::Held => return Verdict::Consumed,
+            reasm::Added::Drop(r) => return Verdict::Drop(r),
+            reasm::Added::Whole(i) => i,
+        };
+        self.counters.frag_reassembled += 1;
+        let mut w = self.reasm.take(i);
+        let mut fb = FrameBuf::new(&mut w.buf, w.head, w.len);
+        let v = match wire::parse(fb.data()) {
+            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
+            Ok(Some(q)) if q.frag == Fragment::None => {
+                self.whole_max_frag = Some(w.max_frag);
+                let v = self.ip(&mut fb, &q, now);
+                self.whole_max_frag = None;
+                match v {
+                    Verdict::Tx(nic) => {
+                        let mtu = usize::from(self.cfg.mtu).min(w.max_frag);
+                        let data = fb.data();
+                        if data.len() - q.l3_off <= mtu {
+                            match self.extra.push_frame(data, nic) {
+                                Ok(()) => {
+                                    self.counters.tx += 1;
+                                    Verdict::Consumed
+                                }
+                                Err(_) => Verdict::Drop(DropReason::NoRoom),
+                            }
+                        } else {
+                            match self.fragment_out(data, q.l3_off, mtu, nic) {
+                                Ok(()) => Verdict::Consumed,
+                                Err(_) => Verdict::Drop(DropReason::NoRoom),
+                            }
+                        }
+                    }
+                    // The kernel would take it; its fragments are gone.
+                    Verdict::Pass | Verdict::Kernel(_) => Verdict::Drop(DropReason::Fragment),
+                    v => v,
+                }
+            }
+            _ => Verdict::Drop(DropReason::FragBad),
+        };
+        self.reasm.put_back(i, w.buf);
+        v
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
@@ -1038,6 +1233,14 @@ impl Dataplane {
                 expires_in: c.expires.since(now),
             })
             .collect()
+    }
+}
+
+/// The outer header a tunnel adds to `p`.
+fn tunnel_hdr(p: &Headers) -> usize {
+    match p.version {
+        wire::IpVersion::V4 => wire::IPV4_HLEN,
+        wire::IpVersion::V6 => wire::IPV6_HLEN,
     }
 }
 

@@ -35,6 +35,7 @@ use crate::wire::{
     icmpv6, ipv4, ipv6, tcp, udp,
 };
 
+pub mod frag;
 #[cfg(test)]
 mod tests;
 
