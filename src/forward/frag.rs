@@ -144,7 +144,10 @@ fn fragment_v4(
     if room == 0 {
         return Err(FragError::Bad);
     }
-    let fo = u16::from_be_bytes([ip[ipv4::field::FLG_OFF.start], ip[ipv4::field::FLG_OFF.start + 1]]);
+    let fo = u16::from_be_bytes([
+        ip[ipv4::field::FLG_OFF.start],
+        ip[ipv4::field::FLG_OFF.start + 1],
+    ]);
     // A packet that is itself a fragment keeps its place and its MF.
     let base = usize::from(fo & ipv4::FRAG_OFFSET_MASK) * 8;
     let last_mf = fo & ipv4::MF != 0;
