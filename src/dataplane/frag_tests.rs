@@ -437,3 +437,63 @@ fn random_fragment_streams_stay_within_the_pool() {
         }
     }
 }
+
+#[test]
+fn nat_reply_fragments_are_reassembled_and_rewritten() {
+    for v6 in [false, true] {
+        let mut dp = dp(FwdMethod::Masq);
+        for f in frags(&datagram(v6, 3000, 1), v6, 1500, 1) {
+            feed(&mut dp, &f, Timestamp::from_secs(1));
+        }
+        taken(&mut dp);
+        // The real server's 3000-byte answer, fragmented by its stack.
+        let eth = PacketBuilder::ethernet2(RS_MAC, [2, 0, 0, 0, 0, 1]);
+        let b = match (rip(v6), client(v6)) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+            _ => unreachable!(),
+        };
+        let mut reply = Vec::new();
+        b.udp(5353, 40000).write(&mut reply, &[0x5a; 3000]).unwrap();
+        if !v6 {
+            reply[wire::ETH_HLEN + 6] = 0;
+        }
+        for f in frags(&reply, v6, 1500, 9) {
+            assert_eq!(
+                feed(&mut dp, &f, Timestamp::from_secs(2)),
+                Verdict::Consumed
+            );
+        }
+        let out = taken(&mut dp);
+        assert_eq!(out.len(), 3, "v6 {v6}");
+        let whole = rejoin(&out);
+        let p = wire::parse(&whole).unwrap().unwrap();
+        assert_eq!((p.src, p.dst), (vip(v6), client(v6)));
+        assert!(matches!(
+            p.l4,
+            L4::Udp {
+                sport: 53,
+                dport: 40000
+            }
+        ));
+        assert!(wire::verify_l4_checksum(&whole, &p));
+    }
+}
+
+#[test]
+fn a_datagram_no_service_takes_goes_to_the_kernel_in_fragments() {
+    let mut dp = dp(FwdMethod::Route);
+    let mut d = datagram(false, 3000, 4);
+    // To port 54: the VIP has no service there.
+    let p = wire::parse(&d).unwrap().unwrap();
+    d[p.l4_off + 3] = 54;
+    d[p.l4_off + 6..p.l4_off + 8].fill(0);
+    let fr = frags(&d, false, 1500, 0);
+    for f in &fr {
+        assert_eq!(feed(&mut dp, f, Timestamp::from_secs(1)), Verdict::Consumed);
+    }
+    let out: Vec<_> = dp.extra().map(|(f, n)| (f.to_vec(), n)).collect();
+    assert_eq!(out.len(), fr.len());
+    assert!(out.iter().all(|(_, n)| *n == TO_KERNEL));
+    assert_eq!(out[0].0, fr[0], "as it came");
+}

@@ -394,6 +394,9 @@ pub struct Dataplane {
     /// The NIC the frame being processed arrived on.
     in_nic: NicId,
     vips: FxHashSet<IpAddr>,
+    /// NAT/FULLNAT real servers: their replies pass the director, and
+    /// fragmented ones are reassembled like fragments to a VIP.
+    nat_rips: FxHashSet<IpAddr>,
     has_port_zero: bool,
     rng: SmallRng,
     ip_id: u16,
@@ -419,6 +422,10 @@ pub struct Dataplane {
     /// IPv6 fragment identification of the next fragmented packet.
     frag_id: u32,
 }
+
+/// The NIC of an extra frame that goes to the director's own stack (the
+/// shell's kernel port), as a [`Verdict::Pass`] frame would.
+pub const TO_KERNEL: NicId = NicId::MAX;
 
 /// Bytes and frames [`Dataplane::extra`] holds: a 64 KiB datagram cut at
 /// IPv4's minimum MTU, with its headers repeated.
@@ -460,6 +467,7 @@ impl Dataplane {
             neighbours: Arc::default(),
             in_nic: 0,
             vips: FxHashSet::default(),
+            nat_rips: FxHashSet::default(),
             has_port_zero: false,
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
@@ -502,6 +510,15 @@ impl Dataplane {
         self.vips
             .extend(self.services.live().map(|(_, s)| s.key.addr));
         self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
+        self.nat_rips.clear();
+        self.nat_rips.extend(
+            self.services
+                .services
+                .iter()
+                .flat_map(|s| s.dests.iter())
+                .filter(|d| matches!(d.fwd, FwdMethod::Masq | FwdMethod::FullNat))
+                .map(|d| d.addr),
+        );
         self.refresh_next_hops();
         self.refresh_local();
     }
@@ -679,6 +696,16 @@ impl Dataplane {
         self.extra.iter()
     }
 
+    /// How many extra frames there are.
+    pub fn extra_len(&self) -> usize {
+        self.extra.len()
+    }
+
+    /// Extra frame `i`, writable (the kernel port rewrites its MAC).
+    pub fn extra_mut(&mut self, i: usize) -> Option<(&mut [u8], NicId)> {
+        self.extra.get_mut(i)
+    }
+
     /// Forgets the extra frames (the shell has sent or copied them).
     pub fn clear_extra(&mut self) {
         self.extra.clear();
@@ -749,7 +776,7 @@ impl Dataplane {
         }
         if p.frag != Fragment::None
             && matches!(p.proto, wire::IPPROTO_TCP | wire::IPPROTO_UDP)
-            && self.vips.contains(&p.dst)
+            && (self.vips.contains(&p.dst) || self.nat_rips.contains(&p.src))
         {
             return self.reassemble(frame, p, now);
         }
@@ -1082,8 +1109,28 @@ impl Dataplane {
                             }
                         }
                     }
-                    // The kernel would take it; its fragments are gone.
-                    Verdict::Pass | Verdict::Kernel(_) => Verdict::Drop(DropReason::Fragment),
+                    // The director's own (a port no service has, a real
+                    // server's packet of no connection): the kernel gets
+                    // it as it came, in fragments it reassembles.
+                    Verdict::Pass | Verdict::Kernel(_) => {
+                        let data = fb.data();
+                        let n = self.extra.len();
+                        match fragout::fragment(
+                            data,
+                            q.l3_off,
+                            q.version,
+                            w.max_frag,
+                            self.frag_id,
+                            &mut self.extra,
+                            TO_KERNEL,
+                        ) {
+                            Ok(_) => {
+                                self.counters.pass += (self.extra.len() - n) as u64;
+                                Verdict::Consumed
+                            }
+                            Err(_) => Verdict::Drop(DropReason::Fragment),
+                        }
+                    }
                     v => v,
                 }
             }

@@ -64,6 +64,12 @@ impl ExtraTx {
             .map(|&(s, l, n)| (&self.bytes[s as usize..(s + l) as usize], n))
     }
 
+    /// Frame `i`, writable.
+    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], NicId)> {
+        let &(s, l, n) = self.frames.get(i)?;
+        Some((&mut self.bytes[s as usize..(s + l) as usize], n))
+    }
+
     /// Forgets frames from the `n`th on (a fragmentation that failed half
     /// way sends nothing).
     fn truncate(&mut self, n: usize) {

@@ -462,7 +462,17 @@ impl Worker {
     /// with the ring-full drops.
     #[cold]
     fn send_extra(&mut self) {
-        for (data, out) in self.dp.extra() {
+        for i in 0..self.dp.extra_len() {
+            let Some((data, out)) = self.dp.extra_mut(i) else {
+                break;
+            };
+            if out == crate::dataplane::TO_KERNEL {
+                if let Some(k) = &mut self.kport {
+                    k.give(data);
+                }
+                continue;
+            }
+            let data: &[u8] = data;
             let Some(p) = self.nics.get_mut(usize::from(out)) else {
                 debug_assert!(false, "no NIC {out}");
                 continue;
