@@ -776,7 +776,8 @@ impl Dataplane {
         }
         if p.frag != Fragment::None
             && matches!(p.proto, wire::IPPROTO_TCP | wire::IPPROTO_UDP)
-            && (self.vips.contains(&p.dst) || self.nat_rips.contains(&p.src))
+            && (self.vips.contains(&p.dst)
+                || (self.nat_rips.contains(&p.src) && !self.cfg.own_addrs.contains(&p.dst)))
         {
             return self.reassemble(frame, p, now);
         }
