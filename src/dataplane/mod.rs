@@ -17,7 +17,12 @@
 //!
 //! One frame in gives at most one frame out, written in place (TUN grows it
 //! into the headroom; a packet too big for the tunnel becomes an ICMP error
-//! back to the client). Nothing here allocates or locks per frame; the shell
+//! back to the client), except for fragments: a fragment to a virtual
+//! service (or of a NAT/FULLNAT real server's reply) is kept in
+//! [`reasm`]'s fixed pool ([`Verdict::Consumed`]) until its datagram is
+//! whole, which then goes the normal way and leaves refragmented in the
+//! extra frames ([`Dataplane::extra`], one buffer allocated at start), as
+//! does an IPv4 packet without DF too big for a tunnel. Nothing here allocates or locks per frame; the shell
 //! calls [`Dataplane::tick`] once per batch to run the connection timers.
 //!
 //! Configuration changes arrive between batches: [`Dataplane::apply_services`]
@@ -40,9 +45,7 @@
 //! and the RST would kill it. A dest is Local while
 //! its address is the director's own ([`crate::dest::is_local_addr`] over
 //! the NIC's addresses and loopback), re-evaluated whenever the service
-//! table or the addresses change. IP fragments to a virtual service are
-//! dropped and counted (`fragment`): IPVS reassembles them, which a
-//! per-packet data plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
+//! table or the addresses change. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
 //! send an ICMP time-exceeded. A forwarded TCP/UDP packet whose checksum
@@ -212,13 +215,19 @@ pub struct Counters {
     /// sender's checksum offload, unfinished: veth, virtio) and left with
     /// it completed. Not a drop.
     pub partial_csum: u64,
-    /// Frames the data plane consumed ([`Verdict::Consumed`]).
+    /// Frames the data plane consumed ([`Verdict::Consumed`]); with them
+    /// `rx = tx + pass + drop + kernel + consumed`. What a consumed frame
+    /// leads to sending is counted in `frag_sent` and `frag_to_kernel`.
     pub consumed: u64,
     /// Datagrams reassembled from fragments to a virtual service.
     pub frag_reassembled: u64,
-    /// Fragments sent (a refragmented datagram, a fragmented tunnel
-    /// packet); also counted in `tx`.
+    /// Frames sent from [`Dataplane::extra`] out of a NIC: fragments of a
+    /// reassembled datagram or of a tunnel packet (or a reassembled
+    /// datagram that fits whole).
     pub frag_sent: u64,
+    /// Frames from [`Dataplane::extra`] for the director's own stack: the
+    /// fragments of a reassembled datagram no service takes.
+    pub frag_to_kernel: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
     kernel_by: [u64; KernelReason::COUNT],
@@ -1066,7 +1075,6 @@ impl Dataplane {
         self.frag_id = self.frag_id.wrapping_add(1);
         let n = fragout::fragment(data, l3, version, mtu, self.frag_id, &mut self.extra, nic)?;
         self.counters.frag_sent += n as u64;
-        self.counters.tx += n as u64;
         Ok(())
     }
 
@@ -1098,7 +1106,7 @@ impl Dataplane {
                         if data.len() - q.l3_off <= mtu {
                             match self.extra.push_frame(data, nic) {
                                 Ok(()) => {
-                                    self.counters.tx += 1;
+                                    self.counters.frag_sent += 1;
                                     Verdict::Consumed
                                 }
                                 Err(_) => Verdict::Drop(DropReason::NoRoom),
@@ -1126,7 +1134,7 @@ impl Dataplane {
                             TO_KERNEL,
                         ) {
                             Ok(_) => {
-                                self.counters.pass += (self.extra.len() - n) as u64;
+                                self.counters.frag_to_kernel += (self.extra.len() - n) as u64;
                                 Verdict::Consumed
                             }
                             Err(_) => Verdict::Drop(DropReason::Fragment),
