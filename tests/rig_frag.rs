@@ -147,6 +147,21 @@ fn echo_through(mode: Mode, fam: Fam) {
         "{what}: fragments to {want_dst}: {decoded}"
     );
     rig::e2e::clean_stop(&rig, &mut lb);
+    // lvsfwd's own count: every request datagram (and with NAT every
+    // reply) reassembled.
+    let err = lb.stderr();
+    let stop = err
+        .lines()
+        .find(|l| l.starts_with("lvsfwd: stopped"))
+        .unwrap_or_else(|| panic!("no stop line:\n{err}"));
+    let reassembled: usize = stop
+        .split("frag_reassembled ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no frag_reassembled in {stop}"));
+    let want = if mode == Mode::Nat { 2 * COUNT } else { COUNT };
+    assert_eq!(reassembled, want, "{what}: {stop}");
 }
 
 fn alive(pid: u32) -> bool {
