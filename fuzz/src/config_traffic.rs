@@ -820,7 +820,7 @@ impl Run {
         let c = &self.dp.counters;
         assert_eq!(
             c.rx,
-            c.tx + c.pass + c.drop + c.kernel,
+            c.tx + c.pass + c.drop + c.kernel + c.consumed,
             "counters do not add up"
         );
         assert!(
