@@ -52,7 +52,11 @@ fn dp(fwd: FwdMethod) -> Dataplane {
                 addr: vip(v6),
                 port: 53,
             };
-            ServiceSpec::new(key, SchedKind::Rr, vec![d])
+            let mut spec = ServiceSpec::new(key, SchedKind::Rr, vec![d]);
+            if fwd == FwdMethod::FullNat {
+                spec.local_addrs = vec![ip(if v6 { "2001:2:0:9::1" } else { "198.18.9.1" })];
+            }
+            spec
         })
         .collect();
     let mut dp = Dataplane::new(DataplaneConfig::new(1024), ServiceTable::from_specs(&specs));
@@ -154,15 +158,19 @@ fn reassembled_and_forwarded(fwd: FwdMethod, v6: bool) {
     let p = wire::parse(&whole).unwrap().unwrap();
     assert!(wire::verify_l4_checksum(&whole, &p), "{what}: checksum");
     assert_eq!(udp_payload(&whole), udp_payload(&d), "{what}: payload");
-    let want_dst = if fwd == FwdMethod::Masq {
-        (rip(v6), 5353)
-    } else {
-        (vip(v6), 53)
+    let want_dst = match fwd {
+        FwdMethod::Masq => (rip(v6), 5353),
+        FwdMethod::FullNat => (rip(v6), 53),
+        _ => (vip(v6), 53),
     };
     let L4::Udp { dport, .. } = p.l4 else {
         panic!()
     };
     assert_eq!((p.dst, dport), want_dst, "{what}");
+    if fwd == FwdMethod::FullNat {
+        let local = ip(if v6 { "2001:2:0:9::1" } else { "198.18.9.1" });
+        assert_eq!(p.src, local, "{what}: from the local address");
+    }
     assert_eq!(dp.counters.frag_reassembled, 1);
     assert_eq!(dp.counters.frag_sent, 3);
     assert_eq!(dp.conns.len(), 1, "{what}: one connection, scheduled once");
@@ -178,6 +186,12 @@ fn dr_reassembles_and_refragments() {
 fn nat_reassembles_rewrites_and_refragments() {
     reassembled_and_forwarded(FwdMethod::Masq, false);
     reassembled_and_forwarded(FwdMethod::Masq, true);
+}
+
+#[test]
+fn fullnat_reassembles_rewrites_both_addresses_and_refragments() {
+    reassembled_and_forwarded(FwdMethod::FullNat, false);
+    reassembled_and_forwarded(FwdMethod::FullNat, true);
 }
 
 #[test]
