@@ -10,7 +10,8 @@
  *  - TCP/UDP to a virtual service: (proto, dst, dport) or (proto, dst, 0)
  *    in `services`;                                      -> REDIR_SERVICE
  *  - any IP fragment (v4 MF/offset, v6 fragment header) whose destination is
- *    a VIP or a FULLNAT local address;                   -> REDIR_FRAGMENT
+ *    a VIP or a FULLNAT local address, or whose source is a NAT real server
+ *    and destination not the director's own;             -> REDIR_FRAGMENT
  *  - ICMP/ICMPv6 errors (v4 3, 11, 12; v6 1-4) to a VIP or a local address,
  *    or from a NAT real server's address to an address that is not the
  *    director's own;                                     -> REDIR_ICMP
@@ -306,6 +307,11 @@ static __always_inline enum counter decide(struct xdp_md *ctx)
 
 	dst_roles = roles(&p.dst);
 	if (p.frag != FRAG_NONE && (dst_roles & (ADDR_VIP | ADDR_LOCAL)))
+		return C_REDIR_FRAGMENT;
+	/* Every fragment of a NAT real server's packet to an address that is
+	 * not the director's own: the data plane reassembles replies. */
+	if (p.frag != FRAG_NONE && !(dst_roles & ADDR_OWN) &&
+	    (roles(&p.src) & ADDR_NAT_RS))
 		return C_REDIR_FRAGMENT;
 	if (p.frag == FRAG_LATER)
 		return C_PASSED;

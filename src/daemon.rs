@@ -521,6 +521,19 @@ pub fn run(source: Source) -> Result<()> {
     let (partial_csum, too_big) = dps.iter().fold((0, 0), |a, d| {
         (a.0 + d.counters.partial_csum, a.1 + d.counters.icmp_too_big)
     });
+    // Fragments: shown once there were any.
+    let (consumed, reasm, frag_sent) = dps.iter().fold((0, 0, 0), |a, d| {
+        (
+            a.0 + d.counters.consumed,
+            a.1 + d.counters.frag_reassembled,
+            a.2 + d.counters.frag_sent + d.counters.frag_to_kernel,
+        )
+    });
+    let frags = if consumed > 0 {
+        format!(" consumed {consumed} frag_reassembled {reasm} frag_sent {frag_sent}")
+    } else {
+        String::new()
+    };
     let (to_kernel, kport_drop) = workers.iter().fold((0, 0), |a, w| {
         (
             a.0 + w.to_kernel.load(std::sync::atomic::Ordering::Relaxed),
@@ -551,7 +564,7 @@ pub fn run(source: Source) -> Result<()> {
     let reasons: Vec<String> = reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
     eprintln!(
         "lvsfwd: stopped (rx {rx} tx {tx} drop {drop} kernel {kernel} to_kernel {to_kernel} \
-         kernel_port_drop {kport_drop} partial_csum {partial_csum} icmp_too_big {too_big}{}{})",
+         kernel_port_drop {kport_drop} partial_csum {partial_csum} icmp_too_big {too_big}{frags}{}{})",
         if reasons.is_empty() { "" } else { ": " },
         reasons.join(", ")
     );

@@ -182,6 +182,22 @@ pub fn run(
                 }
             }
             Verdict::Drop(_) => sum.drop += 1,
+            Verdict::Consumed => {
+                // Fragments kept for reassembly send nothing; a whole
+                // datagram or a fragmented packet leaves as extra frames.
+                for (data, nic) in dp.extra() {
+                    if nic == crate::dataplane::TO_KERNEL {
+                        sum.pass += 1;
+                        if let Some(p) = pass.as_deref_mut() {
+                            p.write(f.ts, data)?;
+                        }
+                    } else {
+                        sum.tx += 1;
+                        out.write(f.ts, data)?;
+                    }
+                }
+                dp.clear_extra();
+            }
         }
     }
     Ok(sum)

@@ -99,8 +99,11 @@ fn each_malformed_frame_alone_is_dropped() {
     }
 }
 
+/// IPVS reassembles fragments to a service: both are kept (nothing sent,
+/// nothing dropped) until the datagram, whose middle never comes, times
+/// out after ipfrag_time (30 s) and is counted once.
 #[test]
-fn fragments_to_a_service_are_dropped_and_counted() {
+fn fragments_to_a_service_are_held_then_time_out() {
     let mut first = tcp("198.18.100.1", 40001, VIP, 80, SYN);
     first[14 + 6] = 0x20; // MF, offset 0
     fix_ipv4_checksum(&mut first);
@@ -108,9 +111,22 @@ fn fragments_to_a_service_are_dropped_and_counted() {
     later[14 + 6] = 0x00;
     later[14 + 7] = 0x10; // offset 16*8
     fix_ipv4_checksum(&mut later);
-    let r = replay(&cfg(), &[(1.0, first), (1.1, later)], &[]);
-    assert_eq!(r.summary(), (2, 0, 0, 2));
-    assert_eq!(r.drops("fragment"), 2);
+    let tick = udp("198.18.100.1", 5000, "198.18.100.2", 9, b"tick");
+    let r = replay(
+        &cfg(),
+        &[
+            (1.0, first.clone()),
+            (1.1, later),
+            (1.2, first),
+            (31.5, tick),
+        ],
+        &[],
+    );
+    // The repeated first fragment is a duplicate; the last frame passes.
+    assert_eq!(r.summary(), (4, 0, 1, 1), "{}", r.stderr);
+    assert_eq!(r.drops("frag_dup"), 1);
+    assert_eq!(r.drops("frag_timeout"), 1);
+    assert_eq!(r.drops("fragment"), 0);
 }
 
 #[test]

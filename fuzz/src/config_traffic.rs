@@ -820,7 +820,7 @@ impl Run {
         let c = &self.dp.counters;
         assert_eq!(
             c.rx,
-            c.tx + c.pass + c.drop + c.kernel,
+            c.tx + c.pass + c.drop + c.kernel + c.consumed,
             "counters do not add up"
         );
         assert!(
@@ -977,6 +977,23 @@ impl Run {
                 }
             }
             Verdict::Drop(_) => {}
+            Verdict::Consumed => {
+                // Fragments kept, or a datagram / tunnel packet sent in
+                // fragments: each well formed, out of a NIC that exists.
+                for (f, o) in self.dp.extra() {
+                    if o == lvsfwd::dataplane::TO_KERNEL {
+                        continue;
+                    }
+                    let o = usize::from(o);
+                    if o >= self.nics {
+                        fail(format!("fragment sent out of NIC {o} of {}", self.nics));
+                    }
+                    if let Err(e) = check_emitted_from(f, strict, self.mtu, own_mac(o)) {
+                        fail(format!("emitted fragment is wrong: {e}"));
+                    }
+                }
+                self.dp.clear_extra();
+            }
         }
     }
 }

@@ -264,6 +264,7 @@ impl FrameRun {
             own_macs: vec![OWN_MAC],
             own_addrs: vec!["198.18.0.2".parse().unwrap(), "2001:2::2".parse().unwrap()],
             mtu: knobs.mtu,
+            partial_csum_nics: u8::MAX,
             conn_max: knobs.conn_max,
             timeouts: Default::default(),
             sysctls: ConnSysctls {
@@ -383,10 +384,32 @@ impl FrameRun {
             }
             self.last_tx = Some(out);
         }
+        if v == Verdict::Consumed {
+            // Fragments (of a reassembled datagram or a tunnel packet): each
+            // a well-formed frame within the MTU.
+            for (out, nic) in self.dp.extra() {
+                if nic == lvsfwd::dataplane::TO_KERNEL {
+                    continue;
+                }
+                if let Err(e) = check_emitted(out, input_ok, self.knobs.mtu) {
+                    panic!(
+                        "emitted fragment is wrong: {e}\n input  {}\n output {}",
+                        hex(&frame),
+                        hex(out)
+                    );
+                }
+            }
+            self.dp.clear_extra();
+        }
+        let (held, bytes) = self.dp.frags_held();
+        assert!(
+            held <= lvsfwd::dataplane::reasm::SLOTS && bytes <= held * 65535,
+            "reassembly over its pool"
+        );
         let c = &self.dp.counters;
         assert_eq!(
             c.rx,
-            c.tx + c.pass + c.drop + c.kernel,
+            c.tx + c.pass + c.drop + c.kernel + c.consumed,
             "counters do not add up"
         );
         assert!(

@@ -17,7 +17,12 @@
 //!
 //! One frame in gives at most one frame out, written in place (TUN grows it
 //! into the headroom; a packet too big for the tunnel becomes an ICMP error
-//! back to the client). Nothing here allocates or locks per frame; the shell
+//! back to the client), except for fragments: a fragment to a virtual
+//! service (or of a NAT/FULLNAT real server's reply) is kept in
+//! [`reasm`]'s fixed pool ([`Verdict::Consumed`]) until its datagram is
+//! whole, which then goes the normal way and leaves refragmented in the
+//! extra frames ([`Dataplane::extra`], one buffer allocated at start), as
+//! does an IPv4 packet without DF too big for a tunnel. Nothing here allocates or locks per frame; the shell
 //! calls [`Dataplane::tick`] once per batch to run the connection timers.
 //!
 //! Configuration changes arrive between batches: [`Dataplane::apply_services`]
@@ -40,9 +45,7 @@
 //! and the RST would kill it. A dest is Local while
 //! its address is the director's own ([`crate::dest::is_local_addr`] over
 //! the NIC's addresses and loopback), re-evaluated whenever the service
-//! table or the addresses change. IP fragments to a virtual service are
-//! dropped and counted (`fragment`): IPVS reassembles them, which a
-//! per-packet data plane does not do. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
+//! table or the addresses change. Like IPVS (`decrement_ttl` in ip_vs_xmit.c) every
 //! forwarded packet leaves with its TTL / hop limit one lower; one that would
 //! reach zero is dropped and counted (`ttl_exceeded`) where IPVS would also
 //! send an ICMP time-exceeded. A forwarded TCP/UDP packet whose checksum
@@ -51,8 +54,11 @@
 //! counted (`partial_csum`), as the kernel would before forwarding it.
 
 #[cfg(test)]
+mod frag_tests;
+#[cfg(test)]
 mod nics_tests;
 pub mod query;
+pub mod reasm;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -70,6 +76,7 @@ use crate::conn::{
 };
 use crate::counter::counter_enum;
 use crate::dest::{NextHop, NicId, TunnelSpec, is_local_addr};
+use crate::forward::frag::{self as fragout, ExtraTx};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
 use crate::time::Timestamp;
@@ -92,6 +99,11 @@ pub enum Verdict {
     Kernel(KernelReason),
     /// Drop it; the reason has been counted.
     Drop(DropReason),
+    /// The data plane took what it needed from the frame (a fragment kept
+    /// for reassembly, or a packet whose output went to the extra frames
+    /// of [`Dataplane::extra`]): recycle the frame, then send the extra
+    /// frames and [`Dataplane::clear_extra`].
+    Consumed,
 }
 
 counter_enum! {
@@ -101,8 +113,23 @@ counter_enum! {
         Malformed(ParseError),
         /// Larger than any frame the NIC hands over.
         Oversized => "oversized",
-        /// An IP fragment addressed to a virtual service (not reassembled).
+        /// An IP fragment to a virtual service that is not TCP/UDP (not
+        /// reassembled), or a reassembled datagram no service takes.
         Fragment => "fragment",
+        /// A fragment partly overlapping data of its datagram already held:
+        /// the whole datagram is dropped (RFC 5722; Linux for IPv4 too).
+        FragOverlap => "frag_overlap",
+        /// A fragment entirely inside data already held (a duplicate).
+        FragDup => "frag_dup",
+        /// A fragment that cannot belong to a valid datagram: empty, past the
+        /// last fragment or 64 KiB, disagreeing last fragments, an IPv6
+        /// non-last fragment not a multiple of 8 bytes.
+        FragBad => "frag_bad",
+        /// Every reassembly slot is busy (the kernel's ipfrag_high_thresh).
+        FragNoRoom => "frag_no_room",
+        /// A datagram whose fragments did not all come within ipfrag_time
+        /// (30 s): counted once per datagram, not per frame.
+        FragTimeout => "frag_timeout",
         /// A TCP segment to a virtual service that is not a SYN and matches no
         /// connection while the connection table is reclaiming entries
         /// ([`RECLAIM_QUIET`]): it may belong to a connection lvsfwd evicted,
@@ -124,8 +151,9 @@ counter_enum! {
         NoRoom => "no_room",
         /// TTL / hop limit would reach zero (IPVS decrements it on transmit).
         TtlExceeded => "ttl_exceeded",
-        /// Too big for the tunnel and may be fragmented (IPv4 without DF): IPVS
-        /// would fragment the outer packet; this data plane does not.
+        /// Too big for the tunnel and may be fragmented (IPv4 without DF), but
+        /// the outer packet could not be fragmented (no room in the extra
+        /// frames, or an MTU too small for 8 payload bytes).
         NeedsFragmentation => "needs_fragmentation",
         /// An ICMP error that quotes a packet without ports (a later fragment).
         IcmpUntracked => "icmp_untracked",
@@ -188,6 +216,19 @@ pub struct Counters {
     /// sender's checksum offload, unfinished: veth, virtio) and left with
     /// it completed. Not a drop.
     pub partial_csum: u64,
+    /// Frames the data plane consumed ([`Verdict::Consumed`]); with them
+    /// `rx = tx + pass + drop + kernel + consumed`. What a consumed frame
+    /// leads to sending is counted in `frag_sent` and `frag_to_kernel`.
+    pub consumed: u64,
+    /// Datagrams reassembled from fragments to a virtual service.
+    pub frag_reassembled: u64,
+    /// Frames sent from [`Dataplane::extra`] out of a NIC: fragments of a
+    /// reassembled datagram or of a tunnel packet (or a reassembled
+    /// datagram that fits whole).
+    pub frag_sent: u64,
+    /// Frames from [`Dataplane::extra`] for the director's own stack: the
+    /// fragments of a reassembled datagram no service takes.
+    pub frag_to_kernel: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
     kernel_by: [u64; KernelReason::COUNT],
@@ -212,6 +253,13 @@ impl Counters {
             .map(|(r, n)| (r.name(), *n))
             .filter(|(_, n)| *n > 0)
             .collect()
+    }
+
+    /// Counts `r` without a frame (a datagram timed out).
+    fn count_reason(&mut self, r: DropReason) {
+        if let Some(i) = r.index() {
+            self.other[i] += 1;
+        }
     }
 
     fn count_drop(&mut self, r: DropReason) {
@@ -357,6 +405,9 @@ pub struct Dataplane {
     /// The NIC the frame being processed arrived on.
     in_nic: NicId,
     vips: FxHashSet<IpAddr>,
+    /// NAT/FULLNAT real servers: their replies pass the director, and
+    /// fragmented ones are reassembled like fragments to a VIP.
+    nat_rips: FxHashSet<IpAddr>,
     has_port_zero: bool,
     rng: SmallRng,
     ip_id: u16,
@@ -372,7 +423,25 @@ pub struct Dataplane {
     /// The backup sync daemon runs (see [`Dataplane::set_sync_mode`]).
     sync_backup: bool,
     pub sync_counters: SyncCounters,
+    /// Fragments being reassembled.
+    reasm: reasm::Reasm,
+    /// Frames to send besides the received one (fragments).
+    extra: ExtraTx,
+    /// While a reassembled datagram goes through the path: its largest
+    /// fragment (`frag_max_size`).
+    whole_max_frag: Option<usize>,
+    /// IPv6 fragment identification of the next fragmented packet.
+    frag_id: u32,
 }
+
+/// The NIC of an extra frame that goes to the director's own stack (the
+/// shell's kernel port), as a [`Verdict::Pass`] frame would.
+pub const TO_KERNEL: NicId = NicId::MAX;
+
+/// Bytes and frames [`Dataplane::extra`] holds: a 64 KiB datagram cut at
+/// IPv4's minimum MTU, with its headers repeated.
+const EXTRA_BYTES: usize = 65_536 + 160 * 128;
+const EXTRA_FRAMES: usize = 160;
 
 /// What a backup's data plane did with received sync records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -409,6 +478,7 @@ impl Dataplane {
             neighbours: Arc::default(),
             in_nic: 0,
             vips: FxHashSet::default(),
+            nat_rips: FxHashSet::default(),
             has_port_zero: false,
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
@@ -418,6 +488,10 @@ impl Dataplane {
             backup_only_active: false,
             sync_backup: false,
             sync_counters: SyncCounters::default(),
+            reasm: reasm::Reasm::new(),
+            extra: ExtraTx::with_capacity(EXTRA_BYTES, EXTRA_FRAMES),
+            whole_max_frag: None,
+            frag_id: 1,
             cfg,
         };
         dp.refresh_derived();
@@ -447,6 +521,15 @@ impl Dataplane {
         self.vips
             .extend(self.services.live().map(|(_, s)| s.key.addr));
         self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
+        self.nat_rips.clear();
+        self.nat_rips.extend(
+            self.services
+                .services
+                .iter()
+                .flat_map(|s| s.dests.iter())
+                .filter(|d| matches!(d.fwd, FwdMethod::Masq | FwdMethod::FullNat))
+                .map(|d| d.addr),
+        );
         self.refresh_next_hops();
         self.refresh_local();
     }
@@ -596,6 +679,7 @@ impl Dataplane {
 
     /// Runs the connection timers due at `now`. Call once per batch.
     pub fn tick(&mut self, now: Timestamp) {
+        self.expire_frags(now);
         self.note_evictions(now);
         self.conns.expire(now, &mut self.services);
     }
@@ -604,9 +688,43 @@ impl Dataplane {
     /// [`ConnTable::expire_some`]): a worker's round. Returns whether due
     /// timers are left for the next call.
     pub fn tick_some(&mut self, now: Timestamp, budget: usize) -> bool {
+        self.expire_frags(now);
         self.note_evictions(now);
         self.conns.expire_some(now, &mut self.services, budget);
         self.conns.expiry_pending()
+    }
+
+    /// Frees the datagrams whose fragments did not all come in time.
+    fn expire_frags(&mut self, now: Timestamp) {
+        for _ in 0..self.reasm.expire(now) {
+            self.counters.count_reason(DropReason::FragTimeout);
+        }
+    }
+
+    /// The frames to send besides the received one, after a
+    /// [`Verdict::Consumed`], with their NICs.
+    pub fn extra(&self) -> impl Iterator<Item = (&[u8], NicId)> {
+        self.extra.iter()
+    }
+
+    /// How many extra frames there are.
+    pub fn extra_len(&self) -> usize {
+        self.extra.len()
+    }
+
+    /// Extra frame `i`, writable (the kernel port rewrites its MAC).
+    pub fn extra_mut(&mut self, i: usize) -> Option<(&mut [u8], NicId)> {
+        self.extra.get_mut(i)
+    }
+
+    /// Forgets the extra frames (the shell has sent or copied them).
+    pub fn clear_extra(&mut self) {
+        self.extra.clear();
+    }
+
+    /// Datagrams being reassembled, and the payload bytes they hold.
+    pub fn frags_held(&self) -> (usize, usize) {
+        (self.reasm.in_use(), self.reasm.bytes_held())
     }
 
     /// Counts a frame the shell could not even hand over.
@@ -639,6 +757,7 @@ impl Dataplane {
             Verdict::Pass => self.counters.pass += 1,
             Verdict::Kernel(r) => self.counters.count_kernel(r),
             Verdict::Drop(r) => self.counters.count_drop(r),
+            Verdict::Consumed => self.counters.consumed += 1,
         }
         v
     }
@@ -665,6 +784,13 @@ impl Dataplane {
     fn ip(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
         if self.backup_only_active {
             return Verdict::Pass;
+        }
+        if p.frag != Fragment::None
+            && matches!(p.proto, wire::IPPROTO_TCP | wire::IPPROTO_UDP)
+            && (self.vips.contains(&p.dst)
+                || (self.nat_rips.contains(&p.src) && !self.cfg.own_addrs.contains(&p.dst)))
+        {
+            return self.reassemble(frame, p, now);
         }
         let (proto, sport, dport, tcp) = match p.l4 {
             L4::Tcp {
@@ -883,6 +1009,16 @@ impl Dataplane {
                     &tun,
                 ) {
                     Ok(()) => {}
+                    Err(TunnelError::TooBig { .. })
+                        if self
+                            .whole_max_frag
+                            .is_some_and(|m| m + tunnel_hdr(p) <= usize::from(self.cfg.mtu)) =>
+                    {
+                        // A reassembled IPv6 datagram whose fragments fit
+                        // once encapsulated (__mtu_check_toobig_v6 looks at
+                        // frag_max_size): the outer packet is fragmented.
+                        return self.tunnel_fragmented(frame, p, outer_src, daddr, smac, dmac, nic);
+                    }
                     Err(TunnelError::TooBig { .. }) if matches!(p.l4, L4::IcmpError(_)) => {
                         // Never an ICMP error about an ICMP error (RFC 1122).
                         return Verdict::Drop(DropReason::NoRoom);
@@ -903,7 +1039,7 @@ impl Dataplane {
                         };
                     }
                     Err(TunnelError::NeedsFragmentation) => {
-                        return Verdict::Drop(DropReason::NeedsFragmentation);
+                        return self.tunnel_fragmented(frame, p, outer_src, daddr, smac, dmac, nic);
                     }
                     Err(TunnelError::NoRoom) => return Verdict::Drop(DropReason::NoRoom),
                     Err(TunnelError::CrossFamily) => {
@@ -915,6 +1051,123 @@ impl Dataplane {
             FwdMethod::Local => return Verdict::Kernel(KernelReason::Local),
         }
         Verdict::Tx(nic)
+    }
+
+    /// IPIP without DF too big for the link: encapsulates, then fragments
+    /// the outer packet into the extra frames, as `ip_vs_tunnel_xmit`
+    /// leaves it to `ip_fragment`.
+    #[allow(clippy::too_many_arguments)]
+    #[cold]
+    fn tunnel_fragmented(
+        &mut self,
+        frame: &mut FrameBuf,
+        p: &Headers,
+        outer_src: IpAddr,
+        daddr: IpAddr,
+        smac: MacAddr,
+        dmac: MacAddr,
+        nic: NicId,
+    ) -> Verdict {
+        match forward::tunnel(frame, p, outer_src, daddr, smac, dmac, u16::MAX, self.ip_id) {
+            Ok(()) => {}
+            Err(TunnelError::CrossFamily) => return Verdict::Drop(DropReason::TunnelFamily),
+            Err(_) => return Verdict::Drop(DropReason::NoRoom),
+        }
+        let mtu = usize::from(self.cfg.mtu);
+        match self.fragment_out(frame.data(), p.l3_off, mtu, nic) {
+            Ok(()) => Verdict::Consumed,
+            Err(_) => Verdict::Drop(DropReason::NeedsFragmentation),
+        }
+    }
+
+    /// Fragments the packet at `data[l3..]` to `mtu` into the extra frames.
+    fn fragment_out(
+        &mut self,
+        data: &[u8],
+        l3: usize,
+        mtu: usize,
+        nic: NicId,
+    ) -> Result<(), fragout::FragError> {
+        let version = match data.get(l3).map(|b| b >> 4) {
+            Some(4) => wire::IpVersion::V4,
+            Some(6) => wire::IpVersion::V6,
+            _ => return Err(fragout::FragError::Bad),
+        };
+        self.frag_id = self.frag_id.wrapping_add(1);
+        let n = fragout::fragment(data, l3, version, mtu, self.frag_id, &mut self.extra, nic)?;
+        self.counters.frag_sent += n as u64;
+        Ok(())
+    }
+
+    /// A fragment to a virtual service: kept until its datagram is whole,
+    /// which then goes the normal way (lookup, scheduling with its ports)
+    /// and leaves refragmented to its largest fragment or the MTU, as IPVS
+    /// behind nf_defrag does (the output path's `ip_fragment` /
+    /// `ip6_fragment` use `frag_max_size`).
+    #[cold]
+    fn reassemble(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
+        let i = match self.reasm.add(frame.data(), p, now) {
+            reasm::Added::Held => return Verdict::Consumed,
+            reasm::Added::Drop(r) => return Verdict::Drop(r),
+            reasm::Added::Whole(i) => i,
+        };
+        self.counters.frag_reassembled += 1;
+        let mut w = self.reasm.take(i);
+        let mut fb = FrameBuf::new(&mut w.buf, w.head, w.len);
+        let v = match wire::parse(fb.data()) {
+            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
+            Ok(Some(q)) if q.frag == Fragment::None => {
+                self.whole_max_frag = Some(w.max_frag);
+                let v = self.ip(&mut fb, &q, now);
+                self.whole_max_frag = None;
+                match v {
+                    Verdict::Tx(nic) => {
+                        let mtu = usize::from(self.cfg.mtu).min(w.max_frag);
+                        let data = fb.data();
+                        if data.len() - q.l3_off <= mtu {
+                            match self.extra.push_frame(data, nic) {
+                                Ok(()) => {
+                                    self.counters.frag_sent += 1;
+                                    Verdict::Consumed
+                                }
+                                Err(_) => Verdict::Drop(DropReason::NoRoom),
+                            }
+                        } else {
+                            match self.fragment_out(data, q.l3_off, mtu, nic) {
+                                Ok(()) => Verdict::Consumed,
+                                Err(_) => Verdict::Drop(DropReason::NoRoom),
+                            }
+                        }
+                    }
+                    // The director's own (a port no service has, a real
+                    // server's packet of no connection): the kernel gets
+                    // it as it came, in fragments it reassembles.
+                    Verdict::Pass | Verdict::Kernel(_) => {
+                        let data = fb.data();
+                        let n = self.extra.len();
+                        match fragout::fragment(
+                            data,
+                            q.l3_off,
+                            q.version,
+                            w.max_frag,
+                            self.frag_id,
+                            &mut self.extra,
+                            TO_KERNEL,
+                        ) {
+                            Ok(_) => {
+                                self.counters.frag_to_kernel += (self.extra.len() - n) as u64;
+                                Verdict::Consumed
+                            }
+                            Err(_) => Verdict::Drop(DropReason::Fragment),
+                        }
+                    }
+                    v => v,
+                }
+            }
+            _ => Verdict::Drop(DropReason::FragBad),
+        };
+        self.reasm.put_back(i, w.buf);
+        v
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
@@ -1059,6 +1312,14 @@ impl Dataplane {
                 expires_in: c.expires.since(now),
             })
             .collect()
+    }
+}
+
+/// The outer header a tunnel adds to `p`.
+fn tunnel_hdr(p: &Headers) -> usize {
+    match p.version {
+        wire::IpVersion::V4 => wire::IPV4_HLEN,
+        wire::IpVersion::V6 => wire::IPV6_HLEN,
     }
 }
 

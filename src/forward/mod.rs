@@ -24,9 +24,10 @@
 //!   ([`TunnelError::CrossFamily`]).
 //!
 //! Not done here: TTL/hop-limit expiry ICMP generation, route and neighbour
-//! lookup, fragmentation (IPVS lets the kernel fragment non-DF tunnel
-//! packets; we report [`TunnelError::NeedsFragmentation`] instead), and
-//! SCTP CRC32c updates.
+//! lookup, and SCTP CRC32c updates. Fragmentation is [`frag`]'s: the data
+//! plane encapsulates a non-DF packet that [`tunnel`] refuses with
+//! [`TunnelError::NeedsFragmentation`] (with no MTU limit) and fragments
+//! the outer packet.
 
 use std::net::IpAddr;
 
@@ -39,6 +40,7 @@ use crate::wire::{
     ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp,
 };
 
+pub mod frag;
 #[cfg(test)]
 mod tests;
 
@@ -49,8 +51,8 @@ pub enum TunnelError {
     /// once encapsulated: answer with [`icmp_too_big`] carrying `mtu`, the
     /// path MTU left for the inner packet.
     TooBig { mtu: u16 },
-    /// Does not fit and has no DF: IPVS would fragment the outer packet;
-    /// this data plane does not fragment and drops it.
+    /// Does not fit and has no DF: the outer packet must be fragmented, as
+    /// IPVS leaves to `ip_fragment` (see [`frag`]).
     NeedsFragmentation,
     /// Not enough headroom in the buffer for the outer header.
     NoRoom,

@@ -138,7 +138,10 @@ impl SteerMap {
         }
         match p.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => {
-                if p.frag == Fragment::Later {
+                // Every fragment of a datagram stays where RSS put it (NICs
+                // hash fragments by addresses only): reassembly needs them
+                // together, and only the first has ports.
+                if p.frag != Fragment::None {
                     return None;
                 }
                 self.flow_owner(p.src, sport, p.dst, dport)
@@ -373,6 +376,23 @@ mod tests {
             let reply = tcp(RS, 8080, LADDR, lport, true, true);
             assert_eq!(owner(&map, &reply), Some(o));
             assert_eq!(run(&mut dps[o as usize], &reply).0, Verdict::Tx(0));
+        }
+    }
+
+    #[test]
+    fn fragments_stay_on_their_queue() {
+        let cfg = config("NAT", "");
+        let map = SteerMap::new(&ServiceTable::from_specs(&cfg.service_specs()), 4, SEED);
+        for i in 0..8u16 {
+            let mut first = tcp(client(i), 32000 + i, VIP, 80, true, false);
+            assert!(owner(&map, &first).is_some());
+            // MF set: the first fragment of a datagram goes where its later
+            // fragments go (they have no ports), not to the flow's owner.
+            first[14 + 6] = 0x20;
+            first[14 + 10..14 + 12].fill(0);
+            let c = crate::wire::checksum::checksum(&first[14..34]);
+            first[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(owner(&map, &first), None, "flow {i}");
         }
     }
 

@@ -78,7 +78,61 @@ fn frames(root: &Path, out: &Path) -> usize {
         v.extend(record(ctl::FIX, 0, &c.data));
         put(format!("frame-{i:03}"), v);
     }
+    // Fragments (reassembly): the TCP/UDP frames cut into 16-byte pieces,
+    // in order, last first, twice (duplicates), and cut two ways at once
+    // (overlaps), with the timers run 31 s later.
+    let mut k = 0;
+    for c in &caps {
+        let Some(pieces) = cut(&c.data) else { continue };
+        let mut v = vec![0x01u8];
+        for (geometry, reverse) in [(0, false), (0, true), (1, false)] {
+            let mut p = pieces[geometry].clone();
+            if reverse {
+                p.reverse();
+            }
+            for f in &p {
+                v.extend(record(0, 1, f));
+            }
+        }
+        for (a, b) in pieces[0].iter().zip(pieces[1].iter().rev()) {
+            v.extend(record(0, 0, a));
+            v.extend(record(0, 0, b));
+        }
+        v.extend(record(ctl::SECONDS | ctl::TICK, 31, &pieces[0][0]));
+        put(format!("fragments-{k:03}"), v);
+        k += 1;
+        if k == 24 {
+            break;
+        }
+    }
     n
+}
+
+/// A captured TCP/UDP frame cut into fragments of 16 and of 24 payload
+/// bytes (lvsfwd's own fragmenter); `None` for other frames.
+fn cut(frame: &[u8]) -> Option<[Vec<Vec<u8>>; 2]> {
+    let p = lvsfwd::wire::parse(frame).ok()??;
+    if !matches!(
+        p.l4,
+        lvsfwd::wire::L4::Tcp { .. } | lvsfwd::wire::L4::Udp { .. }
+    ) {
+        return None;
+    }
+    let frame = &frame[..p.l3_end()];
+    let hdr = p.l4_off - p.l3_off
+        + if p.version == lvsfwd::wire::IpVersion::V6 {
+            8
+        } else {
+            0
+        };
+    let mut out = [Vec::new(), Vec::new()];
+    for (i, payload) in [16usize, 24].into_iter().enumerate() {
+        let mut x = lvsfwd::forward::frag::ExtraTx::with_capacity(1 << 16, 256);
+        lvsfwd::forward::frag::fragment(frame, p.l3_off, p.version, hdr + payload, 7, &mut x, 0)
+            .ok()?;
+        out[i] = x.iter().map(|(f, _)| f.to_vec()).collect();
+    }
+    Some(out)
 }
 
 // Adverts captured from keepalived 2.2.7 (the vrrp helper's fixtures in

@@ -449,7 +449,58 @@ impl Worker {
                 self.free.push(d);
             }
             Verdict::Drop(_) => self.free.push(d),
+            Verdict::Consumed => {
+                self.free.push(d);
+                self.send_extra();
+            }
         }
+    }
+
+    /// Copies the data plane's extra frames (fragments) into free frames
+    /// of the pool and queues them for TX; a full TX queue is flushed
+    /// first, so nothing grows. Frames without a free buffer are counted
+    /// with the ring-full drops.
+    #[cold]
+    fn send_extra(&mut self) {
+        for i in 0..self.dp.extra_len() {
+            let Some((data, out)) = self.dp.extra_mut(i) else {
+                break;
+            };
+            if out == crate::dataplane::TO_KERNEL {
+                if let Some(k) = &mut self.kport {
+                    k.give(data);
+                }
+                continue;
+            }
+            let data: &[u8] = data;
+            let Some(p) = self.nics.get_mut(usize::from(out)) else {
+                debug_assert!(false, "no NIC {out}");
+                continue;
+            };
+            if p.tx.len() == p.tx.capacity() {
+                flush_port(p, &mut self.free, &mut self.tx_ring_full);
+            }
+            let Some(mut d) = self.free.pop() else {
+                self.tx_ring_full += 1;
+                continue;
+            };
+            // SAFETY: `d` came off this worker's free list: it owns the
+            // frame and no other view of it exists.
+            let Some(mut f) = (unsafe { self.umem.frame_mut(&mut d) }) else {
+                debug_assert!(false, "descriptor outside the UMEM");
+                continue;
+            };
+            let buf = f.buf();
+            let Some(dst) = buf.get_mut(..data.len()) else {
+                self.tx_ring_full += 1;
+                self.free.push(d);
+                continue;
+            };
+            dst.copy_from_slice(data);
+            f.finish(0, data.len());
+            p.tx.push(d);
+        }
+        self.dp.clear_extra();
     }
 
     /// Takes completed TX frames of every NIC back onto the free list.
@@ -463,24 +514,7 @@ impl Worker {
 
     fn flush_tx(&mut self) {
         for p in &mut self.nics {
-            if p.tx.is_empty() {
-                continue;
-            }
-            let mut sent = p.xsk.transmit(&p.tx);
-            if sent < p.tx.len() {
-                // Ring full: let the kernel drain it once, then try again.
-                let r = p.xsk.kick_tx();
-                wakeup_error(&p.xsk, r);
-                let done = p.xsk.reap_completions(&mut self.free);
-                p.in_flight = p.in_flight.saturating_sub(done);
-                sent += p.xsk.transmit(&p.tx[sent..]);
-            }
-            for &d in &p.tx[sent..] {
-                self.free.push(d);
-                self.tx_ring_full += 1;
-            }
-            p.in_flight += sent as u32;
-            p.tx.clear();
+            flush_port(p, &mut self.free, &mut self.tx_ring_full);
         }
     }
 
@@ -568,6 +602,28 @@ impl Worker {
         w.tx_ring_full.store(self.tx_ring_full, Ordering::Relaxed);
         w.busy_ns.store(self.busy_ns, Ordering::Relaxed);
     }
+}
+
+/// Puts one NIC's queued frames on its TX ring.
+fn flush_port(p: &mut NicPort, free: &mut Vec<FrameDesc>, tx_ring_full: &mut u64) {
+    if p.tx.is_empty() {
+        return;
+    }
+    let mut sent = p.xsk.transmit(&p.tx);
+    if sent < p.tx.len() {
+        // Ring full: let the kernel drain it once, then try again.
+        let r = p.xsk.kick_tx();
+        wakeup_error(&p.xsk, r);
+        let done = p.xsk.reap_completions(free);
+        p.in_flight = p.in_flight.saturating_sub(done);
+        sent += p.xsk.transmit(&p.tx[sent..]);
+    }
+    for &d in &p.tx[sent..] {
+        free.push(d);
+        *tx_ring_full += 1;
+    }
+    p.in_flight += sent as u32;
+    p.tx.clear();
 }
 
 fn wakeup_error(xsk: &Xsk, r: std::io::Result<()>) {
