@@ -724,6 +724,7 @@ fn checker_names(
             proto: vs.protocol,
             addr: vs.address.ip(),
             port: vs.address.port(),
+            fwmark: 0,
         };
         for rs in &vs.real_servers {
             let names = rs

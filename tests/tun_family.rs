@@ -30,6 +30,7 @@ fn dataplane(vip: &str, rs: &str) -> Dataplane {
         proto: Protocol::Tcp,
         addr: ip(vip),
         port: 80,
+        fwmark: 0,
     };
     let spec = ServiceSpec::new(key, SchedKind::Rr, vec![dest]);
     Dataplane::new(

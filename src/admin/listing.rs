@@ -240,7 +240,7 @@ pub fn list_conns(out: &mut impl Write, conns: &[ConnView], opts: &ListOptions) 
         writeln!(
             out,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto.name(),
+            if c.any_proto { "IP" } else { c.proto.name() },
             expire,
             c.state,
             addr_port(c.caddr, c.cport),

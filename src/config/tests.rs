@@ -1415,7 +1415,8 @@ fn seed_004_dr_wrr_persistent_as_service_spec() {
         ServiceKey {
             proto: Protocol::Tcp,
             addr: v4("198.18.144.120"),
-            port: 10087
+            port: 10087,
+            fwmark: 0,
         }
     );
     assert_eq!(s.sched, SchedKind::Wrr);

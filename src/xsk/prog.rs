@@ -86,12 +86,26 @@ impl Filter {
         let mut vips = BTreeSet::new();
         let mut nat = BTreeSet::new();
         let mut local = BTreeSet::new();
+        const BOTH: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
         for s in specs {
-            services.insert((s.key.proto, s.key.addr, s.key.port));
-            vips.insert(s.key.addr);
+            // A fwmark service's frames are those its rules match (any
+            // protocol: both; any port: 0), of either protocol.
+            let protos: &[Protocol] = if s.key.is_fwmark() {
+                for m in &s.fwmark_matches {
+                    for p in m.proto.as_ref().map_or(&BOTH[..], std::slice::from_ref) {
+                        services.insert((*p, m.addr, m.port.unwrap_or(0)));
+                    }
+                    vips.insert(m.addr);
+                }
+                &BOTH
+            } else {
+                services.insert((s.key.proto, s.key.addr, s.key.port));
+                vips.insert(s.key.addr);
+                std::slice::from_ref(&s.key.proto)
+            };
             for d in &s.dests {
                 if d.fwd == FwdMethod::Masq {
-                    nat.insert((s.key.proto, d.addr, d.port));
+                    nat.extend(protos.iter().map(|p| (*p, d.addr, d.port)));
                 }
             }
             local.extend(s.local_addrs.iter().copied());
@@ -609,6 +623,7 @@ mod tests {
             proto,
             addr: ip(vip),
             port,
+            fwmark: 0,
         };
         ServiceSpec::new(key, SchedKind::Rr, dests)
     }

@@ -201,6 +201,7 @@ fn service(e: &Entry, sched_flags: SchedFlags) -> Result<ServiceSpec, CmdError> 
         persistence_prefix: e.mask.prefix_for(key.addr),
         ops: e.ops,
         local_addrs: Vec::new(),
+        fwmark_matches: Vec::new(),
         dests: Vec::new(),
     })
 }

@@ -253,6 +253,7 @@ impl Entry {
             proto: self.proto.unwrap_or(Protocol::Tcp),
             addr,
             port: self.svc.port,
+            fwmark: 0,
         })
     }
 

@@ -25,6 +25,7 @@ fn key(proto: Protocol, a: &str, port: u16) -> ServiceKey {
         proto,
         addr: a.parse().unwrap(),
         port,
+        fwmark: 0,
     }
 }
 

@@ -27,12 +27,13 @@ fn ip(s: &str) -> IpAddr {
 fn svc(proto: Protocol, addr: &str, port: u16, sched: SchedKind) -> Service {
     let addr = ip(addr);
     Service {
-        key: ServiceKey { proto, addr, port },
+        key: ServiceKey { proto, addr, port, fwmark: 0 },
         sched_flags: SchedFlags::default(),
         persistence: None,
         persistence_prefix: if addr.is_ipv4() { 32 } else { 128 },
         ops: false,
         local_addrs: Vec::new(),
+        fwmark_matches: Vec::new(),
         dests: Vec::new(),
         sched: Box::new(NameOnly(sched)),
         stats: Stats::default(),
@@ -288,6 +289,7 @@ fn conn(
     expires_in: Duration,
 ) -> ConnView {
     ConnView {
+        any_proto: false,
         proto,
         caddr: ip(c.0),
         cport: c.1,

@@ -209,6 +209,7 @@ impl ConnTable {
             proto: r.proto,
             addr: r.vaddr,
             port: r.vport,
+            fwmark: 0,
         };
         let svc = services
             .lookup(&key)
