@@ -350,6 +350,7 @@ pub fn run(source: Source) -> Result<()> {
         checkers: checker_names(&cfg.virtual_servers),
         warnings: RateLimit::default(),
         sync: std::cell::RefCell::new(sync),
+        fwmarks: cfg.fwmarks.clone(),
     };
     let mut last_refresh = Instant::now();
     let mut last_addrs = Instant::now();
@@ -712,6 +713,9 @@ struct Control<'a> {
     /// Connection sync (lb.toml's `lvs_sync_daemon`, lvsadm; a cell: the
     /// admin view borrows it beside the rest).
     sync: std::cell::RefCell<SyncDaemon>,
+    /// lb.toml's `[[fwmark]]` rules: given to every fwmark service of
+    /// their mark, lvsadm's (`-A -f N`) included.
+    fwmarks: Vec<crate::service::FwmarkRule>,
 }
 
 /// keepalived's keyword for each real server's checkers.
@@ -720,12 +724,7 @@ fn checker_names(
 ) -> HashMap<(ServiceKey, std::net::SocketAddr), Vec<String>> {
     let mut out = HashMap::new();
     for vs in vss {
-        let key = ServiceKey {
-            proto: vs.protocol,
-            addr: vs.address.ip(),
-            port: vs.address.port(),
-            fwmark: 0,
-        };
+        let key = vs.key();
         for rs in &vs.real_servers {
             let names = rs
                 .checks
@@ -778,7 +777,9 @@ impl Control<'_> {
     /// adjusted by health checking (down servers out or at weight 0, sorry
     /// servers in, misc_dynamic weights).
     fn services(&self) -> Vec<ServiceSpec> {
-        health::effective_services(&self.state.services, &self.health_view)
+        let mut v = health::effective_services(&self.state.services, &self.health_view);
+        crate::service::attach_rules(&mut v, &self.fwmarks);
+        v
     }
 
     /// Takes the health thread's events; publishes when they change what
@@ -888,6 +889,7 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
+                self.fwmarks.clone_from(&cfg.fwmarks);
                 self.checkers = checker_names(&cfg.virtual_servers);
                 let sysctls = cfg.dataplane_config().sysctls;
                 if sysctls != self.sysctls {

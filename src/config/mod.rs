@@ -669,14 +669,19 @@ impl Config {
 }
 
 impl VirtualServer {
+    /// The IPVS service this virtual server is.
+    pub fn key(&self) -> ServiceKey {
+        if self.fwmark != 0 {
+            ServiceKey::fwmark(self.fwmark, self.address.is_ipv6())
+        } else {
+            ServiceKey::addr(self.protocol, self.address.ip(), self.address.port())
+        }
+    }
+
     /// This virtual server as a service spec (real servers in file order).
     pub fn spec(&self) -> ServiceSpec {
         ServiceSpec {
-            key: if self.fwmark != 0 {
-                ServiceKey::fwmark(self.fwmark, self.address.is_ipv6())
-            } else {
-                ServiceKey::addr(self.protocol, self.address.ip(), self.address.port())
-            },
+            key: self.key(),
             sched: self.lb_algo,
             sched_flags: self.sched_flags,
             persistence: self.persistence_timeout,

@@ -51,6 +51,8 @@
 //! counted (`partial_csum`), as the kernel would before forwarding it.
 
 #[cfg(test)]
+mod fwmark_tests;
+#[cfg(test)]
 mod nics_tests;
 pub mod query;
 pub mod snapshot;

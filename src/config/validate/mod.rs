@@ -228,6 +228,14 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
                     vs.address = t.anchor();
                 }
             }
+            // DR and TUN keep the packet's port: each member's real servers
+            // take that member's port, as ipvsadm gives them the service's.
+            if matches!(vs.lb_kind, super::FwdMethod::Route | super::FwdMethod::Tunnel) {
+                let port = vs.address.port();
+                for rs in &mut vs.real_servers {
+                    rs.address.set_port(port);
+                }
+            }
             let key = vs.spec().key;
             if !keys.insert(key) {
                 return fail(key_span, format!("duplicate virtual_server {key}"));
