@@ -1047,7 +1047,12 @@ impl Control<'_> {
                     })
                     .collect();
                 ops::ServiceStatus {
-                    protocol: key.proto.name(),
+                    protocol: if key.is_fwmark() {
+                        "FWM"
+                    } else {
+                        key.proto.name()
+                    },
+                    fwmark: key.is_fwmark().then_some(key.fwmark),
                     address: key.addr,
                     port: key.port,
                     scheduler: spec.sched.name(),
