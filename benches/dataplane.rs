@@ -260,9 +260,8 @@ fn new_connection_fwmark(c: &mut Criterion) {
             format!("TCP 198.18.0.{}:443", 240 + m)
         };
         text += &format!("\n[[fwmark]]\nmark = {m}\nmatch = [\"{rule}\"]\n");
-        text += &format!(
-            "\n[[virtual_server]]\nfwmark = {m}\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n"
-        );
+        text +=
+            &format!("\n[[virtual_server]]\nfwmark = {m}\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n");
         for n in 11..=14 {
             text += &format!(
                 "  [[virtual_server.real_server]]\n  address = \"198.18.1.{n}\"\n  mac = \"02:5e:00:00:00:{n:02x}\"\n"

@@ -30,7 +30,14 @@ fn serve_port(rig: &Rig, port: u16) {
         rig.spawn_ready(
             h,
             &format!("http{port}"),
-            &[python(), &script("servers.py"), "--name", &name, "--http", &p],
+            &[
+                python(),
+                &script("servers.py"),
+                "--name",
+                &name,
+                "--http",
+                &p,
+            ],
             Duration::from_secs(10),
         );
         h.wait_tcp_listen(port, Duration::from_secs(10));
@@ -100,10 +107,16 @@ fn fwmark_service_keeps_a_client_on_one_server_across_ports() {
     assert!(conns.contains(&format!(" {vip}:443 ")), "{conns}");
     let save = ok(sock, &["-S", "-n"]);
     assert!(save.starts_with("-A -f 1 -s rr -p 60\n"), "{save}");
-    assert!(save.contains(&format!("-a -f 1 -r {}:0 -g -w 1\n", rig.rip(1, Fam::V4))), "{save}");
+    assert!(
+        save.contains(&format!("-a -f 1 -r {}:0 -g -w 1\n", rig.rip(1, Fam::V4))),
+        "{save}"
+    );
     let stats = ok(sock, &["-L", "-n", "--stats", "--exact"]);
     // 4 x 3 requests of client 1, 2 x 3 of client 2.
-    assert!(stats.contains("\nFWM  1                                  18 "), "{stats}");
+    assert!(
+        stats.contains("\nFWM  1                                  18 "),
+        "{stats}"
+    );
     // -D -f removes it: the VIP's ports are no longer served.
     ok(sock, &["-D", "-f", "1"]);
     assert_eq!(ok(sock, &["-S", "-n"]), "");
@@ -148,7 +161,11 @@ fn group_with_a_range_member_is_a_service_per_address() {
     }
     // The address just past the range is no service.
     let save = ok(sock, &["-S", "-n"]);
-    assert_eq!(save.lines().filter(|l| l.starts_with("-A ")).count(), 3, "{save}");
+    assert_eq!(
+        save.lines().filter(|l| l.starts_with("-A ")).count(),
+        3,
+        "{save}"
+    );
     lb.assert_running();
     assert!(lb.terminate().success());
 }

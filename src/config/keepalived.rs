@@ -412,7 +412,10 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                     }
                 }
             }
-            "vrrp_instance" | "virtual_server" | "vrrp_script" | "vrrp_sync_group"
+            "vrrp_instance"
+            | "virtual_server"
+            | "vrrp_script"
+            | "vrrp_sync_group"
             | "virtual_server_group" => {}
             "include" => out.warn(
                 n,
@@ -458,7 +461,10 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     for n in tree.iter().filter(|n| n.keyword() == "vrrp_sync_group") {
         sync_group(&mut out, n);
     }
-    for n in tree.iter().filter(|n| n.keyword() == "virtual_server_group") {
+    for n in tree
+        .iter()
+        .filter(|n| n.keyword() == "virtual_server_group")
+    {
         vs_group(&mut out, n);
     }
     for n in tree.iter().filter(|n| n.keyword() == "virtual_server") {

@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use crate::conn::Timeouts;
 use crate::sched::{SchedFlags, SchedKind};
-use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 pub use crate::service::FwmarkRule;
+use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use crate::wire::MacAddr;
 
 /// `[global] idle_spin_us`'s default: how long a worker keeps polling
@@ -661,8 +661,11 @@ impl Config {
 
     /// The virtual servers as service specs, in file order.
     pub fn service_specs(&self) -> Vec<ServiceSpec> {
-        let mut specs: Vec<ServiceSpec> =
-            self.virtual_servers.iter().map(VirtualServer::spec).collect();
+        let mut specs: Vec<ServiceSpec> = self
+            .virtual_servers
+            .iter()
+            .map(VirtualServer::spec)
+            .collect();
         crate::service::attach_rules(&mut specs, &self.fwmarks);
         specs
     }

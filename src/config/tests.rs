@@ -2309,9 +2309,21 @@ fn fwmark_rules_and_a_fwmark_virtual_server() {
     assert_eq!(
         c.fwmarks[1].matches,
         [
-            FwmarkMatch { proto: Some(Protocol::Udp), addr: v4("198.18.0.250"), port: None },
-            FwmarkMatch { proto: None, addr: v4("198.18.0.251"), port: Some(53) },
-            FwmarkMatch { proto: None, addr: "2001:2::1".parse().unwrap(), port: Some(9) },
+            FwmarkMatch {
+                proto: Some(Protocol::Udp),
+                addr: v4("198.18.0.250"),
+                port: None
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: v4("198.18.0.251"),
+                port: Some(53)
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: "2001:2::1".parse().unwrap(),
+                port: Some(9)
+            },
         ]
     );
     let specs = c.service_specs();
@@ -2319,7 +2331,10 @@ fn fwmark_rules_and_a_fwmark_virtual_server() {
     assert_eq!(specs[0].key, ServiceKey::fwmark(1, false));
     // The rules of its mark travel with it; its DR real server has port 0.
     assert_eq!(specs[0].fwmark_matches, c.fwmarks[0].matches);
-    assert_eq!((specs[0].dests[0].addr, specs[0].dests[0].port), (v4("198.18.0.2"), 0));
+    assert_eq!(
+        (specs[0].dests[0].addr, specs[0].dests[0].port),
+        (v4("198.18.0.2"), 0)
+    );
     // A fwmark service needs no persistence (no "port 0" rule), and one
     // without any rule is accepted (IPVS has no say on iptables).
     ok(&format!("[[virtual_server]]\nfwmark = 9\n{RS2}"));
@@ -2327,17 +2342,42 @@ fn fwmark_rules_and_a_fwmark_virtual_server() {
 
 #[test]
 fn fwmark_mistakes_are_refused_with_their_line() {
-    err_at("[[fwmark]]\nmark = 0\nmatch = [\"198.18.0.1\"]\n", 2, 8, "mark 0 is out of range");
-    err_at("[[fwmark]]\nmark = 1\nmatch = []\n", 3, 9, "without any match");
+    err_at(
+        "[[fwmark]]\nmark = 0\nmatch = [\"198.18.0.1\"]\n",
+        2,
+        8,
+        "mark 0 is out of range",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = []\n",
+        3,
+        9,
+        "without any match",
+    );
     err_at(
         "[[fwmark]]\nmark = 1\nmatch = [\"198.18.0.0/24\"]\n",
         3,
         10,
         "prefixes are not supported",
     );
-    err_at("[[fwmark]]\nmark = 1\nmatch = [\"SCTP 198.18.0.1:80\"]\n", 3, 10, "unknown protocol `SCTP`");
-    err_at("[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.1:http\"]\n", 3, 10, "is not a port number");
-    err_at("[[fwmark]]\nmark = 1\nmatch = [\"TCP 0.0.0.0:80\"]\n", 3, 10, "cannot be a virtual address");
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"SCTP 198.18.0.1:80\"]\n",
+        3,
+        10,
+        "unknown protocol `SCTP`",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.1:http\"]\n",
+        3,
+        10,
+        "is not a port number",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"TCP 0.0.0.0:80\"]\n",
+        3,
+        10,
+        "cannot be a virtual address",
+    );
     // A frame carries one mark: overlapping matches are refused.
     err_at(
         "[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.1:80\"]\n[[fwmark]]\nmark = 2\nmatch = [\"198.18.0.1\"]\n",
@@ -2413,25 +2453,41 @@ fn group_mistakes_are_refused_with_their_line() {
         "no [[virtual_server_group]] of that name",
     );
     err_at(
-        &format!("{GROUP}[[virtual_server]]\ngroup = \"web\"\n[[virtual_server]]\ngroup = \"web\"\n"),
+        &format!(
+            "{GROUP}[[virtual_server]]\ngroup = \"web\"\n[[virtual_server]]\ngroup = \"web\"\n"
+        ),
         7,
         9,
         "already served by another virtual_server",
     );
     err_at(
-        &format!("{GROUP}[[virtual_server]]\naddress = \"198.18.0.2:80\"\n[[virtual_server]]\ngroup = \"web\"\n"),
+        &format!(
+            "{GROUP}[[virtual_server]]\naddress = \"198.18.0.2:80\"\n[[virtual_server]]\ngroup = \"web\"\n"
+        ),
         7,
         9,
         "duplicate virtual_server TCP 198.18.0.2:80",
     );
     let g = |m: &str| {
-        format!("[[virtual_server_group]]\nname = \"g\"\nmembers = [{m}]\n[[virtual_server]]\ngroup = \"g\"\n")
+        format!(
+            "[[virtual_server_group]]\nname = \"g\"\nmembers = [{m}]\n[[virtual_server]]\ngroup = \"g\"\n"
+        )
     };
     err_at(&g("\"198.18.0.5-2:80\""), 3, 12, "ends below its start");
     err_at(&g("\"198.18.0.5-300:80\""), 3, 12, "not an octet");
-    err_at(&g("\"2001:2::1-5:80\""), 3, 12, "IPv4 address whose last octet runs");
+    err_at(
+        &g("\"2001:2::1-5:80\""),
+        3,
+        12,
+        "IPv4 address whose last octet runs",
+    );
     err_at(&g("\"fwmark x\""), 3, 12, "is not a mark");
-    err_at(&g("\"198.18.0.1:80\", \"[2001:2::1]:80\""), 3, 29, "not of the family");
+    err_at(
+        &g("\"198.18.0.1:80\", \"[2001:2::1]:80\""),
+        3,
+        29,
+        "not of the family",
+    );
     err_at(&g(""), 3, 11, "has no member");
     err_at(
         "[[virtual_server_group]]\nname = \"g\"\nmembers = [\"198.18.0.1:80\"]\n\

@@ -120,7 +120,11 @@ fn without_persistence_rr_alternates_across_the_ports() {
     let (_, a80) = run(&mut dp, &syn("198.18.1.1", 40000, 80), 1);
     let (_, a443) = run(&mut dp, &syn("198.18.1.1", 40001, 443), 2);
     assert_ne!(a80, a443);
-    assert!(dp.conn_views(Timestamp::from_secs(2)).iter().all(|c| !c.any_proto));
+    assert!(
+        dp.conn_views(Timestamp::from_secs(2))
+            .iter()
+            .all(|c| !c.any_proto)
+    );
 }
 
 #[test]
@@ -155,5 +159,8 @@ fn removing_the_fwmark_service_removes_its_rules() {
     let mut dp = dp(None);
     let specs: Vec<ServiceSpec> = Vec::new();
     dp.apply_services(&specs);
-    assert_eq!(run(&mut dp, &syn("198.18.1.1", 40000, 443), 1).0, Verdict::Pass);
+    assert_eq!(
+        run(&mut dp, &syn("198.18.1.1", 40000, 443), 1).0,
+        Verdict::Pass
+    );
 }

@@ -602,7 +602,14 @@ fn fwmark_services_as_ipvsadm_parses_them() {
     // A DR real server keeps the port it is given (ipvsadm: "don't worry
     // about this if fwmark is used"), 0 without one.
     let (k, d) = dest_of("-a -f 1 -r 198.18.2.11 -g");
-    assert_eq!((k, d.addr, d.port), (ServiceKey::fwmark(1, false), "198.18.2.11".parse::<std::net::IpAddr>().unwrap(), 0));
+    assert_eq!(
+        (k, d.addr, d.port),
+        (
+            ServiceKey::fwmark(1, false),
+            "198.18.2.11".parse::<std::net::IpAddr>().unwrap(),
+            0
+        )
+    );
     assert_eq!(d.fwd, FwdMethod::Route);
     assert_eq!(dest_of("-e -f 1 -r 198.18.2.11:443 -g -w 3").1.port, 443);
     match ok("-D -f 1") {
@@ -611,7 +618,14 @@ fn fwmark_services_as_ipvsadm_parses_them() {
     }
     match ok("-d -f 2 -6 -r 2001:2::11") {
         AdminCommand::DelDest { svc, addr, port } => {
-            assert_eq!((svc, addr, port), (ServiceKey::fwmark(2, true), "2001:2::11".parse::<std::net::IpAddr>().unwrap(), 0))
+            assert_eq!(
+                (svc, addr, port),
+                (
+                    ServiceKey::fwmark(2, true),
+                    "2001:2::11".parse::<std::net::IpAddr>().unwrap(),
+                    0
+                )
+            )
         }
         other => panic!("{other:?}"),
     }

@@ -27,7 +27,12 @@ fn ip(s: &str) -> IpAddr {
 fn svc(proto: Protocol, addr: &str, port: u16, sched: SchedKind) -> Service {
     let addr = ip(addr);
     Service {
-        key: ServiceKey { proto, addr, port, fwmark: 0 },
+        key: ServiceKey {
+            proto,
+            addr,
+            port,
+            fwmark: 0,
+        },
         sched_flags: SchedFlags::default(),
         persistence: None,
         persistence_prefix: if addr.is_ipv4() { 32 } else { 128 },

@@ -272,14 +272,27 @@ virtual_server fwmark 2 {\n  lb_kind NAT\n  real_server 198.18.0.13 8080 {\n  }\
     let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
     assert_eq!(
         lines,
-        [(4, "fwmark"), (5, "198.18.0.30"), (13, "virtual_server"), (20, "virtual_server")],
+        [
+            (4, "fwmark"),
+            (5, "198.18.0.30"),
+            (13, "virtual_server"),
+            (20, "virtual_server")
+        ],
         "{w:?}"
     );
-    assert!(w[2].message.contains("add a [[fwmark]] rule with mark = 1"), "{}", w[2].message);
+    assert!(
+        w[2].message.contains("add a [[fwmark]] rule with mark = 1"),
+        "{}",
+        w[2].message
+    );
     // `check` accepts the result (without rules nothing reaches the fwmark
     // services, as with IPVS without the iptables rules).
     let c = crate::config::parse_str(&toml, "out.toml").expect("the import parses");
-    let keys: Vec<String> = c.service_specs().iter().map(|s| s.key.to_string()).collect();
+    let keys: Vec<String> = c
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
     assert_eq!(
         keys,
         [

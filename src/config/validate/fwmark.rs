@@ -54,7 +54,9 @@ fn one_match(s: &S<String>) -> R<FwmarkMatch> {
                 _ => {
                     return fail(
                         s.span(),
-                        format!("fwmark match `{text}`: unknown protocol `{p}`, expected TCP or UDP"),
+                        format!(
+                            "fwmark match `{text}`: unknown protocol `{p}`, expected TCP or UDP"
+                        ),
                     );
                 }
             };
@@ -71,15 +73,12 @@ fn one_match(s: &S<String>) -> R<FwmarkMatch> {
             ),
         );
     }
-    let bare = rest
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| {
-            rest.strip_prefix('[')
-                .and_then(|r| r.strip_suffix(']'))
-                .and_then(|r| r.parse::<std::net::Ipv6Addr>().ok())
-                .map(IpAddr::V6)
-        });
+    let bare = rest.parse::<IpAddr>().ok().or_else(|| {
+        rest.strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|r| r.parse::<std::net::Ipv6Addr>().ok())
+            .map(IpAddr::V6)
+    });
     let (addr, port) = match bare {
         Some(a) => (a, None),
         None => {
@@ -109,14 +108,18 @@ pub(super) fn rules(raw: Vec<S<RawFwmark>>) -> R<Vec<FwmarkRule>> {
         let mut matches = Vec::with_capacity(r.matches.get_ref().len());
         for m in r.matches.get_ref() {
             let x = one_match(m)?;
-            let before = out.iter().flat_map(|r| r.matches.iter().map(move |m| (r.mark, m)));
+            let before = out
+                .iter()
+                .flat_map(|r| r.matches.iter().map(move |m| (r.mark, m)));
             if let Some((other, _)) = before
                 .chain(matches.iter().map(|m| (mark, m)))
                 .find(|(_, y)| overlap(y, &x))
             {
                 return fail(
                     m.span(),
-                    format!("fwmark match `{x}` overlaps a match of mark {other}: a frame carries one mark"),
+                    format!(
+                        "fwmark match `{x}` overlaps a match of mark {other}: a frame carries one mark"
+                    ),
                 );
             }
             matches.push(x);
@@ -191,7 +194,10 @@ pub(super) fn member(s: &S<String>, rules: &[FwmarkRule]) -> R<Vec<Target>> {
     let text = s.get_ref().trim();
     if let Some(n) = text.strip_prefix("fwmark ") {
         let n: i64 = n.trim().parse().or_else(|_| {
-            fail(s.span(), format!("group member `{text}`: `{n}` is not a mark"))
+            fail(
+                s.span(),
+                format!("group member `{text}`: `{n}` is not a mark"),
+            )
         })?;
         let m = mark(&S::new(s.span(), n), "fwmark")?;
         return Ok(vec![Target::Fwmark(m, mark_family(rules, m, s.span())?)]);
@@ -212,7 +218,11 @@ pub(super) fn member(s: &S<String>, rules: &[FwmarkRule]) -> R<Vec<Target>> {
         if end < o[3] {
             return bad("the range ends below its start");
         }
-        let a = parse_sockaddr(&S::new(s.span(), format!("{first}:{port}")), "group member", None)?;
+        let a = parse_sockaddr(
+            &S::new(s.span(), format!("{first}:{port}")),
+            "group member",
+            None,
+        )?;
         return Ok((o[3]..=end)
             .map(|last| {
                 Target::Addr(SocketAddr::new(

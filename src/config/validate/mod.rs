@@ -187,24 +187,34 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
                 let Some(group) = groups.iter().find(|x| x.name == *g.get_ref()) else {
                     return fail(
                         g.span(),
-                        format!("group `{}`: no [[virtual_server_group]] of that name", g.get_ref()),
+                        format!(
+                            "group `{}`: no [[virtual_server_group]] of that name",
+                            g.get_ref()
+                        ),
                     );
                 };
                 if !used_groups.insert(group.name.clone()) {
                     return fail(
                         g.span(),
-                        format!("virtual_server_group {} is already served by another virtual_server", group.name),
+                        format!(
+                            "virtual_server_group {} is already served by another virtual_server",
+                            group.name
+                        ),
                     );
                 }
                 let mut targets = Vec::new();
                 for m in &group.members {
                     let t = fwmark::member(m, &fwmarks)?;
                     if let Some(first) = targets.first().or(t.first()).copied()
-                        && t.iter().any(|x| x.anchor().is_ipv4() != first.anchor().is_ipv4())
+                        && t.iter()
+                            .any(|x| x.anchor().is_ipv4() != first.anchor().is_ipv4())
                     {
                         return fail(
                             m.span(),
-                            format!("group member `{}` is not of the family of the group's first member", m.get_ref()),
+                            format!(
+                                "group member `{}` is not of the family of the group's first member",
+                                m.get_ref()
+                            ),
                         );
                     }
                     targets.extend(t);
@@ -230,7 +240,10 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
             }
             // DR and TUN keep the packet's port: each member's real servers
             // take that member's port, as ipvsadm gives them the service's.
-            if matches!(vs.lb_kind, super::FwdMethod::Route | super::FwdMethod::Tunnel) {
+            if matches!(
+                vs.lb_kind,
+                super::FwdMethod::Route | super::FwdMethod::Tunnel
+            ) {
                 let port = vs.address.port();
                 for rs in &mut vs.real_servers {
                     rs.address.set_port(port);

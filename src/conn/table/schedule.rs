@@ -47,7 +47,13 @@ pub(crate) fn fwmark_addr(mark: u32, v6: bool) -> IpAddr {
 /// the nominal `Tcp` of fwmark keys stands for it).
 fn template_tuple(flow: &NewFlow, fwmark: u32, snet: IpAddr, tvport: u16) -> Tuple {
     if fwmark != 0 {
-        Tuple::new(Protocol::Tcp, snet, 0, fwmark_addr(fwmark, snet.is_ipv6()), 0)
+        Tuple::new(
+            Protocol::Tcp,
+            snet,
+            0,
+            fwmark_addr(fwmark, snet.is_ipv6()),
+            0,
+        )
     } else {
         Tuple::new(flow.proto, snet, 0, flow.vaddr, tvport)
     }
