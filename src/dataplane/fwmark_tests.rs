@@ -164,3 +164,73 @@ fn removing_the_fwmark_service_removes_its_rules() {
         Verdict::Pass
     );
 }
+
+fn ack(client: &str, sport: u16, dport: u16) -> Vec<u8> {
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (ip(client), ip(VIP)) else {
+        unreachable!()
+    };
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2, 0xc1, 0, 0, 0, 1], [2, 0, 0, 0, 0, 1])
+        .ipv4(c.octets(), v.octets(), 64)
+        .tcp(sport, dport, 1001, 64240)
+        .ack(1)
+        .write(&mut f, b"x")
+        .unwrap();
+    f
+}
+
+#[test]
+fn sync_carries_the_mark_and_a_backup_keeps_the_client_on_its_server() {
+    use crate::conn::{SyncApplied, SyncRecord};
+    let mut m = dp(Some(Duration::from_secs(60)));
+    m.set_sync_mode(true, false);
+    let (_, server) = run(&mut m, &syn("198.18.1.1", 40000, 443), 1);
+    for _ in 0..3 {
+        run(&mut m, &ack("198.18.1.1", 40000, 443), 1);
+    }
+    let recs: Vec<SyncRecord> = m.drain_sync().collect();
+    assert!(recs.iter().all(|r| r.fwmark == 1), "{recs:?}");
+    let tpl = recs
+        .iter()
+        .find(|r| r.template)
+        .expect("the template is synced");
+    // On the wire the template is IPVS's: IPPROTO_IP, the mark as vaddr.
+    let w = tpl.to_wire();
+    assert_eq!((w.protocol, w.fwmark, w.vport), (0, 1, 0));
+    assert_eq!(w.vaddr, ip("0.0.0.1"));
+    let back = SyncRecord::from_wire(&w).expect("a fwmark template is taken");
+    // (`local` is FULLNAT's, not on the wire of a DR entry.)
+    assert_eq!(
+        SyncRecord {
+            local: tpl.local,
+            ..back
+        },
+        *tpl
+    );
+    // A backup with the same service takes both, bound by the mark...
+    let mut b = dp(Some(Duration::from_secs(60)));
+    b.set_sync_mode(false, true);
+    let mut sorted = recs.clone();
+    sorted.sort_by_key(|r| !r.template);
+    for r in &sorted {
+        let r = SyncRecord::from_wire(&r.to_wire()).unwrap();
+        let a = b.apply_synced(&r, Timestamp::from_secs(2));
+        assert!(
+            matches!(a, SyncApplied::Created | SyncApplied::Updated),
+            "{a:?}"
+        );
+    }
+    let views = b.conn_views(Timestamp::from_secs(2));
+    assert_eq!(views.len(), 2, "{views:?}");
+    assert_eq!(views.iter().filter(|c| c.any_proto).count(), 1, "{views:?}");
+    // ...and after a failover keeps the client on that server, on the
+    // other port of the mark too.
+    assert_eq!(
+        run(&mut b, &ack("198.18.1.1", 40000, 443), 3),
+        (Verdict::Tx(0), server)
+    );
+    assert_eq!(
+        run(&mut b, &syn("198.18.1.1", 40001, 80), 3),
+        (Verdict::Tx(0), server)
+    );
+}
