@@ -2404,6 +2404,12 @@ fn fwmark_mistakes_are_refused_with_their_line() {
         10,
         "duplicate virtual_server FWM  1",
     );
+    err_at(
+        "[[virtual_server]]\nfwmark = 1\nha_suspend = true\n",
+        2,
+        10,
+        "ha_suspend needs the virtual server's address",
+    );
     // DR keeps the packet's port: a fwmark DR real server names none.
     err_at(
         "[[virtual_server]]\nfwmark = 1\nlb_kind = \"DR\"\n[[virtual_server.real_server]]\naddress = \"198.18.0.2:80\"\n",

@@ -190,6 +190,14 @@ pub(super) fn virtual_server(
             n
         }
     };
+    // ha_suspend waits for the virtual server's address on the director;
+    // a fwmark service has none.
+    if fwmark != 0 && v.ha_suspend == Some(true) {
+        return fail(
+            key_span.clone(),
+            "ha_suspend needs the virtual server's address, which a fwmark service has not",
+        );
+    }
     let local_address = local_address(&v, kind, key_span.clone())?;
     let pool = local_address.first().copied();
     let mut real_servers: Vec<RealServer> = Vec::with_capacity(v.real_server.len());
