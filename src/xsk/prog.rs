@@ -629,6 +629,48 @@ mod tests {
     }
 
     #[test]
+    fn a_fwmark_service_is_redirected_by_its_rules() {
+        use crate::service::FwmarkMatch;
+        let mut f1 = ServiceSpec::new(
+            ServiceKey::fwmark(1, false),
+            SchedKind::Rr,
+            vec![dest("198.18.1.21", 0, FwdMethod::Masq)],
+        );
+        f1.fwmark_matches = vec![
+            FwmarkMatch {
+                proto: Some(Protocol::Tcp),
+                addr: ip("198.18.0.10"),
+                port: Some(443),
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: ip("198.18.0.11"),
+                port: None,
+            },
+        ];
+        let f = Filter::from_specs(&[f1], &[]);
+        // No 0.0.0.0 key: the rules' frames, both protocols where a rule
+        // names none, every port (0) where it names none.
+        assert_eq!(
+            f.services,
+            vec![
+                (Protocol::Tcp, ip("198.18.0.10"), 443),
+                (Protocol::Tcp, ip("198.18.0.11"), 0),
+                (Protocol::Udp, ip("198.18.0.11"), 0),
+            ]
+        );
+        assert_eq!(f.vips, vec![ip("198.18.0.10"), ip("198.18.0.11")]);
+        // A NAT server's replies, of either protocol, from any port.
+        assert_eq!(
+            f.nat_real_servers,
+            vec![
+                (Protocol::Tcp, ip("198.18.1.21"), 0),
+                (Protocol::Udp, ip("198.18.1.21"), 0),
+            ]
+        );
+    }
+
+    #[test]
     fn filter_from_specs_sorts_roles_by_forwarding_method() {
         let mut full = spec(
             Protocol::Tcp,
