@@ -246,6 +246,54 @@ fn new_connection(c: &mut Criterion) {
     g.finish();
 }
 
+/// A new connection to a fwmark service whose rule is the last of eight
+/// (the classification scan's worst case for a handful of rules), beside
+/// `new_connection/rr` to an address service.
+fn new_connection_fwmark(c: &mut Criterion) {
+    let mut g = c.benchmark_group("new_connection_fwmark");
+    g.throughput(Throughput::Elements(1));
+    let mut text = String::from("[global]\ninterface = \"bench\"\nconn_max = 262144\n");
+    for m in 1..=8 {
+        let rule = if m == 8 {
+            "TCP 198.18.0.250:80".to_string()
+        } else {
+            format!("TCP 198.18.0.{}:443", 240 + m)
+        };
+        text += &format!("\n[[fwmark]]\nmark = {m}\nmatch = [\"{rule}\"]\n");
+        text +=
+            &format!("\n[[virtual_server]]\nfwmark = {m}\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n");
+        for n in 11..=14 {
+            text += &format!(
+                "  [[virtual_server.real_server]]\n  address = \"198.18.1.{n}\"\n  mac = \"02:5e:00:00:00:{n:02x}\"\n"
+            );
+        }
+    }
+    let cfg = config::parse_str(&text, "bench.toml").expect("bench config is valid");
+    let mut dp = cfg.dataplane(DataplaneConfig {
+        own_addrs: vec!["198.18.0.2".parse().unwrap()],
+        ..cfg.dataplane_config()
+    });
+    let mut buf = Buf::new();
+    let syns: Vec<Vec<u8>> = (0..65_536u32)
+        .map(|n| {
+            let src = [198, 18, 100 + ((n >> 12) & 0x0f) as u8, (n >> 4) as u8];
+            segment(src, 1024 + (n & 0x0f) as u16, true)
+        })
+        .collect();
+    let mut now = Timestamp::from_secs(1);
+    assert_eq!(buf.run(&mut dp, &syns[0], now), Verdict::Tx(0));
+    let mut n: usize = 0;
+    g.bench_function("rr_last_of_8_rules", |b| {
+        b.iter(|| {
+            n = (n + 1) % syns.len();
+            now = Timestamp::from_nanos(now.as_nanos() + 1_000_000);
+            dp.tick(now);
+            black_box(buf.run(&mut dp, &syns[n], now))
+        })
+    });
+    g.finish();
+}
+
 fn rewrites(c: &mut Criterion) {
     let mut g = c.benchmark_group("rewrite");
     g.throughput(Throughput::Elements(1));
@@ -565,7 +613,7 @@ criterion_group! {
     // Numbers only: criterion's plots need system fonts, and a missing font
     // would end the run after the first benchmark.
     config = Criterion::default().without_plots();
-    targets = established, new_connection, rewrites, conn_table, collision_flood, sync_cost
+    targets = established, new_connection, new_connection_fwmark, rewrites, conn_table, collision_flood, sync_cost
 }
 /// The fixed-count mode of the module doc; false when not asked for.
 fn counted() -> bool {

@@ -368,6 +368,7 @@ pub fn run(source: Source) -> Result<()> {
         sync: std::cell::RefCell::new(sync),
         announcer,
         quorum,
+        fwmarks: cfg.fwmarks.clone(),
     };
     let mut last_announce = Instant::now()
         .checked_sub(announce::PERIOD)
@@ -762,6 +763,9 @@ struct Control<'a> {
     announcer: Option<Announcer>,
     /// Each lb.toml virtual server's quorum (lvsadm's: 1).
     quorum: HashMap<ServiceKey, u32>,
+    /// lb.toml's `[[fwmark]]` rules: given to every fwmark service of
+    /// their mark, lvsadm's (`-A -f N`) included.
+    fwmarks: Vec<crate::service::FwmarkRule>,
 }
 
 /// keepalived's keyword for each real server's checkers.
@@ -770,11 +774,7 @@ fn checker_names(
 ) -> HashMap<(ServiceKey, std::net::SocketAddr), Vec<String>> {
     let mut out = HashMap::new();
     for vs in vss {
-        let key = ServiceKey {
-            proto: vs.protocol,
-            addr: vs.address.ip(),
-            port: vs.address.port(),
-        };
+        let key = vs.key();
         for rs in &vs.real_servers {
             let names = rs
                 .checks
@@ -827,7 +827,9 @@ impl Control<'_> {
     /// adjusted by health checking (down servers out or at weight 0, sorry
     /// servers in, misc_dynamic weights).
     fn services(&self) -> Vec<ServiceSpec> {
-        health::effective_services(&self.state.services, &self.health_view)
+        let mut v = health::effective_services(&self.state.services, &self.health_view);
+        crate::service::attach_rules(&mut v, &self.fwmarks);
+        v
     }
 
     /// Takes the health thread's events; publishes when they change what
@@ -960,6 +962,7 @@ impl Control<'_> {
                     services: cfg.service_specs(),
                     timeouts: cfg.timeouts,
                 };
+                self.fwmarks.clone_from(&cfg.fwmarks);
                 self.checkers = checker_names(&cfg.virtual_servers);
                 let sysctls = cfg.dataplane_config().sysctls;
                 if sysctls != self.sysctls {
@@ -1117,7 +1120,12 @@ impl Control<'_> {
                     })
                     .collect();
                 ops::ServiceStatus {
-                    protocol: key.proto.name(),
+                    protocol: if key.is_fwmark() {
+                        "FWM"
+                    } else {
+                        key.proto.name()
+                    },
+                    fwmark: key.is_fwmark().then_some(key.fwmark),
                     address: key.addr,
                     port: key.port,
                     scheduler: spec.sched.name(),

@@ -29,6 +29,9 @@ pub struct ServiceRates {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ConnView {
     pub proto: Protocol,
+    /// A fwmark service's persistence template: IPVS keys it with
+    /// `IPPROTO_IP` and the mark as its virtual address; listed as `IP`.
+    pub any_proto: bool,
     pub caddr: IpAddr,
     pub cport: u16,
     pub vaddr: IpAddr,

@@ -268,7 +268,15 @@ fn every_supported_keyword() {
         sa("198.18.0.11:53"),
         "DR keeps the VIP port"
     );
-    assert_eq!(cfg.virtual_servers.len(), 2, "fwmark dropped");
+    // `virtual_server fwmark 1` is the fwmark service of mark 1, with a
+    // warning (line 137) that its [[fwmark]] rule must be added.
+    assert_eq!(cfg.virtual_servers.len(), 3);
+    assert_eq!(cfg.virtual_servers[2].fwmark, 1);
+    assert!(
+        w.iter()
+            .any(|w| w.line == 137 && w.message.contains("add a [[fwmark]] rule with mark = 1")),
+        "{w:?}"
+    );
 
     assert_eq!(
         warned(&w),

@@ -117,6 +117,7 @@ fn key(port: u16) -> ServiceKey {
         proto: lvsfwd::service::Protocol::Tcp,
         addr: ip(VIP),
         port,
+        fwmark: 0,
     }
 }
 

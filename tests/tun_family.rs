@@ -41,6 +41,7 @@ fn dataplane_with(vip: &str, rs: &str, own: &[&str]) -> Dataplane {
         proto: Protocol::Tcp,
         addr: ip(vip),
         port: 80,
+        fwmark: 0,
     };
     let spec = ServiceSpec::new(key, SchedKind::Rr, vec![dest]);
     Dataplane::new(

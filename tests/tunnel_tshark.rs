@@ -36,6 +36,7 @@ fn encapsulate(vip: &str, rs: &str, tun: TunnelSpec) -> Vec<u8> {
         proto: Protocol::Tcp,
         addr: ip(vip),
         port: 80,
+        fwmark: 0,
     };
     let spec = ServiceSpec::new(key, SchedKind::Rr, vec![dest]);
     let mut dp = Dataplane::new(

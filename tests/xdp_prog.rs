@@ -68,6 +68,7 @@ fn spec(proto: Protocol, vip: &str, port: u16, dests: Vec<DestSpec>) -> ServiceS
         proto,
         addr: ip(vip),
         port,
+        fwmark: 0,
     };
     ServiceSpec::new(key, SchedKind::Rr, dests)
 }

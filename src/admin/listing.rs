@@ -146,7 +146,11 @@ pub fn save_rules(out: &mut impl Write, table: &ServiceTable) -> fmt::Result {
             Protocol::Tcp => "-t",
             Protocol::Udp => "-u",
         };
-        let svc_name = format!("{opt} {}", addr_port(s.key.addr, s.key.port));
+        let svc_name = match (s.key.fwmark, s.key.addr) {
+            (0, _) => format!("{opt} {}", addr_port(s.key.addr, s.key.port)),
+            (m, IpAddr::V4(_)) => format!("-f {m}"),
+            (m, IpAddr::V6(_)) => format!("-f {m} -6"),
+        };
         write!(out, "-A {svc_name} -s {}", s.sched.kind().name())?;
         if let Some(t) = s.persistence {
             write!(out, " -p {}", t.as_secs())?;
@@ -253,7 +257,7 @@ pub fn list_conns(out: &mut impl Write, conns: &[ConnView], opts: &ListOptions) 
         writeln!(
             out,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto.name(),
+            if c.any_proto { "IP" } else { c.proto.name() },
             expire,
             c.state,
             addr_port(c.caddr, c.cport),
@@ -306,11 +310,16 @@ fn print_service(
     opts: &ListOptions,
     rates: Option<&RateSnapshot>,
 ) -> fmt::Result {
-    let svc_name = format!(
-        "{:<4} {}",
-        s.key.proto.name(),
-        addr_port(s.key.addr, s.key.port)
-    );
+    let svc_name = if s.key.is_fwmark() {
+        // "FWM  N" / "FWM  N IPv6", as ipvsadm's print_service_entry.
+        s.key.to_string()
+    } else {
+        format!(
+            "{:<4} {}",
+            s.key.proto.name(),
+            addr_port(s.key.addr, s.key.port)
+        )
+    };
     let lay = layout(opts);
     let zero = RateSnapshot::default();
     let rates = rates.unwrap_or(&zero);
@@ -535,8 +544,10 @@ fn sorted_services(table: &ServiceTable) -> Vec<usize> {
     idx.sort_by(|&i, &j| {
         let (a, b) = (&table.services[i].key, &table.services[j].key);
         let fam = |ip: &IpAddr| ip.is_ipv6();
-        fam(&a.addr)
-            .cmp(&fam(&b.addr))
+        // The mark first, compared as ipvsadm's `int` difference.
+        (a.fwmark.wrapping_sub(b.fwmark) as i32)
+            .cmp(&0)
+            .then(fam(&a.addr).cmp(&fam(&b.addr)))
             .then(a.proto.number().cmp(&b.proto.number()))
             .then_with(|| cmp_addr_port((a.addr, a.port), (b.addr, b.port)))
     });

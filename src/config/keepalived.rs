@@ -43,7 +43,15 @@
 //!   were given at. SMTP_CHECK's deprecated `host` blocks become checkers
 //!   of their own, as keepalived makes them.
 //!
-//! Not done: fwmark and group virtual servers, notification e-mail,
+//! - `virtual_server fwmark N` becomes `fwmark = N`, with a warning: the
+//!   mark comes from iptables rules that the import cannot read, so a
+//!   `[[fwmark]]` rule must be added. `virtual_server group NAME` becomes
+//!   `group = "NAME"` and each `virtual_server_group` block a
+//!   `[[virtual_server_group]]` (members `ADDR:PORT`, ranges
+//!   `A.B.C.D-E:PORT`, `fwmark N`); their DR/TUN real servers are written
+//!   without a port (each service's applies).
+//!
+//! Not done: notification e-mail,
 //! enable_script_security, and the checker keywords lvsfwd does not
 //! implement (fast_recovery, tls_compliant, regex offsets / regex_stack,
 //! MISC_CHECK's user): all reported with their line.
@@ -404,7 +412,11 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                     }
                 }
             }
-            "vrrp_instance" | "virtual_server" | "vrrp_script" | "vrrp_sync_group" => {}
+            "vrrp_instance"
+            | "virtual_server"
+            | "vrrp_script"
+            | "vrrp_sync_group"
+            | "virtual_server_group" => {}
             "include" => out.warn(
                 n,
                 "not followed; import the included files separately and merge them",
@@ -448,6 +460,12 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     }
     for n in tree.iter().filter(|n| n.keyword() == "vrrp_sync_group") {
         sync_group(&mut out, n);
+    }
+    for n in tree
+        .iter()
+        .filter(|n| n.keyword() == "virtual_server_group")
+    {
+        vs_group(&mut out, n);
     }
     for n in tree.iter().filter(|n| n.keyword() == "virtual_server") {
         virtual_server(&mut out, n);
@@ -700,18 +718,41 @@ fn virtual_server(out: &mut Out, n: &Node) {
         out.warn(n, "needs an address and a port, dropped");
         return;
     };
-    if addr == "fwmark" || addr == "group" {
-        out.warn(
-            n,
-            format!("{addr} virtual servers are not supported by lvsfwd, dropped"),
-        );
-        return;
-    }
     if n.args().len() > 2 {
         out.warn(n, "extra words after the port, ignored");
     }
-    out.toml.push_str("\n[[virtual_server]]\n");
-    out.line("", "address", &s(&addr_port(addr, port)));
+    // The real servers' port: the virtual server's; none for a group (each
+    // member's) or a fwmark service (the packet's).
+    let vport = match addr {
+        "fwmark" => {
+            let Some(mark) = toml_number(port, false) else {
+                out.warn(n, format!("fwmark `{port}` is not a number, dropped"));
+                return;
+            };
+            out.toml.push_str("\n[[virtual_server]]\n");
+            out.line("", "fwmark", &mark);
+            out.warn(
+                n,
+                format!(
+                    "fwmark {mark}: the mark comes from iptables rules this import cannot \
+                     read; add a [[fwmark]] rule with mark = {mark} and the frames it matches \
+                     (e.g. match = [\"TCP VIP:80\", \"TCP VIP:443\"]) or nothing reaches \
+                     this virtual server"
+                ),
+            );
+            None
+        }
+        "group" => {
+            out.toml.push_str("\n[[virtual_server]]\n");
+            out.line("", "group", &s(port));
+            None
+        }
+        _ => {
+            out.toml.push_str("\n[[virtual_server]]\n");
+            out.line("", "address", &s(&addr_port(addr, port)));
+            Some(port)
+        }
+    };
     let kind_node = n
         .children()
         .iter()
@@ -804,7 +845,7 @@ fn virtual_server(out: &mut Out, n: &Node) {
         }
     }
     for rs in n.children().iter().filter(|c| c.keyword() == "real_server") {
-        real_server(out, rs, port, &kind, &vs_tun);
+        real_server(out, rs, vport, &kind, &vs_tun);
     }
 }
 
@@ -896,24 +937,66 @@ fn tunnel_words(out: &mut Out, c: &Node) -> Option<TunWords> {
     Some(t)
 }
 
-fn real_server(out: &mut Out, n: &Node, vport: &str, kind: &str, vs_tun: &TunWords) {
+/// keepalived's `virtual_server_group NAME { ADDR[-END] PORT ... fwmark N }`
+/// as a `[[virtual_server_group]]`.
+fn vs_group(out: &mut Out, n: &Node) {
+    let Some(name) = n.arg(0) else {
+        out.warn(n, "needs a name, dropped");
+        return;
+    };
+    let mut members: Vec<String> = Vec::new();
+    for m in n.children() {
+        match (m.keyword(), m.arg(0)) {
+            ("fwmark", Some(mark)) => {
+                members.push(s(&format!("fwmark {mark}")));
+                out.warn(
+                    m,
+                    format!(
+                        "fwmark {mark}: the mark comes from iptables rules this import cannot \
+                         read; add a [[fwmark]] rule with mark = {mark}"
+                    ),
+                );
+            }
+            (addr, Some(port)) => members.push(s(&addr_port(addr, port))),
+            (_, None) => out.warn(m, "group member without a port, dropped"),
+        }
+    }
+    out.toml.push_str("\n[[virtual_server_group]]\n");
+    out.line("", "name", &s(name));
+    out.line("", "members", &format!("[{}]", members.join(", ")));
+}
+
+/// One real server; `vport` is the virtual server's port, `None` for a
+/// group or fwmark virtual server (DR and TUN servers then take each
+/// service's port and are written without one).
+fn real_server(out: &mut Out, n: &Node, vport: Option<&str>, kind: &str, vs_tun: &TunWords) {
     let Some(addr) = n.arg(0) else {
         out.warn(n, "needs an address, dropped");
         return;
     };
-    let mut port = n.arg(1).unwrap_or(vport);
-    if matches!(kind, "DR" | "TUN") && port != vport {
-        out.warn(
-            n,
-            format!(
-                "port {port}: {kind} keeps the virtual server's port {vport} (IPVS ignores the real server's)"
-            ),
-        );
-        port = vport;
-    }
+    let dr_tun = matches!(kind, "DR" | "TUN");
+    let address = match vport {
+        Some(vport) => {
+            let mut port = n.arg(1).unwrap_or(vport);
+            if dr_tun && port != vport {
+                out.warn(
+                    n,
+                    format!(
+                        "port {port}: {kind} keeps the virtual server's port {vport} (IPVS ignores the real server's)"
+                    ),
+                );
+                port = vport;
+            }
+            addr_port(addr, port)
+        }
+        None => match n.arg(1) {
+            Some(port) if !dr_tun => addr_port(addr, port),
+            _ => addr.to_string(),
+        },
+    };
     const I: &str = "  ";
     out.toml.push_str("\n  [[virtual_server.real_server]]\n");
-    out.line(I, "address", &s(&addr_port(addr, port)));
+    out.line(I, "address", &s(&address));
     let mut tun = vs_tun.clone();
     for c in n.children() {
         if !matches!(c.keyword(), "lvs_method" | "lb_kind") {

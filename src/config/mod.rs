@@ -44,6 +44,7 @@ use std::time::Duration;
 use crate::conn::Timeouts;
 pub use crate::dest::{TunCsum, TunType, TunnelSpec};
 use crate::sched::{SchedFlags, SchedKind};
+pub use crate::service::FwmarkRule;
 use crate::service::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use crate::wire::MacAddr;
 
@@ -61,9 +62,14 @@ pub struct Config {
     pub vrrp_scripts: Vec<VrrpScript>,
     /// `[[vrrp_sync_group]]`, in file order (an instance is in one at most).
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    /// Every service the virtual servers make: a `group` virtual server
+    /// gives one per member (keepalived's IPVS service per member), each
+    /// with the virtual server's settings and real servers.
     pub virtual_servers: Vec<VirtualServer>,
     /// `[announce]`: each served VIP's route in a kernel table.
     pub announce: Option<Announce>,
+    /// `[[fwmark]]` rules, in file order.
+    pub fwmarks: Vec<FwmarkRule>,
 }
 
 /// `[announce]`: while a VIP is served, its host route (type blackhole)
@@ -337,7 +343,10 @@ pub struct VrrpSyncGroup {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VirtualServer {
     pub protocol: Protocol,
+    /// A fwmark service's is its family's unspecified address, port 0.
     pub address: SocketAddr,
+    /// `fwmark = N`: the fwmark service of mark N; 0 for an address service.
+    pub fwmark: u32,
     pub lb_algo: SchedKind,
     pub lb_kind: FwdMethod,
     /// `Some` for a persistent service.
@@ -672,33 +681,43 @@ impl Config {
             vrrp_sync_groups: Vec::new(),
             virtual_servers: Vec::new(),
             announce: None,
+            fwmarks: Vec::new(),
         }
     }
 
     /// The virtual servers as service specs, in file order.
     pub fn service_specs(&self) -> Vec<ServiceSpec> {
-        self.virtual_servers
+        let mut specs: Vec<ServiceSpec> = self
+            .virtual_servers
             .iter()
             .map(VirtualServer::spec)
-            .collect()
+            .collect();
+        crate::service::attach_rules(&mut specs, &self.fwmarks);
+        specs
     }
 }
 
 impl VirtualServer {
+    /// The IPVS service this virtual server is.
+    pub fn key(&self) -> ServiceKey {
+        if self.fwmark != 0 {
+            ServiceKey::fwmark(self.fwmark, self.address.is_ipv6())
+        } else {
+            ServiceKey::addr(self.protocol, self.address.ip(), self.address.port())
+        }
+    }
+
     /// This virtual server as a service spec (real servers in file order).
     pub fn spec(&self) -> ServiceSpec {
         ServiceSpec {
-            key: ServiceKey {
-                proto: self.protocol,
-                addr: self.address.ip(),
-                port: self.address.port(),
-            },
+            key: self.key(),
             sched: self.lb_algo,
             sched_flags: self.sched_flags,
             persistence: self.persistence_timeout,
             persistence_prefix: self.persistence_prefix,
             ops: self.ops,
             local_addrs: self.local_address.clone(),
+            fwmark_matches: Vec::new(),
             dests: self
                 .real_servers
                 .iter()

@@ -32,6 +32,10 @@ pub(crate) struct RawConfig {
     pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
     #[serde(default)]
     pub virtual_server: Vec<S<RawVirtualServer>>,
+    #[serde(default)]
+    pub fwmark: Vec<S<RawFwmark>>,
+    #[serde(default)]
+    pub virtual_server_group: Vec<S<RawVsGroup>>,
     pub metrics: Option<RawMetrics>,
     pub announce: Option<S<RawAnnounce>>,
 }
@@ -207,10 +211,31 @@ pub(crate) struct RawSyncGroup {
     pub notify: Option<S<String>>,
 }
 
+/// `[[fwmark]]`: frames matching any of `match` carry `mark`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFwmark {
+    pub mark: S<i64>,
+    #[serde(rename = "match")]
+    pub matches: S<Vec<S<String>>>,
+}
+
+/// `[[virtual_server_group]]`: keepalived's `virtual_server_group NAME`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVsGroup {
+    pub name: S<String>,
+    pub members: S<Vec<S<String>>>,
+}
+
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVirtualServer {
-    pub address: S<String>,
+    /// Exactly one of `address`, `fwmark` and `group` (checked by
+    /// `validate`).
+    pub address: Option<S<String>>,
+    pub fwmark: Option<S<i64>>,
+    pub group: Option<S<String>>,
     pub protocol: Option<S<String>>,
     pub lb_algo: Option<S<String>>,
     pub lb_kind: Option<S<String>>,

@@ -569,7 +569,7 @@ fn missing_required_keys_point_at_their_table() {
         "\n[[virtual_server]]\nprotocol = \"TCP\"\n",
         2,
         1,
-        "missing field `address`",
+        "exactly one of `address`, `fwmark` and `group`",
     );
     err_at(
         "[[vrrp_instance]]\nname = \"a\"\n",
@@ -1410,7 +1410,8 @@ fn seed_004_dr_wrr_persistent_as_service_spec() {
         ServiceKey {
             proto: Protocol::Tcp,
             addr: v4("198.18.144.120"),
-            port: 10087
+            port: 10087,
+            fwmark: 0,
         }
     );
     assert_eq!(s.sched, SchedKind::Wrr);
@@ -2441,5 +2442,216 @@ fn announce_mistakes_are_refused_with_their_line() {
         7,
         1,
         "unknown field",
+    );
+}
+
+// `[[fwmark]]`, `fwmark = N`, `[[virtual_server_group]]` and `group`.
+
+const FWM_RULES: &str = "[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.250:80\", \"TCP 198.18.0.250:443\"]\n\
+[[fwmark]]\nmark = 2\nmatch = [\"UDP 198.18.0.250\", \"198.18.0.251:53\", \"[2001:2::1]:9\"]\n";
+
+#[test]
+fn fwmark_rules_and_a_fwmark_virtual_server() {
+    let c = ok(&format!(
+        "{FWM_RULES}[[virtual_server]]\nfwmark = 1\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n\
+         persistence_timeout = 60\n{RS2}"
+    ));
+    use crate::service::FwmarkMatch;
+    assert_eq!(c.fwmarks.len(), 2);
+    assert_eq!(
+        c.fwmarks[1].matches,
+        [
+            FwmarkMatch {
+                proto: Some(Protocol::Udp),
+                addr: v4("198.18.0.250"),
+                port: None
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: v4("198.18.0.251"),
+                port: Some(53)
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: "2001:2::1".parse().unwrap(),
+                port: Some(9)
+            },
+        ]
+    );
+    let specs = c.service_specs();
+    assert_eq!(specs.len(), 1);
+    assert_eq!(specs[0].key, ServiceKey::fwmark(1, false));
+    // The rules of its mark travel with it; its DR real server has port 0.
+    assert_eq!(specs[0].fwmark_matches, c.fwmarks[0].matches);
+    assert_eq!(
+        (specs[0].dests[0].addr, specs[0].dests[0].port),
+        (v4("198.18.0.2"), 0)
+    );
+    // A fwmark service needs no persistence (no "port 0" rule), and one
+    // without any rule is accepted (IPVS has no say on iptables).
+    ok(&format!("[[virtual_server]]\nfwmark = 9\n{RS2}"));
+}
+
+#[test]
+fn fwmark_mistakes_are_refused_with_their_line() {
+    err_at(
+        "[[fwmark]]\nmark = 0\nmatch = [\"198.18.0.1\"]\n",
+        2,
+        8,
+        "mark 0 is out of range",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = []\n",
+        3,
+        9,
+        "without any match",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"198.18.0.0/24\"]\n",
+        3,
+        10,
+        "prefixes are not supported",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"SCTP 198.18.0.1:80\"]\n",
+        3,
+        10,
+        "unknown protocol `SCTP`",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.1:http\"]\n",
+        3,
+        10,
+        "is not a port number",
+    );
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"TCP 0.0.0.0:80\"]\n",
+        3,
+        10,
+        "cannot be a virtual address",
+    );
+    // A frame carries one mark: overlapping matches are refused.
+    err_at(
+        "[[fwmark]]\nmark = 1\nmatch = [\"TCP 198.18.0.1:80\"]\n[[fwmark]]\nmark = 2\nmatch = [\"198.18.0.1\"]\n",
+        6,
+        10,
+        "overlaps a match of mark 1",
+    );
+    // One family per mark.
+    err_at(
+        &format!("{FWM_RULES}[[virtual_server]]\nfwmark = 2\n"),
+        8,
+        10,
+        "match IPv4 and IPv6 addresses",
+    );
+    err_at(
+        "[[virtual_server]]\naddress = \"198.18.0.1:80\"\nfwmark = 1\n",
+        1,
+        1,
+        "exactly one of `address`, `fwmark` and `group`",
+    );
+    err_at(
+        &format!("{FWM_RULES}[[virtual_server]]\nfwmark = 1\n[[virtual_server]]\nfwmark = 1\n"),
+        10,
+        10,
+        "duplicate virtual_server FWM  1",
+    );
+    err_at(
+        "[[virtual_server]]\nfwmark = 1\nha_suspend = true\n",
+        2,
+        10,
+        "ha_suspend needs the virtual server's address",
+    );
+    // DR keeps the packet's port: a fwmark DR real server names none.
+    err_at(
+        "[[virtual_server]]\nfwmark = 1\nlb_kind = \"DR\"\n[[virtual_server.real_server]]\naddress = \"198.18.0.2:80\"\n",
+        5,
+        11,
+        "differs from the virtual server's 0",
+    );
+}
+
+const GROUP: &str = "[[virtual_server_group]]\nname = \"web\"\n\
+members = [\"198.18.0.1-3:80\", \"198.18.0.20:443\", \"fwmark 7\"]\n";
+
+#[test]
+fn a_group_virtual_server_is_one_service_per_member() {
+    let c = ok(&format!(
+        "{GROUP}[[virtual_server]]\ngroup = \"web\"\nlb_algo = \"rr\"\nlb_kind = \"DR\"\n\
+         persistence_timeout = 30\n{RS2}"
+    ));
+    let specs = c.service_specs();
+    let keys: Vec<String> = specs.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            "TCP 198.18.0.1:80",
+            "TCP 198.18.0.2:80",
+            "TCP 198.18.0.3:80",
+            "TCP 198.18.0.20:443",
+            "FWM  7"
+        ]
+    );
+    // Each with the virtual server's settings and real servers; DR real
+    // servers take each member's port.
+    assert!(specs.iter().all(|s| s.sched == SchedKind::Rr
+        && s.persistence == Some(std::time::Duration::from_secs(30))
+        && s.dests.len() == 1
+        && s.dests[0].addr == v4("198.18.0.2")));
+    let ports: Vec<u16> = specs.iter().map(|s| s.dests[0].port).collect();
+    assert_eq!(ports, [80, 80, 80, 443, 0]);
+}
+
+#[test]
+fn group_mistakes_are_refused_with_their_line() {
+    err_at(
+        "[[virtual_server]]\ngroup = \"nope\"\n",
+        2,
+        9,
+        "no [[virtual_server_group]] of that name",
+    );
+    err_at(
+        &format!(
+            "{GROUP}[[virtual_server]]\ngroup = \"web\"\n[[virtual_server]]\ngroup = \"web\"\n"
+        ),
+        7,
+        9,
+        "already served by another virtual_server",
+    );
+    err_at(
+        &format!(
+            "{GROUP}[[virtual_server]]\naddress = \"198.18.0.2:80\"\n[[virtual_server]]\ngroup = \"web\"\n"
+        ),
+        7,
+        9,
+        "duplicate virtual_server TCP 198.18.0.2:80",
+    );
+    let g = |m: &str| {
+        format!(
+            "[[virtual_server_group]]\nname = \"g\"\nmembers = [{m}]\n[[virtual_server]]\ngroup = \"g\"\n"
+        )
+    };
+    err_at(&g("\"198.18.0.5-2:80\""), 3, 12, "ends below its start");
+    err_at(&g("\"198.18.0.5-300:80\""), 3, 12, "not an octet");
+    err_at(
+        &g("\"2001:2::1-5:80\""),
+        3,
+        12,
+        "IPv4 address whose last octet runs",
+    );
+    err_at(&g("\"fwmark x\""), 3, 12, "is not a mark");
+    err_at(
+        &g("\"198.18.0.1:80\", \"[2001:2::1]:80\""),
+        3,
+        29,
+        "not of the family",
+    );
+    err_at(&g(""), 3, 11, "has no member");
+    err_at(
+        "[[virtual_server_group]]\nname = \"g\"\nmembers = [\"198.18.0.1:80\"]\n\
+         [[virtual_server_group]]\nname = \"g\"\nmembers = [\"198.18.0.2:80\"]\n",
+        5,
+        8,
+        "duplicate virtual_server_group name `g`",
     );
 }

@@ -79,8 +79,9 @@
 //! when none is free among them (exact for spaces up to that size).
 //!
 //! Deliberately not here: packet parsing and rewriting (`forward`), service
-//! lookup, the schedulers themselves, FTP/SIP helpers,
-//! fwmark services and `secure_tcp`. Connection sync's
+//! lookup (fwmark classification included), the schedulers themselves,
+//! FTP/SIP helpers and `secure_tcp`. A fwmark service's persistence
+//! templates are keyed by its mark (`table/schedule.rs`). Connection sync's
 //! decisions are `sync` (with `table/sync.rs`); its sockets are the shell's.
 
 mod index;

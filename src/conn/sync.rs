@@ -199,7 +199,12 @@ impl SyncRecord {
             f |= flags::NOOUTPUT;
         }
         SyncConn {
-            protocol: self.proto.number(),
+            // A fwmark service's template is IPVS's IPPROTO_IP one.
+            protocol: if self.template && self.fwmark != 0 {
+                0
+            } else {
+                self.proto.number()
+            },
             flags: f,
             state: if self.template {
                 0
@@ -229,13 +234,16 @@ impl SyncRecord {
     /// hold, as the kernel refuses it: a protocol other than TCP or UDP, a
     /// state out of range, a BYPASS forwarding method, mixed families.
     pub fn from_wire(c: &SyncConn<'_>) -> Option<SyncRecord> {
+        let fl = c.flags & flags::BACKUP_MASK;
+        let template = fl & flags::TEMPLATE != 0;
         let proto = match c.protocol {
             6 => Protocol::Tcp,
             17 => Protocol::Udp,
+            // A fwmark service's template (`IPPROTO_IP`): held with the
+            // nominal protocol of fwmark keys.
+            0 if template && c.fwmark != 0 => Protocol::Tcp,
             _ => return None,
         };
-        let fl = c.flags & flags::BACKUP_MASK;
-        let template = fl & flags::TEMPLATE != 0;
         let state = if template {
             ConnState::None
         } else {

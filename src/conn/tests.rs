@@ -68,12 +68,14 @@ impl Svc {
                 proto: self.proto,
                 addr: ip(VIP),
                 port: self.port,
+                fwmark: 0,
             },
             sched_flags: SchedFlags::default(),
             persistence: self.persistence,
             persistence_prefix: self.prefix,
             ops: self.ops,
             local_addrs: self.local.iter().map(|a| ip(a)).collect(),
+            fwmark_matches: Vec::new(),
             dests: self
                 .dests
                 .iter()

@@ -192,6 +192,7 @@ mod tests {
             proto: Protocol::Tcp,
             addr: addr.parse().unwrap(),
             port,
+            fwmark: 0,
         };
         let dests = weights
             .iter()

@@ -265,6 +265,7 @@ mod tests {
             proto: Protocol::Tcp,
             addr: "198.18.0.250".parse().unwrap(),
             port: 80,
+            fwmark: 0,
         };
         let spec = ServiceSpec::new(
             key,

@@ -51,6 +51,7 @@ fn dp(fwd: FwdMethod) -> Dataplane {
                 proto: Protocol::Udp,
                 addr: vip(v6),
                 port: 53,
+                fwmark: 0,
             };
             let mut spec = ServiceSpec::new(key, SchedKind::Rr, vec![d]);
             if fwd == FwdMethod::FullNat {

@@ -56,6 +56,8 @@
 #[cfg(test)]
 mod frag_tests;
 #[cfg(test)]
+mod fwmark_tests;
+#[cfg(test)]
 mod nics_tests;
 pub mod query;
 pub mod reasm;
@@ -78,7 +80,9 @@ use crate::counter::counter_enum;
 use crate::dest::{NextHop, NicId, TunnelSpec, is_local_addr};
 use crate::forward::frag::{self as fragout, ExtraTx};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
-use crate::service::{ApplySummary, FwdMethod, Protocol, ServiceKey, ServiceSpec, ServiceTable};
+use crate::service::{
+    ApplySummary, FwdMethod, FwmarkMatch, Protocol, ServiceKey, ServiceSpec, ServiceTable,
+};
 use crate::time::Timestamp;
 use crate::view::ConnView;
 use crate::wire::MacAddr;
@@ -409,6 +413,10 @@ pub struct Dataplane {
     /// fragmented ones are reassembled like fragments to a VIP.
     nat_rips: FxHashSet<IpAddr>,
     has_port_zero: bool,
+    /// The fwmark services' classification rules with their service, in
+    /// service then rule order (what `iptables -t mangle ... -j MARK`
+    /// does in front of IPVS); scanned for frames of new flows only.
+    fwmarks: Vec<(FwmarkMatch, u32)>,
     rng: SmallRng,
     ip_id: u16,
     /// The service specs of the last snapshot applied (pointer identity
@@ -480,6 +488,7 @@ impl Dataplane {
             vips: FxHashSet::default(),
             nat_rips: FxHashSet::default(),
             has_port_zero: false,
+            fwmarks: Vec::new(),
             rng: SmallRng::seed_from_u64(cfg.seed),
             ip_id: 1,
             applied_specs: None,
@@ -518,9 +527,22 @@ impl Dataplane {
     /// lookup. Removed services (kept for their connections) do not count.
     fn refresh_derived(&mut self) {
         self.vips.clear();
-        self.vips
-            .extend(self.services.live().map(|(_, s)| s.key.addr));
-        self.has_port_zero = self.services.live().any(|(_, s)| s.key.port == 0);
+        self.vips.extend(
+            self.services
+                .live()
+                .filter(|(_, s)| !s.key.is_fwmark())
+                .map(|(_, s)| s.key.addr),
+        );
+        self.has_port_zero = self
+            .services
+            .live()
+            .any(|(_, s)| s.key.port == 0 && !s.key.is_fwmark());
+        self.fwmarks.clear();
+        for (i, s) in self.services.live() {
+            self.fwmarks
+                .extend(s.fwmark_matches.iter().map(|m| (*m, i)));
+        }
+        self.vips.extend(self.fwmarks.iter().map(|(m, _)| m.addr));
         self.nat_rips.clear();
         self.nat_rips.extend(
             self.services
@@ -902,8 +924,18 @@ impl Dataplane {
         }
     }
 
+    /// `ip_vs_service_find`: the fwmark service of the frame's mark first
+    /// (a frame matching a rule carries its service's mark), then the
+    /// address service, then the port-0 one.
     fn find_service(&self, proto: Protocol, addr: IpAddr, port: u16) -> Option<u32> {
-        let key = ServiceKey { proto, addr, port };
+        if let Some(&(_, svc)) = self
+            .fwmarks
+            .iter()
+            .find(|(m, _)| m.matches(proto, addr, port))
+        {
+            return Some(svc);
+        }
+        let key = ServiceKey::addr(proto, addr, port);
         self.services.lookup(&key).or_else(|| {
             if self.has_port_zero {
                 self.services.lookup(&ServiceKey { port: 0, ..key })
@@ -1302,6 +1334,12 @@ impl Dataplane {
             .iter()
             .map(|(_, c)| ConnView {
                 proto: c.proto,
+                any_proto: c.is_template()
+                    && self
+                        .services
+                        .services
+                        .get(c.dest.svc as usize)
+                        .is_some_and(|s| s.key.is_fwmark()),
                 caddr: c.caddr,
                 cport: c.cport,
                 vaddr: c.vaddr,

@@ -32,6 +32,7 @@ fn two_armed(fwd: FwdMethod, mtu: u16) -> Dataplane {
         proto: Protocol::Tcp,
         addr: ip(VIP),
         port: 80,
+        fwmark: 0,
     };
     let spec = ServiceSpec::new(key, SchedKind::Rr, vec![DestSpec::new(ip(RS), port, fwd)]);
     let mut dp = Dataplane::new(
@@ -140,6 +141,7 @@ fn a_static_mac_leaves_through_the_nic_of_the_route() {
         proto: Protocol::Tcp,
         addr: ip(VIP),
         port: 80,
+        fwmark: 0,
     };
     let mut specs = vec![ServiceSpec::new(
         key,

@@ -149,6 +149,7 @@ mod tests {
             proto: Protocol::Tcp,
             addr: "198.18.0.250".parse().unwrap(),
             port: 80,
+            fwmark: 0,
         };
         let specs = [ServiceSpec::new(key, SchedKind::Rr, vec![d])];
         Dataplane::new(

@@ -97,6 +97,7 @@ mod tests {
             proto: Protocol::Tcp,
             addr: "198.18.0.250".parse().unwrap(),
             port,
+            fwmark: 0,
         };
         let d = DestSpec::new("198.18.0.11".parse().unwrap(), port, FwdMethod::Route);
         ServiceSpec::new(key, SchedKind::Rr, vec![d])

@@ -64,6 +64,7 @@ fn dp(fwd: FwdMethod) -> Dataplane {
                 proto,
                 addr: vip(v6),
                 port: 80,
+                fwmark: 0,
             };
             let mut spec = ServiceSpec::new(key, SchedKind::Rr, vec![d]);
             if fwd == FwdMethod::FullNat {
@@ -326,6 +327,7 @@ fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
         proto: Protocol::Tcp,
         addr: vip(false),
         port: 80,
+        fwmark: 0,
     };
     let mut cfg = DataplaneConfig::new(4096);
     cfg.own_addrs = own.iter().map(|a| ip(a)).collect();

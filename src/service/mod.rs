@@ -40,8 +40,10 @@ use std::time::Duration;
 use crate::sched::{self, SchedFlags, SchedKind, Scheduler};
 
 pub use crate::dest::{Dest, DestSpec, FwdMethod, Stats};
+pub use fwmark::{FwmarkMatch, FwmarkRule, attach_rules};
 pub use table::{ApplySummary, ServiceTable};
 
+mod fwmark;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -82,16 +84,64 @@ pub struct DestRef {
     pub dest: u32,
 }
 
-/// Protocol + virtual address + port: what a virtual service is keyed by.
+/// Protocol + virtual address + port, or a firewall mark: what a virtual
+/// service is keyed by (IPVS's `ip_vs_service_user`).
+///
+/// A fwmark service (`fwmark != 0`, ipvsadm's `-f N`, keepalived's
+/// `virtual_server fwmark N`) is keyed by its mark and its family only:
+/// [`ServiceKey::fwmark`] builds it with the family's unspecified address,
+/// port 0 and a nominal `Tcp` (IPVS's `IPPROTO_IP`: it serves TCP and UDP
+/// alike); always build one through that constructor so keys compare equal.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     pub proto: Protocol,
     pub addr: IpAddr,
     pub port: u16,
+    /// The firewall mark of a fwmark service; 0 for an address service.
+    pub fwmark: u32,
+}
+
+impl ServiceKey {
+    /// The key of an address service.
+    pub const fn addr(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
+        ServiceKey {
+            proto,
+            addr,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// The key of the fwmark service of `mark` (non-zero) for IPv4 or
+    /// IPv6 (`-f N` / `-f N -6`).
+    pub const fn fwmark(mark: u32, v6: bool) -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: if v6 {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            },
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    /// A fwmark service's key.
+    pub const fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_fwmark() {
+            // ipvsadm's service name.
+            return match self.addr {
+                IpAddr::V4(_) => write!(f, "FWM  {}", self.fwmark),
+                IpAddr::V6(_) => write!(f, "FWM  {} IPv6", self.fwmark),
+            };
+        }
         match self.addr {
             IpAddr::V4(a) => write!(f, "{} {}:{}", self.proto.name(), a, self.port),
             IpAddr::V6(a) => write!(f, "{} [{}]:{}", self.proto.name(), a, self.port),
@@ -114,6 +164,9 @@ pub struct ServiceSpec {
     pub ops: bool,
     /// FULLNAT source pool (local_address).
     pub local_addrs: Vec<IpAddr>,
+    /// A fwmark service's classification rules (see [`attach_rules`]);
+    /// empty for an address service.
+    pub fwmark_matches: Vec<FwmarkMatch>,
     pub dests: Vec<DestSpec>,
 }
 
@@ -129,6 +182,7 @@ impl ServiceSpec {
             persistence_prefix: if key.addr.is_ipv4() { 32 } else { 128 },
             ops: false,
             local_addrs: Vec::new(),
+            fwmark_matches: Vec::new(),
             dests,
         }
     }
@@ -143,6 +197,8 @@ pub struct Service {
     pub persistence_prefix: u8,
     pub ops: bool,
     pub local_addrs: Vec<IpAddr>,
+    /// A fwmark service's classification rules.
+    pub fwmark_matches: Vec<FwmarkMatch>,
     /// Real servers in IPVS list order (newest first, as the kernel links
     /// them); removed ones stay with `available == false` (see module
     /// invariants). Listings sort them by address as ipvsadm does.
@@ -166,6 +222,7 @@ impl Service {
             persistence_prefix: spec.persistence_prefix,
             ops: spec.ops,
             local_addrs: spec.local_addrs.clone(),
+            fwmark_matches: spec.fwmark_matches.clone(),
             dests,
             sched,
             stats: Stats::default(),

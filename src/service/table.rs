@@ -262,12 +262,14 @@ impl ServiceTable {
             || svc.persistence != spec.persistence
             || svc.persistence_prefix != spec.persistence_prefix
             || svc.ops != spec.ops
-            || svc.local_addrs != spec.local_addrs;
+            || svc.local_addrs != spec.local_addrs
+            || svc.fwmark_matches != spec.fwmark_matches;
         svc.sched_flags = spec.sched_flags;
         svc.persistence = spec.persistence;
         svc.persistence_prefix = spec.persistence_prefix;
         svc.ops = spec.ops;
         svc.local_addrs.clone_from(&spec.local_addrs);
+        svc.fwmark_matches.clone_from(&spec.fwmark_matches);
         if new_sched {
             svc.sched = sched::new_scheduler(spec.sched, spec.sched_flags);
             svc.sched.update(&svc.dests);
@@ -292,6 +294,7 @@ impl ServiceTable {
         svc.persistence_prefix = spec.persistence_prefix;
         svc.ops = spec.ops;
         svc.local_addrs.clone_from(&spec.local_addrs);
+        svc.fwmark_matches.clone_from(&spec.fwmark_matches);
         svc.stats = Stats::default();
         svc.sched = sched::new_scheduler(spec.sched, spec.sched_flags);
         svc.sched.update(&svc.dests);

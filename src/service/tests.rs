@@ -55,6 +55,7 @@ fn key(port: u16) -> ServiceKey {
         proto: Protocol::Tcp,
         addr: ip(VIP),
         port,
+        fwmark: 0,
     }
 }
 
@@ -67,6 +68,7 @@ fn sspec(port: u16, sched: SchedKind, dests: &[(u8, i32)]) -> ServiceSpec {
         persistence_prefix: 32,
         ops: false,
         local_addrs: Vec::new(),
+        fwmark_matches: Vec::new(),
         dests: dests.iter().map(|&(n, w)| dspec(n, w)).collect(),
     }
 }

@@ -86,12 +86,26 @@ impl Filter {
         let mut vips = BTreeSet::new();
         let mut nat = BTreeSet::new();
         let mut local = BTreeSet::new();
+        const BOTH: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
         for s in specs {
-            services.insert((s.key.proto, s.key.addr, s.key.port));
-            vips.insert(s.key.addr);
+            // A fwmark service's frames are those its rules match (any
+            // protocol: both; any port: 0), of either protocol.
+            let protos: &[Protocol] = if s.key.is_fwmark() {
+                for m in &s.fwmark_matches {
+                    for p in m.proto.as_ref().map_or(&BOTH[..], std::slice::from_ref) {
+                        services.insert((*p, m.addr, m.port.unwrap_or(0)));
+                    }
+                    vips.insert(m.addr);
+                }
+                &BOTH
+            } else {
+                services.insert((s.key.proto, s.key.addr, s.key.port));
+                vips.insert(s.key.addr);
+                std::slice::from_ref(&s.key.proto)
+            };
             for d in &s.dests {
                 if d.fwd == FwdMethod::Masq {
-                    nat.insert((s.key.proto, d.addr, d.port));
+                    nat.extend(protos.iter().map(|p| (*p, d.addr, d.port)));
                 }
             }
             local.extend(s.local_addrs.iter().copied());
@@ -609,8 +623,51 @@ mod tests {
             proto,
             addr: ip(vip),
             port,
+            fwmark: 0,
         };
         ServiceSpec::new(key, SchedKind::Rr, dests)
+    }
+
+    #[test]
+    fn a_fwmark_service_is_redirected_by_its_rules() {
+        use crate::service::FwmarkMatch;
+        let mut f1 = ServiceSpec::new(
+            ServiceKey::fwmark(1, false),
+            SchedKind::Rr,
+            vec![dest("198.18.1.21", 0, FwdMethod::Masq)],
+        );
+        f1.fwmark_matches = vec![
+            FwmarkMatch {
+                proto: Some(Protocol::Tcp),
+                addr: ip("198.18.0.10"),
+                port: Some(443),
+            },
+            FwmarkMatch {
+                proto: None,
+                addr: ip("198.18.0.11"),
+                port: None,
+            },
+        ];
+        let f = Filter::from_specs(&[f1], &[]);
+        // No 0.0.0.0 key: the rules' frames, both protocols where a rule
+        // names none, every port (0) where it names none.
+        assert_eq!(
+            f.services,
+            vec![
+                (Protocol::Tcp, ip("198.18.0.10"), 443),
+                (Protocol::Tcp, ip("198.18.0.11"), 0),
+                (Protocol::Udp, ip("198.18.0.11"), 0),
+            ]
+        );
+        assert_eq!(f.vips, vec![ip("198.18.0.10"), ip("198.18.0.11")]);
+        // A NAT server's replies, of either protocol, from any port.
+        assert_eq!(
+            f.nat_real_servers,
+            vec![
+                (Protocol::Tcp, ip("198.18.1.21"), 0),
+                (Protocol::Udp, ip("198.18.1.21"), 0),
+            ]
+        );
     }
 
     #[test]

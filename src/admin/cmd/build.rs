@@ -184,10 +184,11 @@ fn list(e: &Entry) -> Result<AdminCommand, CmdError> {
 
 /// `-A` and `-E`: the whole service as ipvsadm sends it, defaults filled in.
 fn service(e: &Entry, sched_flags: SchedFlags) -> Result<ServiceSpec, CmdError> {
-    if e.svc.port == 0 && e.persistence.is_none() {
+    // A fwmark service has no port and serves every protocol.
+    if e.fwmark == 0 && e.svc.port == 0 && e.persistence.is_none() {
         return fail("Zero port specified for non-persistent service");
     }
-    if e.ops && e.proto != Some(Protocol::Udp) {
+    if e.ops && e.fwmark == 0 && e.proto != Some(Protocol::Udp) {
         return fail("One-Packet Scheduling is only for UDP virtual services");
     }
     let key = e.required_key()?;
@@ -202,6 +203,7 @@ fn service(e: &Entry, sched_flags: SchedFlags) -> Result<ServiceSpec, CmdError> 
         persistence_prefix: e.mask.prefix_for(key.addr),
         ops: e.ops,
         local_addrs: Vec::new(),
+        fwmark_matches: Vec::new(),
         dests: Vec::new(),
     })
 }
@@ -209,12 +211,13 @@ fn service(e: &Entry, sched_flags: SchedFlags) -> Result<ServiceSpec, CmdError> 
 /// `-a` and `-e`: the service and the whole real server as ipvsadm sends
 /// them, defaults filled in.
 fn server(e: &Entry) -> Result<(ServiceKey, DestSpec), CmdError> {
-    // DR and TUN real servers take the service's port, whatever -r says.
+    // DR and TUN real servers take the service's port, whatever -r says
+    // ("don't worry about this if fwmark is used").
     let port = match e.fwd {
-        FwdMethod::Tunnel | FwdMethod::Route => e.svc.port,
+        FwdMethod::Tunnel | FwdMethod::Route if e.fwmark == 0 => e.svc.port,
         _ => e.dest.port,
     };
-    if let (Some(sa), Some(da)) = (e.svc.addr, e.dest.addr)
+    if let (Some(sa), Some(da)) = (e.svc_key().map(|k| k.addr), e.dest.addr)
         && sa.is_ipv4() != da.is_ipv4()
         && e.fwd != FwdMethod::Tunnel
     {

@@ -46,6 +46,10 @@ pub(super) struct Entry {
     pub(super) options: OptSet,
     pub(super) proto: Option<Protocol>,
     pub(super) svc: AddrPort,
+    /// `-f N`: the fwmark service of mark N (0: none).
+    pub(super) fwmark: u32,
+    /// `-6` after `-f`: the IPv6 fwmark service.
+    pub(super) fwmark_v6: bool,
     sched_name: Option<String>,
     pub(super) persistence: Option<u64>,
     pub(super) mask: Mask,
@@ -87,6 +91,8 @@ impl Entry {
             options: OptSet::default(),
             proto: None,
             svc: AddrPort::default(),
+            fwmark: 0,
+            fwmark_v6: false,
             sched_name: None,
             persistence: None,
             mask: Mask::Default,
@@ -122,7 +128,12 @@ impl Entry {
             OptId::Tcp => self.service(Protocol::Tcp, arg)?,
             OptId::Udp => self.service(Protocol::Udp, arg)?,
             OptId::Sctp => return not_supported("SCTP services are"),
-            OptId::Fwmark => return not_supported("fwmark services (-f) are"),
+            // ipvsadm's parse_fwmark: 1..=UINT_MAX (the service is IPv4
+            // until -6 says otherwise).
+            OptId::Fwmark => match string_to_number(arg, 1, u32::MAX as i64) {
+                Some(n) => self.fwmark = n as u32,
+                None => return fail(format!("invalid fwmark value `{arg}' specified")),
+            },
             // ipvsadm copies at most IP_VS_SCHEDNAME_MAXLEN - 1 bytes.
             OptId::Scheduler => self.sched_name = Some(arg.chars().take(15).collect()),
             OptId::Persistent => {
@@ -178,7 +189,12 @@ impl Entry {
             OptId::Exact => self.list.exact = true,
             // Set by their class alone.
             OptId::Connection | OptId::Timeout | OptId::Sort => {}
-            // -6 only qualifies a fwmark service, which needs -f first.
+            // -6 only qualifies a fwmark service, which needs -f first;
+            // it resets the persistence mask to an IPv6 host.
+            OptId::Ipv6 if self.fwmark != 0 => {
+                self.fwmark_v6 = true;
+                self.mask = Mask::V6Prefix(128);
+            }
             OptId::Ipv6 => return fail("-6 used before -f\n"),
             OptId::Ops => self.ops = true,
             // lvsfwd has no persistence engine: what the kernel answers
@@ -219,7 +235,7 @@ impl Entry {
     /// `-M`: an IPv6 prefix length once the service is IPv6, else a
     /// contiguous IPv4 netmask.
     fn netmask(&mut self, arg: &str) -> Result<(), CmdError> {
-        if self.svc.addr.is_some_and(|a| a.is_ipv6()) {
+        if self.svc.addr.is_some_and(|a| a.is_ipv6()) || (self.fwmark != 0 && self.fwmark_v6) {
             let n = atoi(arg);
             if !(1..=128).contains(&n) {
                 return fail("illegal ipv6 netmask specified");
@@ -251,12 +267,16 @@ impl Entry {
         }
     }
 
-    /// The virtual service given with `-t`/`-u`, if any.
+    /// The virtual service given with `-t`/`-u`/`-f`, if any.
     pub(super) fn svc_key(&self) -> Option<ServiceKey> {
+        if self.fwmark != 0 {
+            return Some(ServiceKey::fwmark(self.fwmark, self.fwmark_v6));
+        }
         self.svc.addr.map(|addr| ServiceKey {
             proto: self.proto.unwrap_or(Protocol::Tcp),
             addr,
             port: self.svc.port,
+            fwmark: 0,
         })
     }
 

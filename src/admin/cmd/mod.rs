@@ -26,7 +26,7 @@
 //!   means "no daemon".
 //! - Host names are not resolved (the daemon must not block on DNS): a
 //!   name is refused with ipvsadm's message for an unknown host.
-//! - fwmark and SCTP services, persistence engines and
+//! - SCTP services, persistence engines and
 //!   GUE/GRE tunnels do not exist in lvsfwd: they are refused with a
 //!   message saying so (an unknown `--pe` gets the kernel's message for a
 //!   missing engine module). `--fullnat` selects lvsfwd's FULLNAT.

@@ -202,7 +202,7 @@ impl OptId {
     /// would set anything.
     pub(super) fn class(self) -> Option<Optc> {
         Some(match self {
-            O::Tcp | O::Udp => Optc::Service,
+            O::Tcp | O::Udp | O::Fwmark => Optc::Service,
             O::Scheduler => Optc::Scheduler,
             O::Persistent => Optc::Persistent,
             O::Netmask => Optc::Netmask,
@@ -235,7 +235,7 @@ impl OptId {
             O::McastTtl => Optc::McastTtl,
             O::SyncMaxlen => Optc::SyncMaxlen,
             O::TunInfo => Optc::TunInfo,
-            O::Command(_) | O::Sctp | O::Fwmark | O::Sort | O::Ipv6 | O::Pe => {
+            O::Command(_) | O::Sctp | O::Sort | O::Ipv6 | O::Pe => {
                 return None;
             }
         })

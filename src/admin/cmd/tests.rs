@@ -25,6 +25,7 @@ fn key(proto: Protocol, a: &str, port: u16) -> ServiceKey {
         proto,
         addr: a.parse().unwrap(),
         port,
+        fwmark: 0,
     }
 }
 
@@ -382,10 +383,6 @@ fn real_server_defaults_and_port_rules() {
 #[test]
 fn unsupported_features_say_so() {
     assert_eq!(
-        err("-A -f 1 -s rr"),
-        "fwmark services (-f) are not supported by lvsfwd"
-    );
-    assert_eq!(
         err("-A --sctp-service 198.18.0.250:80"),
         "SCTP services are not supported by lvsfwd"
     );
@@ -654,4 +651,66 @@ fn tunnel_types_and_their_options() {
         AdminCommand::List { opts, .. } => assert!(opts.tun_info),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn fwmark_services_as_ipvsadm_parses_them() {
+    // -f: no port, so no "Zero port" refusal without -p.
+    let s = add_spec("-A -f 1 -s rr");
+    assert_eq!(s.key, ServiceKey::fwmark(1, false));
+    assert_eq!((s.sched, s.persistence_prefix), (SchedKind::Rr, 32));
+    let s = add_spec("-A -f 7 -s rr -p 60");
+    assert_eq!(s.persistence, Some(std::time::Duration::from_secs(60)));
+    // -6 after -f: the IPv6 service, an IPv6 host mask, -M a prefix.
+    let s = add_spec("-A -f 2 -6 -s wlc -p 30 -M 64");
+    assert_eq!(s.key, ServiceKey::fwmark(2, true));
+    assert_eq!(s.persistence_prefix, 64);
+    // ops is not refused for a fwmark service (it covers its UDP).
+    assert!(add_spec("-A -f 3 -o").ops);
+    // A DR real server keeps the port it is given (ipvsadm: "don't worry
+    // about this if fwmark is used"), 0 without one.
+    let (k, d) = dest_of("-a -f 1 -r 198.18.2.11 -g");
+    assert_eq!(
+        (k, d.addr, d.port),
+        (
+            ServiceKey::fwmark(1, false),
+            "198.18.2.11".parse::<std::net::IpAddr>().unwrap(),
+            0
+        )
+    );
+    assert_eq!(d.fwd, FwdMethod::Route);
+    assert_eq!(dest_of("-e -f 1 -r 198.18.2.11:443 -g -w 3").1.port, 443);
+    match ok("-D -f 1") {
+        AdminCommand::DelService(k) => assert_eq!(k, ServiceKey::fwmark(1, false)),
+        other => panic!("{other:?}"),
+    }
+    match ok("-d -f 2 -6 -r 2001:2::11") {
+        AdminCommand::DelDest { svc, addr, port } => {
+            assert_eq!(
+                (svc, addr, port),
+                (
+                    ServiceKey::fwmark(2, true),
+                    "2001:2::11".parse::<std::net::IpAddr>().unwrap(),
+                    0
+                )
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err("-a -f 1 -r 2001:2::11 -g"),
+        "Different address family is allowed only for tunneling servers"
+    );
+}
+
+#[test]
+fn fwmark_values_and_minus_6_are_checked() {
+    assert_eq!(err("-A -f 0 -s rr"), "invalid fwmark value `0' specified");
+    assert_eq!(err("-A -f x -s rr"), "invalid fwmark value `x' specified");
+    assert_eq!(
+        err("-A -f 4294967296"),
+        "invalid fwmark value `4294967296' specified"
+    );
+    assert_eq!(err("-A -6 -f 1"), "-6 used before -f\n");
+    assert_eq!(err("-A -t 198.18.0.250:80 -6"), "-6 used before -f\n");
 }

@@ -28,12 +28,18 @@ fn ip(s: &str) -> IpAddr {
 fn svc(proto: Protocol, addr: &str, port: u16, sched: SchedKind) -> Service {
     let addr = ip(addr);
     Service {
-        key: ServiceKey { proto, addr, port },
+        key: ServiceKey {
+            proto,
+            addr,
+            port,
+            fwmark: 0,
+        },
         sched_flags: SchedFlags::default(),
         persistence: None,
         persistence_prefix: if addr.is_ipv4() { 32 } else { 128 },
         ops: false,
         local_addrs: Vec::new(),
+        fwmark_matches: Vec::new(),
         dests: Vec::new(),
         sched: Box::new(NameOnly(sched)),
         stats: Stats::default(),
@@ -289,6 +295,7 @@ fn conn(
     expires_in: Duration,
 ) -> ConnView {
     ConnView {
+        any_proto: false,
         proto,
         caddr: ip(c.0),
         cport: c.1,
@@ -667,3 +674,117 @@ fn tunnels_save_and_tun_info_as_ipvsadm_prints_them() {
     );
     assert_eq!(got, want);
 }
+
+// fwmark services: ipvsadm's print_service_entry names them "FWM  N"
+// ("FWM  N IPv6"), padded like any service name; they sort after the
+// address services (ipvs_cmp_services compares the mark first); -S writes
+// "-f N" ("-f N -6"); a fwmark template's protocol is IPPROTO_IP ("IP")
+// and its virtual address the mark.
+
+fn fwmark_table() -> ServiceTable {
+    let mut a = svc(Protocol::Tcp, "198.18.0.1", 80, SchedKind::Wlc);
+    a.dests = vec![dest("198.18.0.2", 80, FwdMethod::Route, 1, 0, 0)];
+    let fwm = |mark: u32, v6: bool, sched| Service {
+        key: ServiceKey::fwmark(mark, v6),
+        ..svc(Protocol::Tcp, if v6 { "::" } else { "0.0.0.0" }, 0, sched)
+    };
+    let mut f1 = fwm(1, false, SchedKind::Rr);
+    f1.persistence = Some(Duration::from_secs(60));
+    let mut x = dest("198.18.2.11", 0, FwdMethod::Route, 1, 2, 0);
+    x.stats = stats(2, 20, 0, 1200, 0);
+    let mut y = dest("198.18.2.12", 0, FwdMethod::Route, 1, 0, 1);
+    y.stats = stats(1, 10, 0, 600, 0);
+    f1.dests = vec![y, x];
+    f1.stats = stats(3, 30, 0, 1800, 0);
+    let mut f2 = fwm(2, true, SchedKind::Wlc);
+    f2.persistence = Some(Duration::from_secs(30));
+    f2.persistence_prefix = 64;
+    f2.dests = vec![dest("2001:2::11", 0, FwdMethod::Route, 1, 0, 0)];
+    // Inserted out of order: the listing sorts.
+    table(vec![f2, f1, a])
+}
+
+#[test]
+fn fwmark_services_list_as_fwm() {
+    assert_eq!(render(&fwmark_table(), &plain(), 4096, None), GOLD_FWM);
+    let o = ListOptions {
+        stats: true,
+        ..plain()
+    };
+    assert_eq!(render(&fwmark_table(), &o, 4096, None), GOLD_FWM_STATS);
+}
+
+#[test]
+fn fwmark_services_save_as_dash_f() {
+    let mut s = String::new();
+    save_rules(&mut s, &fwmark_table()).unwrap();
+    assert_eq!(
+        s,
+        concat!(
+            "-A -t 198.18.0.1:80 -s wlc\n",
+            "-a -t 198.18.0.1:80 -r 198.18.0.2:80 -g -w 1\n",
+            "-A -f 1 -s rr -p 60\n",
+            "-a -f 1 -r 198.18.2.11:0 -g -w 1\n",
+            "-a -f 1 -r 198.18.2.12:0 -g -w 1\n",
+            "-A -f 2 -6 -s wlc -p 30 -M 64\n",
+            "-a -f 2 -6 -r [2001:2::11]:0 -g -w 1\n",
+        )
+    );
+}
+
+#[test]
+fn fwmark_templates_list_as_ip() {
+    let mut t = conn(
+        Protocol::Tcp,
+        ("198.18.1.1", 0),
+        ("0.0.0.1", 0),
+        ("198.18.2.11", 0),
+        "NONE",
+        Duration::from_secs(59),
+    );
+    t.any_proto = true;
+    let c = conn(
+        Protocol::Tcp,
+        ("198.18.1.1", 40000),
+        ("198.18.0.250", 443),
+        ("198.18.2.11", 443),
+        "ESTABLISHED",
+        Duration::from_secs(899),
+    );
+    let mut s = String::new();
+    list_conns(&mut s, &[t, c], &plain()).unwrap();
+    assert_eq!(s, GOLD_FWM_CONNS);
+}
+
+const GOLD_FWM: &str = concat!(
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+    "Prot LocalAddress:Port Scheduler Flags\n",
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    "TCP  198.18.0.1:80 wlc\n",
+    "  -> 198.18.0.2:80                Route   1      0          0         \n",
+    "FWM  1 rr persistent 60\n",
+    "  -> 198.18.2.11:0                Route   1      2          0         \n",
+    "  -> 198.18.2.12:0                Route   1      0          1         \n",
+    "FWM  2 IPv6 wlc persistent 30 mask 64\n",
+    "  -> [2001:2::11]:0               Route   1      0          0         \n",
+);
+
+const GOLD_FWM_STATS: &str = concat!(
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+    "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+    "  -> RemoteAddress:Port\n",
+    "TCP  198.18.0.1:80                       0        0        0        0        0\n",
+    "  -> 198.18.0.2:80                       0        0        0        0        0\n",
+    "FWM  1                                   3       30        0     1800        0\n",
+    "  -> 198.18.2.11:0                       2       20        0     1200        0\n",
+    "  -> 198.18.2.12:0                       1       10        0      600        0\n",
+    "FWM  2 IPv6                              0        0        0        0        0\n",
+    "  -> [2001:2::11]:0                      0        0        0        0        0\n",
+);
+
+const GOLD_FWM_CONNS: &str = concat!(
+    "IPVS connection entries\n",
+    "pro expire state       source             virtual            destination\n",
+    "IP  00:59  NONE        198.18.1.1:0       0.0.0.1:0          198.18.2.11:0\n",
+    "TCP 14:59  ESTABLISHED 198.18.1.1:40000   198.18.0.250:443   198.18.2.11:443\n",
+);

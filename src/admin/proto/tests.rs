@@ -86,6 +86,7 @@ fn live_counters_and_rates_reach_the_listing() {
         proto: crate::service::Protocol::Tcp,
         addr: "198.18.0.250".parse().unwrap(),
         port: 80,
+        fwmark: 0,
     };
     let mut view = Fake::default();
     view.live.push((
@@ -159,6 +160,7 @@ fn live_counters_and_rates_reach_the_listing() {
 fn connections_listing() {
     let mut view = Fake::default();
     view.conns.push(ConnView {
+        any_proto: false,
         proto: crate::service::Protocol::Tcp,
         caddr: "198.18.5.1".parse().unwrap(),
         cport: 50937,
@@ -268,6 +270,7 @@ fn a_dest_the_data_plane_serves_locally_lists_as_local_and_saves_as_g() {
         proto: crate::service::Protocol::Tcp,
         addr: "198.18.0.250".parse().unwrap(),
         port: 80,
+        fwmark: 0,
     };
     let mut view = Fake::default();
     view.live.push((

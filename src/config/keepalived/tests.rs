@@ -322,3 +322,61 @@ fn wrong_tunnel_words_are_named_with_their_line() {
         "{w:?}"
     );
 }
+
+#[test]
+fn fwmark_and_group_virtual_servers_are_mapped() {
+    let conf = "virtual_server_group web {\n  198.18.0.1-3 80\n  198.18.0.20 443\n  fwmark 7\n  198.18.0.30\n}\n\
+virtual_server group web {\n  lb_algo rr\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n  }\n}\n\
+virtual_server fwmark 1 {\n  lb_algo rr\n  lb_kind DR\n  persistence_timeout 60\n  real_server 198.18.0.12 80 {\n  }\n}\n\
+virtual_server fwmark 2 {\n  lb_kind NAT\n  real_server 198.18.0.13 8080 {\n  }\n}\n";
+    let (toml, w) = import(conf);
+    assert!(
+        toml.contains(
+            "name = \"web\"\nmembers = [\"198.18.0.1-3:80\", \"198.18.0.20:443\", \"fwmark 7\"]"
+        ),
+        "{toml}"
+    );
+    assert!(toml.contains("group = \"web\""), "{toml}");
+    assert!(toml.contains("fwmark = 1"), "{toml}");
+    // DR servers of a group or fwmark service take each service's port.
+    assert!(toml.contains("address = \"198.18.0.11\"\n"), "{toml}");
+    assert!(toml.contains("address = \"198.18.0.12\"\n"), "{toml}");
+    assert!(toml.contains("address = \"198.18.0.13:8080\"\n"), "{toml}");
+    // Warnings: the member without a port, and each mark's missing rule.
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(
+        lines,
+        [
+            (4, "fwmark"),
+            (5, "198.18.0.30"),
+            (13, "virtual_server"),
+            (20, "virtual_server")
+        ],
+        "{w:?}"
+    );
+    assert!(
+        w[2].message.contains("add a [[fwmark]] rule with mark = 1"),
+        "{}",
+        w[2].message
+    );
+    // `check` accepts the result (without rules nothing reaches the fwmark
+    // services, as with IPVS without the iptables rules).
+    let c = crate::config::parse_str(&toml, "out.toml").expect("the import parses");
+    let keys: Vec<String> = c
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "TCP 198.18.0.1:80",
+            "TCP 198.18.0.2:80",
+            "TCP 198.18.0.3:80",
+            "TCP 198.18.0.20:443",
+            "FWM  7",
+            "FWM  1",
+            "FWM  2"
+        ]
+    );
+}

@@ -16,6 +16,7 @@
 
 mod checkers;
 mod common;
+mod fwmark;
 mod global;
 mod real_server;
 mod virtual_server;
@@ -159,22 +160,101 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
                 .map(|v| v.virtual_router_id)
         })?);
     }
-    let mut virtual_servers = Vec::with_capacity(raw.virtual_server.len());
+    let fwmarks = fwmark::rules(raw.fwmark)?;
+    let groups = fwmark::groups(raw.virtual_server_group)?;
+    let mut used_groups = HashSet::new();
+    let mut virtual_servers: Vec<super::VirtualServer> =
+        Vec::with_capacity(raw.virtual_server.len());
     let mut keys = HashSet::new();
     for v in raw.virtual_server {
-        let addr_span = v.get_ref().address.span();
-        let vs = virtual_server::virtual_server(v.into_inner())?;
-        if !keys.insert((vs.protocol, vs.address)) {
-            return fail(
-                addr_span,
-                format!(
-                    "duplicate virtual_server {} {}",
-                    vs.protocol.name(),
-                    vs.address
-                ),
-            );
+        let (vs_span, raw_vs) = (v.span(), v.into_inner());
+        // Exactly one of address, fwmark and group says what it serves.
+        let (targets, key_span) = match (&raw_vs.address, &raw_vs.fwmark, &raw_vs.group) {
+            (Some(a), None, None) => (
+                vec![fwmark::Target::Addr(common::parse_sockaddr(
+                    a,
+                    "virtual_server address",
+                    None,
+                )?)],
+                a.span(),
+            ),
+            (None, Some(m), None) => {
+                let mark = fwmark::mark(m, "fwmark")?;
+                let v6 = fwmark::mark_family(&fwmarks, mark, m.span())?;
+                (vec![fwmark::Target::Fwmark(mark, v6)], m.span())
+            }
+            (None, None, Some(g)) => {
+                let Some(group) = groups.iter().find(|x| x.name == *g.get_ref()) else {
+                    return fail(
+                        g.span(),
+                        format!(
+                            "group `{}`: no [[virtual_server_group]] of that name",
+                            g.get_ref()
+                        ),
+                    );
+                };
+                if !used_groups.insert(group.name.clone()) {
+                    return fail(
+                        g.span(),
+                        format!(
+                            "virtual_server_group {} is already served by another virtual_server",
+                            group.name
+                        ),
+                    );
+                }
+                let mut targets = Vec::new();
+                for m in &group.members {
+                    let t = fwmark::member(m, &fwmarks)?;
+                    if let Some(first) = targets.first().or(t.first()).copied()
+                        && t.iter()
+                            .any(|x| x.anchor().is_ipv4() != first.anchor().is_ipv4())
+                    {
+                        return fail(
+                            m.span(),
+                            format!(
+                                "group member `{}` is not of the family of the group's first member",
+                                m.get_ref()
+                            ),
+                        );
+                    }
+                    targets.extend(t);
+                }
+                (targets, g.span())
+            }
+            _ => {
+                return fail(
+                    vs_span,
+                    "a virtual_server names exactly one of `address`, `fwmark` and `group`",
+                );
+            }
+        };
+        let first = virtual_server::virtual_server(raw_vs, targets[0], key_span.clone())?;
+        for t in targets {
+            let mut vs = first.clone();
+            match t {
+                fwmark::Target::Addr(a) => vs.address = a,
+                fwmark::Target::Fwmark(m, _) => {
+                    vs.fwmark = m;
+                    vs.address = t.anchor();
+                }
+            }
+            // DR and TUN keep the packet's port: each member's real servers
+            // take that member's port, as ipvsadm gives them the service's.
+            if matches!(
+                vs.lb_kind,
+                super::FwdMethod::Route | super::FwdMethod::Tunnel
+            ) {
+                let port = vs.address.port();
+                for rs in &mut vs.real_servers {
+                    rs.address.set_port(port);
+                }
+            }
+            let key = vs.spec().key;
+            if !keys.insert(key) {
+                return fail(key_span, format!("duplicate virtual_server {key}"));
+            }
+            virtual_servers.push(vs);
         }
-        virtual_servers.push(vs);
     }
     let announce = match raw.announce {
         Some(a) => Some(global::announce(a, &virtual_servers)?),
@@ -188,5 +268,6 @@ pub(crate) fn validate(mut raw: RawConfig) -> R<Config> {
         vrrp_sync_groups,
         virtual_servers,
         announce,
+        fwmarks,
     })
 }

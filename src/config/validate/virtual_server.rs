@@ -12,6 +12,7 @@ use super::common::{
     MAX_TIMEOUT_SECS, R, fail, int_in, keyword, once, parse_ip, parse_sockaddr, same_family,
     script_line, timeout_secs,
 };
+use super::fwmark::Target;
 use super::real_server::real_server;
 
 /// IPVS_SVC_PERSISTENT_TIMEOUT: `-p` / `persistence_timeout` without a value.
@@ -30,8 +31,19 @@ fn lb_kind(s: &S<String>) -> R<FwdMethod> {
     )
 }
 
-pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
-    let address = parse_sockaddr(&v.address, "virtual_server address", None)?;
+/// The virtual server serving `target` (its first one for a group: the
+/// caller copies it to the others); `key_span` is where its `address`,
+/// `fwmark` or `group` is written.
+pub(super) fn virtual_server(
+    v: RawVirtualServer,
+    target: Target,
+    key_span: std::ops::Range<usize>,
+) -> R<VirtualServer> {
+    let address = target.anchor();
+    let fwmark = match target {
+        Target::Fwmark(m, _) => m,
+        Target::Addr(_) => 0,
+    };
     let vip = address.ip();
     let protocol = match &v.protocol {
         None => Protocol::Tcp,
@@ -84,17 +96,18 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
             granularity(g, vip)?
         }
     };
-    if address.port() == 0 && persistence_timeout.is_none() {
+    if fwmark == 0 && address.port() == 0 && persistence_timeout.is_none() {
         // ipvsadm: a port-0 service matches every port, which only makes
         // sense when a client sticks to one server for all of them.
         return fail(
-            v.address.span(),
+            key_span.clone(),
             "port 0 (all ports) needs persistence_timeout, as in ipvsadm",
         );
     }
     let sched_flags = sched_flags(v.sched_flags.iter().flatten(), lb_algo)?;
     let ops = match &v.ops {
-        Some(o) if *o.get_ref() && protocol != Protocol::Udp => {
+        // A fwmark service serves TCP and UDP: ops applies to its UDP.
+        Some(o) if *o.get_ref() && protocol != Protocol::Udp && fwmark == 0 => {
             return fail(
                 o.span(),
                 "ops (one-packet scheduling) is only for UDP services",
@@ -178,7 +191,15 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
             n
         }
     };
-    let local_address = local_address(&v, kind)?;
+    // ha_suspend waits for the virtual server's address on the director;
+    // a fwmark service has none.
+    if fwmark != 0 && v.ha_suspend == Some(true) {
+        return fail(
+            key_span.clone(),
+            "ha_suspend needs the virtual server's address, which a fwmark service has not",
+        );
+    }
+    let local_address = local_address(&v, kind, key_span.clone())?;
     let pool = local_address.first().copied();
     let mut real_servers: Vec<RealServer> = Vec::with_capacity(v.real_server.len());
     let mut seen: HashSet<SocketAddr> = HashSet::new();
@@ -226,6 +247,7 @@ pub(super) fn virtual_server(v: RawVirtualServer) -> R<VirtualServer> {
     Ok(VirtualServer {
         protocol,
         address,
+        fwmark,
         lb_algo,
         lb_kind: kind,
         persistence_timeout,
@@ -297,7 +319,11 @@ fn sched_flags<'a>(
 
 /// FULLNAT's source addresses toward the real servers: required there, one
 /// family, none twice; refused with any other lb_kind.
-fn local_address(v: &RawVirtualServer, kind: FwdMethod) -> R<Vec<IpAddr>> {
+fn local_address(
+    v: &RawVirtualServer,
+    kind: FwdMethod,
+    key_span: std::ops::Range<usize>,
+) -> R<Vec<IpAddr>> {
     if kind != FwdMethod::FullNat {
         return match v.local_address.first() {
             Some(s) => fail(s.span(), "local_address is only used with lb_kind FULLNAT"),
@@ -306,7 +332,7 @@ fn local_address(v: &RawVirtualServer, kind: FwdMethod) -> R<Vec<IpAddr>> {
     }
     if v.local_address.is_empty() {
         return fail(
-            v.lb_kind.as_ref().map_or(v.address.span(), S::span),
+            v.lb_kind.as_ref().map_or(key_span, S::span),
             "lb_kind FULLNAT needs local_address (the source addresses toward the real servers)",
         );
     }

@@ -30,6 +30,35 @@ fn mask_addr(a: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
+/// The address a fwmark service's templates are keyed by: the mark in the
+/// first 32 bits, as `ip_vs_sched_persist` fills `vaddr` (`.ip =
+/// htonl(svc->fwmark)`).
+pub(crate) fn fwmark_addr(mark: u32, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6((u128::from(mark) << 96).into())
+    } else {
+        IpAddr::V4(mark.into())
+    }
+}
+
+/// A persistence template's key: `<proto, snet, 0, vaddr, vport>`, or for a
+/// fwmark service `<IP, snet, 0, mark, 0>` so that one template covers
+/// every port and protocol of the mark (`IPPROTO_IP` has no variant here:
+/// the nominal `Tcp` of fwmark keys stands for it).
+fn template_tuple(flow: &NewFlow, fwmark: u32, snet: IpAddr, tvport: u16) -> Tuple {
+    if fwmark != 0 {
+        Tuple::new(
+            Protocol::Tcp,
+            snet,
+            0,
+            fwmark_addr(fwmark, snet.is_ipv6()),
+            0,
+        )
+    } else {
+        Tuple::new(flow.proto, snet, 0, flow.vaddr, tvport)
+    }
+}
+
 impl ConnTable {
     /// `ip_vs_check_template` failing: unhash the template so it is never
     /// found again and let it die on its own timer (it keeps its
@@ -125,17 +154,20 @@ impl ConnTable {
         let one_packet = service.ops && flow.proto == Protocol::Udp;
         let persistence = service.persistence;
         let svc_port = service.key.port;
+        let fwmark = service.key.fwmark;
 
         // Persistence: find a usable template first.
         let mut tpl: Option<u32> = None;
         let mut tpl_key = None;
         if persistence.is_some() {
             let snet = mask_addr(flow.caddr, service.persistence_prefix);
-            let tvport = if svc_port == FTP_PORT { 0 } else { flow.vport };
+            let tvport = if svc_port == FTP_PORT || fwmark != 0 {
+                0
+            } else {
+                flow.vport
+            };
             tpl_key = Some((snet, tvport));
-            if let Some(t) =
-                self.find::<KIND_TPL>(Tuple::new(flow.proto, snet, 0, flow.vaddr, tvport))
-            {
+            if let Some(t) = self.find::<KIND_TPL>(template_tuple(flow, fwmark, snet, tvport)) {
                 let usable = service
                     .dests
                     .get(self.slab[t as usize].dest.dest as usize)
@@ -170,7 +202,8 @@ impl ConnTable {
         };
         let dest = &service.dests[d];
         let (daddr, fwd) = (dest.addr, dest.fwd);
-        let dport = if flow.vport == svc_port && dest.port != 0 {
+        // A fwmark service's dest without a port takes the packet's.
+        let dport = if (flow.vport == svc_port || fwmark != 0) && dest.port != 0 {
             dest.port
         } else {
             flow.vport
@@ -233,6 +266,12 @@ impl ConnTable {
         };
         if let (Some((snet, tvport)), None) = (tpl_key, tpl) {
             let t = Conn {
+                proto: if fwmark != 0 { Protocol::Tcp } else { c.proto },
+                vaddr: if fwmark != 0 {
+                    fwmark_addr(fwmark, snet.is_ipv6())
+                } else {
+                    c.vaddr
+                },
                 caddr: snet,
                 cport: 0,
                 vport: tvport,

@@ -141,7 +141,7 @@ impl ConnTable {
                     pkts,
                 );
                 if send {
-                    let r = self.record(cur, t_ns);
+                    let r = self.record(cur, t_ns, services);
                     let m = &mut self.sync_state;
                     if m.outbox.len() < SYNC_OUTBOX {
                         m.outbox.push(r);
@@ -166,8 +166,13 @@ impl ConnTable {
     }
 
     /// Entry `i` as a sync record.
-    fn record(&self, i: usize, timeout_ns: u64) -> SyncRecord {
+    fn record(&self, i: usize, timeout_ns: u64, services: &ServiceTable) -> SyncRecord {
         let c = self.slab[i].decode(self.clock);
+        // A fwmark service's conns carry its mark (`cp->fwmark`).
+        let fwmark = services
+            .services
+            .get(c.dest.svc as usize)
+            .map_or(0, |s| s.key.fwmark);
         SyncRecord {
             proto: c.proto,
             fwd: c.fwd,
@@ -182,7 +187,7 @@ impl ConnTable {
             daddr: c.daddr,
             dport: c.dport,
             local: Some((c.laddr, c.lport)),
-            fwmark: 0,
+            fwmark,
             timeout: u32::try_from(timeout_ns / 1_000_000_000).unwrap_or(u32::MAX),
         }
     }
@@ -196,7 +201,7 @@ impl ConnTable {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID))
-            .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services)))
+            .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services), services))
             .collect();
         out.sort_by_key(|r| !r.template);
         out
@@ -205,13 +210,19 @@ impl ConnTable {
     /// `(svc, dest)` of real server `daddr:dport` of the virtual service
     /// `r` names (`ip_vs_find_dest`).
     fn synced_dest(r: &SyncRecord, services: &ServiceTable) -> Option<DestRef> {
+        // A marked conn or template: the fwmark service of its mark and
+        // family (`ip_vs_find_dest` with the fwmark).
+        let by_mark = (r.fwmark != 0)
+            .then(|| services.lookup(&ServiceKey::fwmark(r.fwmark, r.caddr.is_ipv6())))
+            .flatten();
         let key = ServiceKey {
             proto: r.proto,
             addr: r.vaddr,
             port: r.vport,
+            fwmark: 0,
         };
-        let svc = services
-            .lookup(&key)
+        let svc = by_mark
+            .or_else(|| services.lookup(&key))
             .or_else(|| services.lookup(&ServiceKey { port: 0, ..key }))
             .or_else(|| {
                 // A port-less (FTP) template: the service on port 21.

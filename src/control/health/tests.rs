@@ -694,6 +694,7 @@ fn the_view_follows_events() {
             proto: crate::service::Protocol::Udp,
             addr: "198.18.0.1".parse().unwrap(),
             port: 1,
+            fwmark: 0,
         },
         sorry_active: true,
     });

@@ -204,7 +204,14 @@ pub fn render(s: &Status) -> Result<String> {
         &svc_labels,
     )?;
     for svc in &s.services {
-        let (addr, port) = (svc.address.to_string(), svc.port.to_string());
+        // node_exporter labels a fwmark service (procfs's `FWM` line)
+        // with an empty local_address, port 0 and its mark.
+        let addr = match svc.fwmark {
+            Some(_) => String::new(),
+            None => svc.address.to_string(),
+        };
+        let port = svc.port.to_string();
+        let mark = svc.fwmark.map(|m| m.to_string()).unwrap_or_default();
         let sl = [addr.as_str(), port.as_str(), svc.protocol];
         for (c, v) in svc_counters.iter().zip(traffic_values(&svc.traffic)) {
             c.with_label_values(&sl).inc_by(v);
@@ -235,7 +242,7 @@ pub fn render(s: &Status) -> Result<String> {
                     raddr.as_str(),
                     rport.as_str(),
                     svc.protocol,
-                    "",
+                    mark.as_str(),
                 ];
                 active
                     .with_label_values(&bl)
@@ -688,6 +695,7 @@ mod tests {
             uptime_seconds: 1.5,
             services: vec![ServiceStatus {
                 protocol: "TCP",
+                fwmark: None,
                 address: "198.18.0.250".parse().unwrap(),
                 port: 80,
                 scheduler: "rr",
@@ -760,6 +768,17 @@ mod tests {
                 ..SyncStatus::default()
             },
         }
+    }
+
+    #[test]
+    fn fwmark_services_label_as_node_exporter_does() {
+        let mut st = status();
+        st.services[0].protocol = "FWM";
+        st.services[0].fwmark = Some(7);
+        st.services[0].address = "0.0.0.0".parse().unwrap();
+        st.services[0].port = 0;
+        let t = render(&st).unwrap();
+        assert!(t.contains("node_ipvs_backend_weight{local_address=\"\",local_mark=\"7\",local_port=\"0\",proto=\"FWM\",remote_address=\"198.18.0.11\",remote_port=\"80\"} 1"), "{t}");
     }
 
     #[test]

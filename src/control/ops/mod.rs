@@ -70,8 +70,10 @@ pub struct RealServerStatus {
 /// One virtual service.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServiceStatus {
-    /// `TCP` or `UDP`.
+    /// `TCP` or `UDP`; `FWM` for a fwmark service (procfs's word).
     pub protocol: &'static str,
+    /// A fwmark service's mark (its address is then unspecified, port 0).
+    pub fwmark: Option<u32>,
     pub address: IpAddr,
     pub port: u16,
     pub scheduler: &'static str,

@@ -86,7 +86,13 @@ pub fn active_specs(specs: &[ServiceSpec], inactive: &BTreeSet<IpAddr>) -> Vec<S
     specs
         .iter()
         .filter(|s| !inactive.contains(&s.key.addr))
-        .cloned()
+        .map(|s| {
+            // A fwmark service's traffic is what its rules match: only the
+            // rules to active VIPs stay.
+            let mut s = s.clone();
+            s.fwmark_matches.retain(|m| !inactive.contains(&m.addr));
+            s
+        })
         .collect()
 }
 

@@ -112,6 +112,7 @@ fn next_hops_follow_both_new_servers_and_new_neighbour_macs() {
         proto: Protocol::Tcp,
         addr: "198.18.0.100".parse().unwrap(),
         port: 80,
+        fwmark: 0,
     };
     let d = |a: &str| DestSpec::new(a.parse().unwrap(), 80, FwdMethod::Route);
     let spec = ServiceSpec::new(

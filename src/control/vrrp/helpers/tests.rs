@@ -90,6 +90,7 @@ fn spec(addr: &str, port: u16) -> ServiceSpec {
             proto: L4::Tcp,
             addr: ip(addr),
             port,
+            fwmark: 0,
         },
         sched: SchedKind::Rr,
         sched_flags: SchedFlags::default(),
@@ -97,6 +98,7 @@ fn spec(addr: &str, port: u16) -> ServiceSpec {
         persistence_prefix: 32,
         ops: false,
         local_addrs: vec![],
+        fwmark_matches: Vec::new(),
         dests: vec![],
     }
 }
