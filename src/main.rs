@@ -45,8 +45,9 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Print the lb.toml equivalent of a keepalived.conf on stdout; every
-    /// keyword that cannot be mapped is named on stderr with its line.
+    /// Print the lb.toml equivalent of a keepalived.conf on stdout,
+    /// following its includes; every keyword that cannot be mapped is
+    /// named on stderr as FILE:LINE.
     ImportKeepalived {
         /// The keepalived.conf to convert.
         file: PathBuf,
@@ -177,18 +178,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::ImportKeepalived { file } => match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                let (toml, warnings) = config::keepalived::import(&text);
+        Cmd::ImportKeepalived { file } => match config::keepalived::import_file(&file) {
+            Ok((toml, warnings)) => {
                 print!("{toml}");
                 for w in warnings {
-                    eprintln!(
-                        "{}:{}: {}: {}",
-                        file.display(),
-                        w.line,
-                        w.keyword,
-                        w.message
-                    );
+                    // FILE:LINE: keyword: message, FILE the one the line is in.
+                    let at = w.file.as_deref().unwrap_or(&file);
+                    eprintln!("{}:{}: {}: {}", at.display(), w.line, w.keyword, w.message);
                 }
                 ExitCode::SUCCESS
             }

@@ -295,6 +295,7 @@ fn every_supported_keyword() {
 #[test]
 fn warnings_name_line_and_keyword() {
     let w = Warning {
+        file: None,
         line: 7,
         keyword: "smtp_server".into(),
         message: "not supported by lvsfwd, dropped".into(),
@@ -302,5 +303,13 @@ fn warnings_name_line_and_keyword() {
     assert_eq!(
         w.to_string(),
         "line 7: smtp_server: not supported by lvsfwd, dropped"
+    );
+    let w = Warning {
+        file: Some("conf.d/a.conf".into()),
+        ..w
+    };
+    assert_eq!(
+        w.to_string(),
+        "conf.d/a.conf:7: smtp_server: not supported by lvsfwd, dropped"
     );
 }

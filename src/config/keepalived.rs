@@ -8,8 +8,12 @@
 //! its line, never silently dropped.
 //!
 //! Choices:
-//! - `include` is not followed: [`import`] is pure (text in, text out), and
-//!   a glob of files would need the file system; each include is reported.
+//! - `include PATTERN` is followed by [`import_file`] as keepalived follows
+//!   it (globs, paths relative to the including file's directory, nesting;
+//!   see the `include` module); every warning names its file and line.
+//!   [`import`] stays pure (text in, text out) and reports each include.
+//! - `lvs_timeouts tcp N tcpfin N udp N` (any subset) becomes `[timeouts]`
+//!   `tcp`, `tcp_fin`, `udp`.
 //! - `nb_get_retry` is written as `retry` (its current keepalived name).
 //! - `lvs_sched`/`lvs_method` are keepalived's aliases of `lb_algo` and
 //!   `lb_kind`; `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback` become
@@ -57,11 +61,21 @@
 //! MISC_CHECK's user): all reported with their line.
 
 use std::fmt::{self, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+mod include;
+
+pub use include::import_file;
 
 /// A keepalived keyword that could not be mapped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Warning {
-    /// 1-based line in keepalived.conf.
+    /// The file the line is in: `None` for the text given to [`import`],
+    /// the file's path (as the include pattern found it) with
+    /// [`import_file`].
+    pub file: Option<PathBuf>,
+    /// 1-based line in that file.
     pub line: usize,
     pub keyword: String,
     pub message: String,
@@ -69,14 +83,53 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}: {}", self.line, self.keyword, self.message)
+        match &self.file {
+            Some(file) => write!(f, "{}:", file.display())?,
+            None => f.write_str("line ")?,
+        }
+        write!(f, "{}: {}: {}", self.line, self.keyword, self.message)
     }
+}
+
+/// Where a line comes from: its file (`None`: the text given to
+/// [`import`]) and 1-based line there.
+#[derive(Clone, Debug, PartialEq, Default)]
+struct Origin {
+    file: Option<Rc<Path>>,
+    line: usize,
+}
+
+/// One line of the configuration once includes are spliced in.
+#[derive(Clone, Debug)]
+struct SrcLine {
+    at: Origin,
+    text: String,
+}
+
+/// A warning and its place in the spliced configuration, by which the
+/// warnings are ordered.
+type Placed = (usize, Warning);
+
+fn placed(seq: usize, at: &Origin, keyword: &str, message: impl Into<String>) -> Placed {
+    (
+        seq,
+        Warning {
+            file: at.file.as_deref().map(Path::to_path_buf),
+            line: at.line,
+            keyword: keyword.to_string(),
+            message: message.into(),
+        },
+    )
 }
 
 /// One statement: a keyword, its values, and its block if it has one.
 #[derive(Clone, Debug, PartialEq)]
 struct Node {
+    /// Line in its file ([`Node::at`] has the file).
     line: usize,
+    at: Origin,
+    /// Index of the statement's line in the spliced configuration.
+    seq: usize,
     words: Vec<String>,
     block: Option<Vec<Node>>,
 }
@@ -143,58 +196,70 @@ fn tokenize(line: &str) -> Vec<Tok> {
     out
 }
 
+/// The lines of `text`, from no file.
+fn text_lines(text: &str) -> Vec<SrcLine> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| SrcLine {
+            at: Origin {
+                file: None,
+                line: i + 1,
+            },
+            text: l.to_string(),
+        })
+        .collect()
+}
+
+/// Builds the statement tree of `text`; brace errors become warnings.
+#[cfg(test)]
+fn parse_tree(text: &str, warnings: &mut Vec<Placed>) -> Vec<Node> {
+    parse_lines(&text_lines(text), warnings)
+}
+
 /// Builds the statement tree; brace errors become warnings.
-fn parse_tree(text: &str, warnings: &mut Vec<Warning>) -> Vec<Node> {
+fn parse_lines(lines: &[SrcLine], warnings: &mut Vec<Placed>) -> Vec<Node> {
     // Stack of open blocks; the bottom is the file.
     let mut stack: Vec<(Vec<Node>, Option<Node>)> = vec![(Vec::new(), None)];
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
+    for (seq, src) in lines.iter().enumerate() {
+        let line_no = src.at.line;
+        let node = |words: Vec<String>| Node {
+            line: line_no,
+            at: src.at.clone(),
+            seq,
+            words,
+            block: None,
+        };
         let mut words: Vec<String> = Vec::new();
-        for tok in tokenize(line) {
+        for tok in tokenize(&src.text) {
             match tok {
                 Tok::Word(w) => words.push(w),
                 Tok::Open => {
                     let top = stack.last_mut().map(|t| &mut t.0);
                     let node = if !words.is_empty() {
-                        Node {
-                            line: line_no,
-                            words: std::mem::take(&mut words),
-                            block: None,
-                        }
+                        node(std::mem::take(&mut words))
                     } else if let Some(prev) = top.and_then(|t| t.pop_if(|n| n.block.is_none())) {
                         // `{` alone on the line after its keyword.
                         prev
                     } else {
-                        warnings.push(Warning {
-                            line: line_no,
-                            keyword: "{".into(),
-                            message: "block without a keyword, ignored".into(),
-                        });
-                        Node {
-                            line: line_no,
-                            words: Vec::new(),
-                            block: None,
-                        }
+                        warnings.push(placed(
+                            seq,
+                            &src.at,
+                            "{",
+                            "block without a keyword, ignored",
+                        ));
+                        node(Vec::new())
                     };
                     stack.push((Vec::new(), Some(node)));
                 }
                 Tok::Close => {
                     if !words.is_empty() {
-                        let n = Node {
-                            line: line_no,
-                            words: std::mem::take(&mut words),
-                            block: None,
-                        };
+                        let n = node(std::mem::take(&mut words));
                         if let Some(t) = stack.last_mut() {
                             t.0.push(n);
                         }
                     }
                     if stack.len() == 1 {
-                        warnings.push(Warning {
-                            line: line_no,
-                            keyword: "}".into(),
-                            message: "closes no block, ignored".into(),
-                        });
+                        warnings.push(placed(seq, &src.at, "}", "closes no block, ignored"));
                         continue;
                     }
                     if let Some((children, Some(mut node))) = stack.pop() {
@@ -211,20 +276,17 @@ fn parse_tree(text: &str, warnings: &mut Vec<Warning>) -> Vec<Node> {
         if !words.is_empty()
             && let Some(t) = stack.last_mut()
         {
-            t.0.push(Node {
-                line: line_no,
-                words,
-                block: None,
-            });
+            t.0.push(node(words));
         }
     }
     while stack.len() > 1 {
         if let Some((children, Some(mut node))) = stack.pop() {
-            warnings.push(Warning {
-                line: node.line,
-                keyword: node.keyword().to_string(),
-                message: "block is not closed before the end of the file".into(),
-            });
+            warnings.push(placed(
+                node.seq,
+                &node.at,
+                node.keyword(),
+                "block is not closed before the end of the file",
+            ));
             node.block = Some(children);
             if let Some(t) = stack.last_mut() {
                 t.0.push(node);
@@ -242,16 +304,13 @@ fn s(v: &str) -> String {
 /// lb.toml text being written, with the warnings.
 struct Out {
     toml: String,
-    warnings: Vec<Warning>,
+    warnings: Vec<Placed>,
 }
 
 impl Out {
     fn warn(&mut self, n: &Node, message: impl Into<String>) {
-        self.warnings.push(Warning {
-            line: n.line,
-            keyword: n.keyword().to_string(),
-            message: message.into(),
-        });
+        self.warnings
+            .push(placed(n.seq, &n.at, n.keyword(), message));
     }
     fn unsupported(&mut self, n: &Node) {
         self.warn(n, "not supported by lvsfwd, dropped");
@@ -374,17 +433,28 @@ fn addr_port(addr: &str, port: &str) -> String {
 
 /// Converts keepalived.conf text into lb.toml text and the keywords that
 /// could not be mapped.
+///
+/// `include` cannot be followed from text alone; each is reported
+/// ([`import_file`] follows them).
 pub fn import(text: &str) -> (String, Vec<Warning>) {
+    import_lines(&text_lines(text), Vec::new())
+}
+
+/// [`import`] of spliced lines, with the warnings splicing gave.
+fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warning>) {
     let mut out = Out {
         toml: String::from("# Converted from keepalived.conf by lvsfwd import-keepalived.\n"),
-        warnings: Vec::new(),
+        warnings,
     };
-    let tree = parse_tree(text, &mut out.warnings);
+    let tree = parse_lines(lines, &mut out.warnings);
 
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
     let mut script_user: Option<(String, Option<String>)> = None;
     let mut sync_daemon: Option<String> = None;
+    // lb.toml's [timeouts] keys and values, in keepalived's order.
+    let mut timeouts: [(&str, Option<String>); 3] =
+        [("tcp", None), ("tcp_fin", None), ("udp", None)];
     for n in &tree {
         match n.keyword() {
             "global_defs" => {
@@ -401,6 +471,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
                             None => out.warn(c, "needs a user, dropped"),
                         },
                         "lvs_sync_daemon" => sync_daemon = sync_daemon_toml(&mut out, c),
+                        "lvs_timeouts" => lvs_timeouts(&mut out, c, &mut timeouts),
                         "vrrp_version" => match c.arg(0) {
                             Some(v) if toml_number(v, false).is_some() => {
                                 vrrp_version = toml_number(v, false)
@@ -419,7 +490,7 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
             | "virtual_server_group" => {}
             "include" => out.warn(
                 n,
-                "not followed; import the included files separately and merge them",
+                "not followed from text; `lvsfwd import-keepalived FILE` follows it",
             ),
             _ => out.unsupported(n),
         }
@@ -452,6 +523,14 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
             out.toml.push_str(t);
         }
     }
+    if timeouts.iter().any(|t| t.1.is_some()) {
+        out.toml.push_str("\n[timeouts]\n");
+        for (k, v) in &timeouts {
+            if let Some(v) = v {
+                out.line("", k, v);
+            }
+        }
+    }
     for n in tree.iter().filter(|n| n.keyword() == "vrrp_instance") {
         vrrp_instance(&mut out, n, vrrp_version.as_deref());
     }
@@ -470,8 +549,48 @@ pub fn import(text: &str) -> (String, Vec<Warning>) {
     for n in tree.iter().filter(|n| n.keyword() == "virtual_server") {
         virtual_server(&mut out, n);
     }
-    out.warnings.sort_by_key(|w| w.line);
-    (out.toml, out.warnings)
+    // Stable: the warnings of one line keep the order they were found in.
+    out.warnings.sort_by_key(|w| w.0);
+    (out.toml, out.warnings.into_iter().map(|w| w.1).collect())
+}
+
+/// keepalived's `lvs_timeouts [tcp N] [tcpfin N] [udp N]` (any subset,
+/// any order, the last of a repeated one kept) into `timeouts`. As
+/// keepalived does, a bad value or an unknown option is reported and the
+/// rest read; 0, which keepalived reads as "leave the kernel's value", is
+/// left out (lb.toml's default applies, and lb.toml refuses 0).
+fn lvs_timeouts(out: &mut Out, n: &Node, timeouts: &mut [(&str, Option<String>); 3]) {
+    if n.args().len() < 2 {
+        out.warn(n, "needs at least one of tcp N, tcpfin N, udp N");
+    }
+    let mut words = n.args().iter();
+    while let Some(w) = words.next() {
+        let slot = match w.as_str() {
+            "tcp" => 0,
+            "tcpfin" => 1,
+            "udp" => 2,
+            other => {
+                out.warn(n, format!("`{other}`: not an lvs_timeouts option, dropped"));
+                continue;
+            }
+        };
+        let Some(v) = words.next() else {
+            out.warn(n, format!("{w} needs a value, dropped"));
+            continue;
+        };
+        // keepalived's read_unsigned_strvec: 0 to LVS_MAX_TIMEOUT (31 days).
+        match v.parse::<u64>() {
+            Ok(0) => out.warn(
+                n,
+                format!("{w} 0 leaves the timeout unchanged; lb.toml's default applies"),
+            ),
+            Ok(secs) if secs <= 86400 * 31 => timeouts[slot].1 = Some(secs.to_string()),
+            _ => out.warn(
+                n,
+                format!("{w} `{v}` is not a number of seconds from 0 to 2678400, dropped"),
+            ),
+        }
+    }
 }
 
 /// keepalived's `lvs_sync_daemon IF INSTANCE [id N] [maxlen N] [port N]

@@ -42,10 +42,10 @@ fn tree_with_brace_on_next_line_and_unbalanced_braces() {
     assert_eq!(t[0].children()[0].line, 3);
     assert_eq!(words(&t[1]), ["c"]);
     assert_eq!(w.len(), 1);
-    assert_eq!((w[0].line, w[0].keyword.as_str()), (5, "c"));
+    assert_eq!((w[0].1.line, w[0].1.keyword.as_str()), (5, "c"));
     let mut w = Vec::new();
     parse_tree("}\n", &mut w);
-    assert_eq!(w[0].message, "closes no block, ignored");
+    assert_eq!(w[0].1.message, "closes no block, ignored");
 }
 
 #[test]
@@ -379,4 +379,80 @@ virtual_server fwmark 2 {\n  lb_kind NAT\n  real_server 198.18.0.13 8080 {\n  }\
             "FWM  2"
         ]
     );
+}
+
+#[test]
+fn lvs_timeouts_any_subset_to_timeouts() {
+    use std::time::Duration;
+    let d = crate::config::Timeouts::default();
+    // A subset in any order; a repeated option keeps the last value.
+    let (toml, w) =
+        import("global_defs {\n lvs_timeouts udp 60 tcp 7200\n lvs_timeouts tcp 3600\n}\n");
+    assert_eq!(w, []);
+    assert!(
+        toml.contains("\n[timeouts]\ntcp = 3600\nudp = 60\n"),
+        "{toml}"
+    );
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(c.timeouts.tcp, Duration::from_secs(3600));
+    assert_eq!(c.timeouts.tcp_fin, d.tcp_fin);
+    assert_eq!(c.timeouts.udp, Duration::from_secs(60));
+
+    let (toml, _) = import("global_defs {\n lvs_timeouts tcpfin 30\n}\n");
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(c.timeouts.tcp_fin, Duration::from_secs(30));
+    assert_eq!((c.timeouts.tcp, c.timeouts.udp), (d.tcp, d.udp));
+    // keepalived's maximum, 31 days, is lb.toml's too.
+    let (toml, w) = import("global_defs {\n lvs_timeouts udp 2678400\n}\n");
+    assert_eq!(w, []);
+    crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+}
+
+#[test]
+fn lvs_timeouts_bad_values_named_with_their_line() {
+    let (toml, w) = import(
+        "global_defs {\n lvs_timeouts\n lvs_timeouts tcp x tcpfin 0 bogus udp 2678401\n \
+         lvs_timeouts udp 10 tcp\n}\n",
+    );
+    let got: Vec<(usize, &str, &str)> = w
+        .iter()
+        .map(|w| (w.line, w.keyword.as_str(), w.message.as_str()))
+        .collect();
+    let kw = "lvs_timeouts";
+    assert_eq!(
+        got,
+        [
+            (2, kw, "needs at least one of tcp N, tcpfin N, udp N"),
+            (
+                3,
+                kw,
+                "tcp `x` is not a number of seconds from 0 to 2678400, dropped"
+            ),
+            (
+                3,
+                kw,
+                "tcpfin 0 leaves the timeout unchanged; lb.toml's default applies"
+            ),
+            (3, kw, "`bogus`: not an lvs_timeouts option, dropped"),
+            (
+                3,
+                kw,
+                "udp `2678401` is not a number of seconds from 0 to 2678400, dropped"
+            ),
+            (4, kw, "tcp needs a value, dropped"),
+        ]
+    );
+    // Only the good value is written.
+    assert!(toml.contains("\n[timeouts]\nudp = 10\n"), "{toml}");
+    assert!(!toml.contains("tcp ="), "{toml}");
+    crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+}
+
+#[test]
+fn import_of_text_reports_an_include() {
+    // import() has no file: the include is reported, not followed.
+    let (_, w) = import("include /x/*.conf\nbogus 1\n");
+    assert_eq!(w.len(), 2);
+    assert_eq!((w[0].file.as_ref(), w[0].line), (None, 1));
+    assert!(w[0].message.contains("not followed from text"), "{w:?}");
 }
