@@ -27,9 +27,12 @@
 //! - A non-default multicast group (`vrrp_mcast_group4 224.0.0.19` on both):
 //!   lvsfwd stays backup to a keepalived master, takes the VIP over when
 //!   keepalived is killed, a lower-priority keepalived started then stays
-//!   backup (it hears lvsfwd on the group), and takes over when lvsfwd
-//!   stops; tshark on the switch sees every advert of both go to 224.0.0.19
-//!   and none to 224.0.0.18.
+//!   backup (it hears lvsfwd on the group); a SIGHUP moving lvsfwd to
+//!   224.0.0.20 restarts its instance there (keepalived takes over, lvsfwd
+//!   no longer hears it and is master too), one moving it back makes it
+//!   master alone again; keepalived takes over when lvsfwd stops. tshark on
+//!   the switch sees keepalived's adverts and lvsfwd's go to 224.0.0.19
+//!   (lvsfwd's to 224.0.0.20 while it was moved) and none to 224.0.0.18.
 //!
 //! Measured times are printed (`--nocapture` shows them).
 #![forbid(unsafe_code)]
@@ -829,6 +832,43 @@ fn keepalived_and_lvsfwd_on_a_custom_multicast_group() {
     );
     assert!(has_vip(rig.director()));
 
+    // SIGHUP onto another group: the instance restarts there (priority 0
+    // to the old group first, so keepalived takes over), hears keepalived
+    // no more and becomes master too, as routers on different groups do.
+    const OTHER: &str = "224.0.0.20";
+    std::fs::write(&lb.config, toml.replace(GROUP, OTHER)).expect("rewrite lb.toml");
+    let hup = Instant::now();
+    run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    let ka_took = time_until(mdi(50) + Duration::from_secs(2), || has_vip(rig.peer()))
+        .map(|_| hup.elapsed())
+        .unwrap_or_else(|| panic!("keepalived did not take over when lvsfwd left {GROUP}"));
+    let lb_took = time_until(mdi(100) + Duration::from_secs(3), || {
+        has_vip(rig.director())
+    })
+    .map(|_| hup.elapsed())
+    .unwrap_or_else(|| panic!("lvsfwd on {OTHER} never became master"));
+    println!(
+        "SIGHUP to {OTHER}: keepalived master after {ka_took:?}, lvsfwd (alone on {OTHER}) \
+         after {lb_took:?}"
+    );
+    assert!(
+        lb_took >= mdi(100) - Duration::from_millis(200),
+        "{lb_took:?}"
+    );
+    // And back: lvsfwd (100) hears keepalived (50) on the group again and
+    // preempts it; keepalived hears lvsfwd and steps down.
+    std::fs::write(&lb.config, &toml).expect("rewrite lb.toml");
+    run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    assert!(
+        time_until(mdi(100) + Duration::from_secs(3), || !has_vip(rig.peer())).is_some(),
+        "keepalived kept the VIP after lvsfwd came back to {GROUP}"
+    );
+    assert!(
+        time_until(Duration::from_secs(2), || has_vip(rig.director())).is_some(),
+        "lvsfwd is not master after it came back to {GROUP}"
+    );
+    lb.assert_running();
+
     // lvsfwd stops: priority 0 to the group, keepalived takes over.
     let stopped = Instant::now();
     let st = lb.terminate();
@@ -842,19 +882,30 @@ fn keepalived_and_lvsfwd_on_a_custom_multicast_group() {
         skew(50)
     );
     assert!(over <= skew(50) + Duration::from_millis(700), "{over:?}");
-    let s = stats(&lb.stderr());
-    assert!(s["rx"] >= 3, "{s:?}");
-    assert_eq!(s["became_master"], 1, "{s:?}");
-    assert_eq!(s["pri0_tx"], 1, "{s:?}");
+    // Three runs of VI_1 (two reloads), each stopped with priority 0.
+    let err = lb.stderr();
+    let runs: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("lvsfwd: vrrp VI_1: stopped: "))
+        .collect();
+    assert_eq!(runs.len(), 3, "{err}");
+    for l in &runs {
+        let s = stats(l);
+        assert_eq!((s["became_master"], s["pri0_tx"]), (1, 1), "{l}");
+    }
+    assert!(stats(runs[0])["rx"] >= 3, "{}", runs[0]);
 
-    // What the switch saw: both routers' adverts, all to the group.
+    // What the switch saw: keepalived's adverts all to the group, lvsfwd's
+    // to the group but while it was on the other one.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = adverts_in(&pcap_s);
-    while !seen
-        .iter()
-        .any(|(src, _, p)| src == "198.18.0.2" && p == "0")
-        && Instant::now() < deadline
-    {
+    let pri0 = |seen: &[(String, String, String)]| {
+        seen.iter()
+            .filter(|(src, _, p)| src == "198.18.0.2" && p == "0")
+            .count()
+    };
+    // One per stop: two reloads and the shutdown.
+    while pri0(&seen) < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
         seen = adverts_in(&pcap_s);
     }
@@ -865,17 +916,25 @@ fn keepalived_and_lvsfwd_on_a_custom_multicast_group() {
         from("198.18.0.3") >= 4,
         "too few keepalived adverts: {seen:?}"
     );
+    let lvsfwd_to = |g: &str| {
+        seen.iter()
+            .filter(|(s, d, _)| s == "198.18.0.2" && d == g)
+            .count()
+    };
     assert!(
-        seen.iter().all(|(_, d, _)| d == GROUP),
-        "an advert not to {GROUP}: {seen:?}"
+        seen.iter()
+            .all(|(s, d, _)| d == GROUP || (s == "198.18.0.2" && d == OTHER)),
+        "an advert to neither {GROUP} nor (lvsfwd's, after the reload) {OTHER}: {seen:?}"
     );
     assert!(
-        seen.iter().any(|(s, _, p)| s == "198.18.0.2" && p == "0"),
-        "lvsfwd's priority-0 advert: {seen:?}"
+        lvsfwd_to(OTHER) >= 2,
+        "lvsfwd's adverts on {OTHER}: {seen:?}"
     );
+    assert_eq!(pri0(&seen), 3, "lvsfwd's priority-0 adverts: {seen:?}");
     println!(
-        "tshark: {} lvsfwd and {} keepalived adverts, all to {GROUP}",
-        from("198.18.0.2"),
+        "tshark: lvsfwd {} adverts to {GROUP}, {} to {OTHER}; keepalived {}, all to {GROUP}",
+        lvsfwd_to(GROUP),
+        lvsfwd_to(OTHER),
         from("198.18.0.3")
     );
 }
