@@ -153,11 +153,14 @@ fn seed001_lvs_dr_with_http_get_and_sorry_server() {
             "notification_email_from",
             "smtp_server",
             "smtp_connect_timeout",
-            "vrrp_mcast_group4",
             "192.168.0.144"
         ]
     );
-    assert!(w[5].message.contains("label eth0:0"), "{}", w[5]);
+    assert!(w[4].message.contains("label eth0:0"), "{}", w[4]);
+    assert_eq!(
+        cfg.global.vrrp_mcast_group4,
+        "224.0.29.18".parse::<std::net::Ipv4Addr>().unwrap()
+    );
 }
 
 #[test]

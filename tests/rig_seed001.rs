@@ -167,7 +167,7 @@ fn stop_rs(rig: &Rig, n: usize) {
 fn lb_toml(rig: &Rig, who: &str, state: &str, prio: u8) -> String {
     let mut s = format!(
         "[global]\nrouter_id = \"{who}\"\ninterface = [\"{IFACE}\", \"{INT}\"]\n\
-         admin_socket = \"{}\"\n\n\
+         admin_socket = \"{}\"\nvrrp_mcast_group4 = \"224.0.29.18\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"{IFACE}\"\n\
          virtual_router_id = 20\npriority = {prio}\nadvert_int = 1\nauth_type = \"PASS\"\n\
          auth_pass = \"11112222\"\nvirtual_ipaddress = [\"{VIP}/32\"]\n\n\

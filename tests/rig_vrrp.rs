@@ -24,6 +24,16 @@
 //!   Skew_Time after keepalived stops cleanly (priority 0), and serves the
 //!   IPv6 VIP.
 //!
+//! - A non-default multicast group (`vrrp_mcast_group4 224.0.0.19` on both):
+//!   lvsfwd stays backup to a keepalived master, takes the VIP over when
+//!   keepalived is killed, a lower-priority keepalived started then stays
+//!   backup (it hears lvsfwd on the group); a SIGHUP moving lvsfwd to
+//!   224.0.0.20 restarts its instance there (keepalived takes over, lvsfwd
+//!   no longer hears it and is master too), one moving it back makes it
+//!   master alone again; keepalived takes over when lvsfwd stops. tshark on
+//!   the switch sees keepalived's adverts and lvsfwd's go to 224.0.0.19
+//!   (lvsfwd's to 224.0.0.20 while it was moved) and none to 224.0.0.18.
+//!
 //! Measured times are printed (`--nocapture` shows them).
 #![forbid(unsafe_code)]
 
@@ -81,9 +91,14 @@ fn keepalived_conf(state: &str, prio: u8) -> String {
 /// Starts keepalived (VRRP only, foreground) in the peer's namespace;
 /// returns the pid of its parent process.
 fn start_keepalived(rig: &Rig, tag: &str, state: &str, prio: u8) -> u32 {
+    start_keepalived_with(rig, tag, &keepalived_conf(state, prio))
+}
+
+/// [`start_keepalived`] with the configuration `text`.
+fn start_keepalived_with(rig: &Rig, tag: &str, text: &str) -> u32 {
     let dir = rig.dir();
     let conf = dir.join(format!("keepalived-{tag}.conf"));
-    std::fs::write(&conf, keepalived_conf(state, prio)).expect("write keepalived.conf");
+    std::fs::write(&conf, text).expect("write keepalived.conf");
     let pid = dir.join(format!("keepalived-{tag}.pid"));
     let vpid = dir.join(format!("keepalived-vrrp-{tag}.pid"));
     let (c, p, v) = (
@@ -715,4 +730,211 @@ fn interface_down_is_fault_keepalived_takes_over_and_lvsfwd_comes_back() {
     http_through_vip_works(&rig, "DR through the VIP after the interface came back");
     lb.assert_running();
     assert!(lb.terminate().success());
+}
+
+/// Every VRRP frame tshark finds in `pcap`: (source, destination, priority).
+fn adverts_in(pcap: &str) -> Vec<(String, String, String)> {
+    let o = run(
+        &[
+            "tshark",
+            "-r",
+            pcap,
+            "-Y",
+            "vrrp",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "vrrp.prio",
+        ],
+        CMD_TIMEOUT,
+    );
+    o.stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() == 3).then(|| (f[0].to_string(), f[1].to_string(), f[2].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn keepalived_and_lvsfwd_on_a_custom_multicast_group() {
+    const GROUP: &str = "224.0.0.19";
+    let rig = vrrp_rig();
+    let sw = Host {
+        role: Role::Client,
+        ns: rig.switch_ns().to_string(),
+        mac: String::new(),
+    };
+    let pcap = rig.dir().join("vrrp-mcast.pcap");
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    let port = rig.switch_port(rig.director());
+    let tcpdump = rig.spawn(
+        &sw,
+        "tcpdump",
+        &["tcpdump", "-i", &port, "-U", "-w", &pcap_s, "ip proto 112"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let ka_conf = |state: &str, prio: u8| {
+        keepalived_conf(state, prio).replacen(
+            "router_id peer\n",
+            &format!("router_id peer\n  vrrp_mcast_group4 {GROUP}\n"),
+            1,
+        )
+    };
+    let ka = start_keepalived_with(&rig, "a", &ka_conf("MASTER", 150));
+    assert!(
+        time_until(Duration::from_secs(8), || has_vip(rig.peer())).is_some(),
+        "keepalived never became master"
+    );
+    let toml = lvsfwd_toml(&rig, "BACKUP", 100).replacen(
+        "[global]\n",
+        &format!("[global]\nvrrp_mcast_group4 = \"{GROUP}\"\n"),
+        1,
+    );
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    // Well past Master_Down_Interval: lvsfwd hears keepalived on the group.
+    stays_false(
+        mdi(100) + Duration::from_millis(1500),
+        "lvsfwd took the VIP from a higher-priority keepalived: it does not hear the group",
+        || has_vip(rig.director()),
+    );
+    assert!(has_vip(rig.peer()));
+
+    // The master dies: lvsfwd takes the VIP over.
+    kill_keepalived(&rig, "a", ka);
+    let killed = Instant::now();
+    rig.peer().del_addr(IFACE, &format!("{VIP}/32"));
+    let took = time_until(mdi(100) + Duration::from_secs(2), || {
+        has_vip(rig.director())
+    })
+    .map(|_| killed.elapsed())
+    .unwrap_or_else(|| panic!("lvsfwd never took the VIP over"));
+    println!(
+        "group {GROUP}: failover after keepalived was killed: {took:?} \
+         (Master_Down_Interval {:?})",
+        mdi(100)
+    );
+    assert!(took <= mdi(100) + Duration::from_millis(500), "{took:?}");
+    http_through_vip_works(&rig, "DR through the VIP, lvsfwd master on a custom group");
+
+    // A lower-priority keepalived stays backup: it hears lvsfwd's adverts,
+    // which go to the group it joined (and is bound to).
+    let _ka2 = start_keepalived_with(&rig, "b", &ka_conf("BACKUP", 50));
+    stays_false(
+        mdi(50) + Duration::from_millis(1500),
+        "keepalived (priority 50) took the VIP: it does not hear lvsfwd on the group",
+        || has_vip(rig.peer()),
+    );
+    assert!(has_vip(rig.director()));
+
+    // SIGHUP onto another group: the instance restarts there (priority 0
+    // to the old group first, so keepalived takes over), hears keepalived
+    // no more and becomes master too, as routers on different groups do.
+    const OTHER: &str = "224.0.0.20";
+    std::fs::write(&lb.config, toml.replace(GROUP, OTHER)).expect("rewrite lb.toml");
+    let hup = Instant::now();
+    run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    let ka_took = time_until(mdi(50) + Duration::from_secs(2), || has_vip(rig.peer()))
+        .map(|_| hup.elapsed())
+        .unwrap_or_else(|| panic!("keepalived did not take over when lvsfwd left {GROUP}"));
+    let lb_took = time_until(mdi(100) + Duration::from_secs(3), || {
+        has_vip(rig.director())
+    })
+    .map(|_| hup.elapsed())
+    .unwrap_or_else(|| panic!("lvsfwd on {OTHER} never became master"));
+    println!(
+        "SIGHUP to {OTHER}: keepalived master after {ka_took:?}, lvsfwd (alone on {OTHER}) \
+         after {lb_took:?}"
+    );
+    assert!(
+        lb_took >= mdi(100) - Duration::from_millis(200),
+        "{lb_took:?}"
+    );
+    // And back: lvsfwd (100) hears keepalived (50) on the group again and
+    // preempts it; keepalived hears lvsfwd and steps down.
+    std::fs::write(&lb.config, &toml).expect("rewrite lb.toml");
+    run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    assert!(
+        time_until(mdi(100) + Duration::from_secs(3), || !has_vip(rig.peer())).is_some(),
+        "keepalived kept the VIP after lvsfwd came back to {GROUP}"
+    );
+    assert!(
+        time_until(Duration::from_secs(2), || has_vip(rig.director())).is_some(),
+        "lvsfwd is not master after it came back to {GROUP}"
+    );
+    lb.assert_running();
+
+    // lvsfwd stops: priority 0 to the group, keepalived takes over.
+    let stopped = Instant::now();
+    let st = lb.terminate();
+    assert!(st.success(), "lvsfwd exited with {st}");
+    let over = time_until(mdi(50) + Duration::from_secs(2), || has_vip(rig.peer()))
+        .map(|_| stopped.elapsed())
+        .unwrap_or_else(|| panic!("keepalived never took over"));
+    println!(
+        "group {GROUP}: keepalived took over {over:?} after SIGTERM to lvsfwd \
+         (Skew_Time {:?})",
+        skew(50)
+    );
+    assert!(over <= skew(50) + Duration::from_millis(700), "{over:?}");
+    // Three runs of VI_1 (two reloads), each stopped with priority 0.
+    let err = lb.stderr();
+    let runs: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("lvsfwd: vrrp VI_1: stopped: "))
+        .collect();
+    assert_eq!(runs.len(), 3, "{err}");
+    for l in &runs {
+        let s = stats(l);
+        assert_eq!((s["became_master"], s["pri0_tx"]), (1, 1), "{l}");
+    }
+    assert!(stats(runs[0])["rx"] >= 3, "{}", runs[0]);
+
+    // What the switch saw: keepalived's adverts all to the group, lvsfwd's
+    // to the group but while it was on the other one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = adverts_in(&pcap_s);
+    let pri0 = |seen: &[(String, String, String)]| {
+        seen.iter()
+            .filter(|(src, _, p)| src == "198.18.0.2" && p == "0")
+            .count()
+    };
+    // One per stop: two reloads and the shutdown.
+    while pri0(&seen) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = adverts_in(&pcap_s);
+    }
+    rig.kill(tcpdump);
+    let from = |a: &str| seen.iter().filter(|(s, _, _)| s == a).count();
+    assert!(from("198.18.0.2") >= 4, "too few lvsfwd adverts: {seen:?}");
+    assert!(
+        from("198.18.0.3") >= 4,
+        "too few keepalived adverts: {seen:?}"
+    );
+    let lvsfwd_to = |g: &str| {
+        seen.iter()
+            .filter(|(s, d, _)| s == "198.18.0.2" && d == g)
+            .count()
+    };
+    assert!(
+        seen.iter()
+            .all(|(s, d, _)| d == GROUP || (s == "198.18.0.2" && d == OTHER)),
+        "an advert to neither {GROUP} nor (lvsfwd's, after the reload) {OTHER}: {seen:?}"
+    );
+    assert!(
+        lvsfwd_to(OTHER) >= 2,
+        "lvsfwd's adverts on {OTHER}: {seen:?}"
+    );
+    assert_eq!(pri0(&seen), 3, "lvsfwd's priority-0 adverts: {seen:?}");
+    println!(
+        "tshark: lvsfwd {} adverts to {GROUP}, {} to {OTHER}; keepalived {}, all to {GROUP}",
+        lvsfwd_to(GROUP),
+        lvsfwd_to(OTHER),
+        from("198.18.0.3")
+    );
 }

@@ -19,7 +19,9 @@
 //!   `lb_kind`; `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback` become
 //!   `sched_flags`.
 //! - `vrrp_version` of `global_defs` becomes each instance's `version`
-//!   unless the instance sets its own.
+//!   unless the instance sets its own; `vrrp_mcast_group4` /
+//!   `vrrp_mcast_group6` become the `[global]` keys of the same names (a
+//!   group that is not multicast of its family is refused by `check`).
 //! - `[global] interface` (the data-plane NIC, which keepalived has no
 //!   keyword for) is taken from the first vrrp_instance, with a comment.
 //! - `virtual_ipaddress` options: `dev` naming the instance's interface is
@@ -455,6 +457,8 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
     // lb.toml's [timeouts] keys and values, in keepalived's order.
     let mut timeouts: [(&str, Option<String>); 3] =
         [("tcp", None), ("tcp_fin", None), ("udp", None)];
+    // `vrrp_mcast_group4` / `vrrp_mcast_group6`, copied as written.
+    let mut mcast: Vec<(String, String)> = Vec::new();
     for n in &tree {
         match n.keyword() {
             "global_defs" => {
@@ -472,6 +476,14 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
                         },
                         "lvs_sync_daemon" => sync_daemon = sync_daemon_toml(&mut out, c),
                         "lvs_timeouts" => lvs_timeouts(&mut out, c, &mut timeouts),
+                        "vrrp_mcast_group4" | "vrrp_mcast_group6" => match c.arg(0) {
+                            Some(a) => {
+                                // keepalived keeps the last one given.
+                                mcast.retain(|(k, _)| k != c.keyword());
+                                mcast.push((c.keyword().to_string(), a.to_string()));
+                            }
+                            None => out.warn(c, "needs an address, dropped"),
+                        },
                         "vrrp_version" => match c.arg(0) {
                             Some(v) if toml_number(v, false).is_some() => {
                                 vrrp_version = toml_number(v, false)
@@ -501,7 +513,12 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
         .flat_map(|n| n.children())
         .find(|c| c.keyword() == "interface")
         .and_then(|c| c.arg(0).map(str::to_string));
-    if router_id.is_some() || first_if.is_some() || script_user.is_some() || sync_daemon.is_some() {
+    if router_id.is_some()
+        || first_if.is_some()
+        || script_user.is_some()
+        || sync_daemon.is_some()
+        || !mcast.is_empty()
+    {
         out.toml.push_str("\n[global]\n");
         if let Some(r) = &router_id {
             out.line("", "router_id", &s(r));
@@ -518,6 +535,9 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
                 "interface = {}   # the first vrrp_instance's interface",
                 s(i)
             );
+        }
+        for (k, a) in &mcast {
+            out.line("", k, &s(a));
         }
         if let Some(t) = &sync_daemon {
             out.toml.push_str(t);

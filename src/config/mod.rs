@@ -152,6 +152,11 @@ pub struct Global {
     pub backup_only: bool,
     /// `[global.lvs_sync_daemon]`: connection sync tied to a VRRP instance.
     pub lvs_sync_daemon: Option<SyncDaemon>,
+    /// keepalived's `vrrp_mcast_group4` / `vrrp_mcast_group6`: the groups
+    /// multicast VRRP instances join and advertise to (default 224.0.0.18
+    /// and ff02::12, RFC 5798's); unicast instances ignore them.
+    pub vrrp_mcast_group4: std::net::Ipv4Addr,
+    pub vrrp_mcast_group6: std::net::Ipv6Addr,
 }
 
 /// Connection sync's daemon settings (keepalived's `lvs_sync_daemon`,
@@ -222,6 +227,8 @@ impl Default for Global {
             sync: SyncSysctls::default(),
             backup_only: false,
             lvs_sync_daemon: None,
+            vrrp_mcast_group4: crate::wire::vrrp::MCAST_V4,
+            vrrp_mcast_group6: crate::wire::vrrp::MCAST_V6,
         }
     }
 }

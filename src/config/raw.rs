@@ -80,6 +80,8 @@ pub(crate) struct RawGlobal {
     pub sync_retries: Option<S<i64>>,
     pub backup_only: Option<bool>,
     pub lvs_sync_daemon: Option<S<RawSyncDaemon>>,
+    pub vrrp_mcast_group4: Option<S<String>>,
+    pub vrrp_mcast_group6: Option<S<String>>,
 }
 
 /// `[global.lvs_sync_daemon]`.

@@ -2655,3 +2655,48 @@ fn group_mistakes_are_refused_with_their_line() {
         "duplicate virtual_server_group name `g`",
     );
 }
+
+#[test]
+fn vrrp_mcast_groups_default_and_custom() {
+    let g = ok("[global]\n").global;
+    assert_eq!(g.vrrp_mcast_group4, Ipv4Addr::new(224, 0, 0, 18));
+    assert_eq!(g.vrrp_mcast_group6, "ff02::12".parse::<Ipv6Addr>().unwrap());
+    let g = ok("[global]\nvrrp_mcast_group4 = \"224.0.0.19\"\nvrrp_mcast_group6 = \"ff02::13\"\n")
+        .global;
+    assert_eq!(g.vrrp_mcast_group4, Ipv4Addr::new(224, 0, 0, 19));
+    assert_eq!(g.vrrp_mcast_group6, "ff02::13".parse::<Ipv6Addr>().unwrap());
+}
+
+#[test]
+fn vrrp_mcast_group_mistakes_are_refused_with_their_line() {
+    err_at(
+        "[global]\nvrrp_mcast_group4 = \"198.18.0.1\"\n",
+        2,
+        21,
+        "vrrp_mcast_group4: `198.18.0.1` is not a multicast address",
+    );
+    err_at(
+        "[global]\nvrrp_mcast_group4 = \"ff02::12\"\n",
+        2,
+        21,
+        "vrrp_mcast_group4: `ff02::12` is not IPv4",
+    );
+    err_at(
+        "[global]\nrouter_id = \"a\"\nvrrp_mcast_group6 = \"224.0.0.19\"\n",
+        3,
+        21,
+        "vrrp_mcast_group6: `224.0.0.19` is not IPv6",
+    );
+    err_at(
+        "[global]\nvrrp_mcast_group6 = \"2001:2::1\"\n",
+        2,
+        21,
+        "is not a multicast address",
+    );
+    err_at(
+        "[global]\nvrrp_mcast_group6 = \"group\"\n",
+        2,
+        21,
+        "vrrp_mcast_group6 `group` is not an IP address",
+    );
+}

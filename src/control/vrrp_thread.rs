@@ -2,8 +2,9 @@
 //! `[[vrrp_instance]]`'s [`VrrpMachine`] against the network.
 //!
 //! Per instance it owns a raw IP socket for protocol 112 on the instance's
-//! interface (multicast group 224.0.0.18 / ff02::12 joined, or unicast to
-//! `unicast_peer`), sends adverts with TTL / hop limit 255 and the primary
+//! interface (multicast group joined: `[global] vrrp_mcast_group4` /
+//! `vrrp_mcast_group6`, default 224.0.0.18 / ff02::12, adverts sent to it;
+//! or unicast to `unicast_peer`), sends adverts with TTL / hop limit 255 and the primary
 //! address as source (IP_PKTINFO / IPV6_PKTINFO), reads the received TTL
 //! from the IPv4 header the raw socket hands over and the IPv6 hop limit and
 //! destination from ancillary data. Becoming master adds the virtual
@@ -46,7 +47,9 @@
 //! running as it is (state, timers, sockets: no advert or announcement
 //! because of the reload); a changed one is stopped (priority 0 from a
 //! master, VIPs removed) and started anew; a removed one is stopped; an
-//! added one starts. Unchanged scripts keep their results.
+//! added one starts. Unchanged scripts keep their results. A changed
+//! multicast group changes every multicast instance of its family (they
+//! start anew on the new group); unicast instances do not care.
 //!
 //! Deliberately not done: IPsec AH.
 
@@ -70,13 +73,14 @@ use super::netlink::Netlink;
 use super::script::{self, RunAs};
 use super::vrrp::track::{self, GroupMove, Member, ScriptHealth, Status};
 use super::vrrp::{
-    Action, Actions, NotifyState, RxMeta, State, VrrpMachine, VrrpStats, advert_destinations,
-    announcements, instance_family, pick_primary, poll_wait_ms, split_ipv4, v6_scope,
+    Action, Actions, McastGroups, NotifyState, RxMeta, State, VrrpMachine, VrrpStats,
+    advert_destinations, announcements, instance_family, pick_primary, poll_wait_ms, split_ipv4,
+    v6_scope,
 };
 use crate::config::{Config, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use crate::time::Timestamp;
 use crate::wire::MacAddr;
-use crate::wire::vrrp::{Family, MCAST_V4, MCAST_V6, VRRP_TTL};
+use crate::wire::vrrp::{Family, VRRP_TTL};
 
 pub use super::vrrp::{VipGate, active_specs};
 use crate::xsk::packet::PacketSender;
@@ -105,11 +109,19 @@ pub struct VrrpSetup {
     pub scripts: Vec<(VrrpScript, Option<RunAs>)>,
     pub groups: Vec<VrrpSyncGroup>,
     pub run_as: Option<RunAs>,
+    /// The multicast groups (`[global] vrrp_mcast_group4/6`).
+    pub mcast: McastGroups,
 }
 
 /// What makes an instance "unchanged" on reload: its configuration, the
-/// scripts it tracks and its sync group.
-type Identity = (VrrpInstance, Vec<VrrpScript>, Option<VrrpSyncGroup>);
+/// scripts it tracks, its sync group and its multicast group (`None` for a
+/// unicast instance).
+type Identity = (
+    VrrpInstance,
+    Vec<VrrpScript>,
+    Option<VrrpSyncGroup>,
+    Option<IpAddr>,
+);
 
 impl VrrpSetup {
     /// `cfg`'s VRRP part; scripts with their own `user` run as that user,
@@ -130,6 +142,7 @@ impl VrrpSetup {
             scripts,
             groups: cfg.vrrp_sync_groups.clone(),
             run_as,
+            mcast: McastGroups::of(&cfg.global),
         })
     }
 
@@ -145,7 +158,11 @@ impl VrrpSetup {
             .iter()
             .find(|g| g.group.contains(&inst.name))
             .cloned();
-        (inst.clone(), scripts, group)
+        let mcast = inst
+            .unicast_peer
+            .is_empty()
+            .then(|| self.mcast.get(instance_family(inst)));
+        (inst.clone(), scripts, group, mcast)
     }
 }
 
@@ -261,7 +278,7 @@ impl VrrpThread {
         let mut nl = Netlink::open()?;
         let mut running = Vec::new();
         for inst in &setup.instances {
-            let mut r = open_instance(&mut nl, inst)?;
+            let mut r = open_instance(&mut nl, inst, setup.mcast)?;
             r.run_as = setup.run_as;
             r.identity = setup.identity(inst);
             running.push(r);
@@ -319,7 +336,7 @@ impl VrrpThread {
     }
 }
 
-fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
+fn open_instance(nl: &mut Netlink, inst: &VrrpInstance, groups: McastGroups) -> Result<Running> {
     let link = nl
         .link(&inst.interface)
         .with_context(|| format!("vrrp_instance {}: interface", inst.name))?;
@@ -369,7 +386,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
                 .with_context(ctx)?;
             if !unicast {
                 sock.join_multicast_v4_n(
-                    &MCAST_V4,
+                    &groups.v4,
                     &socket2::InterfaceIndexOrAddress::Index(link.ifindex),
                 )
                 .with_context(ctx)?;
@@ -387,14 +404,14 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
                 .map_err(std::io::Error::from)
                 .with_context(ctx)?;
             if !unicast {
-                sock.join_multicast_v6(&MCAST_V6, link.ifindex)
+                sock.join_multicast_v6(&groups.v6, link.ifindex)
                     .with_context(ctx)?;
             }
         }
     }
     let packet = PacketSender::open(link.ifindex)
         .with_context(|| format!("vrrp_instance {}: packet socket", inst.name))?;
-    let dsts = advert_destinations(inst, family);
+    let dsts = advert_destinations(inst, family, groups);
     log::info!(
         "vrrp {}: VRID {} priority {} v{} on {} from {primary}, {}",
         inst.name,
@@ -402,7 +419,11 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         inst.priority,
         m.version().number(),
         inst.interface,
-        if unicast { "unicast" } else { "multicast" }
+        if unicast {
+            "unicast".to_string()
+        } else {
+            format!("multicast to {}", dsts[0])
+        }
     );
     Ok(Running {
         m,
@@ -415,7 +436,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance) -> Result<Running> {
         run_as: None,
         // Checked at once by the thread: a link down at start is FAULT.
         link_up: true,
-        identity: (inst.clone(), Vec::new(), None),
+        identity: (inst.clone(), Vec::new(), None, None),
         tracked_ifs: inst
             .track_interface
             .iter()
@@ -781,7 +802,7 @@ impl Vrrp {
                 running.push(keep.swap_remove(i));
                 continue;
             }
-            match open_instance(&mut self.nl, inst) {
+            match open_instance(&mut self.nl, inst, setup.mcast) {
                 Ok(mut r) => {
                     log::info!("vrrp {}: reload: starting", inst.name);
                     r.run_as = setup.run_as;
@@ -1209,5 +1230,42 @@ fn run_script(instance: &str, argv: &[String], run_as: Option<RunAs>) -> Option<
             log::error!("vrrp {instance}: cannot run {argv:?}: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(global: &str) -> VrrpSetup {
+        let text = format!(
+            "[global]\n{global}\n\
+             [[vrrp_instance]]\nname = \"M\"\ninterface = \"eth0\"\nvirtual_router_id = 51\n\
+             virtual_ipaddress = [\"198.18.0.250/32\"]\n\
+             [[vrrp_instance]]\nname = \"U\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+             virtual_ipaddress = [\"198.18.0.251/32\"]\n\
+             unicast_src_ip = \"198.18.0.2\"\nunicast_peer = [\"198.18.0.3\"]\n"
+        );
+        let cfg = crate::config::parse_str(&text, "lb.toml").unwrap();
+        VrrpSetup::new(&cfg, None).unwrap()
+    }
+
+    /// A reload that changes the multicast group restarts the multicast
+    /// instances of that family; unicast ones and the other family's keep
+    /// running.
+    #[test]
+    fn a_changed_group_is_a_changed_multicast_instance() {
+        let (old, new4, new6) = (
+            setup(""),
+            setup("vrrp_mcast_group4 = \"224.0.0.19\""),
+            setup("vrrp_mcast_group6 = \"ff02::13\""),
+        );
+        let (m, u) = (&old.instances[0], &old.instances[1]);
+        assert_eq!(old.identity(m).3, Some("224.0.0.18".parse().unwrap()));
+        assert_ne!(old.identity(m), new4.identity(m));
+        assert_eq!(new4.identity(m).3, Some("224.0.0.19".parse().unwrap()));
+        assert_eq!(old.identity(m), new6.identity(m));
+        assert_eq!(old.identity(u).3, None);
+        assert_eq!(old.identity(u), new4.identity(u));
     }
 }

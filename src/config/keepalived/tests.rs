@@ -456,3 +456,31 @@ fn import_of_text_reports_an_include() {
     assert_eq!((w[0].file.as_ref(), w[0].line), (None, 1));
     assert!(w[0].message.contains("not followed from text"), "{w:?}");
 }
+
+#[test]
+fn vrrp_mcast_groups_become_global_keys() {
+    let conf = "global_defs {\n  vrrp_mcast_group4 224.0.0.19\n  vrrp_mcast_group6 ff02::13\n}\n\
+                vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  \
+                virtual_ipaddress {\n    198.18.0.250/32\n  }\n}\n";
+    let (toml, warnings) = import(conf);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(c.global.vrrp_mcast_group4.to_string(), "224.0.0.19");
+    assert_eq!(c.global.vrrp_mcast_group6.to_string(), "ff02::13");
+    // Alone in global_defs, it still makes a [global] table.
+    let (toml, _) = import("global_defs {\n  vrrp_mcast_group4 224.0.0.20\n}\n");
+    let c = crate::config::parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(c.global.vrrp_mcast_group4.to_string(), "224.0.0.20");
+    // A unicast address is copied, and check refuses it with its line.
+    let (toml, _) = import("global_defs {\n  vrrp_mcast_group4 198.18.0.1\n}\n");
+    let e = crate::config::parse_str(&toml, "lb.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("vrrp_mcast_group4: `198.18.0.1` is not a multicast address"),
+        "{e}"
+    );
+    let (_, warnings) = import("global_defs {\n  vrrp_mcast_group6\n}\n");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].line, 2);
+}

@@ -1,6 +1,7 @@
 //! `[global]` and `[timeouts]`: the daemon's own settings and IPVS's
 //! connection timeouts (`ipvsadm --set`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -112,7 +113,41 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
         backup_only: g.backup_only.unwrap_or(false),
         // Checked with the VRRP instances it names (`validate`).
         lvs_sync_daemon: None,
+        vrrp_mcast_group4: match &g.vrrp_mcast_group4 {
+            None => d.vrrp_mcast_group4,
+            Some(v) => match vrrp_group(v, "vrrp_mcast_group4")? {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => {
+                    return fail(
+                        v.span(),
+                        format!("vrrp_mcast_group4: `{}` is not IPv4", v.get_ref()),
+                    );
+                }
+            },
+        },
+        vrrp_mcast_group6: match &g.vrrp_mcast_group6 {
+            None => d.vrrp_mcast_group6,
+            Some(v) => match vrrp_group(v, "vrrp_mcast_group6")? {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(_) => {
+                    return fail(
+                        v.span(),
+                        format!("vrrp_mcast_group6: `{}` is not IPv6", v.get_ref()),
+                    );
+                }
+            },
+        },
     })
+}
+
+/// A VRRP multicast group (keepalived's `vrrp_mcast_group4/6`): an IP
+/// address that is multicast (any scope, as keepalived accepts).
+fn vrrp_group(v: &S<String>, key: &str) -> R<IpAddr> {
+    let a = parse_ip(v, key)?;
+    if !a.is_multicast() {
+        return fail(v.span(), format!("{key}: `{a}` is not a multicast address"));
+    }
+    Ok(a)
 }
 
 /// `[metrics] listen`: an `ADDR:PORT` to bind (`[v6]:PORT` for IPv6).

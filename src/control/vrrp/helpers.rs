@@ -6,7 +6,7 @@
 //! frames of the VIPs, and how long the thread may sleep.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use super::machine::RxMeta;
@@ -140,16 +140,52 @@ pub fn instance_family(inst: &VrrpInstance) -> Family {
         .map_or(Family::V4, |a| Family::of(&a))
 }
 
+/// The VRRP multicast groups (`[global] vrrp_mcast_group4/6`, keepalived's
+/// keywords; RFC 5798's 224.0.0.18 and ff02::12 by default).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct McastGroups {
+    pub v4: Ipv4Addr,
+    pub v6: Ipv6Addr,
+}
+
+impl Default for McastGroups {
+    fn default() -> McastGroups {
+        McastGroups {
+            v4: MCAST_V4,
+            v6: MCAST_V6,
+        }
+    }
+}
+
+impl McastGroups {
+    /// The groups `[global]` names.
+    pub fn of(g: &crate::config::Global) -> McastGroups {
+        McastGroups {
+            v4: g.vrrp_mcast_group4,
+            v6: g.vrrp_mcast_group6,
+        }
+    }
+
+    /// The group of `family`.
+    pub fn get(&self, family: Family) -> IpAddr {
+        match family {
+            Family::V4 => IpAddr::V4(self.v4),
+            Family::V6 => IpAddr::V6(self.v6),
+        }
+    }
+}
+
 /// Where an instance's adverts go: every `unicast_peer`, or the family's
-/// VRRP multicast group.
-pub fn advert_destinations(inst: &VrrpInstance, family: Family) -> Vec<IpAddr> {
+/// VRRP multicast group of `groups`.
+pub fn advert_destinations(
+    inst: &VrrpInstance,
+    family: Family,
+    groups: McastGroups,
+) -> Vec<IpAddr> {
     if !inst.unicast_peer.is_empty() {
         inst.unicast_peer.clone()
     } else {
-        vec![match family {
-            Family::V4 => IpAddr::V4(MCAST_V4),
-            Family::V6 => IpAddr::V6(MCAST_V6),
-        }]
+        vec![groups.get(family)]
     }
 }
 

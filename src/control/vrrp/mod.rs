@@ -16,8 +16,8 @@ pub mod machine;
 pub mod track;
 
 pub use helpers::{
-    VipGate, active_specs, advert_destinations, announcements, instance_family, pick_primary,
-    poll_wait_ms, split_ipv4, v6_scope,
+    McastGroups, VipGate, active_specs, advert_destinations, announcements, instance_family,
+    pick_primary, poll_wait_ms, split_ipv4, v6_scope,
 };
 pub use machine::{
     Action, Actions, GARP_MASTER_DELAY, MachineError, NotifyState, PRIO_OWNER, PRIO_STOP, Reject,

@@ -172,19 +172,52 @@ fn splits_a_raw_ipv4_datagram() {
 fn family_and_destinations_of_an_instance() {
     let mut i = inst("A", &["198.18.0.250"]);
     assert_eq!(instance_family(&i), Family::V4);
-    assert_eq!(advert_destinations(&i, Family::V4), [ip("224.0.0.18")]);
+    assert_eq!(
+        advert_destinations(&i, Family::V4, McastGroups::default()),
+        [ip("224.0.0.18")]
+    );
     i.virtual_ipaddress.clear();
     i.unicast_src_ip = Some(ip("2001:2::2"));
     i.unicast_peer = vec![ip("2001:2::3"), ip("2001:2::4")];
     assert_eq!(instance_family(&i), Family::V6);
     assert_eq!(
-        advert_destinations(&i, Family::V6),
+        advert_destinations(&i, Family::V6, McastGroups::default()),
         [ip("2001:2::3"), ip("2001:2::4")]
     );
     i.unicast_src_ip = None;
     i.unicast_peer.clear();
     assert_eq!(instance_family(&i), Family::V4);
-    assert_eq!(advert_destinations(&i, Family::V6), [ip("ff02::12")]);
+    assert_eq!(
+        advert_destinations(&i, Family::V6, McastGroups::default()),
+        [ip("ff02::12")]
+    );
+}
+
+#[test]
+fn adverts_go_to_the_configured_group_and_unicast_peers_ignore_it() {
+    let groups = McastGroups {
+        v4: "224.0.0.19".parse().unwrap(),
+        v6: "ff02::13".parse().unwrap(),
+    };
+    let mut i = inst("A", &["198.18.0.250"]);
+    assert_eq!(
+        advert_destinations(&i, Family::V4, groups),
+        [ip("224.0.0.19")]
+    );
+    assert_eq!(
+        advert_destinations(&i, Family::V6, groups),
+        [ip("ff02::13")]
+    );
+    let mut g = crate::config::Global::default();
+    assert_eq!(McastGroups::of(&g), McastGroups::default());
+    g.vrrp_mcast_group4 = groups.v4;
+    g.vrrp_mcast_group6 = groups.v6;
+    assert_eq!(McastGroups::of(&g), groups);
+    i.unicast_peer = vec![ip("198.18.0.3")];
+    assert_eq!(
+        advert_destinations(&i, Family::V4, groups),
+        [ip("198.18.0.3")]
+    );
 }
 
 #[test]
