@@ -601,12 +601,16 @@ fn ipv4_fragments_to_a_vip_or_local_address_are_redirected() {
     assert_eq!(decide(&obj, &other_port), Decision::Fragment);
     let to_local = set_frag4(udp4(OTHER, 53, LOCAL, 5000), false, 3, true);
     assert_eq!(decide(&obj, &to_local), Decision::Fragment);
-    // Fragments of the director's own traffic, or of a NAT reply's later
-    // pieces (no ports to recognise them by), are the kernel's.
+    // Fragments of the director's own traffic are the kernel's.
     let own_frag = set_frag4(udp4(CLIENT, 40000, OWN, 53), false, 185, false);
     assert_eq!(decide(&obj, &own_frag), Decision::Pass);
+    // Every fragment of a NAT real server's packet to an address not the
+    // director's own (a reply: the data plane reassembles it, as IPVS
+    // behind nf_defrag), the later pieces too, which have no ports.
     let rs_later = set_frag4(synack4(NAT_RS, 8080, CLIENT, 40000), false, 185, false);
-    assert_eq!(decide(&obj, &rs_later), Decision::Pass);
+    assert_eq!(decide(&obj, &rs_later), Decision::Fragment);
+    let rs_to_own = set_frag4(synack4(NAT_RS, 8080, OWN, 40000), false, 185, false);
+    assert_eq!(decide(&obj, &rs_to_own), Decision::Pass);
     // DF alone is not a fragment.
     let df = set_frag4(tcp4(CLIENT, 40000, VIP, 80), false, 0, true);
     assert_eq!(decide(&obj, &df), Decision::Service);
