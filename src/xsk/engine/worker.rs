@@ -31,6 +31,9 @@ const ENTRY_AHEAD: usize = 1;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
+/// Most frames of the pool kept back from the fill rings for frames the
+/// data plane sends beyond the one it received (see `Worker::new`).
+const EXTRA_RESERVE: u32 = 256;
 /// Most connection timers a round runs: a burst of connections that fall
 /// due in the same tick is spread over rounds (a few µs each) instead of
 /// stalling one round, and every frame behind it, for all of them.
@@ -127,7 +130,12 @@ impl Worker {
         let mut free = Vec::with_capacity(umem.frames() as usize);
         free.extend(pool);
         let peers = mesh.as_ref().map_or(1, |m| m.n);
-        let fill_quota = umem.frames() / xsks.len().max(1) as u32;
+        // The pool is lent to the fill rings but for a reserve that the
+        // frames a received frame turns into (fragments: `send_extra`)
+        // take their buffers from; lending everything left them none
+        // whenever the free list had just been emptied into the rings.
+        let reserve = (umem.frames() / 16).min(EXTRA_RESERVE);
+        let fill_quota = (umem.frames() - reserve) / xsks.len().max(1) as u32;
         let nics = xsks
             .into_iter()
             .map(|(name, xsk)| NicPort {
