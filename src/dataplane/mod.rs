@@ -701,9 +701,7 @@ impl Dataplane {
 
     /// Runs the connection timers due at `now`. Call once per batch.
     pub fn tick(&mut self, now: Timestamp) {
-        self.expire_frags(now);
-        self.note_evictions(now);
-        self.conns.expire(now, &mut self.services);
+        self.tick_some(now, usize::MAX);
     }
 
     /// [`Dataplane::tick`] running at most `budget` timers (see
