@@ -764,14 +764,13 @@ impl Dataplane {
     pub fn process_on(&mut self, frame: &mut FrameBuf, nic: NicId, now: Timestamp) -> Verdict {
         self.counters.rx += 1;
         self.in_nic = nic;
-        // Matched by reference: the `Headers` is used where parse left it
-        // rather than moved out of the `Result` (a copy of ~150 bytes).
-        let parsed = wire::parse(frame.data());
-        let v = match &parsed {
-            Err(e) => Verdict::Drop(DropReason::Malformed(*e)),
+        // The `Headers` is lent where parse built it, never moved out of a
+        // `Result` (a copy of ~150 bytes).
+        let v = wire::parse_then(frame, |frame, parsed| match parsed {
+            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
             Ok(None) => Verdict::Pass,
             Ok(Some(p)) => self.ip(frame, p, now),
-        };
+        });
         match v {
             Verdict::Tx(_) => self.counters.tx += 1,
             Verdict::Pass => self.counters.pass += 1,

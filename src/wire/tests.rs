@@ -737,7 +737,8 @@ static ALL_FIXTURES: &[&[u8]] = &[
 ];
 
 /// Asserts that the fast path, when it takes `f`, gives exactly what the
-/// general parser gives, and that `parse` always equals the general parser.
+/// general parser gives, and that `parse` and `parse_then` always equal the
+/// general parser.
 /// Returns whether the fast path took the frame.
 fn fast_agrees(f: &[u8]) -> bool {
     let full = parse_full(f);
@@ -745,7 +746,13 @@ fn fast_agrees(f: &[u8]) -> bool {
     if let Ok(Some(p)) = full {
         check_invariants(f, &p);
     }
-    match parse_fast(f) {
+    let mut copy = f.to_vec();
+    let len = copy.len();
+    let lent = parse_then(&mut FrameBuf::new(&mut copy, 0, len), |_, r| {
+        r.map(|o| o.copied())
+    });
+    assert_eq!(lent, full, "parse_then vs parse_full on {f:02x?}");
+    match fast_headers(f) {
         Some(p) => {
             assert_eq!(full, Ok(Some(p)), "fast path differs on {f:02x?}");
             true
