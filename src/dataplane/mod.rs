@@ -1286,7 +1286,7 @@ impl Dataplane {
     /// extra frames.
     fn whole(&mut self, w: &mut reasm::Whole, now: Timestamp) -> Verdict {
         let mut fb = FrameBuf::new(&mut w.buf, w.head, w.len);
-        let v = match wire::parse(fb.data()) {
+        match wire::parse(fb.data()) {
             Err(e) => Verdict::Drop(DropReason::Malformed(e)),
             Ok(Some(q)) if q.frag == Fragment::None => {
                 self.whole_max_frag = Some(w.max_frag);
@@ -1337,8 +1337,7 @@ impl Dataplane {
                 }
             }
             _ => Verdict::Drop(DropReason::FragBad),
-        };
-        v
+        }
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.
