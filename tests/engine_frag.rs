@@ -147,6 +147,13 @@ fn a_reassembled_datagram_is_processed_by_its_flow_s_owner() {
         .collect();
     let steer_drop: u64 = c.iter().map(|w| w.steer_drop.load(Ordering::Relaxed)).sum();
     assert_eq!(steer_drop, 0);
+    // Every fragment found a free frame (the reserve the fill rings and
+    // the frames lent to the peer leave).
+    let ring_full: u64 = c
+        .iter()
+        .map(|w| w.tx_ring_full.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(ring_full, 0);
     assert!(so.iter().sum::<u64>() > 0, "steered out per worker {so:?}");
     let dps = engine.stop();
     assert_eq!(dps.len(), 2);
