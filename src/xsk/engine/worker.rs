@@ -121,7 +121,7 @@ impl Worker {
     pub(super) fn new(
         me: usize,
         (xsks, umem, pool): WorkerIo,
-        dp: Dataplane,
+        mut dp: Dataplane,
         shared: Arc<Shared>,
         counters: Arc<WorkerCounters>,
         mesh: Option<Arc<Mesh>>,
@@ -130,7 +130,6 @@ impl Worker {
         let mut free = Vec::with_capacity(umem.frames() as usize);
         free.extend(pool);
         let peers = mesh.as_ref().map_or(1, |m| m.n);
-        let mut dp = dp;
         // With several workers a reassembled datagram goes to its flow's
         // owner (`route_parked`).
         dp.set_park_whole(mesh.is_some());
