@@ -523,15 +523,19 @@ pub fn run(source: Source) -> Result<()> {
         (a.0 + d.counters.partial_csum, a.1 + d.counters.icmp_too_big)
     });
     // Fragments: shown once there were any.
-    let (consumed, reasm, frag_sent) = dps.iter().fold((0, 0, 0), |a, d| {
+    let (consumed, reasm, frag_sent, frag_icmp) = dps.iter().fold((0, 0, 0, 0), |a, d| {
         (
             a.0 + d.counters.consumed,
             a.1 + d.counters.frag_reassembled,
             a.2 + d.counters.frag_sent + d.counters.frag_to_kernel,
+            a.3 + d.counters.icmp_frag_time,
         )
     });
     let frags = if consumed > 0 {
-        format!(" consumed {consumed} frag_reassembled {reasm} frag_sent {frag_sent}")
+        format!(
+            " consumed {consumed} frag_reassembled {reasm} frag_sent {frag_sent} \
+             icmp_frag_time {frag_icmp}"
+        )
     } else {
         String::new()
     };

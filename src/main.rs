@@ -282,6 +282,9 @@ fn run_replay(a: &ReplayArgs) -> Result<()> {
         if dp.counters.partial_csum > 0 {
             eprintln!("partial_csum {}", dp.counters.partial_csum);
         }
+        if dp.counters.icmp_frag_time > 0 {
+            eprintln!("icmp_frag_time {}", dp.counters.icmp_frag_time);
+        }
     }
     let mut text = String::new();
     if a.dump_conns {

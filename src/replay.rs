@@ -162,6 +162,8 @@ pub fn run(
         sum.rx += 1;
         sum.last = now;
         dp.tick(now);
+        // What the timers sent (ICMP errors of reassembly timeouts).
+        write_extra(dp, f.ts, out, pass.as_deref_mut(), &mut sum)?;
         if f.data.len() > MAX_FRAME {
             // Larger than any NIC would hand us: the data plane never sees it.
             dp.count_oversized();
@@ -185,20 +187,32 @@ pub fn run(
             Verdict::Consumed => {
                 // Fragments kept for reassembly send nothing; a whole
                 // datagram or a fragmented packet leaves as extra frames.
-                for (data, nic) in dp.extra() {
-                    if nic == crate::dataplane::TO_KERNEL {
-                        sum.pass += 1;
-                        if let Some(p) = pass.as_deref_mut() {
-                            p.write(f.ts, data)?;
-                        }
-                    } else {
-                        sum.tx += 1;
-                        out.write(f.ts, data)?;
-                    }
-                }
-                dp.clear_extra();
+                write_extra(dp, f.ts, out, pass.as_deref_mut(), &mut sum)?;
             }
         }
     }
     Ok(sum)
+}
+
+/// Writes (and forgets) the data plane's extra frames.
+fn write_extra(
+    dp: &mut Dataplane,
+    ts: Duration,
+    out: &mut CaptureWriter,
+    mut pass: Option<&mut CaptureWriter>,
+    sum: &mut ReplaySummary,
+) -> Result<()> {
+    for (data, nic) in dp.extra() {
+        if nic == crate::dataplane::TO_KERNEL {
+            sum.pass += 1;
+            if let Some(p) = pass.as_deref_mut() {
+                p.write(ts, data)?;
+            }
+        } else {
+            sum.tx += 1;
+            out.write(ts, data)?;
+        }
+    }
+    dp.clear_extra();
+    Ok(())
 }

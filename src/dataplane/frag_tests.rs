@@ -363,26 +363,108 @@ fn a_flood_of_first_fragments_fills_the_pool_and_no_more() {
     assert_eq!(dp.counters.frag_reassembled, 1);
 }
 
-#[test]
-fn tiny_first_fragment_without_the_tcp_header_is_dropped() {
-    let mut dp = dp(FwdMethod::Route);
+/// A DR TCP service on port 80 of each family's VIP.
+fn tcp_dp() -> Dataplane {
+    let specs: Vec<_> = [false, true]
+        .into_iter()
+        .map(|v6| {
+            let mut d = DestSpec::new(rip(v6), 80, FwdMethod::Route);
+            d.mac = Some(RS_MAC);
+            let key = ServiceKey {
+                proto: Protocol::Tcp,
+                addr: vip(v6),
+                port: 80,
+                fwmark: 0,
+            };
+            ServiceSpec::new(key, SchedKind::Rr, vec![d])
+        })
+        .collect();
+    Dataplane::new(DataplaneConfig::new(1024), ServiceTable::from_specs(&specs))
+}
+
+/// A TCP SYN client -> VIP:80 with 100 payload bytes and `opts` bytes of
+/// TCP options (NOPs), DF clear.
+fn syn_segment(v6: bool, opts: usize) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2([2, 0xc1, 0, 0, 0, 1], [2, 0, 0, 0, 0, 1]);
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (client(false), vip(false)) else {
-        unreachable!()
+    let b = match (client(v6), vip(v6)) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        _ => unreachable!(),
     };
     let mut v = Vec::new();
-    eth.ipv4(s.octets(), d.octets(), 64)
-        .tcp(40000, 53, 1, 1000)
-        .write(&mut v, &[0u8; 100])
+    b.tcp(40000, 80, 1, 1000)
+        .options_raw(&vec![1u8; opts])
+        .unwrap()
+        .syn()
+        .write(&mut v, &[0x33; 100])
         .unwrap();
-    // The first 8 bytes of the TCP header alone, MF set.
-    let fr = frags(&v, false, 28, 0);
+    if !v6 {
+        let h = &mut v[wire::ETH_HLEN..wire::ETH_HLEN + 20];
+        h[ipv4::field::FLG_OFF].fill(0);
+        h[ipv4::field::CHECKSUM].fill(0);
+        let c = checksum::checksum(h);
+        h[ipv4::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
+    v
+}
+
+/// Feeds `fr` in order; returns the last verdict and what was sent.
+fn feed_all(dp: &mut Dataplane, fr: &[Vec<u8>]) -> (Vec<Verdict>, Vec<Vec<u8>>) {
+    let v = fr
+        .iter()
+        .map(|f| feed(dp, f, Timestamp::from_secs(1)))
+        .collect();
+    (v, taken(dp))
+}
+
+#[test]
+fn tiny_ipv4_first_fragment_is_reassembled_like_the_kernel_does() {
+    let mut dp = tcp_dp();
+    let seg = syn_segment(false, 0);
+    // The first 8 bytes of the TCP header alone, MF set: ip_defrag takes
+    // it like any other fragment.
+    let fr = frags(&seg, false, 28, 0);
+    let first = wire::parse(&fr[0]).unwrap().unwrap();
+    assert_eq!((first.frag, first.l4), (Fragment::First, L4::Other));
+    let (v, out) = feed_all(&mut dp, &fr);
+    assert!(v.iter().all(|v| *v == Verdict::Consumed), "{v:?}");
+    assert_eq!(dp.counters.frag_reassembled, 1);
+    assert_eq!(dp.conns.len(), 1, "scheduled with its ports");
+    assert!(out.iter().all(|f| f[..6] == RS_MAC), "to the real server");
+    let whole = rejoin(&out);
+    let p = wire::parse(&whole).unwrap().unwrap();
+    assert!(wire::verify_l4_checksum(&whole, &p));
+    assert_eq!(&whole[p.l4_off..], &seg[p.l4_off..]);
+}
+
+#[test]
+fn ipv6_first_fragment_needs_the_base_tcp_header_as_nf_ct_frag6_gather() {
+    // 16 bytes of TCP header in the first fragment: dropped
+    // (ipv6frag_thdr_truncated), so the datagram cannot complete.
+    let mut dp = tcp_dp();
+    let fr = frags(&syn_segment(true, 0), true, 40 + 8 + 16, 5);
     let r = feed(&mut dp, &fr[0], Timestamp::from_secs(1));
-    assert!(
-        matches!(r, Verdict::Drop(DropReason::Malformed(_))),
-        "{r:?}"
+    assert_eq!(
+        r,
+        Verdict::Drop(DropReason::Malformed(ParseError::TcpTruncated))
     );
     assert_eq!(dp.frags_held().0, 0);
+    // 24 bytes: the 20-byte header and part of its 12 bytes of options.
+    // The kernel asks no more (sizeof(struct tcphdr)): reassembled.
+    let mut dp = tcp_dp();
+    let seg = syn_segment(true, 12);
+    let fr = frags(&seg, true, 40 + 8 + 24, 6);
+    let first = wire::parse(&fr[0]).unwrap().unwrap();
+    assert_eq!((first.frag, first.l4), (Fragment::First, L4::Other));
+    let (v, out) = feed_all(&mut dp, &fr);
+    assert!(v.iter().all(|v| *v == Verdict::Consumed), "{v:?}");
+    assert_eq!(dp.counters.frag_reassembled, 1);
+    assert_eq!(dp.conns.len(), 1);
+    let whole = rejoin(&out);
+    let p = wire::parse(&whole).unwrap().unwrap();
+    assert!(wire::verify_l4_checksum(&whole, &p));
+    // UDP needs its 8 bytes, which any first fragment holds (non-last
+    // fragments carry multiples of 8).
 }
 
 #[test]
@@ -511,4 +593,275 @@ fn a_datagram_no_service_takes_goes_to_the_kernel_in_fragments() {
     assert_eq!(out.len(), fr.len());
     assert!(out.iter().all(|(_, n)| *n == TO_KERNEL));
     assert_eq!(out[0].0, fr[0], "as it came");
+}
+
+const OWN: MacAddr = [2, 0, 0, 0, 0, 1];
+const CLIENT_MAC: MacAddr = [2, 0xc1, 0, 0, 0, 1];
+
+/// Times out a datagram of which only `which` fragments came (at 10 s);
+/// returns what the data plane sent on the tick at 40 s.
+fn timed_out(dp: &mut Dataplane, fr: &[Vec<u8>], which: &[usize]) -> Vec<(Vec<u8>, NicId)> {
+    for &i in which {
+        assert_eq!(
+            feed(dp, &fr[i], Timestamp::from_secs(10)),
+            Verdict::Consumed
+        );
+    }
+    dp.tick(Timestamp::from_secs(39));
+    assert_eq!(dp.extra_len(), 0, "not yet");
+    dp.tick(Timestamp::from_secs(40));
+    assert_eq!(dp.frags_held(), (0, 0));
+    let out = dp.extra().map(|(f, n)| (f.to_vec(), n)).collect();
+    dp.clear_extra();
+    out
+}
+
+#[test]
+fn reassembly_timeout_sends_icmp_time_exceeded_quoting_the_first_fragment() {
+    for v6 in [false, true] {
+        let mut dp = dp(FwdMethod::Route);
+        dp.cfg.own_macs = vec![OWN];
+        let d = datagram(v6, 3000, 0x77);
+        let fr = frags(&d, v6, 1500, 0x77);
+        let out = timed_out(&mut dp, &fr, &[0, 2]);
+        assert_eq!(out.len(), 1, "v6 {v6}");
+        assert_eq!(out[0].1, 0, "out of the NIC it came in on");
+        let f = &out[0].0;
+        assert_eq!((&f[..6], &f[6..12]), (&CLIENT_MAC[..], &OWN[..]));
+        let p = wire::parse(f).unwrap().unwrap();
+        assert_eq!((p.src, p.dst), (vip(v6), client(v6)), "from the VIP");
+        assert_eq!(p.ttl, 64);
+        let L4::IcmpError(e) = p.l4 else {
+            panic!("v6 {v6}: {:?}", p.l4)
+        };
+        let want = if v6 { (3, 1) } else { (11, 1) };
+        assert_eq!(e.kind, want, "fragment reassembly time exceeded");
+        assert!(wire::verify_l4_checksum(f, &p), "v6 {v6}: ICMP checksum");
+        // The quote is the first fragment as received, cut at 576 / 1280
+        // bytes of ICMP packet.
+        let cap = if v6 { 1280 } else { 576 };
+        assert_eq!(p.ip_len as usize, cap, "v6 {v6}");
+        let quote = &f[e.inner_l3_off..p.l3_end()];
+        let first = &fr[0][wire::ETH_HLEN..];
+        assert_eq!(quote, &first[..quote.len()], "v6 {v6}");
+        assert_eq!(e.inner_frag, Fragment::First);
+        assert_eq!(dp.counters.icmp_frag_time, 1);
+        assert_eq!(dp.counters.drops(DropReason::FragTimeout), 1);
+        if !v6 {
+            assert!(checksum::verify(&f[14..34]), "IPv4 header checksum");
+            assert_eq!(f[14 + 1], 0xc0, "internetwork control");
+        }
+    }
+}
+
+#[test]
+fn no_icmp_without_the_first_fragment() {
+    for v6 in [false, true] {
+        let mut dp = dp(FwdMethod::Route);
+        let fr = frags(&datagram(v6, 3000, 5), v6, 1500, 5);
+        assert!(timed_out(&mut dp, &fr, &[1, 2]).is_empty(), "v6 {v6}");
+        assert_eq!(dp.counters.icmp_frag_time, 0);
+        assert_eq!(dp.counters.drops(DropReason::FragTimeout), 1);
+    }
+}
+
+#[test]
+fn a_nat_reply_s_timeout_is_answered_only_in_ipv6() {
+    for v6 in [false, true] {
+        let mut dp = dp(FwdMethod::Masq);
+        let eth = PacketBuilder::ethernet2(RS_MAC, OWN);
+        let b = match (rip(v6), client(v6)) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+            _ => unreachable!(),
+        };
+        let mut reply = Vec::new();
+        b.udp(5353, 40000).write(&mut reply, &[0x5a; 3000]).unwrap();
+        if !v6 {
+            reply[wire::ETH_HLEN + 6] = 0;
+        }
+        let fr = frags(&reply, v6, 1500, 9);
+        let out = timed_out(&mut dp, &fr, &[0]);
+        if v6 {
+            // ip6frag_expire_frag_queue answers whatever the destination,
+            // from the director's address.
+            assert_eq!(out.len(), 1);
+            let p = wire::parse(&out[0].0).unwrap().unwrap();
+            assert_eq!((p.src, p.dst), (ip("2001:2::2"), rip(true)));
+            assert_eq!(&out[0].0[..6], &RS_MAC);
+        } else {
+            // ip_expire: only an end host answers (RFC 792).
+            assert!(out.is_empty());
+        }
+    }
+}
+
+#[test]
+fn time_exceeded_is_rate_limited_per_destination_like_icmp_send() {
+    let mut dp = dp(FwdMethod::Route);
+    for id in 0..10u16 {
+        let d = datagram(false, 3000, id);
+        feed(
+            &mut dp,
+            &frags(&d, false, 1500, 0)[0],
+            Timestamp::from_secs(1),
+        );
+    }
+    dp.tick(Timestamp::from_secs(31));
+    // A burst of 6 (XRLIM_BURST_FACTOR), then one a second.
+    assert_eq!(dp.extra_len(), 6);
+    assert_eq!(dp.counters.icmp_frag_time, 6);
+    assert_eq!(dp.counters.icmp_frag_time_limited, 4);
+    dp.clear_extra();
+    for (id, t) in [(20u16, 2), (21, 2), (22, 3)] {
+        let d = datagram(false, 3000, id);
+        feed(
+            &mut dp,
+            &frags(&d, false, 1500, 0)[0],
+            Timestamp::from_secs(t),
+        );
+    }
+    dp.tick(Timestamp::from_secs(32));
+    assert_eq!(dp.extra_len(), 1, "one second's worth of credit");
+    dp.clear_extra();
+    dp.tick(Timestamp::from_secs(33));
+    assert_eq!(dp.extra_len(), 1);
+    assert_eq!(dp.counters.icmp_frag_time, 8);
+    assert_eq!(dp.counters.icmp_frag_time_limited, 5);
+}
+
+#[test]
+fn error_limit_keeps_destinations_apart_and_forgets_the_oldest() {
+    use super::reasm::{ErrorLimit, LIMIT_PEERS};
+    let mut l = ErrorLimit::new();
+    let t = Timestamp::from_secs(100);
+    let a = ip("198.18.1.1");
+    for _ in 0..6 {
+        assert!(l.allow(a, t));
+    }
+    assert!(!l.allow(a, t));
+    assert!(l.allow(ip("198.18.1.2"), t), "another destination");
+    // The global bucket: 50 at once, then 1000 a second.
+    let mut g = ErrorLimit::new();
+    let n = (0..200u32)
+        .filter(|i| g.allow(IpAddr::from([198, 18, 2, *i as u8]), t))
+        .count();
+    assert_eq!(n, 50);
+    assert!(g.allow(ip("198.18.3.1"), Timestamp(t.0 + 1_000_000)));
+    // More destinations than the table: the least recent goes, and comes
+    // back with a whole burst.
+    for i in 0..LIMIT_PEERS as u32 {
+        let t = Timestamp::from_secs(200 + u64::from(i));
+        assert!(l.allow(IpAddr::from([198, 18, 4, i as u8]), t));
+    }
+    assert!(l.allow(a, Timestamp::from_secs(300)));
+}
+
+#[test]
+fn a_timeout_fires_though_the_earliest_deadline_s_slot_was_freed_and_claimed_again() {
+    let mut r = Reasm::new();
+    let at = Timestamp::from_secs;
+    let add = |r: &mut Reasm, f: &[u8], t| r.add(f, &wire::parse(f).unwrap().unwrap(), at(t));
+    let a = frags(&datagram(false, 3000, 1), false, 1500, 0);
+    let b = frags(&datagram(false, 3000, 2), false, 1500, 0);
+    let c = frags(&datagram(false, 3000, 3), false, 1500, 0);
+    // A (due 30) completes: its slot is free again.
+    add(&mut r, &a[0], 0);
+    add(&mut r, &a[1], 1);
+    let Added::Whole(i) = add(&mut r, &a[2], 1) else {
+        panic!()
+    };
+    let w = r.take(i);
+    r.give_back(w);
+    // B claims that same slot at 20 (due 50), C another at 25 (due 55).
+    assert_eq!(add(&mut r, &b[0], 20), Added::Held);
+    assert_eq!(add(&mut r, &c[0], 25), Added::Held);
+    let none = |_: &super::reasm::Expired<'_>| {};
+    // A's deadline is stale: a scan that frees nothing, then B, then C.
+    assert_eq!(r.expire(at(30), none), 0);
+    assert_eq!(r.in_use(), 2);
+    assert_eq!(r.expire(at(49), none), 0);
+    assert_eq!(r.expire(at(50), none), 1, "B at its own deadline");
+    assert_eq!(r.expire(at(54), none), 0);
+    assert_eq!(r.expire(at(55), none), 1, "C at its own deadline");
+    assert_eq!(r.in_use(), 0);
+}
+
+#[test]
+fn the_earliest_of_several_deadlines_gates_the_scan() {
+    let mut r = Reasm::new();
+    let at = Timestamp::from_secs;
+    let none = |_: &super::reasm::Expired<'_>| {};
+    for (id, t) in [(1u16, 0u64), (2, 10), (3, 5)] {
+        let f = &frags(&datagram(false, 3000, id), false, 1500, 0)[0];
+        r.add(f, &wire::parse(f).unwrap().unwrap(), at(t));
+    }
+    assert_eq!(r.expire(at(29), none), 0);
+    assert_eq!(r.expire(at(30), none), 1, "the first claimed, due first");
+    assert_eq!(
+        r.expire(at(35), none),
+        1,
+        "the third, due before the second"
+    );
+    assert_eq!(r.expire(at(40), none), 1);
+    assert_eq!(r.expire(at(1000), none), 0);
+}
+
+#[test]
+fn a_parked_datagram_goes_to_another_data_plane_and_its_buffer_comes_back() {
+    let mut here = dp(FwdMethod::Masq);
+    let mut owner = dp(FwdMethod::Masq);
+    here.set_park_whole(true);
+    let d = datagram(false, 3000, 0x42);
+    for f in frags(&d, false, 1500, 0) {
+        assert_eq!(
+            feed(&mut here, &f, Timestamp::from_secs(1)),
+            Verdict::Consumed
+        );
+    }
+    assert_eq!(here.extra_len(), 0, "parked, not processed");
+    let parked = here.parked().unwrap().to_vec();
+    let p = wire::parse(&parked).unwrap().unwrap();
+    assert_eq!((p.frag, p.ip_len as usize), (Fragment::None, d.len() - 14));
+    let mut w = here.take_parked().unwrap();
+    assert!(here.parked().is_none());
+    // Its slot takes no datagram while the buffer is away.
+    for id in 0..SLOTS as u16 {
+        let f = &frags(&datagram(false, 3000, 100 + id), false, 1500, 0)[0];
+        let want = if (id as usize) < SLOTS - 1 {
+            Verdict::Consumed
+        } else {
+            Verdict::Drop(DropReason::FragNoRoom)
+        };
+        assert_eq!(feed(&mut here, f, Timestamp::from_secs(1)), want, "{id}");
+    }
+    assert_eq!(
+        owner.process_whole(&mut w, 0, Timestamp::from_secs(1)),
+        Verdict::Consumed
+    );
+    assert_eq!(owner.conns.len(), 1, "the owner holds the connection");
+    assert_eq!(here.conns.len(), 0);
+    let out = taken(&mut owner);
+    assert_eq!(out.len(), 3);
+    let whole = rejoin(&out);
+    let q = wire::parse(&whole).unwrap().unwrap();
+    assert_eq!(q.dst, rip(false));
+    here.give_back(w);
+    let f = &frags(&datagram(false, 3000, 999), false, 1500, 0)[0];
+    assert_eq!(
+        feed(&mut here, f, Timestamp::from_secs(1)),
+        Verdict::Consumed
+    );
+    // Processed where it came, a parked datagram is as before.
+    let mut one = dp(FwdMethod::Masq);
+    one.set_park_whole(true);
+    for f in frags(&d, false, 1500, 0) {
+        feed(&mut one, &f, Timestamp::from_secs(1));
+    }
+    assert_eq!(
+        one.process_parked(Timestamp::from_secs(1)),
+        Some(Verdict::Consumed)
+    );
+    assert_eq!(taken(&mut one).len(), 3);
+    assert_eq!(one.frags_held(), (0, 0));
 }

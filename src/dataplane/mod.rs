@@ -233,6 +233,11 @@ pub struct Counters {
     /// Frames from [`Dataplane::extra`] for the director's own stack: the
     /// fragments of a reassembled datagram no service takes.
     pub frag_to_kernel: u64,
+    /// ICMP time exceeded (fragment reassembly) sent for datagrams that
+    /// timed out after their first fragment came, and those the rate limit
+    /// kept back.
+    pub icmp_frag_time: u64,
+    pub icmp_frag_time_limited: u64,
     parse: [u64; ParseError::COUNT],
     other: [u64; DropReason::COUNT],
     kernel_by: [u64; KernelReason::COUNT],
@@ -440,6 +445,12 @@ pub struct Dataplane {
     whole_max_frag: Option<usize>,
     /// IPv6 fragment identification of the next fragmented packet.
     frag_id: u32,
+    /// Rate limits of the ICMP errors reassembly timeouts send.
+    icmp_limit: reasm::ErrorLimit,
+    /// Whole datagrams wait in `parked` for the shell to say which worker
+    /// processes them ([`Dataplane::set_park_whole`]).
+    park_whole: bool,
+    parked: Option<reasm::Whole>,
 }
 
 /// The NIC of an extra frame that goes to the director's own stack (the
@@ -501,6 +512,9 @@ impl Dataplane {
             extra: ExtraTx::with_capacity(EXTRA_BYTES, EXTRA_FRAMES),
             whole_max_frag: None,
             frag_id: 1,
+            icmp_limit: reasm::ErrorLimit::new(),
+            park_whole: false,
+            parked: None,
             cfg,
         };
         dp.refresh_derived();
@@ -714,9 +728,62 @@ impl Dataplane {
         self.conns.expiry_pending()
     }
 
-    /// Frees the datagrams whose fragments did not all come in time.
+    /// Frees the datagrams whose fragments did not all come in time, and
+    /// answers those whose first fragment came with an ICMP time exceeded
+    /// into the extra frames, as the kernel's `ip_expire` /
+    /// `ip6frag_expire_frag_queue`: from the VIP the datagram was sent to;
+    /// for a NAT real server's reply to a client, IPv4 sends none (only an
+    /// end host does, RFC 792: `frag_expire_skip_icmp`) and IPv6 sends it
+    /// from the director's address. Never to a source that is not unicast.
     fn expire_frags(&mut self, now: Timestamp) {
-        for _ in 0..self.reasm.expire(now) {
+        let Dataplane {
+            reasm,
+            extra,
+            counters,
+            icmp_limit,
+            vips,
+            cfg,
+            ..
+        } = self;
+        let n = reasm.expire(now, |e| {
+            let from = if vips.contains(&e.dst) {
+                Some(e.dst)
+            } else if e.dst.is_ipv6() {
+                cfg.own_addrs
+                    .iter()
+                    .copied()
+                    .find(|a| matches!(a, IpAddr::V6(a) if !a.is_unicast_link_local()))
+            } else {
+                None
+            };
+            let unicast = match e.src {
+                IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+                IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+            };
+            let Some(from) = from.filter(|_| unicast) else {
+                return;
+            };
+            if !icmp_limit.allow(e.src, now) {
+                counters.icmp_frag_time_limited += 1;
+                return;
+            }
+            let mac = cfg
+                .own_macs
+                .get(usize::from(e.nic))
+                .copied()
+                .unwrap_or([0; 6]);
+            let f = fragout::FirstFragment {
+                link: e.link,
+                ip: e.ip,
+                frag_hdr: e.frag_hdr,
+                data: e.data,
+                to: e.src,
+            };
+            if fragout::time_exceeded(extra, &f, from, mac, e.nic).is_ok() {
+                counters.icmp_frag_time += 1;
+            }
+        });
+        for _ in 0..n {
             self.counters.count_reason(DropReason::FragTimeout);
         }
     }
@@ -1135,15 +1202,90 @@ impl Dataplane {
     /// `ip6_fragment` use `frag_max_size`).
     #[cold]
     fn reassemble(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
-        let i = match self.reasm.add(frame.data(), p, now) {
+        let i = match self.reasm.add_on(frame.data(), p, self.in_nic, now) {
             reasm::Added::Held => return Verdict::Consumed,
             reasm::Added::Drop(r) => return Verdict::Drop(r),
             reasm::Added::Whole(i) => i,
         };
         self.counters.frag_reassembled += 1;
         let mut w = self.reasm.take(i);
+        if self.park_whole {
+            // The shell decides where it goes ([`Dataplane::parked`]).
+            if let Some(old) = self.parked.replace(w) {
+                self.reasm.give_back(old);
+            }
+            return Verdict::Consumed;
+        }
+        let v = self.whole(&mut w, now);
+        self.reasm.give_back(w);
+        v
+    }
+
+    /// With [`Dataplane::set_park_whole`]: the frame of the datagram the
+    /// last fragment completed, not yet processed (after a
+    /// [`Verdict::Consumed`]). The shell either processes it here
+    /// ([`Dataplane::process_parked`]) or hands it to the worker that owns
+    /// its flow ([`Dataplane::take_parked`], [`Dataplane::process_whole`]
+    /// there, [`Dataplane::give_back`] here).
+    pub fn parked(&self) -> Option<&[u8]> {
+        self.parked
+            .as_ref()
+            .and_then(|w| w.buf.get(w.head..w.head + w.len))
+    }
+
+    /// Whole datagrams wait for the shell ([`Dataplane::parked`]) instead
+    /// of being processed where their last fragment came: with several
+    /// workers, the one that owns the flow must process them (IPVS
+    /// defragments, then looks the connection up).
+    pub fn set_park_whole(&mut self, on: bool) {
+        self.park_whole = on;
+    }
+
+    /// Processes the parked datagram here, its extra frames as after a
+    /// [`Verdict::Consumed`]; its verdict (`Consumed`, or why it was
+    /// dropped: counted as a reason, its last fragment was counted
+    /// `consumed`). `None` with nothing parked.
+    #[cold]
+    pub fn process_parked(&mut self, now: Timestamp) -> Option<Verdict> {
+        let mut w = self.parked.take()?;
+        let v = self.whole(&mut w, now);
+        self.reasm.give_back(w);
+        Some(self.count_whole(v))
+    }
+
+    /// Takes the parked datagram to hand it to another worker.
+    pub fn take_parked(&mut self) -> Option<reasm::Whole> {
+        self.parked.take()
+    }
+
+    /// Processes a datagram another worker reassembled, received on `nic`
+    /// (as [`Dataplane::process_parked`]); `w` then goes back to that
+    /// worker's [`Dataplane::give_back`].
+    #[cold]
+    pub fn process_whole(&mut self, w: &mut reasm::Whole, nic: NicId, now: Timestamp) -> Verdict {
+        self.in_nic = nic;
+        let v = self.whole(w, now);
+        self.count_whole(v)
+    }
+
+    /// Takes back the buffer of a datagram this data plane lent
+    /// ([`Dataplane::take_parked`]).
+    pub fn give_back(&mut self, w: reasm::Whole) {
+        self.reasm.give_back(w);
+    }
+
+    fn count_whole(&mut self, v: Verdict) -> Verdict {
+        if let Verdict::Drop(r) = v {
+            self.counters.count_reason(r);
+        }
+        v
+    }
+
+    /// A whole datagram through the normal path, out refragmented into the
+    /// extra frames.
+    fn whole(&mut self, w: &mut reasm::Whole, now: Timestamp) -> Verdict {
         let mut fb = FrameBuf::new(&mut w.buf, w.head, w.len);
-        let v = match wire::parse(fb.data()) {
+        match wire::parse(fb.data()) {
             Err(e) => Verdict::Drop(DropReason::Malformed(e)),
             Ok(Some(q)) if q.frag == Fragment::None => {
                 self.whole_max_frag = Some(w.max_frag);
@@ -1194,9 +1336,7 @@ impl Dataplane {
                 }
             }
             _ => Verdict::Drop(DropReason::FragBad),
-        };
-        self.reasm.put_back(i, w.buf);
-        v
+        }
     }
 
     /// Sends a real server's reply of NAT/FULLNAT connection `id` to the client.

@@ -20,9 +20,17 @@
 //! empty fragment, a datagram over 65535 bytes, and (IPv6) a non-last
 //! fragment whose length is not a multiple of 8 are dropped (`frag_bad`);
 //! an IPv4 non-last fragment is cut to a multiple of 8 as
-//! `ip_frag_queue` does. A first fragment that does not hold its TCP/UDP
-//! header never gets here: the parser drops it (`udp_truncated` /
-//! `tcp_truncated`), so its datagram cannot complete and times out.
+//! `ip_frag_queue` does. A first fragment too short for its TCP/UDP header
+//! is reassembled like any other (the parser leaves its ports out): IPv4
+//! always, IPv6 when it holds the whole extension chain and the first 20
+//! TCP / 8 UDP bytes, which is what `ipv6frag_thdr_truncated` asks of
+//! `nf_ct_frag6_gather` (RFC 8200 4.5); shorter IPv6 ones the parser drops.
+//!
+//! A datagram that times out after its first fragment came is answered as
+//! `ip_expire` / `ip6frag_expire_frag_queue` do: ICMP time exceeded,
+//! "fragment reassembly time exceeded" (IPv4 11/1, IPv6 3/1) quoting that
+//! first fragment ([`Expired`], built by the data plane), rate limited
+//! like `icmp_send` ([`ErrorLimit`]).
 //!
 //! A datagram is keyed by (source, destination, identification, protocol)
 //! for IPv4 and (source, destination, identification) for IPv6, as
@@ -31,6 +39,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::dest::NicId;
 use crate::forward::frag::{FRAG_HDR_LEN, IPPROTO_FRAGMENT, unfragmentable_v6};
 use crate::time::Timestamp;
 use crate::wire::{Headers, IpVersion, checksum, ipv4, ipv6};
@@ -76,6 +85,11 @@ struct Slot {
     nh_at: usize,
     /// The upper protocol (IPv6: the first fragment's fragment header's).
     next: u8,
+    /// The first fragment, for an ICMP time exceeded: its NIC, payload
+    /// bytes held (from the start of the payload) and IPv6 fragment header.
+    first_nic: NicId,
+    first_len: usize,
+    first_fh: [u8; FRAG_HDR_LEN],
     /// Payload length, known once the last fragment came.
     total: Option<usize>,
     /// Payload bytes held.
@@ -98,6 +112,9 @@ impl Slot {
             l3_len: 0,
             nh_at: 0,
             next: 0,
+            first_nic: 0,
+            first_len: 0,
+            first_fh: [0; FRAG_HDR_LEN],
             total: None,
             got: 0,
             end: 0,
@@ -153,6 +170,28 @@ pub struct Whole {
     /// The largest fragment's IP length (`frag_max_size`): the datagram is
     /// refragmented to at most this.
     pub max_frag: usize,
+    /// The slot it came from, which gets `buf` back
+    /// ([`Reasm::give_back`]).
+    pub slot: usize,
+}
+
+/// A datagram that timed out after its first fragment came: the first
+/// fragment as it was received, which an ICMP time exceeded quotes.
+#[derive(Debug)]
+pub struct Expired<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// The NIC the first fragment came in on.
+    pub nic: NicId,
+    /// Its link header (MACs and tags).
+    pub link: &'a [u8],
+    /// Its IP header (IPv6: the unfragmentable part, whose last next
+    /// header names the fragment header).
+    pub ip: &'a [u8],
+    /// IPv6: its fragment header; IPv4: empty.
+    pub frag_hdr: &'a [u8],
+    /// Its payload.
+    pub data: &'a [u8],
 }
 
 /// Where a fragment sits, read from its headers.
@@ -163,6 +202,8 @@ struct FragInfo {
     l3_len: usize,
     nh_at: usize,
     next: u8,
+    /// IPv6: the fragment header.
+    fh: [u8; FRAG_HDR_LEN],
     off: usize,
     more: bool,
     df: bool,
@@ -188,6 +229,7 @@ fn info(frame: &[u8], p: &Headers) -> Option<FragInfo> {
                 l3_len: hlen,
                 nh_at: ipv4::field::PROTOCOL,
                 next: p.proto,
+                fh: [0; FRAG_HDR_LEN],
                 off: usize::from(w & ipv4::FRAG_OFFSET_MASK) * 8,
                 more: w & ipv4::MF != 0,
                 df: w & ipv4::DF != 0,
@@ -211,6 +253,7 @@ fn info(frame: &[u8], p: &Headers) -> Option<FragInfo> {
                 l3_len: pos,
                 nh_at,
                 next: fh[0],
+                fh: fh.try_into().ok()?,
                 off: usize::from(w & !7),
                 more: w & 1 != 0,
                 df: true,
@@ -258,8 +301,9 @@ impl Reasm {
     }
 
     /// Frees datagrams whose first fragment came [`TIMEOUT`] or more
-    /// before `now`; returns how many.
-    pub fn expire(&mut self, now: Timestamp) -> usize {
+    /// before `now`, calling `first` for each of them whose first fragment
+    /// came (what `ip_expire` answers); returns how many were freed.
+    pub fn expire(&mut self, now: Timestamp, mut first: impl FnMut(&Expired<'_>)) -> usize {
         match self.next_due {
             Some(due) if now >= due => {}
             _ => return 0,
@@ -271,6 +315,19 @@ impl Reasm {
                 continue;
             }
             if now.since(s.created) >= TIMEOUT {
+                if let (Some(k), true) = (s.key, s.head_len > 0) {
+                    let ip_at = HEAD_ROOM - s.l3_len;
+                    let v6 = s.buf[ip_at] >> 4 == 6;
+                    first(&Expired {
+                        src: k.src,
+                        dst: k.dst,
+                        nic: s.first_nic,
+                        link: &s.buf[HEAD_ROOM - s.head_len..ip_at],
+                        ip: &s.buf[ip_at..HEAD_ROOM],
+                        frag_hdr: if v6 { &s.first_fh } else { &[] },
+                        data: &s.buf[HEAD_ROOM..HEAD_ROOM + s.first_len],
+                    });
+                }
                 s.reset();
                 n += 1;
             } else {
@@ -282,8 +339,13 @@ impl Reasm {
         n
     }
 
-    /// Adds the fragment `p` of `frame`.
+    /// Adds the fragment `p` of `frame` (received on the first NIC).
     pub fn add(&mut self, frame: &[u8], p: &Headers, now: Timestamp) -> Added {
+        self.add_on(frame, p, 0, now)
+    }
+
+    /// Adds the fragment `p` of `frame`, received on NIC `nic`.
+    pub fn add_on(&mut self, frame: &[u8], p: &Headers, nic: NicId, now: Timestamp) -> Added {
         let Some(fi) = info(frame, p) else {
             return Added::Drop(DropReason::FragBad);
         };
@@ -305,7 +367,13 @@ impl Reasm {
         }
         let i = match self.slots.iter().position(|s| s.key == Some(fi.key)) {
             Some(i) => i,
-            None => match self.slots.iter().position(|s| s.key.is_none()) {
+            // A slot whose buffer is lent to another worker
+            // ([`Reasm::take`]) is not free until it comes back.
+            None => match self
+                .slots
+                .iter()
+                .position(|s| s.key.is_none() && !s.buf.is_empty())
+            {
                 Some(i) => {
                     let s = &mut self.slots[i];
                     s.key = Some(fi.key);
@@ -350,6 +418,9 @@ impl Reasm {
             s.l3_len = fi.l3_len;
             s.nh_at = fi.nh_at;
             s.next = fi.next;
+            s.first_nic = nic;
+            s.first_len = len;
+            s.first_fh = fi.fh;
             s.buf[HEAD_ROOM - head..HEAD_ROOM].copy_from_slice(&frame[..head]);
         }
         if s.head_len > 0 && s.total == Some(s.got) {
@@ -361,7 +432,7 @@ impl Reasm {
 
     /// Takes the whole datagram of slot `i` (after [`Added::Whole`]) with
     /// its IP header made that of an unfragmented packet; give the buffer
-    /// back with [`Reasm::put_back`].
+    /// back with [`Reasm::give_back`]; the slot takes no datagram until then.
     pub fn take(&mut self, i: usize) -> Whole {
         let s = &mut self.slots[i];
         let total = s.total.unwrap_or(0);
@@ -388,13 +459,112 @@ impl Reasm {
             head,
             len: s.head_len + total,
             max_frag: s.max_frag,
+            slot: i,
         };
         s.reset();
         w
     }
 
-    /// Returns a buffer [`Reasm::take`] lent.
-    pub fn put_back(&mut self, i: usize, buf: Vec<u8>) {
-        self.slots[i].buf = buf;
+    /// Gives back the buffer of a datagram [`Reasm::take`] lent (possibly
+    /// after another worker processed it).
+    pub fn give_back(&mut self, w: Whole) {
+        if let Some(s) = self.slots.get_mut(w.slot) {
+            s.buf = w.buf;
+        }
+    }
+}
+
+/// `icmp_send`'s rate limits for the ICMP errors a data plane originates
+/// (time exceeded): the global bucket (`icmp_msgs_per_sec` 1000,
+/// `icmp_msgs_burst` 50: `icmp_global_allow`) and per destination one
+/// message a second with a burst of 6 (`icmp_ratelimit` 1000 ms and
+/// `XRLIM_BURST_FACTOR`: `inet_peer_xrlim_allow`; a destination not seen
+/// before starts with the whole burst). Destinations are kept in a fixed
+/// table of [`LIMIT_PEERS`], the least recently limited one forgotten for a
+/// new one. Nothing allocates after [`ErrorLimit::new`].
+#[derive(Debug)]
+pub struct ErrorLimit {
+    /// Global credit, in nanoseconds of refill (one message costs
+    /// [`GLOBAL_COST`]).
+    global: u64,
+    global_at: Timestamp,
+    peers: Vec<Peer>,
+}
+
+#[derive(Copy, Clone, Debug)]
+struct Peer {
+    addr: Option<IpAddr>,
+    /// Credit in nanoseconds (one message costs [`PEER_COST`]).
+    tokens: u64,
+    at: Timestamp,
+}
+
+/// Destinations whose ICMP error rate is remembered.
+pub const LIMIT_PEERS: usize = 64;
+/// 1000 messages a second, a burst of 50.
+const GLOBAL_COST: u64 = 1_000_000;
+const GLOBAL_BURST: u64 = 50 * GLOBAL_COST;
+/// One message a second per destination, a burst of 6.
+const PEER_COST: u64 = 1_000_000_000;
+const PEER_BURST: u64 = 6 * PEER_COST;
+
+impl Default for ErrorLimit {
+    fn default() -> Self {
+        ErrorLimit::new()
+    }
+}
+
+impl ErrorLimit {
+    pub fn new() -> ErrorLimit {
+        ErrorLimit {
+            global: GLOBAL_BURST,
+            global_at: Timestamp::ZERO,
+            peers: vec![
+                Peer {
+                    addr: None,
+                    tokens: 0,
+                    at: Timestamp::ZERO,
+                };
+                LIMIT_PEERS
+            ],
+        }
+    }
+
+    /// Whether an ICMP error to `dst` may be sent at `now` (and if so,
+    /// takes its credit).
+    pub fn allow(&mut self, dst: IpAddr, now: Timestamp) -> bool {
+        let g = (self.global + now.0.saturating_sub(self.global_at.0)).min(GLOBAL_BURST);
+        self.global_at = now;
+        self.global = g;
+        if g < GLOBAL_COST {
+            return false;
+        }
+        let i = match self.peers.iter().position(|p| p.addr == Some(dst)) {
+            Some(i) => i,
+            None => {
+                let i = self
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, p)| (p.addr.is_some(), p.at))
+                    .map_or(0, |(i, _)| i);
+                self.peers[i] = Peer {
+                    addr: Some(dst),
+                    tokens: PEER_BURST,
+                    at: now,
+                };
+                i
+            }
+        };
+        let p = &mut self.peers[i];
+        let t = (p.tokens + now.0.saturating_sub(p.at.0)).min(PEER_BURST);
+        p.at = now;
+        if t < PEER_COST {
+            p.tokens = t;
+            return false;
+        }
+        p.tokens = t - PEER_COST;
+        self.global -= GLOBAL_COST;
+        true
     }
 }

@@ -14,8 +14,13 @@
 //! before a routing header: `ip6_find_1stfragopt`) and a fragment header.
 //! Non-last fragments hold a multiple of 8 payload bytes.
 
+use std::net::IpAddr;
+
 use crate::dest::NicId;
-use crate::wire::{IPV4_HLEN, IPV6_HLEN, IpVersion, checksum, ipv4, ipv6};
+use crate::wire::{
+    IPPROTO_ICMP, IPPROTO_ICMPV6, IPV4_HLEN, IPV6_HLEN, IpVersion, MacAddr, checksum, ethernet,
+    icmp, icmpv6, ipv4, ipv6,
+};
 
 /// IPv6 fragment header length.
 pub const FRAG_HDR_LEN: usize = 8;
@@ -97,6 +102,114 @@ impl ExtraTx {
     pub fn push_frame(&mut self, frame: &[u8], nic: NicId) -> Result<(), Full> {
         self.push(&[frame], nic).map(|_| ())
     }
+}
+
+/// The code of ICMP / ICMPv6 time exceeded for "fragment reassembly time
+/// exceeded" (`ICMP_EXC_FRAGTIME`, `ICMPV6_EXC_FRAGTIME`).
+pub const CODE_FRAG_TIME: u8 = 1;
+
+/// The first fragment of a datagram whose reassembly timed out, in pieces
+/// as the reassembly kept it.
+#[derive(Copy, Clone, Debug)]
+pub struct FirstFragment<'a> {
+    /// Link header (MACs, tags).
+    pub link: &'a [u8],
+    /// IP header as received (IPv6: the unfragmentable part).
+    pub ip: &'a [u8],
+    /// IPv6 fragment header; empty for IPv4.
+    pub frag_hdr: &'a [u8],
+    /// Payload.
+    pub data: &'a [u8],
+    /// Its source: where the error goes.
+    pub to: IpAddr,
+}
+
+/// Queues for `nic` an ICMP time exceeded, "fragment reassembly time
+/// exceeded" (IPv4 11/1, ICMPv6 3/1), from `from` back to the sender of
+/// the first fragment `f`, quoting it as Linux's `icmp_send` /
+/// `icmpv6_send` do (as much as fits in 576 bytes / 1280 bytes), with the
+/// same header choices as [`crate::forward::icmp_too_big`]: Ethernet to the
+/// fragment's source MAC from `our_mac` (tags kept), TTL / hop limit 64,
+/// IPv4 TOS bits kept with internetwork-control precedence, DF and ID 0.
+pub fn time_exceeded(
+    out: &mut ExtraTx,
+    f: &FirstFragment<'_>,
+    from: IpAddr,
+    our_mac: MacAddr,
+    nic: NicId,
+) -> Result<(), FragError> {
+    let (src, dst, v6) = match (from, f.to) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let (mut a, mut b) = ([0; 16], [0; 16]);
+            a[..4].copy_from_slice(&s.octets());
+            b[..4].copy_from_slice(&d.octets());
+            (a, b, false)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => (s.octets(), d.octets(), true),
+        _ => return Err(FragError::Bad),
+    };
+    let l2 = f.link.len();
+    if l2 < ethernet::field::ADDRS.end || f.ip.is_empty() {
+        return Err(FragError::Bad);
+    }
+    let (hdr, cap) = if v6 {
+        (IPV6_HLEN, 1280)
+    } else {
+        (IPV4_HLEN, 576)
+    };
+    let room = cap - hdr - icmp::HEADER_LEN;
+    let qip = f.ip.len().min(room);
+    let qfh = f.frag_hdr.len().min(room - qip);
+    let qd = f.data.len().min(room - qip - qfh);
+    let msg_len = icmp::HEADER_LEN + qip + qfh + qd;
+    let orig_tos = f.ip.get(ipv4::field::DSCP_ECN).copied().unwrap_or(0);
+    let zero = [0u8; IPV6_HLEN + icmp::HEADER_LEN];
+    let frame = out
+        .push(
+            &[
+                f.link,
+                &zero[..hdr + icmp::HEADER_LEN],
+                &f.ip[..qip],
+                &f.frag_hdr[..qfh],
+                &f.data[..qd],
+            ],
+            nic,
+        )
+        .map_err(|_| FragError::Full)?;
+    frame.copy_within(ethernet::field::SOURCE, ethernet::field::DESTINATION.start);
+    frame[ethernet::field::SOURCE].copy_from_slice(&our_mac);
+    let (iph, msg) = frame[l2..l2 + hdr + msg_len].split_at_mut(hdr);
+    if v6 {
+        use ipv6::field as F;
+        iph[F::VER_TC_FLOW].copy_from_slice(&ipv6::ver_tc_flow(0, 0));
+        iph[F::LENGTH].copy_from_slice(&(msg_len as u16).to_be_bytes());
+        iph[F::NXT_HDR] = IPPROTO_ICMPV6;
+        iph[F::HOP_LIMIT] = 64;
+        iph[F::SRC].copy_from_slice(&src);
+        iph[F::DST].copy_from_slice(&dst);
+        msg[icmpv6::field::TYPE] = icmpv6::TIME_EXCEEDED;
+        msg[icmpv6::field::CODE] = CODE_FRAG_TIME;
+        let ph = checksum::pseudo_v6(src, dst, IPPROTO_ICMPV6, msg_len as u32);
+        let c = checksum::finish(checksum::add(ph, checksum::sum(msg)));
+        msg[icmpv6::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    } else {
+        use ipv4::field as F;
+        iph[F::VER_IHL] = ipv4::VER_IHL_NO_OPTIONS;
+        iph[F::DSCP_ECN] = (orig_tos & 0x1e) | 0xc0;
+        iph[F::LENGTH].copy_from_slice(&((hdr + msg_len) as u16).to_be_bytes());
+        iph[F::FLG_OFF].copy_from_slice(&ipv4::DF.to_be_bytes());
+        iph[F::TTL] = 64;
+        iph[F::PROTOCOL] = IPPROTO_ICMP;
+        iph[F::SRC].copy_from_slice(&src[..4]);
+        iph[F::DST].copy_from_slice(&dst[..4]);
+        let c = checksum::checksum(iph);
+        iph[F::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+        msg[icmp::field::TYPE] = icmp::TIME_EXCEEDED;
+        msg[icmp::field::CODE] = CODE_FRAG_TIME;
+        let c = checksum::checksum(msg);
+        msg[icmp::field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
+    Ok(())
 }
 
 /// Why a packet could not be fragmented; nothing was queued.

@@ -519,10 +519,17 @@ fn finish_ip(
 ) -> Result<Headers, ParseError> {
     let l4_off = l3_off + info.hlen;
     let l4data = ip.get(info.hlen..info.total).unwrap_or_default();
-    let l4 = if info.frag == Fragment::Later {
-        L4::Other
-    } else {
-        parse_l4(l4data, l4_off, version, info.proto)?
+    let l4 = match info.frag {
+        Fragment::Later => L4::Other,
+        Fragment::None => parse_l4(l4data, l4_off, version, info.proto)?,
+        // A first fragment too short for its upper header is still
+        // reassembled, without ports, as the kernel does: IPv4 always
+        // (ip_defrag), IPv6 when it holds the 20 TCP / 8 UDP / 8 ICMPv6
+        // bytes `ipv6frag_thdr_truncated` asks of nf_ct_frag6_gather.
+        Fragment::First => match parse_l4(l4data, l4_off, version, info.proto) {
+            Err(_) if first_fragment_reassembles(version, info.proto, l4data.len()) => L4::Other,
+            r => r?,
+        },
     };
     Ok(Headers {
         svlan: None,
@@ -540,6 +547,23 @@ fn finish_ip(
         frag: info.frag,
         l4,
     })
+}
+
+/// Whether a first fragment whose upper header does not parse from its
+/// `len` bytes is reassembled all the same (see [`finish_ip`]).
+fn first_fragment_reassembles(version: IpVersion, proto: u8, len: usize) -> bool {
+    match version {
+        IpVersion::V4 => true,
+        IpVersion::V6 => {
+            let need = match proto {
+                IPPROTO_TCP => tcp::HEADER_LEN,
+                IPPROTO_UDP => udp::HEADER_LEN,
+                IPPROTO_ICMPV6 => icmpv6::HEADER_LEN,
+                _ => 1,
+            };
+            len >= need
+        }
+    }
 }
 
 fn parse_l4(l4: &[u8], l4_off: usize, version: IpVersion, proto: u8) -> Result<L4, ParseError> {

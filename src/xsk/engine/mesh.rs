@@ -7,6 +7,8 @@ use anyhow::Context;
 use crossbeam::queue::ArrayQueue;
 
 use super::worker::Worker;
+use crate::dataplane::Verdict;
+use crate::dataplane::reasm::{SLOTS, Whole};
 use crate::dest::NicId;
 use crate::time::Timestamp;
 use crate::wire;
@@ -22,9 +24,17 @@ pub(super) struct Mesh {
     /// `lend[owner * n + borrower]`: empty frames of `owner`'s UMEM that
     /// `borrower` may fill.
     lend: Vec<ArrayQueue<FrameDesc>>,
-    lend_depth: usize,
+    /// How many frames a worker keeps lent to each peer.
+    pub(super) lend_depth: usize,
     umems: Vec<WorkerUmem>,
     pub(super) bells: Vec<Doorbell>,
+    /// Per worker: whole datagrams another worker reassembled whose flow
+    /// it owns, with the NIC their last fragment came in on and the worker
+    /// whose reassembly buffer they are in (too big for a UMEM frame, so
+    /// the buffer itself moves: a pointer, no copy, no allocation).
+    pub(super) wholes: Vec<ArrayQueue<(Whole, NicId, usize)>>,
+    /// Per worker: its reassembly buffers coming back from the owners.
+    returns: Vec<ArrayQueue<Whole>>,
 }
 
 impl Mesh {
@@ -51,6 +61,9 @@ impl Mesh {
             lend_depth,
             umems: umems.to_vec(),
             bells,
+            // Room for every buffer of every worker: a push never fails.
+            wholes: (0..n).map(|_| ArrayQueue::new(SLOTS * n)).collect(),
+            returns: (0..n).map(|_| ArrayQueue::new(SLOTS)).collect(),
         })
     }
 
@@ -107,12 +120,67 @@ impl Mesh {
 }
 
 impl Worker {
+    /// The datagram the last fragment completed (the data plane parks it
+    /// when there are several workers): processed by the worker that owns
+    /// its flow, as any other frame of that flow, here or handed over.
+    #[cold]
+    pub(super) fn route_parked(&mut self, nic: NicId, now: Timestamp) {
+        let o = match (&self.mesh, self.dp.parked()) {
+            (Some(mesh), Some(f)) => mesh.elsewhere(&self.steer, self.me, f),
+            _ => None,
+        };
+        match (o, &self.mesh) {
+            (Some(o), Some(mesh)) => {
+                let Some(w) = self.dp.take_parked() else {
+                    return;
+                };
+                match mesh.wholes[o].push((w, nic, self.me)) {
+                    Ok(()) => {
+                        self.steered_out += 1;
+                        self.rang[o] = true;
+                    }
+                    Err((w, _, _)) => {
+                        self.dp.give_back(w);
+                        self.steer_drop += 1;
+                    }
+                }
+            }
+            _ => {
+                self.dp.process_parked(now);
+            }
+        }
+    }
+
+    /// Processes the whole datagrams peers reassembled for flows this
+    /// worker owns, sends what they turn into and returns the buffers;
+    /// takes back its own lent buffers. Returns how many it processed.
+    pub(super) fn drain_wholes(&mut self, now: Timestamp) -> usize {
+        let Some(mesh) = self.mesh.clone() else {
+            return 0;
+        };
+        while let Some(w) = mesh.returns[self.me].pop() {
+            self.dp.give_back(w);
+        }
+        let mut n = 0;
+        while let Some((mut w, nic, from)) = mesh.wholes[self.me].pop() {
+            if self.dp.process_whole(&mut w, nic, now) == Verdict::Consumed {
+                self.send_extra();
+            }
+            // Never full: it has room for all of that worker's buffers.
+            if mesh.returns[from].push(w).is_ok() {
+                self.rang[from] = true;
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// Processes frames peers handed over (up to one batch).
     pub(super) fn drain_inbox(&mut self, now: Timestamp) -> usize {
         let Some(mesh) = self.mesh.clone() else {
             return 0;
         };
-        let mut n = 0;
+        let mut n = self.drain_wholes(now);
         while n < self.batch {
             let Some((d, nic)) = mesh.inbox[self.me].pop() else {
                 break;

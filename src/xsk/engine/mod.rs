@@ -60,7 +60,11 @@
 //! refilled by the lender from its free list), and per worker one inbox;
 //! a sleeping owner is woken through an eventfd only when it is asleep.
 //! A frame that finds no lent chunk or a full inbox is dropped and counted
-//! (`steer_drop`). With one queue none of this exists.
+//! (`steer_drop`). A datagram reassembled from fragments (which RSS keeps
+//! on one queue, hashing addresses only) is too big for a frame: the
+//! reassembly buffer itself goes to the owner over a per-worker queue of
+//! whole datagrams, and back over a per-worker return queue (both sized
+//! for every buffer, so neither fills). With one queue none of this exists.
 //!
 //! # Deliberately not done
 //! Per-worker scheduler state is not shared (rr/wrr/lc run per worker, as

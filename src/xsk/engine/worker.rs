@@ -74,7 +74,7 @@ pub(super) struct Worker {
     fill_quota: u32,
     /// The frames of every socket (shared: all are bound from it).
     umem: WorkerUmem,
-    dp: Dataplane,
+    pub(super) dp: Dataplane,
     shared: Arc<Shared>,
     counters: Arc<WorkerCounters>,
     pub(super) batch: usize,
@@ -84,14 +84,14 @@ pub(super) struct Worker {
     rx: Vec<FrameDesc>,
     seen_generation: Option<u64>,
     pub(super) mesh: Option<Arc<Mesh>>,
-    steer: SteerMap,
+    pub(super) steer: SteerMap,
     /// Per peer: a frame it lent that this worker took but could not hand
     /// over (full inbox); used first next time.
     held: Vec<Option<FrameDesc>>,
     /// Per peer: frames were pushed to its inbox this round.
     pub(super) rang: Vec<bool>,
-    steered_out: u64,
-    steer_drop: u64,
+    pub(super) steered_out: u64,
+    pub(super) steer_drop: u64,
     tx_ring_full: u64,
     /// When this worker last had work (`idle_spin` counts from here).
     last_busy: Timestamp,
@@ -121,7 +121,7 @@ impl Worker {
     pub(super) fn new(
         me: usize,
         (xsks, umem, pool): WorkerIo,
-        dp: Dataplane,
+        mut dp: Dataplane,
         shared: Arc<Shared>,
         counters: Arc<WorkerCounters>,
         mesh: Option<Arc<Mesh>>,
@@ -130,12 +130,18 @@ impl Worker {
         let mut free = Vec::with_capacity(umem.frames() as usize);
         free.extend(pool);
         let peers = mesh.as_ref().map_or(1, |m| m.n);
+        // With several workers a reassembled datagram goes to its flow's
+        // owner (`route_parked`).
+        dp.set_park_whole(mesh.is_some());
         // The pool is lent to the fill rings but for a reserve that the
         // frames a received frame turns into (fragments: `send_extra`)
         // take their buffers from; lending everything left them none
         // whenever the free list had just been emptied into the rings.
+        // Frames lent to the peers for hand-overs are not in the free list
+        // either: the fill rings get what is left after both.
         let reserve = (umem.frames() / 16).min(EXTRA_RESERVE);
-        let fill_quota = (umem.frames() - reserve) / xsks.len().max(1) as u32;
+        let lent = mesh.as_ref().map_or(0, |m| m.lend_depth * (m.n - 1)) as u32;
+        let fill_quota = umem.frames().saturating_sub(reserve + lent) / xsks.len().max(1) as u32;
         let nics = xsks
             .into_iter()
             .map(|(name, xsk)| NicPort {
@@ -252,6 +258,10 @@ impl Worker {
         self.sync_snapshot();
         self.phase(Phase::Snapshot);
         let timers_left = self.dp.tick_some(now, EXPIRY_BUDGET);
+        if self.dp.extra_len() > 0 {
+            // ICMP errors of reassembly timeouts.
+            self.send_extra();
+        }
         self.sync_in(now);
         self.phase(Phase::Timers);
         self.serve_queries(now);
@@ -459,6 +469,9 @@ impl Worker {
             Verdict::Drop(_) => self.free.push(d),
             Verdict::Consumed => {
                 self.free.push(d);
+                if self.dp.parked().is_some() {
+                    self.route_parked(nic, now);
+                }
                 self.send_extra();
             }
         }
@@ -469,7 +482,7 @@ impl Worker {
     /// first, so nothing grows. Frames without a free buffer are counted
     /// with the ring-full drops.
     #[cold]
-    fn send_extra(&mut self) {
+    pub(super) fn send_extra(&mut self) {
         for i in 0..self.dp.extra_len() {
             let Some((data, out)) = self.dp.extra_mut(i) else {
                 break;
@@ -530,10 +543,10 @@ impl Worker {
         let bell = self
             .mesh
             .as_ref()
-            .map(|m| (&m.bells[self.me], &m.inbox[self.me]));
-        if let Some((b, inbox)) = bell {
+            .map(|m| (&m.bells[self.me], &m.inbox[self.me], &m.wholes[self.me]));
+        if let Some((b, inbox, wholes)) = bell {
             b.going_to_sleep();
-            if !inbox.is_empty() {
+            if !inbox.is_empty() || !wholes.is_empty() {
                 b.woke();
                 return;
             }
@@ -545,14 +558,14 @@ impl Worker {
             *slot = p.xsk.fd();
             n += 1;
         }
-        if let Some((b, _)) = bell
+        if let Some((b, _, _)) = bell
             && let Some(slot) = fds.get_mut(n)
         {
             *slot = b.fd();
             n += 1;
         }
         let r = poll_readable(&fds[..n], IDLE_POLL_MS);
-        if let Some((b, _)) = bell {
+        if let Some((b, _, _)) = bell {
             b.woke();
         }
         if let Some(p) = self.nics.first() {
