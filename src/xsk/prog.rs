@@ -121,6 +121,20 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Also FULLNAT local addresses `more` (another director's, which this
+    /// one answers for when it dies: `[announce] peer_local_address`).
+    pub fn with_local_addrs<'a>(mut self, more: impl IntoIterator<Item = &'a IpAddr>) -> Filter {
+        let all: BTreeSet<IpAddr> = self
+            .local_addrs
+            .drain(..)
+            .chain(more.into_iter().copied())
+            .collect();
+        self.local_addrs = all.into_iter().collect();
+        self
+    }
+}
+
 /// The map key shared with the C program (see the module doc).
 fn key(proto: u8, addr: IpAddr, port: u16) -> [u8; KEY_LEN] {
     let mut k = [0u8; KEY_LEN];

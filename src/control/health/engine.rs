@@ -251,6 +251,7 @@ impl Pool {
             sorry_server: self.sorry,
             sorry_inhibit: self.sorry_inhibit,
             sorry_active: self.sorry_active,
+            quorum_up: self.quorum_up,
             servers: self.rs.iter().map(|r| (r.addr, r.health())).collect(),
         }
     }

@@ -66,6 +66,9 @@ pub struct PoolView {
     pub sorry_inhibit: bool,
     /// Quorum is lost and the sorry server replaces the real servers.
     pub sorry_active: bool,
+    /// keepalived's quorum state (gained at quorum + hysteresis, lost
+    /// below quorum - hysteresis).
+    pub quorum_up: bool,
     pub servers: HashMap<SocketAddr, ServerHealth>,
 }
 
