@@ -1336,12 +1336,13 @@ fn describe(ev: &health::HealthEvent) -> String {
         health::HealthEvent::Pool {
             service,
             sorry_active,
+            quorum_up,
         } => format!(
-            "{service}: sorry server {}",
-            if *sorry_active {
-                "in (quorum lost)"
-            } else {
-                "out (quorum gained)"
+            "{service}: {}",
+            match (quorum_up, sorry_active) {
+                (false, true) => "sorry server in (quorum lost)",
+                (false, false) => "quorum lost",
+                (true, _) => "quorum gained (no sorry server in)",
             }
         ),
         health::HealthEvent::Reset(v) => format!("checking {} virtual servers", v.pools.len()),

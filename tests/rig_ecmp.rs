@@ -940,3 +940,263 @@ fn fullnat_and_ipv6_streams_survive_a_director_dying_behind_ecmp() {
     drop(lvs_p);
     let _ = bird_p;
 }
+
+/// A DR lb.toml for the director: `[announce]` with `announce` (after
+/// `table = ...` lines it gives itself), and one virtual server per
+/// `(vip, extra keys, real servers)`.
+fn dr_toml(e: &Ecmp, h: &Host, announce: &str, vss: &[(&str, &str, usize)]) -> String {
+    let mut s = format!(
+        "[global]\nrouter_id = \"{}\"\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\n\
+         sloppy_tcp = true\n\n[announce]\n{announce}\n",
+        e.name(h),
+        e.sock(e.name(h)),
+    );
+    for (vip, extra, n_rs) in vss {
+        s += &format!(
+            "\n[[virtual_server]]\naddress = \"{vip}:{PORT}\"\nprotocol = \"TCP\"\nlb_algo = \"mh\"\n\
+             lb_kind = \"DR\"\ndelay_loop = 1\n{extra}"
+        );
+        for n in 1..=*n_rs {
+            s += &format!(
+                "\n  [[virtual_server.real_server]]\n  address = \"{}:{PORT}\"\n  weight = 1\n\
+                 [virtual_server.real_server.tcp_check]\nconnect_timeout = 1\nretry = 1\n\
+                 delay_before_retry = 1\n",
+                e.rig.rip(n, Fam::V4)
+            );
+        }
+    }
+    s
+}
+
+/// The routes in kernel table `table` of `h` (none: a table that does
+/// not exist yet).
+fn table_routes(h: &Host, table: u32) -> String {
+    h.exec(&["ip", "route", "show", "table", &table.to_string()])
+        .stdout
+}
+
+/// Rewrites `lvs`'s lb.toml and sends it SIGHUP.
+fn reload(e: &Ecmp, h: &Host, lvs: &Lvsfwd, toml: &str) {
+    let path = e.rig.dir().join(format!("{}.toml", e.name(h)));
+    std::fs::write(&path, toml).expect("write lb.toml");
+    run(&["kill", "-HUP", &lvs.pid().to_string()], CMD_TIMEOUT).expect_ok();
+}
+
+#[test]
+fn sighup_changes_announce_without_flapping_and_a_killed_lvsfwd_leaves_no_route() {
+    let e = ecmp_rig(true);
+    let d = e.rig.director().clone();
+    let _bird_d = e.start_director_bird(&d);
+    let (vip, vip2) = (e.rig.vip(Fam::V4).to_string(), "198.18.0.251".to_string());
+    let (r1, r2) = (format!("{vip}/32"), format!("{vip2}/32"));
+    let table = format!("table = {TABLE}");
+    let lvs = Lvsfwd::start_on(
+        &e.rig,
+        &d,
+        "director.toml",
+        &dr_toml(&e, &d, &table, &[(&vip, "", 2)]),
+    );
+    e.wait_hops_to(&r1, &[&d], Duration::from_secs(15));
+    // Every route change from now on, as the kernel tells it.
+    let monitor = e.rig.spawn(&d, "monitor", &["ip", "monitor", "route"]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A second VIP: announced; the first one untouched.
+    reload(
+        &e,
+        &d,
+        &lvs,
+        &dr_toml(&e, &d, &table, &[(&vip, "", 2), (&vip2, "", 2)]),
+    );
+    e.wait_hops_to(&r2, &[&d], Duration::from_secs(15));
+    // `vips` narrowed to the second: the first goes, the second stays.
+    reload(
+        &e,
+        &d,
+        &lvs,
+        &dr_toml(
+            &e,
+            &d,
+            &format!("{table}\nvips = [\"{vip2}\"]"),
+            &[(&vip, "", 2), (&vip2, "", 2)],
+        ),
+    );
+    e.wait_hops_to(&r1, &[], Duration::from_secs(15));
+    e.wait_hops_to(&r2, &[&d], Duration::from_secs(5));
+    // A bad [announce] is refused; nothing changes.
+    reload(
+        &e,
+        &d,
+        &lvs,
+        &dr_toml(&e, &d, "table = 254", &[(&vip, "", 2), (&vip2, "", 2)]),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        lvs.stderr().contains("reload refused"),
+        "a bad [announce] was not refused: {}",
+        lvs.stderr()
+    );
+    e.wait_hops_to(&r2, &[&d], Duration::from_secs(1));
+    let (mon, _) = e.rig.proc_logs(monitor);
+    let lines = |what: &str, addr: &str| {
+        mon.lines()
+            .filter(|l| l.contains(&format!("table {TABLE}")))
+            .filter(|l| l.split_whitespace().any(|w| w == addr))
+            .filter(|l| l.starts_with("Deleted") == (what == "del"))
+            .count()
+    };
+    assert_eq!(
+        (
+            lines("add", &vip),
+            lines("del", &vip),
+            lines("add", &vip2),
+            lines("del", &vip2)
+        ),
+        (0, 1, 1, 0),
+        "route changes in table {TABLE} (VIP added/deleted, VIP2 added/deleted); \
+         an unchanged VIP must not flap:\n{mon}"
+    );
+    // Another table: everything moves there (BIRD learns only table
+    // 100: the router's route goes).
+    let other = TABLE + 1;
+    reload(
+        &e,
+        &d,
+        &lvs,
+        &dr_toml(
+            &e,
+            &d,
+            &format!("table = {other}\nvips = [\"{vip2}\"]"),
+            &[(&vip, "", 2), (&vip2, "", 2)],
+        ),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || table_routes(&d, other)
+            .contains(&vip2)
+            && table_routes(&d, TABLE).trim().is_empty()),
+        "table {other}: {}; table {TABLE}: {}",
+        table_routes(&d, other),
+        table_routes(&d, TABLE)
+    );
+    e.wait_hops_to(&r2, &[], Duration::from_secs(5));
+
+    // ---- SIGKILL: lvsfwd cannot clean up, its guard does.
+    let t0 = Instant::now();
+    run(&["kill", "-KILL", &lvs.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    let gone = wait_until(Duration::from_secs(2), || {
+        table_routes(&d, other).trim().is_empty()
+    });
+    let after_kill = t0.elapsed();
+    assert!(
+        gone,
+        "routes left in table {other} by a killed lvsfwd: {}",
+        table_routes(&d, other)
+    );
+    // And with BIRD's table: a killed lvsfwd's VIP leaves the router.
+    let lvs = Lvsfwd::start_on(
+        &e.rig,
+        &d,
+        "director.toml",
+        &dr_toml(&e, &d, &table, &[(&vip, "", 2)]),
+    );
+    e.wait_hops_to(&r1, &[&d], Duration::from_secs(15));
+    let t1 = Instant::now();
+    run(&["kill", "-KILL", &lvs.pid().to_string()], CMD_TIMEOUT).expect_ok();
+    e.wait_hops_to(&r1, &[], Duration::from_secs(2));
+    let router_after_kill = t1.elapsed();
+    eprintln!(
+        "SIGKILLed lvsfwd: its routes gone from the table in {:.0} ms; the router's route \
+         in {:.0} ms",
+        after_kill.as_secs_f64() * 1000.0,
+        router_after_kill.as_secs_f64() * 1000.0
+    );
+}
+
+#[test]
+fn quorum_hysteresis_holds_the_announcement_as_it_holds_quorum_up() {
+    let e = ecmp_rig(true);
+    let d = e.rig.director().clone();
+    let _bird_d = e.start_director_bird(&d);
+    let vip = e.rig.vip(Fam::V4).to_string();
+    let r1 = format!("{vip}/32");
+    // Three real servers of weight 1, quorum 2, hysteresis 1: quorum is
+    // gained at 3 live, lost below 1.
+    let toml = dr_toml(
+        &e,
+        &d,
+        &format!("table = {TABLE}"),
+        &[(&vip, "quorum = 2\nhysteresis = 1\n", 3)],
+    );
+    // Real server 3 fails its checks from the start: 2 live, not enough
+    // to gain the quorum (2 would be without hysteresis).
+    let block = |rips: &[usize]| {
+        let _ = d.exec(&["nft", "delete table ip lfhyst"]);
+        if rips.is_empty() {
+            return;
+        }
+        let set: Vec<String> = rips
+            .iter()
+            .map(|n| e.rig.rip(*n, Fam::V4).to_string())
+            .collect();
+        d.exec_ok(&[
+            "nft",
+            &format!(
+                "add table ip lfhyst {{ chain out {{ type filter hook output priority 0; \
+                 ip daddr {{ {} }} tcp dport {PORT} drop; }}; }}",
+                set.join(", ")
+            ),
+        ]);
+    };
+    // What the health checkers said of real server `n`, as lvsfwd logs it.
+    let said = |lvs: &Lvsfwd, n: usize, state: &str| {
+        lvs.stderr().contains(&format!(
+            "health: real server {}:{PORT} of TCP {vip}:{PORT} is {state}",
+            e.rig.rip(n, Fam::V4)
+        ))
+    };
+    // Real servers start alive (keepalived's default): 3 live, announced.
+    let lvs = Lvsfwd::start_on(&e.rig, &d, "director.toml", &toml);
+    e.wait_hops_to(&r1, &[&d], Duration::from_secs(15));
+    // Two fail: 1 live, below quorum but not below quorum - hysteresis:
+    // still announced (without hysteresis: withdrawn).
+    block(&[2, 3]);
+    assert!(
+        wait_until(Duration::from_secs(15), || said(&lvs, 2, "down")
+            && said(&lvs, 3, "down")),
+        "real servers 2 and 3 never went down: {}",
+        lvs.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        e.hops_to(&r1),
+        BTreeSet::from([e.addr(&d)]),
+        "withdrawn with 1 live of quorum 2 - hysteresis 1:\n{}",
+        lvs.stderr()
+    );
+    // The last one fails: 0 live, withdrawn.
+    block(&[1, 2, 3]);
+    e.wait_hops_to(&r1, &[], Duration::from_secs(15));
+    // Two come back: 2 live, the quorum but not quorum + hysteresis:
+    // still withdrawn (without hysteresis: announced).
+    block(&[3]);
+    assert!(
+        wait_until(Duration::from_secs(15), || said(&lvs, 1, "up")
+            && said(&lvs, 2, "up")),
+        "real servers 1 and 2 never came back: {}",
+        lvs.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        e.hops_to(&r1).is_empty(),
+        "announced again with 2 live of quorum 2 + hysteresis 1:\n{}",
+        lvs.stderr()
+    );
+    // The third: quorum gained, announced.
+    block(&[]);
+    e.wait_hops_to(&r1, &[&d], Duration::from_secs(15));
+    assert!(
+        lvs.stderr().contains("quorum lost"),
+        "the withdrawal does not say why: {}",
+        lvs.stderr()
+    );
+}

@@ -790,10 +790,11 @@ impl Engine {
                 }));
             }
         }
-        if before.sorry_active != after.sorry_active {
+        if (before.sorry_active, before.quorum_up) != (after.sorry_active, after.quorum_up) {
             acts.push(Action::Event(HealthEvent::Pool {
                 service: key,
                 sorry_active: after.sorry_active,
+                quorum_up: after.quorum_up,
             }));
         }
         acts

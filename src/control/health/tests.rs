@@ -317,7 +317,8 @@ fn quorum_with_hysteresis_and_sorry_server() {
     assert!(pool(&e).sorry_active);
     assert!(events(&acts).contains(&HealthEvent::Pool {
         service: key,
-        sorry_active: true
+        sorry_active: true,
+        quorum_up: false,
     }));
     // 3 < 4 + 1: not regained yet.
     let acts = probe(&mut e, CheckerId(1), 12, true);
@@ -329,7 +330,8 @@ fn quorum_with_hysteresis_and_sorry_server() {
     assert!(!pool(&e).sorry_active);
     assert!(events(&acts).contains(&HealthEvent::Pool {
         service: key,
-        sorry_active: false
+        sorry_active: false,
+        quorum_up: true,
     }));
 }
 
@@ -697,6 +699,7 @@ fn the_view_follows_events() {
             fwmark: 0,
         },
         sorry_active: true,
+        quorum_up: false,
     });
     assert_eq!(fresh, e.view());
 }
