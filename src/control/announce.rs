@@ -12,11 +12,16 @@
 //! with BIRD's state), any daemon that imports kernel routes works the same
 //! way (GoBGP's zebra/FRR `redistribute table`, ExaBGP with a process that
 //! watches `ip monitor route table N`), and `ip route show table N` is the
-//! operator's view. Its weak side: a route left behind by a crashed lvsfwd.
-//! lvsfwd removes its protocol's routes from the table at start (and
-//! systemd restarts it on failure), the unit's commented `ExecStopPost`
-//! flushes them at once (`configs/lvsfwd.service`); a dead host takes its
-//! BGP session (and so its routes) with it.
+//! operator's view. Its weak side, a route left behind by a crashed
+//! lvsfwd, is covered three ways: lvsfwd removes its protocol's routes
+//! from the table at start, the guard below removes them when lvsfwd dies,
+//! and the unit's `ExecStopPost` flushes the table (`configs/lvsfwd.service`);
+//! a dead host takes its BGP session (and so its routes) with it. Why a
+//! guard process rather than a route that expires (RTA_EXPIRES exists for
+//! IPv6 routes only, and would need lvsfwd to refresh every route
+//! constantly) or BFD/`check link` in BIRD (they follow links and
+//! sessions, not a process): a pipe's end-of-file is the one signal the
+//! kernel delivers whatever way a process dies.
 //!
 //! FULLNAT behind ECMP: real servers answer to the local address of the
 //! director that opened the connection, so each director's local
@@ -199,9 +204,7 @@ impl Announcer {
             );
         } else {
             let wanted = |a: &IpAddr| {
-                if cfg.vips.contains(a) {
-                    Some(0)
-                } else if cfg.local_addrs.contains(a) {
+                if cfg.vips.contains(a) || cfg.local_addrs.contains(a) {
                     Some(0)
                 } else if cfg.peer_local_addrs.contains(a) {
                     Some(PEER_LOCAL_METRIC)
@@ -438,5 +441,48 @@ mod tests {
         assert!(j[&a].as_deref().unwrap().contains("sorry server"));
         let j = judge(&[a], &services, &quorum, |_| None, &BTreeSet::from([a]));
         assert!(j[&a].as_deref().unwrap().contains("VRRP"));
+    }
+
+    #[test]
+    fn a_health_checked_service_follows_health_checkings_quorum_state() {
+        let a: IpAddr = "198.18.0.250".parse().unwrap();
+        // One live of quorum 2: below it, but health checking (with
+        // hysteresis) still has the quorum up.
+        let services = vec![svc("198.18.0.250", 80, &[1, 0, 0])];
+        let quorum = HashMap::from([(services[0].key, 2)]);
+        let none = BTreeSet::new();
+        let up = |up| {
+            move |_: &ServiceKey| {
+                Some(Quorum {
+                    up,
+                    sorry_active: false,
+                })
+            }
+        };
+        assert_eq!(judge(&[a], &services, &quorum, up(true), &none)[&a], None);
+        // Without health checking the same weights are below quorum.
+        assert!(
+            judge(&[a], &services, &quorum, |_| None, &none)[&a]
+                .as_deref()
+                .unwrap()
+                .contains("live weight 1 below quorum 2")
+        );
+        // Two live of quorum 2 but health checking has not regained it
+        // (quorum + hysteresis not reached).
+        let two = vec![svc("198.18.0.250", 80, &[1, 1, 0])];
+        assert!(
+            judge(&[a], &two, &quorum, up(false), &none)[&a]
+                .as_deref()
+                .unwrap()
+                .contains("quorum lost (health checks)")
+        );
+        // Nothing live is never served, whatever the state says.
+        let zero = vec![svc("198.18.0.250", 80, &[0, 0, 0])];
+        assert!(
+            judge(&[a], &zero, &quorum, up(true), &none)[&a]
+                .as_deref()
+                .unwrap()
+                .contains("no live weight")
+        );
     }
 }

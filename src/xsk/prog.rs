@@ -734,6 +734,14 @@ mod tests {
             ]
         );
         assert_eq!(f.local_addrs, vec![ip("198.18.2.1"), ip("198.18.2.2")]);
+        // A peer's local addresses join them, sorted, once each.
+        let g = f
+            .clone()
+            .with_local_addrs(&[ip("198.18.2.9"), ip("198.18.2.1")]);
+        assert_eq!(
+            g.local_addrs,
+            vec![ip("198.18.2.1"), ip("198.18.2.2"), ip("198.18.2.9")]
+        );
         assert_eq!(f.own_addrs, vec![ip("198.18.0.2"), ip("2001:2::2")]);
     }
 

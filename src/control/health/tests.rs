@@ -382,7 +382,16 @@ fn misc_dynamic_sets_the_weight_from_the_exit_status() {
     let acts = e.on_result(id, secs(1), ProbeOutcome::Exited(4));
     assert_eq!(weight(&e), Some(2), "status - 2");
     assert_eq!(notifies(&acts), ["/bin/qdown"], "2 < quorum 3");
-    assert_eq!(events(&acts).len(), 1);
+    // The weight, and the quorum lost (no sorry server to put in).
+    assert_eq!(events(&acts).len(), 2);
+    assert!(matches!(
+        events(&acts)[1],
+        HealthEvent::Pool {
+            quorum_up: false,
+            sorry_active: false,
+            ..
+        }
+    ));
     e.begin(id);
     let acts = e.on_result(id, secs(11), ProbeOutcome::Exited(0));
     assert_eq!(weight(&e), None, "exit 0: the configured weight");
