@@ -151,10 +151,13 @@ pub fn run(source: Source) -> Result<()> {
     let mut prog = Programs::attach(&ifnames, cfg.global.xdp_mode)?;
     // VRRP: no VIP is served before its instance is master.
     let vrrp_gate = VipGate::new(&cfg.vrrp_instances);
-    prog.set_filter(&Filter::from_specs(
-        &vrrp_thread::active_specs(&specs, &vrrp_gate.inactive()),
-        &own_addrs,
-    ))?;
+    prog.set_filter(
+        &Filter::from_specs(
+            &vrrp_thread::active_specs(&specs, &vrrp_gate.inactive()),
+            &own_addrs,
+        )
+        .with_local_addrs(cfg.announce.iter().flat_map(|a| &a.peer_local_addrs)),
+    )?;
 
     // Learn the real servers' next hops before serving, so that the first
     // packets are not dropped for want of a MAC; bounded, because a real
@@ -281,11 +284,7 @@ pub fn run(source: Source) -> Result<()> {
             return Err(e.context("taking over the announce table"));
         }
     };
-    let quorum: HashMap<ServiceKey, u32> = cfg
-        .virtual_servers
-        .iter()
-        .map(|vs| (vs.spec().key, vs.quorum))
-        .collect();
+    let quorum = quorum_of(&cfg);
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
     let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
@@ -798,6 +797,14 @@ struct RateTable {
     dests: HashMap<(ServiceKey, IpAddr, u16), Estimator>,
 }
 
+/// Each lb.toml virtual server's quorum.
+fn quorum_of(cfg: &config::Config) -> HashMap<ServiceKey, u32> {
+    cfg.virtual_servers
+        .iter()
+        .map(|vs| (vs.spec().key, vs.quorum))
+        .collect()
+}
+
 impl Control<'_> {
     /// Makes the workers and the XDP program follow `self.state`. New
     /// services reach the workers before the XDP program sends them their
@@ -807,7 +814,8 @@ impl Control<'_> {
         let filter = Filter::from_specs(
             &vrrp_thread::active_specs(&services, &self.vrrp_gate.inactive()),
             &self.own_addrs,
-        );
+        )
+        .with_local_addrs(&self.peer_local_addrs());
         let mut next = (*self.shared.load()).clone();
         next.services = Some(Arc::new(services));
         next.timeouts = Some(self.state.timeouts);
@@ -883,7 +891,8 @@ impl Control<'_> {
             let filter = Filter::from_specs(
                 &vrrp_thread::active_specs(&self.state.services, &self.vrrp_gate.inactive()),
                 &self.own_addrs,
-            );
+            )
+            .with_local_addrs(&self.peer_local_addrs());
             if let Err(e) = self.prog.set_filter(&filter) {
                 log::error!("updating the XDP program's filter: {e:#}");
             }
@@ -891,6 +900,27 @@ impl Control<'_> {
         for a in acks {
             let _ = a.send(());
         }
+    }
+
+    /// `[announce] peer_local_address`: the XDP program takes them too.
+    fn peer_local_addrs(&self) -> Vec<IpAddr> {
+        self.announcer
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.peer_local_addrs().to_vec())
+    }
+
+    /// SIGHUP's `[announce]`: unchanged routes stay.
+    fn reload_announce(&mut self, cfg: Option<&config::Announce>) -> Result<()> {
+        match (cfg, self.announcer.as_mut()) {
+            (Some(c), Some(a)) => a.reconfigure(c)?,
+            (Some(c), None) => self.announcer = Some(Announcer::start(c)?),
+            (None, Some(a)) => {
+                a.withdraw_all("[announce] removed");
+                self.announcer = None;
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 
     /// `[announce]`: routes of the VIPs served now in, of the others out.
@@ -904,10 +934,10 @@ impl Control<'_> {
             &services,
             &self.quorum,
             |k| {
-                self.health_view
-                    .pools
-                    .get(k)
-                    .is_some_and(|p| p.sorry_active)
+                self.health_view.pools.get(k).map(|p| announce::Quorum {
+                    up: p.quorum_up,
+                    sorry_active: p.sorry_active,
+                })
             },
             &self.vrrp_gate.inactive(),
         );
@@ -960,6 +990,11 @@ impl Control<'_> {
                         return;
                     }
                 };
+                if let Err(e) = self.reload_announce(cfg.announce.as_ref()) {
+                    log::error!("reload refused, configuration unchanged: [announce]: {e:#}");
+                    return;
+                }
+                self.quorum = quorum_of(&cfg);
                 self.vrrp_gate.reconfigure(&cfg.vrrp_instances);
                 self.vrrp_reload.reload(vrrp);
                 self.state = AdminState {
@@ -1305,12 +1340,13 @@ fn describe(ev: &health::HealthEvent) -> String {
         health::HealthEvent::Pool {
             service,
             sorry_active,
+            quorum_up,
         } => format!(
-            "{service}: sorry server {}",
-            if *sorry_active {
-                "in (quorum lost)"
-            } else {
-                "out (quorum gained)"
+            "{service}: {}",
+            match (quorum_up, sorry_active) {
+                (false, true) => "sorry server in (quorum lost)",
+                (false, false) => "quorum lost",
+                (true, _) => "quorum gained (no sorry server in)",
             }
         ),
         health::HealthEvent::Reset(v) => format!("checking {} virtual servers", v.pools.len()),

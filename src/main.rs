@@ -40,6 +40,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Internal (`[announce]`): started by lvsfwd; when lvsfwd dies, removes
+    /// its routes (protocol PROTOCOL) from kernel table TABLE.
+    #[command(hide = true)]
+    AnnounceGuard { table: u32, protocol: u8 },
     /// Validate lb.toml and exit: 0 when valid, 1 with `FILE:LINE:COL: error`.
     Check {
         #[arg(long)]
@@ -151,6 +155,15 @@ fn main() -> ExitCode {
         };
     };
     match cmd {
+        Cmd::AnnounceGuard { table, protocol } => {
+            match lvsfwd::control::announce::guard_main(table, protocol) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lvsfwd announce-guard: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Genhash {
             server,
             port,

@@ -48,3 +48,12 @@ fn systemd_analyze_verify_is_clean() {
         out.status
     );
 }
+
+#[test]
+fn the_unit_flushes_the_announce_table_of_both_families_when_it_stops() {
+    let keys: Vec<&str> = UNIT.lines().filter(|l| !l.starts_with('#')).collect();
+    for fam in ["-4", "-6"] {
+        let want = format!("ExecStopPost=-/sbin/ip {fam} route flush table 100 proto 201");
+        assert!(keys.contains(&want.as_str()), "the unit lacks {want}");
+    }
+}

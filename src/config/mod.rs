@@ -82,7 +82,22 @@ pub struct Announce {
     pub protocol: u8,
     /// The VIPs announced (`vips`); default every virtual server's address.
     pub vips: Vec<std::net::IpAddr>,
+    /// This director's FULLNAT local addresses (every virtual server's
+    /// `local_address`): announced while lvsfwd runs, so that real
+    /// servers' replies come back to the director that owns them.
+    pub local_addrs: Vec<std::net::IpAddr>,
+    /// `peer_local_address`: the other directors' FULLNAT local addresses.
+    /// Taken (the XDP program redirects them) and announced as a less
+    /// preferred route (kernel metric [`PEER_LOCAL_METRIC`]), so that when
+    /// a peer dies its replies reach a survivor that has its connections
+    /// by sync.
+    pub peer_local_addrs: Vec<std::net::IpAddr>,
 }
+
+/// Kernel metric (priority) of a peer's local address route in the
+/// announce table: the director's BIRD prepends its AS to routes that
+/// carry it (`configs/bird-director.conf`).
+pub const PEER_LOCAL_METRIC: u32 = 2000;
 
 /// `[announce] protocol` by default: unused by iproute2's rt_protos and by
 /// the routing daemons.

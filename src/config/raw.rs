@@ -47,6 +47,7 @@ pub(crate) struct RawAnnounce {
     pub table: S<i64>,
     pub protocol: Option<S<i64>>,
     pub vips: Option<S<Vec<S<String>>>>,
+    pub peer_local_address: Option<S<Vec<S<String>>>>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.

@@ -2387,6 +2387,8 @@ fn announce_parses_with_defaults() {
             table: 100,
             protocol: DEFAULT_ANNOUNCE_PROTOCOL,
             vips: vec![v4("198.18.0.250"), v4("198.18.0.251")],
+            local_addrs: vec![],
+            peer_local_addrs: vec![],
         })
     );
     let c = ok(&format!(
@@ -2398,6 +2400,43 @@ fn announce_parses_with_defaults() {
         (4000, 77, vec![v4("198.18.0.251")])
     );
     assert_eq!(ok(MIN_VS).announce, None);
+}
+
+#[test]
+fn announce_takes_the_fullnat_local_addresses_and_the_peers() {
+    let vs = "[[virtual_server]]\naddress = \"198.18.0.250:80\"\nlb_kind = \"FULLNAT\"\n\
+              local_address = [\"198.18.9.1\"]\n";
+    let c = ok(&format!(
+        "{vs}[announce]\ntable = 100\npeer_local_address = [\"198.18.9.2\", \"198.18.9.3\"]\n"
+    ));
+    let a = c.announce.unwrap();
+    assert_eq!(a.local_addrs, vec![v4("198.18.9.1")]);
+    assert_eq!(a.peer_local_addrs, vec![v4("198.18.9.2"), v4("198.18.9.3")]);
+    let head = format!("{vs}[announce]\ntable = 100\n");
+    err_at(
+        &format!("{head}peer_local_address = [\"198.18.9.1\"]\n"),
+        7,
+        23,
+        "this director's own local_address",
+    );
+    err_at(
+        &format!("{head}peer_local_address = [\"198.18.0.250\"]\n"),
+        7,
+        23,
+        "virtual_server's address",
+    );
+    err_at(
+        &format!("{head}peer_local_address = [\"198.18.9.2\", \"198.18.9.2\"]\n"),
+        7,
+        37,
+        "listed twice",
+    );
+    err_at(
+        &format!("{head}peer_local_address = [\"x\"]\n"),
+        7,
+        23,
+        "not an IP address",
+    );
 }
 
 #[test]

@@ -395,7 +395,7 @@ impl Netlink {
 /// import and announce. Never in the main table: the director's own
 /// forwarding does not change.
 impl Netlink {
-    fn vip_route(table: u32, protocol: u8, vip: IpAddr) -> RouteMessage {
+    fn vip_route(table: u32, protocol: u8, vip: IpAddr, priority: u32) -> RouteMessage {
         let mut m = RouteMessage::default();
         m.header.address_family = if vip.is_ipv4() {
             AddressFamily::Inet
@@ -410,12 +410,22 @@ impl Netlink {
         m.attributes
             .push(RouteAttribute::Destination(RouteAddress::from(vip)));
         m.attributes.push(RouteAttribute::Table(table));
+        if priority != 0 {
+            m.attributes.push(RouteAttribute::Priority(priority));
+        }
         m
     }
 
-    /// `ip route replace blackhole VIP/32 table T proto P`.
-    pub fn add_vip_route(&mut self, table: u32, protocol: u8, vip: IpAddr) -> Result<()> {
-        let m = Netlink::vip_route(table, protocol, vip);
+    /// `ip route replace blackhole VIP/32 table T proto P [metric M]`
+    /// (`priority` 0: none given).
+    pub fn add_vip_route(
+        &mut self,
+        table: u32,
+        protocol: u8,
+        vip: IpAddr,
+        priority: u32,
+    ) -> Result<()> {
+        let m = Netlink::vip_route(table, protocol, vip, priority);
         match self.change(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_CREATE | NLM_F_REPLACE,
@@ -428,10 +438,10 @@ impl Netlink {
         }
     }
 
-    /// `ip route del blackhole VIP/32 table T proto P`. Returns false when
-    /// it was not there.
+    /// `ip route del blackhole VIP/32 table T proto P` (any metric).
+    /// Returns false when it was not there.
     pub fn del_vip_route(&mut self, table: u32, protocol: u8, vip: IpAddr) -> Result<bool> {
-        let m = Netlink::vip_route(table, protocol, vip);
+        let m = Netlink::vip_route(table, protocol, vip, 0);
         match self.change(RouteNetlinkMessage::DelRoute(m), 0)? {
             Ok(()) => Ok(true),
             Err(libc::ESRCH | libc::ENOENT) => Ok(false),

@@ -121,6 +121,20 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// Also FULLNAT local addresses `more` (another director's, which this
+    /// one answers for when it dies: `[announce] peer_local_address`).
+    pub fn with_local_addrs<'a>(mut self, more: impl IntoIterator<Item = &'a IpAddr>) -> Filter {
+        let all: BTreeSet<IpAddr> = self
+            .local_addrs
+            .drain(..)
+            .chain(more.into_iter().copied())
+            .collect();
+        self.local_addrs = all.into_iter().collect();
+        self
+    }
+}
+
 /// The map key shared with the C program (see the module doc).
 fn key(proto: u8, addr: IpAddr, port: u16) -> [u8; KEY_LEN] {
     let mut k = [0u8; KEY_LEN];
@@ -720,6 +734,14 @@ mod tests {
             ]
         );
         assert_eq!(f.local_addrs, vec![ip("198.18.2.1"), ip("198.18.2.2")]);
+        // A peer's local addresses join them, sorted, once each.
+        let g = f
+            .clone()
+            .with_local_addrs(&[ip("198.18.2.9"), ip("198.18.2.1")]);
+        assert_eq!(
+            g.local_addrs,
+            vec![ip("198.18.2.1"), ip("198.18.2.2"), ip("198.18.2.9")]
+        );
         assert_eq!(f.own_addrs, vec![ip("198.18.0.2"), ip("2001:2::2")]);
     }
 

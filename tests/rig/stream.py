@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A long-lived TCP stream for fail-over tests.
 
-server: `stream.py server --port P --name N` answers each line of each
+server: `stream.py server --port P --name N [--v6]` answers each line of each
 connection with `N <line>`; prints `ready` once listening.
 
 client: `stream.py client --target IP:PORT --interval S --duration S`
@@ -18,10 +18,15 @@ import threading
 import time
 
 
-def serve(name, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def serve(name, port, v6):
+    if v6:
+        # Both families: IPv4 clients come as mapped addresses.
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    else:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.bind(("::" if v6 else "0.0.0.0", port))
     s.listen(64)
     print("ready", flush=True)
 
@@ -76,6 +81,7 @@ def main():
     s = sub.add_parser("server")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--name", required=True)
+    s.add_argument("--v6", action="store_true", help="listen on both families")
     c = sub.add_parser("client")
     c.add_argument("--target", required=True)
     c.add_argument("--interval", type=float, default=0.05)
@@ -83,7 +89,7 @@ def main():
     c.add_argument("--stall", type=float, default=30.0)
     a = ap.parse_args()
     if a.cmd == "server":
-        serve(a.name, a.port)
+        serve(a.name, a.port, a.v6)
     else:
         client(a.target, a.interval, a.duration, a.stall)
 

@@ -379,7 +379,7 @@ pub(super) fn announce(raw: S<RawAnnounce>, vss: &[super::super::VirtualServer])
         }
     }
     let vips = match &r.vips {
-        None => known,
+        None => known.clone(),
         Some(list) => {
             let mut v = Vec::new();
             for s in list.get_ref() {
@@ -398,9 +398,36 @@ pub(super) fn announce(raw: S<RawAnnounce>, vss: &[super::super::VirtualServer])
             v
         }
     };
+    let mut local_addrs: Vec<std::net::IpAddr> = Vec::new();
+    for vs in vss {
+        for l in &vs.local_address {
+            if !local_addrs.contains(l) {
+                local_addrs.push(*l);
+            }
+        }
+    }
+    let mut peer_local_addrs = Vec::new();
+    for s in r.peer_local_address.iter().flat_map(|l| l.get_ref()) {
+        let a = parse_ip(s, "peer_local_address")?;
+        let why = if local_addrs.contains(&a) {
+            Some("is this director's own local_address")
+        } else if known.contains(&a) {
+            Some("is a virtual_server's address")
+        } else if peer_local_addrs.contains(&a) {
+            Some("is listed twice")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return fail(s.span(), format!("peer_local_address: {a} {why}"));
+        }
+        peer_local_addrs.push(a);
+    }
     Ok(Announce {
         table,
         protocol,
         vips,
+        local_addrs,
+        peer_local_addrs,
     })
 }

@@ -251,6 +251,7 @@ impl Pool {
             sorry_server: self.sorry,
             sorry_inhibit: self.sorry_inhibit,
             sorry_active: self.sorry_active,
+            quorum_up: self.quorum_up,
             servers: self.rs.iter().map(|r| (r.addr, r.health())).collect(),
         }
     }
@@ -789,10 +790,11 @@ impl Engine {
                 }));
             }
         }
-        if before.sorry_active != after.sorry_active {
+        if (before.sorry_active, before.quorum_up) != (after.sorry_active, after.quorum_up) {
             acts.push(Action::Event(HealthEvent::Pool {
                 service: key,
                 sorry_active: after.sorry_active,
+                quorum_up: after.quorum_up,
             }));
         }
         acts

@@ -66,6 +66,9 @@ pub struct PoolView {
     pub sorry_inhibit: bool,
     /// Quorum is lost and the sorry server replaces the real servers.
     pub sorry_active: bool,
+    /// keepalived's quorum state (gained at quorum + hysteresis, lost
+    /// below quorum - hysteresis).
+    pub quorum_up: bool,
     pub servers: HashMap<SocketAddr, ServerHealth>,
 }
 
@@ -84,10 +87,12 @@ pub enum HealthEvent {
         server: SocketAddr,
         health: ServerHealth,
     },
-    /// The sorry server of `service` went in (true) or out (false).
+    /// The quorum of `service` was gained or lost (its sorry server, if
+    /// any, went out or in).
     Pool {
         service: ServiceKey,
         sorry_active: bool,
+        quorum_up: bool,
     },
     /// The whole state, after a (re)start of the checkers.
     Reset(HealthView),
@@ -109,9 +114,11 @@ impl HealthView {
             HealthEvent::Pool {
                 service,
                 sorry_active,
+                quorum_up,
             } => {
                 if let Some(p) = self.pools.get_mut(service) {
                     p.sorry_active = *sorry_active;
+                    p.quorum_up = *quorum_up;
                 }
             }
             HealthEvent::Reset(v) => *self = v.clone(),

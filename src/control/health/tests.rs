@@ -317,7 +317,8 @@ fn quorum_with_hysteresis_and_sorry_server() {
     assert!(pool(&e).sorry_active);
     assert!(events(&acts).contains(&HealthEvent::Pool {
         service: key,
-        sorry_active: true
+        sorry_active: true,
+        quorum_up: false,
     }));
     // 3 < 4 + 1: not regained yet.
     let acts = probe(&mut e, CheckerId(1), 12, true);
@@ -329,7 +330,8 @@ fn quorum_with_hysteresis_and_sorry_server() {
     assert!(!pool(&e).sorry_active);
     assert!(events(&acts).contains(&HealthEvent::Pool {
         service: key,
-        sorry_active: false
+        sorry_active: false,
+        quorum_up: true,
     }));
 }
 
@@ -380,7 +382,16 @@ fn misc_dynamic_sets_the_weight_from_the_exit_status() {
     let acts = e.on_result(id, secs(1), ProbeOutcome::Exited(4));
     assert_eq!(weight(&e), Some(2), "status - 2");
     assert_eq!(notifies(&acts), ["/bin/qdown"], "2 < quorum 3");
-    assert_eq!(events(&acts).len(), 1);
+    // The weight, and the quorum lost (no sorry server to put in).
+    assert_eq!(events(&acts).len(), 2);
+    assert!(matches!(
+        events(&acts)[1],
+        HealthEvent::Pool {
+            quorum_up: false,
+            sorry_active: false,
+            ..
+        }
+    ));
     e.begin(id);
     let acts = e.on_result(id, secs(11), ProbeOutcome::Exited(0));
     assert_eq!(weight(&e), None, "exit 0: the configured weight");
@@ -697,6 +708,7 @@ fn the_view_follows_events() {
             fwmark: 0,
         },
         sorry_active: true,
+        quorum_up: false,
     });
     assert_eq!(fresh, e.view());
 }
