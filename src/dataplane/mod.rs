@@ -458,7 +458,7 @@ pub struct SyncCounters {
     pub updated: u64,
     pub ignored: u64,
     /// Records naming a virtual service or real server this director does
-    /// not have (not created).
+    /// not have: created unbound (the kernel's backup does the same).
     pub no_dest: u64,
     pub table_full: u64,
 }
@@ -598,6 +598,8 @@ impl Dataplane {
     pub fn apply_services(&mut self, specs: &[ServiceSpec]) -> ApplySummary {
         let sum = self.services.apply_specs(specs);
         self.refresh_derived();
+        // Synced conns waiting for a server that is now here.
+        self.conns.bind_unbound(&mut self.services);
         sum
     }
 
@@ -640,7 +642,7 @@ impl Dataplane {
             SyncApplied::Created => &mut c.created,
             SyncApplied::Updated => &mut c.updated,
             SyncApplied::Ignored => &mut c.ignored,
-            SyncApplied::NoDest => &mut c.no_dest,
+            SyncApplied::CreatedUnbound => &mut c.no_dest,
             SyncApplied::TableFull => &mut c.table_full,
         } += 1;
         a
@@ -665,7 +667,7 @@ impl Dataplane {
         let gone: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.is_template())
+            .filter(|(_, c)| !c.is_template() && !crate::conn::is_unbound(c.dest))
             .filter(|(_, c)| {
                 services
                     .services
@@ -945,7 +947,13 @@ impl Dataplane {
 
     #[inline]
     fn next_hop(&self, id: ConnId) -> Option<NextHop> {
-        self.services.dest(self.conns.route(id).1).next_hop
+        // A synced conn may be unbound (no server yet).
+        let r = self.conns.route(id).1;
+        self.services
+            .services
+            .get(r.svc as usize)
+            .and_then(|s| s.dests.get(r.dest as usize))
+            .and_then(|d| d.next_hop)
     }
 
     /// A tunnel's outer source towards `like`: the director's first address

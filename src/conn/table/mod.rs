@@ -19,7 +19,7 @@ mod storage;
 mod sync;
 
 pub use packet::InPacket;
-pub use sync::{SYNC_OUTBOX, SyncApplied};
+pub use sync::{SYNC_OUTBOX, SyncApplied, UNBOUND, is_unbound};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -74,6 +74,9 @@ pub struct ConnTable {
     sync_state: sync::MasterSync,
     /// Synced NAT/FULLNAT conns may lack the client's MAC.
     learn_macs: bool,
+    /// A backup created an entry without its real server (`sync::UNBOUND`)
+    /// that may still be unbound.
+    maybe_unbound: bool,
 }
 
 impl fmt::Debug for ConnTable {

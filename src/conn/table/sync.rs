@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::storage::conn_counter;
 use super::{ConnTable, KIND_CONN, KIND_TPL, Tuple, dest_mut};
 use crate::conn::sync::{SyncMeta, SyncRecord, SyncSysctls, sync_needed};
 
@@ -26,10 +27,59 @@ pub enum SyncApplied {
     /// The expiry message of a conn already replaced (the kernel ignores
     /// it too).
     Ignored,
-    /// No such virtual service or real server here: not created (counted).
-    NoDest,
+    /// No such virtual service or real server here: created unbound (as
+    /// the kernel's backup does), its packets dropped until the server
+    /// appears ([`ConnTable::bind_unbound`], or a later message).
+    CreatedUnbound,
     /// The table is full.
     TableFull,
+}
+
+/// `DestRef::svc` of a conn or template a backup created without a real
+/// server (the kernel's `cp->dest == NULL`); its `dest` holds the entry's
+/// firewall mark, which finds the service when binding.
+pub const UNBOUND: u32 = u32::MAX;
+
+/// The `DestRef` of an unbound entry with firewall mark `fwmark`.
+pub(crate) const fn unbound(fwmark: u32) -> DestRef {
+    DestRef {
+        svc: UNBOUND,
+        dest: fwmark,
+    }
+}
+
+/// Whether `r` is an unbound entry's.
+#[inline(always)]
+pub const fn is_unbound(r: DestRef) -> bool {
+    r.svc == UNBOUND
+}
+
+/// What finds a synced entry's real server (`ip_vs_find_dest`'s arguments).
+#[derive(Copy, Clone, Debug)]
+struct DestKey {
+    proto: crate::service::Protocol,
+    v6: bool,
+    vaddr: std::net::IpAddr,
+    vport: u16,
+    daddr: std::net::IpAddr,
+    dport: u16,
+    fwmark: u32,
+    template: bool,
+}
+
+impl DestKey {
+    fn of_record(r: &SyncRecord) -> DestKey {
+        DestKey {
+            proto: r.proto,
+            v6: r.caddr.is_ipv6(),
+            vaddr: r.vaddr,
+            vport: r.vport,
+            daddr: r.daddr,
+            dport: r.dport,
+            fwmark: r.fwmark,
+            template: r.template,
+        }
+    }
 }
 
 /// A master's sync state on a table.
@@ -169,10 +219,14 @@ impl ConnTable {
     fn record(&self, i: usize, timeout_ns: u64, services: &ServiceTable) -> SyncRecord {
         let c = self.slab[i].decode(self.clock);
         // A fwmark service's conns carry its mark (`cp->fwmark`).
-        let fwmark = services
-            .services
-            .get(c.dest.svc as usize)
-            .map_or(0, |s| s.key.fwmark);
+        let fwmark = if is_unbound(c.dest) {
+            c.dest.dest
+        } else {
+            services
+                .services
+                .get(c.dest.svc as usize)
+                .map_or(0, |s| s.key.fwmark)
+        };
         SyncRecord {
             proto: c.proto,
             fwd: c.fwd,
@@ -208,17 +262,17 @@ impl ConnTable {
     }
 
     /// `(svc, dest)` of real server `daddr:dport` of the virtual service
-    /// `r` names (`ip_vs_find_dest`).
-    fn synced_dest(r: &SyncRecord, services: &ServiceTable) -> Option<DestRef> {
+    /// `k` names (`ip_vs_find_dest`).
+    fn synced_dest(k: &DestKey, services: &ServiceTable) -> Option<DestRef> {
         // A marked conn or template: the fwmark service of its mark and
         // family (`ip_vs_find_dest` with the fwmark).
-        let by_mark = (r.fwmark != 0)
-            .then(|| services.lookup(&ServiceKey::fwmark(r.fwmark, r.caddr.is_ipv6())))
+        let by_mark = (k.fwmark != 0)
+            .then(|| services.lookup(&ServiceKey::fwmark(k.fwmark, k.v6)))
             .flatten();
         let key = ServiceKey {
-            proto: r.proto,
-            addr: r.vaddr,
-            port: r.vport,
+            proto: k.proto,
+            addr: k.vaddr,
+            port: k.vport,
             fwmark: 0,
         };
         let svc = by_mark
@@ -226,18 +280,88 @@ impl ConnTable {
             .or_else(|| services.lookup(&ServiceKey { port: 0, ..key }))
             .or_else(|| {
                 // A port-less (FTP) template: the service on port 21.
-                (r.template && r.vport == 0)
+                (k.template && k.vport == 0)
                     .then(|| services.lookup(&ServiceKey { port: 21, ..key }))
                     .flatten()
             })?;
         let s = services.services.get(svc as usize)?;
+        // A removed server (kept in its slot for its conns) is not found,
+        // as the kernel's trash is not searched.
         let d = s.dests.iter().position(|d| {
-            d.addr == r.daddr && (d.port == r.dport || d.port == 0 || r.dport == 0)
+            d.available
+                && d.addr == k.daddr
+                && (d.port == k.dport || d.port == 0 || k.dport == 0)
         })?;
         Some(DestRef {
             svc,
             dest: d as u32,
         })
+    }
+
+    /// Binds unbound entry `i` to its real server if this director has it
+    /// now (`ip_vs_try_bind_dest`): counted on the server as
+    /// `ip_vs_bind_dest` does (ActiveConn / InActConn by the entry's
+    /// INACTIVE bit, PersistConn for a template). Returns whether it did.
+    fn try_bind(&mut self, i: u32, services: &mut ServiceTable) -> bool {
+        let e = &self.slab[i as usize];
+        if !e.used() || !is_unbound(e.dest) {
+            return false;
+        }
+        let c = e.decode(self.clock);
+        let k = DestKey {
+            proto: c.proto,
+            v6: c.caddr.is_ipv6(),
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+            fwmark: c.dest.dest,
+            template: c.is_template(),
+        };
+        let Some(dref) = Self::synced_dest(&k, services) else {
+            return false;
+        };
+        let flags = c.flags;
+        if let Some(d) = dest_mut(services, dref) {
+            *conn_counter(d, flags) += 1;
+            d.update_overload();
+        }
+        self.slab[i as usize].dest = dref;
+        true
+    }
+
+    /// Binds every unbound entry whose real server this director has now
+    /// (call after the service table changed: an lvsadm edit, a reload).
+    /// Beyond the kernel, which binds only at the entry's next sync
+    /// message; both are done here. Walks the table (O(capacity)) only
+    /// while an unbound entry may exist. Returns how many were bound.
+    pub fn bind_unbound(&mut self, services: &mut ServiceTable) -> usize {
+        if !self.maybe_unbound {
+            return 0;
+        }
+        let (mut bound, mut left) = (0, false);
+        for i in 0..self.slab.len() as u32 {
+            let c = &self.slab[i as usize];
+            if !c.used() || !is_unbound(c.dest) {
+                continue;
+            }
+            if self.try_bind(i, services) {
+                bound += 1;
+            } else {
+                left = true;
+            }
+        }
+        self.maybe_unbound = left;
+        bound
+    }
+
+    /// Unbound conns and templates (synced for a real server this
+    /// director does not have); control side, walks the table.
+    pub fn unbound_len(&self) -> usize {
+        self.slab
+            .iter()
+            .filter(|c| c.used() && is_unbound(c.dest))
+            .count()
     }
 
     /// A backup applies one received entry (`ip_vs_proc_conn`):
@@ -247,9 +371,14 @@ impl ConnTable {
     /// - an existing entry takes the message's INACTIVE bit (moving it
     ///   between ActiveConn and InActConn), its state and timeout;
     /// - a new entry is bound to the real server of the virtual service the
-    ///   message names; one this director does not have is counted
-    ///   ([`SyncApplied::NoDest`]) and not created (the kernel would keep it
-    ///   unbound until the server appears);
+    ///   message names; without that server here it is created unbound
+    ///   ([`SyncApplied::CreatedUnbound`], `ip_vs_conn_new` with no dest):
+    ///   listed, updated and expiring as any, its client packets dropped
+    ///   (`dest_unavailable`; the kernel routes them to `daddr` itself,
+    ///   this data plane needs the server's next hop) until it is bound,
+    ///   by a later message (`ip_vs_try_bind_dest`) or when the server is
+    ///   added ([`ConnTable::bind_unbound`]); NAT/FULLNAT replies of it go
+    ///   back to the client meanwhile, as in the kernel;
     /// - the timeout is the message's (v0: the state's; a template's 180 s).
     ///
     /// Synced conns are not linked to templates, as in the kernel.
@@ -300,15 +429,21 @@ impl ConnTable {
                     }
                 }
                 outcome = SyncApplied::Updated;
+                if is_unbound(c.dest) {
+                    // The INACTIVE bit first: binding counts by it.
+                    if !r.template {
+                        c.flags = (c.flags & !F_INACTIVE) | if r.inactive { F_INACTIVE } else { 0 };
+                    }
+                    self.try_bind(i, services);
+                }
                 i
             }
             None => {
-                let Some(dref) = Self::synced_dest(r, services) else {
-                    return SyncApplied::NoDest;
-                };
+                let found = Self::synced_dest(&DestKey::of_record(r), services);
                 if !self.ensure_room(1, services) {
                     return SyncApplied::TableFull;
                 }
+                let dref = found.unwrap_or(unbound(r.fwmark));
                 let mut flags = F_USED;
                 if r.template {
                     flags |= F_TEMPLATE;
@@ -348,7 +483,12 @@ impl ConnTable {
                 if r.fwd.sees_replies() {
                     self.learn_macs = true;
                 }
-                outcome = SyncApplied::Created;
+                outcome = if found.is_some() {
+                    SyncApplied::Created
+                } else {
+                    self.maybe_unbound = true;
+                    SyncApplied::CreatedUnbound
+                };
                 i
             }
         };

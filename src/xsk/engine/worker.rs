@@ -340,7 +340,7 @@ impl Worker {
             let c = match self.dp.apply_synced(&r, now) {
                 SyncApplied::Created => &link.created,
                 SyncApplied::Updated | SyncApplied::Ignored => &link.updated,
-                SyncApplied::NoDest => &link.no_dest,
+                SyncApplied::CreatedUnbound => &link.no_dest,
                 SyncApplied::TableFull => &link.refused,
             };
             c.fetch_add(1, Ordering::Relaxed);
