@@ -1782,7 +1782,10 @@ fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
         fwmark: 0,
         timeout: 900,
     };
-    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::CreatedUnbound);
+    assert_eq!(
+        t.apply_synced(&rec, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
     let id = tcp_in(&t, "10.0.0.1", 1000).expect("created");
     assert_eq!(t.get(id).daddr, ip("198.18.0.3"));
     assert_eq!(t.unbound_len(), 1);
@@ -1868,7 +1871,10 @@ fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusabl
         fwmark: 0,
         timeout: 300,
     };
-    assert_eq!(t.apply_synced(&tpl, &mut s, now), SyncApplied::CreatedUnbound);
+    assert_eq!(
+        t.apply_synced(&tpl, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
     // A new client conn does not follow the unbound template.
     let id = t
         .schedule(&mut s, 0, &syn("10.0.0.7", 5000), 60, now, 0)
@@ -1884,7 +1890,10 @@ fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusabl
         timeout: 900,
         ..tpl
     };
-    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::CreatedUnbound);
+    assert_eq!(
+        t.apply_synced(&rec, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
     s.services[0].dests[1].addr = ip("198.18.0.9");
     assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Updated);
     let c = t.get(tcp_in(&t, "10.0.0.7", 6000).unwrap());

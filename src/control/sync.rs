@@ -357,7 +357,10 @@ pub fn receive(buf: &[u8], syncid: u8, shared: &Shared, stats: &SyncStats) {
     let r = ipvs_sync::parse(buf, |c| match SyncRecord::from_wire(&c) {
         Some(r) => {
             stats.recv_conns.fetch_add(1, Ordering::Relaxed);
-            shared.sync.to_worker(0, r);
+            let n = shared.sync.inbound.get().map_or(1, |q| q.len());
+            shared
+                .sync
+                .to_worker(crate::xsk::sync_steer::first_worker(&r, n), r);
         }
         None => {
             stats.refused_conns.fetch_add(1, Ordering::Relaxed);

@@ -648,6 +648,29 @@ impl Dataplane {
         a
     }
 
+    /// A reply stub for synced FULLNAT conn `r`, which worker `owner` holds
+    /// ([`ConnTable::stub_synced`]). False when not made.
+    pub fn stub_synced(&mut self, r: &SyncRecord, owner: u32, now: Timestamp) -> bool {
+        self.conns.stub_synced(r, owner, &mut self.services, now)
+    }
+
+    /// The worker to hand `frame` over to when it is a reply of a synced
+    /// FULLNAT conn another worker holds ([`ConnTable::reply_owner`]); one
+    /// flag test when this data plane has no stubs.
+    #[inline]
+    pub fn reply_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
+        if !self.conns.has_stubs() {
+            return None;
+        }
+        self.stub_owner(frame, now)
+    }
+
+    #[cold]
+    fn stub_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
+        let (proto, src, sport, dst, dport) = peek(frame)?;
+        self.conns.reply_owner(proto, src, sport, dst, dport, now)
+    }
+
     /// With `expire_nodest_conn` on, expires every connection whose real
     /// server is no longer available, as kernels since 5.9 do from a delayed
     /// work after a real server or service is deleted

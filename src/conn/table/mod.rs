@@ -19,7 +19,7 @@ mod storage;
 mod sync;
 
 pub use packet::InPacket;
-pub use sync::{SYNC_OUTBOX, SyncApplied, UNBOUND, is_unbound};
+pub use sync::{STUB, SYNC_OUTBOX, SyncApplied, UNBOUND, is_stub, is_unbound};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -77,6 +77,9 @@ pub struct ConnTable {
     /// A backup created an entry without its real server (`sync::UNBOUND`)
     /// that may still be unbound.
     maybe_unbound: bool,
+    /// Reply stubs of FULLNAT conns synced into another worker may exist
+    /// (`sync::STUB`).
+    has_stubs: bool,
 }
 
 impl fmt::Debug for ConnTable {

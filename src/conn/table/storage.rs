@@ -67,6 +67,7 @@ impl ConnTable {
             sync_state: Default::default(),
             learn_macs: false,
             maybe_unbound: false,
+            has_stubs: false,
         }
     }
 
@@ -134,7 +135,8 @@ impl ConnTable {
         self.slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.used())
+            // Reply stubs are another worker's conns (`sync::STUB`).
+            .filter(|(_, c)| c.used() && !super::sync::is_stub(c.dest))
             .map(|(i, c)| (ConnId(i as u32), c.decode(self.clock)))
     }
 

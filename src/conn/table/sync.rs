@@ -54,6 +54,17 @@ pub const fn is_unbound(r: DestRef) -> bool {
     r.svc == UNBOUND
 }
 
+/// `DestRef::svc` of a reply stub: a synced FULLNAT conn's reply side in
+/// the worker its local port names, when another worker (in `dest`) owns
+/// the conn (see [`ConnTable::stub_synced`]).
+pub const STUB: u32 = u32::MAX - 1;
+
+/// Whether `r` is a reply stub's.
+#[inline(always)]
+pub const fn is_stub(r: DestRef) -> bool {
+    r.svc == STUB
+}
+
 /// What finds a synced entry's real server (`ip_vs_find_dest`'s arguments).
 #[derive(Copy, Clone, Debug)]
 struct DestKey {
@@ -254,7 +265,9 @@ impl ConnTable {
             .slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID))
+            .filter(|(_, c)| {
+                c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID) && !is_stub(c.dest)
+            })
             .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services), services))
             .collect();
         out.sort_by_key(|r| !r.template);
@@ -288,9 +301,7 @@ impl ConnTable {
         // A removed server (kept in its slot for its conns) is not found,
         // as the kernel's trash is not searched.
         let d = s.dests.iter().position(|d| {
-            d.available
-                && d.addr == k.daddr
-                && (d.port == k.dport || d.port == 0 || k.dport == 0)
+            d.available && d.addr == k.daddr && (d.port == k.dport || d.port == 0 || k.dport == 0)
         })?;
         Some(DestRef {
             svc,
@@ -513,6 +524,117 @@ impl ConnTable {
         let due = c.due_tick(clock);
         self.wheel.insert(i, due);
         outcome
+    }
+
+    /// A synced FULLNAT conn `r` lives in worker `owner` (the worker of its
+    /// client), but its real server answers to `laddr:lport`, and the
+    /// engine steers such replies to the worker whose local-port slice
+    /// holds `lport` (this table's, `xsk::steer`), since the master chose
+    /// the port in its own worker. This table then keeps a reply stub: an
+    /// entry filed by the reply tuple only, with no server (no counters,
+    /// not listed, never synced), so that
+    /// - [`ConnTable::reply_owner`] names `owner` for the replies, which
+    ///   the engine hands over to it (a mesh hand-over, as for any frame
+    ///   another worker owns), and
+    /// - this table's own FULLNAT port choice never takes that tuple.
+    ///
+    /// The stub lives as long as the message's timeout and is re-armed by
+    /// each reply and each later message. Returns false when the reply
+    /// tuple is a conn of this table's own (the stub is not made; the
+    /// caller counts it) or the table is full.
+    pub fn stub_synced(
+        &mut self,
+        r: &SyncRecord,
+        owner: u32,
+        services: &mut ServiceTable,
+        now: Timestamp,
+    ) -> bool {
+        let Some((laddr, lport)) = r.local else {
+            return false;
+        };
+        if r.fwd != crate::service::FwdMethod::FullNat || r.template {
+            return false;
+        }
+        self.observe(now);
+        let i = match self.lookup_out(r.proto, r.daddr, r.dport, laddr, lport) {
+            Some(id) if is_stub(self.slab[id.0 as usize].dest) => {
+                self.slab[id.0 as usize].dest.dest = owner;
+                id.0
+            }
+            Some(_) => return false,
+            None => {
+                if !self.ensure_room(1, services) {
+                    return false;
+                }
+                let c = Conn {
+                    proto: r.proto,
+                    caddr: r.caddr,
+                    cport: r.cport,
+                    vaddr: r.vaddr,
+                    vport: r.vport,
+                    daddr: r.daddr,
+                    dport: r.dport,
+                    laddr,
+                    lport,
+                    dest: DestRef {
+                        svc: STUB,
+                        dest: owner,
+                    },
+                    fwd: r.fwd,
+                    state: r.state,
+                    client_mac: [0; 6],
+                    client_nic: 0,
+                    expires: now,
+                    flags: F_USED,
+                    in_pkts: 0,
+                    control: NO_LINK,
+                    n_control: 0,
+                };
+                self.has_stubs = true;
+                self.insert_entry(&c, services)
+            }
+        };
+        let timeout = if r.timeout > 0 {
+            Duration::from_secs(u64::from(r.timeout))
+        } else {
+            self.timeouts.for_state(r.state)
+        };
+        let clock = self.clock;
+        let c = &mut self.slab[i as usize];
+        c.state = r.state;
+        c.set_expires(now + timeout, clock);
+        let due = c.due_tick(clock);
+        self.wheel.insert(i, due);
+        true
+    }
+
+    /// Whether this table may hold reply stubs (then the engine asks
+    /// [`ConnTable::reply_owner`] about frames it is to process).
+    #[inline(always)]
+    pub fn has_stubs(&self) -> bool {
+        self.has_stubs
+    }
+
+    /// The worker owning the synced FULLNAT conn whose reply this is
+    /// (`src:sport -> dst:dport` matching a reply stub), which re-arms the
+    /// stub as a reply re-arms a conn; `None` for anything else.
+    pub fn reply_owner(
+        &mut self,
+        proto: crate::service::Protocol,
+        src: std::net::IpAddr,
+        sport: u16,
+        dst: std::net::IpAddr,
+        dport: u16,
+        now: Timestamp,
+    ) -> Option<u32> {
+        let id = self.lookup_out(proto, src, sport, dst, dport)?;
+        let r = self.slab[id.0 as usize].dest;
+        if !is_stub(r) {
+            return None;
+        }
+        self.observe(now);
+        self.rearm(id.0 as usize, now, true);
+        Some(r.dest)
     }
 
     /// Whether conns synced from a master may still lack the client's MAC
