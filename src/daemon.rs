@@ -288,7 +288,12 @@ pub fn run(source: Source) -> Result<()> {
         .collect();
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
+    let hold = sync.table_hold();
     let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
+        .map(|mut setup| {
+            setup.table_hold = Some(hold);
+            setup
+        })
         .and_then(|setup| VrrpThread::start(setup, vrrp_tx))
     {
         Ok(v) => v,
@@ -486,6 +491,7 @@ pub fn run(source: Source) -> Result<()> {
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
         ctl.answer_table_request();
+        ctl.sync.get_mut().poll_table_hold();
         if last_announce.elapsed() >= announce::PERIOD {
             last_announce = Instant::now();
             ctl.announce();
@@ -999,7 +1005,9 @@ impl Control<'_> {
             cfg.global.script_user.as_deref(),
             cfg.global.script_group.as_deref(),
         )?;
-        vrrp_thread::VrrpSetup::new(cfg, run_as)
+        let mut setup = vrrp_thread::VrrpSetup::new(cfg, run_as)?;
+        setup.table_hold = Some(self.sync.get_mut().table_hold());
+        Ok(setup)
     }
 
     /// One lvsadm request.

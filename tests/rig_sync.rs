@@ -638,6 +638,110 @@ fn dr_stream_survives_fail_over_and_fail_back() {
     );
 }
 
+/// Fail-back of a director that kept running: the master's link goes
+/// down long enough for the peer to take over; a new stream starts through
+/// the peer (its connection exists only there: `sync_period = 0` sends it
+/// once, while the old master's link is down); the link comes back. The
+/// old master's VRRP instance leaves FAULT only once it has the peer's
+/// whole table, then preempts, and the new stream goes on through it on the
+/// same real server. (Without the request on return the old master has no
+/// entry for the stream when it takes the VIP back: its kernel resets it.)
+#[test]
+fn a_returning_running_director_takes_the_table_before_it_preempts() {
+    let extra = "sync_period = 0\n";
+    let (rig, master, _backup) = sync_rig_with(Mode::Dr, extra);
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    rig.director().ip(&["link", "set", IFACE, "down"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
+        "the BACKUP never took the VIP"
+    );
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let client = rig.spawn(
+        rig.client(),
+        "stream",
+        &[
+            python(),
+            &script("stream.py"),
+            "client",
+            "--target",
+            &target,
+            "--interval",
+            "0.05",
+            "--duration",
+            "25",
+        ],
+    );
+    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
+        "the stream does not run through the peer: {:?}",
+        rig.proc_logs(client)
+    );
+    let local = rig
+        .proc_logs(client)
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+        .expect("the client's local address");
+    let dsock = sock(&rig, "director");
+    assert!(
+        !lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        "the old master got the stream while its link was down"
+    );
+    rig.director().ip(&["link", "set", IFACE, "up"]);
+    let back = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(15), || has_addr(rig.director(), &vip)
+            && !has_addr(rig.peer(), &vip)),
+        "the returning master never preempted: {}",
+        master.stderr()
+    );
+    eprintln!(
+        "DR return of a running director: VIP back {:.2} s after its link came up",
+        back.elapsed().as_secs_f64()
+    );
+    assert!(
+        lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        "the returning master lacks the stream's connection"
+    );
+    let log = master.stderr();
+    let asked = log
+        .find("leaving FAULT once the sync master's table is here")
+        .expect("the VRRP instance did not wait for the table");
+    let arrived = log
+        .find("the master's table arrived")
+        .expect("the table never arrived");
+    let left = log[asked..]
+        .find("leaving FAULT state")
+        .map(|i| i + asked)
+        .expect("the instance never left FAULT");
+    assert!(asked < arrived && arrived < left, "{log}");
+    let before = count(&rig);
+    let ended = wait_until(Duration::from_secs(30), || {
+        let o = rig.proc_logs(client).0;
+        o.contains("done") || o.contains("ERROR")
+    });
+    let (out, err) = rig.proc_logs(client);
+    assert!(ended, "the stream client never finished: {err}");
+    assert!(
+        !out.contains("ERROR"),
+        "the stream broke at fail-back: {}\n{err}",
+        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    let a = answers(&out);
+    assert!(a.len() > before, "no answer after the fail-back");
+    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(servers.len(), 1, "answers from {servers:?}");
+    let mut stalls: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    stalls.sort_by(|x, y| y.total_cmp(x));
+    eprintln!(
+        "DR return: {} answers, the longest stall {:.0} ms",
+        a.len(),
+        stalls[0] * 1000.0
+    );
+}
+
 /// `sloppy_tcp` with mh, as behind ECMP: two directors serve the VIP with
 /// no sync between them; the client's path moves from one to the other
 /// mid-stream (its neighbour entry for the VIP changes to the other

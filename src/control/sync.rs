@@ -424,6 +424,57 @@ pub fn start_backup(
     })
 }
 
+/// Fail-back of a *running* director (beyond IPVS): the VRRP instance
+/// `[global.lvs_sync_daemon]` follows, leaving FAULT (its link back, its
+/// tracking OK again), stays there until the current master's whole table
+/// has arrived, or [`TABLE_WAIT`] passed, so that it cannot preempt before
+/// (as a director starting does). The VRRP thread asks
+/// ([`TableHold::ask`]) and waits for its answer ([`TableHold::answered`]);
+/// the control thread asks the group ([`SyncDaemon::poll_table_hold`]).
+#[derive(Debug, Default)]
+pub struct TableHold {
+    /// The VRRP instance sync follows (none: no hold).
+    instance: std::sync::Mutex<Option<String>>,
+    /// The last request's number (0: none yet).
+    asked: AtomicU64,
+    /// The last request answered (the table arrived or the wait ran out).
+    answered: AtomicU64,
+}
+
+impl TableHold {
+    /// Whether `instance` waits for the table when it leaves FAULT.
+    pub fn follows(&self, instance: &str) -> bool {
+        let g = self.instance.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_deref() == Some(instance)
+    }
+
+    fn set_instance(&self, instance: Option<String>) {
+        *self.instance.lock().unwrap_or_else(|p| p.into_inner()) = instance;
+    }
+
+    /// Asks for the table; returns the request's number.
+    pub fn ask(&self) -> u64 {
+        self.asked.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Whether request `n` has been answered.
+    pub fn answered(&self, n: u64) -> bool {
+        self.answered.load(Ordering::Acquire) >= n
+    }
+}
+
+/// A table request under way for [`TableHold`].
+#[derive(Debug)]
+struct Asking {
+    /// The request's number.
+    n: u64,
+    sock: Option<Socket>,
+    /// `tables_done` when it started.
+    before: u64,
+    started: Instant,
+    next_ask: Instant,
+}
+
 /// The sync daemon as lvsadm and VRRP drive it: at most one master and one
 /// backup thread (as the kernel: both may run at once with lvsadm).
 #[derive(Debug)]
@@ -434,6 +485,9 @@ pub struct SyncDaemon {
     backup: Option<SyncThread>,
     /// From lb.toml: follows this VRRP instance.
     vrrp: Option<SyncConfig>,
+    /// Shared with the VRRP thread.
+    hold: Arc<TableHold>,
+    asking: Option<Asking>,
 }
 
 impl SyncDaemon {
@@ -444,6 +498,72 @@ impl SyncDaemon {
             master: None,
             backup: None,
             vrrp: None,
+            hold: Arc::default(),
+            asking: None,
+        }
+    }
+
+    /// The hold the VRRP thread consults (see [`TableHold`]).
+    pub fn table_hold(&self) -> Arc<TableHold> {
+        Arc::clone(&self.hold)
+    }
+
+    /// Control thread, every turn: serves the VRRP thread's table request
+    /// without blocking: asks the group (again every 500 ms: a datagram
+    /// may be lost) until the table's end marker arrived or
+    /// [`TABLE_WAIT`] passed, then answers. Without a backup thread (no
+    /// master to ask) it answers at once.
+    pub fn poll_table_hold(&mut self) {
+        let asked = self.hold.asked.load(Ordering::Acquire);
+        if self.hold.answered(asked) {
+            return;
+        }
+        let now = Instant::now();
+        let a = match &mut self.asking {
+            Some(a) if a.n == asked => a,
+            _ => {
+                let sock = self
+                    .backup
+                    .as_ref()
+                    .and_then(|b| match master_socket(&b.cfg) {
+                        Ok((s, _)) => Some(s),
+                        Err(e) => {
+                            log::warn!("sync: asking for the table: {e:#}");
+                            None
+                        }
+                    });
+                log::info!("sync: a returning director asks the master for its table");
+                self.asking.insert(Asking {
+                    n: asked,
+                    sock,
+                    before: self.stats.tables_done.load(Ordering::Acquire),
+                    started: now,
+                    next_ask: now,
+                })
+            }
+        };
+        let arrived = self.stats.tables_done.load(Ordering::Acquire) != a.before;
+        let Some(sock) = a.sock.as_ref().filter(|_| !arrived) else {
+            if arrived {
+                log::info!(
+                    "sync: the master's table arrived in {:?}",
+                    a.started.elapsed()
+                );
+            }
+            self.hold.answered.store(a.n, Ordering::Release);
+            self.asking = None;
+            return;
+        };
+        if now.duration_since(a.started) >= TABLE_WAIT {
+            log::info!("sync: no table from a master within {TABLE_WAIT:?}");
+            self.hold.answered.store(a.n, Ordering::Release);
+            self.asking = None;
+            return;
+        }
+        if now >= a.next_ask {
+            let syncid = self.backup.as_ref().map_or(0, |b| b.cfg.syncid);
+            let _ = sock.send(&ipvs_sync::Control::TableRequest.encode(syncid));
+            a.next_ask = now + Duration::from_millis(500);
         }
     }
 
@@ -615,6 +735,11 @@ impl SyncDaemon {
     /// keepalived does until its instance is master; with `active_active`
     /// as master and backup at once (VRRP never changes it).
     pub fn follow(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
+        self.hold.set_instance(
+            cfg.as_ref()
+                .filter(|c| !c.active_active)
+                .and_then(|c| c.vrrp_instance.clone()),
+        );
         self.vrrp = cfg;
         if let Some(c) = self.vrrp.clone() {
             let _ = self.stop(Role::Master);
