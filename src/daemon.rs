@@ -962,6 +962,20 @@ impl Control<'_> {
                         return;
                     }
                 };
+                // Connection sync first: it is the one part that can still
+                // fail (its interface), and then nothing has changed.
+                match self
+                    .sync
+                    .get_mut()
+                    .reload(cfg.global.lvs_sync_daemon.clone())
+                {
+                    Ok(true) => log::info!("reload: connection sync daemon restarted"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        log::error!("reload refused, configuration unchanged: {e:#}");
+                        return;
+                    }
+                }
                 self.vrrp_gate.reconfigure(&cfg.vrrp_instances);
                 self.vrrp_reload.reload(vrrp);
                 self.state = AdminState {

@@ -742,6 +742,91 @@ fn a_returning_running_director_takes_the_table_before_it_preempts() {
     );
 }
 
+/// SIGHUP changes a running sync daemon: an unchanged
+/// `[global.lvs_sync_daemon]` leaves its threads alone; an edited one
+/// (another syncid) restarts them in the instance's current role (MASTER);
+/// a removed one stops them; one added back starts them; one naming an
+/// interface that does not exist is refused with the reload, the running
+/// daemon kept.
+#[test]
+fn sighup_edits_removes_and_adds_the_sync_daemon() {
+    let rig = Rig::builder(Mode::Dr)
+        .real_servers(2)
+        .services(false)
+        .build();
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    rig.director().del_addr(IFACE, &vip);
+    let toml = lb_toml_with(&rig, "director", "MASTER", 100, "");
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)),
+        "the instance never became MASTER"
+    );
+    let s = sock(&rig, "director");
+    let listing = |id: u8| {
+        format!(
+            "master sync daemon (mcast={IFACE}, syncid={id}, maxlen=1472, group=224.0.0.81, \
+             port=8848, ttl=1)\n"
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || lvsadm_ok(
+            &s,
+            &["-L", "--daemon"]
+        ) == listing(VRID)),
+        "{}",
+        lvsadm_ok(&s, &["-L", "--daemon"])
+    );
+    let started = |lb: &Lvsfwd| lb.stderr().matches("sync thread started").count();
+    let reloaded = |lb: &Lvsfwd| lb.stderr().matches("reloaded ").count();
+    let refused = |lb: &Lvsfwd| lb.stderr().matches("reload refused").count();
+    let hup = |lb: &Lvsfwd, toml: &str, check: &dyn Fn(&Lvsfwd) -> usize| {
+        let before = check(lb);
+        std::fs::write(&lb.config, toml).expect("rewrite lb.toml");
+        run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+        assert!(
+            wait_until(Duration::from_secs(10), || check(lb) > before),
+            "{}",
+            lb.stderr()
+        );
+    };
+    // Unchanged: the threads stay.
+    let n = started(&lb);
+    hup(&lb, &toml, &reloaded);
+    assert_eq!(started(&lb), n, "an unchanged sync daemon was restarted");
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(VRID));
+    // Edited: restarted as master (the instance is MASTER) with syncid 9.
+    let edited = toml.replace(
+        "vrrp_instance = \"VI_1\"\n\n",
+        "vrrp_instance = \"VI_1\"\nid = 9\n\n",
+    );
+    assert_ne!(edited, toml);
+    hup(&lb, &edited, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(9));
+    assert_eq!(started(&lb), n + 1);
+    // A missing interface: refused, syncid 9 still runs.
+    hup(
+        &lb,
+        &edited.replace(
+            &format!("[global.lvs_sync_daemon]\ninterface = \"{IFACE}\""),
+            "[global.lvs_sync_daemon]\ninterface = \"lfnosuch0\"",
+        ),
+        &refused,
+    );
+    assert!(lb.stderr().contains("lfnosuch0"), "{}", lb.stderr());
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(9));
+    // Removed: stopped.
+    let start = toml.find("[global.lvs_sync_daemon]").unwrap();
+    let end = start + toml[start..].find("\n\n").unwrap() + 2;
+    let without = format!("{}{}", &toml[..start], &toml[end..]);
+    hup(&lb, &without, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), "");
+    // Added back: master again, the default syncid.
+    hup(&lb, &toml, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(VRID));
+    lb.assert_running();
+}
+
 /// `sloppy_tcp` with mh, as behind ECMP: two directors serve the VIP with
 /// no sync between them; the client's path moves from one to the other
 /// mid-stream (its neighbour entry for the VIP changes to the other

@@ -488,6 +488,9 @@ pub struct SyncDaemon {
     /// Shared with the VRRP thread.
     hold: Arc<TableHold>,
     asking: Option<Asking>,
+    /// VRRP instances last reported MASTER (a reload that names another
+    /// instance starts in that one's role).
+    masters: std::collections::BTreeSet<String>,
 }
 
 impl SyncDaemon {
@@ -500,6 +503,7 @@ impl SyncDaemon {
             vrrp: None,
             hold: Arc::default(),
             asking: None,
+            masters: Default::default(),
         }
     }
 
@@ -754,10 +758,81 @@ impl SyncDaemon {
         Ok(())
     }
 
+    /// SIGHUP: `[global.lvs_sync_daemon]` as reloaded. Unchanged: nothing
+    /// happens (the threads, their sockets and queued records stay).
+    /// Added, edited or removed: the threads it ran stop and the new ones
+    /// start in the role their VRRP instance has now (master while it is
+    /// MASTER; both with `active_active`). A new interface is checked
+    /// first: an error leaves the running daemon as it was. Returns whether
+    /// anything changed.
+    pub fn reload(&mut self, cfg: Option<SyncConfig>) -> Result<bool> {
+        if cfg == self.vrrp {
+            return Ok(false);
+        }
+        if let Some(c) = &cfg {
+            let (_, _, addr) = interface(&c.interface, c.group.is_ipv6())?;
+            if addr.is_none() && !c.group.is_ipv6() {
+                bail!(
+                    "{}: no IPv4 address to send sync messages from",
+                    c.interface
+                );
+            }
+        }
+        let old = self.vrrp.clone();
+        self.stop_all();
+        match self.run_config(cfg) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Back to what ran.
+                self.stop_all();
+                if let Err(e2) = self.run_config(old) {
+                    log::error!("sync: restarting the previous daemon: {e2:#}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn stop_all(&mut self) {
+        self.asking = None;
+        for role in [Role::Master, Role::Backup] {
+            let _ = self.stop(role);
+        }
+    }
+
+    /// Starts what `cfg` says, in its instance's current role.
+    fn run_config(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
+        self.hold.set_instance(
+            cfg.as_ref()
+                .filter(|c| !c.active_active)
+                .and_then(|c| c.vrrp_instance.clone()),
+        );
+        self.vrrp = cfg;
+        let Some(c) = self.vrrp.clone() else {
+            return Ok(());
+        };
+        let master = c
+            .vrrp_instance
+            .as_ref()
+            .is_some_and(|i| self.masters.contains(i));
+        if c.active_active || !master {
+            self.start(Role::Backup, &c)?;
+        }
+        if c.active_active || master {
+            self.start(Role::Master, &c)?;
+        }
+        Ok(())
+    }
+
     /// A VRRP instance changed state: master while `instance` is MASTER,
     /// backup otherwise (keepalived's `ipvs_syncd_master` /
     /// `ipvs_syncd_backup`).
     pub fn vrrp_state(&mut self, instance: &str, master: bool) {
+        if master {
+            self.masters.insert(instance.to_string());
+        } else {
+            self.masters.remove(instance);
+        }
         let Some(c) = self.vrrp.clone() else {
             return;
         };
