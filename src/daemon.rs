@@ -1269,6 +1269,7 @@ impl Control<'_> {
             queue_drops_in: link.in_drops.load(Relaxed),
             tables_sent: st.tables_sent.load(Relaxed),
             tables_received: st.tables_done.load(Relaxed),
+            mixed_family: st.mixed_family.load(Relaxed),
         }
     }
 

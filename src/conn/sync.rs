@@ -185,6 +185,19 @@ const fn fwd_flag(f: FwdMethod) -> u32 {
 
 impl SyncRecord {
     /// The message entry for this record.
+    /// Whether IPVS's format can carry the entry: one address family for
+    /// client, virtual and real server (an entry's type says the family of
+    /// all three). A mixed-family conn (an IPv6 VIP tunnelled to an IPv4
+    /// real server, or the reverse) cannot be: the kernel's
+    /// `ip_vs_sync_conn` has no check and copies `cp->daddr` by the
+    /// client's family (the IPv4 address zero-padded to 16 bytes, or the
+    /// first 4 bytes of the IPv6 one), an entry no backup can bind. lvsfwd
+    /// leaves such entries out and counts them instead.
+    pub fn one_family(&self) -> bool {
+        let v6 = self.caddr.is_ipv6();
+        self.vaddr.is_ipv6() == v6 && self.daddr.is_ipv6() == v6
+    }
+
     pub fn to_wire(&self) -> SyncConn<'static> {
         let mut f = fwd_flag(self.fwd);
         if self.template {

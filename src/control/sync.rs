@@ -90,6 +90,8 @@ pub struct SyncStats {
     pub recv_conns: AtomicU64,
     /// Datagrams of another syncid.
     pub wrong_syncid: AtomicU64,
+    /// Master: mixed-family entries left out ([`SyncRecord::one_family`]).
+    pub mixed_family: AtomicU64,
     /// Datagrams (or their rest) dropped as malformed, by reason.
     pub malformed: [AtomicU64; SyncError::COUNT],
     /// Entries left out: an unknown mandatory option, or what a backup
@@ -235,6 +237,16 @@ fn backup_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
     Ok((s, resolve_maxlen(cfg, Role::Backup, mtu)))
 }
 
+/// The entry a master sends for `r`, or `None` (counted) for one the
+/// format cannot carry ([`SyncRecord::one_family`]).
+fn wire_entry(r: &SyncRecord, stats: &SyncStats) -> Option<ipvs_sync::SyncConn<'static>> {
+    if !r.one_family() {
+        stats.mixed_family.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(r.to_wire())
+}
+
 /// Starts the sender: records from `shared`'s queue go out to the group.
 pub fn start_master(
     cfg: &SyncConfig,
@@ -278,7 +290,9 @@ pub fn start_master(
             let mut rbuf = [0u8; 64];
             let drain = |w: &mut Writer, first: &mut Option<Instant>| {
                 while let Some(r) = shared.sync.out.pop() {
-                    let c = r.to_wire();
+                    let Some(c) = wire_entry(&r, &stats) else {
+                        continue;
+                    };
                     if !w.push(&c) {
                         send(w);
                         w.push(&c);
@@ -914,5 +928,46 @@ mod tests {
         let q = &shared.sync.inbound.get().unwrap()[0];
         assert_eq!(q.pop(), Some(r));
         assert_eq!(q.len(), 1);
+    }
+
+    /// Mixed-family conns (TUN between families) are left out and
+    /// counted: the entry's one type byte gives all three addresses one
+    /// family (the kernel would send a garbled real-server address).
+    #[test]
+    fn a_master_leaves_mixed_family_entries_out_and_counts_them() {
+        let stats = SyncStats::default();
+        let r = SyncRecord {
+            proto: crate::service::Protocol::Tcp,
+            fwd: crate::service::FwdMethod::Tunnel,
+            template: false,
+            inactive: false,
+            no_output: false,
+            state: crate::conn::ConnState::Established,
+            caddr: "2001:2::1".parse().unwrap(),
+            cport: 1,
+            vaddr: "2001:2::250".parse().unwrap(),
+            vport: 80,
+            daddr: "198.18.0.11".parse().unwrap(),
+            dport: 80,
+            local: None,
+            fwmark: 0,
+            timeout: 900,
+        };
+        assert!(wire_entry(&r, &stats).is_none());
+        let v4 = SyncRecord {
+            caddr: "198.18.1.1".parse().unwrap(),
+            vaddr: "198.18.0.250".parse().unwrap(),
+            daddr: "2001:2::11".parse().unwrap(),
+            ..r
+        };
+        assert!(wire_entry(&v4, &stats).is_none());
+        assert_eq!(stats.mixed_family.load(Ordering::Relaxed), 2);
+        let same = SyncRecord {
+            daddr: "2001:2::11".parse().unwrap(),
+            ..r
+        };
+        let c = wire_entry(&same, &stats).expect("one family is sent");
+        assert_eq!(c.daddr, same.daddr);
+        assert_eq!(stats.mixed_family.load(Ordering::Relaxed), 2);
     }
 }

@@ -202,4 +202,6 @@ pub struct SyncStatus {
     /// director.
     pub tables_sent: u64,
     pub tables_received: u64,
+    /// Master: mixed-family entries the format cannot carry, not sent.
+    pub mixed_family: u64,
 }
