@@ -254,6 +254,7 @@ pub fn run(source: Source) -> Result<()> {
     };
     // Connection sync: a backup until its VRRP instance is master.
     let mut sync = SyncDaemon::new(shared.clone());
+    sync.set_sysctls(cfg.global.sync);
     if let Err(e) = sync.follow(cfg.global.lvs_sync_daemon.clone()) {
         drop(admin);
         engine.stop();
@@ -967,7 +968,7 @@ impl Control<'_> {
                 match self
                     .sync
                     .get_mut()
-                    .reload(cfg.global.lvs_sync_daemon.clone())
+                    .reload(cfg.global.lvs_sync_daemon.clone(), cfg.global.sync)
                 {
                     Ok(true) => log::info!("reload: connection sync daemon restarted"),
                     Ok(false) => {}
@@ -1270,6 +1271,7 @@ impl Control<'_> {
             tables_sent: st.tables_sent.load(Relaxed),
             tables_received: st.tables_done.load(Relaxed),
             mixed_family: st.mixed_family.load(Relaxed),
+            not_v0: st.not_v0.load(Relaxed),
         }
     }
 

@@ -827,6 +827,158 @@ fn sighup_edits_removes_and_adds_the_sync_daemon() {
     lb.assert_running();
 }
 
+/// The sync sysctls on two directors: `sync_ports = 2` (the master sends
+/// over two sockets, to 8848 and 8849, the backup listens on both),
+/// `sync_version = 0` (v0 messages: count, syncid, size, 24-byte entries,
+/// which tshark's dissector decodes too) and `sync_sock_size` (the
+/// sockets' buffers, as `ss` shows them). A dozen connections through the
+/// master all reach the backup.
+#[test]
+fn sync_ports_version_0_and_sock_size_are_applied() {
+    let extra = "sync_ports = 2\nsync_version = 0\nsync_sock_size = 200000\n";
+    let (rig, _master, _backup) = sync_rig_with(Mode::Dr, extra);
+    let pcap = rig.dir().join("v0.pcap").to_string_lossy().into_owned();
+    let tpid = rig.spawn(
+        rig.peer(),
+        "tshark",
+        &[
+            "tshark",
+            "-i",
+            IFACE,
+            "-f",
+            "udp portrange 8848-8849",
+            "-a",
+            "duration:12",
+            "-w",
+            &pcap,
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || rig
+            .proc_logs(tpid)
+            .1
+            .contains("Capturing on")),
+        "tshark did not start"
+    );
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let clients: Vec<u32> = (0..12)
+        .map(|_| {
+            rig.spawn(
+                rig.client(),
+                "stream",
+                &[
+                    python(),
+                    &script("stream.py"),
+                    "client",
+                    "--target",
+                    &target,
+                    "--interval",
+                    "0.05",
+                    "--duration",
+                    "6",
+                ],
+            )
+        })
+        .collect();
+    let locals: Vec<String> = clients
+        .iter()
+        .map(|&c| {
+            assert!(
+                wait_until(Duration::from_secs(10), || rig
+                    .proc_logs(c)
+                    .0
+                    .lines()
+                    .any(|l| l.starts_with("local "))),
+                "a stream did not start: {:?}",
+                rig.proc_logs(c)
+            );
+            rig.proc_logs(c)
+                .0
+                .lines()
+                .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+                .unwrap()
+        })
+        .collect();
+    let psock = sock(&rig, "peer");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let l = lvsadm_ok(&psock, &["-L", "-c", "-n"]);
+            locals.iter().all(|x| l.contains(x.as_str()))
+        }),
+        "the backup lacks connections: {}",
+        lvsadm_ok(&psock, &["-L", "-c", "-n"])
+    );
+    // The sockets' buffers: the kernel doubles what is set.
+    let ss = rig.director().exec_ok(&["ss", "-uanm"]);
+    let tb: Vec<u64> = ss
+        .lines()
+        .filter_map(|l| {
+            let i = l.find(",tb")?;
+            l[i + 3..].split(',').next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        tb.iter().filter(|&&b| b == 400_000).count() >= 2,
+        "send buffers: {tb:?}\n{ss}"
+    );
+    let ss = rig.peer().exec_ok(&["ss", "-uanm"]);
+    assert!(
+        ss.matches("rb400000").count() >= 2,
+        "receive buffers:\n{ss}"
+    );
+    let _ = wait_until(Duration::from_secs(15), || {
+        !std::path::Path::new(&format!("/proc/{tpid}")).exists()
+    });
+    let out = run(
+        &[
+            "tshark",
+            "-r",
+            &pcap,
+            "-T",
+            "fields",
+            "-E",
+            "separator=;",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "udp.payload",
+        ],
+        CMD_TIMEOUT,
+    )
+    .expect_ok();
+    let mut ports = std::collections::BTreeSet::new();
+    let mut entries = 0;
+    for l in out.lines() {
+        let f: Vec<&str> = l.split(';').collect();
+        let Some(p) = f.get(1).filter(|p| p.len() >= 8) else {
+            continue;
+        };
+        let b: Vec<u8> = (0..p.len() / 2)
+            .map(|i| u8::from_str_radix(&p[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        if b[0] == 0 {
+            // A table request or end marker (v1 header, no entries).
+            continue;
+        }
+        ports.insert(f[0].to_string());
+        // v0: count, syncid (the VRID), size = 4 + 24 x count.
+        assert_eq!(b[1], VRID, "{l}");
+        assert_eq!(
+            usize::from(u16::from_be_bytes([b[2], b[3]])),
+            4 + 24 * usize::from(b[0]),
+            "{l}"
+        );
+        assert_eq!(b.len(), 4 + 24 * usize::from(b[0]));
+        entries += usize::from(b[0]);
+    }
+    assert!(entries >= 12, "{entries} entries:\n{out}");
+    assert_eq!(
+        ports.into_iter().collect::<Vec<_>>(),
+        ["8848", "8849"],
+        "{out}"
+    );
+}
+
 /// `sloppy_tcp` with mh, as behind ECMP: two directors serve the VIP with
 /// no sync between them; the client's path moves from one to the other
 /// mid-stream (its neighbour entry for the VIP changes to the other

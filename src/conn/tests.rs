@@ -1900,3 +1900,49 @@ fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusabl
     assert_eq!((c.dest.svc, c.dest.dest), (0, 1));
     assert_eq!(counters(&s, 1).0, 1);
 }
+
+/// `sync_persist_mode = 1`: a conn under a persistence template is not
+/// sent (`in_persistence`), its template still is; a conn of a service
+/// without persistence is sent as in mode 0.
+#[test]
+fn sync_persist_mode_sends_templates_only_for_persistent_conns() {
+    let mut svc = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    svc.persistence = Some(secs(300));
+    let mut s = svc.build();
+    let mut plain = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let now = t0();
+    let sysctls = ConnSysctls {
+        sync: crate::conn::SyncSysctls {
+            persist_mode: true,
+            ..Default::default()
+        },
+        ..ConnSysctls::default()
+    };
+    let run = |s: &mut ServiceTable| {
+        let mut t = table();
+        t.set_sysctls(sysctls);
+        t.set_sync_master(true);
+        t.schedule(s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+            .unwrap();
+        let mut all = t.drain_sync().collect::<Vec<_>>();
+        for _ in 0..3 {
+            t.packet_in(
+                Protocol::Tcp,
+                ip("10.0.0.1"),
+                1000,
+                ip(VIP),
+                80,
+                Some(TcpFlags::ACK),
+                52,
+                now,
+                s,
+            );
+            all.extend(t.drain_sync());
+        }
+        all
+    };
+    let r = run(&mut s);
+    assert!(!r.is_empty() && r.iter().all(|r| r.template), "{r:?}");
+    let r = run(&mut plain);
+    assert_eq!(r.iter().filter(|r| !r.template).count(), 1, "{r:?}");
+}

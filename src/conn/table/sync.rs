@@ -187,7 +187,10 @@ impl ConnTable {
         };
         loop {
             let c = &self.slab[cur];
-            if !c.is_one_packet() {
+            // `sync_persist_mode`: a conn under a template is left to it.
+            let persisted =
+                self.sync_state.sysctls.persist_mode && !c.is_template() && c.control != NO_LINK;
+            if !c.is_one_packet() && !persisted {
                 let (template, proto, state) = (c.is_template(), c.proto(), c.state);
                 let t_ns = self.sync_timeout_ns(cur, services);
                 let s = self.sync_state.sysctls;
