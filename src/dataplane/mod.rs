@@ -892,8 +892,12 @@ impl Dataplane {
             InPacket::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
             InPacket::Schedule => {}
         }
-        // Reply of a NAT/FULLNAT connection.
-        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
+        // Reply of a NAT/FULLNAT connection (a reply stub is another
+        // worker's conn, never translated here: the engine hands its
+        // replies over before).
+        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport)
+            && !crate::conn::is_stub(self.conns.route(id).1)
+        {
             self.conns
                 .on_packet(id, Direction::Out, tcp, ip_len, now, &mut self.services);
             return self.xmit_out(frame, p, id);
