@@ -46,7 +46,11 @@ fn client(i: u16) -> Ipv4Addr {
 
 /// Local ports from both halves of 1024-65535 (both workers' slices).
 fn lport(i: u16) -> u16 {
-    if i % 2 == 0 { 2000 + i } else { 50000 + i }
+    if i.is_multiple_of(2) {
+        2000 + i
+    } else {
+        50000 + i
+    }
 }
 
 #[test]
