@@ -257,6 +257,7 @@ pub fn run(source: Source) -> Result<()> {
     };
     // Connection sync: a backup until its VRRP instance is master.
     let mut sync = SyncDaemon::new(shared.clone());
+    sync.set_sysctls(cfg.global.sync);
     if let Err(e) = sync.follow(cfg.global.lvs_sync_daemon.clone()) {
         drop(admin);
         engine.stop();
@@ -287,7 +288,12 @@ pub fn run(source: Source) -> Result<()> {
     let quorum = quorum_of(&cfg);
     // ---- VRRP: after the engine, so that a new master is served at once.
     let (vrrp_tx, vrrp_rx) = std::sync::mpsc::channel();
+    let hold = sync.table_hold();
     let vrrp = match vrrp_thread::VrrpSetup::new(&cfg, run_as)
+        .map(|mut setup| {
+            setup.table_hold = Some(hold);
+            setup
+        })
         .and_then(|setup| VrrpThread::start(setup, vrrp_tx))
     {
         Ok(v) => v,
@@ -485,6 +491,7 @@ pub fn run(source: Source) -> Result<()> {
         // Also the loop's pace: returns at once when VRRP has news.
         ctl.vrrp_events(&vrrp_rx, Duration::from_millis(20));
         ctl.answer_table_request();
+        ctl.sync.get_mut().poll_table_hold();
         if last_announce.elapsed() >= announce::PERIOD {
             last_announce = Instant::now();
             ctl.announce();
@@ -990,6 +997,21 @@ impl Control<'_> {
                         return;
                     }
                 };
+                // Connection sync and [announce] first: they are the parts
+                // that can still fail (an interface, the route table), and
+                // then nothing else has changed.
+                match self
+                    .sync
+                    .get_mut()
+                    .reload(cfg.global.lvs_sync_daemon.clone(), cfg.global.sync)
+                {
+                    Ok(true) => log::info!("reload: connection sync daemon restarted"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        log::error!("reload refused, configuration unchanged: {e:#}");
+                        return;
+                    }
+                }
                 if let Err(e) = self.reload_announce(cfg.announce.as_ref()) {
                     log::error!("reload refused, configuration unchanged: [announce]: {e:#}");
                     return;
@@ -1038,7 +1060,9 @@ impl Control<'_> {
             cfg.global.script_user.as_deref(),
             cfg.global.script_group.as_deref(),
         )?;
-        vrrp_thread::VrrpSetup::new(cfg, run_as)
+        let mut setup = vrrp_thread::VrrpSetup::new(cfg, run_as)?;
+        setup.table_hold = Some(self.sync.get_mut().table_hold());
+        Ok(setup)
     }
 
     /// One lvsadm request.
@@ -1286,6 +1310,8 @@ impl Control<'_> {
             queue_drops_in: link.in_drops.load(Relaxed),
             tables_sent: st.tables_sent.load(Relaxed),
             tables_received: st.tables_done.load(Relaxed),
+            mixed_family: st.mixed_family.load(Relaxed),
+            not_v0: st.not_v0.load(Relaxed),
         }
     }
 

@@ -638,6 +638,347 @@ fn dr_stream_survives_fail_over_and_fail_back() {
     );
 }
 
+/// Fail-back of a director that kept running: the master's link goes
+/// down long enough for the peer to take over; a new stream starts through
+/// the peer (its connection exists only there: `sync_period = 0` sends it
+/// once, while the old master's link is down); the link comes back. The
+/// old master's VRRP instance leaves FAULT only once it has the peer's
+/// whole table, then preempts, and the new stream goes on through it on the
+/// same real server. (Without the request on return the old master has no
+/// entry for the stream when it takes the VIP back: its kernel resets it.)
+#[test]
+fn a_returning_running_director_takes_the_table_before_it_preempts() {
+    let extra = "sync_period = 0\n";
+    let (rig, master, _backup) = sync_rig_with(Mode::Dr, extra);
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    rig.director().ip(&["link", "set", IFACE, "down"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
+        "the BACKUP never took the VIP"
+    );
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let client = rig.spawn(
+        rig.client(),
+        "stream",
+        &[
+            python(),
+            &script("stream.py"),
+            "client",
+            "--target",
+            &target,
+            "--interval",
+            "0.05",
+            "--duration",
+            "25",
+        ],
+    );
+    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
+    assert!(
+        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
+        "the stream does not run through the peer: {:?}",
+        rig.proc_logs(client)
+    );
+    let local = rig
+        .proc_logs(client)
+        .0
+        .lines()
+        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+        .expect("the client's local address");
+    let dsock = sock(&rig, "director");
+    assert!(
+        !lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        "the old master got the stream while its link was down"
+    );
+    rig.director().ip(&["link", "set", IFACE, "up"]);
+    let back = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(15), || has_addr(rig.director(), &vip)
+            && !has_addr(rig.peer(), &vip)),
+        "the returning master never preempted: {}",
+        master.stderr()
+    );
+    eprintln!(
+        "DR return of a running director: VIP back {:.2} s after its link came up",
+        back.elapsed().as_secs_f64()
+    );
+    assert!(
+        lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        "the returning master lacks the stream's connection"
+    );
+    let log = master.stderr();
+    let asked = log
+        .find("leaving FAULT once the sync master's table is here")
+        .expect("the VRRP instance did not wait for the table");
+    let arrived = log
+        .find("the master's table arrived")
+        .expect("the table never arrived");
+    let left = log[asked..]
+        .find("leaving FAULT state")
+        .map(|i| i + asked)
+        .expect("the instance never left FAULT");
+    assert!(asked < arrived && arrived < left, "{log}");
+    let before = count(&rig);
+    let ended = wait_until(Duration::from_secs(30), || {
+        let o = rig.proc_logs(client).0;
+        o.contains("done") || o.contains("ERROR")
+    });
+    let (out, err) = rig.proc_logs(client);
+    assert!(ended, "the stream client never finished: {err}");
+    assert!(
+        !out.contains("ERROR"),
+        "the stream broke at fail-back: {}\n{err}",
+        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    let a = answers(&out);
+    assert!(a.len() > before, "no answer after the fail-back");
+    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
+    assert_eq!(servers.len(), 1, "answers from {servers:?}");
+    let mut stalls: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    stalls.sort_by(|x, y| y.total_cmp(x));
+    eprintln!(
+        "DR return: {} answers, the longest stall {:.0} ms",
+        a.len(),
+        stalls[0] * 1000.0
+    );
+}
+
+/// SIGHUP changes a running sync daemon: an unchanged
+/// `[global.lvs_sync_daemon]` leaves its threads alone; an edited one
+/// (another syncid) restarts them in the instance's current role (MASTER);
+/// a removed one stops them; one added back starts them; one naming an
+/// interface that does not exist is refused with the reload, the running
+/// daemon kept.
+#[test]
+fn sighup_edits_removes_and_adds_the_sync_daemon() {
+    let rig = Rig::builder(Mode::Dr)
+        .real_servers(2)
+        .services(false)
+        .build();
+    let vip = format!("{}/32", rig.vip(Fam::V4));
+    rig.director().del_addr(IFACE, &vip);
+    let toml = lb_toml_with(&rig, "director", "MASTER", 100, "");
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)),
+        "the instance never became MASTER"
+    );
+    let s = sock(&rig, "director");
+    let listing = |id: u8| {
+        format!(
+            "master sync daemon (mcast={IFACE}, syncid={id}, maxlen=1472, group=224.0.0.81, \
+             port=8848, ttl=1)\n"
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || lvsadm_ok(
+            &s,
+            &["-L", "--daemon"]
+        ) == listing(VRID)),
+        "{}",
+        lvsadm_ok(&s, &["-L", "--daemon"])
+    );
+    let started = |lb: &Lvsfwd| lb.stderr().matches("sync thread started").count();
+    let reloaded = |lb: &Lvsfwd| lb.stderr().matches("reloaded ").count();
+    let refused = |lb: &Lvsfwd| lb.stderr().matches("reload refused").count();
+    let hup = |lb: &Lvsfwd, toml: &str, check: &dyn Fn(&Lvsfwd) -> usize| {
+        let before = check(lb);
+        std::fs::write(&lb.config, toml).expect("rewrite lb.toml");
+        run(&["kill", "-HUP", &lb.pid().to_string()], CMD_TIMEOUT).expect_ok();
+        assert!(
+            wait_until(Duration::from_secs(10), || check(lb) > before),
+            "{}",
+            lb.stderr()
+        );
+    };
+    // Unchanged: the threads stay.
+    let n = started(&lb);
+    hup(&lb, &toml, &reloaded);
+    assert_eq!(started(&lb), n, "an unchanged sync daemon was restarted");
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(VRID));
+    // Edited: restarted as master (the instance is MASTER) with syncid 9.
+    let edited = toml.replace(
+        "vrrp_instance = \"VI_1\"\n\n",
+        "vrrp_instance = \"VI_1\"\nid = 9\n\n",
+    );
+    assert_ne!(edited, toml);
+    hup(&lb, &edited, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(9));
+    assert_eq!(started(&lb), n + 1);
+    // A missing interface: refused, syncid 9 still runs.
+    hup(
+        &lb,
+        &edited.replace(
+            &format!("[global.lvs_sync_daemon]\ninterface = \"{IFACE}\""),
+            "[global.lvs_sync_daemon]\ninterface = \"lfnosuch0\"",
+        ),
+        &refused,
+    );
+    assert!(lb.stderr().contains("lfnosuch0"), "{}", lb.stderr());
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(9));
+    // Removed: stopped.
+    let start = toml.find("[global.lvs_sync_daemon]").unwrap();
+    let end = start + toml[start..].find("\n\n").unwrap() + 2;
+    let without = format!("{}{}", &toml[..start], &toml[end..]);
+    hup(&lb, &without, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), "");
+    // Added back: master again, the default syncid.
+    hup(&lb, &toml, &reloaded);
+    assert_eq!(lvsadm_ok(&s, &["-L", "--daemon"]), listing(VRID));
+    lb.assert_running();
+}
+
+/// The sync sysctls on two directors: `sync_ports = 2` (the master sends
+/// over two sockets, to 8848 and 8849, the backup listens on both),
+/// `sync_version = 0` (v0 messages: count, syncid, size, 24-byte entries,
+/// which tshark's dissector decodes too) and `sync_sock_size` (the
+/// sockets' buffers, as `ss` shows them). A dozen connections through the
+/// master all reach the backup.
+#[test]
+fn sync_ports_version_0_and_sock_size_are_applied() {
+    let extra = "sync_ports = 2\nsync_version = 0\nsync_sock_size = 200000\n";
+    let (rig, _master, _backup) = sync_rig_with(Mode::Dr, extra);
+    let pcap = rig.dir().join("v0.pcap").to_string_lossy().into_owned();
+    let tpid = rig.spawn(
+        rig.peer(),
+        "tshark",
+        &[
+            "tshark",
+            "-i",
+            IFACE,
+            "-f",
+            "udp portrange 8848-8849",
+            "-a",
+            "duration:12",
+            "-w",
+            &pcap,
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || rig
+            .proc_logs(tpid)
+            .1
+            .contains("Capturing on")),
+        "tshark did not start"
+    );
+    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+    let clients: Vec<u32> = (0..12)
+        .map(|_| {
+            rig.spawn(
+                rig.client(),
+                "stream",
+                &[
+                    python(),
+                    &script("stream.py"),
+                    "client",
+                    "--target",
+                    &target,
+                    "--interval",
+                    "0.05",
+                    "--duration",
+                    "6",
+                ],
+            )
+        })
+        .collect();
+    let locals: Vec<String> = clients
+        .iter()
+        .map(|&c| {
+            assert!(
+                wait_until(Duration::from_secs(10), || rig
+                    .proc_logs(c)
+                    .0
+                    .lines()
+                    .any(|l| l.starts_with("local "))),
+                "a stream did not start: {:?}",
+                rig.proc_logs(c)
+            );
+            rig.proc_logs(c)
+                .0
+                .lines()
+                .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+                .unwrap()
+        })
+        .collect();
+    let psock = sock(&rig, "peer");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let l = lvsadm_ok(&psock, &["-L", "-c", "-n"]);
+            locals.iter().all(|x| l.contains(x.as_str()))
+        }),
+        "the backup lacks connections: {}",
+        lvsadm_ok(&psock, &["-L", "-c", "-n"])
+    );
+    // The sockets' buffers: the kernel doubles what is set.
+    let ss = rig.director().exec_ok(&["ss", "-uanm"]);
+    let tb: Vec<u64> = ss
+        .lines()
+        .filter_map(|l| {
+            let i = l.find(",tb")?;
+            l[i + 3..].split(',').next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        tb.iter().filter(|&&b| b == 400_000).count() >= 2,
+        "send buffers: {tb:?}\n{ss}"
+    );
+    let ss = rig.peer().exec_ok(&["ss", "-uanm"]);
+    assert!(
+        ss.matches("rb400000").count() >= 2,
+        "receive buffers:\n{ss}"
+    );
+    let _ = wait_until(Duration::from_secs(15), || {
+        !std::path::Path::new(&format!("/proc/{tpid}")).exists()
+    });
+    let out = run(
+        &[
+            "tshark",
+            "-r",
+            &pcap,
+            "-T",
+            "fields",
+            "-E",
+            "separator=;",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "udp.payload",
+        ],
+        CMD_TIMEOUT,
+    )
+    .expect_ok();
+    let mut ports = std::collections::BTreeSet::new();
+    let mut entries = 0;
+    for l in out.lines() {
+        let f: Vec<&str> = l.split(';').collect();
+        let Some(p) = f.get(1).filter(|p| p.len() >= 8) else {
+            continue;
+        };
+        let b: Vec<u8> = (0..p.len() / 2)
+            .map(|i| u8::from_str_radix(&p[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        if b[0] == 0 {
+            // A table request or end marker (v1 header, no entries).
+            continue;
+        }
+        ports.insert(f[0].to_string());
+        // v0: count, syncid (the VRID), size = 4 + 24 x count.
+        assert_eq!(b[1], VRID, "{l}");
+        assert_eq!(
+            usize::from(u16::from_be_bytes([b[2], b[3]])),
+            4 + 24 * usize::from(b[0]),
+            "{l}"
+        );
+        assert_eq!(b.len(), 4 + 24 * usize::from(b[0]));
+        entries += usize::from(b[0]);
+    }
+    assert!(entries >= 12, "{entries} entries:\n{out}");
+    assert_eq!(
+        ports.into_iter().collect::<Vec<_>>(),
+        ["8848", "8849"],
+        "{out}"
+    );
+}
+
 /// `sloppy_tcp` with mh, as behind ECMP: two directors serve the VIP with
 /// no sync between them; the client's path moves from one to the other
 /// mid-stream (its neighbour entry for the VIP changes to the other

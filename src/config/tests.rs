@@ -2239,7 +2239,8 @@ fn lvs_sync_daemon_and_the_sync_sysctls_parse() {
             threshold: 2,
             period: 10,
             refresh_period: 30,
-            retries: 2
+            retries: 2,
+            ..Default::default()
         }
     );
     let d = g.lvs_sync_daemon.as_ref().unwrap();
@@ -2738,4 +2739,30 @@ fn vrrp_mcast_group_mistakes_are_refused_with_their_line() {
         21,
         "vrrp_mcast_group6 `group` is not an IP address",
     );
+}
+
+#[test]
+fn the_sync_daemon_sysctls_parse_and_mistakes_are_refused_with_their_line() {
+    let c = ok(
+        "[global]\nsync_persist_mode = 1\nsync_version = 0\nsync_ports = 4\nsync_sock_size = 65536\n",
+    );
+    let s = c.global.sync;
+    assert!(s.persist_mode);
+    assert_eq!((s.version, s.ports, s.sock_size), (0, 4, 65536));
+    let d = ok("[global]\n").global.sync;
+    assert_eq!(
+        (d.persist_mode, d.version, d.ports, d.sock_size),
+        (false, 1, 1, 0)
+    );
+    err_at("[global]\nsync_ports = 3\n", 2, 14, "not a power of two");
+    err_at("[global]\nsync_ports = 128\n", 2, 14, "out of range 1..=64");
+    err_at("[global]\nsync_version = 2\n", 2, 16, "out of range 0..=1");
+    err_at(
+        "[global]\nsync_persist_mode = 2\n",
+        2,
+        21,
+        "out of range 0..=1",
+    );
+    // Not implemented: refused as unknown, with its line.
+    err_at("[global]\nsync_qlen_max = 100\n", 2, 1, "sync_qlen_max");
 }

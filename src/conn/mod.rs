@@ -103,7 +103,10 @@ use crate::wire::MacAddr;
 
 pub use state::{ConnState, TcpFlags};
 pub use sync::{SyncRecord, SyncSysctls};
-pub use table::{ConnTable, FIXED_HASH_SEED, InPacket, SYNC_OUTBOX, SyncApplied};
+pub use table::{
+    ConnTable, FIXED_HASH_SEED, InPacket, STUB, SYNC_OUTBOX, SyncApplied, UNBOUND, is_stub,
+    is_unbound,
+};
 
 /// Most entries the eviction scan looks at when the table is full.
 pub const EVICT_SCAN: usize = 64;

@@ -45,7 +45,23 @@ pub struct SyncSysctls {
     pub refresh_period: u32,
     /// `sync_retries` (0-3, default 0).
     pub retries: u32,
+    /// `sync_persist_mode` (default 0): a conn controlled by a persistence
+    /// template is not sent, only its template (`in_persistence`).
+    pub persist_mode: bool,
+    /// `sync_version` (default 1): 0 sends v0 messages (IPv4 only, no
+    /// timeout, fwmark or options).
+    pub version: u8,
+    /// `sync_ports` (default 1, a power of two up to 64): a master sends
+    /// over this many sockets to port, port + 1, ...; a backup listens
+    /// on all of them.
+    pub ports: u8,
+    /// `sync_sock_size` (default 0: the system's): SO_SNDBUF of a master's
+    /// sockets, SO_RCVBUF of a backup's.
+    pub sock_size: u32,
 }
+
+/// `IPVS_SYNC_PORTS_MAX`.
+pub const SYNC_PORTS_MAX: u8 = 64;
 
 impl Default for SyncSysctls {
     fn default() -> SyncSysctls {
@@ -54,6 +70,10 @@ impl Default for SyncSysctls {
             period: 50,
             refresh_period: 0,
             retries: 0,
+            persist_mode: false,
+            version: 1,
+            ports: 1,
+            sock_size: 0,
         }
     }
 }
@@ -185,6 +205,19 @@ const fn fwd_flag(f: FwdMethod) -> u32 {
 
 impl SyncRecord {
     /// The message entry for this record.
+    /// Whether IPVS's format can carry the entry: one address family for
+    /// client, virtual and real server (an entry's type says the family of
+    /// all three). A mixed-family conn (an IPv6 VIP tunnelled to an IPv4
+    /// real server, or the reverse) cannot be: the kernel's
+    /// `ip_vs_sync_conn` has no check and copies `cp->daddr` by the
+    /// client's family (the IPv4 address zero-padded to 16 bytes, or the
+    /// first 4 bytes of the IPv6 one), an entry no backup can bind. lvsfwd
+    /// leaves such entries out and counts them instead.
+    pub fn one_family(&self) -> bool {
+        let v6 = self.caddr.is_ipv6();
+        self.vaddr.is_ipv6() == v6 && self.daddr.is_ipv6() == v6
+    }
+
     pub fn to_wire(&self) -> SyncConn<'static> {
         let mut f = fwd_flag(self.fwd);
         if self.template {
@@ -295,6 +328,10 @@ mod tests {
         period: 50,
         refresh_period: 0,
         retries: 0,
+        persist_mode: false,
+        version: 1,
+        ports: 1,
+        sock_size: 0,
     };
 
     fn tcp(m: &mut SyncMeta, s: &SyncSysctls, state: ConnState, now: u64, pkts: u32) -> bool {

@@ -1659,14 +1659,17 @@ fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
     assert_eq!(t.get(id).daddr, ip("198.18.0.1"));
     assert_eq!((counters(&s, 0), counters(&s, 1)), ((1, 0, 0), (0, 0, 0)));
     assert_eq!(t.len(), 1);
-    // A server this director does not have: counted by the caller, not
-    // created.
+    // A server this director does not have: created unbound (see
+    // a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears).
     let unknown = SyncRecord {
         cport: 2000,
         daddr: ip("198.18.0.99"),
         ..rec
     };
-    assert_eq!(t.apply_synced(&unknown, &mut s, now), SyncApplied::NoDest);
+    assert_eq!(
+        t.apply_synced(&unknown, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
     // v0 (no timeout): the state's own.
     let v0 = SyncRecord {
         cport: 3000,
@@ -1746,4 +1749,200 @@ fn sloppy_tcp_creates_a_conn_on_any_segment_without_rst() {
         0,
     );
     assert_eq!(rst, Err(ScheduleError::NotSyn));
+}
+
+/// `ip_vs_proc_conn` with no dest: the backup creates the conn unbound
+/// (`ip_vs_conn_new` with `dest == NULL`), keeps it, binds it at its next
+/// message once the server exists (`ip_vs_try_bind_dest`) or, beyond the
+/// kernel, when the server is added; until then its packets are dropped
+/// (never rescheduled elsewhere, not expired by `expire_nodest_conn`).
+#[test]
+fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    t.set_sysctls(ConnSysctls {
+        expire_nodest_conn: true,
+        ..ConnSysctls::default()
+    });
+    let now = t0();
+    let rec = SyncRecord {
+        proto: Protocol::Tcp,
+        fwd: FwdMethod::Route,
+        template: false,
+        inactive: false,
+        no_output: true,
+        state: ConnState::Established,
+        caddr: ip("10.0.0.1"),
+        cport: 1000,
+        vaddr: ip(VIP),
+        vport: 80,
+        daddr: ip("198.18.0.3"),
+        dport: 8080,
+        local: None,
+        fwmark: 0,
+        timeout: 900,
+    };
+    assert_eq!(
+        t.apply_synced(&rec, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
+    let id = tcp_in(&t, "10.0.0.1", 1000).expect("created");
+    assert_eq!(t.get(id).daddr, ip("198.18.0.3"));
+    assert_eq!(t.unbound_len(), 1);
+    assert_eq!((counters(&s, 0), counters(&s, 1)), ((0, 0, 0), (0, 0, 0)));
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
+        t.packet_in(
+            Protocol::Tcp,
+            ip("10.0.0.1"),
+            1000,
+            ip(VIP),
+            80,
+            Some(TcpFlags::ACK),
+            52,
+            now,
+            s,
+        )
+    };
+    // Dropped, kept (not rescheduled to another server).
+    assert_eq!(ack(&mut t, &mut s), InPacket::DropNoDest);
+    assert_eq!(tcp_in(&t, "10.0.0.1", 1000), Some(id));
+    // An update while the server is still unknown: still unbound, the
+    // message's state and timeout taken.
+    let fin = SyncRecord {
+        state: ConnState::FinWait,
+        inactive: true,
+        timeout: 120,
+        ..rec
+    };
+    assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
+    assert_eq!(t.get(id).expires, now + secs(120));
+    assert_eq!(t.bind_unbound(&mut s), 0);
+    // The server is added (an lvsadm -a, a reload): bound, counted by its
+    // INACTIVE bit, forwarded.
+    s.apply_specs(&[crate::service::ServiceSpec::new(
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: ip(VIP),
+            port: 80,
+            fwmark: 0,
+        },
+        crate::sched::SchedKind::Rr,
+        ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
+            .iter()
+            .map(|a| crate::service::DestSpec::new(ip(a), 8080, FwdMethod::Route))
+            .collect(),
+    )]);
+    let d3 = s.services[0].find_dest(ip("198.18.0.3"), 8080).unwrap();
+    assert_eq!(t.bind_unbound(&mut s), 1);
+    assert_eq!(t.unbound_len(), 0);
+    assert_eq!(counters(&s, d3), (0, 1, 0));
+    match ack(&mut t, &mut s) {
+        InPacket::Forward { id: got, .. } => assert_eq!(got, id),
+        other => panic!("{other:?}"),
+    }
+    // Nothing left to walk.
+    assert_eq!(t.bind_unbound(&mut s), 0);
+}
+
+/// The kernel's own binding path: an unbound conn's next sync message
+/// binds it once the server exists; an unbound template is never used to
+/// pick a server (`ip_vs_check_template`) and the client is scheduled.
+#[test]
+fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusable() {
+    let mut svc = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    svc.persistence = Some(secs(300));
+    let mut s = svc.build();
+    let mut t = table();
+    let now = t0();
+    let tpl = SyncRecord {
+        proto: Protocol::Tcp,
+        fwd: FwdMethod::Route,
+        template: true,
+        inactive: false,
+        no_output: false,
+        state: ConnState::None,
+        caddr: ip("10.0.0.7"),
+        cport: 0,
+        vaddr: ip(VIP),
+        vport: 80,
+        daddr: ip("198.18.0.9"),
+        dport: 8080,
+        local: None,
+        fwmark: 0,
+        timeout: 300,
+    };
+    assert_eq!(
+        t.apply_synced(&tpl, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
+    // A new client conn does not follow the unbound template.
+    let id = t
+        .schedule(&mut s, 0, &syn("10.0.0.7", 5000), 60, now, 0)
+        .unwrap();
+    assert_ne!(t.get(id).daddr, ip("198.18.0.9"));
+    // A conn synced unbound; the server is then renamed into place in
+    // this director's table (dest 1 becomes 198.18.0.9): the next message
+    // binds it, as `ip_vs_proc_conn` calls `ip_vs_try_bind_dest`.
+    let rec = SyncRecord {
+        template: false,
+        state: ConnState::Established,
+        cport: 6000,
+        timeout: 900,
+        ..tpl
+    };
+    assert_eq!(
+        t.apply_synced(&rec, &mut s, now),
+        SyncApplied::CreatedUnbound
+    );
+    s.services[0].dests[1].addr = ip("198.18.0.9");
+    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Updated);
+    let c = t.get(tcp_in(&t, "10.0.0.7", 6000).unwrap());
+    assert_eq!((c.dest.svc, c.dest.dest), (0, 1));
+    assert_eq!(counters(&s, 1).0, 1);
+}
+
+/// `sync_persist_mode = 1`: a conn under a persistence template is not
+/// sent (`in_persistence`), its template still is; a conn of a service
+/// without persistence is sent as in mode 0.
+#[test]
+fn sync_persist_mode_sends_templates_only_for_persistent_conns() {
+    let mut svc = Svc::new(Protocol::Tcp, FwdMethod::Route);
+    svc.persistence = Some(secs(300));
+    let mut s = svc.build();
+    let mut plain = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let now = t0();
+    let sysctls = ConnSysctls {
+        sync: crate::conn::SyncSysctls {
+            persist_mode: true,
+            ..Default::default()
+        },
+        ..ConnSysctls::default()
+    };
+    let run = |s: &mut ServiceTable| {
+        let mut t = table();
+        t.set_sysctls(sysctls);
+        t.set_sync_master(true);
+        t.schedule(s, 0, &syn("10.0.0.1", 1000), 60, now, 0)
+            .unwrap();
+        let mut all = t.drain_sync().collect::<Vec<_>>();
+        for _ in 0..3 {
+            t.packet_in(
+                Protocol::Tcp,
+                ip("10.0.0.1"),
+                1000,
+                ip(VIP),
+                80,
+                Some(TcpFlags::ACK),
+                52,
+                now,
+                s,
+            );
+            all.extend(t.drain_sync());
+        }
+        all
+    };
+    let r = run(&mut s);
+    assert!(!r.is_empty() && r.iter().all(|r| r.template), "{r:?}");
+    let r = run(&mut plain);
+    assert_eq!(r.iter().filter(|r| !r.template).count(), 1, "{r:?}");
 }

@@ -28,9 +28,11 @@
 //! ([`SyncDaemon::send_table`]), which the sender sends at once, then an
 //! end marker.
 //!
-//! Deliberately not here: the kernel's several sync threads per role
-//! (`sync_ports`), `sync_qlen_max`, `sync_sock_size`, `sync_persist_mode`
-//! and `sync_version` 0 on send.
+//! The kernel's sysctls the threads follow ([`SyncSysctls`]): `sync_ports`
+//! (one socket per port; the master spreads conns over them, a backup runs
+//! a receiver on each), `sync_version` 0 (v0 messages) and
+//! `sync_sock_size`. Deliberately not here: `sync_qlen_max` (refused by the
+//! configuration: no message backlog to bound here).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -44,7 +46,7 @@ use socket2::{Domain, Socket, Type};
 use crate::admin::cmd::{AdminCommand, ListWhat};
 use crate::admin::listing;
 use crate::config::SyncDaemon as SyncConfig;
-use crate::conn::SyncRecord;
+use crate::conn::{SyncRecord, SyncSysctls};
 use crate::wire::ipvs_sync::{self, SyncError, Writer};
 use crate::xsk::shared::{SYNC_BACKUP, SYNC_MASTER, Shared};
 
@@ -90,6 +92,11 @@ pub struct SyncStats {
     pub recv_conns: AtomicU64,
     /// Datagrams of another syncid.
     pub wrong_syncid: AtomicU64,
+    /// Master: mixed-family entries left out ([`SyncRecord::one_family`]).
+    pub mixed_family: AtomicU64,
+    /// Master with `sync_version = 0`: IPv6 and FULLNAT entries, which v0
+    /// cannot carry, left out.
+    pub not_v0: AtomicU64,
     /// Datagrams (or their rest) dropped as malformed, by reason.
     pub malformed: [AtomicU64; SyncError::COUNT],
     /// Entries left out: an unknown mandatory option, or what a backup
@@ -123,22 +130,19 @@ pub struct SyncThread {
     /// As running (`maxlen` resolved).
     pub cfg: SyncConfig,
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl SyncThread {
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    fn stop(self) {
+        drop(self);
     }
 }
 
 impl Drop for SyncThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -235,14 +239,76 @@ fn backup_socket(cfg: &SyncConfig) -> Result<(Socket, u16)> {
     Ok((s, resolve_maxlen(cfg, Role::Backup, mtu)))
 }
 
-/// Starts the sender: records from `shared`'s queue go out to the group.
+/// The entry a master sends for `r`, or `None` (counted) for one the
+/// format cannot carry ([`SyncRecord::one_family`]).
+fn wire_entry(r: &SyncRecord, stats: &SyncStats) -> Option<ipvs_sync::SyncConn<'static>> {
+    if !r.one_family() {
+        stats.mixed_family.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(r.to_wire())
+}
+
+/// The sync socket `i` of `sysctls.ports` (the kernel's thread `i`): the
+/// group's port + `i`.
+fn nth(cfg: &SyncConfig, i: u8) -> SyncConfig {
+    let mut c = cfg.clone();
+    c.port = cfg.port.wrapping_add(u16::from(i));
+    c
+}
+
+/// Which of `n` (a power of two) master sockets sends `r`: the same one
+/// for every message about a conn (`select_master_thread_id` spreads conns
+/// by their address; here by their client and virtual address and ports).
+pub fn master_socket_of(r: &SyncRecord, n: u8) -> usize {
+    if n <= 1 {
+        return 0;
+    }
+    let mut h = rustc_hash::FxHasher::default();
+    std::hash::Hash::hash(&(r.caddr, r.cport, r.vaddr, r.vport), &mut h);
+    (std::hash::Hasher::finish(&h) as usize) & (usize::from(n) - 1)
+}
+
+/// One master socket and the message it is filling.
+struct Out {
+    sock: Socket,
+    w: Writer,
+    /// When the message's first entry came.
+    first: Option<Instant>,
+}
+
+/// Starts the sender: records from `shared`'s queue go out to the group,
+/// over `sysctls.ports` sockets, in `sysctls.version` messages, with
+/// `sysctls.sock_size` as their send buffer.
 pub fn start_master(
     cfg: &SyncConfig,
+    sysctls: SyncSysctls,
     shared: Arc<Shared>,
     stats: Arc<SyncStats>,
 ) -> Result<SyncThread> {
-    let (sock, maxlen) = master_socket(cfg)?;
-    // Table requests of returning directors come to the group too.
+    let ports = sysctls.ports.max(1);
+    let mut outs = Vec::with_capacity(usize::from(ports));
+    let mut maxlen = 0;
+    for i in 0..ports {
+        let (sock, m) = master_socket(&nth(cfg, i))?;
+        if sysctls.sock_size > 0 {
+            sock.set_send_buffer_size(sysctls.sock_size as usize)
+                .context("sync_sock_size")?;
+        }
+        maxlen = m;
+        let w = if sysctls.version == 0 {
+            Writer::new_v0(cfg.syncid, usize::from(m))
+        } else {
+            Writer::new(cfg.syncid, usize::from(m))
+        };
+        outs.push(Out {
+            sock,
+            w,
+            first: None,
+        });
+    }
+    // Table requests of returning directors come to the group too (its
+    // first port).
     let (listener, _) = backup_socket(cfg)?;
     listener.set_nonblocking(true)?;
     let listener: std::net::UdpSocket = listener.into();
@@ -256,16 +322,13 @@ pub fn start_master(
     let handle = std::thread::Builder::new()
         .name("lvsfwd-sync-m".into())
         .spawn(move || {
-            let mut w = Writer::new(syncid, usize::from(maxlen));
-            let mut first: Option<Instant> = None;
-            let send = |w: &mut Writer| {
-                let b = w.bytes();
-                match sock.send(b) {
+            let send = |o: &mut Out| {
+                match o.sock.send(o.w.bytes()) {
                     Ok(n) => {
                         stats.sent_msgs.fetch_add(1, Ordering::Relaxed);
                         stats
                             .sent_conns
-                            .fetch_add(u64::from(w.count()), Ordering::Relaxed);
+                            .fetch_add(u64::from(o.w.count()), Ordering::Relaxed);
                         stats.sent_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -273,36 +336,45 @@ pub fn start_master(
                         log::debug!("sync: send: {e}");
                     }
                 }
-                w.reset(syncid);
+                o.w.reset(syncid);
+                o.first = None;
             };
             let mut rbuf = [0u8; 64];
-            let drain = |w: &mut Writer, first: &mut Option<Instant>| {
+            let drain = |outs: &mut [Out]| {
                 while let Some(r) = shared.sync.out.pop() {
-                    let c = r.to_wire();
-                    if !w.push(&c) {
-                        send(w);
-                        w.push(&c);
-                        *first = Some(Instant::now());
+                    let Some(c) = wire_entry(&r, &stats) else {
+                        continue;
+                    };
+                    let o = &mut outs[master_socket_of(&r, ports)];
+                    if !o.w.carries(&c) {
+                        // v0: IPv6 and FULLNAT entries cannot be sent.
+                        stats.not_v0.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    first.get_or_insert_with(Instant::now);
+                    if !o.w.push(&c) {
+                        send(o);
+                        o.w.push(&c);
+                    }
+                    o.first.get_or_insert_with(Instant::now);
                 }
             };
             while !flag.load(Ordering::Relaxed) {
-                drain(&mut w, &mut first);
+                drain(&mut outs);
                 let whole_table = stats.table_queued.swap(false, Ordering::Acquire);
                 if whole_table {
                     // Everything queued before the flag is there now.
-                    drain(&mut w, &mut first);
+                    drain(&mut outs);
                 }
-                if !w.is_empty()
-                    && (whole_table || first.is_some_and(|t| t.elapsed() >= FLUSH_TIME))
-                {
-                    send(&mut w);
-                    first = None;
+                for o in outs.iter_mut() {
+                    if !o.w.is_empty()
+                        && (whole_table || o.first.is_some_and(|t| t.elapsed() >= FLUSH_TIME))
+                    {
+                        send(o);
+                    }
                 }
                 if whole_table {
                     let done = ipvs_sync::Control::TableDone.encode(syncid);
-                    if sock.send(&done).is_ok() {
+                    if outs[0].sock.send(&done).is_ok() {
                         stats.tables_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -319,15 +391,17 @@ pub fn start_master(
         })
         .context("spawning the sync master thread")?;
     log::info!(
-        "sync thread started: state = MASTER, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}",
+        "sync thread started: state = MASTER, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}, \
+         ports = {ports}, version = {}",
         cfg.interface,
-        cfg.syncid
+        cfg.syncid,
+        sysctls.version
     );
     Ok(SyncThread {
         role: Role::Master,
         cfg,
         stop,
-        handle: Some(handle),
+        handles: vec![handle],
     })
 }
 
@@ -357,7 +431,10 @@ pub fn receive(buf: &[u8], syncid: u8, shared: &Shared, stats: &SyncStats) {
     let r = ipvs_sync::parse(buf, |c| match SyncRecord::from_wire(&c) {
         Some(r) => {
             stats.recv_conns.fetch_add(1, Ordering::Relaxed);
-            shared.sync.to_worker(0, r);
+            let n = shared.sync.inbound.get().map_or(1, |q| q.len());
+            shared
+                .sync
+                .to_worker(crate::xsk::sync_steer::first_worker(&r, n), r);
         }
         None => {
             stats.refused_conns.fetch_add(1, Ordering::Relaxed);
@@ -375,41 +452,69 @@ pub fn receive(buf: &[u8], syncid: u8, shared: &Shared, stats: &SyncStats) {
     }
 }
 
-/// Starts the receiver.
+/// Starts the receivers: one thread per port of `sysctls.ports` (the
+/// group's port + i), `sysctls.sock_size` as their receive buffer.
 pub fn start_backup(
     cfg: &SyncConfig,
+    sysctls: SyncSysctls,
     shared: Arc<Shared>,
     stats: Arc<SyncStats>,
 ) -> Result<SyncThread> {
-    let (sock, maxlen) = backup_socket(cfg)?;
+    let ports = sysctls.ports.max(1);
+    let mut socks = Vec::with_capacity(usize::from(ports));
+    let mut maxlen = 0;
+    for i in 0..ports {
+        let (sock, m) = backup_socket(&nth(cfg, i))?;
+        if sysctls.sock_size > 0 {
+            sock.set_recv_buffer_size(sysctls.sock_size as usize)
+                .context("sync_sock_size")?;
+        }
+        maxlen = m;
+        socks.push(sock);
+    }
     let mut cfg = cfg.clone();
     cfg.maxlen = Some(maxlen);
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
     let syncid = cfg.syncid;
-    let handle = std::thread::Builder::new()
-        .name("lvsfwd-sync-b".into())
-        .spawn(move || {
-            let sock: std::net::UdpSocket = sock.into();
-            let mut buf = vec![0u8; usize::from(maxlen)];
-            while !flag.load(Ordering::Relaxed) {
-                match sock.recv(&mut buf) {
-                    Ok(n) => receive(&buf[..n], syncid, &shared, &stats),
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => {
-                        log::warn!("sync: receive: {e}");
-                        std::thread::sleep(Duration::from_millis(100));
+    let mut handles = Vec::with_capacity(socks.len());
+    for sock in socks {
+        let flag = Arc::clone(&stop);
+        let shared = Arc::clone(&shared);
+        let stats = Arc::clone(&stats);
+        let spawned = std::thread::Builder::new()
+            .name("lvsfwd-sync-b".into())
+            .spawn(move || {
+                let sock: std::net::UdpSocket = sock.into();
+                let mut buf = vec![0u8; usize::from(maxlen)];
+                while !flag.load(Ordering::Relaxed) {
+                    match sock.recv(&mut buf) {
+                        Ok(n) => receive(&buf[..n], syncid, &shared, &stats),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(e) => {
+                            log::warn!("sync: receive: {e}");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
                     }
                 }
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(e).context("spawning the sync backup thread");
             }
-        })
-        .context("spawning the sync backup thread")?;
+        }
+    }
     log::info!(
-        "sync thread started: state = BACKUP, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}",
+        "sync thread started: state = BACKUP, mcast_ifn = {}, syncid = {}, maxlen = {maxlen}, \
+         ports = {ports}",
         cfg.interface,
         cfg.syncid
     );
@@ -417,8 +522,59 @@ pub fn start_backup(
         role: Role::Backup,
         cfg,
         stop,
-        handle: Some(handle),
+        handles,
     })
+}
+
+/// Fail-back of a *running* director (beyond IPVS): the VRRP instance
+/// `[global.lvs_sync_daemon]` follows, leaving FAULT (its link back, its
+/// tracking OK again), stays there until the current master's whole table
+/// has arrived, or [`TABLE_WAIT`] passed, so that it cannot preempt before
+/// (as a director starting does). The VRRP thread asks
+/// ([`TableHold::ask`]) and waits for its answer ([`TableHold::answered`]);
+/// the control thread asks the group ([`SyncDaemon::poll_table_hold`]).
+#[derive(Debug, Default)]
+pub struct TableHold {
+    /// The VRRP instance sync follows (none: no hold).
+    instance: std::sync::Mutex<Option<String>>,
+    /// The last request's number (0: none yet).
+    asked: AtomicU64,
+    /// The last request answered (the table arrived or the wait ran out).
+    answered: AtomicU64,
+}
+
+impl TableHold {
+    /// Whether `instance` waits for the table when it leaves FAULT.
+    pub fn follows(&self, instance: &str) -> bool {
+        let g = self.instance.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_deref() == Some(instance)
+    }
+
+    fn set_instance(&self, instance: Option<String>) {
+        *self.instance.lock().unwrap_or_else(|p| p.into_inner()) = instance;
+    }
+
+    /// Asks for the table; returns the request's number.
+    pub fn ask(&self) -> u64 {
+        self.asked.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Whether request `n` has been answered.
+    pub fn answered(&self, n: u64) -> bool {
+        self.answered.load(Ordering::Acquire) >= n
+    }
+}
+
+/// A table request under way for [`TableHold`].
+#[derive(Debug)]
+struct Asking {
+    /// The request's number.
+    n: u64,
+    sock: Option<Socket>,
+    /// `tables_done` when it started.
+    before: u64,
+    started: Instant,
+    next_ask: Instant,
 }
 
 /// The sync daemon as lvsadm and VRRP drive it: at most one master and one
@@ -431,6 +587,15 @@ pub struct SyncDaemon {
     backup: Option<SyncThread>,
     /// From lb.toml: follows this VRRP instance.
     vrrp: Option<SyncConfig>,
+    /// Shared with the VRRP thread.
+    hold: Arc<TableHold>,
+    asking: Option<Asking>,
+    /// VRRP instances last reported MASTER (a reload that names another
+    /// instance starts in that one's role).
+    masters: std::collections::BTreeSet<String>,
+    /// `[global]`'s sync sysctls; the threads use `version`, `ports` and
+    /// `sock_size` (the workers the others).
+    sysctls: SyncSysctls,
 }
 
 impl SyncDaemon {
@@ -441,6 +606,85 @@ impl SyncDaemon {
             master: None,
             backup: None,
             vrrp: None,
+            hold: Arc::default(),
+            asking: None,
+            masters: Default::default(),
+            sysctls: SyncSysctls::default(),
+        }
+    }
+
+    /// `[global]`'s sync sysctls, for threads started from now on (see
+    /// [`SyncDaemon::reload`] for running ones).
+    pub fn set_sysctls(&mut self, s: SyncSysctls) {
+        self.sysctls = s;
+    }
+
+    /// The sysctls the threads read.
+    fn threads_sysctls(s: SyncSysctls) -> (u8, u8, u32) {
+        (s.version, s.ports, s.sock_size)
+    }
+
+    /// The hold the VRRP thread consults (see [`TableHold`]).
+    pub fn table_hold(&self) -> Arc<TableHold> {
+        Arc::clone(&self.hold)
+    }
+
+    /// Control thread, every turn: serves the VRRP thread's table request
+    /// without blocking: asks the group (again every 500 ms: a datagram
+    /// may be lost) until the table's end marker arrived or
+    /// [`TABLE_WAIT`] passed, then answers. Without a backup thread (no
+    /// master to ask) it answers at once.
+    pub fn poll_table_hold(&mut self) {
+        let asked = self.hold.asked.load(Ordering::Acquire);
+        if self.hold.answered(asked) {
+            return;
+        }
+        let now = Instant::now();
+        let a = match &mut self.asking {
+            Some(a) if a.n == asked => a,
+            _ => {
+                let sock = self
+                    .backup
+                    .as_ref()
+                    .and_then(|b| match master_socket(&b.cfg) {
+                        Ok((s, _)) => Some(s),
+                        Err(e) => {
+                            log::warn!("sync: asking for the table: {e:#}");
+                            None
+                        }
+                    });
+                log::info!("sync: a returning director asks the master for its table");
+                self.asking.insert(Asking {
+                    n: asked,
+                    sock,
+                    before: self.stats.tables_done.load(Ordering::Acquire),
+                    started: now,
+                    next_ask: now,
+                })
+            }
+        };
+        let arrived = self.stats.tables_done.load(Ordering::Acquire) != a.before;
+        let Some(sock) = a.sock.as_ref().filter(|_| !arrived) else {
+            if arrived {
+                log::info!(
+                    "sync: the master's table arrived in {:?}",
+                    a.started.elapsed()
+                );
+            }
+            self.hold.answered.store(a.n, Ordering::Release);
+            self.asking = None;
+            return;
+        };
+        if now.duration_since(a.started) >= TABLE_WAIT {
+            log::info!("sync: no table from a master within {TABLE_WAIT:?}");
+            self.hold.answered.store(a.n, Ordering::Release);
+            self.asking = None;
+            return;
+        }
+        if now >= a.next_ask {
+            let syncid = self.backup.as_ref().map_or(0, |b| b.cfg.syncid);
+            let _ = sock.send(&ipvs_sync::Control::TableRequest.encode(syncid));
+            a.next_ask = now + Duration::from_millis(500);
         }
     }
 
@@ -465,8 +709,18 @@ impl SyncDaemon {
             bail!("the {} sync daemon is already running", role.name());
         }
         let t = match role {
-            Role::Master => start_master(cfg, Arc::clone(&self.shared), Arc::clone(&self.stats))?,
-            Role::Backup => start_backup(cfg, Arc::clone(&self.shared), Arc::clone(&self.stats))?,
+            Role::Master => start_master(
+                cfg,
+                self.sysctls,
+                Arc::clone(&self.shared),
+                Arc::clone(&self.stats),
+            )?,
+            Role::Backup => start_backup(
+                cfg,
+                self.sysctls,
+                Arc::clone(&self.shared),
+                Arc::clone(&self.stats),
+            )?,
         };
         match role {
             Role::Master => self.master = Some(t),
@@ -612,6 +866,11 @@ impl SyncDaemon {
     /// keepalived does until its instance is master; with `active_active`
     /// as master and backup at once (VRRP never changes it).
     pub fn follow(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
+        self.hold.set_instance(
+            cfg.as_ref()
+                .filter(|c| !c.active_active)
+                .and_then(|c| c.vrrp_instance.clone()),
+        );
         self.vrrp = cfg;
         if let Some(c) = self.vrrp.clone() {
             let _ = self.stop(Role::Master);
@@ -626,10 +885,87 @@ impl SyncDaemon {
         Ok(())
     }
 
+    /// SIGHUP: `[global.lvs_sync_daemon]` as reloaded. Unchanged: nothing
+    /// happens (the threads, their sockets and queued records stay).
+    /// Added, edited or removed: the threads it ran stop and the new ones
+    /// start in the role their VRRP instance has now (master while it is
+    /// MASTER; both with `active_active`). A new interface is checked
+    /// first: an error leaves the running daemon as it was. Returns whether
+    /// anything changed.
+    pub fn reload(&mut self, cfg: Option<SyncConfig>, sysctls: SyncSysctls) -> Result<bool> {
+        let old_sysctls = self.sysctls;
+        self.sysctls = sysctls;
+        if cfg == self.vrrp
+            && (cfg.is_none()
+                || Self::threads_sysctls(sysctls) == Self::threads_sysctls(old_sysctls))
+        {
+            return Ok(false);
+        }
+        if let Some(c) = &cfg {
+            let (_, _, addr) = interface(&c.interface, c.group.is_ipv6())?;
+            if addr.is_none() && !c.group.is_ipv6() {
+                bail!(
+                    "{}: no IPv4 address to send sync messages from",
+                    c.interface
+                );
+            }
+        }
+        let old = self.vrrp.clone();
+        self.stop_all();
+        match self.run_config(cfg) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                // Back to what ran.
+                self.stop_all();
+                self.sysctls = old_sysctls;
+                if let Err(e2) = self.run_config(old) {
+                    log::error!("sync: restarting the previous daemon: {e2:#}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn stop_all(&mut self) {
+        self.asking = None;
+        for role in [Role::Master, Role::Backup] {
+            let _ = self.stop(role);
+        }
+    }
+
+    /// Starts what `cfg` says, in its instance's current role.
+    fn run_config(&mut self, cfg: Option<SyncConfig>) -> Result<()> {
+        self.hold.set_instance(
+            cfg.as_ref()
+                .filter(|c| !c.active_active)
+                .and_then(|c| c.vrrp_instance.clone()),
+        );
+        self.vrrp = cfg;
+        let Some(c) = self.vrrp.clone() else {
+            return Ok(());
+        };
+        let master = c
+            .vrrp_instance
+            .as_ref()
+            .is_some_and(|i| self.masters.contains(i));
+        if c.active_active || !master {
+            self.start(Role::Backup, &c)?;
+        }
+        if c.active_active || master {
+            self.start(Role::Master, &c)?;
+        }
+        Ok(())
+    }
+
     /// A VRRP instance changed state: master while `instance` is MASTER,
     /// backup otherwise (keepalived's `ipvs_syncd_master` /
     /// `ipvs_syncd_backup`).
     pub fn vrrp_state(&mut self, instance: &str, master: bool) {
+        if master {
+            self.masters.insert(instance.to_string());
+        } else {
+            self.masters.remove(instance);
+        }
         let Some(c) = self.vrrp.clone() else {
             return;
         };
@@ -711,5 +1047,46 @@ mod tests {
         let q = &shared.sync.inbound.get().unwrap()[0];
         assert_eq!(q.pop(), Some(r));
         assert_eq!(q.len(), 1);
+    }
+
+    /// Mixed-family conns (TUN between families) are left out and
+    /// counted: the entry's one type byte gives all three addresses one
+    /// family (the kernel would send a garbled real-server address).
+    #[test]
+    fn a_master_leaves_mixed_family_entries_out_and_counts_them() {
+        let stats = SyncStats::default();
+        let r = SyncRecord {
+            proto: crate::service::Protocol::Tcp,
+            fwd: crate::service::FwdMethod::Tunnel,
+            template: false,
+            inactive: false,
+            no_output: false,
+            state: crate::conn::ConnState::Established,
+            caddr: "2001:2::1".parse().unwrap(),
+            cport: 1,
+            vaddr: "2001:2::250".parse().unwrap(),
+            vport: 80,
+            daddr: "198.18.0.11".parse().unwrap(),
+            dport: 80,
+            local: None,
+            fwmark: 0,
+            timeout: 900,
+        };
+        assert!(wire_entry(&r, &stats).is_none());
+        let v4 = SyncRecord {
+            caddr: "198.18.1.1".parse().unwrap(),
+            vaddr: "198.18.0.250".parse().unwrap(),
+            daddr: "2001:2::11".parse().unwrap(),
+            ..r
+        };
+        assert!(wire_entry(&v4, &stats).is_none());
+        assert_eq!(stats.mixed_family.load(Ordering::Relaxed), 2);
+        let same = SyncRecord {
+            daddr: "2001:2::11".parse().unwrap(),
+            ..r
+        };
+        let c = wire_entry(&same, &stats).expect("one family is sent");
+        assert_eq!(c.daddr, same.daddr);
+        assert_eq!(stats.mixed_family.load(Ordering::Relaxed), 2);
     }
 }

@@ -111,6 +111,9 @@ pub struct VrrpSetup {
     pub run_as: Option<RunAs>,
     /// The multicast groups (`[global] vrrp_mcast_group4/6`).
     pub mcast: McastGroups,
+    /// Connection sync's fail-back hold (the daemon sets it): the instance
+    /// sync follows leaves FAULT only once the master's table arrived.
+    pub table_hold: Option<Arc<crate::control::sync::TableHold>>,
 }
 
 /// What makes an instance "unchanged" on reload: its configuration, the
@@ -143,6 +146,7 @@ impl VrrpSetup {
             groups: cfg.vrrp_sync_groups.clone(),
             run_as,
             mcast: McastGroups::of(&cfg.global),
+            table_hold: None,
         })
     }
 
@@ -205,6 +209,8 @@ struct Running {
     group: Option<usize>,
     /// The state at the last group check.
     last_state: State,
+    /// Leaving FAULT waits for this connection-sync table request.
+    held: Option<u64>,
 }
 
 /// One `[[vrrp_script]]` and its runs.
@@ -291,6 +297,7 @@ impl VrrpThread {
             events,
             run_as: setup.run_as,
             warnings: super::ops::ratelimit::RateLimit::default(),
+            table_hold: setup.table_hold.clone(),
         };
         v.scripts = script_slots(&setup, Vec::new());
         v.link_tracking()?;
@@ -447,6 +454,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance, groups: McastGroups) -> 
         own_fault: None,
         group: None,
         last_state: State::Initialize,
+        held: None,
     })
 }
 
@@ -461,6 +469,7 @@ struct Vrrp {
     run_as: Option<RunAs>,
     /// Repeated warnings, rate-limited.
     warnings: super::ops::ratelimit::RateLimit,
+    table_hold: Option<Arc<crate::control::sync::TableHold>>,
 }
 
 impl Vrrp {
@@ -662,8 +671,29 @@ impl Vrrp {
                 continue;
             }
             let a = match (&fault, r.m.state()) {
-                (Some(why), s) if s != State::Fault => r.m.fault(now, why, r.link_up),
-                (None, State::Fault) => r.m.clear_fault(now, "tracking OK"),
+                (Some(why), s) if s != State::Fault => {
+                    r.held = None;
+                    r.m.fault(now, why, r.link_up)
+                }
+                (None, State::Fault) => {
+                    // Connection sync: not before the master's table
+                    // (bounded by the control thread).
+                    if let Some(h) = self.table_hold.as_ref().filter(|h| h.follows(r.m.name())) {
+                        match r.held {
+                            None => {
+                                r.held = Some(h.ask());
+                                log::info!(
+                                    "vrrp {}: leaving FAULT once the sync master's table is here",
+                                    r.m.name()
+                                );
+                                continue;
+                            }
+                            Some(n) if !h.answered(n) => continue,
+                            Some(_) => r.held = None,
+                        }
+                    }
+                    r.m.clear_fault(now, "tracking OK")
+                }
                 _ => Actions::default(),
             };
             execute(r, &mut self.nl, &self.events, a);
@@ -770,6 +800,7 @@ impl Vrrp {
     /// SIGHUP: see the module docs.
     fn reload(&mut self, setup: VrrpSetup, now: Timestamp) {
         self.run_as = setup.run_as;
+        self.table_hold = setup.table_hold.clone();
         let old_scripts = std::mem::take(&mut self.scripts);
         self.scripts = script_slots(&setup, old_scripts);
         let mut keep: Vec<Running> = Vec::new();
@@ -976,7 +1007,7 @@ fn run(
             last_link_check = Instant::now();
             dirty |= v.poll_links();
         }
-        if dirty || v.running.iter().any(|r| !r.started) {
+        if dirty || v.running.iter().any(|r| !r.started || r.held.is_some()) {
             v.apply_tracking(now());
         }
         let next = v.running.iter().filter_map(|r| r.m.next_deadline()).min();

@@ -469,7 +469,7 @@ pub struct SyncCounters {
     pub updated: u64,
     pub ignored: u64,
     /// Records naming a virtual service or real server this director does
-    /// not have (not created).
+    /// not have: created unbound (the kernel's backup does the same).
     pub no_dest: u64,
     pub table_full: u64,
 }
@@ -612,6 +612,8 @@ impl Dataplane {
     pub fn apply_services(&mut self, specs: &[ServiceSpec]) -> ApplySummary {
         let sum = self.services.apply_specs(specs);
         self.refresh_derived();
+        // Synced conns waiting for a server that is now here.
+        self.conns.bind_unbound(&mut self.services);
         sum
     }
 
@@ -654,10 +656,33 @@ impl Dataplane {
             SyncApplied::Created => &mut c.created,
             SyncApplied::Updated => &mut c.updated,
             SyncApplied::Ignored => &mut c.ignored,
-            SyncApplied::NoDest => &mut c.no_dest,
+            SyncApplied::CreatedUnbound => &mut c.no_dest,
             SyncApplied::TableFull => &mut c.table_full,
         } += 1;
         a
+    }
+
+    /// A reply stub for synced FULLNAT conn `r`, which worker `owner` holds
+    /// ([`ConnTable::stub_synced`]). False when not made.
+    pub fn stub_synced(&mut self, r: &SyncRecord, owner: u32, now: Timestamp) -> bool {
+        self.conns.stub_synced(r, owner, &mut self.services, now)
+    }
+
+    /// The worker to hand `frame` over to when it is a reply of a synced
+    /// FULLNAT conn another worker holds ([`ConnTable::reply_owner`]); one
+    /// flag test when this data plane has no stubs.
+    #[inline]
+    pub fn reply_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
+        if !self.conns.has_stubs() {
+            return None;
+        }
+        self.stub_owner(frame, now)
+    }
+
+    #[cold]
+    fn stub_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
+        let (proto, src, sport, dst, dport) = peek(frame)?;
+        self.conns.reply_owner(proto, src, sport, dst, dport, now)
     }
 
     /// With `expire_nodest_conn` on, expires every connection whose real
@@ -679,7 +704,7 @@ impl Dataplane {
         let gone: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.is_template())
+            .filter(|(_, c)| !c.is_template() && !crate::conn::is_unbound(c.dest))
             .filter(|(_, c)| {
                 services
                     .services
@@ -933,8 +958,12 @@ impl Dataplane {
             InPacket::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
             InPacket::Schedule => {}
         }
-        // Reply of a NAT/FULLNAT connection.
-        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
+        // Reply of a NAT/FULLNAT connection (a reply stub is another
+        // worker's conn, never translated here: the engine hands its
+        // replies over before).
+        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport)
+            && !crate::conn::is_stub(self.conns.route(id).1)
+        {
             self.conns
                 .on_packet(id, Direction::Out, tcp, ip_len, now, &mut self.services);
             return self.xmit_out(frame, p, id);
@@ -1011,7 +1040,13 @@ impl Dataplane {
 
     #[inline]
     fn next_hop(&self, id: ConnId) -> Option<NextHop> {
-        self.services.dest(self.conns.route(id).1).next_hop
+        // A synced conn may be unbound (no server yet).
+        let r = self.conns.route(id).1;
+        self.services
+            .services
+            .get(r.svc as usize)
+            .and_then(|s| s.dests.get(r.dest as usize))
+            .and_then(|d| d.next_hop)
     }
 
     /// A tunnel's outer source towards `like`: the director's first address

@@ -550,3 +550,63 @@ fn a_master_data_plane_hands_over_records_and_a_backup_applies_them() {
     assert!(matches!(verdict(&mut b, &ack, 2).0, Verdict::Tx(_)));
     assert_eq!(b.counters.kernel(KernelReason::NoConn), 0);
 }
+
+/// A backup given an entry for a real server it does not have yet keeps it
+/// unbound, drops its segments (never reschedules them elsewhere), and
+/// forwards them to that server once an lvsadm edit or reload adds it.
+#[test]
+fn a_synced_conn_for_an_unknown_server_is_forwarded_once_the_server_is_added() {
+    let mut m = dp_over(FwdMethod::Route, &["198.18.2.12"], &[]);
+    m.set_sync_mode(true, false);
+    let syn = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        true,
+        false,
+    );
+    let ack = frame(
+        Proto::Tcp,
+        (client(false), 40001),
+        (vip(false), 80),
+        false,
+        true,
+    );
+    for f in [&syn, &ack, &ack] {
+        verdict(&mut m, f, 1);
+    }
+    let recs: Vec<SyncRecord> = m.drain_sync().collect();
+    assert_eq!(recs.len(), 1);
+    let mut b = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
+    b.set_sync_mode(false, true);
+    assert_eq!(
+        b.apply_synced(&recs[0], Timestamp::from_secs(2)),
+        SyncApplied::CreatedUnbound
+    );
+    assert_eq!(b.sync_counters.no_dest, 1);
+    assert_eq!(
+        verdict(&mut b, &ack, 2).0,
+        Verdict::Drop(DropReason::DestUnavailable)
+    );
+    // The same server set as the master: the conn is bound and its next
+    // segment goes to 198.18.2.12 (not rescheduled to .11).
+    let dests = ["198.18.2.11", "198.18.2.12"]
+        .iter()
+        .map(|r| {
+            let mut d = DestSpec::new(ip(r), 80, FwdMethod::Route);
+            d.mac = Some([2, 0, 0, 0, 0, 0x0b]);
+            d
+        })
+        .collect();
+    let key = ServiceKey {
+        proto: Protocol::Tcp,
+        addr: vip(false),
+        port: 80,
+        fwmark: 0,
+    };
+    b.apply_services(&[ServiceSpec::new(key, SchedKind::Rr, dests)]);
+    assert!(matches!(verdict(&mut b, &ack, 3).0, Verdict::Tx(_)));
+    let c = b.conns.iter().next().unwrap().1;
+    assert_eq!(c.daddr, ip("198.18.2.12"));
+    assert_eq!(b.counters.kernel(KernelReason::NoConn), 0);
+}

@@ -513,11 +513,13 @@ impl Control {
     }
 }
 
-/// Builds v1 datagrams of at most `maxlen` bytes.
+/// Builds v1 (or, [`Writer::new_v0`], v0) datagrams of at most `maxlen`
+/// bytes.
 #[derive(Debug, Clone)]
 pub struct Writer {
     buf: Vec<u8>,
     maxlen: usize,
+    v0: bool,
 }
 
 impl Writer {
@@ -529,20 +531,95 @@ impl Writer {
         let mut w = Writer {
             buf: Vec::with_capacity(maxlen),
             maxlen,
+            v0: false,
         };
         w.reset(syncid);
         w
     }
 
+    /// A v0 writer (`sync_version = 0`, `ip_vs_sync_conn_v0`): a 4-byte
+    /// header (count, syncid, size) and 24-byte IPv4 entries (proto,
+    /// ports, addresses, 16-bit flags, state), each followed by the
+    /// sequence adjustments when its flags say so; no timeout, fwmark or
+    /// other option. Only entries [`Writer::carries`] may be pushed.
+    pub fn new_v0(syncid: u8, maxlen: usize) -> Writer {
+        let maxlen = maxlen.min(65507);
+        let mut w = Writer {
+            buf: Vec::with_capacity(maxlen),
+            maxlen,
+            v0: true,
+        };
+        w.reset(syncid);
+        w
+    }
+
+    /// Whether this writer's version can carry `c`: v1 any, v0 an IPv4
+    /// entry without lvsfwd's FULLNAT option (v0 has no options but the
+    /// sequence adjustments, and is IPv4 only, as the kernel's
+    /// `ip_vs_sync_conn_v0` skips IPv6 conns).
+    pub fn carries(&self, c: &SyncConn<'_>) -> bool {
+        !self.v0
+            || (!c.v6()
+                && c.vaddr.is_ipv4()
+                && c.daddr.is_ipv4()
+                && c.fullnat_local.is_none()
+                && c.pe_data.is_none())
+    }
+
     /// Starts a new, empty message.
     pub fn reset(&mut self, syncid: u8) {
         self.buf.clear();
-        self.buf
-            .extend_from_slice(&[0, syncid, 0, HEADER_LEN as u8, 0, VERSION, 0, 0]);
+        if self.v0 {
+            self.buf
+                .extend_from_slice(&[0, syncid, 0, HEADER_V0_LEN as u8]);
+        } else {
+            self.buf
+                .extend_from_slice(&[0, syncid, 0, HEADER_LEN as u8, 0, VERSION, 0, 0]);
+        }
     }
 
     pub fn count(&self) -> u8 {
-        self.buf[field::COUNT]
+        if self.v0 {
+            self.buf[field::RESERVED]
+        } else {
+            self.buf[field::COUNT]
+        }
+    }
+
+    /// [`Writer::push`] for v0.
+    fn push_v0(&mut self, c: &SyncConn<'_>) -> bool {
+        let seq = c.seq.filter(|_| c.flags & flags::SEQ_MASK != 0);
+        let len = CONN_V0_LEN + if seq.is_some() { SEQ_LEN } else { 0 };
+        let full = !self.is_empty() && self.buf.len() + len > self.maxlen;
+        if self.count() == u8::MAX || full || !self.carries(c) {
+            return false;
+        }
+        let b = &mut self.buf;
+        b.push(0);
+        b.push(c.protocol);
+        for p in [c.cport, c.vport, c.dport] {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+        for a in [c.caddr, c.vaddr, c.daddr] {
+            push_addr(b, a, false);
+        }
+        let mut fl = c.flags & !flags::HASHED;
+        if seq.is_none() {
+            fl &= !flags::SEQ_MASK;
+        }
+        b.extend_from_slice(&(fl as u16).to_be_bytes());
+        b.extend_from_slice(&c.state.to_be_bytes());
+        if let Some(s) = seq {
+            for q in s {
+                for v in [q.init_seq, q.delta, q.previous_delta] {
+                    b.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+        }
+        b[field::RESERVED] += 1;
+        let n = b.len() as u16;
+        b[field::SIZE].copy_from_slice(&n.to_be_bytes());
+        true
     }
 
     pub fn is_empty(&self) -> bool {
@@ -557,6 +634,9 @@ impl Writer {
     /// the message already has 255 entries: send it and start anew. An
     /// empty message takes any entry.
     pub fn push(&mut self, c: &SyncConn<'_>) -> bool {
+        if self.v0 {
+            return self.push_v0(c);
+        }
         let len = c.encoded_len();
         let pad = (4 - self.buf.len() % 4) % 4;
         let full = !self.is_empty() && self.buf.len() + pad + len > self.maxlen;

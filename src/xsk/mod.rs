@@ -15,3 +15,4 @@ pub mod port;
 pub mod prog;
 pub mod shared;
 pub mod steer;
+pub mod sync_steer;

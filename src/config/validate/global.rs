@@ -203,6 +203,33 @@ fn sync_sysctls(g: &RawGlobal) -> R<SyncSysctls> {
             Some(v) => int_in(v, "sync_retries", 0, 3)? as u32,
             None => d.retries,
         },
+        persist_mode: match &g.sync_persist_mode {
+            Some(v) => int_in(v, "sync_persist_mode", 0, 1)? == 1,
+            None => d.persist_mode,
+        },
+        version: match &g.sync_version {
+            Some(v) => int_in(v, "sync_version", 0, 1)? as u8,
+            None => d.version,
+        },
+        ports: match &g.sync_ports {
+            Some(v) => {
+                let n = int_in(
+                    v,
+                    "sync_ports",
+                    1,
+                    i64::from(crate::conn::sync::SYNC_PORTS_MAX),
+                )?;
+                if !(n as u64).is_power_of_two() {
+                    return fail(v.span(), format!("sync_ports {n} is not a power of two"));
+                }
+                n as u8
+            }
+            None => d.ports,
+        },
+        sock_size: match &g.sync_sock_size {
+            Some(v) => int_in(v, "sync_sock_size", 0, i64::from(i32::MAX))? as u32,
+            None => d.sock_size,
+        },
     })
 }
 

@@ -19,7 +19,7 @@ mod storage;
 mod sync;
 
 pub use packet::InPacket;
-pub use sync::{SYNC_OUTBOX, SyncApplied};
+pub use sync::{STUB, SYNC_OUTBOX, SyncApplied, UNBOUND, is_stub, is_unbound};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -74,6 +74,12 @@ pub struct ConnTable {
     sync_state: sync::MasterSync,
     /// Synced NAT/FULLNAT conns may lack the client's MAC.
     learn_macs: bool,
+    /// A backup created an entry without its real server (`sync::UNBOUND`)
+    /// that may still be unbound.
+    maybe_unbound: bool,
+    /// Reply stubs of FULLNAT conns synced into another worker may exist
+    /// (`sync::STUB`).
+    has_stubs: bool,
 }
 
 impl fmt::Debug for ConnTable {

@@ -261,7 +261,9 @@ impl ConnTable {
         }
         match dest.filter(|d| d.available) {
             Some(d) => Ok(d.next_hop),
-            None if self.sysctls.expire_nodest_conn => {
+            // A synced conn not bound yet is kept (the kernel's check is
+            // `cp->dest && !available`), its packets dropped.
+            None if self.sysctls.expire_nodest_conn && !super::sync::is_unbound(c.dest) => {
                 self.release(i, services);
                 Err(InDecision::Schedule)
             }

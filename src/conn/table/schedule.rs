@@ -168,10 +168,10 @@ impl ConnTable {
             };
             tpl_key = Some((snet, tvport));
             if let Some(t) = self.find::<KIND_TPL>(template_tuple(flow, fwmark, snet, tvport)) {
-                let usable = service
-                    .dests
-                    .get(self.slab[t as usize].dest.dest as usize)
-                    .is_some_and(|d| {
+                let tref = self.slab[t as usize].dest;
+                // An unbound (synced) template is no use (`ip_vs_check_template`).
+                let usable = !super::sync::is_unbound(tref)
+                    && service.dests.get(tref.dest as usize).is_some_and(|d| {
                         d.available && !(self.sysctls.expire_quiescent_template && d.weight == 0)
                     });
                 if usable {

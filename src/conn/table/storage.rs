@@ -22,7 +22,7 @@ fn timeout_table(t: Timeouts) -> [u64; ConnState::COUNT] {
 /// The counter of `d` an entry with `flags` is bound to: PersistConn for a
 /// template, else InActConn or ActiveConn.
 #[inline(always)]
-fn conn_counter(d: &mut Dest, flags: u8) -> &mut u32 {
+pub(super) fn conn_counter(d: &mut Dest, flags: u8) -> &mut u32 {
     if flags & F_TEMPLATE != 0 {
         &mut d.persist_conns
     } else if flags & F_INACTIVE != 0 {
@@ -66,6 +66,8 @@ impl ConnTable {
             sync_master: false,
             sync_state: Default::default(),
             learn_macs: false,
+            maybe_unbound: false,
+            has_stubs: false,
         }
     }
 
@@ -133,7 +135,8 @@ impl ConnTable {
         self.slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.used())
+            // Reply stubs are another worker's conns (`sync::STUB`).
+            .filter(|(_, c)| c.used() && !super::sync::is_stub(c.dest))
             .map(|(i, c)| (ConnId(i as u32), c.decode(self.clock)))
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::storage::conn_counter;
 use super::{ConnTable, KIND_CONN, KIND_TPL, Tuple, dest_mut};
 use crate::conn::sync::{SyncMeta, SyncRecord, SyncSysctls, sync_needed};
 
@@ -26,10 +27,70 @@ pub enum SyncApplied {
     /// The expiry message of a conn already replaced (the kernel ignores
     /// it too).
     Ignored,
-    /// No such virtual service or real server here: not created (counted).
-    NoDest,
+    /// No such virtual service or real server here: created unbound (as
+    /// the kernel's backup does), its packets dropped until the server
+    /// appears ([`ConnTable::bind_unbound`], or a later message).
+    CreatedUnbound,
     /// The table is full.
     TableFull,
+}
+
+/// `DestRef::svc` of a conn or template a backup created without a real
+/// server (the kernel's `cp->dest == NULL`); its `dest` holds the entry's
+/// firewall mark, which finds the service when binding.
+pub const UNBOUND: u32 = u32::MAX;
+
+/// The `DestRef` of an unbound entry with firewall mark `fwmark`.
+pub(crate) const fn unbound(fwmark: u32) -> DestRef {
+    DestRef {
+        svc: UNBOUND,
+        dest: fwmark,
+    }
+}
+
+/// Whether `r` is an unbound entry's.
+#[inline(always)]
+pub const fn is_unbound(r: DestRef) -> bool {
+    r.svc == UNBOUND
+}
+
+/// `DestRef::svc` of a reply stub: a synced FULLNAT conn's reply side in
+/// the worker its local port names, when another worker (in `dest`) owns
+/// the conn (see [`ConnTable::stub_synced`]).
+pub const STUB: u32 = u32::MAX - 1;
+
+/// Whether `r` is a reply stub's.
+#[inline(always)]
+pub const fn is_stub(r: DestRef) -> bool {
+    r.svc == STUB
+}
+
+/// What finds a synced entry's real server (`ip_vs_find_dest`'s arguments).
+#[derive(Copy, Clone, Debug)]
+struct DestKey {
+    proto: crate::service::Protocol,
+    v6: bool,
+    vaddr: std::net::IpAddr,
+    vport: u16,
+    daddr: std::net::IpAddr,
+    dport: u16,
+    fwmark: u32,
+    template: bool,
+}
+
+impl DestKey {
+    fn of_record(r: &SyncRecord) -> DestKey {
+        DestKey {
+            proto: r.proto,
+            v6: r.caddr.is_ipv6(),
+            vaddr: r.vaddr,
+            vport: r.vport,
+            daddr: r.daddr,
+            dport: r.dport,
+            fwmark: r.fwmark,
+            template: r.template,
+        }
+    }
 }
 
 /// A master's sync state on a table.
@@ -126,7 +187,10 @@ impl ConnTable {
         };
         loop {
             let c = &self.slab[cur];
-            if !c.is_one_packet() {
+            // `sync_persist_mode`: a conn under a template is left to it.
+            let persisted =
+                self.sync_state.sysctls.persist_mode && !c.is_template() && c.control != NO_LINK;
+            if !c.is_one_packet() && !persisted {
                 let (template, proto, state) = (c.is_template(), c.proto(), c.state);
                 let t_ns = self.sync_timeout_ns(cur, services);
                 let s = self.sync_state.sysctls;
@@ -169,10 +233,14 @@ impl ConnTable {
     fn record(&self, i: usize, timeout_ns: u64, services: &ServiceTable) -> SyncRecord {
         let c = self.slab[i].decode(self.clock);
         // A fwmark service's conns carry its mark (`cp->fwmark`).
-        let fwmark = services
-            .services
-            .get(c.dest.svc as usize)
-            .map_or(0, |s| s.key.fwmark);
+        let fwmark = if is_unbound(c.dest) {
+            c.dest.dest
+        } else {
+            services
+                .services
+                .get(c.dest.svc as usize)
+                .map_or(0, |s| s.key.fwmark)
+        };
         SyncRecord {
             proto: c.proto,
             fwd: c.fwd,
@@ -200,7 +268,9 @@ impl ConnTable {
             .slab
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID))
+            .filter(|(_, c)| {
+                c.used() && !c.is_one_packet() && !c.has(F_TPL_INVALID) && !is_stub(c.dest)
+            })
             .map(|(i, _)| self.record(i, self.sync_timeout_ns(i, services), services))
             .collect();
         out.sort_by_key(|r| !r.template);
@@ -208,17 +278,17 @@ impl ConnTable {
     }
 
     /// `(svc, dest)` of real server `daddr:dport` of the virtual service
-    /// `r` names (`ip_vs_find_dest`).
-    fn synced_dest(r: &SyncRecord, services: &ServiceTable) -> Option<DestRef> {
+    /// `k` names (`ip_vs_find_dest`).
+    fn synced_dest(k: &DestKey, services: &ServiceTable) -> Option<DestRef> {
         // A marked conn or template: the fwmark service of its mark and
         // family (`ip_vs_find_dest` with the fwmark).
-        let by_mark = (r.fwmark != 0)
-            .then(|| services.lookup(&ServiceKey::fwmark(r.fwmark, r.caddr.is_ipv6())))
+        let by_mark = (k.fwmark != 0)
+            .then(|| services.lookup(&ServiceKey::fwmark(k.fwmark, k.v6)))
             .flatten();
         let key = ServiceKey {
-            proto: r.proto,
-            addr: r.vaddr,
-            port: r.vport,
+            proto: k.proto,
+            addr: k.vaddr,
+            port: k.vport,
             fwmark: 0,
         };
         let svc = by_mark
@@ -226,18 +296,86 @@ impl ConnTable {
             .or_else(|| services.lookup(&ServiceKey { port: 0, ..key }))
             .or_else(|| {
                 // A port-less (FTP) template: the service on port 21.
-                (r.template && r.vport == 0)
+                (k.template && k.vport == 0)
                     .then(|| services.lookup(&ServiceKey { port: 21, ..key }))
                     .flatten()
             })?;
         let s = services.services.get(svc as usize)?;
+        // A removed server (kept in its slot for its conns) is not found,
+        // as the kernel's trash is not searched.
         let d = s.dests.iter().position(|d| {
-            d.addr == r.daddr && (d.port == r.dport || d.port == 0 || r.dport == 0)
+            d.available && d.addr == k.daddr && (d.port == k.dport || d.port == 0 || k.dport == 0)
         })?;
         Some(DestRef {
             svc,
             dest: d as u32,
         })
+    }
+
+    /// Binds unbound entry `i` to its real server if this director has it
+    /// now (`ip_vs_try_bind_dest`): counted on the server as
+    /// `ip_vs_bind_dest` does (ActiveConn / InActConn by the entry's
+    /// INACTIVE bit, PersistConn for a template). Returns whether it did.
+    fn try_bind(&mut self, i: u32, services: &mut ServiceTable) -> bool {
+        let e = &self.slab[i as usize];
+        if !e.used() || !is_unbound(e.dest) {
+            return false;
+        }
+        let c = e.decode(self.clock);
+        let k = DestKey {
+            proto: c.proto,
+            v6: c.caddr.is_ipv6(),
+            vaddr: c.vaddr,
+            vport: c.vport,
+            daddr: c.daddr,
+            dport: c.dport,
+            fwmark: c.dest.dest,
+            template: c.is_template(),
+        };
+        let Some(dref) = Self::synced_dest(&k, services) else {
+            return false;
+        };
+        let flags = c.flags;
+        if let Some(d) = dest_mut(services, dref) {
+            *conn_counter(d, flags) += 1;
+            d.update_overload();
+        }
+        self.slab[i as usize].dest = dref;
+        true
+    }
+
+    /// Binds every unbound entry whose real server this director has now
+    /// (call after the service table changed: an lvsadm edit, a reload).
+    /// Beyond the kernel, which binds only at the entry's next sync
+    /// message; both are done here. Walks the table (O(capacity)) only
+    /// while an unbound entry may exist. Returns how many were bound.
+    pub fn bind_unbound(&mut self, services: &mut ServiceTable) -> usize {
+        if !self.maybe_unbound {
+            return 0;
+        }
+        let (mut bound, mut left) = (0, false);
+        for i in 0..self.slab.len() as u32 {
+            let c = &self.slab[i as usize];
+            if !c.used() || !is_unbound(c.dest) {
+                continue;
+            }
+            if self.try_bind(i, services) {
+                bound += 1;
+            } else {
+                left = true;
+            }
+        }
+        self.maybe_unbound = left;
+        bound
+    }
+
+    /// Unbound conns and templates (synced for a real server this
+    /// director does not have); control side, walks the table.
+    pub fn unbound_len(&self) -> usize {
+        self.slab
+            .iter()
+            .filter(|c| c.used() && is_unbound(c.dest))
+            .count()
     }
 
     /// A backup applies one received entry (`ip_vs_proc_conn`):
@@ -247,9 +385,14 @@ impl ConnTable {
     /// - an existing entry takes the message's INACTIVE bit (moving it
     ///   between ActiveConn and InActConn), its state and timeout;
     /// - a new entry is bound to the real server of the virtual service the
-    ///   message names; one this director does not have is counted
-    ///   ([`SyncApplied::NoDest`]) and not created (the kernel would keep it
-    ///   unbound until the server appears);
+    ///   message names; without that server here it is created unbound
+    ///   ([`SyncApplied::CreatedUnbound`], `ip_vs_conn_new` with no dest):
+    ///   listed, updated and expiring as any, its client packets dropped
+    ///   (`dest_unavailable`; the kernel routes them to `daddr` itself,
+    ///   this data plane needs the server's next hop) until it is bound,
+    ///   by a later message (`ip_vs_try_bind_dest`) or when the server is
+    ///   added ([`ConnTable::bind_unbound`]); NAT/FULLNAT replies of it go
+    ///   back to the client meanwhile, as in the kernel;
     /// - the timeout is the message's (v0: the state's; a template's 180 s).
     ///
     /// Synced conns are not linked to templates, as in the kernel.
@@ -300,15 +443,21 @@ impl ConnTable {
                     }
                 }
                 outcome = SyncApplied::Updated;
+                if is_unbound(c.dest) {
+                    // The INACTIVE bit first: binding counts by it.
+                    if !r.template {
+                        c.flags = (c.flags & !F_INACTIVE) | if r.inactive { F_INACTIVE } else { 0 };
+                    }
+                    self.try_bind(i, services);
+                }
                 i
             }
             None => {
-                let Some(dref) = Self::synced_dest(r, services) else {
-                    return SyncApplied::NoDest;
-                };
+                let found = Self::synced_dest(&DestKey::of_record(r), services);
                 if !self.ensure_room(1, services) {
                     return SyncApplied::TableFull;
                 }
+                let dref = found.unwrap_or(unbound(r.fwmark));
                 let mut flags = F_USED;
                 if r.template {
                     flags |= F_TEMPLATE;
@@ -348,7 +497,12 @@ impl ConnTable {
                 if r.fwd.sees_replies() {
                     self.learn_macs = true;
                 }
-                outcome = SyncApplied::Created;
+                outcome = if found.is_some() {
+                    SyncApplied::Created
+                } else {
+                    self.maybe_unbound = true;
+                    SyncApplied::CreatedUnbound
+                };
                 i
             }
         };
@@ -373,6 +527,117 @@ impl ConnTable {
         let due = c.due_tick(clock);
         self.wheel.insert(i, due);
         outcome
+    }
+
+    /// A synced FULLNAT conn `r` lives in worker `owner` (the worker of its
+    /// client), but its real server answers to `laddr:lport`, and the
+    /// engine steers such replies to the worker whose local-port slice
+    /// holds `lport` (this table's, `xsk::steer`), since the master chose
+    /// the port in its own worker. This table then keeps a reply stub: an
+    /// entry filed by the reply tuple only, with no server (no counters,
+    /// not listed, never synced), so that
+    /// - [`ConnTable::reply_owner`] names `owner` for the replies, which
+    ///   the engine hands over to it (a mesh hand-over, as for any frame
+    ///   another worker owns), and
+    /// - this table's own FULLNAT port choice never takes that tuple.
+    ///
+    /// The stub lives as long as the message's timeout and is re-armed by
+    /// each reply and each later message. Returns false when the reply
+    /// tuple is a conn of this table's own (the stub is not made; the
+    /// caller counts it) or the table is full.
+    pub fn stub_synced(
+        &mut self,
+        r: &SyncRecord,
+        owner: u32,
+        services: &mut ServiceTable,
+        now: Timestamp,
+    ) -> bool {
+        let Some((laddr, lport)) = r.local else {
+            return false;
+        };
+        if r.fwd != crate::service::FwdMethod::FullNat || r.template {
+            return false;
+        }
+        self.observe(now);
+        let i = match self.lookup_out(r.proto, r.daddr, r.dport, laddr, lport) {
+            Some(id) if is_stub(self.slab[id.0 as usize].dest) => {
+                self.slab[id.0 as usize].dest.dest = owner;
+                id.0
+            }
+            Some(_) => return false,
+            None => {
+                if !self.ensure_room(1, services) {
+                    return false;
+                }
+                let c = Conn {
+                    proto: r.proto,
+                    caddr: r.caddr,
+                    cport: r.cport,
+                    vaddr: r.vaddr,
+                    vport: r.vport,
+                    daddr: r.daddr,
+                    dport: r.dport,
+                    laddr,
+                    lport,
+                    dest: DestRef {
+                        svc: STUB,
+                        dest: owner,
+                    },
+                    fwd: r.fwd,
+                    state: r.state,
+                    client_mac: [0; 6],
+                    client_nic: 0,
+                    expires: now,
+                    flags: F_USED,
+                    in_pkts: 0,
+                    control: NO_LINK,
+                    n_control: 0,
+                };
+                self.has_stubs = true;
+                self.insert_entry(&c, services)
+            }
+        };
+        let timeout = if r.timeout > 0 {
+            Duration::from_secs(u64::from(r.timeout))
+        } else {
+            self.timeouts.for_state(r.state)
+        };
+        let clock = self.clock;
+        let c = &mut self.slab[i as usize];
+        c.state = r.state;
+        c.set_expires(now + timeout, clock);
+        let due = c.due_tick(clock);
+        self.wheel.insert(i, due);
+        true
+    }
+
+    /// Whether this table may hold reply stubs (then the engine asks
+    /// [`ConnTable::reply_owner`] about frames it is to process).
+    #[inline(always)]
+    pub fn has_stubs(&self) -> bool {
+        self.has_stubs
+    }
+
+    /// The worker owning the synced FULLNAT conn whose reply this is
+    /// (`src:sport -> dst:dport` matching a reply stub), which re-arms the
+    /// stub as a reply re-arms a conn; `None` for anything else.
+    pub fn reply_owner(
+        &mut self,
+        proto: crate::service::Protocol,
+        src: std::net::IpAddr,
+        sport: u16,
+        dst: std::net::IpAddr,
+        dport: u16,
+        now: Timestamp,
+    ) -> Option<u32> {
+        let id = self.lookup_out(proto, src, sport, dst, dport)?;
+        let r = self.slab[id.0 as usize].dest;
+        if !is_stub(r) {
+            return None;
+        }
+        self.observe(now);
+        self.rearm(id.0 as usize, now, true);
+        Some(r.dest)
     }
 
     /// Whether conns synced from a master may still lack the client's MAC

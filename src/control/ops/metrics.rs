@@ -443,6 +443,8 @@ pub fn render(s: &Status) -> Result<String> {
         ("updated", sync.applied_updated),
         ("no_dest", sync.applied_no_dest),
         ("refused", sync.refused_conns + sync.applied_refused),
+        ("mixed_family", sync.mixed_family),
+        ("not_v0", sync.not_v0),
     ] {
         conns.with_label_values(&[event]).inc_by(v);
     }

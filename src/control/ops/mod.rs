@@ -202,4 +202,8 @@ pub struct SyncStatus {
     /// director.
     pub tables_sent: u64,
     pub tables_received: u64,
+    /// Master: mixed-family entries the format cannot carry, not sent.
+    pub mixed_family: u64,
+    /// Master with `sync_version = 0`: IPv6 and FULLNAT entries not sent.
+    pub not_v0: u64,
 }

@@ -304,3 +304,67 @@ fn control_messages_round_trip_and_a_kernel_sees_no_entries() {
     b[4] = 1;
     assert_eq!(Control::decode(&b), None);
 }
+
+/// `sync_version = 0`: the kernel's v0 layout (the bytes of the test
+/// above), read back by the v0 parser; IPv6 and FULLNAT entries are not
+/// carried; a full message refuses the next entry.
+#[test]
+fn version_0_messages_are_written_as_the_kernel_writes_them() {
+    let mut w = Writer::new_v0(3, 1472);
+    let mut c = conn();
+    c.dport = 80;
+    assert!(w.push(&c));
+    let mut b = vec![1, 3, 0, 28];
+    b.extend_from_slice(&[0, 6, 0x9c, 0x40, 0, 80, 0, 80]);
+    b.extend_from_slice(&[198, 18, 1, 2, 198, 18, 0, 250, 198, 18, 0, 11]);
+    b.extend_from_slice(&[0, 3, 0, 1]);
+    assert_eq!(w.bytes(), &b[..]);
+    // With sequence adjustments: 24 more bytes, read back.
+    let seq = [
+        Seq {
+            init_seq: 1,
+            delta: 2,
+            previous_delta: 3,
+        },
+        Seq {
+            init_seq: 4,
+            delta: 5,
+            previous_delta: 6,
+        },
+    ];
+    let s = SyncConn {
+        flags: flags::MASQ | flags::IN_SEQ,
+        seq: Some(seq),
+        cport: 40001,
+        ..c
+    };
+    assert!(w.push(&s));
+    let (h, cs) = all(w.bytes()).unwrap();
+    assert_eq!((h.version, h.syncid, h.count), (0, 3, 2));
+    assert_eq!(cs[0], SyncConn { timeout: 0, ..c });
+    assert_eq!(cs[1].seq, Some(seq));
+    assert_eq!(cs[1].cport, 40001);
+    // Not carried by v0.
+    let v6 = SyncConn {
+        caddr: "2001:2::1".parse().unwrap(),
+        vaddr: "2001:2::250".parse().unwrap(),
+        daddr: "2001:2::11".parse().unwrap(),
+        ..c
+    };
+    let fnat = SyncConn {
+        fullnat_local: Some((v4("198.18.9.1"), 5000)),
+        ..c
+    };
+    assert!(!w.carries(&v6) && !w.carries(&fnat));
+    assert!(!w.push(&v6) && !w.push(&fnat));
+    assert_eq!(w.count(), 2);
+    // Full: 4 + n * 24 <= 1472 -> 61 entries.
+    let mut w = Writer::new_v0(3, 1472);
+    let mut n = 0;
+    while w.push(&c) {
+        n += 1;
+    }
+    assert_eq!(n, 61);
+    w.reset(3);
+    assert!(w.is_empty() && w.bytes().len() == 4);
+}

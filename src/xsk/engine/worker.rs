@@ -341,8 +341,14 @@ impl Worker {
                 break;
             };
             if self.mesh.is_some() {
-                let owner = self.steer.client_owner(r.caddr, r.cport) as usize;
-                if owner != self.me {
+                // FULLNAT: a reply stub here first (`xsk::sync_steer`).
+                let hop = crate::xsk::sync_steer::next_hop(&r, self.me, &self.steer);
+                if let Some(o) = hop.stub_for
+                    && !self.dp.stub_synced(&r, o, now)
+                {
+                    link.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(owner) = hop.forward {
                     link.to_worker(owner, r);
                     continue;
                 }
@@ -350,7 +356,7 @@ impl Worker {
             let c = match self.dp.apply_synced(&r, now) {
                 SyncApplied::Created => &link.created,
                 SyncApplied::Updated | SyncApplied::Ignored => &link.updated,
-                SyncApplied::NoDest => &link.no_dest,
+                SyncApplied::CreatedUnbound => &link.no_dest,
                 SyncApplied::TableFull => &link.refused,
             };
             c.fetch_add(1, Ordering::Relaxed);
@@ -433,9 +439,20 @@ impl Worker {
         // The buffer starts at the packet, with the rest of the chunk as
         // tailroom: growing at the front shifts the packet (FrameBuf).
         let mut fb = FrameBuf::new(f.buf(), 0, len);
-        if from_rx
-            && let Some(mesh) = &self.mesh
-            && let Some(o) = mesh.elsewhere(&self.steer, self.me, fb.data())
+        if let Some(mesh) = &self.mesh
+            && let Some(o) = if from_rx {
+                mesh.elsewhere(&self.steer, self.me, fb.data())
+            } else {
+                None
+            }
+            // A reply of a synced FULLNAT conn another worker holds (one
+            // flag test without sync).
+            .or_else(|| {
+                self.dp
+                    .reply_owner(fb.data(), now)
+                    .map(|o| o as usize)
+                    .filter(|&o| o != self.me && o < mesh.n)
+            })
         {
             if mesh.hand_over(self.me, o, &mut self.held[o], nic, fb.data()) {
                 self.steered_out += 1;
