@@ -22,7 +22,11 @@ const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
 
 /// A next hop on the first (only) NIC.
 fn hop(mac: [u8; 6]) -> NextHop {
-    NextHop { nic: 0, mac }
+    NextHop {
+        nic: 0,
+        mac,
+        src: None,
+    }
 }
 
 fn dr_plane() -> Dataplane {
