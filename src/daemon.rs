@@ -1006,9 +1006,20 @@ impl Control<'_> {
                 Default::default()
             }
         };
+        // The served NICs' addresses, for `-P` (a FULLNAT local address
+        // must be one of them).
+        let mut nic_addrs = Vec::with_capacity(self.nics.0.len());
+        for (ifindex, name) in &self.nics.0 {
+            match self.nl.addresses(*ifindex) {
+                Ok(a) => nic_addrs.push((name.clone(), a)),
+                Err(e) => log::warn!("admin: reading the addresses of {name}: {e:#}"),
+            }
+        }
         let view = View {
             ctl_rates: &self.rates,
             engine: self.engine,
+            nic_addrs,
+            nic_names: self.nics.names(),
             live,
             conn_tab_size: self.conn_tab_size,
             sync: &self.sync,
@@ -1312,6 +1323,10 @@ fn describe(ev: &health::HealthEvent) -> String {
 struct View<'a> {
     ctl_rates: &'a RateTable,
     engine: &'a Engine,
+    /// Each served NIC's name and addresses.
+    nic_addrs: Vec<(String, Vec<IpAddr>)>,
+    /// The served NICs' names, comma-separated (for messages).
+    nic_names: String,
     live: rustc_hash::FxHashMap<ServiceKey, LiveService>,
     conn_tab_size: usize,
     sync: &'a std::cell::RefCell<SyncDaemon>,
@@ -1347,6 +1362,20 @@ impl ListingSource for View<'_> {
                 Vec::new()
             }
         }
+    }
+
+    fn local_address_nic(&self, addr: IpAddr) -> Result<String, String> {
+        self.nic_addrs
+            .iter()
+            .find(|(_, a)| a.contains(&addr))
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| {
+                format!(
+                    "local address {addr} is not an address of a NIC lvsfwd serves \
+                     (interface = {}): replies to it would never reach lvsfwd",
+                    self.nic_names
+                )
+            })
     }
 
     fn zero_counters(&self, svc: Option<&ServiceKey>) {

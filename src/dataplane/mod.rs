@@ -1358,6 +1358,10 @@ impl Dataplane {
                 dport: c.dport,
                 state: c.state.name(),
                 expires_in: c.expires.since(now),
+                local: (c.fwd == FwdMethod::FullNat && !c.is_template())
+                    .then(|| self.services.services.get(c.dest.svc as usize))
+                    .flatten()
+                    .map(|s| (s.key, c.laddr)),
             })
             .collect()
     }
