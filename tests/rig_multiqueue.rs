@@ -129,13 +129,8 @@ fn topology(mode: Mode) -> Rig {
 }
 
 fn start(rig: &Rig, flag: &str) -> (Lvsfwd, String) {
-    let sock = rig.dir().join("admin.sock");
-    let sock = sock.to_str().unwrap().to_string();
-    let lb = Lvsfwd::start_args(
-        rig,
-        &["--interface", CLIENT_NIC, "--interface", SERVER_NIC],
-        &[("LVSFWD_SOCKET", &sock)],
-    );
+    let (lb, sock) =
+        Lvsfwd::start_admin(rig, &["--interface", CLIENT_NIC, "--interface", SERVER_NIC]);
     let svc = format!("{VIP}:{PORT}");
     ok(&sock, &["-A", "-t", &svc, "-s", "rr"]);
     ok(

@@ -121,14 +121,7 @@ fn served_through_both_nics(rig: &Rig, seen_client: &str) {
 }
 
 fn start(rig: &Rig) -> (Lvsfwd, String) {
-    let sock = rig.dir().join("admin.sock");
-    let sock = sock.to_str().unwrap().to_string();
-    let lb = Lvsfwd::start_args(
-        rig,
-        &["--interface", IFACE, "--interface", IFACE2],
-        &[("LVSFWD_SOCKET", &sock)],
-    );
-    (lb, sock)
+    Lvsfwd::start_admin(rig, &["--interface", IFACE, "--interface", IFACE2])
 }
 
 /// The self-test's ipvsadm lines, with lvsadm.
