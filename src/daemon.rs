@@ -128,7 +128,7 @@ pub fn run(source: Source) -> Result<()> {
         links.push(link);
     }
     let nics = Nics(links.iter().map(|l| (l.ifindex, l.name.clone())).collect());
-    let queues = served_queues(&ifnames, cfg.global.queues.as_deref())?;
+    let (queues, nic_queues) = served_queues(&ifnames, cfg.global.queues.as_deref())?;
     // Every real server must be reachable through a NIC lvsfwd serves (or
     // be the director itself): refused here, naming the NIC, rather than
     // dropped at every packet.
@@ -219,6 +219,7 @@ pub fn run(source: Source) -> Result<()> {
     let ecfg = EngineConfig {
         ifnames: ifnames.clone(),
         queues: queues.clone(),
+        nic_queues,
         cores,
         zero_copy: cfg.global.zero_copy,
         frames_per_queue: engine::DEFAULT_FRAMES_PER_QUEUE,
@@ -616,41 +617,35 @@ fn worker_dataplane(
     )
 }
 
-/// The RX queues the workers serve: `configured` (lb.toml `queues`), each
-/// of which every NIC must have, or every queue of the NICs, which must
-/// then have as many each: worker i serves queue i of every NIC (one UMEM,
-/// no copy between NICs), and RSS would put part of a NIC's traffic on
-/// queues no worker serves.
-fn served_queues(ifnames: &[String], configured: Option<&[u32]>) -> Result<Vec<u32>> {
+/// The RX queues the workers serve, one worker each, and how many RX
+/// queues each NIC has: `configured` (lb.toml `queues`), each of which
+/// some NIC must have and each NIC must have one of, or every queue of
+/// every NIC (as many workers as the NIC with the most queues has; worker
+/// i serves queue i of each NIC that has it, so RSS puts no traffic on a
+/// queue no worker serves).
+fn served_queues(ifnames: &[String], configured: Option<&[u32]>) -> Result<(Vec<u32>, Vec<u32>)> {
     let mut counts = Vec::with_capacity(ifnames.len());
     for n in ifnames {
-        counts.push((n, engine::rx_queue_count(n)?));
+        counts.push(engine::rx_queue_count(n)?);
     }
     let queues: Vec<u32> = match configured {
         Some(q) => {
-            for &(n, c) in &counts {
-                if let Some(missing) = q.iter().find(|&&q| q >= c) {
-                    bail!("{n} has {c} RX queues: it has no queue {missing} to serve");
+            if let Some(missing) = q.iter().find(|&&q| counts.iter().all(|&c| q >= c)) {
+                bail!("no data-plane NIC has RX queue {missing} to serve ([global] queues)");
+            }
+            for (n, &c) in ifnames.iter().zip(&counts) {
+                if q.iter().all(|&q| q >= c) {
+                    bail!("{n} has {c} RX queues: none of [global] queues {q:?} is one of them");
                 }
             }
             q.to_vec()
         }
-        None => {
-            let (first, c0) = counts[0];
-            if let Some((n, c)) = counts.iter().find(|(_, c)| *c != c0) {
-                bail!(
-                    "{first} has {c0} RX queues and {n} has {c}: a director with several \
-                     NICs serves queue i of each with worker i; give them as many queues \
-                     (ethtool -L) or set [global] queues"
-                );
-            }
-            (0..c0).collect()
-        }
+        None => (0..counts.iter().copied().max().unwrap_or(0)).collect(),
     };
     if queues.is_empty() {
         bail!("{}: no RX queue to serve", ifnames.join(", "));
     }
-    Ok(queues)
+    Ok((queues, counts))
 }
 
 /// The addresses of every data-plane NIC, in NIC order.
@@ -1074,9 +1069,20 @@ impl Control<'_> {
                 Default::default()
             }
         };
+        // The served NICs' addresses, for `-P` (a FULLNAT local address
+        // must be one of them).
+        let mut nic_addrs = Vec::with_capacity(self.nics.0.len());
+        for (ifindex, name) in &self.nics.0 {
+            match self.nl.addresses(*ifindex) {
+                Ok(a) => nic_addrs.push((name.clone(), a)),
+                Err(e) => log::warn!("admin: reading the addresses of {name}: {e:#}"),
+            }
+        }
         let view = View {
             ctl_rates: &self.rates,
             engine: self.engine,
+            nic_addrs,
+            nic_names: self.nics.names(),
             live,
             conn_tab_size: self.conn_tab_size,
             sync: &self.sync,
@@ -1383,6 +1389,10 @@ fn describe(ev: &health::HealthEvent) -> String {
 struct View<'a> {
     ctl_rates: &'a RateTable,
     engine: &'a Engine,
+    /// Each served NIC's name and addresses.
+    nic_addrs: Vec<(String, Vec<IpAddr>)>,
+    /// The served NICs' names, comma-separated (for messages).
+    nic_names: String,
     live: rustc_hash::FxHashMap<ServiceKey, LiveService>,
     conn_tab_size: usize,
     sync: &'a std::cell::RefCell<SyncDaemon>,
@@ -1418,6 +1428,20 @@ impl ListingSource for View<'_> {
                 Vec::new()
             }
         }
+    }
+
+    fn local_address_nic(&self, addr: IpAddr) -> Result<String, String> {
+        self.nic_addrs
+            .iter()
+            .find(|(_, a)| a.contains(&addr))
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| {
+                format!(
+                    "local address {addr} is not an address of a NIC lvsfwd serves \
+                     (interface = {}): replies to it would never reach lvsfwd",
+                    self.nic_names
+                )
+            })
     }
 
     fn zero_counters(&self, svc: Option<&ServiceKey>) {

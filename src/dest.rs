@@ -183,6 +183,11 @@ pub type NicId = u8;
 pub struct NextHop {
     pub nic: NicId,
     pub mac: MacAddr,
+    /// The source address the kernel's route to the server picks (its
+    /// preferred source, else an address of the outgoing NIC): a tunnel's
+    /// outer source, as IPVS takes it from its route. `None`: unknown (the
+    /// director's first address of the family is used).
+    pub src: Option<IpAddr>,
 }
 
 /// A real server of one virtual service, with IPVS's connection counters.

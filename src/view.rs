@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::service::{FwdMethod, Protocol, Service, Stats};
+use crate::service::{FwdMethod, Protocol, Service, ServiceKey, Stats};
 
 /// The estimator's rates of one service or real server (`--rate`).
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub struct ConnView {
     pub state: &'static str,
     /// Time left on the connection's timer.
     pub expires_in: Duration,
+    /// A FULLNAT connection's local address (its source toward the real
+    /// server) and the service it belongs to, for `lvsadm -G`'s counts;
+    /// `None` for any other connection and for templates.
+    pub local: Option<(ServiceKey, IpAddr)>,
 }
 
 /// Live counters of one real server.

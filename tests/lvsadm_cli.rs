@@ -24,6 +24,9 @@ impl ListingSource for NoTraffic {
         Vec::new()
     }
     fn zero_counters(&self, _svc: Option<&ServiceKey>) {}
+    fn local_address_nic(&self, addr: std::net::IpAddr) -> Result<String, String> {
+        Err(format!("{addr}: this test serves no NIC"))
+    }
 }
 
 fn lvsadm(args: &[&str], socket: &str, stdin: Option<&str>) -> Output {

@@ -17,7 +17,6 @@ mod rig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,18 +36,7 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(15);
 const SETTLE: Duration = Duration::from_millis(300);
 
 fn lvsadm(sock: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_lvsadm"))
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .output()
-        .expect("run lvsadm");
-    assert!(
-        o.status.success(),
-        "lvsadm {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    rig::daemon::lvsadm_ok(&sock.to_string_lossy(), args)
 }
 
 /// `lvsadm -L -n`: real server address -> weight, for every service.

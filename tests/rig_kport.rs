@@ -18,7 +18,6 @@ mod rig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use rig::daemon::Lvsfwd;
@@ -31,18 +30,7 @@ const DETECT_TIMEOUT: Duration = Duration::from_secs(15);
 const SETTLE: Duration = Duration::from_millis(300);
 
 fn lvsadm(sock: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_lvsadm"))
-        .arg("--socket")
-        .arg(sock)
-        .args(args)
-        .output()
-        .expect("run lvsadm");
-    assert!(
-        o.status.success(),
-        "lvsadm {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    rig::daemon::lvsadm_ok(&sock.to_string_lossy(), args)
 }
 
 /// `lvsadm -L -n`'s real servers: address -> Forward column.

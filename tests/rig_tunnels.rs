@@ -58,9 +58,8 @@ fn tun_ipv4_vip_to_ipv6_real_servers_from_lb_toml() {
 #[test]
 fn tun_ipv6_vip_to_ipv4_real_servers_with_lvsadm() {
     let rig = Rig::builder(Mode::Tun).build();
-    let sock = rig.dir().join("admin.sock");
-    let sock = sock.to_str().unwrap();
-    let mut lb = Lvsfwd::start_args(&rig, &["--interface", "lfeth0"], &[("LVSFWD_SOCKET", sock)]);
+    let (mut lb, sock) = Lvsfwd::start_admin(&rig, &["--interface", "lfeth0"]);
+    let sock = sock.as_str();
     let svc = SocketAddr::new(rig.vip(Fam::V6), 80).to_string();
     ok(sock, &["-A", "-t", &svc, "-s", "rr"]);
     for n in 1..=rig.real_servers().len() {
@@ -107,9 +106,8 @@ fn assert_carried_by(rig: &Rig, kinds: &[&str], what: &str) {
 #[test]
 fn gue_and_gre_with_lvsadm() {
     let rig = Rig::builder(Mode::Tun).build();
-    let sock = rig.dir().join("admin.sock");
-    let sock = sock.to_str().unwrap();
-    let mut lb = Lvsfwd::start_args(&rig, &["--interface", "lfeth0"], &[("LVSFWD_SOCKET", sock)]);
+    let (mut lb, sock) = Lvsfwd::start_admin(&rig, &["--interface", "lfeth0"]);
+    let sock = sock.as_str();
     let vip = rig.vip(Fam::V4);
     let svc = format!("{vip}:80");
     let rip = |n| rig.rip(n, Fam::V4).to_string();
@@ -258,9 +256,8 @@ fn gue_and_gre_from_lb_toml_across_families() {
 #[test]
 fn tun_real_server_of_a_family_the_director_has_no_address_of_is_refused() {
     let rig = Rig::builder(Mode::Tun).build();
-    let sock = rig.dir().join("admin.sock");
-    let sock = sock.to_str().unwrap();
-    let mut lb = Lvsfwd::start_args(&rig, &["--interface", "lfeth0"], &[("LVSFWD_SOCKET", sock)]);
+    let (mut lb, sock) = Lvsfwd::start_admin(&rig, &["--interface", "lfeth0"]);
+    let sock = sock.as_str();
     // The director keeps a route to the IPv6 real servers but loses every
     // global IPv6 address (its link-local one cannot source a tunnel).
     let d = rig.director();

@@ -96,34 +96,7 @@ fn start_keepalived(rig: &Rig, tag: &str, state: &str, prio: u8) -> u32 {
 
 /// [`start_keepalived`] with the configuration `text`.
 fn start_keepalived_with(rig: &Rig, tag: &str, text: &str) -> u32 {
-    let dir = rig.dir();
-    let conf = dir.join(format!("keepalived-{tag}.conf"));
-    std::fs::write(&conf, text).expect("write keepalived.conf");
-    let pid = dir.join(format!("keepalived-{tag}.pid"));
-    let vpid = dir.join(format!("keepalived-vrrp-{tag}.pid"));
-    let (c, p, v) = (
-        conf.to_string_lossy().into_owned(),
-        pid.to_string_lossy().into_owned(),
-        vpid.to_string_lossy().into_owned(),
-    );
-    rig.spawn(
-        rig.peer(),
-        "keepalived",
-        &[
-            "keepalived",
-            "--vrrp",
-            "--dont-fork",
-            "--log-console",
-            "--no-syslog",
-            "--dont-respawn",
-            "-f",
-            &c,
-            "-p",
-            &p,
-            "-r",
-            &v,
-        ],
-    )
+    rig::keepalived::start(rig, tag, text)
 }
 
 /// Pids of every process in `host`'s namespace.
@@ -140,7 +113,7 @@ fn ns_pids(host: &Host) -> Vec<String> {
 /// and send priority 0), then everything else in the peer's namespace, which
 /// runs nothing but keepalived. Reaps the parent.
 fn kill_keepalived(rig: &Rig, tag: &str, parent: u32) {
-    let vpid = rig.dir().join(format!("keepalived-vrrp-{tag}.pid"));
+    let vpid = rig::keepalived::vrrp_pid_file(rig, tag);
     let child = std::fs::read_to_string(&vpid)
         .unwrap_or_else(|e| panic!("keepalived's VRRP pid file {}: {e}", vpid.display()));
     let child = child.trim().to_string();
@@ -572,37 +545,15 @@ fn has_vip6(host: &Host) -> bool {
 #[test]
 fn ipv6_vrrpv3_with_keepalived() {
     let rig = vrrp_rig();
-    let conf = rig.dir().join("keepalived-v6.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let ka = start_keepalived_with(
+        &rig,
+        "v6",
+        &format!(
             "global_defs {{\n  router_id peer6\n}}\n\
              vrrp_instance VI_6 {{\n  state MASTER\n  interface {IFACE}\n  version 3\n  \
              virtual_router_id 61\n  priority 150\n  advert_int 1\n  \
              virtual_ipaddress {{\n    {VIP6}/128\n  }}\n}}\n"
         ),
-    )
-    .expect("write keepalived.conf");
-    let dir = rig.dir().to_string_lossy().into_owned();
-    let c = conf.to_string_lossy().into_owned();
-    let (p, v) = (format!("{dir}/ka6.pid"), format!("{dir}/ka6-vrrp.pid"));
-    let ka = rig.spawn(
-        rig.peer(),
-        "keepalived",
-        &[
-            "keepalived",
-            "--vrrp",
-            "--dont-fork",
-            "--log-console",
-            "--no-syslog",
-            "--dont-respawn",
-            "-f",
-            &c,
-            "-p",
-            &p,
-            "-r",
-            &v,
-        ],
     );
     assert!(
         time_until(Duration::from_secs(8), || has_vip6(rig.peer())).is_some(),

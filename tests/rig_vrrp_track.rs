@@ -79,35 +79,8 @@ fn ka_instance(name: &str, iface: &str, vrid: u8, prio: u8, vip: &str, extra: &s
 /// Starts keepalived (VRRP only, foreground) in the peer's namespace with
 /// `body` after its global_defs; returns its pid.
 fn start_keepalived(rig: &Rig, tag: &str, body: &str) -> u32 {
-    let dir = rig.dir();
-    let conf = dir.join(format!("keepalived-{tag}.conf"));
     let text = format!("global_defs {{\n  router_id peer\n  script_user root\n}}\n{body}");
-    std::fs::write(&conf, text).expect("write keepalived.conf");
-    let pid = dir.join(format!("keepalived-{tag}.pid"));
-    let vpid = dir.join(format!("keepalived-vrrp-{tag}.pid"));
-    let (c, p, v) = (
-        conf.to_string_lossy().into_owned(),
-        pid.to_string_lossy().into_owned(),
-        vpid.to_string_lossy().into_owned(),
-    );
-    rig.spawn(
-        rig.peer(),
-        "keepalived",
-        &[
-            "keepalived",
-            "--vrrp",
-            "--dont-fork",
-            "--log-console",
-            "--no-syslog",
-            "--dont-respawn",
-            "-f",
-            &c,
-            "-p",
-            &p,
-            "-r",
-            &v,
-        ],
-    )
+    rig::keepalived::start(rig, tag, &text)
 }
 
 fn has_addr(host: &Host, dev: &str, addr: &str) -> bool {

@@ -692,6 +692,7 @@ fn neighbours(list: &[Option<NeighIn>], nics: usize) -> FxHashMap<IpAddr, NextHo
                 NextHop {
                     nic: (n.nic as usize % nics) as _,
                     mac: [0x02, 0x1f, 0, 1, n.nic, n.mac],
+                    src: None,
                 },
             )
         })

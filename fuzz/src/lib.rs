@@ -292,6 +292,7 @@ impl FrameRun {
                 NextHop {
                     nic: 0,
                     mac: [0x02, 0x1f, 0, 0, 1, i as u8 + 1],
+                    src: None,
                 },
             )
         })

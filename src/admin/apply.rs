@@ -67,6 +67,16 @@ pub enum ApplyError {
     FullNatWithoutLocalAddress,
     /// lvsfwd: a FULLNAT real server of another family than the pool.
     FullNatFamily,
+    /// EEXIST from DPVS's `-P`.
+    LaddrExists,
+    /// ENOENT from DPVS's `-Q`.
+    NoSuchLaddr,
+    /// lvsfwd: `-P` of an address of the other family than the pool's
+    /// (one family per pool, as lb.toml's `local_address`).
+    LaddrFamily,
+    /// lvsfwd: `-Q` of the last local address of a service with FULLNAT
+    /// real servers (they would have no source address).
+    LastLaddr,
 }
 
 impl fmt::Display for ApplyError {
@@ -86,6 +96,14 @@ impl fmt::Display for ApplyError {
             }
             ApplyError::FullNatFamily => {
                 "FULLNAT real server and local_address must be of the same address family"
+            }
+            ApplyError::LaddrExists => "Local address already exists",
+            ApplyError::NoSuchLaddr => "No such Local address",
+            ApplyError::LaddrFamily => {
+                "Local address must be of the same address family as the service's other local addresses"
+            }
+            ApplyError::LastLaddr => {
+                "Local address is the last one of a service with FULLNAT real servers"
             }
         })
     }
@@ -207,6 +225,36 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
                 .ok_or(ApplyError::NoSuchDest)?;
             s.dests.remove(j);
         }
+        AdminCommand::AddLaddr { svc, addr, .. } => {
+            let i = state.index(svc).ok_or(ApplyError::ServiceNotDefined)?;
+            let s = &mut next.services[i];
+            if s.local_addrs.contains(addr) {
+                return Err(ApplyError::LaddrExists);
+            }
+            if s.local_addrs
+                .first()
+                .is_some_and(|f| f.is_ipv4() != addr.is_ipv4())
+            {
+                return Err(ApplyError::LaddrFamily);
+            }
+            s.local_addrs.push(*addr);
+        }
+        AdminCommand::DelLaddr { svc, addr, .. } => {
+            let i = state.index(svc).ok_or(ApplyError::ServiceNotDefined)?;
+            let s = &mut next.services[i];
+            let j = s
+                .local_addrs
+                .iter()
+                .position(|l| l == addr)
+                .ok_or(ApplyError::NoSuchLaddr)?;
+            s.local_addrs.remove(j);
+            if s.local_addrs.is_empty() && s.dests.iter().any(|d| d.fwd == FwdMethod::FullNat) {
+                return Err(ApplyError::LastLaddr);
+            }
+        }
+        AdminCommand::GetLaddr(Some(key)) => {
+            state.index(key).ok_or(ApplyError::ServiceNotDefined)?;
+        }
         AdminCommand::Zero(Some(key)) => {
             state.index(key).ok_or(ApplyError::NoSuchService)?;
         }
@@ -222,6 +270,7 @@ pub fn apply(state: &AdminState, cmd: &AdminCommand) -> Result<AdminState, Apply
             }
         }
         AdminCommand::Zero(None)
+        | AdminCommand::GetLaddr(None)
         | AdminCommand::List { .. }
         | AdminCommand::Save { .. }
         | AdminCommand::Restore

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::dest::{TunCsum, TunType};
 use crate::sched::SchedKind;
-use crate::service::{Dest, FwdMethod, Protocol, Service, ServiceTable};
+use crate::service::{Dest, FwdMethod, Protocol, Service, ServiceSpec, ServiceTable};
 use crate::view::{ConnView, Rates, ServiceRates};
 
 /// ipvsadm's list options (`-n --stats --rate --exact --thresholds
@@ -515,6 +515,46 @@ fn write_mask(out: &mut impl Write, s: &Service, lead: &str) -> fmt::Result {
 }
 
 /// `ADDR:PORT`, IPv6 in brackets, as ipvsadm's `addrport_to_anyname -n`.
+/// `lvsadm -G` (DPVS's `--get-laddr`): each service's FULLNAT local
+/// address pool, in DPVS ipvsadm's columns (`list_laddrs_print_*`): a
+/// title, then per service its address and pool size, then per local
+/// address the connections using it (FULLNAT connections of that service
+/// in `conns`). lvsfwd does not count port conflicts: `CONFLICTS` is `-`.
+pub fn list_laddrs(
+    out: &mut impl Write,
+    services: &[&ServiceSpec],
+    conns: &[ConnView],
+) -> fmt::Result {
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<20} {:<10} {:<10}",
+        "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"
+    )?;
+    for s in services {
+        let name = if s.key.is_fwmark() {
+            s.key.to_string()
+        } else {
+            addr_port(s.key.addr, s.key.port)
+        };
+        writeln!(out, "{name:<20} {:<8} ", s.local_addrs.len())?;
+        for l in &s.local_addrs {
+            let n = conns
+                .iter()
+                .filter(|c| c.local == Some((s.key, *l)))
+                .count();
+            writeln!(
+                out,
+                "{:<20} {:<8} {:<20} {:<10} {n:<10}",
+                "",
+                "",
+                l.to_string(),
+                "-"
+            )?;
+        }
+    }
+    Ok(())
+}
+
 fn addr_port(a: IpAddr, port: u16) -> String {
     match a {
         IpAddr::V4(a) => format!("{a}:{port}"),

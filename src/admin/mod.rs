@@ -19,6 +19,7 @@ pub mod proto;
 pub use apply::{AdminState, ApplyError, apply};
 pub use cmd::{AdminCommand, CmdError, ListWhat, parse_args, parse_restore};
 pub use listing::{
-    ListOptions, RateSnapshot, list_conns, list_service, list_services, list_timeouts, save_rules,
+    ListOptions, RateSnapshot, list_conns, list_laddrs, list_service, list_services, list_timeouts,
+    save_rules,
 };
 pub use proto::{ListingSource, Request, Response, serve_one};

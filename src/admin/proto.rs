@@ -23,6 +23,7 @@
 //! daemon when to publish the new table.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,6 +89,10 @@ pub trait ListingSource {
     fn connections(&self) -> Vec<ConnView>;
     /// `-Z`: zero the counters of one service or of all.
     fn zero_counters(&self, svc: Option<&ServiceKey>);
+    /// `-P`: the name of the served NIC that has `addr` among its
+    /// addresses, or why `addr` cannot be a FULLNAT local address (the
+    /// message names it): replies to it must reach a NIC lvsfwd serves.
+    fn local_address_nic(&self, addr: std::net::IpAddr) -> Result<String, String>;
     /// The sync daemon's commands (`--start-daemon`, `--stop-daemon`,
     /// `-L --daemon`): what to print, or the error. A source without a
     /// sync daemon (replay, tests) refuses them.
@@ -211,22 +216,59 @@ fn execute(state: &mut AdminState, cmd: &AdminCommand, view: &dyn ListingSource,
             debug_assert!(r.is_ok());
         }
         AdminCommand::Restore => out.error(cmd::CmdError::try_help().message()),
+        AdminCommand::GetLaddr(key) => {
+            let chosen: Vec<&crate::service::ServiceSpec> = match key {
+                None => state.services.iter().collect(),
+                Some(k) => match state.service(k) {
+                    Some(s) => vec![s],
+                    None => return out.error(&ApplyError::ServiceNotDefined.to_string()),
+                },
+            };
+            let conns = view.connections();
+            let r = listing::list_laddrs(&mut out.stdout, &chosen, &conns);
+            debug_assert!(r.is_ok());
+        }
+        AdminCommand::AddLaddr { addr, ifname, .. } => {
+            match laddr_nic(view, *addr, ifname.as_deref()) {
+                Err(e) => out.error(&e),
+                Ok(()) => change(state, cmd, view, out),
+            }
+        }
         AdminCommand::StartDaemon(_) | AdminCommand::StopDaemon(_) => match view.sync_daemon(cmd) {
             Ok(text) => out.stdout.push_str(&text),
             Err(e) => out.error(&e),
         },
-        other => match apply(state, other) {
-            Err(e) => out.error(&e.to_string()),
-            Ok(next) => {
-                if let AdminCommand::Zero(key) = other {
-                    view.zero_counters(key.as_ref());
-                }
-                if next != *state {
-                    *state = next;
-                    out.changed = true;
-                }
+        other => change(state, other, view, out),
+    }
+}
+
+/// Applies a command that changes the table (or `-Z`).
+fn change(state: &mut AdminState, cmd: &AdminCommand, view: &dyn ListingSource, out: &mut Out) {
+    match apply(state, cmd) {
+        Err(e) => out.error(&e.to_string()),
+        Ok(next) => {
+            if let AdminCommand::Zero(key) = cmd {
+                view.zero_counters(key.as_ref());
             }
-        },
+            if next != *state {
+                *state = next;
+                out.changed = true;
+            }
+        }
+    }
+}
+
+/// `-P -z ADDR [-F IFNAME]`: `addr` must be an address of a served NIC
+/// (of `ifname`, when given).
+fn laddr_nic(view: &dyn ListingSource, addr: IpAddr, ifname: Option<&str>) -> Result<(), String> {
+    let nic = view
+        .local_address_nic(addr)
+        .map_err(|e| format!("-z {addr}: {e}"))?;
+    match ifname {
+        Some(want) if want != nic => Err(format!(
+            "-F {want}: local address {addr} is on {nic}, not on {want}"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -60,8 +60,13 @@ struct Target {
 /// Where the kernel routes one real server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Routed {
-    /// Out of data-plane NIC `nic`, to `hop` (the server or its gateway).
-    Via { nic: NicId, hop: IpAddr },
+    /// Out of data-plane NIC `nic`, to `hop` (the server or its gateway),
+    /// from `src` (the kernel's source address for it, if it gave one).
+    Via {
+        nic: NicId,
+        hop: IpAddr,
+        src: Option<IpAddr>,
+    },
     /// To the director itself (IPVS's Local forwarding: the kernel port).
     Local,
     /// Out of a NIC lvsfwd does not serve, named.
@@ -78,6 +83,7 @@ pub fn route_of(nl: &mut Netlink, nics: &Nics, rs: IpAddr) -> Result<Routed> {
         Some(nic) => Routed::Via {
             nic,
             hop: r.gateway.unwrap_or(rs),
+            src: r.src,
         },
         None => Routed::Elsewhere(nl.link_name(r.oif)),
     })
@@ -210,19 +216,26 @@ impl NextHops {
         let mut map = FxHashMap::default();
         let mut missing = 0;
         for t in &self.targets {
-            let (nic, hop) = match route_of(nl, nics, t.addr) {
-                Ok(Routed::Via { nic, hop }) => (nic, hop),
+            let (nic, hop, src) = match route_of(nl, nics, t.addr) {
+                Ok(Routed::Via { nic, hop, src }) => (nic, hop, src),
                 // Refused when configured; a route that changed since is
                 // reported once per change by the caller's diff of maps.
                 Ok(Routed::Local | Routed::Elsewhere(_)) | Err(_) => continue,
             };
             if let Some(mac) = t.mac {
-                map.insert(t.addr, NextHop { nic, mac });
+                map.insert(t.addr, NextHop { nic, mac, src });
                 continue;
             }
             match neigh[usize::from(nic)].get(&hop) {
                 Some(mac) => {
-                    map.insert(t.addr, NextHop { nic, mac: *mac });
+                    map.insert(
+                        t.addr,
+                        NextHop {
+                            nic,
+                            mac: *mac,
+                            src,
+                        },
+                    );
                 }
                 None => {
                     missing += 1;

@@ -49,6 +49,9 @@ pub struct Route {
     /// The destination is one of this host's own addresses (a `local`
     /// route: delivered to its stack, whatever `oif` says).
     pub local: bool,
+    /// The source address the kernel picks for it (`RTA_PREFSRC` of the
+    /// answer: the route's preferred source, else an address of `oif`).
+    pub src: Option<IpAddr>,
 }
 
 /// An rtnetlink socket.
@@ -370,6 +373,7 @@ impl Netlink {
                 gateway: None,
                 oif: 0,
                 local: rt.header.kind == RouteType::Local,
+                src: None,
             };
             for a in &rt.attributes {
                 match a {
@@ -380,6 +384,12 @@ impl Netlink {
                         route.gateway = Some(IpAddr::V6(*g))
                     }
                     RouteAttribute::Oif(o) => route.oif = *o,
+                    RouteAttribute::PrefSource(RouteAddress::Inet(s)) => {
+                        route.src = Some(IpAddr::V4(*s))
+                    }
+                    RouteAttribute::PrefSource(RouteAddress::Inet6(s)) => {
+                        route.src = Some(IpAddr::V6(*s))
+                    }
                     _ => {}
                 }
             }

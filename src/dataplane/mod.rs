@@ -596,6 +596,7 @@ impl Dataplane {
                     Some(mac) => Some(NextHop {
                         nic: learnt.map_or(0, |h| h.nic),
                         mac,
+                        src: learnt.and_then(|h| h.src),
                     }),
                     None => learnt,
                 };
@@ -1097,7 +1098,12 @@ impl Dataplane {
             self.complete_partial_csum(frame, p);
             return Verdict::Kernel(KernelReason::Local);
         }
-        let Some(NextHop { nic, mac: dmac }) = next_hop else {
+        let Some(NextHop {
+            nic,
+            mac: dmac,
+            src: route_src,
+        }) = next_hop
+        else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
         if forward::decrement_ttl(frame, p).is_err() {
@@ -1123,7 +1129,13 @@ impl Dataplane {
             }
             FwdMethod::Tunnel => {
                 let daddr = self.conns.server(id).0;
-                let Some(outer_src) = self.own_addr(daddr) else {
+                // The source the kernel's route to the server picks (the
+                // NIC it leaves by, or the route's preferred source), as
+                // IPVS's tunnel xmit takes it; else the first of the family.
+                let Some(outer_src) = route_src
+                    .filter(|s| s.is_ipv4() == daddr.is_ipv4())
+                    .or_else(|| self.own_addr(daddr))
+                else {
                     return Verdict::Drop(DropReason::NoSourceAddr);
                 };
                 self.ip_id = self.ip_id.wrapping_add(1);
@@ -1434,7 +1446,7 @@ impl Dataplane {
             e.inner_src,
             e.inner_sport,
         ) {
-            let Some(NextHop { nic, mac: dmac }) = self.next_hop(id) else {
+            let Some(NextHop { nic, mac: dmac, .. }) = self.next_hop(id) else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
             let c = self.conns.get(id);
@@ -1520,6 +1532,10 @@ impl Dataplane {
                 dport: c.dport,
                 state: c.state.name(),
                 expires_in: c.expires.since(now),
+                local: (c.fwd == FwdMethod::FullNat && !c.is_template())
+                    .then(|| self.services.services.get(c.dest.svc as usize))
+                    .flatten()
+                    .map(|s| (s.key, c.laddr)),
             })
             .collect()
     }

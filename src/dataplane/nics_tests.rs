@@ -48,6 +48,7 @@ fn two_armed(fwd: FwdMethod, mtu: u16) -> Dataplane {
         NextHop {
             nic: 1,
             mac: RS_MAC,
+            src: None,
         },
     );
     dp.apply_snapshot(&Snapshot {
@@ -170,6 +171,7 @@ fn the_clients_nic_is_remembered_by_its_connection() {
         NextHop {
             nic: 0,
             mac: RS_MAC,
+            src: None,
         },
     );
     dp.apply_snapshot(&Snapshot {
@@ -198,4 +200,35 @@ fn the_clients_nic_is_remembered_by_its_connection() {
         .next()
         .expect("a connection");
     assert_eq!(c.client_nic, 1);
+}
+
+#[test]
+fn a_tunnel_s_outer_source_is_the_one_of_the_route_to_the_server() {
+    let mut dp = two_armed(FwdMethod::Tunnel, 1500);
+    let syn = |port| tcp((CLIENT, port), (VIP, 80), ROUTER_MAC, true, 0);
+    let outer_src = |out: &[u8]| wire::parse(out).unwrap().unwrap().src;
+    // No source known: the director's first address of the family.
+    let (v, out) = run(&mut dp, 0, &syn(40010));
+    assert_eq!(v, Verdict::Tx(1));
+    assert_eq!(outer_src(&out), ip("198.18.2.1"));
+    // The kernel's route to the server picks another (the NIC it leaves
+    // by, or its preferred source): the tunnel takes that one.
+    let mut nb = FxHashMap::default();
+    let hop = NextHop {
+        nic: 1,
+        mac: RS_MAC,
+        src: Some(ip("198.18.2.7")),
+    };
+    nb.insert(ip(RS), hop);
+    dp.apply_snapshot(&Snapshot {
+        generation: 1,
+        neighbours: Arc::new(nb),
+        own_macs: Arc::new(vec![MAC0, MAC1]),
+        own_addrs: Arc::new(vec![ip("198.18.2.1"), ip("198.18.2.7")]),
+        ..Snapshot::default()
+    });
+    let (v, out) = run(&mut dp, 0, &syn(40011));
+    assert_eq!(v, Verdict::Tx(1), "{:?}", dp.counters.drop_reasons());
+    assert_eq!(outer_src(&out), ip("198.18.2.7"));
+    assert_eq!(&out[6..12], &MAC1);
 }

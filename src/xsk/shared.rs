@@ -28,10 +28,12 @@ pub struct WorkerCounters {
     pub tx: AtomicU64,
     pub pass: AtomicU64,
     pub drop: AtomicU64,
-    /// Frames handed to the worker that owns their connection.
+    /// Frames handed to the worker that owns their connection, or to one
+    /// that sends them out of a NIC this worker has no socket on (NICs
+    /// with different queue counts).
     pub steered_out: AtomicU64,
-    /// Frames that should have been handed over but the owner had no free
-    /// buffer or inbox room (dropped).
+    /// Frames that should have been handed over but the peer had no free
+    /// buffer or inbox/outbox room (dropped).
     pub steer_drop: AtomicU64,
     /// Frames the data plane wanted to send but the TX ring was full
     /// (dropped).

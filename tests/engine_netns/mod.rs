@@ -185,6 +185,7 @@ impl Rig {
             ifnames: vec![self.dev.clone()],
             cores: (0..n).collect(),
             queues,
+            nic_queues: vec![],
             zero_copy,
             frames_per_queue: 1024,
             batch: 64,

@@ -85,6 +85,15 @@ impl Lvsfwd {
         Lvsfwd::spawn(rig.director(), &full, env, path.clone(), config)
     }
 
+    /// `lvsfwd ARGS...` (no lb.toml) in the director's namespace with its
+    /// admin socket in the rig's directory (`$LVSFWD_SOCKET`), waiting for
+    /// ready; returns it and the socket's path for [`lvsadm`].
+    pub fn start_admin(rig: &Rig, args: &[&str]) -> (Lvsfwd, String) {
+        let sock = rig.dir().join("admin.sock").to_string_lossy().into_owned();
+        let lb = Lvsfwd::start_args(rig, args, &[("LVSFWD_SOCKET", &sock)]);
+        (lb, sock)
+    }
+
     /// `lvsfwd ARGS...` (no lb.toml: e.g. `--interface lfeth0`) in the
     /// director's namespace with extra environment, waiting for ready.
     pub fn start_args(rig: &Rig, args: &[&str], env: &[(&str, &str)]) -> Lvsfwd {

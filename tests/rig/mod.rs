@@ -29,6 +29,7 @@
 
 pub mod daemon;
 pub mod e2e;
+pub mod keepalived;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -49,6 +49,9 @@ fn first_command(sc: &mut Scanner<'_>, in_restore: bool) -> Result<First, CmdErr
         CmdOpt::Restore if in_restore => return Err(CmdError::try_help()),
         CmdOpt::Restore => Cmd::Restore,
         CmdOpt::Save => Cmd::Save,
+        CmdOpt::AddLaddr => Cmd::AddLaddr,
+        CmdOpt::DelLaddr => Cmd::DelLaddr,
+        CmdOpt::GetLaddr => Cmd::GetLaddr,
         CmdOpt::Help => return Ok(First::Done(AdminCommand::Help)),
         CmdOpt::Version => return Ok(First::Done(AdminCommand::Version)),
         CmdOpt::StartDaemon => match arg {
@@ -131,6 +134,19 @@ pub(super) fn parse_line(args: &[String], in_restore: bool) -> Result<AdminComma
             ..e.daemon.clone()
         }),
         Cmd::StopDaemon => AdminCommand::StopDaemon(stop.unwrap_or(true)),
+        Cmd::AddLaddr | Cmd::DelLaddr => {
+            let svc = e.required_key()?;
+            let Some(addr) = e.laddr else {
+                return fail("illegal local address");
+            };
+            let ifname = e.ifname.clone();
+            if cmd == Cmd::AddLaddr {
+                AdminCommand::AddLaddr { svc, addr, ifname }
+            } else {
+                AdminCommand::DelLaddr { svc, addr, ifname }
+            }
+        }
+        Cmd::GetLaddr => AdminCommand::GetLaddr(e.svc_key()),
     })
 }
 

@@ -66,6 +66,10 @@ pub(super) struct Entry {
     pub(super) nosort: bool,
     /// `--start-daemon`'s options (`master` is set by the command).
     pub(super) daemon: DaemonArgs,
+    /// `-z ADDR` (DPVS's `--laddr`): a FULLNAT local address.
+    pub(super) laddr: Option<IpAddr>,
+    /// `-F IFNAME` (DPVS's `--ifname`): the NIC it must be on.
+    pub(super) ifname: Option<String>,
 }
 
 /// A whole number within bounds, or ipvsadm's "illegal WHAT specified".
@@ -115,6 +119,8 @@ impl Entry {
                 port: None,
                 ttl: None,
             },
+            laddr: None,
+            ifname: None,
         }
     }
 
@@ -211,6 +217,13 @@ impl Entry {
             OptId::TunNocsum => self.tun.csum = TunCsum::NoCsum,
             OptId::TunCsum => self.tun.csum = TunCsum::Csum,
             OptId::TunRemcsum => self.tun.csum = TunCsum::RemCsum,
+            // DPVS's parse_service: an address, a port after it ignored.
+            OptId::Laddr => match parse_service(arg, self.proto) {
+                Some(p) => self.laddr = Some(p.addr),
+                None => return fail("illegal local address"),
+            },
+            // DPVS copies at most IFNAMSIZ - 1 bytes.
+            OptId::Ifname => self.ifname = Some(arg.chars().take(15).collect()),
             OptId::Command(_) => return fail(format!("invalid option `{}'", s.text)),
         }
         Ok(())

@@ -46,6 +46,9 @@ counter_enum! {
         TunNocsum => "tun-nocsum",
         TunCsum => "tun-csum",
         TunRemcsum => "tun-remcsum",
+        // DPVS's ipvsadm: the FULLNAT local address pool (-P/-Q/-G).
+        LocalAddress => "local-address",
+        Ifname => "ifname",
     }
 }
 
@@ -66,6 +69,9 @@ pub(super) enum Cmd {
     Zero,
     StartDaemon,
     StopDaemon,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
 }
 
 impl Cmd {
@@ -86,6 +92,9 @@ impl Cmd {
             Cmd::Zero => "zero",
             Cmd::StartDaemon => "start-daemon",
             Cmd::StopDaemon => "stop-daemon",
+            Cmd::AddLaddr => "add-laddr",
+            Cmd::DelLaddr => "del-laddr",
+            Cmd::GetLaddr => "get-laddr",
         }
     }
 
@@ -94,16 +103,20 @@ impl Cmd {
     /// (ipvsadm's `commands_v_options`).
     fn legal(self) -> &'static [u8; Optc::COUNT] {
         match self {
-            Cmd::Add | Cmd::Edit => b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::List => b" 11xxxxxxxxx11       xxxxxxx xxxxx",
-            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Save => b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::Zero => b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-            Cmd::StartDaemon => b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
+            Cmd::Add | Cmd::Edit => b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxxx",
+            Cmd::Del => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Flush | Cmd::Timeout | Cmd::Restore => b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::List => b" 11xxxxxxxxx11       xxxxxxx xxxxxxx",
+            Cmd::AddDest | Cmd::EditDest => b"xx+xxx+    xxxxxxxxxxxxxxxxxx     xx",
+            Cmd::DelDest => b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Save => b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::Zero => b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StartDaemon => b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxxx",
+            // DPVS: the service and -z required, -F optional (lvsfwd
+            // knows the NIC from the address; when given it must match).
+            Cmd::AddLaddr | Cmd::DelLaddr => b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+ ",
+            Cmd::GetLaddr => b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            Cmd::StopDaemon => b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxxx",
         }
     }
 }

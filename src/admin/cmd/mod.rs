@@ -161,6 +161,23 @@ pub enum AdminCommand {
     StartDaemon(DaemonArgs),
     /// `--stop-daemon master|backup` (`true`: master).
     StopDaemon(bool),
+    /// `-P -t|u|f SERVICE -z ADDR [-F IFNAME]` (DPVS's `--add-laddr`): adds
+    /// `addr` to the service's FULLNAT local address pool; it must be an
+    /// address of a NIC lvsfwd serves (of `ifname`, when given).
+    AddLaddr {
+        svc: ServiceKey,
+        addr: IpAddr,
+        ifname: Option<String>,
+    },
+    /// `-Q -t|u|f SERVICE -z ADDR [-F IFNAME]` (`--del-laddr`): removes it.
+    DelLaddr {
+        svc: ServiceKey,
+        addr: IpAddr,
+        ifname: Option<String>,
+    },
+    /// `-G [-t|u|f SERVICE]` (`--get-laddr`): lists the pools (of every
+    /// service, or of one).
+    GetLaddr(Option<ServiceKey>),
     /// `-v`.
     Version,
     /// `-h`.

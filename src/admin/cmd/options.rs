@@ -32,6 +32,9 @@ mod counters {
             Save => "save",
             StartDaemon => "start-daemon",
             StopDaemon => "stop-daemon",
+            AddLaddr => "add-laddr",
+            DelLaddr => "del-laddr",
+            GetLaddr => "get-laddr",
         }
     }
 
@@ -81,6 +84,8 @@ mod counters {
             TunNocsum => "tun-nocsum",
             TunCsum => "tun-csum",
             TunRemcsum => "tun-remcsum",
+            Laddr => "laddr",
+            Ifname => "ifname",
         }
     }
 }
@@ -124,6 +129,11 @@ impl OptId {
             'v' => O::Command(C::Version),
             'R' => O::Command(C::Restore),
             'S' => O::Command(C::Save),
+            'P' => O::Command(C::AddLaddr),
+            'Q' => O::Command(C::DelLaddr),
+            'G' => O::Command(C::GetLaddr),
+            'z' => O::Laddr,
+            'F' => O::Ifname,
             't' => O::Tcp,
             'u' => O::Udp,
             'f' => O::Fwmark,
@@ -170,7 +180,9 @@ impl OptId {
             | O::McastTtl
             | O::SyncMaxlen
             | O::TunType
-            | O::TunPort => ArgKind::Required,
+            | O::TunPort
+            | O::Laddr
+            | O::Ifname => ArgKind::Required,
             O::Persistent => ArgKind::Optional,
             O::Command(_)
             | O::Masq
@@ -235,6 +247,8 @@ impl OptId {
             O::McastTtl => Optc::McastTtl,
             O::SyncMaxlen => Optc::SyncMaxlen,
             O::TunInfo => Optc::TunInfo,
+            O::Laddr => Optc::LocalAddress,
+            O::Ifname => Optc::Ifname,
             O::Command(_) | O::Sctp | O::Sort | O::Ipv6 | O::Pe => {
                 return None;
             }

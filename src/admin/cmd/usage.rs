@@ -25,6 +25,8 @@ pub fn usage_text() -> String {
   {p} -d virtual-service -r server-address
   {p} -L|l [virtual-service] [options]
   {p} -Z [virtual-service]
+  {p} -P|Q virtual-service -z local-address [-F ifname]
+  {p} -G [virtual-service]
   {p} --set tcp tcpfin udp
   {p} -h
 
@@ -40,6 +42,9 @@ Commands (long or short form):
   --delete-server   -d        remove a real server
   --list            -L|-l     list the table
   --zero            -Z        reset the counters of one or every service
+  --add-laddr       -P        add a FULLNAT local address (DPVS)
+  --del-laddr       -Q        remove a FULLNAT local address (DPVS)
+  --get-laddr       -G        list the FULLNAT local addresses (DPVS)
   --set tcp tcpfin udp        set the connection timeouts (0 keeps a value)
   --help            -h        print this text
   --version         -v        print the version
@@ -62,6 +67,8 @@ Options:
   --weight       -w weight       0..65535 (default 1)
   --u-threshold  -x uthreshold   upper connection threshold
   --l-threshold  -y lthreshold   lower connection threshold
+  --laddr        -z address      FULLNAT local address (-P, -Q)
+  --ifname       -F ifname       the NIC the local address is on (-P, -Q)
   --connection   -c              list connections
   --timeout                      list the timeouts
   --stats                        list counters

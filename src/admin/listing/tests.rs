@@ -305,6 +305,7 @@ fn conn(
         dport: d.1,
         state,
         expires_in,
+        local: None,
     }
 }
 

@@ -29,6 +29,15 @@ impl ListingSource for Fake {
     fn zero_counters(&self, svc: Option<&ServiceKey>) {
         self.zeroed.borrow_mut().push(svc.copied());
     }
+    /// Two served NICs: lfa0 with 198.18.1.9 and 198.18.1.10, lfa1 with
+    /// 2001:2::9.
+    fn local_address_nic(&self, addr: IpAddr) -> Result<String, String> {
+        match addr.to_string().as_str() {
+            "198.18.1.9" | "198.18.1.10" => Ok("lfa0".into()),
+            "2001:2::9" => Ok("lfa1".into()),
+            _ => Err(format!("local address {addr} is not on a served NIC")),
+        }
+    }
 }
 
 fn req(line: &str) -> Request {
@@ -157,6 +166,136 @@ fn live_counters_and_rates_reach_the_listing() {
 }
 
 #[test]
+fn local_addresses_are_added_listed_and_removed_dpvs_style() {
+    let mut view = Fake::default();
+    let key = ServiceKey {
+        proto: crate::service::Protocol::Tcp,
+        addr: "198.18.0.250".parse().unwrap(),
+        port: 80,
+        fwmark: 0,
+    };
+    let conn = |l: &str| ConnView {
+        any_proto: false,
+        proto: crate::service::Protocol::Tcp,
+        caddr: "198.18.5.1".parse().unwrap(),
+        cport: 50937,
+        vaddr: "198.18.0.250".parse().unwrap(),
+        vport: 80,
+        daddr: "198.18.0.11".parse().unwrap(),
+        dport: 80,
+        state: "ESTABLISHED",
+        expires_in: Duration::from_secs(82),
+        local: Some((key, l.parse().unwrap())),
+    };
+    view.conns = vec![conn("198.18.1.9"), conn("198.18.1.9"), conn("198.18.1.10")];
+    let mut st = AdminState::default();
+    assert_eq!(
+        serve(&mut st, &view, "-A -t 198.18.0.250:80 -s rr").exit_code,
+        0
+    );
+    let r = serve(&mut st, &view, "-P -t 198.18.0.250:80 -z 198.18.1.9");
+    assert_eq!((r.exit_code, r.changed), (0, true), "{}", r.stderr);
+    let r = serve(
+        &mut st,
+        &view,
+        "--add-laddr -t 198.18.0.250:80 --laddr 198.18.1.10 -F lfa0",
+    );
+    assert_eq!((r.exit_code, r.changed), (0, true), "{}", r.stderr);
+    assert_eq!(
+        st.services[0].local_addrs,
+        vec![ip("198.18.1.9"), ip("198.18.1.10")]
+    );
+    // Refused, naming the argument at fault; nothing changes.
+    for (line, err) in [
+        (
+            "-P -t 198.18.0.250:80 -z 198.18.7.9",
+            "-z 198.18.7.9: local address 198.18.7.9 is not on a served NIC\n",
+        ),
+        (
+            "-P -t 198.18.0.250:80 -z 198.18.1.9 -F lfa1",
+            "-F lfa1: local address 198.18.1.9 is on lfa0, not on lfa1\n",
+        ),
+        (
+            "-P -t 198.18.0.250:80 -z 198.18.1.9",
+            "Local address already exists\n",
+        ),
+        (
+            "-P -t 198.18.0.251:80 -z 198.18.1.9",
+            "Service not defined\n",
+        ),
+        (
+            "-P -t 198.18.0.250:80 -z 2001:2::9",
+            "Local address must be of the same address family as the service's other local addresses\n",
+        ),
+        (
+            "-Q -t 198.18.0.250:80 -z 198.18.1.11",
+            "No such Local address\n",
+        ),
+        (
+            "-P -t 198.18.0.250:80",
+            "You need to supply the 'local-address' option for the 'add-laddr' command\n",
+        ),
+        (
+            "-G -t 198.18.0.250:80 -z 198.18.1.9",
+            "Illegal 'local-address' option with the 'get-laddr' command\n",
+        ),
+        (
+            "-P -t 198.18.0.250:80 -z nowhere",
+            "illegal local address\n",
+        ),
+    ] {
+        let r = serve(&mut st, &view, line);
+        assert_eq!(
+            (r.stderr.as_str(), r.exit_code, r.changed),
+            (err, 1, false),
+            "{line}"
+        );
+    }
+    let r = serve(&mut st, &view, "-G");
+    assert_eq!(
+        r.stdout,
+        "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n\
+         198.18.0.250:80      2        \n\
+         \x20                             198.18.1.9           -          2         \n\
+         \x20                             198.18.1.10          -          1         \n"
+    );
+    // The last address of a service with FULLNAT real servers stays.
+    let r = serve(
+        &mut st,
+        &view,
+        "-a -t 198.18.0.250:80 -r 198.18.0.11:80 --fullnat",
+    );
+    assert_eq!(r.exit_code, 0, "{}", r.stderr);
+    let r = serve(&mut st, &view, "-Q -t 198.18.0.250:80 -z 198.18.1.9");
+    assert_eq!((r.exit_code, r.changed), (0, true), "{}", r.stderr);
+    let r = serve(
+        &mut st,
+        &view,
+        "--del-laddr -t 198.18.0.250:80 -z 198.18.1.10",
+    );
+    assert_eq!(
+        (r.stderr.as_str(), r.exit_code),
+        (
+            "Local address is the last one of a service with FULLNAT real servers\n",
+            1
+        )
+    );
+    assert_eq!(st.services[0].local_addrs, vec![ip("198.18.1.10")]);
+    let r = serve(&mut st, &view, "-G -t 198.18.0.250:80");
+    assert!(
+        r.stdout.contains("198.18.0.250:80      1        \n"),
+        "{}",
+        r.stdout
+    );
+    let r = serve(&mut st, &view, "-G -t 198.18.0.9:80");
+    assert_eq!(r.stderr, "Service not defined\n");
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
 fn connections_listing() {
     let mut view = Fake::default();
     view.conns.push(ConnView {
@@ -170,6 +309,7 @@ fn connections_listing() {
         dport: 80,
         state: "FIN_WAIT",
         expires_in: Duration::from_secs(82),
+        local: None,
     });
     let r = serve(&mut AdminState::default(), &view, "-L -n -c");
     assert_eq!(

@@ -200,8 +200,9 @@ impl rustls::client::danger::ServerCertVerifier for NoCertCheck {
     }
 }
 
-/// The one TLS client configuration of every SSL_GET.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+/// The one TLS client configuration of every SSL_GET (and of `lvsfwd
+/// genhash -S`).
+pub(super) fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {

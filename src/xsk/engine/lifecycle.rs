@@ -39,11 +39,17 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EngineConfig {
     /// The data-plane NICs, in [`NicId`](crate::dest::NicId) order (in the
     /// calling thread's network namespace). Worker i serves queue
-    /// `queues[i]` of every one of them from one UMEM, so that a frame
-    /// leaves through any NIC without a copy.
+    /// `queues[i]` of every one of them that has it, from one UMEM, so that
+    /// a frame leaves through any of those NICs without a copy.
     pub ifnames: Vec<String>,
-    /// The RX queues to serve (of every NIC), one worker each.
+    /// The RX queues to serve, one worker each (each of at least one NIC).
     pub queues: Vec<u32>,
+    /// How many RX queues each NIC has, in `ifnames` order: worker i binds
+    /// a socket on NIC k only when `queues[i] < nic_queues[k]`. Empty:
+    /// every NIC has every queue of `queues`. A frame a worker sends out
+    /// of a NIC it has no socket on is handed to a worker that has one
+    /// (module doc of [`super`], "NICs with different queue counts").
+    pub nic_queues: Vec<u32>,
     /// Worker i runs on core `cores[i]`; workers beyond the list (or all,
     /// if it is empty) on core i modulo the number of cores.
     pub cores: Vec<usize>,
@@ -176,21 +182,56 @@ fn validate(cfg: &EngineConfig, planes: usize) -> anyhow::Result<()> {
     seen.sort_unstable();
     seen.dedup();
     ensure!(seen.len() == n, "queue listed twice in {:?}", cfg.queues);
+    if !cfg.nic_queues.is_empty() {
+        ensure!(
+            cfg.nic_queues.len() == cfg.ifnames.len(),
+            "{} queue counts for {} NICs",
+            cfg.nic_queues.len(),
+            cfg.ifnames.len()
+        );
+        for (ifname, &c) in cfg.ifnames.iter().zip(&cfg.nic_queues) {
+            ensure!(
+                cfg.queues.iter().any(|&q| q < c),
+                "{ifname} has {c} RX queues: none of the queues {:?} to serve",
+                cfg.queues
+            );
+        }
+        for &q in &cfg.queues {
+            ensure!(
+                cfg.nic_queues.iter().any(|&c| q < c),
+                "no NIC has RX queue {q}"
+            );
+        }
+    }
     Ok(())
 }
 
+/// Whether worker `w` has a socket on NIC `nic` (it serves queue
+/// `queues[w]`, and the NIC has that queue).
+pub(super) fn serves(cfg: &EngineConfig, w: usize, nic: usize) -> bool {
+    cfg.nic_queues
+        .get(nic)
+        .is_none_or(|&c| cfg.queues.get(w).is_some_and(|&q| q < c))
+}
+
 /// Creates one UMEM per queue and binds and registers one socket per NIC
-/// on each (queue `q` of every NIC shares worker `q`'s UMEM), in queue
-/// order, sockets in NIC order.
+/// that has the queue on each (queue `q` of every such NIC shares worker
+/// `q`'s UMEM), in queue order, sockets in NIC order (`None` where the
+/// NIC has no such queue).
 fn open_sockets(
     cfg: &EngineConfig,
     register_socket: &mut dyn FnMut(usize, u32, RawFd) -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<WorkerIo>> {
     let mut socks = Vec::with_capacity(cfg.queues.len());
-    for &q in &cfg.queues {
+    for (w, &q) in cfg.queues.iter().enumerate() {
         let (umem, pool) = WorkerUmem::new(cfg.frames_per_queue)?;
         let mut xsks = Vec::with_capacity(cfg.ifnames.len());
+        let mut first = true;
         for (nic, ifname) in cfg.ifnames.iter().enumerate() {
+            if !serves(cfg, w, nic) {
+                xsks.push(None);
+                continue;
+            }
             let x = umem.bind(&BindOptions {
                 ifname,
                 queue: q,
@@ -205,9 +246,10 @@ fn open_sockets(
                 } else {
                     "copy"
                 },
-                if nic > 0 { ", UMEM shared" } else { "" }
+                if first { "" } else { ", UMEM shared" }
             );
-            xsks.push((ifname.clone(), x));
+            first = false;
+            xsks.push(Some((ifname.clone(), x)));
         }
         socks.push((xsks, umem, pool));
     }
@@ -263,10 +305,15 @@ impl Engine {
                     .set_fullnat_ports(steer::fullnat_ports(i as u32, n as u32));
             }
             let umems: Vec<WorkerUmem> = socks.iter().map(|(_, u, _)| u.clone()).collect();
+            let has_nic = socks
+                .iter()
+                .map(|(x, _, _)| x.iter().map(Option::is_some).collect())
+                .collect();
             Some(Arc::new(Mesh::new(
                 cfg.batch,
                 cfg.frames_per_queue,
                 &umems,
+                has_nic,
             )?))
         } else {
             None
@@ -302,9 +349,9 @@ impl Engine {
                 .copied()
                 .unwrap_or_else(|| core_ids.get(i % core_ids.len().max(1)).map_or(i, |c| c.id));
             let info = WorkerInfo {
-                queue: io.0[0].1.queue(),
+                queue: cfg.queues[i],
                 core,
-                zero_copy: io.0.iter().all(|(_, x)| x.is_zero_copy()),
+                zero_copy: io.0.iter().flatten().all(|(_, x)| x.is_zero_copy()),
             };
             let (query_tx, query_rx) = channel::bounded(1);
             engine.queries.push(query_tx);

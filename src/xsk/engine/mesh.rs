@@ -1,7 +1,9 @@
 //! The cross-worker mesh of a multi-queue engine: per worker an inbox of
-//! frames handed to it, per ordered worker pair a queue of frames lent for
-//! the hand-over, and per worker a doorbell to wake it (module doc of
-//! [`super`], "Several queues").
+//! frames handed to it to process and an outbox of frames handed to it to
+//! send (out of a NIC the sender has no socket on), per ordered worker pair
+//! a queue of frames lent for the hand-over, and per worker a doorbell to
+//! wake it (module doc of [`super`], "Several queues" and "NICs with
+//! different queue counts").
 
 use anyhow::Context;
 use crossbeam::queue::ArrayQueue;
@@ -21,6 +23,11 @@ pub(super) struct Mesh {
     /// Per worker: descriptors (in its own UMEM) of frames handed to it,
     /// with the NIC each arrived on.
     pub(super) inbox: Vec<ArrayQueue<(FrameDesc, NicId)>>,
+    /// Per worker: descriptors (in its own UMEM) of finished frames to
+    /// transmit, with the NIC each leaves by (one it has a socket on).
+    pub(super) outbox: Vec<ArrayQueue<(FrameDesc, NicId)>>,
+    /// `has_nic[w][nic]`: worker `w` has a socket on NIC `nic`.
+    has_nic: Vec<Vec<bool>>,
     /// `lend[owner * n + borrower]`: empty frames of `owner`'s UMEM that
     /// `borrower` may fill.
     lend: Vec<ArrayQueue<FrameDesc>>,
@@ -38,11 +45,13 @@ pub(super) struct Mesh {
 }
 
 impl Mesh {
-    /// The mesh between the workers owning `umems`, one each.
+    /// The mesh between the workers owning `umems`, one each; `has_nic`
+    /// says which NICs each has a socket on.
     pub(super) fn new(
         batch: usize,
         frames_per_queue: u32,
         umems: &[WorkerUmem],
+        has_nic: Vec<Vec<bool>>,
     ) -> anyhow::Result<Mesh> {
         let n = umems.len();
         let lend_depth = (2 * batch).min(frames_per_queue as usize / (2 * n));
@@ -55,6 +64,10 @@ impl Mesh {
             inbox: (0..n)
                 .map(|_| ArrayQueue::new((4 * batch).max(256)))
                 .collect(),
+            outbox: (0..n)
+                .map(|_| ArrayQueue::new((4 * batch).max(256)))
+                .collect(),
+            has_nic,
             lend: (0..n * n)
                 .map(|_| ArrayQueue::new(lend_depth.max(1)))
                 .collect(),
@@ -78,19 +91,35 @@ impl Mesh {
         owner.map(|o| o as usize).filter(|&o| o != me && o < self.n)
     }
 
-    /// Hands the frame `data`, received on NIC `nic`, over from worker `me`
-    /// to worker `o`: copies
+    /// The worker that sends, for worker `me`, the frames it routes out of
+    /// NIC `nic` when `me` has no socket on it: the workers that have one
+    /// take them in turn by worker index (`me` modulo their number), so
+    /// that the load of the workers without spreads over those with.
+    /// `None` when `me` has a socket on it (or no worker has).
+    pub(super) fn egress_peer(&self, me: usize, nic: usize) -> Option<usize> {
+        if self.has_nic.get(me)?.get(nic).copied().unwrap_or(false) {
+            return None;
+        }
+        let with: Vec<usize> = (0..self.n)
+            .filter(|&w| self.has_nic[w].get(nic).copied().unwrap_or(false))
+            .collect();
+        (!with.is_empty()).then(|| with[me % with.len()])
+    }
+
+    /// Hands the frame `data` over from worker `me` to worker `o`: copies
     /// it into a frame `o` lent to `me` (`held`, the one kept from a failed
-    /// hand-over, first) and pushes that onto `o`'s inbox. False when there
-    /// is no lent frame, the frame does not fit or the inbox is full; a
-    /// lent frame then stays in `held`.
+    /// hand-over, first) and pushes that, with `nic`, onto `o`'s inbox
+    /// (`send` false: `o` processes it as received on `nic`) or its outbox
+    /// (`send` true: `o` transmits it out of `nic`). False when there is no
+    /// lent frame, the frame does not fit or the box is full; a lent frame
+    /// then stays in `held`.
     #[inline]
     pub(super) fn hand_over(
         &self,
         me: usize,
         o: usize,
         held: &mut Option<FrameDesc>,
-        nic: NicId,
+        (nic, send): (NicId, bool),
         data: &[u8],
     ) -> bool {
         let Some(mut l) = held.take().or_else(|| self.lend[o * self.n + me].pop()) else {
@@ -111,11 +140,59 @@ impl Mesh {
             None => false,
         };
         dst.finish(0, if copied { data.len() } else { 0 });
-        let pushed = copied && self.inbox[o].push((l, nic)).is_ok();
+        let to = if send {
+            &self.outbox[o]
+        } else {
+            &self.inbox[o]
+        };
+        let pushed = copied && to.push((l, nic)).is_ok();
         if !pushed {
             *held = Some(l);
         }
         pushed
+    }
+}
+
+/// A worker's side of the hand-overs: what it keeps per peer, and its
+/// counts.
+pub(super) struct Handed {
+    /// Per peer: a frame it lent that this worker took but could not hand
+    /// over (full box); used first next time.
+    held: Vec<Option<FrameDesc>>,
+    /// Per peer: frames were pushed to one of its boxes this round.
+    rang: Vec<bool>,
+    /// Frames handed over (to be processed or sent by a peer).
+    pub(super) out: u64,
+    /// Frames that found no lent frame or a full box (dropped).
+    pub(super) drop: u64,
+}
+
+impl Handed {
+    pub(super) fn new(peers: usize) -> Handed {
+        Handed {
+            held: vec![None; peers],
+            rang: vec![false; peers],
+            out: 0,
+            drop: 0,
+        }
+    }
+
+    /// [`Mesh::hand_over`] of `data` from `me` to `o`, counted.
+    #[inline]
+    pub(super) fn give(
+        &mut self,
+        mesh: &Mesh,
+        me: usize,
+        o: usize,
+        to: (NicId, bool),
+        data: &[u8],
+    ) {
+        if mesh.hand_over(me, o, &mut self.held[o], to, data) {
+            self.out += 1;
+            self.rang[o] = true;
+        } else {
+            self.drop += 1;
+        }
     }
 }
 
@@ -136,12 +213,12 @@ impl Worker {
                 };
                 match mesh.wholes[o].push((w, nic, self.me)) {
                     Ok(()) => {
-                        self.steered_out += 1;
-                        self.rang[o] = true;
+                        self.handed.out += 1;
+                        self.handed.rang[o] = true;
                     }
                     Err((w, _, _)) => {
                         self.dp.give_back(w);
-                        self.steer_drop += 1;
+                        self.handed.drop += 1;
                     }
                 }
             }
@@ -168,7 +245,7 @@ impl Worker {
             }
             // Never full: it has room for all of that worker's buffers.
             if mesh.returns[from].push(w).is_ok() {
-                self.rang[from] = true;
+                self.handed.rang[from] = true;
             }
             n += 1;
         }
@@ -186,6 +263,23 @@ impl Worker {
                 break;
             };
             self.frame(d, nic, false, now);
+            n += 1;
+        }
+        n
+    }
+
+    /// Queues the frames peers handed over for sending (up to one batch)
+    /// on the NICs they leave by.
+    pub(super) fn drain_outbox(&mut self) -> usize {
+        let Some(mesh) = self.mesh.clone() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < self.batch {
+            let Some((d, nic)) = mesh.outbox[self.me].pop() else {
+                break;
+            };
+            self.queue_tx(d, nic);
             n += 1;
         }
         n
@@ -209,7 +303,7 @@ impl Worker {
     /// Wakes the peers this round handed frames to.
     pub(super) fn ring_peers(&mut self) {
         let Some(mesh) = &self.mesh else { return };
-        for (p, rang) in self.rang.iter_mut().enumerate() {
+        for (p, rang) in self.handed.rang.iter_mut().enumerate() {
             if std::mem::take(rang) {
                 mesh.bells[p].ring();
             }

@@ -1,7 +1,7 @@
 //! The AF_XDP engine: one pinned worker thread per RX queue, each owning a
 //! UMEM ([`WorkerUmem`](super::afxdp::WorkerUmem)) and one AF_XDP socket
-//! bound from it on every data-plane NIC (queue i of each NIC belongs to
-//! worker i: XDP_SHARED_UMEM), running the pure data plane over batches of
+//! bound from it on every data-plane NIC that has its queue (queue i of
+//! each NIC belongs to worker i: XDP_SHARED_UMEM), running the pure data plane over batches of
 //! frames and sending each result out of the NIC the data plane names
 //! (`Verdict::Tx(nic)`), with no copy between NICs. The NICs' fill rings
 //! share the worker's pool evenly; RX takes a batch from each NIC in turn,
@@ -65,6 +65,22 @@
 //! reassembly buffer itself goes to the owner over a per-worker queue of
 //! whole datagrams, and back over a per-worker return queue (both sized
 //! for every buffer, so neither fills). With one queue none of this exists.
+//!
+//! # NICs with different queue counts
+//! There is one worker per served queue number; worker i binds a socket on
+//! queue `queues[i]` of each NIC that has it, all from its one UMEM (a
+//! director whose NICs have 4 and 2 queues runs 4 workers: workers 0 and 1
+//! have a socket on both NICs, workers 2 and 3 on the first only), so every
+//! RX queue of every NIC is served. A frame that a worker routes out of a
+//! NIC it has no socket on cannot go on another worker's TX ring (rings are
+//! single-producer, and the frame is in the wrong UMEM), so it crosses like
+//! a steered frame: copied once into a frame the sending peer lent
+//! beforehand, pushed onto that peer's outbox with the NIC, and the peer
+//! puts it on its TX ring for that NIC without processing it again. Which
+//! peer: the workers with a socket on that NIC take the others in turn
+//! (`me` modulo their number). Counted with the steered frames
+//! (`steered_out`, `steer_drop`). Frames between NICs both of which the
+//! worker has a socket on still move without a copy.
 //!
 //! # Deliberately not done
 //! Per-worker scheduler state is not shared (rr/wrr/lc run per worker, as

@@ -22,7 +22,11 @@ const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
 
 /// A next hop on the first (only) NIC.
 fn hop(mac: [u8; 6]) -> NextHop {
-    NextHop { nic: 0, mac }
+    NextHop {
+        nic: 0,
+        mac,
+        src: None,
+    }
 }
 
 fn dr_plane() -> Dataplane {
@@ -144,6 +148,7 @@ fn cfg(queues: Vec<u32>, frames: u32, batch: usize) -> EngineConfig {
         // Never reached: every case fails validation first.
         ifnames: vec!["lfnone0".into()],
         queues,
+        nic_queues: vec![],
         cores: vec![],
         zero_copy: ZeroCopy::Off,
         frames_per_queue: frames,
@@ -168,6 +173,37 @@ fn start_rejects_inconsistent_settings() {
     assert!(start_err(&cfg(vec![0, 0], 4096, 64), 2).contains("twice"));
     assert!(start_err(&cfg(vec![0], 4096, 0), 1).contains("batch"));
     assert!(start_err(&cfg(vec![0, 1], 256, 64), 2).contains("too few"));
+}
+
+#[test]
+fn nics_with_different_queue_counts_are_served_queue_by_queue() {
+    let mut c = cfg(vec![0, 1, 2, 3], 4096, 64);
+    c.ifnames = vec!["lfa".into(), "lfb".into()];
+    c.nic_queues = vec![4, 2];
+    // Workers 0 and 1 on both NICs, 2 and 3 on the first only.
+    let has = |w| {
+        (0..2)
+            .map(|n| super::lifecycle::serves(&c, w, n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(has(0), [true, true]);
+    assert_eq!(has(1), [true, true]);
+    assert_eq!(has(2), [true, false]);
+    assert_eq!(has(3), [true, false]);
+    // Without counts every NIC has every queue.
+    c.nic_queues.clear();
+    assert!(super::lifecycle::serves(&c, 3, 1));
+
+    let mut c = cfg(vec![0, 1, 4], 4096, 64);
+    c.ifnames = vec!["lfa".into(), "lfb".into()];
+    c.nic_queues = vec![4, 2];
+    assert!(start_err(&c, 3).contains("no NIC has RX queue 4"));
+    let mut c = cfg(vec![2, 3], 4096, 64);
+    c.ifnames = vec!["lfa".into(), "lfb".into()];
+    c.nic_queues = vec![4, 2];
+    assert!(start_err(&c, 2).contains("lfb has 2 RX queues: none of the queues [2, 3]"));
+    c.nic_queues = vec![4];
+    assert!(start_err(&c, 2).contains("1 queue counts for 2 NICs"));
 }
 
 #[test]

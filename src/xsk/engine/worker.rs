@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crossbeam::channel;
 
-use super::mesh::Mesh;
+use super::mesh::{Handed, Mesh};
 use super::monotonic_now;
 use super::rounds::{self, Phase, RoundStats};
 use crate::conn::SyncApplied;
@@ -49,9 +49,10 @@ const KERNEL_STATS_LATEST: Duration = Duration::from_secs(2);
 /// index) go.
 pub(super) type Questions = (channel::Receiver<Query>, channel::Sender<(usize, Reply)>);
 
-/// A worker's sockets (one per NIC, in NIC order, with the NIC's name), the
-/// UMEM they are all bound from and that UMEM's pool.
-pub(super) type WorkerIo = (Vec<(String, Xsk)>, WorkerUmem, Vec<FrameDesc>);
+/// A worker's sockets (one per NIC that has its queue, in NIC order, with
+/// the NIC's name; `None` for a NIC without it), the UMEM they are all
+/// bound from and that UMEM's pool.
+pub(super) type WorkerIo = (Vec<Option<(String, Xsk)>>, WorkerUmem, Vec<FrameDesc>);
 
 /// A worker's socket on one NIC, and what it is to send out of it.
 struct NicPort {
@@ -67,8 +68,12 @@ struct NicPort {
 /// One queue's worker: everything it touches per frame is its own.
 pub(super) struct Worker {
     pub(super) me: usize,
-    /// Its queue of every NIC, by [`NicId`].
-    nics: Vec<NicPort>,
+    /// Its queue of every NIC, by [`NicId`] (`None`: the NIC has no such
+    /// queue).
+    nics: Vec<Option<NicPort>>,
+    /// Per NIC it has no socket on: the peer that sends its frames out of
+    /// that NIC ([`Mesh::egress_peer`]).
+    egress: Vec<Option<usize>>,
     /// How many frames each NIC's fill ring is kept at: the pool split
     /// evenly (all of it with one NIC).
     fill_quota: u32,
@@ -85,13 +90,8 @@ pub(super) struct Worker {
     seen_generation: Option<u64>,
     pub(super) mesh: Option<Arc<Mesh>>,
     pub(super) steer: SteerMap,
-    /// Per peer: a frame it lent that this worker took but could not hand
-    /// over (full inbox); used first next time.
-    held: Vec<Option<FrameDesc>>,
-    /// Per peer: frames were pushed to its inbox this round.
-    pub(super) rang: Vec<bool>,
-    pub(super) steered_out: u64,
-    pub(super) steer_drop: u64,
+    /// Frames handed to peers, to process or to send.
+    pub(super) handed: Handed,
     tx_ring_full: u64,
     /// When this worker last had work (`idle_spin` counts from here).
     last_busy: Timestamp,
@@ -141,19 +141,26 @@ impl Worker {
         // either: the fill rings get what is left after both.
         let reserve = (umem.frames() / 16).min(EXTRA_RESERVE);
         let lent = mesh.as_ref().map_or(0, |m| m.lend_depth * (m.n - 1)) as u32;
-        let fill_quota = umem.frames().saturating_sub(reserve + lent) / xsks.len().max(1) as u32;
+        let sockets = xsks.iter().flatten().count().max(1) as u32;
+        let fill_quota = umem.frames().saturating_sub(reserve + lent) / sockets;
+        let egress = (0..xsks.len())
+            .map(|nic| mesh.as_ref().and_then(|m| m.egress_peer(me, nic)))
+            .collect();
         let nics = xsks
             .into_iter()
-            .map(|(name, xsk)| NicPort {
-                name,
-                xsk,
-                tx: Vec::with_capacity(2 * batch),
-                in_flight: 0,
+            .map(|x| {
+                x.map(|(name, xsk)| NicPort {
+                    name,
+                    xsk,
+                    tx: Vec::with_capacity(2 * batch),
+                    in_flight: 0,
+                })
             })
             .collect();
         Worker {
             me,
             nics,
+            egress,
             fill_quota,
             umem,
             steer: SteerMap::new(&dp.services, peers as u32, dp.hash_seeds().steer),
@@ -165,10 +172,7 @@ impl Worker {
             rx: vec![FrameDesc::default(); batch],
             seen_generation: None,
             mesh,
-            held: vec![None; peers],
-            rang: vec![false; peers],
-            steered_out: 0,
-            steer_drop: 0,
+            handed: Handed::new(peers),
             tx_ring_full: 0,
             last_busy: Timestamp::ZERO,
             busy_round: None,
@@ -270,7 +274,7 @@ impl Worker {
         self.reap();
         self.lend();
         self.refill();
-        for p in &self.nics {
+        for p in self.nics.iter().flatten() {
             if p.xsk.fill_needs_wakeup() {
                 wakeup_error(&p.xsk, p.xsk.poll(None, 0));
             }
@@ -279,16 +283,18 @@ impl Worker {
 
         let mut got = 0;
         for nic in 0..self.nics.len() {
-            got += self.receive(nic as NicId, now);
+            if self.nics[nic].is_some() {
+                got += self.receive(nic as NicId, now);
+            }
         }
-        let handed = self.drain_inbox(now);
+        let handed = self.drain_inbox(now) + self.drain_outbox();
         if self.sync_mode & SYNC_MASTER != 0 {
             self.sync_out();
         }
         self.phase(Phase::Rx);
 
         self.flush_tx();
-        for p in &mut self.nics {
+        for p in self.nics.iter_mut().flatten() {
             if p.in_flight > 0 {
                 let r = p.xsk.drain_tx().map(|_| ());
                 wakeup_error(&p.xsk, r);
@@ -381,7 +387,10 @@ impl Worker {
     /// One RX batch of NIC `nic` through the data plane. Returns how many
     /// frames it had.
     fn receive(&mut self, nic: NicId, now: Timestamp) -> usize {
-        let got = self.nics[usize::from(nic)].xsk.receive(&mut self.rx);
+        let Some(p) = &mut self.nics[usize::from(nic)] else {
+            return 0;
+        };
+        let got = p.xsk.receive(&mut self.rx);
         // Software pipelining over the batch (crate::hint): every frame's
         // headers first, then, while frame i is processed, the connection
         // entry of frame i+1 and the index slots of frame i+2, so their
@@ -408,7 +417,7 @@ impl Worker {
 
     /// Tops every NIC's fill ring up to its share of the pool.
     fn refill(&mut self) {
-        for p in &mut self.nics {
+        for p in self.nics.iter_mut().flatten() {
             p.xsk.refill_to(&mut self.free, self.fill_quota);
         }
     }
@@ -454,28 +463,23 @@ impl Worker {
                     .filter(|&o| o != self.me && o < mesh.n)
             })
         {
-            if mesh.hand_over(self.me, o, &mut self.held[o], nic, fb.data()) {
-                self.steered_out += 1;
-                self.rang[o] = true;
-            } else {
-                self.steer_drop += 1;
-            }
+            self.handed.give(mesh, self.me, o, (nic, false), fb.data());
             self.free.push(d);
             return;
         }
         match self.dp.process_on(&mut fb, nic, now) {
             Verdict::Tx(out) => {
+                if let Some(&Some(o)) = self.egress.get(usize::from(out))
+                    && let Some(mesh) = &self.mesh
+                {
+                    // No socket on that NIC: a peer with one sends a copy.
+                    self.handed.give(mesh, self.me, o, (out, true), fb.data());
+                    self.free.push(d);
+                    return;
+                }
                 let (head, len) = (fb.head(), fb.len());
                 f.finish(head, len);
-                match self.nics.get_mut(usize::from(out)) {
-                    Some(p) => p.tx.push(d),
-                    None => {
-                        // The data plane only names NICs of its snapshot,
-                        // which are the engine's.
-                        debug_assert!(false, "no NIC {out}");
-                        self.free.push(d);
-                    }
-                }
+                self.queue_tx(d, out);
             }
             Verdict::Pass | Verdict::Kernel(_) => {
                 if let Some(k) = &mut self.kport {
@@ -511,7 +515,13 @@ impl Worker {
                 continue;
             }
             let data: &[u8] = data;
-            let Some(p) = self.nics.get_mut(usize::from(out)) else {
+            if let Some(&Some(o)) = self.egress.get(usize::from(out))
+                && let Some(mesh) = &self.mesh
+            {
+                self.handed.give(mesh, self.me, o, (out, true), data);
+                continue;
+            }
+            let Some(Some(p)) = self.nics.get_mut(usize::from(out)) else {
                 debug_assert!(false, "no NIC {out}");
                 continue;
             };
@@ -541,29 +551,54 @@ impl Worker {
         self.dp.clear_extra();
     }
 
+    /// Queues the finished frame `d` for transmission out of NIC `nic`
+    /// (one this worker has a socket on), flushing that NIC's queue first
+    /// when it is full (nothing grows).
+    pub(super) fn queue_tx(&mut self, d: FrameDesc, nic: NicId) {
+        match self.nics.get_mut(usize::from(nic)) {
+            Some(Some(p)) => {
+                if p.tx.len() == p.tx.capacity() {
+                    flush_port(p, &mut self.free, &mut self.tx_ring_full);
+                }
+                p.tx.push(d);
+            }
+            _ => {
+                // The data plane only names NICs of its snapshot, which are
+                // the engine's, and peers only hand over for NICs this
+                // worker has a socket on.
+                debug_assert!(false, "no socket on NIC {nic}");
+                self.free.push(d);
+            }
+        }
+    }
+
     /// Takes completed TX frames of every NIC back onto the free list.
     #[inline]
     fn reap(&mut self) {
-        for p in &mut self.nics {
+        for p in self.nics.iter_mut().flatten() {
             let done = p.xsk.reap_completions(&mut self.free);
             p.in_flight = p.in_flight.saturating_sub(done);
         }
     }
 
     fn flush_tx(&mut self) {
-        for p in &mut self.nics {
+        for p in self.nics.iter_mut().flatten() {
             flush_port(p, &mut self.free, &mut self.tx_ring_full);
         }
     }
 
     fn sleep(&mut self) {
-        let bell = self
-            .mesh
-            .as_ref()
-            .map(|m| (&m.bells[self.me], &m.inbox[self.me], &m.wholes[self.me]));
-        if let Some((b, inbox, wholes)) = bell {
+        let bell = self.mesh.as_ref().map(|m| {
+            (
+                &m.bells[self.me],
+                &m.inbox[self.me],
+                &m.wholes[self.me],
+                &m.outbox[self.me],
+            )
+        });
+        if let Some((b, inbox, wholes, outbox)) = bell {
             b.going_to_sleep();
-            if !inbox.is_empty() || !wholes.is_empty() {
+            if !inbox.is_empty() || !wholes.is_empty() || !outbox.is_empty() {
                 b.woke();
                 return;
             }
@@ -571,21 +606,21 @@ impl Worker {
         // Every NIC's socket and the doorbell, without allocating.
         let mut fds = [-1; MAX_POLL_FDS];
         let mut n = 0;
-        for (slot, p) in fds.iter_mut().zip(&self.nics) {
+        for (slot, p) in fds.iter_mut().zip(self.nics.iter().flatten()) {
             *slot = p.xsk.fd();
             n += 1;
         }
-        if let Some((b, _, _)) = bell
+        if let Some((b, _, _, _)) = bell
             && let Some(slot) = fds.get_mut(n)
         {
             *slot = b.fd();
             n += 1;
         }
         let r = poll_readable(&fds[..n], IDLE_POLL_MS);
-        if let Some((b, _, _)) = bell {
+        if let Some((b, _, _, _)) = bell {
             b.woke();
         }
-        if let Some(p) = self.nics.first() {
+        if let Some(p) = self.nics.iter().flatten().next() {
             wakeup_error(&p.xsk, r);
         }
     }
@@ -594,7 +629,7 @@ impl Worker {
     /// getsockopt each: not per batch).
     fn kernel_stats(&self) {
         let (mut dropped, mut invalid) = (0, 0);
-        for p in &self.nics {
+        for p in self.nics.iter().flatten() {
             match p.xsk.statistics() {
                 Ok(st) => {
                     dropped += st.rx_dropped + st.rx_ring_full;
@@ -612,7 +647,7 @@ impl Worker {
     /// interface was unregistered: `ENETDOWN`, and it is unbound for good);
     /// serving on would keep a worker that never receives again.
     fn check_socket(&mut self) {
-        for p in &self.nics {
+        for p in self.nics.iter().flatten() {
             match p.xsk.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) => {
@@ -635,8 +670,8 @@ impl Worker {
         w.tx.store(c.tx, Ordering::Relaxed);
         w.pass.store(c.pass, Ordering::Relaxed);
         w.drop.store(c.drop, Ordering::Relaxed);
-        w.steered_out.store(self.steered_out, Ordering::Relaxed);
-        w.steer_drop.store(self.steer_drop, Ordering::Relaxed);
+        w.steered_out.store(self.handed.out, Ordering::Relaxed);
+        w.steer_drop.store(self.handed.drop, Ordering::Relaxed);
         w.tx_ring_full.store(self.tx_ring_full, Ordering::Relaxed);
         w.busy_ns.store(self.busy_ns, Ordering::Relaxed);
     }

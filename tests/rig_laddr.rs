@@ -1,0 +1,117 @@
+//! DPVS's ipvsadm extension for FULLNAT local addresses through lvsadm, on a
+//! running director: `-P` adds an address to a service's pool, `-Q` removes
+//! one, `-G` lists the pools in DPVS's columns; the real servers see the
+//! addresses the pool holds at the time. An address that is not on a NIC
+//! lvsfwd serves (or not on the `-F` NIC) is refused naming the argument,
+//! and the pool stays as it was.
+#![forbid(unsafe_code)]
+
+mod rig;
+
+use std::net::{IpAddr, SocketAddr};
+
+use rig::daemon::{Lvsfwd, lvsadm, lvsadm_ok as ok};
+use rig::plan::Svc;
+use rig::{Fam, HTTP_PORT, IFACE, Mode, Rig};
+
+/// A second local address on the director's NIC.
+const LIP2: &str = "198.18.0.8";
+/// An address on a NIC lvsfwd does not serve.
+const OFF_NIC: &str = "198.18.7.9";
+
+#[test]
+fn local_addresses_change_on_a_running_director() {
+    let rig = Rig::builder(Mode::FullNat).real_servers(2).build();
+    let d = rig.director();
+    d.add_addr(IFACE, &format!("{LIP2}/24"));
+    d.ip(&[
+        "link", "add", "lfdum0", "type", "veth", "peer", "name", "lfdum1",
+    ]);
+    d.ip(&["link", "set", "lfdum1", "up"]);
+    d.ip(&["link", "set", "lfdum0", "up"]);
+    d.add_addr("lfdum0", &format!("{OFF_NIC}/24"));
+
+    let svc = Svc::tcp(Fam::V4, HTTP_PORT);
+    let mut lb = Lvsfwd::start(&rig, &rig.lb_toml(&[svc]));
+    let sock = rig.dir().join("admin.sock").to_string_lossy().into_owned();
+    let vs = svc.vaddr().to_string();
+    let lip = rig.lip(Fam::V4).to_string();
+    let seen = |want: &str| {
+        let t = rig.http(rig.client(), svc.vaddr(), 10);
+        t.assert_all_ok("HTTP through FULLNAT");
+        t.assert_client_seen(want.parse::<IpAddr>().unwrap(), "FULLNAT source");
+    };
+    seen(&lip);
+
+    // Swap the pool's address for another on the same NIC.
+    ok(&sock, &["-P", "-t", &vs, "-z", LIP2]);
+    ok(&sock, &["--del-laddr", "-t", &vs, "--laddr", &lip]);
+    seen(LIP2);
+    let listing = ok(&sock, &["-G", "-t", &vs]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS"],
+        "{listing}"
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        [vs.as_str(), "1"],
+        "{listing}"
+    );
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row[..2], [LIP2, "-"], "{listing}");
+    let conns: u32 = row[2].parse().unwrap();
+    assert!(
+        conns >= 1,
+        "the connections just made (TIME_WAIT) use {LIP2}: {listing}"
+    );
+
+    // Refused with the argument at fault; nothing changes.
+    let refused = |args: &[&str], want: &[&str]| {
+        let (code, _, err) = lvsadm(&sock, args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: {err}");
+        }
+    };
+    refused(
+        &["-P", "-t", &vs, "-z", OFF_NIC],
+        &[
+            &format!("-z {OFF_NIC}"),
+            "not an address of a NIC lvsfwd serves",
+            IFACE,
+        ],
+    );
+    refused(
+        &["-P", "-t", &vs, "-z", "198.18.0.77"],
+        &["-z 198.18.0.77", "not an address of a NIC lvsfwd serves"],
+    );
+    refused(
+        &["-P", "-t", &vs, "-z", &lip, "-F", "lfdum0"],
+        &[&format!("-F lfdum0: local address {lip} is on {IFACE}")],
+    );
+    refused(&["-Q", "-t", &vs, "-z", &lip], &["No such Local address"]);
+    refused(
+        &["-Q", "-t", &vs, "-z", LIP2],
+        &["the last one of a service with FULLNAT real servers"],
+    );
+    let after = ok(&sock, &["-G"]);
+    assert!(
+        after.contains(LIP2) && !after.contains(OFF_NIC) && !after.contains(&lip),
+        "{after}"
+    );
+    seen(LIP2);
+
+    // Both in the pool: new connections take either.
+    ok(&sock, &["-P", "-t", &vs, "-z", &lip, "-F", IFACE]);
+    let t = rig.http(
+        rig.client(),
+        SocketAddr::new(svc.vaddr().ip(), HTTP_PORT),
+        40,
+    );
+    t.assert_all_ok("HTTP over a pool of two");
+    let want: std::collections::BTreeSet<String> = [lip.clone(), LIP2.to_string()].into();
+    assert_eq!(t.clients_seen(), want, "both local addresses in use");
+    assert!(lb.terminate().success(), "{}", lb.stderr());
+}
