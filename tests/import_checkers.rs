@@ -27,7 +27,7 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
     let (toml, w) = import(&fixture());
     let cfg = parse_str(&toml, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
     let named: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
-    assert_eq!(named, [(43, "fast_recovery"), (98, "user")], "{toml}");
+    assert_eq!(named, [(43, "fast_recovery")], "{toml}");
 
     let vs = &cfg.virtual_servers[0];
     assert!(vs.sorry_server_inhibit && vs.omega && vs.ha_suspend);
@@ -133,6 +133,11 @@ fn every_checker_keyword_maps_and_the_rest_is_named_with_its_line() {
             assert!(!u2.require_reply);
             assert_eq!(u2.connect.connect_timeout, Duration::from_secs(1));
             assert_eq!(m.misc_path, "/bin/check 53");
+            // MISC_CHECK `user nobody`: the script runs as nobody.
+            assert_eq!(
+                (m.user.as_deref(), m.group.as_deref()),
+                (Some("nobody"), None)
+            );
             assert_eq!(udp_rs.checks[3].retry, 1);
         }
         other => panic!("{other:?}"),

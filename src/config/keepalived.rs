@@ -59,8 +59,9 @@
 //!
 //! Not done: notification e-mail,
 //! enable_script_security, and the checker keywords lvsfwd does not
-//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack,
-//! MISC_CHECK's user): all reported with their line.
+//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack):
+//! all reported with their line. MISC_CHECK's `user USER [GROUP]` becomes
+//! the checker's `user` / `group`.
 
 use std::fmt::{self, Write};
 use std::path::{Path, PathBuf};
@@ -1250,6 +1251,18 @@ fn checker(out: &mut Out, c: &Node, table: &str, keys: &[Node], extra: &[(&str, 
             ("misc_check", "misc_path") => out.script(I, k, "misc_path"),
             ("misc_check", "misc_timeout") => out.number(I, k, "misc_timeout", true),
             ("misc_check", "misc_dynamic") => out.flag(I, k, "misc_dynamic"),
+            ("misc_check", "user") => match (k.arg(0), k.arg(1)) {
+                (Some(u), g) => {
+                    out.keyword_line(k, I, "user", &s(u));
+                    match g {
+                        Some(g) => out.line(I, "group", &s(g)),
+                        None => {
+                            remove_key(&mut out.toml, "group");
+                        }
+                    }
+                }
+                (None, _) => out.warn(k, "needs a user, dropped"),
+            },
             ("dns_check", "type") => out.string(I, k, "type"),
             ("dns_check", "name") => out.string(I, k, "name"),
             ("udp_check", "payload") => match k.args() {

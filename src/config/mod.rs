@@ -571,6 +571,10 @@ pub struct MiscCheck {
     pub misc_timeout: Option<Duration>,
     /// Exit status 2..=255 sets the weight to status - 2.
     pub misc_dynamic: bool,
+    /// keepalived's `user USER [GROUP]`: whom the script runs as; `None`
+    /// = `[global] script_user`. The group defaults to the user's own.
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 /// Why lb.toml was refused.

@@ -418,6 +418,9 @@ pub(crate) struct RawMiscCheck {
     pub misc_path: S<String>,
     pub misc_timeout: Option<S<f64>>,
     pub misc_dynamic: Option<bool>,
+    /// keepalived's `user USER [GROUP]`.
+    pub user: Option<S<String>>,
+    pub group: Option<S<String>>,
     #[serde(alias = "nb_get_retry")]
     pub retry: Option<S<i64>>,
     pub delay_before_retry: Option<S<f64>>,

@@ -341,7 +341,9 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
         CheckKind::Misc(MiscCheck {
             misc_path: "/bin/true".into(),
             misc_timeout: None,
-            misc_dynamic: false
+            misc_dynamic: false,
+            user: None,
+            group: None,
         })
     );
 }

@@ -484,3 +484,31 @@ fn vrrp_mcast_groups_become_global_keys() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].line, 2);
 }
+
+#[test]
+fn misc_check_user_and_group_are_mapped() {
+    let conf = "virtual_server 198.18.0.250 80 {\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n    \
+                MISC_CHECK {\n      misc_path /bin/true\n      user nobody daemon\n    }\n    \
+                MISC_CHECK {\n      misc_path /bin/false\n      user nobody\n    }\n    \
+                MISC_CHECK {\n      misc_path /bin/false\n      user\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let users: Vec<(Option<&str>, Option<&str>)> = cfg.virtual_servers[0].real_servers[0]
+        .checks
+        .iter()
+        .map(|c| match &c.kind {
+            crate::config::CheckKind::Misc(m) => (m.user.as_deref(), m.group.as_deref()),
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (Some("nobody"), Some("daemon")),
+            (Some("nobody"), None),
+            (None, None)
+        ]
+    );
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(lines, [(14, "user")], "{w:?}");
+}

@@ -640,6 +640,7 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
         None => None,
         Some(t) => Some(timeout_secs(t, "misc_timeout")?),
     };
+    let (user, group) = super::vrrp::script_account(&m.user, &m.group)?;
     let i = up.over(
         TimerKeys {
             retry: &m.retry,
@@ -658,6 +659,8 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
             misc_path: m.misc_path.into_inner(),
             misc_timeout,
             misc_dynamic: m.misc_dynamic.unwrap_or(false),
+            user,
+            group,
         }),
     )
     .logging(m.log_all_failures))

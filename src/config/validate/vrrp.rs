@@ -164,20 +164,7 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
             Some(n) => Ok(int_in(n, key, 1, 1_000_000)? as u32),
         }
     };
-    let user = nonempty(v.user.clone(), "user")?;
-    let group = nonempty(v.group.clone(), "group")?;
-    if let (None, Some(g)) = (&user, &v.group) {
-        return fail(
-            g.span(),
-            "group without user (keepalived's `user USER [GROUP]`)",
-        );
-    }
-    if let Some(u) = &v.user {
-        check_account(u, "user", "/etc/passwd")?;
-    }
-    if let Some(g) = &v.group {
-        check_account(g, "group", "/etc/group")?;
-    }
+    let (user, group) = script_account(&v.user, &v.group)?;
     Ok(VrrpScript {
         name: v.name.into_inner(),
         script,
@@ -189,6 +176,29 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
         user,
         group,
     })
+}
+
+/// keepalived's `user USER [GROUP]` of a script (vrrp_script,
+/// MISC_CHECK): both non-empty, no group without a user, and both existing.
+pub(super) fn script_account(
+    user: &Option<S<String>>,
+    group: &Option<S<String>>,
+) -> R<(Option<String>, Option<String>)> {
+    let u = nonempty(user.clone(), "user")?;
+    let g = nonempty(group.clone(), "group")?;
+    if let (None, Some(g)) = (&u, group) {
+        return fail(
+            g.span(),
+            "group without user (keepalived's `user USER [GROUP]`)",
+        );
+    }
+    if let Some(u) = user {
+        check_account(u, "user", "/etc/passwd")?;
+    }
+    if let Some(g) = group {
+        check_account(g, "group", "/etc/group")?;
+    }
+    Ok((u, g))
 }
 
 /// A script's user or group must exist (a name in `db`, or a number), as

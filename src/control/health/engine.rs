@@ -99,6 +99,9 @@ pub enum ProbeSpec {
     Misc {
         argv: Vec<String>,
         timeout: Duration,
+        /// keepalived's `user USER [GROUP]` (names, resolved by the runner);
+        /// `None`: the global script user.
+        user: Option<(String, Option<String>)>,
     },
 }
 
@@ -376,6 +379,7 @@ fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
         CheckKind::Misc(m) => ProbeSpec::Misc {
             argv: argv::split(&m.misc_path).map_err(BuildError::Argv)?,
             timeout: m.misc_timeout.unwrap_or(check.delay_loop),
+            user: m.user.clone().map(|u| (u, m.group.clone())),
         },
     })
 }

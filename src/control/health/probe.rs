@@ -73,7 +73,8 @@ fn outcome(what: &str, dst: SocketAddr, r: Result<(), String>) -> ProbeOutcome {
 }
 
 /// [`run`], with MISC_CHECK scripts run as `user` (see
-/// [`crate::control::script`]).
+/// [`crate::control::script`]; the runner passes the checker's own `user`
+/// when it has one, the global script user otherwise).
 pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
     match spec {
         ProbeSpec::Tcp(c) => outcome(
@@ -106,7 +107,7 @@ pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
         ProbeSpec::Smtp { conn, helo_name } => {
             outcome("SMTP_CHECK", conn.dst, smtp(conn, helo_name))
         }
-        ProbeSpec::Misc { argv, timeout } => misc(argv, *timeout, user),
+        ProbeSpec::Misc { argv, timeout, .. } => misc(argv, *timeout, user),
     }
 }
 

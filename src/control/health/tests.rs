@@ -426,11 +426,27 @@ fn misc_probe_spec_uses_delay_loop_as_default_timeout() {
         *e.begin(CheckerId(0)).unwrap(),
         ProbeSpec::Misc {
             argv: vec!["/bin/check".into(), "a b".into(), "c d".into()],
-            timeout: Duration::from_secs(10)
+            timeout: Duration::from_secs(10),
+            user: None,
         }
     );
     // A line that cannot be split never reaches the engine: `check`
     // refuses it with its position (config::tests).
+}
+
+/// MISC_CHECK `user USER [GROUP]` reaches the probe, for the runner to run
+/// the script as that account rather than the global script user.
+#[test]
+fn misc_probe_spec_carries_the_checkers_user() {
+    let misc = "[virtual_server.real_server.misc_check]\nmisc_path = \"/bin/check\"\n\
+                user = \"nobody\"\ngroup = \"0\"\n";
+    let (mut e, _) = engine(&format!("{HEAD}{}", rs(1, 1, misc)));
+    match &*e.begin(CheckerId(0)).unwrap() {
+        ProbeSpec::Misc { user, .. } => {
+            assert_eq!(user, &Some(("nobody".to_string(), Some("0".to_string()))))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -841,6 +857,7 @@ fn misc_probe_reports_the_exit_status() {
         probe::run(&ProbeSpec::Misc {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             timeout: Duration::from_millis(t),
+            user: None,
         })
     };
     assert_eq!(
@@ -868,6 +885,7 @@ fn misc_probe_kills_the_script_group_at_its_timeout() {
     let out = probe::run(&ProbeSpec::Misc {
         argv: vec!["/bin/sh".into(), "-c".into(), script],
         timeout: Duration::from_millis(200),
+        user: None,
     });
     assert_eq!(out, ProbeOutcome::Failure);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
@@ -886,6 +904,7 @@ fn misc_probe_runs_as_the_script_user() {
             "test \"$(id -u):$(id -g)\" = 65534:65534".into(),
         ],
         timeout: Duration::from_secs(5),
+        user: None,
     };
     let nobody = crate::control::script::RunAs {
         uid: 65534,
