@@ -38,8 +38,11 @@
 //!   USER [GROUP]), an instance's `track_script` and `track_interface`
 //!   (with `weight W`), and `vrrp_sync_group` (group, notify scripts) map
 //!   to their lb.toml keys; a tracked object with a weight is written in
-//!   the table form `{ name = "...", weight = W }`. `reverse`, `init_fail`
-//!   and the sync group's own tracking are reported.
+//!   the table form `{ name = "...", weight = W }`; `weight W reverse`
+//!   (vrrp_script and track_script) adds `reverse = true`, track_script's
+//!   `noreverse` `reverse = false`, and `init_fail` is copied. A
+//!   track_interface's `reverse` and the sync group's own tracking are
+//!   reported.
 //!
 //! - Every checker (TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK, UDP_CHECK,
 //!   PING_CHECK, SMTP_CHECK, MISC_CHECK), any number of each, is written as
@@ -675,7 +678,7 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
                 let entries = c
                     .children()
                     .iter()
-                    .filter_map(|t| tracked(out, t))
+                    .filter_map(|t| tracked(out, t, c.keyword() == "track_script"))
                     .collect();
                 tracks.push((c.keyword(), entries));
             }
@@ -759,35 +762,39 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
 
 /// One `track_script` / `track_interface` entry (`NAME [weight W]`) as a
 /// TOML array element; `None` (reported) when it cannot be mapped.
-fn tracked(out: &mut Out, t: &Node) -> Option<String> {
+/// `script`: a track_script entry (`weight W reverse|noreverse`), else a
+/// track_interface one (lvsfwd has no reverse for it).
+fn tracked(out: &mut Out, t: &Node, script: bool) -> Option<String> {
     let name = t.keyword();
-    match t.args() {
-        [] => Some(s(name)),
-        [w, v] if w == "weight" => match toml_number(v, false) {
-            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
-            None => {
-                out.warn(t, format!("weight `{v}` is not a number, dropped"));
-                None
-            }
-        },
-        [w, v, r] if w == "weight" && r == "noreverse" => match toml_number(v, false) {
-            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
-            None => {
-                out.warn(t, format!("weight `{v}` is not a number, dropped"));
-                None
-            }
-        },
+    let (v, reverse) = match t.args() {
+        [] => return Some(s(name)),
+        [w, v] if w == "weight" => (v, None),
+        [w, v, r] if w == "weight" && r == "noreverse" => (v, Some(false)),
+        [w, v, r] if w == "weight" && r == "reverse" && script => (v, Some(true)),
         _ => {
+            let only = if script {
+                "`weight W [reverse|noreverse]`"
+            } else {
+                "`weight W` (no reverse)"
+            };
             out.warn(
                 t,
                 format!(
-                    "`{}`: only `weight W` is supported by lvsfwd (no reverse), dropped",
+                    "`{}`: only {only} is supported by lvsfwd, dropped",
                     t.args().join(" ")
                 ),
             );
-            None
+            return None;
         }
-    }
+    };
+    let Some(n) = toml_number(v, false) else {
+        out.warn(t, format!("weight `{v}` is not a number, dropped"));
+        return None;
+    };
+    Some(match reverse {
+        None => format!("{{ name = {}, weight = {n} }}", s(name)),
+        Some(r) => format!("{{ name = {}, weight = {n}, reverse = {r} }}", s(name)),
+    })
 }
 
 /// `vrrp_script NAME { ... }` as `[[vrrp_script]]`.
@@ -802,16 +809,15 @@ fn vrrp_script(out: &mut Out, n: &Node) {
             "script" => out.script("", c, "script"),
             "interval" | "timeout" => out.number("", c, c.keyword(), true),
             "fall" | "rise" => out.number("", c, c.keyword(), false),
-            "weight" => {
-                if c.args().len() > 1 && c.arg(1) != Some("noreverse") {
-                    out.warn(
-                        c,
-                        "only `weight W` is supported by lvsfwd (no reverse), dropped",
-                    );
-                } else {
-                    out.number("", c, "weight", false)
+            "weight" => match c.arg(1) {
+                None | Some("noreverse") => out.number("", c, "weight", false),
+                Some("reverse") => {
+                    out.number("", c, "weight", false);
+                    out.line("", "reverse", "true");
                 }
-            }
+                Some(o) => out.warn(c, format!("unknown weight option `{o}`, dropped")),
+            },
+            "init_fail" => out.flag("", c, "init_fail"),
             "user" => match (c.arg(0), c.arg(1)) {
                 (Some(u), g) => {
                     out.keyword_line(c, "", "user", &s(u));

@@ -301,6 +301,8 @@ pub struct TrackScript {
     pub name: String,
     /// The instance's `weight` override; `None` = the script's weight.
     pub weight: Option<i32>,
+    /// keepalived's `weight W reverse|noreverse`; `None` = the script's.
+    pub reverse: Option<bool>,
 }
 
 /// One `track_interface` entry of an instance.
@@ -329,6 +331,13 @@ pub struct VrrpScript {
     pub fall: u32,
     /// Successes in a row that make a failed script OK.
     pub rise: u32,
+    /// keepalived's `weight W reverse`: the weight applies the other way
+    /// (a positive one is taken off while the script is OK, a negative one
+    /// added while it fails; weight 0: FAULT while it is OK).
+    pub reverse: bool,
+    /// keepalived's `init_fail`: the script is failed until it succeeds
+    /// (instead of "not reported yet").
+    pub init_fail: bool,
     /// keepalived's `user USER [GROUP]`; `None` = `[global] script_user`.
     pub user: Option<String>,
     pub group: Option<String>,

@@ -186,6 +186,8 @@ impl<'de> Deserialize<'de> for RawTracked {
 pub(crate) struct RawWeighted {
     pub name: S<String>,
     pub weight: Option<S<i64>>,
+    /// keepalived's `weight W reverse|noreverse` (track_script only).
+    pub reverse: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -198,6 +200,9 @@ pub(crate) struct RawVrrpScript {
     pub weight: Option<S<i64>>,
     pub fall: Option<S<i64>>,
     pub rise: Option<S<i64>>,
+    /// keepalived's `weight W reverse`.
+    pub reverse: Option<bool>,
+    pub init_fail: Option<bool>,
     pub user: Option<S<String>>,
     pub group: Option<S<String>>,
 }

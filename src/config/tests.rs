@@ -2081,6 +2081,8 @@ fn vrrp_scripts_and_tracking() {
             weight: 0,
             fall: 1,
             rise: 1,
+            reverse: false,
+            init_fail: false,
             user: None,
             group: None,
         }
@@ -2095,11 +2097,13 @@ fn vrrp_scripts_and_tracking() {
         vec![
             TrackScript {
                 name: "chk".into(),
-                weight: None
+                weight: None,
+                reverse: None,
             },
             TrackScript {
                 name: "chk2".into(),
-                weight: Some(10)
+                weight: Some(10),
+                reverse: None,
             }
         ]
     );
@@ -2137,8 +2141,27 @@ fn vrrp_tracking_errors_name_their_line() {
     assert!(err(&t).contains("track_interface `eth2` is listed twice"));
     let t = TRACKING.replace("name = \"chk2\"\nscript", "name = \"chk\"\nscript");
     err_at(&t, 5, 8, "duplicate vrrp_script name `chk`");
-    let t = TRACKING.replace("rise = 2", "init_fail = true");
-    err_at(&t, 10, 1, "unknown field `init_fail`");
+    let t = TRACKING.replace("rise = 2", "init_fail = 1");
+    err_at(&t, 10, 13, "expected a boolean");
+    let t = TRACKING.replace("weight = -50 }", "weight = -50, reverse = true }");
+    assert!(
+        err(&t).contains("track_interface: `reverse` is not supported"),
+        "{}",
+        err(&t)
+    );
+}
+
+#[test]
+fn vrrp_script_reverse_and_init_fail() {
+    let t = TRACKING
+        .replace("rise = 2", "rise = 2\nreverse = true\ninit_fail = true")
+        .replace("weight = 10 }", "weight = 10, reverse = false }");
+    let c = ok(&t);
+    let s = &c.vrrp_scripts[1];
+    assert!(s.reverse && s.init_fail);
+    assert!(!c.vrrp_scripts[0].reverse && !c.vrrp_scripts[0].init_fail);
+    let ts = &c.vrrp_instances[0].track_script;
+    assert_eq!((ts[0].reverse, ts[1].reverse), (None, Some(false)));
 }
 
 #[test]

@@ -195,8 +195,8 @@ struct Running {
     identity: Identity,
     /// `track_interface`: name, weight, up at the last check.
     tracked_ifs: Vec<(String, i32, bool)>,
-    /// `track_script`: index in the thread's scripts, weight.
-    tracked_scripts: Vec<(usize, i32)>,
+    /// `track_script`: index in the thread's scripts, weight, reverse.
+    tracked_scripts: Vec<(usize, i32, bool)>,
     /// Started (weight-0 scripts have all reported once).
     started: bool,
     /// FAULT from its own link or tracking, and why.
@@ -512,7 +512,12 @@ impl Vrrp {
                 .iter()
                 .filter_map(|t| {
                     let i = self.scripts.iter().position(|s| s.cfg.name == t.name)?;
-                    Some((i, t.weight.unwrap_or(self.scripts[i].cfg.weight)))
+                    let cfg = &self.scripts[i].cfg;
+                    Some((
+                        i,
+                        t.weight.unwrap_or(cfg.weight),
+                        t.reverse.unwrap_or(cfg.reverse),
+                    ))
                 })
                 .collect();
             for (name, _, _) in &r.tracked_ifs {
@@ -629,13 +634,13 @@ impl Vrrp {
             let statuses = r
                 .tracked_ifs
                 .iter()
-                .map(|(_, w, up)| (*w, if *up { Status::Up } else { Status::Down }))
+                .map(|(_, w, up)| (*w, false, if *up { Status::Up } else { Status::Down }))
                 .chain(
                     r.tracked_scripts
                         .iter()
-                        .map(|&(s, w)| (w, self.scripts[s].health.status())),
+                        .map(|&(s, w, rev)| (w, rev, self.scripts[s].health.status())),
                 );
-            let v = track::evaluate(r.m.base_priority(), statuses);
+            let v = track::evaluate_reversible(r.m.base_priority(), statuses);
             let fault = if !r.link_up {
                 Some("interface down".to_string())
             } else if v.fault {
@@ -846,7 +851,11 @@ fn script_slots(setup: &VrrpSetup, mut old: Vec<ScriptSlot>) -> Vec<ScriptSlot> 
             cfg: cfg.clone(),
             run_as: *run_as,
             argv,
-            health: ScriptHealth::new(cfg.rise, cfg.fall),
+            health: if cfg.init_fail {
+                ScriptHealth::new_failed(cfg.rise, cfg.fall)
+            } else {
+                ScriptHealth::new(cfg.rise, cfg.fall)
+            },
             next_run: Instant::now(),
             run: None,
         });
@@ -887,12 +896,13 @@ fn fault_reason(r: &Running, scripts: &[ScriptSlot]) -> String {
     if let Some((name, _, _)) = r.tracked_ifs.iter().find(|(_, w, up)| *w == 0 && !up) {
         return format!("tracked interface {name} down");
     }
-    if let Some(&(s, _)) = r
+    if let Some(&(s, _, rev)) = r
         .tracked_scripts
         .iter()
-        .find(|&&(s, w)| w == 0 && scripts[s].health.status() == Status::Down)
+        .find(|&&(s, w, rev)| w == 0 && track::is_fault(rev, scripts[s].health.status()))
     {
-        return format!("tracked script {} failed", scripts[s].cfg.name);
+        let what = if rev { "succeeded (reverse)" } else { "failed" };
+        return format!("tracked script {} {what}", scripts[s].cfg.name);
     }
     "tracking".into()
 }

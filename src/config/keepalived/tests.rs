@@ -178,11 +178,13 @@ fn repeated_url_fields_and_checkers_stay_valid_toml() {
 fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
     let conf = "global_defs {\n  enable_script_security\n}\n\
         vrrp_script chk_lvs {\n  script \"/usr/local/bin/check --fast\"\n  interval 2\n  \
-        timeout 1\n  weight -60\n  fall 2\n  rise 3\n  user nobody\n  init_fail\n}\n\
+        timeout 1\n  weight -60 reverse\n  fall 2\n  rise 3\n  user nobody\n  init_fail\n}\n\
         vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  track_script {\n    \
         chk_lvs\n  }\n  track_interface {\n    eth1\n    eth2 weight -50\n    eth3 weight 5 reverse\n  }\n}\n\
         vrrp_instance VI_2 {\n  interface eth1\n  virtual_router_id 52\n  track_script {\n    \
-        chk_lvs weight 0\n  }\n}\n\
+        chk_lvs weight 0 noreverse\n  }\n}\n\
+        vrrp_instance VI_3 {\n  interface eth1\n  virtual_router_id 53\n  track_script {\n    \
+        chk_lvs weight 5 reverse\n  }\n}\n\
         vrrp_sync_group VG_1 {\n  group {\n    VI_2\n  }\n  notify_master /bin/m\n  \
         global_tracking\n}\n";
     let (toml, w) = import(conf);
@@ -194,6 +196,7 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
     assert_eq!(s.timeout, std::time::Duration::from_secs(1));
     assert_eq!((s.weight, s.fall, s.rise), (-60, 2, 3));
     assert_eq!(s.user.as_deref(), Some("nobody"));
+    assert!(s.reverse && s.init_fail);
     let v1 = &cfg.vrrp_instances[0];
     assert_eq!(v1.track_script[0].name, "chk_lvs");
     assert_eq!(v1.track_script[0].weight, None);
@@ -203,7 +206,14 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
         .map(|t| (t.name.as_str(), t.weight))
         .collect();
     assert_eq!(ifs, [("eth1", 0), ("eth2", -50)]);
-    assert_eq!(cfg.vrrp_instances[1].track_script[0].weight, Some(0));
+    assert_eq!(
+        v1.track_script[0].reverse, None,
+        "the script's reverse applies"
+    );
+    let t2 = &cfg.vrrp_instances[1].track_script[0];
+    assert_eq!((t2.weight, t2.reverse), (Some(0), Some(false)));
+    let t3 = &cfg.vrrp_instances[2].track_script[0];
+    assert_eq!((t3.weight, t3.reverse), (Some(5), Some(true)));
     assert_eq!(cfg.vrrp_sync_groups[0].group, ["VI_2"]);
     assert_eq!(
         cfg.vrrp_sync_groups[0].notify_master.as_deref(),
@@ -215,9 +225,8 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
         lines,
         [
             (2, "enable_script_security"),
-            (12, "init_fail"),
             (23, "eth3"),
-            (38, "global_tracking")
+            (45, "global_tracking")
         ],
         "{w:?}"
     );
