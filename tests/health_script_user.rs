@@ -87,3 +87,106 @@ fn a_misc_check_user_that_does_not_exist_is_refused_with_its_line() {
     let e = parse_str(&text, "lb.toml").unwrap_err().to_string();
     assert!(e.contains(":8:") && e.contains("group without user"), "{e}");
 }
+
+/// `enable_script_security` (keepalived's check_script_secure): a MISC_CHECK
+/// that would run as root from a file others can write is disabled and never
+/// runs, the same script kept safe runs; without the option both run. The
+/// same rule takes an insecure vrrp_script off the instances tracking it.
+#[test]
+fn enable_script_security_disables_insecure_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = |name: &str, mode: u32| {
+        let p = dir.path().join(name);
+        let mark = dir.path().join(format!("{name}.ran"));
+        std::fs::write(&p, format!("#!/bin/sh\necho ran >> {}\n", mark.display())).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        (p, mark)
+    };
+    let (safe, safe_ran) = script("safe.sh", 0o755);
+    let (open, open_ran) = script("open.sh", 0o757);
+    let conf = |security: bool| {
+        format!(
+            "[global]\nenable_script_security = {security}\n\
+             [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\n\
+             track_script = [\"chk_safe\", \"chk_open\"]\n\
+             [[vrrp_script]]\nname = \"chk_safe\"\nscript = \"{}\"\n\
+             [[vrrp_script]]\nname = \"chk_open\"\nscript = \"{}\"\n\
+             [[virtual_server]]\naddress = \"198.18.0.250:80\"\nlb_kind = \"DR\"\ndelay_loop = 1\n\
+             [[virtual_server.real_server]]\naddress = \"198.18.0.11:80\"\n\
+             [[virtual_server.real_server.misc_check]]\nmisc_path = \"{}\"\n\
+             [[virtual_server.real_server.misc_check]]\nmisc_path = \"{}\"\n",
+            safe.display(),
+            open.display(),
+            safe.display(),
+            open.display()
+        )
+    };
+    let run = |security: bool| {
+        let _ = std::fs::remove_file(&safe_ran);
+        let _ = std::fs::remove_file(&open_ran);
+        let text = conf(security);
+        let cfg = parse_str(&text, "lb.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(cfg.global.enable_script_security, security);
+        // Root (uid 0) runs them: what needs protecting.
+        let root = Some(RunAs { uid: 0, gid: 0 });
+        let vrrp = lvsfwd::control::vrrp_thread::VrrpSetup::new(&cfg, root).unwrap();
+        let tracked: Vec<&str> = vrrp.instances[0]
+            .track_script
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        let scripts: Vec<&str> = vrrp.scripts.iter().map(|(s, _)| s.name.as_str()).collect();
+        let vss = lvsfwd::control::health::secure_checkers(&cfg.virtual_servers, root, security);
+        let misc = vss[0].real_servers[0].checks.len();
+        let (health, _) = Health::start(&vss, root).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !safe_ran.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Two more delay_loops for the other one to show up if it runs.
+        std::thread::sleep(Duration::from_millis(2500));
+        health.stop();
+        (
+            tracked.join(","),
+            scripts.join(","),
+            misc,
+            safe_ran.exists(),
+            open_ran.exists(),
+        )
+    };
+    assert_eq!(
+        run(true),
+        ("chk_safe".into(), "chk_safe".into(), 1, true, false),
+        "with enable_script_security"
+    );
+    assert_eq!(
+        run(false),
+        (
+            "chk_safe,chk_open".into(),
+            "chk_safe,chk_open".into(),
+            2,
+            true,
+            true
+        ),
+        "without it only a log line"
+    );
+}
+
+/// With enable_script_security, a script without a user of its own never
+/// defaults to root: with no script user to run it as, it is disabled.
+#[test]
+fn enable_script_security_never_defaults_to_root() {
+    let text = "[[virtual_server]]\naddress = \"198.18.0.250:80\"\nlb_kind = \"DR\"\n\
+                [[virtual_server.real_server]]\naddress = \"198.18.0.11:80\"\n\
+                [[virtual_server.real_server.misc_check]]\nmisc_path = \"/bin/true\"\n\
+                [[virtual_server.real_server.misc_check]]\nmisc_path = \"/bin/true\"\nuser = \"nobody\"\n";
+    let cfg = parse_str(text, "lb.toml").unwrap();
+    let kept = |security| {
+        lvsfwd::control::health::secure_checkers(&cfg.virtual_servers, None, security)[0]
+            .real_servers[0]
+            .checks
+            .len()
+    };
+    assert_eq!((kept(true), kept(false)), (1, 2));
+}

@@ -60,8 +60,9 @@
 //!   `A.B.C.D-E:PORT`, `fwmark N`); their DR/TUN real servers are written
 //!   without a port (each service's applies).
 //!
-//! Not done: notification e-mail,
-//! enable_script_security, and the checker keywords lvsfwd does not
+//! - `enable_script_security` becomes `[global] enable_script_security`.
+//!
+//! Not done: notification e-mail, and the checker keywords lvsfwd does not
 //! implement (fast_recovery, tls_compliant, regex offsets / regex_stack):
 //! all reported with their line. MISC_CHECK's `user USER [GROUP]` becomes
 //! the checker's `user` / `group`.
@@ -457,6 +458,7 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
     let mut script_user: Option<(String, Option<String>)> = None;
+    let mut script_security = false;
     let mut sync_daemon: Option<String> = None;
     // lb.toml's [timeouts] keys and values, in keepalived's order.
     let mut timeouts: [(&str, Option<String>); 3] =
@@ -478,6 +480,12 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
                             }
                             None => out.warn(c, "needs a user, dropped"),
                         },
+                        "enable_script_security" => {
+                            if !c.args().is_empty() {
+                                out.warn(c, "takes no value; the value is ignored");
+                            }
+                            script_security = true;
+                        }
                         "lvs_sync_daemon" => sync_daemon = sync_daemon_toml(&mut out, c),
                         "lvs_timeouts" => lvs_timeouts(&mut out, c, &mut timeouts),
                         "vrrp_mcast_group4" | "vrrp_mcast_group6" => match c.arg(0) {
@@ -520,6 +528,7 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
     if router_id.is_some()
         || first_if.is_some()
         || script_user.is_some()
+        || script_security
         || sync_daemon.is_some()
         || !mcast.is_empty()
     {
@@ -532,6 +541,9 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
             if let Some(g) = g {
                 out.line("", "script_group", &s(g));
             }
+        }
+        if script_security {
+            out.line("", "enable_script_security", "true");
         }
         if let Some(i) = &first_if {
             let _ = writeln!(

@@ -140,6 +140,11 @@ pub struct Global {
     /// else root; see `control::script`).
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// keepalived's `enable_script_security`: vrrp_script and MISC_CHECK
+    /// scripts that would run as root from a path non-root users can
+    /// write are disabled, and scripts never default to root
+    /// (`control::script::security`).
+    pub enable_script_security: bool,
     /// `[metrics] listen`: where `GET /metrics` is served; `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// IPVS sysctl `sloppy_tcp`: any TCP segment without RST may create a
@@ -222,6 +227,7 @@ impl Default for Global {
             drop_entry: true,
             script_user: None,
             script_group: None,
+            enable_script_security: false,
             metrics_listen: None,
             sloppy_tcp: false,
             sync: SyncSysctls::default(),

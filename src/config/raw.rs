@@ -73,6 +73,7 @@ pub(crate) struct RawGlobal {
     pub drop_entry: Option<bool>,
     pub script_user: Option<S<String>>,
     pub script_group: Option<S<String>>,
+    pub enable_script_security: Option<bool>,
     pub sloppy_tcp: Option<bool>,
     pub sync_threshold: Option<S<i64>>,
     pub sync_period: Option<S<i64>>,

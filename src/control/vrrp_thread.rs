@@ -127,18 +127,35 @@ impl VrrpSetup {
     /// `cfg`'s VRRP part; scripts with their own `user` run as that user,
     /// the others as `run_as` (the global script user). A user that does
     /// not exist is an error, never root.
+    /// Scripts keepalived's security check disables are left out, and
+    /// taken off the instances tracking them (`script::security`).
     pub fn new(cfg: &Config, run_as: Option<RunAs>) -> Result<VrrpSetup> {
         let mut scripts = Vec::new();
+        let mut disabled = Vec::new();
         for s in &cfg.vrrp_scripts {
             let who = match &s.user {
                 Some(u) => script::run_as(Some(u), s.group.as_deref())
                     .with_context(|| format!("vrrp_script {}", s.name))?,
                 None => run_as,
             };
-            scripts.push((s.clone(), who));
+            let argv0 = crate::config::argv::split(&s.script)
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .unwrap_or_default();
+            let what = format!("track script {}", s.name);
+            let security = cfg.global.enable_script_security;
+            if script::security::allowed(&what, &argv0, who, s.user.is_some(), security) {
+                scripts.push((s.clone(), who));
+            } else {
+                disabled.push(s.name.clone());
+            }
+        }
+        let mut instances = cfg.vrrp_instances.clone();
+        for i in &mut instances {
+            i.track_script.retain(|t| !disabled.contains(&t.name));
         }
         Ok(VrrpSetup {
-            instances: cfg.vrrp_instances.clone(),
+            instances,
             scripts,
             groups: cfg.vrrp_sync_groups.clone(),
             run_as,

@@ -48,6 +48,37 @@ struct Job {
 /// A MISC_CHECK's own `user USER [GROUP]`.
 type Account = (String, Option<String>);
 
+/// `vss` without the MISC_CHECKs keepalived's script security check
+/// disables (see [`script::security`]; `security` is
+/// `enable_script_security`, `run_as` the global script user): keepalived
+/// removes such a checker from its real server.
+pub fn secure_checkers(
+    vss: &[VirtualServer],
+    run_as: Option<RunAs>,
+    security: bool,
+) -> Vec<VirtualServer> {
+    let mut out = vss.to_vec();
+    for rs in out.iter_mut().flat_map(|v| v.real_servers.iter_mut()) {
+        rs.checks.retain(|c| {
+            let crate::config::CheckKind::Misc(m) = &c.kind else {
+                return true;
+            };
+            let who = match &m.user {
+                // An unknown user is refused by `check` and by start.
+                Some(u) => script::run_as(Some(u), m.group.as_deref()).unwrap_or(run_as),
+                None => run_as,
+            };
+            let argv0 = crate::config::argv::split(&m.misc_path)
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .unwrap_or_default();
+            let what = format!("misc script {}", m.misc_path);
+            script::security::allowed(&what, &argv0, who, m.user.is_some(), security)
+        });
+    }
+    out
+}
+
 /// The uid and gid of every MISC_CHECK `user` in `vss`: keepalived resolves
 /// them when it reads the configuration and never runs such a script as
 /// another user.
