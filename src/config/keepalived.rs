@@ -57,7 +57,7 @@
 //!   `[[fwmark]]` rule must be added. `virtual_server group NAME` becomes
 //!   `group = "NAME"` and each `virtual_server_group` block a
 //!   `[[virtual_server_group]]` (members `ADDR:PORT`, ranges
-//!   `A.B.C.D-E:PORT`, `fwmark N`); their DR/TUN real servers are written
+//!   `A.B.C.D-E:PORT` and `[IPV6-END]:PORT`, `fwmark N`); their DR/TUN real servers are written
 //!   without a port (each service's applies).
 //!
 //! - `enable_script_security` becomes `[global] enable_script_security`.

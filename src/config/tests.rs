@@ -2627,6 +2627,62 @@ fn a_group_virtual_server_is_one_service_per_member() {
     assert_eq!(ports, [80, 80, 80, 443, 0]);
 }
 
+/// keepalived's `virtual_server_group` IPv6 range `2001:2::1-a 80`: the
+/// last group of the address runs to END, in hexadecimal.
+#[test]
+fn an_ipv6_group_range_runs_the_last_group() {
+    let c = ok(&format!(
+        "[[virtual_server_group]]\nname = \"v6\"\nmembers = [\"[2001:2::8-b]:80\", \"[2001:2::ffff]:443\"]\n\
+         [[virtual_server]]\ngroup = \"v6\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\naddress = \"2001:2::100\"\n"
+    ));
+    let keys: Vec<String> = c
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "TCP [2001:2::8]:80",
+            "TCP [2001:2::9]:80",
+            "TCP [2001:2::a]:80",
+            "TCP [2001:2::b]:80",
+            "TCP [2001:2::ffff]:443"
+        ]
+    );
+    let g = |m: &str| {
+        format!(
+            "[[virtual_server_group]]\nname = \"g\"\nmembers = [{m}]\n[[virtual_server]]\ngroup = \"g\"\n"
+        )
+    };
+    err_at(
+        &g("\"[2001:2::5-5]:80\""),
+        3,
+        12,
+        "not greater than its start",
+    );
+    err_at(
+        &g("\"[2001:2::5-3]:80\""),
+        3,
+        12,
+        "not greater than its start",
+    );
+    err_at(
+        &g("\"[2001:2::5-10000]:80\""),
+        3,
+        12,
+        "not a hexadecimal group",
+    );
+    err_at(
+        &g("\"[2001:2::5-1g]:80\""),
+        3,
+        12,
+        "not a hexadecimal group",
+    );
+    err_at(&g("\"[198.18.0.1-3]:80\""), 3, 12, "last group runs");
+}
+
 #[test]
 fn group_mistakes_are_refused_with_their_line() {
     err_at(

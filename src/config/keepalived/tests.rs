@@ -514,3 +514,27 @@ fn misc_check_user_and_group_are_mapped() {
     let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
     assert_eq!(lines, [(14, "user")], "{w:?}");
 }
+
+#[test]
+fn an_ipv6_group_range_is_mapped_and_expanded() {
+    // keepalived's range end is hexadecimal for IPv6: 1-10 is 16 addresses.
+    let conf = "virtual_server_group v6 {\n  2001:2::1-10 80\n  2001:2::ff 443\n}\n\
+virtual_server group v6 {\n  lb_algo rr\n  lb_kind DR\n  real_server 2001:2::100 80 {\n  }\n}\n";
+    let (toml, w) = import(conf);
+    assert!(w.is_empty(), "{w:?}");
+    assert!(
+        toml.contains("members = [\"[2001:2::1-10]:80\", \"[2001:2::ff]:443\"]"),
+        "{toml}"
+    );
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let keys: Vec<String> = cfg
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(keys.len(), 17);
+    assert_eq!(keys[0], "TCP [2001:2::1]:80");
+    assert_eq!(keys[9], "TCP [2001:2::a]:80");
+    assert_eq!(keys[15], "TCP [2001:2::10]:80");
+    assert_eq!(keys[16], "TCP [2001:2::ff]:443");
+}
