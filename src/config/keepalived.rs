@@ -63,7 +63,7 @@
 //! - `enable_script_security` becomes `[global] enable_script_security`.
 //!
 //! Not done: notification e-mail, and the checker keywords lvsfwd does not
-//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack):
+//! implement (fast_recovery, regex offsets / regex_stack):
 //! all reported with their line. MISC_CHECK's `user USER [GROUP]` becomes
 //! the checker's `user` / `group`.
 
@@ -1410,6 +1410,19 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
                             scratch.warn(u, "needs a valid value, dropped")
                         }
                         ("regex_no_match", Some(_)) => scratch.warn(u, "takes no value, dropped"),
+                        ("tls_compliant", v) if table == "ssl_get" => {
+                            match v.map(str::to_ascii_lowercase).as_deref() {
+                                None | Some("true" | "on" | "yes") => {
+                                    set(&mut scratch, u, "tls_compliant", "true".into())
+                                }
+                                Some("false" | "off" | "no") => {
+                                    set(&mut scratch, u, "tls_compliant", "false".into())
+                                }
+                                Some(v) => {
+                                    scratch.warn(u, format!("`{v}` is not true or false, dropped"))
+                                }
+                            }
+                        }
                         _ => scratch.unsupported(u),
                     }
                 }
@@ -1421,6 +1434,7 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
             "http_protocol" => scratch.string(I, k, "http_protocol"),
             "enable_sni" if table == "ssl_get" => scratch.boolean(I, k, "enable_sni"),
             "sni_name" if table == "ssl_get" => scratch.string(I, k, "sni_name"),
+            "tls_compliant" if table == "ssl_get" => scratch.boolean(I, k, "tls_compliant"),
             _ => {
                 if !common_key(&mut scratch, k, true) {
                     scratch.unsupported(k);

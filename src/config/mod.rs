@@ -530,6 +530,9 @@ pub struct HttpUrl {
     pub regex: Option<String>,
     /// The check passes when the body does NOT match `regex`.
     pub regex_no_match: bool,
+    /// SSL_GET: this url's connection ends with a close_notify alert
+    /// (keepalived's url `tls_compliant`).
+    pub tls_compliant: bool,
 }
 
 /// `http_get` / `ssl_get`.
@@ -545,6 +548,10 @@ pub struct HttpGet {
     /// virtualhost).
     pub enable_sni: bool,
     pub sni_name: Option<String>,
+    /// SSL_GET `tls_compliant`: every url's connection ends with a
+    /// close_notify alert, where keepalived otherwise shuts TLS down
+    /// quietly (SSL_set_quiet_shutdown) and just closes.
+    pub tls_compliant: bool,
 }
 
 /// `dns_check`.

@@ -385,6 +385,7 @@ raw_checker!(RawHttpGet {
     http_protocol: Option<S<String>>,
     enable_sni: Option<S<bool>>,
     sni_name: Option<S<String>>,
+    tls_compliant: Option<S<bool>>,
 });
 
 raw_checker!(RawDnsCheck {
@@ -416,6 +417,8 @@ pub(crate) struct RawUrl {
     pub regex: Option<S<String>>,
     pub regex_no_match: Option<bool>,
     pub regex_options: Option<S<Vec<String>>>,
+    /// SSL_GET: send close_notify (keepalived's url `tls_compliant`).
+    pub tls_compliant: Option<S<bool>>,
 }
 
 #[derive(Deserialize, Debug)]

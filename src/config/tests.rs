@@ -1983,6 +1983,36 @@ fn bad_checker_values_are_refused_at_their_position() {
         1,
         "fast_recovery",
     );
+    // tls_compliant is SSL_GET's (keepalived installs it for SSL_GET only).
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\ntls_compliant = true\n",
+        ),
+        7,
+        17,
+        "tls_compliant is for ssl_get only",
+    );
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\", tls_compliant = true }]\n",
+        ),
+        6,
+        38,
+        "tls_compliant is for ssl_get only",
+    );
+    let c = ok(&at(
+        "[virtual_server.real_server.ssl_get]\nurl = [{ path = \"/\" }, { path = \"/b\", tls_compliant = true }]\n",
+    ));
+    match &c.virtual_servers[0].real_servers[0].checks[0].kind {
+        CheckKind::Ssl(h) => {
+            assert!(!h.tls_compliant);
+            assert_eq!(
+                (h.urls[0].tls_compliant, h.urls[1].tls_compliant),
+                (false, true)
+            );
+        }
+        k => panic!("{k:?}"),
+    }
 }
 
 #[test]

@@ -538,3 +538,34 @@ virtual_server group v6 {\n  lb_algo rr\n  lb_kind DR\n  real_server 2001:2::100
     assert_eq!(keys[15], "TCP [2001:2::10]:80");
     assert_eq!(keys[16], "TCP [2001:2::ff]:443");
 }
+
+#[test]
+fn ssl_get_tls_compliant_is_mapped_for_the_checker_and_its_urls() {
+    let conf = "virtual_server 198.18.0.250 443 {\n  lb_kind DR\n  real_server 198.18.0.11 443 {\n    \
+                SSL_GET {\n      tls_compliant\n      url {\n        path /a\n        tls_compliant off\n      }\n      \
+                url {\n        path /b\n        tls_compliant\n      }\n    }\n    \
+                HTTP_GET {\n      tls_compliant\n      url {\n        path /c\n        tls_compliant\n      }\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let checks = &cfg.virtual_servers[0].real_servers[0].checks;
+    let ssl = checks
+        .iter()
+        .find(|c| matches!(c.kind, crate::config::CheckKind::Ssl(_)));
+    match &ssl.unwrap().kind {
+        crate::config::CheckKind::Ssl(h) => {
+            assert!(h.tls_compliant);
+            assert_eq!(
+                (h.urls[0].tls_compliant, h.urls[1].tls_compliant),
+                (false, true)
+            );
+        }
+        k => panic!("{k:?}"),
+    }
+    // HTTP_GET has no tls_compliant in keepalived either.
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(
+        lines,
+        [(16, "tls_compliant"), (19, "tls_compliant")],
+        "{w:?}"
+    );
+}

@@ -112,6 +112,9 @@ pub struct TlsSpec {
     pub enable_sni: bool,
     /// `sni_name`; without it the url's, then the checker's virtualhost.
     pub sni_name: Option<String>,
+    /// Per url (in order): end the connection with close_notify
+    /// (`tls_compliant` of the checker or of the url).
+    pub close_notify: Vec<bool>,
 }
 
 /// The result of one probe.
@@ -360,6 +363,11 @@ fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
             Some(TlsSpec {
                 enable_sni: h.enable_sni,
                 sni_name: h.sni_name.clone(),
+                close_notify: h
+                    .urls
+                    .iter()
+                    .map(|u| h.tls_compliant || u.tls_compliant)
+                    .collect(),
             }),
         )?,
         CheckKind::Dns(d) => ProbeSpec::Dns {
