@@ -63,7 +63,7 @@
 //! - `enable_script_security` becomes `[global] enable_script_security`.
 //!
 //! Not done: notification e-mail, and the checker keywords lvsfwd does not
-//! implement (fast_recovery, regex offsets / regex_stack):
+//! implement (regex offsets / regex_stack):
 //! all reported with their line. MISC_CHECK's `user USER [GROUP]` becomes
 //! the checker's `user` / `group`.
 
@@ -1435,6 +1435,7 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
             "enable_sni" if table == "ssl_get" => scratch.boolean(I, k, "enable_sni"),
             "sni_name" if table == "ssl_get" => scratch.string(I, k, "sni_name"),
             "tls_compliant" if table == "ssl_get" => scratch.boolean(I, k, "tls_compliant"),
+            "fast_recovery" => scratch.boolean(I, k, "fast_recovery"),
             _ => {
                 if !common_key(&mut scratch, k, true) {
                     scratch.unsupported(k);

@@ -548,6 +548,10 @@ pub struct HttpGet {
     /// virtualhost).
     pub enable_sni: bool,
     pub sni_name: Option<String>,
+    /// keepalived's `fast_recovery`: a server comes up at the first
+    /// success, instead of after every url has passed again, a delay_loop
+    /// apart (`control::health::checker`).
+    pub fast_recovery: bool,
     /// SSL_GET `tls_compliant`: every url's connection ends with a
     /// close_notify alert, where keepalived otherwise shuts TLS down
     /// quietly (SSL_set_quiet_shutdown) and just closes.

@@ -386,6 +386,7 @@ raw_checker!(RawHttpGet {
     enable_sni: Option<S<bool>>,
     sni_name: Option<S<String>>,
     tls_compliant: Option<S<bool>>,
+    fast_recovery: Option<bool>,
 });
 
 raw_checker!(RawDnsCheck {

@@ -1976,13 +1976,18 @@ fn bad_checker_values_are_refused_at_their_position() {
     );
     // keepalived keys not implemented are unknown keys, with their line.
     err_at(
-        &at(
-            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nfast_recovery = true\n",
-        ),
+        &at("[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nregex_stack = 1\n"),
         7,
         1,
-        "fast_recovery",
+        "regex_stack",
     );
+    let c = ok(&at(
+        "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nfast_recovery = true\n",
+    ));
+    match &c.virtual_servers[0].real_servers[0].checks[0].kind {
+        CheckKind::Http(h) => assert!(h.fast_recovery),
+        k => panic!("{k:?}"),
+    }
     // tls_compliant is SSL_GET's (keepalived installs it for SSL_GET only).
     err_at(
         &at(

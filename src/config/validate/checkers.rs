@@ -515,6 +515,7 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
         enable_sni: h.enable_sni.as_ref().is_some_and(|v| *v.get_ref()),
         sni_name: nonempty(h.sni_name, "sni_name")?,
         tls_compliant: h.tls_compliant.as_ref().is_some_and(|v| *v.get_ref()),
+        fast_recovery: h.fast_recovery.unwrap_or(false),
     };
     let kind = if ssl {
         CheckKind::Ssl(g)

@@ -283,7 +283,8 @@ fn command(line: &Option<String>, what: &str, warnings: &mut Vec<String>) -> Opt
     }
 }
 
-fn params(check: &HealthCheck) -> CheckerParams {
+/// The timing and retry rules of `check`'s checker.
+pub(super) fn params(check: &HealthCheck) -> CheckerParams {
     // HTTP_GET and SSL_GET wait the longer of their two delays while down
     // (keepalived's http epilog); the others their delay_loop.
     let down = match check.kind {
@@ -297,6 +298,10 @@ fn params(check: &HealthCheck) -> CheckerParams {
         down_interval: down,
         alpha: check.alpha,
         warmup: check.warmup,
+        confirm: match &check.kind {
+            CheckKind::Http(h) | CheckKind::Ssl(h) if !h.fast_recovery => h.urls.len() as u32,
+            _ => 0,
+        },
     }
 }
 

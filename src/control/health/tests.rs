@@ -21,6 +21,7 @@ fn params(retry: u32, alpha: bool) -> CheckerParams {
         down_interval: Duration::from_secs(10),
         alpha,
         warmup: Duration::from_secs(10),
+        confirm: 0,
     }
 }
 
@@ -39,6 +40,72 @@ fn first_probe_is_a_random_share_of_warmup() {
     assert_eq!(
         Checker::new(params(1, false), secs(100), f64::NAN).next_due(),
         secs(100)
+    );
+}
+
+/// HTTP_GET / SSL_GET without fast_recovery (keepalived's http epilog: one
+/// url per probe, a delay_loop apart; up once every url passed in a row).
+#[test]
+fn without_fast_recovery_every_url_must_pass_again() {
+    let p = |confirm, alpha| CheckerParams {
+        confirm,
+        ..params(0, alpha)
+    };
+    // Two urls, down after a failure: the failed url passes, then both
+    // urls again, a delay_loop apart: up at the third success.
+    let mut c = Checker::new(p(2, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::None);
+    assert_eq!(c.next_due(), secs(20), "the next url a delay_loop later");
+    assert_eq!(c.on_result(secs(20), true), Transition::None);
+    // A failure while recovering retries after delay_before_retry and does
+    // not start over.
+    assert_eq!(c.on_result(secs(30), false), Transition::None);
+    assert_eq!(c.next_due(), secs(32));
+    assert!(!c.is_up());
+    assert_eq!(c.on_result(secs(32), true), Transition::Up);
+    // fast_recovery (confirm 0): the first success is enough.
+    let mut c = Checker::new(p(0, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::Up);
+    // Alpha start: every url once (two successes); a failure on the way
+    // is the first verdict, and recovery starts over (three).
+    let mut c = Checker::new(p(2, true), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), true), Transition::None);
+    assert_eq!(c.on_result(secs(10), true), Transition::Up);
+    let mut c = Checker::new(p(2, true), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), true), Transition::None);
+    assert_eq!(c.on_result(secs(10), false), Transition::StaysDown);
+    assert_eq!(c.next_due(), secs(20));
+    let ups: Vec<Transition> = [30, 40, 50]
+        .iter()
+        .map(|&s| c.on_result(secs(s), true))
+        .collect();
+    assert_eq!(ups, [Transition::None, Transition::None, Transition::Up]);
+    // A single url, no alpha: the failed url, then the url again.
+    let mut c = Checker::new(p(1, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::None);
+    assert_eq!(c.on_result(secs(20), true), Transition::Up);
+}
+
+/// The engine gives HTTP_GET its url count unless fast_recovery is set.
+#[test]
+fn fast_recovery_sets_the_confirmation() {
+    let http = |extra: &str| {
+        format!(
+            "[virtual_server.real_server.http_get]\nurl = [{{ path = \"/a\" }}, {{ path = \"/b\" }}]\n{extra}"
+        )
+    };
+    for (extra, want) in [("", 2), ("fast_recovery = true\n", 0)] {
+        let vs = vss(&format!("{HEAD}{}", rs(1, 1, &http(extra))));
+        let kind = &vs[0].real_servers[0].checks[0];
+        assert_eq!(super::engine::params(kind).confirm, want, "{extra}");
+    }
+    let tcp = vss(&format!("{HEAD}{}", rs(1, 1, TCP)));
+    assert_eq!(
+        super::engine::params(&tcp[0].real_servers[0].checks[0]).confirm,
+        0
     );
 }
 
