@@ -2666,11 +2666,11 @@ fn a_group_virtual_server_is_one_service_per_member() {
 /// last group of the address runs to END, in hexadecimal.
 #[test]
 fn an_ipv6_group_range_runs_the_last_group() {
-    let c = ok(&format!(
+    let c = ok(
         "[[virtual_server_group]]\nname = \"v6\"\nmembers = [\"[2001:2::8-b]:80\", \"[2001:2::ffff]:443\"]\n\
          [[virtual_server]]\ngroup = \"v6\"\nlb_kind = \"DR\"\n\
-         [[virtual_server.real_server]]\naddress = \"2001:2::100\"\n"
-    ));
+         [[virtual_server.real_server]]\naddress = \"2001:2::100\"\n",
+    );
     let keys: Vec<String> = c
         .service_specs()
         .iter()
