@@ -114,7 +114,13 @@ pub fn run(source: Source) -> Result<()> {
             crate::control::script::DEFAULT_SCRIPT_USER
         ),
     }
-    let (health, health_view) = Health::start(&cfg.virtual_servers, run_as)?;
+    // enable_script_security: insecure MISC_CHECKs are left out.
+    let checked = health::secure_checkers(
+        &cfg.virtual_servers,
+        run_as,
+        cfg.global.enable_script_security,
+    );
+    let (health, health_view) = Health::start(&checked, run_as)?;
     let specs = health::effective_services(&configured, &health_view);
 
     let mut nl = Netlink::open()?;
@@ -1025,7 +1031,17 @@ impl Control<'_> {
                     log::info!("reload: connection sysctls now {sysctls:?}");
                     self.sysctls = sysctls;
                 }
-                match self.health.reload(&cfg.virtual_servers) {
+                let run_as = crate::control::script::run_as(
+                    cfg.global.script_user.as_deref(),
+                    cfg.global.script_group.as_deref(),
+                )
+                .unwrap_or_default();
+                let checked = health::secure_checkers(
+                    &cfg.virtual_servers,
+                    run_as,
+                    cfg.global.enable_script_security,
+                );
+                match self.health.reload(&checked) {
                     Some(v) => self.health_view = v,
                     None => log::error!("reload: the health-check thread did not answer"),
                 }

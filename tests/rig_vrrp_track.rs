@@ -831,3 +831,68 @@ fn a_script_past_its_timeout_is_killed_and_counts_as_a_failure() {
     let s = &stats_lines(&lb.stderr(), "VI_1")[0];
     assert_eq!(s["became_master"], 0, "{s:?}");
 }
+
+/// keepalived's `weight 0 reverse` and `init_fail` (vrrp_track.c,
+/// vrrp_init_script): an instance tracking a passing script with weight 0
+/// reverse stays in FAULT and takes its VIP once the script fails; an
+/// instance tracking an `init_fail` script (rise 3) starts in FAULT although
+/// the script passes, and leaves it after three successes.
+#[test]
+fn reverse_and_init_fail_track_scripts() {
+    let rig = vrrp_rig();
+    let (rev, init) = (Check::new(&rig, "rev"), Check::new(&rig, "init"));
+    let toml = rig.lb_toml(&[e2e::tcp(Fam::V4)])
+        + &instance(
+            "VI_1",
+            IFACE,
+            51,
+            150,
+            VIP,
+            "track_script = [{ name = \"chk_rev\", weight = 0, reverse = true }]\n",
+        )
+        + &instance(
+            "VI_2",
+            IFACE,
+            52,
+            150,
+            VIP2,
+            "track_script = [\"chk_init\"]\n",
+        )
+        + &script_toml("chk_rev", &rev, "")
+        + &script_toml("chk_init", &init, "init_fail = true\nrise = 3\n");
+    let started = Instant::now();
+    let mut lb = Lvsfwd::start(&rig, &toml);
+    let vip2 = time_until(mdi(150) + Duration::from_secs(6), || {
+        has_addr(rig.director(), IFACE, VIP2)
+    })
+    .unwrap_or_else(|| panic!("VI_2 never became master:\n{}", lb.stderr()));
+    let err = lb.stderr();
+    assert!(
+        err.contains("tracked script chk_init failed: entering FAULT state"),
+        "init_fail starts failed:\n{err}"
+    );
+    // Three successes a second apart, then the master-down interval.
+    assert!(
+        vip2 >= mdi(150) + Duration::from_millis(1800),
+        "VI_2 master {vip2:?} after start ({:?})",
+        started.elapsed()
+    );
+    println!("init_fail rise 3: VI_2 master {vip2:?} after start");
+    assert!(
+        err.contains("tracked script chk_rev succeeded (reverse): entering FAULT state"),
+        "{err}"
+    );
+    assert!(
+        !has_addr(rig.director(), IFACE, VIP),
+        "VI_1 master while its reverse script passes"
+    );
+    let failed = Instant::now();
+    rev.fail();
+    let over = time_until(mdi(150) + Duration::from_secs(3), || {
+        has_addr(rig.director(), IFACE, VIP)
+    })
+    .map(|_| failed.elapsed())
+    .unwrap_or_else(|| panic!("VI_1 never became master:\n{}", lb.stderr()));
+    println!("weight 0 reverse: script failing -> VI_1 master {over:?} later");
+    assert!(lb.terminate().success());
+}

@@ -38,8 +38,11 @@
 //!   USER [GROUP]), an instance's `track_script` and `track_interface`
 //!   (with `weight W`), and `vrrp_sync_group` (group, notify scripts) map
 //!   to their lb.toml keys; a tracked object with a weight is written in
-//!   the table form `{ name = "...", weight = W }`. `reverse`, `init_fail`
-//!   and the sync group's own tracking are reported.
+//!   the table form `{ name = "...", weight = W }`; `weight W reverse`
+//!   (vrrp_script and track_script) adds `reverse = true`, track_script's
+//!   `noreverse` `reverse = false`, and `init_fail` is copied. A
+//!   track_interface's `reverse` and the sync group's own tracking are
+//!   reported.
 //!
 //! - Every checker (TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK, UDP_CHECK,
 //!   PING_CHECK, SMTP_CHECK, MISC_CHECK), any number of each, is written as
@@ -54,13 +57,15 @@
 //!   `[[fwmark]]` rule must be added. `virtual_server group NAME` becomes
 //!   `group = "NAME"` and each `virtual_server_group` block a
 //!   `[[virtual_server_group]]` (members `ADDR:PORT`, ranges
-//!   `A.B.C.D-E:PORT`, `fwmark N`); their DR/TUN real servers are written
+//!   `A.B.C.D-E:PORT` and `[IPV6-END]:PORT`, `fwmark N`); their DR/TUN real servers are written
 //!   without a port (each service's applies).
 //!
-//! Not done: notification e-mail,
-//! enable_script_security, and the checker keywords lvsfwd does not
-//! implement (fast_recovery, tls_compliant, regex offsets / regex_stack,
-//! MISC_CHECK's user): all reported with their line.
+//! - `enable_script_security` becomes `[global] enable_script_security`.
+//!
+//! Not done: notification e-mail, and the checker keywords lvsfwd does not
+//! implement (regex offsets / regex_stack):
+//! all reported with their line. MISC_CHECK's `user USER [GROUP]` becomes
+//! the checker's `user` / `group`.
 
 use std::fmt::{self, Write};
 use std::path::{Path, PathBuf};
@@ -453,6 +458,7 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
     let mut router_id: Option<String> = None;
     let mut vrrp_version: Option<String> = None;
     let mut script_user: Option<(String, Option<String>)> = None;
+    let mut script_security = false;
     let mut sync_daemon: Option<String> = None;
     // lb.toml's [timeouts] keys and values, in keepalived's order.
     let mut timeouts: [(&str, Option<String>); 3] =
@@ -474,6 +480,12 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
                             }
                             None => out.warn(c, "needs a user, dropped"),
                         },
+                        "enable_script_security" => {
+                            if !c.args().is_empty() {
+                                out.warn(c, "takes no value; the value is ignored");
+                            }
+                            script_security = true;
+                        }
                         "lvs_sync_daemon" => sync_daemon = sync_daemon_toml(&mut out, c),
                         "lvs_timeouts" => lvs_timeouts(&mut out, c, &mut timeouts),
                         "vrrp_mcast_group4" | "vrrp_mcast_group6" => match c.arg(0) {
@@ -516,6 +528,7 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
     if router_id.is_some()
         || first_if.is_some()
         || script_user.is_some()
+        || script_security
         || sync_daemon.is_some()
         || !mcast.is_empty()
     {
@@ -528,6 +541,9 @@ fn import_lines(lines: &[SrcLine], warnings: Vec<Placed>) -> (String, Vec<Warnin
             if let Some(g) = g {
                 out.line("", "script_group", &s(g));
             }
+        }
+        if script_security {
+            out.line("", "enable_script_security", "true");
         }
         if let Some(i) = &first_if {
             let _ = writeln!(
@@ -674,7 +690,7 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
                 let entries = c
                     .children()
                     .iter()
-                    .filter_map(|t| tracked(out, t))
+                    .filter_map(|t| tracked(out, t, c.keyword() == "track_script"))
                     .collect();
                 tracks.push((c.keyword(), entries));
             }
@@ -758,35 +774,39 @@ fn vrrp_instance(out: &mut Out, n: &Node, global_version: Option<&str>) {
 
 /// One `track_script` / `track_interface` entry (`NAME [weight W]`) as a
 /// TOML array element; `None` (reported) when it cannot be mapped.
-fn tracked(out: &mut Out, t: &Node) -> Option<String> {
+/// `script`: a track_script entry (`weight W reverse|noreverse`), else a
+/// track_interface one (lvsfwd has no reverse for it).
+fn tracked(out: &mut Out, t: &Node, script: bool) -> Option<String> {
     let name = t.keyword();
-    match t.args() {
-        [] => Some(s(name)),
-        [w, v] if w == "weight" => match toml_number(v, false) {
-            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
-            None => {
-                out.warn(t, format!("weight `{v}` is not a number, dropped"));
-                None
-            }
-        },
-        [w, v, r] if w == "weight" && r == "noreverse" => match toml_number(v, false) {
-            Some(n) => Some(format!("{{ name = {}, weight = {n} }}", s(name))),
-            None => {
-                out.warn(t, format!("weight `{v}` is not a number, dropped"));
-                None
-            }
-        },
+    let (v, reverse) = match t.args() {
+        [] => return Some(s(name)),
+        [w, v] if w == "weight" => (v, None),
+        [w, v, r] if w == "weight" && r == "noreverse" => (v, Some(false)),
+        [w, v, r] if w == "weight" && r == "reverse" && script => (v, Some(true)),
         _ => {
+            let only = if script {
+                "`weight W [reverse|noreverse]`"
+            } else {
+                "`weight W` (no reverse)"
+            };
             out.warn(
                 t,
                 format!(
-                    "`{}`: only `weight W` is supported by lvsfwd (no reverse), dropped",
+                    "`{}`: only {only} is supported by lvsfwd, dropped",
                     t.args().join(" ")
                 ),
             );
-            None
+            return None;
         }
-    }
+    };
+    let Some(n) = toml_number(v, false) else {
+        out.warn(t, format!("weight `{v}` is not a number, dropped"));
+        return None;
+    };
+    Some(match reverse {
+        None => format!("{{ name = {}, weight = {n} }}", s(name)),
+        Some(r) => format!("{{ name = {}, weight = {n}, reverse = {r} }}", s(name)),
+    })
 }
 
 /// `vrrp_script NAME { ... }` as `[[vrrp_script]]`.
@@ -801,16 +821,15 @@ fn vrrp_script(out: &mut Out, n: &Node) {
             "script" => out.script("", c, "script"),
             "interval" | "timeout" => out.number("", c, c.keyword(), true),
             "fall" | "rise" => out.number("", c, c.keyword(), false),
-            "weight" => {
-                if c.args().len() > 1 && c.arg(1) != Some("noreverse") {
-                    out.warn(
-                        c,
-                        "only `weight W` is supported by lvsfwd (no reverse), dropped",
-                    );
-                } else {
-                    out.number("", c, "weight", false)
+            "weight" => match c.arg(1) {
+                None | Some("noreverse") => out.number("", c, "weight", false),
+                Some("reverse") => {
+                    out.number("", c, "weight", false);
+                    out.line("", "reverse", "true");
                 }
-            }
+                Some(o) => out.warn(c, format!("unknown weight option `{o}`, dropped")),
+            },
+            "init_fail" => out.flag("", c, "init_fail"),
             "user" => match (c.arg(0), c.arg(1)) {
                 (Some(u), g) => {
                     out.keyword_line(c, "", "user", &s(u));
@@ -1250,6 +1269,18 @@ fn checker(out: &mut Out, c: &Node, table: &str, keys: &[Node], extra: &[(&str, 
             ("misc_check", "misc_path") => out.script(I, k, "misc_path"),
             ("misc_check", "misc_timeout") => out.number(I, k, "misc_timeout", true),
             ("misc_check", "misc_dynamic") => out.flag(I, k, "misc_dynamic"),
+            ("misc_check", "user") => match (k.arg(0), k.arg(1)) {
+                (Some(u), g) => {
+                    out.keyword_line(k, I, "user", &s(u));
+                    match g {
+                        Some(g) => out.line(I, "group", &s(g)),
+                        None => {
+                            remove_key(&mut out.toml, "group");
+                        }
+                    }
+                }
+                (None, _) => out.warn(k, "needs a user, dropped"),
+            },
             ("dns_check", "type") => out.string(I, k, "type"),
             ("dns_check", "name") => out.string(I, k, "name"),
             ("udp_check", "payload") => match k.args() {
@@ -1379,6 +1410,19 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
                             scratch.warn(u, "needs a valid value, dropped")
                         }
                         ("regex_no_match", Some(_)) => scratch.warn(u, "takes no value, dropped"),
+                        ("tls_compliant", v) if table == "ssl_get" => {
+                            match v.map(str::to_ascii_lowercase).as_deref() {
+                                None | Some("true" | "on" | "yes") => {
+                                    set(&mut scratch, u, "tls_compliant", "true".into())
+                                }
+                                Some("false" | "off" | "no") => {
+                                    set(&mut scratch, u, "tls_compliant", "false".into())
+                                }
+                                Some(v) => {
+                                    scratch.warn(u, format!("`{v}` is not true or false, dropped"))
+                                }
+                            }
+                        }
                         _ => scratch.unsupported(u),
                     }
                 }
@@ -1390,6 +1434,8 @@ fn http_get(out: &mut Out, c: &Node, table: &str) {
             "http_protocol" => scratch.string(I, k, "http_protocol"),
             "enable_sni" if table == "ssl_get" => scratch.boolean(I, k, "enable_sni"),
             "sni_name" if table == "ssl_get" => scratch.string(I, k, "sni_name"),
+            "tls_compliant" if table == "ssl_get" => scratch.boolean(I, k, "tls_compliant"),
+            "fast_recovery" => scratch.boolean(I, k, "fast_recovery"),
             _ => {
                 if !common_key(&mut scratch, k, true) {
                     scratch.unsupported(k);

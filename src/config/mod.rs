@@ -155,6 +155,11 @@ pub struct Global {
     /// else root; see `control::script`).
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// keepalived's `enable_script_security`: vrrp_script and MISC_CHECK
+    /// scripts that would run as root from a path non-root users can
+    /// write are disabled, and scripts never default to root
+    /// (`control::script::security`).
+    pub enable_script_security: bool,
     /// `[metrics] listen`: where `GET /metrics` is served; `None`: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// IPVS sysctl `sloppy_tcp`: any TCP segment without RST may create a
@@ -237,6 +242,7 @@ impl Default for Global {
             drop_entry: true,
             script_user: None,
             script_group: None,
+            enable_script_security: false,
             metrics_listen: None,
             sloppy_tcp: false,
             sync: SyncSysctls::default(),
@@ -316,6 +322,8 @@ pub struct TrackScript {
     pub name: String,
     /// The instance's `weight` override; `None` = the script's weight.
     pub weight: Option<i32>,
+    /// keepalived's `weight W reverse|noreverse`; `None` = the script's.
+    pub reverse: Option<bool>,
 }
 
 /// One `track_interface` entry of an instance.
@@ -344,6 +352,13 @@ pub struct VrrpScript {
     pub fall: u32,
     /// Successes in a row that make a failed script OK.
     pub rise: u32,
+    /// keepalived's `weight W reverse`: the weight applies the other way
+    /// (a positive one is taken off while the script is OK, a negative one
+    /// added while it fails; weight 0: FAULT while it is OK).
+    pub reverse: bool,
+    /// keepalived's `init_fail`: the script is failed until it succeeds
+    /// (instead of "not reported yet").
+    pub init_fail: bool,
     /// keepalived's `user USER [GROUP]`; `None` = `[global] script_user`.
     pub user: Option<String>,
     pub group: Option<String>,
@@ -530,6 +545,9 @@ pub struct HttpUrl {
     pub regex: Option<String>,
     /// The check passes when the body does NOT match `regex`.
     pub regex_no_match: bool,
+    /// SSL_GET: this url's connection ends with a close_notify alert
+    /// (keepalived's url `tls_compliant`).
+    pub tls_compliant: bool,
 }
 
 /// `http_get` / `ssl_get`.
@@ -545,6 +563,14 @@ pub struct HttpGet {
     /// virtualhost).
     pub enable_sni: bool,
     pub sni_name: Option<String>,
+    /// keepalived's `fast_recovery`: a server comes up at the first
+    /// success, instead of after every url has passed again, a delay_loop
+    /// apart (`control::health::checker`).
+    pub fast_recovery: bool,
+    /// SSL_GET `tls_compliant`: every url's connection ends with a
+    /// close_notify alert, where keepalived otherwise shuts TLS down
+    /// quietly (SSL_set_quiet_shutdown) and just closes.
+    pub tls_compliant: bool,
 }
 
 /// `dns_check`.
@@ -586,6 +612,10 @@ pub struct MiscCheck {
     pub misc_timeout: Option<Duration>,
     /// Exit status 2..=255 sets the weight to status - 2.
     pub misc_dynamic: bool,
+    /// keepalived's `user USER [GROUP]`: whom the script runs as; `None`
+    /// = `[global] script_user`. The group defaults to the user's own.
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 /// Why lb.toml was refused.

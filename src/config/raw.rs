@@ -74,6 +74,7 @@ pub(crate) struct RawGlobal {
     pub drop_entry: Option<bool>,
     pub script_user: Option<S<String>>,
     pub script_group: Option<S<String>>,
+    pub enable_script_security: Option<bool>,
     pub sloppy_tcp: Option<bool>,
     pub sync_threshold: Option<S<i64>>,
     pub sync_period: Option<S<i64>>,
@@ -191,6 +192,8 @@ impl<'de> Deserialize<'de> for RawTracked {
 pub(crate) struct RawWeighted {
     pub name: S<String>,
     pub weight: Option<S<i64>>,
+    /// keepalived's `weight W reverse|noreverse` (track_script only).
+    pub reverse: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -203,6 +206,9 @@ pub(crate) struct RawVrrpScript {
     pub weight: Option<S<i64>>,
     pub fall: Option<S<i64>>,
     pub rise: Option<S<i64>>,
+    /// keepalived's `weight W reverse`.
+    pub reverse: Option<bool>,
+    pub init_fail: Option<bool>,
     pub user: Option<S<String>>,
     pub group: Option<S<String>>,
 }
@@ -384,6 +390,8 @@ raw_checker!(RawHttpGet {
     http_protocol: Option<S<String>>,
     enable_sni: Option<S<bool>>,
     sni_name: Option<S<String>>,
+    tls_compliant: Option<S<bool>>,
+    fast_recovery: Option<bool>,
 });
 
 raw_checker!(RawDnsCheck {
@@ -415,6 +423,8 @@ pub(crate) struct RawUrl {
     pub regex: Option<S<String>>,
     pub regex_no_match: Option<bool>,
     pub regex_options: Option<S<Vec<String>>>,
+    /// SSL_GET: send close_notify (keepalived's url `tls_compliant`).
+    pub tls_compliant: Option<S<bool>>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -423,6 +433,9 @@ pub(crate) struct RawMiscCheck {
     pub misc_path: S<String>,
     pub misc_timeout: Option<S<f64>>,
     pub misc_dynamic: Option<bool>,
+    /// keepalived's `user USER [GROUP]`.
+    pub user: Option<S<String>>,
+    pub group: Option<S<String>>,
     #[serde(alias = "nb_get_retry")]
     pub retry: Option<S<i64>>,
     pub delay_before_retry: Option<S<f64>>,

@@ -341,7 +341,9 @@ fn checker_defaults_differ_only_in_delay_before_retry() {
         CheckKind::Misc(MiscCheck {
             misc_path: "/bin/true".into(),
             misc_timeout: None,
-            misc_dynamic: false
+            misc_dynamic: false,
+            user: None,
+            group: None,
         })
     );
 }
@@ -1974,13 +1976,48 @@ fn bad_checker_values_are_refused_at_their_position() {
     );
     // keepalived keys not implemented are unknown keys, with their line.
     err_at(
-        &at(
-            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nfast_recovery = true\n",
-        ),
+        &at("[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nregex_stack = 1\n"),
         7,
         1,
-        "fast_recovery",
+        "regex_stack",
     );
+    let c = ok(&at(
+        "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\nfast_recovery = true\n",
+    ));
+    match &c.virtual_servers[0].real_servers[0].checks[0].kind {
+        CheckKind::Http(h) => assert!(h.fast_recovery),
+        k => panic!("{k:?}"),
+    }
+    // tls_compliant is SSL_GET's (keepalived installs it for SSL_GET only).
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\" }]\ntls_compliant = true\n",
+        ),
+        7,
+        17,
+        "tls_compliant is for ssl_get only",
+    );
+    err_at(
+        &at(
+            "[virtual_server.real_server.http_get]\nurl = [{ path = \"/\", tls_compliant = true }]\n",
+        ),
+        6,
+        38,
+        "tls_compliant is for ssl_get only",
+    );
+    let c = ok(&at(
+        "[virtual_server.real_server.ssl_get]\nurl = [{ path = \"/\" }, { path = \"/b\", tls_compliant = true }]\n",
+    ));
+    match &c.virtual_servers[0].real_servers[0].checks[0].kind {
+        CheckKind::Ssl(h) => {
+            assert!(!h.tls_compliant);
+            assert_eq!(
+                (h.urls[0].tls_compliant, h.urls[1].tls_compliant),
+                (false, true)
+            );
+        }
+        k => panic!("{k:?}"),
+    }
 }
 
 #[test]
@@ -2079,6 +2116,8 @@ fn vrrp_scripts_and_tracking() {
             weight: 0,
             fall: 1,
             rise: 1,
+            reverse: false,
+            init_fail: false,
             user: None,
             group: None,
         }
@@ -2093,11 +2132,13 @@ fn vrrp_scripts_and_tracking() {
         vec![
             TrackScript {
                 name: "chk".into(),
-                weight: None
+                weight: None,
+                reverse: None,
             },
             TrackScript {
                 name: "chk2".into(),
-                weight: Some(10)
+                weight: Some(10),
+                reverse: None,
             }
         ]
     );
@@ -2135,8 +2176,27 @@ fn vrrp_tracking_errors_name_their_line() {
     assert!(err(&t).contains("track_interface `eth2` is listed twice"));
     let t = TRACKING.replace("name = \"chk2\"\nscript", "name = \"chk\"\nscript");
     err_at(&t, 5, 8, "duplicate vrrp_script name `chk`");
-    let t = TRACKING.replace("rise = 2", "init_fail = true");
-    err_at(&t, 10, 1, "unknown field `init_fail`");
+    let t = TRACKING.replace("rise = 2", "init_fail = 1");
+    err_at(&t, 10, 13, "expected a boolean");
+    let t = TRACKING.replace("weight = -50 }", "weight = -50, reverse = true }");
+    assert!(
+        err(&t).contains("track_interface: `reverse` is not supported"),
+        "{}",
+        err(&t)
+    );
+}
+
+#[test]
+fn vrrp_script_reverse_and_init_fail() {
+    let t = TRACKING
+        .replace("rise = 2", "rise = 2\nreverse = true\ninit_fail = true")
+        .replace("weight = 10 }", "weight = 10, reverse = false }");
+    let c = ok(&t);
+    let s = &c.vrrp_scripts[1];
+    assert!(s.reverse && s.init_fail);
+    assert!(!c.vrrp_scripts[0].reverse && !c.vrrp_scripts[0].init_fail);
+    let ts = &c.vrrp_instances[0].track_script;
+    assert_eq!((ts[0].reverse, ts[1].reverse), (None, Some(false)));
 }
 
 #[test]
@@ -2640,6 +2700,62 @@ fn a_group_virtual_server_is_one_service_per_member() {
         && s.dests[0].addr == v4("198.18.0.2")));
     let ports: Vec<u16> = specs.iter().map(|s| s.dests[0].port).collect();
     assert_eq!(ports, [80, 80, 80, 443, 0]);
+}
+
+/// keepalived's `virtual_server_group` IPv6 range `2001:2::1-a 80`: the
+/// last group of the address runs to END, in hexadecimal.
+#[test]
+fn an_ipv6_group_range_runs_the_last_group() {
+    let c = ok(
+        "[[virtual_server_group]]\nname = \"v6\"\nmembers = [\"[2001:2::8-b]:80\", \"[2001:2::ffff]:443\"]\n\
+         [[virtual_server]]\ngroup = \"v6\"\nlb_kind = \"DR\"\n\
+         [[virtual_server.real_server]]\naddress = \"2001:2::100\"\n",
+    );
+    let keys: Vec<String> = c
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "TCP [2001:2::8]:80",
+            "TCP [2001:2::9]:80",
+            "TCP [2001:2::a]:80",
+            "TCP [2001:2::b]:80",
+            "TCP [2001:2::ffff]:443"
+        ]
+    );
+    let g = |m: &str| {
+        format!(
+            "[[virtual_server_group]]\nname = \"g\"\nmembers = [{m}]\n[[virtual_server]]\ngroup = \"g\"\n"
+        )
+    };
+    err_at(
+        &g("\"[2001:2::5-5]:80\""),
+        3,
+        12,
+        "not greater than its start",
+    );
+    err_at(
+        &g("\"[2001:2::5-3]:80\""),
+        3,
+        12,
+        "not greater than its start",
+    );
+    err_at(
+        &g("\"[2001:2::5-10000]:80\""),
+        3,
+        12,
+        "not a hexadecimal group",
+    );
+    err_at(
+        &g("\"[2001:2::5-1g]:80\""),
+        3,
+        12,
+        "not a hexadecimal group",
+    );
+    err_at(&g("\"[198.18.0.1-3]:80\""), 3, 12, "last group runs");
 }
 
 #[test]

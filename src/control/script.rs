@@ -22,6 +22,8 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
+pub mod security;
+
 /// keepalived's script user when none is configured.
 pub const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
 

@@ -130,18 +130,35 @@ impl VrrpSetup {
     /// `cfg`'s VRRP part; scripts with their own `user` run as that user,
     /// the others as `run_as` (the global script user). A user that does
     /// not exist is an error, never root.
+    /// Scripts keepalived's security check disables are left out, and
+    /// taken off the instances tracking them (`script::security`).
     pub fn new(cfg: &Config, run_as: Option<RunAs>) -> Result<VrrpSetup> {
         let mut scripts = Vec::new();
+        let mut disabled = Vec::new();
         for s in &cfg.vrrp_scripts {
             let who = match &s.user {
                 Some(u) => script::run_as(Some(u), s.group.as_deref())
                     .with_context(|| format!("vrrp_script {}", s.name))?,
                 None => run_as,
             };
-            scripts.push((s.clone(), who));
+            let argv0 = crate::config::argv::split(&s.script)
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .unwrap_or_default();
+            let what = format!("track script {}", s.name);
+            let security = cfg.global.enable_script_security;
+            if script::security::allowed(&what, &argv0, who, s.user.is_some(), security) {
+                scripts.push((s.clone(), who));
+            } else {
+                disabled.push(s.name.clone());
+            }
+        }
+        let mut instances = cfg.vrrp_instances.clone();
+        for i in &mut instances {
+            i.track_script.retain(|t| !disabled.contains(&t.name));
         }
         Ok(VrrpSetup {
-            instances: cfg.vrrp_instances.clone(),
+            instances,
             scripts,
             groups: cfg.vrrp_sync_groups.clone(),
             run_as,
@@ -199,8 +216,8 @@ struct Running {
     identity: Identity,
     /// `track_interface`: name, weight, up at the last check.
     tracked_ifs: Vec<(String, i32, bool)>,
-    /// `track_script`: index in the thread's scripts, weight.
-    tracked_scripts: Vec<(usize, i32)>,
+    /// `track_script`: index in the thread's scripts, weight, reverse.
+    tracked_scripts: Vec<(usize, i32, bool)>,
     /// Started (weight-0 scripts have all reported once).
     started: bool,
     /// FAULT from its own link or tracking, and why.
@@ -521,7 +538,12 @@ impl Vrrp {
                 .iter()
                 .filter_map(|t| {
                     let i = self.scripts.iter().position(|s| s.cfg.name == t.name)?;
-                    Some((i, t.weight.unwrap_or(self.scripts[i].cfg.weight)))
+                    let cfg = &self.scripts[i].cfg;
+                    Some((
+                        i,
+                        t.weight.unwrap_or(cfg.weight),
+                        t.reverse.unwrap_or(cfg.reverse),
+                    ))
                 })
                 .collect();
             for (name, _, _) in &r.tracked_ifs {
@@ -638,13 +660,13 @@ impl Vrrp {
             let statuses = r
                 .tracked_ifs
                 .iter()
-                .map(|(_, w, up)| (*w, if *up { Status::Up } else { Status::Down }))
+                .map(|(_, w, up)| (*w, false, if *up { Status::Up } else { Status::Down }))
                 .chain(
                     r.tracked_scripts
                         .iter()
-                        .map(|&(s, w)| (w, self.scripts[s].health.status())),
+                        .map(|&(s, w, rev)| (w, rev, self.scripts[s].health.status())),
                 );
-            let v = track::evaluate(r.m.base_priority(), statuses);
+            let v = track::evaluate_reversible(r.m.base_priority(), statuses);
             let fault = if !r.link_up {
                 Some("interface down".to_string())
             } else if v.fault {
@@ -877,7 +899,11 @@ fn script_slots(setup: &VrrpSetup, mut old: Vec<ScriptSlot>) -> Vec<ScriptSlot> 
             cfg: cfg.clone(),
             run_as: *run_as,
             argv,
-            health: ScriptHealth::new(cfg.rise, cfg.fall),
+            health: if cfg.init_fail {
+                ScriptHealth::new_failed(cfg.rise, cfg.fall)
+            } else {
+                ScriptHealth::new(cfg.rise, cfg.fall)
+            },
             next_run: Instant::now(),
             run: None,
         });
@@ -918,12 +944,13 @@ fn fault_reason(r: &Running, scripts: &[ScriptSlot]) -> String {
     if let Some((name, _, _)) = r.tracked_ifs.iter().find(|(_, w, up)| *w == 0 && !up) {
         return format!("tracked interface {name} down");
     }
-    if let Some(&(s, _)) = r
+    if let Some(&(s, _, rev)) = r
         .tracked_scripts
         .iter()
-        .find(|&&(s, w)| w == 0 && scripts[s].health.status() == Status::Down)
+        .find(|&&(s, w, rev)| w == 0 && track::is_fault(rev, scripts[s].health.status()))
     {
-        return format!("tracked script {} failed", scripts[s].cfg.name);
+        let what = if rev { "succeeded (reverse)" } else { "failed" };
+        return format!("tracked script {} {what}", scripts[s].cfg.name);
     }
     "tracking".into()
 }

@@ -178,11 +178,13 @@ fn repeated_url_fields_and_checkers_stay_valid_toml() {
 fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
     let conf = "global_defs {\n  enable_script_security\n}\n\
         vrrp_script chk_lvs {\n  script \"/usr/local/bin/check --fast\"\n  interval 2\n  \
-        timeout 1\n  weight -60\n  fall 2\n  rise 3\n  user nobody\n  init_fail\n}\n\
+        timeout 1\n  weight -60 reverse\n  fall 2\n  rise 3\n  user nobody\n  init_fail\n}\n\
         vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  track_script {\n    \
         chk_lvs\n  }\n  track_interface {\n    eth1\n    eth2 weight -50\n    eth3 weight 5 reverse\n  }\n}\n\
         vrrp_instance VI_2 {\n  interface eth1\n  virtual_router_id 52\n  track_script {\n    \
-        chk_lvs weight 0\n  }\n}\n\
+        chk_lvs weight 0 noreverse\n  }\n}\n\
+        vrrp_instance VI_3 {\n  interface eth1\n  virtual_router_id 53\n  track_script {\n    \
+        chk_lvs weight 5 reverse\n  }\n}\n\
         vrrp_sync_group VG_1 {\n  group {\n    VI_2\n  }\n  notify_master /bin/m\n  \
         global_tracking\n}\n";
     let (toml, w) = import(conf);
@@ -194,6 +196,8 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
     assert_eq!(s.timeout, std::time::Duration::from_secs(1));
     assert_eq!((s.weight, s.fall, s.rise), (-60, 2, 3));
     assert_eq!(s.user.as_deref(), Some("nobody"));
+    assert!(s.reverse && s.init_fail);
+    assert!(cfg.global.enable_script_security);
     let v1 = &cfg.vrrp_instances[0];
     assert_eq!(v1.track_script[0].name, "chk_lvs");
     assert_eq!(v1.track_script[0].weight, None);
@@ -203,7 +207,14 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
         .map(|t| (t.name.as_str(), t.weight))
         .collect();
     assert_eq!(ifs, [("eth1", 0), ("eth2", -50)]);
-    assert_eq!(cfg.vrrp_instances[1].track_script[0].weight, Some(0));
+    assert_eq!(
+        v1.track_script[0].reverse, None,
+        "the script's reverse applies"
+    );
+    let t2 = &cfg.vrrp_instances[1].track_script[0];
+    assert_eq!((t2.weight, t2.reverse), (Some(0), Some(false)));
+    let t3 = &cfg.vrrp_instances[2].track_script[0];
+    assert_eq!((t3.weight, t3.reverse), (Some(5), Some(true)));
     assert_eq!(cfg.vrrp_sync_groups[0].group, ["VI_2"]);
     assert_eq!(
         cfg.vrrp_sync_groups[0].notify_master.as_deref(),
@@ -211,16 +222,7 @@ fn vrrp_scripts_tracking_and_sync_groups_are_mapped() {
     );
     // What is not mapped is reported with its line.
     let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
-    assert_eq!(
-        lines,
-        [
-            (2, "enable_script_security"),
-            (12, "init_fail"),
-            (23, "eth3"),
-            (38, "global_tracking")
-        ],
-        "{w:?}"
-    );
+    assert_eq!(lines, [(23, "eth3"), (45, "global_tracking")], "{w:?}");
 }
 
 #[test]
@@ -483,4 +485,87 @@ fn vrrp_mcast_groups_become_global_keys() {
     let (_, warnings) = import("global_defs {\n  vrrp_mcast_group6\n}\n");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].line, 2);
+}
+
+#[test]
+fn misc_check_user_and_group_are_mapped() {
+    let conf = "virtual_server 198.18.0.250 80 {\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n    \
+                MISC_CHECK {\n      misc_path /bin/true\n      user nobody daemon\n    }\n    \
+                MISC_CHECK {\n      misc_path /bin/false\n      user nobody\n    }\n    \
+                MISC_CHECK {\n      misc_path /bin/false\n      user\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let users: Vec<(Option<&str>, Option<&str>)> = cfg.virtual_servers[0].real_servers[0]
+        .checks
+        .iter()
+        .map(|c| match &c.kind {
+            crate::config::CheckKind::Misc(m) => (m.user.as_deref(), m.group.as_deref()),
+            k => panic!("{k:?}"),
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (Some("nobody"), Some("daemon")),
+            (Some("nobody"), None),
+            (None, None)
+        ]
+    );
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(lines, [(14, "user")], "{w:?}");
+}
+
+#[test]
+fn an_ipv6_group_range_is_mapped_and_expanded() {
+    // keepalived's range end is hexadecimal for IPv6: 1-10 is 16 addresses.
+    let conf = "virtual_server_group v6 {\n  2001:2::1-10 80\n  2001:2::ff 443\n}\n\
+virtual_server group v6 {\n  lb_algo rr\n  lb_kind DR\n  real_server 2001:2::100 80 {\n  }\n}\n";
+    let (toml, w) = import(conf);
+    assert!(w.is_empty(), "{w:?}");
+    assert!(
+        toml.contains("members = [\"[2001:2::1-10]:80\", \"[2001:2::ff]:443\"]"),
+        "{toml}"
+    );
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let keys: Vec<String> = cfg
+        .service_specs()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(keys.len(), 17);
+    assert_eq!(keys[0], "TCP [2001:2::1]:80");
+    assert_eq!(keys[9], "TCP [2001:2::a]:80");
+    assert_eq!(keys[15], "TCP [2001:2::10]:80");
+    assert_eq!(keys[16], "TCP [2001:2::ff]:443");
+}
+
+#[test]
+fn ssl_get_tls_compliant_is_mapped_for_the_checker_and_its_urls() {
+    let conf = "virtual_server 198.18.0.250 443 {\n  lb_kind DR\n  real_server 198.18.0.11 443 {\n    \
+                SSL_GET {\n      tls_compliant\n      url {\n        path /a\n        tls_compliant off\n      }\n      \
+                url {\n        path /b\n        tls_compliant\n      }\n    }\n    \
+                HTTP_GET {\n      tls_compliant\n      url {\n        path /c\n        tls_compliant\n      }\n    }\n  }\n}\n";
+    let (toml, w) = import(conf);
+    let cfg = crate::config::parse_str(&toml, "x").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let checks = &cfg.virtual_servers[0].real_servers[0].checks;
+    let ssl = checks
+        .iter()
+        .find(|c| matches!(c.kind, crate::config::CheckKind::Ssl(_)));
+    match &ssl.unwrap().kind {
+        crate::config::CheckKind::Ssl(h) => {
+            assert!(h.tls_compliant);
+            assert_eq!(
+                (h.urls[0].tls_compliant, h.urls[1].tls_compliant),
+                (false, true)
+            );
+        }
+        k => panic!("{k:?}"),
+    }
+    // HTTP_GET has no tls_compliant in keepalived either.
+    let lines: Vec<(usize, &str)> = w.iter().map(|w| (w.line, w.keyword.as_str())).collect();
+    assert_eq!(
+        lines,
+        [(16, "tls_compliant"), (19, "tls_compliant")],
+        "{w:?}"
+    );
 }

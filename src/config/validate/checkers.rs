@@ -446,6 +446,17 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
         if let Some(n) = &h.sni_name {
             return fail(n.span(), "sni_name is for ssl_get only");
         }
+        if let Some(v) = &h.tls_compliant {
+            return fail(v.span(), "tls_compliant is for ssl_get only");
+        }
+        if let Some(v) = h
+            .url
+            .get_ref()
+            .iter()
+            .find_map(|u| u.get_ref().tls_compliant.as_ref())
+        {
+            return fail(v.span(), "tls_compliant is for ssl_get only");
+        }
     }
     let mut urls = Vec::new();
     for u in h.url.into_inner() {
@@ -493,6 +504,7 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
             virtualhost: nonempty(u.virtualhost, "virtualhost")?,
             regex,
             regex_no_match: u.regex_no_match.unwrap_or(false),
+            tls_compliant: u.tls_compliant.as_ref().is_some_and(|v| *v.get_ref()),
         });
     }
     let g = HttpGet {
@@ -502,6 +514,8 @@ pub(super) fn http_get(h: RawHttpGet, rs: SocketAddr, up: &Inherited, ssl: bool)
         http_protocol,
         enable_sni: h.enable_sni.as_ref().is_some_and(|v| *v.get_ref()),
         sni_name: nonempty(h.sni_name, "sni_name")?,
+        tls_compliant: h.tls_compliant.as_ref().is_some_and(|v| *v.get_ref()),
+        fast_recovery: h.fast_recovery.unwrap_or(false),
     };
     let kind = if ssl {
         CheckKind::Ssl(g)
@@ -640,6 +654,7 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
         None => None,
         Some(t) => Some(timeout_secs(t, "misc_timeout")?),
     };
+    let (user, group) = super::vrrp::script_account(&m.user, &m.group)?;
     let i = up.over(
         TimerKeys {
             retry: &m.retry,
@@ -658,6 +673,8 @@ pub(super) fn misc_check(m: RawMiscCheck, up: &Inherited) -> R<HealthCheck> {
             misc_path: m.misc_path.into_inner(),
             misc_timeout,
             misc_dynamic: m.misc_dynamic.unwrap_or(false),
+            user,
+            group,
         }),
     )
     .logging(m.log_all_failures))

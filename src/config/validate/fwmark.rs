@@ -9,9 +9,12 @@
 //!
 //! Prefixes are refused: the XDP program redirects frames by exact
 //! address. A group member is keepalived's: `"198.18.0.1:80"`, a range of
-//! the last IPv4 octet `"198.18.0.1-10:80"`, or `"fwmark 7"`.
+//! the last IPv4 octet `"198.18.0.1-10:80"`, a range of the last group of
+//! an IPv6 address `"[2001:2::1-1f]:80"` (keepalived's `2001:2::1-1f 80`:
+//! the end is hexadecimal, at most ffff, and greater than the start, as
+//! keepalived's `inet_stor` and check_data.c take it), or `"fwmark 7"`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::super::raw::{RawFwmark, RawVsGroup, S};
 use super::super::{FwmarkRule, Protocol};
@@ -201,6 +204,35 @@ pub(super) fn member(s: &S<String>, rules: &[FwmarkRule]) -> R<Vec<Target>> {
         })?;
         let m = mark(&S::new(s.span(), n), "fwmark")?;
         return Ok(vec![Target::Fwmark(m, mark_family(rules, m, s.span())?)]);
+    }
+    // keepalived's IPv6 range: the last 16-bit group runs to END (hex).
+    if let Some(rest) = text.strip_prefix('[')
+        && let Some((inner, port)) = rest.split_once("]:")
+        && let Some((first, end)) = inner.split_once('-')
+    {
+        let bad = |why: &str| fail(s.span(), format!("group member `{text}`: {why}"));
+        let Ok(first) = first.parse::<Ipv6Addr>() else {
+            return bad("an IPv6 range is an address whose last group runs: `[2001:2::1-1f]:PORT`");
+        };
+        let Ok(end) = u16::from_str_radix(end, 16) else {
+            return bad("the end of the range is not a hexadecimal group (0..=ffff)");
+        };
+        let seg = first.segments();
+        if seg[7] >= end {
+            return bad("the range end is not greater than its start");
+        }
+        let a = parse_sockaddr(
+            &S::new(s.span(), format!("[{first}]:{port}")),
+            "group member",
+            None,
+        )?;
+        return Ok((seg[7]..=end)
+            .map(|last| {
+                let mut g = seg;
+                g[7] = last;
+                Target::Addr(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(g)), a.port()))
+            })
+            .collect());
     }
     // keepalived's range: the last octet of an IPv4 address runs to END.
     if !text.starts_with('[')

@@ -106,6 +106,7 @@ pub(super) fn global(g: RawGlobal) -> R<Global> {
         drop_entry: g.drop_entry.unwrap_or(true),
         script_user: nonempty(g.script_user, "script_user")?,
         script_group: nonempty(g.script_group, "script_group")?,
+        enable_script_security: g.enable_script_security.unwrap_or(false),
         // `[metrics]` is its own table: set by the caller.
         metrics_listen: None,
         sloppy_tcp: g.sloppy_tcp.unwrap_or(false),

@@ -101,11 +101,15 @@ pub(super) fn vrrp(v: RawVrrp) -> R<VrrpInstance> {
         notify: script_line(v.notify, "notify")?,
         track_script: tracked(&v.track_script, "track_script")?
             .into_iter()
-            .map(|(name, weight)| TrackScript { name, weight })
+            .map(|(name, weight, reverse)| TrackScript {
+                name,
+                weight,
+                reverse,
+            })
             .collect(),
         track_interface: tracked(&v.track_interface, "track_interface")?
             .into_iter()
-            .map(|(name, weight)| TrackInterface {
+            .map(|(name, weight, _)| TrackInterface {
                 name,
                 weight: weight.unwrap_or(0),
             })
@@ -119,23 +123,33 @@ fn weight(w: &S<i64>) -> R<i32> {
 
 /// `track_script` / `track_interface` entries: names (none twice, none
 /// empty) with their optional weight.
-fn tracked(list: &[S<RawTracked>], key: &str) -> R<Vec<(String, Option<i32>)>> {
-    let mut out: Vec<(String, Option<i32>)> = Vec::new();
+/// A name with a weight, and `reverse` when given.
+type Tracked = (String, Option<i32>, Option<bool>);
+
+fn tracked(list: &[S<RawTracked>], key: &str) -> R<Vec<Tracked>> {
+    let mut out: Vec<Tracked> = Vec::new();
     for e in list {
-        let (name, w) = match e.get_ref() {
-            RawTracked::Name(n) => (n.clone(), None),
+        let (name, w, reverse) = match e.get_ref() {
+            RawTracked::Name(n) => (n.clone(), None, None),
             RawTracked::Weighted(t) => (
                 t.name.get_ref().clone(),
                 t.weight.as_ref().map(weight).transpose()?,
+                t.reverse,
             ),
         };
+        if key == "track_interface" && reverse == Some(true) {
+            return fail(
+                e.span(),
+                "track_interface: `reverse` is not supported by lvsfwd (track_script only)",
+            );
+        }
         if name.is_empty() {
             return fail(e.span(), format!("{key}: empty name"));
         }
-        if out.iter().any(|(n, _)| *n == name) {
+        if out.iter().any(|(n, _, _)| *n == name) {
             return fail(e.span(), format!("{key} `{name}` is listed twice"));
         }
-        out.push((name, w));
+        out.push((name, w, reverse));
     }
     Ok(out)
 }
@@ -164,20 +178,7 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
             Some(n) => Ok(int_in(n, key, 1, 1_000_000)? as u32),
         }
     };
-    let user = nonempty(v.user.clone(), "user")?;
-    let group = nonempty(v.group.clone(), "group")?;
-    if let (None, Some(g)) = (&user, &v.group) {
-        return fail(
-            g.span(),
-            "group without user (keepalived's `user USER [GROUP]`)",
-        );
-    }
-    if let Some(u) = &v.user {
-        check_account(u, "user", "/etc/passwd")?;
-    }
-    if let Some(g) = &v.group {
-        check_account(g, "group", "/etc/group")?;
-    }
+    let (user, group) = script_account(&v.user, &v.group)?;
     Ok(VrrpScript {
         name: v.name.into_inner(),
         script,
@@ -186,9 +187,34 @@ pub(super) fn vrrp_script(v: RawVrrpScript) -> R<VrrpScript> {
         weight: v.weight.as_ref().map(weight).transpose()?.unwrap_or(0),
         fall: count(&v.fall, "fall")?,
         rise: count(&v.rise, "rise")?,
+        reverse: v.reverse.unwrap_or(false),
+        init_fail: v.init_fail.unwrap_or(false),
         user,
         group,
     })
+}
+
+/// keepalived's `user USER [GROUP]` of a script (vrrp_script,
+/// MISC_CHECK): both non-empty, no group without a user, and both existing.
+pub(super) fn script_account(
+    user: &Option<S<String>>,
+    group: &Option<S<String>>,
+) -> R<(Option<String>, Option<String>)> {
+    let u = nonempty(user.clone(), "user")?;
+    let g = nonempty(group.clone(), "group")?;
+    if let (None, Some(g)) = (&u, group) {
+        return fail(
+            g.span(),
+            "group without user (keepalived's `user USER [GROUP]`)",
+        );
+    }
+    if let Some(u) = user {
+        check_account(u, "user", "/etc/passwd")?;
+    }
+    if let Some(g) = group {
+        check_account(g, "group", "/etc/group")?;
+    }
+    Ok((u, g))
 }
 
 /// A script's user or group must exist (a name in `db`, or a number), as

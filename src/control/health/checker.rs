@@ -16,7 +16,18 @@
 //!   every checker with its retry counter spent: "one failure is enough
 //!   initially");
 //! - while down, probes run every `down_interval` and failures change
-//!   nothing.
+//!   nothing;
+//! - HTTP_GET / SSL_GET without `fast_recovery` (`confirm` = the number of
+//!   urls): keepalived checks one url per probe, a delay_loop apart, and a
+//!   server comes up only once every url has passed in a row. lvsfwd's
+//!   probe checks every url, so the same wait is kept as successes: a
+//!   checker coming up from alpha needs `confirm` successes, one recovering
+//!   from a failure `confirm + 1` (the failed url, then each url again),
+//!   each a delay_loop after the last. A failure while recovering is
+//!   retried after `delay_before_retry` without starting over; one while
+//!   coming up from alpha is a failure of the first verdict (recovery
+//!   from the start). `fast_recovery` (`confirm` 0): the first success is
+//!   enough, as keepalived then checks the urls back to back.
 //!
 //! Invariant: `retry_it <= retry`; the next probe is never before the time of
 //! the result that scheduled it.
@@ -42,6 +53,9 @@ pub struct CheckerParams {
     /// The first probe is due at a random point within this span after
     /// start (keepalived's `warmup`, by default `delay_loop`).
     pub warmup: Duration,
+    /// Successes that confirm a recovery (see the module docs): the number
+    /// of urls of an HTTP_GET / SSL_GET without fast_recovery, else 0.
+    pub confirm: u32,
 }
 
 /// What a probe result did to the checker's verdict.
@@ -68,6 +82,10 @@ pub struct Checker {
     has_run: bool,
     retry_it: u32,
     due: Timestamp,
+    /// Successes still needed before the checker goes up, while confirming.
+    confirm_left: Option<u32>,
+    /// The confirmation is the first verdict's (alpha start).
+    confirm_first: bool,
 }
 
 impl Checker {
@@ -86,6 +104,8 @@ impl Checker {
             retry_it: params.retry,
             due: now + first,
             params,
+            confirm_left: None,
+            confirm_first: false,
         }
     }
 
@@ -118,10 +138,34 @@ impl Checker {
             self.retry_it = 0;
             self.due = now + p.delay_loop;
             if !self.is_up {
+                let left = match self.confirm_left {
+                    Some(k) => k.saturating_sub(1),
+                    None if first => p.confirm.saturating_sub(1),
+                    None => p.confirm,
+                };
+                if left > 0 {
+                    if self.confirm_left.is_none() {
+                        self.confirm_first = first;
+                    }
+                    self.confirm_left = Some(left);
+                    return Transition::None;
+                }
+                self.confirm_left = None;
                 self.is_up = true;
                 return Transition::Up;
             }
             return Transition::None;
+        }
+        if self.confirm_left.is_some() {
+            if !self.confirm_first {
+                // keepalived retries the url that failed, not the list.
+                self.due = now + p.delay_before_retry;
+                return Transition::None;
+            }
+            // Coming up from alpha: the first verdict is a failure.
+            self.confirm_left = None;
+            self.due = now + p.down_interval;
+            return Transition::StaysDown;
         }
         if !self.is_up && !first {
             self.due = now + p.down_interval;
@@ -157,6 +201,10 @@ impl Checker {
         self.is_up = old.is_up;
         self.has_run = old.has_run;
         self.retry_it = old.retry_it.min(self.params.retry);
+        if !self.is_up && self.params.confirm > 0 {
+            self.confirm_left = old.confirm_left.map(|k| k.min(self.params.confirm + 1));
+            self.confirm_first = old.confirm_first;
+        }
         self.due = old.due.min(now + self.params.delay_loop);
     }
 }

@@ -99,6 +99,9 @@ pub enum ProbeSpec {
     Misc {
         argv: Vec<String>,
         timeout: Duration,
+        /// keepalived's `user USER [GROUP]` (names, resolved by the runner);
+        /// `None`: the global script user.
+        user: Option<(String, Option<String>)>,
     },
 }
 
@@ -109,6 +112,9 @@ pub struct TlsSpec {
     pub enable_sni: bool,
     /// `sni_name`; without it the url's, then the checker's virtualhost.
     pub sni_name: Option<String>,
+    /// Per url (in order): end the connection with close_notify
+    /// (`tls_compliant` of the checker or of the url).
+    pub close_notify: Vec<bool>,
 }
 
 /// The result of one probe.
@@ -278,7 +284,8 @@ fn command(line: &Option<String>, what: &str, warnings: &mut Vec<String>) -> Opt
     }
 }
 
-fn params(check: &HealthCheck) -> CheckerParams {
+/// The timing and retry rules of `check`'s checker.
+pub(super) fn params(check: &HealthCheck) -> CheckerParams {
     // HTTP_GET and SSL_GET wait the longer of their two delays while down
     // (keepalived's http epilog); the others their delay_loop.
     let down = match check.kind {
@@ -292,6 +299,10 @@ fn params(check: &HealthCheck) -> CheckerParams {
         down_interval: down,
         alpha: check.alpha,
         warmup: check.warmup,
+        confirm: match &check.kind {
+            CheckKind::Http(h) | CheckKind::Ssl(h) if !h.fast_recovery => h.urls.len() as u32,
+            _ => 0,
+        },
     }
 }
 
@@ -358,6 +369,11 @@ fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
             Some(TlsSpec {
                 enable_sni: h.enable_sni,
                 sni_name: h.sni_name.clone(),
+                close_notify: h
+                    .urls
+                    .iter()
+                    .map(|u| h.tls_compliant || u.tls_compliant)
+                    .collect(),
             }),
         )?,
         CheckKind::Dns(d) => ProbeSpec::Dns {
@@ -377,6 +393,7 @@ fn probe(check: &HealthCheck) -> Result<ProbeSpec, BuildError> {
         CheckKind::Misc(m) => ProbeSpec::Misc {
             argv: argv::split(&m.misc_path).map_err(BuildError::Argv)?,
             timeout: m.misc_timeout.unwrap_or(check.delay_loop),
+            user: m.user.clone().map(|u| (u, m.group.clone())),
         },
     })
 }

@@ -39,7 +39,7 @@ use crate::service::{DestSpec, FwdMethod, ServiceKey, ServiceSpec};
 
 pub use checker::{Checker, CheckerParams, Transition};
 pub use engine::{Action, CheckerId, Engine, ProbeOutcome, ProbeSpec};
-pub use runner::Health;
+pub use runner::{Health, secure_checkers};
 
 /// The weight keepalived gives a sorry server (its real_server default).
 pub const SORRY_WEIGHT: i32 = 1;

@@ -9,8 +9,9 @@
 //! - HTTP_GET / SSL_GET: each url on its own connection, judged by
 //!   [`super::http`]; SSL_GET speaks TLS through rustls and, as keepalived
 //!   (which never sets SSL_VERIFY_PEER), does not verify the certificate;
-//!   SNI only with `enable_sni`; a close without close_notify ends the body
-//!   (keepalived's default quiet shutdown);
+//!   SNI only with `enable_sni`; a close without close_notify ends the body;
+//!   the probe then closes without a close_notify alert (keepalived's
+//!   default quiet shutdown), or sends one first with `tls_compliant`;
 //! - DNS_CHECK: one query over UDP ([`crate::wire::dns`]), waiting for the
 //!   answer with its id until the timeout;
 //! - UDP_CHECK: one datagram on a connected socket with IP(V6)_RECVERR; an
@@ -73,7 +74,8 @@ fn outcome(what: &str, dst: SocketAddr, r: Result<(), String>) -> ProbeOutcome {
 }
 
 /// [`run`], with MISC_CHECK scripts run as `user` (see
-/// [`crate::control::script`]).
+/// [`crate::control::script`]; the runner passes the checker's own `user`
+/// when it has one, the global script user otherwise).
 pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
     match spec {
         ProbeSpec::Tcp(c) => outcome(
@@ -89,9 +91,12 @@ pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
             urls,
         } => {
             let what = if tls.is_some() { "SSL_GET" } else { "HTTP_GET" };
-            for u in urls {
+            for (i, u) in urls.iter().enumerate() {
                 let host = u.virtualhost.as_deref().or(virtualhost.as_deref());
-                if let Err(e) = http_get(conn, tls.as_ref(), host, *protocol, u) {
+                let close_notify = tls
+                    .as_ref()
+                    .is_some_and(|t| t.close_notify.get(i) == Some(&true));
+                if let Err(e) = http_get(conn, tls.as_ref(), host, *protocol, u, close_notify) {
                     log::debug!("{what} {}{}: {e}", conn.dst, u.path);
                     return ProbeOutcome::Failure;
                 }
@@ -106,7 +111,7 @@ pub fn run_as(spec: &ProbeSpec, user: Option<RunAs>) -> ProbeOutcome {
         ProbeSpec::Smtp { conn, helo_name } => {
             outcome("SMTP_CHECK", conn.dst, smtp(conn, helo_name))
         }
-        ProbeSpec::Misc { argv, timeout } => misc(argv, *timeout, user),
+        ProbeSpec::Misc { argv, timeout, .. } => misc(argv, *timeout, user),
     }
 }
 
@@ -246,6 +251,7 @@ fn http_get(
     host: Option<&str>,
     protocol: HttpProtocol,
     url: &UrlCheck,
+    close_notify: bool,
 ) -> Result<(), String> {
     let s = connect(conn).map_err(|e| format!("connect: {e}"))?;
     let req = http::request(&url.path, conn.dst, host, protocol);
@@ -254,7 +260,18 @@ fn http_get(
         Some(t) => {
             let c = rustls::ClientConnection::new(tls_config()?, tls_name(t, host, conn.dst))
                 .map_err(|e| format!("tls: {e}"))?;
-            exchange(rustls::StreamOwned::new(c, s), &req, url)
+            let mut stream = rustls::StreamOwned::new(c, s);
+            let r = fetch(&mut stream, &req, ResponseReader::for_url(url))?;
+            if close_notify {
+                // keepalived's SSL_shutdown without quiet shutdown: the
+                // alert goes out before the socket closes. Best effort, as
+                // there: the verdict is the response's.
+                stream.conn.send_close_notify();
+                if let Err(e) = stream.flush() {
+                    log::debug!("SSL_GET {}: close_notify: {e}", conn.dst);
+                }
+            }
+            r.finish(url).map_err(|e| format!("{e:?}"))
         }
     }
 }

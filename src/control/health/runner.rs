@@ -8,6 +8,7 @@
 //! started is reaped; [`Health::stop`] joins every thread it started (a probe
 //! still running is waited for, bounded by its timeouts).
 
+use std::collections::HashMap;
 use std::process::Child;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -40,6 +41,71 @@ struct Job {
     generation: u64,
     id: CheckerId,
     spec: Arc<ProbeSpec>,
+    /// Whom a MISC_CHECK script runs as.
+    run_as: Option<RunAs>,
+}
+
+/// A MISC_CHECK's own `user USER [GROUP]`.
+type Account = (String, Option<String>);
+
+/// `vss` without the MISC_CHECKs keepalived's script security check
+/// disables (see [`script::security`]; `security` is
+/// `enable_script_security`, `run_as` the global script user): keepalived
+/// removes such a checker from its real server.
+pub fn secure_checkers(
+    vss: &[VirtualServer],
+    run_as: Option<RunAs>,
+    security: bool,
+) -> Vec<VirtualServer> {
+    let mut out = vss.to_vec();
+    for rs in out.iter_mut().flat_map(|v| v.real_servers.iter_mut()) {
+        rs.checks.retain(|c| {
+            let crate::config::CheckKind::Misc(m) = &c.kind else {
+                return true;
+            };
+            let who = match &m.user {
+                // An unknown user is refused by `check` and by start.
+                Some(u) => script::run_as(Some(u), m.group.as_deref()).unwrap_or(run_as),
+                None => run_as,
+            };
+            let argv0 = crate::config::argv::split(&m.misc_path)
+                .ok()
+                .and_then(|a| a.into_iter().next())
+                .unwrap_or_default();
+            let what = format!("misc script {}", m.misc_path);
+            script::security::allowed(&what, &argv0, who, m.user.is_some(), security)
+        });
+    }
+    out
+}
+
+/// The uid and gid of every MISC_CHECK `user` in `vss`: keepalived resolves
+/// them when it reads the configuration and never runs such a script as
+/// another user.
+fn misc_accounts(vss: &[VirtualServer]) -> (HashMap<Account, RunAs>, Vec<String>) {
+    let mut out = HashMap::new();
+    let mut errors = Vec::new();
+    let users = vss
+        .iter()
+        .flat_map(|v| &v.real_servers)
+        .flat_map(|r| &r.checks)
+        .filter_map(|c| match &c.kind {
+            crate::config::CheckKind::Misc(m) => m.user.clone().map(|u| (u, m.group.clone())),
+            _ => None,
+        });
+    for a in users {
+        if out.contains_key(&a) {
+            continue;
+        }
+        match script::run_as(Some(&a.0), a.1.as_deref()) {
+            Ok(Some(r)) => {
+                out.insert(a, r);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(format!("MISC_CHECK user: {e}")),
+        }
+    }
+    (out, errors)
 }
 
 struct Done {
@@ -71,6 +137,10 @@ impl Health {
     /// or down in alpha mode).
     pub fn start(vss: &[VirtualServer], run_as: Option<RunAs>) -> Result<(Health, HealthView)> {
         let clock = Clock(Instant::now());
+        let (accounts, errors) = misc_accounts(vss);
+        if let Some(e) = errors.first() {
+            anyhow::bail!("{e}");
+        }
         // The warmup draws need no more than an OS-seeded value.
         let seed = {
             use std::hash::BuildHasher;
@@ -87,6 +157,7 @@ impl Health {
             .name("lvsfwd-health".into())
             .spawn(move || {
                 let mut t = Thread::new(engine, clock, ev_tx, run_as);
+                t.accounts = accounts;
                 t.act(acts);
                 t.run(ctl_rx);
             })
@@ -145,6 +216,8 @@ struct Thread {
     probers: Vec<JoinHandle<()>>,
     scripts: Vec<Child>,
     run_as: Option<RunAs>,
+    /// MISC_CHECK users, resolved at start and at each reload.
+    accounts: HashMap<Account, RunAs>,
 }
 
 impl Thread {
@@ -168,6 +241,7 @@ impl Thread {
             probers: Vec::new(),
             scripts: Vec::new(),
             run_as,
+            accounts: HashMap::new(),
         };
         t.grow_pool();
         t
@@ -179,12 +253,11 @@ impl Thread {
         while self.probers.len() < want {
             let rx = self.job_rx.clone();
             let tx = self.done_tx.clone();
-            let run_as = self.run_as;
             let spawned = std::thread::Builder::new()
                 .name("lvsfwd-probe".into())
                 .spawn(move || {
                     for job in rx.iter() {
-                        let outcome = probe::run_as(&job.spec, run_as);
+                        let outcome = probe::run_as(&job.spec, job.run_as);
                         let done = Done {
                             generation: job.generation,
                             id: job.id,
@@ -293,10 +366,36 @@ impl Thread {
         let now = self.clock.now();
         for id in self.engine.due(now) {
             if let (Some(spec), Some(jobs)) = (self.engine.begin(id), &self.jobs) {
+                let run_as = match &*spec {
+                    ProbeSpec::Misc {
+                        user: Some(a),
+                        argv,
+                        ..
+                    } => match self.accounts.get(a) {
+                        Some(r) => Some(*r),
+                        None => {
+                            // Its user is gone since the configuration
+                            // was read: never run it as someone else.
+                            log::warn!(
+                                "MISC_CHECK {}: user {} unknown, not run",
+                                argv.join(" "),
+                                a.0
+                            );
+                            let _ = self.done_tx.send(Done {
+                                generation: self.generation,
+                                id,
+                                outcome: ProbeOutcome::Failure,
+                            });
+                            continue;
+                        }
+                    },
+                    _ => self.run_as,
+                };
                 let _ = jobs.send(Job {
                     generation: self.generation,
                     id,
                     spec,
+                    run_as,
                 });
             }
         }
@@ -322,6 +421,11 @@ impl Thread {
                 recv(ctl) -> c => match c {
                     Ok(Ctl::Reload(vss, reply)) => {
                         self.generation += 1;
+                        let (accounts, errors) = misc_accounts(&vss);
+                        for e in errors {
+                            log::error!("health checks: {e}; its checkers fail");
+                        }
+                        self.accounts = accounts;
                         let acts = self.engine.reload(&vss, self.clock.now());
                         for w in self.engine.warnings() {
                             log::warn!("health checks: {w}");

@@ -21,6 +21,7 @@ fn params(retry: u32, alpha: bool) -> CheckerParams {
         down_interval: Duration::from_secs(10),
         alpha,
         warmup: Duration::from_secs(10),
+        confirm: 0,
     }
 }
 
@@ -39,6 +40,72 @@ fn first_probe_is_a_random_share_of_warmup() {
     assert_eq!(
         Checker::new(params(1, false), secs(100), f64::NAN).next_due(),
         secs(100)
+    );
+}
+
+/// HTTP_GET / SSL_GET without fast_recovery (keepalived's http epilog: one
+/// url per probe, a delay_loop apart; up once every url passed in a row).
+#[test]
+fn without_fast_recovery_every_url_must_pass_again() {
+    let p = |confirm, alpha| CheckerParams {
+        confirm,
+        ..params(0, alpha)
+    };
+    // Two urls, down after a failure: the failed url passes, then both
+    // urls again, a delay_loop apart: up at the third success.
+    let mut c = Checker::new(p(2, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::None);
+    assert_eq!(c.next_due(), secs(20), "the next url a delay_loop later");
+    assert_eq!(c.on_result(secs(20), true), Transition::None);
+    // A failure while recovering retries after delay_before_retry and does
+    // not start over.
+    assert_eq!(c.on_result(secs(30), false), Transition::None);
+    assert_eq!(c.next_due(), secs(32));
+    assert!(!c.is_up());
+    assert_eq!(c.on_result(secs(32), true), Transition::Up);
+    // fast_recovery (confirm 0): the first success is enough.
+    let mut c = Checker::new(p(0, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::Up);
+    // Alpha start: every url once (two successes); a failure on the way
+    // is the first verdict, and recovery starts over (three).
+    let mut c = Checker::new(p(2, true), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), true), Transition::None);
+    assert_eq!(c.on_result(secs(10), true), Transition::Up);
+    let mut c = Checker::new(p(2, true), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), true), Transition::None);
+    assert_eq!(c.on_result(secs(10), false), Transition::StaysDown);
+    assert_eq!(c.next_due(), secs(20));
+    let ups: Vec<Transition> = [30, 40, 50]
+        .iter()
+        .map(|&s| c.on_result(secs(s), true))
+        .collect();
+    assert_eq!(ups, [Transition::None, Transition::None, Transition::Up]);
+    // A single url, no alpha: the failed url, then the url again.
+    let mut c = Checker::new(p(1, false), secs(0), 0.0);
+    assert_eq!(c.on_result(secs(0), false), Transition::Down);
+    assert_eq!(c.on_result(secs(10), true), Transition::None);
+    assert_eq!(c.on_result(secs(20), true), Transition::Up);
+}
+
+/// The engine gives HTTP_GET its url count unless fast_recovery is set.
+#[test]
+fn fast_recovery_sets_the_confirmation() {
+    let http = |extra: &str| {
+        format!(
+            "[virtual_server.real_server.http_get]\nurl = [{{ path = \"/a\" }}, {{ path = \"/b\" }}]\n{extra}"
+        )
+    };
+    for (extra, want) in [("", 2), ("fast_recovery = true\n", 0)] {
+        let vs = vss(&format!("{HEAD}{}", rs(1, 1, &http(extra))));
+        let kind = &vs[0].real_servers[0].checks[0];
+        assert_eq!(super::engine::params(kind).confirm, want, "{extra}");
+    }
+    let tcp = vss(&format!("{HEAD}{}", rs(1, 1, TCP)));
+    assert_eq!(
+        super::engine::params(&tcp[0].real_servers[0].checks[0]).confirm,
+        0
     );
 }
 
@@ -437,11 +504,27 @@ fn misc_probe_spec_uses_delay_loop_as_default_timeout() {
         *e.begin(CheckerId(0)).unwrap(),
         ProbeSpec::Misc {
             argv: vec!["/bin/check".into(), "a b".into(), "c d".into()],
-            timeout: Duration::from_secs(10)
+            timeout: Duration::from_secs(10),
+            user: None,
         }
     );
     // A line that cannot be split never reaches the engine: `check`
     // refuses it with its position (config::tests).
+}
+
+/// MISC_CHECK `user USER [GROUP]` reaches the probe, for the runner to run
+/// the script as that account rather than the global script user.
+#[test]
+fn misc_probe_spec_carries_the_checkers_user() {
+    let misc = "[virtual_server.real_server.misc_check]\nmisc_path = \"/bin/check\"\n\
+                user = \"nobody\"\ngroup = \"0\"\n";
+    let (mut e, _) = engine(&format!("{HEAD}{}", rs(1, 1, misc)));
+    match &*e.begin(CheckerId(0)).unwrap() {
+        ProbeSpec::Misc { user, .. } => {
+            assert_eq!(user, &Some(("nobody".to_string(), Some("0".to_string()))))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -853,6 +936,7 @@ fn misc_probe_reports_the_exit_status() {
         probe::run(&ProbeSpec::Misc {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             timeout: Duration::from_millis(t),
+            user: None,
         })
     };
     assert_eq!(
@@ -880,6 +964,7 @@ fn misc_probe_kills_the_script_group_at_its_timeout() {
     let out = probe::run(&ProbeSpec::Misc {
         argv: vec!["/bin/sh".into(), "-c".into(), script],
         timeout: Duration::from_millis(200),
+        user: None,
     });
     assert_eq!(out, ProbeOutcome::Failure);
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
@@ -898,6 +983,7 @@ fn misc_probe_runs_as_the_script_user() {
             "test \"$(id -u):$(id -g)\" = 65534:65534".into(),
         ],
         timeout: Duration::from_secs(5),
+        user: None,
     };
     let nobody = crate::control::script::RunAs {
         uid: 65534,

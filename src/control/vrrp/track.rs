@@ -15,6 +15,10 @@
 //!   and a failed one recovers after `rise` successes in a row. At start
 //!   the counter is `rise - 1` ("one success is enough"), and the first
 //!   result decides either way. A run that times out is a failure.
+//! - `init_fail` (vrrp_script): the script starts failed, counter 0, as
+//!   if it had reported a failure (keepalived's SCRIPT_INIT_STATE_FAILED):
+//!   a weight-0 tracker holds its instance in FAULT from the start, a
+//!   negative weight applies at once, and it needs `rise` successes.
 //! - Weight 0 (script or interface): failed / link down is FAULT; a
 //!   weight-0 script that has not reported yet holds the instance before
 //!   it starts (keepalived's `num_script_init`).
@@ -23,6 +27,10 @@
 //!   effective priority is the configured one plus the sum, within
 //!   1..=254. An address owner (priority 255) is never adjusted, as in
 //!   keepalived. A script that has not reported yet adds nothing.
+//! - `reverse` (keepalived's `weight W reverse`, its weight multiplier of
+//!   -1): a positive W is taken off while the script is OK, a negative W
+//!   is added (as |W|) while it fails; weight 0 reverse is FAULT while the
+//!   script is OK, and usable while it fails.
 //! - Sync groups: one member in FAULT puts every member in FAULT, and the
 //!   group leaves FAULT only when no member has a fault of its own. A
 //!   member that goes BACKUP takes the group's masters with it; a member
@@ -52,6 +60,16 @@ pub enum Status {
 }
 
 impl ScriptHealth {
+    /// A script with `rise` and `fall` (both at least 1), failed from the
+    /// start (`init_fail`).
+    pub fn new_failed(rise: u32, fall: u32) -> ScriptHealth {
+        ScriptHealth {
+            result: 0,
+            reported: true,
+            ..ScriptHealth::new(rise, fall)
+        }
+    }
+
     /// A script with `rise` and `fall` (both at least 1).
     pub fn new(rise: u32, fall: u32) -> ScriptHealth {
         let rise = rise.max(1);
@@ -109,16 +127,29 @@ pub struct Verdict {
 /// The verdict on an instance of configured priority `base` whose tracked
 /// objects are `(weight, status)`.
 pub fn evaluate(base: u8, tracked: impl IntoIterator<Item = (i32, Status)>) -> Verdict {
+    evaluate_reversible(base, tracked.into_iter().map(|(w, s)| (w, false, s)))
+}
+
+/// Whether a weight-0 object in `s` (reversed or not) is a fault.
+pub fn is_fault(reverse: bool, s: Status) -> bool {
+    s == if reverse { Status::Up } else { Status::Down }
+}
+
+/// [`evaluate`] of `(weight, reverse, status)` objects.
+pub fn evaluate_reversible(
+    base: u8,
+    tracked: impl IntoIterator<Item = (i32, bool, Status)>,
+) -> Verdict {
     let mut fault = false;
     let mut pending = false;
     let mut total: i32 = 0;
-    for (w, s) in tracked {
+    for (w, reverse, s) in tracked {
+        let sign = if reverse { -1 } else { 1 };
         match (w, s) {
-            (0, Status::Down) => fault = true,
             (0, Status::Pending) => pending = true,
-            (0, Status::Up) => {}
-            (w, Status::Up) if w > 0 => total += w,
-            (w, Status::Down) if w < 0 => total += w,
+            (0, s) => fault |= is_fault(reverse, s),
+            (w, Status::Up) if w > 0 => total += w * sign,
+            (w, Status::Down) if w < 0 => total += w * sign,
             _ => {}
         }
     }

@@ -155,3 +155,48 @@ fn members_go_master_together_and_back_up_together() {
         vec![G::Stay, G::Backup]
     );
 }
+
+#[test]
+fn init_fail_starts_failed_and_needs_rise_successes() {
+    // keepalived's vrrp_init_script: result 0 ("assume failed by config").
+    let mut h = ScriptHealth::new_failed(2, 3);
+    assert_eq!(h.status(), Status::Down);
+    // A failure changes nothing; rise 2 successes make it OK.
+    assert_eq!(
+        run(&mut h, &[false, true, true]),
+        vec![None, None, Some(Status::Up)]
+    );
+    // Weight 0: the instance is in FAULT before the first run, not held.
+    let v = evaluate(100, [(0, ScriptHealth::new_failed(1, 1).status())]);
+    assert!(v.fault && !v.pending);
+    // A negative weight applies at once; without init_fail nothing does.
+    assert_eq!(
+        evaluate(100, [(-30, ScriptHealth::new_failed(1, 1).status())]).priority,
+        70
+    );
+    assert_eq!(
+        evaluate(100, [(-30, ScriptHealth::new(1, 1).status())]).priority,
+        100
+    );
+}
+
+#[test]
+fn reverse_turns_each_weight_around() {
+    use Status::*;
+    // keepalived's table: +W reverse takes W off while up, -W reverse adds
+    // |W| while down; nothing otherwise.
+    let p = |w, s| evaluate_reversible(100, [(w, true, s)]).priority;
+    assert_eq!((p(10, Up), p(10, Down), p(10, Pending)), (90, 100, 100));
+    assert_eq!((p(-30, Up), p(-30, Down), p(-30, Pending)), (100, 130, 100));
+    // Weight 0 reverse: FAULT while the script succeeds.
+    let f = |s| evaluate_reversible(100, [(0, true, s)]);
+    assert!(f(Up).fault && !f(Down).fault);
+    assert!(f(Pending).pending && !f(Pending).fault);
+    // Mixed with non-reversed objects, within 1..=254; owner untouched.
+    assert_eq!(
+        evaluate_reversible(100, [(20, false, Up), (-50, true, Down)]).priority,
+        170
+    );
+    assert_eq!(evaluate_reversible(250, [(-50, true, Down)]).priority, 254);
+    assert_eq!(evaluate_reversible(255, [(50, true, Up)]).priority, 255);
+}
