@@ -122,8 +122,12 @@ fn fragments_to_a_service_are_held_then_time_out() {
         ],
         &[],
     );
-    // The repeated first fragment is a duplicate; the last frame passes.
-    assert_eq!(r.summary(), (4, 0, 1, 1), "{}", r.stderr);
+    // The repeated first fragment is a duplicate; the last frame passes;
+    // the timeout sends the client an ICMP time exceeded (the one frame
+    // out), since its first fragment came (`ip_expire`).
+    assert_eq!(r.summary(), (4, 1, 1, 1), "{}", r.stderr);
+    assert!(r.stderr.contains("icmp_frag_time 1"), "{}", r.stderr);
+    assert_eq!(r.out.len(), 1, "{}", r.stderr);
     assert_eq!(r.drops("frag_dup"), 1);
     assert_eq!(r.drops("frag_timeout"), 1);
     assert_eq!(r.drops("fragment"), 0);

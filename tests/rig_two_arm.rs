@@ -181,9 +181,11 @@ fn fullnat_through_two_nics() {
 
 /// The outer source of each tunnelled packet, as tshark reads them from
 /// a capture of `rs`'s `nic` while `count` requests are served.
-fn tunnel_sources(rig: &Rig, name: &str, count: usize) -> Vec<String> {
+fn tunnel_sources(rig: &Rig, count: usize) -> Vec<String> {
     let rs = rig.rs(1);
-    let pcap = rig.dir().join(name).to_string_lossy().into_owned();
+    // Decoded as captured, one line a packet (`-l` flushes each): a
+    // capture file killed with its writer can lose the packets it had not
+    // flushed yet.
     let tpid = rig.spawn(
         rs,
         "tshark",
@@ -193,10 +195,11 @@ fn tunnel_sources(rig: &Rig, name: &str, count: usize) -> Vec<String> {
             IFACE2,
             "-f",
             "ip proto 4",
-            "-a",
-            "duration:30",
-            "-w",
-            &pcap,
+            "-l",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
         ],
     );
     let up = rig::wait_until(Duration::from_secs(10), || {
@@ -205,17 +208,17 @@ fn tunnel_sources(rig: &Rig, name: &str, count: usize) -> Vec<String> {
     assert!(up, "tshark did not start: {}", rig.proc_logs(tpid).1);
     let t = rig.http(rig.client(), vip(), count);
     t.assert_all_ok("HTTP through the tunnel");
+    rig::wait_until(Duration::from_secs(5), || {
+        !rig.proc_logs(tpid).0.trim().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
     rig.kill(tpid);
-    std::thread::sleep(Duration::from_millis(500));
-    let out = rig::run(
-        &["tshark", "-r", &pcap, "-T", "fields", "-e", "ip.src"],
-        Duration::from_secs(30),
-    );
-    assert!(out.ok(), "tshark -r: {out}");
     // IPIP: the outer header's source first, then the inner one's.
-    out.stdout
+    rig.proc_logs(tpid)
+        .0
         .lines()
         .filter_map(|l| l.split(',').next())
+        .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -229,7 +232,7 @@ fn tun_outer_source_is_the_address_of_the_route_to_the_server() {
     let rig = two_armed(Mode::Tun);
     let (mut lb, sock) = start(&rig);
     selftest_service(&sock, "-i");
-    let srcs = tunnel_sources(&rig, "tun1.pcap", 10);
+    let srcs = tunnel_sources(&rig, 10);
     assert!(!srcs.is_empty(), "no tunnelled packet captured");
     assert!(srcs.iter().all(|s| s == DIP), "outer sources {srcs:?}");
 
@@ -239,7 +242,7 @@ fn tun_outer_source_is_the_address_of_the_route_to_the_server() {
     d.ip(&["route", "replace", RIP, "dev", IFACE2, "src", "198.18.1.7"]);
     // The next hops (and the addresses) are refreshed every second.
     std::thread::sleep(Duration::from_secs(3));
-    let srcs = tunnel_sources(&rig, "tun2.pcap", 10);
+    let srcs = tunnel_sources(&rig, 10);
     assert!(!srcs.is_empty(), "no tunnelled packet captured");
     assert!(
         srcs.iter().all(|s| s == "198.18.1.7"),
