@@ -190,6 +190,16 @@ pub struct NextHop {
     pub src: Option<IpAddr>,
 }
 
+/// The part of a [`NextHop`] the per-frame path reads: out of which NIC,
+/// to which MAC. Seven bytes, so a conn's next hop travels in registers
+/// from the lookup to the transmit; the route's source address, which only
+/// a tunnel needs, stays beside it in [`Dest::route_src`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Egress {
+    pub nic: NicId,
+    pub mac: MacAddr,
+}
+
 /// A real server of one virtual service, with IPVS's connection counters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dest {
@@ -218,7 +228,10 @@ pub struct Dest {
     /// data plane whenever either changes (`Dataplane::apply_snapshot`,
     /// `Dataplane::apply_services`), so the per-packet path reads it with
     /// the dest instead of hashing the address into the neighbour map.
-    pub next_hop: Option<NextHop>,
+    pub next_hop: Option<Egress>,
+    /// The source address of the kernel's route to `addr` ([`NextHop::src`]):
+    /// a tunnel's outer source. Kept with `next_hop`.
+    pub route_src: Option<IpAddr>,
     pub active_conns: u32,
     pub inact_conns: u32,
     pub persist_conns: u32,
@@ -242,6 +255,7 @@ impl Dest {
             mac: None,
             tun: TunnelSpec::default(),
             next_hop: None,
+            route_src: None,
             active_conns: 0,
             inact_conns: 0,
             persist_conns: 0,

@@ -77,7 +77,7 @@ use crate::conn::{
     ScheduleError, SyncApplied, SyncRecord, TcpFlags, Timeouts,
 };
 use crate::counter::counter_enum;
-use crate::dest::{NextHop, NicId, TunnelSpec, is_local_addr};
+use crate::dest::{Egress, NextHop, NicId, TunnelSpec, is_local_addr};
 use crate::forward::frag::{self as fragout, ExtraTx};
 use crate::forward::{self, IcmpRewrite, Rewrite, TunnelError};
 use crate::service::{
@@ -593,13 +593,16 @@ impl Dataplane {
             for d in s.dests.iter_mut() {
                 let learnt = neighbours.get(&d.addr).copied();
                 d.next_hop = match d.mac {
-                    Some(mac) => Some(NextHop {
+                    Some(mac) => Some(Egress {
                         nic: learnt.map_or(0, |h| h.nic),
                         mac,
-                        src: learnt.and_then(|h| h.src),
                     }),
-                    None => learnt,
+                    None => learnt.map(|h| Egress {
+                        nic: h.nic,
+                        mac: h.mac,
+                    }),
                 };
+                d.route_src = learnt.and_then(|h| h.src);
             }
         }
     }
@@ -1040,14 +1043,17 @@ impl Dataplane {
     }
 
     #[inline]
-    fn next_hop(&self, id: ConnId) -> Option<NextHop> {
-        // A synced conn may be unbound (no server yet).
+    fn next_hop(&self, id: ConnId) -> Option<Egress> {
+        self.bound_dest(id).and_then(|d| d.next_hop)
+    }
+
+    /// Conn `id`'s real server; `None` for a synced conn not bound yet.
+    fn bound_dest(&self, id: ConnId) -> Option<&crate::dest::Dest> {
         let r = self.conns.route(id).1;
         self.services
             .services
             .get(r.svc as usize)
             .and_then(|s| s.dests.get(r.dest as usize))
-            .and_then(|d| d.next_hop)
     }
 
     /// A tunnel's outer source towards `like`: the director's first address
@@ -1090,7 +1096,7 @@ impl Dataplane {
         p: &Headers,
         id: ConnId,
         fwd: FwdMethod,
-        next_hop: Option<NextHop>,
+        next_hop: Option<Egress>,
     ) -> Verdict {
         if fwd == FwdMethod::Local {
             // ip_vs_null_xmit: the stack takes it as it came, but with a
@@ -1098,12 +1104,7 @@ impl Dataplane {
             self.complete_partial_csum(frame, p);
             return Verdict::Kernel(KernelReason::Local);
         }
-        let Some(NextHop {
-            nic,
-            mac: dmac,
-            src: route_src,
-        }) = next_hop
-        else {
+        let Some(Egress { nic, mac: dmac }) = next_hop else {
             return Verdict::Drop(DropReason::NoNextHop);
         };
         if forward::decrement_ttl(frame, p).is_err() {
@@ -1132,7 +1133,9 @@ impl Dataplane {
                 // The source the kernel's route to the server picks (the
                 // NIC it leaves by, or the route's preferred source), as
                 // IPVS's tunnel xmit takes it; else the first of the family.
-                let Some(outer_src) = route_src
+                let Some(outer_src) = self
+                    .bound_dest(id)
+                    .and_then(|d| d.route_src)
                     .filter(|s| s.is_ipv4() == daddr.is_ipv4())
                     .or_else(|| self.own_addr(daddr))
                 else {
@@ -1446,7 +1449,7 @@ impl Dataplane {
             e.inner_src,
             e.inner_sport,
         ) {
-            let Some(NextHop { nic, mac: dmac, .. }) = self.next_hop(id) else {
+            let Some(Egress { nic, mac: dmac }) = self.next_hop(id) else {
                 return Verdict::Drop(DropReason::NoNextHop);
             };
             let c = self.conns.get(id);

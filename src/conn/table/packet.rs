@@ -11,7 +11,7 @@ use crate::conn::wheel::tick_ceil;
 use crate::conn::{
     ConnId, ConnState, Direction, F_INACTIVE, F_NO_OUTPUT, InDecision, NO_LINK, TcpFlags,
 };
-use crate::dest::{FwdMethod, NextHop};
+use crate::dest::{Egress, FwdMethod};
 use crate::service::{DestRef, Protocol, Service, ServiceTable, Stats};
 use crate::time::Timestamp;
 
@@ -27,7 +27,7 @@ pub enum InPacket {
     Forward {
         id: ConnId,
         fwd: FwdMethod,
-        next_hop: Option<NextHop>,
+        next_hop: Option<Egress>,
     },
     /// As [`InDecision::Schedule`].
     Schedule,
@@ -246,7 +246,7 @@ impl ConnTable {
         i: u32,
         tcp: Option<TcpFlags>,
         services: &mut ServiceTable,
-    ) -> Result<Option<NextHop>, InDecision> {
+    ) -> Result<Option<Egress>, InDecision> {
         let c = &self.slab[i as usize];
         let dest = dest_ref(services, c.dest);
         let syn = c.proto() == Protocol::Tcp && tcp.is_some_and(|f| f.syn);
