@@ -1075,6 +1075,19 @@ impl lvsfwd::admin::proto::ListingSource for NoLive {
         Vec::new()
     }
     fn zero_counters(&self, _: Option<&lvsfwd::service::ServiceKey>) {}
+    /// One served NIC, `fz0`, holding every test address (198.18.0.0/15,
+    /// 2001:2::/48), so `-P/-Q` get past the NIC check to the pool edits.
+    fn local_address_nic(&self, addr: std::net::IpAddr) -> Result<String, String> {
+        let ours = match addr {
+            std::net::IpAddr::V4(a) => a.octets()[..2] == [198, 18] || a.octets()[..2] == [198, 19],
+            std::net::IpAddr::V6(a) => a.segments()[..3] == [0x2001, 2, 0],
+        };
+        if ours {
+            Ok("fz0".into())
+        } else {
+            Err(format!("{addr} is not an address of a NIC lvsfwd serves"))
+        }
+    }
 }
 
 /// An in-memory admin connection: the request bytes in, the answer out.
