@@ -223,8 +223,6 @@ fn new_connection(c: &mut Criterion) {
         let mut buf = Buf::new();
         // Every SYN is a new client port; the clock advances 1 ms a packet,
         // so SYN_RECV entries (60 s) expire and the table stays near 60k.
-        // The timers run once per round of 64 frames, as in a worker, and
-        // expire the 64 entries that came due meanwhile.
         // The frames are built beforehand (building one costs more than
         // forwarding it); 65536 tuples outlast the 60 s a SYN_RECV entry
         // lives, so a tuple comes back only after its entry expired.
@@ -240,9 +238,7 @@ fn new_connection(c: &mut Criterion) {
             b.iter(|| {
                 n = (n + 1) % syns.len();
                 now = Timestamp::from_nanos(now.as_nanos() + 1_000_000);
-                if n.is_multiple_of(ROUND as usize) {
-                    dp.tick(now);
-                }
+                dp.tick(now);
                 black_box(buf.run(&mut dp, &syns[n], now))
             })
         });
@@ -291,9 +287,7 @@ fn new_connection_fwmark(c: &mut Criterion) {
         b.iter(|| {
             n = (n + 1) % syns.len();
             now = Timestamp::from_nanos(now.as_nanos() + 1_000_000);
-            if n.is_multiple_of(ROUND as usize) {
-                dp.tick(now);
-            }
+            dp.tick(now);
             black_box(buf.run(&mut dp, &syns[n], now))
         })
     });
@@ -653,9 +647,7 @@ fn counted() -> bool {
             // Warm up to the steady state (~60k entries) first.
             for k in 0..(n + 120_000) {
                 now = Timestamp::from_nanos(now.as_nanos() + 1_000_000);
-                if k.is_multiple_of(u64::from(ROUND)) {
-                    dp.tick(now);
-                }
+                dp.tick(now);
                 black_box(buf.run(&mut dp, &syns[k as usize % syns.len()], now));
             }
         }
