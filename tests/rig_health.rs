@@ -128,9 +128,23 @@ impl<'a> Stream<'a> {
 
     /// Every batch entirely within `[from, to]`.
     fn within(&self, from: Instant, to: Instant) -> Tally {
+        self.select(|b| b.start >= from && b.end <= to)
+    }
+
+    /// [`Stream::within`], split by whether a batch overlapped the window
+    /// `lo..=hi`: (the batches that did, the others).
+    fn across(&self, from: Instant, to: Instant, lo: Instant, hi: Instant) -> (Tally, Tally) {
+        let spans = |b: &Batch| b.start <= hi && b.end >= lo;
+        (
+            self.select(|b| b.start >= from && b.end <= to && spans(b)),
+            self.select(|b| b.start >= from && b.end <= to && !spans(b)),
+        )
+    }
+
+    fn select(&self, keep: impl Fn(&Batch) -> bool) -> Tally {
         let mut t = Tally::default();
         for b in self.batches.lock().unwrap().iter() {
-            if b.start >= from && b.end <= to {
+            if keep(b) {
                 t.ok.extend(b.tally.ok.iter().cloned());
                 t.failures.extend(b.tally.failures.iter().cloned());
             }
@@ -293,8 +307,23 @@ fn out_and_back(
             back.per_server()
         );
         if !failures_allowed_before_detection {
-            let all = stream.within(t_break - Duration::from_secs(2), Instant::now());
-            all.assert_all_ok(&format!("{what}: the service itself never broke"));
+            // A request in flight to rs1 at the moment it is removed loses
+            // its next packets, as under IPVS (expire_nodest_conn = 0
+            // drops a removed server's conns' packets): at most one, in a
+            // batch that ran across the removal (seen at `t_out`, the listing
+            // polled at most a second after it happened).
+            let (removal, rest) = stream.across(
+                t_break - Duration::from_secs(2),
+                Instant::now(),
+                t_out - Duration::from_secs(1),
+                t_out,
+            );
+            assert!(
+                removal.failures.len() <= 1,
+                "{what}: more than the request in flight failed at the removal: {:?}",
+                removal.failures
+            );
+            rest.assert_all_ok(&format!("{what}: the service itself never broke"));
         }
         (detect, recover)
     });
