@@ -146,37 +146,11 @@ fn log_of(rig: &Rig, pid: u32) -> String {
 
 // ------------------------------------------------------------------ SSL_GET
 
-/// A self-signed certificate and key (openssl), as any HTTPS real server.
-fn cert(rig: &Rig) -> (PathBuf, PathBuf) {
-    let (c, k) = (rig.dir().join("rs.crt"), rig.dir().join("rs.key"));
-    rig::run(
-        &[
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rs.rig.test",
-            "-keyout",
-            k.to_str().unwrap(),
-            "-out",
-            c.to_str().unwrap(),
-        ],
-        rig::CMD_TIMEOUT,
-    )
-    .expect_ok();
-    (c, k)
-}
-
 #[test]
 fn ssl_get_follows_a_tls_server_down_and_back() {
     const PORT: u16 = 8443;
     let rig = Rig::builder(Mode::Dr).real_servers(2).build();
-    let (crt, key) = cert(&rig);
+    let (crt, key) = rig.self_signed_cert();
     let states = state_files(&rig, 2, "tls");
     let port = PORT.to_string();
     let tls = |i: usize| {

@@ -9,7 +9,6 @@
 
 mod rig;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use rig::daemon::Lvsfwd;
@@ -17,36 +16,10 @@ use rig::{Fam, Mode, Rig, python, script, wait_until};
 
 const PORT: u16 = 8443;
 
-/// A self-signed certificate and key (openssl).
-fn cert(rig: &Rig) -> (PathBuf, PathBuf) {
-    let (c, k) = (rig.dir().join("rs.crt"), rig.dir().join("rs.key"));
-    rig::run(
-        &[
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rs.rig.test",
-            "-keyout",
-            k.to_str().unwrap(),
-            "-out",
-            c.to_str().unwrap(),
-        ],
-        rig::CMD_TIMEOUT,
-    )
-    .expect_ok();
-    (c, k)
-}
-
 #[test]
 fn ssl_get_sends_close_notify_only_when_tls_compliant() {
     let rig = Rig::builder(Mode::Dr).real_servers(3).build();
-    let (crt, key) = cert(&rig);
+    let (crt, key) = rig.self_signed_cert();
     let prog = script("tls_notify.py");
     let port = PORT.to_string();
     let pids: Vec<u32> = (1..=3)

@@ -1050,6 +1050,33 @@ impl Rig {
         let _ = bg.child.wait();
     }
 
+    /// A self-signed certificate and key (openssl) in the rig's directory,
+    /// as any HTTPS real server has: (certificate, key).
+    pub fn self_signed_cert(&self) -> (PathBuf, PathBuf) {
+        let (c, k) = (self.dir().join("rs.crt"), self.dir().join("rs.key"));
+        run(
+            &[
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=rs.rig.test",
+                "-keyout",
+                k.to_str().unwrap(),
+                "-out",
+                c.to_str().unwrap(),
+            ],
+            CMD_TIMEOUT,
+        )
+        .expect_ok();
+        (c, k)
+    }
+
     /// stdout and stderr of the background process with `pid`.
     pub fn proc_logs(&self, pid: u32) -> (String, String) {
         let procs = self.procs.lock().unwrap_or_else(|e| e.into_inner());
