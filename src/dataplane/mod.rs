@@ -860,13 +860,20 @@ impl Dataplane {
     pub fn process_on(&mut self, frame: &mut FrameBuf, nic: NicId, now: Timestamp) -> Verdict {
         self.counters.rx += 1;
         self.in_nic = nic;
-        // The `Headers` is lent where parse built it, never moved out of a
-        // `Result` (a copy of ~150 bytes).
-        let v = wire::parse_then(frame, |frame, parsed| match parsed {
-            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
-            Ok(None) => Verdict::Pass,
-            Ok(Some(p)) => self.ip(frame, p, now),
-        });
+        // The commonest shape (untagged IPv4, TCP or UDP) first, its tuple
+        // hashed for the connection lookup before the frame is validated:
+        // the lookup is a chain of dependent steps (the hash's multiplies,
+        // the index slot, the entry) that now runs while the validation
+        // does, and `ip` is inlined here for it (-10 ns on an established
+        // hit in the bench, -12 ns on a new connection). The tuple is used
+        // only if the frame turns out to be of that shape.
+        let v = match self.in_hash_untagged_ipv4(frame.data()) {
+            Some(hash) => match wire::untagged_ipv4(frame.data()) {
+                Some(ref p) => self.ip_inline(frame, p, now, Some(hash)),
+                None => self.parse_and_ip(frame, now),
+            },
+            None => self.parse_and_ip(frame, now),
+        };
         match v {
             Verdict::Tx(_) => self.counters.tx += 1,
             Verdict::Pass => self.counters.pass += 1,
@@ -896,7 +903,44 @@ impl Dataplane {
         }
     }
 
+    /// The connection lookup's hash of a frame's client-side tuple, if the
+    /// frame looks like untagged IPv4 TCP/UDP ([`wire::peek_untagged_ipv4`]).
+    #[inline(always)]
+    fn in_hash_untagged_ipv4(&self, frame: &[u8]) -> Option<u64> {
+        let (proto, src, sport, dst, dport) = wire::peek_untagged_ipv4(frame)?;
+        let proto = Protocol::from_number(proto)?;
+        Some(
+            self.conns
+                .in_hash(proto, IpAddr::V4(src), sport, IpAddr::V4(dst), dport),
+        )
+    }
+
+    /// Every other frame: the general parse. The `Headers` is lent where
+    /// the parse built it, never moved out of a `Result` (a copy of ~150
+    /// bytes).
+    #[inline(never)]
+    fn parse_and_ip(&mut self, frame: &mut FrameBuf, now: Timestamp) -> Verdict {
+        wire::parse_then(frame, |frame, parsed| match parsed {
+            Err(e) => Verdict::Drop(DropReason::Malformed(e)),
+            Ok(None) => Verdict::Pass,
+            Ok(Some(p)) => self.ip(frame, p, now),
+        })
+    }
+
     fn ip(&mut self, frame: &mut FrameBuf, p: &Headers, now: Timestamp) -> Verdict {
+        self.ip_inline(frame, p, now, None)
+    }
+
+    /// [`Dataplane::ip`]; `in_hash`: the client-side lookup's hash of `p`'s
+    /// tuple, when the caller computed it ahead.
+    #[inline(always)]
+    fn ip_inline(
+        &mut self,
+        frame: &mut FrameBuf,
+        p: &Headers,
+        now: Timestamp,
+        in_hash: Option<u64>,
+    ) -> Verdict {
         if self.backup_only_active {
             return Verdict::Pass;
         }
@@ -941,7 +985,12 @@ impl Dataplane {
 
         // Client side of a known connection (with IPVS's conn-reuse and
         // expire_nodest_conn checks).
-        match self.conns.packet_in(
+        let hash = match in_hash {
+            Some(h) => h,
+            None => self.conns.in_hash(proto, p.src, sport, p.dst, dport),
+        };
+        match self.conns.packet_in_hashed(
+            hash,
             proto,
             p.src,
             sport,
@@ -962,6 +1011,25 @@ impl Dataplane {
             InPacket::DropNoDest => return Verdict::Drop(DropReason::DestUnavailable),
             InPacket::Schedule => {}
         }
+        self.ip_unknown(frame, p, proto, sport, dport, tcp, now)
+    }
+
+    /// The rest of [`Dataplane::ip`] for a segment of no known connection
+    /// from the client side: a NAT/FULLNAT reply, a new connection, or
+    /// the stack's. Out of line: the established hit above stays small.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn ip_unknown(
+        &mut self,
+        frame: &mut FrameBuf,
+        p: &Headers,
+        proto: Protocol,
+        sport: u16,
+        dport: u16,
+        tcp: Option<TcpFlags>,
+        now: Timestamp,
+    ) -> Verdict {
+        let ip_len = p.ip_len as u32;
         // Reply of a NAT/FULLNAT connection (a reply stub is another
         // worker's conn, never translated here: the engine hands its
         // replies over before).

@@ -752,6 +752,7 @@ fn fast_agrees(f: &[u8]) -> bool {
         r.map(|o| o.copied())
     });
     assert_eq!(lent, full, "parse_then vs parse_full on {f:02x?}");
+    untagged_agrees(f);
     match fast_headers(f) {
         Some(p) => {
             assert_eq!(full, Ok(Some(p)), "fast path differs on {f:02x?}");
@@ -759,6 +760,51 @@ fn fast_agrees(f: &[u8]) -> bool {
         }
         None => false,
     }
+}
+
+/// Asserts that [`untagged_ipv4`] takes exactly the fast path's untagged
+/// IPv4 frames, giving what it gives, and that what
+/// [`peek_untagged_ipv4`] read before any validation is then their tuple.
+/// Returns whether it took the frame.
+fn untagged_agrees(f: &[u8]) -> bool {
+    let want = fast_headers(f)
+        .filter(|p| p.vlan.is_none() && p.svlan.is_none() && p.version == IpVersion::V4);
+    assert_eq!(untagged_ipv4(f), want, "untagged_ipv4 on {f:02x?}");
+    let Some(p) = want else {
+        return false;
+    };
+    let (sport, dport) = match p.l4 {
+        L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport } => (sport, dport),
+        ref other => panic!("not TCP/UDP: {other:?}"),
+    };
+    let peeked = peek_untagged_ipv4(f).map(|(proto, src, sport, dst, dport)| {
+        (proto, IpAddr::V4(src), sport, IpAddr::V4(dst), dport)
+    });
+    assert_eq!(
+        peeked,
+        Some((p.proto, p.src, sport, p.dst, dport)),
+        "peek_untagged_ipv4 on {f:02x?}"
+    );
+    true
+}
+
+#[test]
+fn untagged_ipv4_takes_its_fixtures_only() {
+    let taken: Vec<_> = ALL_FIXTURES
+        .iter()
+        .filter(|f| untagged_agrees(&bytes(f)))
+        .copied()
+        .collect();
+    let want = [
+        fixtures::TCP_SYN_V4,
+        fixtures::TCP_ACK_V4_PADDED,
+        fixtures::UDP_V4_NO_CSUM,
+        fixtures::TCP_DATA_V4_1500,
+    ];
+    for w in want {
+        assert!(taken.contains(&w), "{w:02x?} not taken");
+    }
+    assert_eq!(taken.len(), want.len(), "taken: {taken:02x?}");
 }
 
 #[test]

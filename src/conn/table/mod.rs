@@ -302,6 +302,12 @@ impl ConnTable {
     #[inline(always)]
     fn find<const K: u8>(&self, t: Tuple) -> Option<u32> {
         let h = self.hash::<K>(&t);
+        self.find_hashed::<K>(t, h)
+    }
+
+    /// [`ConnTable::find`] with `t`'s hash already computed.
+    #[inline(always)]
+    fn find_hashed<const K: u8>(&self, t: Tuple, h: u64) -> Option<u32> {
         // `move`: the closure holds the key by value, so it stays in
         // registers (a borrowed key went through the stack on every probe:
         // +10 ns on an established hit).

@@ -288,8 +288,35 @@ impl ConnTable {
         now: Timestamp,
         services: &mut ServiceTable,
     ) -> InPacket {
+        let hash = self.in_hash(proto, src, sport, dst, dport);
+        self.packet_in_hashed(
+            hash, proto, src, sport, dst, dport, tcp, ip_len, now, services,
+        )
+    }
+
+    /// [`ConnTable::packet_in`] with the lookup's hash computed ahead by the
+    /// caller ([`ConnTable::in_hash`] of the same tuple): the data plane
+    /// hashes a frame's tuple before it validates the frame, so the
+    /// lookup's chain of dependent operations overlaps the validation.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn packet_in_hashed(
+        &mut self,
+        hash: u64,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        tcp: Option<TcpFlags>,
+        ip_len: u32,
+        now: Timestamp,
+        services: &mut ServiceTable,
+    ) -> InPacket {
         // A conn the key space matched: live, not a template.
-        let Some(i) = self.find::<KIND_CONN>(Tuple::new(proto, src, sport, dst, dport)) else {
+        let t = Tuple::new(proto, src, sport, dst, dport);
+        debug_assert_eq!(hash, self.hash::<KIND_CONN>(&t), "hash of another tuple");
+        let Some(i) = self.find_hashed::<KIND_CONN>(t, hash) else {
             return InPacket::Schedule;
         };
         let next_hop = match self.check_entry(i, tcp, services) {
@@ -307,6 +334,19 @@ impl ConnTable {
             fwd,
             next_hop,
         }
+    }
+
+    /// The hash [`ConnTable::packet_in`] looks this client side up under.
+    #[inline(always)]
+    pub fn in_hash(
+        &self,
+        proto: Protocol,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+    ) -> u64 {
+        self.hash::<KIND_CONN>(&Tuple::new(proto, src, sport, dst, dport))
     }
 
     /// Conn `id`'s forwarding method and server, without decoding it.
