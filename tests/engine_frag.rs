@@ -12,7 +12,7 @@
 
 mod engine_netns;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use engine_netns::*;
@@ -37,10 +37,6 @@ lb_kind = "NAT"
   mac = "02:1f:aa:00:00:11"
 "#
     )
-}
-
-fn client(i: u16) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
 }
 
 /// A 3000-byte UDP request of client `i` to the VIP (DF clear), in three

@@ -264,6 +264,25 @@ impl Rig {
         run(&["ip", "-n", &self.dns, "addr", "add", cidr, "dev", &self.dev]).unwrap();
     }
 
+    /// [`Rig::exchange`] waiting for `want` frames, of which it keeps the
+    /// TCP ones ([`seen`]) sorted by `key`; asserts that `want` came.
+    pub fn exchange_sorted(
+        &self,
+        frames: &[Vec<u8>],
+        want: usize,
+        cpu: usize,
+        key: fn(&Seen) -> u16,
+    ) -> Vec<Seen> {
+        let mut got: Vec<Seen> = self
+            .exchange(frames, want, 5.0, cpu)
+            .iter()
+            .filter_map(|f| seen(f))
+            .collect();
+        got.sort_by_key(key);
+        assert_eq!(got.len(), want, "{got:?}");
+        got
+    }
+
     /// Sends `frames` from the peer's end (pinned to `cpu`, which picks the
     /// veth queue they travel on) and returns up to `want` frames received
     /// there within `timeout_s`, or fewer if they do not come.
@@ -388,6 +407,57 @@ while len(got) < want:
 for g in got:
     print(g.hex())
 "#;
+
+/// Client `i` of the tests that open many flows at once.
+pub fn client(i: u16) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
+}
+
+/// One TCP segment of each of the clients `client(i)`:`42000 + i`, `i` in
+/// `0..n`, to the VIP's port 80, from the peer's MAC.
+pub fn from_clients(n: u16, syn: bool, ack: bool) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            tcp(
+                PEER_MAC,
+                DIRECTOR_MAC,
+                client(i),
+                42000 + i,
+                VIP,
+                80,
+                syn,
+                ack,
+            )
+        })
+        .collect()
+}
+
+/// One TCP segment of the real server's `RS:8080` to each of `to(i)`, `i`
+/// in `0..n`, from the real server's MAC.
+pub fn from_rs(n: u16, to: impl Fn(u16) -> (Ipv4Addr, u16), syn: bool, ack: bool) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let (dst, dport) = to(i);
+            tcp(RS_MAC, DIRECTOR_MAC, RS, 8080, dst, dport, syn, ack)
+        })
+        .collect()
+}
+
+/// Asserts that `to_clients` (sorted by destination port) are the VIP's
+/// answers from port 80 to each of the `n` clients of `from_clients`, sent
+/// to the peer's MAC with valid checksums.
+pub fn assert_back_to_clients(to_clients: &[Seen], n: u16) {
+    assert_eq!(to_clients.len(), n as usize, "{to_clients:?}");
+    for (i, s) in to_clients.iter().enumerate() {
+        assert_eq!((s.src, s.sport), (IpAddr::V4(VIP), 80));
+        assert_eq!(
+            (s.dst, s.dport),
+            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
+        );
+        assert_eq!(s.dmac, PEER_MAC);
+        assert!(s.csum_ok);
+    }
+}
 
 /// A TCP segment in an Ethernet frame.
 #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod e2e;
 pub mod keepalived;
 pub mod plan;
+pub mod two_arm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
