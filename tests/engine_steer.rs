@@ -8,7 +8,6 @@
 
 mod engine_netns;
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use engine_netns::*;
@@ -40,15 +39,9 @@ fn nat_connections_survive_replies_on_another_queue() {
 
     let syns = from_clients(FLOWS, true, false);
     let to_rs = rig.exchange_sorted(&syns, FLOWS as usize, 0, |s| s.sport);
-    for (i, s) in to_rs.iter().enumerate() {
-        assert_eq!((s.dst, s.dport), (IpAddr::V4(RS), 8080));
-        assert_eq!(
-            (s.src, s.sport),
-            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
-        );
-        assert_eq!(s.dmac, RS_MAC);
-        assert!(s.csum_ok);
-    }
+    assert_flows(&to_rs, FLOWS, RS_MAC, |i| {
+        ((client(i), 42000 + i), (RS, 8080))
+    });
 
     let replies = from_rs(FLOWS, |i| (client(i), 42000 + i), true, true);
     let to_clients = rig.exchange_sorted(&replies, FLOWS as usize, 1, |s| s.dport);

@@ -443,20 +443,31 @@ pub fn from_rs(n: u16, to: impl Fn(u16) -> (Ipv4Addr, u16), syn: bool, ack: bool
         .collect()
 }
 
-/// Asserts that `to_clients` (sorted by destination port) are the VIP's
-/// answers from port 80 to each of the `n` clients of `from_clients`, sent
-/// to the peer's MAC with valid checksums.
-pub fn assert_back_to_clients(to_clients: &[Seen], n: u16) {
-    assert_eq!(to_clients.len(), n as usize, "{to_clients:?}");
-    for (i, s) in to_clients.iter().enumerate() {
-        assert_eq!((s.src, s.sport), (IpAddr::V4(VIP), 80));
-        assert_eq!(
-            (s.dst, s.dport),
-            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
-        );
-        assert_eq!(s.dmac, PEER_MAC);
+/// Asserts that `got` holds, in order, for each `i` in `0..n`, the TCP
+/// segment from `want(i).0` to `want(i).1` (address and port), sent to
+/// `dmac` with a valid checksum.
+pub fn assert_flows(
+    got: &[Seen],
+    n: u16,
+    dmac: [u8; 6],
+    want: impl Fn(u16) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)),
+) {
+    assert_eq!(got.len(), n as usize, "{got:?}");
+    for (i, s) in got.iter().enumerate() {
+        let ((src, sport), (dst, dport)) = want(i as u16);
+        assert_eq!((s.src, s.sport), (IpAddr::V4(src), sport));
+        assert_eq!((s.dst, s.dport), (IpAddr::V4(dst), dport));
+        assert_eq!(s.dmac, dmac);
         assert!(s.csum_ok);
     }
+}
+
+/// [`assert_flows`] for the VIP's answers from port 80 to each of the `n`
+/// clients of [`from_clients`] (sorted by destination port), to the peer.
+pub fn assert_back_to_clients(to_clients: &[Seen], n: u16) {
+    assert_flows(to_clients, n, PEER_MAC, |i| {
+        ((VIP, 80), (client(i), 42000 + i))
+    });
 }
 
 /// A TCP segment in an Ethernet frame.

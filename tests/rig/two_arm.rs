@@ -33,10 +33,7 @@ pub fn serving_rs(rig: &Rig, nic: &str) {
     d.sysctl("net.ipv4.ip_forward", "0");
     rs.add_addr(nic, &format!("{RIP}/24"));
     rs.add_addr("lo", &format!("{VIP}/32"));
-    for dev in ["all", "lo"] {
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
-    }
+    rs.arp_quiet_lo();
     for dev in ["all", "default", IFACE, nic] {
         rs.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
     }
