@@ -1589,27 +1589,28 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
     assert!(synced(&mut t).is_empty());
 }
 
+/// The entry a master sends for client 10.0.0.1:1000 of the VIP's port
+/// 80 on the real server `daddr`:8080 (DR, ESTABLISHED, 900 s): the
+/// tests state only what theirs changes.
+fn synced_to(daddr: &str) -> SyncRecord {
+    SyncRecord {
+        caddr: ip("10.0.0.1"),
+        cport: 1000,
+        vaddr: ip(VIP),
+        daddr: ip(daddr),
+        dport: 8080,
+        ..SyncRecord::sample()
+    }
+}
+
 #[test]
 fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
     let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
     let mut t = table();
     let now = t0();
     let rec = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
-        template: false,
-        inactive: false,
         no_output: true,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.2"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
-        timeout: 900,
+        ..synced_to("198.18.0.2")
     };
     assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
     let id = tcp_in(&t, "10.0.0.1", 1000).unwrap();
@@ -1689,21 +1690,9 @@ fn a_synced_fullnat_conn_takes_its_local_side_and_answers_replies() {
     let mut t = table();
     let now = t0();
     let rec = SyncRecord {
-        proto: Protocol::Tcp,
         fwd: FwdMethod::FullNat,
-        template: false,
-        inactive: false,
-        no_output: false,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.1"),
-        dport: 8080,
         local: Some((ip("198.18.9.1"), 4321)),
-        fwmark: 0,
-        timeout: 900,
+        ..synced_to("198.18.0.1")
     };
     assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
     assert!(t.learns_macs());
@@ -1766,21 +1755,8 @@ fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
     });
     let now = t0();
     let rec = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
-        template: false,
-        inactive: false,
         no_output: true,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.3"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
-        timeout: 900,
+        ..synced_to("198.18.0.3")
     };
     assert_eq!(
         t.apply_synced(&rec, &mut s, now),
@@ -1855,21 +1831,12 @@ fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusabl
     let mut t = table();
     let now = t0();
     let tpl = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
         template: true,
-        inactive: false,
-        no_output: false,
         state: ConnState::None,
         caddr: ip("10.0.0.7"),
         cport: 0,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.9"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
         timeout: 300,
+        ..synced_to("198.18.0.9")
     };
     assert_eq!(
         t.apply_synced(&tpl, &mut s, now),
