@@ -1558,19 +1558,7 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
         (r[0].timeout, r[0].cport, r[0].fwd),
         (300, 0, FwdMethod::Route)
     );
-    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
-        t.packet_in(
-            Protocol::Tcp,
-            ip("10.0.0.1"),
-            1000,
-            ip(VIP),
-            80,
-            Some(TcpFlags::ACK),
-            52,
-            now,
-            s,
-        )
-    };
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| client_ack(t, s, now);
     ack(&mut t, &mut s);
     assert_eq!(synced(&mut t).iter().filter(|r| !r.template).count(), 0);
     ack(&mut t, &mut s);
@@ -1589,6 +1577,22 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
     assert!(synced(&mut t).is_empty());
 }
 
+/// An ACK of client 10.0.0.1:1000 to the VIP's port 80 (the synced
+/// conns' client).
+fn client_ack(t: &mut ConnTable, s: &mut ServiceTable, now: Timestamp) -> InPacket {
+    t.packet_in(
+        Protocol::Tcp,
+        ip("10.0.0.1"),
+        1000,
+        ip(VIP),
+        80,
+        Some(TcpFlags::ACK),
+        52,
+        now,
+        s,
+    )
+}
+
 /// The entry a master sends for client 10.0.0.1:1000 of the VIP's port
 /// 80 on the real server `daddr`:8080 (DR, ESTABLISHED, 900 s): the
 /// tests state only what theirs changes.
@@ -1600,6 +1604,17 @@ fn synced_to(daddr: &str) -> SyncRecord {
         daddr: ip(daddr),
         dport: 8080,
         ..SyncRecord::sample()
+    }
+}
+
+/// The update a master sends when `rec`'s conn closes: FIN_WAIT,
+/// inactive, 120 s.
+fn fin_of(rec: &SyncRecord) -> SyncRecord {
+    SyncRecord {
+        state: ConnState::FinWait,
+        inactive: true,
+        timeout: 120,
+        ..*rec
     }
 }
 
@@ -1618,27 +1633,12 @@ fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
     assert_eq!(t.get(id).expires, now + secs(900));
     assert_eq!(counters(&s, 1), (1, 0, 0));
     // A packet of the flow goes to that server, no scheduling.
-    match t.packet_in(
-        Protocol::Tcp,
-        ip("10.0.0.1"),
-        1000,
-        ip(VIP),
-        80,
-        Some(TcpFlags::ACK),
-        52,
-        now,
-        &mut s,
-    ) {
+    match client_ack(&mut t, &mut s, now) {
         InPacket::Forward { id: got, .. } => assert_eq!(got, id),
         other => panic!("{other:?}"),
     }
     // An update: FIN_WAIT, inactive, the message's timeout.
-    let fin = SyncRecord {
-        state: ConnState::FinWait,
-        inactive: true,
-        timeout: 120,
-        ..rec
-    };
+    let fin = fin_of(&rec);
     assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
     assert_eq!(state(&t, id), ConnState::FinWait);
     assert_eq!(counters(&s, 1), (0, 1, 0));
@@ -1766,30 +1766,13 @@ fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
     assert_eq!(t.get(id).daddr, ip("198.18.0.3"));
     assert_eq!(t.unbound_len(), 1);
     assert_eq!((counters(&s, 0), counters(&s, 1)), ((0, 0, 0), (0, 0, 0)));
-    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
-        t.packet_in(
-            Protocol::Tcp,
-            ip("10.0.0.1"),
-            1000,
-            ip(VIP),
-            80,
-            Some(TcpFlags::ACK),
-            52,
-            now,
-            s,
-        )
-    };
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| client_ack(t, s, now);
     // Dropped, kept (not rescheduled to another server).
     assert_eq!(ack(&mut t, &mut s), InPacket::DropNoDest);
     assert_eq!(tcp_in(&t, "10.0.0.1", 1000), Some(id));
     // An update while the server is still unknown: still unbound, the
     // message's state and timeout taken.
-    let fin = SyncRecord {
-        state: ConnState::FinWait,
-        inactive: true,
-        timeout: 120,
-        ..rec
-    };
+    let fin = fin_of(&rec);
     assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
     assert_eq!(t.get(id).expires, now + secs(120));
     assert_eq!(t.bind_unbound(&mut s), 0);
@@ -1893,17 +1876,7 @@ fn sync_persist_mode_sends_templates_only_for_persistent_conns() {
             .unwrap();
         let mut all = t.drain_sync().collect::<Vec<_>>();
         for _ in 0..3 {
-            t.packet_in(
-                Protocol::Tcp,
-                ip("10.0.0.1"),
-                1000,
-                ip(VIP),
-                80,
-                Some(TcpFlags::ACK),
-                52,
-                now,
-                s,
-            );
+            client_ack(&mut t, s, now);
             all.extend(t.drain_sync());
         }
         all
