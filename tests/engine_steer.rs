@@ -12,29 +12,10 @@ use std::sync::atomic::Ordering;
 
 use engine_netns::*;
 
-fn nat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "NAT"
-
-  [[virtual_server.real_server]]
-  address = "{RS}:8080"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
 #[test]
 fn nat_connections_survive_replies_on_another_queue() {
     let rig = Rig::new(2);
-    let engine = rig.start(&nat_config(), vec![0, 1]);
+    let engine = rig.start(&one_service("TCP", 80, "NAT", 8080, ""), vec![0, 1]);
     const FLOWS: u16 = 16;
 
     let syns = from_clients(FLOWS, true, false);

@@ -20,26 +20,6 @@ use lvsfwd::service::{FwdMethod, Protocol};
 
 const LADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
 
-fn fullnat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "FULLNAT"
-local_address = ["{LADDR}"]
-
-  [[virtual_server.real_server]]
-  address = "{RS}:8080"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
 /// Local ports from both halves of 1024-65535 (both workers' slices).
 fn lport(i: u16) -> u16 {
     if i.is_multiple_of(2) {
@@ -52,7 +32,9 @@ fn lport(i: u16) -> u16 {
 #[test]
 fn synced_fullnat_conns_answer_both_ways_on_two_workers() {
     let rig = Rig::new(2);
-    let engine = rig.start(&fullnat_config(), vec![0, 1]);
+    let laddr = format!("local_address = [\"{LADDR}\"]");
+    let toml = one_service("TCP", 80, "FULLNAT", 8080, &laddr);
+    let engine = rig.start(&toml, vec![0, 1]);
     const FLOWS: u16 = 16;
     engine
         .shared

@@ -314,8 +314,9 @@ fn verdict(dp: &mut Dataplane, f: &[u8], at: u64) -> (Verdict, Vec<u8>) {
     (v, fb.data().to_vec())
 }
 
-/// One TCP service on the IPv4 VIP over `rips` (`fwd`, static MACs).
-fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
+/// One TCP service on the IPv4 VIP's port 80 over `rips` (`fwd`, port
+/// 80, static MACs).
+fn tcp_service(fwd: FwdMethod, rips: &[&str]) -> ServiceSpec {
     let dests = rips
         .iter()
         .map(|r| {
@@ -330,11 +331,15 @@ fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
         port: 80,
         fwmark: 0,
     };
+    ServiceSpec::new(key, SchedKind::Rr, dests)
+}
+
+/// A data plane serving [`tcp_service`]`(fwd, rips)`, `own` its addresses.
+fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
     let mut cfg = DataplaneConfig::new(4096);
     cfg.own_addrs = own.iter().map(|a| ip(a)).collect();
-    let spec = ServiceSpec::new(key, SchedKind::Rr, vec![]);
     let mut dp = Dataplane::new(cfg, ServiceTable::from_specs(&[]));
-    dp.apply_services(&[ServiceSpec { dests, ..spec }]);
+    dp.apply_services(&[tcp_service(fwd, rips)]);
     dp
 }
 
@@ -543,21 +548,10 @@ fn a_synced_conn_for_an_unknown_server_is_forwarded_once_the_server_is_added() {
     );
     // The same server set as the master: the conn is bound and its next
     // segment goes to 198.18.2.12 (not rescheduled to .11).
-    let dests = ["198.18.2.11", "198.18.2.12"]
-        .iter()
-        .map(|r| {
-            let mut d = DestSpec::new(ip(r), 80, FwdMethod::Route);
-            d.mac = Some([2, 0, 0, 0, 0, 0x0b]);
-            d
-        })
-        .collect();
-    let key = ServiceKey {
-        proto: Protocol::Tcp,
-        addr: vip(false),
-        port: 80,
-        fwmark: 0,
-    };
-    b.apply_services(&[ServiceSpec::new(key, SchedKind::Rr, dests)]);
+    b.apply_services(&[tcp_service(
+        FwdMethod::Route,
+        &["198.18.2.11", "198.18.2.12"],
+    )]);
     assert!(matches!(verdict(&mut b, &ack, 3).0, Verdict::Tx(_)));
     let c = b.conns.iter().next().unwrap().1;
     assert_eq!(c.daddr, ip("198.18.2.12"));

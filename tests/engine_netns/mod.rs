@@ -408,6 +408,30 @@ for g in got:
     print(g.hex())
 "#;
 
+/// lb.toml of one virtual service `proto` on port `vport` of the VIP, `rr`
+/// over one real server `RS:rs_port` (its MAC [`RS_MAC`]) by `kind`,
+/// `extra` more lines of the service (e.g. FULLNAT's `local_address`).
+/// `IFNAME` stands for the director's link ([`Rig::start`]).
+pub fn one_service(proto: &str, vport: u16, kind: &str, rs_port: u16, extra: &str) -> String {
+    let mac = mac_str(RS_MAC);
+    format!(
+        r#"
+[global]
+interface = "IFNAME"
+
+[[virtual_server]]
+address = "{VIP}:{vport}"
+protocol = "{proto}"
+lb_algo = "rr"
+lb_kind = "{kind}"
+{extra}
+  [[virtual_server.real_server]]
+  address = "{RS}:{rs_port}"
+  mac = "{mac}"
+"#
+    )
+}
+
 /// Client `i` of the tests that open many flows at once.
 pub fn client(i: u16) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 6, 1 + i as u8)
