@@ -137,6 +137,25 @@ fn ack_in(t: &mut ConnTable, id: ConnId, at: Timestamp, s: &mut ServiceTable) {
     t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, at, s);
 }
 
+/// A conn of `client:cport -> VIP:80` opened at `at` (its SYN scheduled)
+/// and ESTABLISHED by the client's ACK.
+fn established(
+    t: &mut ConnTable,
+    s: &mut ServiceTable,
+    client: &str,
+    cport: u16,
+    at: Timestamp,
+) -> ConnId {
+    let id = t.schedule(s, 0, &syn(client, cport), 60, at, 0).unwrap();
+    ack_in(t, id, at, s);
+    id
+}
+
+/// The conns counted by dests 0 and 1 of service 0, active and inactive.
+fn counted(s: &ServiceTable) -> u32 {
+    (0..2).map(|d| counters(s, d).0 + counters(s, d).1).sum()
+}
+
 fn state(t: &ConnTable, id: ConnId) -> ConnState {
     t.get(id).state
 }
@@ -770,13 +789,7 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
     });
     let now = t0();
     let est: Vec<ConnId> = (0..2u16)
-        .map(|k| {
-            let id = t
-                .schedule(&mut s, 0, &syn("10.0.0.1", k), 60, now, 0)
-                .unwrap();
-            ack_in(&mut t, id, now, &mut s);
-            id
-        })
+        .map(|k| established(&mut t, &mut s, "10.0.0.1", k, now))
         .collect();
     let old = t
         .schedule(&mut s, 0, &syn("10.6.6.6", 1), 60, now, 0)
@@ -797,8 +810,7 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
         assert_eq!(t.get(*id).state, ConnState::Established);
     }
     // Counters follow the eviction (2 ESTABLISHED + 2 SYN_RECV active).
-    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
-    assert_eq!(total, 4);
+    assert_eq!(counted(&s), 4);
     // Only ESTABLISHED conns: nothing may be evicted.
     for c in ["10.6.6.6:2", "10.6.6.6:3"] {
         let (a, p) = c.split_once(':').unwrap();
@@ -828,10 +840,7 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
     let ids: Vec<ConnId> = (0..3u16)
         .map(|k| {
             let at = now + secs(u64::from(k));
-            let id = t
-                .schedule(&mut s, 0, &syn("10.9.9.9", k), 60, at, 0)
-                .unwrap();
-            ack_in(&mut t, id, at, &mut s);
+            let id = established(&mut t, &mut s, "10.9.9.9", k, at);
             assert_eq!(t.get(id).in_pkts(), 2);
             id
         })
@@ -864,8 +873,7 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
     assert_eq!(m, n, "the half-open conn was taken first");
     assert!(tcp_in(&t, "10.9.9.9", 2).is_some());
     // Counters stay consistent: three conns, all counted once.
-    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
-    assert_eq!(total, 3);
+    assert_eq!(counted(&s), 3);
     // Make every conn busy: nothing may be evicted any more.
     for id in t.iter().map(|(id, _)| id).collect::<Vec<_>>() {
         for _ in 0..=DROP_ENTRY_MAX_PKTS {
@@ -1292,10 +1300,7 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
     let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
     let mut t = table();
     let start = t0();
-    let id = t
-        .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, start, 0)
-        .unwrap();
-    ack_in(&mut t, id, start, &mut s);
+    let id = established(&mut t, &mut s, "10.0.0.1", 40000, start);
     assert_eq!(state(&t, id), ConnState::Established);
     let mut now = start;
     // One packet every 97 s for an hour, the clock ticking every second.
