@@ -380,3 +380,21 @@ impl DestSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A conn's next hop goes from the lookup to the transmit in one
+    /// register (see [`Egress`]): a field that grows it past 8 bytes, or
+    /// that takes `Option<Egress>` past 8, fails here.
+    #[test]
+    fn the_per_frame_next_hop_fits_in_a_register() {
+        assert!(size_of::<Egress>() <= 8, "{}", size_of::<Egress>());
+        assert!(
+            size_of::<Option<Egress>>() <= 8,
+            "{}",
+            size_of::<Option<Egress>>()
+        );
+    }
+}

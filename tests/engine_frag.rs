@@ -12,36 +12,13 @@
 
 mod engine_netns;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use engine_netns::*;
 use etherparse::PacketBuilder;
 use lvsfwd::forward::frag::{ExtraTx, fragment};
 use lvsfwd::wire::{self, Fragment, IpVersion, L4, checksum, ipv4};
-
-fn nat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:53"
-protocol = "UDP"
-lb_algo = "rr"
-lb_kind = "NAT"
-
-  [[virtual_server.real_server]]
-  address = "{RS}:5353"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
-fn client(i: u16) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
-}
 
 /// A 3000-byte UDP request of client `i` to the VIP (DF clear), in three
 /// fragments.
@@ -77,7 +54,7 @@ fn reply(i: u16) -> Vec<u8> {
 #[test]
 fn a_reassembled_datagram_is_processed_by_its_flow_s_owner() {
     let rig = Rig::new(2);
-    let engine = rig.start(&nat_config(), vec![0, 1]);
+    let engine = rig.start(&one_service("UDP", 53, "NAT", 5353, ""), vec![0, 1]);
     const FLOWS: u16 = 16;
 
     let frags: Vec<Vec<u8>> = (0..FLOWS).flat_map(request_fragments).collect();

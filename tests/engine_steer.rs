@@ -8,101 +8,26 @@
 
 mod engine_netns;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 
 use engine_netns::*;
 
-fn nat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "NAT"
-
-  [[virtual_server.real_server]]
-  address = "{RS}:8080"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
-fn client(i: u16) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
-}
-
 #[test]
 fn nat_connections_survive_replies_on_another_queue() {
     let rig = Rig::new(2);
-    let engine = rig.start(&nat_config(), vec![0, 1]);
+    let engine = rig.start(&one_service("TCP", 80, "NAT", 8080, ""), vec![0, 1]);
     const FLOWS: u16 = 16;
 
-    let syns: Vec<Vec<u8>> = (0..FLOWS)
-        .map(|i| {
-            tcp(
-                PEER_MAC,
-                DIRECTOR_MAC,
-                client(i),
-                42000 + i,
-                VIP,
-                80,
-                true,
-                false,
-            )
-        })
-        .collect();
-    let mut to_rs: Vec<Seen> = rig
-        .exchange(&syns, FLOWS as usize, 5.0, 0)
-        .iter()
-        .filter_map(|f| seen(f))
-        .collect();
-    to_rs.sort_by_key(|s| s.sport);
-    assert_eq!(to_rs.len(), FLOWS as usize, "{to_rs:?}");
-    for (i, s) in to_rs.iter().enumerate() {
-        assert_eq!((s.dst, s.dport), (IpAddr::V4(RS), 8080));
-        assert_eq!(
-            (s.src, s.sport),
-            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
-        );
-        assert_eq!(s.dmac, RS_MAC);
-        assert!(s.csum_ok);
-    }
+    let syns = from_clients(FLOWS, true, false);
+    let to_rs = rig.exchange_sorted(&syns, FLOWS as usize, 0, |s| s.sport);
+    assert_flows(&to_rs, FLOWS, RS_MAC, |i| {
+        ((client(i), 42000 + i), (RS, 8080))
+    });
 
-    let replies: Vec<Vec<u8>> = (0..FLOWS)
-        .map(|i| {
-            tcp(
-                RS_MAC,
-                DIRECTOR_MAC,
-                RS,
-                8080,
-                client(i),
-                42000 + i,
-                true,
-                true,
-            )
-        })
-        .collect();
-    let mut to_clients: Vec<Seen> = rig
-        .exchange(&replies, FLOWS as usize, 5.0, 1)
-        .iter()
-        .filter_map(|f| seen(f))
-        .collect();
-    to_clients.sort_by_key(|s| s.dport);
-    assert_eq!(to_clients.len(), FLOWS as usize, "{to_clients:?}");
-    for (i, s) in to_clients.iter().enumerate() {
-        assert_eq!((s.src, s.sport), (IpAddr::V4(VIP), 80));
-        assert_eq!(
-            (s.dst, s.dport),
-            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
-        );
-        assert_eq!((s.dmac, s.smac), (PEER_MAC, DIRECTOR_MAC));
-        assert!(s.csum_ok);
-    }
+    let replies = from_rs(FLOWS, |i| (client(i), 42000 + i), true, true);
+    let to_clients = rig.exchange_sorted(&replies, FLOWS as usize, 1, |s| s.dport);
+    assert_back_to_clients(&to_clients, FLOWS);
+    assert!(to_clients.iter().all(|s| s.smac == DIRECTOR_MAC));
 
     let c = engine.counters.clone();
     let get = |i: usize, f: fn(&lvsfwd::xsk::shared::WorkerCounters) -> u64| f(&c[i]);

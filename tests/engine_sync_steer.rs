@@ -20,30 +20,6 @@ use lvsfwd::service::{FwdMethod, Protocol};
 
 const LADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 9, 1);
 
-fn fullnat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "FULLNAT"
-local_address = ["{LADDR}"]
-
-  [[virtual_server.real_server]]
-  address = "{RS}:8080"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
-fn client(i: u16) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
-}
-
 /// Local ports from both halves of 1024-65535 (both workers' slices).
 fn lport(i: u16) -> u16 {
     if i.is_multiple_of(2) {
@@ -56,7 +32,9 @@ fn lport(i: u16) -> u16 {
 #[test]
 fn synced_fullnat_conns_answer_both_ways_on_two_workers() {
     let rig = Rig::new(2);
-    let engine = rig.start(&fullnat_config(), vec![0, 1]);
+    let laddr = format!("local_address = [\"{LADDR}\"]");
+    let toml = one_service("TCP", 80, "FULLNAT", 8080, &laddr);
+    let engine = rig.start(&toml, vec![0, 1]);
     const FLOWS: u16 = 16;
     engine
         .shared
@@ -92,27 +70,8 @@ fn synced_fullnat_conns_answer_both_ways_on_two_workers() {
     assert_eq!(applied(), u64::from(FLOWS));
 
     // The clients' segments: to the real server from the local side.
-    let acks: Vec<Vec<u8>> = (0..FLOWS)
-        .map(|i| {
-            tcp(
-                PEER_MAC,
-                DIRECTOR_MAC,
-                client(i),
-                42000 + i,
-                VIP,
-                80,
-                false,
-                true,
-            )
-        })
-        .collect();
-    let mut to_rs: Vec<Seen> = rig
-        .exchange(&acks, FLOWS as usize, 5.0, 0)
-        .iter()
-        .filter_map(|f| seen(f))
-        .collect();
-    to_rs.sort_by_key(|s| s.sport);
-    assert_eq!(to_rs.len(), FLOWS as usize, "{to_rs:?}");
+    let acks = from_clients(FLOWS, false, true);
+    let to_rs = rig.exchange_sorted(&acks, FLOWS as usize, 0, |s| s.sport);
     let mut want: Vec<u16> = (0..FLOWS).map(lport).collect();
     want.sort();
     assert_eq!(to_rs.iter().map(|s| s.sport).collect::<Vec<_>>(), want);
@@ -125,25 +84,9 @@ fn synced_fullnat_conns_answer_both_ways_on_two_workers() {
     }
 
     // The replies, to the local side: back to each client from the VIP.
-    let replies: Vec<Vec<u8>> = (0..FLOWS)
-        .map(|i| tcp(RS_MAC, DIRECTOR_MAC, RS, 8080, LADDR, lport(i), false, true))
-        .collect();
-    let mut to_clients: Vec<Seen> = rig
-        .exchange(&replies, FLOWS as usize, 5.0, 1)
-        .iter()
-        .filter_map(|f| seen(f))
-        .collect();
-    to_clients.sort_by_key(|s| s.dport);
-    assert_eq!(to_clients.len(), FLOWS as usize, "{to_clients:?}");
-    for (i, s) in to_clients.iter().enumerate() {
-        assert_eq!((s.src, s.sport), (IpAddr::V4(VIP), 80));
-        assert_eq!(
-            (s.dst, s.dport),
-            (IpAddr::V4(client(i as u16)), 42000 + i as u16)
-        );
-        assert_eq!(s.dmac, PEER_MAC);
-        assert!(s.csum_ok);
-    }
+    let replies = from_rs(FLOWS, |i| (LADDR, lport(i)), false, true);
+    let to_clients = rig.exchange_sorted(&replies, FLOWS as usize, 1, |s| s.dport);
+    assert_back_to_clients(&to_clients, FLOWS);
     let dps = engine.stop();
     // Each conn listed once, on the worker of its client.
     assert_eq!(

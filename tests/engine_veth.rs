@@ -15,41 +15,7 @@ use lvsfwd::config::ZeroCopy;
 const CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 5, 1);
 
 fn dr_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "DR"
-
-  [[virtual_server.real_server]]
-  address = "{RS}:80"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
-}
-
-fn nat_config() -> String {
-    format!(
-        r#"
-[global]
-interface = "IFNAME"
-
-[[virtual_server]]
-address = "{VIP}:80"
-protocol = "TCP"
-lb_algo = "rr"
-lb_kind = "NAT"
-
-  [[virtual_server.real_server]]
-  address = "{RS}:8080"
-  mac = "02:1f:aa:00:00:11"
-"#
-    )
+    one_service("TCP", 80, "DR", 80, "")
 }
 
 #[test]
@@ -97,7 +63,7 @@ fn dr_syns_leave_for_the_real_server_mac() {
 #[test]
 fn nat_round_trip_through_the_director() {
     let rig = Rig::new(1);
-    let engine = rig.start(&nat_config(), vec![0]);
+    let engine = rig.start(&one_service("TCP", 80, "NAT", 8080, ""), vec![0]);
     let ports: Vec<u16> = (0..4).map(|i| 41000 + i).collect();
 
     // Client -> VIP: rewritten to the real server.

@@ -18,22 +18,18 @@
 mod rig;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use rig::daemon::{Lvsfwd, lvsadm_ok as ok};
-use rig::{Host, IFACE, Mode, Rig, python, script};
+use rig::two_arm::{DIP, PORT, RIP, VIP, serving_rs};
+use rig::{Host, IFACE, Mode, Rig};
 
 const CLIENT_NIC: &str = "lfmq0";
 const SERVER_NIC: &str = "lfmq1";
 const CLIENT_QUEUES: u32 = 4;
 const SERVER_QUEUES: u32 = 2;
-const VIP: &str = "198.18.5.110";
-const PORT: u16 = 8080;
 const CIP: &str = "198.18.2.100";
 const CSW: &str = "198.18.0.100";
 const GIP: &str = "198.18.2.1";
-const DIP: &str = "198.18.1.1";
-const RIP: &str = "198.18.1.2";
 const SIP: &str = "198.18.0.3";
 /// Connections per test: each queue of 4 is missed by all of them with
 /// probability (3/4)^64, about 1e-8.
@@ -87,18 +83,7 @@ fn topology(mode: Mode) -> Rig {
         c.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
     }
     d.add_addr(CLIENT_NIC, &format!("{GIP}/24"));
-    d.add_addr(SERVER_NIC, &format!("{DIP}/24"));
-    d.add_addr("lo", &format!("{VIP}/32"));
-    d.sysctl("net.ipv4.ip_forward", "0");
-    rs.add_addr(SERVER_NIC, &format!("{RIP}/24"));
-    rs.add_addr("lo", &format!("{VIP}/32"));
-    for dev in ["all", "lo"] {
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
-    }
-    for dev in ["all", "default", IFACE, SERVER_NIC] {
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
-    }
+    serving_rs(&rig, SERVER_NIC);
     match mode {
         Mode::Dr => {
             rs.add_addr(IFACE, &format!("{SIP}/24"));
@@ -110,21 +95,6 @@ fn topology(mode: Mode) -> Rig {
         }
         _ => unreachable!("DR or NAT"),
     }
-    let port = PORT.to_string();
-    rig.spawn_ready(
-        rs,
-        "servers",
-        &[
-            python(),
-            &script("servers.py"),
-            "--name",
-            "rs1",
-            "--http",
-            &port,
-        ],
-        Duration::from_secs(10),
-    );
-    rs.wait_tcp_listen(PORT, Duration::from_secs(10));
     rig
 }
 

@@ -125,10 +125,7 @@ fn seed001_rig() -> Rig {
         h.add_addr(IFACE, &format!("{}/24", ext_ip(&name)));
         h.add_addr(INT, &format!("{}/24", int_ip(&name)));
         h.add_addr("lo", &format!("{VIP}/32"));
-        for dev in ["all", "lo"] {
-            h.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
-            h.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
-        }
+        h.arp_quiet_lo();
         for dev in ["all", "default", IFACE, INT] {
             h.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
         }

@@ -24,15 +24,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rig::daemon::{Lvsfwd, lvsadm, lvsadm_ok as ok};
-use rig::{IFACE, Mode, Rig, python, script};
+use rig::two_arm::{DIP, PORT, RIP, VIP, serving_rs};
+use rig::{IFACE, Mode, Rig};
 
 const IFACE2: &str = "lfeth1";
-const VIP: &str = "198.18.5.110";
-const PORT: u16 = 8080;
 const CIP: &str = "198.18.0.100";
 const GIP: &str = "198.18.0.2";
-const DIP: &str = "198.18.1.1";
-const RIP: &str = "198.18.1.2";
 const SIP: &str = "198.18.0.3";
 const LIP: &str = "198.18.1.9";
 
@@ -58,19 +55,8 @@ fn two_armed(mode: Mode) -> Rig {
     c.add_addr(IFACE, &format!("{CIP}/24"));
     c.add_route(&[VIP, "via", GIP, "dev", IFACE]);
     d.add_addr(IFACE, &format!("{GIP}/24"));
-    d.add_addr(IFACE2, &format!("{DIP}/24"));
-    d.add_addr("lo", &format!("{VIP}/32"));
-    d.sysctl("net.ipv4.ip_forward", "0");
-    rs.add_addr(IFACE2, &format!("{RIP}/24"));
+    serving_rs(&rig, IFACE2);
     rs.add_addr(IFACE, &format!("{SIP}/24"));
-    rs.add_addr("lo", &format!("{VIP}/32"));
-    for dev in ["all", "lo"] {
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
-    }
-    for dev in ["all", "default", IFACE, IFACE2] {
-        rs.sysctl(&format!("net.ipv4.conf.{dev}.rp_filter"), "0");
-    }
     match mode {
         Mode::Dr => {}
         Mode::Tun => {
@@ -89,21 +75,6 @@ fn two_armed(mode: Mode) -> Rig {
         }
         Mode::Bare => unreachable!("a wired mode"),
     }
-    let port = PORT.to_string();
-    rig.spawn_ready(
-        rs,
-        "servers",
-        &[
-            python(),
-            &script("servers.py"),
-            "--name",
-            "rs1",
-            "--http",
-            &port,
-        ],
-        Duration::from_secs(10),
-    );
-    rs.wait_tcp_listen(PORT, Duration::from_secs(10));
     rig
 }
 

@@ -320,6 +320,34 @@ impl SyncRecord {
 }
 
 #[cfg(test)]
+impl SyncRecord {
+    /// The record unit tests start from, stating only the fields they
+    /// change (`SyncRecord { fwd, ..SyncRecord::sample() }`): client
+    /// 198.18.1.1:1 of the VIP 198.18.0.250:80, ESTABLISHED on the real
+    /// server 198.18.0.11:80 by DR, TCP, 900 s, no flag, no mark, no local
+    /// side.
+    pub(crate) fn sample() -> SyncRecord {
+        SyncRecord {
+            proto: Protocol::Tcp,
+            fwd: FwdMethod::Route,
+            template: false,
+            inactive: false,
+            no_output: false,
+            state: ConnState::Established,
+            caddr: IpAddr::from([198, 18, 1, 1]),
+            cport: 1,
+            vaddr: IpAddr::from([198, 18, 0, 250]),
+            vport: 80,
+            daddr: IpAddr::from([198, 18, 0, 11]),
+            dport: 80,
+            local: None,
+            fwmark: 0,
+            timeout: 900,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -421,21 +449,11 @@ mod tests {
     #[test]
     fn records_round_trip_through_the_wire_form() {
         let r = SyncRecord {
-            proto: Protocol::Tcp,
             fwd: FwdMethod::FullNat,
-            template: false,
-            inactive: false,
-            no_output: false,
-            state: ConnState::Established,
             caddr: "198.18.1.2".parse().unwrap(),
             cport: 40000,
-            vaddr: "198.18.0.250".parse().unwrap(),
-            vport: 80,
-            daddr: "198.18.0.11".parse().unwrap(),
-            dport: 80,
             local: Some(("198.18.9.1".parse().unwrap(), 2000)),
-            fwmark: 0,
-            timeout: 900,
+            ..SyncRecord::sample()
         };
         let w = r.to_wire();
         assert_eq!(w.flags & flags::FWD_MASK, flags::MASQ);

@@ -137,6 +137,25 @@ fn ack_in(t: &mut ConnTable, id: ConnId, at: Timestamp, s: &mut ServiceTable) {
     t.on_packet(id, Direction::In, Some(TcpFlags::ACK), 52, at, s);
 }
 
+/// A conn of `client:cport -> VIP:80` opened at `at` (its SYN scheduled)
+/// and ESTABLISHED by the client's ACK.
+fn established(
+    t: &mut ConnTable,
+    s: &mut ServiceTable,
+    client: &str,
+    cport: u16,
+    at: Timestamp,
+) -> ConnId {
+    let id = t.schedule(s, 0, &syn(client, cport), 60, at, 0).unwrap();
+    ack_in(t, id, at, s);
+    id
+}
+
+/// The conns counted by dests 0 and 1 of service 0, active and inactive.
+fn counted(s: &ServiceTable) -> u32 {
+    (0..2).map(|d| counters(s, d).0 + counters(s, d).1).sum()
+}
+
 fn state(t: &ConnTable, id: ConnId) -> ConnState {
     t.get(id).state
 }
@@ -770,13 +789,7 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
     });
     let now = t0();
     let est: Vec<ConnId> = (0..2u16)
-        .map(|k| {
-            let id = t
-                .schedule(&mut s, 0, &syn("10.0.0.1", k), 60, now, 0)
-                .unwrap();
-            ack_in(&mut t, id, now, &mut s);
-            id
-        })
+        .map(|k| established(&mut t, &mut s, "10.0.0.1", k, now))
         .collect();
     let old = t
         .schedule(&mut s, 0, &syn("10.6.6.6", 1), 60, now, 0)
@@ -797,8 +810,7 @@ fn full_table_evicts_the_soonest_half_open_conn_and_without_drop_entry_never_est
         assert_eq!(t.get(*id).state, ConnState::Established);
     }
     // Counters follow the eviction (2 ESTABLISHED + 2 SYN_RECV active).
-    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
-    assert_eq!(total, 4);
+    assert_eq!(counted(&s), 4);
     // Only ESTABLISHED conns: nothing may be evicted.
     for c in ["10.6.6.6:2", "10.6.6.6:3"] {
         let (a, p) = c.split_once(':').unwrap();
@@ -828,10 +840,7 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
     let ids: Vec<ConnId> = (0..3u16)
         .map(|k| {
             let at = now + secs(u64::from(k));
-            let id = t
-                .schedule(&mut s, 0, &syn("10.9.9.9", k), 60, at, 0)
-                .unwrap();
-            ack_in(&mut t, id, at, &mut s);
+            let id = established(&mut t, &mut s, "10.9.9.9", k, at);
             assert_eq!(t.get(id).in_pkts(), 2);
             id
         })
@@ -864,8 +873,7 @@ fn drop_entry_reclaims_established_conns_with_few_client_packets() {
     assert_eq!(m, n, "the half-open conn was taken first");
     assert!(tcp_in(&t, "10.9.9.9", 2).is_some());
     // Counters stay consistent: three conns, all counted once.
-    let total: u32 = (0..2).map(|d| counters(&s, d).0 + counters(&s, d).1).sum();
-    assert_eq!(total, 3);
+    assert_eq!(counted(&s), 3);
     // Make every conn busy: nothing may be evicted any more.
     for id in t.iter().map(|(id, _)| id).collect::<Vec<_>>() {
         for _ in 0..=DROP_ENTRY_MAX_PKTS {
@@ -1292,10 +1300,7 @@ fn a_busy_flow_never_expires_and_goes_exactly_one_timeout_after_its_last_packet(
     let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
     let mut t = table();
     let start = t0();
-    let id = t
-        .schedule(&mut s, 0, &syn("10.0.0.1", 40000), 60, start, 0)
-        .unwrap();
-    ack_in(&mut t, id, start, &mut s);
+    let id = established(&mut t, &mut s, "10.0.0.1", 40000, start);
     assert_eq!(state(&t, id), ConnState::Established);
     let mut now = start;
     // One packet every 97 s for an hour, the clock ticking every second.
@@ -1558,19 +1563,7 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
         (r[0].timeout, r[0].cport, r[0].fwd),
         (300, 0, FwdMethod::Route)
     );
-    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
-        t.packet_in(
-            Protocol::Tcp,
-            ip("10.0.0.1"),
-            1000,
-            ip(VIP),
-            80,
-            Some(TcpFlags::ACK),
-            52,
-            now,
-            s,
-        )
-    };
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| client_ack(t, s, now);
     ack(&mut t, &mut s);
     assert_eq!(synced(&mut t).iter().filter(|r| !r.template).count(), 0);
     ack(&mut t, &mut s);
@@ -1589,35 +1582,10 @@ fn a_master_syncs_conns_in_the_kernels_states_and_templates_with_every_look() {
     assert!(synced(&mut t).is_empty());
 }
 
-#[test]
-fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
-    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
-    let mut t = table();
-    let now = t0();
-    let rec = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
-        template: false,
-        inactive: false,
-        no_output: true,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.2"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
-        timeout: 900,
-    };
-    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
-    let id = tcp_in(&t, "10.0.0.1", 1000).unwrap();
-    assert_eq!(t.get(id).daddr, ip("198.18.0.2"));
-    assert_eq!(t.get(id).expires, now + secs(900));
-    assert_eq!(counters(&s, 1), (1, 0, 0));
-    // A packet of the flow goes to that server, no scheduling.
-    match t.packet_in(
+/// An ACK of client 10.0.0.1:1000 to the VIP's port 80 (the synced
+/// conns' client).
+fn client_ack(t: &mut ConnTable, s: &mut ServiceTable, now: Timestamp) -> InPacket {
+    t.packet_in(
         Protocol::Tcp,
         ip("10.0.0.1"),
         1000,
@@ -1626,18 +1594,56 @@ fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
         Some(TcpFlags::ACK),
         52,
         now,
-        &mut s,
-    ) {
+        s,
+    )
+}
+
+/// The entry a master sends for client 10.0.0.1:1000 of the VIP's port
+/// 80 on the real server `daddr`:8080 (DR, ESTABLISHED, 900 s): the
+/// tests state only what theirs changes.
+fn synced_to(daddr: &str) -> SyncRecord {
+    SyncRecord {
+        caddr: ip("10.0.0.1"),
+        cport: 1000,
+        vaddr: ip(VIP),
+        daddr: ip(daddr),
+        dport: 8080,
+        ..SyncRecord::sample()
+    }
+}
+
+/// The update a master sends when `rec`'s conn closes: FIN_WAIT,
+/// inactive, 120 s.
+fn fin_of(rec: &SyncRecord) -> SyncRecord {
+    SyncRecord {
+        state: ConnState::FinWait,
+        inactive: true,
+        timeout: 120,
+        ..*rec
+    }
+}
+
+#[test]
+fn a_backup_creates_updates_and_replaces_entries_as_the_kernel_does() {
+    let mut s = Svc::new(Protocol::Tcp, FwdMethod::Route).build();
+    let mut t = table();
+    let now = t0();
+    let rec = SyncRecord {
+        no_output: true,
+        ..synced_to("198.18.0.2")
+    };
+    assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
+    let id = tcp_in(&t, "10.0.0.1", 1000).unwrap();
+    assert_eq!(t.get(id).daddr, ip("198.18.0.2"));
+    assert_eq!(t.get(id).expires, now + secs(900));
+    assert_eq!(counters(&s, 1), (1, 0, 0));
+    // A packet of the flow goes to that server, no scheduling.
+    match client_ack(&mut t, &mut s, now) {
         InPacket::Forward { id: got, .. } => assert_eq!(got, id),
         other => panic!("{other:?}"),
     }
     // An update: FIN_WAIT, inactive, the message's timeout.
-    let fin = SyncRecord {
-        state: ConnState::FinWait,
-        inactive: true,
-        timeout: 120,
-        ..rec
-    };
+    let fin = fin_of(&rec);
     assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
     assert_eq!(state(&t, id), ConnState::FinWait);
     assert_eq!(counters(&s, 1), (0, 1, 0));
@@ -1689,21 +1695,9 @@ fn a_synced_fullnat_conn_takes_its_local_side_and_answers_replies() {
     let mut t = table();
     let now = t0();
     let rec = SyncRecord {
-        proto: Protocol::Tcp,
         fwd: FwdMethod::FullNat,
-        template: false,
-        inactive: false,
-        no_output: false,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.1"),
-        dport: 8080,
         local: Some((ip("198.18.9.1"), 4321)),
-        fwmark: 0,
-        timeout: 900,
+        ..synced_to("198.18.0.1")
     };
     assert_eq!(t.apply_synced(&rec, &mut s, now), SyncApplied::Created);
     assert!(t.learns_macs());
@@ -1766,21 +1760,8 @@ fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
     });
     let now = t0();
     let rec = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
-        template: false,
-        inactive: false,
         no_output: true,
-        state: ConnState::Established,
-        caddr: ip("10.0.0.1"),
-        cport: 1000,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.3"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
-        timeout: 900,
+        ..synced_to("198.18.0.3")
     };
     assert_eq!(
         t.apply_synced(&rec, &mut s, now),
@@ -1790,30 +1771,13 @@ fn a_synced_conn_without_its_server_waits_unbound_and_binds_when_it_appears() {
     assert_eq!(t.get(id).daddr, ip("198.18.0.3"));
     assert_eq!(t.unbound_len(), 1);
     assert_eq!((counters(&s, 0), counters(&s, 1)), ((0, 0, 0), (0, 0, 0)));
-    let ack = |t: &mut ConnTable, s: &mut ServiceTable| {
-        t.packet_in(
-            Protocol::Tcp,
-            ip("10.0.0.1"),
-            1000,
-            ip(VIP),
-            80,
-            Some(TcpFlags::ACK),
-            52,
-            now,
-            s,
-        )
-    };
+    let ack = |t: &mut ConnTable, s: &mut ServiceTable| client_ack(t, s, now);
     // Dropped, kept (not rescheduled to another server).
     assert_eq!(ack(&mut t, &mut s), InPacket::DropNoDest);
     assert_eq!(tcp_in(&t, "10.0.0.1", 1000), Some(id));
     // An update while the server is still unknown: still unbound, the
     // message's state and timeout taken.
-    let fin = SyncRecord {
-        state: ConnState::FinWait,
-        inactive: true,
-        timeout: 120,
-        ..rec
-    };
+    let fin = fin_of(&rec);
     assert_eq!(t.apply_synced(&fin, &mut s, now), SyncApplied::Updated);
     assert_eq!(t.get(id).expires, now + secs(120));
     assert_eq!(t.bind_unbound(&mut s), 0);
@@ -1855,21 +1819,12 @@ fn an_unbound_entry_binds_at_its_next_message_and_an_unbound_template_is_unusabl
     let mut t = table();
     let now = t0();
     let tpl = SyncRecord {
-        proto: Protocol::Tcp,
-        fwd: FwdMethod::Route,
         template: true,
-        inactive: false,
-        no_output: false,
         state: ConnState::None,
         caddr: ip("10.0.0.7"),
         cport: 0,
-        vaddr: ip(VIP),
-        vport: 80,
-        daddr: ip("198.18.0.9"),
-        dport: 8080,
-        local: None,
-        fwmark: 0,
         timeout: 300,
+        ..synced_to("198.18.0.9")
     };
     assert_eq!(
         t.apply_synced(&tpl, &mut s, now),
@@ -1926,17 +1881,7 @@ fn sync_persist_mode_sends_templates_only_for_persistent_conns() {
             .unwrap();
         let mut all = t.drain_sync().collect::<Vec<_>>();
         for _ in 0..3 {
-            t.packet_in(
-                Protocol::Tcp,
-                ip("10.0.0.1"),
-                1000,
-                ip(VIP),
-                80,
-                Some(TcpFlags::ACK),
-                52,
-                now,
-                s,
-            );
+            client_ack(&mut t, s, now);
             all.extend(t.drain_sync());
         }
         all

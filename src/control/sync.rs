@@ -1014,23 +1014,7 @@ mod tests {
             .inbound
             .set(vec![crossbeam::queue::ArrayQueue::new(16)].into_boxed_slice());
         let stats = SyncStats::default();
-        let r = SyncRecord {
-            proto: crate::service::Protocol::Tcp,
-            fwd: crate::service::FwdMethod::Route,
-            template: false,
-            inactive: false,
-            no_output: false,
-            state: crate::conn::ConnState::Established,
-            caddr: "198.18.1.1".parse().unwrap(),
-            cport: 1,
-            vaddr: "198.18.0.250".parse().unwrap(),
-            vport: 80,
-            daddr: "198.18.0.11".parse().unwrap(),
-            dport: 80,
-            local: None,
-            fwmark: 0,
-            timeout: 900,
-        };
+        let r = SyncRecord::sample();
         let mut w = Writer::new(5, 1472);
         w.push(&r.to_wire());
         receive(w.bytes(), 5, &shared, &stats);
@@ -1056,21 +1040,10 @@ mod tests {
     fn a_master_leaves_mixed_family_entries_out_and_counts_them() {
         let stats = SyncStats::default();
         let r = SyncRecord {
-            proto: crate::service::Protocol::Tcp,
             fwd: crate::service::FwdMethod::Tunnel,
-            template: false,
-            inactive: false,
-            no_output: false,
-            state: crate::conn::ConnState::Established,
             caddr: "2001:2::1".parse().unwrap(),
-            cport: 1,
             vaddr: "2001:2::250".parse().unwrap(),
-            vport: 80,
-            daddr: "198.18.0.11".parse().unwrap(),
-            dport: 80,
-            local: None,
-            fwmark: 0,
-            timeout: 900,
+            ..SyncRecord::sample()
         };
         assert!(wire_entry(&r, &stats).is_none());
         let v4 = SyncRecord {

@@ -10,6 +10,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::reasm::{Added, Reasm, SLOTS};
+use super::tests::{client, ip, vip};
 use super::*;
 use crate::forward::frag::{ExtraTx, fragment};
 use crate::sched::SchedKind;
@@ -18,24 +19,8 @@ use crate::wire::{IpVersion, checksum, ipv4};
 
 const RS_MAC: MacAddr = [2, 0, 0, 0, 0, 0x0b];
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn vip(v6: bool) -> IpAddr {
-    ip(if v6 { "2001:2::250" } else { "198.18.0.250" })
-}
-
 fn rip(v6: bool) -> IpAddr {
     ip(if v6 { "2001:2:0:2::11" } else { "198.18.2.11" })
-}
-
-fn client(v6: bool) -> IpAddr {
-    ip(if v6 {
-        "2001:2:0:1::100"
-    } else {
-        "198.18.1.100"
-    })
 }
 
 /// A UDP service on port 53 of each family's VIP, one real server (port

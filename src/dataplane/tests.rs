@@ -23,15 +23,16 @@ enum Proto {
     Udp,
 }
 
-fn ip(s: &str) -> IpAddr {
+// The address parser, VIP and client the data plane's test modules share.
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn vip(v6: bool) -> IpAddr {
+pub(super) fn vip(v6: bool) -> IpAddr {
     ip(if v6 { "2001:2::250" } else { "198.18.0.250" })
 }
 
-fn client(v6: bool) -> IpAddr {
+pub(super) fn client(v6: bool) -> IpAddr {
     ip(if v6 {
         "2001:2:0:1::100"
     } else {
@@ -78,6 +79,17 @@ fn dp(fwd: FwdMethod) -> Dataplane {
 
 /// A frame with a complete checksum (etherparse computes it). TCP: `syn`
 /// and `ack` pick the flags; UDP ignores them.
+/// A TCP segment of the IPv4 client from `cport` to the VIP's port 80.
+fn tcp4(cport: u16, syn: bool, ack: bool) -> Vec<u8> {
+    frame(
+        Proto::Tcp,
+        (client(false), cport),
+        (vip(false), 80),
+        syn,
+        ack,
+    )
+}
+
 fn frame(proto: Proto, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool) -> Vec<u8> {
     let eth = PacketBuilder::ethernet2(CLIENT_MAC, [2, 0, 0, 0, 0, 1]);
     let ipb = match (src.0, dst.0) {
@@ -159,20 +171,22 @@ fn flow(kind: FwdMethod, proto: Proto, v6: bool) {
     let c = (client(v6), 40000);
     let v = (vip(v6), 80);
 
+    // Sends `f`: what leaves is valid, and `counted` partial checksums
+    // have been completed so far.
+    let send = |dp: &mut Dataplane, f: &[u8], counted: u64, note: &str| {
+        let out = run(dp, f);
+        let h = valid(&out, &what);
+        assert_eq!(dp.counters.partial_csum, counted, "{what}: {note}");
+        (out, h)
+    };
+
     // Client to VIP, partial: the packet that opens the connection.
-    let first = frame(proto, c, v, true, false);
-    let out = run(&mut dp, &partial(first));
-    let p = valid(&out, &what);
-    assert_eq!(dp.counters.partial_csum, 1, "{what}: counted");
+    let first = partial(frame(proto, c, v, true, false));
+    let (_, p) = send(&mut dp, &first, 1, "counted");
 
     // Client to VIP, complete: untouched, not counted.
     let second = frame(proto, c, v, false, true);
-    let out2 = run(&mut dp, &second);
-    valid(&out2, &what);
-    assert_eq!(
-        dp.counters.partial_csum, 1,
-        "{what}: a valid one is not counted"
-    );
+    let (out2, _) = send(&mut dp, &second, 1, "a valid one is not counted");
     if kind == FwdMethod::Route {
         let l4 = wire::parse(&second).unwrap().unwrap().l4_off;
         assert_eq!(out2[l4..], second[l4..], "{what}: DR leaves L4 alone");
@@ -185,18 +199,11 @@ fn flow(kind: FwdMethod, proto: Proto, v6: bool) {
     let (sport, dport) = ports(&p);
     let rs = (p.dst, dport);
     let to = (p.src, sport);
-    let reply = frame(proto, rs, to, true, true);
-    let back = run(&mut dp, &partial(reply));
-    let b = valid(&back, &what);
+    let reply = partial(frame(proto, rs, to, true, true));
+    let (_, b) = send(&mut dp, &reply, 2, "reply counted");
     assert_eq!((b.src, b.dst), (vip(v6), client(v6)), "{what}: reply");
-    assert_eq!(dp.counters.partial_csum, 2, "{what}: reply counted");
     let reply2 = frame(proto, rs, to, false, true);
-    let back2 = run(&mut dp, &reply2);
-    valid(&back2, &what);
-    assert_eq!(
-        dp.counters.partial_csum, 2,
-        "{what}: valid reply not counted"
-    );
+    send(&mut dp, &reply2, 2, "valid reply not counted");
 }
 
 fn every_flow(kind: FwdMethod) {
@@ -217,13 +224,7 @@ fn the_partial_checksum_test_runs_only_for_nics_that_may_need_it() {
     let mut dp = dp(FwdMethod::Route);
     dp.cfg.own_macs = vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
     dp.cfg.partial_csum_nics = 0b10;
-    let f = partial(frame(
-        Proto::Tcp,
-        (client(false), 40000),
-        (vip(false), 80),
-        true,
-        false,
-    ));
+    let f = partial(tcp4(40000, true, false));
     let on = |dp: &mut Dataplane, nic: NicId| {
         let mut buf = vec![0u8; HEADROOM + f.len() + 64];
         buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(&f);
@@ -313,8 +314,9 @@ fn verdict(dp: &mut Dataplane, f: &[u8], at: u64) -> (Verdict, Vec<u8>) {
     (v, fb.data().to_vec())
 }
 
-/// One TCP service on the IPv4 VIP over `rips` (`fwd`, static MACs).
-fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
+/// One TCP service on the IPv4 VIP's port 80 over `rips` (`fwd`, port
+/// 80, static MACs).
+fn tcp_service(fwd: FwdMethod, rips: &[&str]) -> ServiceSpec {
     let dests = rips
         .iter()
         .map(|r| {
@@ -329,11 +331,15 @@ fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
         port: 80,
         fwmark: 0,
     };
+    ServiceSpec::new(key, SchedKind::Rr, dests)
+}
+
+/// A data plane serving [`tcp_service`]`(fwd, rips)`, `own` its addresses.
+fn dp_over(fwd: FwdMethod, rips: &[&str], own: &[&str]) -> Dataplane {
     let mut cfg = DataplaneConfig::new(4096);
     cfg.own_addrs = own.iter().map(|a| ip(a)).collect();
-    let spec = ServiceSpec::new(key, SchedKind::Rr, vec![]);
     let mut dp = Dataplane::new(cfg, ServiceTable::from_specs(&[]));
-    dp.apply_services(&[ServiceSpec { dests, ..spec }]);
+    dp.apply_services(&[tcp_service(fwd, rips)]);
     dp
 }
 
@@ -424,13 +430,7 @@ fn a_local_dests_connections_are_tracked_and_go_to_the_kernel_untouched() {
 #[test]
 fn a_segment_without_a_connection_goes_to_the_kernel_counted_as_no_conn() {
     let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
-    let ack = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        false,
-        true,
-    );
+    let ack = tcp4(40001, false, true);
     let (v, out) = verdict(&mut dp, &ack, 1);
     assert_eq!(v, Verdict::Kernel(KernelReason::NoConn));
     assert_eq!(out, ack);
@@ -452,13 +452,7 @@ fn a_segment_without_a_connection_goes_to_the_kernel_counted_as_no_conn() {
 fn after_the_table_evicted_connections_a_segment_without_one_is_dropped_for_a_while() {
     let mut dp = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
     dp.conns = ConnTable::with_seed(8, Timeouts::default(), FIXED_HASH_SEED);
-    let ack = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        false,
-        true,
-    );
+    let ack = tcp4(40001, false, true);
     assert_eq!(
         verdict(&mut dp, &ack, 1).0,
         Verdict::Kernel(KernelReason::NoConn)
@@ -492,23 +486,11 @@ fn backup_only_passes_everything_while_the_backup_sync_daemon_runs() {
         backup_only: true,
         ..ConnSysctls::default()
     });
-    let syn = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        true,
-        false,
-    );
+    let syn = tcp4(40001, true, false);
     // Not a backup: balanced.
     assert!(matches!(verdict(&mut dp, &syn, 1).0, Verdict::Tx(_)));
     dp.set_sync_mode(false, true);
-    let syn2 = frame(
-        Proto::Tcp,
-        (client(false), 40002),
-        (vip(false), 80),
-        true,
-        false,
-    );
+    let syn2 = tcp4(40002, true, false);
     assert_eq!(verdict(&mut dp, &syn2, 1).0, Verdict::Pass);
     // backup_only off: a backup balances too, as IPVS does.
     dp.set_sysctls(ConnSysctls::default());
@@ -519,20 +501,8 @@ fn backup_only_passes_everything_while_the_backup_sync_daemon_runs() {
 fn a_master_data_plane_hands_over_records_and_a_backup_applies_them() {
     let mut m = dp_over(FwdMethod::Route, &["198.18.2.11"], &[]);
     m.set_sync_mode(true, false);
-    let syn = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        true,
-        false,
-    );
-    let ack = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        false,
-        true,
-    );
+    let syn = tcp4(40001, true, false);
+    let ack = tcp4(40001, false, true);
     verdict(&mut m, &syn, 1);
     verdict(&mut m, &ack, 1);
     assert_eq!(m.drain_sync().len(), 0);
@@ -558,20 +528,8 @@ fn a_master_data_plane_hands_over_records_and_a_backup_applies_them() {
 fn a_synced_conn_for_an_unknown_server_is_forwarded_once_the_server_is_added() {
     let mut m = dp_over(FwdMethod::Route, &["198.18.2.12"], &[]);
     m.set_sync_mode(true, false);
-    let syn = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        true,
-        false,
-    );
-    let ack = frame(
-        Proto::Tcp,
-        (client(false), 40001),
-        (vip(false), 80),
-        false,
-        true,
-    );
+    let syn = tcp4(40001, true, false);
+    let ack = tcp4(40001, false, true);
     for f in [&syn, &ack, &ack] {
         verdict(&mut m, f, 1);
     }
@@ -590,21 +548,10 @@ fn a_synced_conn_for_an_unknown_server_is_forwarded_once_the_server_is_added() {
     );
     // The same server set as the master: the conn is bound and its next
     // segment goes to 198.18.2.12 (not rescheduled to .11).
-    let dests = ["198.18.2.11", "198.18.2.12"]
-        .iter()
-        .map(|r| {
-            let mut d = DestSpec::new(ip(r), 80, FwdMethod::Route);
-            d.mac = Some([2, 0, 0, 0, 0, 0x0b]);
-            d
-        })
-        .collect();
-    let key = ServiceKey {
-        proto: Protocol::Tcp,
-        addr: vip(false),
-        port: 80,
-        fwmark: 0,
-    };
-    b.apply_services(&[ServiceSpec::new(key, SchedKind::Rr, dests)]);
+    b.apply_services(&[tcp_service(
+        FwdMethod::Route,
+        &["198.18.2.11", "198.18.2.12"],
+    )]);
     assert!(matches!(verdict(&mut b, &ack, 3).0, Verdict::Tx(_)));
     let c = b.conns.iter().next().unwrap().1;
     assert_eq!(c.daddr, ip("198.18.2.12"));

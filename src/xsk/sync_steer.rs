@@ -57,9 +57,8 @@ mod tests {
 
     use super::*;
     use crate::config::parse_str;
-    use crate::conn::{ConnState, SyncApplied};
+    use crate::conn::SyncApplied;
     use crate::dataplane::{Dataplane, HashSeeds, Verdict};
-    use crate::service::Protocol;
     use crate::time::Timestamp;
     use crate::wire::FrameBuf;
     use crate::xsk::steer::fullnat_ports;
@@ -109,21 +108,14 @@ mod tests {
 
     fn record(client: [u8; 4], cport: u16, lport: u16) -> SyncRecord {
         SyncRecord {
-            proto: Protocol::Tcp,
             fwd: FwdMethod::FullNat,
-            template: false,
-            inactive: false,
-            no_output: false,
-            state: ConnState::Established,
             caddr: IpAddr::from(client),
             cport,
             vaddr: IpAddr::from(VIP),
-            vport: 80,
             daddr: IpAddr::from(RS),
             dport: 8080,
             local: Some((IpAddr::from(LADDR), lport)),
-            fwmark: 0,
-            timeout: 900,
+            ..SyncRecord::sample()
         }
     }
 

@@ -264,6 +264,25 @@ impl Rig {
         run(&["ip", "-n", &self.dns, "addr", "add", cidr, "dev", &self.dev]).unwrap();
     }
 
+    /// [`Rig::exchange`] waiting for `want` frames, of which it keeps the
+    /// TCP ones ([`seen`]) sorted by `key`; asserts that `want` came.
+    pub fn exchange_sorted(
+        &self,
+        frames: &[Vec<u8>],
+        want: usize,
+        cpu: usize,
+        key: fn(&Seen) -> u16,
+    ) -> Vec<Seen> {
+        let mut got: Vec<Seen> = self
+            .exchange(frames, want, 5.0, cpu)
+            .iter()
+            .filter_map(|f| seen(f))
+            .collect();
+        got.sort_by_key(key);
+        assert_eq!(got.len(), want, "{got:?}");
+        got
+    }
+
     /// Sends `frames` from the peer's end (pinned to `cpu`, which picks the
     /// veth queue they travel on) and returns up to `want` frames received
     /// there within `timeout_s`, or fewer if they do not come.
@@ -388,6 +407,92 @@ while len(got) < want:
 for g in got:
     print(g.hex())
 "#;
+
+/// lb.toml of one virtual service `proto` on port `vport` of the VIP, `rr`
+/// over one real server `RS:rs_port` (its MAC [`RS_MAC`]) by `kind`,
+/// `extra` more lines of the service (e.g. FULLNAT's `local_address`).
+/// `IFNAME` stands for the director's link ([`Rig::start`]).
+pub fn one_service(proto: &str, vport: u16, kind: &str, rs_port: u16, extra: &str) -> String {
+    let mac = mac_str(RS_MAC);
+    format!(
+        r#"
+[global]
+interface = "IFNAME"
+
+[[virtual_server]]
+address = "{VIP}:{vport}"
+protocol = "{proto}"
+lb_algo = "rr"
+lb_kind = "{kind}"
+{extra}
+  [[virtual_server.real_server]]
+  address = "{RS}:{rs_port}"
+  mac = "{mac}"
+"#
+    )
+}
+
+/// Client `i` of the tests that open many flows at once.
+pub fn client(i: u16) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 6, 1 + i as u8)
+}
+
+/// One TCP segment of each of the clients `client(i)`:`42000 + i`, `i` in
+/// `0..n`, to the VIP's port 80, from the peer's MAC.
+pub fn from_clients(n: u16, syn: bool, ack: bool) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            tcp(
+                PEER_MAC,
+                DIRECTOR_MAC,
+                client(i),
+                42000 + i,
+                VIP,
+                80,
+                syn,
+                ack,
+            )
+        })
+        .collect()
+}
+
+/// One TCP segment of the real server's `RS:8080` to each of `to(i)`, `i`
+/// in `0..n`, from the real server's MAC.
+pub fn from_rs(n: u16, to: impl Fn(u16) -> (Ipv4Addr, u16), syn: bool, ack: bool) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let (dst, dport) = to(i);
+            tcp(RS_MAC, DIRECTOR_MAC, RS, 8080, dst, dport, syn, ack)
+        })
+        .collect()
+}
+
+/// Asserts that `got` holds, in order, for each `i` in `0..n`, the TCP
+/// segment from `want(i).0` to `want(i).1` (address and port), sent to
+/// `dmac` with a valid checksum.
+pub fn assert_flows(
+    got: &[Seen],
+    n: u16,
+    dmac: [u8; 6],
+    want: impl Fn(u16) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)),
+) {
+    assert_eq!(got.len(), n as usize, "{got:?}");
+    for (i, s) in got.iter().enumerate() {
+        let ((src, sport), (dst, dport)) = want(i as u16);
+        assert_eq!((s.src, s.sport), (IpAddr::V4(src), sport));
+        assert_eq!((s.dst, s.dport), (IpAddr::V4(dst), dport));
+        assert_eq!(s.dmac, dmac);
+        assert!(s.csum_ok);
+    }
+}
+
+/// [`assert_flows`] for the VIP's answers from port 80 to each of the `n`
+/// clients of [`from_clients`] (sorted by destination port), to the peer.
+pub fn assert_back_to_clients(to_clients: &[Seen], n: u16) {
+    assert_flows(to_clients, n, PEER_MAC, |i| {
+        ((VIP, 80), (client(i), 42000 + i))
+    });
+}
 
 /// A TCP segment in an Ethernet frame.
 #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod e2e;
 pub mod keepalived;
 pub mod plan;
+pub mod two_arm;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -284,6 +285,16 @@ impl Host {
     /// Sets a sysctl of this namespace (`key` in dotted form).
     pub fn sysctl(&self, key: &str, value: &str) {
         self.exec_ok(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    /// Keeps the addresses on lo (a DR or TUN real server's VIP) out of
+    /// ARP: `arp_ignore` 1 and `arp_announce` 2 on all and lo, as the LVS
+    /// HOWTO has real servers do (seed 004).
+    pub fn arp_quiet_lo(&self) {
+        for dev in ["all", "lo"] {
+            self.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
+            self.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
+        }
     }
 
     pub fn sysctl_get(&self, key: &str) -> String {
@@ -792,10 +803,7 @@ impl Rig {
             h.add_addr(IFACE, &plan::cidr(plan::rip(n, Fam::V6), 64));
             h.add_addr("lo", &plan::cidr(plan::vip(Fam::V4), 32));
             h.add_addr("lo", &plan::cidr(plan::vip(Fam::V6), 128));
-            for dev in ["all", "lo"] {
-                h.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1");
-                h.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2");
-            }
+            h.arp_quiet_lo();
             if tun {
                 self.start_decap(h);
             }

@@ -27,6 +27,22 @@ fn conn<'a>() -> SyncConn<'a> {
     }
 }
 
+/// In and out sequence adjustments whose six fields all differ.
+fn seqs() -> [Seq; 2] {
+    [
+        Seq {
+            init_seq: 1,
+            delta: 2,
+            previous_delta: 3,
+        },
+        Seq {
+            init_seq: 4,
+            delta: 5,
+            previous_delta: 6,
+        },
+    ]
+}
+
 fn all(buf: &[u8]) -> Result<(Header, Vec<SyncConn<'_>>), SyncError> {
     let mut v = Vec::new();
     let (h, _) = parse(buf, |c| v.push(c))?;
@@ -78,18 +94,7 @@ fn ipv6_entries_options_and_padding_round_trip() {
     c6.pe_name = Some(b"sip");
     let mut c4 = conn();
     c4.flags |= flags::IN_SEQ;
-    c4.seq = Some([
-        Seq {
-            init_seq: 1,
-            delta: 2,
-            previous_delta: 3,
-        },
-        Seq {
-            init_seq: 4,
-            delta: 5,
-            previous_delta: 6,
-        },
-    ]);
+    c4.seq = Some(seqs());
     let mut fnat = conn();
     fnat.flags = flags::MASQ;
     fnat.fullnat_local = Some((v4("198.18.9.1"), 1025));
@@ -320,18 +325,7 @@ fn version_0_messages_are_written_as_the_kernel_writes_them() {
     b.extend_from_slice(&[0, 3, 0, 1]);
     assert_eq!(w.bytes(), &b[..]);
     // With sequence adjustments: 24 more bytes, read back.
-    let seq = [
-        Seq {
-            init_seq: 1,
-            delta: 2,
-            previous_delta: 3,
-        },
-        Seq {
-            init_seq: 4,
-            delta: 5,
-            previous_delta: 6,
-        },
-    ];
+    let seq = seqs();
     let s = SyncConn {
         flags: flags::MASQ | flags::IN_SEQ,
         seq: Some(seq),
