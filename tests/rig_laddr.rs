@@ -60,7 +60,10 @@ fn local_addresses_change_on_a_running_director() {
         "{listing}"
     );
     let row: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!(row[..2], [LIP2, "-"], "{listing}");
+    assert_eq!(row[0], LIP2, "{listing}");
+    // Port conflicts are counted (a random port among 64512 is seldom
+    // held: no exact figure here; the unit tests provoke them).
+    let _conflicts: u64 = row[1].parse().expect("CONFLICTS is a count");
     let conns: u32 = row[2].parse().unwrap();
     assert!(
         conns >= 1,
