@@ -24,7 +24,7 @@
 //! VRRP instance holding its address ([`VipGate`]); services on other
 //! addresses are always served.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -949,8 +949,12 @@ impl Control<'_> {
             },
             &self.vrrp_gate.inactive(),
         );
+        let local: BTreeSet<IpAddr> = services
+            .iter()
+            .flat_map(|s| s.local_addrs.iter().copied())
+            .collect();
         if let Some(a) = self.announcer.as_mut() {
-            a.follow(&judged);
+            a.follow(&judged, &local);
         }
     }
 
