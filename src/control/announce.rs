@@ -129,6 +129,13 @@ pub fn judge(
     out
 }
 
+/// A reload's `[announce]` prepared ([`Announcer::prepare`]).
+pub struct Reconfig {
+    cfg: Announce,
+    /// The guard of the table taken over, when it is another one.
+    guard: Option<Guard>,
+}
+
 /// The routes in the table, as the judge says.
 pub struct Announcer {
     cfg: Announce,
@@ -176,22 +183,40 @@ impl Announcer {
         &self.cfg.peer_local_addrs
     }
 
-    /// A reload's `[announce]` (SIGHUP): routes of VIPs and addresses that
-    /// stay are left alone (no flap); those no longer listed go; new ones
-    /// come at the next [`Announcer::follow`]. Another table or protocol
-    /// moves every route (and the guard) there.
-    pub fn reconfigure(&mut self, cfg: &Announce) -> Result<()> {
-        if *cfg == self.cfg {
-            return Ok(());
-        }
-        if (cfg.table, cfg.protocol) != (self.cfg.table, self.cfg.protocol) {
+    /// A reload's `[announce]` (SIGHUP), first part: what can fail, done
+    /// while nothing that runs has changed. Another table or protocol is
+    /// taken over now (our protocol's routes left there removed, its guard
+    /// started); the routes in place stay until [`Announcer::reconfigure`].
+    /// Dropped unused (the reload refused for another reason), the new
+    /// guard exits with the new table empty of our routes.
+    pub fn prepare(&mut self, cfg: &Announce) -> Result<Reconfig> {
+        let guard = if (cfg.table, cfg.protocol) != (self.cfg.table, self.cfg.protocol) {
             flush(
                 &mut self.nl,
                 cfg.table,
                 cfg.protocol,
                 "before taking it over",
             )?;
-            let guard = Guard::spawn(cfg.table, cfg.protocol)?;
+            Some(Guard::spawn(cfg.table, cfg.protocol)?)
+        } else {
+            None
+        };
+        Ok(Reconfig {
+            cfg: cfg.clone(),
+            guard,
+        })
+    }
+
+    /// A reload's `[announce]`, second part (cannot fail): routes of VIPs
+    /// and addresses that stay are left alone (no flap); those no longer
+    /// listed go; new ones come at the next [`Announcer::follow`]. Another
+    /// table or protocol moves every route (and the guard) there.
+    pub fn reconfigure(&mut self, r: Reconfig) {
+        let Reconfig { cfg, guard } = r;
+        if cfg == self.cfg {
+            return;
+        }
+        if let Some(guard) = guard {
             self.withdraw_all("moving to another table or protocol");
             // The old guard, told nothing, would flush the old table: it
             // is stopped first (its table is empty now anyway).
@@ -221,8 +246,7 @@ impl Announcer {
             }
         }
         self.why_not.clear();
-        self.cfg = cfg.clone();
-        Ok(())
+        self.cfg = cfg;
     }
 
     /// Makes the table follow `judged`, keeps `local` (the FULLNAT local
