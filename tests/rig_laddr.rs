@@ -150,8 +150,7 @@ fn local_addresses_added_and_removed_by_lvsadm_are_announced_and_withdrawn() {
             .collect::<std::collections::BTreeSet<String>>()
     };
     let expect = |want: &[&str], what: &str| {
-        let want: std::collections::BTreeSet<String> =
-            want.iter().map(|s| s.to_string()).collect();
+        let want: std::collections::BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         assert!(
             wait_until(Duration::from_secs(5), || routes() == want),
             "{what}: table {TABLE} holds {:?}, not {want:?}\n{}",

@@ -80,7 +80,11 @@ fn a_reload_refused_for_its_announce_leaves_the_sync_daemon_as_it_ran() {
         "{}",
         lb.stderr()
     );
-    assert!(runs(5), "the refused reload changed the sync daemon:\n{}", daemons());
+    assert!(
+        runs(5),
+        "the refused reload changed the sync daemon:\n{}",
+        daemons()
+    );
     assert_eq!(
         count(&lb, "sync thread started"),
         started,
@@ -98,7 +102,11 @@ fn a_reload_refused_for_its_announce_leaves_the_sync_daemon_as_it_ran() {
 
     // The same sync change alone is taken: syncid 6.
     hup(&lb, &toml(&rig, 6, ""), "reloaded ");
-    assert!(wait_until(Duration::from_secs(5), || runs(6)), "{}", daemons());
+    assert!(
+        wait_until(Duration::from_secs(5), || runs(6)),
+        "{}",
+        daemons()
+    );
     lb.assert_running();
     assert!(lb.terminate().success(), "{}", lb.stderr());
 }
