@@ -174,3 +174,39 @@ fn local_addresses_added_and_removed_by_lvsadm_are_announced_and_withdrawn() {
     assert!(lb.terminate().success(), "{}", lb.stderr());
     assert_eq!(routes().len(), 0, "every route goes at stop");
 }
+
+/// `-G`'s CONFLICTS counts the local ports lvsfwd tried for a new FULLNAT
+/// connection that a connection to the same real server already held
+/// (Alibaba LVS's `port_conflict`). With one real server, one local
+/// address and a random port of 64512 for each new connection, 2500 UDP
+/// flows (each from a new client port, all held for the UDP timeout)
+/// expect n^2 / 2 / 64512 ~ 48 conflicts: none at all has a probability
+/// of about e^-48.
+#[test]
+fn port_conflicts_are_counted_per_local_address() {
+    let rig = Rig::builder(Mode::FullNat).real_servers(1).build();
+    let svc = Svc::udp(Fam::V4, rig::UDP_PORT);
+    let mut lb = Lvsfwd::start(&rig, &rig.lb_toml(&[svc]));
+    let sock = rig.dir().join("admin.sock").to_string_lossy().into_owned();
+    let vs = svc.vaddr().to_string();
+    let n = 2500;
+    let t = rig.udp(rig.client(), svc.vaddr(), n);
+    t.assert_all_ok("UDP through FULLNAT");
+    let listing = ok(&sock, &["-G", "-u", &vs]);
+    let row: Vec<&str> = listing
+        .lines()
+        .nth(2)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[0], rig.lip(Fam::V4).to_string(), "{listing}");
+    let conflicts: u64 = row[1].parse().expect("CONFLICTS is a count");
+    let conns: usize = row[2].parse().expect("CONNS is a count");
+    // A client port the kernel gives twice makes one flow, not two.
+    assert!(conns > n * 9 / 10, "{listing}");
+    assert!(
+        (1..1000).contains(&conflicts),
+        "about 48 conflicts expected: {listing}"
+    );
+    assert!(lb.terminate().success(), "{}", lb.stderr());
+}
