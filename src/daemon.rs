@@ -24,7 +24,7 @@
 //! VRRP instance holding its address ([`VipGate`]); services on other
 //! addresses are always served.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -736,6 +736,14 @@ impl Programs {
     }
 }
 
+/// A reload's `[announce]`, prepared ([`Control::prepare_announce`]).
+enum AnnounceChange {
+    None,
+    Start(Announcer),
+    Reconfig(announce::Reconfig),
+    Stop,
+}
+
 /// How long the control thread waits for the workers' answers.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -917,18 +925,35 @@ impl Control<'_> {
             .map_or_else(Vec::new, |a| a.peer_local_addrs().to_vec())
     }
 
-    /// SIGHUP's `[announce]`: unchanged routes stay.
-    fn reload_announce(&mut self, cfg: Option<&config::Announce>) -> Result<()> {
-        match (cfg, self.announcer.as_mut()) {
-            (Some(c), Some(a)) => a.reconfigure(c)?,
-            (Some(c), None) => self.announcer = Some(Announcer::start(c)?),
-            (None, Some(a)) => {
-                a.withdraw_all("[announce] removed");
-                self.announcer = None;
+    /// SIGHUP's `[announce]`, first part: what can fail (taking over a
+    /// new table or protocol: its stale routes removed, its guard
+    /// started), while the announcer keeps running as it was.
+    fn prepare_announce(&mut self, cfg: Option<&config::Announce>) -> Result<AnnounceChange> {
+        Ok(match (cfg, self.announcer.as_mut()) {
+            (Some(c), Some(a)) => AnnounceChange::Reconfig(a.prepare(c)?),
+            (Some(c), None) => AnnounceChange::Start(Announcer::start(c)?),
+            (None, Some(_)) => AnnounceChange::Stop,
+            (None, None) => AnnounceChange::None,
+        })
+    }
+
+    /// SIGHUP's `[announce]`, second part (cannot fail): unchanged routes
+    /// stay.
+    fn apply_announce(&mut self, change: AnnounceChange) {
+        match change {
+            AnnounceChange::Reconfig(r) => {
+                if let Some(a) = self.announcer.as_mut() {
+                    a.reconfigure(r);
+                }
             }
-            (None, None) => {}
+            AnnounceChange::Start(a) => self.announcer = Some(a),
+            AnnounceChange::Stop => {
+                if let Some(mut a) = self.announcer.take() {
+                    a.withdraw_all("[announce] removed");
+                }
+            }
+            AnnounceChange::None => {}
         }
-        Ok(())
     }
 
     /// `[announce]`: routes of the VIPs served now in, of the others out.
@@ -949,8 +974,12 @@ impl Control<'_> {
             },
             &self.vrrp_gate.inactive(),
         );
+        let local: BTreeSet<IpAddr> = services
+            .iter()
+            .flat_map(|s| s.local_addrs.iter().copied())
+            .collect();
         if let Some(a) = self.announcer.as_mut() {
-            a.follow(&judged);
+            a.follow(&judged, &local);
         }
     }
 
@@ -998,9 +1027,29 @@ impl Control<'_> {
                         return;
                     }
                 };
-                // Connection sync and [announce] first: they are the parts
-                // that can still fail (an interface, the route table), and
-                // then nothing else has changed.
+                // Connection sync and [announce]: everything of theirs that
+                // can fail (an interface, the sync sockets, the route table
+                // and its guard) is checked or prepared before either
+                // changes, so a refused reload leaves both as they run.
+                if let Err(e) = self
+                    .sync
+                    .get_mut()
+                    .check_reload(cfg.global.lvs_sync_daemon.as_ref(), cfg.global.sync)
+                {
+                    log::error!("reload refused, configuration unchanged: {e:#}");
+                    return;
+                }
+                let announce = match self.prepare_announce(cfg.announce.as_ref()) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        log::error!("reload refused, configuration unchanged: [announce]: {e:#}");
+                        return;
+                    }
+                };
+                // Checked a moment ago, the sync threads can still fail to
+                // start (a race on the interface): the daemon then runs
+                // its previous settings again, the prepared [announce] is
+                // dropped, and nothing else has changed.
                 match self
                     .sync
                     .get_mut()
@@ -1013,10 +1062,7 @@ impl Control<'_> {
                         return;
                     }
                 }
-                if let Err(e) = self.reload_announce(cfg.announce.as_ref()) {
-                    log::error!("reload refused, configuration unchanged: [announce]: {e:#}");
-                    return;
-                }
+                self.apply_announce(announce);
                 self.quorum = quorum_of(&cfg);
                 self.vrrp_gate.reconfigure(&cfg.vrrp_instances);
                 self.vrrp_reload.reload(vrrp);

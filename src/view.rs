@@ -70,6 +70,8 @@ pub struct LiveService {
     pub stats: Stats,
     pub rates: Rates,
     pub dests: Vec<LiveDest>,
+    /// FULLNAT: each local address's port conflicts (`-G`'s CONFLICTS).
+    pub laddr_conflicts: Vec<(IpAddr, u64)>,
 }
 
 impl LiveService {
@@ -97,6 +99,20 @@ impl LiveService {
                         .unwrap_or_default(),
                 })
                 .collect(),
+            laddr_conflicts: svc
+                .local_addrs
+                .iter()
+                .copied()
+                .zip(svc.laddr_conflicts.iter().copied())
+                .collect(),
         }
+    }
+
+    /// The port conflicts counted for local address `laddr`.
+    pub fn conflicts_of(&self, laddr: IpAddr) -> u64 {
+        self.laddr_conflicts
+            .iter()
+            .find(|(a, _)| *a == laddr)
+            .map_or(0, |(_, n)| *n)
     }
 }

@@ -519,11 +519,14 @@ fn write_mask(out: &mut impl Write, s: &Service, lead: &str) -> fmt::Result {
 /// address pool, in DPVS ipvsadm's columns (`list_laddrs_print_*`): a
 /// title, then per service its address and pool size, then per local
 /// address the connections using it (FULLNAT connections of that service
-/// in `conns`). lvsfwd does not count port conflicts: `CONFLICTS` is `-`.
+/// in `conns`) and `CONFLICTS`, what `conflicts` says of it: local ports
+/// tried for a new connection that another connection to the same real
+/// server already held (Alibaba LVS's `port_conflict`; DPVS prints 0).
 pub fn list_laddrs(
     out: &mut impl Write,
     services: &[&ServiceSpec],
     conns: &[ConnView],
+    conflicts: &dyn Fn(&ServiceSpec, IpAddr) -> u64,
 ) -> fmt::Result {
     writeln!(
         out,
@@ -548,7 +551,7 @@ pub fn list_laddrs(
                 "",
                 "",
                 l.to_string(),
-                "-"
+                conflicts(s, *l)
             )?;
         }
     }

@@ -225,7 +225,10 @@ fn execute(state: &mut AdminState, cmd: &AdminCommand, view: &dyn ListingSource,
                 },
             };
             let conns = view.connections();
-            let r = listing::list_laddrs(&mut out.stdout, &chosen, &conns);
+            let conflicts = |s: &crate::service::ServiceSpec, l| {
+                view.live(&s.key).map_or(0, |live| live.conflicts_of(l))
+            };
+            let r = listing::list_laddrs(&mut out.stdout, &chosen, &conns, &conflicts);
             debug_assert!(r.is_ok());
         }
         AdminCommand::AddLaddr { addr, ifname, .. } => {

@@ -75,6 +75,7 @@ impl Svc {
             persistence_prefix: self.prefix,
             ops: self.ops,
             local_addrs: self.local.iter().map(|a| ip(a)).collect(),
+            laddr_conflicts: vec![0; self.local.len()],
             fwmark_matches: Vec::new(),
             dests: self
                 .dests
@@ -752,6 +753,52 @@ fn fullnat_local_ports_are_unique_per_real_server_and_run_out() {
         (t.get(id).laddr, t.get(id).lport),
         (freed.laddr, freed.lport)
     );
+}
+
+#[test]
+fn fullnat_port_conflicts_are_counted_per_local_address() {
+    let mut sv = Svc::new(Protocol::Tcp, FwdMethod::FullNat);
+    // An IPv6 address first: the count goes to the IPv4 one's slot.
+    sv.local = vec!["2001:db8::1", "203.0.113.1"];
+    let mut s = sv.build();
+    let mut t = table();
+    t.set_fullnat_ports(7000..=7001);
+    let conflicts = |s: &ServiceTable| s.services[0].laddr_conflicts.clone();
+    // The first conn to 198.18.0.1 finds its port free.
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 100), 60, t0(), 0)
+        .unwrap();
+    assert_eq!(conflicts(&s), [0, 0]);
+    // The same random start to 198.18.0.2 (rr): another real server, the
+    // same port is free for it.
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 101), 60, t0(), 0)
+        .unwrap();
+    assert_eq!(conflicts(&s), [0, 0]);
+    // Back to 198.18.0.1 from the same start: the first port tried is
+    // held, the next one is free.
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 102), 60, t0(), 0)
+        .unwrap();
+    assert_eq!(conflicts(&s), [0, 1]);
+    t.schedule(&mut s, 0, &syn("10.0.0.1", 103), 60, t0(), 0)
+        .unwrap();
+    assert_eq!(conflicts(&s), [0, 2]);
+    // Both ports held for both servers: each try is a conflict.
+    assert_eq!(
+        t.schedule(&mut s, 0, &syn("10.0.0.1", 104), 60, t0(), 0),
+        Err(ScheduleError::NoLocalAddr)
+    );
+    assert_eq!(conflicts(&s), [0, 4]);
+    // The listing's view carries them, summed over workers.
+    let live = crate::view::LiveService::of(&s.services[0], None);
+    assert_eq!(live.conflicts_of(ip("203.0.113.1")), 4);
+    assert_eq!(live.conflicts_of(ip("2001:db8::1")), 0);
+    // A pool edit keeps the count of an address that stays; a new or
+    // re-added one starts at 0.
+    let svc = &mut s.services[0];
+    svc.set_local_addrs(&[ip("203.0.113.1"), ip("203.0.113.2")]);
+    assert_eq!(svc.laddr_conflicts, [4, 0]);
+    svc.set_local_addrs(&[ip("203.0.113.2")]);
+    svc.set_local_addrs(&[ip("203.0.113.2"), ip("203.0.113.1")]);
+    assert_eq!(svc.laddr_conflicts, [0, 0]);
 }
 
 #[test]

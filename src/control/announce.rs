@@ -25,8 +25,9 @@
 //!
 //! FULLNAT behind ECMP: real servers answer to the local address of the
 //! director that opened the connection, so each director's local
-//! addresses (every virtual server's `local_address`) are announced too,
-//! while lvsfwd runs. The other directors' (`peer_local_address`) are
+//! addresses (every running service's pool: lb.toml's `local_address` and
+//! what `lvsadm -P` added) are announced too, while lvsfwd runs; one that
+//! leaves every pool (`lvsadm -Q`, a reload) is withdrawn. The other directors' (`peer_local_address`) are
 //! announced as well, with kernel metric [`PEER_LOCAL_METRIC`], which the
 //! director's BIRD turns into a longer AS path: the router prefers the
 //! owner while it is there and, when it dies, sends its real servers'
@@ -128,6 +129,13 @@ pub fn judge(
     out
 }
 
+/// A reload's `[announce]` prepared ([`Announcer::prepare`]).
+pub struct Reconfig {
+    cfg: Announce,
+    /// The guard of the table taken over, when it is another one.
+    guard: Option<Guard>,
+}
+
 /// The routes in the table, as the judge says.
 pub struct Announcer {
     cfg: Announce,
@@ -175,22 +183,40 @@ impl Announcer {
         &self.cfg.peer_local_addrs
     }
 
-    /// A reload's `[announce]` (SIGHUP): routes of VIPs and addresses that
-    /// stay are left alone (no flap); those no longer listed go; new ones
-    /// come at the next [`Announcer::follow`]. Another table or protocol
-    /// moves every route (and the guard) there.
-    pub fn reconfigure(&mut self, cfg: &Announce) -> Result<()> {
-        if *cfg == self.cfg {
-            return Ok(());
-        }
-        if (cfg.table, cfg.protocol) != (self.cfg.table, self.cfg.protocol) {
+    /// A reload's `[announce]` (SIGHUP), first part: what can fail, done
+    /// while nothing that runs has changed. Another table or protocol is
+    /// taken over now (our protocol's routes left there removed, its guard
+    /// started); the routes in place stay until [`Announcer::reconfigure`].
+    /// Dropped unused (the reload refused for another reason), the new
+    /// guard exits with the new table empty of our routes.
+    pub fn prepare(&mut self, cfg: &Announce) -> Result<Reconfig> {
+        let guard = if (cfg.table, cfg.protocol) != (self.cfg.table, self.cfg.protocol) {
             flush(
                 &mut self.nl,
                 cfg.table,
                 cfg.protocol,
                 "before taking it over",
             )?;
-            let guard = Guard::spawn(cfg.table, cfg.protocol)?;
+            Some(Guard::spawn(cfg.table, cfg.protocol)?)
+        } else {
+            None
+        };
+        Ok(Reconfig {
+            cfg: cfg.clone(),
+            guard,
+        })
+    }
+
+    /// A reload's `[announce]`, second part (cannot fail): routes of VIPs
+    /// and addresses that stay are left alone (no flap); those no longer
+    /// listed go; new ones come at the next [`Announcer::follow`]. Another
+    /// table or protocol moves every route (and the guard) there.
+    pub fn reconfigure(&mut self, r: Reconfig) {
+        let Reconfig { cfg, guard } = r;
+        if cfg == self.cfg {
+            return;
+        }
+        if let Some(guard) = guard {
             self.withdraw_all("moving to another table or protocol");
             // The old guard, told nothing, would flush the old table: it
             // is stopped first (its table is empty now anyway).
@@ -203,30 +229,31 @@ impl Announcer {
                 cfg.protocol
             );
         } else {
-            let wanted = |a: &IpAddr| {
-                if cfg.vips.contains(a) || cfg.local_addrs.contains(a) {
-                    Some(0)
-                } else if cfg.peer_local_addrs.contains(a) {
-                    Some(PEER_LOCAL_METRIC)
+            // A route of metric 0 (a VIP, a local address of a running
+            // pool, lvsadm's included) is left to the next `follow`, which
+            // knows the pools; a peer's address must keep its metric.
+            let keep = |a: &IpAddr, m: u32| {
+                if cfg.peer_local_addrs.contains(a) {
+                    m == PEER_LOCAL_METRIC
                 } else {
-                    None
+                    m == 0
                 }
             };
             for (a, m) in self.installed.clone() {
-                if wanted(&a) != Some(m) {
+                if !keep(&a, m) {
                     self.withdraw(a, "no longer in [announce]");
                 }
             }
         }
         self.why_not.clear();
-        self.cfg = cfg.clone();
-        Ok(())
+        self.cfg = cfg;
     }
 
-    /// Makes the table follow `judged`, and keeps the local addresses
-    /// announced. A failed change is logged and tried again at the next
-    /// call.
-    pub fn follow(&mut self, judged: &BTreeMap<IpAddr, Option<String>>) {
+    /// Makes the table follow `judged`, keeps `local` (the FULLNAT local
+    /// addresses of the running services' pools) and the peers' local
+    /// addresses announced, and withdraws any other route of ours. A
+    /// failed change is logged and tried again at the next call.
+    pub fn follow(&mut self, judged: &BTreeMap<IpAddr, Option<String>>, local: &BTreeSet<IpAddr>) {
         for (&vip, why) in judged {
             match why {
                 None => {
@@ -243,11 +270,24 @@ impl Announcer {
                 }
             }
         }
-        for a in self.cfg.local_addrs.clone() {
+        for &a in local {
             self.install(a, 0, "FULLNAT local address");
         }
         for a in self.cfg.peer_local_addrs.clone() {
             self.install(a, PEER_LOCAL_METRIC, "a peer's FULLNAT local address");
+        }
+        let stale: Vec<IpAddr> = self
+            .installed
+            .keys()
+            .filter(|a| {
+                !judged.contains_key(a)
+                    && !local.contains(a)
+                    && !self.cfg.peer_local_addrs.contains(a)
+            })
+            .copied()
+            .collect();
+        for a in stale {
+            self.withdraw(a, "no longer a FULLNAT local address nor an announced VIP");
         }
     }
 

@@ -893,23 +893,13 @@ impl SyncDaemon {
     /// first: an error leaves the running daemon as it was. Returns whether
     /// anything changed.
     pub fn reload(&mut self, cfg: Option<SyncConfig>, sysctls: SyncSysctls) -> Result<bool> {
-        let old_sysctls = self.sysctls;
-        self.sysctls = sysctls;
-        if cfg == self.vrrp
-            && (cfg.is_none()
-                || Self::threads_sysctls(sysctls) == Self::threads_sysctls(old_sysctls))
-        {
+        if !self.reload_changes(cfg.as_ref(), sysctls) {
+            self.sysctls = sysctls;
             return Ok(false);
         }
-        if let Some(c) = &cfg {
-            let (_, _, addr) = interface(&c.interface, c.group.is_ipv6())?;
-            if addr.is_none() && !c.group.is_ipv6() {
-                bail!(
-                    "{}: no IPv4 address to send sync messages from",
-                    c.interface
-                );
-            }
-        }
+        self.check_reload(cfg.as_ref(), sysctls)?;
+        let old_sysctls = self.sysctls;
+        self.sysctls = sysctls;
         let old = self.vrrp.clone();
         self.stop_all();
         match self.run_config(cfg) {
@@ -924,6 +914,56 @@ impl SyncDaemon {
                 Err(e)
             }
         }
+    }
+
+    /// Whether [`SyncDaemon::reload`] with these would restart the threads.
+    fn reload_changes(&self, cfg: Option<&SyncConfig>, sysctls: SyncSysctls) -> bool {
+        cfg != self.vrrp.as_ref()
+            || (cfg.is_some()
+                && Self::threads_sysctls(sysctls) != Self::threads_sysctls(self.sysctls))
+    }
+
+    /// SIGHUP, before anything changes: whether [`SyncDaemon::reload`]
+    /// could start the threads `cfg` asks for. The interface and its
+    /// address are checked and the sockets the threads would use (the
+    /// role's, one per port, their buffer size) opened and closed again;
+    /// nothing running is touched.
+    pub fn check_reload(&self, cfg: Option<&SyncConfig>, sysctls: SyncSysctls) -> Result<()> {
+        if !self.reload_changes(cfg, sysctls) {
+            return Ok(());
+        }
+        let Some(c) = cfg else {
+            return Ok(());
+        };
+        let (_, _, addr) = interface(&c.interface, c.group.is_ipv6())?;
+        if addr.is_none() && !c.group.is_ipv6() {
+            bail!(
+                "{}: no IPv4 address to send sync messages from",
+                c.interface
+            );
+        }
+        let master = c
+            .vrrp_instance
+            .as_ref()
+            .is_some_and(|i| self.masters.contains(i));
+        for i in 0..sysctls.ports.max(1) {
+            let nth = nth(c, i);
+            if c.active_active || !master {
+                let (sock, _) = backup_socket(&nth)?;
+                if sysctls.sock_size > 0 {
+                    sock.set_recv_buffer_size(sysctls.sock_size as usize)
+                        .context("sync_sock_size")?;
+                }
+            }
+            if c.active_active || master {
+                let (sock, _) = master_socket(&nth)?;
+                if sysctls.sock_size > 0 {
+                    sock.set_send_buffer_size(sysctls.sock_size as usize)
+                        .context("sync_sock_size")?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn stop_all(&mut self) {

@@ -96,6 +96,12 @@ pub fn merge(replies: &[Reply]) -> FxHashMap<ServiceKey, LiveService> {
         for (key, live) in services {
             let acc = out.entry(*key).or_default();
             acc.stats.add(&live.stats);
+            for &(a, n) in &live.laddr_conflicts {
+                match acc.laddr_conflicts.iter_mut().find(|(b, _)| *b == a) {
+                    Some((_, m)) => *m += n,
+                    None => acc.laddr_conflicts.push((a, n)),
+                }
+            }
             for d in &live.dests {
                 match acc
                     .dests

@@ -197,6 +197,11 @@ pub struct Service {
     pub persistence_prefix: u8,
     pub ops: bool,
     pub local_addrs: Vec<IpAddr>,
+    /// FULLNAT: per local address (indexed like `local_addrs`), the local
+    /// ports tried for a new connection that another connection to the
+    /// same real server already held (Alibaba LVS's `port_conflict`, `-G`'s
+    /// CONFLICTS); counted since the address joined the pool.
+    pub laddr_conflicts: Vec<u64>,
     /// A fwmark service's classification rules.
     pub fwmark_matches: Vec<FwmarkMatch>,
     /// Real servers in IPVS list order (newest first, as the kernel links
@@ -222,11 +227,32 @@ impl Service {
             persistence_prefix: spec.persistence_prefix,
             ops: spec.ops,
             local_addrs: spec.local_addrs.clone(),
+            laddr_conflicts: vec![0; spec.local_addrs.len()],
             fwmark_matches: spec.fwmark_matches.clone(),
             dests,
             sched,
             stats: Stats::default(),
         }
+    }
+
+    /// Takes `pool` as the FULLNAT local addresses: an address that stays
+    /// keeps its conflict count, a new one starts at 0 (Alibaba LVS zeroes
+    /// a local address's counters when it is added).
+    pub fn set_local_addrs(&mut self, pool: &[IpAddr]) {
+        if self.local_addrs == pool {
+            return;
+        }
+        self.laddr_conflicts = pool
+            .iter()
+            .map(|a| {
+                self.local_addrs
+                    .iter()
+                    .position(|b| b == a)
+                    .and_then(|i| self.laddr_conflicts.get(i).copied())
+                    .unwrap_or(0)
+            })
+            .collect();
+        self.local_addrs = pool.to_vec();
     }
 
     /// Index of the available dest with this address and port.

@@ -268,7 +268,7 @@ impl ServiceTable {
         svc.persistence = spec.persistence;
         svc.persistence_prefix = spec.persistence_prefix;
         svc.ops = spec.ops;
-        svc.local_addrs.clone_from(&spec.local_addrs);
+        svc.set_local_addrs(&spec.local_addrs);
         svc.fwmark_matches.clone_from(&spec.fwmark_matches);
         if new_sched {
             svc.sched = sched::new_scheduler(spec.sched, spec.sched_flags);
@@ -294,6 +294,7 @@ impl ServiceTable {
         svc.persistence_prefix = spec.persistence_prefix;
         svc.ops = spec.ops;
         svc.local_addrs.clone_from(&spec.local_addrs);
+        svc.laddr_conflicts = vec![0; spec.local_addrs.len()];
         svc.fwmark_matches.clone_from(&spec.fwmark_matches);
         svc.stats = Stats::default();
         svc.sched = sched::new_scheduler(spec.sched, spec.sched_flags);

@@ -39,6 +39,7 @@ fn svc(proto: Protocol, addr: &str, port: u16, sched: SchedKind) -> Service {
         persistence_prefix: if addr.is_ipv4() { 32 } else { 128 },
         ops: false,
         local_addrs: Vec::new(),
+        laddr_conflicts: Vec::new(),
         fwmark_matches: Vec::new(),
         dests: Vec::new(),
         sched: Box::new(NameOnly(sched)),

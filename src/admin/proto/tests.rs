@@ -122,6 +122,7 @@ fn live_counters_and_rates_reach_the_listing() {
                     ..Default::default()
                 },
             }],
+            laddr_conflicts: Vec::new(),
         },
     ));
     let mut st = AdminState::default();
@@ -188,6 +189,15 @@ fn local_addresses_are_added_listed_and_removed_dpvs_style() {
         local: Some((key, l.parse().unwrap())),
     };
     view.conns = vec![conn("198.18.1.9"), conn("198.18.1.9"), conn("198.18.1.10")];
+    // The workers' port conflicts, by local address (none yet for
+    // 198.18.1.10).
+    view.live = vec![(
+        key,
+        LiveService {
+            laddr_conflicts: vec![(ip("198.18.1.9"), 17)],
+            ..Default::default()
+        },
+    )];
     let mut st = AdminState::default();
     assert_eq!(
         serve(&mut st, &view, "-A -t 198.18.0.250:80 -s rr").exit_code,
@@ -256,8 +266,8 @@ fn local_addresses_are_added_listed_and_removed_dpvs_style() {
         r.stdout,
         "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n\
          198.18.0.250:80      2        \n\
-         \x20                             198.18.1.9           -          2         \n\
-         \x20                             198.18.1.10          -          1         \n"
+         \x20                             198.18.1.9           17         2         \n\
+         \x20                             198.18.1.10          0          1         \n"
     );
     // The last address of a service with FULLNAT real servers stays.
     let r = serve(

@@ -82,13 +82,19 @@ impl ConnTable {
         daddr: IpAddr,
         dport: u16,
         pool: &[IpAddr],
+        conflicts: &mut [u64],
         rand: u64,
     ) -> Result<(IpAddr, u16), ScheduleError> {
         if fwd != FwdMethod::FullNat {
             return Ok(client);
         }
         let v6 = daddr.is_ipv6();
-        let family = || pool.iter().copied().filter(move |a| a.is_ipv6() == v6);
+        let family = || {
+            pool.iter()
+                .copied()
+                .enumerate()
+                .filter(move |(_, a)| a.is_ipv6() == v6)
+        };
         let k = family().count() as u64;
         if k == 0 {
             return Err(ScheduleError::NoLocalAddr);
@@ -102,12 +108,17 @@ impl ConnTable {
             % space;
         for s in 0..space.min(LPORT_TRIES as u64) {
             let x = (start + s) % space;
-            let Some(laddr) = family().nth((x % k) as usize) else {
+            let Some((i, laddr)) = family().nth((x % k) as usize) else {
                 break;
             };
             let lport = lo + (x / k) as u16;
             if self.lookup_out(proto, daddr, dport, laddr, lport).is_none() {
                 return Ok((laddr, lport));
+            }
+            // Alibaba LVS's `port_conflict`: this port of this address is
+            // held by a conn to the same real server.
+            if let Some(c) = conflicts.get_mut(i) {
+                *c += 1;
             }
         }
         Err(ScheduleError::NoLocalAddr)
@@ -215,6 +226,7 @@ impl ConnTable {
             daddr,
             dport,
             &service.local_addrs,
+            &mut service.laddr_conflicts,
             rand,
         )?;
         let tpl_dport = if svc_port == FTP_PORT { 0 } else { dest.port };
