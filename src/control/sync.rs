@@ -26,7 +26,9 @@
 //! joins VRRP; a master's sender also listens on the group, and the control
 //! thread answers a request with every conn and template of every worker
 //! ([`SyncDaemon::send_table`]), which the sender sends at once, then an
-//! end marker.
+//! end marker. A running director asks the same way when the instance sync
+//! follows leaves FAULT, and before it preempts a live master
+//! ([`TableHold`]).
 //!
 //! The kernel's sysctls the threads follow ([`SyncSysctls`]): `sync_ports`
 //! (one socket per port; the master spreads conns over them, a backup runs
@@ -533,6 +535,10 @@ pub fn start_backup(
 /// (as a director starting does). The VRRP thread asks
 /// ([`TableHold::ask`]) and waits for its answer ([`TableHold::answered`]);
 /// the control thread asks the group ([`SyncDaemon::poll_table_hold`]).
+/// The same hold serves a running Backup of that instance about to
+/// preempt a live master (its priority rose, or the master's fell): it
+/// takes over once the table arrived or [`TABLE_WAIT`] passed (a master
+/// that stopped advertising is taken over at once: the VRRP machine).
 #[derive(Debug, Default)]
 pub struct TableHold {
     /// The VRRP instance sync follows (none: no hold).
@@ -653,7 +659,7 @@ impl SyncDaemon {
                             None
                         }
                     });
-                log::info!("sync: a returning director asks the master for its table");
+                log::info!("sync: asking the master for its whole table");
                 self.asking.insert(Asking {
                     n: asked,
                     sock,
