@@ -855,6 +855,11 @@ fn a_backup_whose_priority_rises_takes_the_table_before_it_preempts() {
         log[at[0]..].contains("preempting"),
         "the backup did not preempt: {log}"
     );
+    // The hold, as the backup logged it (timestamps).
+    let from = log[..at[1]].rfind('\n').map_or(0, |i| i + 1);
+    for l in log[from..at[4]].lines().filter(|l| l.contains("table")) {
+        eprintln!("priority rise: {l}");
+    }
     let mut worst = 0.0f64;
     for c in &clients {
         let a = c.finish(&rig, 40, "when the backup preempted");

@@ -900,18 +900,31 @@ fn a_sync_group_member_only_wants_to_be_master_until_the_group_decides() {
     assert_eq!(m.stats().released_master, 1);
 }
 
+/// A machine for `i` with the sync hold (`group`: a sync-group member),
+/// started at 0.
+fn with_hold(i: &VrrpInstance, group: bool) -> VrrpMachine {
+    let mut m = machine(i);
+    m.set_in_group(group);
+    m.set_preempt_hold(true);
+    m.start(ms(0));
+    m
+}
+
+/// `m` hears a live master's priority-50 adverts at `times` (ms).
+fn lower_adverts(i: &VrrpInstance, m: &mut VrrpMachine, times: &[u64]) {
+    let (rx, b) = advert_from(i, PEER, 50);
+    for &t in times {
+        assert!(m.on_advert(ms(t), rx, &b).steps.is_empty());
+    }
+}
+
 /// A backup (priority 100) with the sync hold that discards a live
 /// master's priority-50 adverts at 0, 1, 2 and 3 s: its timer runs out at
 /// 3609.375 ms and it holds instead of taking over.
 fn holding_backup() -> (VrrpInstance, VrrpMachine) {
     let i = inst(100);
-    let mut m = machine(&i);
-    m.set_preempt_hold(true);
-    m.start(ms(0));
-    let (rx, b) = advert_from(&i, PEER, 50);
-    for t in [0, 1000, 2000, 3000] {
-        assert!(m.on_advert(ms(t), rx, &b).steps.is_empty());
-    }
+    let mut m = with_hold(&i, false);
+    lower_adverts(&i, &mut m, &[0, 1000, 2000, 3000]);
     let a = m.on_timer(us(3_609_375));
     assert!(a.steps.is_empty(), "{a:?}");
     assert!(m.holding());
@@ -927,9 +940,8 @@ fn holding_backup() -> (VrrpInstance, VrrpMachine) {
 fn preempting_a_live_master_waits_for_the_sync_table() {
     let (i, mut m) = holding_backup();
     // The master goes on advertising: the hold goes on.
-    let (rx, b) = advert_from(&i, PEER, 50);
     for t in [4000, 5000] {
-        assert!(m.on_advert(ms(t), rx, &b).steps.is_empty());
+        lower_adverts(&i, &mut m, &[t]);
         assert!(m.on_timer(ms(t + 999)).steps.is_empty());
     }
     // Until then: the master is dead only a Master_Down_Interval after
@@ -943,9 +955,7 @@ fn preempting_a_live_master_waits_for_the_sync_table() {
 #[test]
 fn a_dead_master_is_taken_over_at_once_with_the_hold() {
     let i = inst(100);
-    let mut m = machine(&i);
-    m.set_preempt_hold(true);
-    m.start(ms(0));
+    let mut m = with_hold(&i, false);
     // A higher-priority master, then silence; and a lower one's adverts
     // that stopped long ago do not count either.
     let (lo_rx, lo) = advert_from(&i, "198.18.0.4", 50);
@@ -956,9 +966,7 @@ fn a_dead_master_is_taken_over_at_once_with_the_hold() {
     assert_eq!(steps(&m.on_timer(us(8_609_375))), become_master_steps(100));
     assert!(!m.holding());
     // Started from the lower one's adverts alone, after they stopped.
-    let mut m = machine(&i);
-    m.set_preempt_hold(true);
-    m.start(ms(0));
+    let mut m = with_hold(&i, false);
     m.on_advert(ms(0), lo_rx, &lo);
     assert!(m.on_timer(us(3_609_374)).steps.is_empty());
     assert_eq!(steps(&m.on_timer(us(3_609_375))), become_master_steps(100));
@@ -1007,20 +1015,14 @@ fn an_advert_we_must_accept_calls_the_hold_off() {
 #[test]
 fn a_sync_group_member_holds_before_it_wants_to_be_master() {
     let i = inst(100);
-    let mut m = machine(&i);
-    m.set_in_group(true);
-    m.set_preempt_hold(true);
-    m.start(ms(0));
-    let (rx, b) = advert_from(&i, PEER, 50);
-    for t in [0, 1000, 2000, 3000] {
-        m.on_advert(ms(t), rx, &b);
-    }
+    let mut m = with_hold(&i, true);
+    lower_adverts(&i, &mut m, &[0, 1000, 2000, 3000]);
     assert!(m.on_timer(us(3_609_375)).steps.is_empty());
     assert!(m.holding() && !m.wants_master());
     assert!(m.table_ready(ms(3700)).steps.is_empty());
     assert!(m.wants_master() && !m.holding());
     // While the group decides, the timer only keeps it wanting.
-    m.on_advert(ms(4000), rx, &b);
+    lower_adverts(&i, &mut m, &[4000]);
     let t = m.next_deadline().unwrap();
     assert!(m.on_timer(t).steps.is_empty());
     assert!(m.wants_master() && !m.holding());
