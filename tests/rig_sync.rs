@@ -23,9 +23,15 @@
 //! - fail-back: the old master returns, takes the current master's whole
 //!   table before it joins VRRP, preempts, and the stream goes on (with
 //!   `sync_period = 0`, so that nothing but that table can bring the
-//!   connection);
+//!   connection); the same for a director that kept running (its link
+//!   down, then up), and for a running BACKUP whose priority rises past
+//!   the master's (a tracked script's weight): it preempts only once it
+//!   has the master's table;
 //! - `sloppy_tcp` with mh: a flow whose path moves from one director to
 //!   another (no sync between them) goes on on the same real server.
+//!
+//! Each case's directors are the plain pair ([`Case::plain`]) with what
+//! the case changes ([`Case`]); the stream clients are [`Stream`]s.
 //!
 //! The stall of the stream at fail-over, the sync bytes per entry and the
 //! entries synced per second are printed (`--nocapture`).
@@ -37,6 +43,7 @@
 
 mod rig;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rig::daemon::{Lvsfwd, lvsadm_ok};
@@ -57,10 +64,15 @@ fn sock(rig: &Rig, who: &str) -> String {
         .into_owned()
 }
 
+/// `who`'s connection table (`lvsadm -L -c -n`).
+fn conns(rig: &Rig, who: &str) -> String {
+    lvsadm_ok(&sock(rig, who), &["-L", "-c", "-n"])
+}
+
 /// The VRRP addresses: the VIP, and for FULLNAT the local address and the
 /// client's gateway, which must move with it.
 fn vrrp_addrs(rig: &Rig) -> Vec<String> {
-    let mut v = vec![format!("{}/32", rig.vip(Fam::V4))];
+    let mut v = vec![vip(rig)];
     match rig.mode {
         Mode::FullNat => {
             v.push(format!("{}/24", rig.lip(Fam::V4)));
@@ -75,32 +87,101 @@ fn vrrp_addrs(rig: &Rig) -> Vec<String> {
     v
 }
 
-/// The director `who`'s lb.toml, `extra` lines added to `[global]`.
-fn lb_toml_with(rig: &Rig, who: &str, state: &str, prio: u8, extra: &str) -> String {
+/// The VIP as `ip addr` lists it.
+fn vip(rig: &Rig) -> String {
+    format!("{}/32", rig.vip(Fam::V4))
+}
+
+/// A director of the pair: its name, VRRP state and priority.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Role {
+    who: &'static str,
+    state: &'static str,
+    prio: u8,
+}
+
+const MASTER: Role = Role {
+    who: "director",
+    state: "MASTER",
+    prio: 100,
+};
+const BACKUP: Role = Role {
+    who: "peer",
+    state: "BACKUP",
+    prio: 90,
+};
+
+/// What a case's directors change in the plain pair's lb.toml.
+#[derive(Clone, Copy)]
+struct Case {
+    mode: Mode,
+    /// Lines in both directors' `[global]`.
+    global: &'static str,
+    /// The BACKUP's own additions: lines in its `[[vrrp_instance]]`,
+    /// tables at the end of its file.
+    backup: fn(&Rig) -> (String, String),
+}
+
+impl Case {
+    fn plain(mode: Mode) -> Case {
+        Case {
+            mode,
+            global: "",
+            backup: |_| Default::default(),
+        }
+    }
+
+    /// DR with `sync_period = 0`: a connection is sent once (its third
+    /// packet), never again, so that only a table request can bring it.
+    fn sent_once() -> Case {
+        Case {
+            global: "sync_period = 0\n",
+            ..Case::plain(Mode::Dr)
+        }
+    }
+}
+
+/// The two real servers of a virtual server, as lb.toml lines.
+fn real_servers(rig: &Rig) -> String {
+    (1..=2)
+        .map(|n| {
+            format!(
+                "\n  [[virtual_server.real_server]]\n  address = \"{}:{PORT}\"\n  weight = 1\n",
+                rig.rip(n, Fam::V4)
+            )
+        })
+        .collect()
+}
+
+/// `role`'s lb.toml in `case`.
+fn lb_toml(rig: &Rig, role: Role, case: &Case) -> String {
+    let (instance, tail) = if role == BACKUP {
+        (case.backup)(rig)
+    } else {
+        Default::default()
+    };
     let vips: Vec<String> = vrrp_addrs(rig).iter().map(|a| format!("\"{a}\"")).collect();
     let mut s = format!(
-        "[global]\nrouter_id = \"{who}\"\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\n{extra}\n\
+        "[global]\nrouter_id = \"{who}\"\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\n{global}\n\
          [global.lvs_sync_daemon]\ninterface = \"{IFACE}\"\nvrrp_instance = \"VI_1\"\n\n\
          [[vrrp_instance]]\nname = \"VI_1\"\nstate = \"{state}\"\ninterface = \"{IFACE}\"\n\
          virtual_router_id = {VRID}\npriority = {prio}\nadvert_int = 1\n\
-         virtual_ipaddress = [{}]\n\n\
+         virtual_ipaddress = [{}]\n{instance}\n\
          [[virtual_server]]\naddress = \"{}:{PORT}\"\nprotocol = \"TCP\"\nlb_algo = \"rr\"\n\
          lb_kind = \"{}\"\n",
-        sock(rig, who),
+        sock(rig, role.who),
         vips.join(", "),
         rig.vip(Fam::V4),
-        rig.mode.lb_kind()
+        rig.mode.lb_kind(),
+        who = role.who,
+        global = case.global,
+        state = role.state,
+        prio = role.prio,
     );
     if rig.mode == Mode::FullNat {
         s += &format!("local_address = [\"{}\"]\n", rig.lip(Fam::V4));
     }
-    for n in 1..=2 {
-        s += &format!(
-            "\n  [[virtual_server.real_server]]\n  address = \"{}:{PORT}\"\n  weight = 1\n",
-            rig.rip(n, Fam::V4)
-        );
-    }
-    s
+    s + &real_servers(rig) + &tail
 }
 
 fn has_addr(h: &Host, cidr: &str) -> bool {
@@ -108,20 +189,60 @@ fn has_addr(h: &Host, cidr: &str) -> bool {
         .contains(&format!(" {cidr} "))
 }
 
-/// Two directors in VRRP with sync, stream servers on both real servers.
-fn sync_rig(mode: Mode) -> (Rig, Lvsfwd, Lvsfwd) {
-    sync_rig_with(mode, "")
+/// Waits (10 s) until `h` holds the VIP; `what` names it in the failure.
+fn takes_the_vip(rig: &Rig, h: &Host, what: &str) {
+    let vip = vip(rig);
+    assert!(
+        wait_until(Duration::from_secs(10), || has_addr(h, &vip)),
+        "the {what} never took the VIP"
+    );
 }
 
-/// [`sync_rig`] with `extra` lines in both directors' `[global]`.
-fn sync_rig_with(mode: Mode, extra: &str) -> (Rig, Lvsfwd, Lvsfwd) {
-    let rig = Rig::builder(mode)
-        .peer_director(true)
+/// Waits (`secs`) until the VIP moved to `to` (and left `from`); panics
+/// with `what` and the log of `who` else.
+fn vip_moves(rig: &Rig, (to, from): (&Host, &Host), secs: u64, what: &str, who: &Lvsfwd) {
+    let vip = vip(rig);
+    let moved = wait_until(Duration::from_secs(secs), || {
+        has_addr(to, &vip) && !has_addr(from, &vip)
+    });
+    assert!(moved, "{what}: {}", who.stderr());
+}
+
+/// A rig of `mode` with two real servers and no service; `peer`: with the
+/// second director.
+fn two_servers(mode: Mode, peer: bool) -> Rig {
+    Rig::builder(mode)
+        .peer_director(peer)
         .real_servers(2)
         .services(false)
-        .build();
+        .build()
+}
+
+/// Stream servers (`stream.py server`) on both real servers.
+fn stream_servers(rig: &Rig) {
+    let (py, port) = (script("stream.py"), PORT.to_string());
+    for n in 1..=2 {
+        let name = format!("rs{n}");
+        let argv = [
+            python(),
+            py.as_str(),
+            "server",
+            "--port",
+            &port,
+            "--name",
+            &name,
+        ];
+        rig.spawn_ready(rig.rs(n), "stream", &argv, Duration::from_secs(10));
+    }
+}
+
+/// The two directors of `case`, VRRP with sync, stream servers on both
+/// real servers; the MASTER holds the VIP.
+fn pair(case: Case) -> (Rig, Lvsfwd, Lvsfwd) {
+    let mode = case.mode;
+    let rig = two_servers(mode, true);
     let d = rig.director();
-    d.del_addr(IFACE, &format!("{}/32", rig.vip(Fam::V4)));
+    d.del_addr(IFACE, &vip(&rig));
     if mode == Mode::FullNat {
         d.del_addr(IFACE, &format!("{}/24", rig.lip(Fam::V4)));
     }
@@ -140,34 +261,10 @@ fn sync_rig_with(mode: Mode, extra: &str) -> (Rig, Lvsfwd, Lvsfwd) {
             p.sysctl(&format!("net.ipv4.conf.{dev}.send_redirects"), "0");
         }
     }
-    for n in 1..=2 {
-        rig.spawn_ready(
-            rig.rs(n),
-            "stream",
-            &[
-                python(),
-                &script("stream.py"),
-                "server",
-                "--port",
-                &PORT.to_string(),
-                "--name",
-                &format!("rs{n}"),
-            ],
-            Duration::from_secs(10),
-        );
-    }
-    let master = Lvsfwd::start(&rig, &lb_toml_with(&rig, "director", "MASTER", 100, extra));
-    let backup = Lvsfwd::start_on(
-        &rig,
-        rig.peer(),
-        "peer.toml",
-        &lb_toml_with(&rig, "peer", "BACKUP", 90, extra),
-    );
-    let vip = format!("{}/32", rig.vip(Fam::V4));
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)),
-        "the MASTER never took the VIP"
-    );
+    stream_servers(&rig);
+    let master = Lvsfwd::start(&rig, &lb_toml(&rig, MASTER, &case));
+    let backup = Lvsfwd::start_on(&rig, rig.peer(), "peer.toml", &lb_toml(&rig, BACKUP, &case));
+    takes_the_vip(&rig, rig.director(), "MASTER");
     (rig, master, backup)
 }
 
@@ -189,6 +286,75 @@ fn answers(out: &str) -> Vec<Answer> {
             ))
         })
         .collect()
+}
+
+/// The gaps between consecutive answers, longest first.
+fn stalls(a: &[Answer]) -> Vec<f64> {
+    let mut s: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    s.sort_by(|x, y| y.total_cmp(x));
+    s
+}
+
+/// A stream client through the VIP (`stream.py client`: one line each
+/// 50 ms, echoed by the real server), by its pid.
+struct Stream(u32);
+
+impl Stream {
+    /// For `secs` seconds, `more` arguments added.
+    fn start(rig: &Rig, secs: u32, more: &[&str]) -> Stream {
+        let (py, secs) = (script("stream.py"), secs.to_string());
+        let target = format!("{}:{PORT}", rig.vip(Fam::V4));
+        let mut argv = vec![python(), py.as_str(), "client", "--target", target.as_str()];
+        argv.extend(["--interval", "0.05", "--duration", secs.as_str()]);
+        argv.extend(more);
+        Stream(rig.spawn(rig.client(), "stream", &argv))
+    }
+
+    fn answers(&self, rig: &Rig) -> Vec<Answer> {
+        answers(&rig.proc_logs(self.0).0)
+    }
+
+    fn count(&self, rig: &Rig) -> usize {
+        self.answers(rig).len()
+    }
+
+    /// Waits (10 s) for 20 answers; `via` names the director in the failure.
+    fn runs(&self, rig: &Rig, via: &str) {
+        assert!(
+            wait_until(Duration::from_secs(10), || self.count(rig) >= 20),
+            "the stream does not run through {via}: {:?}",
+            rig.proc_logs(self.0)
+        );
+    }
+
+    /// The client's address and port, as the connection listings show them.
+    fn local(&self, rig: &Rig) -> String {
+        rig.proc_logs(self.0)
+            .0
+            .lines()
+            .find_map(|l| l.strip_prefix("local ").map(str::to_string))
+            .expect("the client's local address")
+    }
+
+    /// Waits (`secs`) for its end: no error (`at` names the event in the
+    /// failure), every answer from one real server. Returns the answers.
+    fn finish(&self, rig: &Rig, secs: u64, at: &str) -> Vec<Answer> {
+        let ended = wait_until(Duration::from_secs(secs), || {
+            let o = rig.proc_logs(self.0).0;
+            o.contains("done") || o.contains("ERROR")
+        });
+        let (out, err) = rig.proc_logs(self.0);
+        assert!(ended, "the stream client never finished: {out}\n{err}");
+        assert!(
+            !out.contains("ERROR"),
+            "the stream broke {at}: {}\n{err}",
+            out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+        );
+        let a = answers(&out);
+        let servers: BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
+        assert_eq!(servers.len(), 1, "answers from {servers:?}");
+        a
+    }
 }
 
 /// Starts tshark on `h`'s NIC for sync datagrams; returns its pid and pcap.
@@ -259,79 +425,36 @@ fn decode(pcap: &str) -> Vec<Vec<String>> {
 }
 
 fn failover_keeps_the_stream(mode: Mode) {
-    let (rig, master, mut backup) = sync_rig(mode);
+    let (rig, master, mut backup) = pair(Case::plain(mode));
     let (tpid, pcap) = capture(&rig, rig.peer(), 8);
-    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
-    let client = rig.spawn(
-        rig.client(),
-        "stream",
-        &[
-            python(),
-            &script("stream.py"),
-            "client",
-            "--target",
-            &target,
-            "--interval",
-            "0.05",
-            "--duration",
-            "30",
-        ],
-    );
+    let client = Stream::start(&rig, 30, &[]);
     // The stream runs; the backup learns its connection (sent at the
     // third packet, in a message flushed within 2 s).
-    let first = |rig: &Rig| answers(&rig.proc_logs(client).0);
-    assert!(
-        wait_until(Duration::from_secs(10), || first(&rig).len() >= 20),
-        "the stream does not run through the master: {:?}",
-        rig.proc_logs(client)
-    );
-    let server = first(&rig)[0].3.clone();
+    client.runs(&rig, "the master");
+    let server = client.answers(&rig)[0].3.clone();
     let n: usize = server[2..].parse().unwrap();
     let rip = rig.rip(n, Fam::V4).to_string();
-    let local = rig
-        .proc_logs(client)
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
-        .expect("the client's local address");
+    let local = client.local(&rig);
     let cport = local.rsplit(':').next().unwrap().to_string();
-    let psock = sock(&rig, "peer");
     let synced = wait_until(Duration::from_secs(8), || {
-        lvsadm_ok(&psock, &["-L", "-c", "-n"]).lines().any(|l| {
+        conns(&rig, BACKUP.who).lines().any(|l| {
             l.contains(&local) && l.contains(&format!("{rip}:{PORT}")) && l.contains("ESTABLISHED")
         })
     });
     assert!(
         synced,
         "the backup never listed the stream's connection to {rip}: {}",
-        lvsadm_ok(&psock, &["-L", "-c", "-n"])
+        conns(&rig, BACKUP.who)
     );
 
     // The master dies: link down, then SIGKILL.
     let killed = Instant::now();
     rig.director().ip(&["link", "set", IFACE, "down"]);
     run(&["kill", "-KILL", &master.pid().to_string()], CMD_TIMEOUT);
-    let vip = format!("{}/32", rig.vip(Fam::V4));
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
-        "the BACKUP never took the VIP"
-    );
+    takes_the_vip(&rig, rig.peer(), "BACKUP");
     let took = killed.elapsed();
-    let ended = wait_until(Duration::from_secs(40), || {
-        let o = rig.proc_logs(client).0;
-        o.contains("done") || o.contains("ERROR")
-    });
-    let (out, err) = rig.proc_logs(client);
-    assert!(ended, "the stream client never finished: {out}\n{err}");
-    assert!(
-        !out.contains("ERROR"),
-        "the stream broke at fail-over: {}\n{err}",
-        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
-    );
-    let a = answers(&out);
-    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
-    assert_eq!(servers.len(), 1, "answers from {servers:?}");
-    let stall = a.windows(2).map(|w| w[1].2 - w[0].2).fold(0.0f64, f64::max);
+    let a = client.finish(&rig, 40, "at fail-over");
+    let stall = stalls(&a).first().copied().unwrap_or(0.0);
     let after = a.iter().filter(|x| x.2 - a[0].2 > 0.0).count();
     assert!(
         stall < 20.0 && after > 0,
@@ -532,77 +655,45 @@ fn lvsadm_starts_lists_and_stops_the_sync_daemon() {
 /// table the returning master asks for can bring it.
 #[test]
 fn dr_stream_survives_fail_over_and_fail_back() {
-    let extra = "sync_period = 0\n";
-    let (rig, master, _backup) = sync_rig_with(Mode::Dr, extra);
-    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
-    let client = rig.spawn(
-        rig.client(),
-        "stream",
-        &[
-            python(),
-            &script("stream.py"),
-            "client",
-            "--target",
-            &target,
-            "--interval",
-            "0.05",
-            "--duration",
-            "40",
-        ],
-    );
-    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
+    let case = Case::sent_once();
+    let (rig, master, _backup) = pair(case);
+    let client = Stream::start(&rig, 40, &[]);
+    client.runs(&rig, "the master");
+    let local = client.local(&rig);
     assert!(
-        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
-        "the stream does not run: {:?}",
-        rig.proc_logs(client)
-    );
-    let local = rig
-        .proc_logs(client)
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
-        .expect("the client's local address");
-    let psock = sock(&rig, "peer");
-    assert!(
-        wait_until(Duration::from_secs(8), || lvsadm_ok(
-            &psock,
-            &["-L", "-c", "-n"]
-        )
-        .contains(&local)),
+        wait_until(Duration::from_secs(8), || conns(&rig, BACKUP.who)
+            .contains(&local)),
         "the backup never got the stream's connection"
     );
     rig.director().ip(&["link", "set", IFACE, "down"]);
     run(&["kill", "-KILL", &master.pid().to_string()], CMD_TIMEOUT);
     drop(master);
-    let vip = format!("{}/32", rig.vip(Fam::V4));
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
-        "the BACKUP never took the VIP"
-    );
+    takes_the_vip(&rig, rig.peer(), "BACKUP");
     // The stream runs through the new master.
-    let before = count(&rig);
+    let before = client.count(&rig);
     assert!(
-        wait_until(Duration::from_secs(15), || count(&rig) >= before + 40),
+        wait_until(Duration::from_secs(15), || client.count(&rig)
+            >= before + 40),
         "the stream did not resume through the backup: {:?}",
-        rig.proc_logs(client)
+        rig.proc_logs(client.0)
     );
 
     // The old master comes back and preempts once it has the table.
     rig.director().ip(&["link", "set", IFACE, "up"]);
     let back = Instant::now();
-    let returned = Lvsfwd::start(&rig, &lb_toml_with(&rig, "director", "MASTER", 100, extra));
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)
-            && !has_addr(rig.peer(), &vip)),
-        "the returning master never preempted"
+    let returned = Lvsfwd::start(&rig, &lb_toml(&rig, MASTER, &case));
+    let hosts = (rig.director(), rig.peer());
+    vip_moves(
+        &rig,
+        hosts,
+        10,
+        "the returning master never preempted",
+        &returned,
     );
-    eprintln!(
-        "DR fail-back: VIP back on the returning master {:.2} s after its start",
-        back.elapsed().as_secs_f64()
-    );
-    let dsock = sock(&rig, "director");
+    let took = back.elapsed().as_secs_f64();
+    eprintln!("DR fail-back: VIP back on the returning master {took:.2} s after its start");
     assert!(
-        lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        conns(&rig, MASTER.who).contains(&local),
         "the returning master lacks the stream's connection"
     );
     assert!(
@@ -610,32 +701,33 @@ fn dr_stream_survives_fail_over_and_fail_back() {
         "{}",
         returned.stderr()
     );
-    let before = count(&rig);
-    let ended = wait_until(Duration::from_secs(40), || {
-        let o = rig.proc_logs(client).0;
-        o.contains("done") || o.contains("ERROR")
-    });
-    let (out, err) = rig.proc_logs(client);
-    assert!(ended, "the stream client never finished: {err}");
-    assert!(
-        !out.contains("ERROR"),
-        "the stream broke at fail-back: {}\n{err}",
-        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
-    );
-    let a = answers(&out);
+    let before = client.count(&rig);
+    let a = client.finish(&rig, 40, "at fail-back");
     assert!(a.len() > before, "no answer after the fail-back");
-    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
-    assert_eq!(servers.len(), 1, "answers from {servers:?}");
-    let stalls: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
-    let mut top = stalls.clone();
-    top.sort_by(|x, y| y.total_cmp(x));
+    let top = stalls(&a);
     eprintln!(
-        "DR fail-over and fail-back: {} answers from {:?}, the two longest stalls {:.0} ms and {:.0} ms",
+        "DR fail-over and fail-back: {} answers from {}, the two longest stalls {:.0} ms and {:.0} ms",
         a.len(),
-        servers,
+        a[0].3,
         top[0] * 1000.0,
         top.get(1).copied().unwrap_or(0.0) * 1000.0
     );
+}
+
+/// Where `marks` stand in `log`, each searched after the one before;
+/// panics naming the first one missing.
+fn in_order(log: &str, marks: &[&str]) -> Vec<usize> {
+    let mut at = Vec::new();
+    let mut from = 0;
+    for m in marks {
+        let i = log[from..]
+            .find(m)
+            .map(|i| i + from)
+            .unwrap_or_else(|| panic!("no {m:?} after byte {from} of the log:\n{log}"));
+        at.push(i);
+        from = i;
+    }
+    at
 }
 
 /// Fail-back of a director that kept running: the master's link goes
@@ -648,98 +740,140 @@ fn dr_stream_survives_fail_over_and_fail_back() {
 /// entry for the stream when it takes the VIP back: its kernel resets it.)
 #[test]
 fn a_returning_running_director_takes_the_table_before_it_preempts() {
-    let extra = "sync_period = 0\n";
-    let (rig, master, _backup) = sync_rig_with(Mode::Dr, extra);
-    let vip = format!("{}/32", rig.vip(Fam::V4));
+    let (rig, master, _backup) = pair(Case::sent_once());
     rig.director().ip(&["link", "set", IFACE, "down"]);
+    takes_the_vip(&rig, rig.peer(), "BACKUP");
+    let client = Stream::start(&rig, 25, &[]);
+    client.runs(&rig, "the peer");
+    let local = client.local(&rig);
     assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.peer(), &vip)),
-        "the BACKUP never took the VIP"
-    );
-    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
-    let client = rig.spawn(
-        rig.client(),
-        "stream",
-        &[
-            python(),
-            &script("stream.py"),
-            "client",
-            "--target",
-            &target,
-            "--interval",
-            "0.05",
-            "--duration",
-            "25",
-        ],
-    );
-    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
-    assert!(
-        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
-        "the stream does not run through the peer: {:?}",
-        rig.proc_logs(client)
-    );
-    let local = rig
-        .proc_logs(client)
-        .0
-        .lines()
-        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
-        .expect("the client's local address");
-    let dsock = sock(&rig, "director");
-    assert!(
-        !lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        !conns(&rig, MASTER.who).contains(&local),
         "the old master got the stream while its link was down"
     );
     rig.director().ip(&["link", "set", IFACE, "up"]);
     let back = Instant::now();
+    let what = "the returning master never preempted";
+    vip_moves(&rig, (rig.director(), rig.peer()), 15, what, &master);
+    let took = back.elapsed().as_secs_f64();
+    eprintln!("DR return of a running director: VIP back {took:.2} s after its link came up");
     assert!(
-        wait_until(Duration::from_secs(15), || has_addr(rig.director(), &vip)
-            && !has_addr(rig.peer(), &vip)),
-        "the returning master never preempted: {}",
-        master.stderr()
-    );
-    eprintln!(
-        "DR return of a running director: VIP back {:.2} s after its link came up",
-        back.elapsed().as_secs_f64()
-    );
-    assert!(
-        lvsadm_ok(&dsock, &["-L", "-c", "-n"]).contains(&local),
+        conns(&rig, MASTER.who).contains(&local),
         "the returning master lacks the stream's connection"
     );
-    let log = master.stderr();
-    let asked = log
-        .find("leaving FAULT once the sync master's table is here")
-        .expect("the VRRP instance did not wait for the table");
-    let arrived = log
-        .find("the master's table arrived")
-        .expect("the table never arrived");
-    let left = log[asked..]
-        .find("leaving FAULT state")
-        .map(|i| i + asked)
-        .expect("the instance never left FAULT");
-    assert!(asked < arrived && arrived < left, "{log}");
-    let before = count(&rig);
-    let ended = wait_until(Duration::from_secs(30), || {
-        let o = rig.proc_logs(client).0;
-        o.contains("done") || o.contains("ERROR")
-    });
-    let (out, err) = rig.proc_logs(client);
-    assert!(ended, "the stream client never finished: {err}");
-    assert!(
-        !out.contains("ERROR"),
-        "the stream broke at fail-back: {}\n{err}",
-        out.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    // Asked, arrived, left FAULT: in that order.
+    in_order(
+        &master.stderr(),
+        &[
+            "leaving FAULT once the sync master's table is here",
+            "the master's table arrived",
+            "leaving FAULT state",
+        ],
     );
-    let a = answers(&out);
+    let before = client.count(&rig);
+    let a = client.finish(&rig, 30, "at fail-back");
     assert!(a.len() > before, "no answer after the fail-back");
-    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
-    assert_eq!(servers.len(), 1, "answers from {servers:?}");
-    let mut stalls: Vec<f64> = a.windows(2).map(|w| w[1].2 - w[0].2).collect();
-    stalls.sort_by(|x, y| y.total_cmp(x));
     eprintln!(
         "DR return: {} answers, the longest stall {:.0} ms",
         a.len(),
-        stalls[0] * 1000.0
+        stalls(&a)[0] * 1000.0
     );
+}
+
+/// The BACKUP's tracked script for [`a_backup_whose_priority_rises_takes_the_table_before_it_preempts`]:
+/// weight 20 (its 90 becomes 110, past the MASTER's 100) while the file
+/// `raise` in the rig's directory exists.
+fn raised_by_a_script(rig: &Rig) -> (String, String) {
+    let flag = rig.dir().join("raise");
+    (
+        "track_script = [\"raise\"]\n".into(),
+        format!(
+            "\n[[vrrp_script]]\nname = \"raise\"\nscript = \"/usr/bin/test -e {}\"\n\
+             interval = 1\nweight = 20\nrise = 1\nfall = 1\n",
+            flag.display()
+        ),
+    )
+}
+
+/// A running BACKUP preempts because its priority rose (a tracked
+/// script's weight): it asks the MASTER for its whole table first and
+/// takes over only once that table arrived, so streams the MASTER holds
+/// and the BACKUP never heard of go on through it on the same real
+/// servers. The BACKUP misses them for real: its sync socket's datagrams
+/// are dropped (nft, as a lost multicast datagram) while they start, and
+/// `sync_period = 0` never sends them again. (Without the hold the BACKUP
+/// takes the VIP without their entries and its kernel resets them.)
+#[test]
+fn a_backup_whose_priority_rises_takes_the_table_before_it_preempts() {
+    let case = Case {
+        backup: raised_by_a_script,
+        ..Case::sent_once()
+    };
+    let (rig, master, backup) = pair(case);
+    rig.peer().exec_ok(&[
+        "nft",
+        "add table inet lfsync; add chain inet lfsync in { type filter hook input priority 0; }; \
+         add rule inet lfsync in udp dport 8848 drop",
+    ]);
+    let clients: Vec<Stream> = (0..4).map(|_| Stream::start(&rig, 25, &[])).collect();
+    for c in &clients {
+        c.runs(&rig, "the master");
+    }
+    let locals: Vec<String> = clients.iter().map(|c| c.local(&rig)).collect();
+    // The master sends each at its third packet, flushed within 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    rig.peer().exec_ok(&["nft", "delete table inet lfsync"]);
+    let missed = conns(&rig, BACKUP.who);
+    assert!(
+        locals.iter().all(|l| !missed.contains(l.as_str())),
+        "the backup got the streams' connections: {missed}"
+    );
+    // The backup's priority rises past the master's.
+    let raised = Instant::now();
+    std::fs::write(rig.dir().join("raise"), "").expect("the flag file");
+    let what = "the backup never preempted";
+    vip_moves(&rig, (rig.peer(), rig.director()), 15, what, &backup);
+    let took = raised.elapsed().as_secs_f64();
+    eprintln!("priority rise: VIP on the backup {took:.2} s after its script's flag appeared");
+    let table = conns(&rig, BACKUP.who);
+    assert!(
+        locals.iter().all(|l| table.contains(l.as_str())),
+        "the new master lacks the streams' connections: {table}"
+    );
+    // Priority up, table asked for, arrived, then master: in that order.
+    let log = backup.stderr();
+    let at = in_order(
+        &log,
+        &[
+            "effective priority 90 -> 110",
+            "once the sync master's table is here",
+            "the master's table arrived",
+            "the sync master's table is here: taking over",
+            "entering MASTER state",
+        ],
+    );
+    assert!(
+        log[at[0]..].contains("preempting"),
+        "the backup did not preempt: {log}"
+    );
+    // The hold, as the backup logged it (timestamps).
+    let from = log[..at[1]].rfind('\n').map_or(0, |i| i + 1);
+    for l in log[from..at[4]].lines().filter(|l| l.contains("table")) {
+        eprintln!("priority rise: {l}");
+    }
+    let mut worst = 0.0f64;
+    for c in &clients {
+        let a = c.finish(&rig, 40, "when the backup preempted");
+        let s = stalls(&a)[0];
+        worst = worst.max(s);
+        assert!(s < 2.0, "a stream stalled {s:.3} s at the preemption");
+    }
+    eprintln!(
+        "priority rise: {} streams kept their real servers through the preemption, the longest \
+         stall {:.0} ms",
+        clients.len(),
+        worst * 1000.0
+    );
+    drop(master);
 }
 
 /// SIGHUP changes a running sync daemon: an unchanged
@@ -750,19 +884,12 @@ fn a_returning_running_director_takes_the_table_before_it_preempts() {
 /// daemon kept.
 #[test]
 fn sighup_edits_removes_and_adds_the_sync_daemon() {
-    let rig = Rig::builder(Mode::Dr)
-        .real_servers(2)
-        .services(false)
-        .build();
-    let vip = format!("{}/32", rig.vip(Fam::V4));
-    rig.director().del_addr(IFACE, &vip);
-    let toml = lb_toml_with(&rig, "director", "MASTER", 100, "");
+    let rig = two_servers(Mode::Dr, false);
+    rig.director().del_addr(IFACE, &vip(&rig));
+    let toml = lb_toml(&rig, MASTER, &Case::plain(Mode::Dr));
     let mut lb = Lvsfwd::start(&rig, &toml);
-    assert!(
-        wait_until(Duration::from_secs(10), || has_addr(rig.director(), &vip)),
-        "the instance never became MASTER"
-    );
-    let s = sock(&rig, "director");
+    takes_the_vip(&rig, rig.director(), "instance, as MASTER,");
+    let s = sock(&rig, MASTER.who);
     let listing = |id: u8| {
         format!(
             "master sync daemon (mcast={IFACE}, syncid={id}, maxlen=1472, group=224.0.0.81, \
@@ -836,7 +963,10 @@ fn sighup_edits_removes_and_adds_the_sync_daemon() {
 #[test]
 fn sync_ports_version_0_and_sock_size_are_applied() {
     let extra = "sync_ports = 2\nsync_version = 0\nsync_sock_size = 200000\n";
-    let (rig, _master, _backup) = sync_rig_with(Mode::Dr, extra);
+    let (rig, _master, _backup) = pair(Case {
+        global: extra,
+        ..Case::plain(Mode::Dr)
+    });
     let pcap = rig.dir().join("v0.pcap").to_string_lossy().into_owned();
     let tpid = rig.spawn(
         rig.peer(),
@@ -860,53 +990,29 @@ fn sync_ports_version_0_and_sock_size_are_applied() {
             .contains("Capturing on")),
         "tshark did not start"
     );
-    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
-    let clients: Vec<u32> = (0..12)
-        .map(|_| {
-            rig.spawn(
-                rig.client(),
-                "stream",
-                &[
-                    python(),
-                    &script("stream.py"),
-                    "client",
-                    "--target",
-                    &target,
-                    "--interval",
-                    "0.05",
-                    "--duration",
-                    "6",
-                ],
-            )
-        })
-        .collect();
+    let clients: Vec<Stream> = (0..12).map(|_| Stream::start(&rig, 6, &[])).collect();
     let locals: Vec<String> = clients
         .iter()
-        .map(|&c| {
+        .map(|c| {
             assert!(
                 wait_until(Duration::from_secs(10), || rig
-                    .proc_logs(c)
+                    .proc_logs(c.0)
                     .0
                     .lines()
                     .any(|l| l.starts_with("local "))),
                 "a stream did not start: {:?}",
-                rig.proc_logs(c)
+                rig.proc_logs(c.0)
             );
-            rig.proc_logs(c)
-                .0
-                .lines()
-                .find_map(|l| l.strip_prefix("local ").map(str::to_string))
-                .unwrap()
+            c.local(&rig)
         })
         .collect();
-    let psock = sock(&rig, "peer");
     assert!(
         wait_until(Duration::from_secs(10), || {
-            let l = lvsadm_ok(&psock, &["-L", "-c", "-n"]);
+            let l = conns(&rig, BACKUP.who);
             locals.iter().all(|x| l.contains(x.as_str()))
         }),
         "the backup lacks connections: {}",
-        lvsadm_ok(&psock, &["-L", "-c", "-n"])
+        conns(&rig, BACKUP.who)
     );
     // The sockets' buffers: the kernel doubles what is set.
     let ss = rig.director().exec_ok(&["ss", "-uanm"]);
@@ -988,69 +1094,21 @@ fn sync_ports_version_0_and_sock_size_are_applied() {
 /// cannot open a connection and the stream stalls.)
 #[test]
 fn sloppy_tcp_with_mh_keeps_a_flow_that_moves_between_directors() {
-    let rig = Rig::builder(Mode::Dr)
-        .peer_director(true)
-        .real_servers(2)
-        .services(false)
-        .build();
-    for n in 1..=2 {
-        rig.spawn_ready(
-            rig.rs(n),
-            "stream",
-            &[
-                python(),
-                &script("stream.py"),
-                "server",
-                "--port",
-                &PORT.to_string(),
-                "--name",
-                &format!("rs{n}"),
-            ],
-            Duration::from_secs(10),
-        );
-    }
+    let rig = two_servers(Mode::Dr, true);
+    stream_servers(&rig);
     let toml = |who: &str| {
-        let mut s = format!(
+        format!(
             "[global]\ninterface = \"{IFACE}\"\nadmin_socket = \"{}\"\nsloppy_tcp = true\n\n\
              [[virtual_server]]\naddress = \"{}:{PORT}\"\nprotocol = \"TCP\"\nlb_algo = \"mh\"\n\
              lb_kind = \"DR\"\n",
             sock(&rig, who),
             rig.vip(Fam::V4)
-        );
-        for n in 1..=2 {
-            s += &format!(
-                "\n  [[virtual_server.real_server]]\n  address = \"{}:{PORT}\"\n  weight = 1\n",
-                rig.rip(n, Fam::V4)
-            );
-        }
-        s
+        ) + &real_servers(&rig)
     };
     let _a = Lvsfwd::start(&rig, &toml("director"));
     let _b = Lvsfwd::start_on(&rig, rig.peer(), "peer.toml", &toml("peer"));
-    let target = format!("{}:{PORT}", rig.vip(Fam::V4));
-    let client = rig.spawn(
-        rig.client(),
-        "stream",
-        &[
-            python(),
-            &script("stream.py"),
-            "client",
-            "--target",
-            &target,
-            "--interval",
-            "0.05",
-            "--duration",
-            "12",
-            "--stall",
-            "5",
-        ],
-    );
-    let count = |rig: &Rig| answers(&rig.proc_logs(client).0).len();
-    assert!(
-        wait_until(Duration::from_secs(10), || count(&rig) >= 20),
-        "the stream does not run through the first director: {:?}",
-        rig.proc_logs(client)
-    );
+    let client = Stream::start(&rig, 12, &["--stall", "5"]);
+    client.runs(&rig, "the first director");
     // The path moves: the client now reaches the VIP through the peer.
     let peer_mac = rig.peer().mac.clone();
     rig.client().ip(&[
@@ -1064,25 +1122,10 @@ fn sloppy_tcp_with_mh_keeps_a_flow_that_moves_between_directors() {
         "nud",
         "permanent",
     ]);
-    let ended = wait_until(Duration::from_secs(30), || {
-        let o = rig.proc_logs(client).0;
-        o.contains("done") || o.contains("ERROR")
-    });
-    let (out, err) = rig.proc_logs(client);
-    assert!(ended, "the stream client never finished: {err}");
-    assert!(
-        !out.contains("ERROR"),
-        "the stream broke when its path moved: {out}"
-    );
-    let a = answers(&out);
-    let servers: std::collections::BTreeSet<&str> = a.iter().map(|x| x.3.as_str()).collect();
-    assert_eq!(servers.len(), 1, "answers from {servers:?}");
+    let a = client.finish(&rig, 30, "when its path moved");
     // The peer made the flow's connection (it has since closed).
-    let local = out
-        .lines()
-        .find_map(|l| l.strip_prefix("local ").map(str::to_string))
-        .expect("the client's local address");
-    let conns = lvsadm_ok(&sock(&rig, "peer"), &["-L", "-c", "-n"]);
+    let local = client.local(&rig);
+    let conns = conns(&rig, "peer");
     let server = rig.rip(a[0].3[2..].parse().unwrap(), Fam::V4);
     assert!(
         conns

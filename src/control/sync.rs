@@ -26,7 +26,9 @@
 //! joins VRRP; a master's sender also listens on the group, and the control
 //! thread answers a request with every conn and template of every worker
 //! ([`SyncDaemon::send_table`]), which the sender sends at once, then an
-//! end marker.
+//! end marker. A running director asks the same way when the instance sync
+//! follows leaves FAULT, and before it preempts a live master
+//! ([`TableHold`]).
 //!
 //! The kernel's sysctls the threads follow ([`SyncSysctls`]): `sync_ports`
 //! (one socket per port; the master spreads conns over them, a backup runs
@@ -533,6 +535,10 @@ pub fn start_backup(
 /// (as a director starting does). The VRRP thread asks
 /// ([`TableHold::ask`]) and waits for its answer ([`TableHold::answered`]);
 /// the control thread asks the group ([`SyncDaemon::poll_table_hold`]).
+/// The same hold serves a running Backup of that instance about to
+/// preempt a live master (its priority rose, or the master's fell): it
+/// takes over once the table arrived or [`TABLE_WAIT`] passed (a master
+/// that stopped advertising is taken over at once: the VRRP machine).
 #[derive(Debug, Default)]
 pub struct TableHold {
     /// The VRRP instance sync follows (none: no hold).
@@ -573,6 +579,8 @@ struct Asking {
     sock: Option<Socket>,
     /// `tables_done` when it started.
     before: u64,
+    /// Once the end marker arrived: the records received by then.
+    received: Option<u64>,
     started: Instant,
     next_ask: Instant,
 }
@@ -631,15 +639,27 @@ impl SyncDaemon {
 
     /// Control thread, every turn: serves the VRRP thread's table request
     /// without blocking: asks the group (again every 500 ms: a datagram
-    /// may be lost) until the table's end marker arrived or
-    /// [`TABLE_WAIT`] passed, then answers. Without a backup thread (no
-    /// master to ask) it answers at once.
+    /// may be lost) until the table's end marker arrived and the records
+    /// received with it are in the workers' tables, or [`TABLE_WAIT`]
+    /// passed, then answers. Without a backup thread (no master to ask)
+    /// it answers at once.
     pub fn poll_table_hold(&mut self) {
         let asked = self.hold.asked.load(Ordering::Acquire);
         if self.hold.answered(asked) {
             return;
         }
         let now = Instant::now();
+        let link = &self.shared.sync;
+        let settled: u64 = [
+            &link.created,
+            &link.updated,
+            &link.no_dest,
+            &link.refused,
+            &link.in_drops,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Acquire))
+        .sum();
         let a = match &mut self.asking {
             Some(a) if a.n == asked => a,
             _ => {
@@ -653,21 +673,32 @@ impl SyncDaemon {
                             None
                         }
                     });
-                log::info!("sync: a returning director asks the master for its table");
+                log::info!("sync: asking the master for its whole table");
                 self.asking.insert(Asking {
                     n: asked,
                     sock,
                     before: self.stats.tables_done.load(Ordering::Acquire),
+                    received: None,
                     started: now,
                     next_ask: now,
                 })
             }
         };
-        let arrived = self.stats.tables_done.load(Ordering::Acquire) != a.before;
-        let Some(sock) = a.sock.as_ref().filter(|_| !arrived) else {
-            if arrived {
+        if a.received.is_none() && self.stats.tables_done.load(Ordering::Acquire) != a.before {
+            a.received = Some(self.stats.recv_conns.load(Ordering::Acquire));
+            log::info!(
+                "sync: the master's table arrived in {:?}",
+                a.started.elapsed()
+            );
+        }
+        // Answered once every record received with the table is in the
+        // workers' tables (applied, refused or dropped): a director that
+        // turns master stops applying what is still queued.
+        let in_place = a.received.is_some_and(|n| settled >= n);
+        let Some(sock) = a.sock.as_ref().filter(|_| !in_place) else {
+            if in_place {
                 log::info!(
-                    "sync: the master's table arrived in {:?}",
+                    "sync: the master's table is in place after {:?}",
                     a.started.elapsed()
                 );
             }
@@ -676,12 +707,15 @@ impl SyncDaemon {
             return;
         };
         if now.duration_since(a.started) >= TABLE_WAIT {
-            log::info!("sync: no table from a master within {TABLE_WAIT:?}");
+            match a.received {
+                None => log::info!("sync: no table from a master within {TABLE_WAIT:?}"),
+                Some(_) => log::warn!("sync: the master's table not applied within {TABLE_WAIT:?}"),
+            }
             self.hold.answered.store(a.n, Ordering::Release);
             self.asking = None;
             return;
         }
-        if now >= a.next_ask {
+        if a.received.is_none() && now >= a.next_ask {
             let syncid = self.backup.as_ref().map_or(0, |b| b.cfg.syncid);
             let _ = sock.send(&ipvs_sync::Control::TableRequest.encode(syncid));
             a.next_ask = now + Duration::from_millis(500);
@@ -1071,6 +1105,58 @@ mod tests {
         let q = &shared.sync.inbound.get().unwrap()[0];
         assert_eq!(q.pop(), Some(r));
         assert_eq!(q.len(), 1);
+    }
+
+    /// A table request is answered once the table's end marker arrived
+    /// and every record received by then settled in the workers (a
+    /// director that turns master stops applying queued records), or
+    /// once the wait ran out.
+    #[test]
+    fn the_hold_is_answered_once_the_table_is_in_the_workers() {
+        let shared = Shared::new(Default::default());
+        let mut d = SyncDaemon::new(Arc::clone(&shared));
+        let hold = d.table_hold();
+        let n = hold.ask();
+        let udp = || Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let later = Instant::now() + Duration::from_secs(60);
+        d.asking = Some(Asking {
+            n,
+            sock: Some(udp()),
+            before: 0,
+            received: None,
+            started: Instant::now(),
+            next_ask: later,
+        });
+        d.poll_table_hold();
+        assert!(!hold.answered(n), "answered before the table arrived");
+        // Four records, then the end marker: not yet in the workers.
+        d.stats.recv_conns.store(4, Ordering::Relaxed);
+        d.stats.tables_done.store(1, Ordering::Relaxed);
+        d.poll_table_hold();
+        assert!(!hold.answered(n), "answered before the records applied");
+        shared.sync.created.store(2, Ordering::Relaxed);
+        shared.sync.updated.store(1, Ordering::Relaxed);
+        d.poll_table_hold();
+        assert!(!hold.answered(n));
+        // Records arriving after the marker do not delay it.
+        d.stats.recv_conns.store(9, Ordering::Relaxed);
+        shared.sync.in_drops.store(1, Ordering::Relaxed);
+        d.poll_table_hold();
+        assert!(hold.answered(n));
+        assert!(d.asking.is_none());
+        // Not applied within the wait: answered all the same.
+        let n = hold.ask();
+        d.asking = Some(Asking {
+            n,
+            sock: Some(udp()),
+            before: 0,
+            received: None,
+            started: Instant::now() - TABLE_WAIT,
+            next_ask: later,
+        });
+        d.stats.tables_done.store(2, Ordering::Relaxed);
+        d.poll_table_hold();
+        assert!(hold.answered(n));
     }
 
     /// Mixed-family conns (TUN between families) are left out and

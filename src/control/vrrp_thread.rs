@@ -51,6 +51,11 @@
 //! multicast group changes every multicast instance of its family (they
 //! start anew on the new group); unicast instances do not care.
 //!
+//! Connection sync ([`VrrpSetup::table_hold`]): the instance
+//! `[global.lvs_sync_daemon]` follows leaves FAULT only once the sync
+//! master's table arrived, and preempts a live master only once that
+//! master's table arrived (both bounded by the control thread).
+//!
 //! Deliberately not done: IPsec AH.
 
 use std::io::{IoSlice, IoSliceMut, Read};
@@ -112,7 +117,8 @@ pub struct VrrpSetup {
     /// The multicast groups (`[global] vrrp_mcast_group4/6`).
     pub mcast: McastGroups,
     /// Connection sync's fail-back hold (the daemon sets it): the instance
-    /// sync follows leaves FAULT only once the master's table arrived.
+    /// sync follows leaves FAULT, or preempts a live master, only once the
+    /// master's table arrived.
     pub table_hold: Option<Arc<crate::control::sync::TableHold>>,
 }
 
@@ -228,6 +234,8 @@ struct Running {
     last_state: State,
     /// Leaving FAULT waits for this connection-sync table request.
     held: Option<u64>,
+    /// Preempting a live master waits for this table request.
+    preempt_asked: Option<u64>,
 }
 
 /// One `[[vrrp_script]]` and its runs.
@@ -472,6 +480,7 @@ fn open_instance(nl: &mut Netlink, inst: &VrrpInstance, groups: McastGroups) -> 
         group: None,
         last_state: State::Initialize,
         held: None,
+        preempt_asked: None,
     })
 }
 
@@ -721,6 +730,35 @@ impl Vrrp {
             execute(r, &mut self.nl, &self.events, a);
         }
         self.settle_groups(now);
+    }
+
+    /// Connection sync: the instance sync follows, about to preempt a live
+    /// master, first asks for that master's table (the control thread
+    /// asks the group, bounded by `sync::TABLE_WAIT`) and takes over once
+    /// it is answered; see the machine's hold. Every other instance, or
+    /// every one without sync, preempts at once.
+    fn serve_preempt_holds(&mut self, now: Timestamp) {
+        for r in self.running.iter_mut() {
+            let hold = self.table_hold.as_ref().filter(|h| h.follows(r.m.name()));
+            r.m.set_preempt_hold(hold.is_some());
+            if !r.m.holding() {
+                r.preempt_asked = None;
+                continue;
+            }
+            let ready = match (hold, r.preempt_asked) {
+                (None, _) => true,
+                (Some(h), None) => {
+                    r.preempt_asked = Some(h.ask());
+                    false
+                }
+                (Some(h), Some(n)) => h.answered(n),
+            };
+            if ready {
+                r.preempt_asked = None;
+                let a = r.m.table_ready(now);
+                execute(r, &mut self.nl, &self.events, a);
+            }
+        }
     }
 
     /// keepalived's sync-group rules until nothing moves (bounded), then
@@ -1080,6 +1118,7 @@ fn run(
             let a = r.m.on_timer(now());
             execute(r, &mut v.nl, &v.events, a);
         }
+        v.serve_preempt_holds(now());
         v.settle_groups(now());
         publish_status(&v.running, &board);
     }

@@ -47,6 +47,21 @@
 //!   works first advertises priority 0 (keepalived 2.x does, so the peer
 //!   takes over after Skew_Time); [`VrrpMachine::set_priority`] changes the
 //!   effective priority (a Master advertises it at once).
+//! - Preemption with connection sync ([`VrrpMachine::set_preempt_hold`],
+//!   set for the instance `lvs_sync_daemon` follows): a Backup whose
+//!   master-down timer runs out while it is discarding a live master's
+//!   lower-priority adverts (the last one heard less than
+//!   Master_Down_Interval ago) does not take over yet: it holds
+//!   ([`VrrpMachine::holding`]) until the runtime says the master's table
+//!   arrived ([`VrrpMachine::table_ready`]). The hold ends at once when
+//!   that master stops advertising for Master_Down_Interval or sends
+//!   priority 0 (then it takes over without the table, as without the
+//!   hold), and is called off by an advert it must accept (priority >=
+//!   ours). A master that died (nothing heard for Master_Down_Interval)
+//!   is taken over at once, as before. Everything before the expiry
+//!   (preempt_delay, the discarded adverts, the timer) is keepalived's.
+//! - A priority change in Backup moves the running master-down timer by
+//!   the change of Skew_Time (keepalived's `vrrp_set_effective_priority`).
 //! - Sync-group member ([`VrrpMachine::set_in_group`]): a Backup whose
 //!   master-down timer runs out only says it wants to be master
 //!   ([`VrrpMachine::wants_master`]) and waits another interval; the group
@@ -297,6 +312,13 @@ pub struct VrrpMachine {
     garp_at: Option<Timestamp>,
     /// Backup with preempt_delay: lower-priority adverts are accepted until then.
     preempt_until: Option<Timestamp>,
+    /// Backup: the last lower-priority advert discarded (we preempt its
+    /// sender): when, from whom, its priority.
+    lower_heard: Option<(Timestamp, IpAddr, u8)>,
+    /// Preempting a live master waits for the sync master's table.
+    preempt_hold: bool,
+    /// Backup: the master-down timer ran out and we wait for that table.
+    holding: bool,
     master_addr: Option<IpAddr>,
     master_priority: u8,
     /// Reasons already logged since the last state change (bit
@@ -364,6 +386,9 @@ impl VrrpMachine {
             advert_at: None,
             garp_at: None,
             preempt_until: None,
+            lower_heard: None,
+            preempt_hold: false,
+            holding: false,
             master_addr: None,
             master_priority: 0,
             logged: 0,
@@ -401,6 +426,16 @@ impl VrrpMachine {
     /// Makes this instance a sync-group member (see the module docs).
     pub fn set_in_group(&mut self, in_group: bool) {
         self.in_group = in_group;
+    }
+    /// Makes a preemption of a live master wait for the sync master's
+    /// table (see the module docs); a hold under way is left to
+    /// [`VrrpMachine::table_ready`].
+    pub fn set_preempt_hold(&mut self, hold: bool) {
+        self.preempt_hold = hold;
+    }
+    /// Backup waiting for the sync master's table before it preempts.
+    pub fn holding(&self) -> bool {
+        self.holding
     }
     pub fn primary(&self) -> IpAddr {
         self.primary
@@ -454,10 +489,22 @@ impl VrrpMachine {
 
     /// The earliest time [`VrrpMachine::on_timer`] has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        [self.down_at, self.advert_at, self.garp_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.down_at,
+            self.advert_at,
+            self.garp_at,
+            self.hold_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Holding: when the master we preempt counts as dead (nothing heard
+    /// from it for Master_Down_Interval).
+    fn hold_deadline(&self) -> Option<Timestamp> {
+        let (t, _, _) = self.lower_heard.filter(|_| self.holding)?;
+        Some(t + self.master_down_interval())
     }
 
     /// Initialize -> Master (address owner) or Backup.
@@ -483,14 +530,32 @@ impl VrrpMachine {
     pub fn on_timer(&mut self, now: Timestamp) -> Actions {
         let mut a = Actions::default();
         match self.state {
+            State::Backup if self.holding => {
+                if self.hold_deadline().is_some_and(|t| now >= t) {
+                    self.holding = false;
+                    a.log.push(
+                        "the master stopped advertising: taking over without its table".into(),
+                    );
+                    self.take_over(now, &mut a);
+                }
+            }
             State::Backup => {
                 if self.down_at.is_some_and(|t| now >= t) {
-                    if self.in_group {
-                        // The group decides; until then keep waiting.
-                        self.wants_master = true;
-                        self.down_at = Some(now + self.master_down_interval());
-                    } else {
-                        self.become_master(now, &mut a);
+                    let live_lower = self
+                        .lower_heard
+                        .filter(|&(t, _, _)| now < t + self.master_down_interval());
+                    match live_lower {
+                        Some((_, from, prio))
+                            if self.preempt_hold && !(self.in_group && self.wants_master) =>
+                        {
+                            self.holding = true;
+                            self.down_at = None;
+                            a.log.push(format!(
+                                "preempting {from} (priority {prio}) once the sync master's \
+                                 table is here"
+                            ));
+                        }
+                        _ => self.take_over(now, &mut a),
                     }
                 }
             }
@@ -525,6 +590,31 @@ impl VrrpMachine {
         self.clear_fault(now, "interface up")
     }
 
+    /// The sync master's table arrived (or the wait for it ended): a
+    /// holding Backup takes over now.
+    pub fn table_ready(&mut self, now: Timestamp) -> Actions {
+        let mut a = Actions::default();
+        if self.state == State::Backup && self.holding {
+            self.holding = false;
+            a.log
+                .push("the sync master's table is here: taking over".into());
+            self.take_over(now, &mut a);
+        }
+        a
+    }
+
+    /// Master-down timer out (and no hold): master now, or, in a sync
+    /// group, wanting to be until the group decides.
+    fn take_over(&mut self, now: Timestamp, a: &mut Actions) {
+        if self.in_group {
+            // The group decides; until then keep waiting.
+            self.wants_master = true;
+            self.down_at = Some(now + self.master_down_interval());
+        } else {
+            self.become_master(now, a);
+        }
+    }
+
     /// Into FAULT for `reason` (a tracked script or interface, the sync
     /// group, the instance's own link): a Master gives its VIPs up, after
     /// advertising priority 0 when `can_send` (its link works), and
@@ -551,6 +641,8 @@ impl VrrpMachine {
         self.advert_at = None;
         self.garp_at = None;
         self.preempt_until = None;
+        self.lower_heard = None;
+        self.holding = false;
         self.master_addr = None;
         self.wants_master = false;
         a.log.push(format!("{reason}: entering FAULT state"));
@@ -581,9 +673,21 @@ impl VrrpMachine {
             "effective priority {} -> {priority} (configured {})",
             self.priority, self.base_priority
         ));
+        let old_skew = self.skew_time();
         self.priority = priority;
-        if self.state == State::Master {
-            self.advertise(now, self.priority, &mut a);
+        match self.state {
+            State::Master => self.advertise(now, self.priority, &mut a),
+            // keepalived moves the running timer by the change of its
+            // Master_Down_Interval (the skew).
+            State::Backup => {
+                let new_skew = self.skew_time();
+                let (old_ns, new_ns) = (old_skew.as_nanos() as u64, new_skew.as_nanos() as u64);
+                self.down_at = self.down_at.map(|t| {
+                    let moved = (t.as_nanos() + new_ns).saturating_sub(old_ns);
+                    Timestamp::from_nanos(moved.max(now.as_nanos()))
+                });
+            }
+            State::Initialize | State::Fault => {}
         }
         a
     }
@@ -632,6 +736,8 @@ impl VrrpMachine {
         self.advert_at = None;
         self.garp_at = None;
         self.preempt_until = None;
+        self.lower_heard = None;
+        self.holding = false;
         a
     }
 
@@ -747,14 +853,29 @@ impl VrrpMachine {
         src: IpAddr,
         prio: u8,
         their_int: Duration,
-        _a: &mut Actions,
+        a: &mut Actions,
     ) {
         if prio == PRIO_STOP {
+            // The master is leaving: it will not answer a table request.
+            if self.holding {
+                self.holding = false;
+                a.log
+                    .push(format!("{src} is leaving: taking over without its table"));
+            }
+            self.lower_heard = None;
             self.down_at = Some(now + self.skew_time());
             return;
         }
         let delaying = !self.preempt_delay.is_zero() && self.preempt_until.is_none_or(|t| t > now);
         if !self.preempt || prio >= self.priority || delaying {
+            if self.holding {
+                self.holding = false;
+                a.log.push(format!(
+                    "preemption called off: {src} advertises priority {prio} (ours {})",
+                    self.priority
+                ));
+            }
+            self.lower_heard = None;
             self.wants_master = false;
             if self.version == Version::V3 {
                 self.master_adver_int = their_int;
@@ -771,7 +892,8 @@ impl VrrpMachine {
             }
         }
         // Else: a lower priority and we preempt. The advert is discarded and
-        // the master-down timer keeps running.
+        // the master-down timer keeps running; its sender is alive.
+        self.lower_heard = Some((now, src, prio));
     }
 
     fn master_rx(
@@ -816,6 +938,8 @@ impl VrrpMachine {
         a.steps.push(Action::Notify(NotifyState::Master));
         self.state = State::Master;
         self.wants_master = false;
+        self.holding = false;
+        self.lower_heard = None;
         self.stats.became_master += 1;
         self.down_at = None;
         self.preempt_until = None;
@@ -833,6 +957,8 @@ impl VrrpMachine {
         a.steps.push(Action::Notify(NotifyState::Backup));
         self.state = State::Backup;
         self.wants_master = false;
+        self.holding = false;
+        self.lower_heard = None;
         self.advert_at = None;
         self.garp_at = None;
         self.preempt_until = None;

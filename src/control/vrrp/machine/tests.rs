@@ -899,3 +899,158 @@ fn a_sync_group_member_only_wants_to_be_master_until_the_group_decides() {
     assert_eq!(m.state(), State::Backup);
     assert_eq!(m.stats().released_master, 1);
 }
+
+/// A machine for `i` with the sync hold (`group`: a sync-group member),
+/// started at 0.
+fn with_hold(i: &VrrpInstance, group: bool) -> VrrpMachine {
+    let mut m = machine(i);
+    m.set_in_group(group);
+    m.set_preempt_hold(true);
+    m.start(ms(0));
+    m
+}
+
+/// `m` hears a live master's priority-50 adverts at `times` (ms).
+fn lower_adverts(i: &VrrpInstance, m: &mut VrrpMachine, times: &[u64]) {
+    let (rx, b) = advert_from(i, PEER, 50);
+    for &t in times {
+        assert!(m.on_advert(ms(t), rx, &b).steps.is_empty());
+    }
+}
+
+/// A backup (priority 100) with the sync hold that discards a live
+/// master's priority-50 adverts at 0, 1, 2 and 3 s: its timer runs out at
+/// 3609.375 ms and it holds instead of taking over.
+fn holding_backup() -> (VrrpInstance, VrrpMachine) {
+    let i = inst(100);
+    let mut m = with_hold(&i, false);
+    lower_adverts(&i, &mut m, &[0, 1000, 2000, 3000]);
+    let a = m.on_timer(us(3_609_375));
+    assert!(a.steps.is_empty(), "{a:?}");
+    assert!(m.holding());
+    assert_eq!(m.state(), State::Backup);
+    assert!(
+        a.log[0].contains("preempting 198.18.0.3 (priority 50)"),
+        "{a:?}"
+    );
+    (i, m)
+}
+
+#[test]
+fn preempting_a_live_master_waits_for_the_sync_table() {
+    let (i, mut m) = holding_backup();
+    // The master goes on advertising: the hold goes on.
+    for t in [4000, 5000] {
+        lower_adverts(&i, &mut m, &[t]);
+        assert!(m.on_timer(ms(t + 999)).steps.is_empty());
+    }
+    // Until then: the master is dead only a Master_Down_Interval after
+    // its last advert.
+    assert_eq!(m.next_deadline(), Some(us(8_609_375)));
+    assert_eq!(steps(&m.table_ready(ms(5200))), become_master_steps(100));
+    assert!(!m.holding());
+    assert!(m.table_ready(ms(5300)).steps.is_empty());
+}
+
+#[test]
+fn a_dead_master_is_taken_over_at_once_with_the_hold() {
+    let i = inst(100);
+    let mut m = with_hold(&i, false);
+    // A higher-priority master, then silence; and a lower one's adverts
+    // that stopped long ago do not count either.
+    let (lo_rx, lo) = advert_from(&i, "198.18.0.4", 50);
+    m.on_advert(ms(0), lo_rx, &lo);
+    let (rx, b) = advert_from(&i, PEER, 150);
+    m.on_advert(ms(4000), rx, &b);
+    m.on_advert(ms(5000), rx, &b);
+    assert_eq!(steps(&m.on_timer(us(8_609_375))), become_master_steps(100));
+    assert!(!m.holding());
+    // Started from the lower one's adverts alone, after they stopped.
+    let mut m = with_hold(&i, false);
+    m.on_advert(ms(0), lo_rx, &lo);
+    assert!(m.on_timer(us(3_609_374)).steps.is_empty());
+    assert_eq!(steps(&m.on_timer(us(3_609_375))), become_master_steps(100));
+}
+
+#[test]
+fn a_master_that_stops_advertising_during_the_hold_is_taken_over() {
+    let (_, mut m) = holding_backup();
+    // Its last advert at 3 s: dead at 3 s + Master_Down_Interval.
+    assert_eq!(m.next_deadline(), Some(us(6_609_375)));
+    assert!(m.on_timer(us(6_609_374)).steps.is_empty());
+    let a = m.on_timer(us(6_609_375));
+    assert_eq!(steps(&a), become_master_steps(100));
+    assert!(a.log[0].contains("stopped advertising"), "{a:?}");
+}
+
+#[test]
+fn priority_zero_during_the_hold_takes_over_after_skew_time() {
+    let (i, mut m) = holding_backup();
+    let (rx0, b0) = advert_from(&i, PEER, 0);
+    let a = m.on_advert(ms(3700), rx0, &b0);
+    assert!(a.steps.is_empty());
+    assert!(!m.holding());
+    assert_eq!(m.next_deadline(), Some(us(4_309_375)));
+    assert_eq!(steps(&m.on_timer(us(4_309_375))), become_master_steps(100));
+}
+
+#[test]
+fn an_advert_we_must_accept_calls_the_hold_off() {
+    let (i, mut m) = holding_backup();
+    let (rx, b) = advert_from(&i, PEER, 120);
+    let a = m.on_advert(ms(3800), rx, &b);
+    assert!(a.steps.is_empty());
+    assert!(a.log[0].contains("called off"), "{a:?}");
+    assert!(!m.holding());
+    assert!(m.table_ready(ms(3900)).steps.is_empty());
+    assert_eq!(m.state(), State::Backup);
+    assert_eq!(m.next_deadline(), Some(us(7_409_375)));
+    // Into FAULT and back: no hold is left over.
+    let (_, mut m) = holding_backup();
+    m.fault(ms(3700), "interface down", false);
+    assert!(!m.holding());
+    assert!(m.table_ready(ms(3800)).steps.is_empty());
+}
+
+#[test]
+fn a_sync_group_member_holds_before_it_wants_to_be_master() {
+    let i = inst(100);
+    let mut m = with_hold(&i, true);
+    lower_adverts(&i, &mut m, &[0, 1000, 2000, 3000]);
+    assert!(m.on_timer(us(3_609_375)).steps.is_empty());
+    assert!(m.holding() && !m.wants_master());
+    assert!(m.table_ready(ms(3700)).steps.is_empty());
+    assert!(m.wants_master() && !m.holding());
+    // While the group decides, the timer only keeps it wanting.
+    lower_adverts(&i, &mut m, &[4000]);
+    let t = m.next_deadline().unwrap();
+    assert!(m.on_timer(t).steps.is_empty());
+    assert!(m.wants_master() && !m.holding());
+}
+
+#[test]
+fn a_priority_change_moves_the_backups_timer_by_the_skew() {
+    // keepalived's vrrp_set_effective_priority: a running master-down
+    // timer moves by the change of Master_Down_Interval.
+    let i = inst(90);
+    let mut m = machine(&i);
+    m.start(ms(0));
+    let (rx, b) = advert_from(&i, PEER, 100);
+    m.on_advert(ms(1000), rx, &b);
+    // (256 - 90) / 256 s = 648.4375 ms.
+    assert_eq!(
+        m.next_deadline(),
+        Some(Timestamp::from_nanos(4_648_437_500))
+    );
+    m.set_priority(ms(1500), 110);
+    // (256 - 110) / 256 s = 570.3125 ms: 78.125 ms earlier.
+    assert_eq!(
+        m.next_deadline(),
+        Some(Timestamp::from_nanos(4_570_312_500))
+    );
+    m.set_priority(ms(1600), 90);
+    assert_eq!(
+        m.next_deadline(),
+        Some(Timestamp::from_nanos(4_648_437_500))
+    );
+}
