@@ -184,6 +184,15 @@ pub fn run(
                 }
             }
             Verdict::Drop(_) => sum.drop += 1,
+            // One data plane keeps no reply stubs (only a multi-worker
+            // engine's sync makes them): no other worker to hand it to.
+            Verdict::HandOver(_) => {
+                dp.count_not_handed();
+                sum.pass += 1;
+                if let Some(p) = pass.as_deref_mut() {
+                    p.write(f.ts, &f.data)?;
+                }
+            }
             Verdict::Consumed => {
                 // Fragments kept for reassembly send nothing; a whole
                 // datagram or a fragmented packet leaves as extra frames.

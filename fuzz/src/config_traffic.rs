@@ -978,6 +978,12 @@ impl Run {
                 }
             }
             Verdict::Drop(_) => {}
+            // Handed over to the worker holding a synced conn: untouched.
+            Verdict::HandOver(_) => {
+                if out != input {
+                    fail("a frame handed over was changed".into());
+                }
+            }
             Verdict::Consumed => {
                 // Fragments kept, or a datagram / tunnel packet sent in
                 // fragments: each well formed, out of a NIC that exists.

@@ -108,6 +108,12 @@ pub enum Verdict {
     /// of [`Dataplane::extra`]): recycle the frame, then send the extra
     /// frames and [`Dataplane::clear_extra`].
     Consumed,
+    /// A reply of a synced FULLNAT conn another worker holds (this data
+    /// plane keeps a reply stub for it, its worker owning the local port):
+    /// hand the frame, untouched, over to the worker named, which
+    /// processes it.
+    /// Not counted here, not even in `rx`: that worker counts it.
+    HandOver(u32),
 }
 
 counter_enum! {
@@ -221,7 +227,8 @@ pub struct Counters {
     /// it completed. Not a drop.
     pub partial_csum: u64,
     /// Frames the data plane consumed ([`Verdict::Consumed`]); with them
-    /// `rx = tx + pass + drop + kernel + consumed`. What a consumed frame
+    /// `rx = tx + pass + drop + kernel + consumed` (a frame handed over,
+    /// [`Verdict::HandOver`], is not counted in `rx`). What a consumed frame
     /// leads to sending is counted in `frag_sent` and `frag_to_kernel`.
     pub consumed: u64,
     /// Datagrams reassembled from fragments to a virtual service.
@@ -672,23 +679,6 @@ impl Dataplane {
         self.conns.stub_synced(r, owner, &mut self.services, now)
     }
 
-    /// The worker to hand `frame` over to when it is a reply of a synced
-    /// FULLNAT conn another worker holds ([`ConnTable::reply_owner`]); one
-    /// flag test when this data plane has no stubs.
-    #[inline]
-    pub fn reply_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
-        if !self.conns.has_stubs() {
-            return None;
-        }
-        self.stub_owner(frame, now)
-    }
-
-    #[cold]
-    fn stub_owner(&mut self, frame: &[u8], now: Timestamp) -> Option<u32> {
-        let (proto, src, sport, dst, dport) = peek(frame)?;
-        self.conns.reply_owner(proto, src, sport, dst, dport, now)
-    }
-
     /// With `expire_nodest_conn` on, expires every connection whose real
     /// server is no longer available, as kernels since 5.9 do from a delayed
     /// work after a real server or service is deleted
@@ -880,8 +870,19 @@ impl Dataplane {
             Verdict::Kernel(r) => self.counters.count_kernel(r),
             Verdict::Drop(r) => self.counters.count_drop(r),
             Verdict::Consumed => self.counters.consumed += 1,
+            // Counted where it is processed.
+            Verdict::HandOver(_) => self.counters.rx -= 1,
         }
         v
+    }
+
+    /// A frame [`Verdict::HandOver`] named no worker to hand it to (this
+    /// one, or none that exists): the shell gives it to the kernel as for
+    /// [`Verdict::Pass`], and counts it so here.
+    #[cold]
+    pub fn count_not_handed(&mut self) {
+        self.counters.rx += 1;
+        self.counters.pass += 1;
     }
 
     /// First prefetch stage for a frame a few places ahead in the batch
@@ -1031,11 +1032,12 @@ impl Dataplane {
     ) -> Verdict {
         let ip_len = p.ip_len as u32;
         // Reply of a NAT/FULLNAT connection (a reply stub is another
-        // worker's conn, never translated here: the engine hands its
-        // replies over before).
-        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport)
-            && !crate::conn::is_stub(self.conns.route(id).1)
-        {
+        // worker's conn, never translated here: the engine hands the
+        // frame, untouched, over to that worker).
+        if let Some(id) = self.conns.lookup_out(proto, p.src, sport, p.dst, dport) {
+            if crate::conn::is_stub(self.conns.route(id).1) {
+                return Verdict::HandOver(self.conns.stub_reply(id, now));
+            }
             self.conns
                 .on_packet(id, Direction::Out, tcp, ip_len, now, &mut self.services);
             return self.xmit_out(frame, p, id);
@@ -1430,8 +1432,10 @@ impl Dataplane {
                     }
                     // The director's own (a port no service has, a real
                     // server's packet of no connection): the kernel gets
-                    // it as it came, in fragments it reassembles.
-                    Verdict::Pass | Verdict::Kernel(_) => {
+                    // it as it came, in fragments it reassembles. So does
+                    // a reply of another worker's synced conn (a stub
+                    // here), as before: wholes go by their steering only.
+                    Verdict::Pass | Verdict::Kernel(_) | Verdict::HandOver(_) => {
                         let data = fb.data();
                         let n = self.extra.len();
                         match fragout::fragment(

@@ -557,3 +557,72 @@ fn a_synced_conn_for_an_unknown_server_is_forwarded_once_the_server_is_added() {
     assert_eq!(c.daddr, ip("198.18.2.12"));
     assert_eq!(b.counters.kernel(KernelReason::NoConn), 0);
 }
+
+/// The reply of a synced FULLNAT conn another worker holds meets its stub
+/// in the data plane's own reply lookup: the verdict names that worker,
+/// the frame is untouched (a partial checksum not completed: the owner
+/// does it) and not counted, and the stub is re-armed as a conn is. The
+/// conn's own table still translates the reply (as NAT does its own).
+#[test]
+fn a_reply_matching_a_stub_is_handed_over_to_its_owner_which_translates_it() {
+    let mut m = dp(FwdMethod::FullNat);
+    m.set_sync_mode(true, false);
+    let (syn, ack) = (tcp4(40001, true, false), tcp4(40001, false, true));
+    let (v, sent) = verdict(&mut m, &syn, 1);
+    assert_eq!(v, Verdict::Tx(0));
+    verdict(&mut m, &ack, 1);
+    verdict(&mut m, &ack, 1);
+    let recs: Vec<SyncRecord> = m.drain_sync().collect();
+    assert_eq!(recs.len(), 1);
+    // What the server answers to: the master's local address and port.
+    let p = wire::parse(&sent).unwrap().unwrap();
+    let (lport, rport) = ports(&p);
+    let reply = partial(frame(
+        Proto::Tcp,
+        (p.dst, rport),
+        (p.src, lport),
+        false,
+        true,
+    ));
+
+    // The backup worker owning the local port keeps a stub naming worker 3.
+    let mut b = dp(FwdMethod::FullNat);
+    b.set_sync_mode(false, true);
+    assert!(b.stub_synced(&recs[0], 3, Timestamp::from_secs(2)));
+    let before = b.counters.clone();
+    let (v, out) = verdict(&mut b, &reply, 800);
+    assert_eq!(v, Verdict::HandOver(3));
+    assert_eq!(out, reply, "handed over untouched");
+    assert_eq!(b.counters, before, "counted by the worker processing it");
+    // Re-armed at 800: still there after its first timeout ran out.
+    let timeout = u64::from(recs[0].timeout);
+    assert!(timeout > 800, "the record carries its timeout");
+    let later = 2 + timeout + 10;
+    b.tick(Timestamp::from_secs(later));
+    assert_eq!(verdict(&mut b, &reply, later).0, Verdict::HandOver(3));
+    // Without replies it expires: the frame is the stack's again.
+    let gone = later + timeout + 10;
+    b.tick(Timestamp::from_secs(gone));
+    assert!(!matches!(
+        verdict(&mut b, &reply, gone).0,
+        Verdict::HandOver(_)
+    ));
+
+    // The conn's table (the owner) translates the same frame.
+    let (v, out) = verdict(&mut m, &reply, 800);
+    assert_eq!(v, Verdict::Tx(0));
+    let h = valid(&out, "FULLNAT reply");
+    assert_eq!((h.src, h.dst), (vip(false), client(false)));
+    assert_eq!(ports(&h), (80, 40001));
+
+    // A NAT conn's reply too.
+    let mut n = dp(FwdMethod::Masq);
+    let (_, sent) = verdict(&mut n, &syn, 1);
+    let p = wire::parse(&sent).unwrap().unwrap();
+    let (cport, rport) = ports(&p);
+    let reply = frame(Proto::Tcp, (p.dst, rport), (p.src, cport), true, true);
+    let (v, out) = verdict(&mut n, &reply, 1);
+    assert_eq!(v, Verdict::Tx(0));
+    let h = valid(&out, "NAT reply");
+    assert_eq!((h.src, h.dst), (vip(false), client(false)));
+}

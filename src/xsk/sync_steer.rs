@@ -8,7 +8,7 @@
 //! port the *master's* worker chose, whose slice may be another worker's
 //! here. So such a record first goes to that port's worker, which keeps a
 //! reply stub naming the client's worker (`ConnTable::stub_synced`) and
-//! hands the replies over to it (`Dataplane::reply_owner`), then on to the
+//! hands the replies over to it (`Verdict::HandOver`), then on to the
 //! client's worker, which applies it. The receiver thread starts a FULLNAT
 //! record at its port's worker ([`first_worker`]), every other at worker 0;
 //! [`next_hop`] is each worker's step, and never sends a record back.
@@ -78,10 +78,16 @@ mod tests {
     }
 
     fn run(dp: &mut Dataplane, f: &[u8]) -> Verdict {
+        run_out(dp, f).0
+    }
+
+    /// [`run`], with the frame as it left.
+    fn run_out(dp: &mut Dataplane, f: &[u8]) -> (Verdict, Vec<u8>) {
         let mut buf = vec![0u8; 256 + f.len()];
         buf[256..].copy_from_slice(f);
         let mut fb = FrameBuf::new(&mut buf, 256, f.len());
-        dp.process(&mut fb, Timestamp::from_secs(1))
+        let v = dp.process(&mut fb, Timestamp::from_secs(1));
+        (v, fb.data().to_vec())
     }
 
     /// A backup engine of two workers, one FULLNAT service.
@@ -170,17 +176,17 @@ mod tests {
             ));
             // The reply, steered by its local port.
             let reply = tcp(RS, 8080, LADDR, lport);
-            let now = Timestamp::from_secs(1);
-            let handled_by = match dps[steered].reply_owner(&reply, now) {
-                Some(o) => {
-                    crossed += 1;
-                    assert_ne!(o as usize, steered);
-                    o as usize
-                }
-                None => steered,
-            };
-            assert_eq!(handled_by, owner, "conn {i}");
-            assert!(matches!(run(&mut dps[handled_by], &reply), Verdict::Tx(_)));
+            let (v, out) = run_out(&mut dps[steered], &reply);
+            if let Verdict::HandOver(o) = v {
+                crossed += 1;
+                assert_ne!(o as usize, steered);
+                assert_eq!(o as usize, owner, "conn {i}");
+                assert_eq!(out, reply, "handed over untouched");
+                assert!(matches!(run(&mut dps[owner], &out), Verdict::Tx(_)));
+            } else {
+                assert_eq!(steered, owner, "conn {i}");
+                assert!(matches!(v, Verdict::Tx(_)));
+            }
             // A message again (an update) keeps one stub, one conn.
             deliver(&mut dps, &map, &r);
         }

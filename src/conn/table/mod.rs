@@ -77,9 +77,6 @@ pub struct ConnTable {
     /// A backup created an entry without its real server (`sync::UNBOUND`)
     /// that may still be unbound.
     maybe_unbound: bool,
-    /// Reply stubs of FULLNAT conns synced into another worker may exist
-    /// (`sync::STUB`).
-    has_stubs: bool,
 }
 
 impl fmt::Debug for ConnTable {

@@ -67,7 +67,6 @@ impl ConnTable {
             sync_state: Default::default(),
             learn_macs: false,
             maybe_unbound: false,
-            has_stubs: false,
         }
     }
 

@@ -536,9 +536,10 @@ impl ConnTable {
     /// the port in its own worker. This table then keeps a reply stub: an
     /// entry filed by the reply tuple only, with no server (no counters,
     /// not listed, never synced), so that
-    /// - [`ConnTable::reply_owner`] names `owner` for the replies, which
-    ///   the engine hands over to it (a mesh hand-over, as for any frame
-    ///   another worker owns), and
+    /// - the data plane's reply lookup finds it and names `owner`
+    ///   ([`ConnTable::stub_reply`]), and the engine hands the reply over
+    ///   to it (a mesh hand-over, as for any frame another worker owns),
+    ///   and
     /// - this table's own FULLNAT port choice never takes that tuple.
     ///
     /// The stub lives as long as the message's timeout and is re-armed by
@@ -593,7 +594,6 @@ impl ConnTable {
                     control: NO_LINK,
                     n_control: 0,
                 };
-                self.has_stubs = true;
                 self.insert_entry(&c, services)
             }
         };
@@ -611,33 +611,16 @@ impl ConnTable {
         true
     }
 
-    /// Whether this table may hold reply stubs (then the engine asks
-    /// [`ConnTable::reply_owner`] about frames it is to process).
-    #[inline(always)]
-    pub fn has_stubs(&self) -> bool {
-        self.has_stubs
-    }
-
-    /// The worker owning the synced FULLNAT conn whose reply this is
-    /// (`src:sport -> dst:dport` matching a reply stub), which re-arms the
-    /// stub as a reply re-arms a conn; `None` for anything else.
-    pub fn reply_owner(
-        &mut self,
-        proto: crate::service::Protocol,
-        src: std::net::IpAddr,
-        sport: u16,
-        dst: std::net::IpAddr,
-        dport: u16,
-        now: Timestamp,
-    ) -> Option<u32> {
-        let id = self.lookup_out(proto, src, sport, dst, dport)?;
-        let r = self.slab[id.0 as usize].dest;
-        if !is_stub(r) {
-            return None;
-        }
+    /// A reply of the synced FULLNAT conn another worker holds, found by
+    /// [`ConnTable::lookup_out`] as reply stub `id`: re-arms the stub as a
+    /// reply re-arms a conn and names that worker (the hand-over's
+    /// target). Call only for an `id` whose route [`is_stub`].
+    pub fn stub_reply(&mut self, id: ConnId, now: Timestamp) -> u32 {
+        let i = id.0 as usize;
+        debug_assert!(is_stub(self.slab[i].dest));
         self.observe(now);
-        self.rearm(id.0 as usize, now, true);
-        Some(r.dest)
+        self.rearm(i, now, true);
+        self.slab[i].dest.dest
     }
 
     /// Whether conns synced from a master may still lack the client's MAC

@@ -448,20 +448,9 @@ impl Worker {
         // The buffer starts at the packet, with the rest of the chunk as
         // tailroom: growing at the front shifts the packet (FrameBuf).
         let mut fb = FrameBuf::new(f.buf(), 0, len);
-        if let Some(mesh) = &self.mesh
-            && let Some(o) = if from_rx {
-                mesh.elsewhere(&self.steer, self.me, fb.data())
-            } else {
-                None
-            }
-            // A reply of a synced FULLNAT conn another worker holds (one
-            // flag test without sync).
-            .or_else(|| {
-                self.dp
-                    .reply_owner(fb.data(), now)
-                    .map(|o| o as usize)
-                    .filter(|&o| o != self.me && o < mesh.n)
-            })
+        if from_rx
+            && let Some(mesh) = &self.mesh
+            && let Some(o) = mesh.elsewhere(&self.steer, self.me, fb.data())
         {
             self.handed.give(mesh, self.me, o, (nic, false), fb.data());
             self.free.push(d);
@@ -495,6 +484,22 @@ impl Worker {
                 }
                 self.send_extra();
             }
+            // A reply of a synced FULLNAT conn another worker holds: the
+            // data plane found its stub here, the frame is untouched.
+            Verdict::HandOver(o) => match &self.mesh {
+                Some(mesh) if o as usize != self.me && (o as usize) < mesh.n => {
+                    self.handed
+                        .give(mesh, self.me, o as usize, (nic, false), fb.data());
+                    self.free.push(d);
+                }
+                _ => {
+                    self.dp.count_not_handed();
+                    if let Some(k) = &mut self.kport {
+                        k.give(fb.data_mut());
+                    }
+                    self.free.push(d);
+                }
+            },
         }
     }
 
