@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// reference points of the raw forwarder and lvsfwd DR.
     #[arg(long)]
     pub profile: bool,
+    /// How many times the full run measures the raw forwarder and lvsfwd
+    /// DR at each flow count (1, 100, 10k, 1M), round after round; the
+    /// ratio table gives the median of the rounds' ratios. Quick runs
+    /// measure once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub rounds: u32,
     /// Length of each point's measured window (default 3000, --quick 1000).
     #[arg(long)]
     pub window_ms: Option<u64>,
@@ -86,6 +92,8 @@ struct Spec {
     /// the second.
     nics: u32,
     rate: Rate,
+    /// Repetition of the shape (0: the first).
+    round: u32,
 }
 
 impl Spec {
@@ -99,6 +107,7 @@ impl Spec {
             queues: 1,
             nics: 1,
             rate: Rate::Max,
+            round: 0,
         }
     }
     /// The real servers of the point's services (behind the NIC frames
@@ -129,7 +138,7 @@ fn dut_key(d: Dut) -> &'static str {
     }
 }
 
-fn plan(quick: bool, only: &[String]) -> Vec<Spec> {
+fn plan(quick: bool, rounds: u32, only: &[String]) -> Vec<Spec> {
     let mut v = Vec::new();
     let main = [Dut::Raw, Dut::LvsfwdDr, Dut::NftDnat];
     if quick {
@@ -141,12 +150,22 @@ fn plan(quick: bool, only: &[String]) -> Vec<Spec> {
         // points measured a few seconds apart. (DUT by DUT, a machine whose
         // speed drifts over the run, as a VM under sustained load does,
         // shows up as a difference between DUTs.)
-        for flows in FULL_FLOWS {
-            for d in main {
-                v.push(Spec {
-                    flows,
-                    ..Spec::reference(d, Group::Flows)
-                });
+        // The budget's shapes, in rounds: every round measures every flow
+        // count (raw, lvsfwd DR, and nftables in the first only), so the
+        // rounds of one shape are spread over the group's minutes and a
+        // passing disturbance of the machine hits one round, not all.
+        for round in 0..rounds.max(1) {
+            for flows in FULL_FLOWS {
+                for d in main {
+                    if round > 0 && d == Dut::NftDnat {
+                        continue;
+                    }
+                    v.push(Spec {
+                        flows,
+                        round,
+                        ..Spec::reference(d, Group::Flows)
+                    });
+                }
             }
         }
         for size in FULL_SIZES {
@@ -652,6 +671,7 @@ impl Orchestrator {
             machine_cpu_ns: ns(cpu.1.machine.saturating_sub(cpu.0.machine)),
             note,
             result,
+            round: spec.round,
         };
         eprintln!(
             "lvsperf:   offered {:.3} Mpps, forwarded {:.3} Mpps, loss {:.2}%, p50 {:.1} us, p99 {:.1} us",
@@ -911,7 +931,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let template_path = args.out.join("README.in.md");
     let template = std::fs::read_to_string(&template_path)
         .with_context(|| format!("reading {}", template_path.display()))?;
-    let specs = plan(args.quick, &args.only);
+    let specs = plan(args.quick, args.rounds, &args.only);
     anyhow::ensure!(
         !specs.is_empty(),
         "nothing to measure (--only {:?})",
@@ -948,17 +968,22 @@ pub fn run(args: RunArgs) -> Result<()> {
         let rate = match spec.rate {
             Rate::Max => 0,
             Rate::HalfPeak => {
-                let peak = points
-                    .iter()
-                    .find(|p| {
-                        p.dut == spec.dut
-                            && p.rate_pps == 0
-                            && p.flows == spec.flows
-                            && p.size == spec.size
-                            && p.mix == spec.mix.label()
-                            && p.queues == spec.queues
-                    })
-                    .map(|p| p.result.forwarded_pps());
+                // The median of the reference shape's rounds.
+                let peak = report::median(
+                    points
+                        .iter()
+                        .filter(|p| {
+                            p.dut == spec.dut
+                                && p.rate_pps == 0
+                                && p.flows == spec.flows
+                                && p.size == spec.size
+                                && p.mix == spec.mix.label()
+                                && p.queues == spec.queues
+                                && p.nics == spec.nics
+                        })
+                        .map(|p| p.result.forwarded_pps())
+                        .collect(),
+                );
                 match peak {
                     Some(p) if p > 0.0 => (p / 2.0) as u64,
                     _ => {
@@ -1002,7 +1027,7 @@ mod tests {
 
     #[test]
     fn the_full_plan_covers_every_question_and_quick_is_small() {
-        let full = plan(false, &[]);
+        let full = plan(false, 1, &[]);
         let count = |g: Group| full.iter().filter(|s| s.group == g).count();
         assert_eq!(count(Group::Flows), 12);
         assert_eq!(count(Group::Size), 6);
@@ -1028,9 +1053,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             main_duts().map(|d| (d, FULL_FLOWS[0])).to_vec()
         );
-        let quick = plan(true, &[]);
+        let quick = plan(true, 3, &[]);
         assert_eq!(quick.len(), 9);
-        let only = plan(false, &["dr".into()]);
+        // Rounds repeat raw and lvsfwd DR at each flow count, round after
+        // round; nftables once.
+        let three = plan(false, 3, &[]);
+        let flows: Vec<(Dut, u32, u32)> = three
+            .iter()
+            .filter(|s| s.group == Group::Flows)
+            .map(|s| (s.dut, s.flows, s.round))
+            .collect();
+        assert_eq!(flows.len(), 12 + 2 * 8);
+        assert_eq!(flows[12], (Dut::Raw, FULL_FLOWS[0], 1));
+        assert_eq!(flows[13], (Dut::LvsfwdDr, FULL_FLOWS[0], 1));
+        assert_eq!(flows[27], (Dut::LvsfwdDr, FULL_FLOWS[3], 2));
+        assert!(
+            three
+                .iter()
+                .filter(|s| s.dut == Dut::NftDnat)
+                .all(|s| s.round == 0)
+        );
+        assert_eq!(three.len(), full.len() + 16);
+        let only = plan(false, 1, &["dr".into()]);
         assert!(only.iter().all(|s| s.dut == Dut::LvsfwdDr));
         assert_eq!(only.len(), 4 + 2 + 3 + 1 + 1 + 1);
     }

@@ -97,6 +97,10 @@ pub struct Point {
     pub machine_cpu_ns: f64,
     /// Anything the DUT reported (drop counters), for the record.
     pub note: String,
+    /// Which repetition of its shape (0: the first; `lvsperf run
+    /// --rounds`). The ratio tables pair points of the same round.
+    #[serde(default)]
+    pub round: u32,
 }
 
 fn one() -> u32 {
@@ -164,6 +168,98 @@ fn flows_label(n: u32) -> String {
 
 /// The results as Markdown: one throughput table per group, lvsfwd against
 /// the raw forwarder, and the latency table.
+/// The DUT's label, with the round for a repeated point.
+fn dut_round(p: &Point) -> String {
+    if p.round == 0 {
+        p.dut.label().to_string()
+    } else {
+        format!("{} (round {})", p.dut.label(), p.round + 1)
+    }
+}
+
+/// (lvsfwd point, raw point of the same shape and round) pairs, grouped by
+/// shape in the order the shapes were measured.
+fn by_round(
+    run: &Run,
+    lvsfwd: impl Fn(&Point) -> bool,
+    raw: impl Fn(&Point) -> bool,
+) -> Vec<Vec<(&Point, &Point)>> {
+    let mut groups: Vec<Vec<(&Point, &Point)>> = Vec::new();
+    for p in run.points.iter().filter(|p| lvsfwd(p)) {
+        let Some(r) = run
+            .points
+            .iter()
+            .find(|r| r.dut == Dut::Raw && raw(r) && r.round == p.round && p.same_shape(r))
+        else {
+            continue;
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g[0].0.dut == p.dut && g[0].0.same_shape(p))
+        {
+            Some(g) => g.push((p, r)),
+            None => groups.push(vec![(p, r)]),
+        }
+    }
+    groups
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// One shape's (lvsfwd, raw) rounds, as medians.
+struct Medians {
+    raw_pps: f64,
+    pps: f64,
+    /// Median of the rounds' lvsfwd/raw rate ratios, in percent.
+    ratio: f64,
+    raw_cpu: Option<f64>,
+    cpu: Option<f64>,
+    /// Median of the rounds' CPU-time ratios (raw/lvsfwd), in percent.
+    by_cpu: Option<f64>,
+    /// Each round's rate ratio, in round order.
+    each: String,
+}
+
+impl Medians {
+    fn of(pairs: &[(&Point, &Point)]) -> Medians {
+        let rate = |p: &Point| p.result.forwarded_pps();
+        let ratio = |(p, r): &(&Point, &Point)| {
+            let b = rate(r);
+            if b > 0.0 { rate(p) / b * 100.0 } else { 0.0 }
+        };
+        let by_cpu = |(p, r): &(&Point, &Point)| match (p.dut_cpu_ns, r.dut_cpu_ns) {
+            (Some(l), Some(r)) if l > 0.0 => Some(r / l * 100.0),
+            _ => None,
+        };
+        let ratios: Vec<f64> = pairs.iter().map(ratio).collect();
+        Medians {
+            raw_pps: median(pairs.iter().map(|(_, r)| rate(r)).collect()).unwrap_or(0.0),
+            pps: median(pairs.iter().map(|(p, _)| rate(p)).collect()).unwrap_or(0.0),
+            ratio: median(ratios.clone()).unwrap_or(0.0),
+            raw_cpu: median(pairs.iter().filter_map(|(_, r)| r.dut_cpu_ns).collect()),
+            cpu: median(pairs.iter().filter_map(|(p, _)| p.dut_cpu_ns).collect()),
+            by_cpu: median(pairs.iter().filter_map(by_cpu).collect()),
+            each: ratios
+                .iter()
+                .map(|r| format!("{r:.1}%"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
 pub fn render(run: &Run) -> String {
     let mut s = String::new();
     let f = &run.facts;
@@ -208,7 +304,7 @@ pub fn render(run: &Run) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2}% | {} | {} | {} | {} | {:.0} |",
-                p.dut.label(),
+                dut_round(p),
                 flows_label(p.flows),
                 p.size,
                 p.mix,
@@ -226,17 +322,11 @@ pub fn render(run: &Run) -> String {
         }
     }
 
-    let ratios: Vec<(&Point, &Point)> = run
-        .points
-        .iter()
-        .filter(|p| p.dut == Dut::LvsfwdDr && !matches!(p.group, Group::Latency | Group::Nics))
-        .filter_map(|p| {
-            run.points
-                .iter()
-                .find(|r| r.dut == Dut::Raw && r.group != Group::Latency && p.same_shape(r))
-                .map(|r| (p, r))
-        })
-        .collect();
+    let ratios = by_round(
+        run,
+        |p| p.dut == Dut::LvsfwdDr && !matches!(p.group, Group::Latency | Group::Nics),
+        |r| r.group != Group::Latency,
+    );
     if !ratios.is_empty() {
         let _ = writeln!(
             s,
@@ -246,33 +336,32 @@ pub fn render(run: &Run) -> String {
             s,
             "Forwarded rates, and the same comparison by the DUT process's CPU time per \
              forwarded frame (what one dedicated core would sustain; robust to other load on \
-             the machine, which the rates are not).\n"
+             the machine, which the rates are not). A shape measured in several rounds \
+             (`--rounds`) pairs each round's lvsfwd point with the raw point of the same \
+             round; the row gives the medians and the last column each round's ratio.\n"
         );
         let _ = writeln!(
             s,
-            "| flows | size | mix | queues | raw Mpps | lvsfwd Mpps | lvsfwd / raw | raw CPU ns/pkt | lvsfwd CPU ns/pkt | by CPU: lvsfwd / raw |"
+            "| flows | size | mix | queues | raw Mpps | lvsfwd Mpps | lvsfwd / raw | raw CPU ns/pkt | lvsfwd CPU ns/pkt | by CPU: lvsfwd / raw | each round |"
         );
-        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-        for (p, r) in ratios {
-            let (a, b) = (p.result.forwarded_pps(), r.result.forwarded_pps());
-            let ratio = if b > 0.0 { a / b * 100.0 } else { 0.0 };
-            let by_cpu = match (p.dut_cpu_ns, r.dut_cpu_ns) {
-                (Some(l), Some(r)) if l > 0.0 => format!("{:.1}%", r / l * 100.0),
-                _ => "-".into(),
-            };
+        let _ = writeln!(s, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        for pairs in ratios {
+            let m = Medians::of(&pairs);
+            let p = pairs[0].0;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
                 flows_label(p.flows),
                 p.size,
                 p.mix,
                 p.queues,
-                mpps(b),
-                mpps(a),
-                ratio,
-                opt_ns(r.dut_cpu_ns),
-                opt_ns(p.dut_cpu_ns),
-                by_cpu
+                mpps(m.raw_pps),
+                mpps(m.pps),
+                m.ratio,
+                opt_ns(m.raw_cpu),
+                opt_ns(m.cpu),
+                m.by_cpu.map_or("-".into(), |r| format!("{r:.1}%")),
+                m.each
             );
         }
     }
@@ -284,7 +373,12 @@ pub fn render(run: &Run) -> String {
         .filter_map(|p| {
             run.points
                 .iter()
-                .find(|r| r.dut == Dut::Raw && r.group == Group::Nics && p.same_shape(r))
+                .find(|r| {
+                    r.dut == Dut::Raw
+                        && r.group == Group::Nics
+                        && r.round == p.round
+                        && p.same_shape(r)
+                })
                 .map(|r| (p, r))
         })
         .collect();
@@ -454,7 +548,7 @@ fn series(run: &Run, pick: impl Fn(&Point) -> Option<(f64, f64)>) -> Series {
             let mut v: Vec<(f64, f64)> = run
                 .points
                 .iter()
-                .filter(|p| p.dut == d)
+                .filter(|p| p.dut == d && p.round == 0)
                 .filter_map(&pick)
                 .collect();
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -665,6 +759,7 @@ mod tests {
             },
             machine_cpu_ns: 1999.6,
             note: String::new(),
+            round: 0,
         }
     }
 
@@ -719,7 +814,9 @@ mod tests {
         ));
         // The ratio pairs lvsfwd with the raw point of the same shape only.
         assert!(
-            lines.contains(&"| 10k | 64 | tcp | 1 | 1.000 | 0.950 | 95.0% | 650 | 812 | 80.0% |"),
+            lines.contains(
+                &"| 10k | 64 | tcp | 1 | 1.000 | 0.950 | 95.0% | 650 | 812 | 80.0% | 95.0% |"
+            ),
             "{md}"
         );
         // Two-NIC points pair with the two-NIC raw forwarder only.
@@ -745,6 +842,43 @@ mod tests {
         assert!(lines.contains(
             &"| lvsfwd DR | 10k | 64 | 1.000 | 50.00% | 2.0 | 8.0 | 9.0 | 12.3 | 30.0 | 90.0 |"
         ));
+    }
+
+    #[test]
+    fn rounds_pair_within_a_round_and_report_medians() {
+        let mut r = run();
+        // Rounds 2 and 3 of the 10k shape: raw 2.0 then 1.0 Mpps, lvsfwd
+        // 1.0 then 1.0 (ratios 50% and 100%; round 1's is 95%).
+        for (round, raw, dr) in [(1, 4_000_000, 2_000_000), (2, 2_000_000, 2_000_000)] {
+            for (dut, rx) in [(Dut::Raw, raw), (Dut::LvsfwdDr, dr)] {
+                r.points.push(Point {
+                    round,
+                    ..point(dut, Group::Flows, 10_000, rx, 0)
+                });
+            }
+        }
+        let md = render(&r);
+        let lines: Vec<&str> = md.lines().collect();
+        // One row for the shape: medians of the rates (raw 1.0, 1.0, 2.0;
+        // lvsfwd 0.95, 1.0, 1.0), of the ratios, and each round's ratio.
+        let rows: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("| 10k | 64 | tcp | 1 |"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                &"| 10k | 64 | tcp | 1 | 1.000 | 1.000 | 95.0% | 650 | 812 | 80.0% | 95.0%, 50.0%, 100.0% |"
+            ],
+            "{md}"
+        );
+        // Every point is listed, the repeated ones with their round.
+        assert!(lines.contains(
+            &"| lvsfwd DR (round 3) | 10k | 64 | tcp | 1 | 1.000 | 1.000 | 0.51 | 0.00% | 7 | 8.0 | 12.3 | 812 | 2000 |"
+        ));
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 
     #[test]
