@@ -493,27 +493,7 @@ fn serve_page(rig: &Rig, n: usize, body: &str, tls: bool) {
     );
     h.wait_tcp_listen(HEALTH_PORT, Duration::from_secs(10));
     if tls {
-        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-        run(
-            &[
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=www.example",
-                "-days",
-                "1",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                cert.to_str().unwrap(),
-            ],
-            CMD_TIMEOUT,
-        )
-        .expect_ok();
+        let (cert, key) = rig.self_signed_cert();
         let code = format!(
             "import http.server, ssl, functools\n\
              h = functools.partial(http.server.SimpleHTTPRequestHandler, directory={dir:?})\n\

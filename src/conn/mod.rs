@@ -16,7 +16,7 @@
 //!    [`ConnTable::on_packet`]; [`InDecision::Schedule`] -> look up the
 //!    service and call [`ConnTable::schedule`] (which also accounts for the
 //!    packet); [`InDecision::DropNoDest`] -> drop. The data plane takes
-//!    both steps in one, [`ConnTable::packet_in`], which also hands back
+//!    both steps in one, [`ConnTable::packet_in_hashed`], which also hands back
 //!    the forwarding method and the server's next hop ([`InPacket`]): one
 //!    lookup of the conn and of its server, no decode of the entry (the
 //!    rest a rewrite needs: [`ConnTable::server`],
@@ -46,7 +46,7 @@
 //!   `ip_vs_conn_expire` leaves `cp->timeout` at 60 s.
 //! - A [`ConnId`] is valid until the entry is freed: by [`ConnTable::expire`],
 //!   by eviction inside [`ConnTable::schedule`], or by a reschedule in
-//!   [`ConnTable::check_in`] / [`ConnTable::packet_in`]. Callers must not keep ids across those.
+//!   [`ConnTable::check_in`] / [`ConnTable::packet_in_hashed`]. Callers must not keep ids across those.
 //!
 //! Capacity policy (SYN-flood protection): when the slab is full, `schedule`
 //! reclaims before refusing. It walks the timer wheel from now onwards (the

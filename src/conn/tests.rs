@@ -1482,7 +1482,7 @@ fn a_flood_colliding_under_the_fixed_seed_is_flat_under_another() {
     }
 }
 
-/// The data plane's one-pass [`ConnTable::packet_in`] does what
+/// The data plane's one-pass [`ConnTable::packet_in_hashed`] does what
 /// `resolve_in` then `on_packet` do: same decision, same conn (state,
 /// timer, packets), same counters and stats, and hands back the conn's
 /// method and its server's next hop.

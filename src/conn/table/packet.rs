@@ -15,7 +15,7 @@ use crate::dest::{Egress, FwdMethod};
 use crate::service::{DestRef, Protocol, Service, ServiceTable, Stats};
 use crate::time::Timestamp;
 
-/// [`ConnTable::packet_in`]'s answer: [`InDecision`] with what sending the
+/// [`ConnTable::packet_in_hashed`]'s answer: [`InDecision`] with what sending the
 /// packet takes, read from the entry as the checks went (no decode, no
 /// second lookup of the conn or its server).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -182,7 +182,7 @@ impl ConnTable {
     }
 
     /// [`ConnTable::lookup_in`] followed by [`ConnTable::check_in`]: the
-    /// two-step form of [`ConnTable::packet_in`]'s decision, which the
+    /// two-step form of [`ConnTable::packet_in_hashed`]'s decision, which the
     /// tests hold it to.
     #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
@@ -271,11 +271,10 @@ impl ConnTable {
         }
     }
 
-    /// The lookup, [`ConnTable::check_in`] and, for a conn to forward on,
-    /// [`ConnTable::on_packet`] (`Direction::In`) with one lookup: the
-    /// per-packet path of an established flow.
+    /// [`ConnTable::packet_in_hashed`] hashing the tuple itself: for tests,
+    /// which have no hash at hand (the data plane always has one).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
-    #[inline]
     pub fn packet_in(
         &mut self,
         proto: Protocol,
@@ -294,10 +293,13 @@ impl ConnTable {
         )
     }
 
-    /// [`ConnTable::packet_in`] with the lookup's hash computed ahead by the
-    /// caller ([`ConnTable::in_hash`] of the same tuple): the data plane
-    /// hashes a frame's tuple before it validates the frame, so the
-    /// lookup's chain of dependent operations overlaps the validation.
+    /// The lookup, [`ConnTable::check_in`] and, for a conn to forward on,
+    /// [`ConnTable::on_packet`] (`Direction::In`) with one lookup: the
+    /// per-packet path of an established flow. `hash` is the lookup's hash
+    /// computed ahead by the caller ([`ConnTable::in_hash`] of the same
+    /// tuple): the data plane hashes a frame's tuple before it validates
+    /// the frame, so the lookup's chain of dependent operations overlaps
+    /// the validation.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn packet_in_hashed(
@@ -336,7 +338,8 @@ impl ConnTable {
         }
     }
 
-    /// The hash [`ConnTable::packet_in`] looks this client side up under.
+    /// The hash [`ConnTable::packet_in_hashed`] looks this client side up
+    /// under.
     #[inline(always)]
     pub fn in_hash(
         &self,

@@ -640,9 +640,7 @@ impl VrrpMachine {
         self.down_at = None;
         self.advert_at = None;
         self.garp_at = None;
-        self.preempt_until = None;
-        self.lower_heard = None;
-        self.holding = false;
+        self.forget_preemption();
         self.master_addr = None;
         self.wants_master = false;
         a.log.push(format!("{reason}: entering FAULT state"));
@@ -735,9 +733,7 @@ impl VrrpMachine {
         self.down_at = None;
         self.advert_at = None;
         self.garp_at = None;
-        self.preempt_until = None;
-        self.lower_heard = None;
-        self.holding = false;
+        self.forget_preemption();
         a
     }
 
@@ -938,11 +934,9 @@ impl VrrpMachine {
         a.steps.push(Action::Notify(NotifyState::Master));
         self.state = State::Master;
         self.wants_master = false;
-        self.holding = false;
-        self.lower_heard = None;
+        self.forget_preemption();
         self.stats.became_master += 1;
         self.down_at = None;
-        self.preempt_until = None;
         self.master_addr = Some(self.primary);
         self.master_priority = self.priority;
         self.garp_at = Some(now + GARP_MASTER_DELAY);
@@ -953,15 +947,22 @@ impl VrrpMachine {
         ));
     }
 
+    /// A Backup's preemption state (preempt_delay's window, the live
+    /// master heard, the hold), which no other state keeps: dropped at
+    /// every state change.
+    fn forget_preemption(&mut self) {
+        self.preempt_until = None;
+        self.lower_heard = None;
+        self.holding = false;
+    }
+
     fn enter_backup(&mut self, now: Timestamp, a: &mut Actions) {
         a.steps.push(Action::Notify(NotifyState::Backup));
         self.state = State::Backup;
         self.wants_master = false;
-        self.holding = false;
-        self.lower_heard = None;
+        self.forget_preemption();
         self.advert_at = None;
         self.garp_at = None;
-        self.preempt_until = None;
         if self.master_addr.is_none() {
             self.master_adver_int = self.adver_int;
         }
