@@ -52,6 +52,8 @@ pub mod dest;
 pub mod forward;
 #[allow(unsafe_code)]
 pub mod hint;
+#[allow(unsafe_code)]
+pub mod hugemem;
 pub mod replay;
 pub mod sched;
 pub mod service;

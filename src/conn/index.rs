@@ -44,8 +44,14 @@ impl Index {
     pub(crate) fn with_capacity(entries: usize) -> Index {
         let n = (entries + entries / 8 + 1).max(4);
         Index {
-            slots: vec![0u64; n].into_boxed_slice(),
+            slots: crate::hugemem::boxed_slice(n, |_| 0u64),
         }
+    }
+
+    /// The slots' middle byte (for tests of their memory).
+    #[cfg(test)]
+    pub(crate) fn middle(&self) -> *const u8 {
+        crate::hugemem::tests::middle(&self.slots)
     }
 
     /// Bytes used by the slots.

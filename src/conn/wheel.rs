@@ -79,11 +79,18 @@ pub(crate) struct Wheel {
 impl Wheel {
     /// A wheel for entries `0..n`.
     pub(crate) fn new(n: u32) -> Wheel {
-        let mut links = vec![UNLINKED; n as usize + LISTS].into_boxed_slice();
-        for l in 0..LISTS {
-            let s = n + l as u32;
-            links[s as usize] = Link { next: s, prev: s };
-        }
+        // Entries unlinked, then each list's sentinel, empty (its own
+        // neighbour).
+        let links = crate::hugemem::boxed_slice(n as usize + LISTS, |i| {
+            if i < n as usize {
+                UNLINKED
+            } else {
+                Link {
+                    next: i as u32,
+                    prev: i as u32,
+                }
+            }
+        });
         Wheel {
             links,
             n,
@@ -91,6 +98,12 @@ impl Wheel {
             l0_bits: [0; 4],
             hi_bits: [0; HI_LEVELS],
         }
+    }
+
+    /// The links' middle byte (for tests of their memory).
+    #[cfg(test)]
+    pub(crate) fn middle(&self) -> *const u8 {
+        crate::hugemem::tests::middle(&self.links)
     }
 
     /// Bytes used by the links (entries and sentinels).

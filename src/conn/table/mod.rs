@@ -350,4 +350,23 @@ mod tests {
             assert_eq!(addr_word(a), (word(&r), v6), "{a}");
         }
     }
+
+    /// A million conns' slab, indexes and timer links are marked for huge
+    /// pages (`hugemem`): the kernel says each may take them.
+    #[test]
+    fn a_large_tables_memory_may_take_huge_pages() {
+        use crate::hugemem::tests::{middle, thp_eligible, thp_mode};
+        let t = ConnTable::new(1 << 20, Timeouts::default());
+        let parts = [
+            ("slab", middle(&t.slab)),
+            ("in_idx", t.in_idx.middle()),
+            ("out_idx", t.out_idx.middle()),
+            ("wheel", t.wheel.middle()),
+        ];
+        if thp_mode().contains("[madvise]") || thp_mode().contains("[always]") {
+            for (name, p) in parts {
+                assert!(thp_eligible(p), "{name} not eligible for huge pages");
+            }
+        }
+    }
 }

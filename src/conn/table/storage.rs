@@ -44,10 +44,12 @@ impl ConnTable {
     /// reads no randomness itself).
     pub fn with_seed(capacity: usize, timeouts: Timeouts, seed: u64) -> ConnTable {
         let cap = capacity.min(MAX_CAPACITY);
-        let mut slab = vec![Entry::EMPTY; cap].into_boxed_slice();
-        for (i, c) in slab.iter_mut().enumerate() {
-            c.control = if i + 1 < cap { i as u32 + 1 } else { NO_LINK };
-        }
+        // The free list runs through the slab in order.
+        let slab = crate::hugemem::boxed_slice(cap, |i| {
+            let mut e = Entry::EMPTY;
+            e.control = if i + 1 < cap { i as u32 + 1 } else { NO_LINK };
+            e
+        });
         ConnTable {
             slab,
             wheel: Wheel::new(cap as u32),

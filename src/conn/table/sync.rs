@@ -119,7 +119,7 @@ impl ConnTable {
                 let n = self.slab.len();
                 let m = &mut self.sync_state;
                 if m.meta.len() != n {
-                    m.meta = vec![SyncMeta::default(); n].into_boxed_slice();
+                    m.meta = crate::hugemem::boxed_slice(n, |_| SyncMeta::default());
                     m.outbox = Vec::with_capacity(SYNC_OUTBOX);
                 }
                 m.sysctls = self.sysctls.sync;

@@ -24,10 +24,6 @@ use crate::xsk::kport::KernelQueue;
 use crate::xsk::shared::{SYNC_BACKUP, SYNC_MASTER, Shared, WorkerCounters};
 use crate::xsk::steer::SteerMap;
 
-/// How far ahead in a batch the connection index slots of a frame are
-/// prefetched, and its connection entry (see `round`).
-const SLOTS_AHEAD: usize = 2;
-const ENTRY_AHEAD: usize = 1;
 /// Longest sleep of an idle worker: bounds how late timers run and how
 /// long `stop` waits.
 const IDLE_POLL_MS: i32 = 50;
@@ -391,27 +387,10 @@ impl Worker {
             return 0;
         };
         let got = p.xsk.receive(&mut self.rx);
-        // Software pipelining over the batch (crate::hint): every frame's
-        // headers first, then, while frame i is processed, the connection
-        // entry of frame i+1 and the index slots of frame i+2, so their
-        // cache misses overlap instead of following one another.
-        for d in &self.rx[..got] {
-            self.umem.prefetch(d);
-        }
-        for i in 0..got {
-            if let Some(d) = self.rx[..got].get(i + SLOTS_AHEAD)
-                && let Some(f) = self.peek(d)
-            {
-                self.dp.prefetch_slots(f);
-            }
-            if let Some(d) = self.rx[..got].get(i + ENTRY_AHEAD)
-                && let Some(f) = self.peek(d)
-            {
-                self.dp.prefetch_entry(f);
-            }
-            let d = self.rx[i];
-            self.frame(d, nic, true, now);
-        }
+        // Software pipelining over the batch (crate::hint::pipeline): while
+        // a frame is processed, the headers, connection index slots and
+        // connection entry of frames further on are prefetched.
+        crate::hint::pipeline(&mut RxBatch { w: self, nic, now }, got);
         got
     }
 
@@ -707,5 +686,40 @@ fn flush_port(p: &mut NicPort, free: &mut Vec<FrameDesc>, tx_ring_full: &mut u64
 fn wakeup_error(xsk: &Xsk, r: std::io::Result<()>) {
     if let Err(e) = r {
         log::warn!("queue {}: waking the kernel failed: {e}", xsk.queue());
+    }
+}
+
+/// A received batch (the worker's `rx`, from NIC `nic`) as
+/// [`crate::hint::pipeline`] runs it.
+struct RxBatch<'a> {
+    w: &'a mut Worker,
+    nic: NicId,
+    now: Timestamp,
+}
+
+impl crate::hint::Batch for RxBatch<'_> {
+    #[inline(always)]
+    fn fetch_item(&self, i: usize) {
+        self.w.umem.prefetch(&self.w.rx[i]);
+    }
+
+    #[inline(always)]
+    fn fetch_slots(&self, i: usize) {
+        if let Some(f) = self.w.peek(&self.w.rx[i]) {
+            self.w.dp.prefetch_slots(f);
+        }
+    }
+
+    #[inline(always)]
+    fn fetch_entry(&self, i: usize) {
+        if let Some(f) = self.w.peek(&self.w.rx[i]) {
+            self.w.dp.prefetch_entry(f);
+        }
+    }
+
+    #[inline(always)]
+    fn process(&mut self, i: usize) {
+        let d = self.w.rx[i];
+        self.w.frame(d, self.nic, true, self.now);
     }
 }
