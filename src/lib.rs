@@ -8,8 +8,9 @@
 //! in it reads a clock, opens a socket or starts a thread (time comes in as
 //! [`time::Timestamp`]), and nothing in it imports the shell.
 //!
-//! - [`time`]: the data plane's clock value. [`hint`]: prefetch hints (one
-//!   of the two places with `unsafe`). [`counter`]: the macro behind every
+//! - [`time`]: the data plane's clock value. [`hint`]: prefetch hints and
+//!   the batch pipeline; [`hugemem`]: large tables marked for huge pages
+//!   (with the shell, the places with `unsafe`). [`counter`]: the macro behind every
 //!   counter enum (parse errors, drop reasons, VRRP rejects, admin options).
 //! - [`wire`]: frame layouts, one file per protocol with its `field` byte
 //!   ranges (smoltcp-style), the one-pass `Copy` summary [`wire::Headers`],
