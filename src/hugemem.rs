@@ -21,6 +21,21 @@
 const MIN_BYTES: usize = 4 << 20;
 const PAGE: usize = 4096;
 
+const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+/// The kernel's transparent huge page mode (`always`, `madvise` or
+/// `never`); `None` where it has no such setting.
+pub fn thp_mode() -> Option<String> {
+    selected(&std::fs::read_to_string(THP_ENABLED).ok()?)
+}
+
+/// The bracketed word of a sysfs choice list (`always [madvise] never`).
+fn selected(list: &str) -> Option<String> {
+    let (_, rest) = list.split_once('[')?;
+    let (word, _) = rest.split_once(']')?;
+    Some(word.to_string())
+}
+
 /// `n` values made by `fill(i)`, in an allocation marked for huge pages
 /// when it is large.
 pub fn boxed_slice<T>(n: usize, fill: impl FnMut(usize) -> T) -> Box<[T]> {
@@ -95,18 +110,25 @@ pub(crate) mod tests {
             .wrapping_add(std::mem::size_of_val(s) / 2)
     }
 
-    pub(crate) fn thp_mode() -> String {
-        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default()
+    #[test]
+    fn reads_the_selected_mode() {
+        assert_eq!(
+            selected("always [madvise] never\n").as_deref(),
+            Some("madvise")
+        );
+        assert_eq!(
+            selected("[always] madvise never").as_deref(),
+            Some("always")
+        );
+        assert_eq!(selected("always madvise [never]").as_deref(), Some("never"));
+        assert_eq!(selected("garbled"), None);
     }
 
     #[test]
     fn a_large_table_may_take_huge_pages() {
         let big = boxed_slice(MIN_BYTES * 4 / 8, |i| i as u64);
-        let mode = thp_mode();
-        if mode.contains("[madvise]") {
+        if matches!(thp_mode().as_deref(), Some("madvise" | "always")) {
             assert!(thp_eligible(middle(&big)), "advice not taken");
-        } else if mode.contains("[always]") {
-            assert!(thp_eligible(middle(&big)));
         }
     }
 
@@ -116,8 +138,7 @@ pub(crate) mod tests {
         assert!(!advise_huge(v.as_ptr(), MIN_BYTES - 1));
         // The kernel accepts the advice in `always` and `madvise` modes;
         // in `never` it returns EINVAL.
-        let mode = thp_mode();
-        if mode.contains("[madvise]") || mode.contains("[always]") {
+        if matches!(thp_mode().as_deref(), Some("madvise" | "always")) {
             assert!(advise_huge(v.as_ptr(), v.len()));
         }
     }
