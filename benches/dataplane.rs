@@ -257,7 +257,7 @@ fn new_connection(c: &mut Criterion) {
 fn new_connection_fwmark(c: &mut Criterion) {
     let mut g = c.benchmark_group("new_connection_fwmark");
     g.throughput(Throughput::Elements(1));
-    let mut text = String::from("[global]\ninterface = \"bench\"\nconn_max = {conn_max}\n");
+    let mut text = String::from("[global]\ninterface = \"bench\"\nconn_max = 262144\n");
     for m in 1..=8 {
         let rule = if m == 8 {
             "TCP 198.18.0.250:80".to_string()

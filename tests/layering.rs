@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     // The core.
     ("time", 0),
     ("hint", 0),
+    ("hugemem", 0),
     ("counter", 0),
     ("wire", 1),
     ("dest", 2),
