@@ -127,21 +127,17 @@ mod tests {
                 };
                 let (h, s, e, p) = (at('h'), at('s'), at('e'), at('p'));
                 assert!(h < s && s < e && e < p, "n {n} item {i}: {h} {s} {e} {p}");
-                // Ahead: item i's entry is fetched before item i-1 (if any)
-                // is processed, once the pipeline runs.
-                if i >= ENTRY_AHEAD {
-                    let before = log
-                        .iter()
-                        .position(|&x| x == ('p', i - ENTRY_AHEAD))
-                        .unwrap();
-                    assert!(e < before, "n {n} item {i}: entry not ahead");
-                }
-                if i >= SLOTS_AHEAD {
-                    let before = log
-                        .iter()
-                        .position(|&x| x == ('p', i - SLOTS_AHEAD))
-                        .unwrap();
-                    assert!(s < before, "n {n} item {i}: slots not ahead");
+                // Ahead: each stage of item i runs before the item its
+                // distance back is processed (for items past the prologue).
+                for (stage, at_i, ahead) in [
+                    ("item", h, ITEM_AHEAD),
+                    ("slots", s, SLOTS_AHEAD),
+                    ("entry", e, ENTRY_AHEAD),
+                ] {
+                    if let Some(back) = i.checked_sub(ahead) {
+                        let processed = log.iter().position(|&x| x == ('p', back)).unwrap();
+                        assert!(at_i < processed, "n {n} item {i}: {stage} not ahead");
+                    }
                 }
             }
             assert_eq!(log.len(), 4 * n);
