@@ -254,15 +254,8 @@ pub fn run(source: Source) -> Result<()> {
         Ok(_) => log::info!("the workers take every core: the control plane shares them"),
         Err(e) => log::warn!("keeping the control plane off the workers' cores: {e}"),
     }
-    // The connection tables asked for huge pages (`hugemem`); say whether
-    // the kernel gives them.
-    match crate::hugemem::thp_mode().as_deref() {
-        Some("never") => log::warn!(
-            "transparent huge pages are off (/sys/kernel/mm/transparent_hugepage/enabled): \
-             the connection tables run on 4 KiB pages, slower with millions of connections"
-        ),
-        Some(m) => log::info!("connection tables on transparent huge pages (mode {m})"),
-        None => {}
+    if let Some((level, note)) = engine::huge_pages_note() {
+        log::log!(level, "{note}");
     }
     let admin = match AdminSocket::bind(&cfg.global.admin_socket) {
         Ok(a) => a,

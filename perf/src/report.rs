@@ -166,8 +166,6 @@ fn flows_label(n: u32) -> String {
     }
 }
 
-/// The results as Markdown: one throughput table per group, lvsfwd against
-/// the raw forwarder, and the latency table.
 /// The DUT's label, with the round for a repeated point.
 fn dut_round(p: &Point) -> String {
     if p.round == 0 {
@@ -260,6 +258,8 @@ impl Medians {
     }
 }
 
+/// The results as Markdown: one throughput table per group, lvsfwd against
+/// the raw forwarder, and the latency table.
 pub fn render(run: &Run) -> String {
     let mut s = String::new();
     let f = &run.facts;

@@ -351,20 +351,21 @@ mod tests {
         }
     }
 
-    /// A million conns' slab, indexes and timer links are marked for huge
-    /// pages (`hugemem`): the kernel says each may take them.
+    /// A million conns' slab, indexes, timer links and sync state are
+    /// marked for huge pages (`hugemem`): the kernel says each may take them.
     #[test]
     fn a_large_tables_memory_may_take_huge_pages() {
-        use crate::hugemem::tests::{middle, thp_eligible};
-        use crate::hugemem::thp_mode;
-        let t = ConnTable::new(1 << 20, Timeouts::default());
+        use crate::hugemem::tests::{middle, thp_eligible, thp_on};
+        let mut t = ConnTable::new(1 << 20, Timeouts::default());
+        t.set_sync_master(true);
         let parts = [
             ("slab", middle(&t.slab)),
             ("in_idx", t.in_idx.middle()),
             ("out_idx", t.out_idx.middle()),
             ("wheel", t.wheel.middle()),
+            ("sync meta", middle(&t.sync_state.meta)),
         ];
-        if matches!(thp_mode().as_deref(), Some("madvise" | "always")) {
+        if thp_on() {
             for (name, p) in parts {
                 assert!(thp_eligible(p), "{name} not eligible for huge pages");
             }

@@ -131,5 +131,36 @@ pub fn monotonic_now() -> Timestamp {
     Timestamp::from_nanos((ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64)
 }
 
+/// Where Linux says whether transparent huge pages are on.
+const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+/// What to log at start about the pages of the workers' connection tables,
+/// which ask for huge pages (`crate::hugemem`): whether the kernel gives
+/// them. `None` where it has no such setting.
+pub fn huge_pages_note() -> Option<(log::Level, String)> {
+    thp_note(&std::fs::read_to_string(THP_ENABLED).ok()?)
+}
+
+/// [`huge_pages_note`] for the setting's text (`always [madvise] never`:
+/// the bracketed word is the mode).
+fn thp_note(enabled: &str) -> Option<(log::Level, String)> {
+    let (_, rest) = enabled.split_once('[')?;
+    let (mode, _) = rest.split_once(']')?;
+    Some(if mode == "never" {
+        (
+            log::Level::Warn,
+            format!(
+                "transparent huge pages are off ({THP_ENABLED}): the connection tables run \
+                 on 4 KiB pages, slower with millions of connections"
+            ),
+        )
+    } else {
+        (
+            log::Level::Info,
+            format!("connection tables on transparent huge pages (mode {mode})"),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -310,3 +310,16 @@ fn the_control_plane_leaves_the_workers_cores_when_others_exist() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn the_start_says_whether_the_tables_get_huge_pages() {
+    let (level, note) = super::thp_note("always [madvise] never\n").unwrap();
+    assert_eq!(level, log::Level::Info);
+    assert!(note.contains("mode madvise"), "{note}");
+    let (level, _) = super::thp_note("[always] madvise never").unwrap();
+    assert_eq!(level, log::Level::Info);
+    let (level, note) = super::thp_note("always madvise [never]").unwrap();
+    assert_eq!(level, log::Level::Warn);
+    assert!(note.contains("4 KiB pages"), "{note}");
+    assert_eq!(super::thp_note("garbled"), None);
+}
